@@ -1,0 +1,61 @@
+# FlowerHub: every target installs what it needs on a fresh machine.
+#   make demo   - the main job (starts a local Kafka, runs the fleet scenario, audits it)
+#   make test   - the whole test suite, integration tests on a real broker included
+#   make check  - exactly what CI runs: ruff, mypy (strict), then make test
+#   make bench  - benchmarks; figures printed as ratios and written to bench-results.json
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+KAFKA_LIB := .cache/kafka/lib
+KAFKA_STAMP := $(KAFKA_LIB)/.fetched
+POM := flowerhub/broker/pom.xml
+
+.PHONY: demo test check lint types bench install java kafka clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+# Java 17 and Maven from Debian when the machine lacks them; mbpoll and kcat are the real
+# Modbus and Kafka peers some tests talk to.
+java:
+	@if ! command -v java >/dev/null || ! command -v mvn >/dev/null || ! command -v mbpoll >/dev/null || ! command -v kcat >/dev/null; then \
+	  echo "installing Java, Maven, mbpoll and kcat from Debian"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless maven mbpoll kcat >/dev/null; \
+	fi
+
+kafka: $(KAFKA_STAMP)
+
+# Apache Kafka's own jars (kafka_2.13 and its runtime dependencies) from Maven Central.
+$(KAFKA_STAMP): $(POM) | java
+	@mkdir -p $(KAFKA_LIB)
+	mvn -q -B -f $(POM) dependency:copy-dependencies -DoutputDirectory=$(abspath $(KAFKA_LIB)) -DincludeScope=runtime
+	@touch $(KAFKA_STAMP)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: install
+	$(BIN)/mypy
+
+test: install kafka
+	$(BIN)/python -m pytest
+
+check: lint types test
+
+demo: install kafka
+	$(BIN)/flowerhub demo
+
+bench: install kafka
+	$(BIN)/python -m bench
+
+clean:
+	-$(BIN)/flowerhub broker stop
+	rm -rf .cache/kafka/run

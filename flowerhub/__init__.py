@@ -1,0 +1,1 @@
+"""FlowerHub: the `flowerhub` command line and the project's local Kafka launcher."""
