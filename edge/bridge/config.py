@@ -1,0 +1,155 @@
+"""Site config: which sites this bridge process owns and their limits, as one YAML file.
+
+```yaml
+bridge_id: home-0001
+telemetry_interval_s: 1.0
+state_dir: /var/lib/flowerhub/bridge
+outbox: {dir: /var/lib/flowerhub/outbox, max_bytes: 67108864, max_events: 200000}
+sites:
+  - site_id: se-0001
+    oem: huawei
+    host: 192.168.1.20
+    port: 502
+    unit_id: 1
+    rated_power_kw: 10
+    battery: {max_charge_kw: 5, max_discharge_kw: 5, capacity_kwh: 10}
+    soc_reserve_min_pct: 10
+    soc_reserve_max_pct: 95
+    safe_mode: SELF_CONSUMPTION
+```
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(Exception):
+    """The bridge config file is missing or invalid; names the file and the field."""
+
+    def __init__(self, file: str, message: str) -> None:
+        self.file = file
+        self.message = message
+        super().__init__(f"{file}: {message}")
+
+
+class SafeMode(enum.StrEnum):
+    """What a site falls back to when no valid command is in force."""
+
+    SELF_CONSUMPTION = "SELF_CONSUMPTION"
+    STANDBY = "STANDBY"
+
+
+_Kw = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+_Pct = Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BatteryLimits(_Strict):
+    """Battery limits from the installation (kW >= 0; the BMS may report lower ones live)."""
+
+    max_charge_kw: _Kw
+    max_discharge_kw: _Kw
+    capacity_kwh: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] | None = None
+
+
+class SiteConfig(_Strict):
+    """One inverter + battery this process owns."""
+
+    site_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+    oem: Annotated[str, Field(min_length=1)]
+    model: str | None = None
+    host: Annotated[str, Field(min_length=1)]
+    port: Annotated[int, Field(ge=1, le=65535)] = 502
+    unit_id: Annotated[int, Field(ge=0, le=255)] = 1
+    rated_power_kw: Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+    battery: BatteryLimits
+    soc_reserve_min_pct: _Pct = 10.0
+    soc_reserve_max_pct: _Pct = 95.0
+    safe_mode: SafeMode = SafeMode.SELF_CONSUMPTION
+
+    @model_validator(mode="after")
+    def _reserve_order(self) -> SiteConfig:
+        if self.soc_reserve_min_pct >= self.soc_reserve_max_pct:
+            raise ValueError(
+                f"soc_reserve_min_pct ({self.soc_reserve_min_pct}) must be below "
+                f"soc_reserve_max_pct ({self.soc_reserve_max_pct})"
+            )
+        return self
+
+
+class OutboxConfig(_Strict):
+    """Where outgoing events wait while Kafka is unreachable, and how much may wait."""
+
+    dir: Path
+    max_bytes: Annotated[int, Field(ge=4096)] = 64 * 1024 * 1024
+    max_events: Annotated[int, Field(ge=10)] = 200_000
+    # Records that are never dropped (command results, faults) may use this much beyond it.
+    critical_max_bytes: Annotated[int, Field(ge=4096)] = 16 * 1024 * 1024
+    segment_bytes: Annotated[int, Field(ge=1024)] = 4 * 1024 * 1024
+    fsync_interval_s: Annotated[float, Field(ge=0.0)] = 1.0
+
+
+class BridgeConfig(_Strict):
+    """One bridge process: its sites, timing and local state."""
+
+    bridge_id: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")]
+    sites: Annotated[list[SiteConfig], Field(min_length=1)]
+    telemetry_interval_s: Annotated[float, Field(gt=0.0, le=3600.0)] = 1.0
+    status_interval_s: Annotated[float, Field(gt=0.0)] = 30.0
+    state_dir: Path
+    outbox: OutboxConfig
+    idempotency_retention_s: Annotated[float, Field(gt=0.0)] = 7 * 24 * 3600.0
+    kafka_bootstrap: str | None = None
+
+    @model_validator(mode="after")
+    def _unique_sites(self) -> BridgeConfig:
+        seen: set[str] = set()
+        for site in self.sites:
+            if site.site_id in seen:
+                raise ValueError(f"site_id {site.site_id!r} appears twice")
+            seen.add(site.site_id)
+        return self
+
+    def site(self, site_id: str) -> SiteConfig | None:
+        """The owned site with this id, or None when this process does not own it."""
+        for site in self.sites:
+            if site.site_id == site_id:
+                return site
+        return None
+
+    @property
+    def site_ids(self) -> frozenset[str]:
+        return frozenset(s.site_id for s in self.sites)
+
+
+def parse_config(data: object, file: str = "<config>") -> BridgeConfig:
+    """Validate already-parsed YAML/JSON data; raise ConfigError naming the field."""
+    try:
+        return BridgeConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "<root>"
+        raise ConfigError(file, f"{where}: {first['msg']} ({exc.error_count()} error(s))") from exc
+
+
+def load_config(path: Path | str) -> BridgeConfig:
+    """Read and validate a bridge config YAML file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(p), f"cannot read: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(p), f"not valid YAML: {exc}") from exc
+    return parse_config(data, str(p))
