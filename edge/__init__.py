@@ -1,0 +1,1 @@
+"""Edge: the hardware abstraction layer (HAL), register maps and simulated inverters."""

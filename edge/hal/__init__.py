@@ -1,0 +1,1 @@
+"""HAL: canonical points, register-map model, codecs, capability protocols, transport."""

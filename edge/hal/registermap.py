@@ -1,0 +1,320 @@
+"""The register-map file model: ONE pydantic model validates every `edge/maps/<oem>.yaml`.
+
+A bad map (overlapping points, out-of-range address, unknown type or unit, a sequence writing a
+non-writable point, ...) fails at load with a `MapError` naming the file and the point. The
+JSON schema for editors is generated from this model (`flowerhub edge maps schema`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edge.hal.codecs import RAW_RANGE, TYPE_SENTINELS, RegType, WordOrder, register_count
+from edge.hal.errors import MapError
+from edge.hal.points import CANONICAL_UNITS, CanonicalPoint, FaultSource, Mode, Severity
+
+MAPS_DIR = Path(__file__).resolve().parent.parent / "maps"
+
+Unit = Literal[
+    "", "W", "kW", "Wh", "kWh", "%", "permille", "Hz", "V", "A", "Ah", "degC", "min", "s",
+    "var", "VA", "kOhm",
+]  # fmt: skip
+
+# Factor from a map unit to the canonical unit of the same dimension.
+UNIT_TO_CANONICAL: dict[str, tuple[str, float]] = {
+    "W": ("kW", 0.001),
+    "kW": ("kW", 1.0),
+    "Wh": ("kWh", 0.001),
+    "kWh": ("kWh", 1.0),
+    "%": ("%", 1.0),
+    "permille": ("", 0.001),
+    "Hz": ("Hz", 1.0),
+    "V": ("V", 1.0),
+    "A": ("A", 1.0),
+    "Ah": ("Ah", 1.0),
+    "": ("", 1.0),
+}
+
+# Variables a control step may take its value from (computed by the planner from the command).
+STEP_VARIABLES = ("power_w", "power_kw", "power_permille", "duration_min", "heartbeat_s")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelInfo(_Strict):
+    name: str
+    code: int | None = Field(default=None, description="Device type code, if the model is a code")
+    rated_power_kw: float | None = None
+
+
+class Header(_Strict):
+    oem: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    title: str
+    models: list[ModelInfo] = Field(min_length=1)
+    model_prefixes: list[str] = Field(
+        default_factory=list, description="Accepted model-string prefixes (string model points)"
+    )
+    manuals: list[str] = Field(min_length=1, description="Manual / source references")
+    firmware_tested: list[str] = Field(default_factory=list)
+    decisions: list[str] = Field(
+        default_factory=list, description="Choices made where sources disagree, with reasons"
+    )
+    word_order: WordOrder = "high_first"
+
+
+class Connection(_Strict):
+    ports: list[int] = Field(min_length=1)
+    unit_ids: list[int] = Field(min_length=1)
+    connect_settle_s: float = Field(ge=0)
+    request_gap_s: float = Field(ge=0)
+    write_gap_s: float = Field(ge=0)
+    timeout_s: float = Field(gt=0)
+    max_registers_per_read: int = Field(ge=1, le=125)
+    max_read_gap: int = Field(default=8, ge=0, description="Unwanted registers a block may span")
+    heartbeat_period_s: float | None = Field(default=None, gt=0)
+
+
+class Point(_Strict):
+    address: int = Field(ge=0, le=0xFFFF, description="Wire (PDU) address")
+    table: Literal["holding", "input"] = "holding"
+    type: RegType
+    length: int | None = Field(default=None, ge=1, le=125, description="Registers, str only")
+    word_order: WordOrder | None = None
+    scale: float = 1.0
+    unit: Unit = ""
+    access: Literal["r", "rw", "w"] = "r"
+    min: float | None = None
+    max: float | None = None
+    invalid_value: int | Literal["type_default", "none"] = "type_default"
+    values: dict[int, str] = Field(default_factory=dict, description="Enumeration labels")
+    doc: str = ""
+
+    @property
+    def count(self) -> int:
+        return register_count(self.type, self.length)
+
+    @property
+    def sentinel(self) -> int | None:
+        if self.invalid_value == "none" or self.type == "str":
+            return None
+        if self.invalid_value == "type_default":
+            return TYPE_SENTINELS[self.type]
+        return self.invalid_value
+
+    @property
+    def writable(self) -> bool:
+        return self.access in ("rw", "w")
+
+
+class Term(_Strict):
+    point: str
+    sign: Literal[1, -1] = 1
+    magnitude: bool = Field(default=False, description="Use |value| (direction from `times`)")
+
+
+class Source(_Strict):
+    """Canonical value = factor * sum(sign * canonical(point)) [* canonical(times)]."""
+
+    terms: list[Term] = Field(min_length=1)
+    times: str | None = None
+    factor: float = 1.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "point" in data:
+            data = dict(data)
+            term = {k: data.pop(k) for k in ("point", "sign", "magnitude") if k in data}
+            data["terms"] = [term]
+        return data
+
+
+class ModeRule(_Strict):
+    point: str
+    values: dict[int, Mode]
+
+
+class Identification(_Strict):
+    model: str
+    serial: str
+    firmware: str
+    rated_power: str | None = None
+
+
+class Step(_Strict):
+    """One write: `point` + `value` (FC06/FC16) or `points` + `values` (one FC16 block)."""
+
+    fc: Literal[6, 16]
+    point: str | None = None
+    value: float | str | None = None
+    points: list[str] | None = None
+    values: list[float | str] | None = None
+    delay_after_s: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _shape(self) -> Step:
+        single = self.point is not None and self.value is not None
+        multi = self.points is not None and self.values is not None
+        if single == multi:
+            raise ValueError("a step has either point+value or points+values")
+        if multi and len(self.points or []) != len(self.values or []):
+            raise ValueError("points and values differ in length")
+        for v in [self.value] if single else list(self.values or []):
+            if isinstance(v, str) and v not in STEP_VARIABLES:
+                raise ValueError(f"unknown value variable {v!r}; use one of {STEP_VARIABLES}")
+        return self
+
+    def targets(self) -> list[tuple[str, float | str]]:
+        if self.point is not None and self.value is not None:
+            return [(self.point, self.value)]
+        return list(zip(self.points or [], self.values or [], strict=True))
+
+
+class SetPower(_Strict):
+    charge: list[Step] = Field(min_length=1)
+    discharge: list[Step] = Field(min_length=1)
+    idle: list[Step] = Field(min_length=1)
+    power_point: str = Field(description="Point whose min/max bounds |power| (W)")
+    default_duration_min: int = Field(default=0, ge=0)
+
+
+class DirectionRule(_Strict):
+    point: str
+    values: dict[int, Literal[-1, 0, 1]]
+
+
+class Readback(_Strict):
+    direction: DirectionRule
+    charge_power: Source
+    discharge_power: Source
+
+
+class Control(_Strict):
+    set_power: SetPower
+    stop: list[Step] = Field(min_length=1)
+    safe_mode: list[Step] = Field(min_length=1)
+    heartbeat: list[Step] = Field(default_factory=list)
+    readback: Readback
+
+
+class FaultBit(_Strict):
+    code: str = Field(pattern=r"^[a-z0-9_.]+$")
+    name: str
+    severity: Severity
+    source: FaultSource | None = None
+
+
+class FaultTable(_Strict):
+    point: str
+    source: FaultSource
+    bits: dict[int, FaultBit]
+
+
+class Variant(_Strict):
+    description: str
+    firmware_prefixes: list[str] = Field(default_factory=list)
+    points: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    connection: dict[str, Any] = Field(default_factory=dict)
+
+
+class RegisterMap(_Strict):
+    header: Header
+    connection: Connection
+    points: dict[str, Point]
+    identification: Identification
+    telemetry: dict[CanonicalPoint, Source]
+    mode: list[ModeRule] = Field(min_length=1)
+    control: Control
+    faults: list[FaultTable] = Field(default_factory=list)
+    variants: dict[str, Variant] = Field(default_factory=dict)
+    file: str = Field(default="<memory>", exclude=True)
+
+    @property
+    def oem(self) -> str:
+        return self.header.oem
+
+    def word_order(self, point: Point) -> WordOrder:
+        return point.word_order or self.header.word_order
+
+    def point(self, name: str) -> Point:
+        try:
+            return self.points[name]
+        except KeyError:
+            raise MapError(self.file, name, "no such point") from None
+
+    def with_variant(self, name: str) -> RegisterMap:
+        """Apply a firmware-variant overlay (point patches, connection patches)."""
+        if name not in self.variants:
+            raise MapError(self.file, None, f"no variant {name!r}")
+        variant = self.variants[name]
+        data = self.model_dump(mode="json")
+        for pname, patch in variant.points.items():
+            if pname not in data["points"]:
+                raise MapError(self.file, pname, f"variant {name!r} patches an unknown point")
+            data["points"][pname] = {**data["points"][pname], **patch}
+        data["connection"] = {**data["connection"], **variant.connection}
+        return parse_map(data, f"{self.file}#{name}")
+
+    def variant_for_firmware(self, firmware: str) -> str | None:
+        for name, variant in self.variants.items():
+            if any(firmware.startswith(p) for p in variant.firmware_prefixes):
+                return name
+        return None
+
+
+def parse_map(data: Any, file: str) -> RegisterMap:
+    """Validate a parsed YAML document; raise MapError naming the file and point."""
+    try:
+        rmap = RegisterMap.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = [str(p) for p in err["loc"]]
+        point = loc[1] if len(loc) > 1 and loc[0] == "points" else None
+        where = ".".join(loc)
+        raise MapError(file, point, f"{where}: {err['msg']}") from None
+    rmap = rmap.model_copy(update={"file": file})
+    from edge.hal.mapcheck import check_map
+
+    check_map(rmap)
+    return rmap
+
+
+def load_map(path: str | Path) -> RegisterMap:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise MapError(str(path), None, f"cannot read: {exc}") from None
+    return parse_map(data, str(path))
+
+
+def map_files() -> list[Path]:
+    return sorted(MAPS_DIR.glob("*.yaml"))
+
+
+def load_all() -> dict[str, RegisterMap]:
+    maps = [load_map(p) for p in map_files()]
+    return {m.oem: m for m in maps}
+
+
+def type_bounds(point: Point) -> tuple[float, float]:
+    """Engineering range representable by the point's type and scale."""
+    lo, hi = RAW_RANGE[point.type]
+    a, b = lo * point.scale, hi * point.scale
+    return (min(a, b), max(a, b))
+
+
+def canonical_unit_ok(point: Point, canonical: CanonicalPoint) -> bool:
+    target = CANONICAL_UNITS[canonical]
+    conv = UNIT_TO_CANONICAL.get(point.unit)
+    return conv is not None and conv[0] == target
+
+
+def json_schema() -> dict[str, Any]:
+    return RegisterMap.model_json_schema()

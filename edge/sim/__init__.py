@@ -1,0 +1,1 @@
+"""Simulated inverters built from the same register maps as the HAL."""
