@@ -1,0 +1,220 @@
+"""Fleet aggregation: SiteTelemetry -> FleetState over 1 s and 10 s tumbling windows.
+
+Aggregator contract (quix-streams style): ``initialize() -> S``, ``agg(S, telemetry, ts) -> S``,
+``result(S, window_start) -> FleetState``. The state ``S`` is ``dict[site_id, SiteSample]``
+(a NamedTuple: JSON/msgpack-serialisable as a list) and is updated in place for speed.
+
+Definitions, per window ``[window_start, window_start + window_s)`` on event time:
+
+- per site, only its **last sample** in the window counts (largest ``event_time``; on a tie
+  the one processed later). With the 1 s telemetry cadence this is the site's value in a 1 s
+  window; in a 10 s window it is the value at the end of the window (state-like quantities
+  such as headroom should not be averaged over a window that saw a step);
+- ``total_power_mw``: sum over sites of that last ``battery_power_kw``, / 1000;
+- ``headroom_up_mw``/``headroom_down_mw``: the same sum over *non-faulted* sites (a faulted
+  site's headroom cannot be dispatched);
+- ``sites_online``: sites with at least one sample in the window; ``sites_faulted``: those
+  whose last sample is ``faulted`` or in mode FAULT;
+- ``mean_frequency_hz``: mean of the last ``frequency_hz`` over sites that report one (None
+  if none does);
+- ``per_oem``: the same figures per ``oem``, sorted by ``oem``.
+
+Sums use ``math.fsum`` so the result does not depend on arrival order.
+
+Late events (``TumblingWindows``): the watermark is the largest event time seen. A window
+closes, and its FleetState is emitted exactly once, when ``watermark >= window_end + grace``.
+An event for an already closed window is **late**: it is dropped and counted in
+``late_events`` (a window is never re-opened or re-emitted; the archive keeps the event).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from streams.steps import _fields as f
+from streams.steps._fields import MICROS_PER_S
+from streams.steps.enums import SiteMode
+from streams.steps.errors import InvalidConfig
+from streams.steps.ids import derived_id
+from streams.steps.records_fleet import FleetState, OemState
+from streams.steps.records_site import SiteTelemetry
+
+
+class SiteSample(NamedTuple):
+    """The part of one SiteTelemetry the aggregate needs."""
+
+    event_time: int
+    power_kw: float
+    headroom_up_kw: float
+    headroom_down_kw: float
+    faulted: bool
+    oem: str
+    frequency_hz: float | None
+
+
+WindowState = dict[str, SiteSample]
+
+
+def window_start(event_time: int, window_s: int) -> int:
+    """Start (inclusive, microseconds) of the ``window_s`` window holding ``event_time``."""
+    size = window_s * MICROS_PER_S
+    return event_time - event_time % size
+
+
+def sample_of(tel: SiteTelemetry) -> SiteSample:
+    return SiteSample(
+        tel.event_time,
+        tel.battery_power_kw,
+        tel.headroom_up_kw,
+        tel.headroom_down_kw,
+        tel.faulted or tel.mode is SiteMode.FAULT,
+        tel.oem,
+        tel.frequency_hz,
+    )
+
+
+def sample_of_record(rec: Mapping[str, Any]) -> SiteSample:
+    """A sample straight from a decoded SiteTelemetry dict (only the fields used are read and
+    validated; the fast path for the agent)."""
+    n = "SiteTelemetry"
+    mode = rec.get("mode", "UNKNOWN")
+    return SiteSample(
+        f.micros(rec, n, "event_time"),
+        f.number(rec, n, "battery_power_kw"),
+        f.nonneg(rec, n, "headroom_up_kw"),
+        f.nonneg(rec, n, "headroom_down_kw"),
+        f.boolean(rec, n, "faulted", default=False) or mode == SiteMode.FAULT.value,
+        f.text(rec, n, "oem"),
+        f.opt_number(rec, n, "frequency_hz"),
+    )
+
+
+def _put(state: WindowState, site_id: str, sample: SiteSample) -> WindowState:
+    prev = state.get(site_id)
+    if prev is None or sample.event_time >= prev.event_time:
+        state[site_id] = sample
+    return state
+
+
+def _figures(samples: list[SiteSample]) -> tuple[float, float, float, int]:
+    power = math.fsum(s.power_kw for s in samples) / 1000.0
+    up = math.fsum(s.headroom_up_kw for s in samples if not s.faulted) / 1000.0
+    down = math.fsum(s.headroom_down_kw for s in samples if not s.faulted) / 1000.0
+    return power, up, down, sum(1 for s in samples if s.faulted)
+
+
+class FleetAggregator:
+    """Aggregator of one window length for one fleet (see the module doc)."""
+
+    def __init__(self, fleet_id: str, window_s: int) -> None:
+        if window_s <= 0:
+            raise InvalidConfig(f"window_s must be > 0, got {window_s}")
+        if not fleet_id:
+            raise InvalidConfig("fleet_id must not be empty")
+        self.fleet_id = fleet_id
+        self.window_s = window_s
+
+    def initialize(self) -> WindowState:
+        return {}
+
+    def agg(self, state: WindowState, telemetry: SiteTelemetry, timestamp: int) -> WindowState:
+        """Fold one telemetry event in (``timestamp``: its event time, microseconds)."""
+        return _put(state, telemetry.site_id, sample_of(telemetry)._replace(event_time=timestamp))
+
+    def agg_record(
+        self, state: WindowState, record: Mapping[str, Any], timestamp: int
+    ) -> WindowState:
+        """``agg`` on a decoded dict without building a SiteTelemetry (the agent's fast path)."""
+        site_id = f.nonempty_text(record, "SiteTelemetry", "site_id")
+        return _put(state, site_id, sample_of_record(record)._replace(event_time=timestamp))
+
+    def result(self, state: WindowState, window_start: int) -> FleetState:
+        window_end = window_start + self.window_s * MICROS_PER_S
+        samples = list(state.values())
+        power, up, down, faulted = _figures(samples)
+        freqs = [s.frequency_hz for s in samples if s.frequency_hz is not None]
+        by_oem: dict[str, list[SiteSample]] = {}
+        for s in samples:
+            by_oem.setdefault(s.oem, []).append(s)
+        per_oem = []
+        for oem in sorted(by_oem):
+            o_power, o_up, o_down, o_faulted = _figures(by_oem[oem])
+            per_oem.append(OemState(oem, o_power, o_up, o_down, len(by_oem[oem]), o_faulted))
+        return FleetState(
+            event_id=derived_id("fleet-state", self.fleet_id, self.window_s, window_start),
+            event_time=window_end,
+            fleet_id=self.fleet_id,
+            window_start=window_start,
+            window_end=window_end,
+            window_s=self.window_s,
+            total_power_mw=power,
+            headroom_up_mw=up,
+            headroom_down_mw=down,
+            sites_online=len(samples),
+            sites_faulted=faulted,
+            mean_frequency_hz=math.fsum(freqs) / len(freqs) if freqs else None,
+            per_oem=tuple(per_oem),
+        )
+
+
+class TumblingWindows:
+    """Event-time tumbling windows over a ``FleetAggregator`` with a grace period.
+
+    ``add``/``add_record`` return the FleetStates of the windows the new watermark closed,
+    oldest first; ``flush`` closes all open windows (end of stream, shutdown).
+    """
+
+    def __init__(self, aggregator: FleetAggregator, grace_s: float = 0.0) -> None:
+        if not math.isfinite(grace_s) or grace_s < 0:
+            raise InvalidConfig(f"grace_s must be finite and >= 0, got {grace_s}")
+        self.aggregator = aggregator
+        self.grace = round(grace_s * MICROS_PER_S)
+        self.size = aggregator.window_s * MICROS_PER_S
+        self.open: dict[int, WindowState] = {}
+        self.watermark: int | None = None
+        self.closed_before: int | None = None
+        self.late_events = 0
+
+    def _window_for(self, event_time: int) -> WindowState | None:
+        start = event_time - event_time % self.size
+        if self.closed_before is not None and start < self.closed_before:
+            self.late_events += 1
+            return None
+        state = self.open.get(start)
+        if state is None:
+            state = self.open[start] = self.aggregator.initialize()
+        return state
+
+    def _advance(self, event_time: int) -> list[FleetState]:
+        if self.watermark is None or event_time > self.watermark:
+            self.watermark = event_time
+        done = sorted(s for s in self.open if s + self.size + self.grace <= self.watermark)
+        out = [self.aggregator.result(self.open.pop(s), s) for s in done]
+        if done:
+            last_end = done[-1] + self.size
+            if self.closed_before is None or last_end > self.closed_before:
+                self.closed_before = last_end
+        return out
+
+    def add(self, telemetry: SiteTelemetry) -> list[FleetState]:
+        state = self._window_for(telemetry.event_time)
+        if state is not None:
+            self.aggregator.agg(state, telemetry, telemetry.event_time)
+        return self._advance(telemetry.event_time)
+
+    def add_record(self, record: Mapping[str, Any]) -> list[FleetState]:
+        sample = sample_of_record(record)
+        site_id = f.nonempty_text(record, "SiteTelemetry", "site_id")
+        state = self._window_for(sample.event_time)
+        if state is not None:
+            _put(state, site_id, sample)
+        return self._advance(sample.event_time)
+
+    def flush(self) -> list[FleetState]:
+        starts = sorted(self.open)
+        out = [self.aggregator.result(self.open.pop(s), s) for s in starts]
+        if starts:
+            self.closed_before = max(self.closed_before or starts[-1], starts[-1] + self.size)
+        return out

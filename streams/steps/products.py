@@ -1,0 +1,264 @@
+"""Reserve product definitions: activation curves and timing, in ONE pure module.
+
+The live compliance step (``streams.steps.compliance``) and the audit (``analytics``) import
+these, so a requirement is written once. Facts: ``shared/reference/svk-requirements.md`` §1.
+
+Sign convention: a fraction or response > 0 means discharging/exporting (under-frequency
+support), < 0 charging/importing (over-frequency support).
+
+API:
+
+- ``CURVES[product] -> ProductCurve`` (default droop band, timing checkpoints, tolerances,
+  ``rule_version``);
+- ``activation_fraction(frequency_hz, f_start_hz=..., f_full_hz=..., deadband_hz=...,
+  symmetric=..., stepwise=...) -> float`` in [-1, 1];
+- ``curve_fraction(curve, frequency_hz)`` with the curve's own band;
+- ``required_response_mw(curve, capacity_mw, frequency_hz)``;
+- ``required_fraction_by(curve, elapsed_s) -> Checkpoint | None`` (the timing envelope);
+- ``ffr_full_activation_s(f_activation_hz)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from streams.steps.enums import Product
+from streams.steps.errors import InvalidConfig
+
+#: Nordic FCR technical requirements, version 1.1 of 28 March 2025 [TR25].
+TR_2025_03_28 = "TR-2025-03-28"
+#: SvK product pages (undated, pre-2023 wording: legacy timing) [SVK-FCRN], [SVK-FFR], [SVK-mFRR].
+SVK_LEGACY = "SVK-PAGES-LEGACY"
+#: aFRR full activation time 5 min (Fingrid/Statnett; no SvK-specific figure found) [FG-aFRR].
+AFRR_FAT_5MIN = "NORDIC-AFRR-FAT-300S"
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """By ``after_s`` from activation onset, at least ``min_fraction`` of the required response."""
+
+    after_s: float
+    min_fraction: float
+    rule_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProductCurve:
+    """How one product must respond.
+
+    ``f_start_hz``/``f_full_hz``: default droop band (0 % / 100 % activation); ``None`` for
+    products activated by a TSO signal (aFRR, mFRR) rather than by local frequency.
+    ``checkpoints``: the timing envelope while ramping; ``full_activation_s``: from then on
+    the response is judged in steady state against ``under_tolerance``/``over_tolerance``
+    (relative to the required response; TR25 Req 1 uses -5 % / +20 %).
+    """
+
+    product: Product
+    f_start_hz: float | None
+    f_full_hz: float | None
+    symmetric: bool
+    stepwise: bool
+    checkpoints: tuple[Checkpoint, ...]
+    full_activation_s: float
+    under_tolerance: float
+    over_tolerance: float
+    rule_prefix: str
+    rule_version: str
+
+    @property
+    def frequency_activated(self) -> bool:
+        return self.f_start_hz is not None and self.f_full_hz is not None
+
+    @property
+    def direction(self) -> int:
+        """+1 for up (discharge) products, -1 for down, 0 for symmetric or signal-driven."""
+        if self.symmetric or self.f_start_hz is None or self.f_full_hz is None:
+            return 0
+        return 1 if self.f_full_hz < self.f_start_hz else -1
+
+
+#: FFR activation options: activation frequency -> full activation time [SVK-FFR], [FG-FFR].
+FFR_OPTIONS: Mapping[float, float] = MappingProxyType({49.7: 1.3, 49.6: 1.0, 49.5: 0.7})
+
+
+def ffr_full_activation_s(f_activation_hz: float) -> float:
+    """Full activation time of the FFR option chosen by its activation frequency."""
+    for f_hz, seconds in FFR_OPTIONS.items():
+        if math.isclose(f_hz, f_activation_hz, abs_tol=1e-6):
+            return seconds
+    raise InvalidConfig(f"no FFR option at {f_activation_hz} Hz (options: 49.7, 49.6, 49.5)")
+
+
+CURVES: Mapping[Product, ProductCurve] = MappingProxyType(
+    {
+        # FCR-N: linear, symmetric, 100 % at 49.9 / 50.1 Hz [TR25 Table 1]. TR25 has no
+        # time-domain figure; the live envelope uses SvK's legacy 63 % in 60 s, 100 % in 3 min.
+        Product.FCR_N: ProductCurve(
+            product=Product.FCR_N,
+            f_start_hz=50.0,
+            f_full_hz=49.9,
+            symmetric=True,
+            stepwise=False,
+            checkpoints=(Checkpoint(60.0, 0.63, "FCRN.LIVE.RAMP60"),),
+            full_activation_s=180.0,
+            under_tolerance=0.05,
+            over_tolerance=0.20,
+            rule_prefix="FCRN",
+            rule_version=TR_2025_03_28,
+        ),
+        # FCR-D up: linear 49.9 -> 49.5 Hz; Req 2: dP(7.5 s) >= 0.86 dP_ss [TR25 §3.1.2];
+        # 100 % within 30 s (legacy) is when steady state is judged.
+        Product.FCR_D_UP: ProductCurve(
+            product=Product.FCR_D_UP,
+            f_start_hz=49.9,
+            f_full_hz=49.5,
+            symmetric=False,
+            stepwise=False,
+            checkpoints=(Checkpoint(7.5, 0.86, "FCRD.REQ2.DP75"),),
+            full_activation_s=30.0,
+            under_tolerance=0.05,
+            over_tolerance=0.20,
+            rule_prefix="FCRD_UP",
+            rule_version=TR_2025_03_28,
+        ),
+        Product.FCR_D_DOWN: ProductCurve(
+            product=Product.FCR_D_DOWN,
+            f_start_hz=50.1,
+            f_full_hz=50.5,
+            symmetric=False,
+            stepwise=False,
+            checkpoints=(Checkpoint(7.5, 0.86, "FCRD.REQ2.DP75"),),
+            full_activation_s=30.0,
+            under_tolerance=0.05,
+            over_tolerance=0.20,
+            rule_prefix="FCRD_DOWN",
+            rule_version=TR_2025_03_28,
+        ),
+        # FFR: relay-like, full at the activation frequency within 1.3 / 1.0 / 0.7 s.
+        # Default option 49.7 Hz -> 1.3 s; an assignment's f_full_hz picks another option.
+        Product.FFR: ProductCurve(
+            product=Product.FFR,
+            f_start_hz=49.7,
+            f_full_hz=49.7,
+            symmetric=False,
+            stepwise=True,
+            checkpoints=(),
+            full_activation_s=1.3,
+            under_tolerance=0.05,
+            over_tolerance=0.20,
+            rule_prefix="FFR",
+            rule_version=SVK_LEGACY,
+        ),
+        # aFRR: follow the TSO signal, full activation time 5 min [FG-aFRR], [SN-aFRR].
+        Product.AFRR: ProductCurve(
+            product=Product.AFRR,
+            f_start_hz=None,
+            f_full_hz=None,
+            symmetric=False,
+            stepwise=False,
+            checkpoints=(Checkpoint(150.0, 0.5, "AFRR.LIVE.RAMP"),),
+            full_activation_s=300.0,
+            under_tolerance=0.05,
+            over_tolerance=0.10,
+            rule_prefix="AFRR",
+            rule_version=AFRR_FAT_5MIN,
+        ),
+        # mFRR: 100 % within 15 min (SvK page; the EAM standard product says 12.5 min
+        # [FG-mFRR-TC]: the more lenient figure until SvK confirms).
+        Product.MFRR: ProductCurve(
+            product=Product.MFRR,
+            f_start_hz=None,
+            f_full_hz=None,
+            symmetric=False,
+            stepwise=False,
+            checkpoints=(Checkpoint(450.0, 0.5, "MFRR.LIVE.RAMP"),),
+            full_activation_s=900.0,
+            under_tolerance=0.05,
+            over_tolerance=0.10,
+            rule_prefix="MFRR",
+            rule_version=SVK_LEGACY,
+        ),
+    }
+)
+
+
+def curve_for(product: Product) -> ProductCurve:
+    """The curve of a reserve product (``InvalidConfig`` for ``Product.NONE``)."""
+    try:
+        return CURVES[product]
+    except KeyError:
+        raise InvalidConfig(f"{product} is not a reserve product") from None
+
+
+def activation_fraction(
+    frequency_hz: float,
+    *,
+    f_start_hz: float,
+    f_full_hz: float,
+    deadband_hz: float = 0.0,
+    symmetric: bool = False,
+    stepwise: bool = False,
+) -> float:
+    """Required activation in [-1, 1] at ``frequency_hz`` (> 0 = discharge).
+
+    Linear between ``f_start_hz`` (0 %) and ``f_full_hz`` (100 %), saturated beyond (FCR-D
+    providers may go further; the requirement stops at 100 %). Under-frequency bands
+    (``f_full < f_start``) discharge, over-frequency bands charge. ``symmetric`` (FCR-N)
+    mirrors the band around ``f_start``. Inside ``|f - f_start| <= deadband_hz`` the
+    requirement is 0; outside it the line is not shifted. ``stepwise`` (FFR): 100 % as soon
+    as the frequency reaches ``f_full_hz``, 0 otherwise.
+    """
+    if not math.isfinite(frequency_hz):
+        raise InvalidConfig(f"frequency must be finite, got {frequency_hz}")
+    sign = 1.0 if f_full_hz <= f_start_hz else -1.0
+    if stepwise:
+        reached = frequency_hz <= f_full_hz if sign > 0 else frequency_hz >= f_full_hz
+        return sign if reached else 0.0
+    band = f_start_hz - f_full_hz
+    if band == 0:
+        raise InvalidConfig("f_start_hz == f_full_hz needs stepwise=True")
+    if abs(frequency_hz - f_start_hz) <= deadband_hz:
+        return 0.0
+    x = (f_start_hz - frequency_hz) / band
+    low = -1.0 if symmetric else 0.0
+    return min(max(x, low), 1.0) * sign
+
+
+def curve_fraction(
+    curve: ProductCurve,
+    frequency_hz: float,
+    *,
+    f_start_hz: float | None = None,
+    f_full_hz: float | None = None,
+    deadband_hz: float = 0.0,
+) -> float:
+    """``activation_fraction`` with the curve's band unless an assignment overrides it."""
+    start = curve.f_start_hz if f_start_hz is None else f_start_hz
+    full = curve.f_full_hz if f_full_hz is None else f_full_hz
+    if start is None or full is None:
+        raise InvalidConfig(f"{curve.product} is not activated by frequency")
+    return activation_fraction(
+        frequency_hz,
+        f_start_hz=start,
+        f_full_hz=full,
+        deadband_hz=deadband_hz,
+        symmetric=curve.symmetric,
+        stepwise=curve.stepwise,
+    )
+
+
+def required_response_mw(curve: ProductCurve, capacity_mw: float, frequency_hz: float) -> float:
+    """Required fleet response (MW, signed) of ``capacity_mw`` held for ``curve.product``."""
+    return abs(capacity_mw) * curve_fraction(curve, frequency_hz)
+
+
+def required_fraction_by(curve: ProductCurve, elapsed_s: float) -> Checkpoint | None:
+    """The strictest checkpoint already due ``elapsed_s`` after onset (None before the first)."""
+    due: Checkpoint | None = None
+    for cp in curve.checkpoints:
+        if elapsed_s >= cp.after_s and (due is None or cp.min_fraction >= due.min_fraction):
+            due = cp
+    return due
