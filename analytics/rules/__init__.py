@@ -1,0 +1,145 @@
+"""SvK audit rules: one implementation per rule, selected by product, test type and version.
+
+Entry point for every audit (event log or SvK CSV)::
+
+    from analytics.rules import judge
+    verdicts = judge(series, Product.FCR_D_UP, TestType.RAMP, dp_ss_theo_mw=1.2)
+
+``rule_version=None`` judges every version that has a rule for the product and test type
+(TR25 and the legacy SvK figures side by side, each verdict carrying its version); a
+version string keeps only rules of that version plus the in-house diagnostics
+(``FLOWERHUB-1``, e.g. polarity), which are not SvK requirements and carry no version of
+their own. Keyword parameters are the fields of :class:`~analytics.rules.base.Params`;
+an unknown keyword raises :class:`~analytics.rules.base.UnknownParameterError`.
+
+Errors are typed: :class:`~analytics.timeseries.SeriesError` subclasses for the data
+(sampling too coarse for a named requirement, missing signal, window outside the data),
+:class:`~analytics.rules.base.RuleError` subclasses for parameters and test sequences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping
+
+from analytics.rules import common, fcrd, fcrn, ffr, frr
+from analytics.rules.base import (
+    INHOUSE,
+    KNOWN_VERSIONS,
+    Context,
+    MissingParameterError,
+    NoRulesError,
+    Params,
+    Rule,
+    RuleError,
+    TestSequenceError,
+    UnknownParameterError,
+    UnknownRuleVersionError,
+)
+from analytics.timeseries import Series
+from analytics.verdicts import Product, TestType, Verdict
+
+__all__ = [
+    "KNOWN_VERSIONS",
+    "REGISTRY",
+    "MissingParameterError",
+    "NoRulesError",
+    "Params",
+    "Rule",
+    "RuleError",
+    "RuleRegistry",
+    "TestSequenceError",
+    "UnknownParameterError",
+    "UnknownRuleVersionError",
+    "judge",
+    "polarity_offenders",
+]
+
+
+class RuleRegistry:
+    """All rules; list and select them by product, test type, version or id."""
+
+    def __init__(self, rules: Collection[Rule]) -> None:
+        ids = [r.rule_id for r in rules]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise RuleError(f"duplicate rule ids: {dupes}")
+        self._rules = tuple(rules)
+
+    def __iter__(self) -> Iterator[Rule]:
+        return iter(self._rules)
+
+    def __len__(self) -> int:
+        return len(self._rules)
+
+    def versions(self) -> list[str]:
+        return sorted({r.version for r in self._rules})
+
+    def get(self, rule_id: str) -> Rule:
+        for r in self._rules:
+            if r.rule_id == rule_id:
+                return r
+        raise RuleError(f"unknown rule id {rule_id!r}")
+
+    def select(
+        self,
+        product: Product | None = None,
+        test_type: TestType | None = None,
+        version: str | None = None,
+        only: Collection[str] | None = None,
+    ) -> list[Rule]:
+        """Rules matching every given filter (in-house diagnostics pass any version)."""
+        if version is not None and version not in self.versions():
+            raise UnknownRuleVersionError(
+                f"unknown rule version {version!r}; known: {self.versions()}"
+            )
+        if only is not None:
+            for rule_id in only:
+                self.get(rule_id)
+        return [
+            r
+            for r in self._rules
+            if (product is None or r.product is product)
+            and (test_type is None or test_type in r.test_types)
+            and (version is None or r.version in (version, INHOUSE))
+            and (only is None or r.rule_id in only)
+        ]
+
+
+REGISTRY = RuleRegistry([*fcrd.RULES, *fcrn.RULES, *ffr.RULES, *frr.RULES, *common.RULES])
+
+
+def judge(
+    series: Series,
+    product: Product,
+    test_type: TestType,
+    rule_version: str | None = None,
+    *,
+    only: Collection[str] | None = None,
+    **params: object,
+) -> list[Verdict]:
+    """Judge ``series`` with every selected rule; one Verdict per rule, in registry order.
+
+    ``only`` restricts to the given rule ids (e.g. just the polarity rule per site).
+    Raises :class:`NoRulesError` when nothing applies and the typed errors listed in the
+    module doc when a rule cannot be evaluated; nothing is skipped silently.
+    """
+    rules = REGISTRY.select(Product(product), TestType(test_type), rule_version, only)
+    if not rules:
+        raise NoRulesError(
+            f"no rule for {Product(product).value} / {TestType(test_type).value}"
+            f"{' / ' + rule_version if rule_version else ''}"
+        )
+    ctx = Context(series, Product(product), Params.from_kwargs(dict(params)))
+    return [rule.judge(ctx) for rule in rules]
+
+
+def polarity_offenders(
+    sites: Mapping[str, Series], product: Product, test_type: TestType, **params: object
+) -> list[str]:
+    """Site ids whose response has the wrong sign (the polarity rule per site)."""
+    rule_id = f"{common.TAGS[Product(product)]}.POLARITY"
+    return sorted(
+        site
+        for site, series in sites.items()
+        if not judge(series, product, test_type, None, only=[rule_id], **params)[0].passed
+    )

@@ -1,0 +1,230 @@
+"""Rule objects, their parameters, and the evaluation context shared by every rule module.
+
+A :class:`Rule` is metadata (id, product, test types, requirement version, requirement text
+and document reference, sampling need) plus one pure function ``Context -> Measurement``.
+The rule turns the measurement into a :class:`~analytics.verdicts.Verdict`. There is one
+implementation per rule; the event-log audit and the CSV audit both reach it via
+:func:`analytics.rules.judge`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import numpy as np
+
+from analytics.timeseries import (
+    FCRD_TEST_RATE,
+    FCRN_TEST_RATE,
+    TSO_ALLOWED_1HZ,
+    FloatArray,
+    SamplingRequirement,
+    Series,
+)
+from analytics.verdicts import Comparison, Product, TestType, Verdict
+
+# Requirement-document versions a rule can implement.
+TR25 = "TR-2025-03-28"  # Nordic FCR technical requirements v1.1, 2025-03-28
+SVK_LEGACY = "SVK-LEGACY"  # figures on SvK's (pre-2023) product pages
+EAM25 = "EAM-2025-03-04"  # Nordic mFRR energy activation market, standard product FAT 12.5 min
+AFRR_FAT = "FAT-5MIN"  # aFRR full activation time 5 min (Fingrid, Statnett)
+SVK_FFR = "SVK-FFR"  # SvK FFR product page (undated, current) and Fingrid FFR page
+INHOUSE = "FLOWERHUB-1"  # in-house diagnostics (e.g. polarity), not an SvK requirement
+KNOWN_VERSIONS = (TR25, SVK_LEGACY, EAM25, AFRR_FAT, SVK_FFR, INHOUSE)
+
+
+class RuleError(ValueError):
+    """Base of rule-layer errors that are not about the series itself."""
+
+
+class MissingParameterError(RuleError):
+    """A rule needs a parameter that neither the caller nor the data provided."""
+
+    def __init__(self, parameter: str, needed_by: str, hint: str = "") -> None:
+        super().__init__(f"{needed_by} needs parameter {parameter!r}{': ' + hint if hint else ''}")
+        self.parameter = parameter
+
+
+class UnknownParameterError(RuleError):
+    """``judge`` was given a keyword that no rule understands."""
+
+
+class UnknownRuleVersionError(RuleError):
+    """No rule carries the requested version."""
+
+
+class NoRulesError(RuleError):
+    """No rule applies to the product / test type / version combination."""
+
+
+class TestSequenceError(RuleError):
+    """The recorded test does not follow the expected sequence (ramps, steps)."""
+
+    __test__ = False  # not a pytest class
+
+
+@dataclass(frozen=True)
+class Params:
+    """Every tunable of the rule layer; ``judge(**params)`` fills it, unknown keys fail.
+
+    Power values are MW magnitudes unless stated; times in seconds on the series clock.
+    """
+
+    dp_ss_theo_mw: float | None = None
+    """|ΔP_ss,theo|: FCR steady-state response (FCR-N at 0.1 Hz, FCR-D at 0.4 Hz). Default:
+    the capacity (``capacity_mw`` or the median of the series' Cap_ column)."""
+    capacity_mw: float | None = None
+    """Capacity C of the product (FFR capacity, LER reservations). Default: Cap_ column."""
+    k_red_ss: float = 1.0
+    k_red_dyn: float = 1.0
+    allow_1hz: bool = False
+    """TSO allowed >= 1 Hz test logging (TR25 §4.3) instead of 10 Hz (FCR-D) / 5 Hz (FCR-N)."""
+    ramp_starts_s: tuple[float, ...] | None = None
+    """FCR-D: start times of ramps 1..6 (from a test description) instead of detection."""
+    step_bounds_s: tuple[float, ...] | None = None
+    """FCR-N: start of steps 0, 1, 2, 3 and end of step 3, instead of detection."""
+    pre_window_s: float = 10.0
+    """Pre-event level = time-weighted mean response over this window before the event."""
+    ss_settle_s: float | None = None
+    """Steady-state window starts this long after a ramp/step ends (FCR-D 10 s, FCR-N 240 s)."""
+    ss_trim_s: float | None = None
+    """... and ends this long before the next ramp/step starts (FCR-D 10 s, FCR-N 2 s)."""
+    sustain_tolerance: float = 0.02
+    """FCR-D: allowed dip below the 7.5 s value before ramp 6, as a fraction of ΔP_ss,theo."""
+    full_fraction: float = 0.95
+    """'Full activation' = reached this fraction of the target (legacy 100 %, FFR, aFRR, mFRR)."""
+    ffr_activation_hz: float | None = None
+    """FFR option: 49.7, 49.6 or 49.5 Hz."""
+    activation_start_s: float | None = None
+    """FFR/aFRR/mFRR: event start instead of detection from frequency / requested power."""
+    requested_mw: float | None = None
+    """aFRR/mFRR: signed requested activation instead of the series' requested signal."""
+    energy_capacity_mwh: float | None = None
+    """LER: usable energy for FCR (E_max - E_min in the SOC percentages below)."""
+    soc_min_pct: float = 0.0
+    soc_max_pct: float = 100.0
+    initial_soc_pct: float | None = None
+    """LER without an SOC signal: SOC at the first sample; SOC then follows -∫P dt."""
+    polarity_active_fraction: float = 0.1
+    """Polarity: samples count when the expected response exceeds this fraction of C."""
+    polarity_tolerance: float = 0.05
+    """Polarity fails when the net response is opposite by more than this fraction."""
+
+    @classmethod
+    def from_kwargs(cls, kwargs: dict[str, Any]) -> Params:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(kwargs) - names)
+        if unknown:
+            raise UnknownParameterError(
+                f"unknown rule parameter(s) {unknown}; known: {sorted(names)}"
+            )
+        return cls(**kwargs)
+
+
+T = TypeVar("T")
+
+
+@dataclass
+class Context:
+    """One judge call: the series, product, parameters and a cache of shared analyses."""
+
+    series: Series
+    product: Product
+    params: Params
+    _cache: dict[str, object] = field(default_factory=dict)
+
+    def cached(self, key: str, build: Callable[[Context], T]) -> T:
+        if key not in self._cache:
+            self._cache[key] = build(self)
+        value = self._cache[key]
+        return value  # type: ignore[return-value]  # stored by build() under the same key
+
+    def dp_ss(self, needed_by: str) -> float:
+        """|ΔP_ss,theo| in MW: parameter, else capacity."""
+        if self.params.dp_ss_theo_mw is not None:
+            value = abs(self.params.dp_ss_theo_mw)
+        else:
+            value = self.capacity(needed_by, "dp_ss_theo_mw")
+        if value <= 0:
+            raise MissingParameterError("dp_ss_theo_mw", needed_by, "must be > 0")
+        return value
+
+    def capacity(self, needed_by: str, parameter: str = "capacity_mw") -> float:
+        """Capacity in MW: parameter, else the median of the series' capacity column."""
+        if self.params.capacity_mw is not None:
+            return abs(self.params.capacity_mw)
+        cap = self.series.capacity_mw
+        if cap is None:
+            raise MissingParameterError(
+                parameter, needed_by, "pass it or provide a Cap_ column / ReserveAssignment"
+            )
+        value = float(np.median(np.abs(cap)))
+        if value <= 0:
+            raise MissingParameterError(parameter, needed_by, "the Cap_ column is zero")
+        return value
+
+    def response(self) -> FloatArray:
+        return self.series.response_mw()
+
+    def pre_level(self, t_event: float, what: str) -> float:
+        """Mean response over the pre-window before ``t_event`` (the pre-event baseline)."""
+        return self.series.mean(
+            self.response(), t_event - self.params.pre_window_s, t_event, f"{what} pre-level"
+        )
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What a rule function measured; the rule adds its metadata to make a Verdict."""
+
+    measured: float
+    threshold: float
+    comparison: Comparison
+    detail: str = ""
+    threshold_high: float | None = None
+
+
+Evaluator = Callable[[Context], Measurement]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One requirement of one product in one document version."""
+
+    rule_id: str
+    product: Product
+    test_types: frozenset[TestType]
+    version: str
+    requirement: str
+    reference: str
+    unit: str
+    evaluate: Evaluator = field(repr=False, compare=False)
+    sampling: SamplingRequirement | None = None
+
+    def sampling_for(self, params: Params) -> SamplingRequirement | None:
+        """The sampling need, relaxed to 1 Hz for FCR tests when the TSO allowed it."""
+        if params.allow_1hz and self.sampling in (FCRD_TEST_RATE, FCRN_TEST_RATE):
+            return TSO_ALLOWED_1HZ
+        return self.sampling
+
+    def judge(self, ctx: Context) -> Verdict:
+        need = self.sampling_for(ctx.params)
+        if need is not None:
+            ctx.series.require_rate(need)
+        m = self.evaluate(ctx)
+        return Verdict.compare(
+            rule_id=self.rule_id,
+            rule_version=self.version,
+            product=ctx.product,
+            requirement=self.requirement,
+            reference=self.reference,
+            measured=m.measured,
+            threshold=m.threshold,
+            threshold_high=m.threshold_high,
+            unit=self.unit,
+            comparison=m.comparison,
+            detail=m.detail,
+        )

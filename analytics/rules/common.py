@@ -1,0 +1,158 @@
+"""Rules for every product: response polarity (in-house) and LER endurance (TR25 §3.5).
+
+Polarity (``FLOWERHUB-1``, usable per site and per fleet): the expected response follows
+the product's activation curve - FCR-N C·clip((50 - f)/0.1, -1, 1); FCR-D up
+C·clip((49.9 - f)/0.4, 0, 1); FCR-D down -C·clip((f - 50.1)/0.4, 0, 1); FFR C while
+f <= the activation level; aFRR/mFRR the requested activation. Over the samples where the
+expected response exceeds ``polarity_active_fraction`` of C, the measured value is
+``∫ΔP·sign(expected) dt / ∫|expected| dt``: about 1 for a correct response, 0 for none and
+-1 for a mirrored one. It fails below ``-polarity_tolerance`` (a missing response is "late
+or no response", judged by the timing rules, not a polarity fault). ΔP is the response
+(power - baseline); without a baseline column, the response minus its mean over the
+inactive samples.
+
+LER endurance (``TR-2025-03-28``): the stored energy E(t) comes from SOC·E_max (SOC signal)
+or from ``initial_soc_pct`` minus ∫P dt (energy and power). With eqs 27-28 at zero setpoint
+and inflow, L_up = (E - E_min)/C·60 and L_down = (E_max - E)/C·60 minutes; the minimum over
+the series must be >= 60 min in both directions for FCR-N, >= 20 min up for FCR-D up and
+>= 20 min down for FCR-D down (TR25 §3.5, SvK Q&A LER).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from analytics.rules.base import (
+    INHOUSE,
+    TR25,
+    Context,
+    Evaluator,
+    Measurement,
+    MissingParameterError,
+    Rule,
+)
+from analytics.rules.frr import order
+from analytics.timeseries import FloatArray, MissingSignalError
+from analytics.verdicts import Product, TestType
+
+TAGS = {
+    Product.FCR_N: "FCRN",
+    Product.FCR_D_UP: "FCRD_UP",
+    Product.FCR_D_DOWN: "FCRD_DOWN",
+    Product.FFR: "FFR",
+    Product.AFRR: "AFRR",
+    Product.MFRR: "MFRR",
+}
+
+
+def expected_response(ctx: Context) -> FloatArray:
+    """The response the product's activation curve asks for, in MW, per sample."""
+    product, series = ctx.product, ctx.series
+    if product in (Product.AFRR, Product.MFRR):
+        if series.requested_mw is not None and ctx.params.requested_mw is None:
+            return series.requested_mw
+        od = order(ctx)
+        return np.where(series.t >= od.t_start, od.target_mw, 0.0)
+    cap = ctx.capacity(f"{product.value} expected response")
+    f = series.frequency(f"{product.value} expected response")
+    if product is Product.FCR_N:
+        return cap * np.clip((50.0 - f) / 0.1, -1.0, 1.0)
+    if product is Product.FCR_D_UP:
+        return cap * np.clip((49.9 - f) / 0.4, 0.0, 1.0)
+    if product is Product.FCR_D_DOWN:
+        return -cap * np.clip((f - 50.1) / 0.4, 0.0, 1.0)
+    level = ctx.params.ffr_activation_hz
+    if level is None:
+        raise MissingParameterError("ffr_activation_hz", "FFR expected response")
+    return np.where(f <= level, cap, 0.0)
+
+
+def polarity(ctx: Context) -> Measurement:
+    s = ctx.series
+    exp = expected_response(ctx)
+    scale = float(np.max(np.abs(exp)))
+    active = np.abs(exp) > ctx.params.polarity_active_fraction * max(scale, 1e-12)
+    if scale <= 0 or not np.any(active):
+        raise MissingSignalError("an activation", f"{ctx.product.value} polarity")
+    r = ctx.response()
+    if s.baseline_mw is None:
+        if np.any(~active):
+            r = r - float(np.mean(r[~active]))
+        else:
+            raise MissingSignalError("CalcBaseline", f"{ctx.product.value} polarity")
+    signed = np.where(active, r * np.sign(exp), 0.0)
+    wanted = np.where(active, np.abs(exp), 0.0)
+    value = float(np.trapezoid(signed, s.t) / np.trapezoid(wanted, s.t))
+    return Measurement(
+        value,
+        -ctx.params.polarity_tolerance,
+        ">=",
+        f"{int(np.count_nonzero(active))} active samples; 1 = as expected, -1 = mirrored",
+    )
+
+
+def _stored_energy(ctx: Context) -> tuple[FloatArray, float, float]:
+    p = ctx.params
+    if p.energy_capacity_mwh is None or p.energy_capacity_mwh <= 0:
+        raise MissingParameterError("energy_capacity_mwh", "LER endurance", "usable MWh > 0")
+    e_max = p.energy_capacity_mwh
+    s = ctx.series
+    if s.soc_pct is not None:
+        soc = s.soc_pct
+    elif p.initial_soc_pct is not None:
+        parts = 0.5 * (s.power_mw[1:] + s.power_mw[:-1]) * np.diff(s.t)  # MWs per interval
+        used_mwh = np.concatenate(([0.0], np.cumsum(parts))) / 3600.0
+        soc = p.initial_soc_pct - 100.0 * used_mwh / e_max
+    else:
+        raise MissingParameterError("initial_soc_pct", "LER endurance", "or an SOC column")
+    return soc / 100.0 * e_max, p.soc_min_pct / 100.0 * e_max, p.soc_max_pct / 100.0 * e_max
+
+
+def ler_endurance(ctx: Context) -> Measurement:
+    energy, e_min, e_max = _stored_energy(ctx)
+    cap = ctx.capacity("LER endurance")
+    up = float(np.min(energy - e_min)) / cap * 60.0
+    down = float(np.min(e_max - energy)) / cap * 60.0
+    if ctx.product is Product.FCR_N:
+        value, need, which = min(up, down), 60.0, "min(up, down)"
+    elif ctx.product is Product.FCR_D_UP:
+        value, need, which = up, 20.0, "up"
+    else:
+        value, need, which = down, 20.0, "down"
+    return Measurement(
+        value, need, ">=", f"{which}; L_up={up:.1f} min, L_down={down:.1f} min, C={cap:.4f} MW"
+    )
+
+
+def _polarity_rule(product: Product) -> Rule:
+    return Rule(
+        rule_id=f"{TAGS[product]}.POLARITY",
+        product=product,
+        test_types=frozenset(TestType),
+        version=INHOUSE,
+        requirement="response has the sign the activation asks for",
+        reference="FlowerHub diagnostic (TR25 §3.4 activation curves)",
+        unit="fraction",
+        evaluate=polarity,
+    )
+
+
+def _ler_rule(product: Product, text: str, *, fn: Evaluator = ler_endurance) -> Rule:
+    return Rule(
+        rule_id=f"{TAGS[product]}.LER.ENDURANCE",
+        product=product,
+        test_types=frozenset({TestType.OPERATION}),
+        version=TR25,
+        requirement=text,
+        reference="TR25 §3.5, eqs 27-28",
+        unit="min",
+        evaluate=fn,
+    )
+
+
+RULES: tuple[Rule, ...] = (
+    *(_polarity_rule(p) for p in Product),
+    _ler_rule(Product.FCR_N, "LER endurance >= 60 min up and down"),
+    _ler_rule(Product.FCR_D_UP, "LER endurance >= 20 min up"),
+    _ler_rule(Product.FCR_D_DOWN, "LER endurance >= 20 min down"),
+)

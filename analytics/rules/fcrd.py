@@ -1,0 +1,284 @@
+"""FCR-D up/down dynamic ramp test (TR25 §3.1.2, sequence TR25 Table 4) and legacy figures.
+
+Conventions (documented choices where TR25 gives none):
+
+* Response R(t) = InsAcPow - CalcBaseline (or InsAcPow without a baseline); ΔP is R minus
+  the pre-event level, the time-weighted mean of R over ``pre_window_s`` (10 s) before the
+  ramp starts. Signs are projected on the product direction (up +1, down -1), so a
+  wrong-sign response counts as negative and fails.
+* P_ss,3 / P_ss,4: mean R from ramp end + ``ss_settle_s`` (10 s) to the next ramp start -
+  ``ss_trim_s`` (10 s), as in homevolt's cruncher (the reference notes TR25 gives no window).
+* Ramps 1..6 are the first six transitions of the applied frequency, checked against the
+  sequence's target frequencies (±20 mHz), unless ``ramp_starts_s`` gives them.
+* ΔP_ss,theo is ``dp_ss_theo_mw`` (the caller's approved method), else the capacity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from analytics.rules.base import (
+    SVK_LEGACY,
+    TR25,
+    Context,
+    Evaluator,
+    Measurement,
+    Rule,
+    TestSequenceError,
+)
+from analytics.rules.segments import Transition, find_transitions
+from analytics.timeseries import FCRD_TEST_RATE, FloatArray
+from analytics.verdicts import Product, TestType
+
+# TR25 Table 4, up case: target frequency of ramps 1..6 and nominal ramp durations [s].
+UP_TARGETS_HZ = (49.45, 49.9, 49.5, 49.9, 49.0, 50.0)
+NOMINAL_DURATION_S = (3.1, 5.0, 1.7, 1.7, 3.8, 4.2)
+NADIR_DELAY_S = 4.4  # Req 4: t_nadir = ramp-1 start + 4.4 s
+REQ4_WINDOW_S = 40.0
+T75 = 7.5
+
+
+def targets(product: Product) -> tuple[float, ...]:
+    """Ramp target frequencies; FCR-D down mirrors the up case about 50 Hz."""
+    if product is Product.FCR_D_UP:
+        return UP_TARGETS_HZ
+    return tuple(round(100.0 - f, 6) for f in UP_TARGETS_HZ)
+
+
+@dataclass(frozen=True)
+class RampTest:
+    """Ramps 1..6 (index 0..5) of one FCR-D ramp test, with its direction and ΔP_ss,theo."""
+
+    ramps: tuple[Transition, ...]
+    sign: int
+    dp_ss: float
+
+    def ss_window(self, ctx: Context, ramp: int) -> tuple[float, float]:
+        """Averaging window of the hold after ramp ``ramp`` (1-based)."""
+        settle = 10.0 if ctx.params.ss_settle_s is None else ctx.params.ss_settle_s
+        trim = 10.0 if ctx.params.ss_trim_s is None else ctx.params.ss_trim_s
+        return self.ramps[ramp - 1].t_end + settle, self.ramps[ramp].t_start - trim
+
+
+def ramp_test(ctx: Context) -> RampTest:
+    """Locate ramps 1..6 (cached per judge call)."""
+    return ctx.cached("fcrd.ramps", _build_ramp_test)
+
+
+def _build_ramp_test(ctx: Context) -> RampTest:
+    product = ctx.product
+    want = targets(product)
+    sign = product.direction
+    if ctx.params.ramp_starts_s is not None:
+        starts = ctx.params.ramp_starts_s
+        if len(starts) < 6:
+            raise TestSequenceError(f"ramp_starts_s needs ramps 1..6, got {len(starts)} times")
+        pre = 49.9 if sign > 0 else 50.1
+        froms = (pre, *want[:5])
+        ramps = tuple(
+            Transition(s, s + d, f0, f1)
+            for s, d, f0, f1 in zip(starts[:6], NOMINAL_DURATION_S, froms, want, strict=True)
+        )
+    else:
+        f = ctx.series.frequency("FCR-D ramp detection")
+        found = find_transitions(ctx.series.t, f)
+        if len(found) < 6:
+            raise TestSequenceError(
+                f"FCR-D ramp test needs ramps 1..6 in the applied frequency, found {len(found)}"
+                f" (targets {found and [round(r.f_to, 3) for r in found]})"
+            )
+        ramps = tuple(found[:6])
+        for k, (ramp, target) in enumerate(zip(ramps, want, strict=True), start=1):
+            if abs(ramp.f_to - target) > 0.02:
+                raise TestSequenceError(
+                    f"ramp {k} of the {product.value} test goes to {ramp.f_to:.3f} Hz at "
+                    f"t={ramp.t_start:.1f} s, expected {target:.2f} Hz (TR25 Table 4)"
+                )
+    return RampTest(ramps=ramps, sign=sign, dp_ss=ctx.dp_ss("FCR-D ramp test"))
+
+
+def _delta(ctx: Context, t_event: float, what: str) -> FloatArray:
+    rt = ramp_test(ctx)
+    return rt.sign * (ctx.response() - ctx.pre_level(t_event, what))
+
+
+def req1_steady_state(ctx: Context) -> Measurement:
+    """(P_ss,3 - P_ss,4 ∓ ΔP) / ΔP within -5 %/+20 % (up) or -20 %/+5 % (down)."""
+    rt = ramp_test(ctx)
+    r = ctx.response()
+    p3 = ctx.series.mean(r, *rt.ss_window(ctx, 3), "P_ss,3")
+    p4 = ctx.series.mean(r, *rt.ss_window(ctx, 4), "P_ss,4")
+    d = ctx.params.k_red_ss * rt.dp_ss
+    if rt.sign > 0:
+        ratio, lo, hi = (p3 - p4 - d) / d, -0.05, 0.20
+    else:
+        ratio, lo, hi = (p3 - p4 + d) / d, -0.20, 0.05
+    return Measurement(
+        ratio,
+        lo,
+        "between",
+        f"P_ss,3={p3:.4f} MW, P_ss,4={p4:.4f} MW, ΔP_ss,theo={rt.sign * d:.4f} MW",
+        threshold_high=hi,
+    )
+
+
+def _dp75(ctx: Context) -> tuple[float, float]:
+    rt = ramp_test(ctx)
+    t5 = rt.ramps[4].t_start
+    dp = _delta(ctx, t5, "ramp 5")
+    return t5, ctx.series.value_at(dp, t5 + T75, "ΔP(7.5 s) after ramp 5")
+
+
+def req2_dp75(ctx: Context) -> Measurement:
+    """ΔP 7.5 s after the start of ramp 5 >= 0.86·K_red,dyn·|ΔP_ss,theo|."""
+    rt = ramp_test(ctx)
+    t5, dp75 = _dp75(ctx)
+    need = 0.86 * ctx.params.k_red_dyn * rt.dp_ss
+    return Measurement(
+        dp75, need, ">=", f"ramp 5 at t={t5:.2f} s; ΔP(7.5)/ΔP_ss,theo={dp75 / rt.dp_ss:.4f}"
+    )
+
+
+def req3_energy(ctx: Context) -> Measurement:
+    """∫ ΔP over the first 7.5 s of ramp 5 >= 3.2 s·K_red,dyn·|ΔP_ss,theo| (trapezoid)."""
+    rt = ramp_test(ctx)
+    t5 = rt.ramps[4].t_start
+    energy = ctx.series.integral(_delta(ctx, t5, "ramp 5"), t5, t5 + T75, "E(0-7.5 s)")
+    need = 3.2 * ctx.params.k_red_dyn * rt.dp_ss
+    return Measurement(
+        energy, need, ">=", f"ramp 5 at t={t5:.2f} s; E/ΔP_ss,theo={energy / rt.dp_ss:.4f} s"
+    )
+
+
+def req23_sustain(ctx: Context) -> Measurement:
+    """After 7.5 s, ΔP stays >= its 7.5 s value (less a small tolerance) until ramp 6."""
+    rt = ramp_test(ctx)
+    t5, dp75 = _dp75(ctx)
+    t6 = rt.ramps[5].t_start
+    _, dp = ctx.series.window(_delta(ctx, t5, "ramp 5"), t5 + T75, t6, "ramp 5 hold")
+    lowest = float(np.min(dp))
+    need = dp75 - ctx.params.sustain_tolerance * rt.dp_ss
+    return Measurement(
+        lowest,
+        need,
+        ">=",
+        f"min ΔP over [{t5 + T75:.1f}, {t6:.1f}] s; ΔP(7.5)={dp75:.4f} MW, "
+        f"tolerance {ctx.params.sustain_tolerance:.0%} of ΔP_ss,theo",
+    )
+
+
+def req4_deactivation(ctx: Context) -> Measurement:
+    """max_k ∫_{t_nadir}^{k} (ΔP - min(|ΔP_nadir|, 0.5|ΔP_ss|)) dt <= 2.5 s·|ΔP_ss,theo|."""
+    rt = ramp_test(ctx)
+    t1 = rt.ramps[0].t_start
+    t_nadir = t1 + NADIR_DELAY_S
+    dp = _delta(ctx, t1, "ramp 1")
+    dp_nadir = ctx.series.value_at(dp, t_nadir, "ΔP at t_nadir")
+    floor = min(abs(dp_nadir), 0.5 * rt.dp_ss)
+    _, cum = ctx.series.cumulative_integral(
+        dp - floor, t_nadir, t_nadir + REQ4_WINDOW_S, "Req 4 window"
+    )
+    excess = float(np.max(cum))
+    return Measurement(
+        excess,
+        2.5 * rt.dp_ss,
+        "<=",
+        f"t_nadir={t_nadir:.2f} s, ΔP_nadir={dp_nadir:.4f} MW, floor={floor:.4f} MW",
+    )
+
+
+def _legacy_reach(ctx: Context, fraction: float, limit_s: float) -> Measurement:
+    """Time from the start of ramp 3 (to full activation) until ΔP >= fraction·ΔP_ss."""
+    rt = ramp_test(ctx)
+    t3 = rt.ramps[2].t_start
+    dp = _delta(ctx, t3, "ramp 3")
+    t_hit = ctx.series.first_reach(dp, fraction * rt.dp_ss, t3, rt.ramps[3].t_start)
+    return Measurement(
+        t_hit - t3, limit_s, "<=", f"ramp 3 at t={t3:.2f} s, target {fraction:.0%} of ΔP_ss"
+    )
+
+
+def legacy_half(ctx: Context) -> Measurement:
+    return _legacy_reach(ctx, 0.5, 5.0)
+
+
+def legacy_full(ctx: Context) -> Measurement:
+    return _legacy_reach(ctx, ctx.params.full_fraction, 30.0)
+
+
+def _rules(product: Product) -> list[Rule]:
+    ramp = frozenset({TestType.RAMP})
+    tag = "FCRD_UP" if product is Product.FCR_D_UP else "FCRD_DOWN"
+    bounds = "-5 %/+20 %" if product is Product.FCR_D_UP else "-20 %/+5 %"
+
+    def rule(rid: str, version: str, text: str, ref: str, unit: str, *, fn: Evaluator) -> Rule:
+        return Rule(
+            rule_id=f"{tag}.{rid}",
+            product=product,
+            test_types=ramp,
+            version=version,
+            requirement=text,
+            reference=ref,
+            unit=unit,
+            evaluate=fn,
+            sampling=FCRD_TEST_RATE,
+        )
+
+    return [
+        rule(
+            "REQ1.SS",
+            TR25,
+            f"steady state P_ss,3-P_ss,4 within {bounds} of ΔP_ss,theo",
+            "TR25 §3.1.2 Req 1",
+            "fraction",
+            fn=req1_steady_state,
+        ),
+        rule(
+            "REQ2.DP75",
+            TR25,
+            "ΔP(7.5 s) >= 0.86·ΔP_ss,theo",
+            "TR25 §3.1.2 Req 2",
+            "MW",
+            fn=req2_dp75,
+        ),
+        rule(
+            "REQ3.E75",
+            TR25,
+            "E(0-7.5 s) >= 3.2 s·ΔP_ss,theo",
+            "TR25 §3.1.2 Req 3",
+            "MWs",
+            fn=req3_energy,
+        ),
+        rule(
+            "REQ23.SUSTAIN",
+            TR25,
+            "ΔP does not fall below the 7.5 s value until ramp 6",
+            "TR25 §3.1.2 Req 2/3",
+            "MW",
+            fn=req23_sustain,
+        ),
+        rule(
+            "REQ4.DEACT",
+            TR25,
+            "deactivation excess energy <= 2.5 s·|ΔP_ss,theo|",
+            "TR25 §3.1.2 Req 4",
+            "MWs",
+            fn=req4_deactivation,
+        ),
+        rule(
+            "LEGACY.50PCT_5S", SVK_LEGACY, "50 % within 5 s", "SvK FCR-D page", "s", fn=legacy_half
+        ),
+        rule(
+            "LEGACY.100PCT_30S",
+            SVK_LEGACY,
+            "100 % within 30 s",
+            "SvK FCR-D page",
+            "s",
+            fn=legacy_full,
+        ),
+    ]
+
+
+RULES: tuple[Rule, ...] = (*_rules(Product.FCR_D_UP), *_rules(Product.FCR_D_DOWN))

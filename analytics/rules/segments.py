@@ -1,0 +1,76 @@
+"""Find the ramps and steps of a synthetic test frequency (applied frequency signal).
+
+A test signal is a sequence of holds joined by ramps (FCR-D, TR25 Table 4) or steps
+(FCR-N, TR25 Table 3). :func:`find_transitions` walks the trace: a transition starts when
+the frequency leaves the current hold level by more than ``eps_hz`` and ends where the
+frequency stays within ``eps_hz`` of one value for ``min_hold_s``. The start and end of a
+ramp are refined by a straight-line fit through the samples between 20 % and 80 % of the
+change; a step too fast for that starts at the first sample that left the hold band.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from analytics.timeseries import FloatArray
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One ramp or step of the test frequency."""
+
+    t_start: float
+    t_end: float
+    f_from: float
+    f_to: float
+
+
+def _hold_end(t: FloatArray, f: FloatArray, start: int, eps_hz: float, min_hold_s: float) -> int:
+    """First index m >= start whose next ``min_hold_s`` stay within eps of f[m]; -1 if none."""
+    n = t.shape[0]
+    for m in range(start, n):
+        e = int(np.searchsorted(t, t[m] + min_hold_s, side="right"))
+        if e >= n and t[-1] - t[m] < min_hold_s:
+            return -1
+        if np.max(np.abs(f[m:e] - f[m])) <= eps_hz:
+            return m
+    return -1
+
+
+def find_transitions(
+    t: FloatArray, f: FloatArray, eps_hz: float = 0.01, min_hold_s: float = 1.0
+) -> list[Transition]:
+    """All transitions between holds of ``f`` (see module doc)."""
+    out: list[Transition] = []
+    n = t.shape[0]
+    first_hold = int(np.searchsorted(t, t[0] + min_hold_s, side="right"))
+    level = float(np.mean(f[: max(first_hold, 1)]))
+    i = 0
+    while i < n:
+        away = np.flatnonzero(np.abs(f[i:] - level) > eps_hz)
+        if away.size == 0:
+            break
+        j = i + int(away[0])
+        m = _hold_end(t, f, j, eps_hz, min_hold_s)
+        last = n - 1 if m < 0 else m
+        e = int(np.searchsorted(t, t[last] + min_hold_s, side="right"))
+        new_level = float(np.mean(f[last : max(e, last + 1)]))
+        t_start, t_end = float(t[j]), float(t[last])
+        change = new_level - level
+        if change != 0.0:
+            frac = (f[j - 1 : last + 1] - level) / change
+            seg_t = t[j - 1 : last + 1][(frac > 0.2) & (frac < 0.8)]
+            seg_f = f[j - 1 : last + 1][(frac > 0.2) & (frac < 0.8)]
+            if seg_t.size >= 2 and np.ptp(seg_t) > 0:
+                slope, intercept = np.polyfit(seg_t, seg_f, 1)
+                if slope != 0:
+                    t_start = float((level - intercept) / slope)
+                    t_end = float((new_level - intercept) / slope)
+        out.append(Transition(t_start, t_end, level, new_level))
+        if m < 0:
+            break
+        level = new_level
+        i = last
+    return out

@@ -1,0 +1,131 @@
+"""Verdict rows: one judged requirement, shared by the event-log audit and the SvK CSV audit.
+
+A :class:`Verdict` is what every rule returns. It carries the rule id, the version of the
+requirement document the rule implements, the measured value against its threshold(s), and
+whether it passed. ``comparison`` says how ``measured`` was compared:
+
+* ``">="``: pass when ``measured >= threshold``;
+* ``"<="``: pass when ``measured <= threshold``;
+* ``"between"``: pass when ``threshold <= measured <= threshold_high``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Literal
+
+Comparison = Literal[">=", "<=", "between"]
+
+
+class Product(StrEnum):
+    """SvK reserve products; values equal the Avro ``Product`` enum symbols."""
+
+    FCR_N = "FCR_N"
+    FCR_D_UP = "FCR_D_UP"
+    FCR_D_DOWN = "FCR_D_DOWN"
+    FFR = "FFR"
+    AFRR = "AFRR"
+    MFRR = "MFRR"
+
+    @property
+    def is_fcr_d(self) -> bool:
+        return self in (Product.FCR_D_UP, Product.FCR_D_DOWN)
+
+    @property
+    def direction(self) -> int:
+        """+1 for up (injection) products, -1 for FCR-D down, 0 for symmetric/ordered ones."""
+        if self in (Product.FCR_D_UP, Product.FFR):
+            return 1
+        if self is Product.FCR_D_DOWN:
+            return -1
+        return 0
+
+
+class TestType(StrEnum):
+    """What a series records. Values are the canonical SvK file-name ``TestType`` tokens."""
+
+    __test__ = False  # not a pytest test class despite the name
+
+    STEP = "Step"  # FCR-N step sequence (TR25 Table 3)
+    RAMP = "Ramp"  # FCR-D dynamic fast-ramp sequence (TR25 Table 4)
+    SINE = "Sine"  # one sine-test period (file name token carries the period: Sine40)
+    OPERATION = "Operation"  # normal operation
+    ACTIVATION = "Activation"  # one activation (FFR frequency event, aFRR/mFRR order)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One judged requirement. ``measured``/``threshold`` are in ``unit``."""
+
+    rule_id: str
+    rule_version: str
+    product: Product
+    requirement: str
+    reference: str
+    measured: float
+    threshold: float
+    unit: str
+    comparison: Comparison
+    passed: bool
+    detail: str = ""
+    threshold_high: float | None = None
+
+    @classmethod
+    def compare(
+        cls,
+        *,
+        rule_id: str,
+        rule_version: str,
+        product: Product,
+        requirement: str,
+        reference: str,
+        measured: float,
+        threshold: float,
+        unit: str,
+        comparison: Comparison,
+        detail: str = "",
+        threshold_high: float | None = None,
+    ) -> Verdict:
+        """Build a verdict and decide ``passed`` from ``comparison`` (NaN never passes)."""
+        if math.isnan(measured):
+            passed = False
+        elif comparison == ">=":
+            passed = measured >= threshold
+        elif comparison == "<=":
+            passed = measured <= threshold
+        elif threshold_high is None:
+            raise ValueError(f"{rule_id}: comparison 'between' needs threshold_high")
+        else:
+            passed = threshold <= measured <= threshold_high
+        return cls(
+            rule_id=rule_id,
+            rule_version=rule_version,
+            product=product,
+            requirement=requirement,
+            reference=reference,
+            measured=measured,
+            threshold=threshold,
+            unit=unit,
+            comparison=comparison,
+            passed=passed,
+            detail=detail,
+            threshold_high=threshold_high,
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready mapping (product as its string value; NaN as None)."""
+        data = asdict(self)
+        data["product"] = self.product.value
+        for key in ("measured", "threshold", "threshold_high"):
+            value = data[key]
+            if isinstance(value, float) and not math.isfinite(value):
+                data[key] = None
+        return data
+
+
+def verdicts_to_json(verdicts: list[Verdict]) -> str:
+    """The verdict table as a JSON array (what ``flowerhub audit --json`` prints)."""
+    return json.dumps([v.as_dict() for v in verdicts], indent=2, sort_keys=True)
