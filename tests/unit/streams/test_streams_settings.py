@@ -48,8 +48,7 @@ def test_environment_with_sasl_ssl_and_nested_thresholds(monkeypatch: pytest.Mon
     assert s.compliance.to_config().stale_after_s == 4.0
     assert "s3cret-value" not in repr(s)
     assert "s3cret-value" not in str(s.model_dump())
-    secret = "s3cret-value"
-    assert s.kafka_client_options()["sasl_plain_password"] == secret
+    assert s.kafka_client_options()["sasl_plain_password"] == "s3cret-value"  # noqa: S105  # test value
 
 
 def test_kafka_bootstrap_servers_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
