@@ -1,0 +1,256 @@
+"""The archiver: consume topics into the Parquet archive, resuming exactly where it stopped.
+
+Progress lives in the archive, not in the consumer group: at start the archiver reads the
+last offset of every topic-partition from the names of the complete part files
+(:func:`~analytics.archive.layout.recover_positions`), assigns every partition of its topics
+itself and seeks to one past it (the earliest offset where nothing is archived yet). A crash
+at any point loses only the unflushed buffer and at most a hidden temporary file, both of
+which are read again; nothing is archived twice. After each durable flush the next offsets
+are also committed to the consumer group, so standard tools show the archiver's lag, but
+those commits are never trusted for resuming.
+
+One archiver process owns an archive directory (an exclusive lock file enforces it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiokafka  # type: ignore[import-untyped, unused-ignore]  # ships no py.typed
+
+from analytics.archive.layout import TopicPartition, check_topic, parse_part, recover_positions
+from analytics.archive.rows import DecodedEvent, Decoder, RawRecord, decode_row
+from analytics.archive.writer import ArchiveWriter
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = ".archiver.lock"
+
+
+class ArchiverError(RuntimeError):
+    """The archiver cannot run: missing topic, archive locked by another process..."""
+
+
+@dataclass(frozen=True)
+class ArchiverConfig:
+    """Where to read, where to write, and how often to flush."""
+
+    out: Path
+    bootstrap: str
+    topics: tuple[str, ...]
+    group_id: str = "flowerhub-archiver"
+    flush_records: int = 50_000
+    flush_interval_s: float = 5.0
+    poll_timeout_ms: int = 200
+
+    def __post_init__(self) -> None:
+        if not self.topics:
+            raise ArchiverError("no topics to archive")
+        for topic in self.topics:
+            check_topic(topic)
+        if self.flush_records < 1 or self.flush_interval_s <= 0:
+            raise ArchiverError("flush_records must be >= 1 and flush_interval_s > 0")
+
+
+@dataclass
+class ArchiverStats:
+    """What one run did."""
+
+    archived: int = 0  # rows made durable in this run
+    undecodable: int = 0
+    files: int = 0
+    flushes: int = 0
+    resumed_from: dict[TopicPartition, int] = field(default_factory=dict)
+
+
+def codec_decoder() -> tuple[Decoder, tuple[type[Exception], ...]]:
+    """The project codec as an archive decoder, with the error type it raises."""
+    from schemas.codec import default_codec
+    from schemas.errors import EventDecodeError
+
+    codec = default_codec()
+
+    def decode(value: bytes) -> DecodedEvent:
+        decoded = codec.decode(value)
+        return DecodedEvent(decoded.name, decoded.record)
+
+    return decode, (EventDecodeError,)
+
+
+@contextlib.contextmanager
+def archive_lock(root: Path) -> Iterator[None]:
+    """Hold the archive's exclusive lock (fails at once if another archiver holds it)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / LOCK_NAME).open("a") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ArchiverError(f"another archiver is writing to {root}") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def raw_record(message: Any) -> RawRecord:
+    """An aiokafka ``ConsumerRecord`` as a :class:`RawRecord`."""
+    return RawRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        timestamp_ms=message.timestamp,
+        key=message.key,
+        value=message.value,
+        headers=tuple((name, bytes(value or b"")) for name, value in message.headers),
+        timestamp_type=message.timestamp_type,
+    )
+
+
+class Archiver:
+    """Consumes ``config.topics`` into ``config.out`` until stopped (see module doc)."""
+
+    def __init__(
+        self,
+        config: ArchiverConfig,
+        decoder: Decoder | None = None,
+        decode_errors: tuple[type[Exception], ...] = (),
+    ) -> None:
+        self.config = config
+        if decoder is None:
+            decoder, decode_errors = codec_decoder()
+        self._decoder = decoder
+        self._errors = decode_errors
+
+    async def run(
+        self,
+        stop: asyncio.Event | None = None,
+        until: Callable[[ArchiverStats], bool] | None = None,
+    ) -> ArchiverStats:
+        """Archive until ``stop`` is set or ``until(stats)`` holds after a flush."""
+        stop = stop or asyncio.Event()
+        with archive_lock(self.config.out):
+            writer = ArchiveWriter(self.config.out, recover_positions(self.config.out))
+            try:
+                return await self._consume(writer, stop, until)
+            finally:
+                writer.close()
+
+    async def _start_consumer(self, writer: ArchiveWriter, stats: ArchiverStats) -> Any:
+        consumer = aiokafka.AIOKafkaConsumer(
+            bootstrap_servers=self.config.bootstrap,
+            group_id=self.config.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        await consumer.start()
+        try:
+            await consumer.topics()
+            assigned: list[Any] = []
+            for topic in self.config.topics:
+                partitions = consumer.partitions_for_topic(topic)
+                if not partitions:
+                    raise ArchiverError(
+                        f"topic {topic!r} does not exist on {self.config.bootstrap}"
+                    )
+                assigned.extend(aiokafka.TopicPartition(topic, p) for p in sorted(partitions))
+            consumer.assign(assigned)
+            earliest = await consumer.beginning_offsets(assigned)
+            for ktp in assigned:
+                tp = TopicPartition(ktp.topic, ktp.partition)
+                position = writer.next_offset(tp)
+                if position is None:
+                    position = earliest[ktp]
+                elif position < earliest[ktp]:
+                    log.warning(
+                        "%s[%d]: offsets %d..%d were deleted before archiving",
+                        tp.topic,
+                        tp.partition,
+                        position,
+                        earliest[ktp] - 1,
+                    )
+                    position = earliest[ktp]
+                stats.resumed_from[tp] = position
+                consumer.seek(ktp, position)
+        except BaseException:
+            await consumer.stop()
+            raise
+        return consumer
+
+    async def _consume(
+        self,
+        writer: ArchiveWriter,
+        stop: asyncio.Event,
+        until: Callable[[ArchiverStats], bool] | None,
+    ) -> ArchiverStats:
+        stats = ArchiverStats()
+        consumer = await self._start_consumer(writer, stats)
+        try:
+            last_flush = time.monotonic()
+            while not stop.is_set():
+                batches = await consumer.getmany(
+                    timeout_ms=self.config.poll_timeout_ms, max_records=10_000
+                )
+                for messages in batches.values():
+                    rows = [
+                        decode_row(raw_record(m), self._decoder, self._errors) for m in messages
+                    ]
+                    stats.undecodable += sum(1 for row in rows if row.error_type is not None)
+                    writer.append(rows)
+                due = time.monotonic() - last_flush >= self.config.flush_interval_s
+                if writer.buffered and (writer.buffered >= self.config.flush_records or due):
+                    await self._flush(consumer, writer, stats)
+                    last_flush = time.monotonic()
+                    if until is not None and until(stats):
+                        break
+                elif due:
+                    last_flush = time.monotonic()
+            if writer.buffered:
+                await self._flush(consumer, writer, stats)
+        finally:
+            await consumer.stop()
+        return stats
+
+    async def _flush(self, consumer: Any, writer: ArchiveWriter, stats: ArchiverStats) -> None:
+        buffered = writer.buffered
+        written = writer.flush()
+        stats.archived += buffered
+        stats.files += len(written)
+        stats.flushes += 1
+        offsets: dict[Any, Any] = {}
+        for tp in {parse_part(path).topic_partition for path in written}:
+            nxt = writer.next_offset(tp)
+            if nxt is not None:
+                offsets[aiokafka.TopicPartition(tp.topic, tp.partition)] = (
+                    aiokafka.OffsetAndMetadata(nxt, "")
+                )
+        try:
+            await consumer.commit(offsets)
+        except Exception as exc:  # informational only: the archive is the source of truth
+            log.warning("offset commit to group %s failed: %s", self.config.group_id, exc)
+
+
+async def archive(
+    config: ArchiverConfig,
+    stop: asyncio.Event | None = None,
+    until: Callable[[ArchiverStats], bool] | None = None,
+) -> ArchiverStats:
+    """Run an :class:`Archiver` with the project codec."""
+    return await Archiver(config).run(stop, until)
+
+
+def archived_offsets(root: Path, topics: Sequence[str] | None = None) -> dict[TopicPartition, int]:
+    """Next offset per topic-partition of the archive under ``root`` (optionally filtered)."""
+    positions = recover_positions(root)
+    if topics is None:
+        return positions
+    wanted = set(topics)
+    return {tp: offset for tp, offset in positions.items() if tp.topic in wanted}

@@ -1,0 +1,143 @@
+"""From a Kafka record to an archive row (pure: no Kafka, no file I/O).
+
+Every row keeps the original key, value and headers byte for byte (replay republishes them
+unchanged), the Kafka coordinates and timestamp, and what the codec made of the value: the
+event name, the decoded record as JSON, and its ``event_time`` / ``ingest_time`` lifted
+into columns of their own. A value the codec rejects is archived all the same, with the
+error class and reason instead of a payload: nothing read is ever dropped.
+
+JSON conventions for the payload: timestamps (``datetime``) as integer microseconds since
+the epoch (UTC), dates as days since the epoch, UUIDs as strings, bytes as lower-case hex.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_DATE = date(1970, 1, 1)
+
+Headers = tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """A record as read from Kafka (or as stored in the archive)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers = ()
+    timestamp_type: int = 0  # 0 = CreateTime, 1 = LogAppendTime
+
+
+@dataclass(frozen=True)
+class DecodedEvent:
+    """What the archive needs from the codec: the event's name and its record."""
+
+    name: str
+    record: Mapping[str, object]
+
+
+Decoder = Callable[[bytes], DecodedEvent]
+
+
+@dataclass(frozen=True)
+class ArchiveRow:
+    """One archived record: the raw record plus what decoding found."""
+
+    raw: RawRecord
+    event_name: str | None
+    payload_json: str | None
+    event_time_us: int | None
+    ingest_time_us: int | None
+    error_type: str | None
+    error_reason: str | None
+
+
+class PayloadEncodingError(TypeError):
+    """A decoded record holds a value the archive cannot represent as JSON."""
+
+
+def _to_json_value(value: object) -> object:  # noqa: PLR0911  # one return per JSON shape
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, datetime):
+        return timestamp_micros(value)
+    if isinstance(value, date):
+        return (value - _EPOCH_DATE).days
+    if isinstance(value, time):
+        return (
+            (value.hour * 60 + value.minute) * 60 + value.second
+        ) * 1_000_000 + value.microsecond
+    if isinstance(value, uuid.UUID | Decimal):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    if isinstance(value, Mapping):
+        return {str(k): _to_json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_json_value(v) for v in value]
+    raise PayloadEncodingError(f"cannot archive a value of type {type(value).__name__}")
+
+
+def payload_json(record: Mapping[str, object]) -> str:
+    """The decoded record as compact JSON with stable key order (see module doc)."""
+    return json.dumps(_to_json_value(record), separators=(",", ":"), allow_nan=True)
+
+
+def timestamp_micros(value: object) -> int | None:
+    """Microseconds since the epoch from a ``datetime`` (naive = UTC) or an integer."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        delta = aware - _EPOCH
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise PayloadEncodingError(f"not a timestamp: {value!r}")
+
+
+def decode_row(raw: RawRecord, decoder: Decoder, errors: tuple[type[Exception], ...]) -> ArchiveRow:
+    """Decode ``raw.value``; an error of one of the ``errors`` types is archived, not raised."""
+    if raw.value is None:
+        return ArchiveRow(raw, None, None, None, None, "Tombstone", "record has no value")
+    caught: tuple[type[Exception], ...] = (*errors, PayloadEncodingError)
+    try:
+        event = decoder(raw.value)
+        return ArchiveRow(
+            raw=raw,
+            event_name=event.name,
+            payload_json=payload_json(event.record),
+            event_time_us=timestamp_micros(event.record.get("event_time")),
+            ingest_time_us=timestamp_micros(event.record.get("ingest_time")),
+            error_type=None,
+            error_reason=None,
+        )
+    except caught as exc:
+        return ArchiveRow(raw, None, None, None, None, type(exc).__name__, str(exc))
+
+
+def headers_json(headers: Headers) -> str | None:
+    """Headers as JSON ``[[name, base64], ...]`` (order kept), or None when there are none."""
+    if not headers:
+        return None
+    return json.dumps([[name, base64.b64encode(value).decode("ascii")] for name, value in headers])
+
+
+def headers_from_json(text: str | None) -> Headers:
+    """Inverse of :func:`headers_json`."""
+    if not text:
+        return ()
+    items = json.loads(text)
+    return tuple((str(name), base64.b64decode(value)) for name, value in items)

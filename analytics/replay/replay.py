@@ -1,0 +1,187 @@
+"""Republish a slice of the event log into a namespaced copy of the topics.
+
+Each record goes to ``prefix + topic``, same partition number, same key, the original value
+and header bytes unchanged and (by default) the original Kafka timestamp: no new ids, no
+re-encoding. With the deterministic order of :mod:`analytics.replay.plan`, two replays of
+the same input produce the same bytes in the same per-partition order, so a streams worker
+run on the copy can be compared with the original run (``flowerhub replay diff``).
+
+The pacing loop (:func:`run_replay`) talks to a :class:`ReplaySink`; the Kafka sink
+(:class:`KafkaSink`) keeps up to ``window`` sends in flight and uses an idempotent producer,
+so retries never reorder or duplicate a partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aiokafka  # type: ignore[import-untyped, unused-ignore]  # ships no py.typed
+
+from analytics.archive.rows import RawRecord
+from analytics.replay.plan import Scheduled, check_speed, due_offset_s, target_topic
+
+
+class ReplayError(RuntimeError):
+    """The copy topics cannot take the replay (missing topic or partition, send failure)."""
+
+
+class ReplaySink(Protocol):
+    """Where replayed records go."""
+
+    async def send(self, topic: str, record: RawRecord, timestamp_ms: int | None) -> None: ...
+
+    async def flush(self) -> None: ...
+
+
+@dataclass
+class ReplayStats:
+    """What a replay did. ``late_s`` is the worst delay behind schedule at ``--speed``."""
+
+    records: int = 0
+    per_topic: Counter[str] = field(default_factory=Counter)
+    first_ms: int | None = None
+    last_ms: int | None = None
+    wall_s: float = 0.0
+    late_s: float = 0.0
+
+    @property
+    def span_s(self) -> float:
+        """Event-log time covered (first to last effective Kafka timestamp)."""
+        if self.first_ms is None or self.last_ms is None:
+            return 0.0
+        return (self.last_ms - self.first_ms) / 1000.0
+
+    @property
+    def realtime_factor(self) -> float | None:
+        """Log time replayed per second of wall time."""
+        return None if self.wall_s <= 0 else self.span_s / self.wall_s
+
+
+async def run_replay(
+    scheduled: Iterable[Scheduled],
+    sink: ReplaySink,
+    *,
+    prefix: str,
+    speed: float | None,
+    keep_timestamps: bool = True,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+) -> ReplayStats:
+    """Send every scheduled record to ``sink`` at its due time (``speed=None``: at once)."""
+    speed = check_speed(speed)
+    stats = ReplayStats()
+    names: dict[str, str] = {}
+    start = clock()
+    for item in scheduled:
+        record = item.record
+        if stats.first_ms is None:
+            stats.first_ms = item.effective_ms
+        stats.last_ms = item.effective_ms
+        if speed is not None:
+            due = start + due_offset_s(item.effective_ms, stats.first_ms, speed)
+            now = clock()
+            if due > now:
+                await sleep(due - now)
+            else:
+                stats.late_s = max(stats.late_s, now - due)
+        topic = names.get(record.topic)
+        if topic is None:
+            topic = names[record.topic] = target_topic(prefix, record.topic)
+        timestamp = record.timestamp_ms if keep_timestamps else None
+        await sink.send(topic, record, timestamp)
+        stats.records += 1
+        stats.per_topic[record.topic] += 1
+    await sink.flush()
+    stats.wall_s = clock() - start
+    return stats
+
+
+class KafkaSink:
+    """A :class:`ReplaySink` producing to Kafka with a bounded number of sends in flight."""
+
+    def __init__(self, producer: Any, *, window: int = 20_000) -> None:
+        self._producer = producer
+        self._window = window
+        self._pending: list[asyncio.Future[Any]] = []
+        self._partitions: dict[str, set[int]] = {}
+
+    async def _check(self, topic: str, partition: int) -> None:
+        known = self._partitions.get(topic)
+        if known is None:
+            found = await self._producer.partitions_for(topic)
+            known = self._partitions[topic] = set(found or ())
+        if partition not in known:
+            raise ReplayError(
+                f"copy topic {topic!r} has no partition {partition} "
+                f"(it has {len(known)}); create it with at least {partition + 1}"
+            )
+
+    async def send(self, topic: str, record: RawRecord, timestamp_ms: int | None) -> None:
+        if topic not in self._partitions or record.partition not in self._partitions[topic]:
+            await self._check(topic, record.partition)
+        future = await self._producer.send(
+            topic,
+            value=record.value,
+            key=record.key,
+            partition=record.partition,
+            timestamp_ms=timestamp_ms,
+            headers=list(record.headers) or None,
+        )
+        self._pending.append(future)
+        if len(self._pending) >= self._window:
+            await self._drain()
+
+    async def _drain(self) -> None:
+        pending, self._pending = self._pending, []
+        try:
+            await asyncio.gather(*pending)
+        except Exception as exc:
+            raise ReplayError(f"sending to the copy failed: {exc}") from exc
+
+    async def flush(self) -> None:
+        await self._drain()
+
+
+def replay_producer(bootstrap: str) -> Any:
+    """An idempotent producer tuned for throughput (ordering kept per partition)."""
+    return aiokafka.AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_batch_size=512 * 1024,
+        max_request_size=4 * 1024 * 1024,
+    )
+
+
+async def replay_to_kafka(
+    scheduled: Iterable[Scheduled],
+    bootstrap: str,
+    *,
+    prefix: str,
+    speed: float | None,
+    keep_timestamps: bool = True,
+) -> ReplayStats:
+    """Run :func:`run_replay` into Kafka (the copy topics must exist)."""
+    producer = replay_producer(bootstrap)
+    await producer.start()
+    try:
+        return await run_replay(
+            scheduled,
+            KafkaSink(producer),
+            prefix=prefix,
+            speed=speed,
+            keep_timestamps=keep_timestamps,
+        )
+    finally:
+        await producer.stop()
+
+
+def needed_partitions(prefix: str, partitions: Mapping[str, int]) -> dict[str, int]:
+    """Copy topic name -> minimum partition count, for the topics a replay will write."""
+    return {target_topic(prefix, topic): count for topic, count in sorted(partitions.items())}

@@ -1,0 +1,166 @@
+"""Where a replay reads from: the archive (Parquet part files) or Kafka itself.
+
+Both give one stream per topic-partition, in offset order, restricted to a Kafka-timestamp
+window; :func:`analytics.replay.plan.merge_streams` turns them into the replay order.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiokafka  # type: ignore[import-untyped, unused-ignore]  # ships no py.typed
+import duckdb
+
+from analytics.archive.layout import PartFile, hour_bucket, iter_parts
+from analytics.archive.rows import RawRecord, headers_from_json
+from analytics.db import sql_string
+from analytics.replay.plan import ReplayPlanError, TimeWindow
+
+_FETCH = 20_000
+
+
+@dataclass(frozen=True)
+class SourceStreams:
+    """Per-topic-partition record streams and the partition numbers they use."""
+
+    streams: Sequence[Iterable[RawRecord]]
+    partitions: dict[str, int]  # topic -> number of partitions the copy needs at least
+
+
+def _hour_in_window(hour: str, window: TimeWindow) -> bool:
+    if window.start_ms is not None and hour < hour_bucket(window.start_ms):
+        return False
+    return window.end_ms is None or hour <= hour_bucket(window.end_ms)
+
+
+def archive_files(
+    root: Path, topics: Sequence[str] | None, window: TimeWindow
+) -> dict[tuple[str, int], list[PartFile]]:
+    """Part files per (topic, partition) that may hold records of ``window``."""
+    if not root.is_dir():
+        raise ReplayPlanError(f"archive directory not found: {root}")
+    files: dict[tuple[str, int], list[PartFile]] = defaultdict(list)
+    for part in iter_parts(root, topics):
+        if _hour_in_window(part.hour, window):
+            files[(part.topic, part.partition)].append(part)
+    return dict(files)
+
+
+def _read_partition(
+    con: duckdb.DuckDBPyConnection, parts: list[PartFile], window: TimeWindow
+) -> Iterator[RawRecord]:
+    cursor = con.cursor()
+    paths = ", ".join(sql_string(str(p.path)) for p in sorted(parts, key=lambda p: p.first_offset))
+    conditions = ["true"]
+    if window.start_ms is not None:
+        conditions.append(f"epoch_ms(kafka_timestamp) >= {int(window.start_ms)}")
+    if window.end_ms is not None:
+        conditions.append(f"epoch_ms(kafka_timestamp) <= {int(window.end_ms)}")
+    try:
+        cursor.execute(
+            'SELECT topic, "partition", "offset", epoch_ms(kafka_timestamp), timestamp_type, '  # noqa: S608  # escaped paths, integer bounds
+            f"key, value, headers FROM read_parquet([{paths}], hive_partitioning = false) "
+            f'WHERE {" AND ".join(conditions)} ORDER BY "offset"'
+        )
+        while batch := cursor.fetchmany(_FETCH):
+            for topic, partition, offset, ts, ts_type, key, value, headers in batch:
+                yield RawRecord(
+                    topic=topic,
+                    partition=partition,
+                    offset=offset,
+                    timestamp_ms=ts,
+                    key=key,
+                    value=value,
+                    headers=headers_from_json(headers),
+                    timestamp_type=ts_type,
+                )
+    finally:
+        cursor.close()
+
+
+def archive_streams(
+    con: duckdb.DuckDBPyConnection,
+    root: Path,
+    topics: Sequence[str] | None = None,
+    window: TimeWindow | None = None,
+) -> SourceStreams:
+    """Lazy per-partition streams from the archive under ``root`` (read with ``con``)."""
+    window = window or TimeWindow()
+    files = archive_files(root, topics, window)
+    partitions: dict[str, int] = {}
+    for topic, partition in files:
+        partitions[topic] = max(partitions.get(topic, 0), partition + 1)
+    streams = [_read_partition(con, files[tp], window) for tp in sorted(files)]
+    return SourceStreams(streams, partitions)
+
+
+def _raw(message: Any) -> RawRecord:  # aiokafka ConsumerRecord (untyped)
+    return RawRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        timestamp_ms=message.timestamp,
+        key=message.key,
+        value=message.value,
+        headers=tuple((name, bytes(value)) for name, value in message.headers),
+        timestamp_type=message.timestamp_type,
+    )
+
+
+async def kafka_streams(  # noqa: PLR0912  # one read loop with its window checks
+    bootstrap: str, topics: Sequence[str], window: TimeWindow | None = None
+) -> SourceStreams:
+    """Read ``window`` of ``topics`` from Kafka (up to the end offsets at the start)."""
+    window = window or TimeWindow()
+    consumer = aiokafka.AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        group_id=None,
+    )
+    await consumer.start()
+    try:
+        assigned: list[Any] = []
+        partitions: dict[str, int] = {}
+        await consumer.topics()  # refreshes the cluster metadata
+        for topic in topics:
+            known = consumer.partitions_for_topic(topic)
+            if not known:
+                raise ReplayPlanError(f"topic {topic!r} does not exist on {bootstrap}")
+            partitions[topic] = max(known) + 1
+            assigned.extend(aiokafka.TopicPartition(topic, p) for p in sorted(known))
+        consumer.assign(assigned)
+        ends = await consumer.end_offsets(assigned)
+        starts = await consumer.beginning_offsets(assigned)
+        if window.start_ms is not None:
+            found = await consumer.offsets_for_times(dict.fromkeys(assigned, window.start_ms))
+            for tp in assigned:
+                hit = found.get(tp)
+                starts[tp] = ends[tp] if hit is None else hit.offset
+        collected: dict[Any, list[RawRecord]] = {tp: [] for tp in assigned}
+        pending: set[Any] = set()
+        for tp in assigned:
+            if starts[tp] < ends[tp]:
+                consumer.seek(tp, starts[tp])
+                pending.add(tp)
+            else:
+                consumer.pause(tp)
+        while pending:
+            batches = await consumer.getmany(*pending, timeout_ms=1000, max_records=10_000)
+            for tp, messages in batches.items():
+                for message in messages:
+                    if message.offset >= ends[tp]:
+                        break
+                    if window.contains(message.timestamp):
+                        collected[tp].append(_raw(message))
+            for tp in sorted(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+                    consumer.pause(tp)
+        return SourceStreams([collected[tp] for tp in assigned], partitions)
+    finally:
+        await consumer.stop()
