@@ -1,0 +1,294 @@
+"""Allocator: availability rules, exact proportional split, shortfall and re-allocation."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from streams.steps.allocator import (
+    allocate_activation,
+    allocate_fleet_setpoint,
+    allocate_reserve,
+    reallocate,
+    split_proportional,
+)
+from streams.steps.availability import (
+    AllocatorConfig,
+    Exclusion,
+    SiteStatus,
+    site_availability,
+)
+from streams.steps.enums import ActivationKind, CommandKind, CommandStatus, Product, SiteMode
+from streams.steps.errors import InvalidConfig
+from streams.steps.records_market import FleetSetpoint, MarketActivation, ReserveAssignment
+from streams.steps.records_site import CommandResult, SiteTelemetry
+from streams.steps.setpoint_filter import SiteLimits
+
+S = 1_000_000
+NOW = 1_700_000_000 * S
+CONFIG = AllocatorConfig(telemetry_max_age_s=10.0, clamp_window_s=60.0)
+UUID = "00000000-0000-4000-8000-000000000000"
+
+
+def tel(
+    site: str,
+    *,
+    up: float = 5.0,
+    down: float = 5.0,
+    power: float = 0.0,
+    age_s: float = 1.0,
+    faulted: bool = False,
+    mode: SiteMode = SiteMode.REMOTE,
+    max_dis: float = 10.0,
+    max_ch: float = 10.0,
+) -> SiteTelemetry:
+    return SiteTelemetry(
+        event_id=UUID,
+        event_time=NOW - round(age_s * S),
+        site_id=site,
+        oem="huawei",
+        model="SUN2000",
+        battery_power_kw=power,
+        soc_pct=50.0,
+        grid_power_kw=0.0,
+        pv_power_kw=0.0,
+        load_kw=1.0,
+        headroom_up_kw=up,
+        headroom_down_kw=down,
+        max_discharge_kw=max_dis,
+        max_charge_kw=max_ch,
+        mode=mode,
+        faulted=faulted,
+    )
+
+
+def result(status: CommandStatus, requested: float, measured: float, age_s: float) -> CommandResult:
+    return CommandResult(
+        event_id=UUID,
+        event_time=NOW - round(age_s * S),
+        site_id="x",
+        command_id="c",
+        status=status,
+        requested_kw=requested,
+        measured_kw=measured,
+    )
+
+
+def fleet_sp(target_mw: float, sp_id: str = "fs-1") -> FleetSetpoint:
+    return FleetSetpoint(
+        event_id=UUID,
+        event_time=NOW,
+        fleet_id="fleet",
+        setpoint_id=sp_id,
+        target_mw=target_mw,
+        valid_from=NOW,
+        valid_until=NOW + 60 * S,
+    )
+
+
+# (status, expected (up_kw, down_kw, exclusion, derated))
+AVAILABILITY: list[tuple[SiteStatus, tuple[float, float, Exclusion | None, bool]]] = [
+    (SiteStatus("a", tel("a")), (5.0, 5.0, None, False)),
+    (SiteStatus("a", tel("a", power=2.0, up=3.0, down=6.0)), (5.0, 4.0, None, False)),
+    (SiteStatus("a", tel("a", power=-4.0, up=3.0, down=1.0)), (0.0, 5.0, None, False)),
+    (SiteStatus("a", tel("a", up=15.0, max_dis=8.0)), (8.0, 5.0, None, False)),
+    (SiteStatus("a", tel("a"), limits=SiteLimits(3.0, 2.0)), (3.0, 2.0, None, False)),
+    (SiteStatus("a", None), (0.0, 0.0, Exclusion.NO_TELEMETRY, False)),
+    (SiteStatus("a", tel("a", age_s=11.0)), (0.0, 0.0, Exclusion.OFFLINE, False)),
+    (SiteStatus("a", tel("a", faulted=True)), (0.0, 0.0, Exclusion.FAULTED, False)),
+    (SiteStatus("a", tel("a", mode=SiteMode.FAULT)), (0.0, 0.0, Exclusion.FAULTED, False)),
+    (
+        SiteStatus("a", tel("a"), result(CommandStatus.CLAMPED, 5.0, 2.5, 10.0)),
+        (2.5, 5.0, None, True),
+    ),
+    (
+        SiteStatus("a", tel("a"), result(CommandStatus.OVERRIDDEN, -5.0, 0.0, 10.0)),
+        (5.0, 0.0, None, True),
+    ),
+    (
+        SiteStatus("a", tel("a"), result(CommandStatus.CLAMPED, 5.0, 2.5, 61.0)),
+        (5.0, 5.0, None, False),
+    ),
+    (
+        SiteStatus("a", tel("a"), result(CommandStatus.APPLIED, 5.0, 2.5, 1.0)),
+        (5.0, 5.0, None, False),
+    ),
+]
+
+
+@pytest.mark.parametrize(("status", "expected"), AVAILABILITY)
+def test_site_availability(
+    status: SiteStatus, expected: tuple[float, float, Exclusion | None, bool]
+) -> None:
+    av = site_availability(status, NOW, CONFIG)
+    assert (av.up_kw, av.down_kw, av.excluded, av.derated) == expected
+
+
+# (target kW, caps kW, expected units at 1 W, expected total units)
+SPLITS: list[tuple[float, list[float], list[int], int]] = [
+    (9.0, [3.0, 6.0, 9.0], [1500, 3000, 4500], 9000),
+    (20.0, [3.0, 6.0, 9.0], [3000, 6000, 9000], 18000),
+    (0.002, [1.0, 1.0, 1.0], [1, 1, 0], 2),
+    (0.001, [1.0, 2.0], [0, 1], 1),
+    (-4.0, [2.0, 2.0], [2000, 2000], 4000),
+    (0.0, [1.0, 2.0], [0, 0], 0),
+    (5.0, [0.0, 0.0], [0, 0], 0),
+    (10.0, [], [], 0),
+]
+
+
+@pytest.mark.parametrize(("target", "caps", "units", "total"), SPLITS)
+def test_split_proportional(target: float, caps: list[float], units: list[int], total: int) -> None:
+    assert split_proportional(target, caps, CONFIG) == (units, total)
+
+
+def test_fleet_setpoint_split_sums_to_target() -> None:
+    statuses = [SiteStatus(f"s{i}", tel(f"s{i}", up=1.0 + i)) for i in range(4)]
+    alloc = allocate_fleet_setpoint(fleet_sp(0.007), statuses, NOW, CONFIG)
+    assert alloc.per_site_kw == {"s0": 0.7, "s1": 1.4, "s2": 2.1, "s3": 2.8}
+    assert alloc.shortfall_kw == 0.0
+    assert [s.power_kw for s in alloc.setpoints] == [0.7, 1.4, 2.1, 2.8]
+    assert all(s.kind is CommandKind.SET_POWER for s in alloc.setpoints)
+    assert all(s.valid_until == NOW + 60 * S for s in alloc.setpoints)
+
+
+def test_shortfall_is_reported_exactly() -> None:
+    statuses = [
+        SiteStatus("a", tel("a", up=4.0)),
+        SiteStatus("b", tel("b", faulted=True)),
+        SiteStatus("c", tel("c", age_s=30.0)),
+    ]
+    alloc = allocate_fleet_setpoint(fleet_sp(0.010), statuses, NOW, CONFIG)
+    assert alloc.per_site_kw == {"a": 4.0}
+    assert alloc.allocated_kw == 4.0
+    assert alloc.shortfall_kw == 6.0
+    assert math.isclose(alloc.shortfall_mw, 0.006)
+    assert dict(alloc.excluded) == {"b": Exclusion.FAULTED, "c": Exclusion.OFFLINE}
+    report = alloc.report()
+    assert report["sites_excluded"] == {"FAULTED": 1, "OFFLINE": 1}
+    assert report["shortfall_mw"] == alloc.shortfall_mw
+
+
+def test_negative_target_uses_charge_headroom() -> None:
+    statuses = [SiteStatus("a", tel("a", down=2.0)), SiteStatus("b", tel("b", down=6.0))]
+    alloc = allocate_fleet_setpoint(fleet_sp(-0.004), statuses, NOW, CONFIG)
+    assert alloc.per_site_kw == {"a": -1.0, "b": -3.0}
+    assert math.isclose(math.fsum(alloc.per_site_kw.values()) + alloc.shortfall_kw, -4.0)
+
+
+def test_reallocate_after_a_site_faults_only_resends_changed_shares() -> None:
+    statuses = [SiteStatus(s, tel(s, up=5.0)) for s in ("a", "b", "c")]
+    first = allocate_fleet_setpoint(fleet_sp(0.012), statuses, NOW, CONFIG)
+    assert first.per_site_kw == {"a": 4.0, "b": 4.0, "c": 4.0}
+    statuses[2] = SiteStatus("c", tel("c", faulted=True))
+    second = reallocate(first, statuses, NOW + S, CONFIG)
+    assert second.revision == 1
+    assert second.per_site_kw == {"a": 5.0, "b": 5.0}
+    assert second.shortfall_kw == 2.0
+    assert {s.site_id for s in second.setpoints} == {"a", "b"}
+    assert {s.setpoint_id for s in second.setpoints}.isdisjoint(
+        {s.setpoint_id for s in first.setpoints}
+    )
+    third = reallocate(second, statuses, NOW + 2 * S, CONFIG)
+    assert third.setpoints == ()
+
+
+def test_clamped_site_is_derated_on_reallocation() -> None:
+    statuses = [SiteStatus(s, tel(s, up=6.0)) for s in ("a", "b")]
+    first = allocate_fleet_setpoint(fleet_sp(0.010), statuses, NOW, CONFIG)
+    statuses[0] = SiteStatus("a", tel("a", up=6.0), result(CommandStatus.CLAMPED, 5.0, 3.0, 1.0))
+    second = reallocate(first, statuses, NOW + S, CONFIG)
+    assert second.per_site_kw == {"a": 3.0, "b": 6.0}
+    assert second.derated == ("a",)
+    assert second.shortfall_kw == 1.0
+
+
+def test_same_inputs_same_ids() -> None:
+    statuses = [SiteStatus(s, tel(s)) for s in ("a", "b")]
+    one = allocate_fleet_setpoint(fleet_sp(0.004), statuses, NOW, CONFIG)
+    two = allocate_fleet_setpoint(fleet_sp(0.004), list(reversed(statuses)), NOW, CONFIG)
+    assert one.setpoints == two.setpoints
+
+
+def activation(
+    product: Product, requested: float, baseline: float | None = None
+) -> MarketActivation:
+    return MarketActivation(
+        event_id=UUID,
+        event_time=NOW,
+        fleet_id="fleet",
+        activation_id="act-1",
+        product=product,
+        kind=ActivationKind.ORDER,
+        requested_mw=requested,
+        start_time=NOW,
+        end_time=NOW + 900 * S,
+        baseline_mw=baseline,
+    )
+
+
+def test_afrr_order_becomes_set_power_on_top_of_the_baseline() -> None:
+    statuses = [SiteStatus(s, tel(s, up=8.0)) for s in ("a", "b")]
+    alloc = allocate_activation(activation(Product.AFRR, 0.004, 0.002), statuses, NOW, CONFIG)
+    assert alloc.per_site_kw == {"a": 3.0, "b": 3.0}
+    assert {s.kind for s in alloc.setpoints} == {CommandKind.SET_POWER}
+    assert alloc.setpoints[0].valid_until == NOW + 900 * S
+
+
+def test_fcr_d_activation_arms_reserve_with_the_product_droop() -> None:
+    statuses = [SiteStatus(s, tel(s, up=4.0)) for s in ("a", "b")]
+    alloc = allocate_activation(activation(Product.FCR_D_UP, 0.006), statuses, NOW, CONFIG)
+    arms = [s.reserve for s in alloc.setpoints]
+    assert all(s.kind is CommandKind.ARM_RESERVE for s in alloc.setpoints)
+    assert [(r.capacity_kw, r.f_start_hz, r.f_full_hz) for r in arms if r] == [
+        (3.0, 49.9, 49.5),
+        (3.0, 49.9, 49.5),
+    ]
+
+
+def assignment(product: Product, capacity_mw: float) -> ReserveAssignment:
+    return ReserveAssignment(
+        event_id=UUID,
+        event_time=NOW,
+        fleet_id="fleet",
+        assignment_id="asg-1",
+        product=product,
+        capacity_mw=capacity_mw,
+        valid_from=NOW,
+        valid_until=NOW + 3600 * S,
+        f_start_hz=50.0,
+        f_full_hz=49.9,
+        deadband_hz=0.01,
+    )
+
+
+def test_fcr_n_assignment_uses_the_smaller_direction_and_the_assignment_droop() -> None:
+    statuses = [SiteStatus("a", tel("a", up=6.0, down=2.0)), SiteStatus("b", tel("b"))]
+    alloc = allocate_reserve(assignment(Product.FCR_N, 0.1), statuses, NOW, CONFIG)
+    assert alloc.per_site_kw == {"a": 2.0, "b": 5.0}
+    assert math.isclose(alloc.shortfall_mw, 0.093)
+    arm = alloc.setpoints[0].reserve
+    assert arm is not None
+    assert (arm.symmetric, arm.deadband_hz, arm.f_full_hz) == (True, 0.01, 49.9)
+
+
+def test_afrr_capacity_assignment_sends_nothing() -> None:
+    alloc = allocate_reserve(
+        assignment(Product.AFRR, 1.0), [SiteStatus("a", tel("a"))], NOW, CONFIG
+    )
+    assert alloc.setpoints == ()
+    assert alloc.shortfall_kw == 0.0
+
+
+def test_expired_request_allocates_nothing() -> None:
+    sp = fleet_sp(0.004)
+    alloc = allocate_fleet_setpoint(sp, [SiteStatus("a", tel("a"))], sp.valid_until, CONFIG)
+    assert alloc.setpoints == ()
+    assert alloc.shortfall_kw == 4.0
+
+
+@pytest.mark.parametrize("resolution", [0.0, -0.001, 0.003, float("nan")])
+def test_bad_resolution_is_a_typed_error(resolution: float) -> None:
+    with pytest.raises(InvalidConfig):
+        AllocatorConfig(resolution_kw=resolution)
