@@ -75,6 +75,12 @@ class SiteConfig(_Strict):
     soc_reserve_min_pct: _Pct = 10.0
     soc_reserve_max_pct: _Pct = 95.0
     safe_mode: SafeMode = SafeMode.SELF_CONSUMPTION
+    # The OEM's first-order response (override detection waits dead time + 3 time constants).
+    response_time_constant_s: Annotated[float, Field(ge=0.0, le=60.0)] = 1.0
+    response_dead_time_s: Annotated[float, Field(ge=0.0, le=60.0)] = 0.5
+    response_tolerance_kw: Annotated[float, Field(ge=0.0)] = 0.3
+    # Droop writes only when the target moved by at least this much.
+    min_step_kw: Annotated[float, Field(ge=0.0)] = 0.05
 
     @model_validator(mode="after")
     def _reserve_order(self) -> SiteConfig:

@@ -1,0 +1,456 @@
+"""One site's controller: commands through the safety gate to the HAL, telemetry and faults out.
+
+It talks to the inverter only through the HAL capability protocol (``BatteryDevice``) and to
+the outside only through an :class:`EventSink` (the outbox). Two coroutines run per site:
+:meth:`SiteController.run_commands` (applies queued commands in order, STOP first) and
+:meth:`SiteController.run_telemetry` (polls at the interval, publishes, enforces expiry, runs
+the armed droop). Writes are serialised by one lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from edge.bridge.config import SafeMode, SiteConfig
+from edge.bridge.droop import ReserveController, needs_write
+from edge.bridge.events import (
+    FAULT,
+    RESULT,
+    STATUS,
+    TELEMETRY,
+    LinkStatus,
+    Outcome,
+    TelemetryContext,
+    fault_record,
+    result_record,
+    status_record,
+    telemetry_record,
+)
+from edge.bridge.idempotency import IdempotencyStore, Tracking
+from edge.bridge.model import BridgeCommand, Kind, PowerLimits, Status
+from edge.bridge.override import Observation, ResponseTiming, classify
+from edge.bridge.safety import Accepted, LiveLimits, Rejected, check, headroom, power_limits
+from edge.bridge.scheduler import Action, CommandQueue, SiteState, decide
+from edge.bridge.sink import EventSink
+from edge.hal.capabilities import BatteryDevice
+from edge.hal.errors import HalError, TransportError, WriteRefusedError
+from edge.hal.points import Command, Fault, Identity, Telemetry
+
+log = logging.getLogger(__name__)
+
+OFFLINE_AFTER = 3
+Persisted = Callable[[Tracking | None], None]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class _Written:
+    """A command whose registers were written; observed after the response time."""
+
+    cmd: BridgeCommand
+    decision: Accepted
+    hal_cmd: Command
+    start_kw: float
+    writes: int
+    acked: datetime
+    tracking: Tracking | None
+
+
+class SiteController:
+    """Everything the bridge does for one site."""
+
+    def __init__(
+        self,
+        site: SiteConfig,
+        device: BatteryDevice,
+        *,
+        store: IdempotencyStore,
+        sink: EventSink,
+        telemetry_interval_s: float = 1.0,
+        status_interval_s: float = 30.0,
+        clock: Callable[[], datetime] = _utcnow,
+        on_persisted: Persisted | None = None,
+    ) -> None:
+        self.site = site
+        self.device = device
+        self.store = store
+        self.sink = sink
+        self.interval_s = telemetry_interval_s
+        self.status_interval_s = status_interval_s
+        self.clock = clock
+        self.on_persisted = on_persisted or (lambda _t: None)
+        self.timing = ResponseTiming(
+            time_constant_s=site.response_time_constant_s,
+            dead_time_s=site.response_dead_time_s,
+            tolerance_kw=site.response_tolerance_kw,
+        )
+        self.queue = CommandQueue()
+        self.state = SiteState()
+        self.reserve = ReserveController()
+        self.base_kw = 0.0
+        self.last_written_kw: float | None = None
+        self.identity: Identity | None = None
+        self.telemetry: Telemetry | None = None
+        self.faults: list[Fault] = []
+        self.limits: PowerLimits | None = None
+        self.errors = 0
+        self.consecutive_errors = 0
+        self.last_error: str | None = None
+        self.rtt_ms: float | None = None
+        self.droop_writes = 0
+        self._status: LinkStatus | None = None
+        self._status_at: datetime | None = None
+        self._tracking: dict[str, Tracking | None] = {}
+        self._applied_seq = 0
+        self._wake = asyncio.Event()
+        self._write_lock = asyncio.Lock()
+        self._observers: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------ commands in
+    def submit(self, cmd: BridgeCommand, tracking: Tracking | None = None) -> None:
+        """Take a command from the consumer: dedupe, refuse early, or queue it."""
+        if cmd.command_id in self._tracking:
+            return  # redelivered while still queued or in flight here: the first copy reports
+        stored = self.store.get(cmd.command_id)
+        if stored is not None:
+            if stored.completed and stored.result is not None and stored.result_event_id:
+                # Re-send the stored result with its original event id (consumers dedupe).
+                self.sink.append(RESULT, stored.site_id, stored.result_event_id, stored.result)
+            elif not stored.completed:
+                self._finish(
+                    Outcome(
+                        cmd.command_id,
+                        cmd.site_id,
+                        Status.FAILED,
+                        requested_kw=cmd.power_kw,
+                        reason="interrupted before its outcome was stored; "
+                        "not applied again (at most once)",
+                    ),
+                    tracking,
+                )
+                return
+            self.on_persisted(tracking)
+            return
+        now = self.clock()
+        decision = check(cmd, self.site, now, self.limits)
+        if isinstance(decision, Rejected):
+            self.store.claim(cmd.command_id, cmd.site_id, cmd.valid_until, now, tracking)
+            self._finish(self._rejected(cmd, decision.reason), tracking)
+            return
+        self.store.claim(cmd.command_id, cmd.site_id, cmd.valid_until, now, tracking)
+        self._tracking[cmd.command_id] = tracking
+        for old in self.queue.push(cmd):
+            reason = f"superseded by {cmd.kind} {cmd.command_id} before it was applied"
+            self._finish(self._rejected(old, reason), self._tracking.pop(old.command_id, None))
+        self._wake.set()
+
+    @staticmethod
+    def _rejected(cmd: BridgeCommand, reason: str) -> Outcome:
+        return Outcome(
+            cmd.command_id, cmd.site_id, Status.REJECTED, requested_kw=cmd.power_kw, reason=reason
+        )
+
+    def _finish(self, outcome: Outcome, tracking: Tracking | None) -> None:
+        record = result_record(outcome, self.clock())
+        value = self.sink.codec.encode(RESULT, record)
+        event_id = str(record["event_id"])
+        self.store.complete(outcome.command_id, outcome.status.value, event_id, value, tracking)
+        self.sink.append(RESULT, outcome.site_id, event_id, value)
+        self.on_persisted(tracking)
+
+    async def run_commands(self) -> None:
+        """Apply queued commands one at a time, forever (STOP jumps the queue)."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while (cmd := self.queue.pop()) is not None:
+                await self.apply(cmd, self._tracking.pop(cmd.command_id, None))
+
+    # --------------------------------------------------------------- applying
+    def _live_limits(self) -> PowerLimits:
+        tel = self.telemetry
+        live = LiveLimits(
+            soc_pct=tel.soc_pct if tel else None,
+            bms_max_charge_kw=tel.max_charge_kw if tel else None,
+            bms_max_discharge_kw=tel.max_discharge_kw if tel else None,
+        )
+        rated = self.identity.rated_power_kw if self.identity else None
+        return power_limits(self.site, live, rated, rated)
+
+    def _hal_command(self, cmd: BridgeCommand, decision: Accepted, now: datetime) -> Command:
+        if cmd.kind is Kind.SET_POWER:
+            return Command.set_power(decision.written_kw or 0.0)
+        if cmd.kind is Kind.STOP:
+            return Command.stop()
+        if cmd.kind is Kind.SAFE_MODE:
+            return self._safe_command()
+        # ARM_RESERVE: hold the base, plus the response at the frequency measured now.
+        if cmd.reserve is None:  # BridgeCommand refuses this at construction
+            raise WriteRefusedError("ARM_RESERVE without reserve parameters")
+        self.reserve.arm(cmd.reserve, cmd.valid_until, cmd.command_id)
+        freq = self.telemetry.frequency_hz if self.telemetry else None
+        target = self.reserve.target(self.base_kw, freq, now, self._live_limits())
+        return Command.set_power(target.total_kw)
+
+    def _safe_command(self) -> Command:
+        return (
+            Command.safe_mode()
+            if self.site.safe_mode is SafeMode.SELF_CONSUMPTION
+            else (Command.stop())
+        )
+
+    async def apply(self, cmd: BridgeCommand, tracking: Tracking | None = None) -> None:
+        """Gate -> plan -> write -> (observe in the background) -> CommandResult."""
+        now = self.clock()
+        self.limits = self._live_limits()
+        decision = check(cmd, self.site, now, self.limits)
+        if isinstance(decision, Rejected):
+            self._finish(self._rejected(cmd, decision.reason), tracking)
+            return
+        if cmd.kind in (Kind.STOP, Kind.SAFE_MODE):
+            self.reserve.disarm()
+        async with self._write_lock:
+            try:
+                hal_cmd = self._hal_command(cmd, decision, now)
+                plan = self.device.plan_command(hal_cmd)
+            except WriteRefusedError as exc:
+                self._finish(self._rejected(cmd, f"refused by the register map: {exc}"), tracking)
+                return
+            start_kw = self._battery_kw()
+            try:
+                await self.device.apply(plan)
+            except HalError as exc:
+                self._note_error(exc)
+                self._finish(
+                    Outcome(
+                        cmd.command_id,
+                        cmd.site_id,
+                        Status.FAILED,
+                        requested_kw=decision.requested_kw,
+                        written_kw=hal_cmd.power_kw,
+                        reason=f"write failed: {exc}",
+                        register_writes=len(plan.writes),
+                    ),
+                    tracking,
+                )
+                return
+            acked = self.clock()
+        latency_ms = (acked - cmd.event_time).total_seconds() * 1000.0
+        self._after_write(cmd, hal_cmd)
+        self._applied_seq += 1
+        written = _Written(cmd, decision, hal_cmd, start_kw, len(plan.writes), acked, tracking)
+        task = asyncio.create_task(self._observe(written, latency_ms))
+        self._observers.add(task)
+        task.add_done_callback(self._observers.discard)
+
+    def _after_write(self, cmd: BridgeCommand, hal_cmd: Command) -> None:
+        if cmd.kind is Kind.SAFE_MODE:
+            self.state = SiteState(None, in_safe_mode=True)
+            self.base_kw = 0.0
+            self.last_written_kw = None
+            return
+        if cmd.kind is Kind.SET_POWER:
+            self.base_kw = hal_cmd.power_kw
+        elif cmd.kind is Kind.STOP:
+            self.base_kw = 0.0
+        self.last_written_kw = hal_cmd.power_kw
+        self.state = SiteState(cmd, in_safe_mode=False)
+
+    def _battery_kw(self) -> float:
+        tel = self.telemetry
+        return tel.battery_power_kw if tel and tel.battery_power_kw is not None else 0.0
+
+    async def _observe(self, w: _Written, latency_ms: float) -> None:
+        cmd, decision, hal_cmd, tracking = w.cmd, w.decision, w.hal_cmd, w.tracking
+        seq = self._applied_seq
+        written = None if cmd.kind is Kind.SAFE_MODE else hal_cmd.power_kw
+        base = Outcome(
+            cmd.command_id,
+            cmd.site_id,
+            Status.APPLIED,
+            requested_kw=decision.requested_kw,
+            written_kw=written,
+            cause=decision.clamp_cause,
+            register_writes=w.writes,
+            latency_ms=latency_ms,
+        )
+        try:
+            await asyncio.sleep(self.timing.settle_s)
+            readback = await self.device.read_setpoint_readback()
+            tel = await self.device.read_telemetry()
+            faults = await self.device.read_faults()
+        except HalError as exc:
+            self._note_error(exc)
+            self._finish(_replace(base, reason=f"written; read-back failed: {exc}"), tracking)
+            return
+        self.telemetry = tel
+        measured = tel.battery_power_kw
+        elapsed = (self.clock() - w.acked).total_seconds()
+        if written is None or measured is None:
+            status = Status.CLAMPED if decision.clamped else Status.APPLIED
+            self._finish(
+                _replace(
+                    base,
+                    status=status,
+                    measured_kw=measured,
+                    measured_soc_pct=tel.soc_pct,
+                    reason="handed back to the OEM's own mode"
+                    if written is None
+                    else "battery power not measured",
+                ),
+                tracking,
+            )
+            return
+        if seq != self._applied_seq:
+            self._finish(
+                _replace(
+                    base,
+                    measured_kw=measured,
+                    measured_soc_pct=tel.soc_pct,
+                    reason="written; superseded before the response time passed",
+                ),
+                tracking,
+            )
+            return
+        verdict = classify(
+            written,
+            w.start_kw,
+            Observation(measured, tel.soc_pct, tel.mode, elapsed, readback, tuple(faults)),
+            timing=self.timing,
+            soc_min_pct=self.site.soc_reserve_min_pct,
+            soc_max_pct=self.site.soc_reserve_max_pct,
+            gate_cause=decision.clamp_cause,
+        )
+        self._finish(
+            _replace(
+                base,
+                status=verdict.status,
+                measured_kw=measured,
+                measured_soc_pct=tel.soc_pct,
+                cause=verdict.cause,
+                reason=verdict.reason,
+            ),
+            tracking,
+        )
+
+    async def drain(self) -> None:
+        """Wait for pending observations (tests, shutdown)."""
+        while self._observers:
+            await asyncio.gather(*list(self._observers), return_exceptions=True)
+
+    # -------------------------------------------------------------- telemetry
+    def _note_error(self, exc: HalError) -> None:
+        self.errors += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, TransportError):
+            self.consecutive_errors += 1
+
+    def link_state(self) -> str:
+        if self.consecutive_errors >= OFFLINE_AFTER or self.telemetry is None:
+            return "OFFLINE"
+        return "DEGRADED" if self.consecutive_errors else "ONLINE"
+
+    async def run_telemetry(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            await self.tick()
+            next_at += self.interval_s
+            delay = next_at - loop.time()
+            if delay < 0:
+                next_at, delay = loop.time(), 0.0
+            await asyncio.sleep(delay)
+
+    async def tick(self) -> None:
+        """One poll: read, publish, enforce expiry, run the droop."""
+        now = self.clock()
+        t0 = asyncio.get_running_loop().time()
+        try:
+            if self.identity is None:
+                self.identity = await self.device.identify()
+            tel = await self.device.read_telemetry()
+            faults = await self.device.read_faults()
+        except HalError as exc:
+            self._note_error(exc)
+            self._publish_status(now)
+            return
+        self.rtt_ms = (asyncio.get_running_loop().time() - t0) * 1000.0
+        self.consecutive_errors = 0
+        self.telemetry = tel
+        self.limits = self._live_limits()
+        if {f.code for f in faults} != {f.code for f in self.faults}:
+            self.sink.emit(FAULT, fault_record(self.site.site_id, faults, self.faults, now))
+            self.faults = list(faults)
+        await self._enforce(now, tel)
+        up, down = headroom(self.limits, tel.battery_power_kw or 0.0)
+        ctx = TelemetryContext(
+            headroom_up_kw=up,
+            headroom_down_kw=down,
+            max_discharge_kw=self.limits.max_discharge_kw,
+            max_charge_kw=self.limits.max_charge_kw,
+            setpoint_kw=self.last_written_kw,
+            active_command_id=self.state.active.command_id if self.state.active else None,
+            reserve_armed=self.reserve.product(now),
+            faulted=bool(self.faults),
+        )
+        self.sink.emit(TELEMETRY, telemetry_record(self.site.site_id, self.identity, tel, ctx, now))
+        self._publish_status(now)
+
+    async def _enforce(self, now: datetime, tel: Telemetry) -> None:
+        self.reserve.expire(now)
+        if decide(self.state, now, len(self.queue)) is Action.REVERT_TO_SAFE_MODE:
+            log.info("site %s: command expired, back to safe mode", self.site.site_id)
+            self.reserve.disarm()
+            await self._write(self._safe_command())
+            self.state = SiteState(None, in_safe_mode=True)
+            self.base_kw, self.last_written_kw = 0.0, None
+            return
+        if self.reserve.armed is None or self.state.in_safe_mode or self.limits is None:
+            return
+        target = self.reserve.target(self.base_kw, tel.frequency_hz, now, self.limits)
+        moved = needs_write(self.last_written_kw, target.total_kw, self.site.min_step_kw)
+        if moved and await self._write(Command.set_power(target.total_kw)):
+            self.last_written_kw = target.total_kw
+            self.droop_writes += 1
+
+    async def _write(self, cmd: Command) -> bool:
+        async with self._write_lock:
+            try:
+                await self.device.apply(self.device.plan_command(cmd))
+            except HalError as exc:
+                self._note_error(exc)
+                return False
+        return True
+
+    def _publish_status(self, now: datetime) -> None:
+        ident = self.identity
+        st = LinkStatus(
+            state=self.link_state(),
+            host=self.site.host,
+            port=self.site.port,
+            unit_id=self.site.unit_id,
+            serial=ident.serial if ident else None,
+            error_count=self.errors,
+            last_error=self.last_error,
+            rtt_ms=self.rtt_ms,
+            outbox_depth=self.sink.outbox.depth,
+            outbox_dropped=self.sink.outbox.dropped,
+        )
+        due = (
+            self._status_at is None
+            or (now - self._status_at).total_seconds() >= self.status_interval_s
+        )
+        if st.changed(self._status) or due:
+            self.sink.emit(STATUS, status_record(self.site.site_id, st, now))
+            self._status, self._status_at = st, now
+
+
+def _replace(o: Outcome, **changes: object) -> Outcome:
+    return replace(o, **changes)  # type: ignore[arg-type]  # keyword changes of a dataclass
