@@ -1,0 +1,160 @@
+"""Live compliance: window-by-window fleet states against activations and armed reserves."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.steps.compliance import (
+    ComplianceConfig,
+    ComplianceState,
+    add_activation,
+    add_assignment,
+    evaluate,
+    stale_sites,
+)
+from streams.steps.enums import ActivationKind, Finding, Product, VerdictStatus
+from streams.steps.errors import InvalidConfig, InvalidEvent
+from streams.steps.records_fleet import FleetState
+from streams.steps.records_market import MarketActivation, ReserveAssignment
+
+S = 1_000_000
+T0 = 1_700_000_000 * S
+UUID = "00000000-0000-4000-8000-000000000000"
+CONFIG = ComplianceConfig(min_required_mw=0.01, polarity_tolerance_mw=0.05, stale_after_s=10.0)
+
+
+def fleet(t_s: int, power_mw: float, freq: float | None = 50.0) -> FleetState:
+    """The 1 s window ending at T0 + t_s."""
+    return FleetState(
+        event_id=f"00000000-0000-4000-8000-{t_s:012d}",
+        event_time=T0 + t_s * S,
+        fleet_id="fleet",
+        window_start=T0 + (t_s - 1) * S,
+        window_end=T0 + t_s * S,
+        window_s=1,
+        total_power_mw=power_mw,
+        headroom_up_mw=1.0,
+        headroom_down_mw=1.0,
+        sites_online=100,
+        sites_faulted=0,
+        mean_frequency_hz=freq,
+    )
+
+
+FCRD_UP = ReserveAssignment(
+    event_id=UUID,
+    event_time=T0,
+    fleet_id="fleet",
+    assignment_id="asg-1",
+    product=Product.FCR_D_UP,
+    capacity_mw=1.0,
+    valid_from=T0,
+    valid_until=T0 + 3600 * S,
+    f_start_hz=49.9,
+    f_full_hz=49.5,
+)
+AFRR = MarketActivation(
+    event_id=UUID,
+    event_time=T0,
+    fleet_id="fleet",
+    activation_id="act-1",
+    product=Product.AFRR,
+    kind=ActivationKind.ORDER,
+    requested_mw=2.0,
+    start_time=T0,
+    end_time=T0 + 600 * S,
+    baseline_mw=1.0,
+)
+
+F = Finding
+V = VerdictStatus
+Expect = tuple[Finding, VerdictStatus, str] | None
+# (fleet window, stale sites, expected verdict (finding, status, rule_id) or None)
+FCRD_TICKS: list[tuple[FleetState, list[str], list[Expect]]] = [
+    (fleet(1, 0.2, 50.0), [], []),
+    (fleet(2, 0.3, 49.5), [], [(F.OK, V.PASS, "FCRD_UP.LIVE.RAMP")]),
+    (fleet(10, 0.9, 49.5), [], [(F.SLOW, V.FAIL, "FCRD.REQ2.DP75")]),
+    (fleet(11, 1.1, 49.5), [], [(F.OK, V.PASS, "FCRD_UP.LIVE.RAMP")]),
+    (fleet(40, 1.0, 49.5), [], [(F.UNDER_DELIVERY, V.FAIL, "FCRD_UP.LIVE.STEADY")]),
+    (fleet(41, 1.2, 49.5), [], [(F.OK, V.PASS, "FCRD_UP.LIVE.STEADY")]),
+    (fleet(42, 1.5, 49.5), [], [(F.OVER_DELIVERY, V.WARN, "FCRD_UP.LIVE.STEADY")]),
+    (fleet(43, -0.2, 49.5), [], [(F.WRONG_POLARITY, V.FAIL, "FCRD_UP.LIVE.POLARITY")]),
+    (fleet(44, 0.25, 50.0), [], []),
+    (fleet(45, 0.25, 50.0), ["s2", "s1"], [(F.STALE_SITES, V.WARN, "LIVE.STALE_SITES")]),
+    (fleet(46, 0.35, 49.7), [], [(F.OK, V.PASS, "FCRD_UP.LIVE.RAMP")]),
+]
+AFRR_TICKS: list[tuple[FleetState, list[str], list[Expect]]] = [
+    (fleet(10, 1.5), [], [(Finding.OK, VerdictStatus.PASS, "AFRR.LIVE.RAMP")]),
+    (fleet(160, 1.5), [], [(Finding.SLOW, VerdictStatus.FAIL, "AFRR.LIVE.RAMP")]),
+    (fleet(301, 3.0), [], [(Finding.OK, VerdictStatus.PASS, "AFRR.LIVE.STEADY")]),
+    (fleet(302, 2.5), [], [(Finding.UNDER_DELIVERY, VerdictStatus.FAIL, "AFRR.LIVE.STEADY")]),
+    (fleet(602, 1.0), ["s1"], []),
+]
+
+
+@pytest.mark.parametrize(
+    ("start", "ticks"),
+    [(add_assignment(ComplianceState(), FCRD_UP), FCRD_TICKS),
+     (add_activation(ComplianceState(), AFRR), AFRR_TICKS)],
+    ids=["fcr-d-up-armed", "afrr-order"],
+)  # fmt: skip
+def test_compliance_table(
+    start: ComplianceState, ticks: list[tuple[FleetState, list[str], list[Expect]]]
+) -> None:
+    state = start
+    for i, (window, stale, expected) in enumerate(ticks):
+        state, verdicts = evaluate(state, window, stale, CONFIG)
+        got = [(v.finding, v.status, v.rule_id) for v in verdicts]
+        assert got == expected, f"tick {i}"
+        for v in verdicts:
+            assert v.rule_version
+            assert v.event_time == window.window_end
+        assert ComplianceState.from_dict(state.to_dict()) == state
+
+
+def test_required_and_measured_use_the_baseline() -> None:
+    state = add_assignment(ComplianceState(), FCRD_UP)
+    state, _ = evaluate(state, fleet(1, 0.2, 50.0), [], CONFIG)
+    assert state.baseline_mw == 0.2
+    _, (verdict,) = evaluate(state, fleet(2, 0.7, 49.7), [], CONFIG)
+    assert verdict.required_mw == pytest.approx(0.5)
+    assert verdict.measured_mw == pytest.approx(0.5)
+    assert verdict.rule_version == "TR-2025-03-28"
+    assert verdict.activation_id == "asg-1"
+
+
+def test_stale_sites_message_and_ids() -> None:
+    state = add_assignment(ComplianceState(), FCRD_UP)
+    _, (verdict,) = evaluate(state, fleet(5, 0.0, 50.0), ["b", "a"], CONFIG)
+    assert verdict.site_ids == ("a", "b")
+    assert "FCR_D_UP" in verdict.message
+
+
+def test_stale_sites_helper() -> None:
+    last_seen = {"a": T0, "b": T0 + 5 * S, "c": T0 - S}
+    assert stale_sites(last_seen, T0 + 12 * S, CONFIG) == ["a", "c"]
+
+
+def test_afrr_assignment_is_not_judged_by_itself() -> None:
+    afrr_capacity = ReserveAssignment(
+        event_id=UUID,
+        event_time=T0,
+        fleet_id="fleet",
+        assignment_id="asg-2",
+        product=Product.AFRR,
+        capacity_mw=1.0,
+        valid_from=T0,
+        valid_until=T0 + 60 * S,
+        f_start_hz=50.0,
+        f_full_hz=50.0,
+    )
+    assert add_assignment(ComplianceState(), afrr_capacity) == ComplianceState()
+
+
+def test_bad_state_and_config_are_typed_errors() -> None:
+    with pytest.raises(InvalidEvent):
+        ComplianceState.from_dict({"obligations": [{"product": "FCR_N"}]})
+    with pytest.raises(InvalidEvent):
+        ComplianceState.from_dict({"obligations": [], "baseline_mw": "x"})
+    with pytest.raises(InvalidConfig):
+        ComplianceConfig(stale_after_s=-1.0)
