@@ -1,0 +1,159 @@
+"""A battery inverter behind a register map: the `BatteryDevice` the bridge talks to.
+
+Generic over every map: identification, coalesced telemetry reads, fault decoding, write
+plans and their application. Nothing here names an OEM or a register number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from edge.hal.blocks import Block, Span, plan_blocks
+from edge.hal.decode import (
+    Value,
+    canonical,
+    decode_faults,
+    decode_telemetry,
+    fault_points,
+    telemetry_points,
+    values_from_bank,
+)
+from edge.hal.errors import UnknownModelError
+from edge.hal.planner import PlanContext, plan_command, plan_heartbeat
+from edge.hal.points import Command, Fault, Identity, Telemetry, WritePlan
+from edge.hal.registermap import RegisterMap
+from edge.hal.transport import ModbusTransport
+
+
+class Device:
+    """One inverter (and its battery) reached through one transport."""
+
+    def __init__(self, rmap: RegisterMap, transport: ModbusTransport) -> None:
+        self.base_map = rmap
+        self.rmap = rmap
+        self.transport = transport
+        self.identity: Identity | None = None
+        self.last_telemetry: Telemetry | None = None
+
+    # ------------------------------------------------------------------ reads
+    def blocks_for(self, names: Iterable[str]) -> list[Block]:
+        spans = [
+            Span(self.rmap.point(n).table, self.rmap.point(n).address, self.rmap.point(n).count)
+            for n in names
+        ]
+        conn = self.rmap.connection
+        return plan_blocks(spans, conn.max_registers_per_read, conn.max_read_gap)
+
+    async def read_bank(self, names: Iterable[str]) -> dict[tuple[str, int], int]:
+        bank: dict[tuple[str, int], int] = {}
+        for block in self.blocks_for(names):
+            regs = await self.transport.read(block.table, block.address, block.count)
+            for i, reg in enumerate(regs):
+                bank[(block.table, block.address + i)] = reg
+        return bank
+
+    async def read_points(self, names: Iterable[str]) -> dict[str, Value]:
+        names = list(dict.fromkeys(names))
+        return values_from_bank(self.rmap, names, await self.read_bank(names))
+
+    # --------------------------------------------------------------- identify
+    async def identify(self) -> Identity:
+        ident = self.base_map.identification
+        names = [ident.model, ident.serial, ident.firmware]
+        if ident.rated_power:
+            names.append(ident.rated_power)
+        values = await self.read_points(names)
+        model = resolve_model(self.base_map, values[ident.model])
+        firmware = _text(values[ident.firmware])
+        rated = values.get(ident.rated_power) if ident.rated_power else None
+        rated_kw = None
+        if isinstance(rated, float | int):
+            unit = self.base_map.point(ident.rated_power or "").unit
+            rated_kw = rated / 1000.0 if unit == "W" else float(rated)
+        variant = self.base_map.variant_for_firmware(firmware)
+        self.rmap = self.base_map.with_variant(variant) if variant else self.base_map
+        self.identity = Identity(
+            oem=self.base_map.oem,
+            model=model,
+            serial=_text(values[ident.serial]),
+            firmware=firmware,
+            rated_power_kw=rated_kw,
+            variant=variant,
+        )
+        return self.identity
+
+    # -------------------------------------------------------------- telemetry
+    async def read_telemetry(self) -> Telemetry:
+        values = await self.read_points(telemetry_points(self.rmap))
+        self.last_telemetry = decode_telemetry(self.rmap, values)
+        return self.last_telemetry
+
+    async def read_faults(self) -> list[Fault]:
+        return decode_faults(self.rmap, await self.read_bank(fault_points(self.rmap)))
+
+    # ---------------------------------------------------------------- control
+    def plan_context(self) -> PlanContext:
+        tel = self.last_telemetry
+        return PlanContext(
+            rated_power_kw=self.identity.rated_power_kw if self.identity else None,
+            max_charge_kw=tel.max_charge_kw if tel else None,
+            max_discharge_kw=tel.max_discharge_kw if tel else None,
+        )
+
+    def plan_command(self, cmd: Command) -> WritePlan:
+        return plan_command(self.rmap, cmd, self.plan_context())
+
+    def plan_heartbeat(self) -> WritePlan | None:
+        return plan_heartbeat(self.rmap, self.plan_context())
+
+    async def apply(self, plan: WritePlan) -> None:
+        for write in plan.writes:
+            await self.transport.write(write.fc, write.address, list(write.values))
+            if write.delay_after_s:
+                await asyncio.sleep(write.delay_after_s)
+
+    async def read_setpoint_readback(self) -> float | None:
+        """The battery power the inverter currently holds as its command (kW, + discharge)."""
+        rb = self.rmap.control.readback
+        names = [rb.direction.point]
+        for src in (rb.charge_power, rb.discharge_power):
+            names += [t.point for t in src.terms] + ([src.times] if src.times else [])
+        values = await self.read_points(names)
+        raw = values.get(rb.direction.point)
+        if not isinstance(raw, float | int):
+            return None
+        direction = rb.direction.values.get(int(raw))
+        if direction is None:
+            return None
+        if direction == 0:
+            return 0.0
+        src = rb.discharge_power if direction > 0 else rb.charge_power
+        magnitude = canonical(self.rmap, src, values)
+        return None if magnitude is None else direction * abs(magnitude)
+
+
+def _text(value: Value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer() and abs(value) >= 1:
+        return str(int(value))
+    return str(value)
+
+
+def resolve_model(rmap: RegisterMap, value: Value) -> str:
+    """Model point value -> model name; an unknown model is an error, never a default."""
+    header = rmap.header
+    if isinstance(value, str):
+        for info in header.models:
+            if info.name == value:
+                return value
+        if any(value.startswith(p) for p in header.model_prefixes):
+            return value
+        raise UnknownModelError(f"{rmap.oem}: model {value!r} is not covered by {rmap.file}")
+    if isinstance(value, float | int):
+        for info in header.models:
+            if info.code is not None and info.code == int(value):
+                return info.name
+        raise UnknownModelError(f"{rmap.oem}: model code {int(value):#06x} is not in {rmap.file}")
+    raise UnknownModelError(f"{rmap.oem}: model point is not available")

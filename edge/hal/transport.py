@@ -1,0 +1,252 @@
+"""Modbus TCP transport: the ONLY module importing pymodbus client code (pinned 3.12.1).
+
+One client per device and one lock per client, so requests on a connection never overlap.
+Request and write gaps, settle time after connect, timeouts and reconnect with capped
+exponential backoff come from the map's `connection:` section. Failures become typed errors
+(edge.hal.errors), are counted per device and move it to DEGRADED / OFFLINE; while a device
+waits for its next reconnect slot, calls fail fast instead of stalling the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+from pymodbus.pdu import ModbusPDU
+
+from edge.hal.errors import (
+    DeviceTimeoutError,
+    DeviceUnreachableError,
+    MalformedReplyError,
+    ModbusExceptionError,
+    TransportError,
+)
+from edge.hal.registermap import Connection
+
+EXCEPTION_NAMES = {
+    0x01: "illegal function",
+    0x02: "illegal data address",
+    0x03: "illegal data value",
+    0x04: "server device failure",
+    0x06: "server device busy",
+    0x0B: "gateway target failed to respond",
+    0x80: "permission denied (Huawei: installer login needed)",
+}
+
+OFFLINE_AFTER = 3  # consecutive connection-level failures
+
+
+class Health(enum.StrEnum):
+    ONLINE = "ONLINE"
+    DEGRADED = "DEGRADED"
+    OFFLINE = "OFFLINE"
+
+
+@dataclass
+class TransportStats:
+    requests: int = 0
+    reads: int = 0
+    writes: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    consecutive_failures: int = 0
+    connects: int = 0
+    last_error: str | None = None
+    last_rtt_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Backoff:
+    base_s: float = 0.5
+    cap_s: float = 30.0
+
+    def delay(self, failures: int) -> float:
+        return float(min(self.cap_s, self.base_s * 2 ** max(0, failures - 1)))
+
+
+class ModbusTransport:
+    """Serialized async Modbus TCP client for one device (host, port, unit id)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        unit_id: int,
+        connection: Connection,
+        *,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.unit_id = unit_id
+        self.connection = connection
+        self.backoff = backoff or Backoff()
+        self.stats = TransportStats()
+        self.health = Health.OFFLINE
+        self._client: AsyncModbusTcpClient | None = None
+        self._lock = asyncio.Lock()
+        self._next_request_at = 0.0
+        self._next_write_at = 0.0
+        self._next_connect_at = 0.0
+
+    def __repr__(self) -> str:
+        return f"ModbusTransport({self.host}:{self.port} unit {self.unit_id}, {self.health})"
+
+    async def close(self) -> None:
+        async with self._lock:
+            self._drop()
+
+    def _drop(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def retarget(self, host: str, port: int | None = None) -> None:
+        """Follow a device to a new address (rediscovery); reconnects on next request."""
+        self._drop()
+        self.host = host
+        self.port = port or self.port
+        self._next_connect_at = 0.0
+
+    def _fail(self, exc: TransportError, *, connection_level: bool) -> TransportError:
+        self.stats.errors[exc.kind] += 1
+        self.stats.last_error = str(exc)
+        if connection_level:
+            self.stats.consecutive_failures += 1
+            self._drop()
+            self._next_connect_at = time.monotonic() + self.backoff.delay(
+                self.stats.consecutive_failures
+            )
+            if self.stats.consecutive_failures >= OFFLINE_AFTER:
+                self.health = Health.OFFLINE
+            else:
+                self.health = Health.DEGRADED
+        else:
+            self.health = Health.DEGRADED
+        return exc
+
+    async def _ensure_connected(self) -> AsyncModbusTcpClient:
+        if self._client is not None and self._client.connected:
+            return self._client
+        self._drop()
+        wait = self._next_connect_at - time.monotonic()
+        if wait > 0:
+            raise self._fail(
+                DeviceUnreachableError(
+                    f"{self.host}:{self.port} backing off for {wait:.1f}s after "
+                    f"{self.stats.consecutive_failures} failures ({self.stats.last_error})"
+                ),
+                connection_level=False,
+            )
+        client = AsyncModbusTcpClient(
+            self.host,
+            port=self.port,
+            timeout=self.connection.timeout_s,
+            retries=0,
+            reconnect_delay=0,
+        )
+        self.stats.connects += 1
+        try:
+            ok = await asyncio.wait_for(client.connect(), self.connection.timeout_s + 1.0)
+        except (TimeoutError, OSError, ModbusException):
+            ok = False
+        if not ok:
+            client.close()
+            raise self._fail(
+                DeviceUnreachableError(f"cannot connect to {self.host}:{self.port}"),
+                connection_level=True,
+            )
+        self._client = client
+        if self.connection.connect_settle_s:
+            await asyncio.sleep(self.connection.connect_settle_s)
+        self._next_request_at = time.monotonic()
+        return client
+
+    async def _pace(self, is_write: bool) -> None:
+        now = time.monotonic()
+        target = max(self._next_request_at, self._next_write_at if is_write else 0.0)
+        if target > now:
+            await asyncio.sleep(target - now)
+
+    async def _call(
+        self,
+        what: str,
+        is_write: bool,
+        send: Callable[[AsyncModbusTcpClient], Awaitable[ModbusPDU]],
+    ) -> list[int]:
+        async with self._lock:
+            client = await self._ensure_connected()
+            await self._pace(is_write)
+            self.stats.requests += 1
+            started = time.monotonic()
+            try:
+                reply = await asyncio.wait_for(send(client), self.connection.timeout_s + 1.0)
+            except (TimeoutError, ModbusIOException) as exc:
+                raise self._fail(
+                    DeviceTimeoutError(f"{what}: no reply in {self.connection.timeout_s}s ({exc})"),
+                    connection_level=True,
+                ) from None
+            except (ConnectionException, OSError) as exc:
+                raise self._fail(
+                    DeviceUnreachableError(f"{what}: connection lost ({exc})"),
+                    connection_level=True,
+                ) from None
+            except ModbusException as exc:
+                raise self._fail(
+                    MalformedReplyError(f"{what}: {exc}"), connection_level=True
+                ) from None
+            finally:
+                done = time.monotonic()
+                self._next_request_at = done + self.connection.request_gap_s
+                if is_write:
+                    self._next_write_at = done + self.connection.write_gap_s
+            self.stats.last_rtt_s = done - started
+            if reply.isError():
+                code = int(getattr(reply, "exception_code", 0))
+                raise self._fail(
+                    ModbusExceptionError(code, f"{what}: {EXCEPTION_NAMES.get(code, 'unknown')}"),
+                    connection_level=False,
+                )
+            registers = list(getattr(reply, "registers", []) or [])
+            self.stats.consecutive_failures = 0
+            self.health = Health.ONLINE
+            return registers
+
+    async def read(self, table: str, address: int, count: int) -> list[int]:
+        fc = 3 if table == "holding" else 4
+        what = f"FC{fc:02d} read {address}+{count}"
+        unit = self.unit_id
+
+        async def send(client: AsyncModbusTcpClient) -> ModbusPDU:
+            if fc == 3:
+                return await client.read_holding_registers(address, count=count, device_id=unit)
+            return await client.read_input_registers(address, count=count, device_id=unit)
+
+        registers = await self._call(what, False, send)
+        self.stats.reads += 1
+        if len(registers) != count:
+            raise self._fail(
+                MalformedReplyError(f"{what}: got {len(registers)} registers"),
+                connection_level=False,
+            )
+        return registers
+
+    async def write(self, fc: int, address: int, values: list[int]) -> None:
+        if fc == 6 and len(values) != 1:
+            raise MalformedReplyError("FC06 writes exactly one register")
+        if fc not in (6, 16):
+            raise MalformedReplyError(f"unsupported write function code {fc}")
+        unit = self.unit_id
+
+        async def send(client: AsyncModbusTcpClient) -> ModbusPDU:
+            if fc == 6:
+                return await client.write_register(address, values[0], device_id=unit)
+            return await client.write_registers(address, values, device_id=unit)
+
+        await self._call(f"FC{fc:02d} write {address}", True, send)
+        self.stats.writes += 1
