@@ -112,6 +112,7 @@ class SiteController:
         self._wake = asyncio.Event()
         self._write_lock = asyncio.Lock()
         self._observers: set[asyncio.Task[None]] = set()
+        self._busy = False
 
     # ------------------------------------------------------------ commands in
     def submit(self, cmd: BridgeCommand, tracking: Tracking | None = None) -> None:
@@ -171,7 +172,11 @@ class SiteController:
             await self._wake.wait()
             self._wake.clear()
             while (cmd := self.queue.pop()) is not None:
-                await self.apply(cmd, self._tracking.pop(cmd.command_id, None))
+                self._busy = True
+                try:
+                    await self.apply(cmd, self._tracking.pop(cmd.command_id, None))
+                finally:
+                    self._busy = False
 
     # --------------------------------------------------------------- applying
     def _live_limits(self) -> PowerLimits:
@@ -340,10 +345,15 @@ class SiteController:
             tracking,
         )
 
-    async def drain(self) -> None:
-        """Wait for pending observations (tests, shutdown)."""
-        while self._observers:
-            await asyncio.gather(*list(self._observers), return_exceptions=True)
+    @property
+    def idle(self) -> bool:
+        """No command queued, being written or being observed."""
+        return not (len(self.queue) or self._busy or self._observers or self._wake.is_set())
+
+    async def drain(self, poll_s: float = 0.02) -> None:
+        """Wait until every submitted command has its outcome (tests, shutdown)."""
+        while not self.idle:
+            await asyncio.sleep(poll_s)
 
     # -------------------------------------------------------------- telemetry
     def _note_error(self, exc: HalError) -> None:
