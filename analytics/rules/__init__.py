@@ -35,7 +35,7 @@ from analytics.rules.base import (
     UnknownParameterError,
     UnknownRuleVersionError,
 )
-from analytics.timeseries import Series
+from analytics.timeseries import FFR_EVENT_RATE, SamplingRequirement, Series
 from analytics.verdicts import Product, TestType, Verdict
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "UnknownRuleVersionError",
     "judge",
     "polarity_offenders",
+    "required_sampling",
 ]
 
 
@@ -131,6 +132,25 @@ def judge(
         )
     ctx = Context(series, Product(product), Params.from_kwargs(dict(params)))
     return [rule.judge(ctx) for rule in rules]
+
+
+def required_sampling(
+    product: Product, test_type: TestType, *, allow_1hz: bool = False
+) -> SamplingRequirement | None:
+    """The strictest sampling any rule for this product and test type needs (or None).
+
+    FFR activations need 100 ms throughout a file (its rules check the window around the
+    event themselves). Used by the SvK CSV reader to reject too coarse files up front.
+    """
+    if Product(product) is Product.FFR and TestType(test_type) is TestType.ACTIVATION:
+        return FFR_EVENT_RATE
+    params = Params(allow_1hz=allow_1hz)
+    needs = [
+        need
+        for rule in REGISTRY.select(Product(product), TestType(test_type))
+        if (need := rule.sampling_for(params)) is not None
+    ]
+    return min(needs, key=lambda n: n.max_interval_s) if needs else None
 
 
 def polarity_offenders(
