@@ -42,7 +42,7 @@ from schemas.errors import (
     WrongEventTypeError,
 )
 from schemas.registry import EventSchema, Resolution, SchemaRegistry
-from schemas.validation import Check, compile_validator
+from schemas.validation import Check, compile_int_guard, compile_validator
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 SINGLE_OBJECT_HEADER_SIZE = 10
@@ -113,6 +113,13 @@ def _uuid_field_names(schema: EventSchema) -> tuple[str, ...]:
     )
 
 
+class _Reader(NamedTuple):
+    """Everything decode needs for one writer fingerprint, looked up once."""
+
+    resolution: Resolution
+    int_guard: Check | None  # range checks of decoded ints (current schema), if it has any
+
+
 class _Encoder(NamedTuple):
     schema: EventSchema
     header: bytes
@@ -132,7 +139,11 @@ class Codec:
             header = SINGLE_OBJECT_MAGIC + schema.fingerprint
             self._encoders[name] = _Encoder(schema, header, _uuid_field_names(schema))
             self._validators[name] = compile_validator(schema.raw)
-        self._resolutions: dict[bytes, Resolution] = dict(registry.fingerprints())
+        guards = {name: compile_int_guard(registry.current(name).raw) for name in registry.names()}
+        self._readers: dict[bytes, _Reader] = {
+            fp: _Reader(resolution, guards[resolution.current.name])
+            for fp, resolution in registry.fingerprints()
+        }
 
     # ------------------------------------------------------------------ encode
 
@@ -208,32 +219,12 @@ class Codec:
             if not isinstance(data, (bytearray, memoryview)):
                 raise EventDecodeError(f"expected bytes, got {type(data).__name__}")
             data = bytes(data)
-        if data[:2] == SINGLE_OBJECT_MAGIC:
-            if len(data) < SINGLE_OBJECT_HEADER_SIZE:
-                raise TruncatedEventError(
-                    f"single-object header needs {SINGLE_OBJECT_HEADER_SIZE} bytes, got {len(data)}"
-                )
-            resolution = self._resolutions.get(data[2:SINGLE_OBJECT_HEADER_SIZE])
-            if resolution is None:
-                raise UnknownFingerprintError(
-                    f"unknown schema fingerprint {data[2:SINGLE_OBJECT_HEADER_SIZE].hex()}"
-                )
-            start = SINGLE_OBJECT_HEADER_SIZE
-        elif data[:1] == CONFLUENT_MAGIC:
-            resolution = self._confluent_resolution(data)
-            start = CONFLUENT_HEADER_SIZE
-        elif data in (b"", SINGLE_OBJECT_MAGIC[:1]):
-            raise TruncatedEventError(f"{len(data)} byte(s) cannot hold an event header")
-        else:
-            raise BadMagicError(
-                f"first bytes {data[:2].hex()} are neither single-object (c301) "
-                "nor Confluent (00) framing"
-            )
+        reader, start = self._reader_for(data)
         buffer = BytesIO(data)
         buffer.seek(start)
-        writer = resolution.writer
+        writer = reader.resolution.writer
         try:
-            record = schemaless_reader(buffer, writer.parsed, resolution.reader)
+            record = schemaless_reader(buffer, writer.parsed, reader.resolution.reader)
         except EOFError as exc:
             raise TruncatedEventError(
                 f"{writer.name} v{writer.version}: body ends early ({exc})"
@@ -248,6 +239,11 @@ class Codec:
             raise TrailingBytesError(
                 f"{writer.name} v{writer.version}: {len(data) - end} byte(s) after the body"
             )
+        if reader.int_guard is not None:
+            try:
+                reader.int_guard(record, writer.name)
+            except InvalidEventError as exc:
+                raise CorruptEventError(f"{writer.name} v{writer.version}: {exc}") from None
         return Decoded(writer.name, record, writer.version)  # type: ignore[arg-type]  # a record schema reads as a dict
 
     def decode_as(self, event_name: str, data: bytes | bytearray | memoryview) -> dict[str, Any]:
@@ -259,7 +255,29 @@ class Codec:
             raise WrongEventTypeError(f"expected {event_name}, got {decoded.name}")
         return decoded.record
 
-    def _confluent_resolution(self, data: bytes) -> Resolution:
+    def _reader_for(self, data: bytes) -> tuple[_Reader, int]:
+        """The reader named by the framing, and where the body starts."""
+        if data[:2] == SINGLE_OBJECT_MAGIC:
+            if len(data) < SINGLE_OBJECT_HEADER_SIZE:
+                raise TruncatedEventError(
+                    f"single-object header needs {SINGLE_OBJECT_HEADER_SIZE} bytes, got {len(data)}"
+                )
+            reader = self._readers.get(data[2:SINGLE_OBJECT_HEADER_SIZE])
+            if reader is None:
+                raise UnknownFingerprintError(
+                    f"unknown schema fingerprint {data[2:SINGLE_OBJECT_HEADER_SIZE].hex()}"
+                )
+            return reader, SINGLE_OBJECT_HEADER_SIZE
+        if data[:1] == CONFLUENT_MAGIC:
+            return self._confluent_reader(data), CONFLUENT_HEADER_SIZE
+        if data in (b"", SINGLE_OBJECT_MAGIC[:1]):
+            raise TruncatedEventError(f"{len(data)} byte(s) cannot hold an event header")
+        raise BadMagicError(
+            f"first bytes {data[:2].hex()} are neither single-object (c301) "
+            "nor Confluent (00) framing"
+        )
+
+    def _confluent_reader(self, data: bytes) -> _Reader:
         if len(data) < CONFLUENT_HEADER_SIZE:
             raise TruncatedEventError(
                 f"Confluent header needs {CONFLUENT_HEADER_SIZE} bytes, got {len(data)}"
@@ -268,10 +286,10 @@ class Codec:
         if self.ids is None:
             raise UnknownSchemaIdError(f"schema id {schema_id}: no SchemaIdResolver configured")
         fp = self.ids.fingerprint_for(schema_id)
-        resolution = None if fp is None else self._resolutions.get(fp)
-        if resolution is None:
+        reader = None if fp is None else self._readers.get(fp)
+        if reader is None:
             raise UnknownSchemaIdError(f"unknown schema id {schema_id}")
-        return resolution
+        return reader
 
     def _unknown(self, event_name: str) -> UnknownEventError:
         return UnknownEventError(

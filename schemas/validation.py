@@ -247,3 +247,77 @@ class _Compiler:
 def compile_validator(schema: Mapping[str, Any]) -> Check:
     """A function ``check(record, path)`` raising InvalidEventError; ``schema`` is the raw JSON."""
     return _Compiler(str(schema.get("namespace", ""))).compile(dict(schema))
+
+
+def _int32_guard(value: Any, path: str) -> None:
+    if isinstance(value, int) and not _INT32[0] <= value <= _INT32[1]:
+        raise InvalidEventError(f"{path}: int {value} outside the 32-bit range")
+
+
+class _IntGuards:
+    """Range checks for decoded ``int`` values only (fastavro reads any varint as an int).
+
+    Everything else a reader returns is already well-typed, so decode checks just these
+    paths; a schema without ``int`` gets no guard at all (zero cost on the hot path).
+    A union is checked when exactly one non-null branch needs a guard.
+    """
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self.named: dict[str, Check | None] = {}
+
+    def _register(self, schema: Mapping[str, Any], guard: Check | None) -> None:
+        name = str(schema["name"])
+        namespace = schema.get("namespace", self.namespace)
+        self.named[name if "." in name else f"{namespace}.{name}"] = guard
+        self.named[name.rsplit(".", 1)[-1]] = guard
+
+    def build(self, schema: Any) -> Check | None:  # noqa: PLR0911  # one return per Avro type
+        if isinstance(schema, list):
+            guarded = [g for g in map(self.build, schema) if g is not None]
+            return guarded[0] if len(guarded) == 1 and "long" not in schema else None
+        if isinstance(schema, str):
+            return _int32_guard if schema == "int" else self.named.get(schema)
+        kind = schema["type"]
+        if kind == "array":
+            return self._each(self.build(schema["items"]), lambda v: v)
+        if kind == "map":
+            return self._each(self.build(schema["values"]), lambda v: v.values())
+        if kind in ("record", "error"):
+            return self._record(schema)
+        if kind in ("enum", "fixed"):
+            self._register(schema, None)
+            return None
+        return self.build(kind) if kind == "int" or not isinstance(kind, str) else None
+
+    @staticmethod
+    def _each(item: Check | None, values: Callable[[Any], Any]) -> Check | None:
+        if item is None:
+            return None
+
+        def guard(value: Any, path: str) -> None:
+            if isinstance(value, (list, dict)):
+                for each in values(value):
+                    item(each, f"{path}[]")
+
+        return guard
+
+    def _record(self, schema: Mapping[str, Any]) -> Check | None:
+        self._register(schema, None)  # a self-reference is not followed
+        fields = [(f["name"], self.build(f["type"])) for f in schema["fields"]]
+        guarded = [(name, g) for name, g in fields if g is not None]
+        if not guarded:
+            return None
+
+        def guard(value: Any, path: str) -> None:
+            if isinstance(value, dict):
+                for name, field_guard in guarded:
+                    field_guard(value.get(name), f"{path}.{name}")
+
+        self._register(schema, guard)
+        return guard
+
+
+def compile_int_guard(schema: Mapping[str, Any]) -> Check | None:
+    """A check for the decoded ``int`` values of ``schema`` (None when it has no ``int``)."""
+    return _IntGuards(str(schema.get("namespace", ""))).build(dict(schema))
