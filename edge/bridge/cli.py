@@ -1,0 +1,61 @@
+"""`flowerhub bridge run --config FILE`: run the edge bridge for the sites in a config file."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``bridge`` verb group (argparse subparsers of the flowerhub root)."""
+    parser = subparsers.add_parser(
+        "bridge", help="edge bridge: site.commands -> Modbus, events out"
+    )
+    sub = parser.add_subparsers(dest="bridge_command", metavar="COMMAND")
+    sub.required = True
+    register_run(sub)
+
+
+def register_run(subparsers: Any) -> None:
+    """Add ``run`` to any subparsers group (also usable under ``flowerhub edge``)."""
+    run = subparsers.add_parser("run", help="serve the sites of a bridge config until stopped")
+    run.add_argument("--config", required=True, help="bridge config YAML (sites, outbox, state)")
+    run.add_argument(
+        "--bootstrap", default=None, help="Kafka bootstrap servers (default: config, env)"
+    )
+    run.add_argument("--topic-prefix", default="", help="namespace for every topic name")
+    run.add_argument("--log-level", default="INFO")
+    run.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from edge.bridge.config import ConfigError, load_config
+    from edge.bridge.runtime import Bridge
+    from edge.bridge.sink import BridgeTopics
+    from flowerhub.cli import CliError
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from exc
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        bridge = Bridge(
+            config, topics=BridgeTopics(prefix=args.topic_prefix), bootstrap=args.bootstrap
+        )
+        print(
+            f"bridge {config.bridge_id}: {len(config.sites)} site(s), Kafka {bridge.bootstrap}, "
+            f"outbox {config.outbox.dir}"
+        )
+        await bridge.run(stop)
+
+    asyncio.run(main())
+    return 0

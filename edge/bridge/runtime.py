@@ -1,0 +1,277 @@
+"""The bridge process: site controllers + a Kafka consumer for site.commands + the outbox flusher.
+
+* Sites run whatever Kafka does: telemetry polling, expiry and the armed droop never wait for
+  the broker ("keeps executing the last valid command until it expires").
+* Consumer: ``site.commands``, consumer group ``edge-bridge-<bridge_id>``, manual commits. A
+  message keyed by a site this process owns is decoded and submitted; one whose key is owned
+  but whose body names another site is refused and reported (FOREIGN_SITE); messages keyed for
+  other bridges' sites are not ours and only move the offset. Offsets are committed only once
+  the command's outcome is persisted (:class:`OffsetTracker`).
+* Flusher: sends the outbox in order (idempotent producer, acks=all) and acknowledges records
+  only after the broker did; when Kafka is unreachable the outbox simply grows (bounded, see
+  ``outbox``) and drains on reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiokafka import (  # type: ignore[import-untyped, unused-ignore]  # ships no py.typed
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRecord,
+    TopicPartition,
+)
+from aiokafka.errors import KafkaError  # type: ignore[import-untyped, unused-ignore]  # no py.typed
+
+from edge.bridge.config import BridgeConfig, ConfigError, SiteConfig
+from edge.bridge.events import COMMAND, command_from_record
+from edge.bridge.idempotency import IdempotencyStore, Tracking
+from edge.bridge.model import BridgeInputError
+from edge.bridge.offsets import OffsetTracker
+from edge.bridge.outbox import Outbox
+from edge.bridge.sink import BridgeTopics, EventSink
+from edge.bridge.site import SiteController
+from edge.hal.capabilities import BatteryDevice
+from edge.hal.device import Device
+from edge.hal.registermap import load_all
+from edge.hal.transport import ModbusTransport
+from schemas.errors import EventDecodeError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BOOTSTRAP = "localhost:9092"
+
+
+@dataclass
+class OpenDevice:
+    """A device and how to release it."""
+
+    device: BatteryDevice
+    close: Callable[[], Awaitable[None]]
+
+
+def hal_device(site: SiteConfig) -> OpenDevice:
+    """The HAL device for a site: its OEM's register map over a Modbus TCP transport."""
+    maps = load_all()
+    rmap = maps.get(site.oem)
+    if rmap is None:
+        raise ConfigError(
+            f"site {site.site_id}", f"no register map for oem {site.oem!r}; have {sorted(maps)}"
+        )
+    transport = ModbusTransport(site.host, site.port, site.unit_id, rmap.connection)
+    return OpenDevice(Device(rmap, transport), transport.close)
+
+
+def bootstrap_servers(config: BridgeConfig) -> str:
+    return config.kafka_bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP
+
+
+@dataclass
+class BridgeStats:
+    consumed: int = 0
+    skipped_not_ours: int = 0
+    undecodable: int = 0
+    sent: int = 0
+    send_failures: int = 0
+    commits: int = 0
+    kafka_up: bool = False
+    last_kafka_error: str | None = None
+    seen_partitions: set[int] = field(default_factory=set)
+
+
+class Bridge:
+    """One bridge process serving the sites of its config."""
+
+    def __init__(
+        self,
+        config: BridgeConfig,
+        *,
+        topics: BridgeTopics | None = None,
+        bootstrap: str | None = None,
+        device_factory: Callable[[SiteConfig], OpenDevice] = hal_device,
+        flush_batch: int = 500,
+        auto_offset_reset: str = "earliest",
+    ) -> None:
+        self.config = config
+        self.topics = topics or BridgeTopics()
+        self.bootstrap = bootstrap or bootstrap_servers(config)
+        self.group_id = f"edge-bridge-{config.bridge_id}"
+        self.flush_batch = flush_batch
+        self.auto_offset_reset = auto_offset_reset
+        ob = config.outbox
+        self.outbox = Outbox(
+            ob.dir,
+            max_bytes=ob.max_bytes,
+            max_events=ob.max_events,
+            critical_max_bytes=ob.critical_max_bytes,
+            segment_bytes=ob.segment_bytes,
+            fsync_interval_s=ob.fsync_interval_s,
+        )
+        self.store = IdempotencyStore(
+            config.state_dir / "idempotency.sqlite", config.idempotency_retention_s
+        )
+        self.sink = EventSink(self.outbox, self.topics)
+        self.offsets = OffsetTracker()
+        self.stats = BridgeStats()
+        self._devices = [device_factory(s) for s in config.sites]
+        self.sites: dict[str, SiteController] = {
+            s.site_id: SiteController(
+                s,
+                d.device,
+                store=self.store,
+                sink=self.sink,
+                telemetry_interval_s=config.telemetry_interval_s,
+                status_interval_s=config.status_interval_s,
+                on_persisted=self._persisted,
+            )
+            for s, d in zip(config.sites, self._devices, strict=True)
+        }
+        self._outbox_event = asyncio.Event()
+        self.ready = asyncio.Event()  # set once the consumer has its partitions
+
+    def _persisted(self, tracking: Tracking | None) -> None:
+        if tracking is not None:
+            self.offsets.finished(tracking.partition, tracking.offset)
+
+    # ------------------------------------------------------------------ run
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Run until ``stop`` is set (or forever); always releases devices and files."""
+        stop = stop or asyncio.Event()
+        tasks = [asyncio.create_task(c.run_telemetry()) for c in self.sites.values()]
+        tasks += [asyncio.create_task(c.run_commands()) for c in self.sites.values()]
+        tasks += [
+            asyncio.create_task(self._consume_forever()),
+            asyncio.create_task(self._flush_forever()),
+            asyncio.create_task(self._housekeeping()),
+        ]
+        try:
+            await stop.wait()
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.close()
+
+    async def close(self) -> None:
+        for d in self._devices:
+            with contextlib.suppress(Exception):
+                await d.close()
+        self.outbox.close()
+        self.store.close()
+
+    # -------------------------------------------------------------- consumer
+    async def _consume_forever(self) -> None:
+        backoff = 0.5
+        while True:
+            consumer = AIOKafkaConsumer(
+                self.topics.command_topic,
+                bootstrap_servers=self.bootstrap,
+                group_id=self.group_id,
+                enable_auto_commit=False,
+                auto_offset_reset=self.auto_offset_reset,
+            )
+            try:
+                await consumer.start()
+                backoff = 0.5
+                await self._consume(consumer)
+            except KafkaError as exc:
+                self.stats.last_kafka_error = f"consumer: {exc}"
+                log.warning("bridge %s: consumer: %s", self.config.bridge_id, exc)
+            finally:
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+            await asyncio.sleep(backoff)
+            backoff = min(30.0, backoff * 2)
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        topic = self.topics.command_topic
+        while True:
+            batches = await consumer.getmany(timeout_ms=100, max_records=500)
+            if consumer.assignment() and not self.ready.is_set():
+                for tp in consumer.assignment():
+                    await consumer.position(tp)
+                self.ready.set()
+            for records in batches.values():
+                for rec in records:
+                    self._on_message(rec)
+            commit = self.offsets.committable()
+            if commit:
+                await consumer.commit({TopicPartition(topic, p): o for p, o in commit.items()})
+                self.stats.commits += 1
+
+    def _on_message(self, rec: ConsumerRecord[bytes, bytes]) -> None:
+        self.stats.consumed += 1
+        self.stats.seen_partitions.add(rec.partition)
+        self.offsets.started(rec.partition, rec.offset)
+        tracking = Tracking(rec.topic, rec.partition, rec.offset)
+        key = rec.key.decode("utf-8", "replace") if rec.key is not None else None
+        if key is not None and key not in self.sites:
+            self.stats.skipped_not_ours += 1
+            self.offsets.finished(rec.partition, rec.offset)
+            return
+        try:
+            if rec.value is None:
+                raise BridgeInputError("empty message")
+            cmd = command_from_record(self.sink.codec.decode_as(COMMAND, rec.value))
+        except (EventDecodeError, BridgeInputError) as exc:
+            self.stats.undecodable += 1
+            log.warning("bridge: undecodable command at %s/%s: %s", rec.partition, rec.offset, exc)
+            self.offsets.finished(rec.partition, rec.offset)
+            return
+        site = self.sites.get(key) if key is not None else self.sites.get(cmd.site_id)
+        if site is None:  # unkeyed and for another bridge's site
+            self.stats.skipped_not_ours += 1
+            self.offsets.finished(rec.partition, rec.offset)
+            return
+        # A keyed message whose body names another site reaches the gate, which refuses it.
+        site.submit(cmd, tracking)
+
+    # --------------------------------------------------------------- flusher
+    async def _flush_forever(self) -> None:
+        backoff = 0.5
+        while True:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=5,
+                request_timeout_ms=15_000,
+            )
+            try:
+                await producer.start()
+                self.stats.kafka_up = True
+                backoff = 0.5
+                await self._flush(producer)
+            except KafkaError as exc:
+                self.stats.kafka_up = False
+                self.stats.send_failures += 1
+                self.stats.last_kafka_error = f"producer: {exc}"
+                log.warning("bridge %s: producer: %s", self.config.bridge_id, exc)
+            finally:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+            await asyncio.sleep(backoff)
+            backoff = min(10.0, backoff * 2)
+
+    async def _flush(self, producer: AIOKafkaProducer) -> None:
+        while True:
+            batch = self.outbox.pending(self.flush_batch)
+            if not batch:
+                await asyncio.sleep(0.01)
+                continue
+            futures = [await producer.send(r.topic, value=r.value, key=r.key) for r in batch]
+            await asyncio.gather(*futures)
+            self.outbox.ack(batch)
+            self.stats.sent += len(batch)
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.outbox.sync()
+            self.store.purge()
