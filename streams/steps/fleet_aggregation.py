@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 from streams.steps import _fields as f
 from streams.steps._fields import MICROS_PER_S
 from streams.steps.enums import SiteMode
-from streams.steps.errors import InvalidConfig
+from streams.steps.errors import InvalidConfig, InvalidEvent
 from streams.steps.ids import derived_id
 from streams.steps.records_fleet import FleetState, OemState
 from streams.steps.records_site import SiteTelemetry
@@ -176,6 +176,7 @@ class TumblingWindows:
         self.watermark: int | None = None
         self.closed_before: int | None = None
         self.late_events = 0
+        self._first_close = 0
 
     def _window_for(self, event_time: int) -> WindowState | None:
         start = event_time - event_time % self.size
@@ -184,14 +185,21 @@ class TumblingWindows:
             return None
         state = self.open.get(start)
         if state is None:
+            close = start + self.size + self.grace
+            if not self.open or close < self._first_close:
+                self._first_close = close
             state = self.open[start] = self.aggregator.initialize()
         return state
 
     def _advance(self, event_time: int) -> list[FleetState]:
         if self.watermark is None or event_time > self.watermark:
             self.watermark = event_time
+        if not self.open or self._first_close > self.watermark:
+            return []  # the earliest open window cannot close yet
         done = sorted(s for s in self.open if s + self.size + self.grace <= self.watermark)
         out = [self.aggregator.result(self.open.pop(s), s) for s in done]
+        if self.open:
+            self._first_close = min(self.open) + self.size + self.grace
         if done:
             last_end = done[-1] + self.size
             if self.closed_before is None or last_end > self.closed_before:
@@ -211,6 +219,39 @@ class TumblingWindows:
         if state is not None:
             _put(state, site_id, sample)
         return self._advance(sample.event_time)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Open windows and watermarks as plain JSON-able data (for a Faust table)."""
+        return {
+            "open": {
+                str(start): {k: list(v) for k, v in st.items()} for start, st in self.open.items()
+            },
+            "watermark": self.watermark,
+            "closed_before": self.closed_before,
+            "late_events": self.late_events,
+        }
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        """Load what ``to_dict`` wrote (replaces the current windows)."""
+        n = "TumblingWindows"
+        try:
+            opened = {
+                int(start): {site: SiteSample(*sample) for site, sample in st.items()}
+                for start, st in data["open"].items()
+            }
+            watermark, closed = data["watermark"], data["closed_before"]
+            late = int(data["late_events"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InvalidEvent(n, "<state>", repr(exc)) from exc
+        self.open = {}
+        self.watermark = None if watermark is None else int(watermark)
+        self.closed_before = None if closed is None else int(closed)
+        self.late_events = late
+        for start, state in sorted(opened.items()):
+            close = start + self.size + self.grace
+            if not self.open or close < self._first_close:
+                self._first_close = close
+            self.open[start] = state
 
     def flush(self) -> list[FleetState]:
         starts = sorted(self.open)

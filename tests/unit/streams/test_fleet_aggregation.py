@@ -137,3 +137,20 @@ def test_bad_aggregator_config(fleet: str, window_s: int) -> None:
 def test_bad_grace() -> None:
     with pytest.raises(InvalidConfig):
         TumblingWindows(FleetAggregator("fleet", 1), grace_s=-1.0)
+
+
+def test_windows_survive_a_restart_through_to_dict() -> None:
+    rows = [tel("a", 0.2, 1.0), tel("b", 0.4, 2.0), tel("a", 1.3, 3.0), tel("b", 1.5, 4.0)]
+    straight = TumblingWindows(FleetAggregator("fleet", 1))
+    out_straight = [fs for r in rows for fs in straight.add(r)] + straight.flush()
+    first = TumblingWindows(FleetAggregator("fleet", 1))
+    out = [fs for r in rows[:3] for fs in first.add(r)]
+    second = TumblingWindows(FleetAggregator("fleet", 1))
+    second.restore(first.to_dict())
+    out += [fs for r in rows[3:] for fs in second.add(r)] + second.flush()
+    assert out == out_straight
+
+
+def test_bad_window_snapshot_is_a_typed_error() -> None:
+    with pytest.raises(InvalidEvent):
+        TumblingWindows(FleetAggregator("fleet", 1)).restore({"open": {"x": {}}})
