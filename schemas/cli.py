@@ -1,0 +1,237 @@
+"""`flowerhub topics ...` and `flowerhub events ...`: the topic table and the event codec.
+
+- ``topics list [--prefix P]``: the topic table.
+- ``topics create [--bootstrap B] [--prefix P] [--partitions N] [--replication-factor R]``:
+  create every topic (idempotent). Bootstrap: ``--bootstrap``, else
+  ``$KAFKA_BOOTSTRAP_SERVERS``, else the running local broker (``flowerhub broker start``).
+- ``events list``: event names, versions, fingerprints.
+- ``events encode NAME JSON``: a record (JSON, see ``schemas.jsonform``; ``event_id`` and
+  ``event_time`` filled in when absent) to single-object bytes, printed as hex.
+- ``events decode HEX`` / ``events decode --file PATH``: bytes to JSON.
+- ``events check``: the history rule and BACKWARD_TRANSITIVE, exit 1 on a problem.
+- ``events freeze NAME``: copy the current schema to the next history version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from flowerhub.cli import CliError
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    topics = subparsers.add_parser("topics", help="list or create the Kafka topics")
+    verbs = topics.add_subparsers(dest="verb", metavar="VERB")
+    verbs.required = True
+    listing = verbs.add_parser("list", help="print the topic table")
+    listing.add_argument("--prefix", default="", help="namespace prefix, e.g. 'replay-1.'")
+    listing.set_defaults(func=cmd_topics_list)
+    create = verbs.add_parser("create", help="create every topic (existing ones are fine)")
+    create.add_argument("--bootstrap", help="default: $KAFKA_BOOTSTRAP_SERVERS or local broker")
+    create.add_argument("--prefix", default="", help="namespace prefix, e.g. 'replay-1.'")
+    create.add_argument("--partitions", type=int, help="override every topic's partitions")
+    create.add_argument("--replication-factor", type=int, default=1)
+    create.set_defaults(func=cmd_topics_create)
+
+    events = subparsers.add_parser("events", help="encode, decode and check Avro events")
+    verbs = events.add_subparsers(dest="verb", metavar="VERB")
+    verbs.required = True
+    verbs.add_parser("list", help="event names, versions, fingerprints").set_defaults(
+        func=cmd_events_list
+    )
+    encode = verbs.add_parser("encode", help="JSON record -> single-object bytes (hex)")
+    encode.add_argument("name", help="event name, e.g. SiteTelemetry")
+    encode.add_argument("json", help="the record as a JSON object ('-' reads stdin)")
+    encode.set_defaults(func=cmd_events_encode)
+    decode = verbs.add_parser("decode", help="bytes (hex, or --file) -> JSON")
+    source = decode.add_mutually_exclusive_group(required=True)
+    source.add_argument("hex", nargs="?", help="the message as hex")
+    source.add_argument("--file", type=Path, help="read the raw message bytes from a file")
+    decode.set_defaults(func=cmd_events_decode)
+    verbs.add_parser("check", help="history rule + BACKWARD_TRANSITIVE").set_defaults(
+        func=cmd_events_check
+    )
+    freeze = verbs.add_parser("freeze", help="add the current schema as the next version")
+    freeze.add_argument("name")
+    freeze.set_defaults(func=cmd_events_freeze)
+
+
+# ------------------------------------------------------------------------------ topics
+
+
+def cmd_topics_list(args: argparse.Namespace) -> int:
+    from streams.topics import TOPICS, TopicError
+
+    rows = [("topic", "key", "value event", "partitions", "policy")]
+    try:
+        for t in TOPICS:
+            policy = (
+                "compact"
+                if t.cleanup_policy == "compact"
+                else f"delete after {(t.retention_ms or 0) / 86_400_000:g} d"
+            )
+            rows.append(
+                (
+                    t.full_name(args.prefix),
+                    t.key_field or "-",
+                    t.value_event,
+                    str(t.partitions),
+                    policy,
+                )
+            )
+    except TopicError as exc:
+        raise CliError(str(exc)) from exc
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def resolve_bootstrap(given: str | None) -> str:
+    """``given``, else $KAFKA_BOOTSTRAP_SERVERS, else the running local broker."""
+    if given:
+        return given
+    env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+    if env:
+        return env
+    try:
+        from flowerhub.broker.launcher import kafka_home
+        from flowerhub.broker.state import STATE_FILE, StateFileError, is_our_node, read_state
+    except ImportError:  # the broker package is optional for this command
+        kafka_home = None  # type: ignore[assignment]
+    if kafka_home is not None:
+        run = kafka_home() / "run"
+        for state_file in sorted(run.glob(f"*/{STATE_FILE}")) if run.is_dir() else []:
+            try:
+                state = read_state(state_file.parent)
+            except StateFileError:
+                continue
+            if state is not None and any(is_our_node(n) for n in state.nodes):
+                return state.bootstrap
+    raise CliError(
+        "no broker: pass --bootstrap, set KAFKA_BOOTSTRAP_SERVERS, "
+        "or start one with `flowerhub broker start`"
+    )
+
+
+def cmd_topics_create(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from streams.topics import TopicError, create_topics
+
+    bootstrap = resolve_bootstrap(args.bootstrap)
+    try:
+        report = asyncio.run(
+            create_topics(
+                bootstrap,
+                args.prefix,
+                partitions=args.partitions,
+                replication_factor=args.replication_factor,
+            )
+        )
+    except TopicError as exc:
+        raise CliError(str(exc)) from exc
+    except Exception as exc:  # aiokafka connection errors: say which broker, no traceback
+        raise CliError(f"{bootstrap}: {type(exc).__name__}: {exc}") from exc
+    for name in report.created:
+        print(f"created   {name}")
+    for name in report.existing:
+        print(f"existing  {name}")
+    return 0
+
+
+# ------------------------------------------------------------------------------ events
+
+
+def cmd_events_list(args: argparse.Namespace) -> int:
+    from schemas.codec import default_codec
+
+    registry = default_codec().registry
+    for name in registry.names():
+        current = registry.current(name)
+        print(
+            f"{name:<20} v{current.version}  {current.fingerprint_hex}  "
+            f"{current.path.parent.name}/{current.path.name}  "
+            f"({len(registry.history(name))} frozen)"
+        )
+    return 0
+
+
+def cmd_events_encode(args: argparse.Namespace) -> int:
+    from schemas.codec import default_codec
+    from schemas.errors import EventError
+    from schemas.jsonform import from_jsonable
+
+    codec = default_codec()
+    text = sys.stdin.read() if args.json == "-" else args.json
+    try:
+        value = json.loads(text)
+        schema = codec.registry.current(args.name)
+        record = from_jsonable(schema.raw, value)
+        record = codec.new_event(args.name, **record)
+        print(codec.encode(args.name, record).hex())
+    except json.JSONDecodeError as exc:
+        raise CliError(f"JSON: {exc}") from exc
+    except EventError as exc:
+        raise CliError(f"{type(exc).__name__}: {exc}") from exc
+    return 0
+
+
+def cmd_events_decode(args: argparse.Namespace) -> int:
+    from schemas.codec import default_codec
+    from schemas.errors import EventDecodeError
+    from schemas.jsonform import to_jsonable
+
+    if args.file is not None:
+        try:
+            data = args.file.read_bytes()
+        except OSError as exc:
+            raise CliError(f"{args.file}: {exc}") from exc
+    else:
+        try:
+            data = bytes.fromhex(args.hex)
+        except ValueError as exc:
+            raise CliError(f"not hex: {exc}") from exc
+    try:
+        decoded = default_codec().decode(data)
+    except EventDecodeError as exc:
+        raise CliError(f"{type(exc).__name__}: {exc}") from exc
+    out = {
+        "event": decoded.name,
+        "writer_version": decoded.writer_version,
+        "record": to_jsonable(decoded.record),
+    }
+    print(json.dumps(out, indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_events_check(args: argparse.Namespace) -> int:
+    from schemas.errors import SchemaDefinitionError
+    from schemas.evolution import check_backward_transitive, check_history
+    from schemas.registry import SchemaRegistry
+
+    try:
+        problems = check_history() + check_backward_transitive(SchemaRegistry.load())
+    except SchemaDefinitionError as exc:
+        raise CliError(str(exc)) from exc
+    for problem in problems:
+        print(problem)
+    if not problems:
+        print("ok: every schema is frozen in history and BACKWARD_TRANSITIVE")
+    return 1 if problems else 0
+
+
+def cmd_events_freeze(args: argparse.Namespace) -> int:
+    from schemas.errors import SchemaDefinitionError
+    from schemas.evolution import freeze
+
+    try:
+        path = freeze(args.name)
+    except (ValueError, SchemaDefinitionError) as exc:
+        raise CliError(str(exc)) from exc
+    print(f"{args.name}: unchanged" if path is None else f"{args.name}: froze {path}")
+    return 0

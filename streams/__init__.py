@@ -1,0 +1,1 @@
+"""Streams: the topic table, pure steps (``streams.steps``) and their Faust wiring."""
