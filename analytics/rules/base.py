@@ -169,11 +169,16 @@ class Context:
     def response(self) -> FloatArray:
         return self.series.response_mw()
 
-    def pre_level(self, t_event: float, what: str) -> float:
-        """Mean response over the pre-window before ``t_event`` (the pre-event baseline)."""
-        return self.series.mean(
-            self.response(), t_event - self.params.pre_window_s, t_event, f"{what} pre-level"
-        )
+    def pre_level(self, t_event: float, what: str, *, clamp: bool = False) -> float:
+        """Mean response over the pre-window before ``t_event`` (the pre-event baseline).
+
+        ``clamp`` shortens the window to the data start (FFR: the 10 s pre-log is judged by
+        its own rule); otherwise a window before the data raises InsufficientDataError.
+        """
+        t0 = t_event - self.params.pre_window_s
+        if clamp:
+            t0 = max(t0, float(self.series.t[0]))
+        return self.series.mean(self.response(), t0, t_event, f"{what} pre-level")
 
 
 @dataclass(frozen=True)

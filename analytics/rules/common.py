@@ -1,8 +1,8 @@
 """Rules for every product: response polarity (in-house) and LER endurance (TR25 §3.5).
 
 Polarity (``FLOWERHUB-1``, usable per site and per fleet): the expected response follows
-the product's activation curve - FCR-N C·clip((50 - f)/0.1, -1, 1); FCR-D up
-C·clip((49.9 - f)/0.4, 0, 1); FCR-D down -C·clip((f - 50.1)/0.4, 0, 1); FFR C while
+the product's activation curve (C = ΔP_ss,theo for FCR) - FCR-N C·clip((50 - f)/0.1, -1, 1);
+FCR-D up C·clip((49.9 - f)/0.4, 0, 1); FCR-D down -C·clip((f - 50.1)/0.4, 0, 1); FFR C while
 f <= the activation level; aFRR/mFRR the requested activation. Over the samples where the
 expected response exceeds ``polarity_active_fraction`` of C, the measured value is
 ``∫ΔP·sign(expected) dt / ∫|expected| dt``: about 1 for a correct response, 0 for none and
@@ -53,7 +53,8 @@ def expected_response(ctx: Context) -> FloatArray:
             return series.requested_mw
         od = order(ctx)
         return np.where(series.t >= od.t_start, od.target_mw, 0.0)
-    cap = ctx.capacity(f"{product.value} expected response")
+    needed_by = f"{product.value} expected response"
+    cap = ctx.capacity(needed_by) if product is Product.FFR else ctx.dp_ss(needed_by)
     f = series.frequency(f"{product.value} expected response")
     if product is Product.FCR_N:
         return cap * np.clip((50.0 - f) / 0.1, -1.0, 1.0)

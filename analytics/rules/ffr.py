@@ -85,7 +85,7 @@ def _build_event(ctx: Context) -> FfrEvent:
         FFR_EVENT_RATE, max(t_a - PRE_LOG_S, float(s.t[0])), min(t_a + POST_LOG_S, float(s.t[-1]))
     )
     cap = ctx.capacity("FFR")
-    dp = ctx.response() - ctx.pre_level(t_a, "FFR")
+    dp = ctx.response() - ctx.pre_level(t_a, "FFR", clamp=True)
     full = p.full_fraction * cap
     t_full = s.first_reach(dp, full, t_a)
     if np.isnan(t_full):

@@ -55,8 +55,11 @@ def find_transitions(
         j = i + int(away[0])
         m = _hold_end(t, f, j, eps_hz, min_hold_s)
         last = n - 1 if m < 0 else m
+        # level = median of the second half of the confirming hold window, which lies past
+        # the last few mHz of the ramp that the eps band lets into the window's start
+        h0 = int(np.searchsorted(t, t[last] + min_hold_s / 2, side="left"))
         e = int(np.searchsorted(t, t[last] + min_hold_s, side="right"))
-        new_level = float(np.mean(f[last : max(e, last + 1)]))
+        new_level = float(np.median(f[min(h0, n - 1) : max(e, h0 + 1)]))
         t_start, t_end = float(t[j]), float(t[last])
         change = new_level - level
         if change != 0.0:
