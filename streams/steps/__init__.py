@@ -1,7 +1,21 @@
 """Pure stream steps: no faust, no kafka imports (the agents in ``streams.agents`` wire them).
 
-Each step is ``(state, event, now) -> (new_state, output, reason)`` or a small aggregator class
-(``initialize/agg/result``). Records are frozen dataclasses named and shaped like the Avro
-schemas under ``schemas/`` with ``from_record(dict)`` / ``to_record()``; instants are int
-microseconds since the epoch (UTC).
+Records (``records_site``, ``records_market``, ``records_fleet``) are frozen dataclasses named
+and shaped like the Avro schemas under ``schemas/``, with ``from_record(dict)`` (typed
+``InvalidEvent`` on bad input) and ``to_record() -> dict``; instants are int microseconds
+since the epoch (UTC), power kW at sites and MW at fleet level, > 0 = discharging.
+
+Steps:
+
+- ``setpoint_filter.filter_setpoint(state, SiteSetpoint, now, FilterConfig, SiteLimits|None)
+  -> (FilterState, SiteCommand | None, FilterReason)``;
+- ``allocator.allocate_fleet_setpoint / allocate_activation / allocate_reserve(event,
+  statuses, now, AllocatorConfig) -> Allocation`` and ``reallocate(previous, statuses, now,
+  config)``; availability rules in ``availability``;
+- ``fleet_aggregation.FleetAggregator(fleet_id, window_s)`` (``initialize/agg/result``) and
+  ``TumblingWindows(aggregator, grace_s)`` (``add``/``add_record``/``flush``);
+- ``compliance.add_activation / add_assignment / evaluate(state, FleetState, stale_site_ids,
+  ComplianceConfig) -> (ComplianceState, [ComplianceVerdict])``;
+- ``products``: activation curves and timing per product (shared with the audit);
+- ``deadletter.build_dead_letter(...) -> dict`` (a DeadLetter record).
 """

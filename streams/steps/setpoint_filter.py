@@ -49,7 +49,7 @@ from streams.steps._fields import MICROS_PER_S
 from streams.steps.enums import CommandKind, Product
 from streams.steps.errors import InvalidConfig, InvalidEvent
 from streams.steps.ids import command_event_id, command_id_for
-from streams.steps.records_site import ReserveArm, SiteCommand, SiteSetpoint
+from streams.steps.records_site import ReserveArm, SiteCommand, SiteSetpoint, SiteTelemetry
 
 
 class FilterReason(StrEnum):
@@ -127,6 +127,11 @@ class SiteLimits:
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise InvalidConfig(f"SiteLimits.{name} must be finite and >= 0, got {value}")
+
+    @classmethod
+    def from_telemetry(cls, telemetry: SiteTelemetry) -> SiteLimits:
+        """The limits a site reports (inverter, battery and site config combined)."""
+        return cls(telemetry.max_discharge_kw, telemetry.max_charge_kw)
 
     def clamp_power(self, power_kw: float) -> float:
         return min(max(power_kw, -self.max_charge_kw), self.max_discharge_kw)

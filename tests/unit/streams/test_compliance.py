@@ -73,7 +73,7 @@ Expect = tuple[Finding, VerdictStatus, str] | None
 FCRD_TICKS: list[tuple[FleetState, list[str], list[Expect]]] = [
     (fleet(1, 0.2, 50.0), [], []),
     (fleet(2, 0.3, 49.5), [], [(F.OK, V.PASS, "FCRD_UP.LIVE.RAMP")]),
-    (fleet(10, 0.9, 49.5), [], [(F.SLOW, V.FAIL, "FCRD.REQ2.DP75")]),
+    (fleet(10, 0.9, 49.5), [], [(F.SLOW, V.FAIL, "FCRD_UP.LIVE.REQ2.DP75")]),
     (fleet(11, 1.1, 49.5), [], [(F.OK, V.PASS, "FCRD_UP.LIVE.RAMP")]),
     (fleet(40, 1.0, 49.5), [], [(F.UNDER_DELIVERY, V.FAIL, "FCRD_UP.LIVE.STEADY")]),
     (fleet(41, 1.2, 49.5), [], [(F.OK, V.PASS, "FCRD_UP.LIVE.STEADY")]),

@@ -69,7 +69,7 @@ def test_required_response_scales_capacity() -> None:
     ("product", "elapsed_s", "expected"),
     [
         (Product.FCR_D_UP, 7.4, None),
-        (Product.FCR_D_UP, 7.5, ("FCRD.REQ2.DP75", 0.86)),
+        (Product.FCR_D_UP, 7.5, ("FCRD_UP.LIVE.REQ2.DP75", 0.86)),
         (Product.FCR_N, 59.0, None),
         (Product.FCR_N, 60.0, ("FCRN.LIVE.RAMP60", 0.63)),
         (Product.FFR, 0.5, None),

@@ -7,7 +7,7 @@ import pytest
 from streams.steps.enums import CommandKind, Product
 from streams.steps.errors import InvalidConfig, InvalidEvent
 from streams.steps.ids import command_id_for
-from streams.steps.records_site import ReserveArm, SiteSetpoint
+from streams.steps.records_site import ReserveArm, SiteSetpoint, SiteTelemetry
 from streams.steps.setpoint_filter import (
     FilterConfig,
     FilterReason,
@@ -146,6 +146,29 @@ def test_limits_clamp_power_and_reserve() -> None:
     assert command is not None
     assert command.reserve is not None
     assert command.reserve.capacity_kw == 3.0
+
+
+def test_limits_from_telemetry() -> None:
+    telemetry = SiteTelemetry(
+        event_id="00000000-0000-4000-8000-000000000000",
+        event_time=T0,
+        site_id="site-1",
+        oem="saj",
+        model="H2",
+        battery_power_kw=0.0,
+        soc_pct=50.0,
+        grid_power_kw=0.0,
+        pv_power_kw=0.0,
+        load_kw=0.0,
+        headroom_up_kw=1.0,
+        headroom_down_kw=1.0,
+        max_discharge_kw=6.0,
+        max_charge_kw=4.0,
+    )
+    limits = SiteLimits.from_telemetry(telemetry)
+    _, command, _ = filter_setpoint(FilterState(), pw(1, 0.0, -9.0), T0, CONFIG, limits)
+    assert command is not None
+    assert command.power_kw == -4.0
 
 
 def test_same_setpoint_reprocessed_after_restart_yields_same_command_id() -> None:
