@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 # One line per verb group. A module is imported only to register its arguments.
 GROUP_MODULES: tuple[str, ...] = (
+    "analytics.cli",
     "edge.bridge.cli",
     "flowerhub.broker.cli",
     "schemas.cli",

@@ -69,10 +69,14 @@ async def run_replay(
     prefix: str,
     speed: float | None,
     keep_timestamps: bool = True,
+    source_prefix: str = "",
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
 ) -> ReplayStats:
-    """Send every scheduled record to ``sink`` at its due time (``speed=None``: at once)."""
+    """Send every scheduled record to ``sink`` at its due time (``speed=None``: at once).
+
+    A record of topic ``source_prefix + name`` goes to ``prefix + name``.
+    """
     speed = check_speed(speed)
     stats = ReplayStats()
     names: dict[str, str] = {}
@@ -91,7 +95,9 @@ async def run_replay(
                 stats.late_s = max(stats.late_s, now - due)
         topic = names.get(record.topic)
         if topic is None:
-            topic = names[record.topic] = target_topic(prefix, record.topic)
+            topic = names[record.topic] = target_topic(
+                prefix, record.topic.removeprefix(source_prefix)
+            )
         timestamp = record.timestamp_ms if keep_timestamps else None
         await sink.send(topic, record, timestamp)
         stats.records += 1
@@ -159,29 +165,11 @@ def replay_producer(bootstrap: str) -> Any:
     )
 
 
-async def replay_to_kafka(
-    scheduled: Iterable[Scheduled],
-    bootstrap: str,
-    *,
-    prefix: str,
-    speed: float | None,
-    keep_timestamps: bool = True,
-) -> ReplayStats:
-    """Run :func:`run_replay` into Kafka (the copy topics must exist)."""
-    producer = replay_producer(bootstrap)
-    await producer.start()
-    try:
-        return await run_replay(
-            scheduled,
-            KafkaSink(producer),
-            prefix=prefix,
-            speed=speed,
-            keep_timestamps=keep_timestamps,
-        )
-    finally:
-        await producer.stop()
-
-
-def needed_partitions(prefix: str, partitions: Mapping[str, int]) -> dict[str, int]:
+def needed_partitions(
+    prefix: str, partitions: Mapping[str, int], source_prefix: str = ""
+) -> dict[str, int]:
     """Copy topic name -> minimum partition count, for the topics a replay will write."""
-    return {target_topic(prefix, topic): count for topic, count in sorted(partitions.items())}
+    return {
+        target_topic(prefix, topic.removeprefix(source_prefix)): count
+        for topic, count in sorted(partitions.items())
+    }
