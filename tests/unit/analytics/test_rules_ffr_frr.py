@@ -1,0 +1,233 @@
+"""FFR, aFRR and mFRR rules on traces whose answer follows from the formulas.
+
+FFR: the frequency falls linearly from 50.0 Hz at 10 s to 49.0 Hz at 11 s, so it reaches
+the 49.7/49.6/49.5 Hz options at 10.3/10.4/10.5 s. Power rises at ``slope`` C/s (to 1.1 C),
+so full activation (95 % of C) takes 0.95/slope s, then declines at ``rate`` C/s, crossing
+95 % 0.15/rate s after the decline starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analytics.rules import MissingParameterError, judge
+from analytics.svkcsv import read_csv
+from analytics.timeseries import SamplingRateError, Series
+from analytics.verdicts import Product, TestType, Verdict
+
+C = 2.5  # MW
+
+
+def ffr_series(
+    option: float, *, act: float = 0.5, support: float = 40.0, rate: float = 0.5, dt: float = 0.1
+) -> Series:
+    t = np.round(np.arange(0.0, 120.0 + dt / 2, dt), 9)
+    f = np.interp(t, [0.0, 10.0, 11.0, 90.0, 91.0, 120.0], [50.0, 50.0, 49.0, 49.0, 50.0, 50.0])
+    t_a = 10.0 + (50.0 - option)
+    slope = 0.95 / act
+    t_full = t_a + act
+    t_dec = t_full + support - 0.15 / rate
+    xs = [0.0, t_a, t_a + 1.1 / slope, t_dec, t_dec + 1.1 / rate, 120.0]
+    ys = [0.0, 0.0, 1.1, 1.1, 0.0, 0.0]
+    return Series(
+        t=t, power_mw=C * np.interp(t, xs, ys), grid_freq_hz=f, capacity_mw=np.full_like(t, C)
+    )
+
+
+def by_id(verdicts: list[Verdict], suffix: str) -> Verdict:
+    (v,) = [v for v in verdicts if v.rule_id.endswith(suffix)]
+    return v
+
+
+def judge_ffr(series: Series, option: float) -> list[Verdict]:
+    return judge(series, Product.FFR, TestType.ACTIVATION, ffr_activation_hz=option)
+
+
+@pytest.mark.parametrize(("option", "limit"), [(49.7, 1.3), (49.6, 1.0), (49.5, 0.7)])
+@pytest.mark.parametrize("margin", [-0.01, 0.01])
+def test_ffr_activation_time_per_option(option: float, limit: float, margin: float) -> None:
+    # the sources' pairing: 49.7 Hz -> 1.3 s ... 49.5 Hz -> 0.7 s (the brief had it reversed)
+    v = by_id(judge_ffr(ffr_series(option, act=limit + margin), option), "ACTIVATION_TIME")
+    assert v.threshold == limit
+    assert v.measured == pytest.approx(limit + margin, abs=1e-6)
+    assert v.passed is (margin < 0)
+
+
+@pytest.mark.parametrize(
+    ("rate", "support", "need", "passed"),
+    [
+        (0.19, 5.02, 5.0, True),  # slow deactivation (<= 20 %/s): 5 s suffice
+        (0.19, 4.98, 5.0, False),
+        (0.21, 29.98, 30.0, False),  # fast deactivation: 30 s needed
+        (0.21, 30.02, 30.0, True),
+    ],
+)
+def test_ffr_support_duration(rate: float, support: float, need: float, passed: bool) -> None:
+    v = by_id(judge_ffr(ffr_series(49.7, support=support, rate=rate), 49.7), "SUPPORT_DURATION")
+    assert v.threshold == need
+    assert v.measured == pytest.approx(support, abs=1e-6)
+    assert v.passed is passed
+    assert f"{rate:.1%}/s" in v.detail
+
+
+def test_ffr_logging_must_start_10s_before_activation() -> None:
+    full = ffr_series(49.7)
+    late = Series(
+        t=full.t[5:],
+        power_mw=full.power_mw[5:],
+        grid_freq_hz=full.frequency("t")[5:],
+        capacity_mw=full.capacity_mw[5:] if full.capacity_mw is not None else None,
+    )
+    assert by_id(judge_ffr(full, 49.7), "SAMPLING").passed
+    v = by_id(judge_ffr(late, 49.7), "SAMPLING")
+    assert v.measured == pytest.approx(9.8, abs=1e-9)
+    assert not v.passed
+
+
+def test_ffr_needs_100ms_sampling() -> None:
+    with pytest.raises(SamplingRateError, match="FFR active power at 100 ms"):
+        judge_ffr(ffr_series(49.7, dt=0.2), 49.7)
+
+
+def test_ffr_option_is_required_and_checked() -> None:
+    with pytest.raises(MissingParameterError, match="ffr_activation_hz"):
+        judge(ffr_series(49.7), Product.FFR, TestType.ACTIVATION)
+    with pytest.raises(MissingParameterError, match=r"49\.8 Hz is not an option"):
+        judge_ffr(ffr_series(49.7), 49.8)
+
+
+def test_ffr_no_response_fails_rather_than_erroring() -> None:
+    s = ffr_series(49.6)
+    flat = Series(
+        t=s.t, power_mw=np.zeros_like(s.t), grid_freq_hz=s.grid_freq_hz, capacity_mw=s.capacity_mw
+    )
+    verdicts = judge_ffr(flat, 49.6)
+    assert not by_id(verdicts, "ACTIVATION_TIME").passed
+    assert not by_id(verdicts, "SUPPORT_DURATION").passed
+
+
+# ---------------------------------------------------------------- aFRR / mFRR
+def frr_series(fat: float, *, target: float = 3.0, dt: float = 1.0, dead: float = 30.0) -> Series:
+    """Order at 60 s for ``target`` MW; response after ``dead`` s at a slope that reaches
+    95 % of the order ``fat`` s after the order."""
+    t = np.arange(0.0, 1200.0 + dt / 2, dt)
+    slope = 0.95 * target / (fat - dead)
+    t0 = 60.0 + dead
+    power = 1.0 + np.clip(slope * (t - t0), min(0.0, 1.1 * target), max(0.0, 1.1 * target))
+    request = np.where(t >= 60.0, target, 0.0)
+    return Series(t=t, power_mw=power, requested_mw=request)
+
+
+@pytest.mark.parametrize("target", [3.0, -3.0])
+@pytest.mark.parametrize(("fat", "passed"), [(299.0, True), (301.0, False)])
+def test_afrr_full_activation_5min(target: float, fat: float, passed: bool) -> None:
+    (v, polarity) = judge(frr_series(fat, target=target), Product.AFRR, TestType.ACTIVATION)
+    assert v.rule_id == "AFRR.FAT"
+    assert v.rule_version == "FAT-5MIN"
+    assert v.measured == pytest.approx(fat, abs=1e-6)
+    assert v.passed is passed
+    assert polarity.passed
+
+
+@pytest.mark.parametrize(
+    ("fat", "eam_passed", "legacy_passed"),
+    [(749.0, True, True), (751.0, False, True), (899.0, False, True), (901.0, False, False)],
+)
+def test_mfrr_12_5_min_and_legacy_15_min(fat: float, eam_passed: bool, legacy_passed: bool) -> None:
+    verdicts = judge(frr_series(fat, target=-12.0), Product.MFRR, TestType.ACTIVATION)
+    eam, legacy = by_id(verdicts, "MFRR.FAT"), by_id(verdicts, "LEGACY.FAT")
+    assert (eam.rule_version, eam.threshold) == ("EAM-2025-03-04", 750.0)
+    assert (legacy.rule_version, legacy.threshold) == ("SVK-LEGACY", 900.0)
+    assert (eam.passed, legacy.passed) == (eam_passed, legacy_passed)
+    only_legacy = judge(frr_series(fat), Product.MFRR, TestType.ACTIVATION, "SVK-LEGACY")
+    assert [v.rule_id for v in only_legacy] == ["MFRR.LEGACY.FAT", "MFRR.POLARITY"]
+
+
+def test_frr_response_in_the_wrong_direction_never_reaches_full() -> None:
+    s = frr_series(200.0, target=3.0)
+    mirrored = Series(t=s.t, power_mw=2.0 - s.power_mw, requested_mw=s.requested_mw)
+    fat, polarity = judge(mirrored, Product.AFRR, TestType.ACTIVATION)
+    assert np.isnan(fat.measured)
+    assert not fat.passed
+    assert not polarity.passed
+    assert polarity.measured == pytest.approx(-1.0, abs=0.15)
+
+
+def test_frr_order_from_parameters() -> None:
+    s = frr_series(280.0)
+    bare = Series(t=s.t, power_mw=s.power_mw)
+    (v,) = judge(
+        bare,
+        Product.AFRR,
+        TestType.ACTIVATION,
+        only=["AFRR.FAT"],
+        requested_mw=3.0,
+        activation_start_s=60.0,
+    )
+    assert v.measured == pytest.approx(280.0, abs=1e-6)
+    with pytest.raises(MissingParameterError, match="activation_start_s"):
+        judge(bare, Product.AFRR, TestType.ACTIVATION, only=["AFRR.FAT"], requested_mw=3.0)
+
+
+def test_frr_needs_1hz() -> None:
+    with pytest.raises(SamplingRateError, match="operational logging >= 1 Hz"):
+        judge(frr_series(200.0, dt=2.0), Product.MFRR, TestType.ACTIVATION)
+
+
+# ---------------------------------------------------------------- hand-built files
+def write_hand(path: Path, header: str, rows: list[str]) -> Path:
+    path.write_bytes(("\r\n".join([header, *rows]) + "\r\n").encode("ascii"))
+    return path
+
+
+def stamp(ms: int) -> str:
+    return f"20250301T12{ms // 60_000:02d}{ms // 1000 % 60:02d}.{ms % 1000:03d}"
+
+
+@pytest.mark.parametrize(("act", "passed"), [(1.29, True), (1.31, False)])
+def test_hand_built_ffr_file(tmp_path: Path, act: float, passed: bool) -> None:
+    s = ffr_series(49.7, act=act)
+    rows = [
+        f"{stamp(round(t * 1000))},{p:.6f},{f:.4f},{C:.3f}"
+        for t, p, f in zip(s.t, s.power_mw, s.frequency("t"), strict=True)
+    ]
+    path = write_hand(
+        tmp_path / "Fleet_Ffr_Activation_SE3_UTC_20250301T1200-20250301T1202_100ms_20250301.csv",
+        "DateTime,InsAcPow,GridFreq,Cap_Ffr",
+        rows,
+    )
+    rec = read_csv(path)
+    v = by_id(
+        judge(rec.series, rec.name.product, rec.name.test_type, ffr_activation_hz=49.7),
+        "ACTIVATION_TIME",
+    )
+    assert v.passed is passed
+
+
+@pytest.mark.parametrize(
+    ("service", "fat", "rule", "passed"),
+    [
+        ("Afrr", 299.0, "AFRR.FAT", True),
+        ("Afrr", 301.0, "AFRR.FAT", False),
+        ("Mfrr", 749.0, "MFRR.FAT", True),
+        ("Mfrr", 751.0, "MFRR.FAT", False),
+        ("Mfrr", 899.0, "MFRR.LEGACY.FAT", True),
+        ("Mfrr", 901.0, "MFRR.LEGACY.FAT", False),
+    ],
+)
+def test_hand_built_frr_file(
+    tmp_path: Path, service: str, fat: float, rule: str, passed: bool
+) -> None:
+    s = frr_series(fat, target=-4.0)
+    assert s.requested_mw is not None
+    rows = [
+        f"{stamp(round(t * 1000))},{p:.4f},{r:.4f}"
+        for t, p, r in zip(s.t, s.power_mw, s.requested_mw, strict=True)
+    ]
+    name = f"Fleet_{service}_Activation_SE1_UTC_20250301T1200-20250301T1220_1000ms_20250301.csv"
+    rec = read_csv(write_hand(tmp_path / name, "DateTime,InsAcPow,ReqAcPow", rows))
+    (v,) = [v for v in judge(rec.series, rec.name.product, rec.name.test_type) if v.rule_id == rule]
+    assert v.passed is passed
