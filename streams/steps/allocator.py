@@ -31,6 +31,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from streams.steps import _fields as f
 from streams.steps.availability import (
     AllocatorConfig,
     Availability,
@@ -39,6 +40,7 @@ from streams.steps.availability import (
     site_availability,
 )
 from streams.steps.enums import CommandKind, Product
+from streams.steps.errors import InvalidEvent
 from streams.steps.ids import derived_id
 from streams.steps.products import curve_for
 from streams.steps.records_market import FleetSetpoint, MarketActivation, ReserveAssignment
@@ -71,6 +73,34 @@ class AllocationRequest:
     valid_until: int
     reserve: ReserveArm | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source_id": self.source_id,
+            "fleet_id": self.fleet_id,
+            "kind": self.kind.value,
+            "product": self.product.value,
+            "target_kw": self.target_kw,
+            "valid_until": self.valid_until,
+            "reserve": None if self.reserve is None else self.reserve.to_record(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AllocationRequest:
+        n = "AllocationRequest"
+        reserve = data.get("reserve")
+        out = cls(
+            source_id=f.nonempty_text(data, n, "source_id"),
+            fleet_id=f.nonempty_text(data, n, "fleet_id"),
+            kind=f.symbol(data, n, "kind", CommandKind),
+            product=f.symbol(data, n, "product", Product),
+            target_kw=f.number(data, n, "target_kw"),
+            valid_until=f.micros(data, n, "valid_until"),
+            reserve=None if reserve is None else ReserveArm.from_record(reserve),
+        )
+        if out.kind is CommandKind.ARM_RESERVE and out.reserve is None:
+            raise InvalidEvent(n, "reserve", "required for ARM_RESERVE")
+        return out
+
     @property
     def direction(self) -> Direction:
         if self.kind is CommandKind.SET_POWER:
@@ -97,6 +127,44 @@ class Allocation:
     derated: tuple[str, ...]
     setpoints: tuple[SiteSetpoint, ...] = field(default=())
 
+    def to_dict(self) -> dict[str, Any]:
+        """What ``reallocate`` needs later (request, revision, shares), for a Faust table.
+        Setpoints are not stored: they have been sent."""
+        return {
+            "request": self.request.to_dict(),
+            "revision": self.revision,
+            "allocated_kw": self.allocated_kw,
+            "shortfall_kw": self.shortfall_kw,
+            "per_site_kw": dict(self.per_site_kw),
+            "excluded": {site: reason.value for site, reason in self.excluded.items()},
+            "derated": list(self.derated),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Allocation:
+        n = "Allocation"
+        request = data.get("request")
+        per_site = data.get("per_site_kw")
+        excluded = data.get("excluded", {})
+        derated = data.get("derated", [])
+        if not isinstance(request, Mapping):
+            raise InvalidEvent(n, "request", "expected a mapping")
+        if not isinstance(per_site, Mapping) or not isinstance(excluded, Mapping):
+            raise InvalidEvent(n, "per_site_kw", "expected mappings of site -> value")
+        if not isinstance(derated, list):
+            raise InvalidEvent(n, "derated", "expected a list")
+        return cls(
+            request=AllocationRequest.from_dict(request),
+            revision=f.integer(data, n, "revision"),
+            allocated_kw=f.number(data, n, "allocated_kw"),
+            shortfall_kw=f.number(data, n, "shortfall_kw"),
+            per_site_kw=MappingProxyType(
+                {str(k): f.number_value(v, n, "per_site_kw") for k, v in per_site.items()}
+            ),
+            excluded=MappingProxyType({str(k): _exclusion(v) for k, v in excluded.items()}),
+            derated=tuple(str(d) for d in derated),
+        )
+
     @property
     def shortfall_mw(self) -> float:
         return self.shortfall_kw / 1000.0
@@ -117,6 +185,13 @@ class Allocation:
             "sites_derated": len(self.derated),
             "setpoints": len(self.setpoints),
         }
+
+
+def _exclusion(value: Any) -> Exclusion:
+    try:
+        return Exclusion(value)
+    except ValueError:
+        raise InvalidEvent("Allocation", "excluded", f"unknown exclusion {value!r}") from None
 
 
 def _count(excluded: Mapping[str, Exclusion]) -> dict[Exclusion, int]:

@@ -7,6 +7,8 @@ import math
 import pytest
 
 from streams.steps.allocator import (
+    Allocation,
+    AllocationRequest,
     allocate_activation,
     allocate_fleet_setpoint,
     allocate_reserve,
@@ -20,7 +22,7 @@ from streams.steps.availability import (
     site_availability,
 )
 from streams.steps.enums import ActivationKind, CommandKind, CommandStatus, Product, SiteMode
-from streams.steps.errors import InvalidConfig
+from streams.steps.errors import InvalidConfig, InvalidEvent
 from streams.steps.records_market import FleetSetpoint, MarketActivation, ReserveAssignment
 from streams.steps.records_site import CommandResult, SiteTelemetry
 from streams.steps.setpoint_filter import SiteLimits
@@ -292,3 +294,44 @@ def test_expired_request_allocates_nothing() -> None:
 def test_bad_resolution_is_a_typed_error(resolution: float) -> None:
     with pytest.raises(InvalidConfig):
         AllocatorConfig(resolution_kw=resolution)
+
+
+def test_allocation_survives_a_table_round_trip_and_reallocates_the_same() -> None:
+    statuses = [SiteStatus(s, tel(s, up=5.0)) for s in ("a", "b", "c")]
+    first = allocate_reserve(assignment(Product.FCR_N, 0.012), statuses, NOW, CONFIG)
+    stored = Allocation.from_dict(first.to_dict())
+    assert stored.request == first.request
+    assert stored.per_site_kw == first.per_site_kw
+    statuses[0] = SiteStatus("a", tel("a", age_s=30.0))
+    assert reallocate(stored, statuses, NOW, CONFIG) == reallocate(first, statuses, NOW, CONFIG)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {},
+        {"request": {"source_id": "x"}, "per_site_kw": {}, "revision": 0},
+        {
+            "request": AllocationRequest(
+                "s", "f", CommandKind.ARM_RESERVE, Product.FCR_N, 1.0, NOW
+            ).to_dict(),
+            "per_site_kw": {},
+            "revision": 0,
+            "allocated_kw": 0.0,
+            "shortfall_kw": 0.0,
+        },
+        {
+            "request": AllocationRequest(
+                "s", "f", CommandKind.SET_POWER, Product.NONE, 1.0, NOW
+            ).to_dict(),
+            "per_site_kw": {"a": 1.0},
+            "revision": 0,
+            "allocated_kw": 1.0,
+            "shortfall_kw": 0.0,
+            "excluded": {"b": "GONE"},
+        },
+    ],
+)
+def test_bad_stored_allocation_is_a_typed_error(data: dict[str, object]) -> None:
+    with pytest.raises(InvalidEvent):
+        Allocation.from_dict(data)
