@@ -12,10 +12,11 @@ aware ``datetime`` in UTC (encode takes an aware datetime or an int of microseco
 decodes to ``uuid.UUID`` (encode takes a ``uuid.UUID`` or its canonical string), enums are
 their symbol strings, ``bytes`` are ``bytes``; a missing field with a default takes the default.
 
-``encode`` is the hot path: fastavro's writer (which coerces e.g. an int into a double), with
-its failures turned into :class:`InvalidEventError` carrying the strict validator's message.
-``validate``/``new_event`` are strict (see ``schemas.validation``). ``decode`` never raises
-anything but :class:`EventDecodeError` subclasses, whatever the bytes.
+``encode`` is the hot path: fastavro's writer, which coerces what it can (an int or numeric
+text into a double, 1 into a boolean, a naive datetime as UTC); what it cannot write raises
+:class:`InvalidEventError` carrying the strict validator's message. ``validate``,
+``new_event`` and ``Codec(..., strict=True)`` are strict (see ``schemas.validation``).
+``decode`` never raises anything but :class:`EventDecodeError` subclasses, whatever the bytes.
 """
 
 from __future__ import annotations
@@ -129,9 +130,14 @@ class _Encoder(NamedTuple):
 class Codec:
     """Encode/decode events against a :class:`SchemaRegistry` (all schemas parsed once)."""
 
-    def __init__(self, registry: SchemaRegistry, ids: SchemaIdResolver | None = None) -> None:
+    def __init__(
+        self, registry: SchemaRegistry, ids: SchemaIdResolver | None = None, *, strict: bool = False
+    ) -> None:
+        """``strict=True`` validates every record before encoding (slower; for low-rate
+        producers such as command issuers); otherwise ``encode`` is fastavro-lax."""
         self.registry = registry
         self.ids = ids
+        self.strict = strict
         self._encoders: dict[str, _Encoder] = {}
         self._validators: dict[str, Check] = {}
         for name in registry.names():
@@ -174,6 +180,8 @@ class Codec:
         return buffer.getvalue()
 
     def _write_body(self, encoder: _Encoder, buffer: BytesIO, record: Mapping[str, Any]) -> None:
+        if self.strict:
+            self._validators[encoder.schema.name](record, encoder.schema.name)
         try:
             for name in encoder.uuid_fields:
                 value = record.get(name)
