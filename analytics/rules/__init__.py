@@ -20,6 +20,7 @@ Errors are typed: :class:`~analytics.timeseries.SeriesError` subclasses for the 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping
+from typing import Any
 
 from analytics.rules import common, fcrd, fcrn, ffr, frr
 from analytics.rules.base import (
@@ -116,7 +117,7 @@ def judge(
     rule_version: str | None = None,
     *,
     only: Collection[str] | None = None,
-    **params: object,
+    **params: Any,
 ) -> list[Verdict]:
     """Judge ``series`` with every selected rule; one Verdict per rule, in registry order.
 
@@ -154,7 +155,7 @@ def required_sampling(
 
 
 def polarity_offenders(
-    sites: Mapping[str, Series], product: Product, test_type: TestType, **params: object
+    sites: Mapping[str, Series], product: Product, test_type: TestType, **params: Any
 ) -> list[str]:
     """Site ids whose response has the wrong sign (the polarity rule per site)."""
     rule_id = f"{common.TAGS[Product(product)]}.POLARITY"
