@@ -77,7 +77,7 @@ class ProductCurve:
         """+1 for up (discharge) products, -1 for down, 0 for symmetric or signal-driven."""
         if self.symmetric or self.f_start_hz is None or self.f_full_hz is None:
             return 0
-        return 1 if self.f_full_hz < self.f_start_hz else -1
+        return 1 if self.f_full_hz <= self.f_start_hz else -1
 
 
 #: FFR activation options: activation frequency -> full activation time [SVK-FFR], [FG-FFR].

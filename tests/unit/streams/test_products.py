@@ -91,6 +91,7 @@ def test_curve_directions_and_versions() -> None:
     assert CURVES[Product.FCR_D_UP].direction == 1
     assert CURVES[Product.FCR_D_DOWN].direction == -1
     assert CURVES[Product.FCR_N].direction == 0
+    assert CURVES[Product.FFR].direction == 1
     assert CURVES[Product.FCR_N].rule_version == "TR-2025-03-28"
     assert not CURVES[Product.AFRR].frequency_activated
 
