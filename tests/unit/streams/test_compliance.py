@@ -92,11 +92,55 @@ AFRR_TICKS: list[tuple[FleetState, list[str], list[Expect]]] = [
 ]
 
 
+def _assignment(product: Product, f_start: float, f_full: float) -> ReserveAssignment:
+    return ReserveAssignment(
+        event_id=UUID,
+        event_time=T0,
+        fleet_id="fleet",
+        assignment_id=f"asg-{product.value}",
+        product=product,
+        capacity_mw=2.0,
+        valid_from=T0,
+        valid_until=T0 + 3600 * S,
+        f_start_hz=f_start,
+        f_full_hz=f_full,
+    )
+
+
+FCRN_TICKS: list[tuple[FleetState, list[str], list[Expect]]] = [
+    (fleet(1, 0.0, 50.0), [], []),
+    (fleet(2, -0.2, 50.05), [], [(F.OK, V.PASS, "FCRN.LIVE.RAMP")]),
+    (fleet(62, -0.5, 50.05), [], [(F.SLOW, V.FAIL, "FCRN.LIVE.RAMP60")]),
+    (fleet(63, -0.7, 50.05), [], [(F.OK, V.PASS, "FCRN.LIVE.RAMP")]),
+    (fleet(200, -1.0, 50.05), [], [(F.OK, V.PASS, "FCRN.LIVE.STEADY")]),
+    (fleet(201, 0.5, 50.05), [], [(F.WRONG_POLARITY, V.FAIL, "FCRN.LIVE.POLARITY")]),
+    (fleet(202, 1.0, 49.95), [], [(F.OK, V.PASS, "FCRN.LIVE.STEADY")]),
+]
+FCRD_DOWN_TICKS: list[tuple[FleetState, list[str], list[Expect]]] = [
+    (fleet(1, 0.0, 50.0), [], []),
+    (fleet(2, -0.1, 50.3), [], [(F.OK, V.PASS, "FCRD_DOWN.LIVE.RAMP")]),
+    (fleet(10, -0.5, 50.3), [], [(F.SLOW, V.FAIL, "FCRD_DOWN.LIVE.REQ2.DP75")]),
+    (fleet(40, -1.0, 50.3), [], [(F.OK, V.PASS, "FCRD_DOWN.LIVE.STEADY")]),
+]
+FFR_TICKS: list[tuple[FleetState, list[str], list[Expect]]] = [
+    (fleet(1, 0.0, 49.8), [], []),
+    (fleet(2, 1.0, 49.65), [], [(F.OK, V.PASS, "FFR.LIVE.RAMP")]),
+    (fleet(3, 1.0, 49.65), [], [(F.OK, V.PASS, "FFR.LIVE.RAMP")]),  # 1.0 s < 1.3 s
+    (fleet(4, 1.0, 49.65), [], [(F.UNDER_DELIVERY, V.FAIL, "FFR.LIVE.STEADY")]),
+    (fleet(5, 2.0, 49.65), [], [(F.OK, V.PASS, "FFR.LIVE.STEADY")]),
+    (fleet(6, 2.0, 49.75), [], []),
+]
+
+
 @pytest.mark.parametrize(
     ("start", "ticks"),
     [(add_assignment(ComplianceState(), FCRD_UP), FCRD_TICKS),
-     (add_activation(ComplianceState(), AFRR), AFRR_TICKS)],
-    ids=["fcr-d-up-armed", "afrr-order"],
+     (add_activation(ComplianceState(), AFRR), AFRR_TICKS),
+     (add_assignment(ComplianceState(), _assignment(Product.FCR_N, 50.0, 49.9)), FCRN_TICKS),
+     (add_assignment(ComplianceState(), _assignment(Product.FCR_D_DOWN, 50.1, 50.5)),
+      FCRD_DOWN_TICKS),
+     (add_assignment(ComplianceState(), _assignment(Product.FFR, 49.7, 49.7)), FFR_TICKS)],
+    ids=["fcr-d-up-armed", "afrr-order", "fcr-n-armed", "fcr-d-down-armed", "ffr-armed"],
 )  # fmt: skip
 def test_compliance_table(
     start: ComplianceState, ticks: list[tuple[FleetState, list[str], list[Expect]]]
