@@ -44,6 +44,7 @@ def _register_archive(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     parser.add_argument("--group", default="flowerhub-archiver", help="consumer group (lag only)")
     parser.add_argument("--flush-records", type=int, default=50_000, help="flush after N rows")
     parser.add_argument("--flush-interval", type=float, default=5.0, help="flush every S seconds")
+    parser.add_argument("--poll-records", type=int, default=10_000, help="max records per poll")
     parser.set_defaults(func=cmd_archive)
 
 
@@ -116,6 +117,7 @@ def cmd_archive(args: argparse.Namespace) -> int:
             group_id=args.group,
             flush_records=args.flush_records,
             flush_interval_s=args.flush_interval,
+            poll_records=args.poll_records,
         )
     except (ArchiverError, ArchiveLayoutError) as exc:
         raise CliError(str(exc)) from exc

@@ -27,6 +27,7 @@ from typing import Any
 import aiokafka  # type: ignore[import-untyped, unused-ignore]  # ships no py.typed
 
 from analytics.archive.layout import TopicPartition, check_topic, parse_part, recover_positions
+from analytics.archive.metadata import topic_partitions
 from analytics.archive.rows import DecodedEvent, Decoder, RawRecord, decode_row
 from analytics.archive.writer import ArchiveWriter
 
@@ -50,14 +51,17 @@ class ArchiverConfig:
     flush_records: int = 50_000
     flush_interval_s: float = 5.0
     poll_timeout_ms: int = 200
+    poll_records: int = 10_000  # max records per poll
 
     def __post_init__(self) -> None:
         if not self.topics:
             raise ArchiverError("no topics to archive")
         for topic in self.topics:
             check_topic(topic)
-        if self.flush_records < 1 or self.flush_interval_s <= 0:
-            raise ArchiverError("flush_records must be >= 1 and flush_interval_s > 0")
+        if self.flush_records < 1 or self.flush_interval_s <= 0 or self.poll_records < 1:
+            raise ArchiverError(
+                "flush_records and poll_records must be >= 1 and flush_interval_s > 0"
+            )
 
 
 @dataclass
@@ -151,17 +155,17 @@ class Archiver:
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
+        counts = await topic_partitions(self.config.bootstrap, self.config.topics)
+        missing = [t for t in self.config.topics if t not in counts]
+        if missing:
+            raise ArchiverError(f"topics missing on {self.config.bootstrap}: {', '.join(missing)}")
         await consumer.start()
         try:
-            await consumer.topics()
-            assigned: list[Any] = []
-            for topic in self.config.topics:
-                partitions = consumer.partitions_for_topic(topic)
-                if not partitions:
-                    raise ArchiverError(
-                        f"topic {topic!r} does not exist on {self.config.bootstrap}"
-                    )
-                assigned.extend(aiokafka.TopicPartition(topic, p) for p in sorted(partitions))
+            assigned = [
+                aiokafka.TopicPartition(topic, p)
+                for topic in self.config.topics
+                for p in range(counts[topic])
+            ]
             consumer.assign(assigned)
             earliest = await consumer.beginning_offsets(assigned)
             for ktp in assigned:
@@ -197,7 +201,7 @@ class Archiver:
             last_flush = time.monotonic()
             while not stop.is_set():
                 batches = await consumer.getmany(
-                    timeout_ms=self.config.poll_timeout_ms, max_records=10_000
+                    timeout_ms=self.config.poll_timeout_ms, max_records=self.config.poll_records
                 )
                 for messages in batches.values():
                     rows = [

@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 
 from analytics.archive.layout import iter_parts
+from analytics.archive.metadata import topic_partitions
 from analytics.archive.rows import RawRecord
 from analytics.db import sql_string
 from analytics.replay.diff import DiffEvent
@@ -93,14 +94,7 @@ def read_archive_side(side: DiffSide, topics: Sequence[str] | None) -> list[Diff
 
 async def read_kafka_side(side: DiffSide, bootstrap: str, topics: Sequence[str]) -> list[DiffEvent]:
     """Every event now on ``prefix + topic`` for each topic that exists on the broker."""
-    import aiokafka  # type: ignore[import-untyped, unused-ignore]  # ships no py.typed
-
-    consumer = aiokafka.AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-    await consumer.start()
-    try:
-        existing = await consumer.topics()
-    finally:
-        await consumer.stop()
+    existing = await topic_partitions(bootstrap, [side.prefix + t for t in topics])
     names = [side.prefix + t for t in topics if side.prefix + t in existing]
     if not names:
         return []

@@ -16,6 +16,7 @@ from typing import Any
 
 import duckdb
 
+from analytics.archive.metadata import topic_partitions
 from analytics.replay.plan import (
     ReplayPlanError,
     TimeWindow,
@@ -109,18 +110,11 @@ async def check_copy_partitions(producer: Any, needed: Mapping[str, int]) -> Non
 
 
 async def _kafka_source(request: ReplayRequest) -> SourceStreams:
-    import aiokafka  # type: ignore[import-untyped, unused-ignore]  # ships no py.typed
-
     from streams.topics import TOPICS
 
     wanted = request.topics or tuple(t.name for t in TOPICS)
     names = [request.source_prefix + t for t in wanted]
-    consumer = aiokafka.AIOKafkaConsumer(bootstrap_servers=request.bootstrap, group_id=None)
-    await consumer.start()
-    try:
-        existing = await consumer.topics()
-    finally:
-        await consumer.stop()
+    existing = await topic_partitions(request.bootstrap, names)
     missing = [n for n in names if n not in existing]
     if request.topics and missing:
         raise ReplayPlanError(f"source topics not on {request.bootstrap}: {', '.join(missing)}")

@@ -16,6 +16,7 @@ import aiokafka  # type: ignore[import-untyped, unused-ignore]  # ships no py.ty
 import duckdb
 
 from analytics.archive.layout import PartFile, hour_bucket, iter_parts
+from analytics.archive.metadata import topic_partitions
 from analytics.archive.rows import RawRecord, headers_from_json
 from analytics.db import sql_string
 from analytics.replay.plan import ReplayPlanError, TimeWindow
@@ -126,13 +127,12 @@ async def kafka_streams(  # noqa: PLR0912  # one read loop with its window check
     try:
         assigned: list[Any] = []
         partitions: dict[str, int] = {}
-        await consumer.topics()  # refreshes the cluster metadata
+        counts = await topic_partitions(bootstrap, topics)
         for topic in topics:
-            known = consumer.partitions_for_topic(topic)
-            if not known:
+            if topic not in counts:
                 raise ReplayPlanError(f"topic {topic!r} does not exist on {bootstrap}")
-            partitions[topic] = max(known) + 1
-            assigned.extend(aiokafka.TopicPartition(topic, p) for p in sorted(known))
+            partitions[topic] = counts[topic]
+            assigned.extend(aiokafka.TopicPartition(topic, p) for p in range(counts[topic]))
         consumer.assign(assigned)
         ends = await consumer.end_offsets(assigned)
         starts = await consumer.beginning_offsets(assigned)
