@@ -25,6 +25,7 @@ Shortfall: ``shortfall_kw = target_kw - allocated_kw`` (signed like the target),
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -73,6 +74,15 @@ class AllocationRequest:
     valid_until: int
     reserve: ReserveArm | None = None
 
+    def __post_init__(self) -> None:
+        n = "AllocationRequest"
+        if not math.isfinite(self.target_kw):
+            raise InvalidEvent(n, "target_kw", f"not finite: {self.target_kw}")
+        if self.kind not in (CommandKind.SET_POWER, CommandKind.ARM_RESERVE):
+            raise InvalidEvent(n, "kind", f"{self.kind} is not allocated (SET_POWER, ARM_RESERVE)")
+        if self.kind is CommandKind.ARM_RESERVE and (self.reserve is None or self.target_kw < 0):
+            raise InvalidEvent(n, "reserve", "ARM_RESERVE needs a reserve and a capacity >= 0")
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "source_id": self.source_id,
@@ -88,7 +98,7 @@ class AllocationRequest:
     def from_dict(cls, data: Mapping[str, Any]) -> AllocationRequest:
         n = "AllocationRequest"
         reserve = data.get("reserve")
-        out = cls(
+        return cls(
             source_id=f.nonempty_text(data, n, "source_id"),
             fleet_id=f.nonempty_text(data, n, "fleet_id"),
             kind=f.symbol(data, n, "kind", CommandKind),
@@ -97,9 +107,6 @@ class AllocationRequest:
             valid_until=f.micros(data, n, "valid_until"),
             reserve=None if reserve is None else ReserveArm.from_record(reserve),
         )
-        if out.kind is CommandKind.ARM_RESERVE and out.reserve is None:
-            raise InvalidEvent(n, "reserve", "required for ARM_RESERVE")
-        return out
 
     @property
     def direction(self) -> Direction:

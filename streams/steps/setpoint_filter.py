@@ -209,6 +209,17 @@ def _opt_int(value: Any, field: str) -> int | None:
     return value
 
 
+def _check_payload(setpoint: SiteSetpoint) -> None:
+    n = "SiteSetpoint"
+    if setpoint.kind is CommandKind.SET_POWER:
+        if setpoint.power_kw is None:
+            raise InvalidEvent(n, "power_kw", "required for SET_POWER")
+        if not math.isfinite(setpoint.power_kw):
+            raise InvalidEvent(n, "power_kw", f"not finite: {setpoint.power_kw}")
+    if setpoint.kind is CommandKind.ARM_RESERVE and setpoint.reserve is None:
+        raise InvalidEvent(n, "reserve", "required for ARM_RESERVE")
+
+
 def _micros(seconds: float) -> int:
     return round(seconds * MICROS_PER_S)
 
@@ -270,8 +281,7 @@ def _gate(  # noqa: PLR0911  # a decision table: one return per rule
         and valid_until > state.last_valid_until
     )
     if kind is CommandKind.SET_POWER:
-        assert power_kw is not None  # noqa: S101  # SiteSetpoint guarantees it for SET_POWER
-        delta = abs(power_kw - (state.last_power_kw or 0.0))
+        delta = abs((power_kw or 0.0) - (state.last_power_kw or 0.0))
         if delta > 0 and delta >= config.threshold_kw:
             return FilterReason.RAMP_STEP
         if delta > 0 and now - state.last_written_at >= _micros(config.min_interval_s):
@@ -291,7 +301,11 @@ def filter_setpoint(  # noqa: PLR0911  # one return per drop rule, in the docume
     config: FilterConfig,
     limits: SiteLimits | None = None,
 ) -> tuple[FilterState, SiteCommand | None, FilterReason]:
-    """Decide whether ``setpoint`` becomes a command now (see the module doc for the rules)."""
+    """Decide whether ``setpoint`` becomes a command now (see the module doc for the rules).
+
+    A setpoint whose payload does not fit its kind raises ``InvalidEvent`` (dead-letter it).
+    """
+    _check_payload(setpoint)
     if setpoint.kind is CommandKind.STOP:
         valid_until = max(setpoint.valid_until, now + _micros(config.stop_min_validity_s))
         command = _command(

@@ -24,7 +24,7 @@ from streams.steps.availability import (
 from streams.steps.enums import ActivationKind, CommandKind, CommandStatus, Product, SiteMode
 from streams.steps.errors import InvalidConfig, InvalidEvent
 from streams.steps.records_market import FleetSetpoint, MarketActivation, ReserveAssignment
-from streams.steps.records_site import CommandResult, SiteTelemetry
+from streams.steps.records_site import CommandResult, ReserveArm, SiteTelemetry
 from streams.steps.setpoint_filter import SiteLimits
 
 S = 1_000_000
@@ -313,8 +313,9 @@ def test_allocation_survives_a_table_round_trip_and_reallocates_the_same() -> No
         {"request": {"source_id": "x"}, "per_site_kw": {}, "revision": 0},
         {
             "request": AllocationRequest(
-                "s", "f", CommandKind.ARM_RESERVE, Product.FCR_N, 1.0, NOW
-            ).to_dict(),
+                "s", "f", CommandKind.SET_POWER, Product.NONE, 1.0, NOW
+            ).to_dict()
+            | {"kind": "ARM_RESERVE"},
             "per_site_kw": {},
             "revision": 0,
             "allocated_kw": 0.0,
@@ -335,3 +336,18 @@ def test_allocation_survives_a_table_round_trip_and_reallocates_the_same() -> No
 def test_bad_stored_allocation_is_a_typed_error(data: dict[str, object]) -> None:
     with pytest.raises(InvalidEvent):
         Allocation.from_dict(data)
+
+
+@pytest.mark.parametrize(
+    ("kind", "target", "with_reserve"),
+    [
+        (CommandKind.SET_POWER, float("nan"), False),
+        (CommandKind.STOP, 1.0, False),
+        (CommandKind.ARM_RESERVE, 1.0, False),
+        (CommandKind.ARM_RESERVE, -1.0, True),
+    ],
+)
+def test_bad_request_is_a_typed_error(kind: CommandKind, target: float, with_reserve: bool) -> None:
+    reserve = ReserveArm(Product.FCR_N, 0.0, 50.0, 49.9) if with_reserve else None
+    with pytest.raises(InvalidEvent):
+        AllocationRequest("s", "f", kind, Product.FCR_N, target, NOW, reserve)

@@ -217,3 +217,17 @@ def test_bad_config_is_a_typed_error(kwargs: dict[str, float]) -> None:
 def test_bad_limits_are_a_typed_error() -> None:
     with pytest.raises(InvalidConfig):
         SiteLimits(max_discharge_kw=-1.0, max_charge_kw=1.0)
+
+
+@pytest.mark.parametrize(
+    ("setpoint", "field"),
+    [
+        (sp(1, 0.0, kind=CommandKind.SET_POWER, power=None), "power_kw"),
+        (sp(1, 0.0, kind=CommandKind.SET_POWER, power=float("inf")), "power_kw"),
+        (sp(1, 0.0, kind=CommandKind.ARM_RESERVE), "reserve"),
+    ],
+)
+def test_setpoint_payload_must_fit_its_kind(setpoint: SiteSetpoint, field: str) -> None:
+    with pytest.raises(InvalidEvent) as info:
+        filter_setpoint(FilterState(), setpoint, T0, CONFIG)
+    assert info.value.field == field
