@@ -2,7 +2,7 @@
 
 Records (``records_site``, ``records_market``, ``records_fleet``) are frozen dataclasses named
 and shaped like the Avro schemas under ``schemas/``, with ``from_record(dict)`` (typed
-``InvalidEvent`` on bad input) and ``to_record() -> dict``; instants are int microseconds
+``InvalidRecordError`` on bad input) and ``to_record() -> dict``; instants are int microseconds
 since the epoch (UTC), power kW at sites and MW at fleet level, > 0 = discharging.
 
 Steps:

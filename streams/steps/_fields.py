@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from streams.steps.errors import InvalidEvent
+from streams.steps.errors import InvalidRecordError
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -24,24 +24,24 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def _get(rec: Mapping[str, Any], name: str, field: str) -> Any:
     if not isinstance(rec, Mapping):
-        raise InvalidEvent(name, "<record>", f"expected a mapping, got {type(rec).__name__}")
+        raise InvalidRecordError(name, "<record>", f"expected a mapping, got {type(rec).__name__}")
     if field not in rec:
-        raise InvalidEvent(name, field, "missing")
+        raise InvalidRecordError(name, field, "missing")
     return rec[field]
 
 
 def micros_value(value: Any, name: str, field: str) -> int:
     """Convert an Avro timestamp-micros value (int or aware datetime) to int microseconds."""
     if isinstance(value, bool):
-        raise InvalidEvent(name, field, "expected a timestamp, got bool")
+        raise InvalidRecordError(name, field, "expected a timestamp, got bool")
     if isinstance(value, int):
         return value
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            raise InvalidEvent(name, field, "naive datetime (no timezone)")
+            raise InvalidRecordError(name, field, "naive datetime (no timezone)")
         delta = value - _EPOCH
         return (delta.days * 86_400 + delta.seconds) * MICROS_PER_S + delta.microseconds
-    raise InvalidEvent(name, field, f"expected a timestamp, got {type(value).__name__}")
+    raise InvalidRecordError(name, field, f"expected a timestamp, got {type(value).__name__}")
 
 
 def micros(rec: Mapping[str, Any], name: str, field: str) -> int:
@@ -58,14 +58,14 @@ def text(rec: Mapping[str, Any], name: str, field: str, *, default: str | None =
         return default
     value = _get(rec, name, field)
     if not isinstance(value, str):
-        raise InvalidEvent(name, field, f"expected a string, got {type(value).__name__}")
+        raise InvalidRecordError(name, field, f"expected a string, got {type(value).__name__}")
     return value
 
 
 def nonempty_text(rec: Mapping[str, Any], name: str, field: str) -> str:
     value = text(rec, name, field)
     if not value:
-        raise InvalidEvent(name, field, "empty string")
+        raise InvalidRecordError(name, field, "empty string")
     return value
 
 
@@ -74,7 +74,9 @@ def opt_text(rec: Mapping[str, Any], name: str, field: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise InvalidEvent(name, field, f"expected a string or null, got {type(value).__name__}")
+        raise InvalidRecordError(
+            name, field, f"expected a string or null, got {type(value).__name__}"
+        )
     return value
 
 
@@ -86,16 +88,16 @@ def uuid_text(rec: Mapping[str, Any], name: str, field: str) -> str:
         try:
             return str(uuid.UUID(value))
         except ValueError:
-            raise InvalidEvent(name, field, f"not a uuid: {value!r}") from None
-    raise InvalidEvent(name, field, f"expected a uuid, got {type(value).__name__}")
+            raise InvalidRecordError(name, field, f"not a uuid: {value!r}") from None
+    raise InvalidRecordError(name, field, f"expected a uuid, got {type(value).__name__}")
 
 
 def number_value(value: Any, name: str, field: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidEvent(name, field, f"expected a number, got {type(value).__name__}")
+        raise InvalidRecordError(name, field, f"expected a number, got {type(value).__name__}")
     result = float(value)
     if not math.isfinite(result):
-        raise InvalidEvent(name, field, f"not finite: {result}")
+        raise InvalidRecordError(name, field, f"not finite: {result}")
     return result
 
 
@@ -108,7 +110,7 @@ def number(rec: Mapping[str, Any], name: str, field: str, *, default: float | No
 def nonneg(rec: Mapping[str, Any], name: str, field: str, *, default: float | None = None) -> float:
     value = number(rec, name, field, default=default)
     if value < 0:
-        raise InvalidEvent(name, field, f"must be >= 0, got {value}")
+        raise InvalidRecordError(name, field, f"must be >= 0, got {value}")
     return value
 
 
@@ -122,7 +124,7 @@ def integer(rec: Mapping[str, Any], name: str, field: str, *, default: int | Non
         return default
     value = _get(rec, name, field)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidEvent(name, field, f"expected an int, got {type(value).__name__}")
+        raise InvalidRecordError(name, field, f"expected an int, got {type(value).__name__}")
     return value
 
 
@@ -131,7 +133,7 @@ def boolean(rec: Mapping[str, Any], name: str, field: str, *, default: bool | No
         return default
     value = _get(rec, name, field)
     if not isinstance(value, bool):
-        raise InvalidEvent(name, field, f"expected a boolean, got {type(value).__name__}")
+        raise InvalidRecordError(name, field, f"expected a boolean, got {type(value).__name__}")
     return value
 
 
@@ -144,13 +146,15 @@ def symbol(
     if isinstance(value, enum):
         return value
     if not isinstance(value, str):
-        raise InvalidEvent(name, field, f"expected an enum symbol, got {type(value).__name__}")
+        raise InvalidRecordError(
+            name, field, f"expected an enum symbol, got {type(value).__name__}"
+        )
     try:
         return enum(value)
     except ValueError:
-        raise InvalidEvent(name, field, f"unknown {enum.__name__} symbol {value!r}") from None
+        raise InvalidRecordError(name, field, f"unknown {enum.__name__} symbol {value!r}") from None
 
 
 def check_window(name: str, start_field: str, start: int, end_field: str, end: int) -> None:
     if end <= start:
-        raise InvalidEvent(name, end_field, f"must be after {start_field} ({end} <= {start})")
+        raise InvalidRecordError(name, end_field, f"must be after {start_field} ({end} <= {start})")

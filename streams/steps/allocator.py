@@ -41,7 +41,7 @@ from streams.steps.availability import (
     site_availability,
 )
 from streams.steps.enums import CommandKind, Product
-from streams.steps.errors import InvalidEvent
+from streams.steps.errors import InvalidRecordError
 from streams.steps.ids import derived_id
 from streams.steps.products import curve_for
 from streams.steps.records_market import FleetSetpoint, MarketActivation, ReserveAssignment
@@ -77,11 +77,15 @@ class AllocationRequest:
     def __post_init__(self) -> None:
         n = "AllocationRequest"
         if not math.isfinite(self.target_kw):
-            raise InvalidEvent(n, "target_kw", f"not finite: {self.target_kw}")
+            raise InvalidRecordError(n, "target_kw", f"not finite: {self.target_kw}")
         if self.kind not in (CommandKind.SET_POWER, CommandKind.ARM_RESERVE):
-            raise InvalidEvent(n, "kind", f"{self.kind} is not allocated (SET_POWER, ARM_RESERVE)")
+            raise InvalidRecordError(
+                n, "kind", f"{self.kind} is not allocated (SET_POWER, ARM_RESERVE)"
+            )
         if self.kind is CommandKind.ARM_RESERVE and (self.reserve is None or self.target_kw < 0):
-            raise InvalidEvent(n, "reserve", "ARM_RESERVE needs a reserve and a capacity >= 0")
+            raise InvalidRecordError(
+                n, "reserve", "ARM_RESERVE needs a reserve and a capacity >= 0"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -155,11 +159,11 @@ class Allocation:
         excluded = data.get("excluded", {})
         derated = data.get("derated", [])
         if not isinstance(request, Mapping):
-            raise InvalidEvent(n, "request", "expected a mapping")
+            raise InvalidRecordError(n, "request", "expected a mapping")
         if not isinstance(per_site, Mapping) or not isinstance(excluded, Mapping):
-            raise InvalidEvent(n, "per_site_kw", "expected mappings of site -> value")
+            raise InvalidRecordError(n, "per_site_kw", "expected mappings of site -> value")
         if not isinstance(derated, list):
-            raise InvalidEvent(n, "derated", "expected a list")
+            raise InvalidRecordError(n, "derated", "expected a list")
         return cls(
             request=AllocationRequest.from_dict(request),
             revision=f.integer(data, n, "revision"),
@@ -198,7 +202,7 @@ def _exclusion(value: Any) -> Exclusion:
     try:
         return Exclusion(value)
     except ValueError:
-        raise InvalidEvent("Allocation", "excluded", f"unknown exclusion {value!r}") from None
+        raise InvalidRecordError("Allocation", "excluded", f"unknown exclusion {value!r}") from None
 
 
 def _count(excluded: Mapping[str, Exclusion]) -> dict[Exclusion, int]:

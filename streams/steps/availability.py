@@ -22,7 +22,7 @@ from enum import StrEnum
 
 from streams.steps._fields import MICROS_PER_S
 from streams.steps.enums import CommandStatus, SiteMode
-from streams.steps.errors import InvalidConfig
+from streams.steps.errors import InvalidConfigError
 from streams.steps.records_site import CommandResult, SiteTelemetry
 from streams.steps.setpoint_filter import SiteLimits
 
@@ -54,12 +54,14 @@ class AllocatorConfig:
         for name in ("telemetry_max_age_s", "clamp_window_s", "resolution_kw"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
-                raise InvalidConfig(f"AllocatorConfig.{name} must be finite and >= 0, got {value}")
+                raise InvalidConfigError(
+                    f"AllocatorConfig.{name} must be finite and >= 0, got {value}"
+                )
         if self.resolution_kw <= 0:
-            raise InvalidConfig("AllocatorConfig.resolution_kw must be > 0")
+            raise InvalidConfigError("AllocatorConfig.resolution_kw must be > 0")
         scale = 1.0 / self.resolution_kw
         if abs(scale - round(scale)) > 1e-9 * scale:
-            raise InvalidConfig(
+            raise InvalidConfigError(
                 f"AllocatorConfig.resolution_kw must be 1/n for an integer n, got "
                 f"{self.resolution_kw}"
             )

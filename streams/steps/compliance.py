@@ -42,7 +42,7 @@ from typing import Any
 
 from streams.steps._fields import MICROS_PER_S
 from streams.steps.enums import Finding, Product, VerdictStatus
-from streams.steps.errors import InvalidConfig, InvalidEvent
+from streams.steps.errors import InvalidConfigError, InvalidRecordError
 from streams.steps.ids import derived_id
 from streams.steps.products import ProductCurve, curve_for, curve_fraction, required_fraction_by
 from streams.steps.records_fleet import ComplianceVerdict, FleetState
@@ -64,7 +64,9 @@ class ComplianceConfig:
         for name in ("min_required_mw", "polarity_tolerance_mw", "stale_after_s"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
-                raise InvalidConfig(f"ComplianceConfig.{name} must be finite and >= 0, got {value}")
+                raise InvalidConfigError(
+                    f"ComplianceConfig.{name} must be finite and >= 0, got {value}"
+                )
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +120,7 @@ class Obligation:
                 onset=None if data.get("onset") is None else int(data["onset"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidEvent("ComplianceState", "obligations", repr(exc)) from exc
+            raise InvalidRecordError("ComplianceState", "obligations", repr(exc)) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +140,7 @@ class ComplianceState:
     def from_dict(cls, data: Mapping[str, Any]) -> ComplianceState:
         items = data.get("obligations", [])
         if not isinstance(items, list):
-            raise InvalidEvent("ComplianceState", "obligations", "expected a list")
+            raise InvalidRecordError("ComplianceState", "obligations", "expected a list")
         baseline = data.get("baseline_mw")
         return cls(tuple(Obligation.from_dict(o) for o in items), _opt_float(baseline))
 
@@ -147,7 +149,9 @@ def _opt_float(value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidEvent("ComplianceState", "baseline_mw", f"expected a number, got {value!r}")
+        raise InvalidRecordError(
+            "ComplianceState", "baseline_mw", f"expected a number, got {value!r}"
+        )
     return float(value)
 
 

@@ -1,7 +1,7 @@
 """Dead letter: build a DeadLetter record (schemas/ops/DeadLetter.avsc) for an event an agent
 could not decode or found invalid. Pure: the agent produces the dict to ``deadletter``.
 
-``error_type`` is the exception's class name (e.g. ``InvalidEvent``, or the codec's
+``error_type`` is the exception's class name (e.g. ``InvalidRecordError``, or the codec's
 ``TruncatedEvent``/``UnknownFingerprint``); ``reason`` is its message (never empty, capped at
 ``MAX_REASON_CHARS``). The original key and value bytes are kept unchanged. The event id is
 derived from (topic, partition, offset): a re-processed bad event gives the same dead letter.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.steps.errors import InvalidEvent
+from streams.steps.errors import InvalidRecordError
 from streams.steps.ids import derived_id
 
 MAX_REASON_CHARS = 2000
@@ -33,17 +33,17 @@ def build_dead_letter(
     time is the original message timestamp when known (``ingest_time`` is then ``now``)."""
     n = "DeadLetter"
     if not topic:
-        raise InvalidEvent(n, "source_topic", "empty topic name")
+        raise InvalidRecordError(n, "source_topic", "empty topic name")
     if partition < 0:
-        raise InvalidEvent(n, "partition", f"must be >= 0, got {partition}")
+        raise InvalidRecordError(n, "partition", f"must be >= 0, got {partition}")
     if offset < 0:
-        raise InvalidEvent(n, "offset", f"must be >= 0, got {offset}")
+        raise InvalidRecordError(n, "offset", f"must be >= 0, got {offset}")
     if not consumer:
-        raise InvalidEvent(n, "consumer", "empty consumer name")
+        raise InvalidRecordError(n, "consumer", "empty consumer name")
     if key is not None and not isinstance(key, bytes | bytearray | memoryview):
-        raise InvalidEvent(n, "key", f"expected bytes or None, got {type(key).__name__}")
+        raise InvalidRecordError(n, "key", f"expected bytes or None, got {type(key).__name__}")
     if value is not None and not isinstance(value, bytes | bytearray | memoryview):
-        raise InvalidEvent(n, "original", f"expected bytes, got {type(value).__name__}")
+        raise InvalidRecordError(n, "original", f"expected bytes, got {type(value).__name__}")
     reason = str(error) or repr(error)
     if len(reason) > MAX_REASON_CHARS:
         reason = reason[: MAX_REASON_CHARS - 1] + "…"

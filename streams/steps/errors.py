@@ -1,14 +1,19 @@
 """Typed errors raised by the pure steps.
 
-An agent catches :class:`InvalidEvent` (and its subclasses) and sends the event to
-``deadletter`` with ``error_type = type(exc).__name__``; it never dies of bad input.
+:class:`InvalidRecordError` is a :class:`schemas.errors.InvalidEventError` (so an
+``EventError``): an agent catches ``schemas.errors.EventError`` around decode + step and
+sends the event to ``deadletter`` with ``error_type = type(exc).__name__``; it never dies of
+bad input.
 """
 
 from __future__ import annotations
 
+from schemas.errors import InvalidEventError
 
-class InvalidEvent(ValueError):  # noqa: N818  # the name is the DeadLetter error_type
-    """A record is missing a field, has a wrong type, an unknown enum symbol or a bad value."""
+
+class InvalidRecordError(InvalidEventError):
+    """A decoded record a step cannot use: a missing field, a wrong type, an unknown enum
+    symbol or an impossible value (``record.field: reason``)."""
 
     def __init__(self, record: str, field: str, reason: str) -> None:
         super().__init__(f"{record}.{field}: {reason}")
@@ -17,5 +22,5 @@ class InvalidEvent(ValueError):  # noqa: N818  # the name is the DeadLetter erro
         self.reason = reason
 
 
-class InvalidConfig(ValueError):  # noqa: N818  # named like InvalidEvent
+class InvalidConfigError(ValueError):
     """A step was configured with an impossible value (negative threshold, empty window...)."""

@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 from streams.steps import _fields as f
 from streams.steps._fields import MICROS_PER_S
 from streams.steps.enums import SiteMode
-from streams.steps.errors import InvalidConfig, InvalidEvent
+from streams.steps.errors import InvalidConfigError, InvalidRecordError
 from streams.steps.ids import derived_id
 from streams.steps.records_fleet import FleetState, OemState
 from streams.steps.records_site import SiteTelemetry
@@ -110,9 +110,9 @@ class FleetAggregator:
 
     def __init__(self, fleet_id: str, window_s: int) -> None:
         if window_s <= 0:
-            raise InvalidConfig(f"window_s must be > 0, got {window_s}")
+            raise InvalidConfigError(f"window_s must be > 0, got {window_s}")
         if not fleet_id:
-            raise InvalidConfig("fleet_id must not be empty")
+            raise InvalidConfigError("fleet_id must not be empty")
         self.fleet_id = fleet_id
         self.window_s = window_s
 
@@ -168,7 +168,7 @@ class TumblingWindows:
 
     def __init__(self, aggregator: FleetAggregator, grace_s: float = 0.0) -> None:
         if not math.isfinite(grace_s) or grace_s < 0:
-            raise InvalidConfig(f"grace_s must be finite and >= 0, got {grace_s}")
+            raise InvalidConfigError(f"grace_s must be finite and >= 0, got {grace_s}")
         self.aggregator = aggregator
         self.grace = round(grace_s * MICROS_PER_S)
         self.size = aggregator.window_s * MICROS_PER_S
@@ -242,7 +242,7 @@ class TumblingWindows:
             watermark, closed = data["watermark"], data["closed_before"]
             late = int(data["late_events"])
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise InvalidEvent(n, "<state>", repr(exc)) from exc
+            raise InvalidRecordError(n, "<state>", repr(exc)) from exc
         self.open = {}
         self.watermark = None if watermark is None else int(watermark)
         self.closed_before = None if closed is None else int(closed)

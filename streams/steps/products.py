@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from streams.steps.enums import Product
-from streams.steps.errors import InvalidConfig
+from streams.steps.errors import InvalidConfigError
 
 #: Nordic FCR technical requirements, version 1.1 of 28 March 2025 [TR25].
 TR_2025_03_28 = "TR-2025-03-28"
@@ -89,7 +89,7 @@ def ffr_full_activation_s(f_activation_hz: float) -> float:
     for f_hz, seconds in FFR_OPTIONS.items():
         if math.isclose(f_hz, f_activation_hz, abs_tol=1e-6):
             return seconds
-    raise InvalidConfig(f"no FFR option at {f_activation_hz} Hz (options: 49.7, 49.6, 49.5)")
+    raise InvalidConfigError(f"no FFR option at {f_activation_hz} Hz (options: 49.7, 49.6, 49.5)")
 
 
 CURVES: Mapping[Product, ProductCurve] = MappingProxyType(
@@ -186,11 +186,11 @@ CURVES: Mapping[Product, ProductCurve] = MappingProxyType(
 
 
 def curve_for(product: Product) -> ProductCurve:
-    """The curve of a reserve product (``InvalidConfig`` for ``Product.NONE``)."""
+    """The curve of a reserve product (``InvalidConfigError`` for ``Product.NONE``)."""
     try:
         return CURVES[product]
     except KeyError:
-        raise InvalidConfig(f"{product} is not a reserve product") from None
+        raise InvalidConfigError(f"{product} is not a reserve product") from None
 
 
 def activation_fraction(
@@ -212,14 +212,14 @@ def activation_fraction(
     as the frequency reaches ``f_full_hz``, 0 otherwise.
     """
     if not math.isfinite(frequency_hz):
-        raise InvalidConfig(f"frequency must be finite, got {frequency_hz}")
+        raise InvalidConfigError(f"frequency must be finite, got {frequency_hz}")
     sign = 1.0 if f_full_hz <= f_start_hz else -1.0
     if stepwise:
         reached = frequency_hz <= f_full_hz if sign > 0 else frequency_hz >= f_full_hz
         return sign if reached else 0.0
     band = f_start_hz - f_full_hz
     if band == 0:
-        raise InvalidConfig("f_start_hz == f_full_hz needs stepwise=True")
+        raise InvalidConfigError("f_start_hz == f_full_hz needs stepwise=True")
     if abs(frequency_hz - f_start_hz) <= deadband_hz:
         return 0.0
     x = (f_start_hz - frequency_hz) / band
@@ -239,7 +239,7 @@ def curve_fraction(
     start = curve.f_start_hz if f_start_hz is None else f_start_hz
     full = curve.f_full_hz if f_full_hz is None else f_full_hz
     if start is None or full is None:
-        raise InvalidConfig(f"{curve.product} is not activated by frequency")
+        raise InvalidConfigError(f"{curve.product} is not activated by frequency")
     return activation_fraction(
         frequency_hz,
         f_start_hz=start,

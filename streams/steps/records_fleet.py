@@ -8,7 +8,7 @@ from typing import Any
 
 from streams.steps import _fields as f
 from streams.steps.enums import Finding, Product, VerdictStatus
-from streams.steps.errors import InvalidEvent
+from streams.steps.errors import InvalidRecordError
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +69,7 @@ class FleetState:
         n = "FleetState"
         per_oem = rec.get("per_oem", [])
         if not isinstance(per_oem, Sequence) or isinstance(per_oem, str | bytes):
-            raise InvalidEvent(n, "per_oem", "expected an array")
+            raise InvalidRecordError(n, "per_oem", "expected an array")
         out = cls(
             event_id=f.uuid_text(rec, n, "event_id"),
             event_time=f.micros(rec, n, "event_time"),
@@ -133,9 +133,9 @@ class ComplianceVerdict:
         n = "ComplianceVerdict"
         site_ids = rec.get("site_ids", [])
         if not isinstance(site_ids, Sequence) or isinstance(site_ids, str | bytes):
-            raise InvalidEvent(n, "site_ids", "expected an array of strings")
+            raise InvalidRecordError(n, "site_ids", "expected an array of strings")
         if not all(isinstance(s, str) for s in site_ids):
-            raise InvalidEvent(n, "site_ids", "expected an array of strings")
+            raise InvalidRecordError(n, "site_ids", "expected an array of strings")
         return cls(
             event_id=f.uuid_text(rec, n, "event_id"),
             event_time=f.micros(rec, n, "event_time"),

@@ -12,7 +12,7 @@ from typing import Any
 
 from streams.steps import _fields as f
 from streams.steps.enums import CommandKind, CommandStatus, Product, SiteMode
-from streams.steps.errors import InvalidEvent
+from streams.steps.errors import InvalidRecordError
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +54,7 @@ def _reserve(rec: Mapping[str, Any], name: str) -> ReserveArm | None:
     if value is None:
         return None
     if not isinstance(value, Mapping):
-        raise InvalidEvent(name, "reserve", f"expected a record, got {type(value).__name__}")
+        raise InvalidRecordError(name, "reserve", f"expected a record, got {type(value).__name__}")
     return ReserveArm.from_record(value)
 
 
@@ -62,9 +62,9 @@ def _check_kind_payload(
     name: str, kind: CommandKind, power_kw: float | None, reserve: ReserveArm | None
 ) -> None:
     if kind is CommandKind.SET_POWER and power_kw is None:
-        raise InvalidEvent(name, "power_kw", "required for SET_POWER")
+        raise InvalidRecordError(name, "power_kw", "required for SET_POWER")
     if kind is CommandKind.ARM_RESERVE and reserve is None:
-        raise InvalidEvent(name, "reserve", "required for ARM_RESERVE")
+        raise InvalidRecordError(name, "reserve", "required for ARM_RESERVE")
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +198,7 @@ class SiteTelemetry:
         n = "SiteTelemetry"
         soc = f.number(rec, n, "soc_pct")
         if not 0.0 <= soc <= 100.0:
-            raise InvalidEvent(n, "soc_pct", f"must be within 0..100, got {soc}")
+            raise InvalidRecordError(n, "soc_pct", f"must be within 0..100, got {soc}")
         return cls(
             event_id=f.uuid_text(rec, n, "event_id"),
             event_time=f.micros(rec, n, "event_time"),

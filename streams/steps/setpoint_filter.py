@@ -47,7 +47,7 @@ from typing import Any
 
 from streams.steps._fields import MICROS_PER_S
 from streams.steps.enums import CommandKind, Product
-from streams.steps.errors import InvalidConfig, InvalidEvent
+from streams.steps.errors import InvalidConfigError, InvalidRecordError
 from streams.steps.ids import command_event_id, command_id_for
 from streams.steps.records_site import ReserveArm, SiteCommand, SiteSetpoint, SiteTelemetry
 
@@ -112,7 +112,9 @@ class FilterConfig:
         ):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
-                raise InvalidConfig(f"FilterConfig.{name} must be finite and >= 0, got {value}")
+                raise InvalidConfigError(
+                    f"FilterConfig.{name} must be finite and >= 0, got {value}"
+                )
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +128,7 @@ class SiteLimits:
         for name in ("max_discharge_kw", "max_charge_kw"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
-                raise InvalidConfig(f"SiteLimits.{name} must be finite and >= 0, got {value}")
+                raise InvalidConfigError(f"SiteLimits.{name} must be finite and >= 0, got {value}")
 
     @classmethod
     def from_telemetry(cls, telemetry: SiteTelemetry) -> SiteLimits:
@@ -196,16 +198,18 @@ class FilterState:
                 last_command_id=data.get("last_command_id"),
             )
         except (TypeError, ValueError) as exc:
-            if isinstance(exc, InvalidEvent):
+            if isinstance(exc, InvalidRecordError):
                 raise
-            raise InvalidEvent(n, "<state>", str(exc)) from exc
+            raise InvalidRecordError(n, "<state>", str(exc)) from exc
 
 
 def _opt_int(value: Any, field: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidEvent("FilterState", field, f"expected an int, got {type(value).__name__}")
+        raise InvalidRecordError(
+            "FilterState", field, f"expected an int, got {type(value).__name__}"
+        )
     return value
 
 
@@ -213,11 +217,11 @@ def _check_payload(setpoint: SiteSetpoint) -> None:
     n = "SiteSetpoint"
     if setpoint.kind is CommandKind.SET_POWER:
         if setpoint.power_kw is None:
-            raise InvalidEvent(n, "power_kw", "required for SET_POWER")
+            raise InvalidRecordError(n, "power_kw", "required for SET_POWER")
         if not math.isfinite(setpoint.power_kw):
-            raise InvalidEvent(n, "power_kw", f"not finite: {setpoint.power_kw}")
+            raise InvalidRecordError(n, "power_kw", f"not finite: {setpoint.power_kw}")
     if setpoint.kind is CommandKind.ARM_RESERVE and setpoint.reserve is None:
-        raise InvalidEvent(n, "reserve", "required for ARM_RESERVE")
+        raise InvalidRecordError(n, "reserve", "required for ARM_RESERVE")
 
 
 def _micros(seconds: float) -> int:
@@ -303,7 +307,7 @@ def filter_setpoint(  # noqa: PLR0911  # one return per drop rule, in the docume
 ) -> tuple[FilterState, SiteCommand | None, FilterReason]:
     """Decide whether ``setpoint`` becomes a command now (see the module doc for the rules).
 
-    A setpoint whose payload does not fit its kind raises ``InvalidEvent`` (dead-letter it).
+    A setpoint whose payload does not fit its kind raises ``InvalidRecordError`` (dead-letter it).
     """
     _check_payload(setpoint)
     if setpoint.kind is CommandKind.STOP:

@@ -22,7 +22,7 @@ from streams.steps.availability import (
     site_availability,
 )
 from streams.steps.enums import ActivationKind, CommandKind, CommandStatus, Product, SiteMode
-from streams.steps.errors import InvalidConfig, InvalidEvent
+from streams.steps.errors import InvalidConfigError, InvalidRecordError
 from streams.steps.records_market import FleetSetpoint, MarketActivation, ReserveAssignment
 from streams.steps.records_site import CommandResult, ReserveArm, SiteTelemetry
 from streams.steps.setpoint_filter import SiteLimits
@@ -292,7 +292,7 @@ def test_expired_request_allocates_nothing() -> None:
 
 @pytest.mark.parametrize("resolution", [0.0, -0.001, 0.003, float("nan")])
 def test_bad_resolution_is_a_typed_error(resolution: float) -> None:
-    with pytest.raises(InvalidConfig):
+    with pytest.raises(InvalidConfigError):
         AllocatorConfig(resolution_kw=resolution)
 
 
@@ -334,7 +334,7 @@ def test_allocation_survives_a_table_round_trip_and_reallocates_the_same() -> No
     ],
 )
 def test_bad_stored_allocation_is_a_typed_error(data: dict[str, object]) -> None:
-    with pytest.raises(InvalidEvent):
+    with pytest.raises(InvalidRecordError):
         Allocation.from_dict(data)
 
 
@@ -349,5 +349,5 @@ def test_bad_stored_allocation_is_a_typed_error(data: dict[str, object]) -> None
 )
 def test_bad_request_is_a_typed_error(kind: CommandKind, target: float, with_reserve: bool) -> None:
     reserve = ReserveArm(Product.FCR_N, 0.0, 50.0, 49.9) if with_reserve else None
-    with pytest.raises(InvalidEvent):
+    with pytest.raises(InvalidRecordError):
         AllocationRequest("s", "f", kind, Product.FCR_N, target, NOW, reserve)

@@ -13,7 +13,7 @@ from streams.steps.compliance import (
     stale_sites,
 )
 from streams.steps.enums import ActivationKind, Finding, Product, VerdictStatus
-from streams.steps.errors import InvalidConfig, InvalidEvent
+from streams.steps.errors import InvalidConfigError, InvalidRecordError
 from streams.steps.records_fleet import FleetState
 from streams.steps.records_market import MarketActivation, ReserveAssignment
 
@@ -196,9 +196,9 @@ def test_afrr_assignment_is_not_judged_by_itself() -> None:
 
 
 def test_bad_state_and_config_are_typed_errors() -> None:
-    with pytest.raises(InvalidEvent):
+    with pytest.raises(InvalidRecordError):
         ComplianceState.from_dict({"obligations": [{"product": "FCR_N"}]})
-    with pytest.raises(InvalidEvent):
+    with pytest.raises(InvalidRecordError):
         ComplianceState.from_dict({"obligations": [], "baseline_mw": "x"})
-    with pytest.raises(InvalidConfig):
+    with pytest.raises(InvalidConfigError):
         ComplianceConfig(stale_after_s=-1.0)

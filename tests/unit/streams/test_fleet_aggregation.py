@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streams.steps.enums import SiteMode
-from streams.steps.errors import InvalidConfig, InvalidEvent
+from streams.steps.errors import InvalidConfigError, InvalidRecordError
 from streams.steps.fleet_aggregation import FleetAggregator, TumblingWindows, window_start
 from streams.steps.records_site import SiteTelemetry
 
@@ -124,18 +124,18 @@ def test_bad_record_is_a_typed_error() -> None:
     windows = TumblingWindows(FleetAggregator("fleet", 1))
     record = tel("a", 0.0, 1.0).to_record()
     record["battery_power_kw"] = "lots"
-    with pytest.raises(InvalidEvent, match="battery_power_kw"):
+    with pytest.raises(InvalidRecordError, match="battery_power_kw"):
         windows.add_record(record)
 
 
 @pytest.mark.parametrize(("fleet", "window_s"), [("fleet", 0), ("", 1)])
 def test_bad_aggregator_config(fleet: str, window_s: int) -> None:
-    with pytest.raises(InvalidConfig):
+    with pytest.raises(InvalidConfigError):
         FleetAggregator(fleet, window_s)
 
 
 def test_bad_grace() -> None:
-    with pytest.raises(InvalidConfig):
+    with pytest.raises(InvalidConfigError):
         TumblingWindows(FleetAggregator("fleet", 1), grace_s=-1.0)
 
 
@@ -152,5 +152,5 @@ def test_windows_survive_a_restart_through_to_dict() -> None:
 
 
 def test_bad_window_snapshot_is_a_typed_error() -> None:
-    with pytest.raises(InvalidEvent):
+    with pytest.raises(InvalidRecordError):
         TumblingWindows(FleetAggregator("fleet", 1)).restore({"open": {"x": {}}})

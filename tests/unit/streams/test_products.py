@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from streams.steps.enums import Product
-from streams.steps.errors import InvalidConfig
+from streams.steps.errors import InvalidConfigError
 from streams.steps.products import (
     CURVES,
     activation_fraction,
@@ -107,5 +107,5 @@ def test_curve_directions_and_versions() -> None:
     ],
 )
 def test_bad_inputs_are_typed_errors(call: Callable[[], object]) -> None:
-    with pytest.raises(InvalidConfig):
+    with pytest.raises(InvalidConfigError):
         call()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streams.steps.enums import CommandKind, Product
-from streams.steps.errors import InvalidConfig, InvalidEvent
+from streams.steps.errors import InvalidConfigError, InvalidRecordError
 from streams.steps.ids import command_id_for
 from streams.steps.records_site import ReserveArm, SiteSetpoint, SiteTelemetry
 from streams.steps.setpoint_filter import (
@@ -201,7 +201,7 @@ def test_state_round_trip_with_reserve() -> None:
     ],
 )
 def test_bad_state_is_a_typed_error(bad: dict[str, object]) -> None:
-    with pytest.raises(InvalidEvent):
+    with pytest.raises(InvalidRecordError):
         FilterState.from_dict(bad)
 
 
@@ -210,12 +210,12 @@ def test_bad_state_is_a_typed_error(bad: dict[str, object]) -> None:
     [{"threshold_kw": -1.0}, {"max_age_s": float("nan")}, {"min_interval_s": float("inf")}],
 )
 def test_bad_config_is_a_typed_error(kwargs: dict[str, float]) -> None:
-    with pytest.raises(InvalidConfig):
+    with pytest.raises(InvalidConfigError):
         FilterConfig(**kwargs)  # type: ignore[arg-type]  # only float fields are passed
 
 
 def test_bad_limits_are_a_typed_error() -> None:
-    with pytest.raises(InvalidConfig):
+    with pytest.raises(InvalidConfigError):
         SiteLimits(max_discharge_kw=-1.0, max_charge_kw=1.0)
 
 
@@ -228,6 +228,6 @@ def test_bad_limits_are_a_typed_error() -> None:
     ],
 )
 def test_setpoint_payload_must_fit_its_kind(setpoint: SiteSetpoint, field: str) -> None:
-    with pytest.raises(InvalidEvent) as info:
+    with pytest.raises(InvalidRecordError) as info:
         filter_setpoint(FilterState(), setpoint, T0, CONFIG)
     assert info.value.field == field

@@ -22,7 +22,7 @@ from streams.steps.enums import (
     SiteMode,
     VerdictStatus,
 )
-from streams.steps.errors import InvalidEvent
+from streams.steps.errors import InvalidRecordError
 from streams.steps.records_fleet import ComplianceVerdict, FleetState, OemState
 from streams.steps.records_market import FleetSetpoint, MarketActivation, ReserveAssignment
 from streams.steps.records_site import (
@@ -144,7 +144,7 @@ def test_timestamps_as_datetime_are_converted_exactly() -> None:
 )
 def test_bad_site_command_fields(change: dict[str, Any], field: str) -> None:
     record = SAMPLES[1][1].to_record() | change
-    with pytest.raises(InvalidEvent) as info:
+    with pytest.raises(InvalidRecordError) as info:
         SiteCommand.from_record(record)
     assert info.value.field == field
 
@@ -152,26 +152,26 @@ def test_bad_site_command_fields(change: dict[str, Any], field: str) -> None:
 def test_missing_field_and_non_mapping() -> None:
     record = SAMPLES[0][1].to_record()
     del record["valid_until"]
-    with pytest.raises(InvalidEvent, match=r"SiteSetpoint\.valid_until: missing"):
+    with pytest.raises(InvalidRecordError, match=r"SiteSetpoint\.valid_until: missing"):
         SiteSetpoint.from_record(record)
-    with pytest.raises(InvalidEvent, match="expected a mapping"):
+    with pytest.raises(InvalidRecordError, match="expected a mapping"):
         SiteSetpoint.from_record([])  # type: ignore[arg-type]  # bad input on purpose
 
 
 def test_arm_reserve_needs_reserve_and_windows_must_be_ordered() -> None:
     record = SAMPLES[0][1].to_record() | {"reserve": None}
-    with pytest.raises(InvalidEvent, match="reserve"):
+    with pytest.raises(InvalidRecordError, match="reserve"):
         SiteSetpoint.from_record(record)
     record = SAMPLES[4][1].to_record() | {"valid_until": T0 - 1}
-    with pytest.raises(InvalidEvent, match="valid_until"):
+    with pytest.raises(InvalidRecordError, match="valid_until"):
         FleetSetpoint.from_record(record)
     record = SAMPLES[2][1].to_record() | {"soc_pct": 120.0}
-    with pytest.raises(InvalidEvent, match="soc_pct"):
+    with pytest.raises(InvalidRecordError, match="soc_pct"):
         SiteTelemetry.from_record(record)
 
 
 def test_dead_letter_encodes_with_the_schema() -> None:
-    error = InvalidEvent("SiteTelemetry", "soc_pct", "must be within 0..100, got 120")
+    error = InvalidRecordError("SiteTelemetry", "soc_pct", "must be within 0..100, got 120")
     record = build_dead_letter(
         topic="site.telemetry",
         partition=3,
@@ -182,7 +182,7 @@ def test_dead_letter_encodes_with_the_schema() -> None:
         consumer="aggregator",
         now=T0,
     )
-    assert record["error_type"] == "InvalidEvent"
+    assert record["error_type"] == "InvalidRecordError"
     assert record["reason"] == "SiteTelemetry.soc_pct: must be within 0..100, got 120"
     assert record["original"] == b"\xc3\x01garbage"
     buf = io.BytesIO()
@@ -217,5 +217,15 @@ def test_dead_letter_long_reason_and_bad_arguments() -> None:
             "topic": "t", "partition": 0, "offset": 0, "key": None, "value": b"",
             "error": ValueError("v"), "consumer": "c", "now": T0,
         } | kwargs  # fmt: skip
-        with pytest.raises(InvalidEvent):
+        with pytest.raises(InvalidRecordError):
             build_dead_letter(**args)
+
+
+def test_step_errors_are_codec_event_errors() -> None:
+    """One ``except schemas.errors.EventError`` in an agent covers decode and step errors."""
+    from schemas.errors import EventError, InvalidEventError
+
+    record = SAMPLES[1][1].to_record() | {"kind": "JUMP"}
+    with pytest.raises(EventError) as info:
+        SiteCommand.from_record(record)
+    assert isinstance(info.value, InvalidEventError)
