@@ -33,9 +33,12 @@ java:
 kafka: $(KAFKA_STAMP)
 
 # Apache Kafka's own jars (kafka_2.13 and its runtime dependencies) from Maven Central.
+# The dir is emptied first so a version change in the pom never leaves two Kafkas on the
+# classpath; jars are fetched into a temp dir and swapped in only when Maven succeeded.
 $(KAFKA_STAMP): $(POM) | java
-	@mkdir -p $(KAFKA_LIB)
-	mvn -q -B -f $(POM) dependency:copy-dependencies -DoutputDirectory=$(abspath $(KAFKA_LIB)) -DincludeScope=runtime
+	@rm -rf $(KAFKA_LIB).tmp && mkdir -p $(KAFKA_LIB).tmp
+	mvn -q -B -f $(POM) dependency:copy-dependencies -DoutputDirectory=$(abspath $(KAFKA_LIB)).tmp -DincludeScope=runtime
+	@rm -rf $(KAFKA_LIB) && mv $(KAFKA_LIB).tmp $(KAFKA_LIB)
 	@touch $(KAFKA_STAMP)
 
 lint: install

@@ -1,0 +1,158 @@
+"""Session fixtures shared by every test directory.
+
+``kafka_bootstrap`` gives integration tests a real broker, never a skip:
+
+1. ``KAFKA_BOOTSTRAP_SERVERS`` when set (an existing cluster; nothing is started);
+2. else an ``apache/kafka`` container via testcontainers when a Docker engine answers;
+3. else the project's own local KRaft broker (flowerhub.broker) in a temp dir, stopped at
+   the end of the session.
+
+Every broker used here has (or should have) topic auto-creation off, so tests pre-create
+their topics with the ``create_topics`` fixture (or ``flowerhub.broker.admin.create_topics``).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import uuid
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Protocol
+
+import pytest
+
+from flowerhub.broker.admin import create_topics as _create_topics
+from flowerhub.broker.admin import wait_for_brokers
+
+KAFKA_IMAGE = os.environ.get("FLOWERHUB_KAFKA_IMAGE", "apache/kafka:4.1.1")
+
+
+def docker_engine_answers(timeout: float = 2.0) -> bool:
+    """True when a Docker engine answers a ping quickly; any failure means no Docker."""
+    if not os.environ.get("DOCKER_HOST") and not Path("/var/run/docker.sock").exists():
+        return False
+    # docker-py leaks its socket when the engine does not answer; collect it here, where
+    # the ResourceWarning is expected, rather than in some later test.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            import docker
+
+            client = docker.from_env(timeout=int(timeout))
+            try:
+                return bool(client.ping())
+            finally:
+                client.close()
+        except Exception:  # no socket, no permission, no daemon, no package: all mean "no"
+            return False
+        finally:
+            gc.collect()
+
+
+@contextmanager
+def _container_broker() -> Iterator[str]:
+    """A single-node KRaft apache/kafka container advertised on a free host port."""
+    from testcontainers.core.container import DockerContainer
+
+    from flowerhub.broker.launcher import free_ports
+
+    (port,) = free_ports(1)
+    container = (
+        DockerContainer(KAFKA_IMAGE)
+        .with_bind_ports(9092, port)
+        .with_env("KAFKA_NODE_ID", "1")
+        .with_env("KAFKA_PROCESS_ROLES", "broker,controller")
+        .with_env("KAFKA_CONTROLLER_QUORUM_VOTERS", "1@localhost:9093")
+        .with_env("KAFKA_LISTENERS", "PLAINTEXT://0.0.0.0:9092,CONTROLLER://localhost:9093")
+        .with_env("KAFKA_ADVERTISED_LISTENERS", f"PLAINTEXT://127.0.0.1:{port}")
+        .with_env("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER")
+        .with_env(
+            "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+        )
+        .with_env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
+        .with_env("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1")
+        .with_env("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
+        .with_env("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1")
+        .with_env("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0")
+    )
+    with container:
+        bootstrap = f"127.0.0.1:{port}"
+        wait_for_brokers(bootstrap, expected=1, timeout_s=90.0)
+        yield bootstrap
+
+
+def _broker_source(tmp: Path) -> AbstractContextManager[str]:
+    if docker_engine_answers():
+        return _container_broker()
+
+    @contextmanager
+    def local() -> Iterator[str]:
+        from flowerhub.broker.launcher import local_cluster
+
+        with local_cluster(nodes=1, data_dir=tmp) as state:
+            yield state.bootstrap
+
+    return local()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Bootstrap servers of a real Kafka broker for the whole session (see module doc)."""
+    preset = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+    if preset:
+        yield preset
+        return
+    with _broker_source(tmp_path_factory.mktemp("kafka")) as bootstrap:
+        yield bootstrap
+
+
+class TopicCreator(Protocol):
+    def __call__(
+        self,
+        names: list[str],
+        partitions: int = 1,
+        *,
+        replication_factor: int | None = None,
+        configs: Mapping[str, str] | None = None,
+    ) -> list[str]: ...
+
+
+@pytest.fixture
+def create_topics(kafka_bootstrap: str) -> TopicCreator:
+    """``create_topics(names, partitions=1, *, replication_factor=None, configs=None)``.
+
+    Creates the topics on ``kafka_bootstrap`` (existing ones are fine) and returns ``names``.
+    """
+
+    def create(
+        names: list[str],
+        partitions: int = 1,
+        *,
+        replication_factor: int | None = None,
+        configs: Mapping[str, str] | None = None,
+    ) -> list[str]:
+        _create_topics(
+            kafka_bootstrap,
+            names,
+            partitions,
+            replication_factor=replication_factor,
+            configs=configs,
+        )
+        return list(names)
+
+    return create
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """``unique_name("events")`` -> ``"<test name>-events-<8 hex>"``: topics and groups that
+    never collide on the session's shared broker."""
+    base = request.node.name.replace("[", "-").replace("]", "").replace("_", "-")[:60]
+
+    def make(suffix: str) -> str:
+        return f"{base}-{suffix}-{uuid.uuid4().hex[:8]}"
+
+    return make

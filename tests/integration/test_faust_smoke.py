@@ -1,0 +1,171 @@
+"""Faust 0.15 + aiokafka 0.14 on the real broker: a consumer group, a table with a changelog,
+and table recovery from that changelog after a worker restart.
+
+The worker runs as a subprocess (tests/integration/faust_smoke_app.py): Faust owns its
+event loop and signal handling, which do not mix well with pytest's process. Topic names
+are spelled out here on purpose: they are Faust's naming convention, which the project
+must follow when it pre-creates topics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from flowerhub.broker.probe import Record, group_lag, produce, read_to_end
+
+APP = Path(__file__).with_name("faust_smoke_app.py")
+PARTITIONS = 2  # faust_smoke_app.PARTITIONS
+
+
+@dataclass(frozen=True)
+class Worker:
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise AssertionError(self.tail())
+
+    def tail(self) -> str:
+        state = "running" if self.proc.poll() is None else f"exited {self.proc.returncode}"
+        return f"worker {state}; log tail:\n" + self.log_path.read_text(errors="replace")[-4000:]
+
+
+@contextmanager
+def faust_worker(bootstrap: str, app_id: str, workdir: Path) -> Iterator[Worker]:
+    """Run the smoke app's worker; stop it with SIGTERM (then SIGKILL) on exit."""
+    log_path = workdir / f"worker-{time.monotonic_ns()}.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, str(APP), bootstrap, app_id, str(workdir)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+        )
+    worker = Worker(proc, log_path)
+    ready = workdir / f"ready-{proc.pid}"
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            worker.check_alive()
+            assert time.monotonic() < deadline, f"worker not ready in 60 s\n{worker.tail()}"
+            time.sleep(0.1)
+        yield worker
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def latest_by_key(records: list[Record], decode: Callable[[bytes], int]) -> dict[str, int]:
+    """The last value per key (one key lives in one partition, read in offset order)."""
+    out: dict[str, int] = {}
+    for r in records:
+        assert r.key is not None
+        assert r.value is not None
+        out[r.key.decode()] = decode(r.value)
+    return out
+
+
+async def wait_until_committed(bootstrap: str, group: str, topic: str, worker: Worker) -> None:
+    """Wait for the worker to commit every event, so a restart does not process any twice
+    (Faust is at-least-once: uncommitted events are processed again after a restart)."""
+    deadline = time.monotonic() + 30
+    lag = -1
+    while time.monotonic() < deadline:
+        worker.check_alive()
+        lag = await group_lag(bootstrap, group, topic)
+        if lag == 0:
+            return
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"group {group} still lags {lag} records on {topic}\n{worker.tail()}")
+
+
+def history(records: list[Record]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for r in records:
+        out.setdefault(repr(r.key), []).append(repr(r.value))
+    return out
+
+
+async def wait_for_totals(
+    bootstrap: str, topic: str, expected: dict[str, int], worker: Worker
+) -> None:
+    deadline = time.monotonic() + 60
+    seen: dict[str, int] = {}
+    records: list[Record] = []
+    while time.monotonic() < deadline:
+        worker.check_alive()
+        records = await read_to_end(bootstrap, [topic])
+        seen = latest_by_key(records, int)
+        if seen == expected:
+            return
+        await asyncio.sleep(0.5)
+    raise AssertionError(
+        f"totals {seen} never became {expected}; history {history(records)}\n{worker.tail()}"
+    )
+
+
+def batch(sites: int, first_seq: int, amount_of: Callable[[int], int]) -> list[tuple[bytes, bytes]]:
+    """Three events per site ``site-<i>``: ``b"<seq>:<amount>"``, seq from ``first_seq`` on."""
+    return [
+        (f"site-{i}".encode(), f"{first_seq + n}:{amount_of(i)}".encode())
+        for i in range(sites)
+        for n in range(3)
+    ]
+
+
+def sums(events: list[tuple[bytes, bytes]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for key, value in events:
+        out[key.decode()] = out.get(key.decode(), 0) + int(value.split(b":")[1])
+    return out
+
+
+@pytest.mark.integration
+def test_faust_table_with_changelog_survives_a_worker_restart(
+    kafka_bootstrap: str,
+    create_topics: Callable[..., list[str]],
+    unique_name: Callable[[str], str],
+    tmp_path: Path,
+) -> None:
+    app_id = unique_name("app")
+    events_topic, totals_topic = f"{app_id}-events", f"{app_id}-totals"
+    changelog = f"{app_id}-totals-changelog"
+    create_topics([events_topic, totals_topic], PARTITIONS)
+    create_topics([changelog], PARTITIONS, configs={"cleanup.policy": "compact"})
+    create_topics([f"{app_id}-__assignor-__leader"], 1)
+
+    first = batch(6, 1, lambda i: i + 1)
+    with faust_worker(kafka_bootstrap, app_id, tmp_path) as worker:
+        asyncio.run(produce(kafka_bootstrap, events_topic, first))
+        asyncio.run(wait_for_totals(kafka_bootstrap, totals_topic, sums(first), worker))
+        asyncio.run(wait_until_committed(kafka_bootstrap, app_id, events_topic, worker))
+
+    # The table's changelog holds [last seq, total] of every key (Faust's json encoding).
+    changelog_records = asyncio.run(read_to_end(kafka_bootstrap, [changelog]))
+    stored = latest_by_key(changelog_records, lambda raw: int(json.loads(raw)[1]))
+    assert {json.loads(k): v for k, v in stored.items()} == sums(first)
+
+    # A new worker (memory store: empty at start) rebuilds the table from the changelog,
+    # so new amounts add to the old totals instead of starting from zero.
+    second = batch(6, 4, lambda i: 10 * (i + 1))
+    with faust_worker(kafka_bootstrap, app_id, tmp_path) as worker:
+        asyncio.run(produce(kafka_bootstrap, events_topic, second))
+        asyncio.run(wait_for_totals(kafka_bootstrap, totals_topic, sums(first + second), worker))
