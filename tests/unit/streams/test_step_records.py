@@ -12,6 +12,8 @@ from typing import Any
 import fastavro
 import pytest
 
+from schemas.codec import decode_as, encode
+from schemas.errors import EventError, InvalidEventError
 from streams.steps.deadletter import MAX_REASON_CHARS, build_dead_letter
 from streams.steps.enums import (
     ActivationKind,
@@ -223,9 +225,23 @@ def test_dead_letter_long_reason_and_bad_arguments() -> None:
 
 def test_step_errors_are_codec_event_errors() -> None:
     """One ``except schemas.errors.EventError`` in an agent covers decode and step errors."""
-    from schemas.errors import EventError, InvalidEventError
-
     record = SAMPLES[1][1].to_record() | {"kind": "JUMP"}
     with pytest.raises(EventError) as info:
         SiteCommand.from_record(record)
     assert isinstance(info.value, InvalidEventError)
+
+
+@pytest.mark.parametrize(("path", "record"), SAMPLES, ids=[p for p, _ in SAMPLES])
+def test_round_trip_through_the_project_codec(path: str, record: Any) -> None:
+    """What an agent does: ``codec.decode_as`` -> ``from_record``; ``to_record`` -> ``encode``."""
+    name = path.split("/")[1].removesuffix(".avsc")
+    data = encode(name, record.to_record())
+    assert type(record).from_record(decode_as(name, data)) == record
+
+
+def test_dead_letter_encodes_with_the_project_codec() -> None:
+    record = build_dead_letter(
+        topic="site.setpoints", partition=0, offset=7, key=None, value=b"\x00\x01",
+        error=ValueError("bad"), consumer="setpoint-filter", now=T0,
+    )  # fmt: skip
+    assert decode_as("DeadLetter", encode("DeadLetter", record))["original"] == b"\x00\x01"
