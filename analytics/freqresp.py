@@ -196,7 +196,7 @@ def stability_check(
     left = round(float(turns)) != 0
     measured = float(dist.min()) * (-1 if left else 1)
     return Verdict.compare(
-        rule_id=f"{product.value}.REQ8.NYQUIST",
+        rule_id=f"{product.tag}.REQ8.NYQUIST",
         rule_version=TR25,
         product=product,
         requirement="Nyquist curve outside the 0.43 circle around -1",
@@ -230,7 +230,7 @@ def performance_check(fits: Sequence[PeriodFit], product: Product) -> Verdict:
             lo, hi = (mid, hi) if ok else (lo, mid)
         k_red = lo
     return Verdict.compare(
-        rule_id=f"{product.value}.REQ9.PERFORMANCE",
+        rule_id=f"{product.tag}.REQ9.PERFORMANCE",
         rule_version=TR25,
         product=product,
         requirement="K_margin·|G/(1+FG)| < |1/D|, D = 1/(70s+1)",
@@ -246,7 +246,7 @@ def performance_check(fits: Sequence[PeriodFit], product: Product) -> Verdict:
 def linearity_check(fit: PeriodFit, product: Product) -> Verdict:
     """Req 10 for one period: normalised RMSE of the sine fit < 1."""
     return Verdict.compare(
-        rule_id=f"{product.value}.REQ10.LINEARITY",
+        rule_id=f"{product.tag}.REQ10.LINEARITY",
         rule_version=TR25,
         product=product,
         requirement="normalised RMSE of the fitted sine < 1",

@@ -31,6 +31,11 @@ class Product(StrEnum):
     MFRR = "MFRR"
 
     @property
+    def tag(self) -> str:
+        """Prefix of rule ids: FCRN, FCRD_UP, FCRD_DOWN, FFR, AFRR, MFRR."""
+        return self.value.replace("FCR_N", "FCRN").replace("FCR_D_", "FCRD_")
+
+    @property
     def is_fcr_d(self) -> bool:
         return self in (Product.FCR_D_UP, Product.FCR_D_DOWN)
 

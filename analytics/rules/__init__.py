@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
-from analytics.rules import common, fcrd, fcrn, ffr, frr
+from analytics.rules import common, fcrd, fcrn, ffr, frr, sine
 from analytics.rules.base import (
     INHOUSE,
     KNOWN_VERSIONS,
@@ -36,6 +36,7 @@ from analytics.rules.base import (
     UnknownParameterError,
     UnknownRuleVersionError,
 )
+from analytics.rules.sine import judge_sine_set
 from analytics.timeseries import FFR_EVENT_RATE, SamplingRequirement, Series
 from analytics.verdicts import Product, TestType, Verdict
 
@@ -52,6 +53,7 @@ __all__ = [
     "UnknownParameterError",
     "UnknownRuleVersionError",
     "judge",
+    "judge_sine_set",
     "polarity_offenders",
     "required_sampling",
 ]
@@ -107,7 +109,9 @@ class RuleRegistry:
         ]
 
 
-REGISTRY = RuleRegistry([*fcrd.RULES, *fcrn.RULES, *ffr.RULES, *frr.RULES, *common.RULES])
+REGISTRY = RuleRegistry(
+    [*fcrd.RULES, *fcrn.RULES, *sine.RULES, *ffr.RULES, *frr.RULES, *common.RULES]
+)
 
 
 def judge(
@@ -158,7 +162,7 @@ def polarity_offenders(
     sites: Mapping[str, Series], product: Product, test_type: TestType, **params: Any
 ) -> list[str]:
     """Site ids whose response has the wrong sign (the polarity rule per site)."""
-    rule_id = f"{common.TAGS[Product(product)]}.POLARITY"
+    rule_id = f"{Product(product).tag}.POLARITY"
     return sorted(
         site
         for site, series in sites.items()

@@ -108,6 +108,10 @@ class Params:
     soc_max_pct: float = 100.0
     initial_soc_pct: float | None = None
     """LER without an SOC signal: SOC at the first sample; SOC then follows -∫P dt."""
+    period_s: float | None = None
+    """Sine tests: the period of this record (the SvK file name carries it: Sine40)."""
+    t_fme_s: float | None = None
+    """Sine tests with an internal test signal: frequency-measurement time constant T_FME."""
     polarity_active_fraction: float = 0.1
     """Polarity: samples count when the expected response exceeds this fraction of C."""
     polarity_tolerance: float = 0.05

@@ -35,15 +35,6 @@ from analytics.rules.frr import order
 from analytics.timeseries import FloatArray, MissingSignalError
 from analytics.verdicts import Product, TestType
 
-TAGS = {
-    Product.FCR_N: "FCRN",
-    Product.FCR_D_UP: "FCRD_UP",
-    Product.FCR_D_DOWN: "FCRD_DOWN",
-    Product.FFR: "FFR",
-    Product.AFRR: "AFRR",
-    Product.MFRR: "MFRR",
-}
-
 
 def expected_response(ctx: Context) -> FloatArray:
     """The response the product's activation curve asks for, in MW, per sample."""
@@ -127,7 +118,7 @@ def ler_endurance(ctx: Context) -> Measurement:
 
 def _polarity_rule(product: Product) -> Rule:
     return Rule(
-        rule_id=f"{TAGS[product]}.POLARITY",
+        rule_id=f"{product.tag}.POLARITY",
         product=product,
         test_types=frozenset(TestType),
         version=INHOUSE,
@@ -140,7 +131,7 @@ def _polarity_rule(product: Product) -> Rule:
 
 def _ler_rule(product: Product, text: str, *, fn: Evaluator = ler_endurance) -> Rule:
     return Rule(
-        rule_id=f"{TAGS[product]}.LER.ENDURANCE",
+        rule_id=f"{product.tag}.LER.ENDURANCE",
         product=product,
         test_types=frozenset({TestType.OPERATION}),
         version=TR25,

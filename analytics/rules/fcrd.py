@@ -210,7 +210,7 @@ def legacy_full(ctx: Context) -> Measurement:
 
 def _rules(product: Product) -> list[Rule]:
     ramp = frozenset({TestType.RAMP})
-    tag = "FCRD_UP" if product is Product.FCR_D_UP else "FCRD_DOWN"
+    tag = product.tag
     bounds = "-5 %/+20 %" if product is Product.FCR_D_UP else "-20 %/+5 %"
 
     def rule(rid: str, version: str, text: str, ref: str, unit: str, *, fn: Evaluator) -> Rule:

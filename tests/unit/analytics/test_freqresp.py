@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import cmath
 import math
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,9 +20,11 @@ from analytics.freqresp import (
     performance_check,
     stability_check,
 )
+from analytics.rules import MissingParameterError, judge, judge_sine_set
+from analytics.svkcsv import read_csv, write_csv
 from analytics.testsequences import fopdt_response, simulate_fcr_test
 from analytics.timeseries import InsufficientDataError
-from analytics.verdicts import Product
+from analytics.verdicts import Product, TestType
 
 PERIODS = (10, 15, 25, 40, 50, 60, 70, 90, 150, 300)
 
@@ -159,3 +163,46 @@ def test_fopdt_needs_a_response() -> None:
     t = np.arange(0.0, 30.0, 0.1)
     with pytest.raises(InsufficientDataError, match="no response"):
         fit_fopdt_step(t, np.zeros_like(t), 10.0)
+
+
+def test_sine_files_judged_per_period_and_as_a_set(tmp_path: Path) -> None:
+    product = Product.FCR_D_DOWN
+    records = {}
+    for period in (10, 25, 60, 150):
+        s = simulate_fcr_test(
+            product, "sine", dp_ss_mw=1.0, tau_s=1.0, dead_time_s=0.2, period_s=period, n_periods=3
+        )
+        s = replace(s, start=np.datetime64("2025-05-01T08:00:00"))
+        path = write_csv(
+            s,
+            tmp_path,
+            resource="Bess",
+            product=product,
+            test_type=TestType.SINE,
+            area="SE3",
+            period_s=period,
+        )
+        rec = read_csv(path)
+        assert rec.name.period_s == period
+        (lin, polarity) = judge(
+            rec.series, rec.name.product, rec.name.test_type, period_s=rec.name.period_s
+        )
+        assert lin.rule_id == "FCRD_DOWN.REQ10.LINEARITY"
+        assert lin.passed
+        assert polarity.passed
+        records[float(period)] = rec.series
+    fits, verdicts = judge_sine_set(records, product, 1.0)
+    assert [f.period_s for f in fits] == [10.0, 25.0, 60.0, 150.0]
+    assert [v.rule_id for v in verdicts][-2:] == [
+        "FCRD_DOWN.REQ8.NYQUIST",
+        "FCRD_DOWN.REQ9.PERFORMANCE",
+    ]
+    assert all(v.passed for v in verdicts)
+
+
+def test_sine_rule_needs_the_period() -> None:
+    s = simulate_fcr_test(
+        Product.FCR_N, "sine", dp_ss_mw=1.0, tau_s=1.0, period_s=25.0, n_periods=3
+    )
+    with pytest.raises(MissingParameterError, match="period_s"):
+        judge(s, Product.FCR_N, TestType.SINE)
