@@ -140,7 +140,8 @@ class SiteController:
             self.on_persisted(tracking)
             return
         now = self.clock()
-        decision = check(cmd, self.site, now, self.limits)
+        # Early refusal (foreign, expired) needs no live data; bounds are applied at write time.
+        decision = check(cmd, self.site, now, power_limits(self.site, LiveLimits()))
         if isinstance(decision, Rejected):
             self.store.claim(cmd.command_id, cmd.site_id, cmd.valid_until, now, tracking)
             self._finish(self._rejected(cmd, decision.reason), tracking)
@@ -193,7 +194,10 @@ class SiteController:
         if cmd.kind is Kind.SET_POWER:
             return Command.set_power(decision.written_kw or 0.0)
         if cmd.kind is Kind.STOP:
-            return Command.stop()
+            # "Zero power now": the map's idle sequence holds 0 kW under remote control. (A
+            # map's stop sequence may hand the site back to self-consumption instead, which
+            # keeps the battery moving; that is what SAFE_MODE is for.)
+            return Command.set_power(0.0)
         if cmd.kind is Kind.SAFE_MODE:
             return self._safe_command()
         # ARM_RESERVE: hold the base, plus the response at the frequency measured now.
@@ -205,16 +209,19 @@ class SiteController:
         return Command.set_power(target.total_kw)
 
     def _safe_command(self) -> Command:
-        return (
-            Command.safe_mode()
-            if self.site.safe_mode is SafeMode.SELF_CONSUMPTION
-            else (Command.stop())
-        )
+        if self.site.safe_mode is SafeMode.SELF_CONSUMPTION:
+            return Command.safe_mode()
+        return Command.set_power(0.0)  # STANDBY: hold zero
 
     async def apply(self, cmd: BridgeCommand, tracking: Tracking | None = None) -> None:
         """Gate -> plan -> write -> (observe in the background) -> CommandResult."""
         now = self.clock()
-        self.limits = self._live_limits()
+        if self.telemetry is None:  # no poll yet: read now, bounds need SoC and BMS limits
+            try:
+                self.telemetry = await self.device.read_telemetry()
+            except HalError as exc:
+                self._note_error(exc)
+        self.limits = self._live_limits() if self.telemetry is not None else None
         decision = check(cmd, self.site, now, self.limits)
         if isinstance(decision, Rejected):
             self._finish(self._rejected(cmd, decision.reason), tracking)

@@ -1,0 +1,201 @@
+"""Edge bridge on a real broker against real simulated inverters (Modbus TCP): commands in,
+register writes, CommandResult out. One bridge process serves five simulated sites."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from edge.bridge.harness import SimBridge, SimSpec, new_command, produce_commands, read_events
+from edge.bridge.model import BridgeCommand, Kind, Product, ReserveParams
+from edge.bridge.sink import BridgeTopics
+from edge.sim.battery import BatteryParams
+from flowerhub.broker.admin import create_topics
+
+pytestmark = pytest.mark.integration
+
+OEM_SITES = {"hw": "huawei", "sg": "sungrow", "sj": "saj"}
+SPECS = [
+    *(SimSpec(site, oem) for site, oem in OEM_SITES.items()),
+    SimSpec("low", "huawei", soc_pct=8.0, site={"soc_reserve_min_pct": 10.0}),
+    SimSpec("fcr", "sungrow"),
+    SimSpec("stp", "huawei"),
+]
+
+
+@pytest.fixture(scope="module")
+def fleet(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimBridge]:
+    topics = BridgeTopics(prefix=f"bridge-{uuid.uuid4().hex[:8]}.")
+    create_topics(kafka_bootstrap, [topics.command_topic, *topics.outgoing()], 1)
+    harness = SimBridge(
+        SPECS,
+        bootstrap=kafka_bootstrap,
+        state=tmp_path_factory.mktemp("bridge"),
+        topics=topics,
+        telemetry_interval_s=0.25,
+        # a brisk battery keeps the suite fast; OEM time constants are exercised in the bench
+        battery=BatteryParams(tau_s=0.4, dead_time_s=0.2),
+    )
+    with harness:
+        yield harness
+
+
+def send(fleet: SimBridge, cmds: list[BridgeCommand], key: str | None = None) -> None:
+    asyncio.run(produce_commands(fleet.bootstrap, fleet.topics.command_topic, cmds, key=key))
+
+
+def results(fleet: SimBridge, command_ids: set[str], timeout: float = 30.0) -> dict[str, Any]:
+    """The latest CommandResult per command id (waits until all are there)."""
+
+    def done(recs: list[dict[str, Any]]) -> bool:
+        return command_ids <= {r["command_id"] for r in recs}
+
+    topic = fleet.topics.for_event("CommandResult")
+    recs = asyncio.run(read_events(fleet.bootstrap, topic, done, timeout))
+    out = {r["command_id"]: r for r in recs if r["command_id"] in command_ids}
+    assert set(out) == command_ids, f"missing results for {command_ids - set(out)}"
+    return out
+
+
+def writes(fleet: SimBridge, site: str) -> int:
+    return fleet.do(lambda: len(fleet.sims[site].write_log))
+
+
+@pytest.mark.parametrize("site", sorted(OEM_SITES))
+def test_command_to_modbus_writes_to_result_each_oem(fleet: SimBridge, site: str) -> None:
+    before = writes(fleet, site)
+    cmd = new_command(site, Kind.SET_POWER, 2.0)
+    send(fleet, [cmd])
+    res = results(fleet, {cmd.command_id})[cmd.command_id]
+    assert res["status"] == "APPLIED", (res["status"], res["reason"])
+    assert res["written_kw"] == 2.0
+    assert res["register_writes"] >= 1
+    assert writes(fleet, site) - before >= res["register_writes"]
+    assert res["measured_kw"] == pytest.approx(2.0, abs=0.5)
+    assert res["latency_ms"] is not None
+    assert res["latency_ms"] > 0
+    # the inverter really runs at the commanded power
+    assert fleet.do(lambda: fleet.sims[site].battery.power_kw) == pytest.approx(2.0, abs=0.5)
+
+
+def test_expired_command_is_rejected_without_writes(fleet: SimBridge) -> None:
+    before = writes(fleet, "hw")
+    cmd = new_command("hw", Kind.SET_POWER, 1.0, valid_s=-5.0)
+    send(fleet, [cmd])
+    res = results(fleet, {cmd.command_id})[cmd.command_id]
+    assert res["status"] == "REJECTED"
+    assert "expired" in res["reason"]
+    assert res["register_writes"] == 0
+    assert writes(fleet, "hw") == before
+
+
+def test_foreign_site_is_rejected_and_not_ours_is_skipped(fleet: SimBridge) -> None:
+    before = {s: writes(fleet, s) for s in OEM_SITES}
+    foreign = new_command("someone-else", Kind.SET_POWER, 1.0)
+    not_ours = new_command("someone-else", Kind.SET_POWER, 1.0)
+    probe = new_command("sj", Kind.SET_POWER, 0.5)  # ordered after both: proves they were read
+    send(fleet, [foreign], key="sj")  # keyed to an owned site, body names another
+    send(fleet, [not_ours, probe])
+    got = results(fleet, {foreign.command_id, probe.command_id})
+    assert got[foreign.command_id]["status"] == "REJECTED"
+    assert "not served here" in got[foreign.command_id]["reason"]
+    fleet.drain()
+    topic = fleet.topics.for_event("CommandResult")
+    everything = asyncio.run(read_events(fleet.bootstrap, topic, lambda _r: False, 2.0))
+    assert not_ours.command_id not in {r["command_id"] for r in everything}
+    assert {s: writes(fleet, s) for s in ("hw", "sg")} == {s: before[s] for s in ("hw", "sg")}
+
+
+def test_out_of_range_power_is_clamped_and_reported(fleet: SimBridge) -> None:
+    cmd = new_command("sg", Kind.SET_POWER, -50.0)
+    send(fleet, [cmd])
+    res = results(fleet, {cmd.command_id})[cmd.command_id]
+    assert res["status"] == "CLAMPED"
+    assert res["requested_kw"] == -50.0
+    assert res["written_kw"] == -5.0
+    assert res["likely_cause"] == "SITE_LIMIT"
+    assert res["measured_kw"] == pytest.approx(-5.0, abs=0.6)
+
+
+def test_stop_overtakes_queued_set_power(fleet: SimBridge) -> None:
+    first = new_command("stp", Kind.SET_POWER, 1.5)
+    queued = new_command("stp", Kind.SET_POWER, 3.7)
+    stop = new_command("stp", Kind.STOP)
+    send(fleet, [first, queued, stop])
+    got = results(fleet, {first.command_id, queued.command_id, stop.command_id})
+    assert got[queued.command_id]["status"] == "REJECTED"
+    assert "superseded by STOP" in got[queued.command_id]["reason"]
+    assert got[stop.command_id]["status"] == "APPLIED", got[stop.command_id]["reason"]
+    assert got[stop.command_id]["written_kw"] == 0.0
+    # the queued 3.7 kW never reached the inverter
+    log = fleet.do(lambda: list(fleet.sims["stp"].write_log))
+    assert all(3700 not in w.values for w in log)
+    assert fleet.do(lambda: fleet.sims["stp"].battery.power_kw) == pytest.approx(0.0, abs=0.3)
+
+
+def test_min_soc_discharge_is_clamped_with_measured_power(fleet: SimBridge) -> None:
+    # PV may have charged it since the start: put it back below the reserve, let a poll see it
+    fleet.do(lambda: setattr(fleet.sims["low"].battery, "soc_pct", 8.0))
+    time.sleep(3 * fleet.telemetry_interval_s)
+    cmd = new_command("low", Kind.SET_POWER, 3.0)
+    send(fleet, [cmd])
+    res = results(fleet, {cmd.command_id})[cmd.command_id]
+    assert res["status"] in ("CLAMPED", "OVERRIDDEN")
+    assert res["likely_cause"] == "SOC_LIMIT"
+    assert res["written_kw"] == 0.0
+    assert res["measured_kw"] is not None
+    assert res["measured_kw"] <= 0.3
+    assert res["measured_soc_pct"] == pytest.approx(8.0, abs=0.5)
+
+
+def test_armed_fcr_d_responds_to_frequency_without_commands(fleet: SimBridge) -> None:
+    arm = new_command(
+        "fcr",
+        Kind.ARM_RESERVE,
+        reserve=ReserveParams(Product.FCR_D_UP, 4.0, 49.9, 49.5),
+        valid_s=120.0,
+    )
+    send(fleet, [arm])
+    assert results(fleet, {arm.command_id})[arm.command_id]["status"] in ("APPLIED", "CLAMPED")
+    bridge = fleet.bridge
+    assert bridge is not None
+    consumed = bridge.stats.consumed
+    fleet.do(lambda: fleet.sims["fcr"].set_frequency(49.7))  # half-way: 2 kW up
+    deadline = time.monotonic() + 15
+    power = 0.0
+    while time.monotonic() < deadline:
+        power = fleet.do(lambda: fleet.sims["fcr"].battery.power_kw)
+        if abs(power - 2.0) < 0.3:
+            break
+        time.sleep(0.2)
+    assert power == pytest.approx(2.0, abs=0.3)
+    fleet.do(lambda: fleet.sims["fcr"].set_frequency(49.4))  # beyond full activation: 4 kW
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        power = fleet.do(lambda: fleet.sims["fcr"].battery.power_kw)
+        if abs(power - 4.0) < 0.3:
+            break
+        time.sleep(0.2)
+    assert power == pytest.approx(4.0, abs=0.3)
+    assert bridge.stats.consumed == consumed  # no command event was involved
+    assert bridge.sites["fcr"].droop_writes >= 2
+    # telemetry says what is armed
+    topic = fleet.topics.for_event("SiteTelemetry")
+    tel = asyncio.run(
+        read_events(
+            fleet.bootstrap,
+            topic,
+            lambda rs: any(r["site_id"] == "fcr" and r["reserve_armed"] == "FCR_D_UP" for r in rs),
+            10.0,
+        )
+    )
+    assert any(r["site_id"] == "fcr" and r["reserve_armed"] == "FCR_D_UP" for r in tel)
+    fleet.do(lambda: fleet.sims["fcr"].set_frequency(50.0))
+    send(fleet, [stop := new_command("fcr", Kind.STOP)])
+    results(fleet, {stop.command_id})
+    assert fleet.do(lambda: bridge.sites["fcr"].reserve.armed) is None
