@@ -33,6 +33,7 @@ EVENTS = REGISTRY.names()
 
 def _decode_or_typed_error(data: bytes) -> Decoded | EventDecodeError:
     """The outcome, asserting that a decoded event is a valid one (strict validation)."""
+    error: EventDecodeError | None
     try:
         decoded = CODEC.decode(data)
     except EventDecodeError as exc:
