@@ -252,15 +252,34 @@ def _command(
     )
 
 
-def _written(state: FilterState, command: SiteCommand, now: int) -> FilterState:
-    return replace(
-        state,
-        last_kind=command.kind,
-        last_power_kw=command.power_kw,
-        last_reserve=command.reserve,
-        last_written_at=now,
-        last_valid_until=command.valid_until,
-        last_command_id=command.command_id,
+def _after(
+    state: FilterState,
+    setpoint: SiteSetpoint,
+    event_time: int,
+    command: SiteCommand | None,
+    now: int,
+) -> FilterState:
+    """The state after an accepted setpoint (built directly: this runs per site per setpoint)."""
+    if command is None:
+        return FilterState(
+            event_time,
+            setpoint.setpoint_id,
+            state.last_kind,
+            state.last_power_kw,
+            state.last_reserve,
+            state.last_written_at,
+            state.last_valid_until,
+            state.last_command_id,
+        )
+    return FilterState(
+        event_time,
+        setpoint.setpoint_id,
+        command.kind,
+        command.power_kw,
+        command.reserve,
+        now,
+        command.valid_until,
+        command.command_id,
     )
 
 
@@ -316,12 +335,8 @@ def filter_setpoint(  # noqa: PLR0911  # one return per drop rule, in the docume
             setpoint, now, config=config, power_kw=None, reserve=None, valid_until=valid_until
         )
         last = state.last_event_time
-        seen = replace(
-            state,
-            last_event_time=setpoint.event_time if last is None else max(last, setpoint.event_time),
-            last_setpoint_id=setpoint.setpoint_id,
-        )
-        return _written(seen, command, now), command, FilterReason.STOP
+        event_time = setpoint.event_time if last is None else max(last, setpoint.event_time)
+        return _after(state, setpoint, event_time, command, now), command, FilterReason.STOP
     if setpoint.setpoint_id == state.last_setpoint_id:
         return state, None, FilterReason.DUPLICATE
     if now - setpoint.event_time > _micros(config.max_age_s):
@@ -336,9 +351,6 @@ def filter_setpoint(  # noqa: PLR0911  # one return per drop rule, in the docume
     if limits is not None:
         power_kw = None if power_kw is None else limits.clamp_power(power_kw)
         reserve = None if reserve is None else limits.clamp_reserve(reserve)
-    seen = replace(
-        state, last_event_time=setpoint.event_time, last_setpoint_id=setpoint.setpoint_id
-    )
     reason = _gate(
         state,
         kind=setpoint.kind,
@@ -349,7 +361,7 @@ def filter_setpoint(  # noqa: PLR0911  # one return per drop rule, in the docume
         config=config,
     )
     if not reason.written:
-        return seen, None, reason
+        return _after(state, setpoint, setpoint.event_time, None, now), None, reason
     command = _command(
         setpoint,
         now,
@@ -358,4 +370,4 @@ def filter_setpoint(  # noqa: PLR0911  # one return per drop rule, in the docume
         reserve=reserve,
         valid_until=setpoint.valid_until,
     )
-    return _written(seen, command, now), command, reason
+    return _after(state, setpoint, setpoint.event_time, command, now), command, reason

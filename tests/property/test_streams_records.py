@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.steps.enums import CommandKind, Product, SiteMode
+from streams.steps.ids import NAMESPACE, derived_id, uuid5_text
 from streams.steps.records_fleet import FleetState, OemState
 from streams.steps.records_site import ReserveArm, SiteCommand, SiteTelemetry
 
@@ -139,3 +141,10 @@ def fleet_states(draw: st.DrawFn) -> FleetState:
 @given(fleet_states())
 def test_fleet_state_round_trip(state: FleetState) -> None:
     assert FleetState.from_record(_round_trip("fleet/FleetState.avsc", state.to_record())) == state
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60), st.lists(st.one_of(st.text(max_size=10), st.integers()), max_size=4))
+def test_derived_ids_are_rfc4122_uuid5(name: str, parts: list[str | int]) -> None:
+    assert uuid5_text(name) == str(uuid.uuid5(NAMESPACE, name))
+    assert derived_id(*parts) == str(uuid.uuid5(NAMESPACE, "|".join(str(p) for p in parts)))
