@@ -35,6 +35,7 @@ class SyntheticLog:
     late_ms: int = 30_000
     topic: str = TELEMETRY_TOPIC
     seed: int = 1
+    headers_every: int = 0  # every n-th record carries a trace header (0: none)
 
     @property
     def count(self) -> int:
@@ -99,6 +100,9 @@ def synthetic_records(shape: SyntheticLog) -> Iterator[RawRecord]:
             offset = next_offset[partition]
             next_offset[partition] += 1
             kafka_ms = event_ms + (shape.late_ms if late else 0) + shape.kafka_delay_ms
+            number = sample * shape.sites + index
+            traced = shape.headers_every > 0 and number % shape.headers_every == 0
+            headers = (("trace-id", f"{shape.seed}-{number}".encode()),) if traced else ()
             yield RawRecord(
                 topic=shape.topic,
                 partition=partition,
@@ -106,4 +110,5 @@ def synthetic_records(shape: SyntheticLog) -> Iterator[RawRecord]:
                 timestamp_ms=kafka_ms,
                 key=site.encode(),
                 value=codec.encode(TELEMETRY_EVENT, record),
+                headers=headers,
             )

@@ -23,7 +23,7 @@ from flowerhub.cli import main as flowerhub
 
 pytestmark = pytest.mark.integration
 
-Copy = dict[int, list[tuple[bytes | None, bytes | None, int]]]
+Copy = dict[int, list[tuple[bytes | None, bytes | None, int, tuple[tuple[str, bytes], ...]]]]
 
 
 def _archive(root: Path, log: SyntheticLog) -> list[RawRecord]:
@@ -39,7 +39,7 @@ def _archive(root: Path, log: SyntheticLog) -> list[RawRecord]:
 def _per_partition(records: list[RawRecord]) -> Copy:
     out: Copy = defaultdict(list)
     for r in sorted(records, key=lambda r: (r.partition, r.offset)):
-        out[r.partition].append((r.key, r.value, r.timestamp_ms))
+        out[r.partition].append((r.key, r.value, r.timestamp_ms, r.headers))
     return dict(out)
 
 
@@ -51,8 +51,9 @@ def _read(bootstrap: str, topic: str) -> list[RawRecord]:
 def test_two_replays_of_an_archive_give_the_same_bytes_in_the_same_order(
     kafka_bootstrap: str, unique_name: Any, tmp_path: Path
 ) -> None:
-    log = SyntheticLog(sites=40, samples=25, partitions=3)
+    log = SyntheticLog(sites=40, samples=25, partitions=3, headers_every=7)
     records = _archive(tmp_path, log)
+    assert any(r.headers for r in records)
     copies = []
     for run in ("a", "b"):
         prefix = unique_name(run) + "."
