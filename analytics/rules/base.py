@@ -112,8 +112,6 @@ class Params:
     """Sine tests: the period of this record (the SvK file name carries it: Sine40)."""
     t_fme_s: float | None = None
     """Sine tests with an internal test signal: frequency-measurement time constant T_FME."""
-    polarity_active_fraction: float = 0.1
-    """Polarity: samples count when the expected response exceeds this fraction of C."""
     polarity_tolerance: float = 0.05
     """Polarity fails when the net response is opposite by more than this fraction."""
 

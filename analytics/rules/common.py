@@ -3,13 +3,13 @@
 Polarity (``FLOWERHUB-1``, usable per site and per fleet): the expected response follows
 the product's activation curve (C = ΔP_ss,theo for FCR) - FCR-N C·clip((50 - f)/0.1, -1, 1);
 FCR-D up C·clip((49.9 - f)/0.4, 0, 1); FCR-D down -C·clip((f - 50.1)/0.4, 0, 1); FFR C while
-f <= the activation level; aFRR/mFRR the requested activation. Over the samples where the
-expected response exceeds ``polarity_active_fraction`` of C, the measured value is
-``∫ΔP·sign(expected) dt / ∫|expected| dt``: about 1 for a correct response, 0 for none and
--1 for a mirrored one. It fails below ``-polarity_tolerance`` (a missing response is "late
-or no response", judged by the timing rules, not a polarity fault). ΔP is the response
-(power - baseline); without a baseline column, the response minus its mean over the
-inactive samples.
+f <= the activation level; aFRR/mFRR the requested activation. The measured value is the
+least-squares gain of the response on the expected response, ``∫R·E dt / ∫E² dt`` with
+R = power - baseline (without a baseline column: the slope of a fit R = gain·E + const):
+about 1 for a correct response, 0 for none and -1 for a mirrored one. It fails below
+``-polarity_tolerance`` (a missing response is "late or no response", judged by the timing
+rules, not a polarity fault). No sample mask is involved, so rounding of the frequency
+(e.g. through an SvK CSV export) cannot flip samples in or out.
 
 LER endurance (``TR-2025-03-28``): the stored energy E(t) comes from SOC·E_max (SOC signal)
 or from ``initial_soc_pct`` minus ∫P dt (energy and power). With eqs 27-28 at zero setpoint
@@ -62,24 +62,22 @@ def expected_response(ctx: Context) -> FloatArray:
 def polarity(ctx: Context) -> Measurement:
     s = ctx.series
     exp = expected_response(ctx)
-    scale = float(np.max(np.abs(exp)))
-    active = np.abs(exp) > ctx.params.polarity_active_fraction * max(scale, 1e-12)
-    if scale <= 0 or not np.any(active):
+    if not np.any(exp != 0):
         raise MissingSignalError("an activation", f"{ctx.product.value} polarity")
     r = ctx.response()
-    if s.baseline_mw is None:
-        if np.any(~active):
-            r = r - float(np.mean(r[~active]))
-        else:
-            raise MissingSignalError("CalcBaseline", f"{ctx.product.value} polarity")
-    signed = np.where(active, r * np.sign(exp), 0.0)
-    wanted = np.where(active, np.abs(exp), 0.0)
-    value = float(np.trapezoid(signed, s.t) / np.trapezoid(wanted, s.t))
+    if s.baseline_mw is not None:
+        value = float(np.trapezoid(r * exp, s.t) / np.trapezoid(exp * exp, s.t))
+        how = "response = power - baseline"
+    else:
+        design = np.column_stack([exp, np.ones_like(exp)])
+        coef, *_ = np.linalg.lstsq(design, r, rcond=None)
+        value, how = float(coef[0]), f"fitted baseline {coef[1]:.4f} MW"
     return Measurement(
         value,
         -ctx.params.polarity_tolerance,
         ">=",
-        f"{int(np.count_nonzero(active))} active samples; 1 = as expected, -1 = mirrored",
+        f"least-squares gain of the response on the expected one ({how}); "
+        "1 = as expected, 0 = none, -1 = mirrored",
     )
 
 

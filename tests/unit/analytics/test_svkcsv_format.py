@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from analytics.rules import judge
 from analytics.svkcsv import SvkFileName, WriteError, read_csv, write_csv
+from analytics.testsequences import simulate_fcr_test
 from analytics.timeseries import Series
 from analytics.verdicts import Product, TestType
 
@@ -187,3 +190,27 @@ def test_writer_needs_absolute_time_and_regular_sampling(tmp_path: Path) -> None
     irregular = Series(t=np.array([0.0, 1.0, 2.5]), power_mw=np.zeros(3), start=START)
     with pytest.raises(WriteError, match="one sampling rate"):
         write_csv(irregular, tmp_path, **args)  # type: ignore[arg-type]  # keys match
+
+
+@pytest.mark.parametrize(
+    ("product", "kind", "test_type"),
+    [
+        (Product.FCR_D_UP, "ramp", TestType.RAMP),
+        (Product.FCR_D_DOWN, "ramp", TestType.RAMP),
+        (Product.FCR_N, "step", TestType.STEP),
+    ],
+)
+def test_export_then_audit_gives_the_same_verdicts(
+    tmp_path: Path, product: Product, kind: str, test_type: TestType
+) -> None:
+    """The same rules on the in-memory series and on its SvK export (issue 8)."""
+    s = simulate_fcr_test(product, kind, dp_ss_mw=1.3, tau_s=1.0, dead_time_s=0.2)
+    s = replace(s, start=np.datetime64("2025-06-01T12:00:00"))
+    direct = judge(s, product, test_type)
+    path = write_csv(s, tmp_path, resource="Sim", product=product, test_type=test_type, area="SE3")
+    rec = read_csv(path)
+    via_csv = judge(rec.series, rec.name.product, rec.name.test_type)
+    assert [v.rule_id for v in direct] == [v.rule_id for v in via_csv]
+    for a, b in zip(direct, via_csv, strict=True):
+        assert a.passed == b.passed
+        assert b.measured == pytest.approx(a.measured, rel=1e-5, abs=1e-5)
