@@ -170,6 +170,7 @@ class SimBridge:
         async def stop_sims() -> None:
             for sim in self.sims.values():
                 await sim.stop()
+            await asyncio.sleep(0.2)  # let closed transports run their close callbacks
 
         if self._thread.is_alive():
             self.call(stop_sims())

@@ -108,6 +108,7 @@ class SiteController:
         self._status: LinkStatus | None = None
         self._status_at: datetime | None = None
         self._tracking: dict[str, Tracking | None] = {}
+        self._dups: dict[str, list[Tracking | None]] = {}
         self._applied_seq = 0
         self._wake = asyncio.Event()
         self._write_lock = asyncio.Lock()
@@ -117,8 +118,11 @@ class SiteController:
     # ------------------------------------------------------------ commands in
     def submit(self, cmd: BridgeCommand, tracking: Tracking | None = None) -> None:
         """Take a command from the consumer: dedupe, refuse early, or queue it."""
-        if cmd.command_id in self._tracking:
-            return  # redelivered while still queued or in flight here: the first copy reports
+        if cmd.command_id in self._dups:
+            # Redelivered while still queued or in flight here: the first copy reports; this
+            # offset is released together with it.
+            self._dups[cmd.command_id].append(tracking)
+            return
         stored = self.store.get(cmd.command_id)
         if stored is not None:
             if stored.completed and stored.result is not None and stored.result_event_id:
@@ -148,6 +152,7 @@ class SiteController:
             return
         self.store.claim(cmd.command_id, cmd.site_id, cmd.valid_until, now, tracking)
         self._tracking[cmd.command_id] = tracking
+        self._dups[cmd.command_id] = []
         for old in self.queue.push(cmd):
             reason = f"superseded by {cmd.kind} {cmd.command_id} before it was applied"
             self._finish(self._rejected(old, reason), self._tracking.pop(old.command_id, None))
@@ -166,6 +171,8 @@ class SiteController:
         self.store.complete(outcome.command_id, outcome.status.value, event_id, value, tracking)
         self.sink.append(RESULT, outcome.site_id, event_id, value)
         self.on_persisted(tracking)
+        for dup in self._dups.pop(outcome.command_id, []):
+            self.on_persisted(dup)
 
     async def run_commands(self) -> None:
         """Apply queued commands one at a time, forever (STOP jumps the queue)."""
