@@ -105,7 +105,7 @@ def _table_topics(prefix: str) -> tuple[str, ...]:
 
 
 def cmd_archive(args: argparse.Namespace) -> int:
-    from analytics.archive.archiver import Archiver, ArchiverConfig, ArchiverError
+    from analytics.archive.archiver import Archiver, ArchiverConfig, ArchiverError, ArchiverStats
     from analytics.archive.layout import ArchiveLayoutError
 
     topics = tuple(args.topics) if args.topics else _table_topics(args.prefix)
@@ -127,7 +127,16 @@ def cmd_archive(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        stats = await Archiver(config).run(stop)
+
+        def ready(stats: ArchiverStats) -> None:
+            resumed = sum(1 for offset in stats.resumed_from.values() if offset > 0)
+            print(
+                f"archiving {len(stats.resumed_from)} partitions of {len(config.topics)} topics "
+                f"to {config.out} ({resumed} resumed from the archive)",
+                flush=True,
+            )
+
+        stats = await Archiver(config).run(stop, on_ready=ready)
         print(
             f"archived {stats.archived} records ({stats.undecodable} undecodable) "
             f"in {stats.files} files to {config.out}"

@@ -137,13 +137,17 @@ class Archiver:
         self,
         stop: asyncio.Event | None = None,
         until: Callable[[ArchiverStats], bool] | None = None,
+        on_ready: Callable[[ArchiverStats], None] | None = None,
     ) -> ArchiverStats:
-        """Archive until ``stop`` is set or ``until(stats)`` holds after a flush."""
+        """Archive until ``stop`` is set or ``until(stats)`` holds after a flush.
+
+        ``on_ready(stats)`` is called once every partition is positioned (``resumed_from``).
+        """
         stop = stop or asyncio.Event()
         with archive_lock(self.config.out):
             writer = ArchiveWriter(self.config.out, recover_positions(self.config.out))
             try:
-                return await self._consume(writer, stop, until)
+                return await self._consume(writer, stop, until, on_ready)
             finally:
                 writer.close()
 
@@ -194,10 +198,13 @@ class Archiver:
         writer: ArchiveWriter,
         stop: asyncio.Event,
         until: Callable[[ArchiverStats], bool] | None,
+        on_ready: Callable[[ArchiverStats], None] | None,
     ) -> ArchiverStats:
         stats = ArchiverStats()
         consumer = await self._start_consumer(writer, stats)
         try:
+            if on_ready is not None:
+                on_ready(stats)
             last_flush = time.monotonic()
             while not stop.is_set():
                 batches = await consumer.getmany(
