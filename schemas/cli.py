@@ -98,24 +98,31 @@ def resolve_bootstrap(given: str | None) -> str:
     env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
     if env:
         return env
-    try:
-        from flowerhub.broker.launcher import kafka_home
-        from flowerhub.broker.state import STATE_FILE, StateFileError, is_our_node, read_state
-    except ImportError:  # the broker package is optional for this command
-        kafka_home = None  # type: ignore[assignment]
-    if kafka_home is not None:
-        run = kafka_home() / "run"
-        for state_file in sorted(run.glob(f"*/{STATE_FILE}")) if run.is_dir() else []:
-            try:
-                state = read_state(state_file.parent)
-            except StateFileError:
-                continue
-            if state is not None and any(is_our_node(n) for n in state.nodes):
-                return state.bootstrap
+    local = _local_broker_bootstrap()
+    if local is not None:
+        return local
     raise CliError(
         "no broker: pass --bootstrap, set KAFKA_BOOTSTRAP_SERVERS, "
         "or start one with `flowerhub broker start`"
     )
+
+
+def _local_broker_bootstrap() -> str | None:
+    """The bootstrap of a running local broker started by `flowerhub broker start`, if any."""
+    try:
+        from flowerhub.broker.launcher import kafka_home
+        from flowerhub.broker.state import STATE_FILE, StateFileError, is_our_node, read_state
+    except ImportError:  # the broker package is optional for this command
+        return None
+    run = kafka_home() / "run"
+    for state_file in sorted(run.glob(f"*/{STATE_FILE}")) if run.is_dir() else []:
+        try:
+            state = read_state(state_file.parent)
+        except StateFileError:
+            continue
+        if state is not None and any(is_our_node(n) for n in state.nodes):
+            return state.bootstrap
+    return None
 
 
 def cmd_topics_create(args: argparse.Namespace) -> int:

@@ -60,6 +60,9 @@ class Decoded(NamedTuple):
     writer_version: int
 
 
+_new_tuple = tuple.__new__
+
+
 class SchemaIdResolver(Protocol):
     """Maps Confluent schema ids to schema fingerprints and back."""
 
@@ -227,7 +230,12 @@ class Codec:
             if not isinstance(data, (bytearray, memoryview)):
                 raise EventDecodeError(f"expected bytes, got {type(data).__name__}")
             data = bytes(data)
-        reader, start = self._reader_for(data)
+        # hot path inline: single-object framing with a known fingerprint
+        reader = self._readers.get(data[2:SINGLE_OBJECT_HEADER_SIZE])
+        if reader is not None and data[:2] == SINGLE_OBJECT_MAGIC:
+            start = SINGLE_OBJECT_HEADER_SIZE
+        else:
+            reader, start = self._reader_for(data)
         buffer = BytesIO(data)
         buffer.seek(start)
         writer = reader.resolution.writer
@@ -252,7 +260,8 @@ class Codec:
                 reader.int_guard(record, writer.name)
             except InvalidEventError as exc:
                 raise CorruptEventError(f"{writer.name} v{writer.version}: {exc}") from None
-        return Decoded(writer.name, record, writer.version)  # type: ignore[arg-type]  # a record schema reads as a dict
+        # tuple.__new__ skips the NamedTuple's Python-level __new__ (hot path)
+        return _new_tuple(Decoded, (writer.name, record, writer.version))
 
     def decode_as(self, event_name: str, data: bytes | bytearray | memoryview) -> dict[str, Any]:
         """Decode and require the event to be ``event_name``; returns the record."""
