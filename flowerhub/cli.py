@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 GROUP_MODULES: tuple[str, ...] = (
     "analytics.cli",
     "edge.bridge.cli",
+    "edge.cli",
     "flowerhub.broker.cli",
     "schemas.cli",
 )

@@ -132,3 +132,35 @@ async def follow(device: Device, hosts: Iterable[str], *, timeout_s: float | Non
         return False
     device.transport.retarget(found.host, found.port)
     return True
+
+
+async def open_device(
+    host: str,
+    port: int,
+    rmaps: Sequence[RegisterMap],
+    *,
+    unit_id: int | None = None,
+    settle_s: float | None = None,
+    timeout_s: float | None = None,
+) -> Device:
+    """Identify the device at host:port with the first map that fits; returns it connected."""
+    errors: list[str] = []
+    for base in rmaps:
+        conn_update: dict[str, float] = {}
+        if settle_s is not None:
+            conn_update["connect_settle_s"] = settle_s
+        if timeout_s is not None:
+            conn_update["timeout_s"] = timeout_s
+        conn = base.connection.model_copy(update=conn_update)
+        rmap = base.model_copy(update={"connection": conn})
+        for unit in [unit_id] if unit_id is not None else conn.unit_ids:
+            transport = ModbusTransport(host, port, unit, conn, backoff=Backoff(0.2, 5.0))
+            device = Device(rmap, transport)
+            try:
+                await device.identify()
+            except HalError as exc:
+                errors.append(f"{rmap.oem} unit {unit}: {exc}")
+                await transport.close()
+                continue
+            return device
+    raise HalError(f"no map identified {host}:{port}: " + "; ".join(errors))
