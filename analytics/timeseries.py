@@ -73,8 +73,14 @@ class SamplingRequirement:
 # TR25 §4.3 / TP25 §1: test logging >= 10 Hz for FCR-D, >= 5 Hz for FCR-N; the TSO may allow
 # >= 1 Hz for a fast, stable, low-noise response. Operational logging >= 1 Hz. FFR: 100 ms
 # from 10 s before to 15 min after an activation (SvK Q&A).
-FCRD_TEST_RATE = SamplingRequirement("FCR-D test logging >= 10 Hz (TR25 §4.3)", 0.1)
-FCRN_TEST_RATE = SamplingRequirement("FCR-N test logging >= 5 Hz (TR25 §4.3)", 0.2)
+FCRD_TEST_RATE = SamplingRequirement(
+    "FCR-D test logging >= 10 Hz (TR25 §4.3; >= 1 Hz only if the TSO allowed it: allow_1hz)",
+    0.1,
+)
+FCRN_TEST_RATE = SamplingRequirement(
+    "FCR-N test logging >= 5 Hz (TR25 §4.3; >= 1 Hz only if the TSO allowed it: allow_1hz)",
+    0.2,
+)
 TSO_ALLOWED_1HZ = SamplingRequirement("test logging >= 1 Hz as allowed by the TSO (TR25 §4.3)", 1.0)
 FFR_EVENT_RATE = SamplingRequirement("FFR active power at 100 ms around activation (SvK)", 0.1)
 OPERATION_RATE = SamplingRequirement("operational logging >= 1 Hz (TR25 §6.2)", 1.0)
