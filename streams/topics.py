@@ -56,6 +56,18 @@ class Topic:
             raise TopicError(f"prefix {prefix!r} makes an illegal topic name {name!r}")
         return name
 
+    def key_of(self, record: Mapping[str, object]) -> bytes | None:
+        """The Kafka key of a record of this topic's event (UTF-8 of ``key_field``'s value).
+
+        None for a topic without a key field (the producer passes the original key through).
+        """
+        if self.key_field is None:
+            return None
+        value = record.get(self.key_field)
+        if not isinstance(value, str) or not value:
+            raise TopicError(f"{self.name}: record has no {self.key_field} to key by")
+        return value.encode("utf-8")
+
     def configs(self) -> dict[str, str]:
         """Topic-level broker configs for creation."""
         out: dict[str, str] = {"cleanup.policy": self.cleanup_policy}

@@ -70,10 +70,8 @@ async def round_trip(bootstrap: str, prefix: str) -> None:
         for name in REGISTRY.names():
             record = example(REGISTRY.current(name).raw, {}, name)
             row = topic_for_event(name)
-            key = str(record[row.key_field]) if row.key_field else "original-key"
-            await producer.send_and_wait(
-                row.full_name(prefix), CODEC.encode(name, record), key=key.encode()
-            )
+            key = row.key_of(record) or b"original-key"
+            await producer.send_and_wait(row.full_name(prefix), CODEC.encode(name, record), key=key)
             sent[name] = record
     finally:
         await producer.stop()

@@ -94,3 +94,11 @@ def test_create_topics_checks_arguments_before_connecting(
         asyncio.run(
             create_topics("127.0.0.1:1", partitions=partitions, replication_factor=replication)
         )
+
+
+def test_key_of() -> None:
+    assert topic("site.telemetry").key_of({"site_id": "site-0001", "oem": "x"}) == b"site-0001"
+    assert topic("fleet.state").key_of({"fleet_id": "se3"}) == b"se3"
+    assert topic("deadletter").key_of({"source_topic": "x"}) is None
+    with pytest.raises(TopicError, match="no site_id to key by"):
+        topic("site.faults").key_of({"fleet_id": "se3"})
