@@ -18,7 +18,6 @@ import duckdb
 from analytics.archive.layout import PartFile, hour_bucket, iter_parts
 from analytics.archive.metadata import topic_partitions
 from analytics.archive.rows import RawRecord, headers_from_json
-from analytics.db import sql_string
 from analytics.replay.plan import ReplayPlanError, TimeWindow
 
 _FETCH = 20_000
@@ -54,31 +53,34 @@ def archive_files(
 def _read_partition(
     con: duckdb.DuckDBPyConnection, parts: list[PartFile], window: TimeWindow
 ) -> Iterator[RawRecord]:
-    cursor = con.cursor()
-    paths = ", ".join(sql_string(str(p.path)) for p in sorted(parts, key=lambda p: p.first_offset))
+    """One partition's records: its files in offset order, each sorted (a file is one flush,
+    so memory stays bounded by the flush size, however long the archive)."""
     conditions = ["true"]
     if window.start_ms is not None:
         conditions.append(f"epoch_ms(kafka_timestamp) >= {int(window.start_ms)}")
     if window.end_ms is not None:
         conditions.append(f"epoch_ms(kafka_timestamp) <= {int(window.end_ms)}")
+    query = (
+        'SELECT topic, "partition", "offset", epoch_ms(kafka_timestamp), timestamp_type, '  # noqa: S608  # integer bounds only
+        "key, value, headers FROM read_parquet(?, hive_partitioning = false) "
+        f'WHERE {" AND ".join(conditions)} ORDER BY "offset"'
+    )
+    cursor = con.cursor()
     try:
-        cursor.execute(
-            'SELECT topic, "partition", "offset", epoch_ms(kafka_timestamp), timestamp_type, '  # noqa: S608  # escaped paths, integer bounds
-            f"key, value, headers FROM read_parquet([{paths}], hive_partitioning = false) "
-            f'WHERE {" AND ".join(conditions)} ORDER BY "offset"'
-        )
-        while batch := cursor.fetchmany(_FETCH):
-            for topic, partition, offset, ts, ts_type, key, value, headers in batch:
-                yield RawRecord(
-                    topic=topic,
-                    partition=partition,
-                    offset=offset,
-                    timestamp_ms=ts,
-                    key=key,
-                    value=value,
-                    headers=headers_from_json(headers),
-                    timestamp_type=ts_type,
-                )
+        for part in sorted(parts, key=lambda p: p.first_offset):
+            cursor.execute(query, [str(part.path)])
+            while batch := cursor.fetchmany(_FETCH):
+                for topic, partition, offset, ts, ts_type, key, value, headers in batch:
+                    yield RawRecord(
+                        topic=topic,
+                        partition=partition,
+                        offset=offset,
+                        timestamp_ms=ts,
+                        key=key,
+                        value=value,
+                        headers=headers_from_json(headers),
+                        timestamp_type=ts_type,
+                    )
     finally:
         cursor.close()
 
