@@ -59,3 +59,17 @@ def _run(args: argparse.Namespace) -> int:
 
     asyncio.run(main())
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m edge.bridge.cli run --config FILE`` (same as ``flowerhub bridge run``)."""
+    parser = argparse.ArgumentParser(prog="python -m edge.bridge.cli")
+    sub = parser.add_subparsers(dest="bridge_command", metavar="COMMAND")
+    sub.required = True
+    register_run(sub)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

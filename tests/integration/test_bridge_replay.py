@@ -25,7 +25,7 @@ def send(h: SimBridge, cmds: list[BridgeCommand]) -> None:
 
 def result_events(h: SimBridge, command_id: str, at_least: int) -> list[dict[str, Any]]:
     def done(recs: list[dict[str, Any]]) -> bool:
-        return sum(r["command_id"] == command_id for r in recs) >= at_least
+        return sum(bool(r["command_id"] == command_id) for r in recs) >= at_least
 
     topic = h.topics.for_event("CommandResult")
     recs = asyncio.run(read_events(h.bootstrap, topic, done, 30.0))
