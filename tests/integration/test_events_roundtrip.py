@@ -101,3 +101,19 @@ async def round_trip(bootstrap: str, prefix: str) -> None:
 def test_every_event_type_round_trips_through_kafka(kafka_bootstrap: str) -> None:
     prefix = f"it-{uuid.uuid4().hex[:8]}."
     asyncio.run(round_trip(kafka_bootstrap, prefix))
+
+
+@pytest.mark.integration
+def test_topics_create_command_is_idempotent(
+    kafka_bootstrap: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flowerhub.cli import main
+
+    prefix = f"cli-{uuid.uuid4().hex[:8]}."
+    argv = ["topics", "create", "--bootstrap", kafka_bootstrap, "--prefix", prefix]
+    assert main([*argv, "--partitions", "1"]) == 0
+    first = capsys.readouterr().out.split()
+    assert first == [w for t in TOPICS for w in ("created", t.full_name(prefix))]
+    assert main(argv) == 0
+    second = capsys.readouterr().out.split()
+    assert second == [w for t in TOPICS for w in ("existing", t.full_name(prefix))]
