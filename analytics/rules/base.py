@@ -211,6 +211,20 @@ class Rule:
     evaluate: Evaluator = field(repr=False, compare=False)
     sampling: SamplingRequirement | None = None
 
+    def describe(self) -> dict[str, object]:
+        """Metadata for listings (``flowerhub audit --list-rules``)."""
+        need = self.sampling
+        return {
+            "rule_id": self.rule_id,
+            "product": self.product.value,
+            "test_types": sorted(t.value for t in self.test_types),
+            "rule_version": self.version,
+            "requirement": self.requirement,
+            "reference": self.reference,
+            "unit": self.unit,
+            "sampling": None if need is None else need.name,
+        }
+
     def sampling_for(self, params: Params) -> SamplingRequirement | None:
         """The sampling need, relaxed to 1 Hz for FCR tests when the TSO allowed it."""
         if params.allow_1hz and self.sampling in (FCRD_TEST_RATE, FCRN_TEST_RATE):

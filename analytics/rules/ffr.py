@@ -90,9 +90,9 @@ def _build_event(ctx: Context) -> FfrEvent:
     t_full = s.first_reach(dp, full, t_a)
     if np.isnan(t_full):
         return FfrEvent(t_a, p.ffr_activation_hz, cap, t_full, t_full, False, float("nan"))
-    t_drop = s.first_reach(-dp, -full, t_full + 1e-9)
-    censored = bool(np.isnan(t_drop))
     end = float(s.t[-1])
+    t_drop = s.first_reach(-dp, -full, t_full + 1e-9) if t_full + 1e-9 < end else float("nan")
+    censored = bool(np.isnan(t_drop))
     rate = float("nan")
     if not censored and t_drop + 1.0 <= end:
         tt = s.t[(s.t >= t_drop) & (s.t + 1.0 <= end)]

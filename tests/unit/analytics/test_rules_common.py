@@ -42,6 +42,10 @@ def test_registry_lists_every_product_and_version() -> None:
     for rule in REGISTRY:
         assert rule.requirement
         assert rule.reference
+    listing = REGISTRY.get("FCRD_DOWN.REQ2.DP75").describe()
+    assert listing["rule_version"] == "TR-2025-03-28"
+    assert listing["test_types"] == ["Ramp"]
+    assert str(listing["sampling"]).startswith("FCR-D test logging >= 10 Hz")
 
 
 def test_unknown_version_parameter_and_empty_selection_are_typed_errors() -> None:

@@ -231,3 +231,18 @@ def test_hand_built_frr_file(
     rec = read_csv(write_hand(tmp_path / name, "DateTime,InsAcPow,ReqAcPow", rows))
     (v,) = [v for v in judge(rec.series, rec.name.product, rec.name.test_type) if v.rule_id == rule]
     assert v.passed is passed
+
+
+def test_ffr_full_activation_at_the_last_sample_is_censored_support() -> None:
+    s = ffr_series(49.7, act=1.0)
+    end = int(np.searchsorted(s.t, 11.3 + 1e-9)) - 1  # full (95 %) is reached at t = 11.3 s
+    cut = Series(
+        t=s.t[: end + 1],
+        power_mw=s.power_mw[: end + 1],
+        grid_freq_hz=s.frequency("t")[: end + 1],
+        capacity_mw=np.full(end + 1, C),
+    )
+    v = by_id(judge_ffr(cut, 49.7), "SUPPORT_DURATION")
+    assert v.measured == pytest.approx(0.0, abs=1e-6)
+    assert "data ends during support" in v.detail
+    assert not v.passed
