@@ -13,7 +13,13 @@ from typing import Any
 import fastavro
 import pytest
 
-from schemas import Codec, SchemaDefinitionError, SchemaRegistry, UnknownEventError
+from schemas import (
+    Codec,
+    EventDecodeError,
+    SchemaDefinitionError,
+    SchemaRegistry,
+    UnknownEventError,
+)
 from schemas.evolution import check_backward_transitive, check_history, freeze
 from schemas.registry import min_encoded_size
 
@@ -173,3 +179,35 @@ def test_unknown_event_lists_the_known_ones() -> None:
 )
 def test_min_encoded_size(schema: Any, size: int) -> None:
     assert min_encoded_size(schema) == size
+
+
+def test_mutated_old_version_bytes_decode_or_raise_typed_errors(tmp_path: Path) -> None:
+    """The resolution path (old writer -> current reader) is as total as the direct one."""
+    write_tree(tmp_path, v2(), [V1, v2()])
+    registry = SchemaRegistry.load(tmp_path)
+    codec = Codec(registry)
+    old = registry.history("Ping")[0]
+    body = io.BytesIO()
+    record = {
+        "event_id": uuid.uuid4(),
+        "event_time": dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        "site_id": "s1",
+        "level": "LOW",
+        "count": -3,
+    }
+    fastavro.schemaless_writer(body, old.parsed, record)
+    valid = b"\xc3\x01" + old.fingerprint + body.getvalue()
+    mutations = [valid[:cut] for cut in range(len(valid))]
+    for bit in range(len(valid) * 8):
+        flipped = bytearray(valid)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        mutations.append(bytes(flipped))
+    decoded = 0
+    for data in mutations:
+        try:
+            result = codec.decode(data)
+        except EventDecodeError:
+            continue
+        codec.validate("Ping", result.record)
+        decoded += 1
+    assert 0 < decoded < len(mutations)
