@@ -77,6 +77,11 @@ def _register_edge(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     doctor.add_argument("--json", action="store_true")
     doctor.set_defaults(func=cmd_doctor)
 
+    # `flowerhub edge run` belongs to the edge bridge, which builds on this HAL.
+    from edge.bridge.cli import register_run
+
+    register_run(sub)
+
 
 def _register_sim(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sim = subparsers.add_parser("sim", help="run simulated inverters until Ctrl-C")
