@@ -37,7 +37,7 @@ from analytics.rules.base import (
     UnknownRuleVersionError,
 )
 from analytics.rules.sine import judge_sine_set
-from analytics.timeseries import FFR_EVENT_RATE, SamplingRequirement, Series
+from analytics.timeseries import FFR_EVENT_RATE, OPERATION_RATE, SamplingRequirement, Series
 from analytics.verdicts import Product, TestType, Verdict
 
 __all__ = [
@@ -145,10 +145,13 @@ def required_sampling(
     """The strictest sampling any rule for this product and test type needs (or None).
 
     FFR activations need 100 ms throughout a file (its rules check the window around the
-    event themselves). Used by the SvK CSV reader to reject too coarse files up front.
+    event themselves); operation files need >= 1 Hz (TR25 §6.2). Used by the SvK CSV
+    reader to reject too coarse files up front.
     """
     if Product(product) is Product.FFR and TestType(test_type) is TestType.ACTIVATION:
         return FFR_EVENT_RATE
+    if TestType(test_type) is TestType.OPERATION:
+        return OPERATION_RATE  # TR25 §6.2: power, frequency and baseline at >= 1 Hz
     params = Params(allow_1hz=allow_1hz)
     needs = [
         need

@@ -8,8 +8,9 @@ Conventions (documented choices where TR25 gives none):
   wrong-sign response counts as negative and fails.
 * P_ss,3 / P_ss,4: mean R from ramp end + ``ss_settle_s`` (10 s) to the next ramp start -
   ``ss_trim_s`` (10 s), as in homevolt's cruncher (the reference notes TR25 gives no window).
-* Ramps 1..6 are the first six transitions of the applied frequency, checked against the
-  sequence's target frequencies (±20 mHz), unless ``ramp_starts_s`` gives them.
+* Ramps 1..6 are the six transitions of the applied frequency from the first one that goes
+  from 49.9 Hz to 49.45 Hz (down: 50.1 -> 50.55 Hz), each checked against the sequence's
+  target frequency (±20 mHz), unless ``ramp_starts_s`` gives them.
 * ΔP_ss,theo is ``dp_ss_theo_mw`` (the caller's approved method), else the capacity.
 """
 
@@ -89,7 +90,22 @@ def _build_ramp_test(ctx: Context) -> RampTest:
                 f"FCR-D ramp test needs ramps 1..6 in the applied frequency, found {len(found)}"
                 f" (targets {found and [round(r.f_to, 3) for r in found]})"
             )
-        ramps = tuple(found[:6])
+        # Skip anything before ramp 1 (e.g. a lead-in from 50.0 Hz to the 49.9 Hz start).
+        pre = 49.9 if sign > 0 else 50.1
+        first = next(
+            (
+                k
+                for k, r in enumerate(found)
+                if abs(r.f_from - pre) <= 0.02 and abs(r.f_to - want[0]) <= 0.02
+            ),
+            0,
+        )
+        ramps = tuple(found[first : first + 6])
+        if len(ramps) < 6:
+            raise TestSequenceError(
+                f"FCR-D ramp test: only {len(ramps)} ramps after ramp 1 at "
+                f"t={found[first].t_start:.1f} s, needs ramps 1..6 (TR25 Table 4)"
+            )
         for k, (ramp, target) in enumerate(zip(ramps, want, strict=True), start=1):
             if abs(ramp.f_to - target) > 0.02:
                 raise TestSequenceError(

@@ -192,6 +192,18 @@ def test_ramp_starts_from_test_description_replace_detection() -> None:
     assert given[0].measured == pytest.approx(found[0].measured, abs=1e-9)
 
 
+def test_lead_in_before_ramp_1_is_skipped() -> None:
+    s = fcrd_series(Product.FCR_D_UP)
+    f = s.frequency("t").copy()
+    f[s.t < 10.0] = 50.0  # the recording starts at 50.0 Hz and steps to 49.9 Hz at 10 s
+    lead = Series(t=s.t, power_mw=s.power_mw, applied_freq_hz=f)
+    plain = judge(s, Product.FCR_D_UP, TestType.RAMP, dp_ss_theo_mw=D)
+    led = judge(lead, Product.FCR_D_UP, TestType.RAMP, dp_ss_theo_mw=D)
+    for a, b in zip(plain, led, strict=True):
+        if a.rule_id != "FCRD_UP.POLARITY":
+            assert b.measured == pytest.approx(a.measured, abs=1e-9), a.rule_id
+
+
 def test_wrong_sequence_is_a_typed_error() -> None:
     series = fcrd_series(Product.FCR_D_UP)
     # an FCR-D up trace judged as FCR-D down: ramp 1 goes the wrong way

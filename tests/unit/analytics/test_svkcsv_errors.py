@@ -228,6 +228,17 @@ def test_sampling_error_names_the_requirement_and_1hz_may_be_allowed(tmp_path: P
     assert read_csv(path, allow_1hz=True).series.n == 6
 
 
+def test_operation_files_need_1hz(tmp_path: Path) -> None:
+    name = "Fleet_Fcrn_Operation_SE3_UTC_20250601T1000-20250601T1001_2000ms_20250601.csv"
+    path = write(
+        tmp_path,
+        ["DateTime,InsAcPow,GridFreq", *[r.rsplit(",", 1)[0] for r in rows(step_ms=2000)]],
+        name,
+    )
+    with pytest.raises(SamplingRateError, match="operational logging >= 1 Hz"):
+        read_csv(path)
+
+
 def test_afrr_activation_needs_the_request_column(tmp_path: Path) -> None:
     name = "Fleet_Afrr_Activation_SE3_UTC_20250601T1000-20250601T1001_1000ms_20250601.csv"
     path = write(tmp_path, ["DateTime,InsAcPow,GridFreq,Cap_Afrr", *rows(step_ms=1000)], name)
