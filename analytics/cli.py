@@ -45,6 +45,11 @@ def _register_archive(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     parser.add_argument("--flush-records", type=int, default=50_000, help="flush after N rows")
     parser.add_argument("--flush-interval", type=float, default=5.0, help="flush every S seconds")
     parser.add_argument("--poll-records", type=int, default=10_000, help="max records per poll")
+    parser.add_argument(
+        "--compact",
+        action="store_true",
+        help="do not consume: merge the small files of each topic, hour and partition, then exit",
+    )
     parser.set_defaults(func=cmd_archive)
 
 
@@ -108,6 +113,8 @@ def cmd_archive(args: argparse.Namespace) -> int:
     from analytics.archive.archiver import Archiver, ArchiverConfig, ArchiverError, ArchiverStats
     from analytics.archive.layout import ArchiveLayoutError
 
+    if args.compact:
+        return _compact(args.out)
     topics = tuple(args.topics) if args.topics else _table_topics(args.prefix)
     try:
         config = ArchiverConfig(
@@ -147,6 +154,25 @@ def cmd_archive(args: argparse.Namespace) -> int:
         return asyncio.run(main())
     except ArchiverError as exc:
         raise CliError(str(exc)) from exc
+
+
+def _compact(out: Path) -> int:
+    from analytics.archive.archiver import ArchiverError, archive_lock
+    from analytics.archive.compact import compact
+
+    if not out.is_dir():
+        raise CliError(f"archive directory not found: {out}")
+    try:
+        with archive_lock(out):
+            report = compact(out)
+    except ArchiverError as exc:
+        raise CliError(str(exc)) from exc
+    print(
+        f"compacted {report.merged_groups} topic/hour/partition groups: "
+        f"{report.files_before} -> {report.files_after} files"
+        + (f" ({report.removed_covered} leftovers removed)" if report.removed_covered else "")
+    )
+    return 0
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

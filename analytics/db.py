@@ -25,6 +25,7 @@ from pathlib import Path
 
 import duckdb
 
+from analytics.archive.compact import covered_parts, live_parts
 from analytics.archive.layout import PART_SUFFIX, iter_parts
 from analytics.archive.writer import ARCHIVE_COLUMNS
 
@@ -149,13 +150,20 @@ def event_view_sql(schema: EventSchema) -> str:
 
 def archive_rows_sql(archive_dir: Path) -> str:
     """``CREATE VIEW archive_rows``: a glob over the part files, or a typed empty view."""
-    if next(iter_parts(archive_dir), None) is None:
+    parts = list(iter_parts(archive_dir))
+    if not parts:
         cols = ", ".join(f'CAST(NULL AS {kind}) AS "{name}"' for name, kind in ARCHIVE_COLUMNS)
         return f"CREATE OR REPLACE VIEW archive_rows AS SELECT {cols} WHERE false"
-    pattern = str(archive_dir.resolve() / "topic=*" / "hour=*" / f"part-*{PART_SUFFIX}")
+    if covered_parts(parts):  # an interrupted compaction: list the live files explicitly
+        live = live_parts(archive_dir)
+        files = "[" + ", ".join(sql_string(str(p.path.resolve())) for p in live) + "]"
+    else:  # a glob: files added later are seen by the next query
+        files = sql_string(
+            str(archive_dir.resolve() / "topic=*" / "hour=*" / f"part-*{PART_SUFFIX}")
+        )
     return (
-        "CREATE OR REPLACE VIEW archive_rows AS SELECT * FROM read_parquet("  # noqa: S608  # escaped literal
-        f"{sql_string(pattern)}, hive_partitioning = false, union_by_name = true)"
+        "CREATE OR REPLACE VIEW archive_rows AS SELECT * FROM read_parquet("  # noqa: S608  # escaped literals
+        f"{files}, hive_partitioning = false, union_by_name = true)"
     )
 
 

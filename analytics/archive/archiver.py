@@ -26,6 +26,7 @@ from typing import Any
 
 import aiokafka  # type: ignore[import-untyped, unused-ignore]  # ships no py.typed
 
+from analytics.archive.compact import remove_covered_parts
 from analytics.archive.layout import TopicPartition, check_topic, parse_part, recover_positions
 from analytics.archive.metadata import topic_partitions
 from analytics.archive.rows import DecodedEvent, Decoder, RawRecord, decode_row
@@ -145,6 +146,7 @@ class Archiver:
         """
         stop = stop or asyncio.Event()
         with archive_lock(self.config.out):
+            remove_covered_parts(self.config.out)  # an interrupted compaction's leftovers
             writer = ArchiveWriter(self.config.out, recover_positions(self.config.out))
             try:
                 return await self._consume(writer, stop, until, on_ready)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from analytics.archive.layout import iter_parts
+from analytics.archive.compact import live_parts
 from analytics.archive.metadata import topic_partitions
 from analytics.archive.rows import RawRecord
 from analytics.db import sql_string
@@ -76,7 +76,7 @@ def read_archive_side(side: DiffSide, topics: Sequence[str] | None) -> list[Diff
     if side.archive is None or not side.archive.is_dir():
         raise ReplayPlanError(f"archive directory not found: {side.archive}")
     wanted = None if topics is None else [side.prefix + t for t in topics]
-    parts = [p for p in iter_parts(side.archive, wanted) if p.topic.startswith(side.prefix)]
+    parts = [p for p in live_parts(side.archive, wanted) if p.topic.startswith(side.prefix)]
     if not parts:
         return []
     files = ", ".join(sql_string(str(p.path)) for p in parts)

@@ -15,7 +15,8 @@ from typing import Any
 import aiokafka  # type: ignore[import-untyped, unused-ignore]  # ships no py.typed
 import duckdb
 
-from analytics.archive.layout import PartFile, hour_bucket, iter_parts
+from analytics.archive.compact import live_parts
+from analytics.archive.layout import PartFile, hour_bucket
 from analytics.archive.metadata import topic_partitions
 from analytics.archive.rows import RawRecord, headers_from_json
 from analytics.replay.plan import ReplayPlanError, TimeWindow
@@ -44,7 +45,7 @@ def archive_files(
     if not root.is_dir():
         raise ReplayPlanError(f"archive directory not found: {root}")
     files: dict[tuple[str, int], list[PartFile]] = defaultdict(list)
-    for part in iter_parts(root, topics):
+    for part in live_parts(root, topics):
         if _hour_in_window(part.hour, window):
             files[(part.topic, part.partition)].append(part)
     return dict(files)

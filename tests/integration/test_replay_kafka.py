@@ -89,23 +89,24 @@ def test_a_time_window_replays_only_its_slice(
 def test_speed_keeps_relative_timing(
     kafka_bootstrap: str, unique_name: Any, tmp_path: Path
 ) -> None:
-    # a 2 s trace (21 samples, 100 ms apart) replayed at 4x: 0.5 s, copies stamped at send time
+    # a 2 s trace (21 samples, 100 ms apart) replayed at 2x: 1 s, copies stamped at send time;
+    # tolerances allow for a loaded 2-core CI machine
     log = SyntheticLog(sites=2, samples=21, period_ms=100, partitions=1, late_every=0)
     records = _archive(tmp_path, log)
     prefix = unique_name("s") + "."
     request = ReplayRequest(
-        bootstrap=kafka_bootstrap, prefix=prefix, log=tmp_path, speed=4.0, keep_timestamps=False
+        bootstrap=kafka_bootstrap, prefix=prefix, log=tmp_path, speed=2.0, keep_timestamps=False
     )
     stats = asyncio.run(replay(request))
     assert stats.span_s == pytest.approx(2.0)
-    assert 0.5 <= stats.wall_s < 0.75
-    assert stats.late_s < 0.05
+    assert 1.0 <= stats.wall_s < 1.3
+    assert stats.late_s < 0.15
     copy = _read(kafka_bootstrap, prefix + TELEMETRY_TOPIC)
     assert [r.value for r in copy] == [r.value for r in records]  # one partition: same order
     start, original = copy[0].timestamp_ms, records[0].timestamp_ms
     for sent, source in zip(copy, records, strict=True):
-        expected_ms = (source.timestamp_ms - original) / 4.0
-        assert abs((sent.timestamp_ms - start) - expected_ms) <= 40
+        expected_ms = (source.timestamp_ms - original) / 2.0
+        assert abs((sent.timestamp_ms - start) - expected_ms) <= 120
 
 
 def test_speed_ten_on_a_two_second_trace(
@@ -117,8 +118,8 @@ def test_speed_ten_on_a_two_second_trace(
         bootstrap=kafka_bootstrap, prefix=unique_name("x") + ".", log=tmp_path, speed=10.0
     )
     stats = asyncio.run(replay(request))
-    assert 0.2 <= stats.wall_s < 0.4
-    assert stats.late_s < 0.05
+    assert 0.2 <= stats.wall_s < 0.45
+    assert stats.late_s < 0.15
 
 
 async def _produce(bootstrap: str, topic: str, records: list[RawRecord]) -> None:
