@@ -8,7 +8,8 @@ since the epoch (UTC), power kW at sites and MW at fleet level, > 0 = dischargin
 Steps:
 
 - ``setpoint_filter.filter_setpoint(state, SiteSetpoint, now, FilterConfig, SiteLimits|None)
-  -> (FilterState, SiteCommand | None, FilterReason)``;
+  -> (FilterState, SiteCommand | None, FilterReason)`` and ``tick(state, now, config)`` (same
+  result shape; the agent's timer writes held-back changes after ``min_interval_s``);
 - ``allocator.allocate_fleet_setpoint / allocate_activation / allocate_reserve(event,
   statuses, now, AllocatorConfig) -> Allocation`` and ``reallocate(previous, statuses, now,
   config)``; availability rules in ``availability``;

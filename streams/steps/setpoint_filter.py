@@ -33,6 +33,12 @@ Rules, in order (``now`` is processing time, int microseconds):
 
    Two consecutive written commands of the same kind therefore always differ in payload or
    extend validity (REFRESH): no redundant Modbus write.
+5. **Deferred**: a SUPPRESSED setpoint is kept as ``pending`` (a newer accepted setpoint
+   replaces it; an UNCHANGED one or any write clears it). ``tick(state, now, config)``,
+   called by the agent on a timer, writes it (DEFERRED) once ``min_interval_s`` has passed
+   since the last write (or the last write expired), unless it expired itself. So a small
+   change is delayed by at most ``min_interval_s`` plus the tick period, never lost: many
+   sites each holding back less than ``threshold_kw`` cannot leave the fleet short for long.
 
 The ``command_id`` is ``uuid5(site_id, setpoint_id)``: a re-processed setpoint yields the same id.
 """
@@ -45,6 +51,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
+from streams.steps import _fields as f
 from streams.steps._fields import MICROS_PER_S
 from streams.steps.enums import CommandKind, Product
 from streams.steps.errors import InvalidConfigError, InvalidRecordError
@@ -64,6 +71,7 @@ class FilterReason(StrEnum):
     INTERVAL_ELAPSED = "INTERVAL_ELAPSED"
     CHANGED = "CHANGED"
     REFRESH = "REFRESH"
+    DEFERRED = "DEFERRED"
     # dropped
     DUPLICATE = "DUPLICATE"
     STALE = "STALE"
@@ -87,6 +95,7 @@ _WRITTEN = frozenset(
         FilterReason.INTERVAL_ELAPSED,
         FilterReason.CHANGED,
         FilterReason.REFRESH,
+        FilterReason.DEFERRED,
     }
 )
 
@@ -151,6 +160,34 @@ class SiteLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class Pending:
+    """A suppressed SET_POWER setpoint waiting for ``tick`` (power already clamped)."""
+
+    site_id: str
+    setpoint_id: str
+    power_kw: float
+    valid_until: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "site_id": self.site_id,
+            "setpoint_id": self.setpoint_id,
+            "power_kw": self.power_kw,
+            "valid_until": self.valid_until,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Pending:
+        n = "FilterState.pending"
+        return cls(
+            site_id=f.nonempty_text(data, n, "site_id"),
+            setpoint_id=f.nonempty_text(data, n, "setpoint_id"),
+            power_kw=f.number(data, n, "power_kw"),
+            valid_until=f.micros(data, n, "valid_until"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class FilterState:
     """Per-site filter state (stored in a Faust table; ``to_dict``/``from_dict`` round-trip).
 
@@ -166,6 +203,7 @@ class FilterState:
     last_written_at: int | None = None
     last_valid_until: int | None = None
     last_command_id: str | None = None
+    pending: Pending | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -177,6 +215,7 @@ class FilterState:
             "last_written_at": self.last_written_at,
             "last_valid_until": self.last_valid_until,
             "last_command_id": self.last_command_id,
+            "pending": None if self.pending is None else self.pending.to_dict(),
         }
 
     @classmethod
@@ -184,6 +223,9 @@ class FilterState:
         n = "FilterState"
         kind = data.get("last_kind")
         reserve = data.get("last_reserve")
+        pending = data.get("pending")
+        if pending is not None and not isinstance(pending, Mapping):
+            raise InvalidRecordError(n, "pending", "expected a mapping or null")
         try:
             return cls(
                 last_event_time=_opt_int(data.get("last_event_time"), "last_event_time"),
@@ -196,6 +238,7 @@ class FilterState:
                 last_written_at=_opt_int(data.get("last_written_at"), "last_written_at"),
                 last_valid_until=_opt_int(data.get("last_valid_until"), "last_valid_until"),
                 last_command_id=data.get("last_command_id"),
+                pending=None if pending is None else Pending.from_dict(pending),
             )
         except (TypeError, ValueError) as exc:
             if isinstance(exc, InvalidRecordError):
@@ -258,6 +301,8 @@ def _after(
     event_time: int,
     command: SiteCommand | None,
     now: int,
+    *,
+    pending: Pending | None = None,
 ) -> FilterState:
     """The state after an accepted setpoint (built directly: this runs per site per setpoint)."""
     if command is None:
@@ -270,6 +315,7 @@ def _after(
             state.last_written_at,
             state.last_valid_until,
             state.last_command_id,
+            pending,
         )
     return FilterState(
         event_time,
@@ -280,6 +326,7 @@ def _after(
         now,
         command.valid_until,
         command.command_id,
+        None,
     )
 
 
@@ -361,7 +408,13 @@ def filter_setpoint(  # noqa: PLR0911  # one return per drop rule, in the docume
         config=config,
     )
     if not reason.written:
-        return _after(state, setpoint, setpoint.event_time, None, now), None, reason
+        pending = None
+        if reason is FilterReason.SUPPRESSED and power_kw is not None:
+            pending = Pending(
+                setpoint.site_id, setpoint.setpoint_id, power_kw, setpoint.valid_until
+            )
+        after = _after(state, setpoint, setpoint.event_time, None, now, pending=pending)
+        return after, None, reason
     command = _command(
         setpoint,
         now,
@@ -371,3 +424,46 @@ def filter_setpoint(  # noqa: PLR0911  # one return per drop rule, in the docume
         valid_until=setpoint.valid_until,
     )
     return _after(state, setpoint, setpoint.event_time, command, now), command, reason
+
+
+def tick(
+    state: FilterState, now: int, config: FilterConfig
+) -> tuple[FilterState, SiteCommand | None, FilterReason]:
+    """Write the pending (suppressed) setpoint once the gate allows it (rule 5)."""
+    pending = state.pending
+    if pending is None:
+        return state, None, FilterReason.UNCHANGED
+    if pending.valid_until <= now:
+        return replace(state, pending=None), None, FilterReason.EXPIRED
+    due = (
+        state.last_written_at is None
+        or state.last_valid_until is None
+        or state.last_valid_until <= now
+        or now - state.last_written_at >= _micros(config.min_interval_s)
+    )
+    if not due:
+        return state, None, FilterReason.SUPPRESSED
+    command_id = command_id_for(pending.site_id, pending.setpoint_id)
+    command = SiteCommand(
+        event_id=command_event_id(command_id),
+        event_time=now,
+        site_id=pending.site_id,
+        command_id=command_id,
+        setpoint_id=pending.setpoint_id,
+        kind=CommandKind.SET_POWER,
+        power_kw=pending.power_kw,
+        valid_until=pending.valid_until,
+        issued_by=config.issued_by,
+    )
+    after = FilterState(
+        state.last_event_time,
+        state.last_setpoint_id,
+        CommandKind.SET_POWER,
+        pending.power_kw,
+        None,
+        now,
+        pending.valid_until,
+        command_id,
+        None,
+    )
+    return after, command, FilterReason.DEFERRED

@@ -15,6 +15,7 @@ from streams.steps.setpoint_filter import (
     FilterState,
     SiteLimits,
     filter_setpoint,
+    tick,
 )
 
 S = 1_000_000
@@ -32,6 +33,7 @@ class Step:
     capacity: float
     valid_s: int
     reuse_previous_id: bool
+    tick_after_ms: int | None
 
 
 steps = st.lists(
@@ -47,18 +49,21 @@ steps = st.lists(
         capacity=st.sampled_from([2.0, 4.0, 12.0]),
         valid_s=st.integers(0, 60),
         reuse_previous_id=st.booleans(),
+        tick_after_ms=st.none() | st.integers(0, 15_000),
     ),
     max_size=60,
 )
 
 
-def run(
-    stream: list[Step], *, limits: SiteLimits | None = LIMITS
-) -> list[tuple[SiteSetpoint, int, FilterState, SiteCommand | None, FilterReason]]:
-    """Feed the stream; return (setpoint, now, state before, command, reason) per step."""
+Entry = tuple[SiteSetpoint | None, int, FilterState, SiteCommand | None, FilterReason]
+
+
+def run(stream: list[Step], *, limits: SiteLimits | None = LIMITS) -> list[Entry]:
+    """Feed the stream (setpoints, and timer ticks where a step asks for one); return
+    (setpoint or None for a tick, now, state before, command, reason) per call."""
     state = FilterState()
     now = T0
-    out = []
+    out: list[Entry] = []
     last_id = "sp-0"
     for i, step in enumerate(stream):
         now += step.advance_ms * 1000
@@ -82,14 +87,20 @@ def run(
         # the state survives the table's serialisation at every step
         assert FilterState.from_dict(state.to_dict()) == state
         out.append((setpoint, now, before, command, reason))
+        if step.tick_after_ms is not None:
+            now += step.tick_after_ms * 1000
+            before = state
+            state, command, reason = tick(state, now, CONFIG)
+            assert FilterState.from_dict(state.to_dict()) == state
+            out.append((None, now, before, command, reason))
     return out
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(steps)
 def test_a_stop_is_never_dropped_or_delayed(stream: list[Step]) -> None:
     for setpoint, now, _, command, reason in run(stream):
-        if setpoint.kind is CommandKind.STOP:
+        if setpoint is not None and setpoint.kind is CommandKind.STOP:
             assert reason is FilterReason.STOP
             assert command is not None
             assert command.kind is CommandKind.STOP
@@ -97,7 +108,7 @@ def test_a_stop_is_never_dropped_or_delayed(stream: list[Step]) -> None:
             assert command.valid_until > now  # and not dead on arrival
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(steps)
 def test_commands_stay_within_site_limits(stream: list[Step]) -> None:
     for _, _, _, command, _ in run(stream):
@@ -109,7 +120,7 @@ def test_commands_stay_within_site_limits(stream: list[Step]) -> None:
             assert 0.0 <= command.reserve.capacity_kw <= LIMITS.max_discharge_kw
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(steps)
 def test_no_two_consecutive_commands_are_redundant(stream: list[Step]) -> None:
     previous: SiteCommand | None = None
@@ -133,10 +144,12 @@ def test_no_two_consecutive_commands_are_redundant(stream: list[Step]) -> None:
         previous = command
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(steps)
 def test_a_suppressed_change_is_below_threshold_against_the_last_write(stream: list[Step]) -> None:
     for setpoint, now, before, command, reason in run(stream, limits=None):
+        if setpoint is None:
+            continue
         if reason is FilterReason.SUPPRESSED:
             assert command is None
             assert setpoint.power_kw is not None
@@ -154,6 +167,23 @@ def test_a_suppressed_change_is_below_threshold_against_the_last_write(stream: l
             and abs(setpoint.power_kw - before.last_power_kw) >= CONFIG.threshold_kw
         ):
             assert command is not None  # a real ramp step is never held back
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps)
+def test_a_held_back_change_is_written_by_the_first_tick_after_min_interval(
+    stream: list[Step],
+) -> None:
+    for setpoint, now, before, command, reason in run(stream):
+        if setpoint is not None or before.pending is None:
+            continue
+        pending = before.pending
+        assert before.last_written_at is not None
+        if pending.valid_until > now and now - before.last_written_at >= CONFIG.min_interval_s * S:
+            assert reason is FilterReason.DEFERRED
+            assert command is not None
+            assert command.power_kw == pending.power_kw
+            assert command.setpoint_id == pending.setpoint_id
 
 
 @settings(max_examples=200, deadline=None)

@@ -14,6 +14,7 @@ from streams.steps.setpoint_filter import (
     FilterState,
     SiteLimits,
     filter_setpoint,
+    tick,
 )
 
 S = 1_000_000
@@ -50,9 +51,11 @@ def pw(n: int, t: float, power: float, valid_s: float = 60.0) -> SiteSetpoint:
 
 
 STOP = CommandKind.STOP
-Row = tuple[SiteSetpoint, float, FilterReason, float | None]
+Row = tuple[SiteSetpoint | None, float, FilterReason, float | None]
+TICK = None
 
-# Each row: (setpoint, now [s after T0], expected reason, expected command power or None).
+# Each row: (setpoint, or TICK for the timer, now [s after T0], expected reason, expected
+# command power or None).
 TABLES: dict[str, list[Row]] = {
     "first write, then the gate suppresses small changes inside min_interval": [
         (pw(1, 0.0, 5.0), 0.0, R.FIRST, 5.0),
@@ -98,6 +101,25 @@ TABLES: dict[str, list[Row]] = {
         (sp(2, -100.0, kind=STOP, valid_s=1.0), 0.6, R.STOP, None),
         (pw(3, 1.0, 3.0), 1.0, R.KIND_CHANGE, 3.0),
     ],
+    "a suppressed change is written by the timer once min_interval has passed": [
+        (pw(1, 0.0, 5.0), 0.0, R.FIRST, 5.0),
+        (pw(2, 1.0, 5.2), 1.0, R.SUPPRESSED, None),
+        (TICK, 5.0, R.SUPPRESSED, None),
+        (pw(3, 6.0, 5.3), 6.0, R.SUPPRESSED, None),
+        (TICK, 10.0, R.DEFERRED, 5.3),
+        (TICK, 11.0, R.UNCHANGED, None),
+        (pw(4, 12.0, 5.3), 12.0, R.UNCHANGED, None),
+    ],
+    "an unchanged setpoint clears the pending one; an expired pending one is dropped": [
+        (pw(1, 0.0, 5.0), 0.0, R.FIRST, 5.0),
+        (pw(2, 1.0, 5.2), 1.0, R.SUPPRESSED, None),
+        (pw(3, 2.0, 5.0), 2.0, R.UNCHANGED, None),
+        (TICK, 10.0, R.UNCHANGED, None),
+        (pw(4, 11.0, 5.1), 11.0, R.INTERVAL_ELAPSED, 5.1),
+        (pw(5, 12.0, 5.2, valid_s=2.0), 12.0, R.SUPPRESSED, None),
+        (TICK, 14.0, R.EXPIRED, None),
+        (TICK, 30.0, R.UNCHANGED, None),
+    ],
     "safe mode and reserve arming pass unless an exact duplicate": [
         (sp(1, 0.0, kind=CommandKind.ARM_RESERVE, reserve=ARM), 0.0, R.FIRST, None),
         (sp(2, 1.0, kind=CommandKind.ARM_RESERVE, reserve=ARM), 1.0, R.UNCHANGED, None),
@@ -114,13 +136,19 @@ def test_filter_table(rows: list[Row]) -> None:
     state = FilterState()
     for i, (setpoint, now_s, reason, power) in enumerate(rows):
         now = T0 + round(now_s * S)
-        state, command, got = filter_setpoint(state, setpoint, now, CONFIG)
+        if setpoint is None:
+            state, command, got = tick(state, now, CONFIG)
+        else:
+            state, command, got = filter_setpoint(state, setpoint, now, CONFIG)
         assert got is reason, f"row {i}: {got} != {reason}"
         assert (command is not None) == reason.written, f"row {i}"
+        assert FilterState.from_dict(state.to_dict()) == state, f"row {i}"
         if command is not None:
             assert command.power_kw == power, f"row {i}"
-            assert command.kind is setpoint.kind
-            assert command.command_id == command_id_for("site-1", setpoint.setpoint_id)
+            assert command.setpoint_id is not None
+            assert command.command_id == command_id_for("site-1", command.setpoint_id)
+            if setpoint is not None:
+                assert command.kind is setpoint.kind
             assert command.valid_until > now
             assert state.last_command_id == command.command_id
 
