@@ -296,3 +296,68 @@ def test_rediscovery_follows_a_device_to_its_new_address() -> None:
             assert tel.soc_pct is not None
 
     run(body)
+
+
+def test_request_and_write_gaps_and_settle_time_are_enforced() -> None:
+    async def body() -> None:
+        async with Site("saj") as site:
+            conn = site.rmap.connection.model_copy(
+                update={"connect_settle_s": 0.2, "request_gap_s": 0.05, "write_gap_s": 0.15}
+            )
+            paced = ModbusTransport("127.0.0.1", site.sim.port, site.sim.unit_id, conn)
+            try:
+                p = site.rmap.point("passive_enable")
+                started = time.monotonic()
+                await paced.read(p.table, p.address, 1)
+                assert time.monotonic() - started >= 0.2  # settle after connect
+                started = time.monotonic()
+                for _ in range(4):
+                    await paced.read(p.table, p.address, 1)
+                assert time.monotonic() - started >= 4 * 0.05 - 0.01
+                started = time.monotonic()
+                for _ in range(3):
+                    await paced.write(6, p.address, [0])
+                assert time.monotonic() - started >= 2 * 0.15
+                assert [w.time_s for w in site.sim.write_log] == sorted(
+                    w.time_s for w in site.sim.write_log
+                )
+                gaps = [
+                    b.time_s - a.time_s
+                    for a, b in zip(site.sim.write_log, site.sim.write_log[1:], strict=False)
+                ]
+                assert min(gaps) >= 0.14
+            finally:
+                await paced.close()
+
+    run(body)
+
+
+def test_firmware_variant_is_picked_from_the_identified_firmware() -> None:
+    async def body() -> None:
+        async with Site("huawei", version="V100R001C00SPC141") as site:
+            ident = await site.device.identify()
+            assert ident.variant == "fw_spc140"
+            assert site.device.rmap.connection.ports == [6607, 502]
+
+    run(body)
+
+
+def test_simulated_battery_refuses_discharge_at_min_soc() -> None:
+    async def body() -> None:
+        quick = BatteryParams(tau_s=0.1, dead_time_s=0.0, min_soc_pct=10.0)
+        async with Site("sungrow", soc_pct=10.0, battery=quick) as site:
+            await site.device.identify()
+            await site.device.apply(site.device.plan_command(Command.set_power(3.0)))
+            await asyncio.sleep(0.5)
+            tel = await site.device.read_telemetry()
+            assert tel.mode is Mode.REMOTE
+            assert tel.battery_power_kw == 0.0
+            await site.device.apply(site.device.plan_command(Command.set_power(-3.0)))
+
+            async def charging() -> bool:
+                t = await site.device.read_telemetry()
+                return (t.battery_power_kw or 0.0) < -2.5
+
+            assert await until(charging)
+
+    run(body)

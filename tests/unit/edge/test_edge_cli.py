@@ -226,3 +226,14 @@ def test_doctor_explains_an_unreachable_host(capsys: pytest.CaptureFixture[str])
 def test_sim_group_refuses_unknown_models() -> None:
     with pytest.raises(CliError, match="no model"):
         run("sim", "--oem", "saj", "--model", "XYZ", "--port", str(free_port()))
+
+
+def test_doctor_scan_finds_the_device_in_a_range(capsys: pytest.CaptureFixture[str]) -> None:
+    with ThreadedSim("saj") as site:
+        code = run(
+            "edge", "doctor", "--scan", "127.0.0.1-3", "--port", str(site.port),
+            "--oem", "saj", "--settle", "0", "--timeout", "0.5", "--json",
+        )  # fmt: skip
+    reports = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert [(r["host"], r["oem"]) for r in reports] == [("127.0.0.1", "saj")]
