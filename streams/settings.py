@@ -70,9 +70,11 @@ class FilterSettings(_Group):
     min_interval_s: float = Field(default=10.0, ge=0, allow_inf_nan=False)
     refresh_before_s: float = Field(default=15.0, ge=0, allow_inf_nan=False)
     stop_min_validity_s: float = Field(default=60.0, ge=0, allow_inf_nan=False)
+    #: Period of the agent's timer that calls ``setpoint_filter.tick`` over the table.
+    tick_interval_s: float = Field(default=1.0, gt=0, allow_inf_nan=False)
 
     def to_config(self) -> FilterConfig:
-        return FilterConfig(**self.model_dump())
+        return FilterConfig(**self.model_dump(exclude={"tick_interval_s"}))
 
 
 class AllocatorSettings(_Group):

@@ -26,6 +26,7 @@ def test_defaults() -> None:
         "security_protocol": "PLAINTEXT",
     }
     assert s.filter.to_config().threshold_kw == 0.5
+    assert s.filter.tick_interval_s == 1.0
     assert s.aggregation.windows_s == (1, 10)
 
 
