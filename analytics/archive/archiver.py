@@ -9,7 +9,9 @@ which are read again; nothing is archived twice. After each durable flush the ne
 are also committed to the consumer group, so standard tools show the archiver's lag, but
 those commits are never trusted for resuming.
 
-One archiver process owns an archive directory (an exclusive lock file enforces it).
+One archiver process owns an archive directory (an exclusive lock file enforces it). The
+partitions of its topics are read at start: partitions added to a topic later are picked up
+at the next restart (from their earliest offset, so still nothing is lost).
 """
 
 from __future__ import annotations

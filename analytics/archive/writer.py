@@ -14,7 +14,9 @@ fsync + atomic rename + directory fsync. Consequences:
 - readable while being written: DuckDB globs only ``part-*.parquet``;
 - exact resume: each file name carries its partition and first/last offset (the same
   offsets are columns inside), so the archive itself says where to resume
-  (:func:`analytics.archive.layout.recover_positions`), with no gap and no duplicate.
+  (:func:`analytics.archive.layout.recover_positions`), with no gap and no duplicate;
+- many small files: ``flowerhub archive --out DIR --compact`` merges them into one file per
+  topic, hour and partition (:mod:`analytics.archive.compact`, crash-safe as well).
 
 The columns (:data:`ARCHIVE_COLUMNS`) are the one definition of the archive schema; the
 DuckDB views (``analytics/db.py``) build on it. All timestamps are naive UTC.

@@ -2,6 +2,11 @@
 
 Both give one stream per topic-partition, in offset order, restricted to a Kafka-timestamp
 window; :func:`analytics.replay.plan.merge_streams` turns them into the replay order.
+
+The archive is read lazily, file by file (memory bounded by one flush). Kafka is read up to
+the end offsets seen at the start and held in memory, so ``--kafka`` suits windows of up to
+a few million records; longer slices are replayed from the archive. With ``--from`` the Kafka
+read starts at the first offset whose timestamp is >= the start (``offsets_for_times``).
 """
 
 from __future__ import annotations
