@@ -73,9 +73,8 @@ def _pipeline(
         _, command, _ = filter_setpoint(empty, sp, NOW, fconfig)
         if command is not None:
             records.append(command.to_record())
-    if encoded:
-        return time.perf_counter() - started, len([encode("SiteCommand", r) for r in records])
-    return time.perf_counter() - started, len(records)
+    count = len([encode("SiteCommand", r) for r in records]) if encoded else len(records)
+    return time.perf_counter() - started, count
 
 
 def _naive(
@@ -101,9 +100,8 @@ def _naive(
                 "issued_by": "",
             }
         )
-    if encoded:
-        return time.perf_counter() - started, len([encode("SiteCommand", r) for r in records])
-    return time.perf_counter() - started, len(records)
+    count = len([encode("SiteCommand", r) for r in records]) if encoded else len(records)
+    return time.perf_counter() - started, count
 
 
 def run() -> list[BenchResult]:
