@@ -229,7 +229,7 @@ class FilterState:
         try:
             return cls(
                 last_event_time=_opt_int(data.get("last_event_time"), "last_event_time"),
-                last_setpoint_id=data.get("last_setpoint_id"),
+                last_setpoint_id=_opt_str(data.get("last_setpoint_id"), "last_setpoint_id"),
                 last_kind=None if kind is None else CommandKind(kind),
                 last_power_kw=None
                 if data.get("last_power_kw") is None
@@ -237,13 +237,19 @@ class FilterState:
                 last_reserve=None if reserve is None else ReserveArm.from_record(reserve),
                 last_written_at=_opt_int(data.get("last_written_at"), "last_written_at"),
                 last_valid_until=_opt_int(data.get("last_valid_until"), "last_valid_until"),
-                last_command_id=data.get("last_command_id"),
+                last_command_id=_opt_str(data.get("last_command_id"), "last_command_id"),
                 pending=None if pending is None else Pending.from_dict(pending),
             )
         except (TypeError, ValueError) as exc:
             if isinstance(exc, InvalidRecordError):
                 raise
             raise InvalidRecordError(n, "<state>", str(exc)) from exc
+
+
+def _opt_str(value: Any, field: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise InvalidRecordError("FilterState", field, f"expected a string, got {value!r}")
+    return value
 
 
 def _opt_int(value: Any, field: str) -> int | None:

@@ -226,6 +226,9 @@ def test_state_round_trip_with_reserve() -> None:
         {"last_kind": "JUMP"},
         {"last_event_time": "yesterday"},
         {"last_reserve": {"product": "FCR_N"}},
+        {"last_setpoint_id": 7},
+        {"pending": {"site_id": "s"}},
+        {"pending": "soon"},
     ],
 )
 def test_bad_state_is_a_typed_error(bad: dict[str, object]) -> None:
