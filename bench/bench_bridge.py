@@ -1,6 +1,6 @@
 """Edge bridge: command event produced -> Modbus write acknowledged, and a one-site bridge's RSS.
 
-Setup: one bridge process part serving ``BENCH_BRIDGE_SITES`` simulated inverters (default 100,
+Setup: one bridge process part serving ``BENCH_BRIDGE_SITES`` simulated inverters (default 30,
 Huawei/Sungrow/SAJ in turn; 1,300 pymodbus servers plus their bridge do not fit one Python
 process on a shared machine, so the figure is stated for the count used) on a real broker.
 Commands are produced one at a time, 20 ms apart, round-robin over the sites.
@@ -46,8 +46,8 @@ from edge.sim.battery import BatteryParams
 from edge.sim.server import SimInverter
 from schemas.codec import default_codec
 
-SITES = int(os.environ.get("BENCH_BRIDGE_SITES", "100"))
-COMMANDS = int(os.environ.get("BENCH_BRIDGE_COMMANDS", "300"))
+SITES = int(os.environ.get("BENCH_BRIDGE_SITES", "30"))
+COMMANDS = int(os.environ.get("BENCH_BRIDGE_COMMANDS", "200"))
 GAP_S = 0.02
 OEMS = ("huawei", "sungrow", "saj")
 

@@ -161,7 +161,7 @@ class SimBridge:
         if self._stop is not None and self._run is not None:
             stop = self._stop
             self._loop.call_soon_threadsafe(stop.set)
-            self._run.result(30)
+            self._run.result(60)
         self.bridge, self._stop, self._run = None, None, None
 
     def close(self) -> None:

@@ -40,6 +40,9 @@ class BridgeTopics:
     def command_topic(self) -> str:
         return self.prefix + self.commands
 
+    def telemetry_topic(self) -> str:
+        return self.prefix + self.telemetry
+
     def outgoing(self) -> list[str]:
         return [self.prefix + t for t in (self.telemetry, self.faults, self.results, self.status)]
 
