@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +142,63 @@ def test_hour_runs_never_overlap_even_with_timestamps_going_back(hours: list[int
         assert {r.raw.timestamp_ms // HOUR_MS for r in run} == {int(hour[-2:])}
     for (_h1, a), (_h2, b) in itertools.pairwise(runs):
         assert a[-1].raw.offset < b[0].raw.offset
+
+
+_LOG_ROWS = _rows(SyntheticLog(sites=5, samples=12, partitions=3, period_ms=900_000))
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 25), st.booleans()),  # (rows read, flushed or crashed after)
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_crash_anywhere_then_resume_archives_every_offset_once(
+    steps: list[tuple[int, bool]],
+) -> None:
+    """The archiver's loop without Kafka: read some rows, flush or crash (buffer lost), restart
+    from the positions recovered from the files, and so on; then drain. Exactly-once holds."""
+    by_tp: dict[TopicPartition, list[ArchiveRow]] = {}
+    for row in _LOG_ROWS:
+        by_tp.setdefault(TopicPartition(row.raw.topic, row.raw.partition), []).append(row)
+
+    def unread(positions: dict[TopicPartition, int]) -> list[ArchiveRow]:
+        return [
+            row
+            for tp, rows in sorted(by_tp.items())
+            for row in rows
+            if row.raw.offset >= positions.get(tp, 0)
+        ]
+
+    with tempfile.TemporaryDirectory() as name:
+        root = Path(name)
+        writer = ArchiveWriter(root)
+        for count, flushed in steps:
+            pending = unread({**recover_positions(root), **_next_positions(writer, by_tp)})
+            writer.append(pending[:count])
+            if flushed:
+                writer.flush()
+            else:  # crash: the buffer is lost, a new writer resumes from the files
+                writer.close()
+                writer = ArchiveWriter(root, recover_positions(root))
+        writer.append(unread(recover_positions(root) | _next_positions(writer, by_tp)))
+        writer.flush()
+        writer.close()
+        stored = _stored(root)
+    assert [(p, o) for _t, p, o, *_ in stored] == sorted(
+        (r.raw.partition, r.raw.offset) for r in _LOG_ROWS
+    )
+
+
+def _next_positions(
+    writer: ArchiveWriter, by_tp: dict[TopicPartition, list[ArchiveRow]]
+) -> dict[TopicPartition, int]:
+    """Where the consumer of ``writer`` stands (what it has read, flushed or not)."""
+    found = {}
+    for tp in by_tp:
+        offset = writer.next_offset(tp)
+        if offset is not None:
+            found[tp] = offset
+    return found
