@@ -22,6 +22,7 @@ from pymodbus.datastore import ModbusDeviceContext, ModbusServerContext, ModbusS
 from pymodbus.server import ModbusTcpServer
 
 from edge.hal.codecs import RAW_RANGE, decode_unsigned, encode_int, encode_str, to_signed
+from edge.hal.points import Severity
 from edge.hal.registermap import ModelInfo, Point, RegisterMap
 from edge.sim.battery import BatteryModel, BatteryParams
 from edge.sim.firmware import DEFAULT_VERSION, FIRMWARE, RESPONSE, Firmware, PhysicalState
@@ -169,7 +170,7 @@ class SimInverter:
             capacity_kwh=self.battery.params.capacity_kwh,
             max_charge_kw=self.battery.params.max_charge_kw,
             max_discharge_kw=self.battery.params.max_discharge_kw,
-            faulted=any(self.faults.values()),
+            faulted=self.battery_blocked(),
         )
 
     def tick(self) -> None:
@@ -231,6 +232,15 @@ class SimInverter:
             raise KeyError(f"{point} is not a fault word of {self.rmap.oem}")
         self.faults[point] |= 1 << bit
         self.tick()
+
+    def battery_blocked(self) -> bool:
+        """A MAJOR fault (documented bit) stops the battery; warnings do not."""
+        for table in self.rmap.faults:
+            word = self.faults[table.point]
+            for bit, fb in table.bits.items():
+                if word >> bit & 1 and fb.severity is Severity.MAJOR:
+                    return True
+        return False
 
     def clear_faults(self) -> None:
         self.faults = dict.fromkeys(self.faults, 0)

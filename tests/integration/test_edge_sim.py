@@ -361,3 +361,20 @@ def test_simulated_battery_refuses_discharge_at_min_soc() -> None:
             assert await until(charging)
 
     run(body)
+
+
+def test_a_warning_is_reported_but_does_not_stop_the_battery() -> None:
+    async def body() -> None:
+        async with Site("sungrow") as site:
+            site.sim.inject_fault("inverter_alarm", 0)  # fan alarm, WARNING
+            faults = await site.device.read_faults()
+            assert [(f.code, f.severity.value) for f in faults] == [
+                ("sungrow.inverter_alarm.fan", "WARNING")
+            ]
+            assert (await site.device.read_telemetry()).mode is Mode.SELF_CONSUMPTION
+            site.sim.inject_fault("battery_fault", 14)  # BMS communication fault, MAJOR
+            assert (await site.device.read_telemetry()).mode is Mode.FAULT
+            sources = {f.source.value for f in await site.device.read_faults()}
+            assert sources == {"INVERTER", "BMS"}
+
+    run(body)
