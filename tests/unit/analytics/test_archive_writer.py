@@ -144,10 +144,10 @@ def test_hour_runs_never_overlap_even_with_timestamps_going_back(hours: list[int
         assert a[-1].raw.offset < b[0].raw.offset
 
 
-_LOG_ROWS = _rows(SyntheticLog(sites=5, samples=12, partitions=3, period_ms=900_000))
+_LOG_ROWS = _rows(SyntheticLog(sites=5, samples=12, partitions=3))
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(
     st.lists(
         st.tuples(st.integers(1, 25), st.booleans()),  # (rows read, flushed or crashed after)
