@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from edge.bridge.outbox import (
@@ -167,40 +167,3 @@ def test_record_roundtrip(seq: int, topic: str, key: bytes, eid: str, value: byt
     assert found == [(seq, 0, len(data))]
     rec = decode_body(seq, "bulk", data[16:])
     assert (rec.topic, rec.key, rec.event_id, rec.value) == (topic, key, eid, value)
-
-
-ops = st.lists(
-    st.one_of(
-        st.tuples(st.just("append"), st.booleans()),
-        st.tuples(st.just("ack"), st.integers(0, 5)),
-        st.tuples(st.just("reopen"), st.just(False)),
-    ),
-    max_size=40,
-)
-
-
-@settings(max_examples=40, deadline=None)
-@given(script=ops)
-def test_model_no_loss_no_duplicates_in_order(
-    tmp_path_factory: pytest.TempPathFactory, script: list[tuple[str, object]]
-) -> None:
-    """Below the bound: what was appended and not acked comes out once, in order, after reopen."""
-    d = tmp_path_factory.mktemp("box")
-    box = Outbox(d, segment_bytes=1024)
-    model: list[str] = []
-    n = 0
-    for op, arg in script:
-        if op == "append":
-            box.append("t", b"k", f"id{n}", b"v" * 20, critical=bool(arg))
-            model.append(f"id{n}")
-            n += 1
-        elif op == "ack":
-            k = int(str(arg))
-            box.ack(box.pending(k))
-            model = model[k:]
-        else:
-            box.close()
-            box = Outbox(d, segment_bytes=1024)
-        assert ids(box) == model
-    box.close()
-    assert box.dropped == 0
