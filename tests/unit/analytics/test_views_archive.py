@@ -179,3 +179,16 @@ def test_a_file_is_not_an_archive(tmp_path: Path) -> None:
     path.write_text("x")
     with pytest.raises(ArchiveViewError, match="not a directory"):
         connect(path)
+
+
+def test_topic_macros_filter_by_topic_and_event_time(archive: Path) -> None:
+    con = connect(archive)
+    count = con.execute("SELECT count(*) FROM topic_events(?)", [LOG.topic]).fetchall()
+    assert count == [(LOG.count,)]
+    assert _rows(con, "SELECT count(*) FROM topic_events('other')") == [(0,)]
+    since, until = _utc(LOG.start_ms + 5 * LOG.period_ms), _utc(LOG.start_ms + 8 * LOG.period_ms)
+    rows = con.execute(
+        "SELECT min(event_time), max(event_time), count(*) FROM topic_window(?, ?, ?)",
+        [LOG.topic, since, until],
+    ).fetchall()
+    assert rows == [(since, until - timedelta(milliseconds=LOG.period_ms), 3 * LOG.sites)]
