@@ -13,7 +13,9 @@ where it applies, the sample index.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from types import MappingProxyType
 
 import numpy as np
 import numpy.typing as npt
@@ -112,6 +114,8 @@ class Series:
     soc_pct: FloatArray | None = None
     start: np.datetime64 | None = None
     source: str = field(default="")
+    extra: Mapping[str, FloatArray] = field(default_factory=dict)
+    """Other signals by SvK header name (e.g. ``NEM_Fcrn``, ``ResSize_FcrdUp``)."""
 
     def __post_init__(self) -> None:
         t = _as_float_array("t", self.t, None)
@@ -129,11 +133,13 @@ class Series:
         object.__setattr__(self, "t", t)
         n = t.shape[0]
         for f in fields(self):
-            if f.name in ("t", "start", "source"):
+            if f.name in ("t", "start", "source", "extra"):
                 continue
             value = getattr(self, f.name)
             if value is not None:
                 object.__setattr__(self, f.name, _as_float_array(f.name, value, n))
+        extra = {k: _as_float_array(k, v, n) for k, v in self.extra.items()}
+        object.__setattr__(self, "extra", MappingProxyType(extra))
 
     @classmethod
     def from_datetimes(cls, times: npt.NDArray[np.datetime64], **signals: object) -> Series:
@@ -163,7 +169,10 @@ class Series:
         return self.power_mw - self.baseline_mw
 
     def require_signal(self, name: str, needed_by: str) -> FloatArray:
-        value = getattr(self, name)
+        """A named field (``soc_pct``) or an extra signal by header (``NEM_Fcrn``)."""
+        if name in self.extra:
+            return self.extra[name]
+        value = getattr(self, name, None)
         if value is None:
             raise MissingSignalError(name, needed_by)
         if not isinstance(value, np.ndarray):

@@ -36,6 +36,11 @@ class Product(StrEnum):
         return self.value.replace("FCR_N", "FCRN").replace("FCR_D_", "FCRD_")
 
     @property
+    def svk_service(self) -> str:
+        """SvK CSV service token: Fcrn, FcrdUp, FcrdDo; Ffr, Afrr, Mfrr are our extension."""
+        return _SERVICES[self]
+
+    @property
     def is_fcr_d(self) -> bool:
         return self in (Product.FCR_D_UP, Product.FCR_D_DOWN)
 
@@ -47,6 +52,16 @@ class Product(StrEnum):
         if self is Product.FCR_D_DOWN:
             return -1
         return 0
+
+
+_SERVICES = {
+    Product.FCR_N: "Fcrn",
+    Product.FCR_D_UP: "FcrdUp",
+    Product.FCR_D_DOWN: "FcrdDo",
+    Product.FFR: "Ffr",
+    Product.AFRR: "Afrr",
+    Product.MFRR: "Mfrr",
+}
 
 
 class TestType(StrEnum):

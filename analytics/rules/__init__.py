@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
-from analytics.rules import common, fcrd, fcrn, ffr, frr, sine
+from analytics.rules import common, fcrd, fcrn, ffr, frr, ler, sine
 from analytics.rules.base import (
     INHOUSE,
     KNOWN_VERSIONS,
@@ -56,6 +56,7 @@ __all__ = [
     "judge_sine_set",
     "polarity_offenders",
     "required_sampling",
+    "skipped_rules",
 ]
 
 
@@ -110,8 +111,20 @@ class RuleRegistry:
 
 
 REGISTRY = RuleRegistry(
-    [*fcrd.RULES, *fcrn.RULES, *sine.RULES, *ffr.RULES, *frr.RULES, *common.RULES]
+    [*fcrd.RULES, *fcrn.RULES, *sine.RULES, *ffr.RULES, *frr.RULES, *common.RULES, *ler.RULES]
 )
+
+
+def _select(
+    product: Product, test_type: TestType, rule_version: str | None, only: Collection[str] | None
+) -> list[Rule]:
+    rules = REGISTRY.select(Product(product), TestType(test_type), rule_version, only)
+    if not rules:
+        raise NoRulesError(
+            f"no rule for {Product(product).value} / {TestType(test_type).value}"
+            f"{' / ' + rule_version if rule_version else ''}"
+        )
+    return rules
 
 
 def judge(
@@ -121,22 +134,45 @@ def judge(
     rule_version: str | None = None,
     *,
     only: Collection[str] | None = None,
+    strict: bool = False,
     **params: Any,
 ) -> list[Verdict]:
     """Judge ``series`` with every selected rule; one Verdict per rule, in registry order.
 
     ``only`` restricts to the given rule ids (e.g. just the polarity rule per site).
+    Rules with optional inputs ("where the data allows": LER energy, NEM flags) that are
+    absent are skipped - :func:`skipped_rules` lists them with the reason for the report -
+    or raise :class:`MissingParameterError` with ``strict=True`` or when named in ``only``.
     Raises :class:`NoRulesError` when nothing applies and the typed errors listed in the
-    module doc when a rule cannot be evaluated; nothing is skipped silently.
+    module doc when a rule cannot be evaluated.
     """
-    rules = REGISTRY.select(Product(product), TestType(test_type), rule_version, only)
-    if not rules:
-        raise NoRulesError(
-            f"no rule for {Product(product).value} / {TestType(test_type).value}"
-            f"{' / ' + rule_version if rule_version else ''}"
-        )
+    rules = _select(product, test_type, rule_version, only)
     ctx = Context(series, Product(product), Params.from_kwargs(dict(params)))
-    return [rule.judge(ctx) for rule in rules]
+    out: list[Verdict] = []
+    for rule in rules:
+        missing = rule.missing_input(ctx)
+        if missing is not None:
+            if strict or only is not None:
+                raise MissingParameterError(missing, rule.rule_id, "optional input absent")
+            continue
+        out.append(rule.judge(ctx))
+    return out
+
+
+def skipped_rules(
+    series: Series,
+    product: Product,
+    test_type: TestType,
+    rule_version: str | None = None,
+    **params: Any,
+) -> list[tuple[str, str]]:
+    """(rule_id, missing input) for each rule ``judge`` skips for lack of optional data."""
+    ctx = Context(series, Product(product), Params.from_kwargs(dict(params)))
+    return [
+        (rule.rule_id, missing)
+        for rule in _select(product, test_type, rule_version, None)
+        if (missing := rule.missing_input(ctx)) is not None
+    ]
 
 
 def required_sampling(

@@ -106,6 +106,8 @@ class Params:
     """LER: usable energy for FCR (E_max - E_min in the SOC percentages below)."""
     soc_min_pct: float = 0.0
     soc_max_pct: float = 100.0
+    nem_grace_s: float = 300.0
+    """NEM check: samples this long after an expected NEM change are not judged."""
     initial_soc_pct: float | None = None
     """LER without an SOC signal: SOC at the first sample; SOC then follows -∫P dt."""
     period_s: float | None = None
@@ -197,6 +199,15 @@ class Measurement:
 Evaluator = Callable[[Context], Measurement]
 
 
+def _present(ctx: Context, need: str) -> bool:
+    kind, _, name = need.partition(":")
+    if kind == "param":
+        return getattr(ctx.params, name) is not None
+    if kind == "signal":
+        return name in ctx.series.extra or getattr(ctx.series, name, None) is not None
+    raise RuleError(f"bad optional input {need!r}: use param:<field> or signal:<name>")
+
+
 @dataclass(frozen=True)
 class Rule:
     """One requirement of one product in one document version."""
@@ -210,6 +221,24 @@ class Rule:
     unit: str
     evaluate: Evaluator = field(repr=False, compare=False)
     sampling: SamplingRequirement | None = None
+    needs: tuple[tuple[str, ...], ...] = ()
+    """Optional inputs ("where the data allows"): groups of alternatives, each a ``Params``
+    field (``param:energy_capacity_mwh``) or a series signal (``signal:soc_pct``,
+    ``signal:NEM_Fcrn``). A rule whose group has no present alternative is skipped by
+    ``judge`` (listed by ``skipped_rules``), or raises with ``strict=True``."""
+
+    precondition: Callable[[Context], str | None] | None = field(
+        default=None, repr=False, compare=False
+    )
+    """Data-dependent applicability, e.g. "an activation" for polarity: returns what is
+    missing, or None when the rule applies."""
+
+    def missing_input(self, ctx: Context) -> str | None:
+        """The first unmet optional input, as text; None when the rule can be judged."""
+        for group in self.needs:
+            if not any(_present(ctx, need) for need in group):
+                return " or ".join(group)
+        return None if self.precondition is None else self.precondition(ctx)
 
     def describe(self) -> dict[str, object]:
         """Metadata for listings (``flowerhub audit --list-rules``)."""

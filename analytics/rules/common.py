@@ -1,4 +1,4 @@
-"""Rules for every product: response polarity (in-house) and LER endurance (TR25 §3.5).
+"""Response polarity for every product (in-house diagnostic, per site and per fleet).
 
 Polarity (``FLOWERHUB-1``, usable per site and per fleet): the expected response follows
 the product's activation curve (C = ΔP_ss,theo for FCR) - FCR-N C·clip((50 - f)/0.1, -1, 1);
@@ -10,12 +10,6 @@ about 1 for a correct response, 0 for none and -1 for a mirrored one. It fails b
 ``-polarity_tolerance`` (a missing response is "late or no response", judged by the timing
 rules, not a polarity fault). No sample mask is involved, so rounding of the frequency
 (e.g. through an SvK CSV export) cannot flip samples in or out.
-
-LER endurance (``TR-2025-03-28``): the stored energy E(t) comes from SOC·E_max (SOC signal)
-or from ``initial_soc_pct`` minus ∫P dt (energy and power). With eqs 27-28 at zero setpoint
-and inflow, L_up = (E - E_min)/C·60 and L_down = (E_max - E)/C·60 minutes; the minimum over
-the series must be >= 60 min in both directions for FCR-N, >= 20 min up for FCR-D up and
->= 20 min down for FCR-D down (TR25 §3.5, SvK Q&A LER).
 """
 
 from __future__ import annotations
@@ -24,9 +18,7 @@ import numpy as np
 
 from analytics.rules.base import (
     INHOUSE,
-    TR25,
     Context,
-    Evaluator,
     Measurement,
     MissingParameterError,
     Rule,
@@ -59,6 +51,13 @@ def expected_response(ctx: Context) -> FloatArray:
     return np.where(f <= level, cap, 0.0)
 
 
+def has_activation(ctx: Context) -> str | None:
+    """Polarity applies only when the window asks for a response."""
+    if np.any(expected_response(ctx) != 0):
+        return None
+    return "an activation (the expected response is zero throughout)"
+
+
 def polarity(ctx: Context) -> Measurement:
     s = ctx.series
     exp = expected_response(ctx)
@@ -81,39 +80,6 @@ def polarity(ctx: Context) -> Measurement:
     )
 
 
-def _stored_energy(ctx: Context) -> tuple[FloatArray, float, float]:
-    p = ctx.params
-    if p.energy_capacity_mwh is None or p.energy_capacity_mwh <= 0:
-        raise MissingParameterError("energy_capacity_mwh", "LER endurance", "usable MWh > 0")
-    e_max = p.energy_capacity_mwh
-    s = ctx.series
-    if s.soc_pct is not None:
-        soc = s.soc_pct
-    elif p.initial_soc_pct is not None:
-        parts = 0.5 * (s.power_mw[1:] + s.power_mw[:-1]) * np.diff(s.t)  # MWs per interval
-        used_mwh = np.concatenate(([0.0], np.cumsum(parts))) / 3600.0
-        soc = p.initial_soc_pct - 100.0 * used_mwh / e_max
-    else:
-        raise MissingParameterError("initial_soc_pct", "LER endurance", "or an SOC column")
-    return soc / 100.0 * e_max, p.soc_min_pct / 100.0 * e_max, p.soc_max_pct / 100.0 * e_max
-
-
-def ler_endurance(ctx: Context) -> Measurement:
-    energy, e_min, e_max = _stored_energy(ctx)
-    cap = ctx.capacity("LER endurance")
-    up = float(np.min(energy - e_min)) / cap * 60.0
-    down = float(np.min(e_max - energy)) / cap * 60.0
-    if ctx.product is Product.FCR_N:
-        value, need, which = min(up, down), 60.0, "min(up, down)"
-    elif ctx.product is Product.FCR_D_UP:
-        value, need, which = up, 20.0, "up"
-    else:
-        value, need, which = down, 20.0, "down"
-    return Measurement(
-        value, need, ">=", f"{which}; L_up={up:.1f} min, L_down={down:.1f} min, C={cap:.4f} MW"
-    )
-
-
 def _polarity_rule(product: Product) -> Rule:
     return Rule(
         rule_id=f"{product.tag}.POLARITY",
@@ -124,25 +90,8 @@ def _polarity_rule(product: Product) -> Rule:
         reference="FlowerHub diagnostic (TR25 §3.4 activation curves)",
         unit="fraction",
         evaluate=polarity,
+        precondition=has_activation,
     )
 
 
-def _ler_rule(product: Product, text: str, *, fn: Evaluator = ler_endurance) -> Rule:
-    return Rule(
-        rule_id=f"{product.tag}.LER.ENDURANCE",
-        product=product,
-        test_types=frozenset({TestType.OPERATION}),
-        version=TR25,
-        requirement=text,
-        reference="TR25 §3.5, eqs 27-28",
-        unit="min",
-        evaluate=fn,
-    )
-
-
-RULES: tuple[Rule, ...] = (
-    *(_polarity_rule(p) for p in Product),
-    _ler_rule(Product.FCR_N, "LER endurance >= 60 min up and down"),
-    _ler_rule(Product.FCR_D_UP, "LER endurance >= 20 min up"),
-    _ler_rule(Product.FCR_D_DOWN, "LER endurance >= 20 min down"),
-)
+RULES: tuple[Rule, ...] = tuple(_polarity_rule(p) for p in Product)

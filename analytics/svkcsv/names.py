@@ -27,14 +27,7 @@ from pathlib import Path
 from analytics.svkcsv.errors import FileNameError
 from analytics.verdicts import Product, TestType
 
-SERVICE_TOKENS: dict[Product, str] = {
-    Product.FCR_N: "Fcrn",
-    Product.FCR_D_UP: "FcrdUp",
-    Product.FCR_D_DOWN: "FcrdDo",
-    Product.FFR: "Ffr",  # extension
-    Product.AFRR: "Afrr",  # extension
-    Product.MFRR: "Mfrr",  # extension
-}
+SERVICE_TOKENS: dict[Product, str] = {p: p.svk_service for p in Product}
 PRODUCT_BY_SERVICE = {v: k for k, v in SERVICE_TOKENS.items()}
 TEST_TYPE_ALIASES = {"FastRamp": TestType.RAMP}
 

@@ -258,9 +258,11 @@ def read_csv(
         for prefix, attr in SERIES_COLUMNS
         if column_name(prefix, name.product) in columns
     }
+    used = {column_name(prefix, name.product) for prefix, _ in SERIES_COLUMNS}
+    extra = {h: v for h, v in columns.items() if h not in used}
     start = np.datetime64(int(ms[0]), "ms").astype("datetime64[us]")
     t = (ms - ms[0]).astype(np.float64) / 1000.0
-    series = Series(t=t, start=start, source=str(path), **signals)
+    series = Series(t=t, start=start, source=str(path), extra=extra, **signals)
     return SvkRecord(path=path, name=name, series=series, columns=columns)
 
 

@@ -5,8 +5,9 @@ Format (TR25 §6.2): ASCII, comma separated, '.' decimals, CRLF line ends, first
 ``start`` is taken to be in that zone), values with ``decimals`` (>= 3, default 6)
 decimals, MW with negative = absorbing. Columns: DateTime, then the series' signals in the
 order InsAcPow, GridFreq, ApplFreqSig, CalcBaseline, Cap_<Service>, ReqAcPow, SOC (only
-those present), then ``extra`` columns in the given order. The Interval runs from the first
-time stamp floored to the minute to the last one rounded up to the minute.
+those present), then the series' ``extra`` signals and the ``extra`` argument, in order.
+The Interval runs from the first time stamp floored to the minute to the last one rounded
+up to the minute.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def _columns(
         if value is not None:
             headers.append(column_name(prefix, product))
             columns.append(value)
-    for header, value in (extra or {}).items():
+    for header, value in {**series.extra, **(extra or {})}.items():
         if header not in SIGNAL_UNITS or header in headers:
             raise WriteError(where, f"extra column {header!r} is unknown or duplicated")
         arr = np.asarray(value, dtype=np.float64)

@@ -19,7 +19,7 @@ from analytics.rules import (
 )
 from analytics.rules.base import MissingParameterError
 from analytics.testsequences import simulate_fcr_test
-from analytics.timeseries import MissingSignalError, Series
+from analytics.timeseries import Series
 from analytics.verdicts import Product, TestType, verdicts_to_json
 
 
@@ -119,7 +119,7 @@ def test_polarity_offenders_per_site() -> None:
 def test_polarity_needs_an_activation() -> None:
     t = np.arange(0.0, 60.0)
     quiet = Series(t=t, power_mw=np.zeros_like(t), grid_freq_hz=np.full_like(t, 50.0))
-    with pytest.raises(MissingSignalError, match="an activation"):
+    with pytest.raises(MissingParameterError, match="an activation"):
         judge(quiet, Product.FCR_N, TestType.OPERATION, only=["FCRN.POLARITY"], capacity_mw=1.0)
 
 
