@@ -326,3 +326,36 @@ def fit_fopdt_step(
             if lam > 1e8:
                 break
     return FopdtFit(float(p[0]), float(p[1]), float(p[2]), math.sqrt(current / tt.size) * abs(du))
+
+
+# ---------------------------------------------------------------- gain and lag (any input)
+@dataclass(frozen=True)
+class GainLag:
+    gain: float  # response per unit of expected response (1 = as required)
+    lag_s: float  # delay of the response behind the expected one
+    r2: float  # share of the response variance the delayed, scaled expectation explains
+
+
+def fit_gain_lag(
+    t: FloatArray, expected: FloatArray, response: FloatArray, *, max_lag_s: float = 60.0
+) -> GainLag:
+    """Fit response ≈ gain·expected(t - lag) + const over lags on the sample grid.
+
+    A per-site diagnostic for "late or no response" against any expected trajectory
+    (droop curve, aFRR setpoint): no threshold is implied here; the audit decides.
+    """
+    dt = float(np.median(np.diff(t)))
+    lags = np.arange(0.0, max_lag_s + dt / 2, dt)
+    best = GainLag(0.0, 0.0, 0.0)
+    best_res = math.inf
+    centred = response - response.mean()
+    total = float(np.sum(centred**2))
+    for lag in lags:
+        shifted = np.interp(t - lag, t, expected, left=float(expected[0]))
+        design = np.column_stack([shifted, np.ones_like(shifted)])
+        coef, *_ = np.linalg.lstsq(design, response, rcond=None)
+        res = float(np.sum((design @ coef - response) ** 2))
+        if res < best_res - 1e-12:
+            r2 = 1.0 - res / total if total > 0 else 0.0
+            best, best_res = GainLag(float(coef[0]), float(lag), r2), res
+    return best

@@ -13,6 +13,7 @@ import pytest
 from analytics.freqresp import (
     PeriodFit,
     fit_fopdt_step,
+    fit_gain_lag,
     fit_period,
     fit_sine,
     grid_model,
@@ -206,3 +207,14 @@ def test_sine_rule_needs_the_period() -> None:
     )
     with pytest.raises(MissingParameterError, match="period_s"):
         judge(s, Product.FCR_N, TestType.SINE)
+
+
+@pytest.mark.parametrize(("gain", "lag"), [(1.0, 0.0), (0.8, 7.0), (-1.0, 3.0)])
+def test_gain_and_lag_of_a_delayed_response(gain: float, lag: float) -> None:
+    t = np.arange(0.0, 600.0, 1.0)
+    expected = np.sin(2 * np.pi * t / 97.0) + 0.5 * np.sin(2 * np.pi * t / 31.0)
+    response = 2.0 + gain * np.interp(t - lag, t, expected, left=float(expected[0]))
+    fit = fit_gain_lag(t, expected, response, max_lag_s=20.0)
+    assert fit.gain == pytest.approx(gain, abs=1e-6)
+    assert fit.lag_s == pytest.approx(lag)
+    assert fit.r2 == pytest.approx(1.0, abs=1e-6)
