@@ -3,8 +3,9 @@
 Figure: real-time factor (event-log time span / wall time) of ``flowerhub replay --log DIR
 --max``, end to end (Parquet read, ordered merge, idempotent produce, all acknowledged).
 Baseline, same run, same broker: a plain aiokafka producer (same settings) sending the same
-bytes, already in memory, to the same partitions; the ratio says what replay's reading and
-ordering cost on top of producing. Goal: >= 100x real time.
+bytes, already in memory, to the same partitions with ``send()`` per message. Replay reads
+and orders the archive and then fills record batches itself (``create_batch``), so a
+ratio above 1 means its batching more than pays for the reading. Goal: >= 100x real time.
 
 Uses ``KAFKA_BOOTSTRAP_SERVERS`` when set, else starts the project's local broker.
 """
@@ -122,6 +123,6 @@ def run() -> list[BenchResult]:
             value=stats.records / stats.wall_s,
             unit="events/s",
             baseline=len(records) / raw_wall,
-            goal="close to raw aiokafka produce of the same bytes",
+            goal=">= raw per-message aiokafka produce of the same bytes",
         ),
     ]

@@ -31,9 +31,12 @@ class ReplayError(RuntimeError):
 
 
 class ReplaySink(Protocol):
-    """Where replayed records go."""
+    """Where replayed records go: ``send`` may buffer, ``push`` hands every buffered record
+    to the transport now (called before the pacer sleeps), ``flush`` also waits for acks."""
 
     async def send(self, topic: str, record: RawRecord, timestamp_ms: int | None) -> None: ...
+
+    async def push(self) -> None: ...
 
     async def flush(self) -> None: ...
 
@@ -90,6 +93,7 @@ async def run_replay(
             due = start + due_offset_s(item.effective_ms, stats.first_ms, speed)
             now = clock()
             if due > now:
+                await sink.push()  # everything due so far leaves before we wait
                 await sleep(due - now)
             else:
                 stats.late_s = max(stats.late_s, now - due)
@@ -108,11 +112,17 @@ async def run_replay(
 
 
 class KafkaSink:
-    """A :class:`ReplaySink` producing to Kafka with a bounded number of sends in flight."""
+    """A :class:`ReplaySink` that fills one Kafka record batch per copy partition.
 
-    def __init__(self, producer: Any, *, window: int = 20_000) -> None:
+    Batches (``create_batch``/``send_batch``) skip aiokafka's per-message future and are
+    shipped in creation order per partition, so per-partition order is the replay order;
+    at most ``window`` shipped batches wait for their acknowledgement at a time.
+    """
+
+    def __init__(self, producer: Any, *, window: int = 256) -> None:
         self._producer = producer
         self._window = window
+        self._open: dict[tuple[str, int], Any] = {}
         self._pending: list[asyncio.Future[Any]] = []
         self._partitions: dict[str, set[int]] = {}
 
@@ -128,17 +138,30 @@ class KafkaSink:
             )
 
     async def send(self, topic: str, record: RawRecord, timestamp_ms: int | None) -> None:
-        if topic not in self._partitions or record.partition not in self._partitions[topic]:
+        where = (topic, record.partition)
+        batch = self._open.get(where)
+        if batch is None:
             await self._check(topic, record.partition)
-        future = await self._producer.send(
-            topic,
-            value=record.value,
-            key=record.key,
-            partition=record.partition,
-            timestamp_ms=timestamp_ms,
-            headers=list(record.headers) or None,
-        )
-        self._pending.append(future)
+            batch = self._open[where] = self._producer.create_batch()
+        headers = list(record.headers)
+        if batch.append(
+            timestamp=timestamp_ms, key=record.key, value=record.value, headers=headers
+        ):
+            return
+        await self._ship(where)
+        batch = self._open[where] = self._producer.create_batch()
+        if not batch.append(
+            timestamp=timestamp_ms, key=record.key, value=record.value, headers=headers
+        ):
+            raise ReplayError(
+                f"{record.topic}[{record.partition}]@{record.offset} does not fit in one batch"
+            )
+
+    async def _ship(self, where: tuple[str, int]) -> None:
+        batch = self._open.pop(where)
+        if batch.record_count() == 0:
+            return
+        self._pending.append(await self._producer.send_batch(batch, where[0], partition=where[1]))
         if len(self._pending) >= self._window:
             await self._drain()
 
@@ -149,7 +172,12 @@ class KafkaSink:
         except Exception as exc:
             raise ReplayError(f"sending to the copy failed: {exc}") from exc
 
+    async def push(self) -> None:
+        for where in list(self._open):
+            await self._ship(where)
+
     async def flush(self) -> None:
+        await self.push()
         await self._drain()
 
 

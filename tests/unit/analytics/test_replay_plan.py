@@ -163,9 +163,13 @@ class _Recorder:
         self.clock = clock
         self.sent: list[tuple[float, str, int, int | None]] = []
         self.flushed = 0
+        self.pushed = 0
 
     async def send(self, topic: str, record: RawRecord, timestamp_ms: int | None) -> None:
         self.sent.append((self.clock[0], topic, record.offset, timestamp_ms))
+
+    async def push(self) -> None:
+        self.pushed += 1
 
     async def flush(self) -> None:
         self.flushed += 1
@@ -202,11 +206,13 @@ def test_records_are_sent_at_their_scaled_time(speed: float, wall: float) -> Non
     assert wall_s == pytest.approx(wall)
     assert {topic for _t, topic, *_ in sink.sent} == {"copy.t"}
     assert sink.flushed == 1
+    assert sink.pushed == 4  # before each wait: what is due has left
 
 
 def test_max_speed_never_sleeps_and_keeps_original_timestamps() -> None:
     sink, wall_s = _virtual_run(None)
     assert wall_s == 0.0
+    assert sink.pushed == 0
     assert [ts for *_, ts in sink.sent] == [10_000 + 500 * i for i in range(5)]
     sink, _ = _virtual_run(None, keep=False)
     assert [ts for *_, ts in sink.sent] == [None] * 5
