@@ -88,6 +88,9 @@ FFR_EVENT_RATE = SamplingRequirement("FFR active power at 100 ms around activati
 OPERATION_RATE = SamplingRequirement("operational logging >= 1 Hz (TR25 §6.2)", 1.0)
 
 
+RATE_SLACK = 1.05  # a sample interval may exceed a requirement by 5 % (clock jitter)
+
+
 def _as_float_array(name: str, values: npt.ArrayLike, n: int | None) -> FloatArray:
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim != 1:
@@ -209,7 +212,7 @@ class Series:
         """Raise :class:`SamplingRateError` when sampled more coarsely than ``requirement``.
 
         The largest interval inside ``[t0, t1]`` (the whole series by default) is compared,
-        with 1 % slack for time-stamp rounding.
+        with ``RATE_SLACK`` (5 %) for time-stamp rounding and clock jitter.
         """
         lo = self.t[0] if t0 is None else t0
         hi = self.t[-1] if t1 is None else t1
@@ -220,7 +223,7 @@ class Series:
                 f"fewer than 2 samples in [{lo:.3f}, {hi:.3f}] s for {requirement.name}"
             )
         worst = float(np.max(np.diff(self.t[idx[0] : idx[-1] + 1])))
-        if worst > requirement.max_interval_s * 1.01:
+        if worst > requirement.max_interval_s * RATE_SLACK:
             raise SamplingRateError(requirement, worst)
 
     # ------------------------------------------------------------------ windows
@@ -267,6 +270,36 @@ class Series:
         if t1 <= t0:
             raise InsufficientDataError(f"{what}: averaging window [{t0:.3f}, {t1:.3f}] s is empty")
         return self.integral(y, t0, t1, what) / (t1 - t0)
+
+    def resample(self, interval_s: float, *, max_gap_s: float | None = None) -> Series:
+        """Linear interpolation of every signal onto a regular grid from the first sample.
+
+        Explicit, never implicit: the SvK CSV writer needs one sampling rate, event-log
+        telemetry has jitter. A gap in the data longer than ``max_gap_s`` (default twice the
+        interval) raises :class:`IrregularSamplingError` instead of being bridged.
+        """
+        if interval_s <= 0:
+            raise SeriesError(f"resample interval must be > 0, got {interval_s}")
+        limit = 2 * interval_s if max_gap_s is None else max_gap_s
+        steps = np.diff(self.t)
+        gaps = np.flatnonzero(steps > limit)
+        if gaps.size:
+            i = int(gaps[0]) + 1
+            raise IrregularSamplingError(
+                f"gap of {steps[i - 1]:.3f} s before sample {i} exceeds {limit:.3f} s", index=i
+            )
+        count = int(np.floor((self.t[-1] - self.t[0]) / interval_s + 1e-9)) + 1
+        grid = self.t[0] + np.arange(count) * interval_s
+        moved: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("t", "start", "source") or value is None:
+                continue
+            if f.name == "extra":
+                moved["extra"] = {k: np.interp(grid, self.t, v) for k, v in value.items()}
+            else:
+                moved[f.name] = np.interp(grid, self.t, value)
+        return Series(t=grid, start=self.start, source=self.source, **moved)  # type: ignore[arg-type]  # keys are Series fields
 
     def first_reach(self, y: FloatArray, level: float, t0: float, t1: float | None = None) -> float:
         """First time at or after ``t0`` where ``y >= level`` (interpolated); NaN if never."""

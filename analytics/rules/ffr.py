@@ -33,7 +33,7 @@ from analytics.rules.base import (
     Rule,
     TestSequenceError,
 )
-from analytics.timeseries import FFR_EVENT_RATE
+from analytics.timeseries import FFR_EVENT_RATE, RATE_SLACK
 from analytics.verdicts import Product, TestType
 
 ACTIVATION_TIME_S = {49.7: 1.3, 49.6: 1.0, 49.5: 0.7}
@@ -134,7 +134,7 @@ def sampling(ctx: Context) -> Measurement:
     s = ctx.series
     before = s.t[s.t <= ev.t_a]
     steps = np.diff(before)
-    coarse = np.flatnonzero(steps > FFR_EVENT_RATE.max_interval_s * 1.01)
+    coarse = np.flatnonzero(steps > FFR_EVENT_RATE.max_interval_s * RATE_SLACK)
     first = float(before[coarse[-1] + 1]) if coarse.size else float(s.t[0])
     return Measurement(
         ev.t_a - first, PRE_LOG_S, ">=", f"100 ms log starts at t={first:.3f} s, t_a={ev.t_a:.3f} s"

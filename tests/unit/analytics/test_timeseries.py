@@ -13,6 +13,7 @@ from analytics.timeseries import (
     MissingSignalError,
     NonMonotonicTimeError,
     SamplingRateError,
+    SamplingRequirement,
     Series,
     SeriesError,
 )
@@ -104,3 +105,27 @@ def test_signals() -> None:
         bare.require_signal("soc_pct", "LER")
     with_base = Series(t=s.t, power_mw=s.power_mw, baseline_mw=np.ones(11))
     np.testing.assert_allclose(with_base.response_mw(), s.power_mw - 1.0)
+
+
+def test_resample_onto_a_regular_grid() -> None:
+    t = np.array([0.0, 0.98, 2.03, 2.99, 4.0])
+    s = Series(
+        t=t,
+        power_mw=2.0 * t,
+        soc_pct=np.full(5, 50.0),
+        extra={"NEM_Fcrn": np.zeros(5)},
+        start=np.datetime64("2025-01-01T00:00:00"),
+    )
+    r = s.resample(1.0)
+    np.testing.assert_allclose(r.t, [0.0, 1.0, 2.0, 3.0, 4.0])
+    np.testing.assert_allclose(r.power_mw, 2.0 * r.t)
+    assert r.check_regular() == pytest.approx(1.0)
+    assert r.start == s.start
+    assert set(r.extra) == {"NEM_Fcrn"}
+    with pytest.raises(IrregularSamplingError, match=r"gap of 2\.000 s"):
+        Series(t=np.array([0.0, 1.0, 3.0]), power_mw=np.zeros(3)).resample(1.0, max_gap_s=1.5)
+
+
+def test_jitter_within_5_percent_meets_a_rate() -> None:
+    t = np.cumsum(np.r_[0.0, np.full(20, 1.04)])
+    Series(t=t, power_mw=np.zeros_like(t)).require_rate(SamplingRequirement("x", 1.0))
