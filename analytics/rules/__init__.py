@@ -12,6 +12,15 @@ version string keeps only rules of that version plus the in-house diagnostics
 their own. Keyword parameters are the fields of :class:`~analytics.rules.base.Params`;
 an unknown keyword raises :class:`~analytics.rules.base.UnknownParameterError`.
 
+Rules that need optional data ("where the data allows": LER energy, NEM flags, an
+activation for polarity) are skipped when it is absent; :func:`skipped_rules` lists them
+with the reason, ``strict=True`` raises instead. Sine tests: one record is one period
+(``period_s``); :func:`judge_sine_set` judges Req 8/9 over all periods of a test.
+
+Modules: ``fcrd`` (FCR-D ramp test), ``fcrn`` (FCR-N step test), ``sine`` (Req 8/9/10),
+``ffr``, ``frr`` (aFRR, mFRR), ``common`` (polarity), ``ler`` (endurance, NEM); shared
+plumbing in ``base`` (Rule, Params, Context) and ``segments`` (ramp/step detection).
+
 Errors are typed: :class:`~analytics.timeseries.SeriesError` subclasses for the data
 (sampling too coarse for a named requirement, missing signal, window outside the data),
 :class:`~analytics.rules.base.RuleError` subclasses for parameters and test sequences.

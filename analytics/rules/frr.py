@@ -5,7 +5,8 @@
   ramp) in the Nordic energy activation market since 4 March 2025.
 * mFRR (``SVK-LEGACY``): 100 % within 15 min (SvK mFRR page).
 
-The order is a step in the requested activation (series ``requested_mw``, CSV column
+A series holds one order (the audit slices the log per activation). The order is a step
+in the requested activation (series ``requested_mw``, CSV column
 ``ReqAcPow``), or ``requested_mw`` + ``activation_start_s`` given as parameters. The order
 time is where the request first becomes non-zero; the target is the request there (signed:
 positive = up/injection). ΔP = response minus its mean over the 10 s before the order,
