@@ -25,6 +25,7 @@ SPECS = [
     SimSpec("low", "huawei", soc_pct=8.0, site={"soc_reserve_min_pct": 10.0}),
     SimSpec("fcr", "sungrow"),
     SimSpec("stp", "huawei"),
+    SimSpec("mb", "saj"),
 ]
 
 
@@ -199,3 +200,35 @@ def test_armed_fcr_d_responds_to_frequency_without_commands(fleet: SimBridge) ->
     send(fleet, [stop := new_command("fcr", Kind.STOP)])
     results(fleet, {stop.command_id})
     assert fleet.do(lambda: bridge.sites["fcr"].reserve.armed) is None
+
+
+def _wait(pred: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_modbus_loss_is_reported_then_recovered(fleet: SimBridge) -> None:
+    bridge = fleet.bridge
+    assert bridge is not None
+    site, sim = bridge.sites["mb"], fleet.sims["mb"]
+    fleet.call(sim.stop())
+    _wait(lambda: fleet.do(site.link_state) == "OFFLINE", 30, "the link to go OFFLINE")
+    assert fleet.do(lambda: site.errors) >= 3
+    fleet.call(sim.start())
+    _wait(lambda: fleet.do(site.link_state) == "ONLINE", 30, "the link to come back")
+
+    def seen(recs: list[dict[str, Any]]) -> list[str]:
+        return [r["state"] for r in recs if r["site_id"] == "mb"]
+
+    def done(recs: list[dict[str, Any]]) -> bool:
+        states = seen(recs)
+        return "OFFLINE" in states and "ONLINE" in states[states.index("OFFLINE") :]
+
+    topic = fleet.topics.for_event("DeviceStatus")
+    recs = asyncio.run(read_events(fleet.bootstrap, topic, done, 30.0))
+    assert done(recs), seen(recs)
+    offline = next(r for r in recs if r["site_id"] == "mb" and r["state"] == "OFFLINE")
+    assert offline["last_error"]
+    assert offline["error_count"] >= 1
