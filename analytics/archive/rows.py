@@ -68,9 +68,8 @@ class PayloadEncodingError(TypeError):
     """A decoded record holds a value the archive cannot represent as JSON."""
 
 
-def _to_json_value(value: object) -> object:  # noqa: PLR0911  # one return per JSON shape
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
+def _json_default(value: object) -> object:
+    """JSON for the non-JSON values fastavro decodes to (see module doc)."""
     if isinstance(value, datetime):
         return timestamp_micros(value)
     if isinstance(value, date):
@@ -84,15 +83,16 @@ def _to_json_value(value: object) -> object:  # noqa: PLR0911  # one return per 
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).hex()
     if isinstance(value, Mapping):
-        return {str(k): _to_json_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_to_json_value(v) for v in value]
+        return dict(value)
     raise PayloadEncodingError(f"cannot archive a value of type {type(value).__name__}")
 
 
 def payload_json(record: Mapping[str, object]) -> str:
-    """The decoded record as compact JSON with stable key order (see module doc)."""
-    return json.dumps(_to_json_value(record), separators=(",", ":"), allow_nan=True)
+    """The decoded record as compact JSON (field order kept; see module doc)."""
+    try:
+        return json.dumps(record, separators=(",", ":"), default=_json_default)
+    except (TypeError, ValueError) as exc:  # e.g. non-string dict keys, circular references
+        raise PayloadEncodingError(f"cannot archive the record: {exc}") from exc
 
 
 def timestamp_micros(value: object) -> int | None:
