@@ -156,6 +156,10 @@ class Archiver:
                 writer.close()
 
     async def _start_consumer(self, writer: ArchiveWriter, stats: ArchiverStats) -> Any:
+        counts = await topic_partitions(self.config.bootstrap, self.config.topics)
+        missing = [t for t in self.config.topics if t not in counts]
+        if missing:
+            raise ArchiverError(f"topics missing on {self.config.bootstrap}: {', '.join(missing)}")
         consumer = aiokafka.AIOKafkaConsumer(
             bootstrap_servers=self.config.bootstrap,
             group_id=self.config.group_id,
@@ -163,10 +167,6 @@ class Archiver:
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
-        counts = await topic_partitions(self.config.bootstrap, self.config.topics)
-        missing = [t for t in self.config.topics if t not in counts]
-        if missing:
-            raise ArchiverError(f"topics missing on {self.config.bootstrap}: {', '.join(missing)}")
         await consumer.start()
         try:
             assigned = [

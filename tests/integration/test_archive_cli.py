@@ -71,3 +71,14 @@ def test_sigterm_flushes_everything_including_undecodable_records(
     ]
     decoded = con.execute('SELECT "offset", value FROM events ORDER BY "offset"').fetchall()
     assert decoded == [(0, good[0]), (3, good[1])]
+
+
+def test_a_missing_topic_is_a_clear_error(
+    kafka_bootstrap: str, unique_name: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flowerhub.cli import main as flowerhub
+
+    topic = unique_name("absent")
+    argv = ["archive", "--out", str(tmp_path), "--bootstrap", kafka_bootstrap, "--topics", topic]
+    assert flowerhub(argv) == 2
+    assert f"topics missing on {kafka_bootstrap}: {topic}" in capsys.readouterr().err
