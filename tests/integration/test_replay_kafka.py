@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,17 +72,20 @@ def test_two_replays_of_an_archive_give_the_same_bytes_in_the_same_order(
 
 
 def test_a_time_window_replays_only_its_slice(
-    kafka_bootstrap: str, unique_name: Any, tmp_path: Path
+    kafka_bootstrap: str, unique_name: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     log = SyntheticLog(sites=5, samples=60, partitions=3, late_every=0)
     records = _archive(tmp_path, log)
-    window = TimeWindow(log.start_ms + 10_000, log.start_ms + 19_999 + log.kafka_delay_ms)
+    start_ms = log.start_ms + 10_000
+    end_ms = log.start_ms + 19_999 + log.kafka_delay_ms
+    window = TimeWindow(start_ms, end_ms)
     prefix = unique_name("w") + "."
-    stats = asyncio.run(
-        replay(ReplayRequest(bootstrap=kafka_bootstrap, prefix=prefix, log=tmp_path, window=window))
-    )
+    iso = [datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat() for ms in (start_ms, end_ms)]
+    argv = ["replay", "--log", str(tmp_path), "--bootstrap", kafka_bootstrap, "--prefix", prefix]
+    assert flowerhub([*argv, "--from", iso[0], "--to", iso[1], "--max"]) == 0
     inside = [r for r in records if window.contains(r.timestamp_ms)]
-    assert stats.records == len(inside) == 5 * 10
+    assert len(inside) == 5 * 10
+    assert f"replayed {len(inside)} records" in capsys.readouterr().out
     copy = _read(kafka_bootstrap, prefix + TELEMETRY_TOPIC)
     assert sorted(r.value or b"" for r in copy) == sorted(r.value or b"" for r in inside)
 
