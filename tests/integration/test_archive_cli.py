@@ -52,7 +52,7 @@ def test_sigterm_flushes_everything_including_undecodable_records(
     )  # fmt: skip
     assert process.stdout is not None
     assert process.stdout.readline().startswith("archiving 1 partitions of 1 topics")
-    time.sleep(2.0)  # reads the 5 records; nothing flushed yet (huge batch and interval)
+    time.sleep(3.0)  # reads the 5 records; nothing flushed yet (huge batch and interval)
     assert process.poll() is None
     assert recover_positions(out) == {}
     process.send_signal(signal.SIGTERM)
