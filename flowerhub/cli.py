@@ -18,6 +18,7 @@ GROUP_MODULES: tuple[str, ...] = (
     "edge.cli",
     "flowerhub.broker.cli",
     "schemas.cli",
+    "streams.cli",
 )
 
 

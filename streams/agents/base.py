@@ -1,0 +1,150 @@
+"""What every agent shares: the topic handles, the clock, encoding, sending and dead letters.
+
+An agent is thin: for each event it decodes (``schemas.codec``), calls its pure step, and
+sends the records the step returns through :meth:`AgentContext.send`. Any error on one event
+(``schemas.errors.EventError`` for bad input; any other exception is a step bug) sends that
+event to ``deadletter`` with the reason and the original bytes (:meth:`dead_letter`) and the
+agent goes on with the next event: an agent never dies of bad input.
+
+Topics carry raw bytes (``key_serializer``/``value_serializer`` ``"raw"``): the project codec
+(Avro single-object encoding) is applied here, not by Faust.
+
+``outputs`` maps a logical topic name to the channel an agent sends to: the Kafka topic in a
+worker; tests may replace an entry with an in-memory ``app.channel()`` and read what the
+agent produced from it (Faust's test context does not start a producer).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+from faust.types import ChannelT, EventT, TopicT
+
+from schemas.codec import decode, encode
+from schemas.errors import InvalidEventError
+from streams.settings import StreamsSettings
+from streams.steps.deadletter import build_dead_letter
+from streams.topics import topic as topic_row
+
+log = logging.getLogger(__name__)
+
+MICROS_PER_S = 1_000_000
+
+
+def wall_clock_micros() -> int:
+    """Processing time, int microseconds since the epoch (UTC)."""
+    return time.time_ns() // 1000
+
+
+class ForeignFleetError(InvalidEventError):
+    """A fleet-level event for another fleet than the worker's ``fleet_id``."""
+
+
+@dataclass
+class AgentContext:
+    """The app-wide wiring handed to each agent module's ``register``."""
+
+    app: faust.App
+    settings: StreamsSettings
+    partitions: int | None = None
+    clock: Callable[[], int] = wall_clock_micros
+    outputs: dict[str, ChannelT[Any]] = field(default_factory=dict)
+    _inputs: dict[tuple[str, ...], TopicT] = field(default_factory=dict)
+
+    def partitions_of(self, name: str) -> int:
+        """Partition count of a logical topic (the table row unless overridden)."""
+        return self.partitions or topic_row(name).partitions
+
+    def topic(self, *names: str) -> TopicT:
+        """The Faust topic (raw bytes) over one or more logical topics (prefixed names)."""
+        handle = self._inputs.get(names)
+        if handle is None:
+            counts = {self.partitions_of(n) for n in names}
+            handle = self.app.topic(
+                *(self.settings.topic(n) for n in names),
+                key_type=bytes,
+                value_type=bytes,
+                key_serializer="raw",
+                value_serializer="raw",
+                partitions=counts.pop() if len(counts) == 1 else None,
+            )
+            self._inputs[names] = handle
+        return handle
+
+    def output(self, name: str) -> ChannelT[Any]:
+        """Where records for logical topic ``name`` go (``outputs`` entry, else the topic)."""
+        channel = self.outputs.get(name)
+        if channel is None:
+            channel = self.outputs[name] = self.topic(name)
+        return channel
+
+    async def send(self, name: str, event_name: str, record: Mapping[str, Any]) -> None:
+        """Encode ``record`` as ``event_name`` and send it to ``name``, keyed per the table."""
+        key = topic_row(name).key_of(record)
+        await self.output(name).send(key=key, value=encode(event_name, record))
+
+    async def dead_letter(self, event: EventT[Any], error: BaseException, consumer: str) -> None:
+        """Send ``event``'s original bytes to ``deadletter`` with ``error`` as the reason."""
+        message = event.message
+        key, value = message.key, message.value
+        now = self.clock()
+        try:
+            record = build_dead_letter(
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                key=key if isinstance(key, bytes) else None,
+                value=value if isinstance(value, bytes) else None,
+                error=error,
+                consumer=consumer,
+                now=now,
+                event_time=round(message.timestamp * MICROS_PER_S) if message.timestamp else None,
+            )
+            channel = self.output("deadletter")
+            await channel.send(key=record["key"], value=encode("DeadLetter", record))
+        except Exception:  # a dead letter that cannot be built or sent is logged, never fatal
+            log.exception(
+                "%s: could not dead-letter %s[%d]@%d",
+                consumer,
+                message.topic,
+                message.partition,
+                message.offset,
+            )
+            return
+        log.warning(
+            "%s: %s[%d]@%d -> deadletter: %s: %s",
+            consumer,
+            message.topic,
+            message.partition,
+            message.offset,
+            type(error).__name__,
+            error,
+        )
+
+
+def decode_value(event: EventT[Any]) -> tuple[str, dict[str, Any]]:
+    """``(event name, record)`` of an event's raw value (``EventDecodeError`` when it is not
+    one of ours)."""
+    value = event.message.value
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise InvalidEventError(f"expected bytes, got {type(value).__name__}")
+    decoded = decode(value)
+    return decoded.name, decoded.record
+
+
+def expect(name: str, allowed: frozenset[str], topic: str) -> None:
+    """Raise ``InvalidEventError`` when an event of type ``name`` does not belong here."""
+    if name not in allowed:
+        raise InvalidEventError(
+            f"{name} does not belong on {topic} (expected {', '.join(sorted(allowed))})"
+        )
+
+
+def check_fleet(fleet_id: str, settings: StreamsSettings) -> None:
+    if fleet_id != settings.fleet_id:
+        raise ForeignFleetError(f"fleet_id {fleet_id!r} is not this worker's {settings.fleet_id!r}")

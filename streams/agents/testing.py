@@ -1,0 +1,119 @@
+"""Helpers to run the agents in Faust's test context (no broker): in-memory outputs.
+
+``memory_outputs(built)`` points every output of the app at an in-memory ``app.channel()``
+(Faust's test context starts no producer); ``drain(channel)`` returns what an agent sent
+there, decoded with the project codec. Used by tests/unit/streams/test_agents_*.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from faust.types import ChannelT
+
+from schemas.codec import decode
+from streams.steps.ids import derived_id
+
+OUTPUTS = (
+    "site.setpoints",
+    "site.commands",
+    "fleet.state",
+    "compliance.verdicts",
+    "deadletter",
+)
+
+
+class Sent(NamedTuple):
+    """One record an agent sent: its key, event name and decoded record."""
+
+    key: bytes | None
+    name: str
+    record: dict[str, Any]
+
+
+def memory_outputs(built: Any) -> dict[str, ChannelT[Any]]:
+    """Replace the outputs of a ``streams.app.StreamsApp`` by in-memory channels."""
+    channels: dict[str, ChannelT[Any]] = {}
+    for name in OUTPUTS:
+        channel = built.app.channel()
+        # subscribe now, so nothing sent before the first drain is lost
+        channels[name] = built.ctx.outputs[name] = channel.clone(is_iterator=True)
+    return channels
+
+
+def drain(channel: ChannelT[Any]) -> list[Sent]:
+    """Everything sent to ``channel`` so far (its queue emptied), decoded."""
+    out: list[Sent] = []
+    queue = channel.queue
+    while not queue.empty():
+        event = queue.get_nowait()
+        value = event.value
+        if not isinstance(value, bytes):
+            raise TypeError(f"expected bytes on an output, got {type(value).__name__}")
+        decoded = decode(value)
+        out.append(Sent(event.key, decoded.name, decoded.record))
+    return out
+
+
+def telemetry_record(
+    site_id: str,
+    event_time: int,
+    *,
+    oem: str = "huawei",
+    battery_power_kw: float = 0.0,
+    headroom_up_kw: float = 8.0,
+    headroom_down_kw: float = 8.0,
+    max_kw: float = 10.0,
+    faulted: bool = False,
+    frequency_hz: float | None = 50.0,
+) -> dict[str, Any]:
+    """A valid SiteTelemetry record (times in int microseconds)."""
+    return {
+        "event_id": derived_id("test-telemetry", site_id, event_time),
+        "event_time": event_time,
+        "site_id": site_id,
+        "oem": oem,
+        "model": "test",
+        "battery_power_kw": battery_power_kw,
+        "soc_pct": 60.0,
+        "grid_power_kw": 0.0,
+        "pv_power_kw": 0.0,
+        "load_kw": 0.5,
+        "headroom_up_kw": headroom_up_kw,
+        "headroom_down_kw": headroom_down_kw,
+        "max_discharge_kw": max_kw,
+        "max_charge_kw": max_kw,
+        "mode": "FAULT" if faulted else "REMOTE",
+        "frequency_hz": frequency_hz,
+        "faulted": faulted,
+    }
+
+
+def setpoint_record(
+    site_id: str, setpoint_id: str, event_time: int, power_kw: float, valid_until: int
+) -> dict[str, Any]:
+    """A SET_POWER SiteSetpoint record."""
+    return {
+        "event_id": derived_id("test-setpoint", site_id, setpoint_id),
+        "event_time": event_time,
+        "site_id": site_id,
+        "setpoint_id": setpoint_id,
+        "kind": "SET_POWER",
+        "power_kw": power_kw,
+        "valid_until": valid_until,
+    }
+
+
+def fleet_setpoint_record(
+    fleet_id: str, setpoint_id: str, event_time: int, target_mw: float, valid_until: int
+) -> dict[str, Any]:
+    """A FleetSetpoint record valid from ``event_time``."""
+    return {
+        "event_id": derived_id("test-fleet-setpoint", fleet_id, setpoint_id),
+        "event_time": event_time,
+        "fleet_id": fleet_id,
+        "setpoint_id": setpoint_id,
+        "target_mw": target_mw,
+        "valid_from": event_time,
+        "valid_until": valid_until,
+    }

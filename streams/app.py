@@ -1,0 +1,190 @@
+"""The Faust app factory: ``create_app(settings) -> faust.App`` (no module-global app).
+
+``flowerhub streams worker`` runs it (``streams.cli``). Every topic is pre-created by the
+project before the worker starts (``prepare_topics``): the table's topics under the
+settings' prefix, and the app's internal topics (``internal_topics``: each table's
+changelog ``<app_id>-<table>-changelog`` and the assignor's leader topic), so the app sets
+``topic_allow_declare=False`` and never relies on broker auto-creation.
+
+Agents (``streams.agents``): setpoint filter, allocator (+ command results), telemetry
+aggregator, live compliance. Tables live in the memory store, rebuilt from their changelogs
+on start. Topics carry raw bytes; the agents apply the project's Avro codec.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from streams.agents import aggregator, allocator, compliance, setpoint_filter
+from streams.agents.base import AgentContext, wall_clock_micros
+from streams.agents.sitebook import SiteBook
+from streams.settings import StreamsSettings
+from streams.topics import TOPICS, CreateReport, Topic, create_topics
+
+log = logging.getLogger(__name__)
+
+READY_MESSAGE = "flowerhub streams worker ready"
+TABLES = (setpoint_filter.TABLE, compliance.TABLE)
+
+
+@dataclass(frozen=True)
+class StreamsApp:
+    """A built app and its agents (tests and benches reach the agents through it)."""
+
+    app: faust.App
+    ctx: AgentContext
+    book: SiteBook
+    setpoint_filter: setpoint_filter.SetpointFilterAgent
+    allocator: allocator.AllocatorAgent
+    aggregator: aggregator.AggregatorAgent
+    compliance: compliance.ComplianceAgent
+
+
+def ssl_context(settings: StreamsSettings) -> ssl.SSLContext:
+    context = ssl.create_default_context(
+        cafile=None if settings.ssl_cafile is None else str(settings.ssl_cafile)
+    )
+    if settings.ssl_certfile is not None and settings.ssl_keyfile is not None:
+        context.load_cert_chain(str(settings.ssl_certfile), str(settings.ssl_keyfile))
+    return context
+
+
+def broker_credentials(settings: StreamsSettings) -> Any:
+    """Faust broker credentials for the settings' TLS/SASL (None for PLAINTEXT)."""
+    protocol = settings.security_protocol
+    context = ssl_context(settings) if protocol.uses_tls else None
+    if protocol.uses_sasl:
+        assert settings.sasl_mechanism is not None  # noqa: S101  # checked by the settings
+        assert settings.sasl_password is not None  # noqa: S101  # idem
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password.get_secret_value(),
+            ssl_context=context,
+            mechanism=settings.sasl_mechanism.value,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+def build(
+    settings: StreamsSettings,
+    *,
+    partitions: int | None = None,
+    clock: Callable[[], int] = wall_clock_micros,
+    store: str = "memory://",
+) -> StreamsApp:
+    """The app with every agent registered. ``partitions`` overrides every topic's partition
+    count (topics created with ``create_topics(..., partitions=n)``); ``clock`` is the
+    processing-time clock (int microseconds)."""
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker_urls(),
+        broker_credentials=broker_credentials(settings),
+        store=store,
+        autodiscover=False,
+        topic_allow_declare=False,
+        web_enabled=False,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        table_standby_replicas=0,
+        broker_commit_every=100,
+        broker_commit_interval=1.0,
+        # a killed worker's partitions move to the others after 10 s (Faust's default: 60 s)
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
+    )
+    ctx = AgentContext(app, settings, partitions, clock)
+    book = SiteBook()
+    built = StreamsApp(
+        app,
+        ctx,
+        book,
+        setpoint_filter.register(ctx, book),
+        allocator.register(ctx, book),
+        aggregator.register(ctx, book),
+        compliance.register(ctx, book),
+    )
+
+    async def announce_ready() -> None:
+        # app tasks start once table recovery is over and partitions are sought
+        log.warning(
+            "%s: app_id=%s prefix=%r", READY_MESSAGE, settings.app_id, settings.topic_prefix
+        )
+
+    app.task(announce_ready)
+    return built
+
+
+def settings_with(
+    *, bootstrap: str | None = None, app_id: str | None = None, prefix: str | None = None
+) -> StreamsSettings:
+    """``StreamsSettings`` from the environment, with the given values on top."""
+    overrides: dict[str, Any] = {}
+    if bootstrap:
+        overrides["FLOWERHUB_BOOTSTRAP_SERVERS"] = bootstrap  # the field's env alias
+    if app_id:
+        overrides["app_id"] = app_id
+    if prefix is not None:
+        overrides["topic_prefix"] = prefix
+    return StreamsSettings(**overrides)
+
+
+def create_app(settings: StreamsSettings, *, partitions: int | None = None) -> faust.App:
+    """The streams Faust app for ``settings`` (see ``build`` for the agents)."""
+    return build(settings, partitions=partitions).app
+
+
+def internal_topics(app_id: str, partitions: int | None = None) -> tuple[Topic, ...]:
+    """The app's own topics: one compacted changelog per table, partitioned like the
+    table's source topic, and the assignor leader topic (one partition)."""
+    sources = {setpoint_filter.TABLE: "site.setpoints", compliance.TABLE: "fleet.state"}
+    by_name = {t.name: t for t in TOPICS}
+    rows = [
+        Topic(
+            f"{app_id}-{table}-changelog",
+            None,
+            "faust-table-json",
+            partitions or by_name[sources[table]].partitions,
+            cleanup_policy="compact",
+            retention_ms=None,
+            doc=f"Changelog of the {table} table.",
+        )
+        for table in TABLES
+    ]
+    rows.append(
+        Topic(
+            f"{app_id}-__assignor-__leader",
+            None,
+            "faust-internal",
+            1,
+            doc="Faust's assignor leader topic.",
+        )
+    )
+    return tuple(rows)
+
+
+async def prepare_topics(
+    settings: StreamsSettings, *, partitions: int | None = None, replication_factor: int = 1
+) -> tuple[CreateReport, CreateReport]:
+    """Create the table's topics (prefixed) and the app's internal ones; idempotent."""
+    bootstrap = settings.bootstrap_servers
+    data = await create_topics(
+        bootstrap,
+        settings.topic_prefix,
+        partitions=partitions,
+        replication_factor=replication_factor,
+    )
+    internal = await create_topics(
+        bootstrap,
+        "",
+        replication_factor=replication_factor,
+        topics=internal_topics(settings.app_id, partitions),
+    )
+    return data, internal

@@ -1,0 +1,310 @@
+"""The streams app on the real broker, run as ``flowerhub streams worker`` subprocesses.
+
+Each test has its own app id and topic prefix, creates its topics with
+``streams.app.prepare_topics`` (two partitions each, to stay quick) and waits for the
+worker's ready line (app tasks start after table recovery: events sent earlier could be
+lost or doubled by Faust 0.15.3, see tests/integration/faust_smoke_app.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flowerhub.broker.probe import Record, group_lag, produce, read_to_end
+from schemas.codec import decode, encode
+from streams.agents.testing import fleet_setpoint_record, setpoint_record, telemetry_record
+from streams.app import READY_MESSAGE, prepare_topics, settings_with
+from streams.settings import StreamsSettings
+
+S = 1_000_000
+PARTITIONS = 2
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Worker:
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise AssertionError(self.tail())
+
+    def tail(self) -> str:
+        state = "running" if self.proc.poll() is None else f"exited {self.proc.returncode}"
+        return f"worker {state}; log tail:\n" + self.log_path.read_text(errors="replace")[-4000:]
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def settings_for(bootstrap: str, app_id: str) -> StreamsSettings:
+    return settings_with(bootstrap=bootstrap, app_id=app_id, prefix=f"{app_id}.")
+
+
+@contextmanager
+def streams_worker(
+    settings: StreamsSettings, workdir: Path, env: Mapping[str, str] | None = None
+) -> Iterator[Worker]:
+    """Run ``flowerhub streams worker`` until its ready line; SIGTERM (then SIGKILL) on exit."""
+    log_path = workdir / f"worker-{time.monotonic_ns()}.log"
+    command = [
+        sys.executable,
+        "-m",
+        "flowerhub.cli",
+        "streams",
+        "worker",
+        "--bootstrap",
+        settings.bootstrap_servers,
+        "--app-id",
+        settings.app_id,
+        "--prefix",
+        settings.topic_prefix,
+        "--partitions",
+        str(PARTITIONS),
+        "--loglevel",
+        "warn",
+    ]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        )
+    worker = Worker(proc, log_path)
+    try:
+        deadline = time.monotonic() + 60
+        while READY_MESSAGE not in log_path.read_text(errors="replace"):
+            worker.check_alive()
+            assert time.monotonic() < deadline, f"worker not ready in 60 s\n{worker.tail()}"
+            time.sleep(0.1)
+        yield worker
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def topic(settings: StreamsSettings, name: str) -> str:
+    return settings.topic(name)
+
+
+async def read_events(bootstrap: str, name: str) -> list[tuple[Record, str, dict[str, Any]]]:
+    out = []
+    for r in await read_to_end(bootstrap, [name]):
+        assert r.value is not None
+        decoded = decode(r.value)
+        out.append((r, decoded.name, decoded.record))
+    return out
+
+
+def wait_for(
+    what: str,
+    worker: Worker,
+    check: Callable[[], Any],
+    timeout_s: float = 30.0,
+    every_s: float = 0.3,
+) -> Any:
+    """Call ``check`` until it returns something truthy; fail with the worker's log tail."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        worker.check_alive()
+        last = check()
+        if last:
+            return last
+        time.sleep(every_s)
+    raise AssertionError(f"{what} not reached in {timeout_s} s (last: {last!r})\n{worker.tail()}")
+
+
+def encoded(event: str, records: list[dict[str, Any]], key: str) -> list[tuple[bytes, bytes]]:
+    return [(r[key].encode(), encode(event, r)) for r in records]
+
+
+@pytest.mark.integration
+def test_a_fleet_setpoint_becomes_commands_for_1000_sites(
+    kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    settings = settings_for(kafka_bootstrap, unique_name("alloc"))
+    asyncio.run(prepare_topics(settings, partitions=PARTITIONS))
+    t0 = now_us()
+    sites = [f"site-{i:04d}" for i in range(1000)]
+    telemetry = [
+        telemetry_record(site, t0, headroom_up_kw=4.0 + (i % 7), oem=("huawei", "saj")[i % 2])
+        for i, site in enumerate(sites)
+    ]
+    asyncio.run(
+        produce(
+            kafka_bootstrap,
+            topic(settings, "site.telemetry"),
+            encoded("SiteTelemetry", telemetry, "site_id"),
+        )
+    )
+    env = {"FLOWERHUB_ALLOCATOR__TELEMETRY_MAX_AGE_S": "300"}
+    with streams_worker(settings, tmp_path, env) as worker:
+        wait_for(
+            "telemetry consumed",
+            worker,
+            lambda: (
+                asyncio.run(
+                    group_lag(kafka_bootstrap, settings.app_id, topic(settings, "site.telemetry"))
+                )
+                == 0
+            ),
+        )
+        target_mw = 5.0  # capacity is sum(4 + i % 7) kW ~ 7 MW: fully served
+        order = fleet_setpoint_record(
+            settings.fleet_id, "fsp-1", now_us(), target_mw, now_us() + 60 * S
+        )
+        asyncio.run(
+            produce(
+                kafka_bootstrap,
+                topic(settings, "market.fleet-setpoints"),
+                encoded("FleetSetpoint", [order], "fleet_id"),
+            )
+        )
+        commands_topic = topic(settings, "site.commands")
+
+        def all_commands() -> list[dict[str, Any]] | None:
+            events = asyncio.run(read_events(kafka_bootstrap, commands_topic))
+            return [rec for _, _, rec in events] if len(events) >= len(sites) else None
+
+        commands = wait_for("1000 commands", worker, all_commands, timeout_s=40)
+    assert sorted(c["site_id"] for c in commands) == sites
+    assert len({c["command_id"] for c in commands}) == len(sites)
+    assert all(c["kind"] == "SET_POWER" for c in commands)
+    total_kw = math.fsum(c["power_kw"] for c in commands)
+    assert total_kw == pytest.approx(target_mw * 1000.0, abs=1e-6)
+    for c, tel in zip(sorted(commands, key=lambda c: c["site_id"]), telemetry, strict=True):
+        assert 0 < c["power_kw"] <= tel["headroom_up_kw"] + 1e-9
+
+
+@pytest.mark.integration
+def test_a_killed_worker_recovers_its_filter_table_and_sends_no_duplicate(
+    kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    settings = settings_for(kafka_bootstrap, unique_name("restart"))
+    asyncio.run(prepare_topics(settings, partitions=PARTITIONS))
+    # staleness and the deferred write are out of the way: only the table can stop a repeat
+    env = {"FLOWERHUB_FILTER__MAX_AGE_S": "600", "FLOWERHUB_FILTER__MIN_INTERVAL_S": "600"}
+    sites = [f"site-{i:03d}" for i in range(60)]
+    setpoints_topic = topic(settings, "site.setpoints")
+    commands_topic = topic(settings, "site.commands")
+    changelog = f"{settings.app_id}-filter-state-changelog"
+
+    def batch(tag: str, t: int, power: float) -> list[tuple[bytes, bytes]]:
+        records = [setpoint_record(s, f"{tag}-{s}", t, power, t + 600 * S) for s in sites]
+        return encoded("SiteSetpoint", records, "site_id")
+
+    def commands_by_setpoint() -> Counter[str]:
+        events = asyncio.run(read_events(kafka_bootstrap, commands_topic))
+        return Counter(rec["setpoint_id"] for _, _, rec in events)
+
+    with streams_worker(settings, tmp_path, env) as worker:
+        asyncio.run(produce(kafka_bootstrap, setpoints_topic, batch("a", now_us(), 3.0)))
+        wait_for("first commands", worker, lambda: len(commands_by_setpoint()) == len(sites))
+        wait_for(
+            "filter state in the changelog",
+            worker,
+            lambda: (
+                {r.key for r in asyncio.run(read_to_end(kafka_bootstrap, [changelog]))}
+                >= {f'"{s}"'.encode() for s in sites}
+            ),
+        )
+        worker.proc.send_signal(signal.SIGKILL)  # mid-stream: offsets may be uncommitted
+        worker.proc.wait()
+
+    with streams_worker(settings, tmp_path, env) as worker:
+        t = now_us()
+        # per site, in order: a small change (gated if the state was recovered), then a ramp
+        small = batch("b", t, 3.2)
+        ramp = batch("c", t + 1, 6.0)
+        asyncio.run(
+            produce(
+                kafka_bootstrap,
+                setpoints_topic,
+                [pair for pairs in zip(small, ramp, strict=True) for pair in pairs],
+            )
+        )
+        wait_for(
+            "ramp commands",
+            worker,
+            lambda: all(commands_by_setpoint()[f"c-{s}"] == 1 for s in sites),
+        )
+        time.sleep(1.0)  # a late duplicate would show up now
+        events = asyncio.run(read_events(kafka_bootstrap, commands_topic))
+    per_setpoint = Counter(rec["setpoint_id"] for _, _, rec in events)
+    per_command = Counter(rec["command_id"] for _, _, rec in events)
+    assert set(per_setpoint) == {f"{tag}-{s}" for tag in ("a", "c") for s in sites}
+    assert max(per_setpoint.values()) == 1, per_setpoint.most_common(3)
+    assert max(per_command.values()) == 1
+
+
+@pytest.mark.integration
+def test_garbage_goes_to_deadletter_while_good_events_flow(
+    kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    settings = settings_for(kafka_bootstrap, unique_name("dlq"))
+    asyncio.run(prepare_topics(settings, partitions=PARTITIONS))
+    setpoints_topic = topic(settings, "site.setpoints")
+    telemetry_topic = topic(settings, "site.telemetry")
+    garbage = [b"not avro at all", b"\xc3\x01" + b"\xff" * 8 + b"body", b""]
+    with streams_worker(settings, tmp_path) as worker:
+        t = now_us()
+        good = [setpoint_record(f"site-{i}", f"sp-{i}", t, 2.0, t + 60 * S) for i in range(4)]
+        pairs = encoded("SiteSetpoint", good, "site_id")
+        mixed = [pairs[0], (b"site-x", garbage[0]), pairs[1], (b"site-y", garbage[1]), *pairs[2:]]
+        asyncio.run(produce(kafka_bootstrap, setpoints_topic, mixed))
+        asyncio.run(produce(kafka_bootstrap, telemetry_topic, [(b"site-z", garbage[2])]))
+
+        def letters() -> list[dict[str, Any]] | None:
+            events = asyncio.run(read_events(kafka_bootstrap, settings.topic("deadletter")))
+            return [rec for _, _, rec in events] if len(events) >= len(garbage) else None
+
+        dead = wait_for("dead letters", worker, letters)
+        commands = wait_for(
+            "commands",
+            worker,
+            lambda: (
+                events
+                if len(
+                    events := asyncio.run(
+                        read_events(kafka_bootstrap, settings.topic("site.commands"))
+                    )
+                )
+                >= len(good)
+                else None
+            ),
+        )
+        worker.check_alive()
+    by_original = {d["original"]: d for d in dead}
+    assert set(by_original) == set(garbage)
+    assert by_original[garbage[0]]["source_topic"] == setpoints_topic
+    assert by_original[garbage[0]]["key"] == b"site-x"
+    assert by_original[garbage[0]]["error_type"] == "BadMagicError"
+    assert by_original[garbage[1]]["error_type"] == "UnknownFingerprintError"
+    assert by_original[garbage[2]]["source_topic"] == telemetry_topic
+    assert all(d["reason"] and d["consumer"] for d in dead)
+    assert sorted(rec["setpoint_id"] for _, _, rec in commands) == [f"sp-{i}" for i in range(4)]
