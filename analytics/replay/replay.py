@@ -83,20 +83,22 @@ async def run_replay(
     speed = check_speed(speed)
     stats = ReplayStats()
     names: dict[str, str] = {}
-    start = clock()
+    began = clock()
+    origin = began  # pacing origin: when the first record is in hand
     for item in scheduled:
         record = item.record
         if stats.first_ms is None:
             stats.first_ms = item.effective_ms
+            origin = clock()
         stats.last_ms = item.effective_ms
         if speed is not None:
-            due = start + due_offset_s(item.effective_ms, stats.first_ms, speed)
+            due = origin + due_offset_s(item.effective_ms, stats.first_ms, speed)
             now = clock()
             if due > now:
                 await sink.push()  # everything due so far leaves before we wait
                 await sleep(due - now)
-            else:
-                stats.late_s = max(stats.late_s, now - due)
+                now = clock()
+            stats.late_s = max(stats.late_s, now - due)
         topic = names.get(record.topic)
         if topic is None:
             topic = names[record.topic] = target_topic(
@@ -107,7 +109,7 @@ async def run_replay(
         stats.records += 1
         stats.per_topic[record.topic] += 1
     await sink.flush()
-    stats.wall_s = clock() - start
+    stats.wall_s = clock() - began
     return stats
 
 
