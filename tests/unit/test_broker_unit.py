@@ -186,7 +186,11 @@ def test_cluster_id_needs_sixteen_bytes() -> None:
 def test_heap_sizes(heap: str, ok: bool) -> None:
     if ok:
         assert validate_heap(heap) == heap
-        assert f"-Xmx{heap}" in jvm_options(heap, Path("/x/log4j2.properties"))
+        for short_lived in (False, True):
+            flags = jvm_options(heap, Path("/x/log4j2.properties"), short_lived=short_lived)
+            assert f"-Xmx{heap}" in flags
+            # exactly one collector, or the JVM refuses to start
+            assert sum(f.startswith("-XX:+Use") and f.endswith("GC") for f in flags) == 1
     else:
         with pytest.raises(BrokerConfigError, match="heap size"):
             validate_heap(heap)
