@@ -81,6 +81,11 @@ class SiteConfig(_Strict):
     response_tolerance_kw: Annotated[float, Field(ge=0.0)] = 0.3
     # Droop writes only when the target moved by at least this much.
     min_step_kw: Annotated[float, Field(ge=0.0)] = 0.05
+    # Rediscovery when the device is OFFLINE (DHCP moved the dongle): hosts to scan
+    # ('192.168.1.0/24', '10.0.0.5-40', 'a,b') and ports (default: the map's), found by serial.
+    rediscover_hosts: str | None = None
+    rediscover_ports: list[Annotated[int, Field(ge=1, le=65535)]] | None = None
+    rediscover_every_s: Annotated[float, Field(gt=0.0)] = 30.0
 
     @model_validator(mode="after")
     def _reserve_order(self) -> SiteConfig:

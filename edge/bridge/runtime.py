@@ -36,9 +36,10 @@ from edge.bridge.model import BridgeInputError
 from edge.bridge.offsets import OffsetTracker
 from edge.bridge.outbox import Outbox
 from edge.bridge.sink import BridgeTopics, EventSink
-from edge.bridge.site import SiteController
+from edge.bridge.site import Rediscover, SiteController
 from edge.hal.capabilities import BatteryDevice
 from edge.hal.device import Device
+from edge.hal.discovery import expand_hosts, locate
 from edge.hal.registermap import load_all
 from edge.hal.transport import ModbusTransport
 from schemas.errors import EventDecodeError
@@ -50,10 +51,11 @@ DEFAULT_BOOTSTRAP = "localhost:9092"
 
 @dataclass
 class OpenDevice:
-    """A device and how to release it."""
+    """A device, how to release it and (optionally) how to find it again by serial."""
 
     device: BatteryDevice
     close: Callable[[], Awaitable[None]]
+    rediscover: Rediscover | None = None
 
 
 def hal_device(site: SiteConfig) -> OpenDevice:
@@ -65,7 +67,19 @@ def hal_device(site: SiteConfig) -> OpenDevice:
             f"site {site.site_id}", f"no register map for oem {site.oem!r}; have {sorted(maps)}"
         )
     transport = ModbusTransport(site.host, site.port, site.unit_id, rmap.connection)
-    return OpenDevice(Device(rmap, transport), transport.close)
+    rediscover = None
+    if site.rediscover_hosts:
+        hosts = expand_hosts(site.rediscover_hosts)
+
+        async def rediscover_fn(serial: str) -> tuple[str, int] | None:
+            found = await locate(serial, hosts, rmap, ports=site.rediscover_ports)
+            if found is None:
+                return None
+            transport.retarget(found.host, found.port)
+            return found.host, found.port
+
+        rediscover = rediscover_fn
+    return OpenDevice(Device(rmap, transport), transport.close, rediscover)
 
 
 def bootstrap_servers(config: BridgeConfig) -> str:
@@ -129,6 +143,7 @@ class Bridge:
                 telemetry_interval_s=config.telemetry_interval_s,
                 status_interval_s=config.status_interval_s,
                 on_persisted=self._persisted,
+                rediscover=d.rediscover,
             )
             for s, d in zip(config.sites, self._devices, strict=True)
         }

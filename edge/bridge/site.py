@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 OFFLINE_AFTER = 3
 Persisted = Callable[[Tracking | None], None]
+# serial -> (host, port) where the device answers now, or None; the device is retargeted.
+Rediscover = Callable[[str], Awaitable[tuple[str, int] | None]]
 
 
 def _utcnow() -> datetime:
@@ -77,8 +79,13 @@ class SiteController:
         status_interval_s: float = 30.0,
         clock: Callable[[], datetime] = _utcnow,
         on_persisted: Persisted | None = None,
+        rediscover: Rediscover | None = None,
     ) -> None:
         self.site = site
+        self.host, self.port = site.host, site.port
+        self.rediscover = rediscover
+        self._rediscovered = False
+        self._rediscover_at: datetime | None = None
         self.device = device
         self.store = store
         self.sink = sink
@@ -379,7 +386,30 @@ class SiteController:
     def link_state(self) -> str:
         if self.consecutive_errors >= OFFLINE_AFTER or self.telemetry is None:
             return "OFFLINE"
-        return "DEGRADED" if self.consecutive_errors else "ONLINE"
+        if self.consecutive_errors:
+            return "DEGRADED"
+        return "REDISCOVERED" if self._rediscovered else "ONLINE"
+
+    async def _maybe_rediscover(self, now: datetime) -> None:
+        """OFFLINE with a known serial: look for the device elsewhere (rate limited)."""
+        if self.rediscover is None or self.identity is None or self.link_state() != "OFFLINE":
+            return
+        last = self._rediscover_at
+        if last is not None and (now - last).total_seconds() < self.site.rediscover_every_s:
+            return
+        self._rediscover_at = now
+        try:
+            found = await self.rediscover(self.identity.serial)
+        except HalError as exc:
+            self._note_error(exc)
+            return
+        if found is not None:
+            log.info(
+                "site %s: device %s found at %s:%s", self.site.site_id, self.identity.serial, *found
+            )
+            self.host, self.port = found
+            self._rediscovered = True
+            self.consecutive_errors = 0
 
     async def run_telemetry(self) -> None:
         loop = asyncio.get_running_loop()
@@ -403,6 +433,7 @@ class SiteController:
             faults = await self.device.read_faults()
         except HalError as exc:
             self._note_error(exc)
+            await self._maybe_rediscover(now)
             self._publish_status(now)
             return
         self.rtt_ms = (asyncio.get_running_loop().time() - t0) * 1000.0
@@ -457,8 +488,8 @@ class SiteController:
         ident = self.identity
         st = LinkStatus(
             state=self.link_state(),
-            host=self.site.host,
-            port=self.site.port,
+            host=self.host,
+            port=self.port,
             unit_id=self.site.unit_id,
             serial=ident.serial if ident else None,
             error_count=self.errors,

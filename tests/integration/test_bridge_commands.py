@@ -11,7 +11,14 @@ from typing import Any
 
 import pytest
 
-from edge.bridge.harness import SimBridge, SimSpec, new_command, produce_commands, read_events
+from edge.bridge.harness import (
+    SimBridge,
+    SimSpec,
+    free_port,
+    new_command,
+    produce_commands,
+    read_events,
+)
 from edge.bridge.model import BridgeCommand, Kind, Product, ReserveParams
 from edge.bridge.sink import BridgeTopics
 from edge.sim.battery import BatteryParams
@@ -19,6 +26,7 @@ from flowerhub.broker.admin import create_topics
 
 pytestmark = pytest.mark.integration
 
+MOVED_PORT = free_port()
 OEM_SITES = {"hw": "huawei", "sg": "sungrow", "sj": "saj"}
 SPECS = [
     *(SimSpec(site, oem) for site, oem in OEM_SITES.items()),
@@ -26,6 +34,15 @@ SPECS = [
     SimSpec("fcr", "sungrow"),
     SimSpec("stp", "huawei"),
     SimSpec("mb", "saj"),
+    SimSpec(
+        "mv",
+        "sungrow",
+        site={
+            "rediscover_hosts": "127.0.0.1",
+            "rediscover_ports": [MOVED_PORT],
+            "rediscover_every_s": 1.0,
+        },
+    ),
 ]
 
 
@@ -213,10 +230,13 @@ def test_modbus_loss_is_reported_then_recovered(fleet: SimBridge) -> None:
     bridge = fleet.bridge
     assert bridge is not None
     site, sim = bridge.sites["mb"], fleet.sims["mb"]
+    _wait(lambda: fleet.do(site.link_state) == "ONLINE", 30, "the first poll")
     fleet.call(sim.stop())
-    _wait(lambda: fleet.do(site.link_state) == "OFFLINE", 30, "the link to go OFFLINE")
-    assert fleet.do(lambda: site.errors) >= 3
-    fleet.call(sim.start())
+    try:
+        _wait(lambda: fleet.do(site.link_state) == "OFFLINE", 30, "the link to go OFFLINE")
+        assert fleet.do(lambda: site.errors) >= 3
+    finally:
+        fleet.call(sim.start())
     _wait(lambda: fleet.do(site.link_state) == "ONLINE", 30, "the link to come back")
 
     def seen(recs: list[dict[str, Any]]) -> list[str]:
@@ -232,3 +252,27 @@ def test_modbus_loss_is_reported_then_recovered(fleet: SimBridge) -> None:
     offline = next(r for r in recs if r["site_id"] == "mb" and r["state"] == "OFFLINE")
     assert offline["last_error"]
     assert offline["error_count"] >= 1
+
+
+def test_device_that_moved_is_rediscovered_by_serial(fleet: SimBridge) -> None:
+    bridge = fleet.bridge
+    assert bridge is not None
+    site, sim = bridge.sites["mv"], fleet.sims["mv"]
+    _wait(lambda: fleet.do(site.link_state) == "ONLINE", 30, "the first poll (serial known)")
+    fleet.call(sim.move_to("127.0.0.1", MOVED_PORT))  # DHCP gave the dongle a new address
+    _wait(lambda: fleet.do(site.link_state) == "REDISCOVERED", 40, "rediscovery")
+    assert fleet.do(lambda: site.port) == MOVED_PORT
+    before = writes(fleet, "mv")
+    cmd = new_command("mv", Kind.SET_POWER, 1.0)
+    send(fleet, [cmd])
+    assert results(fleet, {cmd.command_id})[cmd.command_id]["status"] == "APPLIED"
+    assert writes(fleet, "mv") > before
+
+    def done(recs: list[dict[str, Any]]) -> bool:
+        return any(r["site_id"] == "mv" and r["state"] == "REDISCOVERED" for r in recs)
+
+    topic = fleet.topics.for_event("DeviceStatus")
+    recs = asyncio.run(read_events(fleet.bootstrap, topic, done, 20.0))
+    moved = [r for r in recs if r["site_id"] == "mv" and r["state"] == "REDISCOVERED"]
+    assert moved
+    assert moved[0]["port"] == MOVED_PORT
