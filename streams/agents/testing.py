@@ -7,6 +7,7 @@ there, decoded with the project codec. Used by tests/unit/streams/test_agents_*.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from faust.types import ChannelT
@@ -117,3 +118,57 @@ def fleet_setpoint_record(
         "valid_from": event_time,
         "valid_until": valid_until,
     }
+
+
+async def feed(built: Any, agent_name: str, messages: Sequence[tuple[bytes | None, bytes]]) -> None:
+    """Put raw ``(key, value)`` messages through one agent in Faust's test context (no
+    broker), each processed before the next is put."""
+    agent = built.app.agents[agent_name]
+    async with agent.test_context() as tested:
+        for key, value in messages:
+            await tested.put(value, key=key)
+
+
+def activation_record(
+    fleet_id: str,
+    activation_id: str,
+    event_time: int,
+    *,
+    product: str,
+    requested_mw: float,
+    end_time: int,
+    baseline_mw: float | None = None,
+) -> dict[str, Any]:
+    """A MarketActivation ORDER starting at ``event_time``."""
+    return {
+        "event_id": derived_id("test-activation", fleet_id, activation_id),
+        "event_time": event_time,
+        "fleet_id": fleet_id,
+        "activation_id": activation_id,
+        "product": product,
+        "kind": "ORDER",
+        "requested_mw": requested_mw,
+        "start_time": event_time,
+        "end_time": end_time,
+        "baseline_mw": baseline_mw,
+    }
+
+
+def close_app(built: Any) -> None:
+    """Close what Faust created without starting it: the event loop of the consumer thread
+    (made when a table checks its source partitions; the thread never runs in tests)."""
+    consumer = getattr(built.app, "_consumer", None)
+    thread = getattr(consumer, "_thread", None)
+    loop = getattr(thread, "thread_loop", None)
+    if loop is not None and not loop.is_closed():
+        loop.close()
+
+
+class ManualClock:
+    """A processing-time clock (int microseconds) that tests move by hand."""
+
+    def __init__(self, now: int) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now

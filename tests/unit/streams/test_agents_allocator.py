@@ -1,0 +1,128 @@
+"""The allocator agent through Faust's test context: fleet requests -> site setpoints over
+the site book, re-allocation when sites fault, command results, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Iterator
+
+import pytest
+
+from schemas.codec import encode
+from streams.agents.testing import (
+    ManualClock,
+    activation_record,
+    close_app,
+    drain,
+    feed,
+    fleet_setpoint_record,
+    memory_outputs,
+    telemetry_record,
+)
+from streams.app import StreamsApp, build, settings_with
+
+S = 1_000_000
+T0 = 1_700_000_000 * S
+FLEET = "flowerhub"
+SITES = [f"site-{i:02d}" for i in range(20)]
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(T0)
+
+
+@pytest.fixture
+def built(clock: ManualClock) -> Iterator[StreamsApp]:
+    app = build(settings_with(bootstrap="localhost:9092", app_id="unit-alloc"), clock=clock)
+    for i, site in enumerate(SITES):
+        app.book.update_telemetry(telemetry_record(site, T0 - S, headroom_up_kw=2.0 + i % 4))
+    yield app
+    close_app(app)
+
+
+def fleet_setpoint(sp_id: str, target_mw: float) -> tuple[bytes, bytes]:
+    record = fleet_setpoint_record(FLEET, sp_id, T0, target_mw, T0 + 300 * S)
+    return FLEET.encode(), encode("FleetSetpoint", record)
+
+
+def test_a_fleet_setpoint_is_split_over_the_known_sites(built: StreamsApp) -> None:
+    out = memory_outputs(built)
+    asyncio.run(feed(built, "allocator", [fleet_setpoint("fsp-1", 0.05)]))
+    sent = drain(out["site.setpoints"])
+    assert sorted(s.key or b"" for s in sent) == [s.encode() for s in SITES]
+    assert {s.record["source_id"] for s in sent} == {"fsp-1"}
+    assert math.fsum(s.record["power_kw"] for s in sent) == pytest.approx(50.0, abs=1e-6)
+    assert all(0 < s.record["power_kw"] <= 2.0 + 3 for s in sent)
+    current = built.allocator.current
+    assert current is not None
+    assert current.shortfall_kw == pytest.approx(0.0, abs=1e-9)
+
+
+def test_more_than_the_fleet_can_do_is_reported_as_shortfall(built: StreamsApp) -> None:
+    out = memory_outputs(built)
+    capacity_kw = sum(2.0 + i % 4 for i in range(len(SITES)))
+    asyncio.run(feed(built, "allocator", [fleet_setpoint("fsp-2", 1.0)]))
+    sent = drain(out["site.setpoints"])
+    assert math.fsum(s.record["power_kw"] for s in sent) == pytest.approx(capacity_kw)
+    current = built.allocator.current
+    assert current is not None
+    assert current.shortfall_kw == pytest.approx(1000.0 - capacity_kw)
+
+
+def test_an_faulted_site_is_reallocated_to_the_others(
+    built: StreamsApp, clock: ManualClock
+) -> None:
+    out = memory_outputs(built)
+    asyncio.run(feed(built, "allocator", [fleet_setpoint("fsp-3", 0.03)]))
+    first = {s.record["site_id"]: s.record["power_kw"] for s in drain(out["site.setpoints"])}
+    assert asyncio.run(built.allocator.maybe_reallocate()) is None  # nothing changed
+    clock.now = T0 + S
+    built.book.update_telemetry(telemetry_record("site-03", T0 + S // 2, faulted=True))
+    again = asyncio.run(built.allocator.maybe_reallocate())
+    assert again is not None
+    assert again.excluded == {"site-03": "FAULTED"}
+    changed = {s.record["site_id"]: s.record["power_kw"] for s in drain(out["site.setpoints"])}
+    assert "site-03" not in changed
+    assert changed  # the faulted site's share moved to others
+    merged = {**{k: v for k, v in first.items() if k != "site-03"}, **changed}
+    assert math.fsum(merged.values()) == pytest.approx(30.0, abs=1e-6)
+
+
+def test_an_afrr_activation_and_a_foreign_fleet(built: StreamsApp) -> None:
+    out = memory_outputs(built)
+    act = activation_record(
+        FLEET, "afrr-1", T0, product="AFRR", requested_mw=0.02, end_time=T0 + 600 * S
+    )
+    foreign = fleet_setpoint_record("other-fleet", "fsp-x", T0, 0.01, T0 + 60 * S)
+    messages = [
+        (FLEET.encode(), encode("MarketActivation", act)),
+        (b"other-fleet", encode("FleetSetpoint", foreign)),
+        (FLEET.encode(), encode("SiteTelemetry", telemetry_record("s", T0))),
+    ]
+    asyncio.run(feed(built, "allocator", messages))
+    sent = drain(out["site.setpoints"])
+    assert math.fsum(s.record["power_kw"] for s in sent) == pytest.approx(20.0, abs=1e-6)
+    letters = drain(out["deadletter"])
+    assert [d.record["error_type"] for d in letters] == ["ForeignFleetError", "InvalidEventError"]
+    assert letters[0].record["original"] == messages[1][1]
+
+
+def test_command_results_derate_a_clamped_site(built: StreamsApp) -> None:
+    out = memory_outputs(built)
+    result = {
+        "event_id": "00000000-0000-4000-8000-000000000001",
+        "event_time": T0 - S // 2,
+        "site_id": "site-01",
+        "command_id": "c-1",
+        "status": "CLAMPED",
+        "requested_kw": 3.0,
+        "written_kw": 3.0,
+        "measured_kw": 0.5,
+    }
+    asyncio.run(feed(built, "command-results", [(b"site-01", encode("CommandResult", result))]))
+    assert built.book.results["site-01"].measured_kw == 0.5
+    asyncio.run(feed(built, "allocator", [fleet_setpoint("fsp-4", 1.0)]))
+    shares = {s.record["site_id"]: s.record["power_kw"] for s in drain(out["site.setpoints"])}
+    assert shares["site-01"] == pytest.approx(0.5)

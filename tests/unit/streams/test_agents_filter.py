@@ -1,0 +1,130 @@
+"""The setpoint filter agent through Faust's test context (no broker): decode, table state,
+gate, stop bypass, dead letters, and the pending-write timer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from schemas.codec import encode
+from streams.agents.testing import (
+    Sent,
+    close_app,
+    drain,
+    feed,
+    memory_outputs,
+    setpoint_record,
+    telemetry_record,
+)
+from streams.app import StreamsApp, build, settings_with
+from streams.steps.ids import command_id_for
+
+S = 1_000_000
+T0 = 1_700_000_000 * S
+
+
+class Clock:
+    def __init__(self, now: int) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(T0)
+
+
+@pytest.fixture
+def built(clock: Clock) -> Iterator[StreamsApp]:
+    app = build(settings_with(bootstrap="localhost:9092", app_id="unit-filter"), clock=clock)
+    yield app
+    close_app(app)
+
+
+def sp(site: str, sp_id: str, t: int, power: float) -> tuple[bytes, bytes]:
+    return site.encode(), encode("SiteSetpoint", setpoint_record(site, sp_id, t, power, t + 60 * S))
+
+
+def stop(site: str, sp_id: str, t: int) -> tuple[bytes, bytes]:
+    record = setpoint_record(site, sp_id, t, 0.0, t + 5 * S)
+    record.update(kind="STOP", power_kw=None)
+    return site.encode(), encode("SiteSetpoint", record)
+
+
+def commands(sent: list[Sent]) -> list[tuple[str, str, float | None]]:
+    return [(s.record["site_id"], s.record["setpoint_id"], s.record["power_kw"]) for s in sent]
+
+
+def test_setpoints_become_gated_commands_keyed_by_site(built: StreamsApp) -> None:
+    out = memory_outputs(built)
+    messages = [
+        sp("a", "1", T0, 3.0),  # FIRST
+        sp("a", "2", T0, 3.2),  # below threshold, recent write: suppressed (pending)
+        sp("a", "2", T0, 3.2),  # the same setpoint again: duplicate
+        sp("a", "3", T0, 4.0),  # a ramp step of 1 kW: written at once
+        sp("b", "1", T0 - 30 * S, 2.0),  # stale (older than max_age_s)
+        stop("a", "4", T0),  # stop bypasses the gate
+    ]
+    asyncio.run(feed(built, "setpoint-filter", messages))
+    sent = drain(out["site.commands"])
+    assert [s.key for s in sent] == [b"a", b"a", b"a"]
+    assert commands(sent) == [("a", "1", 3.0), ("a", "3", 4.0), ("a", "4", None)]
+    assert [s.record["kind"] for s in sent] == ["SET_POWER", "SET_POWER", "STOP"]
+    assert sent[0].record["command_id"] == command_id_for("a", "1")
+    assert drain(out["deadletter"]) == []
+    # the table holds the state of every site that sent an accepted setpoint
+    state = built.setpoint_filter.state_of("a")
+    assert state.last_setpoint_id == "4"
+    assert state.last_command_id == command_id_for("a", "4")
+    assert built.setpoint_filter.state_of("b").last_setpoint_id is None
+
+
+def test_commands_are_clamped_to_the_limits_the_site_reports(built: StreamsApp) -> None:
+    out = memory_outputs(built)
+    built.book.update_telemetry(telemetry_record("a", T0, max_kw=5.0))
+    asyncio.run(feed(built, "setpoint-filter", [sp("a", "1", T0, 12.0), sp("b", "1", T0, 12.0)]))
+    assert commands(drain(out["site.commands"])) == [("a", "1", 5.0), ("b", "1", 12.0)]
+
+
+def test_bad_input_goes_to_deadletter_and_the_agent_goes_on(built: StreamsApp) -> None:
+    out = memory_outputs(built)
+    wrong_type = encode("SiteTelemetry", telemetry_record("a", T0))
+    no_power = setpoint_record("c", "1", T0, 1.0, T0 + 60 * S)
+    no_power["power_kw"] = None
+    messages = [
+        (b"a", b"\x01\x02garbage"),
+        (b"a", wrong_type),
+        (b"c", encode("SiteSetpoint", no_power)),
+        sp("d", "1", T0, 1.5),
+    ]
+    asyncio.run(feed(built, "setpoint-filter", messages))
+    letters = drain(out["deadletter"])
+    assert [(d.key, d.record["offset"], d.record["error_type"]) for d in letters] == [
+        (b"a", 0, "BadMagicError"),
+        (b"a", 1, "InvalidEventError"),
+        (b"c", 2, "InvalidRecordError"),
+    ]
+    assert letters[0].record["original"] == b"\x01\x02garbage"
+    assert letters[1].record["original"] == wrong_type
+    assert "SiteTelemetry does not belong" in letters[1].record["reason"]
+    assert all(d.record["consumer"] == "setpoint-filter" for d in letters)
+    assert commands(drain(out["site.commands"])) == [("d", "1", 1.5)]
+
+
+def test_the_timer_writes_a_suppressed_change_once_the_interval_passed(
+    built: StreamsApp, clock: Clock
+) -> None:
+    out = memory_outputs(built)
+    asyncio.run(feed(built, "setpoint-filter", [sp("a", "1", T0, 3.0), sp("a", "2", T0, 3.2)]))
+    assert commands(drain(out["site.commands"])) == [("a", "1", 3.0)]
+    agent = built.setpoint_filter
+    assert asyncio.run(agent.flush_pending()) == 0  # min_interval_s (10 s) not passed yet
+    clock.now = T0 + 11 * S
+    assert asyncio.run(agent.flush_pending()) == 1
+    assert commands(drain(out["site.commands"])) == [("a", "2", 3.2)]
+    assert agent.state_of("a").pending is None
+    assert asyncio.run(agent.flush_pending()) == 0
