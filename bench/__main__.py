@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
             ratio = "n/a" if r.ratio is None else f"{r.ratio:.3f}x"
             base = "n/a" if r.baseline is None else f"{r.baseline:,.3f}"
             print(
-                f"   {r.name}: {r.value:,.3f} {r.unit} (baseline {base}, ratio {ratio}; goal {r.goal})"
+                f"   {r.name}: {r.value:,.3f} {r.unit} "
+                f"(baseline {base}, ratio {ratio}; goal {r.goal})"
                 + (f" [{r.note}]" if r.note else ""),
                 flush=True,
             )
