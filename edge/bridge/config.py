@@ -81,6 +81,11 @@ class SiteConfig(_Strict):
     response_tolerance_kw: Annotated[float, Field(ge=0.0)] = 0.3
     # Droop writes only when the target moved by at least this much.
     min_step_kw: Annotated[float, Field(ge=0.0)] = 0.05
+    # While a command is in force: heartbeat writes (maps that have one) at this period, and
+    # the setpoint re-written this often (OEM forced-mode timers) or as soon as telemetry shows
+    # the inverter left remote control.
+    keepalive_s: Annotated[float, Field(gt=0.0)] = 5.0
+    refresh_s: Annotated[float, Field(gt=0.0)] = 600.0
     # Rediscovery when the device is OFFLINE (DHCP moved the dongle): hosts to scan
     # ('192.168.1.0/24', '10.0.0.5-40', 'a,b') and ports (default: the map's), found by serial.
     rediscover_hosts: str | None = None

@@ -32,11 +32,12 @@ from aiokafka.errors import KafkaError  # type: ignore[import-untyped, unused-ig
 from edge.bridge.config import BridgeConfig, ConfigError, SiteConfig
 from edge.bridge.events import COMMAND, command_from_record
 from edge.bridge.idempotency import IdempotencyStore, Tracking
+from edge.bridge.link import Rediscover
 from edge.bridge.model import BridgeInputError
 from edge.bridge.offsets import OffsetTracker
 from edge.bridge.outbox import Outbox
 from edge.bridge.sink import BridgeTopics, EventSink
-from edge.bridge.site import Rediscover, SiteController
+from edge.bridge.site import SiteController
 from edge.hal.capabilities import BatteryDevice
 from edge.hal.device import Device
 from edge.hal.discovery import expand_hosts, locate

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -31,21 +31,19 @@ from edge.bridge.events import (
     telemetry_record,
 )
 from edge.bridge.idempotency import IdempotencyStore, Tracking
+from edge.bridge.link import CONTROLLED, REASSERT_MIN_S, Heartbeats, Link, Rediscover
 from edge.bridge.model import BridgeCommand, Kind, PowerLimits, Status
 from edge.bridge.override import Observation, ResponseTiming, classify
 from edge.bridge.safety import Accepted, LiveLimits, Rejected, check, headroom, power_limits
 from edge.bridge.scheduler import Action, CommandQueue, SiteState, decide
 from edge.bridge.sink import EventSink
 from edge.hal.capabilities import BatteryDevice
-from edge.hal.errors import HalError, TransportError, WriteRefusedError
-from edge.hal.points import Command, Fault, Identity, Telemetry
+from edge.hal.errors import HalError, WriteRefusedError
+from edge.hal.points import Command, Fault, Identity, Telemetry, WritePlan
 
 log = logging.getLogger(__name__)
 
-OFFLINE_AFTER = 3
 Persisted = Callable[[Tracking | None], None]
-# serial -> (host, port) where the device answers now, or None; the device is retargeted.
-Rediscover = Callable[[str], Awaitable[tuple[str, int] | None]]
 
 
 def _utcnow() -> datetime:
@@ -82,10 +80,8 @@ class SiteController:
         rediscover: Rediscover | None = None,
     ) -> None:
         self.site = site
-        self.host, self.port = site.host, site.port
+        self.link = Link(site.host, site.port, site.unit_id)
         self.rediscover = rediscover
-        self._rediscovered = False
-        self._rediscover_at: datetime | None = None
         self.device = device
         self.store = store
         self.sink = sink
@@ -107,13 +103,11 @@ class SiteController:
         self.telemetry: Telemetry | None = None
         self.faults: list[Fault] = []
         self.limits: PowerLimits | None = None
-        self.errors = 0
-        self.consecutive_errors = 0
-        self.last_error: str | None = None
-        self.rtt_ms: float | None = None
         self.droop_writes = 0
-        self._status: LinkStatus | None = None
-        self._status_at: datetime | None = None
+        self.reasserts = 0
+        self._written_at: datetime | None = None
+        self._reassert_at: datetime | None = None
+        self._keepalive_at: datetime | None = None
         self._tracking: dict[str, Tracking | None] = {}
         self._dups: dict[str, list[Tracking | None]] = {}
         self._applied_seq = 0
@@ -234,7 +228,7 @@ class SiteController:
             try:
                 self.telemetry = await self.device.read_telemetry()
             except HalError as exc:
-                self._note_error(exc)
+                self.link.failed(exc)
         self.limits = self._live_limits() if self.telemetry is not None else None
         decision = check(cmd, self.site, now, self.limits)
         if isinstance(decision, Rejected):
@@ -253,7 +247,7 @@ class SiteController:
             try:
                 await self.device.apply(plan)
             except HalError as exc:
-                self._note_error(exc)
+                self.link.failed(exc)
                 self._finish(
                     Outcome(
                         cmd.command_id,
@@ -267,7 +261,7 @@ class SiteController:
                     tracking,
                 )
                 return
-            acked = self.clock()
+            acked = self._written_at = self.clock()
         latency_ms = (acked - cmd.event_time).total_seconds() * 1000.0
         self._after_write(cmd, hal_cmd)
         self._applied_seq += 1
@@ -313,7 +307,7 @@ class SiteController:
             tel = await self.device.read_telemetry()
             faults = await self.device.read_faults()
         except HalError as exc:
-            self._note_error(exc)
+            self.link.failed(exc)
             self._finish(_replace(base, reason=f"written; read-back failed: {exc}"), tracking)
             return
         self.telemetry = tel
@@ -377,39 +371,33 @@ class SiteController:
             await asyncio.sleep(poll_s)
 
     # -------------------------------------------------------------- telemetry
-    def _note_error(self, exc: HalError) -> None:
-        self.errors += 1
-        self.last_error = f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, TransportError):
-            self.consecutive_errors += 1
-
     def link_state(self) -> str:
-        if self.consecutive_errors >= OFFLINE_AFTER or self.telemetry is None:
-            return "OFFLINE"
-        if self.consecutive_errors:
-            return "DEGRADED"
-        return "REDISCOVERED" if self._rediscovered else "ONLINE"
+        return self.link.state(polled=self.telemetry is not None)
+
+    @property
+    def errors(self) -> int:
+        return self.link.errors
+
+    @property
+    def port(self) -> int:
+        return self.link.port
 
     async def _maybe_rediscover(self, now: datetime) -> None:
         """OFFLINE with a known serial: look for the device elsewhere (rate limited)."""
         if self.rediscover is None or self.identity is None or self.link_state() != "OFFLINE":
             return
-        last = self._rediscover_at
+        last = self.link.rediscover_at
         if last is not None and (now - last).total_seconds() < self.site.rediscover_every_s:
             return
-        self._rediscover_at = now
+        self.link.rediscover_at = now
         try:
             found = await self.rediscover(self.identity.serial)
         except HalError as exc:
-            self._note_error(exc)
+            self.link.failed(exc)
             return
         if found is not None:
-            log.info(
-                "site %s: device %s found at %s:%s", self.site.site_id, self.identity.serial, *found
-            )
-            self.host, self.port = found
-            self._rediscovered = True
-            self.consecutive_errors = 0
+            log.info("site %s: %s found at %s:%s", self.site.site_id, self.identity.serial, *found)
+            self.link.moved(*found)
 
     async def run_telemetry(self) -> None:
         loop = asyncio.get_running_loop()
@@ -432,12 +420,11 @@ class SiteController:
             tel = await self.device.read_telemetry()
             faults = await self.device.read_faults()
         except HalError as exc:
-            self._note_error(exc)
+            self.link.failed(exc)
             await self._maybe_rediscover(now)
             self._publish_status(now)
             return
-        self.rtt_ms = (asyncio.get_running_loop().time() - t0) * 1000.0
-        self.consecutive_errors = 0
+        self.link.ok((asyncio.get_running_loop().time() - t0) * 1000.0)
         self.telemetry = tel
         self.limits = self._live_limits()
         if {f.code for f in faults} != {f.code for f in self.faults}:
@@ -467,7 +454,9 @@ class SiteController:
             self.state = SiteState(None, in_safe_mode=True)
             self.base_kw, self.last_written_kw = 0.0, None
             return
-        if self.reserve.armed is None or self.state.in_safe_mode or self.limits is None:
+        if self.state.in_safe_mode:
+            return
+        if await self._keep_alive(now, tel) or self.reserve.armed is None or self.limits is None:
             return
         target = self.reserve.target(self.base_kw, tel.frequency_hz, now, self.limits)
         moved = needs_write(self.last_written_kw, target.total_kw, self.site.min_step_kw)
@@ -475,36 +464,76 @@ class SiteController:
             self.last_written_kw = target.total_kw
             self.droop_writes += 1
 
+    def _since(self, now: datetime, t: datetime | None) -> float:
+        return float("inf") if t is None else (now - t).total_seconds()
+
+    async def _keep_alive(self, now: datetime, tel: Telemetry) -> bool:
+        """Keep the inverter under remote control while a command is in force.
+
+        Re-writes the setpoint when telemetry shows the inverter left REMOTE/FORCED (forced
+        timer ran out, heartbeat missed) or every ``refresh_s``; else heartbeats if the map
+        has them. True when it re-wrote the setpoint.
+        """
+        if self.last_written_kw is None:
+            return False
+        left = tel.mode not in CONTROLLED and self._since(now, self._written_at) > (
+            self.timing.settle_s
+        )
+        stale = self._since(now, self._written_at) >= self.site.refresh_s
+        if (left or stale) and self._since(now, self._reassert_at) >= REASSERT_MIN_S:
+            self._reassert_at = now
+            if left:
+                log.warning(
+                    "site %s: inverter left remote control (%s); setpoint re-written",
+                    self.site.site_id,
+                    tel.mode,
+                )
+            if await self._write(Command.set_power(self.last_written_kw)):
+                self.reasserts += 1
+            return True
+        if isinstance(self.device, Heartbeats) and (
+            self._since(now, self._keepalive_at) >= self.site.keepalive_s
+        ):
+            plan = self.device.plan_heartbeat()
+            if plan is not None:
+                self._keepalive_at = now
+                await self._apply(plan)
+        return False
+
     async def _write(self, cmd: Command) -> bool:
+        try:
+            plan = self.device.plan_command(cmd)
+        except HalError as exc:
+            self.link.failed(exc)
+            return False
+        return await self._apply(plan)
+
+    async def _apply(self, plan: WritePlan) -> bool:
         async with self._write_lock:
             try:
-                await self.device.apply(self.device.plan_command(cmd))
+                await self.device.apply(plan)
             except HalError as exc:
-                self._note_error(exc)
+                self.link.failed(exc)
                 return False
+        self._written_at = self.clock()
         return True
 
     def _publish_status(self, now: datetime) -> None:
-        ident = self.identity
+        link, ident = self.link, self.identity
         st = LinkStatus(
             state=self.link_state(),
-            host=self.host,
-            port=self.port,
-            unit_id=self.site.unit_id,
+            host=link.host,
+            port=link.port,
+            unit_id=link.unit_id,
             serial=ident.serial if ident else None,
-            error_count=self.errors,
-            last_error=self.last_error,
-            rtt_ms=self.rtt_ms,
+            error_count=link.errors,
+            last_error=link.last_error,
+            rtt_ms=link.rtt_ms,
             outbox_depth=self.sink.outbox.depth,
             outbox_dropped=self.sink.outbox.dropped,
         )
-        due = (
-            self._status_at is None
-            or (now - self._status_at).total_seconds() >= self.status_interval_s
-        )
-        if st.changed(self._status) or due:
+        if link.status_due(st, now, self.status_interval_s):
             self.sink.emit(STATUS, status_record(self.site.site_id, st, now))
-            self._status, self._status_at = st, now
 
 
 def _replace(o: Outcome, **changes: object) -> Outcome:

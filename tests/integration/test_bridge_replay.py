@@ -38,7 +38,7 @@ def test_duplicate_delivery_and_restart_never_write_twice(
     topics = BridgeTopics(prefix=f"replay-{uuid.uuid4().hex[:8]}.")
     create_topics(kafka_bootstrap, [topics.command_topic, *topics.outgoing()], 1)
     h = SimBridge(
-        [SimSpec("dup", "sungrow")],
+        [SimSpec("dup", "huawei")],  # no heartbeat writes: the write log is command writes only
         bootstrap=kafka_bootstrap,
         state=tmp_path,
         topics=topics,

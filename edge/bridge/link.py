@@ -1,0 +1,73 @@
+"""The Modbus link of one site as DeviceStatus reports it: errors, state, address, cadence."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from edge.bridge.events import LinkStatus
+from edge.hal.errors import HalError, TransportError
+from edge.hal.points import Mode, WritePlan
+
+OFFLINE_AFTER = 3  # consecutive transport failures
+REASSERT_MIN_S = 5.0  # at most one re-write of the setpoint per this many seconds
+CONTROLLED = (Mode.REMOTE, Mode.FORCED)
+
+
+@runtime_checkable
+class Heartbeats(Protocol):
+    """Devices whose map has keep-alive writes (e.g. an external-EMS heartbeat)."""
+
+    def plan_heartbeat(self) -> WritePlan | None: ...
+
+
+# serial -> (host, port) where the device answers now, or None; the device is retargeted.
+Rediscover = Callable[[str], Awaitable[tuple[str, int] | None]]
+
+
+@dataclass
+class Link:
+    host: str
+    port: int
+    unit_id: int
+    errors: int = 0
+    consecutive_errors: int = 0
+    last_error: str | None = None
+    rtt_ms: float | None = None
+    rediscovered: bool = False
+    rediscover_at: datetime | None = None
+    _status: LinkStatus | None = None
+    _status_at: datetime | None = None
+
+    def failed(self, exc: HalError) -> None:
+        self.errors += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, TransportError):
+            self.consecutive_errors += 1
+
+    def ok(self, rtt_ms: float) -> None:
+        self.rtt_ms = rtt_ms
+        self.consecutive_errors = 0
+
+    def moved(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.rediscovered = True
+        self.consecutive_errors = 0
+
+    def state(self, polled: bool) -> str:
+        """OFFLINE until the first good poll and after OFFLINE_AFTER transport failures."""
+        if self.consecutive_errors >= OFFLINE_AFTER or not polled:
+            return "OFFLINE"
+        if self.consecutive_errors:
+            return "DEGRADED"
+        return "REDISCOVERED" if self.rediscovered else "ONLINE"
+
+    def status_due(self, st: LinkStatus, now: datetime, every_s: float) -> bool:
+        """Publish on a change of state/address, and every ``every_s`` anyway."""
+        due = self._status_at is None or (now - self._status_at).total_seconds() >= every_s
+        if st.changed(self._status) or due:
+            self._status, self._status_at = st, now
+            return True
+        return False
