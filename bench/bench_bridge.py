@@ -226,7 +226,11 @@ def run() -> list[BenchResult]:
             battery=BatteryParams(tau_s=0.5, dead_time_s=0.1),
         )
         with h:
-            size = len(default_codec().encode(COMMAND, command_record(new_command("b0000", Kind.SET_POWER, 1.0))))
+            size = len(
+                default_codec().encode(
+                    COMMAND, command_record(new_command("b0000", Kind.SET_POWER, 1.0))
+                )
+            )
             kafka = h.call(raw_kafka_ms(bootstrap, raw_topic, 200, size), 120)
             rtt = h.call(modbus_rtt_ms(h.sims["b0001"], 200), 120)
             first, last = command_latencies(h, COMMANDS)
