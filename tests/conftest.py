@@ -27,7 +27,7 @@ import pytest
 from flowerhub.broker.admin import create_topics as _create_topics
 from flowerhub.broker.admin import wait_for_brokers
 
-KAFKA_IMAGE = os.environ.get("FLOWERHUB_KAFKA_IMAGE", "apache/kafka:4.1.1")
+KAFKA_IMAGE = os.environ.get("FLOWERHUB_KAFKA_IMAGE", "apache/kafka:4.4.0")
 
 
 def docker_engine_answers(timeout: float = 2.0) -> bool:

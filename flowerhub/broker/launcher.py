@@ -21,7 +21,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from flowerhub.broker.admin import wait_for_brokers
@@ -55,6 +55,7 @@ from flowerhub.broker.state import (
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_HOME = REPO_ROOT / ".cache" / "kafka"
 DEFAULT_HEAP = "512m"
+PORT_ATTEMPTS = 3
 
 # Popen objects of the nodes this process started: kept so they are reaped (no zombies,
 # no "still running" warnings) when this process stops them.
@@ -263,13 +264,31 @@ def start_cluster(
     data_dir.mkdir(parents=True, exist_ok=True)
     _check_not_running(data_dir)
     cluster_id = _formatted_cluster_id(data_dir, nodes) or new_cluster_id()
-    plan = plan_cluster(cluster_id, data_dir, free_ports(2 * nodes))
     started = time.monotonic()
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        # Free ports are released before the JVMs bind them (a second or more later); on a
+        # busy machine a client connection may take one meanwhile: then pick new ports.
+        plan = plan_cluster(cluster_id, data_dir, free_ports(2 * nodes))
+        try:
+            state = _start_plan(lib, version, plan, heap, timeout)
+        except BrokerStartError as exc:
+            if "Address already in use" not in str(exc) or attempt == PORT_ATTEMPTS:
+                raise
+            continue
+        final = replace(state, startup_seconds=time.monotonic() - started)
+        write_state(final)
+        return final
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _start_plan(
+    lib: Path, version: str, plan: ClusterPlan, heap: str, timeout: float
+) -> ClusterState:
     node_states = [_write_node_files(plan, n.node_id) for n in plan.nodes]
     _format_storage(lib, plan, node_states)
     state = ClusterState(
-        data_dir=str(data_dir),
-        cluster_id=cluster_id,
+        data_dir=str(plan.data_dir),
+        cluster_id=plan.cluster_id,
         kafka_version=version,
         bootstrap=plan.bootstrap,
         nodes=tuple(_spawn(lib, node, heap) for node in node_states),
@@ -277,13 +296,13 @@ def start_cluster(
         startup_seconds=0.0,
     )
     write_state(state)
-    _await_ready(state, nodes, timeout)
-    final = ClusterState(**{**state.__dict__, "startup_seconds": time.monotonic() - started})
-    write_state(final)
-    return final
+    _await_ready(state, len(plan.nodes), timeout, stop_on_failure=True)
+    return state
 
 
-def _await_ready(state: ClusterState, expected_brokers: int, timeout: float) -> None:
+def _await_ready(
+    state: ClusterState, expected_brokers: int, timeout: float, *, stop_on_failure: bool
+) -> None:
     def all_alive() -> bool:
         return all(is_alive(n.pid) for n in state.nodes)
 
@@ -291,7 +310,8 @@ def _await_ready(state: ClusterState, expected_brokers: int, timeout: float) -> 
         wait_for_brokers(state.bootstrap, expected_brokers, timeout, keep_going=all_alive)
     except (TimeoutError, ConnectionError) as exc:
         failure = _startup_failure(state, str(exc))
-        stop_cluster(Path(state.data_dir), timeout=10.0)
+        if stop_on_failure:
+            stop_cluster(Path(state.data_dir))
         raise failure from exc
 
 
@@ -386,7 +406,7 @@ def restart_node(
         raise AlreadyRunningError(f"node {node_id} already runs (pid {node.pid})")
     new_state = state.with_node(_spawn(lib_dir(), node, heap))
     write_state(new_state)
-    _await_ready(new_state, len(new_state.nodes), timeout)
+    _await_ready(new_state, len(new_state.nodes), timeout, stop_on_failure=False)
     return new_state
 
 

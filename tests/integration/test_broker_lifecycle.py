@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,15 +15,22 @@ from flowerhub.cli import main
 
 @pytest.mark.integration
 def test_start_status_crash_restart_stop_leaves_no_java_process(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    taken_port: int,
 ) -> None:
     data = tmp_path / "kafka"
     data.mkdir()
+    picks = hand_out_taken_port_first(monkeypatch, taken_port)
     try:
+        # The first port pick collides with a live socket: start retries on new ports.
         assert main(["broker", "start", "--data-dir", str(data)]) == 0
         out = capsys.readouterr().out
         first = read_state(data)
         assert first is not None
+        assert len(picks) == 2
+        assert first.nodes[0].broker_port != taken_port
         assert f"bootstrap servers: {first.bootstrap}" in out
         assert "java RSS per node" in out
         (node,) = first.nodes
@@ -54,3 +63,45 @@ def test_start_status_crash_restart_stop_leaves_no_java_process(
     assert processes_using(data) == []
     assert not state_path(data).exists()
     assert main(["broker", "stop", "--data-dir", str(data)]) == 0  # stopping twice is fine
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A loopback port held by a listening socket for the test's duration."""
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        yield int(squatter.getsockname()[1])
+
+
+def hand_out_taken_port_first(monkeypatch: pytest.MonkeyPatch, taken: int) -> list[list[int]]:
+    """Fault injection: the launcher's first port pick includes ``taken``; later ones are free."""
+    from flowerhub.broker import launcher
+
+    real_free_ports = launcher.free_ports
+    picks: list[list[int]] = []
+
+    def ports(count: int) -> list[int]:
+        fresh = real_free_ports(count)
+        picks.append(fresh if picks else [taken, *fresh[1:]])
+        return picks[-1]
+
+    monkeypatch.setattr(launcher, "free_ports", ports)
+    return picks
+
+
+@pytest.mark.integration
+def test_a_taken_port_is_a_clear_error_with_the_server_log_tail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, taken_port: int
+) -> None:
+    from flowerhub.broker import launcher
+
+    hand_out_taken_port_first(monkeypatch, taken_port)
+    monkeypatch.setattr(launcher, "PORT_ATTEMPTS", 1)
+    with pytest.raises(launcher.BrokerStartError) as failure:
+        launcher.start_cluster(1, tmp_path)
+    message = str(failure.value)
+    assert f"Kafka at 127.0.0.1:{taken_port} did not come up" in message
+    assert "Address already in use" in message  # from the tail of server.log
+    assert processes_using(tmp_path) == []
+    assert not state_path(tmp_path).exists()
