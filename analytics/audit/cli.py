@@ -1,0 +1,151 @@
+"""``flowerhub audit``: judge activations in the event log or in SvK CSV files.
+
+flowerhub audit (--log DIR | --svk-csv FILE...) [--product P] [--test-type T] [--from T --to T]
+                [--rule-version V] [--allow-1hz] [--ffr-activation-hz F] [--json] --out DIR
+flowerhub audit export-svk --log DIR --activation ID --out DIR --resource NAME --area SE3
+
+Exit codes: 0 every judged rule passed, 1 a rule failed (or an activation could not be
+judged), 2 bad input (the message names file, line and column for CSV problems).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from analytics.audit.extract import AuditInputError
+from analytics.audit.report import ProgressBar, table_text, write_report
+from analytics.audit.run import AuditOptions, AuditResult, audit_csv, audit_log
+from analytics.db import ArchiveViewError
+from analytics.rules.base import KNOWN_VERSIONS, RuleError
+from analytics.svkcsv import SvkCsvError
+from analytics.timeseries import SeriesError
+from analytics.verdicts import Product, TestType
+from flowerhub.cli import CliError
+
+
+def _time(text: str) -> int:
+    """ISO-8601 (naive = UTC) -> microseconds since the epoch."""
+    try:
+        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r}") from None
+    if stamp.tzinfo is not None:
+        stamp = stamp.astimezone(UTC).replace(tzinfo=None)
+    return int(np.datetime64(stamp, "us").astype(np.int64))
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "audit",
+        help="judge activations and tests against SvK requirements (event log or SvK CSV)",
+        description="Judge every activation and test in the event log (--log) or in SvK "
+        "prequalification CSV files (--svk-csv) with the same rules; write verdicts.json, "
+        "verdicts.csv, report.md, report.html and plots into --out.",
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--log", type=Path, help="event-log archive directory")
+    source.add_argument("--svk-csv", type=Path, nargs="+", metavar="FILE", help="SvK CSV files")
+    parser.add_argument("--product", choices=[p.value for p in Product], help="only this product")
+    parser.add_argument(
+        "--test-type",
+        choices=[t.value for t in TestType],
+        help="CSV: override the file name's test type",
+    )
+    parser.add_argument("--from", dest="since", type=_time, help="start (ISO-8601, UTC)")
+    parser.add_argument("--to", dest="until", type=_time, help="end (ISO-8601, UTC)")
+    parser.add_argument("--rule-version", choices=KNOWN_VERSIONS, help="only this rule version")
+    parser.add_argument(
+        "--allow-1hz", action="store_true", help="the TSO allowed >= 1 Hz test logging"
+    )
+    parser.add_argument("--ffr-activation-hz", type=float, help="FFR option (49.7, 49.6, 49.5 Hz)")
+    parser.add_argument("--interval", type=float, help="log: fleet series grid in s")
+    parser.add_argument("--json", action="store_true", help="print the verdict table as JSON")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument("--out", type=Path, help="output directory (required for audits)")
+    parser.set_defaults(func=cmd_audit)
+    verbs = parser.add_subparsers(dest="audit_verb", metavar="VERB")
+    export = verbs.add_parser(
+        "export-svk", help="write one activation of the log as an SvK CSV file"
+    )
+    export.add_argument("--log", dest="export_log", required=True, type=Path)
+    export.add_argument("--activation", required=True, help="activation id")
+    export.add_argument("--out", dest="export_out", required=True, type=Path)
+    export.add_argument("--resource", required=True, help="resource name in the file name")
+    export.add_argument("--area", required=True, help="bidding zone, e.g. SE3")
+    export.add_argument("--interval", dest="export_interval", type=float, help="grid in s")
+    export.set_defaults(func=cmd_export)
+
+
+def options(args: argparse.Namespace) -> AuditOptions:
+    return AuditOptions(
+        product=None if args.product is None else Product(args.product),
+        since_us=args.since,
+        until_us=args.until,
+        rule_version=args.rule_version,
+        allow_1hz=args.allow_1hz,
+        ffr_activation_hz=args.ffr_activation_hz,
+        interval_s=args.interval,
+    )
+
+
+def run_audit(args: argparse.Namespace) -> AuditResult:
+    """The audit the arguments ask for; bad input raises :class:`CliError`."""
+    if args.log is None and not args.svk_csv:
+        raise CliError("audit needs --log DIR or --svk-csv FILE...")
+    if args.out is None:
+        raise CliError("audit needs --out DIR")
+    if args.since is not None and args.until is not None and args.until <= args.since:
+        raise CliError("--to must be after --from")
+    progress = ProgressBar(enabled=not args.no_progress)
+    opts = options(args)
+    try:
+        if args.log is not None:
+            return audit_log(args.log, opts, progress)
+        missing = [str(p) for p in args.svk_csv if not p.is_file()]
+        if missing:
+            raise CliError(f"no such file: {', '.join(missing)}")
+        test_type = None if args.test_type is None else TestType(args.test_type)
+        return audit_csv(args.svk_csv, opts, test_type=test_type, progress=progress)
+    except SvkCsvError as exc:
+        raise CliError(str(exc)) from exc
+    except (AuditInputError, ArchiveViewError) as exc:
+        raise CliError(str(exc)) from exc
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    result = run_audit(args)
+    write_report(result, args.out)
+    rows = result.rows()
+    if args.json:
+        print(json.dumps(rows, indent=2, sort_keys=True))
+    else:
+        print(table_text(rows) if rows else "no activation or test found")
+        offenders = [o for r in result.results for o in r.offenders]
+        if offenders:
+            print(f"\n{len(offenders)} offender row(s); see {args.out / 'report.md'}")
+    return result.exit_code()
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from analytics.audit.export import export_activation
+
+    try:
+        path = export_activation(
+            args.export_log,
+            args.activation,
+            args.export_out,
+            resource=args.resource,
+            area=args.area,
+            interval_s=args.export_interval,
+        )
+    except (AuditInputError, ArchiveViewError, SvkCsvError, SeriesError, RuleError) as exc:
+        raise CliError(str(exc)) from exc
+    print(path)
+    sys.stdout.flush()
+    return 0

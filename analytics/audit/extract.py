@@ -1,0 +1,321 @@
+"""Find activations and tests in the event log and build the fleet series each one is judged on.
+
+Activations come from ``MarketActivation`` events (kind ORDER, TEST or FREQUENCY_EVENT) and,
+for FCR and FFR, from frequency excursions in the fleet's mean telemetry frequency where no
+activation event covers them (``detect_frequency_events``).
+
+Fleet series: one DuckDB pass sums site ``battery_power_kw`` (kW -> MW) and averages
+``frequency_hz`` and ``soc_pct`` per time bucket (:func:`fleet_frame`). Per activation the
+frame is sliced, resampled onto a regular grid (:meth:`Series.resample`, explicit) and put
+in *canonical* form (:func:`canonical`): times on whole milliseconds and values rounded
+exactly as the SvK CSV writer rounds them. The event-log audit judges that canonical series
+and ``export-svk`` writes it, so an export read back with ``--svk-csv`` is the same series,
+sample for sample, and gives the same verdicts.
+
+Baseline: the activation's ``baseline_mw``, else the mean fleet power over the pre-window.
+Capacity (Cap_ column, ΔP_ss,theo by default): ``|requested_mw|`` of the activation, else
+the ``ReserveAssignment`` of the product in force at the start.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import numpy as np
+
+from analytics.timeseries import FloatArray, Series, SeriesError
+from analytics.verdicts import Product, TestType
+
+DECIMALS = 6  # what the SvK CSV writer writes (analytics.svkcsv.write_csv default)
+PRE_S = 30.0  # seconds of log before an activation (pre-event level, baseline)
+FCR_EVENT_BANDS = {  # product -> (frequency test, threshold): an excursion activates it
+    Product.FCR_D_UP: ("<", 49.9),
+    Product.FCR_D_DOWN: (">", 50.1),
+    Product.FFR: ("<", 49.7),
+}
+_SINE_RE = re.compile(r"sine_?(\d+)")
+
+
+class AuditInputError(ValueError):
+    """The log (or a filter) cannot be audited as given: the message says why."""
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One activation or test to judge; times are naive-UTC ``datetime64[us]``."""
+
+    activation_id: str
+    product: Product
+    test_type: TestType
+    kind: str  # ORDER, TEST, FREQUENCY_EVENT (from the log or detected), CSV
+    start: np.datetime64
+    end: np.datetime64
+    requested_mw: float = 0.0
+    baseline_mw: float | None = None
+    test_name: str | None = None
+    period_s: int | None = None
+    detected: bool = False
+
+
+@dataclass(frozen=True)
+class FleetFrame:
+    """Per-bucket fleet sums: bucket start (µs since epoch), MW, Hz, %, reporting sites."""
+
+    bucket_us: int
+    t_us: np.ndarray
+    power_mw: FloatArray
+    freq_hz: FloatArray
+    soc_pct: FloatArray
+    samples: np.ndarray
+
+
+def to_us(value: np.datetime64 | datetime | str) -> int:
+    """Microseconds since the epoch (naive UTC)."""
+    stamp = value if isinstance(value, np.datetime64) else np.datetime64(value)
+    return int(stamp.astype("datetime64[us]").astype(np.int64))
+
+
+def test_type_for(
+    kind: str, product: Product, test_name: str | None
+) -> tuple[TestType, int | None]:
+    """Test type (and sine period) of a MarketActivation: kind and test name decide."""
+    if kind == "TEST":
+        name = (test_name or "").lower()
+        sine = _SINE_RE.search(name)
+        if sine:
+            return TestType.SINE, int(sine[1])
+        if "ramp" in name:
+            return TestType.RAMP, None
+        if "step" in name:
+            return TestType.STEP, None
+        if product in (Product.FFR, Product.AFRR, Product.MFRR):
+            return TestType.ACTIVATION, None
+        raise AuditInputError(
+            f"test {test_name!r} of {product.value}: name says neither ramp, step nor sine<T>"
+        )
+    if product in (Product.FCR_N, Product.FCR_D_UP, Product.FCR_D_DOWN):
+        return TestType.OPERATION, None
+    return TestType.ACTIVATION, None
+
+
+def _where_time(column: str, since_us: int | None, until_us: int | None) -> str:
+    parts = []
+    if since_us is not None:
+        parts.append(f"{column} >= make_timestamp({int(since_us)})")
+    if until_us is not None:
+        parts.append(f"{column} < make_timestamp({int(until_us)})")
+    return " AND ".join(parts) if parts else "true"
+
+
+def logged_activations(
+    con: duckdb.DuckDBPyConnection, since_us: int | None = None, until_us: int | None = None
+) -> list[Activation]:
+    """Every MarketActivation overlapping [since, until) (last event per activation id)."""
+    rows = con.execute(
+        "SELECT activation_id, product, kind, requested_mw, start_time, end_time, test_name, "
+        "baseline_mw FROM market_activation WHERE product <> 'NONE' "
+        "AND (CAST($1 AS BIGINT) IS NULL OR end_time >= make_timestamp(CAST($1 AS BIGINT))) "
+        "AND (CAST($2 AS BIGINT) IS NULL OR start_time < make_timestamp(CAST($2 AS BIGINT))) "
+        "QUALIFY row_number() OVER (PARTITION BY activation_id ORDER BY event_time DESC) = 1 "
+        "ORDER BY start_time, activation_id",
+        [since_us, until_us],
+    ).fetchall()
+    out = []
+    for aid, product, kind, req, start, end, test_name, baseline in rows:
+        prod = Product(product)
+        test_type, period = test_type_for(kind, prod, test_name)
+        out.append(
+            Activation(
+                activation_id=str(aid),
+                product=prod,
+                test_type=test_type,
+                kind=str(kind),
+                start=np.datetime64(start, "us"),
+                end=np.datetime64(end, "us"),
+                requested_mw=float(req),
+                baseline_mw=None if baseline is None else float(baseline),
+                test_name=test_name,
+                period_s=period,
+            )
+        )
+    return out
+
+
+def telemetry_interval_ms(
+    con: duckdb.DuckDBPyConnection, since_us: int | None, until_us: int | None
+) -> int:
+    """Median sample interval of one site's telemetry (the busiest site), whole ms."""
+    row = con.execute(
+        "WITH s AS (SELECT site_id, epoch_us(event_time) AS u FROM site_telemetry "  # noqa: S608  # integers only
+        f"WHERE {_where_time('event_time', since_us, until_us)} ), "
+        "one AS (SELECT site_id FROM s GROUP BY site_id ORDER BY count(*) DESC, site_id LIMIT 1) "
+        "SELECT median(d) FROM (SELECT u - lag(u) OVER (ORDER BY u) AS d FROM s "
+        "WHERE site_id = (SELECT site_id FROM one)) WHERE d > 0"
+    ).fetchone()
+    if row is None or row[0] is None:
+        raise AuditInputError("no site telemetry in the log for the requested time range")
+    return max(1, round(float(row[0]) / 1000))
+
+
+def fleet_frame(
+    con: duckdb.DuckDBPyConnection, bucket_ms: int, since_us: int | None, until_us: int | None
+) -> FleetFrame:
+    """One scan: fleet power (MW), mean frequency and SOC per ``bucket_ms`` bucket."""
+    b = int(bucket_ms) * 1000
+    rows = con.execute(
+        f"SELECT (epoch_us(event_time) // {b}) * {b} AS b, sum(battery_power_kw) / 1000.0, "  # noqa: S608  # integers only
+        "avg(frequency_hz), avg(soc_pct), count(*) FROM site_telemetry "
+        f"WHERE {_where_time('event_time', since_us, until_us)} GROUP BY b ORDER BY b"
+    ).fetchnumpy()
+    keys = list(rows)
+    if len(rows[keys[0]]) == 0:
+        raise AuditInputError("no site telemetry in the log for the requested time range")
+    return FleetFrame(
+        bucket_us=b,
+        t_us=np.asarray(rows[keys[0]], dtype=np.int64),
+        power_mw=np.asarray(rows[keys[1]], dtype=np.float64),
+        freq_hz=np.asarray(rows[keys[2]], dtype=np.float64),
+        soc_pct=np.asarray(rows[keys[3]], dtype=np.float64),
+        samples=np.asarray(rows[keys[4]], dtype=np.int64),
+    )
+
+
+def detect_frequency_events(
+    frame: FleetFrame,
+    covered: list[tuple[int, int]],
+    products: set[Product],
+    *,
+    min_s: float = 1.0,
+    post_s: float = 60.0,
+) -> list[Activation]:
+    """FCR-D / FFR activations from excursions of the fleet mean frequency (see module doc).
+
+    An excursion beyond the product's band edge lasting ``min_s`` or more, and not inside
+    an activation the log already has (``covered``: (start_us, end_us)), becomes a
+    FREQUENCY_EVENT from its first sample to ``post_s`` after it ends.
+    """
+    out = []
+    for product, (op, level) in FCR_EVENT_BANDS.items():
+        if product not in products:
+            continue
+        f = frame.freq_hz
+        beyond = f < level if op == "<" else f > level
+        edges = np.diff(np.concatenate(([0], beyond.astype(np.int8), [0])))
+        for i0, i1 in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
+            t0, t1 = int(frame.t_us[i0]), int(frame.t_us[i1 - 1]) + frame.bucket_us
+            if (t1 - t0) / 1e6 < min_s or any(s <= t0 < e for s, e in covered):
+                continue
+            end = min(t1 + int(post_s * 1e6), int(frame.t_us[-1]))
+            stamp = np.datetime64(t0, "us")
+            out.append(
+                Activation(
+                    activation_id=f"freq-{product.value}-{np.datetime_as_string(stamp, 's')}",
+                    product=product,
+                    test_type=TestType.ACTIVATION if product is Product.FFR else TestType.OPERATION,
+                    kind="FREQUENCY_EVENT",
+                    start=stamp,
+                    end=np.datetime64(end, "us"),
+                    detected=True,
+                )
+            )
+    return out
+
+
+def assignment_capacity(
+    con: duckdb.DuckDBPyConnection, product: Product, at_us: int
+) -> tuple[float, float | None] | None:
+    """(capacity MW, f_full_hz) of the latest ReserveAssignment of ``product`` valid at ``at``."""
+    row = con.execute(
+        "SELECT capacity_mw, f_full_hz FROM reserve_assignment WHERE product = ? "
+        "AND valid_from <= make_timestamp(?) AND valid_until > make_timestamp(?) "
+        "ORDER BY event_time DESC LIMIT 1",
+        [product.value, at_us, at_us],
+    ).fetchone()
+    return None if row is None else (float(row[0]), None if row[1] is None else float(row[1]))
+
+
+def canonical_values(values: FloatArray, decimals: int = DECIMALS) -> FloatArray:
+    """Values exactly as they read back from the SvK CSV writer's text."""
+    rounded = np.round(values, decimals) + 0.0
+    return np.array([float(f"{v:.{decimals}f}") for v in rounded.tolist()], dtype=np.float64)
+
+
+def canonical(series: Series, decimals: int = DECIMALS) -> Series:
+    """``series`` on whole milliseconds with CSV-rounded values (see module doc)."""
+    if series.start is None:
+        raise SeriesError("a canonical series needs an absolute start")
+    start = series.start.astype("datetime64[ms]").astype("datetime64[us]")
+    shift = float((series.start - start).astype(np.int64)) / 1e6
+    ms = np.round((series.t + shift) * 1000).astype(np.int64)
+    signals: dict[str, object] = {}
+    for name in (
+        "power_mw",
+        "grid_freq_hz",
+        "applied_freq_hz",
+        "baseline_mw",
+        "capacity_mw",
+        "requested_mw",
+        "soc_pct",
+    ):
+        value = getattr(series, name)
+        if value is not None:
+            signals[name] = canonical_values(value, decimals)
+    extra = {k: canonical_values(v, decimals) for k, v in series.extra.items()}
+    return Series(
+        t=(ms - ms[0]).astype(np.float64) / 1000.0,
+        start=start + np.timedelta64(int(ms[0]), "ms"),
+        source=series.source,
+        extra=extra,
+        **signals,  # type: ignore[arg-type]  # keys are Series fields
+    )
+
+
+def fleet_series(
+    frame: FleetFrame,
+    activation: Activation,
+    *,
+    interval_s: float,
+    capacity_mw: float | None,
+    pre_s: float = PRE_S,
+) -> Series:
+    """The canonical fleet series of one activation (see module doc)."""
+    t0 = to_us(activation.start) - int(pre_s * 1e6)
+    t1 = to_us(activation.end)
+    inside = (frame.t_us >= t0) & (frame.t_us <= t1)
+    if np.count_nonzero(inside) < 2:
+        raise AuditInputError(
+            f"activation {activation.activation_id}: no fleet telemetry between "
+            f"{np.datetime64(t0, 'us')} and {activation.end}"
+        )
+    tu = frame.t_us[inside]
+    t = (tu - tu[0]).astype(np.float64) / 1e6
+    power = frame.power_mw[inside]
+    start_s = (to_us(activation.start) - int(tu[0])) / 1e6
+    if activation.baseline_mw is not None:
+        baseline = activation.baseline_mw
+    else:
+        pre = t < start_s
+        baseline = float(np.mean(power[pre])) if np.any(pre) else float(power[0])
+    signals: dict[str, FloatArray] = {
+        "power_mw": power,
+        "grid_freq_hz": frame.freq_hz[inside],
+        "baseline_mw": np.full(t.shape, baseline),
+    }
+    if capacity_mw is not None:
+        signals["capacity_mw"] = np.full(t.shape, abs(capacity_mw))
+    if activation.test_type is TestType.ACTIVATION and activation.product in (
+        Product.AFRR,
+        Product.MFRR,
+    ):
+        on = (t >= start_s) & (t < (t1 - int(tu[0])) / 1e6)
+        signals["requested_mw"] = np.where(on, activation.requested_mw, 0.0)
+    raw = Series(
+        t=t,
+        start=np.datetime64(int(tu[0]), "us"),
+        source=f"log:{activation.activation_id}",
+        **signals,  # type: ignore[arg-type]  # keys are Series fields
+    )
+    return canonical(raw.resample(interval_s))

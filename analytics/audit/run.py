@@ -1,0 +1,307 @@
+"""Both audits: over the event-log archive and over SvK CSV files, through the same ``judge``.
+
+:func:`audit_log` finds the activations in the archive (:mod:`analytics.audit.extract`),
+builds the canonical fleet series of each, judges it, and adds the per-site offenders and
+the dispatch-chain fits. :func:`audit_csv` reads SvK CSV files and judges each file's
+series. Both call :func:`judge_activation`, so one rule has one implementation whatever the
+source; sine-test periods of one product are judged together (Req 8/9) by
+:func:`analytics.rules.judge_sine_set`.
+
+An activation the rules cannot evaluate (a test sequence not found, too coarse sampling...)
+is kept with its error: the audit could not show compliance, so it counts as a failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+
+from analytics.audit.chain import ChainFit, fit_chains
+from analytics.audit.extract import (
+    Activation,
+    AuditInputError,
+    FleetFrame,
+    assignment_capacity,
+    detect_frequency_events,
+    fleet_frame,
+    fleet_series,
+    logged_activations,
+    telemetry_interval_ms,
+    to_us,
+)
+from analytics.audit.offenders import Offender, find_offenders
+from analytics.db import connect
+from analytics.freqresp import PeriodFit
+from analytics.rules import judge, judge_sine_set, skipped_rules
+from analytics.rules.base import RuleError
+from analytics.svkcsv import read_many
+from analytics.timeseries import FloatArray, Series, SeriesError
+from analytics.verdicts import Product, TestType, Verdict
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    """What to audit and how; ``None`` = no filter / rule layer default."""
+
+    product: Product | None = None
+    since_us: int | None = None
+    until_us: int | None = None
+    rule_version: str | None = None
+    allow_1hz: bool = False
+    ffr_activation_hz: float | None = None
+    interval_s: float | None = None  # event log: fleet series grid (default: telemetry rate)
+    offenders: bool = True
+
+
+@dataclass
+class ActivationResult:
+    """One judged activation (or CSV file)."""
+
+    activation: Activation
+    series: Series | None
+    verdicts: list[Verdict] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    error: str | None = None
+    offenders: list[Offender] = field(default_factory=list)
+    oem_response: dict[str, FloatArray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SineSet:
+    product: Product
+    fits: list[PeriodFit]
+    verdicts: list[Verdict]
+
+
+@dataclass
+class AuditResult:
+    source: str
+    results: list[ActivationResult]
+    sine_sets: list[SineSet] = field(default_factory=list)
+    chain_sites: list[ChainFit] = field(default_factory=list)
+    chain_oems: list[ChainFit] = field(default_factory=list)
+
+    def rows(self) -> list[dict[str, object]]:
+        """The verdict table: one row per judged requirement, one per unjudgeable activation."""
+        out: list[dict[str, object]] = []
+        for r in self.results:
+            a = r.activation
+            out.extend(_row(a.activation_id, v) for v in r.verdicts)
+            if r.error is not None:
+                out.append(
+                    {
+                        "activation": a.activation_id,
+                        "product": a.product.value,
+                        "rule_id": "-",
+                        "rule_version": "-",
+                        "requirement": "activation could be judged",
+                        "measured": None,
+                        "threshold": None,
+                        "unit": "",
+                        "status": "ERROR",
+                        "detail": r.error,
+                    }
+                )
+        for s in self.sine_sets:
+            out.extend(_row(f"sine-set-{s.product.value}", v) for v in s.verdicts)
+        return out
+
+    @property
+    def failed(self) -> bool:
+        return any(row["status"] != "PASS" for row in self.rows())
+
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+
+def _row(activation_id: str, v: Verdict) -> dict[str, object]:
+    d = v.as_dict()
+    return {
+        "activation": activation_id,
+        "product": d["product"],
+        "rule_id": v.rule_id,
+        "rule_version": v.rule_version,
+        "requirement": v.requirement,
+        "measured": d["measured"],
+        "threshold": d["threshold"],
+        "threshold_high": d["threshold_high"],
+        "comparison": v.comparison,
+        "unit": v.unit,
+        "status": "PASS" if v.passed else "FAIL",
+        "detail": v.detail,
+    }
+
+
+def judge_params(activation: Activation, opts: AuditOptions) -> dict[str, Any]:
+    """The rule parameters of one activation; the same for log and CSV sources."""
+    params: dict[str, Any] = {"allow_1hz": opts.allow_1hz}
+    if activation.test_type is TestType.SINE:
+        params["period_s"] = activation.period_s
+    if activation.product is Product.FFR and opts.ffr_activation_hz is not None:
+        params["ffr_activation_hz"] = opts.ffr_activation_hz
+    return params
+
+
+def judge_activation(
+    activation: Activation, series: Series, opts: AuditOptions, params: dict[str, Any]
+) -> ActivationResult:
+    """Judge one series with the rule layer; errors kept on the result."""
+    result = ActivationResult(activation, series)
+    try:
+        result.verdicts = judge(
+            series, activation.product, activation.test_type, opts.rule_version, **params
+        )
+        result.skipped = skipped_rules(
+            series, activation.product, activation.test_type, opts.rule_version, **params
+        )
+    except (SeriesError, RuleError) as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+    return result
+
+
+def _sine_sets(results: Sequence[ActivationResult]) -> list[SineSet]:
+    groups: dict[Product, dict[float, Series]] = {}
+    for r in results:
+        a = r.activation
+        if a.test_type is TestType.SINE and r.series is not None and a.period_s is not None:
+            groups.setdefault(a.product, {})[float(a.period_s)] = r.series
+    out = []
+    for product, records in groups.items():
+        if len(records) < 2:
+            continue
+        first = next(iter(records.values()))
+        if first.capacity_mw is None:
+            continue
+        dp_ss = float(np.median(np.abs(first.capacity_mw)))
+        try:
+            fits, verdicts = judge_sine_set(records, product, dp_ss)
+        except (SeriesError, RuleError):
+            continue
+        out.append(SineSet(product, fits, verdicts))
+    return out
+
+
+def _quiet(done: int, total: int, label: str) -> None:
+    del done, total, label
+
+
+@dataclass(frozen=True)
+class LogScan:
+    """What one scan of the log found: the fleet frame, its grid and the activations."""
+
+    frame: FleetFrame
+    interval_s: float
+    activations: list[Activation]
+
+
+def scan_log(con: duckdb.DuckDBPyConnection, opts: AuditOptions) -> LogScan:
+    """Fleet frame (one DuckDB pass) and every activation to judge, logged or detected."""
+    interval_ms = (
+        round(opts.interval_s * 1000)
+        if opts.interval_s is not None
+        else telemetry_interval_ms(con, opts.since_us, opts.until_us)
+    )
+    if interval_ms < 1:
+        raise AuditInputError(f"fleet series interval must be >= 1 ms, got {opts.interval_s} s")
+    frame = fleet_frame(con, interval_ms, opts.since_us, opts.until_us)
+    activations = logged_activations(con, opts.since_us, opts.until_us)
+    covered = [(to_us(a.start), to_us(a.end)) for a in activations]
+    wanted = set(Product) if opts.product is None else {opts.product}
+    activations += detect_frequency_events(frame, covered, wanted)
+    chosen = sorted(
+        (a for a in activations if a.product in wanted), key=lambda a: (a.start, a.activation_id)
+    )
+    return LogScan(frame, interval_ms / 1000, chosen)
+
+
+def activation_series(
+    con: duckdb.DuckDBPyConnection, scan: LogScan, act: Activation, opts: AuditOptions
+) -> tuple[Series, AuditOptions]:
+    """The canonical fleet series of ``act`` and the options it is judged with.
+
+    Capacity: ``|requested_mw|``, else the ReserveAssignment in force; the FFR option
+    (``f_full_hz``) comes from that assignment unless given.
+    """
+    capacity: float | None = abs(act.requested_mw) if act.requested_mw else None
+    assigned = assignment_capacity(con, act.product, to_us(act.start))
+    if capacity is None and assigned is not None:
+        capacity = assigned[0]
+    local = opts
+    if act.product is Product.FFR and opts.ffr_activation_hz is None and assigned is not None:
+        local = replace(opts, ffr_activation_hz=assigned[1])
+    series = fleet_series(scan.frame, act, interval_s=scan.interval_s, capacity_mw=capacity)
+    return series, local
+
+
+def audit_log(archive_dir: Path, opts: AuditOptions, progress: Progress = _quiet) -> AuditResult:
+    """Audit every activation in the archive (see module doc)."""
+    if not archive_dir.is_dir():
+        raise AuditInputError(f"{archive_dir}: not a directory")
+    con = connect(archive_dir)
+    try:
+        scan = scan_log(con, opts)
+        results: list[ActivationResult] = []
+        total = len(scan.activations)
+        for k, act in enumerate(scan.activations):
+            progress(k, total, act.activation_id)
+            results.append(_audit_one(con, scan, act, opts))
+        progress(total, total, "activations judged")
+        sites, oems = fit_chains(con, opts.since_us, opts.until_us)
+    finally:
+        con.close()
+    return AuditResult(str(archive_dir), results, _sine_sets(results), sites, oems)
+
+
+def _audit_one(
+    con: duckdb.DuckDBPyConnection, scan: LogScan, act: Activation, opts: AuditOptions
+) -> ActivationResult:
+    try:
+        series, local = activation_series(con, scan, act, opts)
+    except (SeriesError, AuditInputError) as exc:
+        return ActivationResult(act, None, error=f"{type(exc).__name__}: {exc}")
+    params = judge_params(act, local)
+    result = judge_activation(act, series, local, params)
+    if opts.offenders:
+        try:
+            analysis = find_offenders(con, act, series, judge_params=params)
+        except (SeriesError, RuleError) as exc:
+            result.error = (result.error + "; " if result.error else "") + f"offenders: {exc}"
+        else:
+            result.offenders = analysis.offenders
+            result.oem_response = analysis.oem_response
+    return result
+
+
+def audit_csv(
+    paths: Sequence[Path],
+    opts: AuditOptions,
+    *,
+    test_type: TestType | None = None,
+    progress: Progress = _quiet,
+) -> AuditResult:
+    """Audit SvK CSV files; a malformed file raises its :class:`SvkCsvError`."""
+    records = read_many(paths, product=opts.product, test_type=test_type, allow_1hz=opts.allow_1hz)
+    results = []
+    for k, rec in enumerate(records):
+        progress(k, len(records), rec.path.name)
+        start = rec.series.start if rec.series.start is not None else np.datetime64(0, "us")
+        end = start + np.timedelta64(int(float(rec.series.t[-1]) * 1e6), "us")
+        act = Activation(
+            activation_id=rec.path.stem,
+            product=rec.name.product,
+            test_type=rec.name.test_type,
+            kind="CSV",
+            start=start,
+            end=end,
+            period_s=rec.name.period_s,
+        )
+        results.append(judge_activation(act, rec.series, opts, judge_params(act, opts)))
+    progress(len(records), len(records), "files judged")
+    return AuditResult(", ".join(str(p) for p in paths), results, _sine_sets(results))
