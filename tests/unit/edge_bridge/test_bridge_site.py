@@ -1,0 +1,138 @@
+"""SiteController against a real simulated inverter over Modbus TCP (no broker): expiry back to
+safe mode, SAFE_MODE, idempotent resubmission, results kept in the outbox."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from edge.bridge.events import RESULT
+from edge.bridge.harness import SimSpec, free_port, new_command, site_config
+from edge.bridge.idempotency import IdempotencyStore
+from edge.bridge.model import Kind
+from edge.bridge.outbox import Outbox
+from edge.bridge.sink import BridgeTopics, EventSink
+from edge.bridge.site import SiteController
+from edge.hal.device import Device
+from edge.hal.points import Mode
+from edge.hal.registermap import load_all
+from edge.hal.transport import ModbusTransport
+from edge.sim.battery import BatteryParams
+from edge.sim.server import SimInverter
+
+
+@asynccontextmanager
+async def controller(
+    tmp: Path, oem: str = "huawei"
+) -> AsyncIterator[tuple[SiteController, SimInverter]]:
+    rmap = load_all()[oem]
+    sim = SimInverter(rmap, port=free_port(), battery=BatteryParams(tau_s=0.2, dead_time_s=0.05))
+    await sim.start()
+    transport = ModbusTransport(sim.host, sim.port, sim.unit_id, rmap.connection)
+    store = IdempotencyStore(tmp / "idem.sqlite")
+    outbox = Outbox(tmp / "outbox")
+    ctl = SiteController(
+        site_config(SimSpec("s1", oem), sim),
+        Device(rmap, transport),
+        store=store,
+        sink=EventSink(outbox, BridgeTopics()),
+        telemetry_interval_s=0.1,
+    )
+    tasks = [asyncio.create_task(ctl.run_commands()), asyncio.create_task(ctl.run_telemetry())]
+    try:
+        yield ctl, sim
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await transport.close()
+        await sim.stop()
+        await asyncio.sleep(0.05)
+        store.close()
+        outbox.close()
+
+
+def results(ctl: SiteController) -> dict[str, dict[str, Any]]:
+    codec = ctl.sink.codec
+    recs = [codec.decode(r.value).record for r in ctl.sink.outbox.pending(10_000)]
+    return {r["command_id"]: r for r in recs if r.get("status") is not None}
+
+
+def run(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    asyncio.run(asyncio.wait_for(test(), 60))
+
+
+async def until(pred: Callable[[], bool], within_s: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + within_s
+    while not pred():
+        assert loop.time() < end, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+def test_expired_command_reverts_to_safe_mode(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with controller(tmp_path) as (ctl, _sim):
+            await until(lambda: ctl.telemetry is not None)
+            cmd = new_command("s1", Kind.SET_POWER, 2.0, valid_s=1.5)
+            ctl.submit(cmd)
+            await ctl.drain()
+            assert results(ctl)[cmd.command_id]["status"] == "APPLIED"
+            assert not ctl.state.in_safe_mode
+            await until(lambda: ctl.state.in_safe_mode, 10)
+            assert ctl.state.active is None
+            await until(lambda: ctl.telemetry is not None and ctl.telemetry.mode is not Mode.FORCED)
+            assert ctl.telemetry is not None
+            assert ctl.telemetry.mode is Mode.SELF_CONSUMPTION
+
+    run(body)
+
+
+def test_safe_mode_and_resubmission(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with controller(tmp_path) as (ctl, sim):
+            await until(lambda: ctl.telemetry is not None)
+            cmd = new_command("s1", Kind.SET_POWER, -1.0)
+            ctl.submit(cmd)
+            ctl.submit(cmd)  # redelivered while in flight
+            await ctl.drain()
+            writes = len(sim.write_log)
+            ctl.submit(cmd)  # replayed after completion: stored result re-sent, no write
+            await ctl.drain()
+            assert len(sim.write_log) == writes
+            sent = [r for r in ctl.sink.outbox.pending(10_000) if r.topic.endswith("results")]
+            assert len(sent) == 2
+            assert len({r.event_id for r in sent}) == 1
+            safe = new_command("s1", Kind.SAFE_MODE)
+            ctl.submit(safe)
+            await ctl.drain()
+            res = results(ctl)[safe.command_id]
+            assert res["status"] == "APPLIED"
+            assert res["written_kw"] is None
+            assert ctl.state.in_safe_mode
+            assert ctl.sink.emitted[RESULT] == 3
+
+    run(body)
+
+
+def test_command_seen_claimed_after_a_crash_is_not_written(tmp_path: Path) -> None:
+    async def body() -> None:
+        cmd = new_command("s1", Kind.SET_POWER, 1.0)
+        with IdempotencyStore(tmp_path / "idem.sqlite") as store:  # the previous process
+            now = datetime.now(UTC)
+            store.claim(cmd.command_id, "s1", now + timedelta(minutes=2), now)
+        async with controller(tmp_path) as (ctl, sim):
+            await until(lambda: ctl.telemetry is not None)
+            writes = len(sim.write_log)
+            ctl.submit(cmd)
+            await ctl.drain()
+            res = results(ctl)[cmd.command_id]
+            assert res["status"] == "FAILED"
+            assert "at most once" in res["reason"]
+            assert len(sim.write_log) == writes
+
+    run(body)
