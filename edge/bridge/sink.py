@@ -11,20 +11,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from edge.bridge.events import FAULT, RESULT, STATUS, TELEMETRY
+from edge.bridge.events import COMMAND, FAULT, RESULT, STATUS, TELEMETRY
 from edge.bridge.outbox import Outbox
 from schemas.codec import Codec, default_codec
+from streams.topics import topic_for_event
 
 
 @dataclass(frozen=True)
 class BridgeTopics:
-    """Kafka topics the bridge reads and writes (logical names; ``prefix`` namespaces them)."""
+    """Kafka topics the bridge reads and writes: names from the topic table (streams.topics);
+    ``prefix`` namespaces them (replay copies, tests)."""
 
-    commands: str = "site.commands"
-    telemetry: str = "site.telemetry"
-    faults: str = "site.faults"
-    results: str = "site.command-results"
-    status: str = "site.device-status"
+    commands: str = topic_for_event(COMMAND).name
+    telemetry: str = topic_for_event(TELEMETRY).name
+    faults: str = topic_for_event(FAULT).name
+    results: str = topic_for_event(RESULT).name
+    status: str = topic_for_event(STATUS).name
     prefix: str = ""
 
     def for_event(self, event_name: str) -> str:
