@@ -37,10 +37,10 @@ class AggregatorAgent:
 
     def add(self, record: dict[str, Any]) -> list[FleetState]:
         """Fold one decoded telemetry record in; the FleetStates of the windows it closed."""
-        self.book.update_telemetry(record)
+        telemetry = self.book.update_telemetry(record)  # validated once, used by all windows
         out: list[FleetState] = []
         for windows in self.windows:
-            out.extend(windows.add_record(record))
+            out.extend(windows.add(telemetry))
         return out
 
     async def process(self, stream: StreamT[Any]) -> None:
