@@ -84,9 +84,8 @@ def table_text(rows: list[dict[str, object]]) -> str:
     """The summary verdict table as aligned plain text."""
     cells = [list(COLUMNS)] + [[_fmt(r.get(c)) for c in COLUMNS] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells
-    )
+    lines = ("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def write_tables(result: AuditResult, out: Path) -> tuple[Path, Path]:

@@ -145,6 +145,36 @@ def activation(
     )
 
 
+def assignment(
+    b: LogBuilder,
+    product: Product,
+    *,
+    capacity_mw: float,
+    valid_from_us: int,
+    valid_until_us: int,
+    band_hz: tuple[float, float],
+) -> None:
+    """A ReserveAssignment of ``capacity_mw`` with droop band (f_start, f_full)."""
+    b.add(
+        "ReserveAssignment",
+        "fleet-1",
+        {
+            "event_id": b.new_id(),
+            "event_time": valid_from_us - 60_000_000,
+            "ingest_time": None,
+            "fleet_id": "fleet-1",
+            "assignment_id": b.new_id(),
+            "product": product.value,
+            "capacity_mw": capacity_mw,
+            "valid_from": valid_from_us,
+            "valid_until": valid_until_us,
+            "f_start_hz": band_hz[0],
+            "f_full_hz": band_hz[1],
+            "deadband_hz": 0.0,
+        },
+    )
+
+
 def command(b: LogBuilder, site: str, event_us: int, power_kw: float) -> str:
     cid = b.new_id()
     b.add(

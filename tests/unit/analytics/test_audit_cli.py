@@ -1,0 +1,213 @@
+"""`flowerhub audit` end to end: exit codes, --json, report files, SvK CSV round trip, errors."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from analytics.audit.scenario import Scenario, fcrd_ramp_log
+from flowerhub.cli import main
+
+
+@pytest.fixture(scope="module")
+def log(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
+    return fcrd_ramp_log(tmp_path_factory.mktemp("log"))
+
+
+@pytest.fixture(scope="module")
+def exported(log: Scenario, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("csv")
+    code = main(
+        [
+            "audit",
+            "export-svk",
+            "--log",
+            str(log.root),
+            "--activation",
+            log.activation_id,
+            "--out",
+            str(out),
+            "--resource",
+            "FlowerHub",
+            "--area",
+            "SE3",
+        ]
+    )
+    assert code == 0
+    (path,) = out.glob("*.csv")
+    return path
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(["audit", "--no-progress", *argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_export_file_name_follows_svk(exported: Path) -> None:
+    assert re.fullmatch(
+        r"FlowerHub_FcrdUp_Ramp_SE3_UTC_\d{8}T\d{4}-\d{8}T\d{4}_1000ms_\d{8}\.csv", exported.name
+    )
+    header = exported.read_bytes().split(b"\r\n", 1)[0]
+    assert header == b"DateTime,InsAcPow,GridFreq,CalcBaseline,Cap_FcrdUp"
+
+
+def test_log_audit_json_matches_verdicts_json_and_exit_code(
+    log: Scenario, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(
+        ["--log", str(log.root), "--allow-1hz", "--json", "--out", str(tmp_path)], capsys
+    )
+    rows = json.loads(out)
+    assert rows == json.loads((tmp_path / "verdicts.json").read_text())
+    assert {r["status"] for r in rows} == {"PASS"}
+    assert code == 0
+    assert {r["activation"] for r in rows} == {log.activation_id}
+    for key in ("rule_id", "rule_version", "measured", "threshold", "unit", "product"):
+        assert all(key in r for r in rows)
+    csv_lines = (tmp_path / "verdicts.csv").read_text().splitlines()
+    assert len(csv_lines) == len(rows) + 1
+
+
+def test_report_html_references_existing_pngs(
+    log: Scenario, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(["--log", str(log.root), "--allow-1hz", "--out", str(tmp_path)], capsys)
+    assert code == 0
+    assert "FCRD_UP.REQ2.DP75" in out
+    html = (tmp_path / "report.html").read_text()
+    images = re.findall(r'<img src="([^"]+)"', html)
+    assert len(images) >= 2
+    for src in images:
+        png = tmp_path / src
+        assert png.is_file()
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (tmp_path / "report.md").read_text()
+    assert log.wrong_polarity is not None
+    assert log.overridden is not None
+    assert log.wrong_polarity in md
+    assert "WRONG_POLARITY" in md
+    assert log.overridden in md
+    assert "OVERRIDDEN" in md
+    assert "Dispatch chain" in md
+
+
+def test_csv_audit_of_the_export_gives_the_same_verdicts_as_the_log(
+    log: Scenario, exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code_log, out_log, _ = run(
+        ["--log", str(log.root), "--allow-1hz", "--json", "--out", str(tmp_path / "log")], capsys
+    )
+    code_csv, out_csv, _ = run(
+        ["--svk-csv", str(exported), "--allow-1hz", "--json", "--out", str(tmp_path / "csv")],
+        capsys,
+    )
+    from_log, from_csv = json.loads(out_log), json.loads(out_csv)
+    assert code_log == code_csv == 0
+    assert len(from_log) == len(from_csv) > 0
+    for a, b in zip(from_log, from_csv, strict=True):
+        assert a["activation"] == log.activation_id
+        assert b["activation"] == exported.stem
+        for key in ("product", "rule_id", "rule_version", "status", "threshold", "unit"):
+            assert a[key] == b[key], (a["rule_id"], key)
+        # same canonical series on both paths: identical, not merely close
+        assert a["measured"] == b["measured"], a["rule_id"]
+
+
+def test_rule_version_filter_on_csv(
+    exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--svk-csv", str(exported), "--allow-1hz", "--json", "--out", str(tmp_path)]
+    code, out, _ = run([*argv, "--rule-version", "SVK-LEGACY"], capsys)
+    assert code == 0
+    assert {r["rule_version"] for r in json.loads(out)} == {"SVK-LEGACY", "FLOWERHUB-1"}
+
+
+def _drop_column(name: str) -> Callable[[list[str]], list[str]]:
+    def edit(lines: list[str]) -> list[str]:
+        index = lines[0].split(",").index(name)
+        return [",".join(c for i, c in enumerate(line.split(",")) if i != index) for line in lines]
+
+    return edit
+
+
+def _set_cell(row: int, col: int, value: str) -> Callable[[list[str]], list[str]]:
+    def edit(lines: list[str]) -> list[str]:
+        cells = lines[row].split(",")
+        cells[col] = value
+        return [*lines[:row], ",".join(cells), *lines[row + 1 :]]
+
+    return edit
+
+
+def _swap_rows(a: int, b: int) -> Callable[[list[str]], list[str]]:
+    def edit(lines: list[str]) -> list[str]:
+        out = list(lines)
+        out[a], out[b] = out[b], out[a]
+        return out
+
+    return edit
+
+
+def _drop_row(row: int) -> Callable[[list[str]], list[str]]:
+    return lambda lines: [*lines[:row], *lines[row + 1 :]]
+
+
+MALFORMED = [
+    ("missing column", _drop_column("GridFreq"), [], ":1: column ApplFreqSig or GridFreq"),
+    ("bad time stamp", _set_cell(5, 0, "2026-09-21 14:15:00"), [], ":6: column DateTime (#1)"),
+    ("non-monotonic", _swap_rows(10, 11), [], ":12: column DateTime (#1)"),
+    ("irregular sampling", _drop_row(20), [], ":21: column DateTime (#1)"),
+    ("too coarse", lambda lines: lines, ["--no-allow"], ":3: column DateTime (#1)"),
+    ("unknown unit", _set_cell(0, 1, "InsAcPow [kW]"), [], ":1: column InsAcPow [kW] (#2)"),
+    ("not a number", _set_cell(7, 1, "abc"), [], ":8: column InsAcPow (#2)"),
+]
+
+
+@pytest.mark.parametrize("bad_case", MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_csv_exits_2_naming_file_line_and_column(
+    bad_case: tuple[str, Callable[[list[str]], list[str]], list[str], str],
+    exported: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    case, edit, flags, where = bad_case
+    lines = exported.read_text().splitlines()
+    bad = tmp_path / exported.name
+    bad.write_text("\r\n".join(edit(lines)) + "\r\n")
+    allow = [] if "--no-allow" in flags else ["--allow-1hz"]
+    code, out, err = run(["--svk-csv", str(bad), *allow, "--out", str(tmp_path / "o")], capsys)
+    assert code == 2, case
+    assert out == ""
+    assert f"{bad}{where}" in err, err
+    if case == "too coarse":
+        assert "FCR-D test logging >= 10 Hz" in err
+
+
+def test_bad_file_name_and_missing_inputs_exit_2(
+    exported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    renamed = tmp_path / "measurements.csv"
+    renamed.write_bytes(exported.read_bytes())
+    code, _, err = run(["--svk-csv", str(renamed), "--out", str(tmp_path / "o")], capsys)
+    assert code == 2
+    assert str(renamed) in err
+    code, _, err = run(["--out", str(tmp_path / "o")], capsys)
+    assert code == 2
+    assert "--log DIR or --svk-csv" in err
+    code, _, err = run(["--log", str(tmp_path / "nope"), "--out", str(tmp_path / "o")], capsys)
+    assert code == 2
+    assert "not a directory" in err
+
+
+def test_export_of_unknown_activation_exits_2(
+    log: Scenario, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["audit", "export-svk", "--log", str(log.root), "--activation", "nope"]
+    code = main([*argv, "--out", str(tmp_path), "--resource", "X", "--area", "SE3"])
+    assert code == 2
+    assert "no activation 'nope'" in capsys.readouterr().err
