@@ -34,7 +34,7 @@ from edge.bridge.events import COMMAND, command_from_record
 from edge.bridge.idempotency import IdempotencyStore, Tracking
 from edge.bridge.link import Rediscover
 from edge.bridge.model import BridgeInputError
-from edge.bridge.offsets import OffsetTracker
+from edge.bridge.offsets import OffsetError, OffsetTracker
 from edge.bridge.outbox import Outbox
 from edge.bridge.sink import BridgeTopics, EventSink
 from edge.bridge.site import SiteController
@@ -152,7 +152,10 @@ class Bridge:
         self.ready = asyncio.Event()  # set once the consumer has its partitions
 
     def _persisted(self, tracking: Tracking | None) -> None:
-        if tracking is not None:
+        if tracking is None:
+            return
+        # OffsetError: delivered to a consumer session that has ended; the new one redelivers.
+        with contextlib.suppress(OffsetError):
             self.offsets.finished(tracking.partition, tracking.offset)
 
     # ------------------------------------------------------------------ run
@@ -192,6 +195,7 @@ class Bridge:
                 enable_auto_commit=False,
                 auto_offset_reset=self.auto_offset_reset,
             )
+            self.offsets = OffsetTracker()  # a new session starts at the committed offsets
             try:
                 await consumer.start()
                 backoff = 0.5
@@ -199,11 +203,13 @@ class Bridge:
             except KafkaError as exc:
                 self.stats.last_kafka_error = f"consumer: {exc}"
                 log.warning("bridge %s: consumer: %s", self.config.bridge_id, exc)
+            except Exception:  # e.g. OutboxFullError: stop consuming, retry from the commit
+                log.exception("bridge %s: consumer stopped", self.config.bridge_id)
             finally:
                 with contextlib.suppress(Exception):
                     await consumer.stop()
             await asyncio.sleep(backoff)
-            backoff = min(30.0, backoff * 2)
+            backoff = min(5.0, backoff * 2)
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         topic = self.topics.command_topic
@@ -273,7 +279,7 @@ class Bridge:
                 with contextlib.suppress(Exception):
                     await producer.stop()
             await asyncio.sleep(backoff)
-            backoff = min(10.0, backoff * 2)
+            backoff = min(5.0, backoff * 2)
 
     async def _flush(self, producer: AIOKafkaProducer) -> None:
         while True:

@@ -10,6 +10,7 @@ the armed droop). Writes are serialised by one lock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -182,8 +183,14 @@ class SiteController:
             self._wake.clear()
             while (cmd := self.queue.pop()) is not None:
                 self._busy = True
+                tracking = self._tracking.pop(cmd.command_id, None)
                 try:
-                    await self.apply(cmd, self._tracking.pop(cmd.command_id, None))
+                    await self.apply(cmd, tracking)
+                except Exception as exc:  # a bug must not stop the site: report, go on
+                    log.exception("site %s: command %s", self.site.site_id, cmd.command_id)
+                    failed = Outcome(cmd.command_id, cmd.site_id, Status.FAILED, reason=repr(exc))
+                    with contextlib.suppress(Exception):
+                        self._finish(failed, tracking)
                 finally:
                     self._busy = False
 
@@ -403,7 +410,10 @@ class SiteController:
         loop = asyncio.get_running_loop()
         next_at = loop.time()
         while True:
-            await self.tick()
+            try:
+                await self.tick()
+            except Exception:  # e.g. OutboxFullError: keep polling and enforcing
+                log.exception("site %s: telemetry tick", self.site.site_id)
             next_at += self.interval_s
             delay = next_at - loop.time()
             if delay < 0:
