@@ -53,6 +53,34 @@ def _median(name: str, oem: str, fits: list[FopdtFit]) -> ChainFit:
     )
 
 
+def _fit_steps(
+    steps: list[tuple[int, float]],
+    t_all: np.ndarray,
+    p_all: np.ndarray,
+    window_s: float,
+    min_step_kw: float,
+) -> list[FopdtFit]:
+    """FOPDT fits of one site's command steps against its telemetry (µs, kW)."""
+    fits = []
+    for k, (us, kw) in enumerate(steps):
+        stop = steps[k + 1][0] if k + 1 < len(steps) else us + int(window_s * 1e6)
+        stop = min(stop, us + int(window_s * 1e6))
+        keep = (t_all >= us - 10_000_000) & (t_all < stop)
+        t = (t_all[keep] - us).astype(np.float64) / 1e6
+        p = p_all[keep]
+        pre = t < 0
+        if not np.any(pre):
+            continue
+        du = kw - float(np.mean(p[pre]))
+        if abs(du) < min_step_kw:
+            continue
+        try:
+            fits.append(fit_fopdt_step(t, p, 0.0, du))
+        except SeriesError:
+            continue
+    return fits
+
+
 def fit_chains(
     con: duckdb.DuckDBPyConnection,
     since_us: int | None = None,
@@ -76,36 +104,22 @@ def fit_chains(
         by_site[str(site)].append((int(us), float(kw)))
     site_fits: dict[str, list[FopdtFit]] = defaultdict(list)
     oem_of: dict[str, str] = {}
-    for site, steps in by_site.items():
-        lo = steps[0][0] - 10_000_000
-        hi = steps[-1][0] + int(window_s * 1e6)
-        rows = con.execute(
-            "SELECT epoch_us(event_time), battery_power_kw, oem FROM site_telemetry "
-            "WHERE site_id = ? AND event_time >= make_timestamp(?) "
-            "AND event_time <= make_timestamp(?) ORDER BY event_time",
-            [site, lo, hi],
-        ).fetchall()
-        if len(rows) < 12:
-            continue
-        oem_of[site] = str(rows[0][2])
-        t_all = np.array([r[0] for r in rows], dtype=np.int64)
-        p_all = np.array([r[1] for r in rows], dtype=np.float64)
-        for k, (us, kw) in enumerate(steps):
-            stop = steps[k + 1][0] if k + 1 < len(steps) else us + int(window_s * 1e6)
-            stop = min(stop, us + int(window_s * 1e6))
-            keep = (t_all >= us - 10_000_000) & (t_all < stop)
-            t = (t_all[keep] - us).astype(np.float64) / 1e6
-            p = p_all[keep]
-            pre = t < 0
-            if not np.any(pre):
-                continue
-            du = kw - float(np.mean(p[pre]))
-            if abs(du) < min_step_kw:
-                continue
-            try:
-                site_fits[site].append(fit_fopdt_step(t, p, 0.0, du))
-            except SeriesError:
-                continue
+    if not by_site:
+        return [], []
+    lo = min(steps[0][0] for steps in by_site.values()) - 10_000_000
+    hi = max(steps[-1][0] for steps in by_site.values()) + int(window_s * 1e6)
+    rows = con.execute(
+        "SELECT site_id, any_value(oem), list(epoch_us(event_time) ORDER BY event_time), "
+        "list(battery_power_kw ORDER BY event_time) FROM site_telemetry "
+        "WHERE event_time >= make_timestamp(?) AND event_time <= make_timestamp(?) "
+        "AND site_id IN (SELECT unnest(?)) GROUP BY site_id",
+        [lo, hi, sorted(by_site)],
+    ).fetchall()
+    for site, oem, stamps, powers in rows:
+        oem_of[str(site)] = str(oem)
+        t_all = np.asarray(stamps, dtype=np.int64)
+        p_all = np.asarray(powers, dtype=np.float64)
+        site_fits[str(site)] = _fit_steps(by_site[str(site)], t_all, p_all, window_s, min_step_kw)
     per_site = [_median(s, oem_of[s], f) for s, f in sorted(site_fits.items()) if f]
     per_oem_fits: dict[str, list[FopdtFit]] = defaultdict(list)
     for site, fits in site_fits.items():

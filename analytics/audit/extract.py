@@ -5,7 +5,7 @@ for FCR and FFR, from frequency excursions in the fleet's mean telemetry frequen
 activation event covers them (``detect_frequency_events``).
 
 Fleet series: one DuckDB pass sums site ``battery_power_kw`` (kW -> MW) and averages
-``frequency_hz`` and ``soc_pct`` per time bucket (:func:`fleet_frame`). Per activation the
+``frequency_hz`` per time bucket (:func:`fleet_frame`). Per activation the
 frame is sliced, resampled onto a regular grid (:meth:`Series.resample`, explicit) and put
 in *canonical* form (:func:`canonical`): times on whole milliseconds and values rounded
 exactly as the SvK CSV writer rounds them. The event-log audit judges that canonical series
@@ -62,13 +62,12 @@ class Activation:
 
 @dataclass(frozen=True)
 class FleetFrame:
-    """Per-bucket fleet sums: bucket start (µs since epoch), MW, Hz, %, reporting sites."""
+    """Per-bucket fleet sums: bucket start (µs since epoch), MW, mean Hz, samples."""
 
     bucket_us: int
     t_us: np.ndarray
     power_mw: FloatArray
     freq_hz: FloatArray
-    soc_pct: FloatArray
     samples: np.ndarray
 
 
@@ -147,13 +146,18 @@ def logged_activations(
 def telemetry_interval_ms(
     con: duckdb.DuckDBPyConnection, since_us: int | None, until_us: int | None
 ) -> int:
-    """Median sample interval of one site's telemetry (the busiest site), whole ms."""
+    """Median sample interval of one site's telemetry in the range's first 10 minutes, in ms.
+
+    Reads only archive columns (Kafka key = site id, event time): no payload is parsed.
+    """
+    cond = _where_time("event_time", since_us, until_us)
     row = con.execute(
-        "WITH s AS (SELECT site_id, epoch_us(event_time) AS u FROM site_telemetry "  # noqa: S608  # integers only
-        f"WHERE {_where_time('event_time', since_us, until_us)} ), "
-        "one AS (SELECT site_id FROM s GROUP BY site_id ORDER BY count(*) DESC, site_id LIMIT 1) "
-        "SELECT median(d) FROM (SELECT u - lag(u) OVER (ORDER BY u) AS d FROM s "
-        "WHERE site_id = (SELECT site_id FROM one)) WHERE d > 0"
+        "WITH r AS (SELECT key, epoch_us(event_time) AS u FROM archive_rows "  # noqa: S608  # integers only
+        f"WHERE event_name IN ('SiteTelemetry', 'flowerhub.SiteTelemetry') AND {cond}), "
+        "w AS (SELECT * FROM r WHERE u < (SELECT min(u) FROM r) + 600000000), "
+        "one AS (SELECT key FROM w GROUP BY key ORDER BY count(*) DESC, key LIMIT 1) "
+        "SELECT median(d) FROM (SELECT u - lag(u) OVER (ORDER BY u) AS d FROM w "
+        "WHERE key = (SELECT key FROM one)) WHERE d > 0"
     ).fetchone()
     if row is None or row[0] is None:
         raise AuditInputError("no site telemetry in the log for the requested time range")
@@ -163,11 +167,11 @@ def telemetry_interval_ms(
 def fleet_frame(
     con: duckdb.DuckDBPyConnection, bucket_ms: int, since_us: int | None, until_us: int | None
 ) -> FleetFrame:
-    """One scan: fleet power (MW), mean frequency and SOC per ``bucket_ms`` bucket."""
+    """One scan: fleet power (MW) and mean frequency per ``bucket_ms`` bucket."""
     b = int(bucket_ms) * 1000
     rows = con.execute(
         f"SELECT (epoch_us(event_time) // {b}) * {b} AS b, sum(battery_power_kw) / 1000.0, "  # noqa: S608  # integers only
-        "avg(frequency_hz), avg(soc_pct), count(*) FROM site_telemetry "
+        "avg(frequency_hz), count(*) FROM site_telemetry "
         f"WHERE {_where_time('event_time', since_us, until_us)} GROUP BY b ORDER BY b"
     ).fetchnumpy()
     keys = list(rows)
@@ -178,8 +182,7 @@ def fleet_frame(
         t_us=np.asarray(rows[keys[0]], dtype=np.int64),
         power_mw=np.asarray(rows[keys[1]], dtype=np.float64),
         freq_hz=np.asarray(rows[keys[2]], dtype=np.float64),
-        soc_pct=np.asarray(rows[keys[3]], dtype=np.float64),
-        samples=np.asarray(rows[keys[4]], dtype=np.int64),
+        samples=np.asarray(rows[keys[3]], dtype=np.int64),
     )
 
 
