@@ -352,7 +352,7 @@ def _terminate(pids: list[int], timeout: float) -> list[int]:
     return [p for p in pids if is_alive(p)]
 
 
-def stop_cluster(data_dir: Path, timeout: float = 8.0) -> list[int]:
+def stop_cluster(data_dir: Path, timeout: float = 5.0) -> list[int]:
     """Stop every node of the cluster in ``data_dir``; return the pids that were stopped.
 
     SIGTERM to all nodes, SIGKILL to those still running after ``timeout`` s. A single node
