@@ -4,7 +4,8 @@ Figures (~200-byte payloads, one process, one event loop):
 
 - ``kafka_e2e_throughput``: events/s from the first send until a consumer in the same
   process received all of them. Baseline: produce-only throughput (every send acked) in the
-  same run, so the ratio is the cost of consuming what was produced.
+  same run, so the ratio is the cost of consuming what was produced on the same event loop.
+  Both are measured after a warm-up, alternating, best of ``ROUNDS`` each.
 - ``kafka_e2e_latency_p50`` / ``_p99``: send -> receive time of events sent at a steady
   1,000 events/s (acks=all, linger 0). Baseline: the same payload echoed over a raw asyncio
   TCP loopback connection, the floor any broker round trip on this machine and event loop
@@ -37,6 +38,7 @@ THROUGHPUT_EVENTS = 40_000
 LATENCY_EVENTS = 2_000
 LATENCY_RATE = 1_000.0  # events/s
 PARTITIONS = 3
+ROUNDS = 2
 
 
 @contextmanager
@@ -197,11 +199,22 @@ def percentile(values: list[float], q: float) -> float:
 def run() -> list[BenchResult]:
     with broker() as (bootstrap, where):
         run_id = uuid.uuid4().hex[:8]
-        topics = [f"bench-{name}-{run_id}" for name in ("produce", "e2e", "latency")]
-        create_topics(bootstrap, topics, PARTITIONS)
-        produce_rate = asyncio.run(produce_only(bootstrap, topics[0], THROUGHPUT_EVENTS))
-        e2e_rate = asyncio.run(produce_and_consume(bootstrap, topics[1], THROUGHPUT_EVENTS))
-        kafka_lat = asyncio.run(kafka_latencies(bootstrap, topics[2]))
+        names = ("warmup", "produce", "e2e", "latency")
+        topics = dict(zip(names, (f"bench-{n}-{run_id}" for n in names), strict=True))
+        create_topics(bootstrap, list(topics.values()), PARTITIONS)
+        # A fresh JVM is still compiling: warm it up, then alternate the two throughput
+        # runs and keep the best of each, so neither side is measured on a colder broker.
+        asyncio.run(produce_and_consume(bootstrap, topics["warmup"], THROUGHPUT_EVENTS // 2))
+        produce_rates, e2e_rates = [], []
+        for _ in range(ROUNDS):
+            produce_rates.append(
+                asyncio.run(produce_only(bootstrap, topics["produce"], THROUGHPUT_EVENTS))
+            )
+            e2e_rates.append(
+                asyncio.run(produce_and_consume(bootstrap, topics["e2e"], THROUGHPUT_EVENTS))
+            )
+        produce_rate, e2e_rate = max(produce_rates), max(e2e_rates)
+        kafka_lat = asyncio.run(kafka_latencies(bootstrap, topics["latency"]))
     echo_lat = asyncio.run(tcp_echo_latencies())
     ms = 1000.0
     results = [
@@ -212,8 +225,9 @@ def run() -> list[BenchResult]:
             baseline=produce_rate,
             goal=">= 13,000 events/s (10x the fleet's 1,300 sites at 1 Hz)",
             note=(
-                f"{THROUGHPUT_EVENTS} x {PAYLOAD} B, {PARTITIONS} partitions, acks=all; "
-                f"baseline = produce-only (acked) in the same run; {where}"
+                f"{THROUGHPUT_EVENTS} x {PAYLOAD} B, {PARTITIONS} partitions, acks=all, best of "
+                f"{ROUNDS} alternating rounds after a warm-up; baseline = produce-only (all "
+                f"acked) on the same broker; {where}"
             ),
         )
     ]
