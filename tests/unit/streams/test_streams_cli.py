@@ -1,0 +1,50 @@
+"""`flowerhub streams` argument handling and the app's internal topic list (no broker)."""
+
+from __future__ import annotations
+
+import pytest
+
+from flowerhub.cli import main
+from streams.app import internal_topics, settings_with
+from streams.topics import TOPICS
+
+
+def test_internal_topics_follow_faust_naming_and_the_source_partitions() -> None:
+    rows = {t.name: t for t in internal_topics("fh-1")}
+    assert set(rows) == {
+        "fh-1-filter-state-changelog",
+        "fh-1-compliance-state-changelog",
+        "fh-1-__assignor-__leader",
+    }
+    setpoints = next(t for t in TOPICS if t.name == "site.setpoints")
+    assert rows["fh-1-filter-state-changelog"].partitions == setpoints.partitions
+    assert rows["fh-1-filter-state-changelog"].cleanup_policy == "compact"
+    assert rows["fh-1-__assignor-__leader"].partitions == 1
+    assert {t.partitions for t in internal_topics("fh-1", 3)} == {3, 1}
+
+
+def test_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLOWERHUB_BOOTSTRAP_SERVERS", "env-host:9092")
+    monkeypatch.setenv("FLOWERHUB_APP_ID", "from-env")
+    settings = settings_with(bootstrap="flag-host:9093", prefix="t.")
+    assert settings.bootstrap_servers == "flag-host:9093"
+    assert settings.app_id == "from-env"
+    assert settings.topic("site.commands") == "t.site.commands"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["streams", "send", "no.such-topic", "{}"], "unknown topic"),
+        (["streams", "send", "market.fleet-setpoints", "[1, 2]"], "JSON must be an object"),
+        (["streams", "send", "market.fleet-setpoints", "{not json"], "Expecting property name"),
+        (["streams", "send", "market.fleet-setpoints", '{"fleet_id": "f"}'], "FleetSetpoint"),
+        (["streams", "worker", "--bootstrap", "no-port"], "not host:port"),
+        (["streams", "worker", "--partitions", "0", "--bootstrap", "h:1"], "--partitions"),
+    ],
+)
+def test_bad_arguments_are_errors_without_a_traceback(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
