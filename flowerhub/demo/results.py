@@ -1,0 +1,176 @@
+"""The demo's audit step and its comparison with the scenario's expectations.
+
+``run_audit`` judges the run's archive with the event-log audit (``analytics.audit``) in
+this process, and writes the report with ``flowerhub audit --log ARCHIVE --out REPORT``.
+``compare`` (pure) checks the verdicts and offenders against ``Scenario.expected``:
+a rule is PASS when every row of that rule id passed, FAIL when any failed, and missing
+when the audit did not judge it; expected offender sites must appear among the offenders.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flowerhub.demo.fleet import SiteSpec
+from flowerhub.demo.scenario import Expected
+
+
+@dataclass
+class AuditOutcome:
+    """Verdict rows (``rule_id``, ``status``, ...), offender rows (``site_id``, ``kind``...)."""
+
+    rows: list[dict[str, object]] = field(default_factory=list)
+    offenders: list[dict[str, str]] = field(default_factory=list)
+    report_dir: Path | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Check:
+    """One expectation and what the audit said."""
+
+    what: str
+    expected: str
+    actual: str
+
+    @property
+    def ok(self) -> bool:
+        if self.expected == "listed":
+            return self.actual.startswith("listed")
+        return self.expected == self.actual
+
+
+def rule_status(rows: Iterable[Mapping[str, object]], rule_id: str) -> str:
+    """PASS / FAIL over every row of ``rule_id`` (ERROR rows fail), or MISSING."""
+    statuses = [str(r.get("status")) for r in rows if r.get("rule_id") == rule_id]
+    if not statuses:
+        return "MISSING"
+    return "PASS" if all(s == "PASS" for s in statuses) else "FAIL"
+
+
+def compare(expected: Expected, outcome: AuditOutcome, sites: Sequence[SiteSpec]) -> list[Check]:
+    """Every expected verdict and offender against the audit outcome (see module doc)."""
+    checks = [
+        Check(rule_id, verdict.value, rule_status(outcome.rows, rule_id))
+        for rule_id, verdict in sorted(expected.verdicts.items())
+    ]
+    found = {o.get("site_id") for o in outcome.offenders}
+    for index in expected.offender_sites:
+        site = sites[index].site_id
+        kinds = sorted({o["kind"] for o in outcome.offenders if o.get("site_id") == site})
+        checks.append(
+            Check(
+                f"offender {site} ({sites[index].oem})",
+                "listed",
+                f"listed ({', '.join(kinds)})" if site in found else "not listed",
+            )
+        )
+    return checks
+
+
+def all_ok(checks: Iterable[Check]) -> bool:
+    return all(c.ok for c in checks)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A plain-text table with aligned columns."""
+    cells = [[str(h) for h in headers], *[[str(c) for c in r] for r in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def verdict_table(outcome: AuditOutcome) -> str:
+    rows = [
+        (
+            r.get("activation", ""),
+            r.get("rule_id", ""),
+            r.get("rule_version", ""),
+            _num(r.get("measured")),
+            _num(r.get("threshold")),
+            r.get("unit", ""),
+            r.get("status", ""),
+        )
+        for r in outcome.rows
+    ]
+    return table(("activation", "rule", "version", "measured", "threshold", "unit", "status"), rows)
+
+
+def check_table(checks: Sequence[Check]) -> str:
+    rows = [
+        (
+            c.what,
+            c.expected,
+            c.actual,
+            "ok" if c.ok else "MISMATCH",
+        )
+        for c in checks
+    ]
+    return table(("expectation", "expected", "audit", ""), rows)
+
+
+def _num(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else ("-" if value is None else str(value))
+
+
+def cli_verbs() -> dict[str, list[str]]:
+    """Every ``flowerhub`` verb group and its sub-verbs (from ``flowerhub.cli.build_parser``)."""
+    import argparse
+
+    from flowerhub.cli import build_parser
+
+    def subs(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        for action in parser._actions:  # argparse keeps subparsers only here
+            if isinstance(action, argparse._SubParsersAction):
+                return dict(action.choices)
+        return {}
+
+    return {name: sorted(subs(p)) for name, p in subs(build_parser()).items()}
+
+
+def run_audit(archive: Path, report: Path, logs: Path, interval_s: float) -> AuditOutcome:
+    """Judge ``archive`` (library call) and write the report (``flowerhub audit`` verb).
+
+    The fleet series is built on the bridges' telemetry grid (``interval_s``) and FCR tests
+    are judged at the TSO-allowed >= 1 Hz logging (TR25 §4.3): the simulated dongles, paced
+    as the OEM maps require, cannot be polled at the 10 Hz of an FCR-D test logger.
+    """
+    from analytics.audit.extract import AuditInputError
+    from analytics.audit.run import AuditOptions, audit_log
+
+    outcome = AuditOutcome(report_dir=report)
+    try:
+        result = audit_log(archive, AuditOptions(allow_1hz=True, interval_s=interval_s))
+    except (AuditInputError, OSError) as exc:
+        outcome.error = f"audit: {exc}"
+        return outcome
+    outcome.rows = result.rows()
+    outcome.offenders = [o.as_dict() for r in result.results for o in r.offenders]
+    report.mkdir(parents=True, exist_ok=True)
+    (report / "demo-verdicts.json").write_text(
+        json.dumps({"verdicts": outcome.rows, "offenders": outcome.offenders}, indent=2),
+        encoding="utf-8",
+    )
+    outcome.error = _write_report(archive, report, logs, interval_s)
+    return outcome
+
+
+def _write_report(archive: Path, report: Path, logs: Path, interval_s: float) -> str | None:
+    """``flowerhub audit --log ARCHIVE --out REPORT`` (Markdown/HTML/plots); None when done."""
+    from flowerhub.demo.processes import spawn, tail
+
+    if "audit" not in cli_verbs():
+        return "the `flowerhub audit` verb is not available: report not written"
+    args = ["audit", "--log", str(archive), "--out", str(report), "--allow-1hz"]
+    args += ["--interval", str(interval_s), "--no-progress"]
+    child = spawn("audit", args, logs, cwd=report)
+    code = child.proc.wait(timeout=600)
+    if code not in (0, 1):  # 1: the audit found failures, which the demo compares itself
+        return f"flowerhub audit exited with {code}:\n{tail(child.log)}"
+    return None

@@ -1,0 +1,265 @@
+"""A demo scenario as data: phases (frequency traces, activation orders), faults, expectations.
+
+A scenario file (``flowerhub/demo/scenarios/<name>.yaml``) says what happens to the fleet,
+on a timeline in seconds from the scenario start:
+
+* ``fleet``: default size and seed of the fleet composition (``flowerhub.demo.fleet``);
+* ``phases``: run one after another. A ``frequency`` phase feeds a frequency trace to every
+  simulated inverter (piecewise linear ``points`` or a ``sine``) and announces it as a
+  ``MarketActivation`` of kind TEST (FCR tests) or FREQUENCY_EVENT (FFR); an ``order`` phase
+  produces an aFRR/mFRR ``MarketActivation`` of kind ORDER and holds it for ``duration_s``;
+* ``incidents``: faults injected at a time into one site (by fleet index): a MAJOR fault bit,
+  a home that drops offline, or an inverter whose firmware ignores remote commands;
+* ``expected``: audit verdicts by rule id (PASS/FAIL) and the sites expected among offenders.
+
+Capacities are per site (kW) so a scenario scales with ``--sites``. Pure: no Kafka here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+SCENARIO_PACKAGE = "flowerhub.demo.scenarios"
+DEFAULT_SCENARIO = "fcrd_up_ramp"
+
+_Hz = Annotated[float, Field(ge=45.0, le=55.0, allow_inf_nan=False)]
+_Seconds = Annotated[float, Field(ge=0.0, le=24 * 3600.0, allow_inf_nan=False)]
+
+
+class ScenarioError(ValueError):
+    """A scenario file that is missing, not YAML or not a valid scenario (file and field named)."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Verdict(StrEnum):
+    PASS = "PASS"  # noqa: S105  # a verdict, not a password
+    FAIL = "FAIL"
+
+
+class FrequencyProduct(StrEnum):
+    FCR_N = "FCR_N"
+    FCR_D_UP = "FCR_D_UP"
+    FCR_D_DOWN = "FCR_D_DOWN"
+    FFR = "FFR"
+
+
+class OrderProduct(StrEnum):
+    AFRR = "AFRR"
+    MFRR = "MFRR"
+
+
+class Sine(_Strict):
+    """``centre_hz + amplitude_hz * sin(2 pi t / period_s)`` for ``periods`` periods."""
+
+    centre_hz: _Hz
+    amplitude_hz: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
+    period_s: Annotated[float, Field(ge=2.0, le=600.0)]
+    periods: Annotated[int, Field(ge=1, le=50)]
+    lead_in_s: Annotated[float, Field(ge=0.0, le=600.0)] = 10.0
+
+
+class FrequencyPhase(_Strict):
+    """A frequency trace fed to every simulator; the fleet answers with its armed droop."""
+
+    kind: Literal["frequency"]
+    name: Annotated[str, Field(min_length=1, pattern=r"^[a-z0-9_]+$")]
+    product: FrequencyProduct
+    capacity_kw_per_site: Annotated[float, Field(gt=0.0, le=50.0)]
+    points: list[tuple[_Seconds, _Hz]] | None = None
+    sine: Sine | None = None
+    settle_s: Annotated[float, Field(ge=0.0, le=600.0)] = 5.0
+
+    @model_validator(mode="after")
+    def _one_trace(self) -> FrequencyPhase:
+        if (self.points is None) == (self.sine is None):
+            raise ValueError("a frequency phase needs exactly one of points or sine")
+        if self.points is not None:
+            if len(self.points) < 2:
+                raise ValueError("points needs at least two (t, Hz) pairs")
+            times = [t for t, _ in self.points]
+            if times[0] != 0.0:
+                raise ValueError(f"points must start at t=0, not {times[0]}")
+            if any(b < a for a, b in itertools.pairwise(times)):
+                raise ValueError("points must be in time order")
+        return self
+
+    @property
+    def duration_s(self) -> float:
+        if self.points is not None:
+            return self.points[-1][0]
+        assert self.sine is not None  # noqa: S101  # checked by the validator
+        return self.sine.lead_in_s + self.sine.period_s * self.sine.periods
+
+    def frequency_at(self, t: float) -> float:
+        """The trace's frequency t seconds into the phase (held at its ends)."""
+        if self.sine is not None:
+            s = self.sine
+            if t < s.lead_in_s:
+                return s.centre_hz
+            phase = 2.0 * math.pi * (t - s.lead_in_s) / s.period_s
+            return s.centre_hz + s.amplitude_hz * math.sin(phase)
+        assert self.points is not None  # noqa: S101  # checked by the validator
+        pts = self.points
+        if t <= pts[0][0]:
+            return pts[0][1]
+        for (t0, f0), (t1, f1) in itertools.pairwise(pts):
+            if t <= t1:
+                return f1 if t1 == t0 else f0 + (f1 - f0) * (t - t0) / (t1 - t0)
+        return pts[-1][1]
+
+
+class OrderPhase(_Strict):
+    """An aFRR/mFRR activation order held for ``duration_s`` (the pipeline sets site powers)."""
+
+    kind: Literal["order"]
+    name: Annotated[str, Field(min_length=1, pattern=r"^[a-z0-9_]+$")]
+    product: OrderProduct
+    requested_kw_per_site: Annotated[float, Field(ge=-50.0, le=50.0)]
+    lead_in_s: Annotated[float, Field(ge=0.0, le=600.0)] = 15.0
+    duration_s: Annotated[float, Field(gt=0.0, le=3600.0)]
+    settle_s: Annotated[float, Field(ge=0.0, le=600.0)] = 5.0
+
+    @model_validator(mode="after")
+    def _nonzero(self) -> OrderPhase:
+        if self.requested_kw_per_site == 0.0:
+            raise ValueError("requested_kw_per_site must not be 0")
+        return self
+
+
+Phase = Annotated[FrequencyPhase | OrderPhase, Field(discriminator="kind")]
+
+
+class IncidentKind(StrEnum):
+    FAULT = "fault"  # set a fault bit in the site's fault word (MAJOR bits stop the battery)
+    OFFLINE = "offline"  # the home's Modbus server stops (router down, dongle unplugged)
+    OVERRIDE = "override"  # the inverter's firmware ignores remote commands from now on
+
+
+class Incident(_Strict):
+    """Something that happens to one site (``site``: index in the fleet) at ``at_s``."""
+
+    at_s: _Seconds
+    site: Annotated[int, Field(ge=0)]
+    kind: IncidentKind
+    point: str | None = None
+    bit: Annotated[int, Field(ge=0, le=31)] | None = None
+
+    @model_validator(mode="after")
+    def _fault_target(self) -> Incident:
+        has_target = self.point is not None and self.bit is not None
+        if self.kind is IncidentKind.FAULT and not has_target:
+            raise ValueError("a fault incident needs point and bit")
+        if self.kind is not IncidentKind.FAULT and (self.point is not None or self.bit is not None):
+            raise ValueError(f"a {self.kind.value} incident takes no point or bit")
+        return self
+
+
+class FleetDefaults(_Strict):
+    sites: Annotated[int, Field(ge=3, le=5000)] = 60
+    seed: int = 7
+
+
+class Expected(_Strict):
+    """What the audit must say: verdicts by rule id, and offending sites by fleet index."""
+
+    verdicts: dict[str, Verdict] = Field(default_factory=dict)
+    offender_sites: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list)
+
+
+class Scenario(_Strict):
+    name: Annotated[str, Field(min_length=1, pattern=r"^[a-z0-9_]+$")]
+    description: str = ""
+    fleet: FleetDefaults = FleetDefaults()
+    phases: Annotated[list[Phase], Field(min_length=1)]
+    incidents: list[Incident] = Field(default_factory=list)
+    expected: Expected = Expected()
+
+    @model_validator(mode="after")
+    def _unique_phases(self) -> Scenario:
+        names = [p.name for p in self.phases]
+        if len(set(names)) != len(names):
+            raise ValueError(f"phase names must be unique: {names}")
+        if self.incidents and max(i.at_s for i in self.incidents) > self.duration_s:
+            raise ValueError(f"an incident is after the scenario's end ({self.duration_s} s)")
+        return self
+
+    @property
+    def duration_s(self) -> float:
+        return sum(phase_span(p) for p in self.phases)
+
+    def phase_starts(self) -> list[tuple[float, Phase]]:
+        """Each phase with its start time (s from scenario start)."""
+        out: list[tuple[float, Phase]] = []
+        t = 0.0
+        for p in self.phases:
+            out.append((t, p))
+            t += phase_span(p)
+        return out
+
+    def check_fleet_size(self, sites: int) -> None:
+        """Raise ScenarioError when an incident or expectation names a site beyond ``sites``."""
+        used = [i.site for i in self.incidents] + list(self.expected.offender_sites)
+        if used and max(used) >= sites:
+            raise ScenarioError(
+                f"scenario {self.name} refers to site index {max(used)}, "
+                f"the fleet has only {sites} sites (use --sites {max(used) + 1} or more)"
+            )
+
+
+def phase_span(p: FrequencyPhase | OrderPhase) -> float:
+    """Time a phase takes, its settle time after it included."""
+    if isinstance(p, OrderPhase):
+        return p.lead_in_s + p.duration_s + p.settle_s
+    return p.duration_s + p.settle_s
+
+
+def parse_scenario(data: object, source: str = "<scenario>") -> Scenario:
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "<root>"
+        raise ScenarioError(
+            f"{source}: {where}: {first['msg']} ({exc.error_count()} error(s))"
+        ) from exc
+
+
+def builtin_names() -> list[str]:
+    """Names of the scenarios shipped with the package."""
+    root = resources.files(SCENARIO_PACKAGE)
+    return sorted(p.name.removesuffix(".yaml") for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_scenario(name_or_path: str) -> Scenario:
+    """A built-in scenario by name, or a scenario YAML file by path."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ScenarioError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+        source = str(path)
+    else:
+        if name_or_path not in builtin_names():
+            raise ScenarioError(
+                f"no scenario {name_or_path!r}; built-in: {', '.join(builtin_names())}"
+            )
+        res = resources.files(SCENARIO_PACKAGE).joinpath(f"{name_or_path}.yaml")
+        text = res.read_text(encoding="utf-8")
+        source = f"{name_or_path}.yaml"
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{source}: not valid YAML: {exc}") from exc
+    return parse_scenario(data, source)

@@ -1,0 +1,188 @@
+"""The demo's simulated homes: one ``SimInverter`` per site on a free 127.0.0.1 port.
+
+All simulators run on the caller's event loop (pymodbus asyncio servers). ``SimFleet`` also
+writes the edge-bridge config of each OEM (one bridge process per register map, as in
+``docker-compose.yml``) and applies the scenario's incidents: a fault bit, a home that goes
+offline, an inverter whose firmware starts ignoring remote commands.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edge.hal.registermap import RegisterMap, load_all
+from edge.sim.battery import BatteryParams
+from edge.sim.firmware import RESPONSE, Firmware, PhysicalState
+from edge.sim.profiles import SiteProfile
+from edge.sim.server import SimInverter
+from flowerhub.demo.fleet import SiteSpec
+from flowerhub.demo.scenario import Incident, IncidentKind, ScenarioError
+
+HOST = "127.0.0.1"
+START_TIME_OF_DAY_S = 18 * 3600.0  # early evening: household load, little PV
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+class OverridingFirmware(Firmware):
+    """An inverter that accepts remote-control writes but keeps doing self-consumption.
+
+    Real firmware does this after an update resets the remote-control permission, or when a
+    local app owns the mode: the registers read back as written, the battery does not follow.
+    """
+
+    def __init__(self, inner: Firmware) -> None:
+        super().__init__(inner.regs, inner.model, inner.serial, inner.version)
+        self.inner = inner
+
+    def init_registers(self, state: PhysicalState) -> None:
+        self.inner.init_registers(state)
+
+    def on_write(self, point: str, now_s: float) -> None:
+        self.inner.on_write(point, now_s)
+
+    def target_kw(self, state: PhysicalState) -> float:
+        return max(-state.max_charge_kw, min(state.max_discharge_kw, state.self_consumption_kw))
+
+    def publish(self, state: PhysicalState) -> None:
+        self.inner.publish(state)
+
+
+def build_sim(spec: SiteSpec, rmap: RegisterMap, port: int) -> SimInverter:
+    tau, dead = RESPONSE[spec.oem]
+    battery = BatteryParams(
+        capacity_kwh=spec.capacity_kwh,
+        max_charge_kw=spec.max_power_kw,
+        max_discharge_kw=spec.max_power_kw,
+        tau_s=tau,
+        dead_time_s=dead,
+    )
+    sim = SimInverter(
+        rmap,
+        model=spec.model,
+        host=HOST,
+        port=port,
+        battery=battery,
+        soc_pct=spec.soc_pct,
+        seed=spec.seed,
+        start_time_of_day_s=START_TIME_OF_DAY_S,
+    )
+    sim.profile = SiteProfile(
+        seed=spec.seed,
+        pv_peak_kw=spec.pv_peak_kw,
+        base_load_kw=spec.base_load_kw,
+        peak_load_kw=spec.peak_load_kw,
+    )
+    return sim
+
+
+def site_entry(spec: SiteSpec, sim: SimInverter) -> dict[str, Any]:
+    """The bridge config entry of one simulated site (limits and timing from the simulator)."""
+    p = sim.battery.params
+    return {
+        "site_id": spec.site_id,
+        "oem": spec.oem,
+        "model": spec.model,
+        "host": sim.host,
+        "port": sim.port,
+        "unit_id": sim.unit_id,
+        "rated_power_kw": spec.rated_power_kw,
+        "battery": {
+            "max_charge_kw": p.max_charge_kw,
+            "max_discharge_kw": p.max_discharge_kw,
+            "capacity_kwh": p.capacity_kwh,
+        },
+        "response_time_constant_s": p.tau_s,
+        "response_dead_time_s": p.dead_time_s,
+    }
+
+
+class SimFleet:
+    """The simulators of a fleet; ``await start()``, ``await stop()``."""
+
+    def __init__(self, specs: Iterable[SiteSpec]) -> None:
+        maps = load_all()
+        self.specs = list(specs)
+        self.sims: dict[str, SimInverter] = {
+            s.site_id: build_sim(s, maps[s.oem], free_port()) for s in self.specs
+        }
+        self.offline: set[str] = set()
+
+    def check_incidents(self, incidents: Iterable[Incident]) -> None:
+        """Raise ScenarioError for a fault word the site's register map does not have."""
+        for incident in incidents:
+            spec, sim = self.by_index(incident.site)
+            if incident.point is not None and incident.point not in sim.faults:
+                raise ScenarioError(
+                    f"incident at {incident.at_s} s: site {incident.site} ({spec.site_id}) is "
+                    f"{spec.oem}, which has no fault word {incident.point!r}; "
+                    f"{spec.oem} has {', '.join(sorted(sim.faults))}"
+                )
+
+    def by_index(self, index: int) -> tuple[SiteSpec, SimInverter]:
+        spec = self.specs[index]
+        return spec, self.sims[spec.site_id]
+
+    async def start(self) -> None:
+        for sim in self.sims.values():
+            await sim.start()
+
+    async def stop(self) -> None:
+        for site, sim in self.sims.items():
+            if site not in self.offline:
+                await sim.stop()
+
+    def set_frequency(self, hz: float) -> None:
+        for site, sim in self.sims.items():
+            if site not in self.offline:
+                sim.set_frequency(hz)
+
+    def power_kw(self) -> float:
+        """Battery power of the homes still online, summed (kW, + = discharging)."""
+        return sum(s.battery.power_kw for k, s in self.sims.items() if k not in self.offline)
+
+    async def apply(self, incident: Incident) -> str:
+        """Apply one incident; returns a line for the progress log."""
+        spec, sim = self.by_index(incident.site)
+        if incident.kind is IncidentKind.FAULT:
+            if incident.point is None or incident.bit is None:
+                raise ScenarioError(f"fault incident at {incident.at_s} s needs point and bit")
+            sim.inject_fault(incident.point, incident.bit)
+            return f"{spec.site_id} ({spec.oem}): fault {incident.point} bit {incident.bit}"
+        if incident.kind is IncidentKind.OFFLINE:
+            sim.drop_connections()
+            await sim.stop()
+            self.offline.add(spec.site_id)
+            return f"{spec.site_id} ({spec.oem}): home offline (Modbus server gone)"
+        sim.firmware = OverridingFirmware(sim.firmware)
+        return f"{spec.site_id} ({spec.oem}): firmware now ignores remote commands"
+
+    def write_bridge_configs(self, directory: Path, telemetry_interval_s: float) -> list[Path]:
+        """One bridge config per OEM under ``directory``; returns their paths."""
+        directory.mkdir(parents=True, exist_ok=True)
+        by_oem: dict[str, list[dict[str, Any]]] = {}
+        for spec in self.specs:
+            by_oem.setdefault(spec.oem, []).append(site_entry(spec, self.sims[spec.site_id]))
+        paths = []
+        for oem, entries in sorted(by_oem.items()):
+            config = {
+                "bridge_id": f"demo-{oem}",
+                "telemetry_interval_s": telemetry_interval_s,
+                "status_interval_s": 10.0,
+                "state_dir": str(directory / oem / "state"),
+                "outbox": {"dir": str(directory / oem / "outbox"), "fsync_interval_s": 1.0},
+                "sites": entries,
+            }
+            path = directory / f"bridge-{oem}.yaml"
+            path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+            paths.append(path)
+        return paths
