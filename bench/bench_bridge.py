@@ -1,8 +1,9 @@
 """Edge bridge: command event produced -> Modbus write acknowledged, and a one-site bridge's RSS.
 
 Setup: one bridge process part serving ``BENCH_BRIDGE_SITES`` simulated inverters (default 30,
-Huawei/Sungrow/SAJ in turn; 1,300 pymodbus servers plus their bridge do not fit one Python
-process on a shared machine, so the figure is stated for the count used) on a real broker.
+Huawei/Sungrow/SAJ in turn) on a real broker. Simulators and bridge share one Python process
+and event loop: 100 sites already overloaded it here (Modbus timeouts), 1,300 cannot fit, so
+the figure is stated for the count used; one bridge serves one home in production.
 Commands are produced one at a time, 100 ms apart, round-robin over the sites (so a site is
 not still busy with the OEM write gaps of its previous command).
 

@@ -85,6 +85,8 @@ class SiteConfig(_Strict):
     # the setpoint re-written this often (OEM forced-mode timers) or as soon as telemetry shows
     # the inverter left remote control.
     keepalive_s: Annotated[float, Field(gt=0.0)] = 5.0
+    # Fault words are read this often (telemetry every poll); SiteFault goes out on a change.
+    fault_interval_s: Annotated[float, Field(ge=0.0)] = 2.0
     refresh_s: Annotated[float, Field(gt=0.0)] = 600.0
     # Rediscovery when the device is OFFLINE (DHCP moved the dongle): hosts to scan
     # ('192.168.1.0/24', '10.0.0.5-40', 'a,b') and ports (default: the map's), found by serial.

@@ -106,6 +106,7 @@ class SiteController:
         self.limits: PowerLimits | None = None
         self.droop_writes = 0
         self.reasserts = 0
+        self._faults_at: datetime | None = None
         self._written_at: datetime | None = None
         self._reassert_at: datetime | None = None
         self._keepalive_at: datetime | None = None
@@ -315,7 +316,7 @@ class SiteController:
             faults = await self.device.read_faults()
         except HalError as exc:
             self.link.failed(exc)
-            self._finish(_replace(base, reason=f"written; read-back failed: {exc}"), tracking)
+            self._finish(replace(base, reason=f"written; read-back failed: {exc}"), tracking)
             return
         self.telemetry = tel
         measured = tel.battery_power_kw
@@ -323,7 +324,7 @@ class SiteController:
         if written is None or measured is None:
             status = Status.CLAMPED if decision.clamped else Status.APPLIED
             self._finish(
-                _replace(
+                replace(
                     base,
                     status=status,
                     measured_kw=measured,
@@ -337,7 +338,7 @@ class SiteController:
             return
         if seq != self._applied_seq:
             self._finish(
-                _replace(
+                replace(
                     base,
                     measured_kw=measured,
                     measured_soc_pct=tel.soc_pct,
@@ -356,7 +357,7 @@ class SiteController:
             gate_cause=decision.clamp_cause,
         )
         self._finish(
-            _replace(
+            replace(
                 base,
                 status=verdict.status,
                 measured_kw=measured,
@@ -428,7 +429,9 @@ class SiteController:
             if self.identity is None:
                 self.identity = await self.device.identify()
             tel = await self.device.read_telemetry()
-            faults = await self.device.read_faults()
+            faults = self.faults
+            if self._since(now, self._faults_at) >= self.site.fault_interval_s:
+                faults, self._faults_at = await self.device.read_faults(), now
         except HalError as exc:
             self.link.failed(exc)
             await self._maybe_rediscover(now)
@@ -544,7 +547,3 @@ class SiteController:
         )
         if link.status_due(st, now, self.status_interval_s):
             self.sink.emit(STATUS, status_record(self.site.site_id, st, now))
-
-
-def _replace(o: Outcome, **changes: object) -> Outcome:
-    return replace(o, **changes)  # type: ignore[arg-type]  # keyword changes of a dataclass
