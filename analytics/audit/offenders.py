@@ -7,9 +7,11 @@ Kinds of offence (one row each, a site may have several):
   of the fleet requirement (capacity / number of sites) and its own pre-window baseline;
 * ``STALE``: no telemetry in the window, or a gap between two samples longer than
   ``stale_s`` (the control state the audit sees is older than that);
-* ``LATE`` / ``NO_RESPONSE``: :func:`analytics.freqresp.fit_gain_lag` of the site response
-  on its expected response: lag beyond the product's time limit (:data:`LATE_LIMIT_S`) is
-  late; a gain below ``min_gain`` with correct polarity is no response;
+* ``LATE`` / ``NO_RESPONSE``: the gain-and-lag fit of :func:`analytics.freqresp.fit_gain_lag`
+  (for all sites at once: :func:`gain_lag_many`, same model) of the site response on its
+  expected response: lag beyond the product's time limit (:data:`LATE_LIMIT_S`) is
+  late; a gain below ``min_gain`` with correct polarity is no response (long limits are
+  fitted on a grid of limit/30 s, so at most :data:`MAX_LAGS` lags per site);
 * ``CLAMPED`` / ``OVERRIDDEN`` / ``REJECTED`` / ``FAILED``: a CommandResult in the window
   with that status, with its likely cause.
 """
@@ -24,7 +26,6 @@ import duckdb
 import numpy as np
 
 from analytics.audit.extract import Activation, to_us
-from analytics.freqresp import fit_gain_lag
 from analytics.rules import polarity_offenders
 from analytics.rules.base import Context, Params
 from analytics.rules.common import expected_response
@@ -41,6 +42,7 @@ LATE_LIMIT_S = {
     Product.AFRR: 300.0,
     Product.MFRR: 750.0,
 }
+MAX_LAGS = 60
 BAD_STATUSES = ("CLAMPED", "OVERRIDDEN", "REJECTED", "FAILED")
 
 
@@ -78,6 +80,31 @@ class SiteTrace:
     power_mw: FloatArray
 
 
+def site_oems(
+    con: duckdb.DuckDBPyConnection, t0_us: int, t1_us: int, probe_s: float = 30.0
+) -> dict[str, str]:
+    """Site -> OEM from the first ``probe_s`` of [t0, t1], widened to all of it if needed."""
+    out: dict[str, str] = {}
+    for hi in (min(t0_us + int(probe_s * 1e6), t1_us), t1_us):
+        rows = con.execute(
+            "SELECT decode(key), any_value(oem) FROM site_telemetry "
+            "WHERE event_time >= make_timestamp(?) AND event_time <= make_timestamp(?) "
+            "GROUP BY key",
+            [t0_us, hi],
+        ).fetchall()
+        out = {str(site): str(oem) for site, oem in rows}
+        if hi == t1_us:
+            break
+        seen = con.execute(
+            "SELECT count(DISTINCT key) FROM site_telemetry "
+            "WHERE event_time >= make_timestamp(?) AND event_time <= make_timestamp(?)",
+            [t0_us, t1_us],
+        ).fetchone()
+        if seen is not None and int(seen[0]) <= len(out):
+            break
+    return out
+
+
 def site_traces(
     con: duckdb.DuckDBPyConnection, fleet: Series, lookback_s: float = 900.0
 ) -> tuple[dict[str, SiteTrace], set[str]]:
@@ -86,28 +113,44 @@ def site_traces(
         raise ValueError("the fleet series needs an absolute start")
     t0 = to_us(fleet.start)
     t1 = t0 + int(float(fleet.t[-1]) * 1e6)
-    rows = con.execute(
-        "SELECT site_id, any_value(oem), list(epoch_us(event_time) ORDER BY event_time), "
-        "list(battery_power_kw ORDER BY event_time) FROM site_telemetry "
+    # the Kafka key of site telemetry is the site id: only the power is parsed per sample,
+    # the OEM from each site's first few seconds
+    cols = con.execute(
+        "WITH w AS (SELECT key, epoch_us(event_time) AS u, battery_power_kw AS p "
+        "  FROM site_telemetry "
+        "  WHERE event_time >= make_timestamp(?) AND event_time <= make_timestamp(?)), "
+        "k AS (SELECT key, row_number() OVER (ORDER BY key) - 1 AS idx "
+        "  FROM (SELECT DISTINCT key FROM w)) "
+        "SELECT k.idx, w.u, w.p FROM w JOIN k USING (key) ORDER BY k.idx, w.u",
+        [t0, t1],
+    ).fetchnumpy()
+    keys = con.execute(
+        "SELECT DISTINCT decode(key) AS site FROM site_telemetry "
         "WHERE event_time >= make_timestamp(?) AND event_time <= make_timestamp(?) "
-        "GROUP BY site_id ORDER BY site_id",
+        "ORDER BY site",
         [t0, t1],
     ).fetchall()
-    traces = {
-        str(site): SiteTrace(
+    idx = np.asarray(cols["idx"], dtype=np.int64)
+    us = np.asarray(cols["u"], dtype=np.int64)
+    kw = np.asarray(cols["p"], dtype=np.float64)
+    bounds = np.searchsorted(idx, np.arange(len(keys) + 1))
+    oems = site_oems(con, t0, t1)
+    traces = {}
+    for k, (site,) in enumerate(keys):
+        lo, hi = int(bounds[k]), int(bounds[k + 1])
+        traces[str(site)] = SiteTrace(
             str(site),
-            str(oem),
-            (np.asarray(us, dtype=np.int64) - t0).astype(np.float64) / 1e6,
-            np.asarray(kw, dtype=np.float64) / 1000.0,
+            oems.get(str(site), "?"),
+            (us[lo:hi] - t0).astype(np.float64) / 1e6,
+            kw[lo:hi] / 1000.0,
         )
-        for site, oem, us, kw in rows
-    }
+    # the Kafka key of site telemetry is the site id: no payload parsing for the lookback
     seen = con.execute(
-        "SELECT DISTINCT site_id FROM site_telemetry "
+        "SELECT DISTINCT decode(key) FROM site_telemetry "
         "WHERE event_time >= make_timestamp(?) AND event_time <= make_timestamp(?)",
         [t0 - int(lookback_s * 1e6), t1],
     ).fetchall()
-    return traces, {str(s) for (s,) in seen}
+    return traces, {str(s) for (s,) in seen} | set(traces)
 
 
 def site_series(trace: SiteTrace, fleet: Series, share: float, start_s: float) -> Series:
@@ -128,35 +171,70 @@ def site_series(trace: SiteTrace, fleet: Series, share: float, start_s: float) -
 
 
 def command_offenders(
-    con: duckdb.DuckDBPyConnection, activation: Activation, fleet: Series
+    con: duckdb.DuckDBPyConnection,
+    activation: Activation,
+    fleet: Series,
+    oems: Mapping[str, str] | None = None,
 ) -> list[Offender]:
-    """CommandResults with a bad status inside the window."""
+    """CommandResults with a bad status inside the window (``oems``: site -> OEM)."""
     if fleet.start is None:
         return []
     t0 = to_us(fleet.start)
     t1 = t0 + int(float(fleet.t[-1]) * 1e6)
     rows = con.execute(
-        "SELECT r.site_id, coalesce(any_value(t.oem), '?'), r.status, r.likely_cause, "
-        "r.requested_kw, r.written_kw, r.measured_kw, r.reason FROM command_result r "
-        "LEFT JOIN (SELECT DISTINCT site_id, oem FROM site_telemetry "
-        "  WHERE event_time >= make_timestamp(?) AND event_time <= make_timestamp(?)) t "
-        "ON t.site_id = r.site_id "
-        "WHERE r.event_time >= make_timestamp(?) AND r.event_time <= make_timestamp(?) "
-        "AND r.status IN ('CLAMPED', 'OVERRIDDEN', 'REJECTED', 'FAILED') "
-        "GROUP BY ALL ORDER BY r.site_id",
-        [t0, t1, t0, t1],
+        "SELECT site_id, status, likely_cause, requested_kw, written_kw, measured_kw, reason "
+        "FROM command_result "
+        "WHERE event_time >= make_timestamp(?) AND event_time <= make_timestamp(?) "
+        "AND status IN ('CLAMPED', 'OVERRIDDEN', 'REJECTED', 'FAILED') "
+        "ORDER BY site_id, event_time",
+        [t0, t1],
     ).fetchall()
+    known = oems or {}
     return [
         Offender(
             activation.activation_id,
             str(site),
-            str(oem),
+            known.get(str(site), "?"),
             str(status),
             f"cause {cause or 'UNKNOWN'}; requested {req} kW, written {wr} kW, "
             f"measured {meas} kW{'; ' + reason if reason else ''}",
         )
-        for site, oem, status, cause, req, wr, meas, reason in rows
+        for site, status, cause, req, wr, meas, reason in rows
     ]
+
+
+def gain_lag_many(
+    t: FloatArray, expected: FloatArray, responses: FloatArray, *, max_lag_s: float
+) -> tuple[FloatArray, FloatArray]:
+    """:func:`analytics.freqresp.fit_gain_lag` for many responses (rows) at once.
+
+    Same model and lag grid (response ≈ gain·expected(t - lag) + const, lags on the sample
+    grid, first best lag kept); returns (gain, lag_s) per row. One pass per lag over all
+    sites instead of one least-squares solve per site and lag.
+    """
+    dt = float(np.median(np.diff(t)))
+    lags = np.arange(0.0, max_lag_s + dt / 2, dt)
+    y = responses - responses.mean(axis=1, keepdims=True)
+    best_res = np.full(responses.shape[0], np.inf)
+    gain = np.zeros(responses.shape[0])
+    lag_s = np.zeros(responses.shape[0])
+    yy = np.sum(y * y, axis=1)
+    for lag in lags:
+        x = np.interp(t - lag, t, expected, left=float(expected[0]))
+        xc = x - x.mean()
+        sxx = float(np.sum(xc * xc))
+        if sxx <= 0:
+            g = np.zeros(responses.shape[0])
+            res = yy
+        else:
+            sxy = y @ xc
+            g = sxy / sxx
+            res = yy - sxy * g
+        better = res < best_res - 1e-12
+        best_res = np.where(better, res, best_res)
+        gain = np.where(better, g, gain)
+        lag_s = np.where(better, lag, lag_s)
+    return gain, lag_s
 
 
 def find_offenders(
@@ -195,31 +273,70 @@ def find_offenders(
         if trace.t_s.size >= 2:
             usable[site] = site_series(trace, fleet, share, start_s)
     if not usable:
-        return SiteAnalysis(out + command_offenders(con, activation, fleet), {})
+        return SiteAnalysis(out + command_offenders(con, activation, fleet, oems), {})
     by_oem: dict[str, list[FloatArray]] = {}
     for site, series in usable.items():
         by_oem.setdefault(oems[site], []).append(series.response_mw())
     oem_response = {o: np.mean(np.vstack(v), axis=0) for o, v in sorted(by_oem.items())}
     wrong = set(polarity_offenders(usable, activation.product, activation.test_type, **params))
+    out += [
+        Offender(aid, site, oems[site], "WRONG_POLARITY", "response has the wrong sign")
+        for site in sorted(wrong)
+    ]
+    out += _late_or_silent(
+        activation, usable, wrong=wrong, oems=oems, params=params, min_gain=min_gain
+    )
+    return SiteAnalysis(out + command_offenders(con, activation, fleet, oems), oem_response)
+
+
+def _late_or_silent(
+    activation: Activation,
+    usable: Mapping[str, Series],
+    *,
+    wrong: set[str],
+    oems: Mapping[str, str],
+    params: Mapping[str, Any],
+    min_gain: float,
+) -> list[Offender]:
+    """LATE / NO_RESPONSE for sites with the right polarity (see module doc)."""
+    sites = sorted(s for s in usable if s not in wrong)
+    if not sites:
+        return []
+    first = usable[sites[0]]
+    ctx = Context(first, activation.product, Params.from_kwargs(dict(params)))
+    expected = expected_response(ctx)
+    if not np.any(expected != 0):
+        return []
     limit = LATE_LIMIT_S[activation.product]
-    for site, series in sorted(usable.items()):
-        if site in wrong:
+    max_lag = min(2 * limit, 0.5 * float(first.t[-1] - first.t[0]))
+    # at most MAX_LAGS lag steps: long limits (mFRR 750 s) are fitted on a coarser grid
+    step = max(float(first.interval_s()), max_lag / MAX_LAGS)
+    grid = np.arange(float(first.t[0]), float(first.t[-1]) + step / 2, step)
+    # every site's expected response is its share of the same curve: the first one's
+    responses = np.vstack([np.interp(grid, usable[s].t, usable[s].response_mw()) for s in sites])
+    gains, lags = gain_lag_many(
+        grid, np.interp(grid, first.t, expected), responses, max_lag_s=max_lag
+    )
+    out = []
+    for site, gain, lag in zip(sites, gains.tolist(), lags.tolist(), strict=True):
+        if gain < min_gain:
             out.append(
-                Offender(aid, site, oems[site], "WRONG_POLARITY", "response has the wrong sign")
+                Offender(
+                    activation.activation_id,
+                    site,
+                    oems[site],
+                    "NO_RESPONSE",
+                    f"gain {gain:.2f} < {min_gain}",
+                )
             )
-            continue
-        ctx = Context(series, activation.product, Params.from_kwargs(dict(params)))
-        expected = expected_response(ctx)
-        if not np.any(expected != 0):
-            continue
-        max_lag = min(2 * limit, 0.5 * float(series.t[-1] - series.t[0]))
-        fit = fit_gain_lag(series.t, expected, series.response_mw(), max_lag_s=max_lag)
-        if fit.gain < min_gain:
+        elif lag > limit:
             out.append(
-                Offender(aid, site, oems[site], "NO_RESPONSE", f"gain {fit.gain:.2f} < {min_gain}")
+                Offender(
+                    activation.activation_id,
+                    site,
+                    oems[site],
+                    "LATE",
+                    f"lag {lag:.1f} s > {limit} s",
+                )
             )
-        elif fit.lag_s > limit:
-            out.append(
-                Offender(aid, site, oems[site], "LATE", f"lag {fit.lag_s:.1f} s > {limit} s")
-            )
-    return SiteAnalysis(out + command_offenders(con, activation, fleet), oem_response)
+    return out

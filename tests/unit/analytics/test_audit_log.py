@@ -6,8 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analytics.audit.extract import AuditInputError, canonical
+from analytics.audit.offenders import gain_lag_many
 from analytics.audit.run import AuditOptions, AuditResult, audit_log
 from analytics.audit.scenario import (
     OEMS,
@@ -19,6 +22,7 @@ from analytics.audit.scenario import (
     mfrr_order_log,
     telemetry,
 )
+from analytics.freqresp import fit_gain_lag
 from analytics.rules import judge
 from analytics.rules.base import EAM25, SVK_LEGACY
 from analytics.timeseries import Series
@@ -215,3 +219,24 @@ def test_canonical_is_idempotent_and_on_whole_milliseconds() -> None:
     assert again.power_mw.tolist() == c.power_mw.tolist()
     assert again.t.tolist() == c.t.tolist()
     assert again.start == c.start
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    lag_steps=st.integers(min_value=0, max_value=8),
+    gains=st.lists(st.floats(min_value=-2.0, max_value=2.0), min_size=1, max_size=4),
+    seed=st.integers(min_value=0, max_value=1000),
+)
+def test_gain_lag_many_equals_fit_gain_lag_per_site(
+    lag_steps: int, gains: list[float], seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    t = np.arange(0.0, 60.0, 0.5)
+    expected = np.clip((t - 10.0) / 5.0, 0.0, 1.0) + 0.3 * np.clip((t - 35.0) / 3.0, 0.0, 1.0)
+    shifted = np.interp(t - lag_steps * 0.5, t, expected, left=float(expected[0]))
+    responses = np.vstack([g * shifted + 0.2 + rng.normal(0, 0.01, t.shape) for g in gains])
+    many_gain, many_lag = gain_lag_many(t, expected, responses, max_lag_s=6.0)
+    for row, g, lag in zip(responses, many_gain, many_lag, strict=True):
+        one = fit_gain_lag(t, expected, row, max_lag_s=6.0)
+        assert g == pytest.approx(one.gain, rel=1e-9, abs=1e-9)
+        assert lag == pytest.approx(one.lag_s)
