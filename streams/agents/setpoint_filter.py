@@ -19,7 +19,13 @@ from faust.types import StreamT, TableT
 from streams.agents.base import AgentContext, decode_value, expect
 from streams.agents.sitebook import SiteBook
 from streams.steps.records_site import SiteCommand, SiteSetpoint
-from streams.steps.setpoint_filter import FilterConfig, FilterState, filter_setpoint, tick
+from streams.steps.setpoint_filter import (
+    FilterConfig,
+    FilterReason,
+    FilterState,
+    filter_setpoint,
+    tick,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +33,8 @@ NAME = "setpoint-filter"
 TABLE = "filter-state"
 TICK_EVERY_S = 1.0
 _ACCEPTS = frozenset({"SiteSetpoint"})
+#: drops that mean the pipeline lags or a producer misbehaves: logged as warnings
+_LATE = frozenset({FilterReason.STALE, FilterReason.EXPIRED, FilterReason.OUT_OF_ORDER})
 
 
 def murmur2_partition(key: bytes, partitions: int) -> int:
@@ -74,7 +82,15 @@ class SetpointFilterAgent:
                     self.table[setpoint.site_id] = new_state.to_dict()
                 if command is not None:
                     await self.emit(command)
-                log.debug("%s %s: %s", setpoint.site_id, setpoint.setpoint_id, reason)
+                if reason in _LATE:
+                    log.warning(
+                        "%s: setpoint %s dropped: %s (event time %d, now %d)",
+                        setpoint.site_id,
+                        setpoint.setpoint_id,
+                        reason,
+                        setpoint.event_time,
+                        self.ctx.clock(),
+                    )
             except Exception as exc:  # bad input (EventError) or a step bug: never fatal
                 await self.ctx.dead_letter(event, exc, NAME)
 

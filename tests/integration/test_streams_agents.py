@@ -78,7 +78,7 @@ def streams_worker(
         "--partitions",
         str(PARTITIONS),
         "--loglevel",
-        "warn",
+        os.environ.get("FLOWERHUB_TEST_WORKER_LOGLEVEL", "info"),
     ]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
@@ -162,7 +162,8 @@ def test_a_fleet_setpoint_becomes_commands_for_1000_sites(
             encoded("SiteTelemetry", telemetry, "site_id"),
         )
     )
-    env = {"FLOWERHUB_ALLOCATOR__TELEMETRY_MAX_AGE_S": "300"}
+    # a loaded CI machine can take seconds per hop: the age limits are not under test here
+    env = {"FLOWERHUB_ALLOCATOR__TELEMETRY_MAX_AGE_S": "300", "FLOWERHUB_FILTER__MAX_AGE_S": "120"}
     with streams_worker(settings, tmp_path, env) as worker:
         wait_for(
             "telemetry consumed",
@@ -271,7 +272,7 @@ def test_garbage_goes_to_deadletter_while_good_events_flow(
     setpoints_topic = topic(settings, "site.setpoints")
     telemetry_topic = topic(settings, "site.telemetry")
     garbage = [b"not avro at all", b"\xc3\x01" + b"\xff" * 8 + b"body", b""]
-    with streams_worker(settings, tmp_path) as worker:
+    with streams_worker(settings, tmp_path, {"FLOWERHUB_FILTER__MAX_AGE_S": "120"}) as worker:
         t = now_us()
         good = [setpoint_record(f"site-{i}", f"sp-{i}", t, 2.0, t + 60 * S) for i in range(4)]
         pairs = encoded("SiteSetpoint", good, "site_id")
