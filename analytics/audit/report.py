@@ -44,11 +44,15 @@ COLUMNS = (
 class ProgressBar:
     """``bar(done, total, label)``: tqdm on stderr if installed, else a plain text line."""
 
-    def __init__(self, stream: TextIO | None = None, *, enabled: bool = True) -> None:
+    def __init__(
+        self, stream: TextIO | None = None, *, enabled: bool = True, use_tqdm: bool | None = None
+    ) -> None:
         self.stream = stream or sys.stderr
         self.enabled = enabled
         self._tqdm: Any = None
-        self._use_tqdm = enabled and importlib.util.find_spec("tqdm") is not None
+        if use_tqdm is None:
+            use_tqdm = importlib.util.find_spec("tqdm") is not None
+        self._use_tqdm = enabled and use_tqdm
 
     def __call__(self, done: int, total: int, label: str) -> None:
         if not self.enabled or total == 0:

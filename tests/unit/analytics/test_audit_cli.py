@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 import re
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from analytics.audit.report import ProgressBar
 from analytics.audit.scenario import Scenario, fcrd_ramp_log
+from analytics.svkcsv import write_csv
+from analytics.testsequences import simulate_fcr_test
+from analytics.verdicts import Product, TestType
 from flowerhub.cli import main
 
 
@@ -211,3 +218,49 @@ def test_export_of_unknown_activation_exits_2(
     code = main([*argv, "--out", str(tmp_path), "--resource", "X", "--area", "SE3"])
     assert code == 2
     assert "no activation 'nope'" in capsys.readouterr().err
+
+
+def test_sine_csv_files_give_req8_req9_and_bode_nyquist(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = []
+    for i, period in enumerate((10, 40, 90)):
+        series = simulate_fcr_test(
+            Product.FCR_N, "sine", dp_ss_mw=0.1, tau_s=2.0, dt_s=0.2, period_s=period, n_periods=4
+        )
+        start = np.datetime64("2026-05-01T10:00:00") + np.timedelta64(i * 3600, "s")
+        files.append(
+            write_csv(
+                dataclasses.replace(series, start=start),
+                tmp_path / "csv",
+                resource="FlowerHub",
+                product=Product.FCR_N,
+                test_type=TestType.SINE,
+                area="SE3",
+                period_s=period,
+            )
+        )
+    out = tmp_path / "out"
+    code, text, _ = run(["--svk-csv", *map(str, files), "--json", "--out", str(out)], capsys)
+    rows = json.loads(text)
+    assert code == 0
+    set_rows = [r["rule_id"] for r in rows if r["activation"] == "sine-set-FCR_N"]
+    assert set_rows == ["FCRN.REQ8.NYQUIST", "FCRN.REQ9.PERFORMANCE"]
+    linearity = [r for r in rows if r["rule_id"] == "FCRN.REQ10.LINEARITY"]
+    assert len(linearity) == 3
+    assert (out / "plots" / "bode-FCR_N.png").is_file()
+    assert (out / "plots" / "nyquist-FCR_N.png").is_file()
+    assert "plots/nyquist-FCR_N.png" in (out / "report.html").read_text()
+
+
+def test_progress_bar_plain_text() -> None:
+    stream = io.StringIO()
+    bar = ProgressBar(stream, use_tqdm=False)
+    for k in range(3):
+        bar(k, 2, f"step {k}")
+    text = stream.getvalue()
+    assert "[###############...............] 1/2 step 1" in text
+    assert text.endswith("2/2 step 2\n")
+    silent = io.StringIO()
+    ProgressBar(silent, enabled=False)(1, 2, "x")
+    assert silent.getvalue() == ""
