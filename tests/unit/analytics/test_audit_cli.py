@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from analytics.audit.report import ProgressBar
-from analytics.audit.scenario import Scenario, fcrd_ramp_log
+from analytics.audit.scenario import Scenario, fcrd_ramp_log, mfrr_order_log
 from analytics.svkcsv import write_csv
 from analytics.testsequences import simulate_fcr_test
 from analytics.verdicts import Product, TestType
@@ -264,3 +264,28 @@ def test_progress_bar_plain_text() -> None:
     silent = io.StringIO()
     ProgressBar(silent, enabled=False)(1, 2, "x")
     assert silent.getvalue() == ""
+
+
+def test_failing_rule_exits_1_and_time_window_in_iso(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenario = mfrr_order_log(tmp_path / "log")
+    window = ["--from", "2026-09-21T14:13:00Z", "--to", "2026-09-21T15:00:00+00:00"]
+    argv = ["--log", str(scenario.root), "--product", "MFRR", *window, "--json"]
+    code, out, _ = run(
+        [*argv, "--rule-version", "EAM-2025-03-04", "--out", str(tmp_path / "a")], capsys
+    )
+    fat = [r for r in json.loads(out) if r["rule_id"] == "MFRR.FAT"]
+    assert [(r["status"], r["measured"], r["threshold"]) for r in fat] == [("FAIL", 772.5, 750.0)]
+    assert code == 1
+    code, out, _ = run(
+        [*argv, "--rule-version", "SVK-LEGACY", "--out", str(tmp_path / "b")], capsys
+    )
+    assert code == 0
+    assert {r["rule_id"] for r in json.loads(out)} == {"MFRR.LEGACY.FAT", "MFRR.POLARITY"}
+    code, _, err = run(
+        ["--log", str(scenario.root), "--from", "2026-09-22", "--to", "2026-09-21", "--out", "x"],
+        capsys,
+    )
+    assert code == 2
+    assert "--to must be after --from" in err
