@@ -19,7 +19,7 @@ from edge.bridge.sink import BridgeTopics, EventSink
 from edge.bridge.site import SiteController
 from edge.hal.device import Device
 from edge.hal.points import Mode
-from edge.hal.registermap import load_all
+from edge.hal.registermap import RegisterMap, load_all
 from edge.hal.transport import ModbusTransport
 from edge.sim.battery import BatteryParams
 from edge.sim.server import SimInverter
@@ -27,8 +27,9 @@ from edge.sim.server import SimInverter
 
 @asynccontextmanager
 async def controller(
-    tmp: Path, oem: str = "huawei"
+    tmp: Path, oem: str = "huawei", bridge_map: RegisterMap | None = None
 ) -> AsyncIterator[tuple[SiteController, SimInverter]]:
+    """A simulator of ``oem`` and a controller talking to it (through ``bridge_map`` if given)."""
     rmap = load_all()[oem]
     sim = SimInverter(rmap, port=free_port(), battery=BatteryParams(tau_s=0.2, dead_time_s=0.05))
     await sim.start()
@@ -37,7 +38,7 @@ async def controller(
     outbox = Outbox(tmp / "outbox")
     ctl = SiteController(
         site_config(SimSpec("s1", oem), sim),
-        Device(rmap, transport),
+        Device(bridge_map or rmap, transport),
         store=store,
         sink=EventSink(outbox, BridgeTopics()),
         telemetry_interval_s=0.1,
@@ -133,6 +134,28 @@ def test_command_seen_claimed_after_a_crash_is_not_written(tmp_path: Path) -> No
             res = results(ctl)[cmd.command_id]
             assert res["status"] == "FAILED"
             assert "at most once" in res["reason"]
+            assert len(sim.write_log) == writes
+
+    run(body)
+
+
+def test_write_the_map_refuses_is_rejected_and_never_sent(tmp_path: Path) -> None:
+    """The map bounds the power register; a plan outside it is refused before any write."""
+    rmap = load_all()["huawei"]
+    name = rmap.control.set_power.power_point
+    tight = rmap.points[name].model_copy(update={"max": 500.0})  # 0.5 kW in the map's unit (W)
+    narrow = rmap.model_copy(update={"points": {**rmap.points, name: tight}})
+
+    async def body() -> None:
+        async with controller(tmp_path, "huawei", narrow) as (ctl, sim):
+            await until(lambda: ctl.telemetry is not None)
+            writes = len(sim.write_log)
+            cmd = new_command("s1", Kind.SET_POWER, -2.0)  # a charge: the bounded register
+            ctl.submit(cmd)
+            await ctl.drain()
+            res = results(ctl)[cmd.command_id]
+            assert res["status"] == "REJECTED"
+            assert "refused by the register map" in res["reason"]
             assert len(sim.write_log) == writes
 
     run(body)
