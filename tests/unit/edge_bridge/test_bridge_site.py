@@ -159,3 +159,31 @@ def test_write_the_map_refuses_is_rejected_and_never_sent(tmp_path: Path) -> Non
             assert len(sim.write_log) == writes
 
     run(body)
+
+
+def test_fault_raised_and_cleared_are_published_on_change(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with controller(tmp_path) as (ctl, sim):
+            await until(lambda: ctl.telemetry is not None)
+            table = sim.rmap.faults[0]
+            bit = sorted(table.bits)[0]
+            sim.inject_fault(table.point, bit)
+            await until(lambda: bool(ctl.faults), 10)
+            sim.clear_faults()
+            await until(lambda: not ctl.faults, 10)
+            codec = ctl.sink.codec
+            events = [
+                codec.decode(r.value).record
+                for r in ctl.sink.outbox.pending(10_000)
+                if r.topic.endswith("faults")
+            ]
+            assert [[f["code"] for f in e["raised"]] for e in events] == [
+                [table.bits[bit].code],
+                [],
+            ]
+            assert [[f["code"] for f in e["cleared"]] for e in events] == [
+                [],
+                [table.bits[bit].code],
+            ]
+
+    run(body)
