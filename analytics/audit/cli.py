@@ -4,6 +4,7 @@ flowerhub audit (--log DIR | --svk-csv FILE...) [--product P] [--test-type T] [-
                 [--rule-version V] [--allow-1hz] [--ffr-activation-hz F] [--json] --out DIR
 flowerhub audit export-svk --log DIR --activation ID --out DIR --resource NAME --area SE3
 
+--from/--to select the activations overlapping [T, T) and read only the log inside it.
 Exit codes: 0 every judged rule passed, 1 a rule failed (or an activation could not be
 judged), 2 bad input (the message names file, line and column for CSV problems).
 """
@@ -49,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "verdicts.csv, report.md, report.html and plots into --out.",
     )
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--log", type=Path, help="event-log archive directory")
+    source.add_argument("--log", type=Path, metavar="DIR", help="event-log archive directory")
     source.add_argument("--svk-csv", type=Path, nargs="+", metavar="FILE", help="SvK CSV files")
     parser.add_argument("--product", choices=[p.value for p in Product], help="only this product")
     parser.add_argument(
@@ -57,28 +58,36 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         choices=[t.value for t in TestType],
         help="CSV: override the file name's test type",
     )
-    parser.add_argument("--from", dest="since", type=_time, help="start (ISO-8601, UTC)")
-    parser.add_argument("--to", dest="until", type=_time, help="end (ISO-8601, UTC)")
+    parser.add_argument(
+        "--from", dest="since", type=_time, metavar="T", help="start (ISO-8601, UTC)"
+    )
+    parser.add_argument("--to", dest="until", type=_time, metavar="T", help="end (ISO-8601, UTC)")
     parser.add_argument("--rule-version", choices=KNOWN_VERSIONS, help="only this rule version")
     parser.add_argument(
         "--allow-1hz", action="store_true", help="the TSO allowed >= 1 Hz test logging"
     )
-    parser.add_argument("--ffr-activation-hz", type=float, help="FFR option (49.7, 49.6, 49.5 Hz)")
-    parser.add_argument("--interval", type=float, help="log: fleet series grid in s")
+    parser.add_argument(
+        "--ffr-activation-hz", type=float, metavar="HZ", help="FFR option (49.7, 49.6, 49.5)"
+    )
+    parser.add_argument(
+        "--interval", type=float, metavar="S", help="log: fleet series grid (default: telemetry)"
+    )
     parser.add_argument("--json", action="store_true", help="print the verdict table as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    parser.add_argument("--out", type=Path, help="output directory (required for audits)")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="output directory (required)")
     parser.set_defaults(func=cmd_audit)
-    verbs = parser.add_subparsers(dest="audit_verb", metavar="VERB")
+    verbs = parser.add_subparsers(dest="audit_verb", metavar="[export-svk]")
     export = verbs.add_parser(
         "export-svk", help="write one activation of the log as an SvK CSV file"
     )
-    export.add_argument("--log", dest="export_log", required=True, type=Path)
+    export.add_argument("--log", dest="export_log", required=True, type=Path, metavar="DIR")
     export.add_argument("--activation", required=True, help="activation id")
-    export.add_argument("--out", dest="export_out", required=True, type=Path)
+    export.add_argument("--out", dest="export_out", required=True, type=Path, metavar="DIR")
     export.add_argument("--resource", required=True, help="resource name in the file name")
     export.add_argument("--area", required=True, help="bidding zone, e.g. SE3")
-    export.add_argument("--interval", dest="export_interval", type=float, help="grid in s")
+    export.add_argument(
+        "--interval", dest="export_interval", type=float, metavar="S", help="grid in s"
+    )
     export.set_defaults(func=cmd_export)
 
 
