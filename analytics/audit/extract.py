@@ -1,7 +1,7 @@
 """Find activations and tests in the event log and build the fleet series each one is judged on.
 
 Activations come from ``MarketActivation`` events (kind ORDER, TEST or FREQUENCY_EVENT) and,
-for FCR and FFR, from frequency excursions in the fleet's mean telemetry frequency where no
+for FCR-D and FFR, from frequency excursions in the fleet's mean telemetry frequency where no
 activation event covers them (``detect_frequency_events``).
 
 Fleet series: one DuckDB pass sums site ``battery_power_kw`` (kW -> MW) and averages

@@ -194,7 +194,12 @@ def write_report(result: AuditResult, out: Path) -> list[Path]:
                 "Skipped (data not available): " + "; ".join(f"{i} ({w})" for i, w in r.skipped),
                 "",
             ]
-        if r.offenders:
+        if a.kind == "CSV":
+            md += [
+                "Per-site offenders: not available (an SvK CSV file holds the resource total).",
+                "",
+            ]
+        elif r.offenders:
             md += ["### Offenders", ""]
             md += _md_table(
                 ["site", "oem", "kind", "detail"],

@@ -188,6 +188,10 @@ def test_frequency_event_without_activation_event_is_detected(tmp_path: Path) ->
         sign = -1.0 if i == 0 else 1.0
         power = sign * 5.0 * np.clip((49.9 - f) / 0.4, 0, 1)
         for k in range(t.shape[0]):
+            if i == 1 and 105 <= t[k] < 125:  # site-00001: 20 s without telemetry
+                continue
+            if i == 2 and t[k] >= 60:  # site-00002: silent from 40 s before the window
+                continue
             us = (START_MS + int(t[k]) * 1000 + 5 * i) * 1000
             telemetry(b, site, oem, event_us=us, power_kw=float(power[k]), freq_hz=float(f[k]))
     b.write(tmp_path)
@@ -199,10 +203,15 @@ def test_frequency_event_without_activation_event_is_detected(tmp_path: Path) ->
     assert fcrd.activation.start == np.datetime64((START_MS + 100_000) * 1000, "us")
     assert fcrd.error is None
     assert [o.site_id for o in fcrd.offenders if o.kind == "WRONG_POLARITY"] == ["site-00000"]
+    stale = {o.site_id: o.detail for o in fcrd.offenders if o.kind == "STALE"}
+    assert set(stale) == {"site-00001", "site-00002"}
+    assert stale["site-00001"].startswith("telemetry gap of 21.0 s")
+    assert stale["site-00002"] == "no telemetry in the activation window"
     (polarity,) = fcrd.verdicts
     assert polarity.rule_id == "FCRD_UP.POLARITY"
-    # 5 sites with the droop, one mirrored: net gain (5 - 1) x 5 kW / 30 kW
-    assert polarity.measured == pytest.approx(4 * 5.0 / 30.0, rel=1e-3)
+    # during the 30 s dip: sites 3-5 give +2.5 kW, site 0 -2.5 kW, site 1 +2.5 kW for 10 s
+    # of them (the rest is its gap), site 2 nothing; expected 0.5 x 30 kW throughout
+    assert polarity.measured == pytest.approx((2 * 2.5 * 30 + 2.5 * 10) / (15.0 * 30), rel=0.05)
 
 
 def test_canonical_is_idempotent_and_on_whole_milliseconds() -> None:
