@@ -77,7 +77,7 @@ def to_us(value: np.datetime64 | datetime | str) -> int:
     return int(stamp.astype("datetime64[us]").astype(np.int64))
 
 
-def test_type_for(
+def activation_test_type(
     kind: str, product: Product, test_name: str | None
 ) -> tuple[TestType, int | None]:
     """Test type (and sine period) of a MarketActivation: kind and test name decide."""
@@ -125,7 +125,7 @@ def logged_activations(
     out = []
     for aid, product, kind, req, start, end, test_name, baseline in rows:
         prod = Product(product)
-        test_type, period = test_type_for(kind, prod, test_name)
+        test_type, period = activation_test_type(kind, prod, test_name)
         out.append(
             Activation(
                 activation_id=str(aid),
