@@ -96,7 +96,7 @@ def fit_chains(
     if until_us is not None:
         cond.append(f"event_time < make_timestamp({int(until_us)})")
     commands = con.execute(
-        "SELECT site_id, epoch_us(event_time), power_kw FROM site_command "  # noqa: S608  # fixed text, integers
+        "SELECT site_id, epoch_us(event_time), power_kw FROM audit_site_command "  # noqa: S608  # fixed text, integers
         f"WHERE {' AND '.join(cond)} ORDER BY site_id, event_time"
     ).fetchall()
     by_site: dict[str, list[tuple[int, float]]] = defaultdict(list)
@@ -110,7 +110,7 @@ def fit_chains(
     hi = max(steps[-1][0] for steps in by_site.values()) + int(window_s * 1e6)
     rows = con.execute(
         "SELECT site_id, any_value(oem), list(epoch_us(event_time) ORDER BY event_time), "
-        "list(battery_power_kw ORDER BY event_time) FROM site_telemetry "
+        "list(battery_power_kw ORDER BY event_time) FROM audit_site_telemetry "
         "WHERE event_time >= make_timestamp(?) AND event_time <= make_timestamp(?) "
         "AND site_id IN (SELECT unnest(?)) GROUP BY site_id",
         [lo, hi, sorted(by_site)],

@@ -72,6 +72,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--interval", type=float, metavar="S", help="log: fleet series grid (default: telemetry)"
     )
+    parser.add_argument(
+        "--prefix", default="", metavar="P", help="log: audit the topics under this prefix"
+    )
     parser.add_argument("--json", action="store_true", help="print the verdict table as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.add_argument("--out", type=Path, metavar="DIR", help="output directory (required)")
@@ -88,6 +91,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     export.add_argument(
         "--interval", dest="export_interval", type=float, metavar="S", help="grid in s"
     )
+    export.add_argument("--prefix", dest="export_prefix", default="", metavar="P")
     export.set_defaults(func=cmd_export)
 
 
@@ -100,6 +104,7 @@ def options(args: argparse.Namespace) -> AuditOptions:
         allow_1hz=args.allow_1hz,
         ffr_activation_hz=args.ffr_activation_hz,
         interval_s=args.interval,
+        topic_prefix=args.prefix,
     )
 
 
@@ -152,6 +157,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             resource=args.resource,
             area=args.area,
             interval_s=args.export_interval,
+            topic_prefix=args.export_prefix,
         )
     except (AuditInputError, ArchiveViewError, SvkCsvError, SeriesError, RuleError) as exc:
         raise CliError(str(exc)) from exc

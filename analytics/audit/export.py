@@ -24,13 +24,14 @@ def export_activation(
     resource: str,
     area: str,
     interval_s: float | None = None,
+    topic_prefix: str = "",
 ) -> Path:
     """Write the activation's fleet series with :func:`write_csv`; return the file's path."""
     if not archive_dir.is_dir():
         raise AuditInputError(f"{archive_dir}: not a directory")
     con = connect(archive_dir)
     try:
-        opts = AuditOptions(interval_s=interval_s)
+        opts = AuditOptions(interval_s=interval_s, topic_prefix=topic_prefix)
         scan = scan_log(con, opts)
         found = [a for a in scan.activations if a.activation_id == activation_id]
         if not found:

@@ -26,8 +26,10 @@ from datetime import datetime
 import duckdb
 import numpy as np
 
+from analytics.db import snake_case, sql_string
 from analytics.timeseries import FloatArray, Series, SeriesError
 from analytics.verdicts import Product, TestType
+from streams.topics import topic_for_event
 
 DECIMALS = 6  # what the SvK CSV writer writes (analytics.svkcsv.write_csv default)
 PRE_S = 30.0  # seconds of log before an activation (pre-event level, baseline)
@@ -109,13 +111,37 @@ def _where_time(column: str, since_us: int | None, until_us: int | None) -> str:
     return " AND ".join(parts) if parts else "true"
 
 
+AUDIT_EVENTS = (
+    "SiteTelemetry",
+    "MarketActivation",
+    "ReserveAssignment",
+    "SiteCommand",
+    "CommandResult",
+)
+
+
+def scope_views(con: duckdb.DuckDBPyConnection, prefix: str = "") -> None:
+    """Views ``audit_<event>``: each event view restricted to its own topic under ``prefix``.
+
+    The archive may also hold replay copies (``<prefix><topic>``) of the same events; the
+    audit reads exactly one namespace, so a copy never doubles the fleet's power.
+    """
+    for event in AUDIT_EVENTS:
+        view = snake_case(event)
+        name = prefix + topic_for_event(event).name
+        con.execute(
+            f"CREATE OR REPLACE VIEW audit_{view} AS SELECT * FROM {view} "  # noqa: S608  # names from the schema, literal escaped
+            f"WHERE topic = {sql_string(name)}"
+        )
+
+
 def logged_activations(
     con: duckdb.DuckDBPyConnection, since_us: int | None = None, until_us: int | None = None
 ) -> list[Activation]:
     """Every MarketActivation overlapping [since, until) (last event per activation id)."""
     rows = con.execute(
         "SELECT activation_id, product, kind, requested_mw, start_time, end_time, test_name, "
-        "baseline_mw FROM market_activation WHERE product <> 'NONE' "
+        "baseline_mw FROM audit_market_activation WHERE product <> 'NONE' "
         "AND (CAST($1 AS BIGINT) IS NULL OR end_time >= make_timestamp(CAST($1 AS BIGINT))) "
         "AND (CAST($2 AS BIGINT) IS NULL OR start_time < make_timestamp(CAST($2 AS BIGINT))) "
         "QUALIFY row_number() OVER (PARTITION BY activation_id ORDER BY event_time DESC) = 1 "
@@ -152,8 +178,8 @@ def telemetry_interval_ms(
     """
     cond = _where_time("event_time", since_us, until_us)
     row = con.execute(
-        "WITH r AS (SELECT key, epoch_us(event_time) AS u FROM archive_rows "  # noqa: S608  # integers only
-        f"WHERE event_name IN ('SiteTelemetry', 'flowerhub.SiteTelemetry') AND {cond}), "
+        "WITH r AS (SELECT key, epoch_us(event_time) AS u FROM audit_site_telemetry "  # noqa: S608  # integers only
+        f"WHERE {cond}), "
         "w AS (SELECT * FROM r WHERE u < (SELECT min(u) FROM r) + 600000000), "
         "one AS (SELECT key FROM w GROUP BY key ORDER BY count(*) DESC, key LIMIT 1) "
         "SELECT median(d) FROM (SELECT u - lag(u) OVER (ORDER BY u) AS d FROM w "
@@ -171,7 +197,7 @@ def fleet_frame(
     b = int(bucket_ms) * 1000
     rows = con.execute(
         f"SELECT (epoch_us(event_time) // {b}) * {b} AS b, sum(battery_power_kw) / 1000.0, "  # noqa: S608  # integers only
-        "avg(frequency_hz), count(*) FROM site_telemetry "
+        "avg(frequency_hz), count(*) FROM audit_site_telemetry "
         f"WHERE {_where_time('event_time', since_us, until_us)} GROUP BY b ORDER BY b"
     ).fetchnumpy()
     keys = list(rows)
@@ -232,7 +258,7 @@ def assignment_capacity(
 ) -> tuple[float, float | None] | None:
     """(capacity MW, f_full_hz) of the latest ReserveAssignment of ``product`` valid at ``at``."""
     row = con.execute(
-        "SELECT capacity_mw, f_full_hz FROM reserve_assignment WHERE product = ? "
+        "SELECT capacity_mw, f_full_hz FROM audit_reserve_assignment WHERE product = ? "
         "AND valid_from <= make_timestamp(?) AND valid_until > make_timestamp(?) "
         "ORDER BY event_time DESC LIMIT 1",
         [product.value, at_us, at_us],

@@ -87,7 +87,7 @@ def site_oems(
     out: dict[str, str] = {}
     for hi in (min(t0_us + int(probe_s * 1e6), t1_us), t1_us):
         rows = con.execute(
-            "SELECT decode(key), any_value(oem) FROM site_telemetry "
+            "SELECT decode(key), any_value(oem) FROM audit_site_telemetry "
             "WHERE event_time >= make_timestamp(?) AND event_time <= make_timestamp(?) "
             "GROUP BY key",
             [t0_us, hi],
@@ -96,7 +96,7 @@ def site_oems(
         if hi == t1_us:
             break
         seen = con.execute(
-            "SELECT count(DISTINCT key) FROM site_telemetry "
+            "SELECT count(DISTINCT key) FROM audit_site_telemetry "
             "WHERE event_time >= make_timestamp(?) AND event_time <= make_timestamp(?)",
             [t0_us, t1_us],
         ).fetchone()
@@ -117,7 +117,7 @@ def site_traces(
     # the OEM from each site's first few seconds
     cols = con.execute(
         "WITH w AS (SELECT key, epoch_us(event_time) AS u, battery_power_kw AS p "
-        "  FROM site_telemetry "
+        "  FROM audit_site_telemetry "
         "  WHERE event_time >= make_timestamp(?) AND event_time <= make_timestamp(?)), "
         "k AS (SELECT key, row_number() OVER (ORDER BY key) - 1 AS idx "
         "  FROM (SELECT DISTINCT key FROM w)) "
@@ -125,7 +125,7 @@ def site_traces(
         [t0, t1],
     ).fetchnumpy()
     keys = con.execute(
-        "SELECT DISTINCT decode(key) AS site FROM site_telemetry "
+        "SELECT DISTINCT decode(key) AS site FROM audit_site_telemetry "
         "WHERE event_time >= make_timestamp(?) AND event_time <= make_timestamp(?) "
         "ORDER BY site",
         [t0, t1],
@@ -146,7 +146,7 @@ def site_traces(
         )
     # the Kafka key of site telemetry is the site id: no payload parsing for the lookback
     seen = con.execute(
-        "SELECT DISTINCT decode(key) FROM site_telemetry "
+        "SELECT DISTINCT decode(key) FROM audit_site_telemetry "
         "WHERE event_time >= make_timestamp(?) AND event_time <= make_timestamp(?)",
         [t0 - int(lookback_s * 1e6), t1],
     ).fetchall()
@@ -183,7 +183,7 @@ def command_offenders(
     t1 = t0 + int(float(fleet.t[-1]) * 1e6)
     rows = con.execute(
         "SELECT site_id, status, likely_cause, requested_kw, written_kw, measured_kw, reason "
-        "FROM command_result "
+        "FROM audit_command_result "
         "WHERE event_time >= make_timestamp(?) AND event_time <= make_timestamp(?) "
         "AND status IN ('CLAMPED', 'OVERRIDDEN', 'REJECTED', 'FAILED') "
         "ORDER BY site_id, event_time",

@@ -31,6 +31,7 @@ from analytics.audit.extract import (
     fleet_frame,
     fleet_series,
     logged_activations,
+    scope_views,
     telemetry_interval_ms,
     to_us,
 )
@@ -58,6 +59,7 @@ class AuditOptions:
     ffr_activation_hz: float | None = None
     interval_s: float | None = None  # event log: fleet series grid (default: telemetry rate)
     offenders: bool = True
+    topic_prefix: str = ""  # the namespace to audit (a replay copy: its prefix)
 
 
 @dataclass
@@ -205,6 +207,7 @@ class LogScan:
 
 def scan_log(con: duckdb.DuckDBPyConnection, opts: AuditOptions) -> LogScan:
     """Fleet frame (one DuckDB pass) and every activation to judge, logged or detected."""
+    scope_views(con, opts.topic_prefix)
     interval_ms = (
         round(opts.interval_s * 1000)
         if opts.interval_s is not None

@@ -53,6 +53,7 @@ class LogBuilder:
     """Collects events, then writes them as one archive (partition by key, offsets in order)."""
 
     seed: int = 7
+    prefix: str = ""  # topic namespace (a replay copy's prefix)
     events: list[tuple[int, str, str, dict[str, object]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -75,7 +76,7 @@ class LogBuilder:
         writer = ArchiveWriter(root)
         rows = []
         for event_us, event, key, record in sorted(self.events, key=lambda e: e[0]):
-            topic = TOPIC_OF[event]
+            topic = self.prefix + TOPIC_OF[event]
             partition = partition_for(key, PARTITIONS)
             offset = offsets.get((topic, partition), 0)
             offsets[(topic, partition)] = offset + 1
@@ -312,10 +313,15 @@ def fcrd_ramp_log(
 
 
 def mfrr_order_log(
-    root: Path, *, sites: int = 5, per_site_kw: float = 10.0, full_after_s: float = 810.0
+    root: Path,
+    *,
+    sites: int = 5,
+    per_site_kw: float = 10.0,
+    full_after_s: float = 810.0,
+    prefix: str = "",
 ) -> Scenario:
     """One mFRR up order; the response ramps from 60 s to ``full_after_s`` after it."""
-    b = LogBuilder(seed=11)
+    b = LogBuilder(seed=11, prefix=prefix)
     order_at_s, length_s = 60, 1200
     requested = sites * per_site_kw / 1000.0
     order_us = (START_MS + order_at_s * 1000) * 1000

@@ -249,3 +249,16 @@ def test_gain_lag_many_equals_fit_gain_lag_per_site(
         one = fit_gain_lag(t, expected, row, max_lag_s=6.0)
         assert g == pytest.approx(one.gain, rel=1e-9, abs=1e-9)
         assert lag == pytest.approx(one.lag_s)
+
+
+def test_a_replay_copy_in_the_same_archive_is_audited_apart(tmp_path: Path) -> None:
+    mfrr_order_log(tmp_path)
+    mfrr_order_log(tmp_path, prefix="copy.", full_after_s=700.0)
+
+    def fat(prefix: str) -> float:
+        result = audit_log(tmp_path, AuditOptions(product=Product.MFRR, topic_prefix=prefix))
+        (only,) = result.results
+        return next(v.measured for v in only.verdicts if v.rule_id == "MFRR.FAT")
+
+    assert fat("") == pytest.approx(60 + 0.95 * 750)
+    assert fat("copy.") == pytest.approx(60 + 0.95 * 640)
