@@ -1,6 +1,18 @@
 """Thin Faust agents: topic -> decode -> pure step (``streams.steps``) -> encode -> topic.
 
-One module per agent, each with ``register(ctx, book)``; ``streams.app.create_app`` wires
-them. Shared wiring (codec, sending, dead letters) is in ``base``; the per-worker view of
-the fleet's sites in ``sitebook``.
+One module per agent, each with ``register(ctx, book)``; ``streams.app.build`` wires them:
+
+- ``setpoint_filter`` (agent ``setpoint-filter``): site.setpoints -> site.commands; state in
+  the table ``filter-state`` keyed by site_id, plus a 1 s timer for deferred writes;
+- ``allocator`` (``allocator``): market.fleet-setpoints, market.activations,
+  reserve.assignments -> site.setpoints; the latest allocation in memory, re-split by a 1 s
+  timer when the site book changed; (``command-results``) site.command-results -> site book;
+- ``aggregator`` (``fleet-aggregator``): site.telemetry -> fleet.state (1 s and 10 s
+  windows in memory) and the site book;
+- ``compliance`` (``compliance``): fleet.state, market.activations, reserve.assignments ->
+  compliance.verdicts; state in the table ``compliance-state`` keyed by fleet_id.
+
+Every agent sends what it cannot decode or use to ``deadletter`` (``base``). The per-worker
+view of the fleet's sites is ``sitebook``; its docstring holds the partitioning design and
+its scaling limits.
 """

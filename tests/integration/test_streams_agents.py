@@ -9,6 +9,7 @@ lost or doubled by Faust 0.15.3, see tests/integration/faust_smoke_app.py).
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import os
 import signal
@@ -25,6 +26,7 @@ from typing import Any
 import pytest
 
 from flowerhub.broker.probe import Record, group_lag, produce, read_to_end
+from flowerhub.cli import main
 from schemas.codec import decode, encode
 from streams.agents.testing import fleet_setpoint_record, setpoint_record, telemetry_record
 from streams.app import READY_MESSAGE, prepare_topics, settings_with
@@ -279,6 +281,16 @@ def test_garbage_goes_to_deadletter_while_good_events_flow(
         mixed = [pairs[0], (b"site-x", garbage[0]), pairs[1], (b"site-y", garbage[1]), *pairs[2:]]
         asyncio.run(produce(kafka_bootstrap, setpoints_topic, mixed))
         asyncio.run(produce(kafka_bootstrap, telemetry_topic, [(b"site-z", garbage[2])]))
+        # one more good setpoint through `flowerhub streams send` (event_id, event_time filled)
+        cli_setpoint = {
+            "site_id": "site-4",
+            "setpoint_id": "sp-4",
+            "kind": "SET_POWER",
+            "power_kw": 2.5,
+            "valid_until": now_us() + 60 * S,
+        }
+        argv = ["streams", "send", "site.setpoints", json.dumps(cli_setpoint)]
+        assert main([*argv, "--bootstrap", kafka_bootstrap, "--prefix", settings.topic_prefix]) == 0
 
         def letters() -> list[dict[str, Any]] | None:
             events = asyncio.run(read_events(kafka_bootstrap, settings.topic("deadletter")))
@@ -295,7 +307,7 @@ def test_garbage_goes_to_deadletter_while_good_events_flow(
                         read_events(kafka_bootstrap, settings.topic("site.commands"))
                     )
                 )
-                >= len(good)
+                >= len(good) + 1
                 else None
             ),
         )
@@ -308,4 +320,4 @@ def test_garbage_goes_to_deadletter_while_good_events_flow(
     assert by_original[garbage[1]]["error_type"] == "UnknownFingerprintError"
     assert by_original[garbage[2]]["source_topic"] == telemetry_topic
     assert all(d["reason"] and d["consumer"] for d in dead)
-    assert sorted(rec["setpoint_id"] for _, _, rec in commands) == [f"sp-{i}" for i in range(4)]
+    assert sorted(rec["setpoint_id"] for _, _, rec in commands) == [f"sp-{i}" for i in range(5)]
