@@ -1,0 +1,63 @@
+"""Property: no bytes kill an agent. Whatever arrives, each undecodable message ends in
+``deadletter`` with its original bytes and key, in order, and the agent still handles the
+good event that follows (Faust's test context, no broker)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas.codec import encode
+from streams.agents.testing import (
+    ManualClock,
+    close_app,
+    drain,
+    feed,
+    memory_outputs,
+    setpoint_record,
+)
+from streams.app import build, settings_with
+
+S = 1_000_000
+T0 = 1_700_000_000 * S
+AGENTS = ("setpoint-filter", "allocator", "command-results", "fleet-aggregator", "compliance")
+
+garbage = st.lists(
+    st.tuples(
+        st.one_of(st.none(), st.binary(min_size=1, max_size=8)),
+        st.one_of(
+            st.binary(max_size=64),
+            st.binary(max_size=40).map(lambda b: b"\xc3\x01" + b),  # our magic, bad body
+        ),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(max_examples=15, deadline=None)
+@given(messages=garbage, agent_name=st.sampled_from(AGENTS))
+def test_garbage_is_dead_lettered_and_the_agent_goes_on(
+    messages: list[tuple[bytes | None, bytes]], agent_name: str
+) -> None:
+    built = build(
+        settings_with(bootstrap="localhost:9092", app_id="unit-dlq"), clock=ManualClock(T0)
+    )
+    try:
+        out = memory_outputs(built)
+        good = encode("SiteSetpoint", setpoint_record("s", "sp-1", T0, 1.0, T0 + 60 * S))
+        if agent_name == "setpoint-filter":
+            asyncio.run(feed(built, agent_name, [*messages, (b"s", good)]))
+        else:
+            asyncio.run(feed(built, agent_name, messages))
+        letters = drain(out["deadletter"])
+        assert [(d.record["key"], d.record["original"]) for d in letters] == messages
+        assert [d.record["offset"] for d in letters] == list(range(len(messages)))
+        assert all(d.record["reason"] and d.record["consumer"] == agent_name for d in letters)
+        if agent_name == "setpoint-filter":
+            (command,) = drain(out["site.commands"])
+            assert command.record["setpoint_id"] == "sp-1"
+    finally:
+        close_app(built)
