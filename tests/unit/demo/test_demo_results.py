@@ -1,0 +1,88 @@
+"""Audit outcome vs scenario expectations, and the summary tables (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from flowerhub.demo.fleet import compose_fleet, map_models
+from flowerhub.demo.results import (
+    AuditOutcome,
+    Check,
+    all_ok,
+    check_table,
+    cli_verbs,
+    compare,
+    rule_status,
+    table,
+    verdict_table,
+)
+from flowerhub.demo.scenario import Expected, Verdict
+
+SITES = compose_fleet(6, seed=7, models=map_models())
+
+
+def _row(rule: str, status: str, activation: str = "a1") -> dict[str, object]:
+    return {"activation": activation, "rule_id": rule, "status": status, "measured": 1.5}
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        ([], "MISSING"),
+        ([_row("R", "PASS")], "PASS"),
+        ([_row("R", "PASS"), _row("R", "PASS", "a2")], "PASS"),
+        ([_row("R", "PASS"), _row("R", "FAIL", "a2")], "FAIL"),
+        ([_row("R", "ERROR")], "FAIL"),
+        ([_row("OTHER", "PASS")], "MISSING"),
+    ],
+)
+def test_rule_status(rows: list[dict[str, object]], expected: str) -> None:
+    assert rule_status(rows, "R") == expected
+
+
+def test_compare_verdicts_and_offenders() -> None:
+    outcome = AuditOutcome(
+        rows=[_row("A", "PASS"), _row("B", "FAIL"), _row("C", "PASS")],
+        offenders=[{"site_id": SITES[1].site_id, "kind": "OVERRIDDEN"}],
+    )
+    expected = Expected(
+        verdicts={"A": Verdict.PASS, "B": Verdict.FAIL, "C": Verdict.FAIL, "D": Verdict.PASS},
+        offender_sites=[1, 2],
+    )
+    checks = compare(expected, outcome, SITES)
+    got = {c.what: (c.actual, c.ok) for c in checks}
+    assert got["A"] == ("PASS", True)
+    assert got["B"] == ("FAIL", True)
+    assert got["C"] == ("PASS", False)
+    assert got["D"] == ("MISSING", False)
+    assert got[f"offender {SITES[1].site_id} (saj)"] == ("listed (OVERRIDDEN)", True)
+    assert got[f"offender {SITES[2].site_id} (sungrow)"] == ("not listed", False)
+    assert not all_ok(checks)
+    assert all_ok([c for c in checks if c.ok])
+    assert check_table(checks).count("MISMATCH") == 3
+
+
+def test_tables_align_columns() -> None:
+    text = table(("a", "long header"), [("x", 1), ("longer cell", 22)])
+    lines = text.splitlines()
+    assert lines[0] == "a            long header"
+    assert lines[1] == "-----------  -----------"
+    assert lines[3] == "longer cell  22"
+    shown = verdict_table(AuditOutcome(rows=[_row("A", "PASS")]))
+    assert "1.5" in shown
+    assert "PASS" in shown
+
+
+def test_check_ok_rules() -> None:
+    assert Check("x", "listed", "listed (STALE)").ok
+    assert not Check("x", "listed", "not listed").ok
+    assert Check("x", "PASS", "PASS").ok
+
+
+def test_cli_verbs_lists_the_groups_the_demo_runs() -> None:
+    verbs = cli_verbs()
+    assert "run" in verbs["bridge"]
+    assert "worker" in verbs["streams"]
+    assert "archive" in verbs
+    assert "audit" in verbs
+    assert "demo" in verbs
