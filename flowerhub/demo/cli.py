@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="built-in scenario name or a scenario YAML file (default: fcrd_up_ramp)",
     )
     parser.add_argument("--bootstrap", help="use this Kafka cluster instead of a local broker")
-    parser.add_argument("--out", type=Path, default=Path("demo-runs"), help="run directory root")
+    parser.add_argument("--out", type=Path, default=Path("demo-out"), help="run directory root")
     parser.add_argument(
         "--speed",
         type=float,

@@ -346,7 +346,7 @@ class Demo:
                 await meter
         say("running the audit")
         audit = await asyncio.to_thread(
-            run_audit, archive, report, self.run_dir / "logs", o.telemetry_interval_s
+            run_audit, archive, report, self.run_dir / "logs", o.telemetry_interval_s, self.prefix
         )
         if audit.error:
             notes.append(audit.error)

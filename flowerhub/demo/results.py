@@ -134,7 +134,9 @@ def cli_verbs() -> dict[str, list[str]]:
     return {name: sorted(subs(p)) for name, p in subs(build_parser()).items()}
 
 
-def run_audit(archive: Path, report: Path, logs: Path, interval_s: float) -> AuditOutcome:
+def run_audit(
+    archive: Path, report: Path, logs: Path, interval_s: float, prefix: str
+) -> AuditOutcome:
     """Judge ``archive`` (library call) and write the report (``flowerhub audit`` verb).
 
     The fleet series is built on the bridges' telemetry grid (``interval_s``) and FCR tests
@@ -146,7 +148,8 @@ def run_audit(archive: Path, report: Path, logs: Path, interval_s: float) -> Aud
 
     outcome = AuditOutcome(report_dir=report)
     try:
-        result = audit_log(archive, AuditOptions(allow_1hz=True, interval_s=interval_s))
+        options = AuditOptions(allow_1hz=True, interval_s=interval_s, topic_prefix=prefix)
+        result = audit_log(archive, options)
     except (AuditInputError, OSError) as exc:
         outcome.error = f"audit: {exc}"
         return outcome
@@ -157,18 +160,20 @@ def run_audit(archive: Path, report: Path, logs: Path, interval_s: float) -> Aud
         json.dumps({"verdicts": outcome.rows, "offenders": outcome.offenders}, indent=2),
         encoding="utf-8",
     )
-    outcome.error = _write_report(archive, report, logs, interval_s)
+    outcome.error = _write_report(archive, report, logs, interval_s, prefix)
     return outcome
 
 
-def _write_report(archive: Path, report: Path, logs: Path, interval_s: float) -> str | None:
+def _write_report(
+    archive: Path, report: Path, logs: Path, interval_s: float, prefix: str
+) -> str | None:
     """``flowerhub audit --log ARCHIVE --out REPORT`` (Markdown/HTML/plots); None when done."""
     from flowerhub.demo.processes import spawn, tail
 
     if "audit" not in cli_verbs():
         return "the `flowerhub audit` verb is not available: report not written"
     args = ["audit", "--log", str(archive), "--out", str(report), "--allow-1hz"]
-    args += ["--interval", str(interval_s), "--no-progress"]
+    args += ["--interval", str(interval_s), "--prefix", prefix, "--no-progress"]
     child = spawn("audit", args, logs, cwd=report)
     code = child.proc.wait(timeout=600)
     if code not in (0, 1):  # 1: the audit found failures, which the demo compares itself

@@ -4,12 +4,18 @@ The default scenario (FCR-D up ramp test, then an mFRR order) runs on 6 sites, t
 map, against the session broker; the audit's verdicts must equal the scenario's expected
 verdicts rule by rule. A second run plays ``inverter_override`` and the overriding site
 must be among the audit's offenders. No process of a run may be left behind.
+
+Both runs go at once (each under its own topic prefix, consumer groups and run directory),
+so the pair takes the time of the longer one: about 5 minutes, most of it the FCR-D ramp
+test, which the audit judges in real time.
 """
 
 from __future__ import annotations
 
 import io
 from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -32,11 +38,23 @@ def _run(name: str, kafka_bootstrap: str, out: Path) -> tuple[DemoResult, str]:
     return result, progress.getvalue()
 
 
+@pytest.fixture(scope="module")
+def runs(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, tuple[DemoResult, str]]]:
+    names = (DEFAULT_SCENARIO, "inverter_override")
+    with ThreadPoolExecutor(len(names)) as pool:
+        futures = {
+            n: pool.submit(_run, n, kafka_bootstrap, tmp_path_factory.mktemp(n)) for n in names
+        }
+        yield {n: f.result() for n, f in futures.items()}
+
+
 def test_default_scenario_verdicts_match_the_expectations(
-    kafka_bootstrap: str, tmp_path: Path
+    runs: dict[str, tuple[DemoResult, str]],
 ) -> None:
     scenario = load_scenario(DEFAULT_SCENARIO)
-    result, log = _run(DEFAULT_SCENARIO, kafka_bootstrap, tmp_path)
+    result, log = runs[DEFAULT_SCENARIO]
     assert Counter(s.oem for s in result.sites) == {"huawei": 2, "saj": 2, "sungrow": 2}
     assert result.audit is not None, log
     assert result.audit.rows, f"no verdicts: {result.audit.error}\n{log}"
@@ -53,9 +71,9 @@ def test_default_scenario_verdicts_match_the_expectations(
     assert result.peak_rss_bytes > 0
 
 
-def test_overriding_inverter_is_an_offender(kafka_bootstrap: str, tmp_path: Path) -> None:
+def test_overriding_inverter_is_an_offender(runs: dict[str, tuple[DemoResult, str]]) -> None:
     scenario = load_scenario("inverter_override")
-    result, log = _run("inverter_override", kafka_bootstrap, tmp_path)
+    result, log = runs["inverter_override"]
     assert result.audit is not None, log
     assert result.audit.rows, log
     (index,) = scenario.expected.offender_sites
