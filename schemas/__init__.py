@@ -12,9 +12,11 @@ from schemas.codec import (
     SchemaIdResolver,
     decode,
     decode_as,
+    decode_raw,
     default_codec,
     encode,
     new_event,
+    raw_codec,
     validate,
 )
 from schemas.errors import (
@@ -56,8 +58,10 @@ __all__ = [
     "WrongEventTypeError",
     "decode",
     "decode_as",
+    "decode_raw",
     "default_codec",
     "encode",
     "new_event",
+    "raw_codec",
     "validate",
 ]

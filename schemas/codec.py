@@ -17,6 +17,12 @@ text into a double, 1 into a boolean, a naive datetime as UTC); what it cannot w
 :class:`InvalidEventError` carrying the strict validator's message. ``validate``,
 ``new_event`` and ``Codec(..., strict=True)`` are strict (see ``schemas.validation``).
 ``decode`` never raises anything but :class:`EventDecodeError` subclasses, whatever the bytes.
+
+``Codec(..., logical_types=False)`` (``raw_codec()``, ``decode_raw``) is the raw mode for hot
+paths: the same bytes on the wire, but ``timestamp-micros`` values are ``int`` microseconds
+and ``uuid`` values canonical ``str`` both ways (no ``datetime``/``UUID`` objects; see
+``schemas.rawform``). It accepts exactly the bytes the default mode accepts, and its record is
+the default one with each UUID as ``str(uuid)`` and each datetime as epoch microseconds.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from collections.abc import Callable, Mapping
 from io import BytesIO
 from typing import Any, NamedTuple, Protocol
 
-from fastavro import schemaless_reader, schemaless_writer
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from schemas.errors import (
     BadMagicError,
@@ -42,6 +48,7 @@ from schemas.errors import (
     UnknownSchemaIdError,
     WrongEventTypeError,
 )
+from schemas.rawform import canonical_uuid, compile_raw_guard, strip_logical_types
 from schemas.registry import EventSchema, Resolution, SchemaRegistry
 from schemas.validation import Check, compile_int_guard, compile_validator
 
@@ -121,11 +128,15 @@ class _Reader(NamedTuple):
     """Everything decode needs for one writer fingerprint, looked up once."""
 
     resolution: Resolution
+    writer: Any  # the parsed writer schema (logical types stripped in raw mode)
+    reader: Any  # the parsed current schema when it differs from the writer, else None
     int_guard: Check | None  # range checks of decoded ints (current schema), if it has any
+    raw_guard: Callable[[Any], Any] | None  # raw mode: the post-read checks, if any
 
 
 class _Encoder(NamedTuple):
     schema: EventSchema
+    parsed: Any  # what fastavro writes with (logical types stripped in raw mode)
     header: bytes
     uuid_fields: tuple[str, ...]
 
@@ -134,24 +145,51 @@ class Codec:
     """Encode/decode events against a :class:`SchemaRegistry` (all schemas parsed once)."""
 
     def __init__(
-        self, registry: SchemaRegistry, ids: SchemaIdResolver | None = None, *, strict: bool = False
+        self,
+        registry: SchemaRegistry,
+        ids: SchemaIdResolver | None = None,
+        *,
+        strict: bool = False,
+        logical_types: bool = True,
     ) -> None:
         """``strict=True`` validates every record before encoding (slower; for low-rate
-        producers such as command issuers); otherwise ``encode`` is fastavro-lax."""
+        producers such as command issuers); otherwise ``encode`` is fastavro-lax.
+        ``logical_types=False`` is the raw mode (int microseconds, str uuids; module doc)."""
         self.registry = registry
         self.ids = ids
         self.strict = strict
+        self.logical_types = logical_types
+        stripped: dict[int, Any] = {}
+
+        def parsed(schema: EventSchema) -> Any:
+            if logical_types:
+                return schema.parsed
+            if id(schema) not in stripped:
+                stripped[id(schema)] = parse_schema(strip_logical_types(dict(schema.raw)))
+            return stripped[id(schema)]
+
         self._encoders: dict[str, _Encoder] = {}
         self._validators: dict[str, Check] = {}
         for name in registry.names():
             schema = registry.current(name)
             header = SINGLE_OBJECT_MAGIC + schema.fingerprint
-            self._encoders[name] = _Encoder(schema, header, _uuid_field_names(schema))
+            uuids = _uuid_field_names(schema)
+            self._encoders[name] = _Encoder(schema, parsed(schema), header, uuids)
             self._validators[name] = compile_validator(schema.raw)
-        guards = {name: compile_int_guard(registry.current(name).raw) for name in registry.names()}
+        int_guards = {n: compile_int_guard(registry.current(n).raw) for n in registry.names()}
+        raw_guards = {
+            n: None if logical_types else compile_raw_guard(registry.current(n).raw)
+            for n in registry.names()
+        }
         self._readers: dict[bytes, _Reader] = {
-            fp: _Reader(resolution, guards[resolution.current.name])
-            for fp, resolution in registry.fingerprints()
+            fp: _Reader(
+                res,
+                parsed(res.writer),
+                None if res.reader is None else parsed(res.current),
+                int_guards[res.current.name] if logical_types else None,
+                raw_guards[res.current.name],
+            )
+            for fp, res in registry.fingerprints()
         }
 
     # ------------------------------------------------------------------ encode
@@ -186,11 +224,17 @@ class Codec:
         if self.strict:
             self._validators[encoder.schema.name](record, encoder.schema.name)
         try:
-            for name in encoder.uuid_fields:
-                value = record.get(name)
-                if value is not None and not isinstance(value, uuid.UUID):
-                    uuid.UUID(value)
-            schemaless_writer(buffer, encoder.schema.parsed, record)
+            if self.logical_types:
+                for name in encoder.uuid_fields:
+                    value = record.get(name)
+                    if value is not None and not isinstance(value, uuid.UUID):
+                        uuid.UUID(value)
+            else:  # the same acceptance, the str as given goes on the wire (as by default)
+                for name in encoder.uuid_fields:
+                    value = record.get(name)
+                    if value is not None:
+                        canonical_uuid(value)
+            schemaless_writer(buffer, encoder.parsed, record)
         except Exception as exc:  # TypeError, ValueError, AttributeError, UnicodeError...
             raise self._invalid(encoder.schema.name, record, exc) from exc
 
@@ -240,7 +284,7 @@ class Codec:
         buffer.seek(start)
         writer = reader.resolution.writer
         try:
-            record = schemaless_reader(buffer, writer.parsed, reader.resolution.reader)
+            record = schemaless_reader(buffer, reader.writer, reader.reader)
         except EOFError as exc:
             raise TruncatedEventError(
                 f"{writer.name} v{writer.version}: body ends early ({exc})"
@@ -258,6 +302,11 @@ class Codec:
         if reader.int_guard is not None:
             try:
                 reader.int_guard(record, writer.name)
+            except InvalidEventError as exc:
+                raise CorruptEventError(f"{writer.name} v{writer.version}: {exc}") from None
+        if reader.raw_guard is not None:
+            try:
+                reader.raw_guard(record)
             except InvalidEventError as exc:
                 raise CorruptEventError(f"{writer.name} v{writer.version}: {exc}") from None
         # tuple.__new__ skips the NamedTuple's Python-level __new__ (hot path)
@@ -318,6 +367,17 @@ class Codec:
 def default_codec() -> Codec:
     """The codec over the repository's schemas (loaded and parsed once per process)."""
     return Codec(SchemaRegistry.load())
+
+
+@functools.cache
+def raw_codec() -> Codec:
+    """The raw-mode codec (``logical_types=False``) over the repository's schemas."""
+    return Codec(default_codec().registry, logical_types=False)
+
+
+def decode_raw(data: bytes | bytearray | memoryview) -> Decoded:
+    """``decode`` in raw mode: int microseconds for timestamps, canonical str for uuids."""
+    return raw_codec().decode(data)
 
 
 def encode(event_name: str, record: Mapping[str, Any]) -> bytes:
