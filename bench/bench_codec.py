@@ -5,6 +5,11 @@ Baseline: ``fastavro.schemaless_writer`` into a fresh ``BytesIO`` plus
 fastavro-based codec can do. Ours adds the single-object header, the fingerprint lookup,
 the trailing-bytes check and error mapping. Rounds alternate A/B and the best round of each
 counts, so both sides see the same machine noise. One core, one thread.
+
+Two modes, each against its own fastavro floor: the default codec (``datetime``/``UUID``
+values) vs fastavro on the schema with its logical types; the raw mode
+(``Codec(..., logical_types=False)``: int microseconds, str uuids, same bytes on the wire)
+vs fastavro on the schema with the logical types stripped.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import fastavro
 
 from bench import BenchResult
 from schemas import Codec, SchemaRegistry
+from schemas.rawform import strip_logical_types
 
 EVENT = "SiteTelemetry"
 RECORDS = 2_000
@@ -77,11 +83,10 @@ def _best_rate(run: Callable[[], None], count: int, rounds: list[float]) -> None
     rounds.append(count / (time.perf_counter() - started))
 
 
-def run() -> list[BenchResult]:
-    registry = SchemaRegistry.load()
-    codec = Codec(registry)
-    parsed = registry.current(EVENT).parsed
-    records = telemetry_mix(RECORDS)
+def _pairs(
+    codec: Codec, parsed: Any, records: list[dict[str, Any]]
+) -> dict[str, tuple[Callable[[], None], Callable[[], None]]]:
+    """(ours, raw fastavro) round functions for encode+decode, encode, decode."""
     writer, reader, bytes_io = fastavro.schemaless_writer, fastavro.schemaless_reader, io.BytesIO
     encode, decode = codec.encode, codec.decode
 
@@ -126,10 +131,25 @@ def run() -> list[BenchResult]:
         writer(body, parsed, record)
         assert framed[10:] == body.getvalue()
 
-    pairs = {
+    return {
         "encode+decode": (ours_round, raw_round),
         "encode": (ours_encode_round, raw_encode_round),
         "decode": (ours_decode_round, raw_decode_round),
+    }
+
+
+def run() -> list[BenchResult]:
+    registry = SchemaRegistry.load()
+    schema = registry.current(EVENT)
+    records = telemetry_mix(RECORDS)
+    raw_codec = Codec(registry, logical_types=False)
+    raw_records = [raw_codec.decode(Codec(registry).encode(EVENT, r)).record for r in records]
+    stripped = fastavro.parse_schema(strip_logical_types(dict(schema.raw)))
+    for record, raw_record in zip(records[:50], raw_records, strict=False):  # same wire bytes
+        assert raw_codec.encode(EVENT, raw_record) == Codec(registry).encode(EVENT, record)
+    pairs = {
+        **_pairs(Codec(registry), schema.parsed, records),
+        **{f"raw {key}": fns for key, fns in _pairs(raw_codec, stripped, raw_records).items()},
     }
     rates: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in pairs}
     for ours_fn, raw_fn in pairs.values():  # warm-up
@@ -140,32 +160,39 @@ def run() -> list[BenchResult]:
             _best_rate(raw_fn, len(records), rates[key][1])
             _best_rate(ours_fn, len(records), rates[key][0])
     best = {key: (max(o), max(r)) for key, (o, r) in rates.items()}
-    ours, raw = best["encode+decode"]
-    meets = "meets" if ours >= GOAL_RATE else "below"
-    return [
-        BenchResult(
-            name="codec encode+decode SiteTelemetry",
-            value=ours,
-            unit="events/s",
-            baseline=raw,
-            goal=f">= {GOAL_RATIO}x and >= {GOAL_RATE:.0f} events/s",
-            note=(
-                f"absolute {meets} {GOAL_RATE:.0f}/s; raw fastavro itself does {raw:,.0f}/s "
-                f"here; {len(records)} records x {ROUNDS} alternating rounds, best of each"
-            ),
-        ),
-        *(
+    results = []
+    for mode, prefix, floor in (
+        ("default mode (datetime/UUID)", "", "fastavro with logical types"),
+        ("raw mode (int micros/str uuid)", "raw ", "fastavro on the stripped schema"),
+    ):
+        ours, raw = best[f"{prefix}encode+decode"]
+        meets = "meets" if ours >= GOAL_RATE else "below"
+        results.append(
             BenchResult(
-                name=f"codec {key} only SiteTelemetry",
-                value=best[key][0],
+                name=f"codec {prefix}encode+decode SiteTelemetry",
+                value=ours,
                 unit="events/s",
-                baseline=best[key][1],
+                baseline=raw,
+                goal=f">= {GOAL_RATIO}x and >= {GOAL_RATE:.0f} events/s",
+                note=(
+                    f"{mode} vs {floor}: absolute {ours:,.0f}/s, {meets} {GOAL_RATE:.0f}/s; "
+                    f"the fastavro floor itself does {raw:,.0f}/s here; {len(records)} records "
+                    f"x {ROUNDS} alternating rounds, best of each"
+                ),
+            )
+        )
+        results.extend(
+            BenchResult(
+                name=f"codec {prefix}{key} only SiteTelemetry",
+                value=best[f"{prefix}{key}"][0],
+                unit="events/s",
+                baseline=best[f"{prefix}{key}"][1],
                 goal=f">= {GOAL_RATIO}x",
-                note="raw fastavro on the same records as baseline",
+                note=f"{mode} vs {floor} on the same records",
             )
             for key in ("encode", "decode")
-        ),
-    ]
+        )
+    return results
 
 
 if __name__ == "__main__":
