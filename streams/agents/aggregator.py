@@ -8,18 +8,31 @@ grace period. Windows are memory only: a restart loses the open windows (at most
 window, 10 s); their event ids are deterministic (fleet, window length, start), so a window
 emitted twice around a restart is recognisable downstream. Fleet-wide, so the fleet app
 runs as one worker (see ``sitebook``).
+
+Hot path: the raw codec (int microseconds, str uuids), then
+``records_site.telemetry_plainly_valid`` (types are the schema's after decoding; only the
+semantic checks remain), one ``SiteSample`` shared by both window lengths, and the decoded
+dict kept by the book as it is. Any record that check does not accept takes the full
+``SiteTelemetry.from_record`` path: the precise typed error (dead letter) or the same result.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from faust.types import StreamT
 
-from streams.agents.base import AgentContext, decode_value, expect
+from streams.agents.base import AgentContext, decode_raw_value, expect
 from streams.agents.sitebook import SiteBook
-from streams.steps.fleet_aggregation import FleetAggregator, TumblingWindows
+from streams.steps.fleet_aggregation import (
+    FleetAggregator,
+    TumblingWindows,
+    sample_of,
+    sample_of_plain,
+)
 from streams.steps.records_fleet import FleetState
+from streams.steps.records_site import telemetry_plainly_valid
 
 NAME = "fleet-aggregator"
 _ACCEPTS = frozenset({"SiteTelemetry"})
@@ -35,18 +48,32 @@ class AggregatorAgent:
             for w in agg.windows_s
         ]
 
-    def add(self, record: dict[str, Any]) -> list[FleetState]:
-        """Fold one decoded telemetry record in; the FleetStates of the windows it closed."""
-        telemetry = self.book.update_telemetry(record)  # validated once, used by all windows
-        out: list[FleetState] = []
-        for windows in self.windows:
-            out.extend(windows.add(telemetry))
-        return out
+    def add(self, record: dict[str, Any]) -> Sequence[FleetState]:
+        """Fold one decoded telemetry record in; the FleetStates of the windows it closed.
+
+        ``record`` as the raw codec decodes it takes the fast path (and is kept by the book:
+        the caller must not change it afterwards); any other spelling (e.g. the default
+        codec's datetimes) is validated and converted by ``SiteTelemetry.from_record``.
+        ``InvalidRecordError`` when it is not a valid SiteTelemetry.
+        """
+        if telemetry_plainly_valid(record):
+            sample = sample_of_plain(record)
+            site_id: str = record["site_id"]
+            self.book.update_plain_telemetry(site_id, sample.event_time, record)
+        else:
+            telemetry = self.book.update_telemetry(record)  # raises the precise error
+            sample, site_id = sample_of(telemetry), telemetry.site_id
+        closed: Sequence[FleetState] = ()
+        for windows in self.windows:  # validated once, one sample for every window length
+            more = windows.add_sample(site_id, sample)
+            if more:
+                closed = [*closed, *more]
+        return closed
 
     async def process(self, stream: StreamT[Any]) -> None:
         async for event in stream.events():
             try:
-                name, record = decode_value(event)
+                name, record = decode_raw_value(event)
                 expect(name, _ACCEPTS, event.message.topic)
                 closed = self.add(record)
             except Exception as exc:  # bad input (EventError) or a step bug: never fatal

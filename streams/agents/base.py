@@ -25,7 +25,7 @@ from typing import Any
 import faust
 from faust.types import ChannelT, EventT, TopicT
 
-from schemas.codec import decode, encode
+from schemas.codec import decode, decode_raw, encode
 from schemas.errors import InvalidEventError
 from streams.settings import StreamsSettings
 from streams.steps.deadletter import build_dead_letter
@@ -134,6 +134,16 @@ def decode_value(event: EventT[Any]) -> tuple[str, dict[str, Any]]:
     if not isinstance(value, bytes | bytearray | memoryview):
         raise InvalidEventError(f"expected bytes, got {type(value).__name__}")
     decoded = decode(value)
+    return decoded.name, decoded.record
+
+
+def decode_raw_value(event: EventT[Any]) -> tuple[str, dict[str, Any]]:
+    """``decode_value`` with the raw codec (``schemas.codec.decode_raw``: int microseconds,
+    str uuids, no datetime/UUID objects): the hot-path agents' decode."""
+    value = event.message.value
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise InvalidEventError(f"expected bytes, got {type(value).__name__}")
+    decoded = decode_raw(value)
     return decoded.name, decoded.record
 
 

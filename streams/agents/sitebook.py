@@ -14,12 +14,15 @@ book within ``telemetry_max_age_s`` from live telemetry (older telemetry counts 
 anyway). Scaling past one worker needs two stages: per-partition partial aggregates and
 site status published to a fleet-keyed internal topic (or a Faust GlobalTable), which this
 module's interface (``update_*``, ``statuses``) would keep unchanged.
+
+Hot path: ``update_plain_telemetry`` keeps the decoded dict as it is (a SiteTelemetry for a
+site is built only when the book is read, and only for sites that changed since): at 1 Hz
+per site, most records are replaced before anybody reads them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from streams.steps.availability import SiteStatus
@@ -27,23 +30,47 @@ from streams.steps.records_site import CommandResult, SiteTelemetry
 from streams.steps.setpoint_filter import SiteLimits
 
 
-@dataclass
 class SiteBook:
     """Latest telemetry and command result per site (newest event time wins)."""
 
-    telemetry: dict[str, SiteTelemetry] = field(default_factory=dict)
-    results: dict[str, CommandResult] = field(default_factory=dict)
-    version: int = 0
+    def __init__(self) -> None:
+        self._telemetry: dict[str, SiteTelemetry] = {}
+        self._plain: dict[str, Mapping[str, Any]] = {}  # newer than _telemetry, not yet built
+        self._seen: dict[str, int] = {}  # event time of each site's latest telemetry
+        self.results: dict[str, CommandResult] = {}
+        self.version = 0
+
+    @property
+    def telemetry(self) -> dict[str, SiteTelemetry]:
+        """The latest SiteTelemetry per site."""
+        if self._plain:
+            for site_id, record in self._plain.items():
+                self._telemetry[site_id] = SiteTelemetry.from_record(record)
+            self._plain.clear()
+        return self._telemetry
 
     def update_telemetry(self, record: Mapping[str, Any]) -> SiteTelemetry:
         """Keep a decoded SiteTelemetry if it is the site's newest (``InvalidRecordError``
         when it is not a valid one)."""
         tel = SiteTelemetry.from_record(record)
-        prev = self.telemetry.get(tel.site_id)
-        if prev is None or tel.event_time >= prev.event_time:
-            self.telemetry[tel.site_id] = tel
+        prev = self._seen.get(tel.site_id)
+        if prev is None or tel.event_time >= prev:
+            self._telemetry[tel.site_id] = tel
+            self._plain.pop(tel.site_id, None)
+            self._seen[tel.site_id] = tel.event_time
             self.version += 1
         return tel
+
+    def update_plain_telemetry(
+        self, site_id: str, event_time: int, record: Mapping[str, Any]
+    ) -> None:
+        """``update_telemetry`` of a record ``records_site.telemetry_plainly_valid`` accepted:
+        kept as it is (the book owns it from now on); built into a SiteTelemetry when read."""
+        prev = self._seen.get(site_id)
+        if prev is None or event_time >= prev:
+            self._plain[site_id] = record
+            self._seen[site_id] = event_time
+            self.version += 1
 
     def update_result(self, record: Mapping[str, Any]) -> CommandResult:
         result = CommandResult.from_record(record)
@@ -55,18 +82,21 @@ class SiteBook:
 
     def statuses(self) -> list[SiteStatus]:
         """One SiteStatus per known site (sites with telemetry or a result)."""
-        sites = self.telemetry.keys() | self.results.keys()
+        telemetry = self.telemetry
+        sites = telemetry.keys() | self.results.keys()
         return [
-            SiteStatus(site, self.telemetry.get(site), self.results.get(site))
-            for site in sorted(sites)
+            SiteStatus(site, telemetry.get(site), self.results.get(site)) for site in sorted(sites)
         ]
 
     def limits(self, site_id: str) -> SiteLimits | None:
         """The limits the site last reported, None when unknown."""
-        tel = self.telemetry.get(site_id)
+        plain = self._plain.pop(site_id, None)
+        if plain is not None:
+            self._telemetry[site_id] = SiteTelemetry.from_record(plain)
+        tel = self._telemetry.get(site_id)
         return None if tel is None else SiteLimits.from_telemetry(tel)
 
     @property
     def last_seen(self) -> dict[str, int]:
         """Event time of each site's latest telemetry."""
-        return {site: tel.event_time for site, tel in self.telemetry.items()}
+        return dict(self._seen)

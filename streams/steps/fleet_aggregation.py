@@ -30,7 +30,7 @@ An event for an already closed window is **late**: it is dropped and counted in
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from streams.steps import _fields as f
@@ -88,6 +88,28 @@ def sample_of_record(rec: Mapping[str, Any]) -> SiteSample:
         f.boolean(rec, n, "faulted", default=False) or mode == SiteMode.FAULT.value,
         f.text(rec, n, "oem"),
         f.opt_number(rec, n, "frequency_hz"),
+    )
+
+
+_FAULT = SiteMode.FAULT.value
+_new_tuple = tuple.__new__
+_NOTHING: tuple[FleetState, ...] = ()
+
+
+def sample_of_plain(rec: Mapping[str, Any]) -> SiteSample:
+    """A sample from a SiteTelemetry that ``records_site.telemetry_plainly_valid`` accepted
+    (nothing is checked again; ``tuple.__new__`` skips the NamedTuple's Python ``__new__``)."""
+    return _new_tuple(
+        SiteSample,
+        (
+            rec["event_time"],
+            rec["battery_power_kw"],
+            rec["headroom_up_kw"],
+            rec["headroom_down_kw"],
+            rec["faulted"] or rec["mode"] == _FAULT,
+            rec["oem"],
+            rec["frequency_hz"],
+        ),
     )
 
 
@@ -219,6 +241,27 @@ class TumblingWindows:
         if state is not None:
             _put(state, site_id, sample)
         return self._advance(sample.event_time)
+
+    def add_sample(self, site_id: str, sample: SiteSample) -> Sequence[FleetState]:
+        """``add`` of a ready sample (the agent's hot path: one sample shared by every window
+        length; an empty tuple, not a new list, when no window closes)."""
+        event_time = sample.event_time
+        start = event_time - event_time % self.size
+        if self.closed_before is not None and start < self.closed_before:
+            self.late_events += 1
+        else:
+            state = self.open.get(start)
+            if state is None:
+                state = self._window_for(event_time)
+            prev = state.get(site_id) if state is not None else None
+            if state is not None and (prev is None or event_time >= prev.event_time):
+                state[site_id] = sample
+        watermark = self.watermark
+        if watermark is None or event_time > watermark:
+            self.watermark = watermark = event_time
+        if self.open and self._first_close <= watermark:
+            return self._advance(event_time)
+        return _NOTHING
 
     def to_dict(self) -> dict[str, Any]:
         """Open windows and watermarks as plain JSON-able data (for a Faust table)."""

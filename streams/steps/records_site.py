@@ -6,6 +6,7 @@ Field names match the Avro schemas exactly; instants are int microseconds since 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -249,6 +250,52 @@ class SiteTelemetry:
             "reserve_armed": self.reserve_armed.value,
             "faulted": self.faulted,
         }
+
+
+_SITE_MODES = frozenset(m.value for m in SiteMode)
+_PRODUCTS = frozenset(p.value for p in Product)
+_isfinite = math.isfinite
+
+
+def telemetry_plainly_valid(rec: Mapping[str, Any]) -> bool:
+    """True when a SiteTelemetry as decoded by the raw codec (``logical_types=False``: every
+    field present, Avro-typed, int micros, canonical str uuid) passes
+    :meth:`SiteTelemetry.from_record`'s semantic checks: numbers finite, ``soc_pct`` in
+    0..100, non-negative PV/load/headroom/limits, non-empty ``site_id``, known enum symbols.
+
+    The fast path of the telemetry agent: a few comparisons, no allocation. False means
+    "not shown valid here" (also for any other spelling: a missing key, a datetime, a sum
+    that overflows): the caller then runs ``from_record``, which raises the precise typed
+    error, or accepts what this check is too quick to accept.
+    """
+    try:
+        soc = rec["soc_pct"]
+        pv, load = rec["pv_power_kw"], rec["load_kw"]
+        up, down = rec["headroom_up_kw"], rec["headroom_down_kw"]
+        max_out, max_in = rec["max_discharge_kw"], rec["max_charge_kw"]
+        optional = rec["frequency_hz"], rec["capacity_kwh"], rec["setpoint_kw"]
+        ingest = rec["ingest_time"]
+        # one finiteness test for all: NaN or an infinity anywhere makes the sum non-finite
+        total = rec["battery_power_kw"] + rec["grid_power_kw"] + soc + pv + load + up + down
+        total += max_out + max_in + (optional[0] or 0.0) + (optional[1] or 0.0)
+        return (
+            _isfinite(total + (optional[2] or 0.0))
+            and 0.0 <= soc <= 100.0
+            and pv >= 0.0
+            and load >= 0.0
+            and up >= 0.0
+            and down >= 0.0
+            and max_out >= 0.0
+            and max_in >= 0.0
+            and type(rec["event_time"]) is int
+            and (ingest is None or type(ingest) is int)
+            and type(rec["event_id"]) is str
+            and rec["site_id"] != ""
+            and rec["mode"] in _SITE_MODES
+            and rec["reserve_armed"] in _PRODUCTS
+        )
+    except (KeyError, TypeError):
+        return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,3 +96,39 @@ def test_bad_telemetry_is_dead_lettered_and_not_counted(built: StreamsApp) -> No
     (first,) = [s.record for s in drain(out["fleet.state"]) if s.record["window_s"] == 1]
     assert first["sites_online"] == 3
     assert "site-x" not in built.book.telemetry
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("soc_pct", -0.5),
+        ("soc_pct", float("nan")),
+        ("battery_power_kw", float("inf")),
+        ("grid_power_kw", float("-inf")),
+        ("headroom_up_kw", -1.0),
+        ("headroom_down_kw", float("nan")),
+        ("pv_power_kw", -0.1),
+        ("load_kw", -2.0),
+        ("max_discharge_kw", -5.0),
+        ("max_charge_kw", float("nan")),
+        ("frequency_hz", float("inf")),
+        ("capacity_kwh", float("nan")),
+        ("setpoint_kw", float("-inf")),
+        ("site_id", ""),
+    ],
+)
+def test_semantically_bad_telemetry_is_dead_lettered(
+    built: StreamsApp, field: str, value: object
+) -> None:
+    """Avro-valid but not a valid SiteTelemetry: the fast path must not let it through."""
+    out = memory_outputs(built)
+    bad = telemetry_record("site-x", T0 + S // 5) | {field: value}
+    messages = [*second(0), (b"site-x", encode("SiteTelemetry", bad)), *second(1), *second(2)]
+    asyncio.run(feed(built, "fleet-aggregator", messages))
+    letters = drain(out["deadletter"])
+    assert [d.record["error_type"] for d in letters] == ["InvalidRecordError"]
+    assert field in letters[0].record["reason"]
+    (first,) = [s.record for s in drain(out["fleet.state"]) if s.record["window_s"] == 1]
+    assert first["sites_online"] == 3
+    assert "site-x" not in built.book.telemetry
+    assert "site-x" not in built.book.last_seen

@@ -1,0 +1,177 @@
+"""The telemetry agent's fast path against the full ``SiteTelemetry.from_record`` path.
+
+Records are generated from the SiteTelemetry schema (any Avro-valid values: NaN, infinities,
+negative headroom, soc outside 0..100, empty site ids...), encoded, and decoded by the raw
+codec, as the agent sees them. Properties:
+
+- ``telemetry_plainly_valid`` never accepts a record ``from_record`` rejects;
+- when it accepts, the fast sample equals the sample of the full path;
+- the agent's ``add`` gives the same FleetStates, book and dead-letter decisions whether it
+  is fed raw-codec records (fast path) or default-codec records (datetimes: full path).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas import Codec, SchemaRegistry
+from schemas.strategies import records
+from streams.agents.aggregator import AggregatorAgent
+from streams.agents.sitebook import SiteBook
+from streams.agents.testing import close_app
+from streams.app import StreamsApp, build, settings_with
+from streams.steps.errors import InvalidRecordError
+from streams.steps.fleet_aggregation import sample_of, sample_of_plain
+from streams.steps.records_site import SiteTelemetry, telemetry_plainly_valid
+
+REGISTRY = SchemaRegistry.load()
+SCHEMA = REGISTRY.current("SiteTelemetry").raw
+LOGICAL = Codec(REGISTRY)
+RAW = Codec(REGISTRY, logical_types=False)
+S = 1_000_000
+T0 = 1_700_000_000 * S
+
+# Schema-valid records, with the fields the semantic checks look at pushed to their edges.
+edgy_floats = st.one_of(
+    st.floats(-200.0, 200.0),
+    st.sampled_from([float("nan"), float("inf"), float("-inf"), -0.0, 0.0, 100.0, 1e308]),
+)
+telemetry = st.builds(
+    lambda rec, soc, up, pv, freq, site: (
+        rec
+        | {"soc_pct": soc, "headroom_up_kw": up, "pv_power_kw": pv, "frequency_hz": freq}
+        | ({"site_id": site} if site is not None else {})
+    ),
+    records(SCHEMA),
+    edgy_floats,
+    edgy_floats,
+    edgy_floats,
+    st.none() | edgy_floats,
+    st.none() | st.sampled_from(["", "site-7"]),
+)
+
+
+def _raw(record: dict[str, Any]) -> dict[str, Any]:
+    return RAW.decode(LOGICAL.encode("SiteTelemetry", record)).record
+
+
+@settings(max_examples=400, deadline=None)
+@given(telemetry)
+def test_fast_check_never_accepts_what_the_full_path_rejects(record: dict[str, Any]) -> None:
+    rec = _raw(record)
+    try:
+        full = SiteTelemetry.from_record(rec)
+    except InvalidRecordError:
+        assert not telemetry_plainly_valid(rec)
+        return
+    if telemetry_plainly_valid(rec):
+        assert repr(sample_of_plain(rec)) == repr(sample_of(full))  # repr: NaN-safe
+    else:  # only a sum too large for a double may send a valid record the slow way
+        magnitudes = [abs(v) for v in _floats(rec)]
+        assert not math.isfinite(sum(magnitudes))
+
+
+def _floats(rec: dict[str, Any]) -> list[float]:
+    names = [k for k, v in rec.items() if isinstance(v, float)]
+    assert "soc_pct" in names
+    return [rec[k] for k in names]
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        {"event_time": None},  # missing/None: not for the fast path
+        {"mode": "WARP_DRIVE"},
+        {"reserve_armed": "FCR_X"},
+        {"soc_pct": "50"},
+    ],
+)
+def test_odd_spellings_fall_back(spelling: dict[str, Any]) -> None:
+    rec = _raw(_valid()) | spelling
+    assert not telemetry_plainly_valid(rec)
+    with pytest.raises(InvalidRecordError):
+        SiteTelemetry.from_record(rec)
+
+
+def _valid(**fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "event_id": "9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f",
+        "event_time": T0,
+        "site_id": "site-1",
+        "oem": "huawei",
+        "model": "SUN2000",
+        "battery_power_kw": 1.0,
+        "soc_pct": 50.0,
+        "grid_power_kw": 0.0,
+        "pv_power_kw": 0.0,
+        "load_kw": 0.5,
+        "headroom_up_kw": 2.0,
+        "headroom_down_kw": 2.0,
+        "max_discharge_kw": 5.0,
+        "max_charge_kw": 5.0,
+        "mode": "REMOTE",
+    }
+    return base | fields
+
+
+@pytest.fixture(scope="module")
+def built() -> Iterator[StreamsApp]:
+    app = build(settings_with(bootstrap="localhost:9092", app_id="prop-plain-telemetry"))
+    yield app
+    close_app(app)
+
+
+def _feed(agent: AggregatorAgent, records: list[dict[str, Any]]) -> list[Any]:
+    """The FleetState records each event closed, or its error type."""
+    out: list[Any] = []
+    for rec in records:
+        try:
+            out.append([s.to_record() for s in agent.add(rec)])
+        except InvalidRecordError as exc:
+            out.append(type(exc).__name__)
+    return out
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 5),  # site
+            st.integers(0, 25 * S),  # event time offset
+            st.floats(-10, 10),
+            st.sampled_from([50.0, 130.0, float("nan")]),  # soc: ok, out of range, NaN
+            st.booleans(),
+        ),
+        max_size=60,
+    )
+)
+def test_agent_fast_and_full_paths_agree(
+    built: StreamsApp, rows: list[tuple[int, int, float, float, bool]]
+) -> None:
+    records = [
+        _valid(
+            site_id=f"site-{site}",
+            event_time=T0 + offset,
+            battery_power_kw=power,
+            soc_pct=soc,
+            faulted=faulted,
+        )
+        for site, offset, power, soc, faulted in rows
+    ]
+    fast = AggregatorAgent(built.aggregator.ctx, SiteBook())
+    full = AggregatorAgent(built.aggregator.ctx, SiteBook())
+    fast_out = _feed(fast, [_raw(r) for r in records])
+    full_out = _feed(
+        full, [LOGICAL.decode(LOGICAL.encode("SiteTelemetry", r)).record for r in records]
+    )
+    assert repr(fast_out) == repr(full_out)
+    assert fast.book.last_seen == full.book.last_seen
+    assert fast.book.telemetry == full.book.telemetry
+    assert fast.book.version == full.book.version
+    assert [w.late_events for w in fast.windows] == [w.late_events for w in full.windows]
