@@ -167,6 +167,21 @@ class Driver:
         duration = dt.timedelta(seconds=self._sleep_s(phase.duration_s))
         kind = "FREQUENCY_EVENT" if phase.product.value == "FFR" else "TEST"
         self.fleet.set_frequency(phase.frequency_at(0.0))
+        if phase.ffr_activation_hz is not None:
+            self.sent.append(
+                await self.producer.send(
+                    "ReserveAssignment",
+                    fleet_id=FLEET_ID,
+                    assignment_id=f"demo-{phase.name}-{uuid.uuid4().hex[:8]}",
+                    product=phase.product.value,
+                    capacity_mw=capacity_mw,
+                    valid_from=start,
+                    valid_until=start + duration,
+                    f_start_hz=phase.ffr_activation_hz,
+                    f_full_hz=phase.ffr_activation_hz,
+                    deadband_hz=0.0,
+                )
+            )
         record = await self.producer.send(
             "MarketActivation",
             fleet_id=FLEET_ID,

@@ -28,6 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 SCENARIO_PACKAGE = "flowerhub.demo.scenarios"
+FFR_OPTIONS_HZ = (49.7, 49.6, 49.5)
 DEFAULT_SCENARIO = "fcrd_up_ramp"
 
 _Hz = Annotated[float, Field(ge=45.0, le=55.0, allow_inf_nan=False)]
@@ -79,9 +80,16 @@ class FrequencyPhase(_Strict):
     points: list[tuple[_Seconds, _Hz]] | None = None
     sine: Sine | None = None
     settle_s: Annotated[float, Field(ge=0.0, le=600.0)] = 5.0
+    # FFR only: the option sold (activation frequency; 49.7 -> 1.3 s, 49.6 -> 1.0 s,
+    # 49.5 -> 0.7 s), sent as the FFR ReserveAssignment the audit and the allocator read.
+    ffr_activation_hz: float | None = None
 
     @model_validator(mode="after")
     def _one_trace(self) -> FrequencyPhase:
+        if (self.product is FrequencyProduct.FFR) != (self.ffr_activation_hz is not None):
+            raise ValueError("ffr_activation_hz is required for FFR phases and only for them")
+        if self.ffr_activation_hz is not None and self.ffr_activation_hz not in FFR_OPTIONS_HZ:
+            raise ValueError(f"ffr_activation_hz must be one of {FFR_OPTIONS_HZ} (SvK FFR options)")
         if (self.points is None) == (self.sine is None):
             raise ValueError("a frequency phase needs exactly one of points or sine")
         if self.points is not None:

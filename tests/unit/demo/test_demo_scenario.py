@@ -228,6 +228,34 @@ def test_bad_scenarios_name_the_field(change: dict[str, Any], message: str) -> N
         parse_scenario({**BASE, **change}, "test.yaml")
 
 
+@pytest.mark.parametrize(
+    ("product", "option", "ok"),
+    [
+        ("FFR", 49.7, True),
+        ("FFR", 49.5, True),
+        ("FFR", None, False),
+        ("FFR", 49.8, False),
+        ("FCR_N", 49.7, False),
+        ("FCR_N", None, True),
+    ],
+)
+def test_ffr_option_only_on_ffr_phases(product: str, option: float | None, ok: bool) -> None:
+    phase = {
+        "kind": "frequency",
+        "name": "f",
+        "product": product,
+        "capacity_kw_per_site": 1.0,
+        "points": [[0.0, 50.0], [5.0, 49.6]],
+        "ffr_activation_hz": option,
+    }
+    data = {**BASE, "phases": [phase]}
+    if ok:
+        assert parse_scenario(data).phases[0].product.value == product
+    else:
+        with pytest.raises(ScenarioError, match="ffr_activation_hz"):
+            parse_scenario(data)
+
+
 def test_fleet_too_small_for_an_incident() -> None:
     scenario = parse_scenario({**BASE, "incidents": [{"at_s": 1.0, "site": 8, "kind": "override"}]})
     scenario.check_fleet_size(9)
