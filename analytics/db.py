@@ -3,14 +3,21 @@
 ``connect(archive_dir)`` returns a connection with:
 
 - ``archive_rows``: every stored row of every part file (the raw archive schema,
-  :data:`analytics.archive.writer.ARCHIVE_COLUMNS`); read through a glob, so files the
-  archiver adds later are seen by the next query without reconnecting;
+  :data:`analytics.archive.writer.ARCHIVE_COLUMNS`, then ``fields_typed`` and the typed
+  columns of :mod:`analytics.archive.schema` where the files have them); read through a
+  glob, so files the archiver adds later are seen by the next query without reconnecting;
 - the views of ``analytics/views/*.sql`` (run in file-name order): ``events``,
   ``undecodable``, ``archive_coverage``, ``event_lateness``, and the table macros
   ``topic_events(topic)`` and ``topic_window(topic, since, until)``;
 - one view per event type of the Avro contract (``schemas/<domain>/<Event>.avsc``), named
   in snake case (``SiteTelemetry`` -> ``site_telemetry``), with every schema field as a
   typed column, generated from the ``.avsc`` files so the views cannot drift from them.
+  Scalar fields come straight from the archive's typed columns (columnar: only the
+  columns a query names are read, and row groups outside its filters are skipped); rows
+  of older files without them are parsed from ``payload`` (:func:`event_view_sql`).
+
+:func:`scoped_event_views` builds the same event views over one topic's directories only
+(the layout partitions by topic), as the audit does.
 
 ``event_time`` (when it happened), ``ingest_time`` (when we learned it, where that differs)
 and ``kafka_timestamp`` (the log's own time) are separate columns everywhere; all naive UTC.
@@ -18,26 +25,50 @@ and ``kafka_timestamp`` (the log's own time) are separate columns everywhere; al
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
 from analytics.archive.compact import covered_parts, live_parts
-from analytics.archive.layout import PART_SUFFIX, iter_parts
+from analytics.archive.layout import PART_SUFFIX, check_topic, iter_parts
+from analytics.archive.schema import (
+    SCHEMAS_DIR,
+    TYPED_MARKER,
+    ArchiveViewError,
+    EventSchema,
+    event_layout,
+    load_event_schemas,
+    snake_case,
+)
 from analytics.archive.writer import ARCHIVE_COLUMNS
 
+__all__ = [  # the schema names are defined in analytics.archive.schema, kept importable here
+    "SCHEMAS_DIR",
+    "VIEWS_DIR",
+    "ArchiveViewError",
+    "EventSchema",
+    "FieldColumn",
+    "archive_rows_sql",
+    "connect",
+    "create_views",
+    "event_columns",
+    "event_view_sql",
+    "field_expression",
+    "load_event_schemas",
+    "scoped_event_views",
+    "snake_case",
+    "sql_string",
+    "typed_expressions",
+    "view_columns",
+    "view_statements",
+]
+
 VIEWS_DIR = Path(__file__).parent / "views"
-SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
 _TIME_COLUMNS = ("event_time", "ingest_time")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class ArchiveViewError(ValueError):
-    """The archive or a schema cannot be turned into views."""
 
 
 @dataclass(frozen=True)
@@ -51,11 +82,6 @@ class FieldColumn:
 def sql_string(text: str) -> str:
     """A SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
-
-
-def snake_case(name: str) -> str:
-    """``SiteTelemetry`` -> ``site_telemetry``."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
 def _non_null(avro_type: object) -> object:
@@ -98,91 +124,146 @@ def field_expression(name: str, avro_type: object) -> str:
     return f"(payload->'$.{name}')"  # records, arrays, maps, multi-branch unions: JSON
 
 
-@dataclass(frozen=True)
-class EventSchema:
-    """The parts of one ``.avsc`` record schema the views need."""
-
-    name: str
-    full_name: str
-    fields: tuple[tuple[str, object], ...]
-
-    @property
-    def view_name(self) -> str:
-        return snake_case(self.name)
-
-    def columns(self) -> list[FieldColumn]:
-        return [
-            FieldColumn(name, field_expression(name, kind))
-            for name, kind in self.fields
-            if name not in _TIME_COLUMNS
-        ]
+def event_columns(schema: EventSchema) -> list[FieldColumn]:
+    """Every field of ``schema`` but the archive's own time columns, extracted from JSON."""
+    return [
+        FieldColumn(name, field_expression(name, kind))
+        for name, kind in schema.fields
+        if name not in _TIME_COLUMNS
+    ]
 
 
-def load_event_schemas(schemas_dir: Path = SCHEMAS_DIR) -> list[EventSchema]:
-    """Every ``<domain>/<Event>.avsc`` record schema under ``schemas_dir``."""
-    found = []
-    for path in sorted(schemas_dir.glob("*/*.avsc")):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ArchiveViewError(f"{path}: unreadable schema: {exc}") from exc
-        if not isinstance(data, Mapping) or data.get("type") != "record":
-            raise ArchiveViewError(f"{path}: not an Avro record schema")
-        name = str(data["name"])
-        namespace = data.get("namespace")
-        fields = tuple((str(f["name"]), f["type"]) for f in data.get("fields", []))
-        found.append(EventSchema(name, f"{namespace}.{name}" if namespace else name, fields))
-    return found
+def typed_expressions(schema: EventSchema, available: Collection[str]) -> list[FieldColumn]:
+    """The fields of ``schema`` from typed columns where ``available``, else from JSON."""
+    layout = {f.field: f for f in event_layout(schema, skip=_TIME_COLUMNS).fields}
+    out = []
+    for col in event_columns(schema):
+        typed = layout.get(col.name)
+        if typed is not None and typed.column in available:
+            out.append(FieldColumn(col.name, f'CAST("{typed.column}" AS {typed.duck_type})'))
+        else:
+            out.append(col)
+    return out
 
 
-def event_view_sql(schema: EventSchema) -> str:
-    """``CREATE VIEW`` for one event type over ``events`` (see module doc)."""
-    if not _NAME_RE.fullmatch(schema.view_name):
+_BASE = (
+    'topic, "partition", "offset", key, event_time, ingest_time, '
+    "coalesce(ingest_time, event_time) AS known_time, kafka_timestamp, archived_at"
+)
+
+
+def event_view_sql(
+    schema: EventSchema,
+    available: Collection[str] = (),
+    *,
+    source: str = "archive_rows",
+    view: str | None = None,
+) -> str:
+    """``CREATE VIEW`` for one event type over ``source`` (default: every archived row).
+
+    ``available``: the columns ``source`` has. Where the event's typed columns are among
+    them, rows with ``fields_typed`` read them (a columnar scan, no JSON) and the other
+    rows (older files) parse ``payload``: one ``UNION ALL`` whose branches each skip the
+    other's row groups by their statistics, so neither reads the other's columns.
+    """
+    name = view or schema.view_name
+    if not _NAME_RE.fullmatch(name) or not _NAME_RE.fullmatch(source):
         raise ArchiveViewError(f"event name unusable as a view name: {schema.name!r}")
-    columns = ",\n    ".join(f'{col.sql} AS "{col.name}"' for col in schema.columns())
     names = ", ".join(sql_string(n) for n in sorted({schema.name, schema.full_name}))
+    where = f"decode_error IS NULL AND event_name IN ({names})"
+
+    def select(columns: list[FieldColumn], cond: str) -> str:
+        cols = ",\n    ".join(f'{col.sql} AS "{col.name}"' for col in columns)
+        return f"SELECT\n    {_BASE},\n    {cols}\nFROM {source}\nWHERE {cond}"
+
+    json_columns = event_columns(schema)
+    typed = typed_expressions(schema, available)
+    if TYPED_MARKER not in available or typed == json_columns:
+        return f"CREATE OR REPLACE VIEW {name} AS\n{select(json_columns, where)}"
     return (
-        f"CREATE OR REPLACE VIEW {schema.view_name} AS\nSELECT\n"
-        '    topic, "partition", "offset", key, event_time, ingest_time, known_time,\n'
-        f"    kafka_timestamp, archived_at,\n    {columns}\n"
-        f"FROM events\nWHERE event_name IN ({names})"
+        f"CREATE OR REPLACE VIEW {name} AS\n{select(typed, f'{where} AND {TYPED_MARKER}')}\n"
+        f"UNION ALL\n{select(json_columns, f'{where} AND {TYPED_MARKER} IS NULL')}"
     )
 
 
-def archive_rows_sql(archive_dir: Path) -> str:
-    """``CREATE VIEW archive_rows``: a glob over the part files, or a typed empty view."""
-    parts = list(iter_parts(archive_dir))
+def _parquet_source(archive_dir: Path, topics: Iterable[str] | None) -> str | None:
+    """``read_parquet(...)`` over the live part files (of ``topics``), None if there are none."""
+    wanted = None if topics is None else sorted({check_topic(t) for t in topics})
+    parts = list(iter_parts(archive_dir, wanted))
     if not parts:
-        cols = ", ".join(f'CAST(NULL AS {kind}) AS "{name}"' for name, kind in ARCHIVE_COLUMNS)
-        return f"CREATE OR REPLACE VIEW archive_rows AS SELECT {cols} WHERE false"
+        return None
     if covered_parts(parts):  # an interrupted compaction: list the live files explicitly
-        live = live_parts(archive_dir)
+        live = live_parts(archive_dir, wanted)
         files = "[" + ", ".join(sql_string(str(p.path.resolve())) for p in live) + "]"
-    else:  # a glob: files added later are seen by the next query
-        files = sql_string(
-            str(archive_dir.resolve() / "topic=*" / "hour=*" / f"part-*{PART_SUFFIX}")
-        )
-    return (
-        "CREATE OR REPLACE VIEW archive_rows AS SELECT * FROM read_parquet("  # noqa: S608  # escaped literals
-        f"{files}, hive_partitioning = false, union_by_name = true)"
-    )
+    else:  # globs: files added later are seen by the next query
+        root = archive_dir.resolve()
+        dirs = ["*"] if wanted is None else sorted({p.topic for p in parts})
+        globs = [str(root / f"topic={d}" / "hour=*" / f"part-*{PART_SUFFIX}") for d in dirs]
+        files = "[" + ", ".join(sql_string(g) for g in globs) + "]"
+    return f"read_parquet({files}, hive_partitioning = false, union_by_name = true)"
 
 
-def view_statements(archive_dir: Path, schemas_dir: Path = SCHEMAS_DIR) -> Iterator[str]:
-    """Every statement :func:`connect` runs, in order."""
+def archive_rows_sql(
+    archive_dir: Path, topics: Iterable[str] | None = None, view: str = "archive_rows"
+) -> str:
+    """``CREATE VIEW archive_rows``: the part files (of ``topics``), or a typed empty view.
+
+    With ``topics`` only those topics' directories are read (the layout partitions by
+    topic, so other topics' files are never opened).
+    """
+    if not _NAME_RE.fullmatch(view):
+        raise ArchiveViewError(f"not a view name: {view!r}")
+    source = _parquet_source(archive_dir, topics)
+    if source is None:
+        cols = ", ".join(f'CAST(NULL AS {kind}) AS "{name}"' for name, kind in ARCHIVE_COLUMNS)
+        return f"CREATE OR REPLACE VIEW {view} AS SELECT {cols} WHERE false"
+    return f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {source}"  # noqa: S608  # escaped literals
+
+
+def view_columns(con: duckdb.DuckDBPyConnection, view: str) -> set[str]:
+    """The column names of ``view`` (of the files it reads right now)."""
+    return {str(row[0]) for row in con.execute(f"DESCRIBE {view}").fetchall()}
+
+
+def view_statements(
+    archive_dir: Path, schemas_dir: Path = SCHEMAS_DIR, available: Collection[str] = ()
+) -> Iterator[str]:
+    """Every statement :func:`connect` runs, in order (``available``: archive_rows' columns)."""
     yield archive_rows_sql(archive_dir)
     for path in sorted(VIEWS_DIR.glob("*.sql")):
         yield path.read_text(encoding="utf-8")
     for schema in load_event_schemas(schemas_dir):
-        yield event_view_sql(schema)
+        yield event_view_sql(schema, available)
 
 
 def create_views(
     con: duckdb.DuckDBPyConnection, archive_dir: Path, schemas_dir: Path = SCHEMAS_DIR
 ) -> None:
-    """(Re)create every view on ``con``; call again once a first file exists."""
-    for statement in view_statements(archive_dir, schemas_dir):
+    """(Re)create every view on ``con``; call again once a first file exists (or once the
+    first file with typed columns exists: until then the event views parse ``payload``)."""
+    con.execute(archive_rows_sql(archive_dir))
+    available = view_columns(con, "archive_rows")
+    for statement in view_statements(archive_dir, schemas_dir, available):
         con.execute(statement)
+
+
+def scoped_event_views(
+    con: duckdb.DuckDBPyConnection,
+    archive_dir: Path,
+    views: Iterable[tuple[str, str, str]],
+    schemas_dir: Path = SCHEMAS_DIR,
+) -> None:
+    """Create event views over single topics: ``views`` holds (view, event name, topic).
+
+    Each reads only its topic's directory, ``<archive>/topic=<topic>/hour=*/``.
+    """
+    schemas = {s.name: s for s in load_event_schemas(schemas_dir)}
+    for view, event, topic in views:
+        if event not in schemas:
+            raise ArchiveViewError(f"no schema for event {event!r}")
+        rows = f"{view}__rows"
+        con.execute(archive_rows_sql(archive_dir, [topic], rows))
+        con.execute(event_view_sql(schemas[event], view_columns(con, rows), source=rows, view=view))
 
 
 def connect(

@@ -3,8 +3,9 @@
 The archiver writes one file per partition and flush, so a long run leaves thousands of
 small files. ``compact`` (run while holding the archive lock, i.e. with the archiver
 stopped) rewrites each (topic, hour, partition) that has several files as a single file
-covering the union of their offset ranges: written under a temporary name, fsynced,
-renamed, and only then are the inputs deleted.
+covering the union of their offset ranges (every column of every input, merged by name, so
+the typed columns survive and older files without them merge with newer ones): written
+under a temporary name, fsynced, renamed, and only then are the inputs deleted.
 
 A crash between the rename and the deletes leaves *covered* files: files whose offset range
 lies inside another file of the same topic, partition and hour. They hold only duplicates,
@@ -24,7 +25,6 @@ from pathlib import Path
 import duckdb
 
 from analytics.archive.layout import PartFile, iter_parts, part_path, temp_path
-from analytics.archive.writer import ARCHIVE_COLUMNS
 
 _Group = tuple[str, str, int]  # topic, hour, partition
 
@@ -92,10 +92,9 @@ def merge_group(con: duckdb.DuckDBPyConnection, root: Path, group: list[PartFile
         last_offset=last,
     )  # fmt: skip
     tmp = temp_path(final)
-    columns = ", ".join(f'"{name}"' for name, _kind in ARCHIVE_COLUMNS)
     target = str(tmp).replace("'", "''")
     con.execute(
-        f"COPY (SELECT {columns} FROM read_parquet(?, hive_partitioning = false, "  # noqa: S608  # fixed columns, escaped path
+        f"COPY (SELECT * FROM read_parquet(?, hive_partitioning = false, "  # noqa: S608  # escaped path
         f'union_by_name = true) ORDER BY "offset") '
         f"TO '{target}' (FORMAT parquet, COMPRESSION zstd)",
         [[str(p.path) for p in group]],

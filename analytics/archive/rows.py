@@ -3,8 +3,9 @@
 Every row keeps the original key, value and headers byte for byte (replay republishes them
 unchanged), the Kafka coordinates and timestamp, and what the codec made of the value: the
 event name, the decoded record as JSON, and its ``event_time`` / ``ingest_time`` lifted
-into columns of their own. A value the codec rejects is archived all the same, with the
-error class and reason instead of a payload: nothing read is ever dropped.
+into columns of their own (the record's other scalar fields become typed columns in the
+writer: :mod:`analytics.archive.schema`). A value the codec rejects is archived all the
+same, with the error class and reason instead of a payload: nothing read is ever dropped.
 
 JSON conventions for the payload: timestamps (``datetime``) as integer microseconds since
 the epoch (UTC), dates as days since the epoch, UUIDs as strings, bytes as lower-case hex.
@@ -16,7 +17,7 @@ import base64
 import json
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
@@ -62,6 +63,9 @@ class ArchiveRow:
     ingest_time_us: int | None
     error_type: str | None
     error_reason: str | None
+    # the decoded record itself, for the typed columns (analytics.archive.schema); None
+    # on undecodable rows (and when unknown: such a row is read back from payload)
+    record: Mapping[str, object] | None = field(default=None, compare=False, repr=False)
 
 
 class PayloadEncodingError(TypeError):
@@ -123,6 +127,7 @@ def decode_row(raw: RawRecord, decoder: Decoder, errors: tuple[type[Exception], 
             ingest_time_us=timestamp_micros(event.record.get("ingest_time")),
             error_type=None,
             error_reason=None,
+            record=event.record,
         )
     except caught as exc:
         return ArchiveRow(raw, None, None, None, None, type(exc).__name__, str(exc))

@@ -18,8 +18,11 @@ fsync + atomic rename + directory fsync. Consequences:
 - many small files: ``flowerhub archive --out DIR --compact`` merges them into one file per
   topic, hour and partition (:mod:`analytics.archive.compact`, crash-safe as well).
 
-The columns (:data:`ARCHIVE_COLUMNS`) are the one definition of the archive schema; the
-DuckDB views (``analytics/db.py``) build on it. All timestamps are naive UTC.
+The columns (:data:`ARCHIVE_COLUMNS`) are the one definition of the archive's base schema;
+after them each file has ``fields_typed`` and the typed columns of the events it holds
+(:mod:`analytics.archive.schema`: one column per top-level scalar field, so readers scan
+columns instead of parsing ``payload``). The DuckDB views (``analytics/db.py``) build on
+both. All timestamps are naive UTC.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from __future__ import annotations
 import os
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import duckdb
@@ -43,6 +46,7 @@ from analytics.archive.layout import (
     temp_path,
 )
 from analytics.archive.rows import ArchiveRow, headers_json
+from analytics.archive.schema import TYPED_MARKER, EventLayout, default_layouts
 
 # name -> DuckDB type; the order is the column order in every part file.
 ARCHIVE_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -83,6 +87,40 @@ def _object_column(values: Sequence[object]) -> npt.NDArray[np.object_]:
     return column
 
 
+def typed_columns(
+    rows: Sequence[ArchiveRow], layouts: Mapping[str, EventLayout]
+) -> tuple[list[tuple[str, str]], dict[str, npt.NDArray[np.generic]]]:
+    """``fields_typed`` and the typed columns of the events in ``rows`` (names and types).
+
+    A row gets its event's typed values when it was decoded with its record and every value
+    fits its column; otherwise its typed columns are NULL and ``fields_typed`` is NULL.
+    """
+    present: dict[str, EventLayout] = {}
+    values: list[tuple[EventLayout, tuple[object, ...]] | None] = []
+    for row in rows:
+        layout = None if row.event_name is None else layouts.get(row.event_name)
+        typed = None if layout is None or row.record is None else layout.values(row.record)
+        if layout is None or typed is None:
+            values.append(None)
+            continue
+        present.setdefault(layout.event, layout)
+        values.append((layout, typed))
+    kinds: list[tuple[str, str]] = [(TYPED_MARKER, "BOOLEAN")]
+    columns: dict[str, npt.NDArray[np.generic]] = {
+        TYPED_MARKER: _object_column([None if v is None else True for v in values])
+    }
+    for event in sorted(present):
+        layout = present[event]
+        for k, field in enumerate(layout.fields):
+            cells = [v[1][k] if v is not None and v[0] is layout else None for v in values]
+            kinds.append((field.column, field.duck_type))
+            if field.duck_type == "TIMESTAMP":
+                columns[field.column] = _micros_column(cells)  # type: ignore[arg-type]  # ints
+            else:
+                columns[field.column] = _object_column(cells)
+    return kinds, columns
+
+
 def rows_to_columns(
     rows: Sequence[ArchiveRow], archived_at_us: int
 ) -> dict[str, npt.NDArray[np.generic]]:
@@ -109,20 +147,32 @@ def rows_to_columns(
     }
 
 
-_SELECT_TYPED = ", ".join(f'CAST("{name}" AS {kind}) AS "{name}"' for name, kind in ARCHIVE_COLUMNS)
+def _select_typed(kinds: Sequence[tuple[str, str]]) -> str:
+    return ", ".join(f'CAST("{name}" AS {kind}) AS "{name}"' for name, kind in kinds)
 
 
 def write_part(
-    con: duckdb.DuckDBPyConnection, final: Path, rows: Sequence[ArchiveRow], archived_at_us: int
+    con: duckdb.DuckDBPyConnection,
+    final: Path,
+    rows: Sequence[ArchiveRow],
+    archived_at_us: int,
+    layouts: Mapping[str, EventLayout] | None = None,
 ) -> Path:
-    """Write ``rows`` as the Parquet file ``final``: temp name, fsync, atomic rename."""
+    """Write ``rows`` as the Parquet file ``final``: temp name, fsync, atomic rename.
+
+    Columns: :data:`ARCHIVE_COLUMNS`, then ``fields_typed`` and the typed columns of the
+    events in ``rows`` (``layouts``, default: the project's contract).
+    """
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(final)
-    con.register("_archive_batch", rows_to_columns(rows, archived_at_us))
+    kinds, extra = typed_columns(rows, default_layouts() if layouts is None else layouts)
+    columns = rows_to_columns(rows, archived_at_us) | extra
+    con.register("_archive_batch", columns)
     try:
         target = str(tmp).replace("'", "''")
+        select = _select_typed([*ARCHIVE_COLUMNS, *kinds])
         con.execute(
-            f'COPY (SELECT {_SELECT_TYPED} FROM _archive_batch ORDER BY "offset") '  # noqa: S608  # fixed column list, escaped path
+            f'COPY (SELECT {select} FROM _archive_batch ORDER BY "offset") '  # noqa: S608  # columns from the schema, escaped path
             f"TO '{target}' (FORMAT parquet, COMPRESSION zstd)"
         )
     finally:

@@ -32,7 +32,7 @@ def export_activation(
     con = connect(archive_dir)
     try:
         opts = AuditOptions(interval_s=interval_s, topic_prefix=topic_prefix)
-        scan = scan_log(con, opts)
+        scan = scan_log(con, opts, archive_dir)
         found = [a for a in scan.activations if a.activation_id == activation_id]
         if not found:
             known = ", ".join(a.activation_id for a in scan.activations) or "none"

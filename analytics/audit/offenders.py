@@ -18,6 +18,7 @@ Kinds of offence (one row each, a site may have several):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,11 +27,11 @@ import duckdb
 import numpy as np
 
 from analytics.audit.extract import Activation, to_us
-from analytics.rules import polarity_offenders
+from analytics.rules import judge, polarity_offenders
 from analytics.rules.base import Context, Params
 from analytics.rules.common import expected_response
 from analytics.timeseries import FloatArray, Series
-from analytics.verdicts import Product
+from analytics.verdicts import Product, Verdict
 
 # Lag beyond which a site is "late": the product's activation time (TR25 7.5 s for FCR-D,
 # legacy 60 s to 63 % for FCR-N, FFR 1.3 s at the slowest option, aFRR 5 min, mFRR 12.5 min).
@@ -80,77 +81,49 @@ class SiteTrace:
     power_mw: FloatArray
 
 
-def site_oems(
-    con: duckdb.DuckDBPyConnection, t0_us: int, t1_us: int, probe_s: float = 30.0
-) -> dict[str, str]:
-    """Site -> OEM from the first ``probe_s`` of [t0, t1], widened to all of it if needed."""
-    out: dict[str, str] = {}
-    for hi in (min(t0_us + int(probe_s * 1e6), t1_us), t1_us):
-        rows = con.execute(
-            "SELECT decode(key), any_value(oem) FROM audit_site_telemetry "
-            "WHERE event_time >= make_timestamp(?) AND event_time <= make_timestamp(?) "
-            "GROUP BY key",
-            [t0_us, hi],
-        ).fetchall()
-        out = {str(site): str(oem) for site, oem in rows}
-        if hi == t1_us:
-            break
-        seen = con.execute(
-            "SELECT count(DISTINCT key) FROM audit_site_telemetry "
-            "WHERE event_time >= make_timestamp(?) AND event_time <= make_timestamp(?)",
-            [t0_us, t1_us],
-        ).fetchone()
-        if seen is not None and int(seen[0]) <= len(out):
-            break
-    return out
-
-
 def site_traces(
     con: duckdb.DuckDBPyConnection, fleet: Series, lookback_s: float = 900.0
 ) -> tuple[dict[str, SiteTrace], set[str]]:
-    """Telemetry per site inside the fleet series' window, and every site seen shortly before."""
+    """Telemetry per site inside the fleet series' window, and every site seen shortly before.
+
+    Two queries over the window's row groups only: per site (the Kafka key of site
+    telemetry is the site id) its OEM and sample count, then every sample's time and
+    power sorted by site and time, fetched as numpy arrays.
+    """
     if fleet.start is None:
         raise ValueError("the fleet series needs an absolute start")
     t0 = to_us(fleet.start)
     t1 = t0 + int(float(fleet.t[-1]) * 1e6)
-    # the Kafka key of site telemetry is the site id: only the power is parsed per sample,
-    # the OEM from each site's first few seconds
+    lo = t0 - int(lookback_s * 1e6)
+    sites = con.execute(
+        "SELECT decode(key) AS site, "
+        "any_value(oem) FILTER (WHERE event_time >= make_timestamp($2)), "
+        "count(*) FILTER (WHERE event_time >= make_timestamp($2)) FROM audit_site_telemetry "
+        "WHERE event_time >= make_timestamp($1) AND event_time <= make_timestamp($3) "
+        "GROUP BY key ORDER BY key",
+        [lo, t0, t1],
+    ).fetchall()
     cols = con.execute(
-        "WITH w AS (SELECT key, epoch_us(event_time) AS u, battery_power_kw AS p "
-        "  FROM audit_site_telemetry "
-        "  WHERE event_time >= make_timestamp(?) AND event_time <= make_timestamp(?)), "
-        "k AS (SELECT key, row_number() OVER (ORDER BY key) - 1 AS idx "
-        "  FROM (SELECT DISTINCT key FROM w)) "
-        "SELECT k.idx, w.u, w.p FROM w JOIN k USING (key) ORDER BY k.idx, w.u",
+        "SELECT epoch_us(event_time) AS u, battery_power_kw AS p FROM audit_site_telemetry "
+        "WHERE event_time >= make_timestamp(?) AND event_time <= make_timestamp(?) "
+        "ORDER BY key, event_time",
         [t0, t1],
     ).fetchnumpy()
-    keys = con.execute(
-        "SELECT DISTINCT decode(key) AS site FROM audit_site_telemetry "
-        "WHERE event_time >= make_timestamp(?) AND event_time <= make_timestamp(?) "
-        "ORDER BY site",
-        [t0, t1],
-    ).fetchall()
-    idx = np.asarray(cols["idx"], dtype=np.int64)
     us = np.asarray(cols["u"], dtype=np.int64)
     kw = np.asarray(cols["p"], dtype=np.float64)
-    bounds = np.searchsorted(idx, np.arange(len(keys) + 1))
-    oems = site_oems(con, t0, t1)
     traces = {}
-    for k, (site,) in enumerate(keys):
-        lo, hi = int(bounds[k]), int(bounds[k + 1])
+    end = 0
+    for site, oem, count in sites:
+        if count == 0:
+            continue
+        lo_i, end = end, end + int(count)
         traces[str(site)] = SiteTrace(
             str(site),
-            oems.get(str(site), "?"),
-            (us[lo:hi] - t0).astype(np.float64) / 1e6,
-            kw[lo:hi] / 1000.0,
+            "?" if oem is None else str(oem),
+            (us[lo_i:end] - t0).astype(np.float64) / 1e6,
+            kw[lo_i:end] / 1000.0,
         )
-    # the Kafka key of site telemetry is the site id: no payload parsing for the lookback
-    seen = con.execute(
-        "SELECT DISTINCT decode(key) FROM audit_site_telemetry "
-        "WHERE event_time >= make_timestamp(?) AND event_time <= make_timestamp(?)",
-        [t0 - int(lookback_s * 1e6), t1],
-    ).fetchall()
-    return traces, {str(s) for (s,) in seen} | set(traces)
+    return traces, {str(site) for site, _oem, _count in sites}
 
 
 def site_series(trace: SiteTrace, fleet: Series, share: float, start_s: float) -> Series:
@@ -237,6 +210,82 @@ def gain_lag_many(
     return gain, lag_s
 
 
+@dataclass(frozen=True)
+class SiteMatrix:
+    """Every usable site's response on the fleet grid, one row per site (MW)."""
+
+    sites: list[str]
+    oems: list[str]
+    power_mw: FloatArray  # (sites, samples)
+    baseline_mw: FloatArray  # (sites,)
+
+    @property
+    def response_mw(self) -> FloatArray:
+        return self.power_mw - self.baseline_mw[:, None]
+
+
+def site_matrix(traces: Mapping[str, SiteTrace], fleet: Series, start_s: float) -> SiteMatrix:
+    """:func:`site_series` for many sites at once (power interpolated, pre-window baseline)."""
+    sites = sorted(s for s, tr in traces.items() if tr.t_s.size >= 2)
+    power = np.empty((len(sites), fleet.t.size))
+    for k, site in enumerate(sites):
+        power[k] = np.interp(fleet.t, traces[site].t_s, traces[site].power_mw)
+    pre = fleet.t < start_s
+    baseline = power[:, pre].mean(axis=1) if np.any(pre) else power[:, 0].copy()
+    return SiteMatrix(sites, [traces[s].oem for s in sites], power, baseline)
+
+
+def polarity_many(
+    matrix: SiteMatrix, first: Series, activation: Activation, params: Mapping[str, Any]
+) -> set[str]:
+    """:func:`analytics.rules.polarity_offenders` for every site of ``matrix`` at once.
+
+    The rule is judged on the first site (``first``: its :func:`site_series`), which raises
+    what the rule raises; every site shares its grid, frequency and expected response, so
+    the others' gains follow from the same formula in one pass (response on expected,
+    integrated). If the first site's gain differs from the judged one, every site is
+    judged one by one instead.
+    """
+    product, test_type = activation.product, activation.test_type
+    (verdict,) = judge(first, product, test_type, None, only=[f"{product.tag}.POLARITY"], **params)
+    exp = expected_response(Context(first, product, Params.from_kwargs(dict(params))))
+    gains = np.asarray(
+        np.trapezoid(matrix.response_mw * exp, first.t, axis=1) / np.trapezoid(exp * exp, first.t),
+        dtype=np.float64,
+    )
+    if not math.isclose(float(gains[0]), verdict.measured, rel_tol=1e-9, abs_tol=1e-12):
+        series = {
+            s: site_series(_trace(matrix, k), first, 1.0, 0.0) for k, s in enumerate(matrix.sites)
+        }
+        return set(polarity_offenders(series, product, test_type, **params))
+    return {
+        site
+        for site, gain in zip(matrix.sites, gains.tolist(), strict=True)
+        if not replace_measured(verdict, gain).passed
+    }
+
+
+def _trace(matrix: SiteMatrix, k: int) -> SiteTrace:
+    return SiteTrace(matrix.sites[k], matrix.oems[k], np.array([]), matrix.power_mw[k])
+
+
+def replace_measured(verdict: Verdict, measured: float) -> Verdict:
+    """``verdict`` re-decided for another measured value (same rule, threshold, comparison)."""
+    return Verdict.compare(
+        rule_id=verdict.rule_id,
+        rule_version=verdict.rule_version,
+        product=verdict.product,
+        requirement=verdict.requirement,
+        reference=verdict.reference,
+        measured=measured,
+        threshold=verdict.threshold,
+        threshold_high=verdict.threshold_high,
+        unit=verdict.unit,
+        comparison=verdict.comparison,
+        detail=verdict.detail,
+    )
+
+
 def find_offenders(
     con: duckdb.DuckDBPyConnection,
     activation: Activation,
@@ -257,11 +306,8 @@ def find_offenders(
         Offender(aid, site, "?", "STALE", "no telemetry in the activation window")
         for site in sorted(seen - set(traces))
     ]
-    usable: dict[str, Series] = {}
-    oems: dict[str, str] = {}
-    share = 1.0 / max(len(seen), 1)
+    oems = {site: trace.oem for site, trace in traces.items()}
     for site, trace in traces.items():
-        oems[site] = trace.oem
         ends = np.concatenate(([fleet.t[0]], trace.t_s, [fleet.t[-1]]))
         gap = float(np.max(np.diff(ends)))
         if gap > stale_s:
@@ -270,39 +316,38 @@ def find_offenders(
                     aid, site, trace.oem, "STALE", f"telemetry gap of {gap:.1f} s > {stale_s} s"
                 )
             )
-        if trace.t_s.size >= 2:
-            usable[site] = site_series(trace, fleet, share, start_s)
-    if not usable:
+    matrix = site_matrix(traces, fleet, start_s)
+    if not matrix.sites:
         return SiteAnalysis(out + command_offenders(con, activation, fleet, oems), {})
-    by_oem: dict[str, list[FloatArray]] = {}
-    for site, series in usable.items():
-        by_oem.setdefault(oems[site], []).append(series.response_mw())
-    oem_response = {o: np.mean(np.vstack(v), axis=0) for o, v in sorted(by_oem.items())}
-    wrong = set(polarity_offenders(usable, activation.product, activation.test_type, **params))
+    response = matrix.response_mw
+    oem_response = {
+        o: response[[k for k, x in enumerate(matrix.oems) if x == o]].mean(axis=0)
+        for o in sorted(set(matrix.oems))
+    }
+    share = 1.0 / max(len(seen), 1)
+    first = site_series(traces[matrix.sites[0]], fleet, share, start_s)
+    wrong = polarity_many(matrix, first, activation, params)
     out += [
         Offender(aid, site, oems[site], "WRONG_POLARITY", "response has the wrong sign")
         for site in sorted(wrong)
     ]
-    out += _late_or_silent(
-        activation, usable, wrong=wrong, oems=oems, params=params, min_gain=min_gain
-    )
+    out += _late_or_silent(activation, matrix, first, wrong=wrong, params=params, min_gain=min_gain)
     return SiteAnalysis(out + command_offenders(con, activation, fleet, oems), oem_response)
 
 
 def _late_or_silent(
     activation: Activation,
-    usable: Mapping[str, Series],
+    matrix: SiteMatrix,
+    first: Series,
     *,
     wrong: set[str],
-    oems: Mapping[str, str],
     params: Mapping[str, Any],
     min_gain: float,
 ) -> list[Offender]:
     """LATE / NO_RESPONSE for sites with the right polarity (see module doc)."""
-    sites = sorted(s for s in usable if s not in wrong)
-    if not sites:
+    rows = [k for k, s in enumerate(matrix.sites) if s not in wrong]
+    if not rows:
         return []
-    first = usable[sites[0]]
     ctx = Context(first, activation.product, Params.from_kwargs(dict(params)))
     expected = expected_response(ctx)
     if not np.any(expected != 0):
@@ -313,18 +358,20 @@ def _late_or_silent(
     step = max(float(first.interval_s()), max_lag / MAX_LAGS)
     grid = np.arange(float(first.t[0]), float(first.t[-1]) + step / 2, step)
     # every site's expected response is its share of the same curve: the first one's
-    responses = np.vstack([np.interp(grid, usable[s].t, usable[s].response_mw()) for s in sites])
+    response = matrix.response_mw
+    responses = np.vstack([np.interp(grid, first.t, response[k]) for k in rows])
     gains, lags = gain_lag_many(
         grid, np.interp(grid, first.t, expected), responses, max_lag_s=max_lag
     )
     out = []
-    for site, gain, lag in zip(sites, gains.tolist(), lags.tolist(), strict=True):
+    for k, gain, lag in zip(rows, gains.tolist(), lags.tolist(), strict=True):
+        site, oem = matrix.sites[k], matrix.oems[k]
         if gain < min_gain:
             out.append(
                 Offender(
                     activation.activation_id,
                     site,
-                    oems[site],
+                    oem,
                     "NO_RESPONSE",
                     f"gain {gain:.2f} < {min_gain}",
                 )
@@ -332,11 +379,7 @@ def _late_or_silent(
         elif lag > limit:
             out.append(
                 Offender(
-                    activation.activation_id,
-                    site,
-                    oems[site],
-                    "LATE",
-                    f"lag {lag:.1f} s > {limit} s",
+                    activation.activation_id, site, oem, "LATE", f"lag {lag:.1f} s > {limit} s"
                 )
             )
     return out

@@ -205,9 +205,14 @@ class LogScan:
     activations: list[Activation]
 
 
-def scan_log(con: duckdb.DuckDBPyConnection, opts: AuditOptions) -> LogScan:
-    """Fleet frame (one DuckDB pass) and every activation to judge, logged or detected."""
-    scope_views(con, opts.topic_prefix)
+def scan_log(
+    con: duckdb.DuckDBPyConnection, opts: AuditOptions, archive_dir: Path | None = None
+) -> LogScan:
+    """Fleet frame (one DuckDB pass) and every activation to judge, logged or detected.
+
+    With ``archive_dir`` the audit views read only the audited topics' directories.
+    """
+    scope_views(con, opts.topic_prefix, archive_dir)
     interval_ms = (
         round(opts.interval_s * 1000)
         if opts.interval_s is not None
@@ -251,7 +256,7 @@ def audit_log(archive_dir: Path, opts: AuditOptions, progress: Progress = _quiet
         raise AuditInputError(f"{archive_dir}: not a directory")
     con = connect(archive_dir)
     try:
-        scan = scan_log(con, opts)
+        scan = scan_log(con, opts, archive_dir)
         results: list[ActivationResult] = []
         total = len(scan.activations)
         for k, act in enumerate(scan.activations):

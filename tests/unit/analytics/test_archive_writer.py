@@ -21,6 +21,7 @@ from analytics.archive.layout import (
     temp_path,
 )
 from analytics.archive.rows import ArchiveRow, RawRecord, decode_row
+from analytics.archive.schema import TYPED_MARKER, default_layouts
 from analytics.archive.synthetic import SyntheticLog, synthetic_records
 from analytics.archive.writer import ARCHIVE_COLUMNS, ArchiveWriteError, ArchiveWriter, hour_runs
 
@@ -81,7 +82,17 @@ def test_part_files_have_the_archive_schema(tmp_path: Path) -> None:
     writer.append(_rows(SyntheticLog(sites=1, samples=2)))
     (path,) = writer.flush()
     schema = _query("DESCRIBE SELECT * FROM read_parquet(?, hive_partitioning = false)", str(path))
-    assert [(name, kind) for name, kind, *_ in schema] == list(ARCHIVE_COLUMNS)
+    layout = default_layouts()["SiteTelemetry"]
+    typed = [(f.column, f.duck_type) for f in layout.fields]
+    assert [(name, kind) for name, kind, *_ in schema] == [
+        *ARCHIVE_COLUMNS,
+        (TYPED_MARKER, "BOOLEAN"),
+        *typed,
+    ]
+    assert ("site_telemetry__battery_power_kw", "DOUBLE") in typed
+    assert ("site_telemetry__frequency_hz", "DOUBLE") in typed
+    assert ("site_telemetry__mode", "VARCHAR") in typed
+    assert not any(f.field in ("event_time", "ingest_time") for f in layout.fields)
 
 
 def test_appending_continues_in_new_files_and_recovers_positions(tmp_path: Path) -> None:

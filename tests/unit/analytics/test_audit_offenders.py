@@ -1,0 +1,104 @@
+"""Per-site analysis at once (one matrix) gives what the rule layer gives site by site."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analytics.audit.extract import Activation
+from analytics.audit.offenders import (
+    SiteTrace,
+    polarity_many,
+    site_matrix,
+    site_series,
+)
+from analytics.rules import polarity_offenders
+from analytics.rules.base import RuleError
+from analytics.timeseries import Series
+from analytics.verdicts import Product, TestType
+
+START = np.datetime64("2026-09-21T15:00:00", "us")
+T = np.arange(0.0, 121.0, 1.0)
+EVENT_S = 30.0
+
+
+def _fleet(product: Product, sites: int) -> tuple[Series, Activation]:
+    share_mw = 0.005
+    if product is Product.MFRR:
+        requested = np.where(T >= EVENT_S, sites * share_mw, 0.0)
+        fleet = Series(
+            t=T,
+            power_mw=np.zeros_like(T),
+            grid_freq_hz=np.full_like(T, 50.0),
+            baseline_mw=np.zeros_like(T),
+            capacity_mw=np.full_like(T, sites * share_mw),
+            requested_mw=requested,
+            start=START,
+        )
+        test_type = TestType.ACTIVATION
+    else:
+        freq = np.where(T >= EVENT_S, 49.7, 50.0)
+        fleet = Series(
+            t=T,
+            power_mw=np.zeros_like(T),
+            grid_freq_hz=freq,
+            baseline_mw=np.zeros_like(T),
+            capacity_mw=np.full_like(T, sites * share_mw),
+            start=START,
+        )
+        test_type = TestType.OPERATION
+    end = START + np.timedelta64(120, "s")
+    act = Activation("a-1", product, test_type, "ORDER", START + np.timedelta64(30, "s"), end)
+    return fleet, act
+
+
+def _traces(gains: list[float], seed: int) -> dict[str, SiteTrace]:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for k, gain in enumerate(gains):
+        t = np.sort(rng.uniform(0.0, 120.0, 150))
+        step = np.where(t >= EVENT_S + 2.0, 0.0025, 0.0)
+        power = 0.001 + gain * step + rng.normal(0.0, 0.0002, t.size)
+        out[f"site-{k:03d}"] = SiteTrace(f"site-{k:03d}", ["huawei", "saj"][k % 2], t, power)
+    return out
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    gains=st.lists(st.floats(-1.5, 1.5), min_size=1, max_size=12),
+    product=st.sampled_from([Product.FCR_D_UP, Product.FCR_N, Product.MFRR]),
+    seed=st.integers(0, 1000),
+)
+def test_polarity_for_all_sites_at_once_equals_site_by_site(
+    gains: list[float], product: Product, seed: int
+) -> None:
+    traces = _traces(gains, seed)
+    fleet, act = _fleet(product, len(traces))
+    share = 1.0 / len(traces)
+    matrix = site_matrix(traces, fleet, EVENT_S)
+    first = site_series(traces[matrix.sites[0]], fleet, share, EVENT_S)
+    one_by_one = {s: site_series(tr, fleet, share, EVENT_S) for s, tr in traces.items()}
+    assert polarity_many(matrix, first, act, {}) == set(
+        polarity_offenders(one_by_one, act.product, act.test_type)
+    )
+    for k, site in enumerate(matrix.sites):  # the matrix rows are the site series
+        np.testing.assert_allclose(matrix.response_mw[k], one_by_one[site].response_mw())
+
+
+def test_mirrored_sites_are_found() -> None:
+    traces = _traces([1.0, -1.0, 0.9, -0.5], seed=1)
+    fleet, act = _fleet(Product.FCR_D_UP, len(traces))
+    matrix = site_matrix(traces, fleet, EVENT_S)
+    first = site_series(traces[matrix.sites[0]], fleet, 0.25, EVENT_S)
+    assert polarity_many(matrix, first, act, {}) == {"site-001", "site-003"}
+
+
+def test_no_activation_raises_as_the_rule_does() -> None:
+    traces = _traces([1.0, 1.0], seed=2)
+    fleet, act = _fleet(Product.FCR_D_DOWN, len(traces))  # 49.7 Hz: FCR-D down asks nothing
+    matrix = site_matrix(traces, fleet, EVENT_S)
+    first = site_series(traces[matrix.sites[0]], fleet, 0.5, EVENT_S)
+    with pytest.raises(RuleError):
+        polarity_many(matrix, first, act, {})
