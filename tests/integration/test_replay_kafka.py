@@ -104,7 +104,9 @@ def test_speed_keeps_relative_timing(
     stats = asyncio.run(replay(request))
     assert stats.span_s == pytest.approx(2.0)
     assert 1.0 <= stats.wall_s < 1.3
-    assert stats.late_s < 0.15
+    # Lateness bound leaves room for a loaded 2-core CI machine; pacing itself is
+    # unit-tested on a virtual clock.
+    assert stats.late_s < 0.35
     copy = _read(kafka_bootstrap, prefix + TELEMETRY_TOPIC)
     assert [r.value for r in copy] == [r.value for r in records]  # one partition: same order
     start, original = copy[0].timestamp_ms, records[0].timestamp_ms
@@ -123,7 +125,9 @@ def test_speed_ten_on_a_two_second_trace(
     )
     stats = asyncio.run(replay(request))
     assert 0.2 <= stats.wall_s < 0.45
-    assert stats.late_s < 0.15
+    # Lateness bound leaves room for a loaded 2-core CI machine; pacing itself is
+    # unit-tested on a virtual clock.
+    assert stats.late_s < 0.35
 
 
 async def _produce(bootstrap: str, topic: str, records: list[RawRecord]) -> None:

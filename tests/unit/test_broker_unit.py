@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -242,6 +243,10 @@ def test_dead_and_reaped_processes_are_not_alive(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-c", code, str(marker)])
     try:
         assert is_alive(proc.pid)
+        # Between fork and exec the child still shows the parent's command line: wait for exec.
+        deadline = time.monotonic() + 10.0
+        while processes_using(tmp_path) != [proc.pid] and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert processes_using(tmp_path) == [proc.pid]
     finally:
         proc.kill()
