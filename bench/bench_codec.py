@@ -30,7 +30,7 @@ from schemas.rawform import strip_logical_types
 
 EVENT = "SiteTelemetry"
 RECORDS = 2_000
-ROUNDS = 5
+ROUNDS = 9
 GOAL_RATIO = 0.9
 GOAL_RATE = 300_000.0
 OEMS = (("huawei", "SUN2000-10KTL-M1"), ("sungrow", "SH10RT"), ("saj", "H2-10K-T2"))
