@@ -71,16 +71,18 @@ def test_broker_outage_loses_nothing(tmp_path: Path) -> None:
         left_ids = {r.event_id for r in leftover.pending(10_000)}
         assert leftover.dropped == 0
         leftover.close()
-        expected = total - len(left_ids)
+        # At-least-once: an event sent just before the stop may be in Kafka and still pending
+        # in the outbox (its ack not yet recorded); it is re-sent on the next start and
+        # consumers de-duplicate by event_id. Every emitted event is in one place or both.
 
         def done(recs: list[dict[str, Any]]) -> bool:
-            return len({str(r["event_id"]) for r in recs}) >= expected
+            return len({str(r["event_id"]) for r in recs} | left_ids) >= total
 
         recs = asyncio.run(read_events(bootstrap, topics.telemetry_topic(), done, 60.0))
         ids = [str(r["event_id"]) for r in recs]
         assert len(ids) == len(set(ids)), "an event id arrived twice"
-        assert len(ids) == expected
-        assert not set(ids) & left_ids
+        assert len(set(ids) | left_ids) == total
+        assert len(set(ids) & left_ids) < total // 10, "only the last in-flight sends may be in both"
         for site in ("o1", "o2"):
             times = [r["event_time"] for r in recs if r["site_id"] == site]
             assert times == sorted(times)
