@@ -255,7 +255,9 @@ def scoped_event_views(
 ) -> None:
     """Create event views over single topics: ``views`` holds (view, event name, topic).
 
-    Each reads only its topic's directory, ``<archive>/topic=<topic>/hour=*/``.
+    Each reads only its topic's directory, ``<archive>/topic=<topic>/hour=*/``; the raw
+    rows of view ``v`` are the view ``v__rows`` (a plain Parquet scan: DuckDB answers
+    ``min``/``max`` of a column there from the file statistics).
     """
     schemas = {s.name: s for s in load_event_schemas(schemas_dir)}
     for view, event, topic in views:

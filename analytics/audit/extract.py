@@ -183,25 +183,55 @@ def logged_activations(
     return out
 
 
+def first_telemetry_us(
+    con: duckdb.DuckDBPyConnection, since_us: int | None, until_us: int | None
+) -> int | None:
+    """Event time (µs) of the first site telemetry in [since, until), None if there is none.
+
+    With the audit views over the telemetry topic's files (:func:`scope_views` with an
+    archive directory), the smallest event time of those files comes from the Parquet
+    statistics (no scan); it is a lower bound of the answer, and the answer is then the
+    first telemetry in the 10 minutes from it, a range the scan reads only the row groups
+    of. Otherwise, or when that range holds no telemetry, one scan of the event times.
+    """
+    cond = _where_time("event_time", since_us, until_us)
+    if con.execute(
+        "SELECT count(*) FROM duckdb_views() WHERE view_name = 'audit_site_telemetry__rows'"
+    ).fetchone() == (1,):
+        bound = con.execute(
+            "SELECT epoch_us(min(event_time)) FROM audit_site_telemetry__rows"
+        ).fetchone()
+        if bound is not None and bound[0] is not None:
+            lower = max(int(bound[0]), since_us) if since_us is not None else int(bound[0])
+            near = _where_time("event_time", lower, lower + 600_000_000)
+            row = con.execute(
+                f"SELECT epoch_us(min(event_time)) FROM audit_site_telemetry "  # noqa: S608  # integers only
+                f"WHERE {cond} AND {near}"
+            ).fetchone()
+            if row is not None and row[0] is not None:
+                return int(row[0])
+    row = con.execute(
+        f"SELECT epoch_us(min(event_time)) FROM audit_site_telemetry WHERE {cond}"  # noqa: S608  # integers only
+    ).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
 def telemetry_interval_ms(
     con: duckdb.DuckDBPyConnection, since_us: int | None, until_us: int | None
 ) -> int:
     """Median sample interval of one site's telemetry in the range's first 10 minutes, in ms.
 
     Reads only archive columns (Kafka key = site id, event time): no payload is parsed.
-    Two queries: the first event time (one column), then the first 10 minutes from it, a
-    range whose other row groups the scan skips by their statistics.
+    The first event time (:func:`first_telemetry_us`), then the first 10 minutes from it,
+    a range whose other row groups the scan skips by their statistics.
     """
-    cond = _where_time("event_time", since_us, until_us)
-    first = con.execute(
-        f"SELECT epoch_us(min(event_time)) FROM audit_site_telemetry WHERE {cond}"  # noqa: S608  # integers only
-    ).fetchone()
-    if first is None or first[0] is None:
+    first = first_telemetry_us(con, since_us, until_us)
+    if first is None:
         raise AuditInputError("no site telemetry in the log for the requested time range")
-    probe_until = int(first[0]) + 600_000_000
+    probe_until = first + 600_000_000
     if until_us is not None:
         probe_until = min(probe_until, until_us)
-    window = _where_time("event_time", int(first[0]), probe_until)
+    window = _where_time("event_time", first, probe_until)
     row = con.execute(
         "WITH w AS (SELECT key, epoch_us(event_time) AS u FROM audit_site_telemetry "  # noqa: S608  # integers only
         f"WHERE {window}), "

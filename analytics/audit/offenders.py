@@ -86,9 +86,9 @@ def site_traces(
 ) -> tuple[dict[str, SiteTrace], set[str]]:
     """Telemetry per site inside the fleet series' window, and every site seen shortly before.
 
-    Two queries over the window's row groups only: per site (the Kafka key of site
-    telemetry is the site id) its OEM and sample count, then every sample's time and
-    power sorted by site and time, fetched as numpy arrays.
+    Two queries over the window's row groups only (the Kafka key of site telemetry is the
+    site id): per site its OEM and sample count, then every sample's site number, time and
+    power as numpy arrays, put in site and time order by numpy (cheaper than a SQL sort).
     """
     if fleet.start is None:
         raise ValueError("the fleet series needs an absolute start")
@@ -103,25 +103,29 @@ def site_traces(
         "GROUP BY key ORDER BY key",
         [lo, t0, t1],
     ).fetchall()
+    window = "event_time >= make_timestamp($1) AND event_time <= make_timestamp($2)"
     cols = con.execute(
-        "SELECT epoch_us(event_time) AS u, battery_power_kw AS p FROM audit_site_telemetry "
-        "WHERE event_time >= make_timestamp(?) AND event_time <= make_timestamp(?) "
-        "ORDER BY key, event_time",
+        "WITH k AS (SELECT key, row_number() OVER (ORDER BY key) - 1 AS idx "  # noqa: S608  # fixed text
+        f"  FROM (SELECT DISTINCT key FROM audit_site_telemetry WHERE {window})) "
+        "SELECT k.idx AS idx, epoch_us(event_time) AS u, battery_power_kw AS p "
+        f"FROM audit_site_telemetry JOIN k USING (key) WHERE {window}",
         [t0, t1],
     ).fetchnumpy()
+    idx = np.asarray(cols["idx"], dtype=np.int64)
     us = np.asarray(cols["u"], dtype=np.int64)
-    kw = np.asarray(cols["p"], dtype=np.float64)
+    order = np.lexsort((us, idx))
+    idx, us = idx[order], us[order]
+    kw = np.asarray(cols["p"], dtype=np.float64)[order]
+    active = [(str(site), oem) for site, oem, count in sites if count]
+    bounds = np.searchsorted(idx, np.arange(len(active) + 1))
     traces = {}
-    end = 0
-    for site, oem, count in sites:
-        if count == 0:
-            continue
-        lo_i, end = end, end + int(count)
-        traces[str(site)] = SiteTrace(
-            str(site),
+    for k, (site, oem) in enumerate(active):
+        lo_i, hi_i = int(bounds[k]), int(bounds[k + 1])
+        traces[site] = SiteTrace(
+            site,
             "?" if oem is None else str(oem),
-            (us[lo_i:end] - t0).astype(np.float64) / 1e6,
-            kw[lo_i:end] / 1000.0,
+            (us[lo_i:hi_i] - t0).astype(np.float64) / 1e6,
+            kw[lo_i:hi_i] / 1000.0,
         )
     return traces, {str(site) for site, _oem, _count in sites}
 

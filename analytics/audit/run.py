@@ -36,7 +36,6 @@ from analytics.audit.extract import (
     to_us,
 )
 from analytics.audit.offenders import Offender, find_offenders
-from analytics.db import connect
 from analytics.freqresp import PeriodFit
 from analytics.rules import REGISTRY, judge, judge_sine_set, skipped_rules
 from analytics.rules.base import RuleError
@@ -254,7 +253,7 @@ def audit_log(archive_dir: Path, opts: AuditOptions, progress: Progress = _quiet
     """Audit every activation in the archive (see module doc)."""
     if not archive_dir.is_dir():
         raise AuditInputError(f"{archive_dir}: not a directory")
-    con = connect(archive_dir)
+    con = duckdb.connect()  # the audit reads only its scoped views (scope_views)
     try:
         scan = scan_log(con, opts, archive_dir)
         results: list[ActivationResult] = []
