@@ -123,7 +123,9 @@ def iter_parts(root: Path, topics: Iterable[str] | None = None) -> Iterator[Part
     wanted = None if topics is None else {check_topic(t) for t in topics}
     if not root.is_dir():
         return
-    for path in sorted(root.glob(f"topic=*/hour=*/part-*{PART_SUFFIX}")):
+    dirs = ["*"] if wanted is None else sorted(wanted)  # only the wanted topics' directories
+    paths = [p for d in dirs for p in root.glob(f"topic={d}/hour=*/part-*{PART_SUFFIX}")]
+    for path in sorted(paths):
         part = parse_part(path)
         if wanted is None or part.topic in wanted:
             yield part
