@@ -81,14 +81,47 @@ class SiteTrace:
     power_mw: FloatArray
 
 
+def _window_samples(
+    con: duckdb.DuckDBPyConnection, t0: int, t1: int, site_hashes: list[int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(site number, µs, kW) of every sample in [t0, t1]; sites numbered in key order.
+
+    ``site_hashes``: DuckDB ``hash(key)`` of each site in key order. Each sample carries
+    its key's hash, mapped to the site number in numpy (no join); if two sites' hashes
+    collide, a join on the key numbers the samples instead.
+    """
+    window = "event_time >= make_timestamp($1) AND event_time <= make_timestamp($2)"
+    hashes = np.asarray(site_hashes, dtype=np.uint64)
+    if np.unique(hashes).size == hashes.size:
+        cols = con.execute(
+            "SELECT hash(key) AS h, epoch_us(event_time) AS u, battery_power_kw AS p "  # noqa: S608  # fixed text
+            f"FROM audit_site_telemetry WHERE {window}",
+            [t0, t1],
+        ).fetchnumpy()
+        by_hash = np.argsort(hashes)
+        found = np.searchsorted(hashes[by_hash], np.asarray(cols["h"], dtype=np.uint64))
+        idx = by_hash[np.minimum(found, hashes.size - 1)]
+    else:
+        cols = con.execute(
+            "WITH k AS (SELECT key, row_number() OVER (ORDER BY key) - 1 AS idx "  # noqa: S608  # fixed text
+            f"  FROM (SELECT DISTINCT key FROM audit_site_telemetry WHERE {window})) "
+            "SELECT k.idx AS idx, epoch_us(event_time) AS u, battery_power_kw AS p "
+            f"FROM audit_site_telemetry JOIN k USING (key) WHERE {window}",
+            [t0, t1],
+        ).fetchnumpy()
+        idx = np.asarray(cols["idx"], dtype=np.int64)
+    return idx.astype(np.int64), np.asarray(cols["u"], dtype=np.int64), np.asarray(cols["p"])
+
+
 def site_traces(
     con: duckdb.DuckDBPyConnection, fleet: Series, lookback_s: float = 900.0
 ) -> tuple[dict[str, SiteTrace], set[str]]:
     """Telemetry per site inside the fleet series' window, and every site seen shortly before.
 
     Two queries over the window's row groups only (the Kafka key of site telemetry is the
-    site id): per site its OEM and sample count, then every sample's site number, time and
-    power as numpy arrays, put in site and time order by numpy (cheaper than a SQL sort).
+    site id): per site its OEM and sample count, then every sample's site, time and power
+    as numpy arrays (:func:`_window_samples`), put in site and time order by numpy
+    (cheaper than a SQL sort).
     """
     if fleet.start is None:
         raise ValueError("the fleet series needs an absolute start")
@@ -96,38 +129,33 @@ def site_traces(
     t1 = t0 + int(float(fleet.t[-1]) * 1e6)
     lo = t0 - int(lookback_s * 1e6)
     sites = con.execute(
-        "SELECT decode(key) AS site, "
+        "SELECT decode(key) AS site, hash(key), "
         "any_value(oem) FILTER (WHERE event_time >= make_timestamp($2)), "
         "count(*) FILTER (WHERE event_time >= make_timestamp($2)) FROM audit_site_telemetry "
         "WHERE event_time >= make_timestamp($1) AND event_time <= make_timestamp($3) "
         "GROUP BY key ORDER BY key",
         [lo, t0, t1],
     ).fetchall()
-    window = "event_time >= make_timestamp($1) AND event_time <= make_timestamp($2)"
-    cols = con.execute(
-        "WITH k AS (SELECT key, row_number() OVER (ORDER BY key) - 1 AS idx "  # noqa: S608  # fixed text
-        f"  FROM (SELECT DISTINCT key FROM audit_site_telemetry WHERE {window})) "
-        "SELECT k.idx AS idx, epoch_us(event_time) AS u, battery_power_kw AS p "
-        f"FROM audit_site_telemetry JOIN k USING (key) WHERE {window}",
-        [t0, t1],
-    ).fetchnumpy()
-    idx = np.asarray(cols["idx"], dtype=np.int64)
-    us = np.asarray(cols["u"], dtype=np.int64)
-    order = np.lexsort((us, idx))
-    idx, us = idx[order], us[order]
-    kw = np.asarray(cols["p"], dtype=np.float64)[order]
-    active = [(str(site), oem) for site, oem, count in sites if count]
-    bounds = np.searchsorted(idx, np.arange(len(active) + 1))
-    traces = {}
-    for k, (site, oem) in enumerate(active):
-        lo_i, hi_i = int(bounds[k]), int(bounds[k + 1])
-        traces[site] = SiteTrace(
-            site,
-            "?" if oem is None else str(oem),
-            (us[lo_i:hi_i] - t0).astype(np.float64) / 1e6,
-            kw[lo_i:hi_i] / 1000.0,
-        )
-    return traces, {str(site) for site, _oem, _count in sites}
+    active = [(str(site), h, oem) for site, h, oem, count in sites if count]
+    traces: dict[str, SiteTrace] = {}
+    if active:
+        idx, us, kw = _window_samples(con, t0, t1, [h for _s, h, _o in active])
+        span = t1 - t0 + 1
+        if len(active) * span < 2**62:  # one int64 sort key: site, then time
+            order = np.argsort(idx * span + (us - t0), kind="stable")
+        else:
+            order = np.lexsort((us, idx))
+        idx, us, kw = idx[order], us[order], kw[order]
+        bounds = np.searchsorted(idx, np.arange(len(active) + 1))
+        for k, (site, _h, oem) in enumerate(active):
+            lo_i, hi_i = int(bounds[k]), int(bounds[k + 1])
+            traces[site] = SiteTrace(
+                site,
+                "?" if oem is None else str(oem),
+                (us[lo_i:hi_i] - t0).astype(np.float64) / 1e6,
+                kw[lo_i:hi_i].astype(np.float64) / 1000.0,
+            )
+    return traces, {str(row[0]) for row in sites}
 
 
 def site_series(trace: SiteTrace, fleet: Series, share: float, start_s: float) -> Series:

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import duckdb
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analytics.audit.extract import Activation
+from analytics.archive.archiver import codec_decoder
+from analytics.archive.rows import decode_row
+from analytics.archive.synthetic import SyntheticLog, synthetic_records
+from analytics.archive.writer import ArchiveWriter
+from analytics.audit.extract import Activation, scope_views
 from analytics.audit.offenders import (
     SiteTrace,
+    _window_samples,
     polarity_many,
     site_matrix,
     site_series,
@@ -102,3 +110,41 @@ def test_no_activation_raises_as_the_rule_does() -> None:
     first = site_series(traces[matrix.sites[0]], fleet, 0.5, EVENT_S)
     with pytest.raises(RuleError):
         polarity_many(matrix, first, act, {})
+
+
+def test_window_samples_by_hash_and_by_join_agree(tmp_path: Path) -> None:
+    log = SyntheticLog(sites=5, samples=40, partitions=2)
+    decoder, errors = codec_decoder()
+    writer = ArchiveWriter(tmp_path)
+    writer.append(decode_row(r, decoder, errors) for r in synthetic_records(log))
+    writer.flush()
+    writer.close()
+    con = duckdb.connect()
+    scope_views(con, "", tmp_path)
+    t0 = log.start_ms * 1000 + 5_000_000
+    t1 = t0 + 20_000_000
+    keys = con.execute(
+        "SELECT hash(key) FROM audit_site_telemetry GROUP BY key ORDER BY key"
+    ).fetchall()
+    by_hash = _window_samples(con, t0, t1, [h for (h,) in keys])
+    by_join = _window_samples(con, t0, t1, [0] * len(keys))  # "collisions": the join path
+
+    def rows(got: tuple[np.ndarray, np.ndarray, np.ndarray]) -> list[tuple[int, int, float]]:
+        return sorted(zip(*(a.tolist() for a in got), strict=True))
+
+    assert rows(by_hash) == rows(by_join)
+    assert len(rows(by_hash)) == 5 * 21
+    assert sorted({i for i, _u, _p in rows(by_hash)}) == [0, 1, 2, 3, 4]
+    site_ids = [
+        s
+        for (s,) in con.execute(
+            "SELECT DISTINCT site_id FROM audit_site_telemetry ORDER BY 1"
+        ).fetchall()
+    ]
+    for i, _u, kw in rows(by_hash)[:3]:
+        assert kw in [
+            p
+            for (p,) in con.execute(
+                "SELECT battery_power_kw FROM audit_site_telemetry WHERE site_id = ?", [site_ids[i]]
+            ).fetchall()
+        ]
