@@ -57,6 +57,19 @@ def compare(expected: Expected, outcome: AuditOutcome, sites: Sequence[SiteSpec]
         Check(rule_id, verdict.value, rule_status(outcome.rows, rule_id))
         for rule_id, verdict in sorted(expected.verdicts.items())
     ]
+    for phase, text in sorted(expected.unjudgeable.items()):
+        errors = [
+            str(r.get("detail"))
+            for r in outcome.rows
+            if str(r.get("activation", "")).startswith(f"demo-{phase}-")
+            and r.get("status") == "ERROR"
+        ]
+        hit = any(text in e for e in errors)
+        checks.append(
+            Check(
+                f"{phase} not judgeable", text, text if hit else (errors[0] if errors else "judged")
+            )
+        )
     found = {o.get("site_id") for o in outcome.offenders}
     for index in expected.offender_sites:
         site = sites[index].site_id

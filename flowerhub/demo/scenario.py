@@ -183,6 +183,9 @@ class Expected(_Strict):
 
     verdicts: dict[str, Verdict] = Field(default_factory=dict)
     offender_sites: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list)
+    # phase name -> text the audit's error must contain: the activation cannot be judged
+    # (e.g. FFR needs 100 ms logging the simulated dongles cannot give)
+    unjudgeable: dict[str, str] = Field(default_factory=dict)
 
 
 class Scenario(_Strict):
@@ -198,6 +201,9 @@ class Scenario(_Strict):
         names = [p.name for p in self.phases]
         if len(set(names)) != len(names):
             raise ValueError(f"phase names must be unique: {names}")
+        unknown = set(self.expected.unjudgeable) - set(names)
+        if unknown:
+            raise ValueError(f"expected.unjudgeable names no phase: {sorted(unknown)}")
         if self.incidents and max(i.at_s for i in self.incidents) > self.duration_s:
             raise ValueError(f"an incident is after the scenario's end ({self.duration_s} s)")
         return self

@@ -62,6 +62,17 @@ def test_compare_verdicts_and_offenders() -> None:
     assert check_table(checks).count("MISMATCH") == 3
 
 
+def test_unjudgeable_activation_expected() -> None:
+    error = {"activation": "demo-ffr_event-1a2b", "rule_id": "-", "status": "ERROR"}
+    outcome = AuditOutcome(rows=[{**error, "detail": "SamplingRateError: 1000 ms"}])
+    ok = compare(Expected(unjudgeable={"ffr_event": "SamplingRateError"}), outcome, SITES)
+    assert [(c.actual, c.ok) for c in ok] == [("SamplingRateError", True)]
+    other = compare(Expected(unjudgeable={"ffr_event": "TestSequenceError"}), outcome, SITES)
+    assert not other[0].ok
+    judged = compare(Expected(unjudgeable={"ffr_event": "X"}), AuditOutcome(), SITES)
+    assert judged[0].actual == "judged"
+
+
 def test_tables_align_columns() -> None:
     text = table(("a", "long header"), [("x", 1), ("longer cell", 22)])
     lines = text.splitlines()

@@ -44,7 +44,8 @@ def test_every_required_scenario_ships() -> None:
 def test_shipped_scenarios_expect_real_rules(name: str) -> None:
     scenario = load_scenario(name)
     assert scenario.name == name
-    assert scenario.expected.verdicts or scenario.expected.offender_sites
+    expected = scenario.expected
+    assert expected.verdicts or expected.offender_sites or expected.unjudgeable
     unknown = set(scenario.expected.verdicts) - RULE_IDS
     assert not unknown, f"{name} expects rules the audit does not have: {unknown}"
     scenario.check_fleet_size(scenario.fleet.sites)
@@ -221,6 +222,7 @@ BASE: dict[str, Any] = {
         ),
         ({"incidents": [{"at_s": 999.0, "site": 0, "kind": "offline"}]}, "after the scenario"),
         ({"expected": {"verdicts": {"MFRR.FAT": "MAYBE"}}}, "PASS"),
+        ({"expected": {"unjudgeable": {"nope": "Error"}}}, "names no phase"),
     ],
 )
 def test_bad_scenarios_name_the_field(change: dict[str, Any], message: str) -> None:
