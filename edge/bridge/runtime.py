@@ -162,7 +162,12 @@ class Bridge:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Run until ``stop`` is set (or forever); always releases devices and files."""
         stop = stop or asyncio.Event()
-        tasks = [asyncio.create_task(c.run_telemetry()) for c in self.sites.values()]
+        # Polls spread evenly over one interval: no thundering herd of reads every second.
+        step = self.config.telemetry_interval_s / max(1, len(self.sites))
+        tasks = [
+            asyncio.create_task(c.run_telemetry(phase_s=i * step))
+            for i, c in enumerate(self.sites.values())
+        ]
         tasks += [asyncio.create_task(c.run_commands()) for c in self.sites.values()]
         tasks += [
             asyncio.create_task(self._consume_forever()),

@@ -407,8 +407,11 @@ class SiteController:
             log.info("site %s: %s found at %s:%s", self.site.site_id, self.identity.serial, *found)
             self.link.moved(*found)
 
-    async def run_telemetry(self) -> None:
+    async def run_telemetry(self, phase_s: float = 0.0) -> None:
+        """Poll every interval, the first poll ``phase_s`` late (staggers a bridge's sites)."""
         loop = asyncio.get_running_loop()
+        if phase_s > 0:
+            await asyncio.sleep(phase_s)
         next_at = loop.time()
         while True:
             try:

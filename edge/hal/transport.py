@@ -1,7 +1,10 @@
 """Modbus TCP transport: the ONLY module importing pymodbus client code (pinned 3.12.1).
 
-One client per device and one lock per client, so requests on a connection never overlap.
-Request and write gaps, settle time after connect, timeouts and reconnect with capped
+One client per device and one turn-taking lock per client, so requests on a connection never
+overlap; a waiting write always goes before waiting reads ("writes as early as possible, reads
+as late as possible"): a command queued behind telemetry polling is sent as soon as the request
+in flight completes and the map's gaps allow, not after the rest of the poll. Request and write
+gaps, settle time after connect, timeouts and reconnect with capped
 exponential backoff come from the map's `connection:` section. Failures become typed errors
 (edge.hal.errors), are counted per device and move it to DEGRADED / OFFLINE; while a device
 waits for its next reconnect slot, calls fail fast instead of stalling the caller.
@@ -12,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
-from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from pymodbus.client import AsyncModbusTcpClient
@@ -69,6 +73,56 @@ class Backoff:
         return float(min(self.cap_s, self.base_s * 2 ** max(0, failures - 1)))
 
 
+class Turns:
+    """Mutual exclusion in which waiting writes go before waiting reads (FIFO within each).
+
+    The holder hands the turn straight to the next waiter on release, so a read arriving
+    later can never slip in ahead of a queued write.
+    """
+
+    def __init__(self) -> None:
+        self._busy = False
+        self._writes: deque[asyncio.Future[None]] = deque()
+        self._reads: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def waiting_writes(self) -> int:
+        return sum(1 for f in self._writes if not f.done())
+
+    async def acquire(self, write: bool) -> None:
+        if not self._busy and not self._writes and not self._reads:
+            self._busy = True
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self._writes if write else self._reads
+        queue.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # handed the turn while being cancelled: pass it on
+            elif fut in queue:  # release() may already have skipped it
+                queue.remove(fut)
+            raise
+
+    def release(self) -> None:
+        for queue in (self._writes, self._reads):
+            while queue:
+                fut = queue.popleft()
+                if not fut.done():
+                    fut.set_result(None)  # the turn passes on; _busy stays True
+                    return
+        self._busy = False
+
+    @asynccontextmanager
+    async def hold(self, write: bool) -> AsyncIterator[None]:
+        await self.acquire(write)
+        try:
+            yield
+        finally:
+            self.release()
+
+
 class ModbusTransport:
     """Serialized async Modbus TCP client for one device (host, port, unit id)."""
 
@@ -89,7 +143,7 @@ class ModbusTransport:
         self.stats = TransportStats()
         self.health = Health.OFFLINE
         self._client: AsyncModbusTcpClient | None = None
-        self._lock = asyncio.Lock()
+        self._turns = Turns()
         self._next_request_at = 0.0
         self._next_write_at = 0.0
         self._next_connect_at = 0.0
@@ -98,7 +152,7 @@ class ModbusTransport:
         return f"ModbusTransport({self.host}:{self.port} unit {self.unit_id}, {self.health})"
 
     async def close(self) -> None:
-        async with self._lock:
+        async with self._turns.hold(write=True):
             self._drop()
 
     def _drop(self) -> None:
@@ -167,11 +221,28 @@ class ModbusTransport:
         self._next_request_at = time.monotonic()
         return client
 
+    def _due_at(self, is_write: bool) -> float:
+        return max(self._next_request_at, self._next_write_at if is_write else 0.0)
+
     async def _pace(self, is_write: bool) -> None:
-        now = time.monotonic()
-        target = max(self._next_request_at, self._next_write_at if is_write else 0.0)
-        if target > now:
-            await asyncio.sleep(target - now)
+        wait = self._due_at(is_write) - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    async def _take_turn(self, is_write: bool) -> None:
+        """Hold the connection with the gaps elapsed; a read never holds it while it waits.
+
+        A read waits out the request gap first and only then queues for the turn (again if a
+        write went in meanwhile), so a write arriving in the gap goes next. A write waits out
+        its gaps while holding the turn: nothing may go before it anyway.
+        """
+        while True:
+            if not is_write:
+                await self._pace(False)
+            await self._turns.acquire(is_write)
+            if is_write or self._due_at(False) <= time.monotonic():
+                return
+            self._turns.release()
 
     async def _call(
         self,
@@ -179,43 +250,52 @@ class ModbusTransport:
         is_write: bool,
         send: Callable[[AsyncModbusTcpClient], Awaitable[ModbusPDU]],
     ) -> list[int]:
-        async with self._lock:
-            client = await self._ensure_connected()
-            await self._pace(is_write)
-            self.stats.requests += 1
-            started = time.monotonic()
-            try:
-                reply = await asyncio.wait_for(send(client), self.connection.timeout_s + 1.0)
-            except (TimeoutError, ModbusIOException) as exc:
-                raise self._fail(
-                    DeviceTimeoutError(f"{what}: no reply in {self.connection.timeout_s}s ({exc})"),
-                    connection_level=True,
-                ) from None
-            except (ConnectionException, OSError) as exc:
-                raise self._fail(
-                    DeviceUnreachableError(f"{what}: connection lost ({exc})"),
-                    connection_level=True,
-                ) from None
-            except ModbusException as exc:
-                raise self._fail(
-                    MalformedReplyError(f"{what}: {exc}"), connection_level=True
-                ) from None
-            finally:
-                done = time.monotonic()
-                self._next_request_at = done + self.connection.request_gap_s
-                if is_write:
-                    self._next_write_at = done + self.connection.write_gap_s
-            self.stats.last_rtt_s = done - started
-            if reply.isError():
-                code = int(getattr(reply, "exception_code", 0))
-                raise self._fail(
-                    ModbusExceptionError(code, f"{what}: {EXCEPTION_NAMES.get(code, 'unknown')}"),
-                    connection_level=False,
-                )
-            registers = list(getattr(reply, "registers", []) or [])
-            self.stats.consecutive_failures = 0
-            self.health = Health.ONLINE
-            return registers
+        await self._take_turn(is_write)
+        try:
+            return await self._send(what, is_write, send)
+        finally:
+            self._turns.release()
+
+    async def _send(
+        self,
+        what: str,
+        is_write: bool,
+        send: Callable[[AsyncModbusTcpClient], Awaitable[ModbusPDU]],
+    ) -> list[int]:
+        client = await self._ensure_connected()
+        await self._pace(is_write)
+        self.stats.requests += 1
+        started = time.monotonic()
+        try:
+            reply = await asyncio.wait_for(send(client), self.connection.timeout_s + 1.0)
+        except (TimeoutError, ModbusIOException) as exc:
+            raise self._fail(
+                DeviceTimeoutError(f"{what}: no reply in {self.connection.timeout_s}s ({exc})"),
+                connection_level=True,
+            ) from None
+        except (ConnectionException, OSError) as exc:
+            raise self._fail(
+                DeviceUnreachableError(f"{what}: connection lost ({exc})"),
+                connection_level=True,
+            ) from None
+        except ModbusException as exc:
+            raise self._fail(MalformedReplyError(f"{what}: {exc}"), connection_level=True) from None
+        finally:
+            done = time.monotonic()
+            self._next_request_at = done + self.connection.request_gap_s
+            if is_write:
+                self._next_write_at = done + self.connection.write_gap_s
+        self.stats.last_rtt_s = done - started
+        if reply.isError():
+            code = int(getattr(reply, "exception_code", 0))
+            raise self._fail(
+                ModbusExceptionError(code, f"{what}: {EXCEPTION_NAMES.get(code, 'unknown')}"),
+                connection_level=False,
+            )
+        registers = list(getattr(reply, "registers", []) or [])
+        self.stats.consecutive_failures = 0
+        self.health = Health.ONLINE
+        return registers
 
     async def read(self, table: str, address: int, count: int) -> list[int]:
         fc = 3 if table == "holding" else 4
