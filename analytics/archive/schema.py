@@ -120,25 +120,30 @@ def _date(value: object) -> object:
     raise _UnfitError
 
 
-_SCALARS: dict[str, tuple[str, Callable[[object], object]]] = {
-    "string": ("VARCHAR", _string),
-    "enum": ("VARCHAR", _string),
-    "int": ("INTEGER", _integer),
-    "long": ("BIGINT", _integer),
-    "float": ("FLOAT", _real),
-    "double": ("DOUBLE", _real),
-    "boolean": ("BOOLEAN", _boolean),
+Kind = tuple[str, Callable[[object], object], type | None]  # DuckDB type, converter, exact type
+
+_SCALARS: dict[str, Kind] = {
+    "string": ("VARCHAR", _string, str),
+    "enum": ("VARCHAR", _string, str),
+    "int": ("INTEGER", _integer, int),
+    "long": ("BIGINT", _integer, int),
+    "float": ("FLOAT", _real, float),
+    "double": ("DOUBLE", _real, float),
+    "boolean": ("BOOLEAN", _boolean, bool),
 }
 # timestamps go to the writer as microseconds and are cast to TIMESTAMP there
-_LOGICAL: dict[str, tuple[str, Callable[[object], object]]] = {
-    "timestamp-micros": ("TIMESTAMP", _timestamp),
-    "timestamp-millis": ("TIMESTAMP", _timestamp),
-    "date": ("DATE", _date),
+_LOGICAL: dict[str, Kind] = {
+    "timestamp-micros": ("TIMESTAMP", _timestamp, None),
+    "timestamp-millis": ("TIMESTAMP", _timestamp, None),
+    "date": ("DATE", _date, None),
 }
 
 
-def scalar_kind(avro_type: object) -> tuple[str, Callable[[object], object]] | None:
-    """(DuckDB type, value converter) of a scalar Avro type (see module doc), else None."""
+def scalar_kind(avro_type: object) -> Kind | None:
+    """(DuckDB type, value converter, exact type) of a scalar Avro type, else None.
+
+    Values of exactly the exact type fit as they are; others go through the converter.
+    """
     if isinstance(avro_type, list):
         branches = [t for t in avro_type if t != "null"]
         if len(branches) != 1:
@@ -166,6 +171,7 @@ class TypedField:
     column: str
     duck_type: str
     convert: Callable[[object], object]
+    exact: type | None = None  # values of exactly this type are stored as they are
 
 
 @dataclass(frozen=True)
@@ -177,12 +183,16 @@ class EventLayout:
 
     def values(self, record: Mapping[str, object]) -> tuple[object, ...] | None:
         """The record's typed values in column order; None when one does not fit its type."""
+        out: list[object] = []
+        get = record.get
         try:
-            return tuple(
-                None if (v := record.get(f.field)) is None else f.convert(v) for f in self.fields
-            )
+            for f in self.fields:
+                v = get(f.field)
+                # the common case without a call: a value already of the column's own type
+                out.append(v if v is None or type(v) is f.exact else f.convert(v))
         except _UnfitError:
             return None
+        return tuple(out)
 
 
 def typed_column(view_name: str, field: str) -> str:

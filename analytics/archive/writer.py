@@ -87,6 +87,27 @@ def _object_column(values: Sequence[object]) -> npt.NDArray[np.object_]:
     return column
 
 
+_NUMPY_TYPES = {"DOUBLE": np.float64, "FLOAT": np.float64, "BIGINT": np.int64,
+                "INTEGER": np.int64, "BOOLEAN": np.bool_}  # fmt: skip
+
+
+def _typed_column(
+    duck_type: str, n: int, rows: npt.NDArray[np.intp], values: tuple[object, ...]
+) -> npt.NDArray[np.generic]:
+    """One typed column of ``n`` cells: ``values`` at ``rows``, NULL elsewhere."""
+    if duck_type == "TIMESTAMP":
+        cells: list[object] = [None] * n
+        for r, v in zip(rows.tolist(), values, strict=True):
+            cells[r] = v  # microseconds (the schema's converters)
+        return _micros_column(cells)  # type: ignore[arg-type]  # ints and None
+    kind = _NUMPY_TYPES.get(duck_type)
+    if kind is not None and rows.size == n and None not in values:
+        return np.asarray(values, dtype=kind)  # no NULL: a plain numpy column
+    column = np.full(n, None, dtype=object)
+    column[rows] = np.asarray(values, dtype=object) if values else values
+    return column
+
+
 def typed_columns(
     rows: Sequence[ArchiveRow], layouts: Mapping[str, EventLayout]
 ) -> tuple[list[tuple[str, str]], dict[str, npt.NDArray[np.generic]]]:
@@ -95,29 +116,27 @@ def typed_columns(
     A row gets its event's typed values when it was decoded with its record and every value
     fits its column; otherwise its typed columns are NULL and ``fields_typed`` is NULL.
     """
-    present: dict[str, EventLayout] = {}
-    values: list[tuple[EventLayout, tuple[object, ...]] | None] = []
-    for row in rows:
+    found: dict[str, tuple[EventLayout, list[int], list[tuple[object, ...]]]] = {}
+    marker = np.full(len(rows), None, dtype=object)
+    for k, row in enumerate(rows):
         layout = None if row.event_name is None else layouts.get(row.event_name)
-        typed = None if layout is None or row.record is None else layout.values(row.record)
-        if layout is None or typed is None:
-            values.append(None)
+        if layout is None or row.record is None:
             continue
-        present.setdefault(layout.event, layout)
-        values.append((layout, typed))
+        typed = layout.values(row.record)
+        if typed is None:
+            continue
+        entry = found.setdefault(layout.event, (layout, [], []))
+        entry[1].append(k)
+        entry[2].append(typed)
+        marker[k] = True
     kinds: list[tuple[str, str]] = [(TYPED_MARKER, "BOOLEAN")]
-    columns: dict[str, npt.NDArray[np.generic]] = {
-        TYPED_MARKER: _object_column([None if v is None else True for v in values])
-    }
-    for event in sorted(present):
-        layout = present[event]
-        for k, field in enumerate(layout.fields):
-            cells = [v[1][k] if v is not None and v[0] is layout else None for v in values]
+    columns: dict[str, npt.NDArray[np.generic]] = {TYPED_MARKER: marker}
+    for event in sorted(found):
+        layout, at, tuples = found[event]
+        index = np.asarray(at, dtype=np.intp)
+        for field, values in zip(layout.fields, zip(*tuples, strict=True), strict=True):
             kinds.append((field.column, field.duck_type))
-            if field.duck_type == "TIMESTAMP":
-                columns[field.column] = _micros_column(cells)  # type: ignore[arg-type]  # ints
-            else:
-                columns[field.column] = _object_column(cells)
+            columns[field.column] = _typed_column(field.duck_type, len(rows), index, values)
     return kinds, columns
 
 
