@@ -82,7 +82,7 @@ def test_broker_outage_loses_nothing(tmp_path: Path) -> None:
         ids = [str(r["event_id"]) for r in recs]
         assert len(ids) == len(set(ids)), "an event id arrived twice"
         assert len(set(ids) | left_ids) == total
-        assert len(set(ids) & left_ids) < total // 10, "only the last in-flight sends may be in both"
+        assert len(set(ids) & left_ids) < total // 10, "only in-flight sends may be in both"
         for site in ("o1", "o2"):
             times = [r["event_time"] for r in recs if r["site_id"] == site]
             assert times == sorted(times)
