@@ -37,6 +37,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="partitions of every topic, when they were created with one count for all",
     )
     worker.add_argument(
+        "--replication-factor",
+        type=int,
+        default=1,
+        help="replication factor for topics the worker creates, internal changelogs "
+        "included (3 on a 3-broker cluster with min.insync.replicas=2; default 1)",
+    )
+    worker.add_argument(
         "--loglevel",
         default="info",
         choices=("crit", "error", "warn", "info", "debug"),
@@ -77,8 +84,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if args.partitions is not None and args.partitions < 1:
         raise CliError(f"--partitions must be >= 1, got {args.partitions}")
+    if args.replication_factor < 1:
+        raise CliError(f"--replication-factor must be >= 1, got {args.replication_factor}")
     try:
-        data, internal = asyncio.run(prepare_topics(settings, partitions=args.partitions))
+        data, internal = asyncio.run(
+            prepare_topics(
+                settings,
+                partitions=args.partitions,
+                replication_factor=args.replication_factor,
+            )
+        )
     except (TopicError, OSError) as exc:
         raise CliError(str(exc)) from exc
     created = len(data.created) + len(internal.created)

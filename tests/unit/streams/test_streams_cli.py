@@ -41,6 +41,10 @@ def test_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
         (["streams", "send", "market.fleet-setpoints", '{"fleet_id": "f"}'], "FleetSetpoint"),
         (["streams", "worker", "--bootstrap", "no-port"], "not host:port"),
         (["streams", "worker", "--partitions", "0", "--bootstrap", "h:1"], "--partitions"),
+        (
+            ["streams", "worker", "--replication-factor", "0", "--bootstrap", "h:1"],
+            "--replication-factor must be >= 1",
+        ),
     ],
 )
 def test_bad_arguments_are_errors_without_a_traceback(
