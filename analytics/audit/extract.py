@@ -4,8 +4,9 @@ Activations come from ``MarketActivation`` events (kind ORDER, TEST or FREQUENCY
 for FCR-D and FFR, from frequency excursions in the fleet's mean telemetry frequency where no
 activation event covers them (``detect_frequency_events``).
 
-Fleet series: one columnar DuckDB pass sums site ``battery_power_kw`` (kW -> MW) and
-averages ``frequency_hz`` per time bucket (:func:`fleet_frame`), reading only the telemetry
+Fleet series: one columnar DuckDB pass sums, per time bucket, each site's last
+``battery_power_kw`` in the bucket (kW -> MW) and averages ``frequency_hz``
+(:func:`fleet_frame`), reading only the telemetry
 topic's files and only the event-time, power and frequency columns (the archive's typed
 columns; older files parse their JSON payload). Per activation the
 frame is sliced, resampled onto a regular grid (:meth:`Series.resample`, explicit) and put
@@ -25,11 +26,13 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
 
 from analytics.db import scoped_event_views, snake_case, sql_string
+from analytics.testsequences import FCRD_UP_RAMPS, FCRN_STEP_END_S, FCRN_STEPS
 from analytics.timeseries import FloatArray, Series, SeriesError
 from analytics.verdicts import Product, TestType
 from streams.topics import topic_for_event
@@ -42,6 +45,11 @@ FCR_EVENT_BANDS = {  # product -> (frequency test, threshold): an excursion acti
     Product.FFR: ("<", 49.7),
 }
 _SINE_RE = re.compile(r"sine_?(\d+)")
+_TR25_RE = re.compile(r"tr\W*25")
+# Standard TR25 schedules, seconds from the test's start_time (analytics.testsequences).
+TR25_RAMP_STARTS_S = tuple(start for start, _, _ in FCRD_UP_RAMPS)  # FCR-D up and down
+# FCR-N: start of the holds at 50.0, 49.9, 50.1, 50.0 Hz and end of the last (step_bounds_s)
+TR25_STEP_BOUNDS_S = (*(start for start, _ in FCRN_STEPS[2:]), FCRN_STEP_END_S)
 
 
 class AuditInputError(ValueError):
@@ -103,6 +111,28 @@ def activation_test_type(
     if product in (Product.FCR_N, Product.FCR_D_UP, Product.FCR_D_DOWN):
         return TestType.OPERATION, None
     return TestType.ACTIVATION, None
+
+
+def scheduled_params(activation: Activation, series_start: np.datetime64) -> dict[str, Any]:
+    """Rule parameters placing a standard test's ramps/steps from its TR25 schedule.
+
+    A TEST whose ``test_name`` names TR25 and the sequence (e.g. "FCR-D up ramp test TR25",
+    "tr25_fcrn_step") follows TR25 Tables 3/4 from its ``start_time``: the ramp starts
+    (``ramp_starts_s``, FCR-D) or hold bounds (``step_bounds_s``, FCR-N) are the schedule
+    offset by the start, on the clock of the series starting at ``series_start``. The fleet's
+    mean telemetry frequency is not needed to find them (at 1 Hz over many sites it smears
+    the 4.9 s hold of ramp 1). No schedule known: ``{}``, the rules detect the ramps/steps
+    from the series' frequency. Only ``tr25`` in the name promises TR25 timings: a test
+    with other timings (the demo's time-compressed ``fcrd_up_ramp``) is detected.
+    """
+    if activation.kind != "TEST" or not _TR25_RE.search((activation.test_name or "").lower()):
+        return {}
+    offset = (to_us(activation.start) - to_us(series_start)) / 1e6
+    if activation.test_type is TestType.RAMP and activation.product.is_fcr_d:
+        return {"ramp_starts_s": tuple(offset + s for s in TR25_RAMP_STARTS_S)}
+    if activation.test_type is TestType.STEP and activation.product is Product.FCR_N:
+        return {"step_bounds_s": tuple(offset + s for s in TR25_STEP_BOUNDS_S)}
+    return {}
 
 
 def _where_time(column: str, since_us: int | None, until_us: int | None) -> str:
@@ -247,12 +277,20 @@ def telemetry_interval_ms(
 def fleet_frame(
     con: duckdb.DuckDBPyConnection, bucket_ms: int, since_us: int | None, until_us: int | None
 ) -> FleetFrame:
-    """One scan: fleet power (MW) and mean frequency per ``bucket_ms`` bucket."""
+    """One scan: fleet power (MW) and mean frequency per ``bucket_ms`` bucket.
+
+    Fleet power of a bucket is the sum over sites (Kafka key = site id) of each site's
+    last sample in it, as ``FleetState`` holds it: a site polled twice in a bucket counts
+    once. Frequency is the mean of every sample of the bucket; samples counts them all.
+    """
     b = int(bucket_ms) * 1000
     rows = con.execute(
-        f"SELECT (epoch_us(event_time) // {b}) * {b} AS b, sum(battery_power_kw) / 1000.0, "  # noqa: S608  # integers only
-        "avg(frequency_hz), count(*) FROM audit_site_telemetry "
-        f"WHERE {_where_time('event_time', since_us, until_us)} GROUP BY b ORDER BY b"
+        "WITH per_site AS (SELECT "  # noqa: S608  # integers only
+        f"(epoch_us(event_time) // {b}) * {b} AS b, "
+        "arg_max(battery_power_kw, event_time) AS p, sum(frequency_hz) AS fs, "
+        "count(frequency_hz) AS fn, count(*) AS n FROM audit_site_telemetry "
+        f"WHERE {_where_time('event_time', since_us, until_us)} GROUP BY key, b) "
+        "SELECT b, sum(p) / 1000.0, sum(fs) / sum(fn), sum(n) FROM per_site GROUP BY b ORDER BY b"
     ).fetchnumpy()
     keys = list(rows)
     if len(rows[keys[0]]) == 0:

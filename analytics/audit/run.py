@@ -31,6 +31,7 @@ from analytics.audit.extract import (
     fleet_frame,
     fleet_series,
     logged_activations,
+    scheduled_params,
     scope_views,
     telemetry_interval_ms,
     to_us,
@@ -276,6 +277,8 @@ def _audit_one(
     except (SeriesError, AuditInputError) as exc:
         return ActivationResult(act, None, error=f"{type(exc).__name__}: {exc}")
     params = judge_params(act, local)
+    if series.start is not None:  # a TR25 test: ramps/steps from its schedule
+        params.update(scheduled_params(act, series.start))
     result = judge_activation(act, series, local, params)
     if opts.offenders:
         try:
