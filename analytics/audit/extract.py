@@ -4,9 +4,10 @@ Activations come from ``MarketActivation`` events (kind ORDER, TEST or FREQUENCY
 for FCR-D and FFR, from frequency excursions in the fleet's mean telemetry frequency where no
 activation event covers them (``detect_frequency_events``).
 
-Fleet series: one columnar DuckDB pass sums, per time bucket, each site's last
+Fleet series: a columnar DuckDB pass sums, per time bucket, each site's last
 ``battery_power_kw`` in the bucket (kW -> MW) and averages ``frequency_hz``
-(:func:`fleet_frame`), reading only the telemetry
+(:func:`fleet_frame`; the whole range is scanned once for frequency only, each
+activation's window with power, :func:`window_frame`), reading only the telemetry
 topic's files and only the event-time, power and frequency columns (the archive's typed
 columns; older files parse their JSON payload). Per activation the
 frame is sliced, resampled onto a regular grid (:meth:`Series.resample`, explicit) and put
@@ -275,23 +276,41 @@ def telemetry_interval_ms(
 
 
 def fleet_frame(
-    con: duckdb.DuckDBPyConnection, bucket_ms: int, since_us: int | None, until_us: int | None
+    con: duckdb.DuckDBPyConnection,
+    bucket_ms: int,
+    since_us: int | None,
+    until_us: int | None,
+    *,
+    power: bool = True,
 ) -> FleetFrame:
     """One scan: fleet power (MW) and mean frequency per ``bucket_ms`` bucket.
 
     Fleet power of a bucket is the sum over sites (Kafka key = site id) of each site's
     last sample in it, as ``FleetState`` holds it: a site polled twice in a bucket counts
     once. Frequency is the mean of every sample of the bucket; samples counts them all.
+    That needs a (site, bucket) aggregate, about one group per sample: ``power=False``
+    skips it (power is NaN) for a long range scanned only for its frequency (event
+    detection); the activations' windows are then read with power (:func:`window_frame`).
     """
     b = int(bucket_ms) * 1000
-    rows = con.execute(
-        "WITH per_site AS (SELECT "  # noqa: S608  # integers only
-        f"(epoch_us(event_time) // {b}) * {b} AS b, "
-        "arg_max(battery_power_kw, event_time) AS p, sum(frequency_hz) AS fs, "
-        "count(frequency_hz) AS fn, count(*) AS n FROM audit_site_telemetry "
-        f"WHERE {_where_time('event_time', since_us, until_us)} GROUP BY key, b) "
-        "SELECT b, sum(p) / 1000.0, sum(fs) / sum(fn), sum(n) FROM per_site GROUP BY b ORDER BY b"
-    ).fetchnumpy()
+    where = _where_time("event_time", since_us, until_us)
+    if power:
+        query = (
+            "WITH per_site AS (SELECT "  # noqa: S608  # integers only
+            f"(epoch_us(event_time) // {b}) * {b} AS b, "
+            "arg_max(battery_power_kw, event_time) AS p, sum(frequency_hz) AS fs, "
+            "count(frequency_hz) AS fn, count(*) AS n FROM audit_site_telemetry "
+            f"WHERE {where} GROUP BY key, b) "
+            "SELECT b, sum(p) / 1000.0, sum(fs) / sum(fn), sum(n) FROM per_site "
+            "GROUP BY b ORDER BY b"
+        )
+    else:
+        query = (
+            f"SELECT (epoch_us(event_time) // {b}) * {b} AS b, CAST('nan' AS DOUBLE), "  # noqa: S608  # integers only
+            "avg(frequency_hz), count(*) FROM audit_site_telemetry "
+            f"WHERE {where} GROUP BY b ORDER BY b"
+        )
+    rows = con.execute(query).fetchnumpy()
     keys = list(rows)
     if len(rows[keys[0]]) == 0:
         raise AuditInputError("no site telemetry in the log for the requested time range")
@@ -302,6 +321,29 @@ def fleet_frame(
         freq_hz=np.asarray(rows[keys[2]], dtype=np.float64),
         samples=np.asarray(rows[keys[3]], dtype=np.int64),
     )
+
+
+def window_frame(
+    con: duckdb.DuckDBPyConnection,
+    bucket_ms: int,
+    activation: Activation,
+    *,
+    since_us: int | None = None,
+    until_us: int | None = None,
+    pre_s: float = PRE_S,
+) -> FleetFrame:
+    """The frame (with power) of the buckets :func:`fleet_series` takes for ``activation``.
+
+    Whole buckets from the one holding ``start - pre_s`` to the one holding ``end``, the
+    same buckets as a frame of the whole range (bucket edges are multiples of the bucket
+    from the epoch), within [since, until); the scan reads only that window's row groups.
+    """
+    b = int(bucket_ms) * 1000
+    lo = (to_us(activation.start) - int(pre_s * 1e6)) // b * b
+    hi = to_us(activation.end) + b
+    lo = lo if since_us is None else max(lo, since_us)
+    hi = hi if until_us is None else min(hi, until_us)
+    return fleet_frame(con, bucket_ms, lo, hi)
 
 
 def detect_frequency_events(

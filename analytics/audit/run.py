@@ -35,6 +35,7 @@ from analytics.audit.extract import (
     scope_views,
     telemetry_interval_ms,
     to_us,
+    window_frame,
 )
 from analytics.audit.offenders import Offender, find_offenders
 from analytics.freqresp import PeriodFit
@@ -198,7 +199,7 @@ def _quiet(done: int, total: int, label: str) -> None:
 
 @dataclass(frozen=True)
 class LogScan:
-    """What one scan of the log found: the fleet frame, its grid and the activations."""
+    """What one scan of the log found: the fleet frame (frequency only), grid, activations."""
 
     frame: FleetFrame
     interval_s: float
@@ -208,7 +209,7 @@ class LogScan:
 def scan_log(
     con: duckdb.DuckDBPyConnection, opts: AuditOptions, archive_dir: Path | None = None
 ) -> LogScan:
-    """Fleet frame (one DuckDB pass) and every activation to judge, logged or detected.
+    """Fleet frame (one DuckDB pass, frequency only) and every activation to judge.
 
     With ``archive_dir`` the audit views read only the audited topics' directories.
     """
@@ -220,7 +221,7 @@ def scan_log(
     )
     if interval_ms < 1:
         raise AuditInputError(f"fleet series interval must be >= 1 ms, got {opts.interval_s} s")
-    frame = fleet_frame(con, interval_ms, opts.since_us, opts.until_us)
+    frame = fleet_frame(con, interval_ms, opts.since_us, opts.until_us, power=False)
     activations = logged_activations(con, opts.since_us, opts.until_us)
     covered = [(to_us(a.start), to_us(a.end)) for a in activations]
     wanted = set(Product) if opts.product is None else {opts.product}
@@ -246,7 +247,14 @@ def activation_series(
     local = opts
     if act.product is Product.FFR and opts.ffr_activation_hz is None and assigned is not None:
         local = replace(opts, ffr_activation_hz=assigned[1])
-    series = fleet_series(scan.frame, act, interval_s=scan.interval_s, capacity_mw=capacity)
+    frame = window_frame(
+        con,
+        round(scan.interval_s * 1000),
+        act,
+        since_us=opts.since_us,
+        until_us=opts.until_us,
+    )
+    series = fleet_series(frame, act, interval_s=scan.interval_s, capacity_mw=capacity)
     return series, local
 
 

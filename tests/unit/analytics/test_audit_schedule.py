@@ -16,6 +16,7 @@ from analytics.audit.extract import (
     fleet_frame,
     scheduled_params,
     scope_views,
+    window_frame,
 )
 from analytics.audit.scenario import START_MS, LogBuilder, telemetry
 from analytics.rules import judge
@@ -59,6 +60,16 @@ def test_fleet_power_counts_each_sites_last_sample_once(
     try:
         scope_views(con, "", tmp_path)
         frame = fleet_frame(con, 1000, None, None)
+        cheap = fleet_frame(con, 1000, None, None, power=False)
+        act = Activation(
+            "a",
+            Product.FCR_D_UP,
+            TestType.OPERATION,
+            "ORDER",
+            T0 + np.timedelta64(1, "s"),
+            T0 + np.timedelta64(len(want_kw), "s"),
+        )
+        window = window_frame(con, 1000, act, pre_s=1.0)
     finally:
         con.close()
     assert frame.t_us.tolist() == [base_us + k * 1_000_000 for k in range(len(want_kw))]
@@ -66,6 +77,12 @@ def test_fleet_power_counts_each_sites_last_sample_once(
     assert frame.samples.tolist() == [3] * len(want_kw)
     want_f = [np.mean([f for kk, f in freqs if kk == k]) for k in range(len(want_kw))]
     np.testing.assert_allclose(frame.freq_hz, want_f, atol=1e-9)
+    # the frequency-only scan and an activation's window: the same buckets and values
+    np.testing.assert_allclose(cheap.freq_hz, frame.freq_hz, atol=1e-12)
+    assert cheap.samples.tolist() == frame.samples.tolist()
+    assert np.all(np.isnan(cheap.power_mw))
+    assert window.t_us.tolist() == frame.t_us.tolist()
+    np.testing.assert_allclose(window.power_mw, frame.power_mw, atol=1e-12)
 
 
 def _activation(product: Product, test_type: TestType, kind: str, name: str | None) -> Activation:
