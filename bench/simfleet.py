@@ -41,15 +41,25 @@ def write_times(sim: SimInverter) -> list[float]:
     return [base + w.time_s for w in sim.write_log]
 
 
+async def _start(rmap: Any, index: int, params: BatteryParams, tick_s: float) -> SimInverter:
+    """Start one simulator on a free port; a port taken between probe and bind is retried."""
+    for attempt in range(5):
+        sim = SimInverter(rmap, port=free_port(), seed=index, battery=params, tick_s=tick_s)
+        try:
+            await sim.start()
+        except (RuntimeError, OSError):  # nothing listens and no ticker runs yet
+            if attempt == 4:
+                raise
+            continue
+        return sim
+    raise AssertionError("unreachable")
+
+
 async def serve(first: int, count: int, tick_s: float, params: BatteryParams) -> None:
     maps = load_all()
     sims: dict[int, SimInverter] = {}
     for index in range(first, first + count):
-        sim = SimInverter(
-            maps[oem_of(index)], port=free_port(), seed=index, battery=params, tick_s=tick_s
-        )
-        await sim.start()
-        sims[index] = sim
+        sims[index] = sim = await _start(maps[oem_of(index)], index, params, tick_s)
         where = {"host": sim.host, "port": sim.port, "unit_id": sim.unit_id}
         print(json.dumps({"index": index, "oem": sim.rmap.oem, **where}))
     print("READY", flush=True)
