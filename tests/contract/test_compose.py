@@ -2,8 +2,8 @@
 
 The file is parsed as YAML (anchors and merge keys resolved as compose does) and checked for
 the deployment's shape: three KRaft brokers with a quorum of three, replication 3 and min
-ISR 2; a topics job the Python services wait for; streams workers scaled within the site
-topics' partitions; the archiver; a simulator and a bridge per OEM register map; every
+ISR 2; a topics job the Python services wait for; one streams worker per fleet (its site
+book needs every site); the archiver; a simulator and a bridge per OEM register map; every
 command a real `flowerhub` verb that the CLI parser accepts; healthchecks where a
 dependency waits for health; bridge configs that load and point at their simulators.
 """
@@ -25,7 +25,6 @@ import yaml
 from edge.bridge.config import load_config
 from edge.hal.registermap import load_all
 from flowerhub.cli import build_parser
-from streams.topics import SITE_PARTITIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -140,14 +139,14 @@ def test_topics_job_first_with_replication_three(services: dict[str, dict[str, A
         assert dep == {"condition": "service_completed_successfully"}, name
 
 
-def test_streams_workers_scaled_within_the_partitions(services: dict[str, dict[str, Any]]) -> None:
+def test_one_streams_worker_per_fleet(services: dict[str, dict[str, Any]]) -> None:
     worker = services["streams-worker"]
     args = _parse(worker["command"])
     assert args.verb == "worker"
-    replicas = worker["deploy"]["replicas"]
-    assert 1 < replicas <= SITE_PARTITIONS, "more workers than partitions would idle"
-    assert SITE_PARTITIONS % replicas == 0, "partitions spread evenly over the workers"
-    assert "container_name" not in worker, "a fixed container name cannot scale"
+    assert args.replication_factor == 3, "internal changelogs need RF 3 with min ISR 2"
+    # The site book (allocation, fleet aggregates) is per worker memory: one worker per fleet.
+    assert worker["deploy"]["replicas"] == 1
+    assert "container_name" not in worker, "a fixed container name cannot be rescheduled"
 
 
 def test_archiver_keeps_its_files_on_a_volume(
