@@ -68,6 +68,33 @@ def ramp_test(ctx: Context) -> RampTest:
     return ctx.cached("fcrd.ramps", _build_ramp_test)
 
 
+def split_unresolved_hold(
+    found: list[Transition], t: FloatArray, f: FloatArray, pre_hz: float, ramp1_hz: float
+) -> list[Transition]:
+    """Split an excursion pre -> ramp 1 target -> pre into ramps 1 and 2.
+
+    Ramp 1 holds its target only 1.8 s before ramp 2 starts back (TR25 Table 4: ramp end
+    33.1 s, ramp 2 at 34.9 s). Logged at 1 Hz (the TSO allowance) that hold is one or two
+    samples, too short to confirm as a hold, so the two ramps come out as one transition
+    from and to the pre-test level. When its extreme sample is at ramp 1's target (within
+    20 mHz), the extreme is taken as the end of ramp 1 and the start of ramp 2.
+    """
+    out: list[Transition] = []
+    for r in found:
+        if abs(r.f_from - pre_hz) <= 0.02 and abs(r.f_to - pre_hz) <= 0.02:
+            inside = np.flatnonzero((t >= r.t_start) & (t <= r.t_end))
+            if inside.size:
+                seg = f[inside]
+                k = int(np.argmin(seg) if ramp1_hz < pre_hz else np.argmax(seg))
+                if abs(float(seg[k]) - ramp1_hz) <= 0.02:
+                    t_ext = float(t[inside[k]])
+                    out.append(Transition(r.t_start, t_ext, r.f_from, float(seg[k])))
+                    out.append(Transition(t_ext, r.t_end, float(seg[k]), r.f_to))
+                    continue
+        out.append(r)
+    return out
+
+
 def _build_ramp_test(ctx: Context) -> RampTest:
     product = ctx.product
     want = targets(product)
@@ -84,7 +111,9 @@ def _build_ramp_test(ctx: Context) -> RampTest:
         )
     else:
         f = ctx.series.frequency("FCR-D ramp detection")
-        found = find_transitions(ctx.series.t, f)
+        found = split_unresolved_hold(
+            find_transitions(ctx.series.t, f), ctx.series.t, f, 49.9 if sign > 0 else 50.1, want[0]
+        )
         if len(found) < 6:
             raise TestSequenceError(
                 f"FCR-D ramp test needs ramps 1..6 in the applied frequency, found {len(found)}"

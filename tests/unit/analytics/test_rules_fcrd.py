@@ -291,3 +291,32 @@ def test_hand_built_file_at_threshold_edge(
     assert (record.name.product, record.name.test_type) == (product, TestType.RAMP)
     v = by_id(judge(record.series, record.name.product, record.name.test_type), rule)
     assert v.passed is passed
+
+
+@pytest.mark.parametrize("product", BOTH)
+def test_ramp1_hold_unresolved_at_1hz_is_split_into_ramps_1_and_2(product: Product) -> None:
+    # At 1 Hz the 1.8 s hold of ramp 1 is a single sample: detection sees one excursion
+    # 49.9 -> 49.9 and splits it at its extreme (the ramp 1 target).
+    series = fcrd_series(product, dt=1.0)
+    with pytest.raises(SamplingRateError):
+        judge(series, product, TestType.RAMP, dp_ss_theo_mw=D)
+    verdicts = judge(series, product, TestType.RAMP, dp_ss_theo_mw=D, allow_1hz=True)
+    req2 = by_id(verdicts, "REQ2.DP75")
+    assert req2.passed
+    assert req2.measured == pytest.approx(D, rel=0.05)
+    assert by_id(verdicts, "REQ4.DEACT").passed
+
+
+def test_split_unresolved_hold_leaves_resolved_ramps_alone() -> None:
+    from analytics.rules.fcrd import split_unresolved_hold
+    from analytics.rules.segments import find_transitions
+
+    t = np.arange(0.0, 1050.0, 0.1)
+    f = fcrd_ramp_frequency(t, Product.FCR_D_UP)
+    found = find_transitions(t, f)
+    assert split_unresolved_hold(found, t, f, 49.9, 49.45) == found
+    t1 = np.arange(0.0, 1050.0, 1.0)
+    f1 = fcrd_ramp_frequency(t1, Product.FCR_D_UP)
+    split = split_unresolved_hold(find_transitions(t1, f1), t1, f1, 49.9, 49.45)
+    targets = [49.45, 49.9, 49.5, 49.9, 49.0, 50.0]
+    assert [r.f_to for r in split[:6]] == pytest.approx(targets, abs=0.02)
