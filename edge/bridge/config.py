@@ -81,6 +81,9 @@ class SiteConfig(_Strict):
     response_tolerance_kw: Annotated[float, Field(ge=0.0)] = 0.3
     # Droop writes only when the target moved by at least this much.
     min_step_kw: Annotated[float, Field(ge=0.0)] = 0.05
+    # While a fast reserve is armed, the frequency alone is read this often (the telemetry poll
+    # is too slow for FFR / FCR-D) and the droop power written when it moved by min_step_kw.
+    reserve_poll_s: Annotated[float, Field(gt=0.0, le=10.0)] = 0.2
     # While a command is in force: heartbeat writes (maps that have one) at this period, and
     # the setpoint re-written this often (OEM forced-mode timers) or as soon as telemetry shows
     # the inverter left remote control.
@@ -88,6 +91,10 @@ class SiteConfig(_Strict):
     # Fault words are read this often (telemetry every poll); SiteFault goes out on a change.
     fault_interval_s: Annotated[float, Field(ge=0.0)] = 2.0
     refresh_s: Annotated[float, Field(gt=0.0)] = 600.0
+    # A register the bridge wrote is trusted to still hold its value this long (unless a failed
+    # write, telemetry out of remote control or a read-back says otherwise): a set-power or
+    # droop update then writes only what changes. 0 = always write the whole OEM sequence.
+    skip_held_writes_s: Annotated[float, Field(ge=0.0, le=3600.0)] = 30.0
     # Rediscovery when the device is OFFLINE (DHCP moved the dongle): hosts to scan
     # ('192.168.1.0/24', '10.0.0.5-40', 'a,b') and ports (default: the map's), found by serial.
     rediscover_hosts: str | None = None

@@ -94,3 +94,15 @@ class ReserveController:
 def needs_write(last_written_kw: float | None, target_kw: float, min_step_kw: float) -> bool:
     """Write only when the target moved by at least ``min_step_kw`` (registers have resolution)."""
     return last_written_kw is None or abs(target_kw - last_written_kw) >= min_step_kw
+
+
+def fast_write_due(
+    last_written_kw: float | None,
+    target_kw: float,
+    min_step_kw: float,
+    since_write_s: float,
+    write_gap_s: float,
+) -> bool:
+    """The reserve's fast loop writes when the target moved by ``min_step_kw`` (the deadband)
+    and the map's write gap has passed since the last write (else the next sample decides)."""
+    return needs_write(last_written_kw, target_kw, min_step_kw) and since_write_s >= write_gap_s

@@ -9,10 +9,22 @@ both lanes in the order they were appended.
 Record: ``u32 body length | u32 CRC-32 of (seq + body) | u64 seq | body``; body =
 ``u16 topic len | u16 key len | u16 event id len | topic | key | event id | value``.
 
-Durability (fsync policy): a critical record is fsynced before :meth:`append` returns. Bulk
-records are written to the OS at once (a process crash loses nothing) and fsynced at most
-``fsync_interval_s`` apart (a power cut may lose that last window of telemetry). Acknowledged
-state is replaced atomically (write, fsync, rename).
+Durability (fsync policy). Every record is written to the OS before :meth:`append` returns, so
+a crash of the process loses nothing. What survives a power cut depends on the mode:
+
+* inline (default, standalone use): a critical record is fsynced before :meth:`append` returns;
+  bulk records at most ``fsync_interval_s`` apart; the acknowledged state is replaced
+  atomically (write, fsync, rename) on every :meth:`ack`.
+* deferred (``defer_sync=True``, the bridge): nothing blocking happens on the caller's thread
+  (the event loop). The bridge's disk thread calls :meth:`make_durable`: after every group
+  commit for the critical lane (a CommandResult's offset is committed only after its record
+  was fsynced there), and every ``fsync_interval_s`` for the bulk lane and the acknowledged
+  state. The bulk lane is fsynced only while it holds unsent records: while Kafka keeps up,
+  telemetry is acknowledged within milliseconds and fsyncing it would protect nothing (the
+  broker holds it, replicated); while Kafka is slow or unreachable the records wait here and a
+  power cut loses at most the last ``fsync_interval_s`` of them. The acknowledged state may
+  lag by the same interval: after a power cut a few acknowledged records are sent again with
+  their original ``event_id`` (at-least-once, consumers deduplicate), never fewer.
 
 Crash safety: on open every segment is scanned; a torn or CRC-failing tail is cut off and
 everything before it is kept. Delivery is at-least-once: records are deleted only after
@@ -31,6 +43,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import threading
 import time
 import zlib
 from collections import deque
@@ -121,8 +134,14 @@ def _fsync_dir(path: Path) -> None:
 
 
 class _Lane:
-    def __init__(self, root: Path, name: str, segment_bytes: int) -> None:
+    def __init__(self, root: Path, name: str, segment_bytes: int, defer: bool = False) -> None:
         self.name = name
+        self.defer = defer
+        self.lock = threading.Lock()  # the file handle and retired files vs the disk thread
+        self.retired: list[BinaryIO] = []  # deferred: rotated-out files, fsynced then closed
+        self.unsynced = False  # deferred: written since the last fsync
+        self.state_dirty = False  # deferred: head/dropped changed since the last persist
+        self.new_files = False  # deferred: a segment was created since the last dir fsync
         self.dir = root / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.segment_bytes = segment_bytes
@@ -169,14 +188,21 @@ class _Lane:
 
     def write(self, seq: int, data: bytes, sync: bool) -> None:
         if self._file is None or self._file_size >= self.segment_bytes:
-            self._close_file()
-            self._file = self.dir / f"{seq:020d}.seg"
-            self._file_size = 0
+            with self.lock:
+                if self.defer and self._fh is not None:
+                    self.retired.append(self._fh)  # the disk thread fsyncs and closes it
+                    self._fh = None
+                self._close_file()
+                self._file = self.dir / f"{seq:020d}.seg"
+                self._file_size = 0
+                self.new_files = True
         if self._fh is None:
-            self._fh = self._file.open("ab")
+            with self.lock:
+                self._fh = self._file.open("ab")
         fh = self._fh
         fh.write(data)
         fh.flush()
+        self.unsynced = True
         if sync:
             os.fsync(fh.fileno())
         self.entries.append(_Entry(seq, self._file, self._file_size, len(data)))
@@ -187,12 +213,48 @@ class _Lane:
         if self._fh is not None:
             os.fsync(self._fh.fileno())
 
+    def make_durable(self, data: bool, state: bool) -> None:
+        """Deferred mode, any thread: fsync written records (``data``) and the state (``state``)."""
+        fds: list[int] = []
+        retired: list[BinaryIO] = []
+        new_files = False
+        with self.lock:
+            if data:
+                retired, self.retired = self.retired, []
+                if self.unsynced and self._fh is not None:
+                    fds.append(os.dup(self._fh.fileno()))  # survives a rotation meanwhile
+                self.unsynced = False
+                new_files, self.new_files = self.new_files, False
+            snapshot = (self.head, self.dropped) if state and self.state_dirty else None
+            if snapshot is not None:
+                self.state_dirty = False
+        for fh in retired:
+            os.fsync(fh.fileno())
+            fh.close()
+        for fd in fds:
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        if new_files:
+            _fsync_dir(self.dir)
+        if snapshot is not None:
+            self._write_state(*snapshot)
+
     def _close_file(self) -> None:
         if self._fh is not None:
             self._fh.close()
         self._fh = None
 
     def close(self) -> None:
+        with self.lock:
+            for fh in self.retired:
+                os.fsync(fh.fileno())
+                fh.close()
+            self.retired = []
+        if self.state_dirty:
+            self.state_dirty = False
+            self._write_state(self.head, self.dropped)
         self._close_file()
 
     def _advance(self) -> int:
@@ -228,9 +290,15 @@ class _Lane:
         self._persist()
 
     def _persist(self) -> None:
+        if self.defer:
+            self.state_dirty = True  # the disk thread writes it (make_durable)
+            return
+        self._write_state(self.head, self.dropped)
+
+    def _write_state(self, head: int, dropped: int) -> None:
         tmp = self.dir / "state.tmp"
         with tmp.open("w") as fh:
-            json.dump({"head": self.head, "dropped": self.dropped}, fh)
+            json.dump({"head": head, "dropped": dropped}, fh)
             fh.flush()
             os.fsync(fh.fileno())
         tmp.replace(self._state_path)
@@ -272,6 +340,7 @@ class Outbox:
         segment_bytes: int = 4 * 1024 * 1024,
         fsync_interval_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        defer_sync: bool = False,
     ) -> None:
         if max_bytes <= 0 or max_events <= 0 or critical_max_bytes <= 0 or segment_bytes <= 0:
             raise OutboxError("outbox bounds must be > 0")
@@ -281,7 +350,8 @@ class Outbox:
         self.critical_max_bytes = critical_max_bytes
         self.fsync_interval_s = fsync_interval_s
         self._clock = clock
-        self._lanes = {n: _Lane(self.dir, n, segment_bytes) for n in (CRITICAL, BULK)}
+        self.defer_sync = defer_sync
+        self._lanes = {n: _Lane(self.dir, n, segment_bytes, defer_sync) for n in (CRITICAL, BULK)}
         self._next_seq = 1 + max(lane.max_seq() for lane in self._lanes.values())
         self._last_sync = clock()
 
@@ -322,6 +392,7 @@ class Outbox:
         now = self._clock()
         lane = crit if critical else bulk
         sync = critical or now - self._last_sync >= self.fsync_interval_s
+        sync = sync and not self.defer_sync
         lane.write(seq, data, sync)
         if sync and not critical:
             self._last_sync = now
@@ -334,6 +405,15 @@ class Outbox:
         """fsync the bulk lane (call periodically; critical records are already synced)."""
         self._lanes[BULK].fsync()
         self._last_sync = self._clock()
+
+    def make_durable(self, *, bulk: bool) -> None:
+        """Deferred mode: fsync the critical lane; with ``bulk``, also the bulk lane (only if it
+        holds unsent records) and both lanes' acknowledged state. Blocking and thread-safe:
+        the bridge's disk thread calls it (see the module doc for the policy)."""
+        crit, bulk_lane = self._lanes[CRITICAL], self._lanes[BULK]
+        crit.make_durable(data=True, state=bulk)
+        if bulk:
+            bulk_lane.make_durable(data=bool(bulk_lane.entries), state=True)
 
     def pending(self, limit: int = 500) -> list[OutboxRecord]:
         """The oldest unacknowledged records of both lanes, in append order."""

@@ -7,6 +7,9 @@
   but whose body names another site is refused and reported (FOREIGN_SITE); messages keyed for
   other bridges' sites are not ours and only move the offset. Offsets are committed only once
   the command's outcome is persisted (:class:`OffsetTracker`).
+* Disk: one thread (:mod:`edge.bridge.diskwriter`) makes claims, outcomes and the outbox
+  durable in group commits; the event loop never waits for an fsync except where a guarantee
+  needs it (a command's claim before its first write).
 * Flusher: sends the outbox in order (idempotent producer, acks=all) and acknowledges records
   only after the broker did; when Kafka is unreachable the outbox simply grows (bounded, see
   ``outbox``) and drains on reconnect.
@@ -30,6 +33,7 @@ from aiokafka import (  # type: ignore[import-untyped, unused-ignore]  # ships n
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped, unused-ignore]  # no py.typed
 
 from edge.bridge.config import BridgeConfig, ConfigError, SiteConfig
+from edge.bridge.diskwriter import DiskWriter
 from edge.bridge.events import COMMAND, command_from_record
 from edge.bridge.idempotency import IdempotencyStore, Tracking
 from edge.bridge.link import Rediscover
@@ -127,10 +131,12 @@ class Bridge:
             critical_max_bytes=ob.critical_max_bytes,
             segment_bytes=ob.segment_bytes,
             fsync_interval_s=ob.fsync_interval_s,
+            defer_sync=True,  # fsyncs happen in the disk thread (diskwriter)
         )
         self.store = IdempotencyStore(
             config.state_dir / "idempotency.sqlite", config.idempotency_retention_s
         )
+        self.writer = DiskWriter(self.store, self.outbox)
         self.sink = EventSink(self.outbox, self.topics)
         self.offsets = OffsetTracker()
         self.stats = BridgeStats()
@@ -139,7 +145,7 @@ class Bridge:
             s.site_id: SiteController(
                 s,
                 d.device,
-                store=self.store,
+                writer=self.writer,
                 sink=self.sink,
                 telemetry_interval_s=config.telemetry_interval_s,
                 status_interval_s=config.status_interval_s,
@@ -169,6 +175,7 @@ class Bridge:
             for i, c in enumerate(self.sites.values())
         ]
         tasks += [asyncio.create_task(c.run_commands()) for c in self.sites.values()]
+        tasks += [asyncio.create_task(c.run_reserve()) for c in self.sites.values()]
         tasks += [
             asyncio.create_task(self._consume_forever()),
             asyncio.create_task(self._flush_forever()),
@@ -186,6 +193,7 @@ class Bridge:
         for d in self._devices:
             with contextlib.suppress(Exception):
                 await d.close()
+        await self.writer.aclose()
         self.outbox.close()
         self.store.close()
 
@@ -298,7 +306,17 @@ class Bridge:
             self.stats.sent += len(batch)
 
     async def _housekeeping(self) -> None:
+        """Bulk outbox lane and acknowledged state to disk, old command ids purged: all in the
+        disk thread (the event loop never waits for an fsync)."""
+        every = max(0.05, self.config.outbox.fsync_interval_s)
+        purge_at = 0.0
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(1.0)
-            self.outbox.sync()
-            self.store.purge()
+            await asyncio.sleep(every)
+            try:
+                await self.writer.sync(bulk=True)
+                if loop.time() >= purge_at:
+                    purge_at = loop.time() + 60.0
+                    await self.writer.purge()
+            except Exception:  # a disk error: logged; the next round tries again
+                log.exception("bridge %s: housekeeping", self.config.bridge_id)

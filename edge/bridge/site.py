@@ -13,11 +13,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from edge.bridge.config import SafeMode, SiteConfig
-from edge.bridge.droop import ReserveController, needs_write
+from edge.bridge.diskwriter import DiskWriter
+from edge.bridge.droop import ReserveController, fast_write_due, needs_write
 from edge.bridge.events import (
     FAULT,
     RESULT,
@@ -31,10 +32,13 @@ from edge.bridge.events import (
     status_record,
     telemetry_record,
 )
-from edge.bridge.idempotency import IdempotencyStore, Tracking
+from edge.bridge.idempotency import StoredCommand, Tracking
 from edge.bridge.link import CONTROLLED, REASSERT_MIN_S, Heartbeats, Link, Rediscover
 from edge.bridge.model import BridgeCommand, Kind, PowerLimits, Status
-from edge.bridge.override import Observation, ResponseTiming, classify
+from edge.bridge.observe import Written, observe
+from edge.bridge.override import ResponseTiming
+from edge.bridge.polling import PointDevice, TieredReader
+from edge.bridge.registers import HeldRegisters
 from edge.bridge.safety import Accepted, LiveLimits, Rejected, check, headroom, power_limits
 from edge.bridge.scheduler import Action, CommandQueue, SiteState, decide
 from edge.bridge.sink import EventSink
@@ -51,17 +55,10 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True)
-class _Written:
-    """A command whose registers were written; observed after the response time."""
-
-    cmd: BridgeCommand
-    decision: Accepted
-    hal_cmd: Command
-    start_kw: float
-    writes: int
-    acked: datetime
-    tracking: Tracking | None
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    """Done-callback for futures nobody awaits: their failure is logged, never lost."""
+    if not fut.cancelled() and fut.exception() is not None:
+        log.error("bridge disk operation failed: %r", fut.exception())
 
 
 class SiteController:
@@ -72,7 +69,7 @@ class SiteController:
         site: SiteConfig,
         device: BatteryDevice,
         *,
-        store: IdempotencyStore,
+        writer: DiskWriter,
         sink: EventSink,
         telemetry_interval_s: float = 1.0,
         status_interval_s: float = 30.0,
@@ -84,7 +81,9 @@ class SiteController:
         self.link = Link(site.host, site.port, site.unit_id)
         self.rediscover = rediscover
         self.device = device
-        self.store = store
+        self.reader = TieredReader(device)
+        self.writer = writer
+        self.store = writer.store
         self.sink = sink
         self.interval_s = telemetry_interval_s
         self.status_interval_s = status_interval_s
@@ -98,6 +97,9 @@ class SiteController:
         self.queue = CommandQueue()
         self.state = SiteState()
         self.reserve = ReserveController()
+        self.held = HeldRegisters(site.skip_held_writes_s)
+        self._armed = asyncio.Event()  # wakes the reserve's fast loop
+        self._written_mono = float("-inf")  # loop time of the last write (write gap)
         self.base_kw = 0.0
         self.last_written_kw: float | None = None
         self.identity: Identity | None = None
@@ -112,7 +114,9 @@ class SiteController:
         self._keepalive_at: datetime | None = None
         self._tracking: dict[str, Tracking | None] = {}
         self._dups: dict[str, list[Tracking | None]] = {}
-        self._applied_seq = 0
+        self._claims: dict[str, asyncio.Future[StoredCommand | None]] = {}
+        self._durable: dict[str, asyncio.Future[None]] = {}  # completions not yet on disk
+        self.applied_seq = 0
         self._wake = asyncio.Event()
         self._write_lock = asyncio.Lock()
         self._observers: set[asyncio.Task[None]] = set()
@@ -132,7 +136,7 @@ class SiteController:
                 # Re-send the stored result with its original event id (consumers dedupe).
                 self.sink.append(RESULT, stored.site_id, stored.result_event_id, stored.result)
             elif not stored.completed:
-                self._finish(
+                self.finish(
                     Outcome(
                         cmd.command_id,
                         cmd.site_id,
@@ -144,21 +148,23 @@ class SiteController:
                     tracking,
                 )
                 return
-            self.on_persisted(tracking)
+            self._when_durable(cmd.command_id, [tracking])
             return
         now = self.clock()
         # Early refusal (foreign, expired) needs no live data; bounds are applied at write time.
         decision = check(cmd, self.site, now, power_limits(self.site, LiveLimits()))
+        claim = self.writer.claim(cmd.command_id, cmd.site_id, cmd.valid_until, now, tracking)
         if isinstance(decision, Rejected):
-            self.store.claim(cmd.command_id, cmd.site_id, cmd.valid_until, now, tracking)
-            self._finish(self._rejected(cmd, decision.reason), tracking)
+            claim.add_done_callback(_retrieve)  # its completion, queued after it, reports
+            self.finish(self._rejected(cmd, decision.reason), tracking)
             return
-        self.store.claim(cmd.command_id, cmd.site_id, cmd.valid_until, now, tracking)
+        self._claims[cmd.command_id] = claim
         self._tracking[cmd.command_id] = tracking
         self._dups[cmd.command_id] = []
         for old in self.queue.push(cmd):
             reason = f"superseded by {cmd.kind} {cmd.command_id} before it was applied"
-            self._finish(self._rejected(old, reason), self._tracking.pop(old.command_id, None))
+            self._claims.pop(old.command_id).add_done_callback(_retrieve)
+            self.finish(self._rejected(old, reason), self._tracking.pop(old.command_id, None))
         self._wake.set()
 
     @staticmethod
@@ -167,15 +173,51 @@ class SiteController:
             cmd.command_id, cmd.site_id, Status.REJECTED, requested_kw=cmd.power_kw, reason=reason
         )
 
-    def _finish(self, outcome: Outcome, tracking: Tracking | None) -> None:
+    def finish(self, outcome: Outcome, tracking: Tracking | None) -> None:
         record = result_record(outcome, self.clock())
         value = self.sink.codec.encode(RESULT, record)
         event_id = str(record["event_id"])
-        self.store.complete(outcome.command_id, outcome.status.value, event_id, value, tracking)
+        # The result record first, then the completion: the group commit that makes the
+        # completion durable fsyncs the outbox's critical lane after it (offsets wait for both).
         self.sink.append(RESULT, outcome.site_id, event_id, value)
-        self.on_persisted(tracking)
-        for dup in self._dups.pop(outcome.command_id, []):
-            self.on_persisted(dup)
+        done = self.writer.complete(
+            outcome.command_id,
+            outcome.site_id,
+            status=outcome.status.value,
+            result_event_id=event_id,
+            result=value,
+            tracking=tracking,
+        )
+        self._durable[outcome.command_id] = done
+        trackings = [tracking, *self._dups.pop(outcome.command_id, [])]
+        done.add_done_callback(lambda f: self._persisted(outcome.command_id, f, trackings))
+
+    def _persisted(
+        self, command_id: str, done: asyncio.Future[None], trackings: list[Tracking | None]
+    ) -> None:
+        if self._durable.get(command_id) is done:
+            del self._durable[command_id]
+        if done.cancelled() or done.exception() is not None:
+            # Not on disk: the offset is not committed; a redelivery finds the claim (at most
+            # once) and reports the command FAILED.
+            log.error(
+                "site %s: outcome of %s not stored: %r",
+                self.site.site_id,
+                command_id,
+                None if done.cancelled() else done.exception(),
+            )
+            return
+        for t in trackings:
+            self.on_persisted(t)
+
+    def _when_durable(self, command_id: str, trackings: list[Tracking | None]) -> None:
+        """Release offsets once the command's stored outcome is on disk (now, if it is)."""
+        pending = self._durable.get(command_id)
+        if pending is None or pending.done():
+            for t in trackings:
+                self.on_persisted(t)
+            return
+        pending.add_done_callback(lambda f: self._persisted(command_id, f, trackings))
 
     async def run_commands(self) -> None:
         """Apply queued commands one at a time, forever (STOP jumps the queue)."""
@@ -185,13 +227,16 @@ class SiteController:
             while (cmd := self.queue.pop()) is not None:
                 self._busy = True
                 tracking = self._tracking.pop(cmd.command_id, None)
+                claim = self._claims.pop(cmd.command_id, None)
                 try:
+                    if claim is not None:
+                        await claim  # at most once: the claim is on disk before any write
                     await self.apply(cmd, tracking)
                 except Exception as exc:  # a bug must not stop the site: report, go on
                     log.exception("site %s: command %s", self.site.site_id, cmd.command_id)
                     failed = Outcome(cmd.command_id, cmd.site_id, Status.FAILED, reason=repr(exc))
                     with contextlib.suppress(Exception):
-                        self._finish(failed, tracking)
+                        self.finish(failed, tracking)
                 finally:
                     self._busy = False
 
@@ -220,6 +265,7 @@ class SiteController:
         if cmd.reserve is None:  # BridgeCommand refuses this at construction
             raise WriteRefusedError("ARM_RESERVE without reserve parameters")
         self.reserve.arm(cmd.reserve, cmd.valid_until, cmd.command_id)
+        self._armed.set()
         freq = self.telemetry.frequency_hz if self.telemetry else None
         target = self.reserve.target(self.base_kw, freq, now, self._live_limits())
         return Command.set_power(target.total_kw)
@@ -234,13 +280,13 @@ class SiteController:
         now = self.clock()
         if self.telemetry is None:  # no poll yet: read now, bounds need SoC and BMS limits
             try:
-                self.telemetry = await self.device.read_telemetry()
+                self.telemetry = await self.reader.read()
             except HalError as exc:
                 self.link.failed(exc)
         self.limits = self._live_limits() if self.telemetry is not None else None
         decision = check(cmd, self.site, now, self.limits)
         if isinstance(decision, Rejected):
-            self._finish(self._rejected(cmd, decision.reason), tracking)
+            self.finish(self._rejected(cmd, decision.reason), tracking)
             return
         if cmd.kind in (Kind.STOP, Kind.SAFE_MODE):
             self.reserve.disarm()
@@ -249,14 +295,18 @@ class SiteController:
                 hal_cmd = self._hal_command(cmd, decision, now)
                 plan = self.device.plan_command(hal_cmd)
             except WriteRefusedError as exc:
-                self._finish(self._rejected(cmd, f"refused by the register map: {exc}"), tracking)
+                self.finish(self._rejected(cmd, f"refused by the register map: {exc}"), tracking)
                 return
+            if cmd.kind in (Kind.SET_POWER, Kind.ARM_RESERVE):
+                plan = self.held.trim(plan)  # a power update is one write, not the sequence
             start_kw = self._battery_kw()
             try:
                 await self.device.apply(plan)
+                self.held.wrote(plan)
             except HalError as exc:
+                self.held.forget()
                 self.link.failed(exc)
-                self._finish(
+                self.finish(
                     Outcome(
                         cmd.command_id,
                         cmd.site_id,
@@ -270,11 +320,12 @@ class SiteController:
                 )
                 return
             acked = self._written_at = self.clock()
+            self._written_mono = asyncio.get_running_loop().time()
         latency_ms = (acked - cmd.event_time).total_seconds() * 1000.0
         self._after_write(cmd, hal_cmd)
-        self._applied_seq += 1
-        written = _Written(cmd, decision, hal_cmd, start_kw, len(plan.writes), acked, tracking)
-        task = asyncio.create_task(self._observe(written, latency_ms))
+        self.applied_seq += 1
+        written = Written(cmd, decision, hal_cmd, start_kw, len(plan.writes), acked, tracking)
+        task = asyncio.create_task(observe(self, written, latency_ms))
         self._observers.add(task)
         task.add_done_callback(self._observers.discard)
 
@@ -295,83 +346,16 @@ class SiteController:
         tel = self.telemetry
         return tel.battery_power_kw if tel and tel.battery_power_kw is not None else 0.0
 
-    async def _observe(self, w: _Written, latency_ms: float) -> None:
-        cmd, decision, hal_cmd, tracking = w.cmd, w.decision, w.hal_cmd, w.tracking
-        seq = self._applied_seq
-        written = None if cmd.kind is Kind.SAFE_MODE else hal_cmd.power_kw
-        base = Outcome(
-            cmd.command_id,
-            cmd.site_id,
-            Status.APPLIED,
-            requested_kw=decision.requested_kw,
-            written_kw=written,
-            cause=decision.clamp_cause,
-            register_writes=w.writes,
-            latency_ms=latency_ms,
-        )
-        try:
-            await asyncio.sleep(self.timing.settle_s)
-            readback = await self.device.read_setpoint_readback()
-            tel = await self.device.read_telemetry()
-            faults = await self.device.read_faults()
-        except HalError as exc:
-            self.link.failed(exc)
-            self._finish(replace(base, reason=f"written; read-back failed: {exc}"), tracking)
-            return
-        self.telemetry = tel
-        measured = tel.battery_power_kw
-        elapsed = (self.clock() - w.acked).total_seconds()
-        if written is None or measured is None:
-            status = Status.CLAMPED if decision.clamped else Status.APPLIED
-            self._finish(
-                replace(
-                    base,
-                    status=status,
-                    measured_kw=measured,
-                    measured_soc_pct=tel.soc_pct,
-                    reason="handed back to the OEM's own mode"
-                    if written is None
-                    else "battery power not measured",
-                ),
-                tracking,
-            )
-            return
-        if seq != self._applied_seq:
-            self._finish(
-                replace(
-                    base,
-                    measured_kw=measured,
-                    measured_soc_pct=tel.soc_pct,
-                    reason="written; superseded before the response time passed",
-                ),
-                tracking,
-            )
-            return
-        verdict = classify(
-            written,
-            w.start_kw,
-            Observation(measured, tel.soc_pct, tel.mode, elapsed, readback, tuple(faults)),
-            timing=self.timing,
-            soc_min_pct=self.site.soc_reserve_min_pct,
-            soc_max_pct=self.site.soc_reserve_max_pct,
-            gate_cause=decision.clamp_cause,
-        )
-        self._finish(
-            replace(
-                base,
-                status=verdict.status,
-                measured_kw=measured,
-                measured_soc_pct=tel.soc_pct,
-                cause=verdict.cause,
-                reason=verdict.reason,
-            ),
-            tracking,
-        )
-
     @property
     def idle(self) -> bool:
         """No command queued, being written or being observed."""
-        return not (len(self.queue) or self._busy or self._observers or self._wake.is_set())
+        return not (
+            len(self.queue)
+            or self._busy
+            or self._observers
+            or self._wake.is_set()
+            or any(not f.done() for f in self._durable.values())
+        )
 
     async def drain(self, poll_s: float = 0.02) -> None:
         """Wait until every submitted command has its outcome (tests, shutdown)."""
@@ -431,7 +415,7 @@ class SiteController:
         try:
             if self.identity is None:
                 self.identity = await self.device.identify()
-            tel = await self.device.read_telemetry()
+            tel = await self.reader.read()
             faults = self.faults
             if self._since(now, self._faults_at) >= self.site.fault_interval_s:
                 faults, self._faults_at = await self.device.read_faults(), now
@@ -442,9 +426,12 @@ class SiteController:
             return
         self.link.ok((asyncio.get_running_loop().time() - t0) * 1000.0)
         self.telemetry = tel
+        if tel.mode not in CONTROLLED:
+            self.held.forget()  # out of remote control: its registers are not ours any more
         self.limits = self._live_limits()
         if {f.code for f in faults} != {f.code for f in self.faults}:
             self.sink.emit(FAULT, fault_record(self.site.site_id, faults, self.faults, now))
+            self.writer.sync(bulk=False).add_done_callback(_retrieve)  # critical: on disk now
             self.faults = list(faults)
         await self._enforce(now, tel)
         up, down = headroom(self.limits, tel.battery_power_kw or 0.0)
@@ -476,7 +463,49 @@ class SiteController:
             return
         target = self.reserve.target(self.base_kw, tel.frequency_hz, now, self.limits)
         moved = needs_write(self.last_written_kw, target.total_kw, self.site.min_step_kw)
-        if moved and await self._write(Command.set_power(target.total_kw)):
+        if moved and await self._write(Command.set_power(target.total_kw), trim=True):
+            self.last_written_kw = target.total_kw
+            self.droop_writes += 1
+
+    async def run_reserve(self) -> None:
+        """While a reserve is armed: the frequency alone every ``reserve_poll_s``, the droop
+        power written when it moved (the telemetry poll also does, at its own rate)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._armed.wait()
+            self._armed.clear()
+            next_at = loop.time()
+            while self.reserve.armed is not None and not self.state.in_safe_mode:
+                try:
+                    await self._fast_step(loop.time())
+                except Exception:  # a bug must not stop the reserve: log, next sample
+                    log.exception("site %s: reserve fast loop", self.site.site_id)
+                next_at += self.site.reserve_poll_s
+                delay = next_at - loop.time()
+                if delay < 0:
+                    next_at, delay = loop.time(), 0.0
+                await asyncio.sleep(delay)
+
+    async def _fast_step(self, mono: float) -> None:
+        try:
+            freq = await self.reader.read_frequency()
+        except HalError as exc:
+            self.link.failed(exc)
+            return
+        now = self.clock()
+        if self.reserve.armed is None or self.limits is None or self.state.in_safe_mode:
+            return
+        target = self.reserve.target(self.base_kw, freq, now, self.limits)
+        dev = self.device
+        gap = dev.rmap.connection.write_gap_s if isinstance(dev, PointDevice) else 0.0
+        due = fast_write_due(
+            self.last_written_kw,
+            target.total_kw,
+            self.site.min_step_kw,
+            mono - self._written_mono,
+            gap,
+        )
+        if due and await self._write(Command.set_power(target.total_kw), trim=True):
             self.last_written_kw = target.total_kw
             self.droop_writes += 1
 
@@ -516,21 +545,25 @@ class SiteController:
                 await self._apply(plan)
         return False
 
-    async def _write(self, cmd: Command) -> bool:
+    async def _write(self, cmd: Command, *, trim: bool = False) -> bool:
+        """Plan and write ``cmd``; ``trim``: leave out writes the device already holds."""
         try:
             plan = self.device.plan_command(cmd)
         except HalError as exc:
             self.link.failed(exc)
             return False
-        return await self._apply(plan)
+        return await self._apply(self.held.trim(plan) if trim else plan)
 
     async def _apply(self, plan: WritePlan) -> bool:
         async with self._write_lock:
             try:
                 await self.device.apply(plan)
+                self.held.wrote(plan)
             except HalError as exc:
+                self.held.forget()
                 self.link.failed(exc)
                 return False
+            self._written_mono = asyncio.get_running_loop().time()
         self._written_at = self.clock()
         return True
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from edge.bridge.diskwriter import DiskWriter
 from edge.bridge.events import RESULT
 from edge.bridge.harness import SimSpec, free_port, new_command, site_config
 from edge.bridge.idempotency import IdempotencyStore
@@ -35,15 +36,17 @@ async def controller(
     await sim.start()
     transport = ModbusTransport(sim.host, sim.port, sim.unit_id, rmap.connection)
     store = IdempotencyStore(tmp / "idem.sqlite")
-    outbox = Outbox(tmp / "outbox")
+    outbox = Outbox(tmp / "outbox", defer_sync=True)
+    writer = DiskWriter(store, outbox)
     ctl = SiteController(
         site_config(SimSpec("s1", oem), sim),
         Device(bridge_map or rmap, transport),
-        store=store,
+        writer=writer,
         sink=EventSink(outbox, BridgeTopics()),
         telemetry_interval_s=0.1,
     )
-    tasks = [asyncio.create_task(ctl.run_commands()), asyncio.create_task(ctl.run_telemetry())]
+    runs = (ctl.run_commands(), ctl.run_telemetry(), ctl.run_reserve())
+    tasks = [asyncio.create_task(r) for r in runs]
     try:
         yield ctl, sim
     finally:
@@ -53,6 +56,7 @@ async def controller(
         await transport.close()
         await sim.stop()
         await asyncio.sleep(0.05)
+        await writer.aclose()
         store.close()
         outbox.close()
 

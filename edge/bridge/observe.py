@@ -1,0 +1,115 @@
+"""After a command's registers were written: read back, measure, classify, report.
+
+Runs in the background per written command (the site goes on polling and applying): waits the
+OEM's response time, reads the setpoint registers back, measures battery power and mode, and
+reports the command APPLIED, CLAMPED or OVERRIDDEN with the measured values and the likely cause
+(:func:`edge.bridge.override.classify`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from edge.bridge.events import Outcome
+from edge.bridge.idempotency import Tracking
+from edge.bridge.model import BridgeCommand, Kind, Status
+from edge.bridge.override import Observation, classify
+from edge.bridge.safety import Accepted
+from edge.hal.errors import HalError
+from edge.hal.points import Command
+
+if TYPE_CHECKING:
+    from edge.bridge.site import SiteController
+
+
+@dataclass(frozen=True)
+class Written:
+    """A command whose registers were written; observed after the response time."""
+
+    cmd: BridgeCommand
+    decision: Accepted
+    hal_cmd: Command
+    start_kw: float
+    writes: int
+    acked: datetime
+    tracking: Tracking | None
+
+
+async def observe(ctl: SiteController, w: Written, latency_ms: float) -> None:
+    """Read back and measure after the response time, then report the outcome."""
+    cmd, decision, hal_cmd, tracking = w.cmd, w.decision, w.hal_cmd, w.tracking
+    seq = ctl.applied_seq
+    written = None if cmd.kind is Kind.SAFE_MODE else hal_cmd.power_kw
+    base = Outcome(
+        cmd.command_id,
+        cmd.site_id,
+        Status.APPLIED,
+        requested_kw=decision.requested_kw,
+        written_kw=written,
+        cause=decision.clamp_cause,
+        register_writes=w.writes,
+        latency_ms=latency_ms,
+    )
+    try:
+        await asyncio.sleep(ctl.timing.settle_s)
+        readback = await ctl.device.read_setpoint_readback()
+        tel = await ctl.reader.read()
+        faults = await ctl.device.read_faults()
+    except HalError as exc:
+        ctl.link.failed(exc)
+        ctl.finish(replace(base, reason=f"written; read-back failed: {exc}"), tracking)
+        return
+    ctl.telemetry = tel
+    measured = tel.battery_power_kw
+    elapsed = (ctl.clock() - w.acked).total_seconds()
+    if written is None or measured is None:
+        status = Status.CLAMPED if decision.clamped else Status.APPLIED
+        ctl.finish(
+            replace(
+                base,
+                status=status,
+                measured_kw=measured,
+                measured_soc_pct=tel.soc_pct,
+                reason="handed back to the OEM's own mode"
+                if written is None
+                else "battery power not measured",
+            ),
+            tracking,
+        )
+        return
+    if seq != ctl.applied_seq:
+        ctl.finish(
+            replace(
+                base,
+                measured_kw=measured,
+                measured_soc_pct=tel.soc_pct,
+                reason="written; superseded before the response time passed",
+            ),
+            tracking,
+        )
+        return
+    verdict = classify(
+        written,
+        w.start_kw,
+        Observation(measured, tel.soc_pct, tel.mode, elapsed, readback, tuple(faults)),
+        timing=ctl.timing,
+        soc_min_pct=ctl.site.soc_reserve_min_pct,
+        soc_max_pct=ctl.site.soc_reserve_max_pct,
+        gate_cause=decision.clamp_cause,
+    )
+    if verdict.status is not Status.APPLIED:
+        ctl.held.forget()  # clamped or overridden: the registers may not hold our values
+    ctl.finish(
+        replace(
+            base,
+            status=verdict.status,
+            measured_kw=measured,
+            measured_soc_pct=tel.soc_pct,
+            cause=verdict.cause,
+            reason=verdict.reason,
+        ),
+        tracking,
+    )
