@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
-
 from analytics.audit.extract import AuditInputError
-from analytics.audit.run import AuditOptions, activation_series, scan_log
+from analytics.audit.run import AuditOptions, activation_series, audit_connection, scan_log
 from analytics.svkcsv import write_csv
 
 
@@ -30,7 +28,7 @@ def export_activation(
     """Write the activation's fleet series with :func:`write_csv`; return the file's path."""
     if not archive_dir.is_dir():
         raise AuditInputError(f"{archive_dir}: not a directory")
-    con = duckdb.connect()  # scan_log's scoped views are all it reads
+    con = audit_connection()  # scan_log's scoped views are all it reads
     try:
         opts = AuditOptions(interval_s=interval_s, topic_prefix=topic_prefix)
         scan = scan_log(con, opts, archive_dir)

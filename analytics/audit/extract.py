@@ -4,12 +4,14 @@ Activations come from ``MarketActivation`` events (kind ORDER, TEST or FREQUENCY
 for FCR-D and FFR, from frequency excursions in the fleet's mean telemetry frequency where no
 activation event covers them (``detect_frequency_events``).
 
-Fleet series: a columnar DuckDB pass sums, per time bucket, each site's last
-``battery_power_kw`` in the bucket (kW -> MW) and averages ``frequency_hz``
-(:func:`fleet_frame`; the whole range is scanned once for frequency only, each
-activation's window with power, :func:`window_frame`), reading only the telemetry
-topic's files and only the event-time, power and frequency columns (the archive's typed
-columns; older files parse their JSON payload). Per activation the
+Fleet series: per time bucket, the sum of each site's last ``battery_power_kw`` in the
+bucket (kW -> MW) and the mean ``frequency_hz`` (:func:`fleet_frame`, in SQL). The whole
+range is scanned once for frequency only; each activation's window is read once with
+power (:mod:`analytics.audit.window`: the same frame from the window's samples, which
+the offenders use too), reading only the telemetry topic's files and only the
+event-time, power and frequency columns (the archive's typed columns; older files parse
+their JSON payload). A bucket none of whose samples has a frequency has NaN (never 0 Hz),
+which the series check refuses rather than judging. Per activation the
 frame is sliced, resampled onto a regular grid (:meth:`Series.resample`, explicit) and put
 in *canonical* form (:func:`canonical`): times on whole milliseconds and values rounded
 exactly as the SvK CSV writer rounds them. The event-log audit judges that canonical series
@@ -219,30 +221,21 @@ def first_telemetry_us(
 ) -> int | None:
     """Event time (µs) of the first site telemetry in [since, until), None if there is none.
 
-    With the audit views over the telemetry topic's files (:func:`scope_views` with an
-    archive directory), the smallest event time of those files comes from the Parquet
-    statistics (no scan); it is a lower bound of the answer, and the answer is then the
-    first telemetry in the 10 minutes from it, a range the scan reads only the row groups
-    of. Otherwise, or when that range holds no telemetry, one scan of the event times.
+    Two queries that read a row group or two, not the range: any telemetry event time in
+    the range (the first one read), then the smallest event time not after it; the second
+    scan skips every row group whose event-time statistics start later, and the answer is
+    exact (every earlier sample is in a row group that starts no later than it).
     """
     cond = _where_time("event_time", since_us, until_us)
-    if con.execute(
-        "SELECT count(*) FROM duckdb_views() WHERE view_name = 'audit_site_telemetry__rows'"
-    ).fetchone() == (1,):
-        bound = con.execute(
-            "SELECT epoch_us(min(event_time)) FROM audit_site_telemetry__rows"
-        ).fetchone()
-        if bound is not None and bound[0] is not None:
-            lower = max(int(bound[0]), since_us) if since_us is not None else int(bound[0])
-            near = _where_time("event_time", lower, lower + 600_000_000)
-            row = con.execute(
-                f"SELECT epoch_us(min(event_time)) FROM audit_site_telemetry "  # noqa: S608  # integers only
-                f"WHERE {cond} AND {near}"
-            ).fetchone()
-            if row is not None and row[0] is not None:
-                return int(row[0])
     row = con.execute(
-        f"SELECT epoch_us(min(event_time)) FROM audit_site_telemetry WHERE {cond}"  # noqa: S608  # integers only
+        f"SELECT epoch_us(event_time) FROM audit_site_telemetry WHERE {cond} "  # noqa: S608  # integers only
+        "AND event_time IS NOT NULL LIMIT 1"
+    ).fetchone()
+    if row is None or row[0] is None:
+        return None
+    row = con.execute(
+        f"SELECT epoch_us(min(event_time)) FROM audit_site_telemetry WHERE {cond} "  # noqa: S608  # integers only
+        f"AND event_time <= make_timestamp({int(row[0])})"
     ).fetchone()
     return None if row is None or row[0] is None else int(row[0])
 
@@ -254,7 +247,8 @@ def telemetry_interval_ms(
 
     Reads only archive columns (Kafka key = site id, event time): no payload is parsed.
     The first event time (:func:`first_telemetry_us`), then the first 10 minutes from it,
-    a range whose other row groups the scan skips by their statistics.
+    a range whose other row groups the scan skips by their statistics. Only the site's
+    successive distinct times count (a duplicate sample is no interval).
     """
     first = first_telemetry_us(con, since_us, until_us)
     if first is None:
@@ -290,7 +284,9 @@ def fleet_frame(
     once. Frequency is the mean of every sample of the bucket; samples counts them all.
     That needs a (site, bucket) aggregate, about one group per sample: ``power=False``
     skips it (power is NaN) for a long range scanned only for its frequency (event
-    detection); the activations' windows are then read with power (:func:`window_frame`).
+    detection); the activations' windows are then read with power, the same frame from
+    the window's samples (:func:`analytics.audit.window.window_frame`). Frequency is NaN
+    in a bucket none of whose samples has one.
     """
     b = int(bucket_ms) * 1000
     where = _where_time("event_time", since_us, until_us)
@@ -317,33 +313,16 @@ def fleet_frame(
     return FleetFrame(
         bucket_us=b,
         t_us=np.asarray(rows[keys[0]], dtype=np.int64),
-        power_mw=np.asarray(rows[keys[1]], dtype=np.float64),
-        freq_hz=np.asarray(rows[keys[2]], dtype=np.float64),
+        power_mw=_nan_for_null(rows[keys[1]]),
+        freq_hz=_nan_for_null(rows[keys[2]]),
         samples=np.asarray(rows[keys[3]], dtype=np.int64),
     )
 
 
-def window_frame(
-    con: duckdb.DuckDBPyConnection,
-    bucket_ms: int,
-    activation: Activation,
-    *,
-    since_us: int | None = None,
-    until_us: int | None = None,
-    pre_s: float = PRE_S,
-) -> FleetFrame:
-    """The frame (with power) of the buckets :func:`fleet_series` takes for ``activation``.
-
-    Whole buckets from the one holding ``start - pre_s`` to the one holding ``end``, the
-    same buckets as a frame of the whole range (bucket edges are multiples of the bucket
-    from the epoch), within [since, until); the scan reads only that window's row groups.
-    """
-    b = int(bucket_ms) * 1000
-    lo = (to_us(activation.start) - int(pre_s * 1e6)) // b * b
-    hi = to_us(activation.end) + b
-    lo = lo if since_us is None else max(lo, since_us)
-    hi = hi if until_us is None else min(hi, until_us)
-    return fleet_frame(con, bucket_ms, lo, hi)
+def _nan_for_null(column: np.ndarray) -> FloatArray:
+    """A fetched DOUBLE column as float64, NULL (masked) as NaN."""
+    filled = np.ma.filled(np.ma.asarray(column, dtype=np.float64), np.nan)
+    return np.asarray(filled, dtype=np.float64)
 
 
 def detect_frequency_events(

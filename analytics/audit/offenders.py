@@ -27,6 +27,7 @@ import duckdb
 import numpy as np
 
 from analytics.audit.extract import Activation, to_us
+from analytics.audit.window import LOOKBACK_S, WindowSamples, read_window
 from analytics.rules import judge, polarity_offenders
 from analytics.rules.base import Context, Params
 from analytics.rules.common import expected_response
@@ -81,81 +82,46 @@ class SiteTrace:
     power_mw: FloatArray
 
 
-def _window_samples(
-    con: duckdb.DuckDBPyConnection, t0: int, t1: int, site_hashes: list[int]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(site number, µs, kW) of every sample in [t0, t1]; sites numbered in key order.
-
-    ``site_hashes``: DuckDB ``hash(key)`` of each site in key order. Each sample carries
-    its key's hash, mapped to the site number in numpy (no join); if two sites' hashes
-    collide, a join on the key numbers the samples instead.
-    """
-    window = "event_time >= make_timestamp($1) AND event_time <= make_timestamp($2)"
-    hashes = np.asarray(site_hashes, dtype=np.uint64)
-    if np.unique(hashes).size == hashes.size:
-        cols = con.execute(
-            "SELECT hash(key) AS h, epoch_us(event_time) AS u, battery_power_kw AS p "  # noqa: S608  # fixed text
-            f"FROM audit_site_telemetry WHERE {window}",
-            [t0, t1],
-        ).fetchnumpy()
-        by_hash = np.argsort(hashes)
-        found = np.searchsorted(hashes[by_hash], np.asarray(cols["h"], dtype=np.uint64))
-        idx = by_hash[np.minimum(found, hashes.size - 1)]
-    else:
-        cols = con.execute(
-            "WITH k AS (SELECT key, row_number() OVER (ORDER BY key) - 1 AS idx "  # noqa: S608  # fixed text
-            f"  FROM (SELECT DISTINCT key FROM audit_site_telemetry WHERE {window})) "
-            "SELECT k.idx AS idx, epoch_us(event_time) AS u, battery_power_kw AS p "
-            f"FROM audit_site_telemetry JOIN k USING (key) WHERE {window}",
-            [t0, t1],
-        ).fetchnumpy()
-        idx = np.asarray(cols["idx"], dtype=np.int64)
-    return idx.astype(np.int64), np.asarray(cols["u"], dtype=np.int64), np.asarray(cols["p"])
-
-
 def site_traces(
-    con: duckdb.DuckDBPyConnection, fleet: Series, lookback_s: float = 900.0
+    con: duckdb.DuckDBPyConnection,
+    fleet: Series,
+    lookback_s: float = LOOKBACK_S,
+    window: WindowSamples | None = None,
 ) -> tuple[dict[str, SiteTrace], set[str]]:
     """Telemetry per site inside the fleet series' window, and every site seen shortly before.
 
-    Two queries over the window's row groups only (the Kafka key of site telemetry is the
-    site id): per site its OEM and sample count, then every sample's site, time and power
-    as numpy arrays (:func:`_window_samples`), put in site and time order by numpy
-    (cheaper than a SQL sort).
+    Sites with samples in [t0, t1] (the fleet series' first and last sample), in key order,
+    each with its samples there; and the sites with a sample in the ``lookback_s`` before
+    t0 or in the window. From ``window`` (the activation's samples, already read for its
+    fleet series) when it covers that range, else from a read of exactly that range
+    (:func:`analytics.audit.window.read_window`).
     """
     if fleet.start is None:
         raise ValueError("the fleet series needs an absolute start")
     t0 = to_us(fleet.start)
     t1 = t0 + int(float(fleet.t[-1]) * 1e6)
-    lo = t0 - int(lookback_s * 1e6)
-    sites = con.execute(
-        "SELECT decode(key) AS site, hash(key), "
-        "any_value(oem) FILTER (WHERE event_time >= make_timestamp($2)), "
-        "count(*) FILTER (WHERE event_time >= make_timestamp($2)) FROM audit_site_telemetry "
-        "WHERE event_time >= make_timestamp($1) AND event_time <= make_timestamp($3) "
-        "GROUP BY key ORDER BY key",
-        [lo, t0, t1],
-    ).fetchall()
-    active = [(str(site), h, oem) for site, h, oem, count in sites if count]
+    if window is None or not window.covers(t0, t1, lookback_s):
+        window = read_window(con, t0, t1 + 1, lookback_s)
+    site, us = window.site, window.t_us
+    n = len(window.sites)
+    inside = (us >= t0) & (us <= t1)
+    near = (us >= t0 - int(lookback_s * 1e6)) & (us <= t1)
+    seen = (np.bincount(site[near], minlength=n) > 0) | (
+        window.last_before_us >= t0 - int(lookback_s * 1e6)
+    )
+    idx, t_in, kw = site[inside], us[inside], window.power_kw[inside]  # (site, time) order
+    bounds = np.searchsorted(idx, np.arange(n + 1))
     traces: dict[str, SiteTrace] = {}
-    if active:
-        idx, us, kw = _window_samples(con, t0, t1, [h for _s, h, _o in active])
-        span = t1 - t0 + 1
-        if len(active) * span < 2**62:  # one int64 sort key: site, then time
-            order = np.argsort(idx * span + (us - t0), kind="stable")
-        else:
-            order = np.lexsort((us, idx))
-        idx, us, kw = idx[order], us[order], kw[order]
-        bounds = np.searchsorted(idx, np.arange(len(active) + 1))
-        for k, (site, _h, oem) in enumerate(active):
-            lo_i, hi_i = int(bounds[k]), int(bounds[k + 1])
-            traces[site] = SiteTrace(
-                site,
-                "?" if oem is None else str(oem),
-                (us[lo_i:hi_i] - t0).astype(np.float64) / 1e6,
-                kw[lo_i:hi_i].astype(np.float64) / 1000.0,
-            )
-    return traces, {str(row[0]) for row in sites}
+    for k in np.flatnonzero(bounds[1:] > bounds[:-1]).tolist():
+        lo_i, hi_i = int(bounds[k]), int(bounds[k + 1])
+        oem = window.oems[k]
+        traces[window.sites[k]] = SiteTrace(
+            window.sites[k],
+            "?" if oem is None else oem,
+            (t_in[lo_i:hi_i] - t0).astype(np.float64) / 1e6,
+            kw[lo_i:hi_i] / 1000.0,
+        )
+    return traces, {window.sites[k] for k in np.flatnonzero(seen).tolist()}
 
 
 def site_series(trace: SiteTrace, fleet: Series, share: float, start_s: float) -> Series:
@@ -326,10 +292,14 @@ def find_offenders(
     stale_s: float = 10.0,
     min_gain: float = 0.5,
     judge_params: Mapping[str, Any] | None = None,
+    window: WindowSamples | None = None,
 ) -> SiteAnalysis:
-    """Every offence of every site in one activation (see module doc)."""
+    """Every offence of every site in one activation (see module doc).
+
+    ``window``: the activation's telemetry if already read (:func:`site_traces`).
+    """
     params = dict(judge_params or {})
-    traces, seen = site_traces(con, fleet)
+    traces, seen = site_traces(con, fleet, window=window)
     aid = activation.activation_id
     if fleet.start is None:
         raise ValueError("the fleet series needs an absolute start")

@@ -35,9 +35,9 @@ from analytics.audit.extract import (
     scope_views,
     telemetry_interval_ms,
     to_us,
-    window_frame,
 )
 from analytics.audit.offenders import Offender, find_offenders
+from analytics.audit.window import WindowSamples, read_window, window_bounds, window_fleet_frame
 from analytics.freqresp import PeriodFit
 from analytics.rules import REGISTRY, judge, judge_sine_set, skipped_rules
 from analytics.rules.base import RuleError
@@ -232,13 +232,24 @@ def scan_log(
     return LogScan(frame, interval_ms / 1000, chosen)
 
 
-def activation_series(
+@dataclass(frozen=True)
+class ActivationData:
+    """What one activation is judged on: its canonical fleet series, the options to judge
+    it with and the telemetry of its window (which the offenders read too)."""
+
+    series: Series
+    opts: AuditOptions
+    window: WindowSamples
+
+
+def activation_data(
     con: duckdb.DuckDBPyConnection, scan: LogScan, act: Activation, opts: AuditOptions
-) -> tuple[Series, AuditOptions]:
-    """The canonical fleet series of ``act`` and the options it is judged with.
+) -> ActivationData:
+    """The canonical fleet series of ``act``, its options and its window's telemetry.
 
     Capacity: ``|requested_mw|``, else the ReserveAssignment in force; the FFR option
-    (``f_full_hz``) comes from that assignment unless given.
+    (``f_full_hz``) comes from that assignment unless given. The window is read once
+    (:func:`analytics.audit.window.read_window`).
     """
     capacity: float | None = abs(act.requested_mw) if act.requested_mw else None
     assigned = assignment_capacity(con, act.product, to_us(act.start))
@@ -247,22 +258,38 @@ def activation_series(
     local = opts
     if act.product is Product.FFR and opts.ffr_activation_hz is None and assigned is not None:
         local = replace(opts, ffr_activation_hz=assigned[1])
-    frame = window_frame(
-        con,
-        round(scan.interval_s * 1000),
-        act,
-        since_us=opts.since_us,
-        until_us=opts.until_us,
-    )
+    bucket_ms = round(scan.interval_s * 1000)
+    lo, hi = window_bounds(bucket_ms, act, since_us=opts.since_us, until_us=opts.until_us)
+    window = read_window(con, lo, hi)
+    frame = window_fleet_frame(window, bucket_ms)
     series = fleet_series(frame, act, interval_s=scan.interval_s, capacity_mw=capacity)
-    return series, local
+    return ActivationData(series, local, window)
+
+
+def activation_series(
+    con: duckdb.DuckDBPyConnection, scan: LogScan, act: Activation, opts: AuditOptions
+) -> tuple[Series, AuditOptions]:
+    """The canonical fleet series of ``act`` and the options it is judged with."""
+    data = activation_data(con, scan, act, opts)
+    return data.series, data.opts
+
+
+def audit_connection() -> duckdb.DuckDBPyConnection:
+    """A bare DuckDB connection for the audit's scoped views (:func:`scan_log`).
+
+    Parquet footers are cached for the connection (the audit runs a few queries over the
+    same files; DuckDB re-reads a footer whose file changed).
+    """
+    con = duckdb.connect()
+    con.execute("SET parquet_metadata_cache = true")
+    return con
 
 
 def audit_log(archive_dir: Path, opts: AuditOptions, progress: Progress = _quiet) -> AuditResult:
     """Audit every activation in the archive (see module doc)."""
     if not archive_dir.is_dir():
         raise AuditInputError(f"{archive_dir}: not a directory")
-    con = duckdb.connect()  # the audit reads only its scoped views (scope_views)
+    con = audit_connection()
     try:
         scan = scan_log(con, opts, archive_dir)
         results: list[ActivationResult] = []
@@ -281,16 +308,17 @@ def _audit_one(
     con: duckdb.DuckDBPyConnection, scan: LogScan, act: Activation, opts: AuditOptions
 ) -> ActivationResult:
     try:
-        series, local = activation_series(con, scan, act, opts)
+        data = activation_data(con, scan, act, opts)
     except (SeriesError, AuditInputError) as exc:
         return ActivationResult(act, None, error=f"{type(exc).__name__}: {exc}")
+    series, local = data.series, data.opts
     params = judge_params(act, local)
     if series.start is not None:  # a TR25 test: ramps/steps from its schedule
         params.update(scheduled_params(act, series.start))
     result = judge_activation(act, series, local, params)
     if opts.offenders:
         try:
-            analysis = find_offenders(con, act, series, judge_params=params)
+            analysis = find_offenders(con, act, series, judge_params=params, window=data.window)
         except (SeriesError, RuleError) as exc:
             result.error = (result.error + "; " if result.error else "") + f"offenders: {exc}"
         else:

@@ -17,11 +17,11 @@ from analytics.archive.writer import ArchiveWriter
 from analytics.audit.extract import Activation, scope_views
 from analytics.audit.offenders import (
     SiteTrace,
-    _window_samples,
     polarity_many,
     site_matrix,
     site_series,
 )
+from analytics.audit.window import site_samples
 from analytics.rules import polarity_offenders
 from analytics.rules.base import RuleError
 from analytics.timeseries import Series
@@ -126,11 +126,14 @@ def test_window_samples_by_hash_and_by_join_agree(tmp_path: Path) -> None:
     keys = con.execute(
         "SELECT hash(key) FROM audit_site_telemetry GROUP BY key ORDER BY key"
     ).fetchall()
-    by_hash = _window_samples(con, t0, t1, [h for (h,) in keys])
-    by_join = _window_samples(con, t0, t1, [0] * len(keys))  # "collisions": the join path
+    active = np.arange(len(keys))
+    hashes = np.array([h for (h,) in keys], dtype=np.uint64)
+    # every site is in the window: number them over the window ([t0, t1 + 1) µs)
+    by_hash = site_samples(con, t0, t1 + 1, t0, active=active, hashes=hashes)
+    by_join = site_samples(con, t0, t1 + 1, t0, active=active, hashes=None)  # "collisions"
 
-    def rows(got: tuple[np.ndarray, np.ndarray, np.ndarray]) -> list[tuple[int, int, float]]:
-        return sorted(zip(*(a.tolist() for a in got), strict=True))
+    def rows(got: tuple[np.ndarray, ...]) -> list[tuple[int, int, float]]:
+        return sorted(zip(*(a.tolist() for a in got[:3]), strict=True))
 
     assert rows(by_hash) == rows(by_join)
     assert len(rows(by_hash)) == 5 * 21

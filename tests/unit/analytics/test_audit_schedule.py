@@ -16,9 +16,9 @@ from analytics.audit.extract import (
     fleet_frame,
     scheduled_params,
     scope_views,
-    window_frame,
 )
 from analytics.audit.scenario import START_MS, LogBuilder, telemetry
+from analytics.audit.window import window_frame
 from analytics.rules import judge
 from analytics.rules.base import TestSequenceError
 from analytics.testsequences import simulate_fcr_test

@@ -1,0 +1,267 @@
+"""One activation window of site telemetry, read once for the fleet series and the offenders.
+
+An activation is judged on its window's fleet power (each site's last sample per bucket,
+summed) and its offenders on each site's own samples in the same window. Both come from
+one read, :func:`read_window`: two DuckDB queries over the window's row groups only (the
+scan skips every other row group by its event-time statistics):
+
+1. per site (Kafka key = site id, key order): its OEM and sample count in the window, and
+   its last sample in the ``lookback`` before it (the sites "seen shortly before" that the
+   offenders report as STALE when they fall silent);
+2. every sample's site, event time, battery power and frequency as numpy columns (the
+   site is numbered from DuckDB's ``hash(key)`` in numpy: no join, no SQL sort; a join
+   numbers them if two sites' hashes collide).
+
+The samples are put in (site, event time) order by numpy (a stable sort keeps the log's
+order among samples of one site with the same event time). :func:`window_fleet_frame`
+then gives the same frame as :func:`analytics.audit.extract.fleet_frame` computes in SQL
+(``arg_max`` per site and bucket): per bucket the sum of each site's last sample, the
+mean of every sample's frequency (NULL frequencies ignored; NaN where a bucket has none)
+and the sample count. Among samples of one site with equal event times, the one read
+last (archive order) is the site's last sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+
+from analytics.audit.extract import PRE_S, Activation, AuditInputError, FleetFrame, to_us
+from analytics.timeseries import FloatArray
+
+LOOKBACK_S = 900.0  # a site seen this long before a window and silent in it is STALE
+_NO_SAMPLE = np.iinfo(np.int64).min
+_SPARSE = 4  # more buckets than this many per sample: number them by np.unique
+
+
+@dataclass(frozen=True)
+class WindowSamples:
+    """The telemetry of [lo_us, hi_us) and the sites seen from ``back_us`` (see module doc).
+
+    ``sites``: every site (Kafka key, decoded) with a sample in [back_us, hi_us), in key
+    order; ``oems``: an OEM the site reported in the window (None: no sample in it);
+    ``last_before_us``: its last sample time in [back_us, lo_us) (int64 minimum: none).
+    The samples (``site`` numbers into ``sites``) are in (site, event time) order.
+    """
+
+    lo_us: int
+    hi_us: int
+    back_us: int
+    sites: tuple[str, ...]
+    oems: tuple[str | None, ...]
+    last_before_us: np.ndarray
+    site: np.ndarray
+    t_us: np.ndarray
+    power_kw: FloatArray
+    freq_hz: FloatArray
+
+    def covers(self, t0_us: int, t1_us: int, lookback_s: float = LOOKBACK_S) -> bool:
+        """Whether [t0, t1] and the ``lookback_s`` before it are inside what was read."""
+        return (
+            self.lo_us <= t0_us
+            and t1_us < self.hi_us
+            and self.back_us <= t0_us - int(lookback_s * 1e6)
+        )
+
+
+def window_bounds(
+    bucket_ms: int,
+    activation: Activation,
+    *,
+    since_us: int | None = None,
+    until_us: int | None = None,
+    pre_s: float = PRE_S,
+) -> tuple[int, int]:
+    """[lo, hi) in µs: the buckets :func:`analytics.audit.extract.fleet_series` takes.
+
+    Whole buckets from the one holding ``start - pre_s`` to the one holding ``end`` (bucket
+    edges are multiples of the bucket from the epoch, as in a frame of the whole range),
+    within [since, until).
+    """
+    b = int(bucket_ms) * 1000
+    if b < 1000:
+        raise AuditInputError(f"fleet series bucket must be >= 1 ms, got {bucket_ms} ms")
+    lo = (to_us(activation.start) - int(pre_s * 1e6)) // b * b
+    hi = to_us(activation.end) + b
+    lo = lo if since_us is None else max(lo, since_us)
+    hi = hi if until_us is None else min(hi, until_us)
+    return lo, hi
+
+
+def read_window(
+    con: duckdb.DuckDBPyConnection, lo_us: int, hi_us: int, lookback_s: float = LOOKBACK_S
+) -> WindowSamples:
+    """The samples of [lo, hi) and the sites seen from ``lookback_s`` before (module doc).
+
+    Reads the view ``audit_site_telemetry`` (:func:`analytics.audit.extract.scope_views`).
+    """
+    if hi_us <= lo_us:
+        raise AuditInputError(f"empty telemetry window [{lo_us}, {hi_us}) µs")
+    if lookback_s < 0:
+        raise AuditInputError(f"lookback must be >= 0 s, got {lookback_s}")
+    back = lo_us - int(lookback_s * 1e6)
+    rows = con.execute(
+        "SELECT decode(key), hash(key), "
+        "any_value(oem) FILTER (WHERE event_time >= make_timestamp($2)), "
+        "count(*) FILTER (WHERE event_time >= make_timestamp($2)), "
+        "epoch_us(max(event_time) FILTER (WHERE event_time < make_timestamp($2))) "
+        "FROM audit_site_telemetry "
+        "WHERE event_time >= make_timestamp($1) AND event_time < make_timestamp($3) "
+        "GROUP BY key ORDER BY key",
+        [back, lo_us, hi_us],
+    ).fetchall()
+    counts = np.array([int(r[3]) for r in rows], dtype=np.int64)
+    active = np.flatnonzero(counts > 0)
+    hashes = np.array([int(rows[k][1]) for k in active], dtype=np.uint64)
+    by_hash = hashes if np.unique(hashes).size == hashes.size else None
+    site, us, kw, hz = site_samples(con, lo_us, hi_us, back, active=active, hashes=by_hash)
+    if site.size != int(counts.sum()):
+        raise AuditInputError(
+            f"the archive changed while the window [{lo_us}, {hi_us}) µs was read: run again"
+        )
+    site, us, kw, hz = _site_time_order(site, us, kw, hz, len(rows))
+    return WindowSamples(
+        lo_us=lo_us,
+        hi_us=hi_us,
+        back_us=back,
+        sites=tuple(str(r[0]) for r in rows),
+        oems=tuple(None if r[2] is None else str(r[2]) for r in rows),
+        last_before_us=np.array(
+            [_NO_SAMPLE if r[4] is None else int(r[4]) for r in rows], dtype=np.int64
+        ),
+        site=site,
+        t_us=us,
+        power_kw=kw,
+        freq_hz=hz,
+    )
+
+
+def site_samples(
+    con: duckdb.DuckDBPyConnection,
+    lo_us: int,
+    hi_us: int,
+    back_us: int,
+    *,
+    active: np.ndarray,
+    hashes: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, FloatArray, FloatArray]:
+    """(site number, µs, kW, Hz) of every sample in [lo, hi), in the log's order.
+
+    Sites are numbered in key order over every key seen in [back, hi). ``active``: the
+    numbers of the sites with samples in [lo, hi); ``hashes``: their distinct DuckDB
+    ``hash(key)`` (each sample's hash is mapped to its number in numpy), or None to number
+    the samples by a join on the key instead (two sites' hashes collide). A NULL frequency
+    is NaN; a NULL battery power is an :class:`AuditInputError` (the schema forbids it).
+    """
+    values = "epoch_us(event_time) AS u, battery_power_kw AS p, frequency_hz AS f"
+    if hashes is not None:
+        cols = con.execute(
+            f"SELECT hash(key) AS h, {values} FROM audit_site_telemetry "  # noqa: S608  # fixed text
+            "WHERE event_time >= make_timestamp($1) AND event_time < make_timestamp($2)",
+            [lo_us, hi_us],
+        ).fetchnumpy()
+        h = np.asarray(cols["h"], dtype=np.uint64)
+        by_hash = np.argsort(hashes)
+        found = np.minimum(np.searchsorted(hashes[by_hash], h), max(hashes.size - 1, 0))
+        if h.size and (hashes.size == 0 or np.any(hashes[by_hash][found] != h)):
+            raise AuditInputError(
+                f"the archive changed while the window [{lo_us}, {hi_us}) µs was read: run again"
+            )
+        site = np.asarray(active, dtype=np.int64)[by_hash[found]] if h.size else h.astype(np.int64)
+    else:
+        cols = con.execute(
+            "WITH k AS (SELECT key, row_number() OVER (ORDER BY key) - 1 AS idx "  # noqa: S608  # fixed text
+            "  FROM (SELECT DISTINCT key FROM audit_site_telemetry "
+            "        WHERE event_time >= make_timestamp($1) AND event_time < make_timestamp($3))) "
+            f"SELECT k.idx AS idx, {values} FROM audit_site_telemetry JOIN k USING (key) "
+            "WHERE event_time >= make_timestamp($2) AND event_time < make_timestamp($3)",
+            [back_us, lo_us, hi_us],
+        ).fetchnumpy()
+        site = np.asarray(cols["idx"], dtype=np.int64)
+    power = cols["p"]
+    if np.ma.is_masked(power):
+        raise AuditInputError(
+            f"site telemetry without battery_power_kw in [{lo_us}, {hi_us}) µs: "
+            "the archive does not follow SiteTelemetry.avsc"
+        )
+    freq = np.ma.filled(np.ma.asarray(cols["f"], dtype=np.float64), np.nan)
+    return (
+        site,
+        np.asarray(cols["u"], dtype=np.int64),
+        np.asarray(np.ma.getdata(power), dtype=np.float64),
+        np.asarray(freq, dtype=np.float64),
+    )
+
+
+def _site_time_order(
+    site: np.ndarray, us: np.ndarray, kw: FloatArray, hz: FloatArray, sites: int
+) -> tuple[np.ndarray, np.ndarray, FloatArray, FloatArray]:
+    """The samples in (site, time) order, the log's order kept among equal times.
+
+    The log holds each site's samples in time order almost always: a stable sort by site
+    alone (a radix sort on small integers) then suffices; otherwise a stable sort by
+    (site, time).
+    """
+    narrow = np.int16 if sites < 2**15 else np.int32
+    order = np.argsort(site.astype(narrow), kind="stable")
+    site, us = site[order], us[order]
+    back_in_time = (site[1:] == site[:-1]) & (us[1:] < us[:-1])
+    if np.any(back_in_time):
+        again = np.lexsort((us, site))  # stable: equal times keep the order they had
+        order = order[again]
+        site, us = site[again], us[again]
+    return site, us, kw[order], hz[order]
+
+
+def window_fleet_frame(window: WindowSamples, bucket_ms: int) -> FleetFrame:
+    """Per-bucket fleet power (each site's last sample), mean frequency, samples (module doc)."""
+    b = int(bucket_ms) * 1000
+    if b < 1000:
+        raise AuditInputError(f"fleet series bucket must be >= 1 ms, got {bucket_ms} ms")
+    n = window.t_us.size
+    if n == 0:
+        raise AuditInputError("no site telemetry in the log for the requested time range")
+    bucket = window.t_us // b
+    first = window.lo_us // b
+    span = (window.hi_us - 1) // b - first + 1
+    if span <= _SPARSE * n:
+        rel = bucket - first
+        present = np.flatnonzero(np.bincount(rel, minlength=span))
+        index = np.full(span, -1, dtype=np.int64)
+        index[present] = np.arange(present.size)
+        inv = index[rel]
+        buckets = present + first
+    else:
+        buckets, inv = np.unique(bucket, return_inverse=True)
+    last = np.ones(n, dtype=bool)
+    last[:-1] = (window.site[1:] != window.site[:-1]) | (bucket[1:] != bucket[:-1])
+    m = buckets.size
+    power_kw = np.bincount(inv[last], weights=window.power_kw[last], minlength=m)
+    has_f = ~np.isnan(window.freq_hz)
+    f_sum = np.bincount(inv[has_f], weights=window.freq_hz[has_f], minlength=m)
+    f_n = np.bincount(inv[has_f], minlength=m)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        freq = f_sum / f_n  # NaN where no sample of the bucket has a frequency
+    return FleetFrame(
+        bucket_us=b,
+        t_us=np.asarray(buckets * b, dtype=np.int64),
+        power_mw=np.asarray(power_kw / 1000.0, dtype=np.float64),
+        freq_hz=np.asarray(freq, dtype=np.float64),
+        samples=np.bincount(inv, minlength=m).astype(np.int64),
+    )
+
+
+def window_frame(
+    con: duckdb.DuckDBPyConnection,
+    bucket_ms: int,
+    activation: Activation,
+    *,
+    since_us: int | None = None,
+    until_us: int | None = None,
+    pre_s: float = PRE_S,
+) -> FleetFrame:
+    """The frame (with power) of the buckets the fleet series of ``activation`` takes."""
+    lo, hi = window_bounds(bucket_ms, activation, since_us=since_us, until_us=until_us, pre_s=pre_s)
+    return window_fleet_frame(read_window(con, lo, hi), bucket_ms)
