@@ -16,9 +16,9 @@ from typing import Any
 
 from faust.types import StreamT, TableT
 
-from streams.agents.base import AgentContext, decode_value, expect
+from streams.agents.base import AgentContext, decode_raw_value, expect
 from streams.agents.sitebook import SiteBook
-from streams.steps.records_site import SiteCommand, SiteSetpoint
+from streams.steps.records_site import SiteCommand, setpoint_of_plain
 from streams.steps.setpoint_filter import (
     FilterConfig,
     FilterReason,
@@ -67,9 +67,9 @@ class SetpointFilterAgent:
     async def process(self, stream: StreamT[Any]) -> None:
         async for event in stream.events():
             try:
-                name, record = decode_value(event)
+                name, record = decode_raw_value(event)
                 expect(name, _ACCEPTS, event.message.topic)
-                setpoint = SiteSetpoint.from_record(record)
+                setpoint = setpoint_of_plain(record)
                 state = self.state_of(setpoint.site_id)
                 new_state, command, reason = filter_setpoint(
                     state,

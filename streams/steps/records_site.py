@@ -7,6 +7,7 @@ Field names match the Avro schemas exactly; instants are int microseconds since 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -114,6 +115,54 @@ class SiteSetpoint:
             "reserve": None if self.reserve is None else self.reserve.to_record(),
             "valid_until": self.valid_until,
         }
+
+
+_isfinite = math.isfinite
+_CANONICAL_UUID = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+).fullmatch
+_COMMAND_KINDS = {k.value: k for k in CommandKind}
+
+
+def setpoint_of_plain(rec: Mapping[str, Any]) -> SiteSetpoint:
+    """``SiteSetpoint.from_record`` of a record as the raw codec decodes it, without re-checking
+    what the Avro types already guarantee (the filter's hot path).
+
+    Taken only when every field has its plain type (int micros, canonical lower-case uuid,
+    non-empty ids, a float ``power_kw``, no ``reserve``) and the kind's payload is there; any
+    other record, valid or not, goes through ``from_record`` (the same result, or its precise
+    ``InvalidRecordError``).
+    """
+    try:
+        kind = _COMMAND_KINDS[rec["kind"]]
+        event_id, site_id, setpoint_id = rec["event_id"], rec["site_id"], rec["setpoint_id"]
+        event_time, valid_until = rec["event_time"], rec["valid_until"]
+        ingest, source, power = rec["ingest_time"], rec["source_id"], rec["power_kw"]
+        plain = (
+            type(event_time) is int
+            and type(valid_until) is int
+            and (ingest is None or type(ingest) is int)
+            and type(event_id) is str
+            and _CANONICAL_UUID(event_id) is not None
+            and type(site_id) is str
+            and site_id != ""
+            and type(setpoint_id) is str
+            and setpoint_id != ""
+            and (source is None or type(source) is str)
+            and rec["reserve"] is None
+            and kind is not CommandKind.ARM_RESERVE
+            and (
+                (power is None and kind is not CommandKind.SET_POWER)
+                or (type(power) is float and _isfinite(power))
+            )
+        )
+    except (KeyError, TypeError):
+        plain = False
+    if not plain:
+        return SiteSetpoint.from_record(rec)
+    return SiteSetpoint(
+        event_id, event_time, site_id, setpoint_id, kind, valid_until, power, None, source, ingest
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,7 +303,6 @@ class SiteTelemetry:
 
 _SITE_MODES = frozenset(m.value for m in SiteMode)
 _PRODUCTS = frozenset(p.value for p in Product)
-_isfinite = math.isfinite
 
 
 def telemetry_plainly_valid(rec: Mapping[str, Any]) -> bool:
