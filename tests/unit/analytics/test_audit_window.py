@@ -1,0 +1,327 @@
+"""An activation window read once gives the frame the SQL aggregate gives, and the same traces.
+
+The reference is :func:`analytics.audit.extract.fleet_frame` (the SQL ``arg_max`` per site
+and bucket the audit used before the window read) and, for the offenders, a read of
+exactly the fleet series' range. Cases: two samples of a site in one bucket, a site that
+stops reporting mid-window, duplicate samples (at-least-once delivery), samples out of
+time order in the log, buckets without frequency, samples at the window's edges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analytics.audit.extract import (
+    Activation,
+    AuditInputError,
+    FleetFrame,
+    first_telemetry_us,
+    fleet_frame,
+    fleet_series,
+)
+from analytics.audit.offenders import find_offenders, site_traces
+from analytics.audit.run import AuditOptions, activation_data, audit_connection, scan_log
+from analytics.audit.scenario import START_MS, LogBuilder, activation, telemetry
+from analytics.audit.window import read_window, window_bounds, window_fleet_frame
+from analytics.rules import judge
+from analytics.timeseries import Series
+from analytics.verdicts import Product, TestType
+
+T0_US = START_MS * 1000
+# (site, ms from T0, kW, Hz or None), in the log's order
+Sample = tuple[str, int, float, float | None]
+
+
+def _log(*samples: Sample) -> list[Sample]:
+    return list(samples)
+
+
+def _table(samples: Sequence[Sample]) -> duckdb.DuckDBPyConnection:
+    """A connection whose ``audit_site_telemetry`` holds ``samples`` in the given order."""
+    con = duckdb.connect()
+    con.execute("SET threads = 1")  # one thread: rows come back in insertion (log) order
+    con.execute(
+        "CREATE TABLE audit_site_telemetry (key BLOB, event_time TIMESTAMP, oem VARCHAR, "
+        "battery_power_kw DOUBLE, frequency_hz DOUBLE)"
+    )
+    if samples:
+        con.executemany(
+            "INSERT INTO audit_site_telemetry VALUES (encode($1), make_timestamp($2), "
+            "'oem-' || $1, $3, $4)",
+            [[s, T0_US + ms * 1000, kw, hz] for s, ms, kw, hz in samples],
+        )
+    return con
+
+
+def _assert_same_frame(got: FleetFrame, want: FleetFrame) -> None:
+    assert got.bucket_us == want.bucket_us
+    assert got.t_us.tolist() == want.t_us.tolist()
+    assert got.samples.tolist() == want.samples.tolist()
+    np.testing.assert_allclose(got.power_mw, want.power_mw, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got.freq_hz, want.freq_hz, rtol=0, atol=1e-9, equal_nan=True)
+
+
+# (samples in log order, bucket ms, window [lo, hi) in ms, expected (bucket ms, kW, Hz, n))
+CASES: dict[str, tuple[list[Sample], int, tuple[int, int], list[tuple[int, float, float, int]]]] = {
+    "two samples of a site in a bucket: its last counts": (
+        [("a", 0, 1.0, 50.0), ("b", 200, 4.0, 50.0), ("a", 500, 2.0, 49.9)],
+        1000,
+        (0, 1000),
+        [(0, 6.0, (50.0 + 50.0 + 49.9) / 3, 3)],
+    ),
+    "a site stops reporting mid-window": (
+        _log(
+            *(("a", k * 1000, 1.0, 50.0) for k in range(5)),
+            ("b", 10, 2.0, 49.8),
+            ("b", 1010, 2.0, 49.8),
+        ),
+        1000,
+        (0, 5000),
+        [(0, 3.0, 49.9, 2), (1000, 3.0, 49.9, 2)] + [(k * 1000, 1.0, 50.0, 1) for k in (2, 3, 4)],
+    ),
+    "duplicate samples count once for power": (
+        [("a", 0, 1.0, 50.0), ("b", 300, 2.0, 49.7), ("a", 0, 1.0, 50.0)],
+        1000,
+        (0, 1000),
+        [(0, 3.0, (50.0 + 49.7 + 50.0) / 3, 3)],
+    ),
+    "samples out of time order in the log": (
+        [("a", 1500, 5.0, 50.0), ("a", 1200, 3.0, 50.0), ("a", 1000, 1.0, 50.0)],
+        1000,
+        (1000, 2000),
+        [(1000, 5.0, 50.0, 3)],
+    ),
+    "a bucket without frequency is NaN, not 0 Hz": (
+        [("a", 0, 1.0, None), ("a", 1000, 2.0, 50.1), ("b", 1100, -1.0, None)],
+        1000,
+        (0, 2000),
+        [(0, 1.0, float("nan"), 1), (1000, 1.0, 50.1, 2)],
+    ),
+    "samples on the window's edges: [lo, hi)": (
+        _log(
+            ("a", 999, 9.0, 51.0),
+            ("a", 1000, 1.0, 50.0),
+            ("a", 2999, 2.0, 50.0),
+            ("a", 3000, 9.0, 51.0),
+        ),
+        1000,
+        (1000, 3000),
+        [(1000, 1.0, 50.0, 1), (2000, 2.0, 50.0, 1)],
+    ),
+    "1 ms buckets, sparse over a long window": (
+        [("a", 0, 1.0, 50.0), ("b", 100, 2.0, 50.0), ("a", 60_000, 3.0, 49.0)],
+        1,
+        (0, 120_000),
+        [(0, 1.0, 50.0, 1), (100, 2.0, 50.0, 1), (60_000, 3.0, 49.0, 1)],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_window_frame_is_the_sql_frame(name: str) -> None:
+    samples, bucket_ms, (lo_ms, hi_ms), want = CASES[name]
+    con = _table(samples)
+    lo, hi = T0_US + lo_ms * 1000, T0_US + hi_ms * 1000
+    got = window_fleet_frame(read_window(con, lo, hi), bucket_ms)
+    assert got.t_us.tolist() == [T0_US + ms * 1000 for ms, _kw, _hz, _n in want]
+    np.testing.assert_allclose(got.power_mw, [kw / 1000 for _ms, kw, _hz, _n in want], atol=1e-12)
+    np.testing.assert_allclose(got.freq_hz, [hz for *_, hz, _n in want], atol=1e-9, equal_nan=True)
+    assert got.samples.tolist() == [n for *_, n in want]
+    _assert_same_frame(got, fleet_frame(con, bucket_ms, lo, hi))
+
+
+def test_equal_times_of_a_site_the_sample_read_last_counts() -> None:
+    # SQL arg_max may take either; the window read defines it: the log's (archive) order
+    con = _table([("a", 0, 1.0, 50.0), ("b", 0, 2.0, 50.0), ("a", 0, 4.0, 50.0)])
+    got = window_fleet_frame(read_window(con, T0_US, T0_US + 1_000_000), 1000)
+    assert got.power_mw.tolist() == [pytest.approx(0.006, abs=1e-15)]
+
+
+def test_bad_windows_are_refused() -> None:
+    con = _table([("a", 0, 1.0, 50.0)])
+    with pytest.raises(AuditInputError, match="empty telemetry window"):
+        read_window(con, T0_US, T0_US)
+    with pytest.raises(AuditInputError, match="lookback"):
+        read_window(con, T0_US, T0_US + 1, lookback_s=-1.0)
+    empty = read_window(con, T0_US + 5_000_000, T0_US + 6_000_000)
+    with pytest.raises(AuditInputError, match="no site telemetry"):
+        window_fleet_frame(empty, 1000)
+    with pytest.raises(AuditInputError, match="bucket"):
+        window_fleet_frame(read_window(con, T0_US, T0_US + 1_000_000), 0)
+    con.execute(
+        "INSERT INTO audit_site_telemetry VALUES (encode('b'), make_timestamp(?), 'x', NULL, 50.0)",
+        [T0_US + 10],
+    )
+    with pytest.raises(AuditInputError, match="battery_power_kw"):
+        read_window(con, T0_US, T0_US + 1_000_000)
+
+
+def test_window_bounds_are_whole_buckets_within_the_range() -> None:
+    start = np.datetime64(T0_US + 100_500_000, "us")
+    act = Activation("a", Product.MFRR, TestType.ACTIVATION, "ORDER", start, start + 60_000_000)
+    assert window_bounds(1000, act, pre_s=30.0) == (T0_US + 70_000_000, T0_US + 161_500_000)
+    clipped = window_bounds(1000, act, since_us=T0_US + 80_000_123, until_us=T0_US + 120_000_000)
+    assert clipped == (T0_US + 80_000_123, T0_US + 120_000_000)
+    with pytest.raises(AuditInputError, match="bucket"):
+        window_bounds(0, act)
+
+
+def _fleet(lo_ms: int, hi_ms: int) -> Series:
+    t = np.linspace(0.0, (hi_ms - lo_ms - 1) / 1000, 5)  # t1: the window's last ms
+    zeros = np.zeros_like(t)
+    return Series(t=t, power_mw=zeros, start=np.datetime64(T0_US + lo_ms * 1000, "us"))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_traces_from_a_wider_window_equal_an_exact_read(name: str) -> None:
+    samples, _bucket_ms, (lo_ms, hi_ms), _want = CASES[name]
+    con = _table([*samples, ("quiet", lo_ms - 600_000, 0.0, 50.0)])  # seen, then silent
+    fleet = _fleet(lo_ms, hi_ms)
+    wide = read_window(con, T0_US + (lo_ms - 5000) * 1000, T0_US + (hi_ms + 5000) * 1000)
+    exact, exact_seen = site_traces(con, fleet)
+    traces, seen = site_traces(con, fleet, window=wide)
+    assert seen == exact_seen
+    assert "quiet" in seen
+    assert "quiet" not in traces
+    assert list(traces) == list(exact)  # key order
+    for site, trace in traces.items():
+        assert trace.oem == exact[site].oem == f"oem-{site}"
+        assert trace.t_s.tolist() == exact[site].t_s.tolist()
+        assert trace.power_mw.tolist() == exact[site].power_mw.tolist()
+
+
+@st.composite
+def _logs(draw: st.DrawFn) -> tuple[list[Sample], int, int, int]:
+    sites = draw(st.integers(1, 5))
+    keys = draw(st.lists(st.tuples(st.integers(0, sites - 1), st.integers(0, 6000)), max_size=60))
+    no_freq = draw(st.sets(st.integers(0, 6000), max_size=10))
+    samples: list[Sample] = [
+        # a sample's values follow from (site, time): a duplicate is the same event
+        (f"s{i}", ms, float((7 * i + ms) % 13 - 6), None if ms in no_freq else 49.9 + i / 100)
+        for i, ms in keys
+    ]
+    dupes = draw(st.lists(st.sampled_from(samples), max_size=5)) if samples else []
+    order = draw(st.permutations([*samples, *dupes]))
+    lo = draw(st.integers(0, 3000))
+    hi = draw(st.integers(lo + 1, 7000))
+    return list(order), draw(st.sampled_from([1, 250, 1000])), lo, hi
+
+
+@settings(max_examples=60, deadline=None)
+@given(log=_logs())
+def test_any_log_window_frame_equals_the_sql_frame(log: tuple[list[Sample], int, int, int]) -> None:
+    samples, bucket_ms, lo_ms, hi_ms = log
+    con = _table(samples)
+    lo, hi = T0_US + lo_ms * 1000, T0_US + hi_ms * 1000
+    window = read_window(con, lo, hi)
+    if window.t_us.size == 0:
+        with pytest.raises(AuditInputError):
+            window_fleet_frame(window, bucket_ms)
+        with pytest.raises(AuditInputError):
+            fleet_frame(con, bucket_ms, lo, hi)
+        return
+    _assert_same_frame(window_fleet_frame(window, bucket_ms), fleet_frame(con, bucket_ms, lo, hi))
+    assert np.all(np.diff(window.site) >= 0)  # (site, time) order
+    same_site = window.site[1:] == window.site[:-1]
+    assert np.all(np.diff(window.t_us)[same_site] >= 0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(log=_logs(), cut=st.integers(0, 7000))
+def test_first_telemetry_is_the_smallest_event_time(
+    log: tuple[list[Sample], int, int, int], cut: int
+) -> None:
+    samples, _bucket_ms, lo_ms, hi_ms = log
+    con = _table(samples)
+    for since, until in ((None, None), (lo_ms, hi_ms), (cut, None), (None, cut)):
+        inside = [
+            ms
+            for _s, ms, _kw, _hz in samples
+            if (since is None or ms >= since) and (until is None or ms < until)
+        ]
+        got = first_telemetry_us(
+            con,
+            None if since is None else T0_US + since * 1000,
+            None if until is None else T0_US + until * 1000,
+        )
+        assert got == (T0_US + min(inside) * 1000 if inside else None)
+
+
+def _order_log(root: Path) -> Activation:
+    """An mFRR order over 6 sites at 1 Hz: s1 sends every sample twice, s4 stops mid-window,
+    s5 falls silent before it (STALE); the rest ramp up, s3 the wrong way."""
+    b = LogBuilder(seed=3)
+    order_s, length_s = 60, 600
+    start_us = T0_US + order_s * 1_000_000
+    end_us = start_us + length_s * 1_000_000
+    activation(
+        b,
+        activation_id="order-1",
+        product=Product.MFRR,
+        kind="ORDER",
+        start_us=start_us,
+        end_us=end_us,
+        requested_mw=0.06,
+    )
+    for i in range(6):
+        site, oem = f"site-{i:05d}", ["huawei", "sungrow", "saj"][i % 3]
+        stop_s = {4: 300, 5: 40}.get(i, order_s + length_s + 5)
+        for s in range(stop_s):
+            ramp = min(1.0, max(0.0, (s - order_s - 30) / 400)) * 10.0
+            kw = -ramp if i == 3 else ramp
+            us = T0_US + s * 1_000_000 + 13_000 * i
+            for _copy in range(2 if i == 1 else 1):
+                telemetry(b, site, oem, event_us=us, power_kw=kw, freq_hz=50.0 + 0.001 * (s % 7))
+    b.write(root)
+    return Activation(
+        "order-1",
+        Product.MFRR,
+        TestType.ACTIVATION,
+        "ORDER",
+        np.datetime64(start_us, "us"),
+        np.datetime64(end_us, "us"),
+        requested_mw=0.06,
+    )
+
+
+def test_an_archived_order_judged_the_same_as_by_the_sql_frame(tmp_path: Path) -> None:
+    act, bucket_ms = _order_log(tmp_path), 1000
+    opts = AuditOptions()
+    con = audit_connection()
+    try:
+        scan = scan_log(con, opts, tmp_path)
+        (found,) = scan.activations
+        assert found == act
+        data = activation_data(con, scan, found, opts)
+        lo, hi = window_bounds(bucket_ms, found)
+        sql = fleet_series(
+            fleet_frame(con, bucket_ms, lo, hi), found, interval_s=1.0, capacity_mw=0.06
+        )
+        assert data.series.t.tolist() == sql.t.tolist()
+        assert data.series.power_mw.tolist() == sql.power_mw.tolist()  # canonical: exact
+        assert data.series.grid_freq_hz is not None
+        assert sql.grid_freq_hz is not None
+        assert data.series.grid_freq_hz.tolist() == sql.grid_freq_hz.tolist()
+        got = judge(data.series, found.product, found.test_type)
+        want = judge(sql, found.product, found.test_type)
+        assert [v.as_dict() for v in got] == [v.as_dict() for v in want]
+        from_window = find_offenders(con, found, data.series, window=data.window)
+        from_exact_read = find_offenders(con, found, data.series)
+    finally:
+        con.close()
+    assert from_window.offenders == from_exact_read.offenders
+    kinds = {(o.site_id, o.kind) for o in from_window.offenders}
+    assert ("site-00003", "WRONG_POLARITY") in kinds
+    assert ("site-00004", "STALE") in kinds
+    assert ("site-00005", "STALE") in kinds
+    assert not any(site == "site-00001" for site, _kind in kinds)  # duplicates are no offence
+    assert from_window.oem_response.keys() == from_exact_read.oem_response.keys()
+    for oem, response in from_window.oem_response.items():
+        assert response.tolist() == from_exact_read.oem_response[oem].tolist()
