@@ -32,13 +32,24 @@ from analytics.rules.base import (
 from analytics.rules.segments import Transition, find_transitions
 from analytics.timeseries import FCRD_TEST_RATE, FloatArray
 from analytics.verdicts import Product, TestType
+from streams.steps.products import (
+    FCR_SS_OVER_TOLERANCE,
+    FCR_SS_UNDER_TOLERANCE,
+    FCRD_DOWN_START_HZ,
+    FCRD_LEGACY_FULL_S,
+    FCRD_LEGACY_HALF_FRACTION,
+    FCRD_LEGACY_HALF_S,
+    FCRD_REQ2_AFTER_S,
+    FCRD_REQ2_FRACTION,
+    FCRD_UP_START_HZ,
+)
 
 # TR25 Table 4, up case: target frequency of ramps 1..6 and nominal ramp durations [s].
 UP_TARGETS_HZ = (49.45, 49.9, 49.5, 49.9, 49.0, 50.0)
 NOMINAL_DURATION_S = (3.1, 5.0, 1.7, 1.7, 3.8, 4.2)
 NADIR_DELAY_S = 4.4  # Req 4: t_nadir = ramp-1 start + 4.4 s
 REQ4_WINDOW_S = 40.0
-T75 = 7.5
+T75 = FCRD_REQ2_AFTER_S
 
 
 def targets(product: Product) -> tuple[float, ...]:
@@ -103,7 +114,7 @@ def _build_ramp_test(ctx: Context) -> RampTest:
         starts = ctx.params.ramp_starts_s
         if len(starts) < 6:
             raise TestSequenceError(f"ramp_starts_s needs ramps 1..6, got {len(starts)} times")
-        pre = 49.9 if sign > 0 else 50.1
+        pre = FCRD_UP_START_HZ if sign > 0 else FCRD_DOWN_START_HZ
         froms = (pre, *want[:5])
         ramps = tuple(
             Transition(s, s + d, f0, f1)
@@ -112,7 +123,11 @@ def _build_ramp_test(ctx: Context) -> RampTest:
     else:
         f = ctx.series.frequency("FCR-D ramp detection")
         found = split_unresolved_hold(
-            find_transitions(ctx.series.t, f), ctx.series.t, f, 49.9 if sign > 0 else 50.1, want[0]
+            find_transitions(ctx.series.t, f),
+            ctx.series.t,
+            f,
+            FCRD_UP_START_HZ if sign > 0 else FCRD_DOWN_START_HZ,
+            want[0],
         )
         if len(found) < 6:
             raise TestSequenceError(
@@ -120,7 +135,7 @@ def _build_ramp_test(ctx: Context) -> RampTest:
                 f" (targets {found and [round(r.f_to, 3) for r in found]})"
             )
         # Skip anything before ramp 1 (e.g. a lead-in from 50.0 Hz to the 49.9 Hz start).
-        pre = 49.9 if sign > 0 else 50.1
+        pre = FCRD_UP_START_HZ if sign > 0 else FCRD_DOWN_START_HZ
         first = next(
             (
                 k
@@ -157,9 +172,9 @@ def req1_steady_state(ctx: Context) -> Measurement:
     p4 = ctx.series.mean(r, *rt.ss_window(ctx, 4), "P_ss,4")
     d = ctx.params.k_red_ss * rt.dp_ss
     if rt.sign > 0:
-        ratio, lo, hi = (p3 - p4 - d) / d, -0.05, 0.20
+        ratio, lo, hi = (p3 - p4 - d) / d, -FCR_SS_UNDER_TOLERANCE, FCR_SS_OVER_TOLERANCE
     else:
-        ratio, lo, hi = (p3 - p4 + d) / d, -0.20, 0.05
+        ratio, lo, hi = (p3 - p4 + d) / d, -FCR_SS_OVER_TOLERANCE, FCR_SS_UNDER_TOLERANCE
     return Measurement(
         ratio,
         lo,
@@ -180,7 +195,7 @@ def req2_dp75(ctx: Context) -> Measurement:
     """ΔP 7.5 s after the start of ramp 5 >= 0.86·K_red,dyn·|ΔP_ss,theo|."""
     rt = ramp_test(ctx)
     t5, dp75 = _dp75(ctx)
-    need = 0.86 * ctx.params.k_red_dyn * rt.dp_ss
+    need = FCRD_REQ2_FRACTION * ctx.params.k_red_dyn * rt.dp_ss
     return Measurement(
         dp75, need, ">=", f"ramp 5 at t={t5:.2f} s; ΔP(7.5)/ΔP_ss,theo={dp75 / rt.dp_ss:.4f}"
     )
@@ -246,17 +261,23 @@ def _legacy_reach(ctx: Context, fraction: float, limit_s: float) -> Measurement:
 
 
 def legacy_half(ctx: Context) -> Measurement:
-    return _legacy_reach(ctx, 0.5, 5.0)
+    return _legacy_reach(ctx, FCRD_LEGACY_HALF_FRACTION, FCRD_LEGACY_HALF_S)
 
 
 def legacy_full(ctx: Context) -> Measurement:
-    return _legacy_reach(ctx, ctx.params.full_fraction, 30.0)
+    return _legacy_reach(ctx, ctx.params.full_fraction, FCRD_LEGACY_FULL_S)
+
+
+def _pct(fraction: float) -> str:
+    """A fraction as a percentage for requirement texts (0.05 -> "5")."""
+    return f"{fraction * 100:g}"
 
 
 def _rules(product: Product) -> list[Rule]:
     ramp = frozenset({TestType.RAMP})
     tag = product.tag
-    bounds = "-5 %/+20 %" if product is Product.FCR_D_UP else "-20 %/+5 %"
+    under, over = _pct(FCR_SS_UNDER_TOLERANCE), _pct(FCR_SS_OVER_TOLERANCE)
+    bounds = f"-{under} %/+{over} %" if product is Product.FCR_D_UP else f"-{over} %/+{under} %"
 
     def rule(rid: str, version: str, text: str, ref: str, unit: str, *, fn: Evaluator) -> Rule:
         return Rule(
@@ -283,7 +304,7 @@ def _rules(product: Product) -> list[Rule]:
         rule(
             "REQ2.DP75",
             TR25,
-            "ΔP(7.5 s) >= 0.86·ΔP_ss,theo",
+            f"ΔP({T75:g} s) >= {FCRD_REQ2_FRACTION:g}·ΔP_ss,theo",
             "TR25 §3.1.2 Req 2",
             "MW",
             fn=req2_dp75,
@@ -313,12 +334,17 @@ def _rules(product: Product) -> list[Rule]:
             fn=req4_deactivation,
         ),
         rule(
-            "LEGACY.50PCT_5S", SVK_LEGACY, "50 % within 5 s", "SvK FCR-D page", "s", fn=legacy_half
+            "LEGACY.50PCT_5S",
+            SVK_LEGACY,
+            f"{_pct(FCRD_LEGACY_HALF_FRACTION)} % within {FCRD_LEGACY_HALF_S:g} s",
+            "SvK FCR-D page",
+            "s",
+            fn=legacy_half,
         ),
         rule(
             "LEGACY.100PCT_30S",
             SVK_LEGACY,
-            "100 % within 30 s",
+            f"100 % within {FCRD_LEGACY_FULL_S:g} s",
             "SvK FCR-D page",
             "s",
             fn=legacy_full,

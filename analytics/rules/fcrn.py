@@ -31,8 +31,19 @@ from analytics.rules.base import (
 from analytics.rules.segments import find_transitions
 from analytics.timeseries import FCRN_TEST_RATE
 from analytics.verdicts import Product, TestType
+from streams.steps.products import (
+    FCR_SS_OVER_TOLERANCE,
+    FCR_SS_UNDER_TOLERANCE,
+    FCRN_FULL_DOWN_HZ,
+    FCRN_FULL_UP_HZ,
+    FCRN_LEGACY_FULL_S,
+    FCRN_LEGACY_RAMP_FRACTION,
+    FCRN_LEGACY_RAMP_S,
+    NOMINAL_HZ,
+)
 
-LEVELS_HZ = (50.0, 49.9, 50.1, 50.0)  # steps 0..3
+# steps 0..3 (TR25 Table 3): nominal, full up, full down, nominal
+LEVELS_HZ = (NOMINAL_HZ, FCRN_FULL_UP_HZ, FCRN_FULL_DOWN_HZ, NOMINAL_HZ)
 LEVEL_TOL_HZ = 0.01
 
 
@@ -91,10 +102,10 @@ def req1_up(ctx: Context) -> Measurement:
     dp1 = p1 - 0.5 * (p0 + p3)
     return Measurement(
         (dp1 - d) / d,
-        -0.05,
+        -FCR_SS_UNDER_TOLERANCE,
         "between",
         f"P_ss,0={p0:.4f}, P_ss,1={p1:.4f}, P_ss,3={p3:.4f} MW; ΔP_ss,1={dp1:.4f} MW",
-        threshold_high=0.20,
+        threshold_high=FCR_SS_OVER_TOLERANCE,
     )
 
 
@@ -106,10 +117,10 @@ def req1_down(ctx: Context) -> Measurement:
     dp2 = p2 - 0.5 * (p0 + p3)
     return Measurement(
         (dp2 + d) / d,
-        -0.20,
+        -FCR_SS_OVER_TOLERANCE,
         "between",
         f"P_ss,0={p0:.4f}, P_ss,2={p2:.4f}, P_ss,3={p3:.4f} MW; ΔP_ss,2={dp2:.4f} MW",
-        threshold_high=0.05,
+        threshold_high=FCR_SS_UNDER_TOLERANCE,
     )
 
 
@@ -141,21 +152,34 @@ def _rule(rid: str, version: str, text: str, ref: str, unit: str, *, fn: Evaluat
     )
 
 
+def _pct(fraction: float) -> str:
+    """A fraction as a percentage for rule ids and texts (0.63 -> "63")."""
+    return f"{fraction * 100:g}"
+
+
 def _legacy_rules() -> list[Rule]:
+    ramp = _pct(FCRN_LEGACY_RAMP_FRACTION)
+    full_min = f"{FCRN_LEGACY_FULL_S / 60:g}"
     out = []
     for step, direction in ((1, "UP"), (2, "DOWN")):
-        for fraction_name, limit, label in (
-            ("63", 60.0, "63 % within 60 s"),
-            ("100", 180.0, "100 % within 3 min"),
+        # (id part, fraction (None: the full_fraction parameter), time limit, text)
+        for fraction_name, fixed, limit, label in (
+            (
+                ramp,
+                FCRN_LEGACY_RAMP_FRACTION,
+                FCRN_LEGACY_RAMP_S,
+                f"{ramp} % within {FCRN_LEGACY_RAMP_S:g} s",
+            ),
+            ("100", None, FCRN_LEGACY_FULL_S, f"100 % within {full_min} min"),
         ):
 
             def fn(
                 ctx: Context,
                 step: int = step,
-                fraction_name: str = fraction_name,
+                fixed: float | None = fixed,
                 limit: float = limit,
             ) -> Measurement:
-                fraction = 0.63 if fraction_name == "63" else ctx.params.full_fraction
+                fraction = ctx.params.full_fraction if fixed is None else fixed
                 return _legacy(ctx, step, fraction, limit)
 
             out.append(
@@ -171,11 +195,12 @@ def _legacy_rules() -> list[Rule]:
     return out
 
 
+_UNDER, _OVER = _pct(FCR_SS_UNDER_TOLERANCE), _pct(FCR_SS_OVER_TOLERANCE)
 RULES: tuple[Rule, ...] = (
     _rule(
         "REQ1.SS_UP",
         TR25,
-        "steady-state up response within -5 %/+20 % of ΔP_ss,theo",
+        f"steady-state up response within -{_UNDER} %/+{_OVER} % of ΔP_ss,theo",
         "TR25 §3.1.1 Req 1",
         "fraction",
         fn=req1_up,
@@ -183,7 +208,7 @@ RULES: tuple[Rule, ...] = (
     _rule(
         "REQ1.SS_DOWN",
         TR25,
-        "steady-state down response within -20 %/+5 % of ΔP_ss,theo",
+        f"steady-state down response within -{_OVER} %/+{_UNDER} % of ΔP_ss,theo",
         "TR25 §3.1.1 Req 1",
         "fraction",
         fn=req1_down,

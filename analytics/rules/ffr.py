@@ -35,20 +35,26 @@ from analytics.rules.base import (
 )
 from analytics.timeseries import FFR_EVENT_RATE, RATE_SLACK
 from analytics.verdicts import Product, TestType
+from streams.steps.products import (
+    FFR_OPTIONS,
+    FFR_SHORT_SUPPORT_S,
+    FFR_SLOW_DEACTIVATION,
+    FFR_SUPPORT_S,
+)
 
-ACTIVATION_TIME_S = {49.7: 1.3, 49.6: 1.0, 49.5: 0.7}
 PRE_LOG_S = 10.0
 POST_LOG_S = 900.0
-SLOW_DEACTIVATION = 0.20  # fraction of C per second
+_OPTIONS_HZ = ", ".join(f"{hz:g}" for hz in FFR_OPTIONS)
+_OPTIONS_HZ_OR = " or ".join(_OPTIONS_HZ.rsplit(", ", 1))
 
 
 def option_time(activation_hz: float) -> float:
     """Required full-activation time for an FFR option; error for an unknown option."""
-    for hz, seconds in ACTIVATION_TIME_S.items():
+    for hz, seconds in FFR_OPTIONS.items():
         if abs(hz - activation_hz) < 1e-6:
             return seconds
     raise MissingParameterError(
-        "ffr_activation_hz", "FFR", f"{activation_hz} Hz is not an option (49.7, 49.6, 49.5)"
+        "ffr_activation_hz", "FFR", f"{activation_hz} Hz is not an option ({_OPTIONS_HZ})"
     )
 
 
@@ -70,7 +76,7 @@ def ffr_event(ctx: Context) -> FfrEvent:
 def _build_event(ctx: Context) -> FfrEvent:
     p = ctx.params
     if p.ffr_activation_hz is None:
-        raise MissingParameterError("ffr_activation_hz", "FFR", "49.7, 49.6 or 49.5 Hz")
+        raise MissingParameterError("ffr_activation_hz", "FFR", f"{_OPTIONS_HZ_OR} Hz")
     option_time(p.ffr_activation_hz)
     s = ctx.series
     if p.activation_start_s is not None:
@@ -117,8 +123,8 @@ def activation_time(ctx: Context) -> Measurement:
 
 def support_duration(ctx: Context) -> Measurement:
     ev = ffr_event(ctx)
-    slow = not np.isnan(ev.deactivation_rate) and ev.deactivation_rate <= SLOW_DEACTIVATION
-    need = 5.0 if slow else 30.0
+    slow = not np.isnan(ev.deactivation_rate) and ev.deactivation_rate <= FFR_SLOW_DEACTIVATION
+    need = FFR_SHORT_SUPPORT_S if slow else FFR_SUPPORT_S
     rate = "not observed" if np.isnan(ev.deactivation_rate) else f"{ev.deactivation_rate:.1%}/s"
     note = " (data ends during support)" if ev.censored else ""
     return Measurement(
@@ -159,14 +165,19 @@ def _rule(
 RULES: tuple[Rule, ...] = (
     _rule(
         "ACTIVATION_TIME",
-        "full activation within 1.3/1.0/0.7 s at 49.7/49.6/49.5 Hz",
+        "full activation within "
+        + "/".join(f"{s:.1f}" for s in FFR_OPTIONS.values())
+        + " s at "
+        + "/".join(f"{hz:g}" for hz in FFR_OPTIONS)
+        + " Hz",
         "SvK FFR page; Fingrid FFR",
         "s",
         fn=activation_time,
     ),
     _rule(
         "SUPPORT_DURATION",
-        "support >= 30 s (>= 5 s if deactivation <= 20 %/s of C)",
+        f"support >= {FFR_SUPPORT_S:g} s (>= {FFR_SHORT_SUPPORT_S:g} s if deactivation "
+        f"<= {FFR_SLOW_DEACTIVATION * 100:g} %/s of C)",
         "SvK FFR page; Fingrid FFR",
         "s",
         fn=support_duration,

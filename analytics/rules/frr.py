@@ -33,6 +33,11 @@ from analytics.rules.base import (
 )
 from analytics.timeseries import OPERATION_RATE
 from analytics.verdicts import Product, TestType
+from streams.steps.products import (
+    AFRR_FULL_ACTIVATION_S,
+    MFRR_EAM_FULL_ACTIVATION_S,
+    MFRR_FULL_ACTIVATION_S,
+)
 
 
 @dataclass(frozen=True)
@@ -93,15 +98,15 @@ def _rule(product: Product, rid: str, version: str, text: str, ref: str, *, fn: 
 
 
 def afrr_fat(ctx: Context) -> Measurement:
-    return _fat(ctx, 300.0)
+    return _fat(ctx, AFRR_FULL_ACTIVATION_S)
 
 
 def mfrr_fat_eam(ctx: Context) -> Measurement:
-    return _fat(ctx, 750.0)
+    return _fat(ctx, MFRR_EAM_FULL_ACTIVATION_S)
 
 
 def mfrr_fat_legacy(ctx: Context) -> Measurement:
-    return _fat(ctx, 900.0)
+    return _fat(ctx, MFRR_FULL_ACTIVATION_S)
 
 
 RULES: tuple[Rule, ...] = (
@@ -109,7 +114,7 @@ RULES: tuple[Rule, ...] = (
         Product.AFRR,
         "AFRR.FAT",
         AFRR_FAT,
-        "full activation within 5 min",
+        f"full activation within {AFRR_FULL_ACTIVATION_S / 60:g} min",
         "Fingrid aFRR; Statnett aFRR",
         fn=afrr_fat,
     ),
@@ -117,7 +122,7 @@ RULES: tuple[Rule, ...] = (
         Product.MFRR,
         "MFRR.FAT",
         EAM25,
-        "full activation within 12.5 min",
+        f"full activation within {MFRR_EAM_FULL_ACTIVATION_S / 60:g} min",
         "Fingrid mFRR T&C 4.3.2025 (standard product)",
         fn=mfrr_fat_eam,
     ),
@@ -125,7 +130,7 @@ RULES: tuple[Rule, ...] = (
         Product.MFRR,
         "MFRR.LEGACY.FAT",
         SVK_LEGACY,
-        "100 % within 15 min",
+        f"100 % within {MFRR_FULL_ACTIVATION_S / 60:g} min",
         "SvK mFRR page",
         fn=mfrr_fat_legacy,
     ),

@@ -15,7 +15,13 @@ API:
 - ``curve_fraction(curve, frequency_hz)`` with the curve's own band;
 - ``required_response_mw(curve, capacity_mw, frequency_hz)``;
 - ``required_fraction_by(curve, elapsed_s) -> Checkpoint | None`` (the timing envelope);
-- ``ffr_full_activation_s(f_activation_hz)``.
+- ``ffr_full_activation_s(f_activation_hz)``;
+- the requirement figures themselves (``FCRD_UP_FULL_HZ``, ``FCRD_REQ2_FRACTION``,
+  ``FFR_OPTIONS``, ``AFRR_FULL_ACTIVATION_S``...): ``CURVES`` is built from them and the
+  audit's rules (``analytics.rules``: ``fcrd``, ``fcrn``, ``ffr``, ``frr``) import them, so
+  each figure is written once. Which requirement version judges a figure stays with the
+  audit rule that uses it (``analytics.rules.base``: TR25, SVK-LEGACY, EAM25, ...); the
+  ``rule_version`` of a curve names the version of the live envelope.
 """
 
 from __future__ import annotations
@@ -80,8 +86,49 @@ class ProductCurve:
         return 1 if self.f_full_hz <= self.f_start_hz else -1
 
 
+# ------------------------------------------------------------------ requirement figures
+# Facts: shared/reference/svk-requirements.md §1 (sources in brackets). Up = under-frequency
+# support (discharge), down = over-frequency support (charge).
+
+#: Nominal grid frequency; FCR-N's band is centred on it.
+NOMINAL_HZ = 50.0
+#: FCR-N: linear and symmetric, 100 % at 49.9 Hz (up) / 50.1 Hz (down) [TR25 Table 1].
+FCRN_FULL_UP_HZ = 49.9
+FCRN_FULL_DOWN_HZ = 50.1
+#: FCR-N legacy timing (SvK FCR-N page): 63 % within 60 s, 100 % within 3 min.
+FCRN_LEGACY_RAMP_S = 60.0
+FCRN_LEGACY_RAMP_FRACTION = 0.63
+FCRN_LEGACY_FULL_S = 180.0
+#: FCR-D up: 0 % at 49.9 Hz, linear to 100 % at 49.5 Hz; down mirrored about 50 Hz [TR25].
+FCRD_UP_START_HZ = 49.9
+FCRD_UP_FULL_HZ = 49.5
+FCRD_DOWN_START_HZ = 50.1
+FCRD_DOWN_FULL_HZ = 50.5
+#: FCR-D Req 2: ΔP 7.5 s after the step >= 0.86·ΔP_ss,theo [TR25 §3.1.2].
+FCRD_REQ2_AFTER_S = 7.5
+FCRD_REQ2_FRACTION = 0.86
+#: FCR-D legacy timing (SvK FCR-D page): 50 % within 5 s, 100 % within 30 s.
+FCRD_LEGACY_HALF_S = 5.0
+FCRD_LEGACY_HALF_FRACTION = 0.5
+FCRD_LEGACY_FULL_S = 30.0
+#: FCR steady state, TR25 Req 1: the response within -5 % / +20 % of the required one
+#: (relative; mirrored, -20 % / +5 %, for a charging step).
+FCR_SS_UNDER_TOLERANCE = 0.05
+FCR_SS_OVER_TOLERANCE = 0.20
 #: FFR activation options: activation frequency -> full activation time [SVK-FFR], [FG-FFR].
 FFR_OPTIONS: Mapping[float, float] = MappingProxyType({49.7: 1.3, 49.6: 1.0, 49.5: 0.7})
+#: The option the live curve assumes when an assignment names none.
+FFR_DEFAULT_HZ = 49.7
+#: FFR support: >= 30 s, or >= 5 s when deactivation is at most 20 % of C per second.
+FFR_SUPPORT_S = 30.0
+FFR_SHORT_SUPPORT_S = 5.0
+FFR_SLOW_DEACTIVATION = 0.20
+#: aFRR full activation time 5 min [FG-aFRR], [SN-aFRR].
+AFRR_FULL_ACTIVATION_S = 300.0
+#: mFRR: 100 % within 15 min (SvK mFRR page); 12.5 min for the EAM standard product
+#: (2.5 min preparation + 10 min ramp) [FG-mFRR-TC].
+MFRR_FULL_ACTIVATION_S = 900.0
+MFRR_EAM_FULL_ACTIVATION_S = 750.0
 
 
 def ffr_full_activation_s(f_activation_hz: float) -> float:
@@ -98,14 +145,16 @@ CURVES: Mapping[Product, ProductCurve] = MappingProxyType(
         # time-domain figure; the live envelope uses SvK's legacy 63 % in 60 s, 100 % in 3 min.
         Product.FCR_N: ProductCurve(
             product=Product.FCR_N,
-            f_start_hz=50.0,
-            f_full_hz=49.9,
+            f_start_hz=NOMINAL_HZ,
+            f_full_hz=FCRN_FULL_UP_HZ,
             symmetric=True,
             stepwise=False,
-            checkpoints=(Checkpoint(60.0, 0.63, "FCRN.LIVE.RAMP60"),),
-            full_activation_s=180.0,
-            under_tolerance=0.05,
-            over_tolerance=0.20,
+            checkpoints=(
+                Checkpoint(FCRN_LEGACY_RAMP_S, FCRN_LEGACY_RAMP_FRACTION, "FCRN.LIVE.RAMP60"),
+            ),
+            full_activation_s=FCRN_LEGACY_FULL_S,
+            under_tolerance=FCR_SS_UNDER_TOLERANCE,
+            over_tolerance=FCR_SS_OVER_TOLERANCE,
             rule_prefix="FCRN",
             rule_version=TR_2025_03_28,
         ),
@@ -113,27 +162,31 @@ CURVES: Mapping[Product, ProductCurve] = MappingProxyType(
         # 100 % within 30 s (legacy) is when steady state is judged.
         Product.FCR_D_UP: ProductCurve(
             product=Product.FCR_D_UP,
-            f_start_hz=49.9,
-            f_full_hz=49.5,
+            f_start_hz=FCRD_UP_START_HZ,
+            f_full_hz=FCRD_UP_FULL_HZ,
             symmetric=False,
             stepwise=False,
-            checkpoints=(Checkpoint(7.5, 0.86, "FCRD_UP.LIVE.REQ2.DP75"),),
-            full_activation_s=30.0,
-            under_tolerance=0.05,
-            over_tolerance=0.20,
+            checkpoints=(
+                Checkpoint(FCRD_REQ2_AFTER_S, FCRD_REQ2_FRACTION, "FCRD_UP.LIVE.REQ2.DP75"),
+            ),
+            full_activation_s=FCRD_LEGACY_FULL_S,
+            under_tolerance=FCR_SS_UNDER_TOLERANCE,
+            over_tolerance=FCR_SS_OVER_TOLERANCE,
             rule_prefix="FCRD_UP",
             rule_version=TR_2025_03_28,
         ),
         Product.FCR_D_DOWN: ProductCurve(
             product=Product.FCR_D_DOWN,
-            f_start_hz=50.1,
-            f_full_hz=50.5,
+            f_start_hz=FCRD_DOWN_START_HZ,
+            f_full_hz=FCRD_DOWN_FULL_HZ,
             symmetric=False,
             stepwise=False,
-            checkpoints=(Checkpoint(7.5, 0.86, "FCRD_DOWN.LIVE.REQ2.DP75"),),
-            full_activation_s=30.0,
-            under_tolerance=0.05,
-            over_tolerance=0.20,
+            checkpoints=(
+                Checkpoint(FCRD_REQ2_AFTER_S, FCRD_REQ2_FRACTION, "FCRD_DOWN.LIVE.REQ2.DP75"),
+            ),
+            full_activation_s=FCRD_LEGACY_FULL_S,
+            under_tolerance=FCR_SS_UNDER_TOLERANCE,
+            over_tolerance=FCR_SS_OVER_TOLERANCE,
             rule_prefix="FCRD_DOWN",
             rule_version=TR_2025_03_28,
         ),
@@ -141,14 +194,15 @@ CURVES: Mapping[Product, ProductCurve] = MappingProxyType(
         # Default option 49.7 Hz -> 1.3 s; an assignment's f_full_hz picks another option.
         Product.FFR: ProductCurve(
             product=Product.FFR,
-            f_start_hz=49.7,
-            f_full_hz=49.7,
+            f_start_hz=FFR_DEFAULT_HZ,
+            f_full_hz=FFR_DEFAULT_HZ,
             symmetric=False,
             stepwise=True,
             checkpoints=(),
-            full_activation_s=1.3,
-            under_tolerance=0.05,
-            over_tolerance=0.20,
+            full_activation_s=FFR_OPTIONS[FFR_DEFAULT_HZ],
+            # no steady-state figure for FFR: the live envelope borrows FCR's
+            under_tolerance=FCR_SS_UNDER_TOLERANCE,
+            over_tolerance=FCR_SS_OVER_TOLERANCE,
             rule_prefix="FFR",
             rule_version=SVK_LEGACY,
         ),
@@ -159,8 +213,8 @@ CURVES: Mapping[Product, ProductCurve] = MappingProxyType(
             f_full_hz=None,
             symmetric=False,
             stepwise=False,
-            checkpoints=(Checkpoint(150.0, 0.5, "AFRR.LIVE.RAMP"),),
-            full_activation_s=300.0,
+            checkpoints=(Checkpoint(AFRR_FULL_ACTIVATION_S / 2, 0.5, "AFRR.LIVE.RAMP"),),
+            full_activation_s=AFRR_FULL_ACTIVATION_S,
             under_tolerance=0.05,
             over_tolerance=0.10,
             rule_prefix="AFRR",
@@ -174,8 +228,8 @@ CURVES: Mapping[Product, ProductCurve] = MappingProxyType(
             f_full_hz=None,
             symmetric=False,
             stepwise=False,
-            checkpoints=(Checkpoint(450.0, 0.5, "MFRR.LIVE.RAMP"),),
-            full_activation_s=900.0,
+            checkpoints=(Checkpoint(MFRR_FULL_ACTIVATION_S / 2, 0.5, "MFRR.LIVE.RAMP"),),
+            full_activation_s=MFRR_FULL_ACTIVATION_S,
             under_tolerance=0.05,
             over_tolerance=0.10,
             rule_prefix="MFRR",
