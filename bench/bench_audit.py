@@ -12,13 +12,17 @@ to 49.75 Hz for 60 s (an FCR-D up event with no activation event: detected from 
 and one mFRR order (MarketActivation) that the sites follow within 11 min; every 97th site
 responds with the wrong sign. Assignments and the order are real codec-encoded events.
 
-Figure: wall time of the whole audit (first-sample probe, interval probe, fleet aggregation
-scan, activations, per-site offenders of both activations over all 1,300 sites, FOPDT
-fits, verdicts). Baseline, same run, same files and columns: ``SELECT epoch_us(event_time)
-// 1000000, sum(site_telemetry__battery_power_kw) FROM read_parquet(<telemetry files>)
-GROUP BY 1``, after one untimed warm-up run so both start with the files in the page
-cache. Goal: <= 3x the scan and <= 30 s. ``BENCH_AUDIT_SECONDS`` sets another length
-(e.g. 3600 for a quick run; it gets its own cache directory).
+Figure: wall time of the whole audit (first-sample probe, interval probe, fleet frequency
+scan of the whole range, activations, each activation's window read once for its fleet
+power and the per-site offenders over all 1,300 sites, FOPDT fits, verdicts). Baseline,
+same run, same files: ``SELECT epoch_us(event_time) // 1000000,
+sum(site_telemetry__battery_power_kw) FROM read_parquet(<telemetry files>) GROUP BY 1``
+(a plain per-second fleet sum: the least any audit of the range must read and group).
+The machine is shared and noisy: after one untimed warm-up scan, ``BENCH_AUDIT_ROUNDS``
+(default 3) rounds alternate scan and audit, and the best round of each is the figure
+(every round is in the note, with the load average). Goal: <= 3x the scan and <= 30 s.
+``BENCH_AUDIT_SECONDS`` sets another length (e.g. 3600 for a quick run; it gets its own
+cache directory).
 """
 
 from __future__ import annotations
@@ -33,13 +37,14 @@ import duckdb
 from analytics.archive.layout import hour_bucket, part_path, remove_temp_files, temp_path
 from analytics.archive.schema import TYPED_MARKER, default_layouts
 from analytics.archive.synthetic import TELEMETRY_EVENT, TELEMETRY_TOPIC
-from analytics.audit.run import AuditOptions, audit_log
+from analytics.audit.run import AuditOptions, AuditResult, audit_log
 from analytics.audit.scenario import LogBuilder, activation, assignment
 from analytics.verdicts import Product
 from bench import BenchResult
 
 SITES = 1300
 SECONDS = int(os.environ.get("BENCH_AUDIT_SECONDS", "86400"))
+ROUNDS = max(1, int(os.environ.get("BENCH_AUDIT_ROUNDS", "3")))
 CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache" / "bench"
 GENERATOR_VERSION = "v2"  # bump when the generated archive changes
 START_MS = 1_790_002_800_000  # 2026-09-21T15:00:00Z, on the hour
@@ -227,28 +232,39 @@ def plain_scan(root: Path) -> float:
         return time.perf_counter() - t0
 
 
-def run() -> list[BenchResult]:
-    root, rows, generate_s = cached_archive()
-    plain_scan(root)  # warm-up: both timed runs start with the files in the page cache
-    scan_s = plain_scan(root)
+def timed_audit(root: Path) -> tuple[float, AuditResult]:
+    """Seconds of one whole audit of ``root`` (default options) and its result."""
     t0 = time.perf_counter()
     result = audit_log(root, AuditOptions())
-    audit_s = time.perf_counter() - t0
+    return time.perf_counter() - t0, result
+
+
+def run() -> list[BenchResult]:
+    root, rows, generate_s = cached_archive()
+    plain_scan(root)  # warm-up: the timed rounds start with the files in the page cache
+    scans: list[float] = []
+    audits: list[float] = []
+    for _round in range(ROUNDS):
+        scans.append(plain_scan(root))
+        audit_s, result = timed_audit(root)
+        audits.append(audit_s)
     found = [r.activation.activation_id for r in result.results]
     offenders = sum(len(r.offenders) for r in result.results)
     made = "cached" if generate_s is None else f"generated in {generate_s:.0f} s"
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    rounds = ", ".join(f"{a:.2f}/{b:.2f}" for a, b in zip(audits, scans, strict=True))
     note = (
         f"{rows:,} rows = {SITES} sites x {SECONDS} s at 1 Hz ({made}, {root.name}); "
         f"{len(found)} activations judged ({', '.join(found)}), {offenders} offender rows; "
+        f"best of {ROUNDS} alternating rounds, audit/scan s: {rounds}; "
         f"load average {load} on {os.cpu_count()} CPUs"
     )
     return [
         BenchResult(
             name="audit_log_vs_duckdb_scan",
-            value=audit_s,
+            value=min(audits),
             unit="s",
-            baseline=scan_s,
+            baseline=min(scans),
             goal="<= 3x and <= 30 s",
             higher_is_better=False,
             note=note,
