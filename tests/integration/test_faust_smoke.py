@@ -1,76 +1,42 @@
 """Faust 0.15 + aiokafka 0.14 on the real broker: a consumer group, a table with a changelog,
 and table recovery from that changelog after a worker restart.
 
-The worker runs as a subprocess (tests/integration/faust_smoke_app.py): Faust owns its
-event loop and signal handling, which do not mix well with pytest's process. Topic names
-are spelled out here on purpose: they are Faust's naming convention, which the project
-must follow when it pre-creates topics.
+The worker runs as a subprocess (tests/integration/faust_smoke_app.py, started by the
+shared harness streams/worker_process.py): Faust owns its event loop and signal
+handling, which do not mix well with pytest's process. Topic names are spelled out here on
+purpose: they are Faust's naming convention, which the project must follow when it
+pre-creates topics.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from flowerhub.broker.probe import Record, group_lag, produce, read_to_end
+from streams.worker_process import Worker, run_worker
 
 APP = Path(__file__).with_name("faust_smoke_app.py")
 PARTITIONS = 2  # faust_smoke_app.PARTITIONS
 
 
-@dataclass(frozen=True)
-class Worker:
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-
-    def check_alive(self) -> None:
-        if self.proc.poll() is not None:
-            raise AssertionError(self.tail())
-
-    def tail(self) -> str:
-        state = "running" if self.proc.poll() is None else f"exited {self.proc.returncode}"
-        return f"worker {state}; log tail:\n" + self.log_path.read_text(errors="replace")[-4000:]
-
-
 @contextmanager
 def faust_worker(bootstrap: str, app_id: str, workdir: Path) -> Iterator[Worker]:
-    """Run the smoke app's worker; stop it with SIGTERM (then SIGKILL) on exit."""
-    log_path = workdir / f"worker-{time.monotonic_ns()}.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, str(APP), bootstrap, app_id, str(workdir)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=workdir,
-        )
-    worker = Worker(proc, log_path)
-    ready = workdir / f"ready-{proc.pid}"
-    try:
-        deadline = time.monotonic() + 60
-        while not ready.exists():
-            worker.check_alive()
-            assert time.monotonic() < deadline, f"worker not ready in 60 s\n{worker.tail()}"
-            time.sleep(0.1)
+    """Run the smoke app's worker until it touches its ready file (``streams.worker_process``)."""
+
+    def ready(worker: Worker) -> bool:
+        return (workdir / f"ready-{worker.proc.pid}").exists()
+
+    command = [sys.executable, str(APP), bootstrap, app_id, str(workdir)]
+    with run_worker(command, workdir, ready) as worker:
         yield worker
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def latest_by_key(records: list[Record], decode: Callable[[bytes], int]) -> dict[str, int]:

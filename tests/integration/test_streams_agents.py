@@ -13,13 +13,11 @@ import json
 import math
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,24 +29,11 @@ from schemas.codec import decode, encode
 from streams.agents.testing import fleet_setpoint_record, setpoint_record, telemetry_record
 from streams.app import READY_MESSAGE, prepare_topics, settings_with
 from streams.settings import StreamsSettings
+from streams.worker_process import Worker, run_worker, wait_for
 
 S = 1_000_000
 PARTITIONS = 2
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass(frozen=True)
-class Worker:
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-
-    def check_alive(self) -> None:
-        if self.proc.poll() is not None:
-            raise AssertionError(self.tail())
-
-    def tail(self) -> str:
-        state = "running" if self.proc.poll() is None else f"exited {self.proc.returncode}"
-        return f"worker {state}; log tail:\n" + self.log_path.read_text(errors="replace")[-4000:]
 
 
 def now_us() -> int:
@@ -63,8 +48,7 @@ def settings_for(bootstrap: str, app_id: str) -> StreamsSettings:
 def streams_worker(
     settings: StreamsSettings, workdir: Path, env: Mapping[str, str] | None = None
 ) -> Iterator[Worker]:
-    """Run ``flowerhub streams worker`` until its ready line; SIGTERM (then SIGKILL) on exit."""
-    log_path = workdir / f"worker-{time.monotonic_ns()}.log"
+    """Run ``flowerhub streams worker`` until its ready line (``streams.worker_process``)."""
     command = [
         sys.executable,
         "-m",
@@ -82,31 +66,13 @@ def streams_worker(
         "--loglevel",
         os.environ.get("FLOWERHUB_TEST_WORKER_LOGLEVEL", "info"),
     ]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=workdir,
-            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-        )
-    worker = Worker(proc, log_path)
-    try:
-        deadline = time.monotonic() + 60
-        while READY_MESSAGE not in log_path.read_text(errors="replace"):
-            worker.check_alive()
-            assert time.monotonic() < deadline, f"worker not ready in 60 s\n{worker.tail()}"
-            time.sleep(0.1)
+    with run_worker(
+        command,
+        workdir,
+        lambda worker: READY_MESSAGE in worker.log(),
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+    ) as worker:
         yield worker
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def topic(settings: StreamsSettings, name: str) -> str:
@@ -120,25 +86,6 @@ async def read_events(bootstrap: str, name: str) -> list[tuple[Record, str, dict
         decoded = decode(r.value)
         out.append((r, decoded.name, decoded.record))
     return out
-
-
-def wait_for(
-    what: str,
-    worker: Worker,
-    check: Callable[[], Any],
-    timeout_s: float = 30.0,
-    every_s: float = 0.3,
-) -> Any:
-    """Call ``check`` until it returns something truthy; fail with the worker's log tail."""
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        worker.check_alive()
-        last = check()
-        if last:
-            return last
-        time.sleep(every_s)
-    raise AssertionError(f"{what} not reached in {timeout_s} s (last: {last!r})\n{worker.tail()}")
 
 
 def encoded(event: str, records: list[dict[str, Any]], key: str) -> list[tuple[bytes, bytes]]:
