@@ -319,7 +319,7 @@ def _audit_one(
     if opts.offenders:
         try:
             analysis = find_offenders(con, act, series, judge_params=params, window=data.window)
-        except (SeriesError, RuleError) as exc:
+        except (SeriesError, RuleError, AuditInputError) as exc:
             result.error = (result.error + "; " if result.error else "") + f"offenders: {exc}"
         else:
             result.offenders = analysis.offenders
