@@ -256,8 +256,11 @@ def scoped_event_views(
     """Create event views over single topics: ``views`` holds (view, event name, topic).
 
     Each reads only its topic's directory, ``<archive>/topic=<topic>/hour=*/``; the raw
-    rows of view ``v`` are the view ``v__rows`` (a plain Parquet scan: DuckDB answers
-    ``min``/``max`` of a column there from the file statistics).
+    rows of view ``v`` are the view ``v__rows`` (a plain Parquet scan). A filter on a
+    column skips the row groups whose statistics exclude it; an unfiltered ``min`` or
+    ``max`` still reads the whole column (DuckDB 2.0 does not answer it from the
+    statistics), so a range's first event time is found by two pruned queries
+    (:func:`analytics.audit.extract.first_telemetry_us`).
     """
     schemas = {s.name: s for s in load_event_schemas(schemas_dir)}
     for view, event, topic in views:
