@@ -69,6 +69,10 @@ class Firmware(ABC):
     @abstractmethod
     def publish(self, state: PhysicalState) -> None: ...
 
+    def publish_frequency(self, hz: float) -> None:
+        """Only the measured grid frequency (``publish`` writes the whole physical state)."""
+        self.regs.set("grid_frequency", hz)
+
 
 class HuaweiFirmware(Firmware):
     """Forcible charge/discharge for 47083 minutes overrides the working mode, then expires."""

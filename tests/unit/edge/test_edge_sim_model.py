@@ -84,3 +84,19 @@ def test_profiles_are_deterministic_and_seedable() -> None:
     assert a.pv_kw(2 * 3600.0) == 0.0  # night
     assert a.pv_kw(noon) > a.pv_kw(8 * 3600.0) > 0.0
     assert all(a.load_kw(h * 3600.0) > 0 for h in range(24))
+
+
+@pytest.mark.parametrize("oem", ["huawei", "saj", "sungrow"])
+def test_set_frequency_writes_the_register_without_stepping_the_battery(oem: str) -> None:
+    from edge.hal.registermap import load_all
+    from edge.sim.server import SimInverter
+
+    sim = SimInverter(load_all()[oem])
+    steps = sim.battery.time_s
+    for hz in (49.73, 50.12, 49.0):
+        sim.set_frequency(hz)
+        assert sim.registers.get("grid_frequency") == pytest.approx(hz, abs=0.005)  # 0.01 Hz
+        assert sim.battery.time_s == steps
+    sim.tick()  # the whole state, frequency included, on the next tick
+    assert sim.registers.get("grid_frequency") == pytest.approx(49.0, abs=0.005)
+    assert sim.battery.time_s > steps
