@@ -31,7 +31,7 @@ from analytics.audit.run import AuditOptions, activation_data, audit_connection,
 from analytics.audit.scenario import START_MS, LogBuilder, activation, telemetry
 from analytics.audit.window import read_window, window_bounds, window_fleet_frame
 from analytics.rules import judge
-from analytics.timeseries import Series
+from analytics.timeseries import Series, SeriesError
 from analytics.verdicts import Product, TestType
 
 T0_US = START_MS * 1000
@@ -325,3 +325,15 @@ def test_an_archived_order_judged_the_same_as_by_the_sql_frame(tmp_path: Path) -
     assert from_window.oem_response.keys() == from_exact_read.oem_response.keys()
     for oem, response in from_window.oem_response.items():
         assert response.tolist() == from_exact_read.oem_response[oem].tolist()
+
+
+def test_a_bucket_without_frequency_is_refused_not_judged_at_0_hz() -> None:
+    samples = [("a", k * 1000, 1.0, None if k == 40 else 50.0) for k in range(60)]
+    con = _table(samples)
+    start = np.datetime64(T0_US + 35_000_000, "us")
+    act = Activation("a", Product.FCR_D_UP, TestType.OPERATION, "ORDER", start, start + 20_000_000)
+    lo, hi = window_bounds(1000, act)
+    frame = window_fleet_frame(read_window(con, lo, hi), 1000)
+    assert np.isnan(frame.freq_hz[frame.t_us == T0_US + 40_000_000]).all()
+    with pytest.raises(SeriesError, match="grid_freq_hz is not finite"):
+        fleet_series(frame, act, interval_s=1.0, capacity_mw=0.01)
