@@ -239,17 +239,25 @@ class ActivationData:
 
     series: Series
     opts: AuditOptions
-    window: WindowSamples
+    window: WindowSamples | None  # None: not read (the series came from the SQL frame)
 
 
 def activation_data(
-    con: duckdb.DuckDBPyConnection, scan: LogScan, act: Activation, opts: AuditOptions
+    con: duckdb.DuckDBPyConnection,
+    scan: LogScan,
+    act: Activation,
+    opts: AuditOptions,
+    *,
+    samples: bool = True,
 ) -> ActivationData:
     """The canonical fleet series of ``act``, its options and its window's telemetry.
 
     Capacity: ``|requested_mw|``, else the ReserveAssignment in force; the FFR option
-    (``f_full_hz``) comes from that assignment unless given. The window is read once
-    (:func:`analytics.audit.window.read_window`).
+    (``f_full_hz``) comes from that assignment unless given. With ``samples`` the window
+    is read once (:func:`analytics.audit.window.read_window`) for the series and for the
+    offenders; without, only the series is needed and the same frame comes from one SQL
+    aggregate (:func:`analytics.audit.extract.fleet_frame`), which keeps no sample in
+    memory (a long window holds ~10^8).
     """
     capacity: float | None = abs(act.requested_mw) if act.requested_mw else None
     assigned = assignment_capacity(con, act.product, to_us(act.start))
@@ -260,8 +268,12 @@ def activation_data(
         local = replace(opts, ffr_activation_hz=assigned[1])
     bucket_ms = round(scan.interval_s * 1000)
     lo, hi = window_bounds(bucket_ms, act, since_us=opts.since_us, until_us=opts.until_us)
-    window = read_window(con, lo, hi)
-    frame = window_fleet_frame(window, bucket_ms)
+    window = read_window(con, lo, hi) if samples else None
+    frame = (
+        fleet_frame(con, bucket_ms, lo, hi)
+        if window is None
+        else window_fleet_frame(window, bucket_ms)
+    )
     series = fleet_series(frame, act, interval_s=scan.interval_s, capacity_mw=capacity)
     return ActivationData(series, local, window)
 
@@ -270,7 +282,7 @@ def activation_series(
     con: duckdb.DuckDBPyConnection, scan: LogScan, act: Activation, opts: AuditOptions
 ) -> tuple[Series, AuditOptions]:
     """The canonical fleet series of ``act`` and the options it is judged with."""
-    data = activation_data(con, scan, act, opts)
+    data = activation_data(con, scan, act, opts, samples=False)
     return data.series, data.opts
 
 
@@ -308,7 +320,7 @@ def _audit_one(
     con: duckdb.DuckDBPyConnection, scan: LogScan, act: Activation, opts: AuditOptions
 ) -> ActivationResult:
     try:
-        data = activation_data(con, scan, act, opts)
+        data = activation_data(con, scan, act, opts, samples=opts.offenders)
     except (SeriesError, AuditInputError) as exc:
         return ActivationResult(act, None, error=f"{type(exc).__name__}: {exc}")
     series, local = data.series, data.opts

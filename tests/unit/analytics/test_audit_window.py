@@ -292,7 +292,7 @@ def _order_log(root: Path) -> Activation:
 
 
 def test_an_archived_order_judged_the_same_as_by_the_sql_frame(tmp_path: Path) -> None:
-    act, bucket_ms = _order_log(tmp_path), 1000
+    act = _order_log(tmp_path)
     opts = AuditOptions()
     con = audit_connection()
     try:
@@ -300,10 +300,10 @@ def test_an_archived_order_judged_the_same_as_by_the_sql_frame(tmp_path: Path) -
         (found,) = scan.activations
         assert found == act
         data = activation_data(con, scan, found, opts)
-        lo, hi = window_bounds(bucket_ms, found)
-        sql = fleet_series(
-            fleet_frame(con, bucket_ms, lo, hi), found, interval_s=1.0, capacity_mw=0.06
-        )
+        sql_data = activation_data(con, scan, found, opts, samples=False)  # the SQL frame
+        assert data.window is not None
+        assert sql_data.window is None
+        sql = sql_data.series
         assert data.series.t.tolist() == sql.t.tolist()
         assert data.series.power_mw.tolist() == sql.power_mw.tolist()  # canonical: exact
         assert data.series.grid_freq_hz is not None
