@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def cmd_demo(args: argparse.Namespace) -> int:
     from flowerhub.demo.orchestrate import DemoError, DemoOptions, run_demo
     from flowerhub.demo.processes import ChildError
-    from flowerhub.demo.results import all_ok, check_table, compare, verdict_table
+    from flowerhub.demo.results import all_ok, check_table, compare, rows_table, verdict_table
     from flowerhub.demo.scenario import (
         DEFAULT_SCENARIO,
         ScenarioError,
@@ -89,6 +89,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print()
         print(check_table(checks))
         code = 0 if all_ok(checks) else 1
+    for rig in result.rig:
+        print()
+        print(
+            f"test rig log {rig.phase}: applied frequency and the simulators' power at 10 Hz "
+            "(for comparison; the expectations are checked on the event-log audit above)"
+        )
+        print(rows_table(rig.rows()) if rig.verdicts else f"not judged: {rig.error}")
+    if outcome is not None and outcome.rows:
         print()
         print(f"report: {result.report}")
     for note in result.notes:

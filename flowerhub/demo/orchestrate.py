@@ -34,6 +34,7 @@ from flowerhub.demo.processes import Child, MemoryMeter, spawn
 from flowerhub.demo.results import AuditOutcome, run_audit
 from flowerhub.demo.scenario import FrequencyPhase, OrderPhase, Scenario
 from flowerhub.demo.sims import SimFleet
+from flowerhub.demo.testlog import RigLog, RigLogError, RigOutcome, judge_rig, write_rig_csv
 
 FLEET_ID = "flowerhub"
 STEP_S = 0.1  # frequency trace update period (the simulators' register, read at each poll)
@@ -66,6 +67,7 @@ class DemoResult:
     peak_rss_bytes: int
     leftover_pids: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    rig: list[RigOutcome] = field(default_factory=list)  # 10 Hz test rig log verdicts
 
 
 class Progress:
@@ -128,6 +130,7 @@ class Driver:
         self.progress = progress
         self.speed = speed
         self.sent: list[dict[str, Any]] = []
+        self.rigs: list[RigLog] = []  # applied frequency + simulators' power, per phase
 
     def _sleep_s(self, scenario_s: float) -> float:
         return max(0.0, scenario_s / self.speed)
@@ -199,6 +202,7 @@ class Driver:
             f"phase {phase.name}: {phase.product.value} {kind}, {capacity_mw:.3f} MW armed, "
             f"{phase.duration_s:.0f} s trace"
         )
+        rig = self._rig(phase, kind, capacity_mw)
         t_start = time.monotonic()
         last_report = -10.0
         while True:
@@ -207,6 +211,8 @@ class Driver:
                 break
             f = phase.frequency_at(t)
             self.fleet.set_frequency(f)
+            if rig is not None:
+                rig.add(time.monotonic() - t_start, f, self.fleet.power_kw())
             if t - last_report >= 10.0:
                 last_report = t
                 self.progress(
@@ -215,6 +221,22 @@ class Driver:
                 )
             await asyncio.sleep(STEP_S)
         self.fleet.set_frequency(phase.frequency_at(phase.duration_s))
+
+    def _rig(self, phase: FrequencyPhase, kind: str, capacity_mw: float) -> RigLog | None:
+        """The phase's test rig log (``flowerhub.demo.testlog``), t = 0 now."""
+        from analytics.audit.extract import AuditInputError, activation_test_type
+        from analytics.verdicts import Product
+
+        product = Product(phase.product.value)
+        try:
+            test_type, period = activation_test_type(kind, product, phase.name)
+        except AuditInputError as exc:
+            self.progress(f"  {phase.name}: no test rig log ({exc})")
+            return None
+        start_us = round(_now().timestamp() * 1e6)
+        rig = RigLog(phase.name, product, test_type, capacity_mw, start_us, period_s=period)
+        self.rigs.append(rig)
+        return rig
 
     async def _order(self, phase: OrderPhase) -> None:
         n = len(self.fleet.specs)
@@ -328,6 +350,7 @@ class Demo:
         fleet: SimFleet | None = None
         audit: AuditOutcome | None = None
         notes: list[str] = []
+        rigs: list[RigLog] = []
         try:
             if o.bootstrap:
                 bootstrap = o.bootstrap
@@ -350,6 +373,7 @@ class Demo:
             await producer.start()
             try:
                 driver = Driver(o.scenario, fleet, producer, say, o.speed)
+                rigs = driver.rigs
                 await driver.run()
             finally:
                 await producer.stop()
@@ -365,6 +389,7 @@ class Demo:
         )
         if audit.error:
             notes.append(audit.error)
+        rig = await asyncio.to_thread(self._judge_rigs, rigs, report / "rig", notes)
         return DemoResult(
             run_dir=self.run_dir,
             archive=archive,
@@ -375,7 +400,22 @@ class Demo:
             peak_rss_bytes=self.meter.peak_bytes,
             leftover_pids=leftovers,
             notes=notes,
+            rig=rig,
         )
+
+    @staticmethod
+    def _judge_rigs(rigs: list[RigLog], directory: Path, notes: list[str]) -> list[RigOutcome]:
+        """Judge each rig log and write it as an SvK CSV under ``directory``."""
+        from analytics.svkcsv import SvkCsvError
+
+        out = []
+        for log in rigs:
+            out.append(judge_rig(log))
+            try:
+                write_rig_csv(log, directory)
+            except (RigLogError, SvkCsvError, OSError) as exc:
+                notes.append(f"test rig log {log.phase} not written: {exc}")
+        return out
 
     async def _start_children(self, bootstrap: str, fleet: SimFleet, archive: Path) -> None:
         say, logs, env = self.progress, self.run_dir / "logs", _children_env(bootstrap)

@@ -99,8 +99,38 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
+def margin(row: Mapping[str, object]) -> float | None:
+    """How far a verdict is from failing (+ = on the passing side, - = failed by that much).
+
+    Relative to the threshold for quantities (MW, MWs, s): ``>=`` (measured - threshold) /
+    |threshold|, ``<=`` (threshold - measured) / |threshold|. For dimensionless ``fraction``
+    rules (ratios, gains, whose thresholds sit near 0) the difference itself. ``between``:
+    the distance to the nearer bound (over half the band for quantities). None without
+    numbers (an unjudgeable activation) or with a zero threshold of a quantity.
+    """
+    m, lo, hi = row.get("measured"), row.get("threshold"), row.get("threshold_high")
+    if not isinstance(m, float | int) or not isinstance(lo, float | int):
+        return None
+    fraction = row.get("unit") == "fraction"
+    comparison = row.get("comparison")
+    if comparison == "between" and isinstance(hi, float | int) and hi > lo:
+        inside = min(m - lo, hi - m)
+        return float(inside if fraction else inside / ((hi - lo) / 2.0))
+    if comparison not in (">=", "<="):
+        return None
+    over = m - lo if comparison == ">=" else lo - m
+    if fraction:
+        return float(over)
+    return None if lo == 0 else float(over / abs(lo))
+
+
 def verdict_table(outcome: AuditOutcome) -> str:
-    rows = [
+    return rows_table(outcome.rows)
+
+
+def rows_table(rows: Sequence[Mapping[str, object]]) -> str:
+    """Verdict rows with their margin (:func:`margin`) as a plain-text table."""
+    cells = [
         (
             r.get("activation", ""),
             r.get("rule_id", ""),
@@ -108,11 +138,15 @@ def verdict_table(outcome: AuditOutcome) -> str:
             _num(r.get("measured")),
             _num(r.get("threshold")),
             r.get("unit", ""),
+            _pct(margin(r)),
             r.get("status", ""),
         )
-        for r in outcome.rows
+        for r in rows
     ]
-    return table(("activation", "rule", "version", "measured", "threshold", "unit", "status"), rows)
+    return table(
+        ("activation", "rule", "version", "measured", "threshold", "unit", "margin", "status"),
+        cells,
+    )
 
 
 def check_table(checks: Sequence[Check]) -> str:
@@ -126,6 +160,10 @@ def check_table(checks: Sequence[Check]) -> str:
         for c in checks
     ]
     return table(("expectation", "expected", "audit", ""), rows)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.0%}"
 
 
 def _num(value: object) -> str:

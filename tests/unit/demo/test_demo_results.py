@@ -12,6 +12,8 @@ from flowerhub.demo.results import (
     check_table,
     cli_verbs,
     compare,
+    margin,
+    rows_table,
     rule_status,
     table,
     verdict_table,
@@ -97,3 +99,45 @@ def test_cli_verbs_lists_the_groups_the_demo_runs() -> None:
     assert "archive" in verbs
     assert "audit" in verbs
     assert "demo" in verbs
+
+
+def _verdict(measured: float, threshold: float, comparison: str, **kw: object) -> dict[str, object]:
+    return {
+        "rule_id": "R",
+        "measured": measured,
+        "threshold": threshold,
+        "comparison": comparison,
+        "unit": "MW",
+        **kw,
+    }
+
+
+@pytest.mark.parametrize(
+    ("row", "want"),
+    [
+        (_verdict(0.0113, 0.01032, ">="), 0.0950),  # ΔP(7.5): 9.5 % above the 86 %
+        (_verdict(0.0101, 0.01032, ">="), -0.0213),  # the marginal run of issue 7: failed
+        (_verdict(0.0144, 0.03, "<="), 0.52),  # deactivation excess well under its limit
+        (_verdict(5.0, 750.0, "<=", unit="s"), 0.99333),
+        (_verdict(0.9, -0.05, ">=", unit="fraction"), 0.95),  # gains: the difference
+        (_verdict(-0.001, -0.05, "between", unit="fraction", threshold_high=0.2), 0.049),
+        (_verdict(2.0, 0.0, "between", threshold_high=10.0), 0.4),  # 2 of a half band of 5
+        (_verdict(1.0, 0.0, ">="), None),  # relative to a zero threshold: undefined
+        ({"rule_id": "-", "measured": None, "threshold": None}, None),  # unjudgeable
+        (_verdict(1.0, 2.0, "between"), None),  # no upper bound given
+    ],
+)
+def test_margin(row: dict[str, object], want: float | None) -> None:
+    got = margin(row)
+    if want is None:
+        assert got is None
+    else:
+        assert got == pytest.approx(want, abs=5e-5)
+
+
+def test_rows_table_shows_the_margin() -> None:
+    text = rows_table([_verdict(0.0113, 0.01032, ">=", status="PASS", activation="a1")])
+    header, _, line = text.splitlines()
+    assert "margin" in header
+    assert "+9%" in line or "+10%" in line
+    assert line.rstrip().endswith("PASS")
