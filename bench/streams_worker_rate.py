@@ -1,14 +1,21 @@
-"""The real streams worker's telemetry rate, measured in a child process for bench_streams.
+"""The real streams worker's figures, measured in a child process for bench_streams.
 
-    python -m bench.streams_worker_rate BOOTSTRAP PREFIX APP_ID EVENTS OUT_JSON
+    python -m bench.streams_worker_rate telemetry BOOTSTRAP PREFIX APP_ID EVENTS OUT_JSON
+    python -m bench.streams_worker_rate commands BOOTSTRAP PREFIX APP_ID SITES OUT_JSON
 
-Builds the app exactly as ``flowerhub streams worker`` does (``streams.app.build`` with the
-settings for BOOTSTRAP, PREFIX, APP_ID), runs it with ``faust.Worker`` in this process (its
-own consumer group, so ``site.telemetry`` is read from the start), and times the telemetry
-agent through Faust's consumer, conductor and stream: from the first event the site book
-took to the EVENTS-th (every bench event is its site's newest, so the book's version counts
-events). Writes ``{"rate": events/s, "events": n, "seconds": s, "startup_s": s}`` to
-OUT_JSON. A child process because a Faust worker takes over logging, signals and the loop.
+Both build the app exactly as ``flowerhub streams worker`` does (``streams.app.build`` with
+the settings for BOOTSTRAP, PREFIX, APP_ID) and run it with ``faust.Worker`` in this process
+(its own consumer group: topics are read from the start). A child process because a Faust
+worker takes over logging, signals and the event loop.
+
+- ``telemetry``: the telemetry agent through Faust's consumer, conductor and stream, timed
+  from the first event the site book took to the EVENTS-th (every bench event is its site's
+  newest, so the book's version counts events). Writes ``{"rate", "events", "seconds",
+  "startup_s"}``.
+- ``commands``: once the book holds SITES sites (telemetry the parent produced), one
+  FleetSetpoint is produced and the clock runs until SITES SiteCommands were read back from
+  ``site.commands`` (allocator agent -> ``site.setpoints`` -> setpoint filter agent ->
+  ``site.commands``, all in the worker). Writes ``{"seconds", "commands", "startup_s"}``.
 """
 
 from __future__ import annotations
@@ -18,48 +25,71 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import faust
 
-from streams.app import build, settings_with
+# aiokafka ships no type information
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped, unused-ignore]
+from aiokafka.structs import TopicPartition  # type: ignore[import-untyped, unused-ignore]
 
+from schemas.codec import encode
+from streams.agents.testing import fleet_setpoint_record
+from streams.app import StreamsApp, build, settings_with
+from streams.topics import topic
+
+S = 1_000_000
 POLL_S = 0.005
 TIMEOUT_S = 300.0
+TARGET_MW_PER_SITE = 0.0035  # below every bench site's headroom: every site gets a share
 
 
-async def measure(bootstrap: str, prefix: str, app_id: str, events: int) -> dict[str, Any]:
-    built = build(settings_with(bootstrap=bootstrap, app_id=app_id, prefix=prefix))
-    book = built.book
+@asynccontextmanager
+async def running(built: StreamsApp) -> AsyncIterator[float]:
+    """Run the app's worker in this loop; yields the perf_counter time it was launched."""
     with tempfile.TemporaryDirectory() as workdir:
         worker = faust.Worker(
             built.app,
             loop=asyncio.get_running_loop(),
-            loglevel="error",
+            loglevel="info",  # the CLI default; warn and above turn on Faust's spinner, which
+            # sets the root logger to DEBUG (every debug call then builds a record)
             quiet=True,
             workdir=workdir,
         )
         launched = time.perf_counter()
         starting = asyncio.ensure_future(worker.start())
         try:
-            deadline = launched + TIMEOUT_S
-            while book.version == 0:
-                if starting.done() and starting.exception() is not None:
-                    raise RuntimeError("worker failed to start") from starting.exception()
-                if time.perf_counter() > deadline:
-                    raise TimeoutError("the worker consumed no telemetry")
-                await asyncio.sleep(POLL_S)
-            first, first_version = time.perf_counter(), book.version
-            while book.version < events:
-                if time.perf_counter() > deadline:
-                    raise TimeoutError(f"the worker consumed {book.version}/{events} events")
-                await asyncio.sleep(POLL_S)
-            last, last_version = time.perf_counter(), book.version
+            yield launched
         finally:
             await worker.stop()
             if not starting.done():
                 starting.cancel()
+
+
+async def until(what: str, done: Callable[[], bool | Awaitable[bool]], deadline: float) -> None:
+    while True:
+        ok = done()
+        if not isinstance(ok, bool):
+            ok = await ok
+        if ok:
+            return
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"{what}: not reached in {TIMEOUT_S:g} s")
+        await asyncio.sleep(POLL_S)
+
+
+async def measure_telemetry(bootstrap: str, prefix: str, app_id: str, events: int) -> Any:
+    built = build(settings_with(bootstrap=bootstrap, app_id=app_id, prefix=prefix))
+    book = built.book
+    async with running(built) as launched:
+        deadline = launched + TIMEOUT_S
+        await until("first telemetry", lambda: book.version > 0, deadline)
+        first, first_version = time.perf_counter(), book.version
+        await until(f"{events} telemetry events", lambda: book.version >= events, deadline)
+        last, last_version = time.perf_counter(), book.version
     counted = last_version - first_version
     return {
         "rate": counted / (last - first),
@@ -69,9 +99,53 @@ async def measure(bootstrap: str, prefix: str, app_id: str, events: int) -> dict
     }
 
 
+async def measure_commands(bootstrap: str, prefix: str, app_id: str, sites: int) -> Any:
+    settings = settings_with(bootstrap=bootstrap, app_id=app_id, prefix=prefix)
+    built = build(settings)
+    commands = settings.topic("site.commands")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="latest"
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await consumer.start()
+    await producer.start()
+    try:
+        parts = [TopicPartition(commands, p) for p in range(topic("site.commands").partitions)]
+        consumer.assign(parts)
+        await consumer.seek_to_end()
+        for tp in parts:
+            await consumer.position(tp)
+        async with running(built) as launched:
+            deadline = launched + TIMEOUT_S
+            await until(f"{sites} sites in the book", lambda: built.book.version >= sites, deadline)
+            ready = time.perf_counter()
+            now = time.time_ns() // 1000
+            order = fleet_setpoint_record(
+                settings.fleet_id, "bench-worker", now, sites * TARGET_MW_PER_SITE, now + 60 * S
+            )
+            started = time.perf_counter()
+            await producer.send_and_wait(
+                settings.topic("market.fleet-setpoints"),
+                encode("FleetSetpoint", order),
+                key=settings.fleet_id.encode(),
+            )
+            seen = 0
+            while seen < sites:
+                if time.perf_counter() > deadline:
+                    raise TimeoutError(f"{seen}/{sites} commands")
+                batches = await consumer.getmany(timeout_ms=200, max_records=10_000)
+                seen += sum(len(records) for records in batches.values())
+            seconds = time.perf_counter() - started
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    return {"seconds": seconds, "commands": seen, "startup_s": ready - launched}
+
+
 def main(argv: list[str]) -> int:
-    bootstrap, prefix, app_id, events, out = argv
-    result = asyncio.run(measure(bootstrap, prefix, app_id, int(events)))
+    mode, bootstrap, prefix, app_id, count, out = argv
+    measure = {"telemetry": measure_telemetry, "commands": measure_commands}[mode]
+    result = asyncio.run(measure(bootstrap, prefix, app_id, int(count)))
     Path(out).write_text(json.dumps(result))
     return 0
 
