@@ -73,6 +73,20 @@ def broker_credentials(settings: StreamsSettings) -> Any:
     return None
 
 
+def undo_spinner_debug(logger: logging.Logger) -> None:
+    """Put ``logger`` (the root logger) back to its first handler's level if it is at DEBUG.
+
+    At ``--loglevel warn`` and above, Faust's worker adds a terminal-spinner handler and sets
+    the root logger to DEBUG (``faust/worker.py``: ``_setup_spinner_handler``), so every debug
+    call of aiokafka, mode and Faust builds a log record per message that the handler then
+    drops. Called once the worker is ready (the spinner has finished by then).
+    """
+    if logger.level == logging.DEBUG and logger.handlers:
+        level = logger.handlers[0].level
+        if level > logging.DEBUG:
+            logger.setLevel(level)
+
+
 def build(
     settings: StreamsSettings,
     *,
@@ -114,6 +128,7 @@ def build(
 
     async def announce_ready() -> None:
         # app tasks start once table recovery is over and partitions are sought
+        undo_spinner_debug(logging.getLogger())
         log.warning(
             "%s: app_id=%s prefix=%r", READY_MESSAGE, settings.app_id, settings.topic_prefix
         )
