@@ -174,10 +174,21 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(5)
 
 
+WARM_UP_KW = 3.0  # never one of the measured powers: every measured command changes a register
+
+
+def measured_kw(i: int) -> float:
+    """Power of the i-th measured command: -0.5 .. 2.5 kW, never WARM_UP_KW."""
+    return 1.0 + (i % 7) * 0.25 * (1 if i % 2 else -1)
+
+
 async def produce(
-    bootstrap: str, topic: str, sites: list[int], gap_s: float
+    bootstrap: str, topic: str, sites: list[int], gap_s: float, warm_up: bool = False
 ) -> list[tuple[int, float]]:
-    """One SET_POWER per entry of ``sites``, gap_s apart: (site index, monotonic t0)."""
+    """One SET_POWER per entry of ``sites``, gap_s apart: (site index, monotonic t0).
+
+    The bridge leaves out writes whose registers already hold the value (held registers), so
+    the measured commands never repeat the warm-up's power: each needs a write."""
     codec = default_codec()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
     await producer.start()
@@ -185,7 +196,7 @@ async def produce(
     try:
         for i, index in enumerate(sites):
             site_id = f"b{index:04d}"
-            power = 1.0 + (i % 7) * 0.25 * (1 if i % 2 else -1)
+            power = WARM_UP_KW if warm_up else measured_kw(i)
             value = codec.encode(
                 COMMAND, command_record(new_command(site_id, Kind.SET_POWER, power))
             )
@@ -204,7 +215,7 @@ def warm_up(fleet: SimFleet, bootstrap: str, topic: str, timeout_s: float) -> No
     deadline = time.monotonic() + timeout_s
     todo = [s.index for s in fleet.sites]
     while todo:
-        asyncio.run(produce(bootstrap, topic, todo, 0.0))
+        asyncio.run(produce(bootstrap, topic, todo, 0.0, warm_up=True))
         time.sleep(5.0)
         writes = fleet.dump()
         todo = [i for i in todo if not writes[i]]

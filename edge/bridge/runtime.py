@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -45,7 +46,7 @@ from edge.bridge.site import SiteController
 from edge.hal.capabilities import BatteryDevice
 from edge.hal.device import Device
 from edge.hal.discovery import expand_hosts, locate
-from edge.hal.registermap import load_all
+from edge.hal.registermap import RegisterMap, load_all
 from edge.hal.transport import ModbusTransport
 from schemas.errors import EventDecodeError
 
@@ -63,9 +64,15 @@ class OpenDevice:
     rediscover: Rediscover | None = None
 
 
+@functools.cache
+def _maps() -> dict[str, RegisterMap]:
+    """The register maps, parsed and validated once per process (not once per site)."""
+    return load_all()
+
+
 def hal_device(site: SiteConfig) -> OpenDevice:
     """The HAL device for a site: its OEM's register map over a Modbus TCP transport."""
-    maps = load_all()
+    maps = _maps()
     rmap = maps.get(site.oem)
     if rmap is None:
         raise ConfigError(

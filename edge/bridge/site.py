@@ -265,7 +265,6 @@ class SiteController:
         if cmd.reserve is None:  # BridgeCommand refuses this at construction
             raise WriteRefusedError("ARM_RESERVE without reserve parameters")
         self.reserve.arm(cmd.reserve, cmd.valid_until, cmd.command_id)
-        self._armed.set()
         freq = self.telemetry.frequency_hz if self.telemetry else None
         target = self.reserve.target(self.base_kw, freq, now, self._live_limits())
         return Command.set_power(target.total_kw)
@@ -341,6 +340,8 @@ class SiteController:
             self.base_kw = 0.0
         self.last_written_kw = hal_cmd.power_kw
         self.state = SiteState(cmd, in_safe_mode=False)
+        if self.reserve.armed is not None:
+            self._armed.set()  # the fast loop starts once the arm command is in force
 
     def _battery_kw(self) -> float:
         tel = self.telemetry
@@ -475,7 +476,7 @@ class SiteController:
             await self._armed.wait()
             self._armed.clear()
             next_at = loop.time()
-            while self.reserve.armed is not None and not self.state.in_safe_mode:
+            while self.reserve.armed is not None:
                 try:
                     await self._fast_step(loop.time())
                 except Exception:  # a bug must not stop the reserve: log, next sample

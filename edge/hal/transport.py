@@ -46,6 +46,15 @@ EXCEPTION_NAMES = {
 OFFLINE_AFTER = 3  # consecutive connection-level failures
 
 
+def _reraise_cancellation() -> None:
+    """pymodbus turns OUR cancellation into "Request cancelled outside library." (and wait_for
+    hands that back): give the caller its cancellation back, or a cancelled poll loop would
+    take it for a device timeout and go on forever (a bridge that never stops)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class Health(enum.StrEnum):
     ONLINE = "ONLINE"
     DEGRADED = "DEGRADED"
@@ -208,6 +217,7 @@ class ModbusTransport:
         try:
             ok = await asyncio.wait_for(client.connect(), self.connection.timeout_s + 1.0)
         except (TimeoutError, OSError, ModbusException):
+            _reraise_cancellation()
             ok = False
         if not ok:
             client.close()
@@ -269,6 +279,7 @@ class ModbusTransport:
         try:
             reply = await asyncio.wait_for(send(client), self.connection.timeout_s + 1.0)
         except (TimeoutError, ModbusIOException) as exc:
+            _reraise_cancellation()
             raise self._fail(
                 DeviceTimeoutError(f"{what}: no reply in {self.connection.timeout_s}s ({exc})"),
                 connection_level=True,
