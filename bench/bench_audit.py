@@ -223,6 +223,7 @@ def plain_scan(root: Path) -> float:
     """Seconds of the baseline: per-second fleet sum straight from the telemetry files."""
     files = str(root / f"topic={TELEMETRY_TOPIC}" / "hour=*" / "part-*.parquet")
     with duckdb.connect() as con:
+        con.execute("SET enable_progress_bar = false")  # as the audit's connection
         t0 = time.perf_counter()
         con.execute(
             "SELECT epoch_us(event_time) // 1000000 AS sec, "  # noqa: S608  # fixed text, path

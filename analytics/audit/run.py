@@ -290,10 +290,13 @@ def audit_connection() -> duckdb.DuckDBPyConnection:
     """A bare DuckDB connection for the audit's scoped views (:func:`scan_log`).
 
     Parquet footers are cached for the connection (the audit runs a few queries over the
-    same files; DuckDB re-reads a footer whose file changed).
+    same files; DuckDB re-reads a footer whose file changed). DuckDB's own progress bar
+    is off: the audit reports its progress itself (``progress``), and a long scan would
+    otherwise draw over the caller's output.
     """
     con = duckdb.connect()
     con.execute("SET parquet_metadata_cache = true")
+    con.execute("SET enable_progress_bar = false")
     return con
 
 
