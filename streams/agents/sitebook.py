@@ -8,8 +8,12 @@ Design and its limits: fleet-level decisions (allocation, fleet aggregates, stal
 need every site, while ``site.telemetry`` is partitioned by ``site_id``. The book is plain
 memory per worker, so it holds the sites of the ``site.telemetry`` partitions this worker
 owns: the fleet app therefore runs as ONE worker for the fleet (Faust then assigns it every
-partition). That is ample here: 1,300 sites at 1 Hz is ~1.3k events/s, a few percent of
-one worker's measured decode+aggregate rate (bench_streams). A restarted worker rebuilds the
+partition). 1,300 sites at 1 Hz is ~1.3k events/s. The agent's own work (decode + book +
+windows) runs at tens of thousands of events/s (bench_streams ``telemetry_decode_aggregate``),
+but Faust 0.15.3 delivers each event through its consumer, conductor and stream at a cost
+of its own: the whole worker measured 2-5k telemetry events/s on the loaded 2-core bench
+machine (``telemetry_worker_faust``; an agent doing nothing: 5-11k/s), so the margin is a
+few times the fleet's rate, not the agent's. A restarted worker rebuilds the
 book within ``telemetry_max_age_s`` from live telemetry (older telemetry counts as OFFLINE
 anyway). Scaling past one worker needs two stages: per-partition partial aggregates and
 site status published to a fleet-keyed internal topic (or a Faust GlobalTable), which this
