@@ -63,6 +63,7 @@ SITES = int(os.environ.get("BENCH_BRIDGE_SITES", "300"))
 SIM_PROCS = int(os.environ.get("BENCH_BRIDGE_SIM_PROCS", "2"))
 COMMANDS = int(os.environ.get("BENCH_BRIDGE_COMMANDS", "300"))
 GAP_S = 0.1  # one command every 100 ms; per site one every SITES * GAP_S s
+SEQUENCE_S = 2.0  # a command's writes: the longest OEM sequence (SAJ, 3 x 0.5 s gaps) + slack
 BATTERY = BatteryParams(tau_s=0.5, dead_time_s=0.1)  # as bench.simfleet's defaults
 
 
@@ -234,7 +235,8 @@ def latencies(
     for index, starts in by_site.items():
         times = writes[index][marks[index] :]
         for i, t0 in enumerate(starts):
-            t_end = starts[i + 1] if i + 1 < len(starts) else float("inf")
+            t_next = starts[i + 1] if i + 1 < len(starts) else float("inf")
+            t_end = min(t_next, t0 + SEQUENCE_S)  # not the next heartbeat or re-assertion
             mine = [t for t in times if t0 <= t < t_end]
             if mine:
                 out.setdefault(index, []).append(

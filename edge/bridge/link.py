@@ -56,6 +56,22 @@ class Link:
         self.rediscovered = True
         self.consecutive_errors = 0
 
+    async def rediscover_if_due(
+        self, rediscover: Rediscover, serial: str, now: datetime, every_s: float
+    ) -> tuple[str, int] | None:
+        """Look for ``serial`` elsewhere at most every ``every_s``; where it moved, or None."""
+        if self.rediscover_at is not None and (now - self.rediscover_at).total_seconds() < every_s:
+            return None
+        self.rediscover_at = now
+        try:
+            found = await rediscover(serial)
+        except HalError as exc:
+            self.failed(exc)
+            return None
+        if found is not None:
+            self.moved(*found)
+        return found
+
     def state(self, polled: bool) -> str:
         """OFFLINE until the first good poll and after OFFLINE_AFTER transport failures."""
         if self.consecutive_errors >= OFFLINE_AFTER or not polled:

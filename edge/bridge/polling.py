@@ -16,8 +16,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol, runtime_checkable
 
+from edge.hal.blocks import Block
 from edge.hal.capabilities import BatteryDevice
-from edge.hal.decode import Value, canonical, decode_telemetry
+from edge.hal.decode import Value, canonical, decode_telemetry, values_from_bank
 from edge.hal.planner import POLL_EVERY, due_points, poll_tiers
 from edge.hal.points import CanonicalPoint, Telemetry
 from edge.hal.registermap import RegisterMap
@@ -43,9 +44,11 @@ class TieredReader:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.device = device
+        self.points: PointDevice | None = device if isinstance(device, PointDevice) else None
         self.every = every
         self.clock = clock
         self.polls = 0
+        self._blocks: dict[tuple[int, tuple[str, ...]], list[Block]] = {}  # per map and point set
         self._rmap: RegisterMap | None = None
         self._tiers: dict[str, int] = {}
         self._values: dict[str, Value] = {}
@@ -56,19 +59,37 @@ class TieredReader:
             self._rmap, self._tiers = rmap, poll_tiers(rmap, self.every)
             self._values.clear()
             self._read_at.clear()
+            self._blocks.clear()
             self.polls = 0
         return self._tiers
 
+    async def _read_points(self, dev: PointDevice, names: list[str]) -> dict[str, Value]:
+        """Device.read_points with the block plan of each point set computed once."""
+        transport = getattr(dev, "transport", None)
+        blocks_for = getattr(dev, "blocks_for", None)
+        if transport is None or blocks_for is None:
+            return await dev.read_points(names)
+        key = (id(dev.rmap), tuple(names))
+        blocks = self._blocks.get(key)
+        if blocks is None:
+            blocks = self._blocks[key] = blocks_for(names)
+        bank: dict[tuple[str, int], int] = {}
+        for block in blocks:
+            regs = await transport.read(block.table, block.address, block.count)
+            for i, reg in enumerate(regs):
+                bank[(block.table, block.address + i)] = reg
+        return values_from_bank(dev.rmap, names, bank)
+
     async def read(self) -> Telemetry:
         """One poll (HalError propagates; the poll counter only moves on success)."""
-        dev = self.device
-        if not isinstance(dev, PointDevice):
-            return await dev.read_telemetry()
+        dev = self.points
+        if dev is None:
+            return await self.device.read_telemetry()
         rmap = dev.rmap
         tiers = self._tiers_for(rmap)
         due = [n for n in tiers if n not in self._values]
         due += [n for n in due_points(tiers, self.polls) if n in self._values]
-        values = await dev.read_points(due)
+        values = await self._read_points(dev, due)
         now = self.clock()
         self._values.update(values)
         self._read_at.update(dict.fromkeys(values, now))
@@ -92,14 +113,14 @@ class TieredReader:
 
     async def read_frequency(self) -> float | None:
         """Grid frequency alone (one short read): the armed reserve's fast loop."""
-        dev = self.device
-        if not isinstance(dev, PointDevice):
-            return (await dev.read_telemetry()).frequency_hz
+        dev = self.points
+        if dev is None:
+            return (await self.device.read_telemetry()).frequency_hz
         src = dev.rmap.telemetry.get(CanonicalPoint.FREQUENCY_HZ)
         if src is None:
             return None
         names = [t.point for t in src.terms] + ([src.times] if src.times else [])
-        values = await dev.read_points(names)
+        values = await self._read_points(dev, names)
         now = self.clock()
         if dev.rmap is self._rmap:
             self._values.update(values)

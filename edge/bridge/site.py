@@ -1,10 +1,14 @@
 """One site's controller: commands through the safety gate to the HAL, telemetry and faults out.
 
 It talks to the inverter only through the HAL capability protocol (``BatteryDevice``) and to
-the outside only through an :class:`EventSink` (the outbox). Two coroutines run per site:
-:meth:`SiteController.run_commands` (applies queued commands in order, STOP first) and
-:meth:`SiteController.run_telemetry` (polls at the interval, publishes, enforces expiry, runs
-the armed droop). Writes are serialised by one lock.
+the outside only through an :class:`EventSink` (the outbox). Three coroutines run per site:
+:meth:`SiteController.run_commands` (applies queued commands in order, STOP first; a command's
+claim is on disk before its first write), :meth:`SiteController.run_telemetry` (polls at the
+interval, tiered: :mod:`edge.bridge.polling`; publishes, enforces expiry, runs the armed droop)
+and :meth:`SiteController.run_reserve` (while a reserve is armed, the frequency alone every
+``reserve_poll_s``). Writes are serialised by one lock; set-power and droop writes leave out
+registers the device already holds (:mod:`edge.bridge.registers`). Outcomes reach the disk in
+the disk thread (:mod:`edge.bridge.diskwriter`); offsets are released once they are there.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 
 from edge.bridge.config import SafeMode, SiteConfig
 from edge.bridge.diskwriter import DiskWriter
-from edge.bridge.droop import ReserveController, fast_write_due, needs_write
+from edge.bridge.droop import ReserveController, needs_write
 from edge.bridge.events import (
     FAULT,
     RESULT,
@@ -32,12 +36,13 @@ from edge.bridge.events import (
     status_record,
     telemetry_record,
 )
+from edge.bridge.fastloop import run_reserve
 from edge.bridge.idempotency import StoredCommand, Tracking
 from edge.bridge.link import CONTROLLED, REASSERT_MIN_S, Heartbeats, Link, Rediscover
 from edge.bridge.model import BridgeCommand, Kind, PowerLimits, Status
 from edge.bridge.observe import Written, observe
 from edge.bridge.override import ResponseTiming
-from edge.bridge.polling import PointDevice, TieredReader
+from edge.bridge.polling import TieredReader
 from edge.bridge.registers import HeldRegisters
 from edge.bridge.safety import Accepted, LiveLimits, Rejected, check, headroom, power_limits
 from edge.bridge.scheduler import Action, CommandQueue, SiteState, decide
@@ -98,8 +103,8 @@ class SiteController:
         self.state = SiteState()
         self.reserve = ReserveController()
         self.held = HeldRegisters(site.skip_held_writes_s)
-        self._armed = asyncio.Event()  # wakes the reserve's fast loop
-        self._written_mono = float("-inf")  # loop time of the last write (write gap)
+        self.armed_event = asyncio.Event()  # wakes the reserve's fast loop
+        self.written_mono = float("-inf")  # loop time of the last write (write gap)
         self.base_kw = 0.0
         self.last_written_kw: float | None = None
         self.identity: Identity | None = None
@@ -319,7 +324,7 @@ class SiteController:
                 )
                 return
             acked = self._written_at = self.clock()
-            self._written_mono = asyncio.get_running_loop().time()
+            self.written_mono = asyncio.get_running_loop().time()
         latency_ms = (acked - cmd.event_time).total_seconds() * 1000.0
         self._after_write(cmd, hal_cmd)
         self.applied_seq += 1
@@ -341,7 +346,7 @@ class SiteController:
         self.last_written_kw = hal_cmd.power_kw
         self.state = SiteState(cmd, in_safe_mode=False)
         if self.reserve.armed is not None:
-            self._armed.set()  # the fast loop starts once the arm command is in force
+            self.armed_event.set()  # the fast loop starts once the arm command is in force
 
     def _battery_kw(self) -> float:
         tel = self.telemetry
@@ -379,18 +384,11 @@ class SiteController:
         """OFFLINE with a known serial: look for the device elsewhere (rate limited)."""
         if self.rediscover is None or self.identity is None or self.link_state() != "OFFLINE":
             return
-        last = self.link.rediscover_at
-        if last is not None and (now - last).total_seconds() < self.site.rediscover_every_s:
-            return
-        self.link.rediscover_at = now
-        try:
-            found = await self.rediscover(self.identity.serial)
-        except HalError as exc:
-            self.link.failed(exc)
-            return
+        serial = self.identity.serial
+        every = self.site.rediscover_every_s
+        found = await self.link.rediscover_if_due(self.rediscover, serial, now, every)
         if found is not None:
-            log.info("site %s: %s found at %s:%s", self.site.site_id, self.identity.serial, *found)
-            self.link.moved(*found)
+            log.info("site %s: %s found at %s:%s", self.site.site_id, serial, *found)
 
     async def run_telemetry(self, phase_s: float = 0.0) -> None:
         """Poll every interval, the first poll ``phase_s`` late (staggers a bridge's sites)."""
@@ -463,51 +461,17 @@ class SiteController:
         if await self._keep_alive(now, tel) or self.reserve.armed is None or self.limits is None:
             return
         target = self.reserve.target(self.base_kw, tel.frequency_hz, now, self.limits)
-        moved = needs_write(self.last_written_kw, target.total_kw, self.site.min_step_kw)
-        if moved and await self._write(Command.set_power(target.total_kw), trim=True):
-            self.last_written_kw = target.total_kw
-            self.droop_writes += 1
+        if needs_write(self.last_written_kw, target.total_kw, self.site.min_step_kw):
+            await self.droop_write(target.total_kw)
 
     async def run_reserve(self) -> None:
-        """While a reserve is armed: the frequency alone every ``reserve_poll_s``, the droop
-        power written when it moved (the telemetry poll also does, at its own rate)."""
-        loop = asyncio.get_running_loop()
-        while True:
-            await self._armed.wait()
-            self._armed.clear()
-            next_at = loop.time()
-            while self.reserve.armed is not None:
-                try:
-                    await self._fast_step(loop.time())
-                except Exception:  # a bug must not stop the reserve: log, next sample
-                    log.exception("site %s: reserve fast loop", self.site.site_id)
-                next_at += self.site.reserve_poll_s
-                delay = next_at - loop.time()
-                if delay < 0:
-                    next_at, delay = loop.time(), 0.0
-                await asyncio.sleep(delay)
+        """The armed reserve's fast frequency loop (:func:`edge.bridge.fastloop.run_reserve`)."""
+        await run_reserve(self)
 
-    async def _fast_step(self, mono: float) -> None:
-        try:
-            freq = await self.reader.read_frequency()
-        except HalError as exc:
-            self.link.failed(exc)
-            return
-        now = self.clock()
-        if self.reserve.armed is None or self.limits is None or self.state.in_safe_mode:
-            return
-        target = self.reserve.target(self.base_kw, freq, now, self.limits)
-        dev = self.device
-        gap = dev.rmap.connection.write_gap_s if isinstance(dev, PointDevice) else 0.0
-        due = fast_write_due(
-            self.last_written_kw,
-            target.total_kw,
-            self.site.min_step_kw,
-            mono - self._written_mono,
-            gap,
-        )
-        if due and await self._write(Command.set_power(target.total_kw), trim=True):
-            self.last_written_kw = target.total_kw
+    async def droop_write(self, target_kw: float) -> None:
+        """Write the droop target (only what changes) and remember it."""
+        if await self._write(Command.set_power(target_kw), trim=True):
+            self.last_written_kw = target_kw
             self.droop_writes += 1
 
     def _since(self, now: datetime, t: datetime | None) -> float:
@@ -564,7 +528,7 @@ class SiteController:
                 self.held.forget()
                 self.link.failed(exc)
                 return False
-            self._written_mono = asyncio.get_running_loop().time()
+            self.written_mono = asyncio.get_running_loop().time()
         self._written_at = self.clock()
         return True
 
