@@ -8,10 +8,11 @@ the settings for BOOTSTRAP, PREFIX, APP_ID) and run it with ``faust.Worker`` in 
 (its own consumer group: topics are read from the start). A child process because a Faust
 worker takes over logging, signals and the event loop.
 
-- ``telemetry``: the telemetry agent through Faust's consumer, conductor and stream, timed
-  from the first event the site book took to the EVENTS-th (every bench event is its site's
-  newest, so the book's version counts events). Writes ``{"rate", "events", "seconds",
-  "startup_s"}``.
+- ``telemetry``: the worker's telemetry service (``streams.agents.telemetry_service``:
+  batched consumer -> decode, book, windows -> FleetStates acknowledged -> commit), timed
+  from the end of its first batch to the batch that completes EVENTS records (the records
+  of the first batch are not counted). Writes ``{"rate", "events", "seconds", "startup_s",
+  "batches"}``.
 - ``commands``: once the book holds SITES sites (telemetry the parent produced), one
   FleetSetpoint is produced and the clock runs until SITES SiteCommands were read back from
   ``site.commands`` (allocator agent -> ``site.setpoints`` -> setpoint filter agent ->
@@ -83,19 +84,21 @@ async def until(what: str, done: Callable[[], bool | Awaitable[bool]], deadline:
 
 async def measure_telemetry(bootstrap: str, prefix: str, app_id: str, events: int) -> Any:
     built = build(settings_with(bootstrap=bootstrap, app_id=app_id, prefix=prefix))
-    book = built.book
+    service = built.telemetry
     async with running(built) as launched:
         deadline = launched + TIMEOUT_S
-        await until("first telemetry", lambda: book.version > 0, deadline)
-        first, first_version = time.perf_counter(), book.version
-        await until(f"{events} telemetry events", lambda: book.version >= events, deadline)
-        last, last_version = time.perf_counter(), book.version
-    counted = last_version - first_version
+        await until("first telemetry batch", lambda: service.records > 0, deadline)
+        first, first_count, first_batches = time.perf_counter(), service.records, service.batches
+        await until(f"{events} telemetry events", lambda: service.records >= events, deadline)
+        last, last_count = time.perf_counter(), service.records
+        batches = service.batches - first_batches
+    counted = last_count - first_count
     return {
         "rate": counted / (last - first),
         "events": counted,
         "seconds": last - first,
         "startup_s": first - launched,
+        "batches": batches,
     }
 
 

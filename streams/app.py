@@ -6,9 +6,12 @@ settings' prefix, and the app's internal topics (``internal_topics``: each table
 changelog ``<app_id>-<table>-changelog`` and the assignor's leader topic), so the app sets
 ``topic_allow_declare=False`` and never relies on broker auto-creation.
 
-Agents (``streams.agents``): setpoint filter, allocator (+ command results), telemetry
-aggregator, live compliance. Tables live in the memory store, rebuilt from their changelogs
-on start. Topics carry raw bytes; the agents apply the project's Avro codec.
+Agents (``streams.agents``): setpoint filter, allocator (+ command results), live
+compliance. Telemetry (the one high-rate input) is not a Faust agent: the app's
+``TelemetryService`` (``streams.agents.telemetry_service``) consumes it in batches into the
+pure aggregation step, in its own consumer group ``<app_id>-telemetry``, and starts and stops
+with the app. Tables live in the memory store, rebuilt from their changelogs on start.
+Topics carry raw bytes; the agents apply the project's Avro codec.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from typing import Any
 
 import faust
 
-from streams.agents import aggregator, allocator, compliance, setpoint_filter
+from streams.agents import allocator, compliance, setpoint_filter
+from streams.agents.aggregator import TelemetryAggregator
 from streams.agents.base import AgentContext, wall_clock_micros
 from streams.agents.sitebook import SiteBook
+from streams.agents.telemetry_service import TelemetryService
 from streams.settings import StreamsSettings
 from streams.topics import TOPICS, CreateReport, Topic, create_topics
 
@@ -42,8 +47,9 @@ class StreamsApp:
     book: SiteBook
     setpoint_filter: setpoint_filter.SetpointFilterAgent
     allocator: allocator.AllocatorAgent
-    aggregator: aggregator.AggregatorAgent
+    aggregator: TelemetryAggregator
     compliance: compliance.ComplianceAgent
+    telemetry: TelemetryService
 
 
 def ssl_context(settings: StreamsSettings) -> ssl.SSLContext:
@@ -116,14 +122,18 @@ def build(
     )
     ctx = AgentContext(app, settings, partitions, clock)
     book = SiteBook()
+    aggregator = TelemetryAggregator(settings, book)
+    telemetry = TelemetryService(app, settings, aggregator, clock=clock, beacon=app.beacon)
+    app.service(telemetry)  # type: ignore[arg-type]  # an instance: Faust starts it as is
     built = StreamsApp(
         app,
         ctx,
         book,
         setpoint_filter.register(ctx, book),
         allocator.register(ctx, book),
-        aggregator.register(ctx, book),
+        aggregator,
         compliance.register(ctx, book),
+        telemetry,
     )
 
     async def announce_ready() -> None:

@@ -1,14 +1,17 @@
 """Thin Faust agents: topic -> decode -> pure step (``streams.steps``) -> encode -> topic.
 
-One module per agent, each with ``register(ctx, book)``; ``streams.app.build`` wires them:
+One module per agent, each with ``register(ctx, book)``; ``streams.app.build`` wires them
+(and the telemetry service):
 
 - ``setpoint_filter`` (agent ``setpoint-filter``): site.setpoints -> site.commands; state in
   the table ``filter-state`` keyed by site_id, plus a 1 s timer for deferred writes;
 - ``allocator`` (``allocator``): market.fleet-setpoints, market.activations,
   reserve.assignments -> site.setpoints; the latest allocation in memory, re-split by a 1 s
   timer when the site book changed; (``command-results``) site.command-results -> site book;
-- ``aggregator`` (``fleet-aggregator``): site.telemetry -> fleet.state (1 s and 10 s
-  windows in memory) and the site book;
+- ``aggregator`` (consumer name ``fleet-aggregator``): site.telemetry -> fleet.state (1 s
+  and 10 s windows in memory) and the site book: a pure batch step, run by
+  ``telemetry_service`` (a batched aiokafka consumer started with the app), not a Faust
+  agent: Faust's per-event delivery is far slower than the telemetry rate it must take;
 - ``compliance`` (``compliance``): fleet.state, market.activations, reserve.assignments ->
   compliance.verdicts; state in the table ``compliance-state`` keyed by fleet_id.
 

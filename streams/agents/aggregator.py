@@ -1,9 +1,12 @@
-"""Telemetry agent: ``site.telemetry`` -> ``fleet.state`` (1 s and 10 s windows) + site book.
+"""Telemetry aggregation step: SiteTelemetry bytes -> FleetStates (1 s and 10 s) + site book.
+
+Pure (no Faust, no Kafka): ``streams.agents.telemetry_service`` consumes ``site.telemetry``
+in batches and calls :meth:`TelemetryAggregator.add_batch`; benches and tests call it too.
 
 One decode per telemetry event feeds both the event-time tumbling windows
 (``fleet_aggregation.TumblingWindows``, one per ``settings.aggregation.windows_s``) and the
 worker's :class:`~streams.agents.sitebook.SiteBook` (the allocator's and compliance's view of
-the sites). A window's FleetState is sent once, when the watermark passes its end plus the
+the sites). A window's FleetState is emitted once, when the watermark passes its end plus the
 grace period. Windows are memory only: a restart loses the open windows (at most the longest
 window, 10 s); their event ids are deterministic (fleet, window length, start), so a window
 emitted twice around a restart is recognisable downstream. Fleet-wide, so the fleet app
@@ -14,17 +17,23 @@ Hot path: the raw codec (int microseconds, str uuids), then
 semantic checks remain), one ``SiteSample`` shared by both window lengths, and the decoded
 dict kept by the book as it is. Any record that check does not accept takes the full
 ``SiteTelemetry.from_record`` path: the precise typed error (dead letter) or the same result.
+
+Bad input never stops the step: a record that does not decode, is not a SiteTelemetry or is
+not a valid one becomes a DeadLetter record (``steps.deadletter``: reason, original key and
+value bytes, event id from topic/partition/offset) in the batch's outcome.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from faust.types import StreamT
-
-from streams.agents.base import AgentContext, decode_raw_value, expect
+from schemas.codec import raw_codec
+from schemas.errors import InvalidEventError
 from streams.agents.sitebook import SiteBook
+from streams.settings import StreamsSettings
+from streams.steps.deadletter import build_dead_letter
 from streams.steps.fleet_aggregation import (
     FleetAggregator,
     TumblingWindows,
@@ -35,18 +44,66 @@ from streams.steps.records_fleet import FleetState
 from streams.steps.records_site import telemetry_plainly_valid
 
 NAME = "fleet-aggregator"
-_ACCEPTS = frozenset({"SiteTelemetry"})
+EVENT = "SiteTelemetry"
+MICROS_PER_MS = 1000
 
 
-class AggregatorAgent:
-    def __init__(self, ctx: AgentContext, book: SiteBook) -> None:
-        self.ctx = ctx
+class ConsumedRecord(Protocol):
+    """What the step reads of a consumed Kafka record (aiokafka's ``ConsumerRecord`` fits).
+    ``timestamp`` is in milliseconds since the epoch (Kafka's), or None when unknown."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def timestamp(self) -> int | None: ...
+
+
+@dataclass
+class BatchOutcome:
+    """What one batch produced: FleetStates of the windows it closed (in order) and the
+    DeadLetter records of the records it rejected (in offset order)."""
+
+    states: list[FleetState] = field(default_factory=list)
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    accepted: int = 0
+
+
+def dead_letter_of(record: ConsumedRecord, error: BaseException, now: int) -> dict[str, Any]:
+    """The DeadLetter record of a consumed record rejected with ``error`` at ``now`` (us)."""
+    ts = record.timestamp
+    return build_dead_letter(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value,
+        error=error,
+        consumer=NAME,
+        now=now,
+        event_time=ts * MICROS_PER_MS if ts is not None and ts >= 0 else None,
+    )
+
+
+class TelemetryAggregator:
+    """The windows of every configured length plus the site book they feed."""
+
+    def __init__(self, settings: StreamsSettings, book: SiteBook) -> None:
+        self.settings = settings
         self.book = book
-        agg = ctx.settings.aggregation
+        agg = settings.aggregation
         self.windows = [
-            TumblingWindows(FleetAggregator(ctx.settings.fleet_id, w), agg.grace_s)
+            TumblingWindows(FleetAggregator(settings.fleet_id, w), agg.grace_s)
             for w in agg.windows_s
         ]
+        self._decode = raw_codec().decode
 
     def add(self, record: dict[str, Any]) -> Sequence[FleetState]:
         """Fold one decoded telemetry record in; the FleetStates of the windows it closed.
@@ -70,20 +127,31 @@ class AggregatorAgent:
                 closed = [*closed, *more]
         return closed
 
-    async def process(self, stream: StreamT[Any]) -> None:
-        async for event in stream.events():
+    def add_value(self, value: bytes | None) -> Sequence[FleetState]:
+        """Decode one raw value (raw codec) and ``add`` it; a typed ``EventError`` when it is
+        not a SiteTelemetry of ours (``InvalidEventError`` for a tombstone or another event)."""
+        if value is None:
+            raise InvalidEventError("no value (tombstone) on the telemetry topic")
+        decoded = self._decode(value)
+        if decoded.name != EVENT:
+            raise InvalidEventError(f"{decoded.name} does not belong on site.telemetry")
+        return self.add(decoded.record)
+
+    def add_batch(self, records: Iterable[ConsumedRecord], now: int) -> BatchOutcome:
+        """Fold consumed records in, in order; rejected ones become dead letters stamped
+        ``now`` (us). Never raises for bad input."""
+        outcome = BatchOutcome()
+        states, letters = outcome.states, outcome.dead_letters
+        add_value = self.add_value
+        accepted = 0
+        for record in records:
             try:
-                name, record = decode_raw_value(event)
-                expect(name, _ACCEPTS, event.message.topic)
-                closed = self.add(record)
+                closed = add_value(record.value)
             except Exception as exc:  # bad input (EventError) or a step bug: never fatal
-                await self.ctx.dead_letter(event, exc, NAME)
+                letters.append(dead_letter_of(record, exc, now))
                 continue
-            for state in closed:
-                await self.ctx.send("fleet.state", "FleetState", state.to_record())
-
-
-def register(ctx: AgentContext, book: SiteBook) -> AggregatorAgent:
-    agent = AggregatorAgent(ctx, book)
-    ctx.app.agent(ctx.topic("site.telemetry"), name=NAME)(agent.process)
-    return agent
+            accepted += 1
+            if closed:
+                states.extend(closed)
+        outcome.accepted = accepted
+        return outcome

@@ -1,19 +1,17 @@
 """The worker's view of the fleet's sites: latest telemetry and command result per site.
 
-Fed by the telemetry agent (``streams.agents.aggregator``) and the command-result agent
+Fed by the telemetry step (``streams.agents.aggregator``, run by the worker's telemetry
+service) and the command-result agent
 (``streams.agents.allocator``); read by the allocator (``statuses()``), the setpoint filter
 (``limits(site_id)``) and live compliance (``last_seen``).
 
 Design and its limits: fleet-level decisions (allocation, fleet aggregates, stale sites)
 need every site, while ``site.telemetry`` is partitioned by ``site_id``. The book is plain
 memory per worker, so it holds the sites of the ``site.telemetry`` partitions this worker
-owns: the fleet app therefore runs as ONE worker for the fleet (Faust then assigns it every
-partition). 1,300 sites at 1 Hz is ~1.3k events/s. The agent's own work (decode + book +
-windows) runs at tens of thousands of events/s (bench_streams ``telemetry_decode_aggregate``),
-but Faust 0.15.3 delivers each event through its consumer, conductor and stream at a cost
-of its own: the whole worker measured 2-5k telemetry events/s on the loaded 2-core bench
-machine (``telemetry_worker_faust``; an agent doing nothing: 5-11k/s), so the margin is a
-few times the fleet's rate, not the agent's. A restarted worker rebuilds the
+owns: the fleet app therefore runs as ONE worker for the fleet (its telemetry consumer group
+then holds every partition). 1,300 sites at 1 Hz is ~1.3k events/s; the worker's batched
+telemetry service takes tens of thousands per second (bench_streams ``telemetry_worker``),
+so a backlog after an outage is read quickly. A restarted worker rebuilds the
 book within ``telemetry_max_age_s`` from live telemetry (older telemetry counts as OFFLINE
 anyway). Scaling past one worker needs two stages: per-partition partial aggregates and
 site status published to a fleet-keyed internal topic (or a Faust GlobalTable), which this

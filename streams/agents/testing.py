@@ -2,12 +2,15 @@
 
 ``memory_outputs(built)`` points every output of the app at an in-memory ``app.channel()``
 (Faust's test context starts no producer); ``drain(channel)`` returns what an agent sent
-there, decoded with the project codec. Used by tests/unit/streams/test_agents_*.py.
+there, decoded with the project codec. ``consumed(messages)`` gives raw messages as the
+consumed records the telemetry batch step reads (``aggregator.ConsumedRecord``). Used by
+tests/unit/streams/test_agents_*.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from faust.types import ChannelT
@@ -22,6 +25,33 @@ OUTPUTS = (
     "compliance.verdicts",
     "deadletter",
 )
+
+
+@dataclass(frozen=True)
+class Consumed:
+    """A consumed Kafka record as the batch step reads it (``timestamp`` in ms)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int | None = None
+
+
+def consumed(
+    messages: Sequence[tuple[bytes | None, bytes | None]],
+    *,
+    topic: str = "site.telemetry",
+    partition: int = 0,
+    first_offset: int = 0,
+    timestamp: int | None = None,
+) -> list[Consumed]:
+    """``(key, value)`` messages as consecutive records of one partition."""
+    return [
+        Consumed(topic, partition, first_offset + i, key, value, timestamp)
+        for i, (key, value) in enumerate(messages)
+    ]
 
 
 class Sent(NamedTuple):

@@ -27,6 +27,7 @@ from flowerhub.broker.probe import Record, group_lag, produce, read_to_end
 from flowerhub.cli import main
 from schemas.codec import decode, encode
 from streams.agents.testing import fleet_setpoint_record, setpoint_record, telemetry_record
+from streams.agents.telemetry_service import group_id as telemetry_group
 from streams.app import READY_MESSAGE, prepare_topics, settings_with
 from streams.settings import StreamsSettings
 from streams.worker_process import Worker, run_worker, wait_for
@@ -119,7 +120,11 @@ def test_a_fleet_setpoint_becomes_commands_for_1000_sites(
             worker,
             lambda: (
                 asyncio.run(
-                    group_lag(kafka_bootstrap, settings.app_id, topic(settings, "site.telemetry"))
+                    group_lag(
+                        kafka_bootstrap,
+                        telemetry_group(settings),
+                        topic(settings, "site.telemetry"),
+                    )
                 )
                 == 0
             ),

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from schemas import Codec, SchemaRegistry
 from schemas.strategies import records
-from streams.agents.aggregator import AggregatorAgent
+from streams.agents.aggregator import TelemetryAggregator
 from streams.agents.sitebook import SiteBook
 from streams.agents.testing import close_app
 from streams.app import StreamsApp, build, settings_with
@@ -127,7 +127,7 @@ def built() -> Iterator[StreamsApp]:
     close_app(app)
 
 
-def _feed(agent: AggregatorAgent, records: list[dict[str, Any]]) -> list[Any]:
+def _feed(agent: TelemetryAggregator, records: list[dict[str, Any]]) -> list[Any]:
     """The FleetState records each event closed, or its error type."""
     out: list[Any] = []
     for rec in records:
@@ -164,8 +164,8 @@ def test_agent_fast_and_full_paths_agree(
         )
         for site, offset, power, soc, faulted in rows
     ]
-    fast = AggregatorAgent(built.aggregator.ctx, SiteBook())
-    full = AggregatorAgent(built.aggregator.ctx, SiteBook())
+    fast = TelemetryAggregator(built.aggregator.settings, SiteBook())
+    full = TelemetryAggregator(built.aggregator.settings, SiteBook())
     fast_out = _feed(fast, [_raw(r) for r in records])
     full_out = _feed(
         full, [LOGICAL.decode(LOGICAL.encode("SiteTelemetry", r)).record for r in records]

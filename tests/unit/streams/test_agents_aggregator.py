@@ -1,27 +1,30 @@
-"""The telemetry agent through Faust's test context: SiteTelemetry -> FleetState over 1 s and
-10 s windows (each closed window sent once), the site book, dead letters."""
+"""The telemetry batch step (``TelemetryAggregator.add_batch``, what the worker's telemetry
+service calls per ``getmany``): SiteTelemetry bytes -> FleetState over 1 s and 10 s windows
+(each closed window emitted once), the site book, dead letters. The service itself, on the
+real broker: tests/integration/test_streams_telemetry.py."""
 
 from __future__ import annotations
 
-import asyncio
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytest
 
-from schemas.codec import encode
+from schemas.codec import decode, encode
+from streams.agents.aggregator import NAME, BatchOutcome
 from streams.agents.testing import (
     ManualClock,
     close_app,
-    drain,
-    feed,
-    memory_outputs,
+    consumed,
+    setpoint_record,
     telemetry_record,
 )
 from streams.app import StreamsApp, build, settings_with
 
 S = 1_000_000
 T0 = 1_700_000_000 * S  # a multiple of 10 s: windows start on it
+NOW = T0 + 60 * S  # the processing time dead letters are stamped with
 POWER = {"site-a": 2.0, "site-b": -1.5, "site-c": 4.25}
 OEM = {"site-a": "huawei", "site-b": "saj", "site-c": "huawei"}
 
@@ -31,6 +34,25 @@ def built() -> Iterator[StreamsApp]:
     app = build(settings_with(bootstrap="localhost:9092", app_id="unit-agg"), clock=ManualClock(T0))
     yield app
     close_app(app)
+
+
+def run(
+    built: StreamsApp, messages: Sequence[tuple[bytes | None, bytes | None]], batch: int = 5
+) -> BatchOutcome:
+    """The messages as consecutive records of one partition, in batches of ``batch``."""
+    records = consumed(messages)
+    total = BatchOutcome()
+    for first in range(0, len(records), batch):
+        out = built.aggregator.add_batch(records[first : first + batch], NOW)
+        total.states += out.states
+        total.dead_letters += out.dead_letters
+        total.accepted += out.accepted
+    return total
+
+
+def state_records(out: BatchOutcome) -> list[dict[str, Any]]:
+    """The FleetStates as the service sends them (encoded, decoded back)."""
+    return [decode(encode("FleetState", s.to_record())).record for s in out.states]
 
 
 def second(k: int) -> list[tuple[bytes, bytes]]:
@@ -48,18 +70,20 @@ def second(k: int) -> list[tuple[bytes, bytes]]:
     ]
 
 
-def test_telemetry_closes_1s_and_10s_windows_once(built: StreamsApp) -> None:
-    out = memory_outputs(built)
+@pytest.mark.parametrize("batch", [1, 4, 36])
+def test_telemetry_closes_1s_and_10s_windows_once(built: StreamsApp, batch: int) -> None:
     messages = [m for k in range(12) for m in second(k)]
-    asyncio.run(feed(built, "fleet-aggregator", messages))
-    states = drain(out["fleet.state"])
-    assert {s.key for s in states} == {b"flowerhub"}
-    ones = [s.record for s in states if s.record["window_s"] == 1]
-    tens = [s.record for s in states if s.record["window_s"] == 10]
+    out = run(built, messages, batch)
+    assert out.dead_letters == []
+    assert out.accepted == len(messages)
+    states = state_records(out)
+    assert {s["fleet_id"] for s in states} == {"flowerhub"}
+    ones = [s for s in states if s["window_s"] == 1]
+    tens = [s for s in states if s["window_s"] == 10]
     # grace 1 s, watermark T0 + 11.2 s: 1 s windows 0..9 and the 10 s window [0, 10) closed
     assert len(ones) == 10
     assert len(tens) == 1
-    assert len({s.record["event_id"] for s in states}) == len(states)
+    assert len({s["event_id"] for s in states}) == len(states)
     for k, rec in enumerate(ones):
         expected = math.fsum(p + k / 100 for p in POWER.values()) / 1000
         assert rec["total_power_mw"] == pytest.approx(expected)
@@ -76,24 +100,31 @@ def test_telemetry_closes_1s_and_10s_windows_once(built: StreamsApp) -> None:
 
 
 def test_bad_telemetry_is_dead_lettered_and_not_counted(built: StreamsApp) -> None:
-    out = memory_outputs(built)
     bad_soc = telemetry_record("site-x", T0 + S // 5)
     bad_soc["soc_pct"] = 130.0
     messages = [
         *second(0),
         (b"site-x", encode("SiteTelemetry", bad_soc)),
         (b"site-y", b"\xc3\x01short"),
+        (b"site-z", None),
+        (b"site-w", encode("SiteSetpoint", setpoint_record("site-w", "sp", T0, 1.0, T0 + S))),
         *second(1),
         *second(2),
     ]
-    asyncio.run(feed(built, "fleet-aggregator", messages))
-    letters = drain(out["deadletter"])
-    assert [d.record["error_type"] for d in letters] == [
+    out = run(built, messages)
+    letters = out.dead_letters
+    assert [d["error_type"] for d in letters] == [
         "InvalidRecordError",
         "TruncatedEventError",
+        "InvalidEventError",
+        "InvalidEventError",
     ]
-    assert all(d.record["consumer"] == "fleet-aggregator" for d in letters)
-    (first,) = [s.record for s in drain(out["fleet.state"]) if s.record["window_s"] == 1]
+    assert [d["offset"] for d in letters] == [3, 4, 5, 6]
+    assert [d["original"] for d in letters] == [messages[i][1] or b"" for i in (3, 4, 5, 6)]
+    assert all(d["consumer"] == NAME and d["source_topic"] == "site.telemetry" for d in letters)
+    assert all(d["event_time"] == NOW for d in letters)  # no broker timestamp: rejection time
+    assert out.accepted == len(messages) - 4
+    (first,) = [s for s in state_records(out) if s["window_s"] == 1]
     assert first["sites_online"] == 3
     assert "site-x" not in built.book.telemetry
 
@@ -121,14 +152,38 @@ def test_semantically_bad_telemetry_is_dead_lettered(
     built: StreamsApp, field: str, value: object
 ) -> None:
     """Avro-valid but not a valid SiteTelemetry: the fast path must not let it through."""
-    out = memory_outputs(built)
     bad = telemetry_record("site-x", T0 + S // 5) | {field: value}
     messages = [*second(0), (b"site-x", encode("SiteTelemetry", bad)), *second(1), *second(2)]
-    asyncio.run(feed(built, "fleet-aggregator", messages))
-    letters = drain(out["deadletter"])
-    assert [d.record["error_type"] for d in letters] == ["InvalidRecordError"]
-    assert field in letters[0].record["reason"]
-    (first,) = [s.record for s in drain(out["fleet.state"]) if s.record["window_s"] == 1]
+    out = run(built, messages)
+    letters = out.dead_letters
+    assert [d["error_type"] for d in letters] == ["InvalidRecordError"]
+    assert field in letters[0]["reason"]
+    (first,) = [s for s in state_records(out) if s["window_s"] == 1]
     assert first["sites_online"] == 3
     assert "site-x" not in built.book.telemetry
     assert "site-x" not in built.book.last_seen
+
+
+def test_a_broker_timestamp_is_the_dead_letters_event_time(built: StreamsApp) -> None:
+    (record,) = consumed([(b"k", b"garbage")], partition=3, first_offset=41, timestamp=1_234)
+    out = built.aggregator.add_batch([record], NOW)
+    (letter,) = out.dead_letters
+    assert (letter["partition"], letter["offset"], letter["key"]) == (3, 41, b"k")
+    assert letter["event_time"] == 1_234_000
+    assert letter["ingest_time"] == NOW
+    assert out.states == []
+    assert out.accepted == 0
+
+
+def test_a_batch_read_again_changes_nothing(built: StreamsApp) -> None:
+    """At-least-once redelivery (a batch not committed before a restart of the consumer, the
+    windows kept): the book keeps the newest, closed windows are not emitted again."""
+    messages = [m for k in range(12) for m in second(k)]
+    first = run(built, messages, batch=12)
+    seen = built.book.last_seen
+    again = run(built, messages[-12:], batch=12)
+    assert len(first.states) == 11
+    assert again.states == []
+    assert again.dead_letters == []
+    assert again.accepted == 12
+    assert built.book.last_seen == seen

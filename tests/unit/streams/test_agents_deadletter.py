@@ -1,6 +1,7 @@
 """Property: no bytes kill an agent. Whatever arrives, each undecodable message ends in
 ``deadletter`` with its original bytes and key, in order, and the agent still handles the
-good event that follows (Faust's test context, no broker)."""
+good event that follows (Faust's test context, no broker). The same for the telemetry batch
+step (``TelemetryAggregator.add_batch``, run by the worker's telemetry service)."""
 
 from __future__ import annotations
 
@@ -13,16 +14,18 @@ from schemas.codec import encode
 from streams.agents.testing import (
     ManualClock,
     close_app,
+    consumed,
     drain,
     feed,
     memory_outputs,
     setpoint_record,
+    telemetry_record,
 )
 from streams.app import build, settings_with
 
 S = 1_000_000
 T0 = 1_700_000_000 * S
-AGENTS = ("setpoint-filter", "allocator", "command-results", "fleet-aggregator", "compliance")
+AGENTS = ("setpoint-filter", "allocator", "command-results", "compliance")
 
 garbage = st.lists(
     st.tuples(
@@ -59,5 +62,31 @@ def test_garbage_is_dead_lettered_and_the_agent_goes_on(
         if agent_name == "setpoint-filter":
             (command,) = drain(out["site.commands"])
             assert command.record["setpoint_id"] == "sp-1"
+    finally:
+        close_app(built)
+
+
+@settings(max_examples=25, deadline=None)
+@given(messages=garbage, batch=st.integers(min_value=1, max_value=9))
+def test_garbage_is_dead_lettered_and_the_telemetry_step_goes_on(
+    messages: list[tuple[bytes | None, bytes]], batch: int
+) -> None:
+    built = build(
+        settings_with(bootstrap="localhost:9092", app_id="unit-dlq"), clock=ManualClock(T0)
+    )
+    try:
+        good = encode("SiteTelemetry", telemetry_record("s", T0))
+        records = consumed([*messages, (b"s", good)])
+        letters = []
+        accepted = 0
+        for first in range(0, len(records), batch):
+            out = built.aggregator.add_batch(records[first : first + batch], T0)
+            letters += out.dead_letters
+            accepted += out.accepted
+        assert [(d["key"], d["original"]) for d in letters] == messages
+        assert [d["offset"] for d in letters] == list(range(len(messages)))
+        assert all(d["reason"] and d["consumer"] == "fleet-aggregator" for d in letters)
+        assert accepted == 1
+        assert built.book.last_seen == {"s": T0}
     finally:
         close_app(built)
