@@ -232,16 +232,31 @@ class Bridge:
             backoff = min(5.0, backoff * 2)
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        committer = asyncio.create_task(self._commit_forever(consumer))
+        try:
+            while True:
+                batches = await consumer.getmany(timeout_ms=100, max_records=500)
+                if committer.done():  # a failed commit ends this consumer session
+                    committer.result()
+                if consumer.assignment() and not self.ready.is_set():
+                    for tp in consumer.assignment():
+                        await consumer.position(tp)
+                    self.ready.set()
+                for records in batches.values():
+                    for rec in records:
+                        self._on_message(rec)
+        finally:
+            committer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, KafkaError):
+                await committer
+
+    async def _commit_forever(self, consumer: AIOKafkaConsumer, every_s: float = 0.1) -> None:
+        """Offsets of persisted outcomes, committed beside the fetch loop: a commit's round
+        trip to the broker never delays the next command (commits only matter after a
+        restart, and the idempotency store already keeps a replay from writing twice)."""
         topic = self.topics.command_topic
         while True:
-            batches = await consumer.getmany(timeout_ms=100, max_records=500)
-            if consumer.assignment() and not self.ready.is_set():
-                for tp in consumer.assignment():
-                    await consumer.position(tp)
-                self.ready.set()
-            for records in batches.values():
-                for rec in records:
-                    self._on_message(rec)
+            await asyncio.sleep(every_s)
             commit = self.offsets.committable()
             if commit:
                 await consumer.commit({TopicPartition(topic, p): o for p, o in commit.items()})
