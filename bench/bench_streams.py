@@ -115,10 +115,17 @@ async def _rate_raw(bootstrap: str, name: str, parts: int) -> float:
 
 
 async def _worker_child(
-    mode: str, bootstrap: str, prefix: str, count: int, env: dict[str, str] | None = None
+    mode: str,
+    bootstrap: str,
+    prefix: str,
+    count: int,
+    env: dict[str, str] | None = None,
+    *,
+    run: int = 0,
 ) -> dict[str, float]:
-    """A real-worker figure (``bench.streams_worker_rate MODE``, in a child process)."""
-    app_id = f"{prefix}worker"
+    """A real-worker figure (``bench.streams_worker_rate MODE``, in a child process; each
+    ``run`` its own app id, so its own consumer groups reading from the start)."""
+    app_id = f"{prefix}worker{run}"
     await prepare_topics(settings_with(bootstrap=bootstrap, app_id=app_id, prefix=prefix))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
@@ -197,8 +204,12 @@ async def _telemetry(bootstrap: str) -> list[BenchResult]:
         raw_rates.append(raw_n / raw_s)
         agg_rates.append(agg_n / agg_s)
     raw_rate, agg_rate = max(raw_rates), max(agg_rates)
-    worker = await _worker_child("telemetry", bootstrap, prefix, EVENTS)
-    raw_rate = max(raw_rate, await _rate_raw(bootstrap, name, parts))  # again, after it
+    workers = [
+        await _worker_child("telemetry", bootstrap, prefix, EVENTS, run=n) for n in range(ROUNDS)
+    ]
+    worker = max(workers, key=lambda w: w["rate"])
+    rates = ", ".join(f"{w['rate']:,.0f}" for w in workers)
+    raw_rate = max(raw_rate, await _rate_raw(bootstrap, name, parts))  # again, after them
     return [
         BenchResult(
             name="telemetry_worker",
@@ -211,7 +222,8 @@ async def _telemetry(bootstrap: str) -> list[BenchResult]:
             f"{worker['events']:.0f} events (after its first batch) in "
             f"{worker['batches']:.0f} getmany batches in {worker['seconds']:.2f} s: decode, "
             f"book, 1 s + 10 s windows, FleetStates acknowledged, offsets committed (first "
-            f"batch done {worker['startup_s']:.1f} s after start); baseline: raw aiokafka "
+            f"batch done {worker['startup_s']:.1f} s after start); best of {ROUNDS} workers "
+            f"({rates}/s); baseline: raw aiokafka "
             f"consumer of the same topic, no decoding, best of {ROUNDS + 1}; {_load()}",
         ),
         BenchResult(
