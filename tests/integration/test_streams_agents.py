@@ -26,8 +26,8 @@ import pytest
 from flowerhub.broker.probe import Record, group_lag, produce, read_to_end
 from flowerhub.cli import main
 from schemas.codec import decode, encode
-from streams.agents.testing import fleet_setpoint_record, setpoint_record, telemetry_record
 from streams.agents.telemetry_service import group_id as telemetry_group
+from streams.agents.testing import fleet_setpoint_record, setpoint_record, telemetry_record
 from streams.app import READY_MESSAGE, prepare_topics, settings_with
 from streams.settings import StreamsSettings
 from streams.worker_process import Worker, run_worker, wait_for
