@@ -28,6 +28,17 @@ HOST = "127.0.0.1"
 # 0.25 s resolves the 1-2 s OEM time constants and keeps 60+ homes light on 2 cores.
 TICK_S = 0.25
 START_TIME_OF_DAY_S = 18 * 3600.0  # early evening: household load, little PV
+# The bridge's reserve fast loop reads the frequency every reserve_poll_s while a reserve is
+# armed; on a dongle paced at request_gap_s that is one request of the link's budget each
+# time. At 0.2 s on SAJ (0.1 s gap) the loop took half the link and the 1 s telemetry poll
+# slipped to 1.2-1.7 s under load, leaving 1 s audit buckets without the site (issue 7).
+MIN_RESERVE_POLL_S = 0.2
+RESERVE_POLL_GAPS = 4  # the fast loop uses at most a quarter of the link
+
+
+def reserve_poll_s(request_gap_s: float) -> float:
+    """The fast loop's period for a link paced at ``request_gap_s`` (see above)."""
+    return max(MIN_RESERVE_POLL_S, RESERVE_POLL_GAPS * request_gap_s)
 
 
 def free_port() -> int:
@@ -107,6 +118,7 @@ def site_entry(spec: SiteSpec, sim: SimInverter) -> dict[str, Any]:
         },
         "response_time_constant_s": p.tau_s,
         "response_dead_time_s": p.dead_time_s,
+        "reserve_poll_s": reserve_poll_s(sim.rmap.connection.request_gap_s),
     }
 
 

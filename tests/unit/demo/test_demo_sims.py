@@ -10,7 +10,7 @@ import pytest
 from edge.bridge.config import load_config
 from flowerhub.demo.fleet import compose_fleet, map_models
 from flowerhub.demo.scenario import Incident, IncidentKind, ScenarioError
-from flowerhub.demo.sims import OverridingFirmware, SimFleet
+from flowerhub.demo.sims import OverridingFirmware, SimFleet, reserve_poll_s
 
 SPECS = compose_fleet(6, seed=7, models=map_models())
 
@@ -33,6 +33,7 @@ def test_one_bridge_config_per_oem_matching_the_simulators(tmp_path: Path) -> No
             assert (site.host, site.port, site.oem) == (sim.host, sim.port, spec.oem)
             assert site.battery.max_discharge_kw == spec.max_power_kw
             assert site.response_time_constant_s == sim.battery.params.tau_s
+            assert site.reserve_poll_s == reserve_poll_s(sim.rmap.connection.request_gap_s)
             seen.add(site.site_id)
     assert seen == {s.site_id for s in SPECS}
 
@@ -81,3 +82,17 @@ async def _incidents() -> None:
         assert fleet.by_index(3)[1].frequency_hz == 49.5
     finally:
         await fleet.stop()
+
+
+@pytest.mark.parametrize(
+    ("gap_s", "poll_s"),
+    [
+        (0.0, 0.2),  # an unpaced link: the bridge's own default
+        (0.02, 0.2),  # Sungrow LAN
+        (0.05, 0.2),  # Huawei
+        (0.1, 0.4),  # SAJ: a quarter of its 10 requests/s
+        (0.2, 0.8),  # SAJ's slower firmware variant
+    ],
+)
+def test_reserve_fast_loop_leaves_the_link_room_for_telemetry(gap_s: float, poll_s: float) -> None:
+    assert reserve_poll_s(gap_s) == pytest.approx(poll_s)
