@@ -33,7 +33,7 @@ from flowerhub.demo.fleet import SiteSpec, compose_fleet, describe, map_models
 from flowerhub.demo.processes import Child, MemoryMeter, spawn
 from flowerhub.demo.results import AuditOutcome, run_audit
 from flowerhub.demo.scenario import FrequencyPhase, OrderPhase, Scenario
-from flowerhub.demo.sims import SimFleet
+from flowerhub.demo.sims import SimFleet, SimStartError
 from flowerhub.demo.testlog import RigLog, RigLogError, RigOutcome, judge_rig, write_rig_csv
 
 FLEET_ID = "flowerhub"
@@ -360,7 +360,10 @@ class Demo:
                 bootstrap = await asyncio.to_thread(self._start_broker)
                 say(f"Kafka: {bootstrap}")
             fleet = sims
-            await fleet.start()
+            try:
+                await fleet.start()
+            except SimStartError as exc:
+                raise DemoError(f"simulators: {exc}") from exc
             say(f"simulators: {len(fleet.sims)} Modbus servers on 127.0.0.1")
             await self._start_children(bootstrap, fleet, archive)
             from streams.topics import topic

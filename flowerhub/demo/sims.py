@@ -41,6 +41,13 @@ def reserve_poll_s(request_gap_s: float) -> float:
     return max(MIN_RESERVE_POLL_S, RESERVE_POLL_GAPS * request_gap_s)
 
 
+START_ATTEMPTS = 5  # another process may bind a probed free port before the simulator does
+
+
+class SimStartError(RuntimeError):
+    """A simulator could not listen on any port it tried."""
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))
@@ -150,8 +157,18 @@ class SimFleet:
         return spec, self.sims[spec.site_id]
 
     async def start(self) -> None:
-        for sim in self.sims.values():
-            await sim.start()
+        """Start every simulator; one whose probed port was taken meanwhile gets another."""
+        for site_id, sim in self.sims.items():
+            for attempt in range(START_ATTEMPTS):
+                try:
+                    await sim.start()
+                    break
+                except RuntimeError as exc:  # pymodbus: "Could not start listen"
+                    if attempt + 1 == START_ATTEMPTS:
+                        raise SimStartError(
+                            f"{site_id}: no free port after {START_ATTEMPTS} tries ({exc})"
+                        ) from exc
+                    sim.port = free_port()
 
     async def stop(self) -> None:
         for site, sim in self.sims.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from edge.bridge.config import load_config
 from flowerhub.demo.fleet import compose_fleet, map_models
 from flowerhub.demo.scenario import Incident, IncidentKind, ScenarioError
-from flowerhub.demo.sims import OverridingFirmware, SimFleet, reserve_poll_s
+from flowerhub.demo.sims import HOST, OverridingFirmware, SimFleet, reserve_poll_s
 
 SPECS = compose_fleet(6, seed=7, models=map_models())
 
@@ -96,3 +97,25 @@ async def _incidents() -> None:
 )
 def test_reserve_fast_loop_leaves_the_link_room_for_telemetry(gap_s: float, poll_s: float) -> None:
     assert reserve_poll_s(gap_s) == pytest.approx(poll_s)
+
+
+def test_a_simulator_whose_port_was_taken_starts_on_another() -> None:
+    fleet = SimFleet(SPECS[:2])
+    _, sim = fleet.by_index(1)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind((HOST, 0))
+        taken.listen()
+        busy = int(taken.getsockname()[1])
+        sim.port = busy  # as if another process bound the probed port first
+
+        async def run() -> None:
+            await fleet.start()
+            try:
+                assert sim.port != busy
+                _, writer = await asyncio.open_connection(HOST, sim.port)
+                writer.close()
+                await writer.wait_closed()
+            finally:
+                await fleet.stop()
+
+        asyncio.run(run())
