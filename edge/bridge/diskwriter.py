@@ -36,6 +36,12 @@ from edge.bridge.outbox import Outbox
 log = logging.getLogger(__name__)
 
 
+def log_failure(fut: asyncio.Future[Any]) -> None:
+    """Done-callback for disk operations nobody awaits: a failure is logged, never lost."""
+    if not fut.cancelled() and fut.exception() is not None:
+        log.error("bridge disk operation failed: %r", fut.exception())
+
+
 class DiskWriterClosedError(RuntimeError):
     """An operation was handed to a writer that was closed."""
 

@@ -197,6 +197,8 @@ class Bridge:
             await self.close()
 
     async def close(self) -> None:
+        for site in self.sites.values():
+            await site.stop_observers()
         for d in self._devices:
             with contextlib.suppress(Exception):
                 await d.close()

@@ -18,10 +18,9 @@ import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from edge.bridge.config import SafeMode, SiteConfig
-from edge.bridge.diskwriter import DiskWriter
+from edge.bridge.diskwriter import DiskWriter, log_failure
 from edge.bridge.droop import ReserveController, needs_write
 from edge.bridge.events import (
     FAULT,
@@ -58,12 +57,6 @@ Persisted = Callable[[Tracking | None], None]
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _retrieve(fut: asyncio.Future[Any]) -> None:
-    """Done-callback for futures nobody awaits: their failure is logged, never lost."""
-    if not fut.cancelled() and fut.exception() is not None:
-        log.error("bridge disk operation failed: %r", fut.exception())
 
 
 class SiteController:
@@ -160,7 +153,7 @@ class SiteController:
         decision = check(cmd, self.site, now, power_limits(self.site, LiveLimits()))
         claim = self.writer.claim(cmd.command_id, cmd.site_id, cmd.valid_until, now, tracking)
         if isinstance(decision, Rejected):
-            claim.add_done_callback(_retrieve)  # its completion, queued after it, reports
+            claim.add_done_callback(log_failure)  # its completion, queued after it, reports
             self.finish(self._rejected(cmd, decision.reason), tracking)
             return
         self._claims[cmd.command_id] = claim
@@ -168,7 +161,7 @@ class SiteController:
         self._dups[cmd.command_id] = []
         for old in self.queue.push(cmd):
             reason = f"superseded by {cmd.kind} {cmd.command_id} before it was applied"
-            self._claims.pop(old.command_id).add_done_callback(_retrieve)
+            self._claims.pop(old.command_id).add_done_callback(log_failure)
             self.finish(self._rejected(old, reason), self._tracking.pop(old.command_id, None))
         self._wake.set()
 
@@ -363,6 +356,13 @@ class SiteController:
             or any(not f.done() for f in self._durable.values())
         )
 
+    async def stop_observers(self) -> None:
+        """Shutdown: stop read-backs still waiting (their commands stay CLAIMED on disk: a
+        redelivery reports them FAILED, never writes them again)."""
+        for task in list(self._observers):
+            task.cancel()
+        await asyncio.gather(*self._observers, return_exceptions=True)
+
     async def drain(self, poll_s: float = 0.02) -> None:
         """Wait until every submitted command has its outcome (tests, shutdown)."""
         while not self.idle:  # noqa: ASYNC110  # idle has three sources; polling is simplest
@@ -430,7 +430,7 @@ class SiteController:
         self.limits = self._live_limits()
         if {f.code for f in faults} != {f.code for f in self.faults}:
             self.sink.emit(FAULT, fault_record(self.site.site_id, faults, self.faults, now))
-            self.writer.sync(bulk=False).add_done_callback(_retrieve)  # critical: on disk now
+            self.writer.sync(bulk=False).add_done_callback(log_failure)  # critical: on disk now
             self.faults = list(faults)
         await self._enforce(now, tel)
         up, down = headroom(self.limits, tel.battery_power_kw or 0.0)

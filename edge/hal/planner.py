@@ -129,10 +129,13 @@ def drop_held(plan: WritePlan, held: Mapping[int, int]) -> WritePlan:
     not contradicted since). Order and delays of the remaining writes are kept; a skipped
     write's ``delay_after_s`` goes with it (nothing to settle after a write that was not sent).
     """
-    kept = tuple(
-        w for w in plan.writes if any(held.get(w.address + i) != v for i, v in enumerate(w.values))
-    )
-    return plan if len(kept) == len(plan.writes) else replace(plan, writes=kept)
+    state = dict(held)  # what the device holds as the plan goes on (a register may recur)
+    kept: list[RegisterWrite] = []
+    for w in plan.writes:
+        if any(state.get(w.address + i) != v for i, v in enumerate(w.values)):
+            kept.append(w)
+            state.update((w.address + i, v) for i, v in enumerate(w.values))
+    return plan if len(kept) == len(plan.writes) else replace(plan, writes=tuple(kept))
 
 
 # Polls between two reads of each canonical telemetry point (1 = every poll). Power and
