@@ -74,8 +74,9 @@ class AllocatorAgent:
             log.warning("allocation short of target: %s", report)
         else:
             log.info("allocation: %s", report)
-        for setpoint in allocation.setpoints:
-            await self.ctx.send("site.setpoints", "SiteSetpoint", setpoint.to_record())
+        await self.ctx.send_many(
+            "site.setpoints", "SiteSetpoint", (sp.to_record() for sp in allocation.setpoints)
+        )
 
     async def process(self, stream: StreamT[Any]) -> None:
         async for event in stream.events():

@@ -16,9 +16,10 @@ agent produced from it (Faust's test context does not start a producer).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from faust.types import ChannelT, EventT, TopicT
 
 from schemas.codec import decode, decode_raw, encode
 from schemas.errors import InvalidEventError
+from streams.agents.batching import KeyedBatchSender
 from streams.settings import StreamsSettings
 from streams.steps.deadletter import build_dead_letter
 from streams.topics import topic as topic_row
@@ -55,6 +57,7 @@ class AgentContext:
     clock: Callable[[], int] = wall_clock_micros
     outputs: dict[str, ChannelT[Any]] = field(default_factory=dict)
     _inputs: dict[tuple[str, ...], TopicT] = field(default_factory=dict)
+    _batchers: dict[str, KeyedBatchSender] = field(default_factory=dict)
 
     def partitions_of(self, name: str) -> int:
         """Partition count of a logical topic (the table row unless overridden)."""
@@ -87,6 +90,47 @@ class AgentContext:
         """Encode ``record`` as ``event_name`` and send it to ``name``, keyed per the table."""
         key = topic_row(name).key_of(record)
         await self.output(name).send(key=key, value=encode(event_name, record))
+
+    async def send_many(
+        self, name: str, event_name: str, records: Iterable[Mapping[str, Any]]
+    ) -> int:
+        """Encode and send every record as ``event_name`` to ``name`` (keyed per the table) and
+        wait until Kafka acknowledged them all; returns how many were sent.
+
+        To a Kafka topic the records go in per-partition batches on the app's own producer
+        (:class:`~streams.agents.batching.KeyedBatchSender`: one future per batch instead of
+        Faust's per-record send path; the same murmur2 partitions as Faust's send, so the
+        order per key is kept); to an in-memory ``outputs`` channel (tests) one by one.
+        Awaiting the acknowledgements here means the event being processed is done only
+        once its outputs are in Kafka, whatever Faust commits afterwards.
+        """
+        channel = self.output(name)
+        key_of = topic_row(name).key_of
+        if not isinstance(channel, TopicT):
+            count = 0
+            for record in records:
+                await channel.send(key=key_of(record), value=encode(event_name, record))
+                count += 1
+            return count
+        batcher = await self._batcher(name)
+        pairs: list[tuple[bytes, bytes]] = []
+        for record in records:
+            key = key_of(record)
+            if key is None:  # batches go by key partition: only keyed topics
+                raise InvalidEventError(f"{event_name} for {name} has no key")
+            pairs.append((key, encode(event_name, record)))
+        await asyncio.gather(*await batcher.send_all(pairs))
+        return len(pairs)
+
+    async def _batcher(self, name: str) -> KeyedBatchSender:
+        batcher = self._batchers.get(name)
+        if batcher is None:
+            batcher = self._batchers[name] = KeyedBatchSender(
+                await app_kafka_producer(self.app),
+                self.settings.topic(name),
+                self.partitions_of(name),
+            )
+        return batcher
 
     async def dead_letter(self, event: EventT[Any], error: BaseException, consumer: str) -> None:
         """Send ``event``'s original bytes to ``deadletter`` with ``error`` as the reason."""
@@ -125,6 +169,22 @@ class AgentContext:
             type(error).__name__,
             error,
         )
+
+
+async def app_kafka_producer(app: faust.App) -> Any:
+    """The app's started ``AIOKafkaProducer`` (the one Faust's own sends go through).
+
+    Faust 0.15.3 has no public accessor for it: its aiokafka driver keeps it in
+    ``faust.transport.drivers.aiokafka.Producer._producer`` once started. Raises
+    ``RuntimeError`` when the app's transport is not that driver.
+    """
+    producer = await app.maybe_start_producer()
+    kafka = getattr(producer, "_producer", None)
+    if kafka is None or not hasattr(kafka, "create_batch"):
+        raise RuntimeError(
+            f"the app's producer {type(producer).__name__} holds no started AIOKafkaProducer"
+        )
+    return kafka
 
 
 def decode_value(event: EventT[Any]) -> tuple[str, dict[str, Any]]:
