@@ -25,8 +25,10 @@ command).
   rare (4-5 reads per 1 s poll instead of 5-8);
 * the bridge leaves out writes whose registers already hold the value, so the measured commands
   never repeat the warm-up's power (:data:`WARM_UP_KW`): every one needs a register write;
-* size: the default is what this 2-core machine holds reliably beside other work (bridge and
-  simulators share the cores; the bridge needs ~0.15 % of a core per site at a 1 s poll);
+* size: 300 sites by default, what this 2-core machine holds reliably beside other work (the
+  bridge needs ~0.15 % of a core per site at a 1 s poll, the simulators ~0.1 %; 1,300 sites
+  would need ~3.3 cores for the two). A run takes 80-140 s, most of it fixed (broker, warm-up,
+  RSS probes), depending on the machine's load;
 * also reported: full plan latency (last write, includes the OEM's mandated gaps between
   writes), the bridge's CPU share and RSS at that many sites, the load average, and the resident
   memory of a bridge serving one site against an idle interpreter with the same libraries.
