@@ -13,22 +13,38 @@ from edge.hal.registermap import load_all
 from edge.hal.transport import ModbusTransport
 
 
-async def silent_server() -> tuple[asyncio.Server, int]:
+class SilentServer:
     """Accepts connections, reads requests, never answers."""
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while await reader.read(1024):
-            pass
-        writer.close()
+    def __init__(self) -> None:
+        self.writers: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+        self.port = 0
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    return server, server.sockets[0].getsockname()[1]
+    async def start(self) -> None:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.writers.append(writer)
+            while await reader.read(1024):
+                pass
+
+        self.server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        for w in self.writers:
+            w.close()
+            await w.wait_closed()
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
 
 
 @pytest.mark.parametrize("cancel_after_s", [0.05, 0.3])
 def test_cancel_during_a_read_is_a_cancellation(cancel_after_s: float) -> None:
     async def body() -> None:
-        server, port = await silent_server()
+        silent = SilentServer()
+        await silent.start()
+        port = silent.port
         conn = load_all()["huawei"].connection.model_copy(
             update={"connect_settle_s": 0.0, "timeout_s": 3.0}
         )
@@ -42,15 +58,16 @@ def test_cancel_during_a_read_is_a_cancellation(cancel_after_s: float) -> None:
             assert not transport.stats.errors  # not counted as a device failure
         finally:
             await transport.close()
-            server.close()
-            await server.wait_closed()
+            await silent.stop()
 
     asyncio.run(asyncio.wait_for(body(), 20))
 
 
 def test_an_unanswered_read_still_times_out() -> None:
     async def body() -> None:
-        server, port = await silent_server()
+        silent = SilentServer()
+        await silent.start()
+        port = silent.port
         conn = load_all()["huawei"].connection.model_copy(
             update={"connect_settle_s": 0.0, "timeout_s": 0.3}
         )
@@ -60,7 +77,6 @@ def test_an_unanswered_read_still_times_out() -> None:
                 await transport.read("holding", 32064, 2)
         finally:
             await transport.close()
-            server.close()
-            await server.wait_closed()
+            await silent.stop()
 
     asyncio.run(asyncio.wait_for(body(), 20))
