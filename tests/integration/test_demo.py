@@ -2,8 +2,10 @@
 
 The default scenario (FCR-D up ramp test, then an mFRR order) runs on 6 sites, two per OEM
 map, against the session broker; the audit's verdicts must equal the scenario's expected
-verdicts rule by rule. A second run plays ``inverter_override`` and the overriding site
-must be among the audit's offenders. No process of a run may be left behind.
+verdicts rule by rule, and the FCR-D ramp's Req 2/3 (once marginal, issue 7) must clear their
+thresholds by a margin, in the 1 Hz event-log audit and in the demo's 10 Hz test rig log.
+A second run plays ``inverter_override`` and the overriding site must be among the audit's
+offenders. No process of a run may be left behind.
 
 Both runs go at once (each under its own topic prefix, consumer groups and run directory),
 so the pair takes the time of the longer one: about 5 minutes, most of it the FCR-D ramp
@@ -21,12 +23,13 @@ from pathlib import Path
 import pytest
 
 from flowerhub.demo.orchestrate import DemoOptions, DemoResult, run_demo
-from flowerhub.demo.results import compare, rule_status
+from flowerhub.demo.results import compare, margin, rule_status
 from flowerhub.demo.scenario import DEFAULT_SCENARIO, load_scenario
 
 pytestmark = pytest.mark.integration
 
 SITES = 6
+MIN_MARGIN = 0.05  # Req 2/3 above their thresholds by at least 5 % of the threshold
 
 
 def _run(name: str, kafka_bootstrap: str, out: Path) -> tuple[DemoResult, str]:
@@ -50,13 +53,6 @@ def runs(
         yield {n: f.result() for n, f in futures.items()}
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 7 open: the FCR-D ramp verdicts of the default scenario are marginal on a "
-    "loaded 2-core machine (e.g. dP(7.5 s) 0.0101 MW vs 0.0103 MW needed at 1 Hz logging); "
-    "the mFRR part and the offender test pass. Fix the fleet's response latency (issue 4) "
-    "or log the applied frequency at 10 Hz, then drop this marker.",
-)
 def test_default_scenario_verdicts_match_the_expectations(
     runs: dict[str, tuple[DemoResult, str]],
 ) -> None:
@@ -76,6 +72,26 @@ def test_default_scenario_verdicts_match_the_expectations(
     assert "phase fcrd_up_ramp" in log
     assert "phase mfrr_up" in log
     assert result.peak_rss_bytes > 0
+
+
+def test_fcrd_ramp_passes_with_a_margin_in_the_audit_and_at_the_inverters(
+    runs: dict[str, tuple[DemoResult, str]],
+) -> None:
+    """Req 2 (ΔP at 7.5 s) and Req 3 (energy in 7.5 s) were marginal before the bridge's
+    reserve fast loop (issue 7): both must clear their threshold by MIN_MARGIN, in the 1 Hz
+    event-log audit and in the 10 Hz test rig log of the simulated inverters."""
+    result, log = runs[DEFAULT_SCENARIO]
+    assert result.audit is not None, log
+    (rig,) = [r for r in result.rig if r.phase == "fcrd_up_ramp"]
+    assert rig.error is None, rig.error
+    for source, rows in (("event-log audit", result.audit.rows), ("test rig", rig.rows())):
+        for rule_id in ("FCRD_UP.REQ2.DP75", "FCRD_UP.REQ3.E75"):
+            found = [r for r in rows if r["rule_id"] == rule_id]
+            assert len(found) == 1, f"{source}: {rule_id} judged {len(found)} times: {rows}"
+            got = margin(found[0])
+            assert got is not None, found[0]
+            assert got >= MIN_MARGIN, f"{source} {rule_id}: margin {got:+.1%} {found}\n{log}"
+    assert list((result.report / "rig").glob("*_FcrdUp_Ramp_*_100ms_*.csv"))
 
 
 def test_overriding_inverter_is_an_offender(runs: dict[str, tuple[DemoResult, str]]) -> None:
