@@ -171,16 +171,23 @@ class AgentContext:
         )
 
 
-async def app_kafka_producer(app: faust.App) -> Any:
-    """The app's started ``AIOKafkaProducer`` (the one Faust's own sends go through).
+def started_kafka_producer(app: faust.App) -> Any | None:
+    """The app's ``AIOKafkaProducer`` (the one Faust's own sends go through) once Faust
+    started it, else None (e.g. in Faust's test context, which starts no producer).
 
     Faust 0.15.3 has no public accessor for it: its aiokafka driver keeps it in
-    ``faust.transport.drivers.aiokafka.Producer._producer`` once started. Raises
-    ``RuntimeError`` when the app's transport is not that driver.
+    ``faust.transport.drivers.aiokafka.Producer._producer`` from ``on_start`` to ``on_stop``.
     """
+    kafka = getattr(app.producer, "_producer", None)
+    return kafka if kafka is not None and hasattr(kafka, "create_batch") else None
+
+
+async def app_kafka_producer(app: faust.App) -> Any:
+    """The app's ``AIOKafkaProducer``, the Faust producer started if it was not yet
+    (``RuntimeError`` when the app's transport is not Faust's aiokafka driver)."""
     producer = await app.maybe_start_producer()
-    kafka = getattr(producer, "_producer", None)
-    if kafka is None or not hasattr(kafka, "create_batch"):
+    kafka = started_kafka_producer(app)
+    if kafka is None:
         raise RuntimeError(
             f"the app's producer {type(producer).__name__} holds no started AIOKafkaProducer"
         )

@@ -49,16 +49,32 @@ class KeyedBatchSender:
         Records of one key keep their order (one partition, appended in order). A batch that
         fills up is submitted and a new one started for that partition.
         """
+        partition_of = self._partition_of
+        partition = self.partition
+
+        def placed() -> Iterable[tuple[int, bytes, bytes]]:
+            for key, value in records:
+                part = partition_of.get(key)
+                yield (partition(key) if part is None else part), key, value
+
+        return await self.send_partitioned(placed())
+
+    async def send_partitioned(
+        self, records: Iterable[tuple[int, bytes, bytes]]
+    ) -> list[asyncio.Future[Any]]:
+        """Queue every ``(partition, key, value)`` to the partition given (e.g. a table's
+        changelog, which goes to the partition of the source event, not of its own key);
+        the futures of the batches, each resolving to the ``RecordMetadata`` of its first
+        record. Records of one partition keep their order."""
         producer = self.producer
+        count = len(self.partitions)
         builders: dict[int, Any] = {}
         futures: list[asyncio.Future[Any]] = []
-        partition_of = self._partition_of
-        for key, value in records:
-            part = partition_of.get(key)
-            if part is None:
-                part = self.partition(key)
+        for part, key, value in records:
             builder = builders.get(part)
             if builder is None:
+                if not 0 <= part < count:
+                    raise ValueError(f"partition {part} not in 0..{count - 1} of {self.topic}")
                 builder = builders[part] = producer.create_batch()
             if builder.append(key=key, value=value, timestamp=None) is None:
                 futures.append(await self._submit(builder, part))
