@@ -74,8 +74,13 @@ def minimum_blocks(spans: Iterable[Span], max_registers: int, max_gap: int) -> i
     n = len(ordered)
     best = [0] + [n + 1] * n
     for j in range(1, n + 1):
+        end = 0
         for i in range(j - 1, -1, -1):
-            if not _fits(ordered[i:j], max_registers, max_gap):
-                break
-            best[j] = min(best[j], best[i] + 1)
+            end = max(end, ordered[i].end)
+            if end - ordered[i].address > max_registers or ordered[i].table != ordered[j - 1].table:
+                break  # only a wider range or a table change from here on: never fits again
+            # A gap that breaks ordered[i:j] can be closed by a longer span further left
+            # (spans overlap), so a gap failure is no reason to stop.
+            if _fits(ordered[i:j], max_registers, max_gap):
+                best[j] = min(best[j], best[i] + 1)
     return best[n]

@@ -29,7 +29,21 @@ CASES = [
         [Block(H, 5, 1), Block("input", 5, 1)],
     ),
     ("duplicates collapse", [Span(H, 7, 1), Span(H, 7, 1)], 64, 8, [Block(H, 7, 1)]),
+    (
+        "overlapping span closes a gap",
+        [Span(H, 81, 3), Span(H, 82, 1), Span(H, 84, 1)],
+        4,
+        0,
+        [Block(H, 81, 4)],
+    ),
 ]
+
+
+def test_minimum_counts_a_gap_closed_by_an_overlapping_span() -> None:
+    # [82, 83) and [84, 85) leave a gap, but [81, 84) covers it: one block, as the greedy finds.
+    spans = [Span(H, 81, 3), Span(H, 82, 1), Span(H, 84, 1)]
+    assert minimum_blocks(spans, 4, 0) == 1
+    assert minimum_blocks(spans, 3, 0) == 2
 
 
 @pytest.mark.parametrize(
