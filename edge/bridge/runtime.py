@@ -41,6 +41,7 @@ from edge.bridge.link import Rediscover
 from edge.bridge.model import BridgeInputError
 from edge.bridge.offsets import OffsetError, OffsetTracker
 from edge.bridge.outbox import Outbox
+from edge.bridge.shutdown import cancel_and_wait
 from edge.bridge.sink import BridgeTopics, EventSink
 from edge.bridge.site import SiteController
 from edge.hal.capabilities import BatteryDevice
@@ -53,6 +54,7 @@ from schemas.errors import EventDecodeError
 log = logging.getLogger(__name__)
 
 DEFAULT_BOOTSTRAP = "localhost:9092"
+SHUTDOWN_GRACE_S = 10.0  # then the files are closed even if a task ignored cancellation
 
 
 @dataclass
@@ -178,22 +180,34 @@ class Bridge:
         # Polls spread evenly over one interval: no thundering herd of reads every second.
         step = self.config.telemetry_interval_s / max(1, len(self.sites))
         tasks = [
-            asyncio.create_task(c.run_telemetry(phase_s=i * step))
-            for i, c in enumerate(self.sites.values())
+            asyncio.create_task(c.run_telemetry(phase_s=i * step), name=f"telemetry:{sid}")
+            for i, (sid, c) in enumerate(self.sites.items())
         ]
-        tasks += [asyncio.create_task(c.run_commands()) for c in self.sites.values()]
-        tasks += [asyncio.create_task(c.run_reserve()) for c in self.sites.values()]
         tasks += [
-            asyncio.create_task(self._consume_forever()),
-            asyncio.create_task(self._flush_forever()),
-            asyncio.create_task(self._housekeeping()),
+            asyncio.create_task(c.run_commands(), name=f"commands:{sid}")
+            for sid, c in self.sites.items()
+        ]
+        tasks += [
+            asyncio.create_task(c.run_reserve(), name=f"reserve:{sid}")
+            for sid, c in self.sites.items()
+        ]
+        tasks += [
+            asyncio.create_task(self._consume_forever(), name="consumer"),
+            asyncio.create_task(self._flush_forever(), name="outbox-flusher"),
+            asyncio.create_task(self._housekeeping(), name="housekeeping"),
         ]
         try:
             await stop.wait()
         finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            hung = await cancel_and_wait(tasks, grace_s=SHUTDOWN_GRACE_S)
+            if hung:
+                log.error(
+                    "bridge %s: %d task(s) ignored cancellation for %.0f s, closing anyway: %s",
+                    self.config.bridge_id,
+                    len(hung),
+                    SHUTDOWN_GRACE_S,
+                    ", ".join(hung[:10]),
+                )
             await self.close()
 
     async def close(self) -> None:
