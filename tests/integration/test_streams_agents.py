@@ -26,10 +26,12 @@ import pytest
 from flowerhub.broker.probe import Record, group_lag, produce, read_to_end
 from flowerhub.cli import main
 from schemas.codec import decode, encode
+from streams.agents.setpoint_filter import murmur2_partition
 from streams.agents.telemetry_service import group_id as telemetry_group
 from streams.agents.testing import fleet_setpoint_record, setpoint_record, telemetry_record
 from streams.app import READY_MESSAGE, prepare_topics, settings_with
 from streams.settings import StreamsSettings
+from streams.steps.setpoint_filter import FilterState
 from streams.worker_process import Worker, run_worker, wait_for
 
 S = 1_000_000
@@ -154,6 +156,20 @@ def test_a_fleet_setpoint_becomes_commands_for_1000_sites(
     assert total_kw == pytest.approx(target_mw * 1000.0, abs=1e-6)
     for c, tel in zip(sorted(commands, key=lambda c: c["site_id"]), telemetry, strict=True):
         assert 0 < c["power_kw"] <= tel["headroom_up_kw"] + 1e-9
+    # the filter's batched changelog: one record per site, Faust's JSON key and value, on
+    # the partition of the site's setpoint (the table is partitioned like site.setpoints)
+    changelog = asyncio.run(
+        read_to_end(kafka_bootstrap, [f"{settings.app_id}-filter-state-changelog"])
+    )
+    by_site = {json.loads(r.key or b"null"): r for r in changelog}
+    assert sorted(by_site) == sites
+    for site, r in by_site.items():
+        assert r.partition == murmur2_partition(site.encode(), PARTITIONS)
+        assert r.value is not None
+        state = FilterState.from_dict(json.loads(r.value))
+        assert state.last_setpoint_id in {
+            c["setpoint_id"] for c in commands if c["site_id"] == site
+        }
 
 
 @pytest.mark.integration

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -56,6 +57,51 @@ def test_records_land_keyed_and_in_order(
     for key in keys:
         values = [r.value for r in sorted(landed, key=lambda r: r.offset) if r.key == key]
         assert values == [f"{key.decode()}:{n}".encode() + pad for n in range(5)]
+
+
+async def _send_partitioned(
+    bootstrap: str, topic: str, records: list[tuple[int, bytes, bytes]]
+) -> list[Any]:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_batch_size=2048)
+    await producer.start()
+    try:
+        sender = KeyedBatchSender(producer, topic, PARTITIONS)
+        return list(await asyncio.gather(*await sender.send_partitioned(records)))
+    finally:
+        await producer.stop()
+
+
+@pytest.mark.integration
+def test_partitioned_records_land_on_the_partition_given_in_order(
+    kafka_bootstrap: str,
+    create_topics: Callable[..., list[str]],
+    unique_name: Callable[[str], str],
+) -> None:
+    (topic,) = create_topics([unique_name("partitioned")], PARTITIONS)
+    # the partition is not the key's (a changelog goes to its source event's partition)
+    records = [
+        ((n * 7 + i) % PARTITIONS, f"k{i}".encode(), f"{i}:{n}".encode() + b"." * 200)
+        for n in range(6)
+        for i in range(30)
+    ]
+    metadata = asyncio.run(_send_partitioned(kafka_bootstrap, topic, records))
+    landed: list[Record] = asyncio.run(read_to_end(kafka_bootstrap, [topic]))
+    assert sorted((r.partition, r.key, r.value) for r in landed) == sorted(records)
+    for part in range(PARTITIONS):
+        expected = [v for p, _, v in records if p == part]
+        got = [r.value for r in sorted(landed, key=lambda r: r.offset) if r.partition == part]
+        assert got == expected
+    # each batch's acknowledgement names its partition and the offset of its first record
+    firsts = {(r.partition, r.offset) for r in landed}
+    assert {(m.partition, m.offset) for m in metadata} <= firsts
+    assert {m.partition for m in metadata} == set(range(PARTITIONS))
+
+
+@pytest.mark.parametrize("bad", [3, -1])
+def test_a_partition_outside_the_topic_is_refused(bad: int) -> None:
+    sender = KeyedBatchSender(None, "t", 3)  # refused before the producer is used
+    with pytest.raises(ValueError, match=f"partition {bad} not in 0..2 of t"):
+        asyncio.run(sender.send_partitioned([(bad, b"k", b"v")]))
 
 
 def test_a_topic_needs_partitions() -> None:
