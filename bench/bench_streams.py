@@ -365,9 +365,11 @@ async def _commands(bootstrap: str) -> list[BenchResult]:
             higher_is_better=False,
             note=f"the real worker (streams.app.build run by faust.Worker, as `flowerhub "
             f"streams worker`) holding {COMMAND_SITES} sites: one FleetSetpoint produced -> "
-            f"allocator agent -> site.setpoints -> setpoint filter agent (Faust delivery per "
-            f"event) -> {worker['commands']:.0f} SiteCommands read back; baseline as below; "
-            f"{_load()}",
+            f"allocator agent (setpoints in per-partition batches, acked) -> site.setpoints -> "
+            f"setpoint filter agent (Faust delivery per event, filtered in take_events "
+            f"batches; commands, then changelog, in per-partition batches, acked) -> "
+            f"{worker['commands']:.0f} SiteCommands read back; the worker child's CPU "
+            f"{worker['cpu_s']:.2f} s of it; baseline as below; {_load()}",
         ),
         BenchResult(
             name="fleet_setpoint_to_10k_commands",

@@ -16,7 +16,9 @@ worker takes over logging, signals and the event loop.
 - ``commands``: once the book holds SITES sites (telemetry the parent produced), one
   FleetSetpoint is produced and the clock runs until SITES SiteCommands were read back from
   ``site.commands`` (allocator agent -> ``site.setpoints`` -> setpoint filter agent ->
-  ``site.commands``, all in the worker). Writes ``{"seconds", "commands", "startup_s"}``.
+  ``site.commands``, all in the worker). Writes ``{"seconds", "commands", "startup_s",
+  "cpu_s"}`` (``cpu_s``: this process's CPU time over the same span: worker, this reader
+  and the producer of the order; the broker runs apart).
 """
 
 from __future__ import annotations
@@ -126,7 +128,7 @@ async def measure_commands(bootstrap: str, prefix: str, app_id: str, sites: int)
             order = fleet_setpoint_record(
                 settings.fleet_id, "bench-worker", now, sites * TARGET_MW_PER_SITE, now + 60 * S
             )
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             await producer.send_and_wait(
                 settings.topic("market.fleet-setpoints"),
                 encode("FleetSetpoint", order),
@@ -138,11 +140,11 @@ async def measure_commands(bootstrap: str, prefix: str, app_id: str, sites: int)
                     raise TimeoutError(f"{seen}/{sites} commands")
                 batches = await consumer.getmany(timeout_ms=200, max_records=10_000)
                 seen += sum(len(records) for records in batches.values())
-            seconds = time.perf_counter() - started
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
         await producer.stop()
         await consumer.stop()
-    return {"seconds": seconds, "commands": seen, "startup_s": ready - launched}
+    return {"seconds": seconds, "commands": seen, "startup_s": ready - launched, "cpu_s": cpu}
 
 
 def main(argv: list[str]) -> int:
