@@ -148,4 +148,12 @@ def test_reallocation_after_faults_keeps_the_invariants(
     resent = {s.site_id for s in second.setpoints}
     for site_id, kw in second.per_site_kw.items():
         assert (site_id in resent) == (first.per_site_kw.get(site_id) != kw)
-    assert all(s.power_kw == second.per_site_kw[s.site_id] for s in second.setpoints)
+    for sp in second.setpoints:
+        if sp.site_id in second.per_site_kw:
+            assert sp.power_kw == second.per_site_kw[sp.site_id]
+        else:  # left the split while holding a share: the share is taken back
+            assert sp.power_kw == 0.0
+            assert first.per_site_kw.get(sp.site_id, 0.0) != 0.0
+    for site_id, kw in first.per_site_kw.items():
+        if kw != 0.0 and site_id not in second.per_site_kw:
+            assert site_id in resent

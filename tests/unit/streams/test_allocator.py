@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streams.steps.allocator import (
     Allocation,
@@ -188,7 +190,8 @@ def test_reallocate_after_a_site_faults_only_resends_changed_shares() -> None:
     assert second.revision == 1
     assert second.per_site_kw == {"a": 5.0, "b": 5.0}
     assert second.shortfall_kw == 2.0
-    assert {s.site_id for s in second.setpoints} == {"a", "b"}
+    # c is faulted: its 4 kW share is taken back with a setpoint of 0, not left to expire.
+    assert {s.site_id: s.power_kw for s in second.setpoints} == {"a": 5.0, "b": 5.0, "c": 0.0}
     assert {s.setpoint_id for s in second.setpoints}.isdisjoint(
         {s.setpoint_id for s in first.setpoints}
     )
@@ -351,3 +354,61 @@ def test_bad_request_is_a_typed_error(kind: CommandKind, target: float, with_res
     reserve = ReserveArm(Product.FCR_N, 0.0, 50.0, 49.9) if with_reserve else None
     with pytest.raises(InvalidRecordError):
         AllocationRequest("s", "f", kind, Product.FCR_N, target, NOW, reserve)
+
+
+# Re-allocation takes a dropped site's share back: without a setpoint of 0 a site that left the
+# split keeps its old share until valid_until while the rest of the fleet already covers it
+# (a demo run held 1.49x the armed FCR-D capacity).
+def test_a_site_gone_from_the_book_is_sent_zero() -> None:
+    statuses = [SiteStatus(s, tel(s, up=5.0)) for s in ("a", "b", "c")]
+    first = allocate_fleet_setpoint(fleet_sp(0.009), statuses, NOW, CONFIG)
+    assert first.per_site_kw == {"a": 3.0, "b": 3.0, "c": 3.0}
+    second = reallocate(first, statuses[:2], NOW + S, CONFIG)
+    assert {s.site_id: s.power_kw for s in second.setpoints} == {"a": 4.5, "b": 4.5, "c": 0.0}
+    assert second.per_site_kw == {"a": 4.5, "b": 4.5}  # shares of the split only
+    assert reallocate(second, statuses[:2], NOW + 2 * S, CONFIG).setpoints == ()
+
+
+def test_a_dropped_reserve_site_is_armed_with_zero_capacity() -> None:
+    statuses = [SiteStatus(s, tel(s, up=4.0)) for s in ("a", "b")]
+    first = allocate_activation(activation(Product.FCR_D_UP, 0.006), statuses, NOW, CONFIG)
+    statuses[1] = SiteStatus("b", tel("b", age_s=30.0))  # offline
+    second = reallocate(first, statuses, NOW + S, CONFIG)
+    by_site = {s.site_id: s for s in second.setpoints}
+    assert set(by_site) == {"a", "b"}
+    assert all(s.kind is CommandKind.ARM_RESERVE for s in by_site.values())
+    arm_a, arm_b = by_site["a"].reserve, by_site["b"].reserve
+    assert arm_a is not None
+    assert arm_b is not None
+    assert (arm_a.capacity_kw, arm_b.capacity_kw) == (4.0, 0.0)
+    assert (arm_b.f_start_hz, arm_b.f_full_hz) == (49.9, 49.5)
+
+
+def test_a_site_with_a_zero_share_is_not_told_again() -> None:
+    statuses = [SiteStatus("a", tel("a", up=5.0)), SiteStatus("b", tel("b", up=0.0))]
+    first = allocate_fleet_setpoint(fleet_sp(0.004), statuses, NOW, CONFIG)
+    assert first.per_site_kw == {"a": 4.0, "b": 0.0}
+    second = reallocate(first, statuses[:1], NOW + S, CONFIG)
+    assert second.setpoints == ()
+
+
+SITES = [f"s{i:02d}" for i in range(8)]
+
+
+@given(
+    st.lists(st.sets(st.sampled_from(SITES)), min_size=1, max_size=6),
+    st.floats(0.001, 0.05),
+)
+def test_shares_in_force_equal_the_latest_split(rounds: list[set[str]], target_mw: float) -> None:
+    """Apply every round's setpoints to a book of shares in force: it always equals the
+    latest split (sites outside it at 0), so the fleet never holds more than it allocated."""
+    statuses = [SiteStatus(s, tel(s, up=4.0)) for s in SITES]
+    alloc = allocate_fleet_setpoint(fleet_sp(target_mw), statuses, NOW, CONFIG)
+    in_force = {sp.site_id: sp.power_kw or 0.0 for sp in alloc.setpoints}
+    for i, online in enumerate(rounds, start=1):
+        present = [st_ for st_ in statuses if st_.site_id in online]
+        alloc = reallocate(alloc, present, NOW + i * S, CONFIG)
+        in_force.update({sp.site_id: sp.power_kw or 0.0 for sp in alloc.setpoints})
+        expected = {s: alloc.per_site_kw.get(s, 0.0) for s in SITES}
+        assert {s: in_force.get(s, 0.0) for s in SITES} == expected
+        assert math.isclose(sum(in_force.values()), alloc.allocated_kw, abs_tol=1e-6)
