@@ -7,8 +7,10 @@ worker's :class:`~streams.agents.sitebook.SiteBook`; see that module for why the
 runs as one worker and what scaling further would take.
 
 Each request allocates at once; a timer re-allocates the latest still-valid request when
-the book changed (sites dropped, faulted, got clamped), sending setpoints only to sites
-whose share changed (``allocator.reallocate``). The latest allocation is memory only: after
+the book changed in a way the split cannot absorb (a site holding a share dropped, faulted or
+got clamped below it, or a shortfall can now be served: ``allocator.reallocation_needed``),
+sending setpoints only to sites whose share changed and 0 to sites that left the split
+(``allocator.reallocate``). The latest allocation is memory only: after
 a restart the next fleet setpoint or activation re-establishes it, and the setpoints
 already sent stay valid at the sites until their ``valid_until``. Every allocation's
 report (target, allocated, shortfall, excluded sites) is logged; a shortfall at WARNING.
@@ -29,6 +31,7 @@ from streams.steps.allocator import (
     allocate_fleet_setpoint,
     allocate_reserve,
     reallocate,
+    reallocation_needed,
 )
 from streams.steps.availability import AllocatorConfig
 from streams.steps.records_market import FleetSetpoint, MarketActivation, ReserveAssignment
@@ -104,7 +107,11 @@ class AllocatorAgent:
             return None
         if self.book.version == self.book_version:
             return None
-        allocation = reallocate(current, self.book.statuses(), now, self.config)
+        statuses = self.book.statuses()
+        self.book_version = self.book.version
+        if not reallocation_needed(current, statuses, now, self.config):
+            return None  # sticky: headroom drifts do not re-split (see reallocation_needed)
+        allocation = reallocate(current, statuses, now, self.config)
         await self.apply(allocation)
         return allocation
 

@@ -346,6 +346,46 @@ def reallocate(
     )
 
 
+SHORTFALL_RECOVERY_FRACTION = 0.02  # of |target|: extra capacity worth a re-split
+
+
+def reallocation_needed(
+    previous: Allocation, statuses: Iterable[SiteStatus], now: int, config: AllocatorConfig
+) -> bool:
+    """Whether the site book changed in a way the current split cannot absorb.
+
+    Telemetry changes every site's headroom a little every second; re-splitting on each change
+    would send every site a new share each time (a 60-site demo sent 4,002 reserve commands in
+    four minutes). The split is sticky: it is redone only when
+    - a site holding a share left it (excluded: offline, faulted, no telemetry; or gone), or
+    - a site can no longer deliver its share (capacity below it by more than one resolution
+      step, e.g. derated after a clamp), or
+    - the split is short of the target and the eligible sites can now serve at least
+      ``SHORTFALL_RECOVERY_FRACTION`` of the target (and one resolution step) more.
+    """
+    by_site = {s.site_id: s for s in statuses}
+    direction = previous.request.direction
+    tolerance = config.resolution_kw
+    capacity_total = 0.0
+    for site_id in sorted(by_site):
+        av = site_availability(by_site[site_id], now, config)
+        share = abs(previous.per_site_kw.get(site_id, 0.0))
+        if av.excluded is not None:
+            if share > 0.0:
+                return True
+            continue
+        capacity = _capacity(av, direction)
+        if capacity < share - tolerance:
+            return True
+        capacity_total += capacity
+    if any(kw != 0.0 and s not in by_site for s, kw in previous.per_site_kw.items()):
+        return True
+    if abs(previous.shortfall_kw) <= tolerance:
+        return False
+    wanted = max(tolerance, SHORTFALL_RECOVERY_FRACTION * abs(previous.request.target_kw))
+    return capacity_total - abs(previous.allocated_kw) >= wanted
+
+
 def _reserve_arm(product: Product, f_start: float, f_full: float, deadband: float) -> ReserveArm:
     return ReserveArm(
         product=product,

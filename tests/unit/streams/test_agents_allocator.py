@@ -126,3 +126,29 @@ def test_command_results_derate_a_clamped_site(built: StreamsApp) -> None:
     asyncio.run(feed(built, "allocator", [fleet_setpoint("fsp-4", 1.0)]))
     shares = {s.record["site_id"]: s.record["power_kw"] for s in drain(out["site.setpoints"])}
     assert shares["site-01"] == pytest.approx(0.5)
+
+
+def test_headroom_drift_does_not_re_split(built: StreamsApp, clock: ManualClock) -> None:
+    """Fresh telemetry every second with a slightly different headroom changes the book but
+    not the split: no setpoints go out until a site can no longer hold its share."""
+    out = memory_outputs(built)
+    asyncio.run(feed(built, "allocator", [fleet_setpoint("fsp-4", 0.03)]))
+    first = {s.record["site_id"]: s.record["power_kw"] for s in drain(out["site.setpoints"])}
+    for second in range(1, 4):
+        clock.now = T0 + second * S
+        for i, site in enumerate(SITES):
+            drift = 0.05 * ((i + second) % 3 - 1)  # +-50 W around each site's headroom
+            built.book.update_telemetry(
+                telemetry_record(site, clock.now - S // 2, headroom_up_kw=2.0 + i % 4 + drift)
+            )
+        assert asyncio.run(built.allocator.maybe_reallocate()) is None
+        assert drain(out["site.setpoints"]) == []
+    # site-00 (2 kW of headroom, share first["site-00"]) drops to half its share: re-split.
+    clock.now = T0 + 5 * S
+    built.book.update_telemetry(
+        telemetry_record("site-00", clock.now - S // 2, headroom_up_kw=first["site-00"] / 2)
+    )
+    again = asyncio.run(built.allocator.maybe_reallocate())
+    assert again is not None
+    changed = {s.record["site_id"]: s.record["power_kw"] for s in drain(out["site.setpoints"])}
+    assert changed["site-00"] <= first["site-00"] / 2 + 1e-9

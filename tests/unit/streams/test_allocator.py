@@ -15,6 +15,7 @@ from streams.steps.allocator import (
     allocate_fleet_setpoint,
     allocate_reserve,
     reallocate,
+    reallocation_needed,
     split_proportional,
 )
 from streams.steps.availability import (
@@ -412,3 +413,72 @@ def test_shares_in_force_equal_the_latest_split(rounds: list[set[str]], target_m
         expected = {s: alloc.per_site_kw.get(s, 0.0) for s in SITES}
         assert {s: in_force.get(s, 0.0) for s in SITES} == expected
         assert math.isclose(sum(in_force.values()), alloc.allocated_kw, abs_tol=1e-6)
+
+
+# Sticky split: re-split only when the current one cannot absorb the book's change.
+# Base: three sites of 5 kW up, 12 kW wanted -> 4 kW each; short base: 20 kW wanted -> 15.
+STICKY_CASES: list[tuple[str, float, list[SiteStatus], bool]] = [
+    ("unchanged", 0.012, [SiteStatus(s, tel(s, up=5.0)) for s in "abc"], False),
+    (
+        "headroom drifts above the share",
+        0.012,
+        [SiteStatus("a", tel("a", up=4.6)), *(SiteStatus(s, tel(s, up=5.3)) for s in "bc")],
+        False,
+    ),
+    (
+        "a new site while nothing is short",
+        0.012,
+        [SiteStatus(s, tel(s, up=5.0)) for s in "abcd"],
+        False,
+    ),
+    (
+        "a site faults",
+        0.012,
+        [*(SiteStatus(s, tel(s, up=5.0)) for s in "ab"), SiteStatus("c", tel("c", faulted=True))],
+        True,
+    ),
+    ("a site is gone", 0.012, [SiteStatus(s, tel(s, up=5.0)) for s in "ab"], True),
+    (
+        "headroom falls below the share",
+        0.012,
+        [SiteStatus("a", tel("a", up=3.5)), *(SiteStatus(s, tel(s, up=5.0)) for s in "bc")],
+        True,
+    ),
+    (
+        "derated by a clamp",
+        0.012,
+        [
+            SiteStatus("a", tel("a", up=5.0), result(CommandStatus.CLAMPED, 4.0, 2.0, 1.0)),
+            *(SiteStatus(s, tel(s, up=5.0)) for s in "bc"),
+        ],
+        True,
+    ),
+    ("short, still short the same", 0.020, [SiteStatus(s, tel(s, up=5.0)) for s in "abc"], False),
+    (
+        "short, 0.1 kW more capacity (< 2 % of 20 kW)",
+        0.020,
+        [SiteStatus("a", tel("a", up=5.1)), *(SiteStatus(s, tel(s, up=5.0)) for s in "bc")],
+        False,
+    ),
+    (
+        "short, a new site can serve more",
+        0.020,
+        [SiteStatus(s, tel(s, up=5.0)) for s in "abcd"],
+        True,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("label", "target_mw", "now_statuses", "needed"),
+    STICKY_CASES,
+    ids=[c[0] for c in STICKY_CASES],
+)
+def test_reallocation_needed(
+    label: str, target_mw: float, now_statuses: list[SiteStatus], needed: bool
+) -> None:
+    base = [SiteStatus(s, tel(s, up=5.0)) for s in "abc"]
+    first = allocate_fleet_setpoint(fleet_sp(target_mw), base, NOW, CONFIG)
+    assert reallocation_needed(first, now_statuses, NOW + S, CONFIG) is needed, label
+    if needed:  # and the re-split then sends something
+        assert reallocate(first, now_statuses, NOW + S, CONFIG).setpoints != ()
