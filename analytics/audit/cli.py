@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analytics.audit.extract import AuditInputError
+from analytics.audit.extract import HOLD_S, AuditInputError
 from analytics.audit.report import ProgressBar, table_text, write_report
 from analytics.audit.run import AuditOptions, AuditResult, audit_csv, audit_log
 from analytics.db import ArchiveViewError
@@ -73,6 +73,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--interval", type=float, metavar="S", help="log: fleet series grid (default: telemetry)"
     )
     parser.add_argument(
+        "--hold",
+        type=float,
+        default=HOLD_S,
+        metavar="S",
+        help=f"log: a site's last sample holds this long in fleet power (default {HOLD_S:g})",
+    )
+    parser.add_argument(
         "--prefix", default="", metavar="P", help="log: audit the topics under this prefix"
     )
     parser.add_argument("--json", action="store_true", help="print the verdict table as JSON")
@@ -92,6 +99,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--interval", dest="export_interval", type=float, metavar="S", help="grid in s"
     )
     export.add_argument("--prefix", dest="export_prefix", default="", metavar="P")
+    export.add_argument(
+        "--hold", dest="export_hold", type=float, default=HOLD_S, metavar="S", help="sample hold"
+    )
     export.set_defaults(func=cmd_export)
 
 
@@ -105,6 +115,7 @@ def options(args: argparse.Namespace) -> AuditOptions:
         ffr_activation_hz=args.ffr_activation_hz,
         interval_s=args.interval,
         topic_prefix=args.prefix,
+        hold_s=args.hold,
     )
 
 
@@ -158,6 +169,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             area=args.area,
             interval_s=args.export_interval,
             topic_prefix=args.export_prefix,
+            hold_s=args.export_hold,
         )
     except (AuditInputError, ArchiveViewError, SvkCsvError, SeriesError, RuleError) as exc:
         raise CliError(str(exc)) from exc

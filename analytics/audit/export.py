@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analytics.audit.extract import AuditInputError
+from analytics.audit.extract import HOLD_S, AuditInputError
 from analytics.audit.run import AuditOptions, activation_series, audit_connection, scan_log
 from analytics.svkcsv import write_csv
 
@@ -24,13 +24,14 @@ def export_activation(
     area: str,
     interval_s: float | None = None,
     topic_prefix: str = "",
+    hold_s: float = HOLD_S,
 ) -> Path:
     """Write the activation's fleet series with :func:`write_csv`; return the file's path."""
     if not archive_dir.is_dir():
         raise AuditInputError(f"{archive_dir}: not a directory")
     con = audit_connection()  # scan_log's scoped views are all it reads
     try:
-        opts = AuditOptions(interval_s=interval_s, topic_prefix=topic_prefix)
+        opts = AuditOptions(interval_s=interval_s, topic_prefix=topic_prefix, hold_s=hold_s)
         scan = scan_log(con, opts, archive_dir)
         found = [a for a in scan.activations if a.activation_id == activation_id]
         if not found:

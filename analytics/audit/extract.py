@@ -42,6 +42,9 @@ from streams.topics import topic_for_event
 
 DECIMALS = 6  # what the SvK CSV writer writes (analytics.svkcsv.write_csv default)
 PRE_S = 30.0  # seconds of log before an activation (pre-event level, baseline)
+# Sample-and-hold: a site's last sample counts in a later bucket that starts at most this
+# long after it (2 x the 1 Hz telemetry interval: a late meter did not stop delivering)
+HOLD_S = 2.0
 FCR_EVENT_BANDS = {  # product -> (frequency test, threshold): an excursion activates it
     Product.FCR_D_UP: ("<", 49.9),
     Product.FCR_D_DOWN: (">", 50.1),
@@ -276,30 +279,43 @@ def fleet_frame(
     until_us: int | None,
     *,
     power: bool = True,
+    hold_s: float = HOLD_S,
 ) -> FleetFrame:
     """One scan: fleet power (MW) and mean frequency per ``bucket_ms`` bucket.
 
-    Fleet power of a bucket is the sum over sites (Kafka key = site id) of each site's
-    last sample in it, as ``FleetState`` holds it: a site polled twice in a bucket counts
-    once. Frequency is the mean of every sample of the bucket; samples counts them all.
-    That needs a (site, bucket) aggregate, about one group per sample: ``power=False``
-    skips it (power is NaN) for a long range scanned only for its frequency (event
-    detection); the activations' windows are then read with power, the same frame from
-    the window's samples (:func:`analytics.audit.window.window_frame`). Frequency is NaN
-    in a bucket none of whose samples has one.
+    The buckets are those with a sample in [since, until). Fleet power of bucket [s, s + b)
+    is the sum over sites (Kafka key = site id) of each site's last sample before s + b,
+    provided it is at or after s - ``hold_s`` (sample-and-hold, :data:`HOLD_S`; else the
+    site counts 0), as ``FleetState`` holds it: a site polled twice in a bucket counts
+    once, a sample landing late in the next bucket leaves no phantom dip. Samples from
+    since - hold_s are read for the first buckets. ``hold_s=0``: each site's last sample
+    in the bucket only. Frequency is the mean of every sample of the bucket; samples counts
+    them all. That needs a (site, bucket) aggregate, about one group per sample:
+    ``power=False`` skips it (power is NaN) for a long range scanned only for its frequency
+    (event detection); the activations' windows are then read with power, the same frame
+    from the window's samples (:func:`analytics.audit.window.window_frame`). Frequency is
+    NaN in a bucket none of whose samples has one.
     """
     b = int(bucket_ms) * 1000
     where = _where_time("event_time", since_us, until_us)
     # buckets are numbered (k = µs // b) and multiplied out in numpy: one multiply less per row
     if power:
+        hold_us = hold_us_of(hold_s)
+        read = _where_time("event_time", None if since_us is None else since_us - hold_us, until_us)
         query = (
-            "WITH per_site AS (SELECT "  # noqa: S608  # integers only
-            f"epoch_us(event_time) // {b} AS k, "
-            "arg_max(battery_power_kw, event_time) AS p, sum(frequency_hz) AS fs, "
-            "count(frequency_hz) AS fn, count(*) AS n FROM audit_site_telemetry "
-            f"WHERE {where} GROUP BY key, k) "
-            "SELECT k, sum(p) / 1000.0, sum(fs) / sum(fn), sum(n) FROM per_site "
-            "GROUP BY k ORDER BY k"
+            "WITH s AS (SELECT key, epoch_us(event_time) AS u, battery_power_kw AS p, "  # noqa: S608  # integers only
+            f"frequency_hz AS f FROM audit_site_telemetry WHERE {read}), "
+            f"per_site AS (SELECT key, u // {b} AS k, arg_max(p, u) AS p, max(u) AS t "
+            "FROM s GROUP BY key, k), "
+            f"held AS (SELECT k, p, least((t + {hold_us}) // {b}, "
+            "coalesce(lead(k) OVER (PARTITION BY key ORDER BY k) - 1, k + 1 + "
+            f"{hold_us // b})) AS k_end FROM per_site), "
+            f"present AS (SELECT u // {b} AS k, sum(f) / count(f) AS fz, count(*) AS n FROM s "
+            f"WHERE {'true' if since_us is None else f'u >= {int(since_us)}'} GROUP BY k) "
+            "SELECT present.k, sum(held.p) / 1000.0, any_value(present.fz), "
+            "any_value(present.n) FROM present JOIN held "
+            "ON present.k >= held.k AND present.k <= held.k_end "
+            "GROUP BY present.k ORDER BY present.k"
         )
     else:
         query = (
@@ -317,6 +333,22 @@ def fleet_frame(
         power_mw=_nan_for_null(rows[keys[1]]),
         freq_hz=_nan_for_null(rows[keys[2]]),
         samples=np.asarray(rows[keys[3]], dtype=np.int64),
+    )
+
+
+def hold_us_of(hold_s: float) -> int:
+    """``hold_s`` in whole µs; a negative or non-finite hold is an :class:`AuditInputError`."""
+    if not np.isfinite(hold_s) or hold_s < 0:
+        raise AuditInputError(f"sample hold must be a finite number >= 0 s, got {hold_s}")
+    return round(hold_s * 1e6)
+
+
+def hold_rule(hold_s: float) -> str:
+    """The fleet power rule in one line, for the report."""
+    return (
+        "fleet power per bucket = sum over sites of each site's last battery_power_kw sample "
+        f"before the bucket's end, held at most {hold_s:g} s (a sample older than that at the "
+        "bucket's start: the site counts 0)"
     )
 
 

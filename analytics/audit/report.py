@@ -171,6 +171,8 @@ def write_report(result: AuditResult, out: Path) -> list[Path]:
         f"{len(result.results)} activation(s), {len(rows)} verdict row(s), {fails} not passed.",
         "",
     ]
+    if result.method:
+        md += ["## Method", "", *(f"- {line}" for line in result.method), ""]
     for r in result.results:
         a = r.activation
         md += [f"## {a.activation_id}", ""]

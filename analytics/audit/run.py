@@ -23,6 +23,7 @@ import numpy as np
 
 from analytics.audit.chain import ChainFit, fit_chains
 from analytics.audit.extract import (
+    HOLD_S,
     Activation,
     AuditInputError,
     FleetFrame,
@@ -30,6 +31,8 @@ from analytics.audit.extract import (
     detect_frequency_events,
     fleet_frame,
     fleet_series,
+    hold_rule,
+    hold_us_of,
     logged_activations,
     scheduled_params,
     scope_views,
@@ -37,7 +40,13 @@ from analytics.audit.extract import (
     to_us,
 )
 from analytics.audit.offenders import Offender, find_offenders
-from analytics.audit.window import WindowSamples, read_window, window_bounds, window_fleet_frame
+from analytics.audit.window import (
+    LOOKBACK_S,
+    WindowSamples,
+    read_window,
+    window_bounds,
+    window_fleet_frame,
+)
 from analytics.freqresp import PeriodFit
 from analytics.rules import REGISTRY, judge, judge_sine_set, skipped_rules
 from analytics.rules.base import RuleError
@@ -61,6 +70,7 @@ class AuditOptions:
     interval_s: float | None = None  # event log: fleet series grid (default: telemetry rate)
     offenders: bool = True
     topic_prefix: str = ""  # the namespace to audit (a replay copy: its prefix)
+    hold_s: float = HOLD_S  # event log: a site's last sample holds this long (fleet_frame)
 
 
 @dataclass
@@ -90,6 +100,7 @@ class AuditResult:
     sine_sets: list[SineSet] = field(default_factory=list)
     chain_sites: list[ChainFit] = field(default_factory=list)
     chain_oems: list[ChainFit] = field(default_factory=list)
+    method: list[str] = field(default_factory=list)  # how the series were built (report)
 
     def rows(self) -> list[dict[str, object]]:
         """The verdict table: one row per judged requirement, one per unjudgeable activation."""
@@ -213,6 +224,7 @@ def scan_log(
 
     With ``archive_dir`` the audit views read only the audited topics' directories.
     """
+    hold_us_of(opts.hold_s)  # a bad hold is refused before the scan
     scope_views(con, opts.topic_prefix, archive_dir)
     interval_ms = (
         round(opts.interval_s * 1000)
@@ -268,11 +280,11 @@ def activation_data(
         local = replace(opts, ffr_activation_hz=assigned[1])
     bucket_ms = round(scan.interval_s * 1000)
     lo, hi = window_bounds(bucket_ms, act, since_us=opts.since_us, until_us=opts.until_us)
-    window = read_window(con, lo, hi) if samples else None
+    window = read_window(con, lo, hi, max(LOOKBACK_S, opts.hold_s)) if samples else None
     frame = (
-        fleet_frame(con, bucket_ms, lo, hi)
+        fleet_frame(con, bucket_ms, lo, hi, hold_s=opts.hold_s)
         if window is None
-        else window_fleet_frame(window, bucket_ms)
+        else window_fleet_frame(window, bucket_ms, opts.hold_s)
     )
     series = fleet_series(frame, act, interval_s=scan.interval_s, capacity_mw=capacity)
     return ActivationData(series, local, window)
@@ -316,7 +328,8 @@ def audit_log(archive_dir: Path, opts: AuditOptions, progress: Progress = _quiet
         sites, oems = fit_chains(con, opts.since_us, opts.until_us)
     finally:
         con.close()
-    return AuditResult(str(archive_dir), results, _sine_sets(results), sites, oems)
+    method = [hold_rule(opts.hold_s)]
+    return AuditResult(str(archive_dir), results, _sine_sets(results), sites, oems, method)
 
 
 def _audit_one(

@@ -28,7 +28,15 @@ from dataclasses import dataclass
 import duckdb
 import numpy as np
 
-from analytics.audit.extract import PRE_S, Activation, AuditInputError, FleetFrame, to_us
+from analytics.audit.extract import (
+    HOLD_S,
+    PRE_S,
+    Activation,
+    AuditInputError,
+    FleetFrame,
+    hold_us_of,
+    to_us,
+)
 from analytics.timeseries import FloatArray
 
 LOOKBACK_S = 900.0  # a site seen this long before a window and silent in it is STALE
@@ -42,7 +50,8 @@ class WindowSamples:
 
     ``sites``: every site (Kafka key, decoded) with a sample in [back_us, hi_us), in key
     order; ``oems``: an OEM the site reported in the window (None: no sample in it);
-    ``last_before_us``: its last sample time in [back_us, lo_us) (int64 minimum: none).
+    ``last_before_us``: its last sample time in [back_us, lo_us) (int64 minimum: none),
+    ``last_before_kw`` that sample's battery power (NaN: none; held into the first buckets).
     The samples (``site`` numbers into ``sites``) are in (site, event time) order.
     """
 
@@ -52,6 +61,7 @@ class WindowSamples:
     sites: tuple[str, ...]
     oems: tuple[str | None, ...]
     last_before_us: np.ndarray
+    last_before_kw: FloatArray
     site: np.ndarray
     t_us: np.ndarray
     power_kw: FloatArray
@@ -106,7 +116,8 @@ def read_window(
         "SELECT decode(key), hash(key), "
         "any_value(oem) FILTER (WHERE event_time >= make_timestamp($2)), "
         "count(*) FILTER (WHERE event_time >= make_timestamp($2)), "
-        "epoch_us(max(event_time) FILTER (WHERE event_time < make_timestamp($2))) "
+        "epoch_us(max(event_time) FILTER (WHERE event_time < make_timestamp($2))), "
+        "arg_max(battery_power_kw, event_time) FILTER (WHERE event_time < make_timestamp($2)) "
         "FROM audit_site_telemetry "
         "WHERE event_time >= make_timestamp($1) AND event_time < make_timestamp($3) "
         "GROUP BY key ORDER BY key",
@@ -130,6 +141,9 @@ def read_window(
         oems=tuple(None if r[2] is None else str(r[2]) for r in rows),
         last_before_us=np.array(
             [_NO_SAMPLE if r[4] is None else int(r[4]) for r in rows], dtype=np.int64
+        ),
+        last_before_kw=np.array(
+            [np.nan if r[5] is None else float(r[5]) for r in rows], dtype=np.float64
         ),
         site=site,
         t_us=us,
@@ -215,11 +229,23 @@ def _site_time_order(
     return site, us, kw[order], hz[order]
 
 
-def window_fleet_frame(window: WindowSamples, bucket_ms: int) -> FleetFrame:
-    """Per-bucket fleet power (each site's last sample), mean frequency, samples (module doc)."""
+def window_fleet_frame(window: WindowSamples, bucket_ms: int, hold_s: float = HOLD_S) -> FleetFrame:
+    """Per-bucket fleet power (each site's held last sample), mean frequency, samples.
+
+    The buckets are those with a sample in the window. A site's power in bucket [s, s + b)
+    is its last sample before s + b if that sample is at or after s - ``hold_s``
+    (:data:`HOLD_S`; the module doc); 0 otherwise. The site's last sample before the
+    window (``last_before_kw``) is held into its first buckets the same way.
+    """
     b = int(bucket_ms) * 1000
     if b < 1000:
         raise AuditInputError(f"fleet series bucket must be >= 1 ms, got {bucket_ms} ms")
+    hold_us = hold_us_of(hold_s)
+    if window.lo_us - window.back_us < hold_us:
+        raise AuditInputError(
+            f"hold {hold_s} s is longer than the window's lookback "
+            f"{(window.lo_us - window.back_us) / 1e6} s"
+        )
     n = window.t_us.size
     if n == 0:
         raise AuditInputError("no site telemetry in the log for the requested time range")
@@ -235,10 +261,17 @@ def window_fleet_frame(window: WindowSamples, bucket_ms: int) -> FleetFrame:
         buckets = present + first
     else:
         buckets, inv = np.unique(bucket, return_inverse=True)
+    m = buckets.size
     last = np.ones(n, dtype=bool)
     last[:-1] = (window.site[1:] != window.site[:-1]) | (bucket[1:] != bucket[:-1])
-    m = buckets.size
-    power_kw = np.bincount(inv[last], weights=window.power_kw[last], minlength=m)
+    if hold_us == 0:
+        power_kw: FloatArray = np.asarray(
+            np.bincount(inv[last], weights=window.power_kw[last], minlength=m), dtype=np.float64
+        )
+    else:
+        power_kw = _held_power_kw(
+            window, b, hold_us=hold_us, bucket=bucket, last=last, buckets=buckets
+        )
     has_f = ~np.isnan(window.freq_hz)
     f_sum = np.bincount(inv[has_f], weights=window.freq_hz[has_f], minlength=m)
     f_n = np.bincount(inv[has_f], minlength=m)
@@ -253,6 +286,54 @@ def window_fleet_frame(window: WindowSamples, bucket_ms: int) -> FleetFrame:
     )
 
 
+def _held_power_kw(
+    window: WindowSamples,
+    b: int,
+    *,
+    hold_us: int,
+    bucket: np.ndarray,
+    last: np.ndarray,
+    buckets: np.ndarray,
+) -> FloatArray:
+    """Sum per output bucket of each site's held sample (see :func:`window_fleet_frame`).
+
+    Each site's last sample of a bucket k (and its last sample before the window, if at or
+    after lo - hold) holds from k to the bucket before the site's next sample, but not past
+    the last bucket starting within ``hold_us`` of it; only the output ``buckets`` (sorted)
+    take it. One site's hold ranges do not overlap, so the expansion holds at most one
+    value per (site, output bucket).
+    """
+    site, t, kw = window.site[last], window.t_us[last], window.power_kw[last]
+    k = bucket[last]
+    before = np.flatnonzero(window.last_before_us >= window.lo_us - hold_us)
+    if np.any(np.isnan(window.last_before_kw[before])):
+        raise AuditInputError(
+            "site telemetry without battery_power_kw before the window: "
+            "the archive does not follow SiteTelemetry.avsc"
+        )
+    if before.size:  # sites are numbered in key order, their samples in site order
+        t_pre = window.last_before_us[before]
+        at = np.searchsorted(site, before, side="left")
+        site = np.insert(site, at, before)
+        t = np.insert(t, at, t_pre)
+        kw = np.insert(kw, at, window.last_before_kw[before])
+        k = np.insert(k, at, t_pre // b)
+    same_next = np.zeros(site.size, dtype=bool)
+    same_next[:-1] = site[1:] == site[:-1]
+    k_next = np.full(site.size, np.iinfo(np.int64).max, dtype=np.int64)
+    k_next[:-1] = np.where(same_next[:-1], k[1:], k_next[:-1])
+    # a sample before the window in its first (partial) bucket is superseded there
+    k_end = np.minimum(k_next - 1, (t + hold_us) // b)
+    lo_idx = np.searchsorted(buckets, k, side="left")
+    hi_idx = np.searchsorted(buckets, k_end, side="right")
+    length = np.maximum(hi_idx - lo_idx, 0)
+    total = int(length.sum())
+    row = np.repeat(np.arange(site.size), length)
+    offset = np.arange(total) - np.repeat(np.cumsum(length) - length, length)
+    summed = np.bincount(lo_idx[row] + offset, weights=kw[row], minlength=buckets.size)
+    return np.asarray(summed, dtype=np.float64)
+
+
 def window_frame(
     con: duckdb.DuckDBPyConnection,
     bucket_ms: int,
@@ -261,7 +342,8 @@ def window_frame(
     since_us: int | None = None,
     until_us: int | None = None,
     pre_s: float = PRE_S,
+    hold_s: float = HOLD_S,
 ) -> FleetFrame:
     """The frame (with power) of the buckets the fleet series of ``activation`` takes."""
     lo, hi = window_bounds(bucket_ms, activation, since_us=since_us, until_us=until_us, pre_s=pre_s)
-    return window_fleet_frame(read_window(con, lo, hi), bucket_ms)
+    return window_fleet_frame(read_window(con, lo, hi), bucket_ms, hold_s)

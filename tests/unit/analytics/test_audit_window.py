@@ -1,10 +1,13 @@
 """An activation window read once gives the frame the SQL aggregate gives, and the same traces.
 
-The reference is :func:`analytics.audit.extract.fleet_frame` (the SQL ``arg_max`` per site
-and bucket the audit used before the window read) and, for the offenders, a read of
-exactly the fleet series' range. Cases: two samples of a site in one bucket, a site that
-stops reporting mid-window, duplicate samples (at-least-once delivery), samples out of
-time order in the log, buckets without frequency, samples at the window's edges.
+The references are the rule itself (:func:`_reference_kw`, sample-and-hold by brute
+force), :func:`analytics.audit.extract.fleet_frame` (the same rule in SQL: ``arg_max`` per
+site and bucket, held by a range join) and, for the offenders, a read of exactly the fleet
+series' range. Cases: two samples of a site in one bucket, a site that stops reporting
+mid-window, a site missing one bucket (held) or three (dropped after the hold), the hold's
+edge, a sample before the window held into it, ``hold_s=0`` (each site's last sample in
+the bucket only), duplicate samples (at-least-once delivery), samples out of time order in
+the log, buckets without frequency, samples at the window's edges.
 """
 
 from __future__ import annotations
@@ -68,15 +71,42 @@ def _assert_same_frame(got: FleetFrame, want: FleetFrame) -> None:
     np.testing.assert_allclose(got.freq_hz, want.freq_hz, rtol=0, atol=1e-9, equal_nan=True)
 
 
-# (samples in log order, bucket ms, window [lo, hi) in ms, expected (bucket ms, kW, Hz, n))
-CASES: dict[str, tuple[list[Sample], int, tuple[int, int], list[tuple[int, float, float, int]]]] = {
+def _reference_kw(
+    samples: Sequence[Sample], bucket_ms: int, lo_ms: int, hi_ms: int, hold_ms: int
+) -> dict[int, float]:
+    """The rule by brute force: per bucket with a sample in [lo, hi), the sum over sites of
+    the last sample in [max(lo, s) - hold, s + b) ∩ [lo - hold, hi) (s: the bucket's start)."""
+    starts = sorted(
+        {ms // bucket_ms * bucket_ms for _s, ms, _kw, _hz in samples if lo_ms <= ms < hi_ms}
+    )
+    out: dict[int, float] = {}
+    for s in starts:
+        total = 0.0
+        for site in sorted({name for name, *_ in samples}):
+            held = [
+                (ms, kw)
+                for name, ms, kw, _hz in samples
+                if name == site and max(s, lo_ms) - hold_ms <= ms < min(s + bucket_ms, hi_ms)
+            ]
+            if held:
+                total += max(held, key=lambda x: x[0])[1]  # equal times: equal values here
+        out[s] = total
+    return out
+
+
+# (samples in log order, bucket ms, window [lo, hi) in ms, hold s,
+#  expected (bucket ms, kW, Hz, n))
+Case = tuple[list[Sample], int, tuple[int, int], float, list[tuple[int, float, float, int]]]
+STEADY = [("b", k * 1000 + 100, 10.0, 50.0) for k in range(7)]  # one sample every bucket
+CASES: dict[str, Case] = {
     "two samples of a site in a bucket: its last counts": (
         [("a", 0, 1.0, 50.0), ("b", 200, 4.0, 50.0), ("a", 500, 2.0, 49.9)],
         1000,
         (0, 1000),
+        2.0,
         [(0, 6.0, (50.0 + 50.0 + 49.9) / 3, 3)],
     ),
-    "a site stops reporting mid-window": (
+    "a site stops reporting mid-window: held 2 s, then 0": (
         _log(
             *(("a", k * 1000, 1.0, 50.0) for k in range(5)),
             ("b", 10, 2.0, 49.8),
@@ -84,24 +114,105 @@ CASES: dict[str, tuple[list[Sample], int, tuple[int, int], list[tuple[int, float
         ),
         1000,
         (0, 5000),
+        2.0,
+        # b's 1.010 s sample holds in the buckets starting 0.99 s and 1.99 s after it
+        [
+            (0, 3.0, 49.9, 2),
+            (1000, 3.0, 49.9, 2),
+            (2000, 3.0, 50.0, 1),
+            (3000, 3.0, 50.0, 1),
+            (4000, 1.0, 50.0, 1),
+        ],
+    ),
+    "hold_s = 0: a site stops reporting, the old rule exactly": (
+        _log(
+            *(("a", k * 1000, 1.0, 50.0) for k in range(5)),
+            ("b", 10, 2.0, 49.8),
+            ("b", 1010, 2.0, 49.8),
+        ),
+        1000,
+        (0, 5000),
+        0.0,
         [(0, 3.0, 49.9, 2), (1000, 3.0, 49.9, 2)] + [(k * 1000, 1.0, 50.0, 1) for k in (2, 3, 4)],
+    ),
+    "a site missing one bucket: its last sample is held": (
+        [*STEADY[:5], *(("a", k * 1000 + 300, float(k + 1), 50.0) for k in (0, 1, 3, 4))],
+        1000,
+        (0, 5000),
+        2.0,
+        [(k * 1000, 10.0 + (2.0 if k == 2 else k + 1), 50.0, 1 if k == 2 else 2) for k in range(5)],
+    ),
+    "hold_s = 0: a site missing one bucket counts 0 there": (
+        [*STEADY[:5], *(("a", k * 1000 + 300, float(k + 1), 50.0) for k in (0, 1, 3, 4))],
+        1000,
+        (0, 5000),
+        0.0,
+        [(k * 1000, 10.0 + (0.0 if k == 2 else k + 1), 50.0, 1 if k == 2 else 2) for k in range(5)],
+    ),
+    "a site missing three buckets: held 2 s, then 0 until it reports again": (
+        [*STEADY[:6], *(("a", k * 1000 + 300, float(k + 1), 50.0) for k in (0, 1, 5))],
+        1000,
+        (0, 6000),
+        2.0,
+        # a's 1.3 s sample: 0.7 s and 1.7 s old at the starts of buckets 2 and 3, 2.7 s at 4
+        [
+            (0, 11.0, 50.0, 2),
+            (1000, 12.0, 50.0, 2),
+            (2000, 12.0, 50.0, 1),
+            (3000, 12.0, 50.0, 1),
+            (4000, 10.0, 50.0, 1),
+            (5000, 16.0, 50.0, 2),
+        ],
+    ),
+    "a site that stops for good: held 2 s, then never again": (
+        [*STEADY, *(("a", k * 1000 + 300, 5.0, 50.0) for k in range(3))],
+        1000,
+        (0, 7000),
+        2.0,
+        [(k * 1000, 15.0, 50.0, 2) for k in range(3)]
+        + [(k * 1000, 15.0, 50.0, 1) for k in (3, 4)]
+        + [(k * 1000, 10.0, 50.0, 1) for k in (5, 6)],
+    ),
+    "the hold's edge: a sample exactly hold_s before a bucket's start holds, 1 ms older not": (
+        [*STEADY[:5], ("a", 1000, 1.0, 50.0), ("c", 999, 100.0, 50.0)],
+        1000,
+        (0, 5000),
+        2.0,
+        [
+            (0, 110.0, 50.0, 2),
+            (1000, 111.0, 50.0, 2),
+            (2000, 111.0, 50.0, 1),
+            (3000, 11.0, 50.0, 1),
+            (4000, 10.0, 50.0, 1),
+        ],
+    ),
+    "a sample before the window holds into its first buckets": (
+        [("a", -500, 7.0, 51.0), ("a", -1500, 9.0, 51.0), *STEADY[:4]],
+        1000,
+        (0, 4000),
+        2.0,
+        # -0.5 s: 0.5 s and 1.5 s before buckets 0 and 1, 2.5 s before bucket 2
+        [(0, 17.0, 50.0, 1), (1000, 17.0, 50.0, 1), (2000, 10.0, 50.0, 1), (3000, 10.0, 50.0, 1)],
     ),
     "duplicate samples count once for power": (
         [("a", 0, 1.0, 50.0), ("b", 300, 2.0, 49.7), ("a", 0, 1.0, 50.0)],
         1000,
         (0, 1000),
+        2.0,
         [(0, 3.0, (50.0 + 49.7 + 50.0) / 3, 3)],
     ),
     "samples out of time order in the log": (
         [("a", 1500, 5.0, 50.0), ("a", 1200, 3.0, 50.0), ("a", 1000, 1.0, 50.0)],
         1000,
         (1000, 2000),
+        2.0,
         [(1000, 5.0, 50.0, 3)],
     ),
     "a bucket without frequency is NaN, not 0 Hz": (
         [("a", 0, 1.0, None), ("a", 1000, 2.0, 50.1), ("b", 1100, -1.0, None)],
         1000,
         (0, 2000),
+        2.0,
         [(0, 1.0, float("nan"), 1), (1000, 1.0, 50.1, 2)],
     ),
     "samples on the window's edges: [lo, hi)": (
@@ -113,28 +224,32 @@ CASES: dict[str, tuple[list[Sample], int, tuple[int, int], list[tuple[int, float
         ),
         1000,
         (1000, 3000),
+        2.0,
         [(1000, 1.0, 50.0, 1), (2000, 2.0, 50.0, 1)],
     ),
-    "1 ms buckets, sparse over a long window": (
+    "1 ms buckets, sparse over a long window: held 2 s": (
         [("a", 0, 1.0, 50.0), ("b", 100, 2.0, 50.0), ("a", 60_000, 3.0, 49.0)],
         1,
         (0, 120_000),
-        [(0, 1.0, 50.0, 1), (100, 2.0, 50.0, 1), (60_000, 3.0, 49.0, 1)],
+        2.0,
+        [(0, 1.0, 50.0, 1), (100, 3.0, 50.0, 1), (60_000, 3.0, 49.0, 1)],
     ),
 }
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_window_frame_is_the_sql_frame(name: str) -> None:
-    samples, bucket_ms, (lo_ms, hi_ms), want = CASES[name]
+    samples, bucket_ms, (lo_ms, hi_ms), hold_s, want = CASES[name]
     con = _table(samples)
     lo, hi = T0_US + lo_ms * 1000, T0_US + hi_ms * 1000
-    got = window_fleet_frame(read_window(con, lo, hi), bucket_ms)
+    got = window_fleet_frame(read_window(con, lo, hi), bucket_ms, hold_s)
     assert got.t_us.tolist() == [T0_US + ms * 1000 for ms, _kw, _hz, _n in want]
     np.testing.assert_allclose(got.power_mw, [kw / 1000 for _ms, kw, _hz, _n in want], atol=1e-12)
     np.testing.assert_allclose(got.freq_hz, [hz for *_, hz, _n in want], atol=1e-9, equal_nan=True)
     assert got.samples.tolist() == [n for *_, n in want]
-    _assert_same_frame(got, fleet_frame(con, bucket_ms, lo, hi))
+    reference = _reference_kw(samples, bucket_ms, lo_ms, hi_ms, round(hold_s * 1000))
+    assert [kw for _ms, kw, _hz, _n in want] == pytest.approx(list(reference.values()), abs=1e-9)
+    _assert_same_frame(got, fleet_frame(con, bucket_ms, lo, hi, hold_s=hold_s))
 
 
 def test_equal_times_of_a_site_the_sample_read_last_counts() -> None:
@@ -181,7 +296,7 @@ def _fleet(lo_ms: int, hi_ms: int) -> Series:
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_traces_from_a_wider_window_equal_an_exact_read(name: str) -> None:
-    samples, _bucket_ms, (lo_ms, hi_ms), _want = CASES[name]
+    samples, _bucket_ms, (lo_ms, hi_ms), _hold_s, _want = CASES[name]
     con = _table([*samples, ("quiet", lo_ms - 600_000, 0.0, 50.0)])  # seen, then silent
     fleet = _fleet(lo_ms, hi_ms)
     wide = read_window(con, T0_US + (lo_ms - 5000) * 1000, T0_US + (hi_ms + 5000) * 1000)
@@ -215,22 +330,54 @@ def _logs(draw: st.DrawFn) -> tuple[list[Sample], int, int, int]:
 
 
 @settings(max_examples=60, deadline=None)
-@given(log=_logs())
-def test_any_log_window_frame_equals_the_sql_frame(log: tuple[list[Sample], int, int, int]) -> None:
+@given(log=_logs(), hold_s=st.sampled_from([0.0, 0.25, 1.0, 2.0]))
+def test_any_log_window_frame_equals_the_sql_frame_and_the_rule(
+    log: tuple[list[Sample], int, int, int], hold_s: float
+) -> None:
     samples, bucket_ms, lo_ms, hi_ms = log
     con = _table(samples)
     lo, hi = T0_US + lo_ms * 1000, T0_US + hi_ms * 1000
     window = read_window(con, lo, hi)
     if window.t_us.size == 0:
         with pytest.raises(AuditInputError):
-            window_fleet_frame(window, bucket_ms)
+            window_fleet_frame(window, bucket_ms, hold_s)
         with pytest.raises(AuditInputError):
-            fleet_frame(con, bucket_ms, lo, hi)
+            fleet_frame(con, bucket_ms, lo, hi, hold_s=hold_s)
         return
-    _assert_same_frame(window_fleet_frame(window, bucket_ms), fleet_frame(con, bucket_ms, lo, hi))
+    got = window_fleet_frame(window, bucket_ms, hold_s)
+    _assert_same_frame(got, fleet_frame(con, bucket_ms, lo, hi, hold_s=hold_s))
+    reference = _reference_kw(samples, bucket_ms, lo_ms, hi_ms, round(hold_s * 1000))
+    assert got.t_us.tolist() == [T0_US + ms * 1000 for ms in reference]
+    np.testing.assert_allclose(got.power_mw * 1000, list(reference.values()), atol=1e-9)
     assert np.all(np.diff(window.site) >= 0)  # (site, time) order
     same_site = window.site[1:] == window.site[:-1]
     assert np.all(np.diff(window.t_us)[same_site] >= 0)
+
+
+def test_a_hold_is_never_less_than_the_old_rule_per_site() -> None:
+    # one site reporting late every 3rd second: held it never dips, without hold it does
+    samples = [("a", k * 1000 + (1200 if k % 3 == 2 else 300), 4.0, 50.0) for k in range(9)]
+    samples += [("b", k * 1000 + 100, 1.0, 50.0) for k in range(10)]
+    con = _table(samples)
+    window = read_window(con, T0_US, T0_US + 10_000_000)
+    held = window_fleet_frame(window, 1000, 2.0)
+    old = window_fleet_frame(window, 1000, 0.0)
+    assert held.power_mw.tolist() == pytest.approx([0.005] * 10)
+    assert min(old.power_mw) == pytest.approx(0.001)  # the phantom dip the hold removes
+    assert np.all(held.power_mw >= old.power_mw - 1e-12)
+
+
+def test_bad_holds_are_refused() -> None:
+    con = _table([("a", 0, 1.0, 50.0)])
+    window = read_window(con, T0_US, T0_US + 1_000_000, lookback_s=1.0)
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(AuditInputError, match="sample hold"):
+            window_fleet_frame(window, 1000, bad)
+        with pytest.raises(AuditInputError, match="sample hold"):
+            fleet_frame(con, 1000, T0_US, T0_US + 1_000_000, hold_s=bad)
+    with pytest.raises(AuditInputError, match="longer than the window's lookback"):
+        window_fleet_frame(window, 1000, 1.5)
+    assert window_fleet_frame(window, 1000, 1.0).power_mw.tolist() == [0.001]
 
 
 @settings(max_examples=40, deadline=None)
