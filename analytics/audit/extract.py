@@ -4,8 +4,9 @@ Activations come from ``MarketActivation`` events (kind ORDER, TEST or FREQUENCY
 for FCR-D and FFR, from frequency excursions in the fleet's mean telemetry frequency where no
 activation event covers them (``detect_frequency_events``).
 
-Fleet series: per time bucket, the sum of each site's last ``battery_power_kw`` in the
-bucket (kW -> MW) and the mean ``frequency_hz`` (:func:`fleet_frame`, in SQL). The whole
+Fleet series: per time bucket, the sum of each site's last ``battery_power_kw`` before the
+bucket's end, held at most :data:`HOLD_S` (kW -> MW), and the mean ``frequency_hz``
+(:func:`fleet_frame`, in SQL). The whole
 range is scanned once for frequency only; each activation's window is read once with
 power (:mod:`analytics.audit.window`: the same frame from the window's samples, which
 the offenders use too), reading only the telemetry topic's files and only the

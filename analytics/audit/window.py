@@ -1,13 +1,14 @@
 """One activation window of site telemetry, read once for the fleet series and the offenders.
 
-An activation is judged on its window's fleet power (each site's last sample per bucket,
-summed) and its offenders on each site's own samples in the same window. Both come from
-one read, :func:`read_window`: two DuckDB queries over the window's row groups only (the
-scan skips every other row group by its event-time statistics):
+An activation is judged on its window's fleet power (per bucket, each site's last sample
+held at most ``hold_s``, summed) and its offenders on each site's own samples in the same
+window. Both come from one read, :func:`read_window`: two DuckDB queries over the window's
+row groups only (the scan skips every other row group by its event-time statistics):
 
 1. per site (Kafka key = site id, key order): its OEM and sample count in the window, and
-   its last sample in the ``lookback`` before it (the sites "seen shortly before" that the
-   offenders report as STALE when they fall silent);
+   its last sample (time, power) in the ``lookback`` before it (the sites "seen shortly
+   before" that the offenders report as STALE when they fall silent; the power is held
+   into the window's first buckets);
 2. every sample's site, event time, battery power and frequency as numpy columns (the
    site is numbered from DuckDB's ``hash(key)`` in numpy: no join, no SQL sort; a join
    numbers them if two sites' hashes collide).
@@ -15,10 +16,15 @@ scan skips every other row group by its event-time statistics):
 The samples are put in (site, event time) order by numpy (a stable sort keeps the log's
 order among samples of one site with the same event time). :func:`window_fleet_frame`
 then gives the same frame as :func:`analytics.audit.extract.fleet_frame` computes in SQL
-(``arg_max`` per site and bucket): per bucket the sum of each site's last sample, the
-mean of every sample's frequency (NULL frequencies ignored; NaN where a bucket has none)
-and the sample count. Among samples of one site with equal event times, the one read
-last (archive order) is the site's last sample.
+(``arg_max`` per site and bucket, held by a range join): per bucket with a sample, the sum
+over sites of each site's last sample before the bucket's end if it is at most ``hold_s``
+older than the bucket's start (sample-and-hold: a 1 Hz sample landing late leaves its
+bucket empty, and the meter did not stop delivering; older -> the site counts 0, and the
+offenders report it), the mean of every sample's frequency (NULL frequencies ignored; NaN
+where a bucket has none) and the sample count. Samples before the window count from
+``lo - hold_s`` on. ``hold_s=0``: each site's last sample in the bucket only. Among
+samples of one site with equal event times, the one read last (archive order) is the
+site's last sample.
 """
 
 from __future__ import annotations

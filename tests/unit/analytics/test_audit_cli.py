@@ -101,6 +101,21 @@ def test_report_html_references_existing_pngs(
     assert log.overridden in md
     assert "OVERRIDDEN" in md
     assert "Dispatch chain" in md
+    assert "## Method" in md
+    assert "last battery_power_kw sample before the bucket's end, held at most 2 s" in md
+
+
+def test_hold_option_reaches_the_report_and_a_bad_hold_exits_2(
+    log: Scenario, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--log", str(log.root), "--allow-1hz", "--json"]
+    code, out, _ = run([*argv, "--hold", "0", "--out", str(tmp_path / "h0")], capsys)
+    assert code == 0
+    assert {r["status"] for r in json.loads(out)} == {"PASS"}
+    assert "held at most 0 s" in (tmp_path / "h0" / "report.md").read_text()
+    code, _, err = run([*argv, "--hold", "-1", "--out", str(tmp_path / "bad")], capsys)
+    assert code == 2
+    assert "sample hold must be a finite number >= 0 s, got -1.0" in err
 
 
 def test_csv_audit_of_the_export_gives_the_same_verdicts_as_the_log(

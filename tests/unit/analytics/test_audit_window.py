@@ -28,6 +28,7 @@ from analytics.audit.extract import (
     first_telemetry_us,
     fleet_frame,
     fleet_series,
+    to_us,
 )
 from analytics.audit.offenders import find_offenders, site_traces
 from analytics.audit.run import AuditOptions, activation_data, audit_connection, scan_log
@@ -401,9 +402,10 @@ def test_first_telemetry_is_the_smallest_event_time(
         assert got == (T0_US + min(inside) * 1000 if inside else None)
 
 
-def _order_log(root: Path) -> Activation:
+def _order_log(root: Path, missing: tuple[int, int] | None = None) -> Activation:
     """An mFRR order over 6 sites at 1 Hz: s1 sends every sample twice, s4 stops mid-window,
-    s5 falls silent before it (STALE); the rest ramp up, s3 the wrong way."""
+    s5 falls silent before it (STALE); the rest ramp up, s3 the wrong way. ``missing``:
+    (site, second) of one sample left out."""
     b = LogBuilder(seed=3)
     order_s, length_s = 60, 600
     start_us = T0_US + order_s * 1_000_000
@@ -424,7 +426,7 @@ def _order_log(root: Path) -> Activation:
             ramp = min(1.0, max(0.0, (s - order_s - 30) / 400)) * 10.0
             kw = -ramp if i == 3 else ramp
             us = T0_US + s * 1_000_000 + 13_000 * i
-            for _copy in range(2 if i == 1 else 1):
+            for _copy in range(0 if (i, s) == missing else 2 if i == 1 else 1):
                 telemetry(b, site, oem, event_us=us, power_kw=kw, freq_hz=50.0 + 0.001 * (s % 7))
     b.write(root)
     return Activation(
@@ -472,6 +474,30 @@ def test_an_archived_order_judged_the_same_as_by_the_sql_frame(tmp_path: Path) -
     assert from_window.oem_response.keys() == from_exact_read.oem_response.keys()
     for oem, response in from_window.oem_response.items():
         assert response.tolist() == from_exact_read.oem_response[oem].tolist()
+
+
+def test_a_missed_sample_in_an_archived_order_is_held_not_a_dip(tmp_path: Path) -> None:
+    act = _order_log(tmp_path, missing=(2, 600))  # site 2 holds 10 kW by then
+    con = audit_connection()
+    try:
+        scan = scan_log(con, AuditOptions(), tmp_path)
+        series: dict[float, list[float]] = {}
+        for hold_s in (2.0, 0.0):
+            opts = AuditOptions(hold_s=hold_s)
+            data = activation_data(con, scan, act, opts)
+            sql = activation_data(con, scan, act, opts, samples=False).series
+            assert data.series.power_mw.tolist() == sql.power_mw.tolist()
+            assert data.series.start is not None
+            start_s = (to_us(data.series.start) - T0_US) / 1e6
+            at = np.flatnonzero(np.isclose(data.series.t + start_s, 600.0))
+            series[hold_s] = data.series.power_mw[at[0] - 1 : at[0] + 2].tolist()
+    finally:
+        con.close()
+    held, old = series[2.0], series[0.0]
+    assert held == pytest.approx([held[0]] * 3, abs=1e-6)  # ramp at its top: flat
+    assert old[1] == pytest.approx(held[1] - 0.01, abs=1e-6)  # 10 kW phantom dip
+    assert old[0] == held[0]
+    assert old[2] == held[2]
 
 
 def test_a_bucket_without_frequency_is_refused_not_judged_at_0_hz() -> None:
