@@ -46,6 +46,7 @@ PRE_S = 30.0  # seconds of log before an activation (pre-event level, baseline)
 # Sample-and-hold: a site's last sample counts in a later bucket that starts at most this
 # long after it (2 x the 1 Hz telemetry interval: a late meter did not stop delivering)
 HOLD_S = 2.0
+_EXPAND_BUCKETS = 16  # fleet_frame: a hold over at most this many more buckets is expanded
 FCR_EVENT_BANDS = {  # product -> (frequency test, threshold): an excursion activates it
     Product.FCR_D_UP: ("<", 49.9),
     Product.FCR_D_DOWN: (">", 50.1),
@@ -312,12 +313,23 @@ def fleet_frame(
             "coalesce(lead(k) OVER (PARTITION BY key ORDER BY k) - 1, k + 1 + "
             f"{hold_us // b})) AS k_end FROM per_site), "
             f"present AS (SELECT u // {b} AS k, sum(f) / count(f) AS fz, count(*) AS n FROM s "
-            f"WHERE {'true' if since_us is None else f'u >= {int(since_us)}'} GROUP BY k) "
-            "SELECT present.k, sum(held.p) / 1000.0, any_value(present.fz), "
-            "any_value(present.n) FROM present JOIN held "
-            "ON present.k >= held.k AND present.k <= held.k_end "
-            "GROUP BY present.k ORDER BY present.k"
+            f"WHERE {'true' if since_us is None else f'u >= {int(since_us)}'} GROUP BY k), "
         )
+        if hold_us // b <= _EXPAND_BUCKETS:  # each sample into its few buckets: a hash join
+            query += (
+                "spread AS (SELECT unnest(generate_series(k, k_end)) AS k, p FROM held), "
+                "kw AS (SELECT k, sum(p) AS kw FROM spread SEMI JOIN present USING (k) "
+                "GROUP BY k) "
+                "SELECT present.k, kw.kw / 1000.0, present.fz, present.n "
+                "FROM present LEFT JOIN kw USING (k) ORDER BY present.k"
+            )
+        else:  # a hold over many (fine) buckets: a range join
+            query += (
+                "SELECT present.k, sum(held.p) / 1000.0, any_value(present.fz), "
+                "any_value(present.n) FROM present JOIN held "
+                "ON present.k >= held.k AND present.k <= held.k_end "
+                "GROUP BY present.k ORDER BY present.k"
+            )
     else:
         query = (
             f"SELECT epoch_us(event_time) // {b} AS k, CAST('nan' AS DOUBLE), "  # noqa: S608  # integers only
