@@ -276,7 +276,7 @@ def window_fleet_frame(window: WindowSamples, bucket_ms: int, hold_s: float = HO
         )
     else:
         power_kw = _held_power_kw(
-            window, b, hold_us=hold_us, bucket=bucket, last=last, buckets=buckets
+            window, b, hold_us=hold_us, bucket=bucket, last=last, buckets=buckets, inv=inv
         )
     has_f = ~np.isnan(window.freq_hz)
     f_sum = np.bincount(inv[has_f], weights=window.freq_hz[has_f], minlength=m)
@@ -300,56 +300,42 @@ def _held_power_kw(
     bucket: np.ndarray,
     last: np.ndarray,
     buckets: np.ndarray,
+    inv: np.ndarray,
 ) -> FloatArray:
     """Sum per output bucket of each site's held sample (see :func:`window_fleet_frame`).
 
     Each site's last sample of a bucket k (and its last sample before the window, if at or
     after lo - hold) holds from k to the bucket before the site's next sample, but not past
     the last bucket starting within ``hold_us`` of it; only the output ``buckets`` (sorted)
-    take it. One site's hold ranges do not overlap, so the expansion holds at most one
-    value per (site, output bucket).
+    take it. A sample counts in its own bucket (one bincount, as without hold); only the
+    few samples followed by a missed bucket are spread further. One site's hold ranges do
+    not overlap: at most one value per (site, output bucket).
     """
-    site, t, kw = window.site[last], window.t_us[last], window.power_kw[last]
-    k = bucket[last]
+    site, t, kw, k = window.site[last], window.t_us[last], window.power_kw[last], bucket[last]
+    own = np.bincount(inv[last], weights=kw, minlength=buckets.size)
+    never = np.iinfo(np.int64).max
+    k_next = np.full(site.size, never, dtype=np.int64)
+    same = site[1:] == site[:-1]
+    k_next[:-1][same] = k[1:][same]
+    k_end = np.minimum(k_next - 1, (t + hold_us) // b)
+    gap = np.flatnonzero(k_end > k)
     before = np.flatnonzero(window.last_before_us >= window.lo_us - hold_us)
     if np.any(np.isnan(window.last_before_kw[before])):
         raise AuditInputError(
             "site telemetry without battery_power_kw before the window: "
             "the archive does not follow SiteTelemetry.avsc"
         )
-    if before.size:  # sites are numbered in key order, their samples in site order
-        t_pre = window.last_before_us[before]
-        at = np.searchsorted(site, before, side="left")
-        site = np.insert(site, at, before)
-        t = np.insert(t, at, t_pre)
-        kw = np.insert(kw, at, window.last_before_kw[before])
-        k = np.insert(k, at, t_pre // b)
-    same_next = np.zeros(site.size, dtype=bool)
-    same_next[:-1] = site[1:] == site[:-1]
-    k_next = np.full(site.size, np.iinfo(np.int64).max, dtype=np.int64)
-    k_next[:-1] = np.where(same_next[:-1], k[1:], k_next[:-1])
-    # a sample before the window in its first (partial) bucket is superseded there
-    k_end = np.minimum(k_next - 1, (t + hold_us) // b)
-    lo_idx = np.searchsorted(buckets, k, side="left")
-    hi_idx = np.searchsorted(buckets, k_end, side="right")
+    t_pre = window.last_before_us[before]
+    first = np.minimum(np.searchsorted(site, before, side="left"), max(site.size - 1, 0))
+    in_window = site.size > 0 and site[first] == before
+    k_pre_next = np.where(in_window, k[first] if site.size else never, never)
+    starts = np.concatenate([k[gap] + 1, t_pre // b])
+    ends = np.concatenate([k_end[gap], np.minimum(k_pre_next - 1, (t_pre + hold_us) // b)])
+    values = np.concatenate([kw[gap], window.last_before_kw[before]])
+    lo_idx = np.searchsorted(buckets, starts, side="left")
+    hi_idx = np.searchsorted(buckets, ends, side="right")
     length = np.maximum(hi_idx - lo_idx, 0)
-    total = int(length.sum())
-    row = np.repeat(np.arange(site.size), length)
-    offset = np.arange(total) - np.repeat(np.cumsum(length) - length, length)
-    summed = np.bincount(lo_idx[row] + offset, weights=kw[row], minlength=buckets.size)
-    return np.asarray(summed, dtype=np.float64)
-
-
-def window_frame(
-    con: duckdb.DuckDBPyConnection,
-    bucket_ms: int,
-    activation: Activation,
-    *,
-    since_us: int | None = None,
-    until_us: int | None = None,
-    pre_s: float = PRE_S,
-    hold_s: float = HOLD_S,
-) -> FleetFrame:
-    """The frame (with power) of the buckets the fleet series of ``activation`` takes."""
-    lo, hi = window_bounds(bucket_ms, activation, since_us=since_us, until_us=until_us, pre_s=pre_s)
-    return window_fleet_frame(read_window(con, lo, hi), bucket_ms, hold_s)
+    row = np.repeat(np.arange(length.size), length)
+    offset = np.arange(row.size) - np.repeat(np.cumsum(length) - length, length)
+    held = np.bincount(lo_idx[row] + offset, weights=values[row], minlength=buckets.size)
+    return np.asarray(own + held, dtype=np.float64)
