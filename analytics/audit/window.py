@@ -339,3 +339,18 @@ def _held_power_kw(
     offset = np.arange(row.size) - np.repeat(np.cumsum(length) - length, length)
     held = np.bincount(lo_idx[row] + offset, weights=values[row], minlength=buckets.size)
     return np.asarray(own + held, dtype=np.float64)
+
+
+def window_frame(
+    con: duckdb.DuckDBPyConnection,
+    bucket_ms: int,
+    activation: Activation,
+    *,
+    since_us: int | None = None,
+    until_us: int | None = None,
+    pre_s: float = PRE_S,
+    hold_s: float = HOLD_S,
+) -> FleetFrame:
+    """The frame (with power) of the buckets the fleet series of ``activation`` takes."""
+    lo, hi = window_bounds(bucket_ms, activation, since_us=since_us, until_us=until_us, pre_s=pre_s)
+    return window_fleet_frame(read_window(con, lo, hi), bucket_ms, hold_s)
