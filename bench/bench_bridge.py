@@ -37,7 +37,6 @@ command).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import statistics
 import subprocess
@@ -45,7 +44,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +54,7 @@ from aiokafka import (  # type: ignore[import-untyped, unused-ignore]  # ships n
 )
 
 from bench import BenchResult
+from bench.broker import bench_broker
 from bench.simfleet import FleetSite, SimFleet
 from edge.bridge.events import COMMAND, command_record
 from edge.bridge.harness import new_command
@@ -72,21 +71,6 @@ COMMANDS = int(os.environ.get("BENCH_BRIDGE_COMMANDS", "300"))
 GAP_S = 0.1  # one command every 100 ms; per site one every SITES * GAP_S s
 SEQUENCE_S = 2.0  # a command's writes: the longest OEM sequence (SAJ, 3 x 0.5 s gaps) + slack
 BATTERY = BatteryParams(tau_s=0.5, dead_time_s=0.1)  # as bench.simfleet's defaults
-
-
-@contextlib.contextmanager
-def broker() -> Iterator[str]:
-    preset = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
-    if preset:
-        yield preset
-        return
-    from flowerhub.broker.launcher import local_cluster
-
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-bridge-") as tmp,
-        local_cluster(1, Path(tmp)) as state,
-    ):
-        yield state.bootstrap
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -291,8 +275,8 @@ def run() -> list[BenchResult]:
     from flowerhub.broker.admin import create_topics
 
     with (
-        broker() as bootstrap,
         tempfile.TemporaryDirectory(prefix="bench-bridge-") as tmpdir,
+        bench_broker(Path(tmpdir)) as bootstrap,
         SimFleet(SITES, SIM_PROCS) as fleet,
     ):
         tmp = Path(tmpdir)

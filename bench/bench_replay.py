@@ -13,12 +13,9 @@ Uses ``KAFKA_BOOTSTRAP_SERVERS`` when set, else starts the project's local broke
 from __future__ import annotations
 
 import asyncio
-import os
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from analytics.archive.archiver import codec_decoder
@@ -28,22 +25,11 @@ from analytics.archive.writer import ArchiveWriter
 from analytics.replay.replay import replay_producer
 from analytics.replay.run import ReplayRequest, create_copy_topics, replay
 from bench import BenchResult
+from bench.broker import bench_broker
 
 # 100 sites x 1,000 samples, one every 10.8 s: 100,000 events over 3 hours, 12 partitions.
 LOG = SyntheticLog(sites=100, samples=1000, period_ms=10_800, partitions=12)
 ROUNDS = 2
-
-
-@contextmanager
-def _broker(tmp: Path) -> Iterator[str]:
-    preset = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
-    if preset:
-        yield preset
-        return
-    from flowerhub.broker.launcher import local_cluster
-
-    with local_cluster(nodes=1, data_dir=tmp / "kafka") as state:
-        yield state.bootstrap
 
 
 def _write_archive(root: Path) -> list[RawRecord]:
@@ -88,7 +74,7 @@ def run() -> list[BenchResult]:
         tmp = Path(tmp_name)
         records = _write_archive(tmp / "archive")
         span_s = (max(r.timestamp_ms for r in records) - min(r.timestamp_ms for r in records)) / 1e3
-        with _broker(tmp) as bootstrap:
+        with bench_broker(tmp) as bootstrap:
             raw_walls, runs = [], []
             for _round in range(ROUNDS):  # alternate, keep the best of each: the box is shared
                 tag = uuid.uuid4().hex[:8]

@@ -37,8 +37,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +46,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-u
 from aiokafka.structs import TopicPartition  # type: ignore[import-untyped, unused-ignore]
 
 from bench import BenchResult
+from bench.broker import bench_broker
 from flowerhub.broker.probe import produce
 from schemas.codec import encode, raw_codec
 from streams.agents.batching import KeyedBatchSender
@@ -63,18 +62,6 @@ EVENTS = 120_000
 COMMAND_SITES = 10_000
 ROUNDS = 2
 CHUNK = 2_500  # setpoints encoded and queued per send_all
-
-
-@contextmanager
-def _broker(tmp: Path) -> Iterator[str]:
-    preset = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
-    if preset:
-        yield preset
-        return
-    from flowerhub.broker.launcher import local_cluster
-
-    with local_cluster(nodes=1, data_dir=tmp / "kafka") as state:
-        yield state.bootstrap
 
 
 def _app(bootstrap: str, prefix: str) -> StreamsApp:
@@ -410,7 +397,7 @@ def command_record(i: int, now: int) -> dict[str, Any]:
 
 
 def run() -> list[BenchResult]:
-    with tempfile.TemporaryDirectory() as tmp, _broker(Path(tmp)) as bootstrap:
+    with tempfile.TemporaryDirectory() as tmp, bench_broker(Path(tmp)) as bootstrap:
         results = asyncio.run(_telemetry(bootstrap))
         results += asyncio.run(_commands(bootstrap))
     return results
