@@ -3,7 +3,8 @@
 Faust owns its event loop and signal handling, which do not mix well with a test runner's
 process, so the integration tests run a worker as a child process with its output in a log
 file: ``tests/integration/test_faust_smoke.py`` (the smoke app; ready file) and
-``tests/integration/test_streams_agents.py`` (``flowerhub streams worker``; ready log line).
+``tests/integration/test_streams_agents.py`` and ``test_streams_telemetry.py``
+(:func:`streams_worker`: ``flowerhub streams worker``; ready log line).
 Wait for readiness before sending events: Faust 0.15.3 can lose or double events sent while
 it is still recovering its tables (see ``tests/integration/faust_smoke_app.py``).
 
@@ -14,18 +15,24 @@ with SIGTERM, then SIGKILL after ``STOP_TIMEOUT_S``. Failures carry the log tail
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from streams.settings import StreamsSettings
 
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
 TAIL_CHARS = 4000
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 T = TypeVar("T")
 
@@ -126,3 +133,42 @@ def wait_for(
     raise WorkerTimeoutError(
         f"{what} not reached in {timeout_s} s (last: {last!r})\n{worker.tail()}"
     )
+
+
+@contextmanager
+def streams_worker(
+    settings: StreamsSettings,
+    workdir: Path,
+    *,
+    partitions: int,
+    loglevel: str = "info",
+    env: Mapping[str, str] | None = None,
+) -> Iterator[Worker]:
+    """``flowerhub streams worker`` for ``settings`` (bootstrap, app id, topic prefix) with
+    topics of ``partitions`` partitions, run until its ready log line."""
+    from streams.app import READY_MESSAGE  # the app module imports Faust: only when used
+
+    command = [
+        sys.executable,
+        "-m",
+        "flowerhub.cli",
+        "streams",
+        "worker",
+        "--bootstrap",
+        settings.bootstrap_servers,
+        "--app-id",
+        settings.app_id,
+        "--prefix",
+        settings.topic_prefix,
+        "--partitions",
+        str(partitions),
+        "--loglevel",
+        loglevel,
+    ]
+    with run_worker(
+        command,
+        workdir,
+        lambda worker: READY_MESSAGE in worker.log(),
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **(env or {})},
+    ) as worker:
+        yield worker

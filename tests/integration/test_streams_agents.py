@@ -13,7 +13,6 @@ import json
 import math
 import os
 import signal
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -29,14 +28,14 @@ from schemas.codec import decode, encode
 from streams.agents.setpoint_filter import murmur2_partition
 from streams.agents.telemetry_service import group_id as telemetry_group
 from streams.agents.testing import fleet_setpoint_record, setpoint_record, telemetry_record
-from streams.app import READY_MESSAGE, prepare_topics, settings_with
+from streams.app import prepare_topics, settings_with
 from streams.settings import StreamsSettings
 from streams.steps.setpoint_filter import FilterState
-from streams.worker_process import Worker, run_worker, wait_for
+from streams.worker_process import Worker, wait_for
+from streams.worker_process import streams_worker as run_streams_worker
 
 S = 1_000_000
 PARTITIONS = 2
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def now_us() -> int:
@@ -51,29 +50,11 @@ def settings_for(bootstrap: str, app_id: str) -> StreamsSettings:
 def streams_worker(
     settings: StreamsSettings, workdir: Path, env: Mapping[str, str] | None = None
 ) -> Iterator[Worker]:
-    """Run ``flowerhub streams worker`` until its ready line (``streams.worker_process``)."""
-    command = [
-        sys.executable,
-        "-m",
-        "flowerhub.cli",
-        "streams",
-        "worker",
-        "--bootstrap",
-        settings.bootstrap_servers,
-        "--app-id",
-        settings.app_id,
-        "--prefix",
-        settings.topic_prefix,
-        "--partitions",
-        str(PARTITIONS),
-        "--loglevel",
-        os.environ.get("FLOWERHUB_TEST_WORKER_LOGLEVEL", "info"),
-    ]
-    with run_worker(
-        command,
-        workdir,
-        lambda worker: READY_MESSAGE in worker.log(),
-        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+    """``streams.worker_process.streams_worker`` with this module's partitions; the log level
+    from FLOWERHUB_TEST_WORKER_LOGLEVEL (default info)."""
+    loglevel = os.environ.get("FLOWERHUB_TEST_WORKER_LOGLEVEL", "info")
+    with run_streams_worker(
+        settings, workdir, partitions=PARTITIONS, loglevel=loglevel, env=env
     ) as worker:
         yield worker
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -26,13 +24,13 @@ from flowerhub.broker.probe import group_lag, produce, read_to_end
 from schemas.codec import decode_raw, encode
 from streams.agents.telemetry_service import group_id
 from streams.agents.testing import fleet_setpoint_record, telemetry_record
-from streams.app import READY_MESSAGE, prepare_topics, settings_with
+from streams.app import prepare_topics, settings_with
 from streams.settings import StreamsSettings
-from streams.worker_process import Worker, run_worker, stop, wait_for
+from streams.worker_process import Worker, stop, wait_for
+from streams.worker_process import streams_worker as run_streams_worker
 
 S = 1_000_000
 PARTITIONS = 2
-ROOT = Path(__file__).resolve().parents[2]
 POWER = {"site-a": 2.0, "site-b": -1.5, "site-c": 4.25}
 OEM = {"site-a": "huawei", "site-b": "saj", "site-c": "sungrow"}
 
@@ -41,27 +39,7 @@ OEM = {"site-a": "huawei", "site-b": "saj", "site-c": "sungrow"}
 def streams_worker(
     settings: StreamsSettings, workdir: Path, env: Mapping[str, str] | None = None
 ) -> Iterator[Worker]:
-    command = [
-        sys.executable,
-        "-m",
-        "flowerhub.cli",
-        "streams",
-        "worker",
-        "--bootstrap",
-        settings.bootstrap_servers,
-        "--app-id",
-        settings.app_id,
-        "--prefix",
-        settings.topic_prefix,
-        "--partitions",
-        str(PARTITIONS),
-    ]
-    with run_worker(
-        command,
-        workdir,
-        lambda worker: READY_MESSAGE in worker.log(),
-        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-    ) as worker:
+    with run_streams_worker(settings, workdir, partitions=PARTITIONS, env=env) as worker:
         yield worker
 
 
