@@ -107,7 +107,7 @@ class AuditResult:
         out: list[dict[str, object]] = []
         for r in self.results:
             a = r.activation
-            out.extend(_row(a.activation_id, v) for v in r.verdicts)
+            out.extend(verdict_row(a.activation_id, v) for v in r.verdicts)
             if r.error is not None:
                 out.append(
                     {
@@ -124,7 +124,7 @@ class AuditResult:
                     }
                 )
         for s in self.sine_sets:
-            out.extend(_row(f"sine-set-{s.product.value}", v) for v in s.verdicts)
+            out.extend(verdict_row(f"sine-set-{s.product.value}", v) for v in s.verdicts)
         return out
 
     @property
@@ -135,7 +135,8 @@ class AuditResult:
         return 1 if self.failed else 0
 
 
-def _row(activation_id: str, v: Verdict) -> dict[str, object]:
+def verdict_row(activation_id: str, v: Verdict) -> dict[str, object]:
+    """One verdict as a report row (verdicts.json, the tables)."""
     d = v.as_dict()
     return {
         "activation": activation_id,

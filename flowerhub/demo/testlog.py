@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from analytics.audit.run import verdict_row
 from analytics.rules import judge
 from analytics.rules.base import RuleError
 from analytics.svkcsv import write_csv
@@ -105,24 +106,7 @@ class RigOutcome:
 
     def rows(self) -> list[dict[str, object]]:
         """Rows shaped like the audit's verdict rows (``flowerhub.demo.results``)."""
-        out: list[dict[str, object]] = []
-        for v in self.verdicts:
-            d = v.as_dict()
-            out.append(
-                {
-                    "activation": f"rig:{self.phase}",
-                    "rule_id": v.rule_id,
-                    "rule_version": v.rule_version,
-                    "measured": d["measured"],
-                    "threshold": d["threshold"],
-                    "threshold_high": d["threshold_high"],
-                    "comparison": v.comparison,
-                    "unit": v.unit,
-                    "status": "PASS" if v.passed else "FAIL",
-                    "detail": v.detail,
-                }
-            )
-        return out
+        return [verdict_row(f"rig:{self.phase}", v) for v in self.verdicts]
 
 
 def write_rig_csv(log: RigLog, directory: Path) -> Path:
