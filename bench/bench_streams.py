@@ -261,7 +261,7 @@ async def _pipeline_once(built: StreamsApp, hop: _Hop, tag: str) -> tuple[float,
             (sp.site_id.encode(), codec.encode("SiteSetpoint", sp.to_record()))
             for sp in setpoints[first : first + CHUNK]
         )
-    # hop 2 starts at once (as the filter agent would), not when hop 1 is acknowledged
+    # hop 2 starts at once (as the filter's consumer would), not when hop 1 is acknowledged
     acked_at: list[float] = []
     acked = asyncio.ensure_future(asyncio.gather(*sent))
     acked.add_done_callback(lambda _: acked_at.append(time.perf_counter()))
@@ -353,8 +353,8 @@ async def _commands(bootstrap: str) -> list[BenchResult]:
             note=f"the real worker (streams.app.build run by faust.Worker, as `flowerhub "
             f"streams worker`) holding {COMMAND_SITES} sites: one FleetSetpoint produced -> "
             f"allocator agent (setpoints in per-partition batches, acked) -> site.setpoints -> "
-            f"setpoint filter agent (Faust delivery per event, filtered in take_events "
-            f"batches; commands, then changelog, in per-partition batches, acked) -> "
+            f"setpoint filter (its batch consumer's getmany batches; commands, then the "
+            f"Faust table's changelog, in per-partition batches, acked; offsets committed) -> "
             f"{worker['commands']:.0f} SiteCommands read back; the worker child's CPU "
             f"{worker['cpu_s']:.2f} s of it; baseline as below; {_load()}",
         ),

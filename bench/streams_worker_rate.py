@@ -15,7 +15,7 @@ worker takes over logging, signals and the event loop.
   "batches"}``.
 - ``commands``: once the book holds SITES sites (telemetry the parent produced), one
   FleetSetpoint is produced and the clock runs until SITES SiteCommands were read back from
-  ``site.commands`` (allocator agent -> ``site.setpoints`` -> setpoint filter agent ->
+  ``site.commands`` (allocator agent -> ``site.setpoints`` -> setpoint filter batch consumer ->
   ``site.commands``, all in the worker). Writes ``{"seconds", "commands", "startup_s",
   "cpu_s"}`` (``cpu_s``: this process's CPU time over the same span: worker, this reader
   and the producer of the order; the broker runs apart).

@@ -6,11 +6,13 @@ settings' prefix, and the app's internal topics (``internal_topics``: each table
 changelog ``<app_id>-<table>-changelog`` and the assignor's leader topic), so the app sets
 ``topic_allow_declare=False`` and never relies on broker auto-creation.
 
-Agents (``streams.agents``): setpoint filter, allocator (+ command results), live
-compliance. Telemetry (the one high-rate input) is not a Faust agent: the app's
-``TelemetryService`` (``streams.agents.telemetry_service``) consumes it in batches into the
-pure aggregation step, in its own consumer group ``<app_id>-telemetry``, and starts and stops
-with the app. Tables live in the memory store, rebuilt from their changelogs on start.
+Agents (``streams.agents``): allocator (+ command results), live compliance. The two bulk
+inputs are not Faust agents (Faust's per-event delivery is far slower than they arrive):
+the app's ``TelemetryService`` (``streams.agents.telemetry_service``) consumes telemetry in
+batches into the pure aggregation step (consumer group ``<app_id>-telemetry``), and the
+setpoint filter's ``BatchConsumer`` (``streams.agents.batch_consumer``, group
+``<app_id>-setpoints``) feeds ``site.setpoints`` in batches to the filter, whose state is a
+Faust table; both start after table recovery and stop with the app. Tables live in the memory store, rebuilt from their changelogs on start.
 Topics carry raw bytes; the agents apply the project's Avro codec.
 """
 
@@ -45,7 +47,7 @@ class StreamsApp:
     app: faust.App
     ctx: AgentContext
     book: SiteBook
-    setpoint_filter: setpoint_filter.SetpointFilterAgent
+    setpoint_filter: setpoint_filter.SetpointFilter
     allocator: allocator.AllocatorAgent
     aggregator: TelemetryAggregator
     compliance: compliance.ComplianceAgent

@@ -3,8 +3,11 @@
 One module per agent, each with ``register(ctx, book)``; ``streams.app.build`` wires them
 (and the telemetry service):
 
-- ``setpoint_filter`` (agent ``setpoint-filter``): site.setpoints -> site.commands; state in
-  the table ``filter-state`` keyed by site_id, plus a 1 s timer for deferred writes;
+- ``setpoint_filter`` (consumer name ``setpoint-filter``): site.setpoints -> site.commands;
+  state in the Faust table ``filter-state`` keyed by site_id, plus a 1 s timer for deferred
+  writes; a batch step run by a ``batch_consumer.BatchConsumer`` (group
+  ``<app_id>-setpoints``), not a Faust agent: one fleet setpoint fans out to thousands of
+  setpoints at once, faster than Faust's per-event delivery takes them;
 - ``allocator`` (``allocator``): market.fleet-setpoints, market.activations,
   reserve.assignments -> site.setpoints; the latest allocation in memory, re-split by a 1 s
   timer when the site book changed; (``command-results``) site.command-results -> site book;

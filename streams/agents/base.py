@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 import faust
 from faust.types import ChannelT, EventT, TopicT
@@ -36,6 +36,37 @@ from streams.topics import topic as topic_row
 log = logging.getLogger(__name__)
 
 MICROS_PER_S = 1_000_000
+MICROS_PER_MS = 1_000
+
+
+class ConsumedRecord(Protocol):
+    """What is read of a record consumed outside Faust (aiokafka's ``ConsumerRecord`` fits):
+    ``timestamp`` in milliseconds since the epoch (Kafka's), or None."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def timestamp(self) -> int | None: ...
+
+
+class Delivered(NamedTuple):
+    """Where an input record came from and its original bytes (a dead letter's source);
+    ``event_time`` in int microseconds, or None."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: Any
+    value: Any
+    event_time: int | None
 
 
 def wall_clock_micros() -> int:
@@ -133,10 +164,47 @@ class AgentContext:
         return batcher
 
     async def dead_letter(self, event: EventT[Any], error: BaseException, consumer: str) -> None:
-        """Send ``event``'s original bytes to ``deadletter`` with ``error`` as the reason."""
+        """Send a Faust event's original bytes to ``deadletter`` with ``error`` as the reason."""
         message = event.message
+        timestamp = message.timestamp  # Faust: seconds since the epoch
+        await self.dead_letter_message(
+            Delivered(
+                message.topic,
+                message.partition,
+                message.offset,
+                message.key,
+                message.value,
+                round(timestamp * MICROS_PER_S) if timestamp else None,
+            ),
+            error,
+            consumer,
+        )
+
+    async def dead_letter_record(
+        self, record: ConsumedRecord, error: BaseException, consumer: str
+    ) -> None:
+        """Send a consumed aiokafka record's original bytes to ``deadletter`` (``timestamp``
+        in milliseconds, Kafka's)."""
+        timestamp = record.timestamp
+        await self.dead_letter_message(
+            Delivered(
+                record.topic,
+                record.partition,
+                record.offset,
+                record.key,
+                record.value,
+                timestamp * MICROS_PER_MS if timestamp else None,
+            ),
+            error,
+            consumer,
+        )
+
+    async def dead_letter_message(
+        self, message: Delivered, error: BaseException, consumer: str
+    ) -> None:
+        """Build and send the DeadLetter of ``message``; a dead letter that cannot be built or
+        sent is logged, never raised."""
         key, value = message.key, message.value
-        now = self.clock()
         try:
             record = build_dead_letter(
                 topic=message.topic,
@@ -146,8 +214,8 @@ class AgentContext:
                 value=value if isinstance(value, bytes) else None,
                 error=error,
                 consumer=consumer,
-                now=now,
-                event_time=round(message.timestamp * MICROS_PER_S) if message.timestamp else None,
+                now=self.clock(),
+                event_time=message.event_time,
             )
             channel = self.output("deadletter")
             await channel.send(key=record["key"], value=encode("DeadLetter", record))

@@ -1,22 +1,29 @@
-"""Setpoint filter agent: ``site.setpoints`` -> ``site.commands``.
+"""Setpoint filter: ``site.setpoints`` -> ``site.commands``, state in a Faust table.
 
-State per site (``FilterState.to_dict()``) lives in the table ``filter-state`` (changelog
-``<app_id>-filter-state-changelog``, partitioned like ``site.setpoints``), so a restarted
-worker recovers it and a setpoint processed again after a crash is a DUPLICATE, not a second
-command (command ids are ``uuid5(site, setpoint)`` besides). A timer writes the pending
-(suppressed) setpoints whose gate has opened (``setpoint_filter.tick``): it cannot use the
-current event's partition, so it computes the partition of the site key the way the Kafka
-default partitioner does (murmur2), which is how every producer of ``site.setpoints`` keys.
+State per site (``FilterState.to_dict()``) lives in the Faust table ``filter-state``
+(changelog ``<app_id>-filter-state-changelog``, partitioned like ``site.setpoints``), so a
+restarted worker recovers it (Faust restores the table before the filter takes its first
+batch) and a setpoint processed again after a crash is a DUPLICATE, not a second command
+(command ids are ``uuid5(site, setpoint)`` besides). A timer writes the pending
+(suppressed) setpoints whose gate has opened (``setpoint_filter.tick``).
 
-Batches: Faust still delivers one event at a time (its consumer, conductor and stream), but
-the agent takes them in ``Stream.take_events`` batches (at most ``BATCH_MAX``, or what came
-within ``BATCH_WITHIN_S``) and pays the sending once per batch (:meth:`process_batch`): the
-commands in per-partition batches, acknowledged, then each changed site's last state to the
-changelog, acknowledged; Faust acks the batch's events (so commits their offsets) only
-after that. Sent one by one through Faust (a send per command and a changelog send per
-state, each woken into its own small produce request), one FleetSetpoint's 10,000 commands
-took 8-12 s in the worker; batched, 2-2.5 s, of which the per-event delivery is most of the
-rest (bench_streams ``fleet_setpoint_to_10k_commands_worker``).
+Input: not a Faust agent. One fleet setpoint fans out to thousands of site setpoints at
+once, and Faust's per-message delivery (13-14k events/s to an agent doing nothing on the
+bench machine) alone took longer than the 1 s the issue allows for 10,000 commands; so
+``site.setpoints`` is read in ``getmany`` batches by a
+:class:`~streams.agents.batch_consumer.BatchConsumer` (consumer group
+``<app_id>-setpoints``), started by Faust after table recovery. Each batch
+(:meth:`SetpointFilter.process_records`): per record decode, the pure step on the site's
+state, the new state into the table's store; then the commands in per-partition batches,
+acknowledged; then each changed site's last state to the changelog, on the site's
+partition (the murmur2 partition every producer of ``site.setpoints`` keys by),
+acknowledged; only then are the batch's offsets committed. A crash in between repeats a
+command (same ``command_id``) when the setpoint is read again; it never loses one. Measured
+(bench_streams ``fleet_setpoint_to_10k_commands_worker``): through the Faust agent, one
+FleetSetpoint's 10,000 commands took 2-3 s in the worker; batched, see the bench.
+
+The table and the batch consumer's partitions are not co-assigned: like the site book,
+this assumes the fleet app runs as one worker (see ``sitebook``).
 """
 
 from __future__ import annotations
@@ -27,9 +34,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from faust.tables.table import Table
-from faust.types import EventT, StreamT
 
-from streams.agents.base import AgentContext, decode_raw_value, expect, started_kafka_producer
+from schemas.codec import decode_raw
+from schemas.errors import InvalidEventError
+from streams.agents.base import AgentContext, ConsumedRecord, expect, started_kafka_producer
+from streams.agents.batch_consumer import BatchConsumer, Batches
 from streams.agents.batching import KeyedBatchSender
 from streams.agents.sitebook import SiteBook
 from streams.steps.records_site import SiteCommand, setpoint_of_plain
@@ -44,10 +53,10 @@ from streams.steps.setpoint_filter import (
 log = logging.getLogger(__name__)
 
 NAME = "setpoint-filter"
-#: events per batch (``Stream.take_events``); a batch also ends when no event came for
-#: ``BATCH_WITHIN_S`` (the longest a lone setpoint waits before it is filtered)
-BATCH_MAX = 2_000
-BATCH_WITHIN_S = 0.01
+#: the batch consumer's name (its group: ``<app_id>-setpoints``)
+CONSUMER = "setpoints"
+#: records per ``getmany``
+BATCH_MAX = 10_000
 TABLE = "filter-state"
 TICK_EVERY_S = 1.0
 _ACCEPTS = frozenset({"SiteSetpoint"})
@@ -63,8 +72,8 @@ def murmur2_partition(key: bytes, partitions: int) -> int:
     return int((murmur2(key) & 0x7FFFFFFF) % partitions)
 
 
-class SetpointFilterAgent:
-    """The agent body and its timer, bound to one app's table and settings."""
+class SetpointFilter:
+    """The filter's batch step and its timer, bound to one app's table and settings."""
 
     def __init__(self, ctx: AgentContext, book: SiteBook) -> None:
         self.ctx = ctx
@@ -82,45 +91,54 @@ class SetpointFilterAgent:
             ),
         )
         self._changelog: KeyedBatchSender | None = None
+        self.consumer: BatchConsumer | None = None  #: set by ``register``
 
     def state_of(self, site_id: str) -> FilterState:
         data = self.table.get(site_id)
         return FilterState() if data is None else FilterState.from_dict(data)
 
-    async def process(self, stream: StreamT[Any]) -> None:
-        # StreamT in Faust 0.15.3 does not declare take_events (faust.Stream has it)
-        batches = stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S)  # type: ignore[attr-defined]
-        async for events in batches:
-            await self.process_batch(events)
+    async def process_batches(self, batches: Batches) -> int:
+        """One ``getmany`` result (``{TopicPartition: records}``); returns the commands sent.
+        A site's setpoints are all on one partition, so the partitions' order among
+        themselves does not matter."""
+        records = [record for part in batches.values() for record in part]
+        return await self.process_records(records)
 
-    async def process_batch(self, events: Sequence[EventT[Any]]) -> int:
-        """Filter a batch of events in order; returns the commands sent.
+    async def process_records(self, records: Sequence[ConsumedRecord]) -> int:
+        """Filter consumed ``site.setpoints`` records in order; returns the commands sent.
 
-        Per event: decode, the pure step on the site's state, the new state into the table's
-        store. Then the batch's commands are sent in per-partition batches and acknowledged
+        Per record: decode, the pure step on the site's state, the new state into the table's
+        store. Then the commands are sent in per-partition batches and acknowledged
         (``AgentContext.send_many``), and only then each changed site's last state goes to
-        the changelog, to the partition of the event that changed it (the table is
+        the changelog, to the partition of the record that changed it (the table is
         partitioned like ``site.setpoints``). A crash in between repeats a command (same
-        ``command_id``) when the setpoint is read again; it never loses one.
+        ``command_id``) when the setpoint is read again; it never loses one. A record that
+        does not decode or is not a valid SiteSetpoint is dead-lettered; the rest go on.
         """
         table = self.table
+        store = table.data
         changes: dict[str, tuple[int, dict[str, Any]]] = {}
         commands: list[dict[str, Any]] = []
-        for event in events:
+        config, limits, clock = self.config, self.book.limits, self.ctx.clock
+        for record in records:
             try:
-                name, record = decode_raw_value(event)
-                expect(name, _ACCEPTS, event.message.topic)
-                setpoint = setpoint_of_plain(record)
+                value = record.value
+                if not isinstance(value, bytes | bytearray | memoryview):
+                    raise InvalidEventError(f"expected bytes, got {type(value).__name__}")
+                decoded = decode_raw(value)
+                expect(decoded.name, _ACCEPTS, record.topic)
+                setpoint = setpoint_of_plain(decoded.record)
                 site_id = setpoint.site_id
-                state = self.state_of(site_id)
-                now = self.ctx.clock()
+                data = store.get(site_id)
+                state = FilterState() if data is None else FilterState.from_dict(data)
+                now = clock()
                 new_state, command, reason = filter_setpoint(
-                    state, setpoint, now, self.config, self.book.limits(site_id)
+                    state, setpoint, now, config, limits(site_id)
                 )
                 if new_state != state:
                     data = new_state.to_dict()
-                    table.data[site_id] = data
-                    changes[site_id] = (event.message.partition, data)
+                    store[site_id] = data
+                    changes[site_id] = (record.partition, data)
                 if command is not None:
                     commands.append(command.to_record())
                 if reason in _LATE:
@@ -133,7 +151,7 @@ class SetpointFilterAgent:
                         now,
                     )
             except Exception as exc:  # bad input (EventError) or a step bug: never fatal
-                await self.ctx.dead_letter(event, exc, NAME)
+                await self.ctx.dead_letter_record(record, exc, NAME)
         sent = await self.ctx.send_many("site.commands", "SiteCommand", commands)
         await self.save(changes)
         return sent
@@ -147,7 +165,7 @@ class SetpointFilterAgent:
         the store's persisted offset (as Faust's ``_on_changelog_sent`` does; a batch's
         first offset: a recovery may re-read a few records, never skip one). Without a
         started producer (Faust's test context) or inside a transaction, through Faust's
-        ``send_changelog`` one by one.
+        ``send_changelog`` one by one (queued on Faust's producer buffer).
         """
         if not changes:
             return
@@ -199,12 +217,22 @@ class SetpointFilterAgent:
         return sent
 
 
-def register(ctx: AgentContext, book: SiteBook) -> SetpointFilterAgent:
-    agent = SetpointFilterAgent(ctx, book)
-    ctx.app.agent(ctx.topic("site.setpoints"), name=NAME)(agent.process)
+def register(ctx: AgentContext, book: SiteBook) -> SetpointFilter:
+    """The filter, its batch consumer (an app service) and its pending-write timer."""
+    step = SetpointFilter(ctx, book)
+    step.consumer = BatchConsumer(
+        ctx.app,
+        ctx.settings,
+        name=CONSUMER,
+        topic=ctx.settings.topic("site.setpoints"),
+        handler=step.process_batches,
+        max_records=BATCH_MAX,
+        beacon=ctx.app.beacon,
+    )
+    ctx.app.service(step.consumer)  # type: ignore[arg-type]  # an instance: Faust starts it
 
     async def tick_pending() -> None:
-        await agent.flush_pending()
+        await step.flush_pending()
 
     ctx.app.timer(TICK_EVERY_S, name=f"{NAME}-tick")(tick_pending)
-    return agent
+    return step

@@ -65,6 +65,9 @@ class Sent(NamedTuple):
 def memory_outputs(built: Any) -> dict[str, ChannelT[Any]]:
     """Replace the outputs of a ``streams.app.StreamsApp`` by in-memory channels."""
     channels: dict[str, ChannelT[Any]] = {}
+    # a channel's put waits while the app's flow control is suspended, which it is until a
+    # worker (or an agent's test context) resumes it
+    built.app.flow_control.resume()
     for name in OUTPUTS:
         channel = built.app.channel()
         # subscribe now, so nothing sent before the first drain is lost

@@ -1,7 +1,8 @@
 """Property: no bytes kill an agent. Whatever arrives, each undecodable message ends in
 ``deadletter`` with its original bytes and key, in order, and the agent still handles the
-good event that follows (Faust's test context, no broker). The same for the telemetry batch
-step (``TelemetryAggregator.add_batch``, run by the worker's telemetry service)."""
+good event that follows (Faust's test context, no broker). The same for the two batch steps
+the worker's batch consumers run: the setpoint filter (``SetpointFilter.process_records``)
+and telemetry (``TelemetryAggregator.add_batch``)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from streams.app import build, settings_with
 
 S = 1_000_000
 T0 = 1_700_000_000 * S
-AGENTS = ("setpoint-filter", "allocator", "command-results", "compliance")
+AGENTS = ("allocator", "command-results", "compliance")
 
 garbage = st.lists(
     st.tuples(
@@ -50,18 +51,39 @@ def test_garbage_is_dead_lettered_and_the_agent_goes_on(
     )
     try:
         out = memory_outputs(built)
-        good = encode("SiteSetpoint", setpoint_record("s", "sp-1", T0, 1.0, T0 + 60 * S))
-        if agent_name == "setpoint-filter":
-            asyncio.run(feed(built, agent_name, [*messages, (b"s", good)]))
-        else:
-            asyncio.run(feed(built, agent_name, messages))
+        asyncio.run(feed(built, agent_name, messages))
         letters = drain(out["deadletter"])
         assert [(d.record["key"], d.record["original"]) for d in letters] == messages
         assert [d.record["offset"] for d in letters] == list(range(len(messages)))
         assert all(d.record["reason"] and d.record["consumer"] == agent_name for d in letters)
-        if agent_name == "setpoint-filter":
-            (command,) = drain(out["site.commands"])
-            assert command.record["setpoint_id"] == "sp-1"
+    finally:
+        close_app(built)
+
+
+@settings(max_examples=25, deadline=None)
+@given(messages=garbage, batch=st.integers(min_value=1, max_value=9))
+def test_garbage_is_dead_lettered_and_the_setpoint_filter_goes_on(
+    messages: list[tuple[bytes | None, bytes]], batch: int
+) -> None:
+    built = build(
+        settings_with(bootstrap="localhost:9092", app_id="unit-dlq"), clock=ManualClock(T0)
+    )
+    try:
+        out = memory_outputs(built)
+        good = encode("SiteSetpoint", setpoint_record("s", "sp-1", T0, 1.0, T0 + 60 * S))
+        records = consumed([*messages, (b"s", good)], topic="site.setpoints")
+        sent = 0
+        for first in range(0, len(records), batch):
+            part = records[first : first + batch]
+            sent += asyncio.run(built.setpoint_filter.process_records(part))
+        letters = drain(out["deadletter"])
+        assert [(d.record["key"], d.record["original"]) for d in letters] == messages
+        assert [d.record["offset"] for d in letters] == list(range(len(messages)))
+        assert all(d.record["consumer"] == "setpoint-filter" for d in letters)
+        assert all(d.record["reason"] for d in letters)
+        (command,) = drain(out["site.commands"])
+        assert command.record["setpoint_id"] == "sp-1"
+        assert sent == 1
     finally:
         close_app(built)
 

@@ -1,5 +1,5 @@
-"""The setpoint filter agent through Faust's test context (no broker): decode, table state,
-gate, stop bypass, dead letters, and the pending-write timer."""
+"""The setpoint filter's batch step on consumed records (no broker; outputs in memory):
+decode, table state, gate, stop bypass, dead letters, and the pending-write timer."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from schemas.codec import encode
 from streams.agents.testing import (
     Sent,
     close_app,
+    consumed,
     drain,
-    feed,
     memory_outputs,
     setpoint_record,
     telemetry_record,
@@ -55,6 +55,12 @@ def stop(site: str, sp_id: str, t: int) -> tuple[bytes, bytes]:
     return site.encode(), encode("SiteSetpoint", record)
 
 
+def filter_all(built: StreamsApp, messages: list[tuple[bytes, bytes]]) -> int:
+    """The messages as consecutive ``site.setpoints`` records of one partition, one batch."""
+    records = consumed(messages, topic="site.setpoints")
+    return asyncio.run(built.setpoint_filter.process_records(records))
+
+
 def commands(sent: list[Sent]) -> list[tuple[str, str, float | None]]:
     return [(s.record["site_id"], s.record["setpoint_id"], s.record["power_kw"]) for s in sent]
 
@@ -69,7 +75,7 @@ def test_setpoints_become_gated_commands_keyed_by_site(built: StreamsApp) -> Non
         sp("b", "1", T0 - 30 * S, 2.0),  # stale (older than max_age_s)
         stop("a", "4", T0),  # stop bypasses the gate
     ]
-    asyncio.run(feed(built, "setpoint-filter", messages))
+    filter_all(built, messages)
     sent = drain(out["site.commands"])
     assert [s.key for s in sent] == [b"a", b"a", b"a"]
     assert commands(sent) == [("a", "1", 3.0), ("a", "3", 4.0), ("a", "4", None)]
@@ -86,11 +92,11 @@ def test_setpoints_become_gated_commands_keyed_by_site(built: StreamsApp) -> Non
 def test_commands_are_clamped_to_the_limits_the_site_reports(built: StreamsApp) -> None:
     out = memory_outputs(built)
     built.book.update_telemetry(telemetry_record("a", T0, max_kw=5.0))
-    asyncio.run(feed(built, "setpoint-filter", [sp("a", "1", T0, 12.0), sp("b", "1", T0, 12.0)]))
+    filter_all(built, [sp("a", "1", T0, 12.0), sp("b", "1", T0, 12.0)])
     assert commands(drain(out["site.commands"])) == [("a", "1", 5.0), ("b", "1", 12.0)]
 
 
-def test_bad_input_goes_to_deadletter_and_the_agent_goes_on(built: StreamsApp) -> None:
+def test_bad_input_goes_to_deadletter_and_the_batch_goes_on(built: StreamsApp) -> None:
     out = memory_outputs(built)
     wrong_type = encode("SiteTelemetry", telemetry_record("a", T0))
     no_power = setpoint_record("c", "1", T0, 1.0, T0 + 60 * S)
@@ -101,7 +107,7 @@ def test_bad_input_goes_to_deadletter_and_the_agent_goes_on(built: StreamsApp) -
         (b"c", encode("SiteSetpoint", no_power)),
         sp("d", "1", T0, 1.5),
     ]
-    asyncio.run(feed(built, "setpoint-filter", messages))
+    filter_all(built, messages)
     letters = drain(out["deadletter"])
     assert [(d.key, d.record["offset"], d.record["error_type"]) for d in letters] == [
         (b"a", 0, "BadMagicError"),
@@ -119,7 +125,7 @@ def test_the_timer_writes_a_suppressed_change_once_the_interval_passed(
     built: StreamsApp, clock: Clock
 ) -> None:
     out = memory_outputs(built)
-    asyncio.run(feed(built, "setpoint-filter", [sp("a", "1", T0, 3.0), sp("a", "2", T0, 3.2)]))
+    filter_all(built, [sp("a", "1", T0, 3.0), sp("a", "2", T0, 3.2)])
     assert commands(drain(out["site.commands"])) == [("a", "1", 3.0)]
     agent = built.setpoint_filter
     assert asyncio.run(agent.flush_pending()) == 0  # min_interval_s (10 s) not passed yet

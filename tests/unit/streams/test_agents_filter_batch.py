@@ -1,18 +1,20 @@
-"""The setpoint filter agent's batches (``Stream.take_events``) in Faust's test context: events
-put without waiting are filtered together, in order, each seeing the state the previous one
-left; bad input in the middle of a batch is dead-lettered and the rest of the batch goes on;
-the changelog gets each changed site's last state once per batch, on its event's partition."""
+"""The setpoint filter's batches (one ``getmany`` result of its batch consumer): records are
+filtered in order, each seeing the state the previous one left; bad input in the middle of a
+batch is dead-lettered and the rest of the batch goes on; the changelog gets each changed
+site's last state once per batch, on the partition of the record that changed it; the
+commands go out before the changelog."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from schemas.codec import encode
-from streams.agents.testing import close_app, drain, memory_outputs, setpoint_record
+from streams.agents.batch_consumer import consumer_group
+from streams.agents.testing import close_app, consumed, drain, memory_outputs, setpoint_record
 from streams.app import StreamsApp, build, settings_with
 from streams.steps.setpoint_filter import FilterState
 
@@ -35,51 +37,49 @@ def sp(site: str, sp_id: str, power: float) -> tuple[bytes, bytes]:
     )
 
 
-async def put_all(
-    built: StreamsApp, messages: Sequence[tuple[bytes, bytes]], processed: Callable[[], int]
-) -> None:
-    """Every message put before any is processed; returns once ``processed()`` counts them
-    all (the test context runs the agent only inside the ``async with``)."""
-    async with built.app.agents["setpoint-filter"].test_context() as tested:
-        for key, value in messages:
-            await tested.put(value, key=key, wait=False)
-        for _ in range(1000):
-            if processed() >= len(messages):
-                return
-            await asyncio.sleep(0.005)
-    raise AssertionError(f"{processed()} of {len(messages)} events processed")
-
-
 def test_one_batch_filters_in_order_and_saves_each_site_once(
     built: StreamsApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    agent = built.setpoint_filter
-    sizes: list[int] = []
+    step = built.setpoint_filter
     saved: list[dict[str, tuple[int, dict[str, Any]]]] = []
-    process_batch, save = agent.process_batch, agent.save
-
-    async def spy_batch(events: Sequence[Any]) -> int:
-        sizes.append(len(events))
-        return await process_batch(events)
+    order: list[str] = []
+    save = step.save
+    send_many = built.ctx.send_many
 
     async def spy_save(changes: Any) -> None:
+        order.append("changelog")
         saved.append(dict(changes))
         await save(changes)
 
-    monkeypatch.setattr(agent, "process_batch", spy_batch)
-    monkeypatch.setattr(agent, "save", spy_save)
+    async def spy_send_many(name: str, event_name: str, records: Any) -> int:
+        order.append(name)
+        return await send_many(name, event_name, records)
+
+    monkeypatch.setattr(step, "save", spy_save)
+    monkeypatch.setattr(built.ctx, "send_many", spy_send_many)
     out = memory_outputs(built)
-    messages = [
-        sp("a", "1", 3.0),  # FIRST: written
-        sp("b", "1", 2.0),  # FIRST: written
-        (b"a", b"\x01\x02garbage"),  # dead letter; the batch goes on
-        sp("a", "1", 3.0),  # the same setpoint again in the same batch: DUPLICATE
-        sp("a", "2", 3.1),  # a small change right after a write: gated (pending)
-        sp("b", "2", 6.0),  # a ramp: written at once
-    ]
-    asyncio.run(put_all(built, messages, lambda: sum(sizes)))
-    assert sum(sizes) == len(messages)
-    assert max(sizes) > 1  # events put without waiting were filtered together
+    part0 = consumed(
+        [
+            sp("a", "1", 3.0),  # FIRST: written
+            (b"a", b"\x01\x02garbage"),  # dead letter; the batch goes on
+            sp("a", "1", 3.0),  # the same setpoint again in the same batch: DUPLICATE
+            sp("a", "2", 3.1),  # a small change right after a write: gated (pending)
+        ],
+        topic="site.setpoints",
+        partition=0,
+    )
+    part1 = consumed(
+        [
+            sp("b", "1", 2.0),  # FIRST: written
+            sp("b", "2", 6.0),  # a ramp: written at once
+        ],
+        topic="site.setpoints",
+        partition=1,
+        first_offset=40,
+    )
+    sent_count = asyncio.run(step.process_batches({"tp0": part0, "tp1": part1}))
+    assert sent_count == 3
+    assert order == ["site.commands", "changelog"]  # commands acknowledged first
     sent = drain(out["site.commands"])
     assert [(s.record["site_id"], s.record["setpoint_id"]) for s in sent] == [
         ("a", "1"),
@@ -87,11 +87,35 @@ def test_one_batch_filters_in_order_and_saves_each_site_once(
         ("b", "2"),
     ]
     letters = drain(out["deadletter"])
-    assert [(d.key, d.record["offset"]) for d in letters] == [(b"a", 2)]
-    # one changelog entry per changed site per batch: its last state
-    final = {site: state for changes in saved for site, (_, state) in changes.items()}
-    assert FilterState.from_dict(final["a"]).last_setpoint_id == "2"
-    assert FilterState.from_dict(final["a"]).pending is not None
-    assert FilterState.from_dict(final["b"]).last_setpoint_id == "2"
-    assert all(part == 0 for changes in saved for part, _ in changes.values())
-    assert agent.state_of("a") == FilterState.from_dict(final["a"])
+    assert [(d.key, d.record["partition"], d.record["offset"]) for d in letters] == [(b"a", 0, 1)]
+    assert letters[0].record["consumer"] == "setpoint-filter"
+    # one changelog entry per changed site per batch: its last state, on its record's partition
+    assert len(saved) == 1
+    final = saved[0]
+    assert {site: part for site, (part, _) in final.items()} == {"a": 0, "b": 1}
+    assert FilterState.from_dict(final["a"][1]).last_setpoint_id == "2"
+    assert FilterState.from_dict(final["a"][1]).pending is not None
+    assert FilterState.from_dict(final["b"][1]).last_setpoint_id == "2"
+    assert step.state_of("a") == FilterState.from_dict(final["a"][1])
+
+
+def test_a_batch_of_only_bad_records_sends_nothing_and_saves_nothing(built: StreamsApp) -> None:
+    out = memory_outputs(built)
+    records = consumed([(b"x", b""), (None, None)], topic="site.setpoints")
+    assert asyncio.run(built.setpoint_filter.process_records(records)) == 0
+    assert drain(out["site.commands"]) == []
+    assert [d.record["error_type"] for d in drain(out["deadletter"])] == [
+        "TruncatedEventError",  # no bytes at all
+        "InvalidEventError",  # no value (a tombstone)
+    ]
+
+
+def test_the_filter_reads_its_topic_through_a_batch_consumer_service(built: StreamsApp) -> None:
+    consumer = built.setpoint_filter.consumer
+    assert consumer is not None
+    services: list[object] = list(built.app._extra_services)
+    assert consumer in services
+    assert consumer.topic == "site.setpoints"
+    assert consumer_group(consumer.settings, consumer.name) == "unit-filter-batch-setpoints"
+    assert consumer.handler == built.setpoint_filter.process_batches
+    assert "setpoint-filter" not in built.app.agents  # not a Faust agent (see the module doc)

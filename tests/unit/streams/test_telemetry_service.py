@@ -86,8 +86,6 @@ def test_the_service_is_registered_with_the_app(built: StreamsApp) -> None:
     assert built.aggregator.book is built.book
     assert built.telemetry.topic == "site.telemetry"
     assert group_id(built.telemetry.settings) == "fleet-app-telemetry"
-    # telemetry is no longer a Faust agent; the other inputs are
+    # telemetry and setpoints are read by batch consumers; the other inputs are agents
     assert "fleet-aggregator" not in built.app.agents
-    assert {"setpoint-filter", "allocator", "command-results", "compliance"} <= set(
-        built.app.agents
-    )
+    assert {"allocator", "command-results", "compliance"} <= set(built.app.agents)
