@@ -12,8 +12,9 @@ the app's ``TelemetryService`` (``streams.agents.telemetry_service``) consumes t
 batches into the pure aggregation step (consumer group ``<app_id>-telemetry``), and the
 setpoint filter's ``BatchConsumer`` (``streams.agents.batch_consumer``, group
 ``<app_id>-setpoints``) feeds ``site.setpoints`` in batches to the filter, whose state is a
-Faust table; both start after table recovery and stop with the app. Tables live in the memory store, rebuilt from their changelogs on start.
-Topics carry raw bytes; the agents apply the project's Avro codec.
+Faust table; both start after table recovery and stop with the app. Tables live in the
+memory store, rebuilt from their changelogs on start. Topics carry raw bytes; the agents
+apply the project's Avro codec.
 """
 
 from __future__ import annotations

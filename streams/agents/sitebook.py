@@ -18,8 +18,9 @@ site status published to a fleet-keyed internal topic (or a Faust GlobalTable), 
 module's interface (``update_*``, ``statuses``) would keep unchanged.
 
 Hot path: ``update_plain_telemetry`` keeps the decoded dict as it is (a SiteTelemetry for a
-site is built only when the book is read, and only for sites that changed since): at 1 Hz
-per site, most records are replaced before anybody reads them.
+site is built only when the book is read, and only for sites that changed since, with
+``SiteTelemetry.from_plain``: the record was checked on the way in): at 1 Hz per site, most
+records are replaced before anybody reads them.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class SiteBook:
         """The latest SiteTelemetry per site."""
         if self._plain:
             for site_id, record in self._plain.items():
-                self._telemetry[site_id] = SiteTelemetry.from_record(record)
+                self._telemetry[site_id] = SiteTelemetry.from_plain(record)
             self._plain.clear()
         return self._telemetry
 
@@ -94,7 +95,7 @@ class SiteBook:
         """The limits the site last reported, None when unknown."""
         plain = self._plain.pop(site_id, None)
         if plain is not None:
-            self._telemetry[site_id] = SiteTelemetry.from_record(plain)
+            self._telemetry[site_id] = SiteTelemetry.from_plain(plain)
         tel = self._telemetry.get(site_id)
         return None if tel is None else SiteLimits.from_telemetry(tel)
 

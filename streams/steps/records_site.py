@@ -274,6 +274,37 @@ class SiteTelemetry:
             faulted=f.boolean(rec, n, "faulted", default=False),
         )
 
+    @classmethod
+    def from_plain(cls, rec: Mapping[str, Any]) -> SiteTelemetry:
+        """A SiteTelemetry from a record :func:`telemetry_plainly_valid` accepted (the caller
+        checked it: every field present and Avro-typed, the semantic checks passed): the
+        same result as :meth:`from_record` without checking again. The site book builds
+        10,000 of these for one allocation; ``from_record`` checks each field anew."""
+        return cls(
+            event_id=rec["event_id"],
+            event_time=rec["event_time"],
+            ingest_time=rec["ingest_time"],
+            site_id=rec["site_id"],
+            oem=rec["oem"],
+            model=rec["model"],
+            battery_power_kw=float(rec["battery_power_kw"]),
+            soc_pct=float(rec["soc_pct"]),
+            grid_power_kw=float(rec["grid_power_kw"]),
+            pv_power_kw=float(rec["pv_power_kw"]),
+            load_kw=float(rec["load_kw"]),
+            frequency_hz=_opt_float(rec["frequency_hz"]),
+            headroom_up_kw=float(rec["headroom_up_kw"]),
+            headroom_down_kw=float(rec["headroom_down_kw"]),
+            max_discharge_kw=float(rec["max_discharge_kw"]),
+            max_charge_kw=float(rec["max_charge_kw"]),
+            capacity_kwh=_opt_float(rec["capacity_kwh"]),
+            mode=SiteMode(rec["mode"]),
+            setpoint_kw=_opt_float(rec["setpoint_kw"]),
+            active_command_id=rec["active_command_id"],
+            reserve_armed=Product(rec["reserve_armed"]),
+            faulted=rec["faulted"],
+        )
+
     def to_record(self) -> dict[str, Any]:
         return {
             "event_id": self.event_id,
@@ -303,6 +334,10 @@ class SiteTelemetry:
 
 _SITE_MODES = frozenset(m.value for m in SiteMode)
 _PRODUCTS = frozenset(p.value for p in Product)
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def telemetry_plainly_valid(rec: Mapping[str, Any]) -> bool:

@@ -1,0 +1,56 @@
+"""``SiteTelemetry.from_plain`` (the site book's unchecked build) against ``from_record``.
+
+For every schema-valid SiteTelemetry (values pushed to the edges the semantic checks look at)
+decoded by the raw codec, as the telemetry step sees it: when ``telemetry_plainly_valid``
+accepts the record, ``from_plain`` builds exactly what ``from_record`` builds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas import Codec, SchemaRegistry
+from schemas.strategies import records
+from streams.agents.testing import telemetry_record
+from streams.steps.records_site import SiteTelemetry, telemetry_plainly_valid
+
+REGISTRY = SchemaRegistry.load()
+SCHEMA = REGISTRY.current("SiteTelemetry").raw
+LOGICAL = Codec(REGISTRY)
+RAW = Codec(REGISTRY, logical_types=False)
+
+edgy = st.one_of(
+    st.floats(-200.0, 200.0),
+    st.sampled_from([float("nan"), float("inf"), -0.0, 0.0, 100.0]),
+)
+telemetry = st.builds(
+    lambda rec, soc, up, freq: rec | {"soc_pct": soc, "headroom_up_kw": up, "frequency_hz": freq},
+    records(SCHEMA),
+    edgy,
+    edgy,
+    st.none() | edgy,
+)
+
+
+def _raw(record: dict[str, Any]) -> dict[str, Any]:
+    return RAW.decode(LOGICAL.encode("SiteTelemetry", record)).record
+
+
+@settings(max_examples=300, deadline=None)
+@given(telemetry)
+def test_from_plain_builds_what_from_record_builds(record: dict[str, Any]) -> None:
+    rec = _raw(record)
+    if not telemetry_plainly_valid(rec):
+        return
+    plain = SiteTelemetry.from_plain(rec)
+    assert repr(plain) == repr(SiteTelemetry.from_record(rec))  # repr: NaN-safe
+    assert type(plain.mode) is type(SiteTelemetry.from_record(rec).mode)
+
+
+def test_a_typical_record_is_built_the_same_both_ways() -> None:
+    rec = _raw(telemetry_record("site-1", 1_700_000_000_000_000, oem="saj", faulted=True))
+    assert telemetry_plainly_valid(rec)
+    assert SiteTelemetry.from_plain(rec) == SiteTelemetry.from_record(rec)
