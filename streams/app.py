@@ -117,6 +117,10 @@ def build(
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
         table_standby_replicas=0,
+        # per-partition batches of a fan-out (streams.agents.batching) of up to 512 KiB: one
+        # partition has one batch in flight at a time, so 16 KiB (the default) meant a dozen
+        # round trips per partition for one fleet setpoint's 10,000 commands
+        producer_max_batch_size=512 * 1024,
         broker_commit_every=100,
         broker_commit_interval=1.0,
         # a killed worker's partitions move to the others after 10 s (Faust's default: 60 s)

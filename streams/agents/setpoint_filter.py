@@ -29,6 +29,7 @@ this assumes the fleet app runs as one worker (see ``sitebook``).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
@@ -59,6 +60,7 @@ CONSUMER = "setpoints"
 BATCH_MAX = 10_000
 TABLE = "filter-state"
 TICK_EVERY_S = 1.0
+_COMPACT = (",", ":")
 _ACCEPTS = frozenset({"SiteSetpoint"})
 #: drops that mean the pipeline lags or a producer misbehaves: logged as warnings
 _LATE = frozenset({FilterReason.STALE, FilterReason.EXPIRED, FilterReason.OUT_OF_ORDER})
@@ -70,6 +72,17 @@ def murmur2_partition(key: bytes, partitions: int) -> int:
     from aiokafka.partitioner import murmur2  # type: ignore[import-untyped, unused-ignore]
 
     return int((murmur2(key) & 0x7FFFFFFF) % partitions)
+
+
+def changelog_entry(site_id: str, data: Mapping[str, Any]) -> tuple[bytes, bytes]:
+    """The filter table's changelog key and value for ``site_id``'s state dict: the bytes
+    Faust's json serializer writes for the table's ``str`` keys and plain JSON values
+    (compact separators; checked against the table's own ``prepare_key``/``prepare_value``
+    by the tests), at a third of the cost of going through Faust's codec registry."""
+    return (
+        json.dumps(site_id, separators=_COMPACT).encode(),
+        json.dumps(data, separators=_COMPACT).encode(),
+    )
 
 
 class SetpointFilter:
@@ -160,8 +173,8 @@ class SetpointFilter:
         """Write ``{site: (partition, state)}`` to the table's changelog and wait for the acks.
 
         On a running worker the records go in per-partition batches on the app's producer,
-        key and value serialised by the changelog topic exactly as Faust's
-        ``Table.send_changelog`` would, and each acknowledged batch's offset is recorded as
+        key and value the bytes Faust's ``Table.send_changelog`` would write
+        (:func:`changelog_entry`), and each acknowledged batch's offset is recorded as
         the store's persisted offset (as Faust's ``_on_changelog_sent`` does; a batch's
         first offset: a recovery may re-read a few records, never skip one). Without a
         started producer (Faust's test context) or inside a transaction, through Faust's
@@ -180,13 +193,8 @@ class SetpointFilter:
             self._changelog = KeyedBatchSender(
                 kafka, topic.get_topic_name(), self.ctx.partitions_of("site.setpoints")
             )
-        key_serializer, value_serializer = table.key_serializer, table.value_serializer
         records = [
-            (
-                partition,
-                topic.prepare_key(site_id, key_serializer)[0],
-                topic.prepare_value(data, value_serializer)[0],
-            )
+            (partition, *changelog_entry(site_id, data))
             for site_id, (partition, data) in changes.items()
         ]
         for metadata in await asyncio.gather(*await self._changelog.send_partitioned(records)):

@@ -298,10 +298,10 @@ class SiteTelemetry:
             max_discharge_kw=float(rec["max_discharge_kw"]),
             max_charge_kw=float(rec["max_charge_kw"]),
             capacity_kwh=_opt_float(rec["capacity_kwh"]),
-            mode=SiteMode(rec["mode"]),
+            mode=_MODE_OF[rec["mode"]],
             setpoint_kw=_opt_float(rec["setpoint_kw"]),
             active_command_id=rec["active_command_id"],
-            reserve_armed=Product(rec["reserve_armed"]),
+            reserve_armed=_PRODUCT_OF[rec["reserve_armed"]],
             faulted=rec["faulted"],
         )
 
@@ -334,6 +334,10 @@ class SiteTelemetry:
 
 _SITE_MODES = frozenset(m.value for m in SiteMode)
 _PRODUCTS = frozenset(p.value for p in Product)
+
+
+_MODE_OF = {m.value: m for m in SiteMode}
+_PRODUCT_OF = {p.value: p for p in Product}
 
 
 def _opt_float(value: Any) -> float | None:

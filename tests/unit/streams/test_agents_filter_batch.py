@@ -11,9 +11,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas.codec import encode
 from streams.agents.batch_consumer import consumer_group
+from streams.agents.setpoint_filter import changelog_entry
 from streams.agents.testing import close_app, consumed, drain, memory_outputs, setpoint_record
 from streams.app import StreamsApp, build, settings_with
 from streams.steps.setpoint_filter import FilterState
@@ -119,3 +122,52 @@ def test_the_filter_reads_its_topic_through_a_batch_consumer_service(built: Stre
     assert consumer_group(consumer.settings, consumer.name) == "unit-filter-batch-setpoints"
     assert consumer.handler == built.setpoint_filter.process_batches
     assert "setpoint-filter" not in built.app.agents  # not a Faust agent (see the module doc)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    site=st.text(min_size=1, max_size=12),
+    power=st.floats(-20.0, 20.0, allow_nan=False),
+    kind=st.sampled_from(["SET_POWER", "STOP", "ARM_RESERVE"]),
+    gated=st.booleans(),
+)
+def test_changelog_entries_are_the_bytes_faust_writes(
+    site: str, power: float, kind: str, gated: bool
+) -> None:
+    built = build(
+        settings_with(bootstrap="localhost:9092", app_id="unit-changelog"), clock=lambda: T0
+    )
+    try:
+        out = memory_outputs(built)
+        first = setpoint_record(site, "1", T0, power, T0 + 60 * S)
+        first["kind"] = kind
+        if kind == "STOP":
+            first["power_kw"] = None
+        if kind == "ARM_RESERVE":
+            first["power_kw"] = None
+            first["reserve"] = {
+                "product": "FCR_D_UP",
+                "capacity_kw": abs(power),
+                "f_start_hz": 49.9,
+                "f_full_hz": 49.5,
+                "deadband_hz": 0.0,
+                "symmetric": False,
+            }
+        second = setpoint_record(site, "2", T0, power + (0.01 if gated else 5.0), T0 + 60 * S)
+        records = consumed(
+            [(site.encode(), encode("SiteSetpoint", r)) for r in (first, second)],
+            topic="site.setpoints",
+        )
+        step = built.setpoint_filter
+        asyncio.run(step.process_records(records))
+        assert drain(out["site.commands"])  # the first setpoint at least became a command
+        table = step.table
+        topic = table.changelog_topic
+        assert list(table.data.keys()) == [site]
+        for key, data in table.data.items():
+            assert changelog_entry(key, data) == (
+                topic.prepare_key(key, table.key_serializer)[0],
+                topic.prepare_value(data, table.value_serializer)[0],
+            )
+    finally:
+        close_app(built)
