@@ -25,7 +25,7 @@ records are replaced before anybody reads them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from streams.steps.availability import SiteStatus
@@ -74,6 +74,17 @@ class SiteBook:
             self._plain[site_id] = record
             self._seen[site_id] = event_time
             self.version += 1
+
+    def update_plain_batch(
+        self, latest: Iterable[tuple[str, int, Mapping[str, Any]]], updates: int
+    ) -> None:
+        """The net effect of a batch's ``update_plain_telemetry`` calls in order, of which
+        ``updates`` were accepted: ``latest`` holds, per site updated, the (site, event time,
+        record) it accepted last (``telemetry_columns.latest_per_site`` finds them)."""
+        for site_id, event_time, record in latest:
+            self._plain[site_id] = record
+            self._seen[site_id] = event_time
+        self.version += updates
 
     def update_result(self, record: Mapping[str, Any]) -> CommandResult:
         result = CommandResult.from_record(record)

@@ -33,6 +33,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
+import numpy as np
+import numpy.typing as npt
+
 from streams.steps import _fields as f
 from streams.steps._fields import MICROS_PER_S
 from streams.steps.enums import SiteMode
@@ -120,11 +123,54 @@ def _put(state: WindowState, site_id: str, sample: SiteSample) -> WindowState:
     return state
 
 
-def _figures(samples: list[SiteSample]) -> tuple[float, float, float, int]:
-    power = math.fsum(s.power_kw for s in samples) / 1000.0
-    up = math.fsum(s.headroom_up_kw for s in samples if not s.faulted) / 1000.0
-    down = math.fsum(s.headroom_down_kw for s in samples if not s.faulted) / 1000.0
-    return power, up, down, sum(1 for s in samples if s.faulted)
+class WindowColumns(NamedTuple):
+    """The sites' last samples of one window, column-wise (what ``result`` reads): one row
+    per site; ``oem`` codes into ``oem_names``; ``frequency_hz`` NaN where none reported."""
+
+    power_kw: npt.NDArray[np.float64]
+    headroom_up_kw: npt.NDArray[np.float64]
+    headroom_down_kw: npt.NDArray[np.float64]
+    faulted: npt.NDArray[np.bool_]
+    oem: npt.NDArray[np.int64]
+    oem_names: Sequence[str]
+    frequency_hz: npt.NDArray[np.float64]
+    has_frequency: npt.NDArray[np.bool_]
+
+
+def window_columns(samples: Sequence[SiteSample]) -> WindowColumns:
+    """The columns of a window state's samples."""
+    names = sorted({s.oem for s in samples})
+    code = {name: i for i, name in enumerate(names)}
+    return WindowColumns(
+        np.array([s.power_kw for s in samples], np.float64),
+        np.array([s.headroom_up_kw for s in samples], np.float64),
+        np.array([s.headroom_down_kw for s in samples], np.float64),
+        np.array([bool(s.faulted) for s in samples], np.bool_),
+        np.array([code[s.oem] for s in samples], np.int64),
+        names,
+        np.array([math.nan if s.frequency_hz is None else s.frequency_hz for s in samples]),
+        np.array([s.frequency_hz is not None for s in samples], np.bool_),
+    )
+
+
+def _fsum_mw(values: npt.NDArray[np.float64]) -> float:
+    return math.fsum(values.tolist()) / 1000.0
+
+
+def _figures(
+    cols: WindowColumns, rows: npt.NDArray[np.bool_] | slice
+) -> tuple[float, float, float, int, int]:
+    """(power, headroom up, headroom down in MW, sites, faulted sites) of the selected rows.
+    ``math.fsum``: exact, so neither arrival order nor the path (columns, dicts) matters."""
+    faulted = cols.faulted[rows]
+    healthy = ~faulted
+    return (
+        _fsum_mw(cols.power_kw[rows]),
+        _fsum_mw(cols.headroom_up_kw[rows][healthy]),
+        _fsum_mw(cols.headroom_down_kw[rows][healthy]),
+        len(faulted),
+        int(faulted.sum()),
+    )
 
 
 class FleetAggregator:
@@ -153,17 +199,20 @@ class FleetAggregator:
         return _put(state, site_id, sample_of_record(record)._replace(event_time=timestamp))
 
     def result(self, state: WindowState, window_start: int) -> FleetState:
+        return self.result_of_columns(window_columns(list(state.values())), window_start)
+
+    def result_of_columns(self, cols: WindowColumns, window_start: int) -> FleetState:
+        """``result`` of a window state given column-wise (one row per site)."""
         window_end = window_start + self.window_s * MICROS_PER_S
-        samples = list(state.values())
-        power, up, down, faulted = _figures(samples)
-        freqs = [s.frequency_hz for s in samples if s.frequency_hz is not None]
-        by_oem: dict[str, list[SiteSample]] = {}
-        for s in samples:
-            by_oem.setdefault(s.oem, []).append(s)
+        power, up, down, sites, faulted = _figures(cols, slice(None))
+        freqs = cols.frequency_hz[cols.has_frequency].tolist()
         per_oem = []
-        for oem in sorted(by_oem):
-            o_power, o_up, o_down, o_faulted = _figures(by_oem[oem])
-            per_oem.append(OemState(oem, o_power, o_up, o_down, len(by_oem[oem]), o_faulted))
+        for code in sorted(range(len(cols.oem_names)), key=cols.oem_names.__getitem__):
+            mask = cols.oem == code
+            if mask.any():
+                o_power, o_up, o_down, o_sites, o_faulted = _figures(cols, mask)
+                oem = cols.oem_names[code]
+                per_oem.append(OemState(oem, o_power, o_up, o_down, o_sites, o_faulted))
         return FleetState(
             event_id=derived_id("fleet-state", self.fleet_id, self.window_s, window_start),
             event_time=window_end,
@@ -174,7 +223,7 @@ class FleetAggregator:
             total_power_mw=power,
             headroom_up_mw=up,
             headroom_down_mw=down,
-            sites_online=len(samples),
+            sites_online=sites,
             sites_faulted=faulted,
             mean_frequency_hz=math.fsum(freqs) / len(freqs) if freqs else None,
             per_oem=tuple(per_oem),
@@ -262,6 +311,12 @@ class TumblingWindows:
         if self.open and self._first_close <= watermark:
             return self._advance(event_time)
         return _NOTHING
+
+    def reindex(self) -> None:
+        """Note where the earliest open window closes after ``open`` was changed from
+        outside (``window_fold``'s batch fold keeps ``open`` itself)."""
+        if self.open:
+            self._first_close = min(self.open) + self.size + self.grace
 
     def to_dict(self) -> dict[str, Any]:
         """Open windows and watermarks as plain JSON-able data (for a Faust table)."""
