@@ -104,6 +104,7 @@ class ColumnBatch:
     columns: dict[str, Column]
     data: bytes  # the values joined (string columns point into it)
     field_names: tuple[str, ...]
+    buf: U8  # ``data`` with zero padding, as numpy bytes
 
     def __len__(self) -> int:
         return len(self.ok)
@@ -131,11 +132,51 @@ class ColumnBatch:
             ]
         return out
 
+    def codes(self, name: str, rows: npt.NDArray[np.intp]) -> tuple[I64, list[str]]:
+        """Group string column ``name`` at ``rows`` (``ok`` rows, none null): a code per row
+        and the distinct values it indexes (in no particular order)."""
+        column = self.columns[name]
+        if not isinstance(column, StringColumn) or column.kind != "string":
+            raise TypeError(f"{name} is a {column.kind} column, not a string")
+        starts, lengths = column.starts[rows], column.values[rows]
+        widest = int(lengths.max()) if len(rows) else 0
+        if widest <= _PAD:
+            grouped = _hash_codes(self.buf, starts, lengths, widest)
+            if grouped is not None:
+                codes, firsts = grouped
+                return codes, _texts(self.data, column, rows[firsts])
+        seen: dict[bytes, int] = {}
+        data = self.data
+        spans = zip(starts.tolist(), lengths.tolist(), strict=True)
+        codes = np.array([seen.setdefault(data[s : s + n], len(seen)) for s, n in spans], np.int64)
+        return codes, [raw.decode() for raw in seen]
+
     def records(self, rows: npt.NDArray[np.intp]) -> list[dict[str, Any]]:
         """The rows as the raw codec decodes them (only rows that are ``ok``)."""
         names = self.field_names
         columns = [self.values(name, rows) for name in names]
         return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _hash_codes(buf: U8, starts: I64, lengths: I64, widest: int) -> tuple[I64, I64] | None:
+    """Codes of short byte strings by a 64-bit hash of their zero-padded words and length,
+    checked: None when two different strings share a hash (the caller groups by dict).
+    Returns the codes and, per code, a row holding that value."""
+    words = (widest + 7) // 8
+    span = np.arange(words * 8)
+    chars = buf[starts[:, None] + span] * (span < lengths[:, None])
+    packed = chars.astype(np.uint8).view("<u8").reshape(len(starts), words)
+    mixed = lengths.astype(np.uint64) * _MIX
+    with np.errstate(over="ignore"):
+        for k in range(words):
+            mixed = (mixed ^ packed[:, k]) * _MIX
+            mixed ^= mixed >> np.uint64(31)
+    _, firsts, codes = np.unique(mixed, return_index=True, return_inverse=True)
+    same = (packed == packed[firsts][codes]).all() and (lengths == lengths[firsts][codes]).all()
+    return (codes.astype(np.int64), firsts) if same else None
 
 
 def _texts(data: bytes, column: StringColumn, rows: npt.NDArray[np.intp]) -> list[Any]:
@@ -244,6 +285,19 @@ class _Block(Column):
         self.parts = columns
 
 
+def _non_ascii(batch: _Batch, start: I64, length: I64) -> Bools:
+    """Which strings hold a byte >= 0x80 (only those need a UTF-8 check)."""
+    widest = int(length.max())
+    if widest <= _PAD:  # short strings: one gather
+        span = np.arange(widest)
+        chars = batch.buf[start[:, None] + span]
+        found: Bools = ((chars >= 0x80) & (span < length[:, None])).any(axis=1)
+        return found
+    high = batch.high_bytes()
+    spanned: Bools = np.searchsorted(high, start) != np.searchsorted(high, start + length)
+    return spanned
+
+
 def _string_reader(logical: str, *, utf8: bool = True) -> Reader:
     uuid = logical == "uuid"
 
@@ -252,9 +306,8 @@ def _string_reader(logical: str, *, utf8: bool = True) -> Reader:
         bad |= (length < 0) | (length > batch.ends[rows] - start)
         length = np.where(bad, 0, length)
         after = start + length
-        if utf8 and len(pos):
-            high = batch.high_bytes()
-            has_high = np.searchsorted(high, start) != np.searchsorted(high, after)
+        if utf8 and not uuid and len(pos):  # (a canonical uuid is ASCII: checked below)
+            has_high = _non_ascii(batch, start, length)
             for i in np.flatnonzero(has_high & ~bad).tolist():
                 try:
                     batch.data[start[i] : after[i]].decode()
@@ -444,4 +497,4 @@ class ColumnarDecoder:
                 (name, part) for name, part in zip(names, parts, strict=True) if part is not None
             )
         ok = ~batch.bad & (pos == ends)
-        return ColumnBatch(ok, columns, batch.data, self.field_names)
+        return ColumnBatch(ok, columns, batch.data, self.field_names, batch.buf)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from schemas.columnar import ColumnBatch, EnumColumn, StringColumn
+from schemas.columnar import ColumnBatch, EnumColumn
 from streams.steps.enums import Product, SiteMode
 from streams.steps.fleet_aggregation import SiteSample
 
@@ -137,15 +137,10 @@ def plainly_valid(batch: ColumnBatch) -> Bools:
 
 
 def _codes(batch: ColumnBatch, name: str, rows: Rows, n: int) -> tuple[I64, list[str]]:
-    """Codes (first appearance order) of string column ``name`` at ``rows``; -1 elsewhere."""
-    column = batch.columns[name]
-    if not isinstance(column, StringColumn):
-        raise TypeError(f"{name} must be a string column")
-    data, seen = batch.data, dict[bytes, int]()
-    spans = zip(column.starts[rows].tolist(), column.values[rows].tolist(), strict=True)
+    """Codes of string column ``name`` at ``rows`` (-1 in the other rows) and the values."""
     codes = np.full(n, -1, np.int64)
-    codes[rows] = [seen.setdefault(data[s : s + k], len(seen)) for s, k in spans]
-    return codes, [raw.decode() for raw in seen]
+    codes[rows], names = batch.codes(name, rows)
+    return codes, names
 
 
 def telemetry_columns(batch: ColumnBatch) -> TelemetryColumns:
