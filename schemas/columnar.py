@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
 
 from schemas.errors import SchemaDefinitionError
 
@@ -55,9 +56,13 @@ _RANGES: dict[tuple[str, str], tuple[int, int]] = {
     ("long", "timestamp-millis"): _MILLIS_RANGE,
 }
 _FIXED_WIDTH = {"double": 8, "float": 4, "boolean": 1}
+# canonical uuid text: each byte's class (1 lower-case hex digit, 2 hyphen, 0 other)
+_UUID_CLASS = np.zeros(256, np.uint8)
+_UUID_CLASS[np.frombuffer(b"0123456789abcdef", np.uint8)] = 1
+_UUID_CLASS[ord("-")] = 2
+_UUID_PATTERN = np.array([2 if i in _UUID_HYPHENS else 1 for i in range(_UUID_LEN)], np.uint8)
 _AR10 = np.arange(10)
 _SHIFTS = (7 * np.arange(10)).astype(np.uint64)
-_LOW7 = np.uint64(0x7F)
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -102,7 +107,7 @@ class ColumnBatch:
 
     ok: Bools
     columns: dict[str, Column]
-    data: bytes  # the values joined (string columns point into it)
+    data: bytes  # the values joined, then padding (string columns point into it)
     field_names: tuple[str, ...]
     buf: U8  # ``data`` with zero padding, as numpy bytes
 
@@ -161,13 +166,20 @@ class ColumnBatch:
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
+def at(buf: U8, pos: npt.NDArray[np.int64], width: int) -> U8:
+    """The ``width`` bytes at each of ``pos``, one row each (a copy; ``pos + width`` must
+    stay within ``buf``): one row gather of a sliding window, no index matrix."""
+    rows: U8 = sliding_window_view(buf, max(width, 1))[pos]
+    return rows if width else rows[:, :0]
+
+
 def _hash_codes(buf: U8, starts: I64, lengths: I64, widest: int) -> tuple[I64, I64] | None:
     """Codes of short byte strings by a 64-bit hash of their zero-padded words and length,
     checked: None when two different strings share a hash (the caller groups by dict).
     Returns the codes and, per code, a row holding that value."""
     words = (widest + 7) // 8
     span = np.arange(words * 8)
-    chars = buf[starts[:, None] + span] * (span < lengths[:, None])
+    chars = at(buf, starts, words * 8) * (span < lengths[:, None])
     packed = chars.astype(np.uint8).view("<u8").reshape(len(starts), words)
     mixed = lengths.astype(np.uint64) * _MIX
     with np.errstate(over="ignore"):
@@ -196,9 +208,9 @@ def _texts(data: bytes, column: StringColumn, rows: npt.NDArray[np.intp]) -> lis
 class _Batch:
     """Decoding state: the joined bytes, each row's position, end and trouble flag."""
 
-    def __init__(self, data: bytes, ends: I64, pad: int) -> None:
-        self.data = data
-        self.buf: U8 = np.frombuffer(data + bytes(pad), np.uint8)
+    def __init__(self, values: list[bytes], ends: I64, pad: int) -> None:
+        self.data = b"".join([*values, bytes(pad)])  # the values, then zero padding
+        self.buf: U8 = np.frombuffer(self.data, np.uint8)
         self.ends = ends
         self.bad: Bools = np.zeros(len(ends), np.bool_)
         self._high: I64 | None = None
@@ -223,12 +235,16 @@ def _varint(batch: _Batch, pos: I64) -> tuple[I64, I64, Bools]:
     if not (first >= 0x80).any():  # the common case: one byte each
         small = first.astype(np.int64)
         return (small >> 1) ^ -(small & 1), pos + 1, np.zeros(len(pos), np.bool_)
-    grid = buf[pos[:, None] + _AR10]
+    grid = at(buf, pos, 10)
     last = grid < 0x80
     found = last.any(axis=1)
     count = np.argmax(last, axis=1) + 1
-    used = count[:, None] > _AR10
-    raw = (((grid.astype(np.uint64) & _LOW7) << _SHIFTS) * used).sum(axis=1, dtype=np.uint64)
+    payload = (grid & 0x7F) * (count[:, None] > _AR10)
+    raw = np.zeros(len(pos), np.uint64)
+    for k in range(10):  # column by column: most varints are short, their high columns zero
+        column = payload[:, k]
+        if column.any():
+            raw |= column.astype(np.uint64) << _SHIFTS[k]
     bad = ~found | ((count == 10) & (grid[:, 9] > 1))  # 10 bytes hold 64 bits: one bit left
     value = (raw >> np.uint64(1)).astype(np.int64) ^ -(raw & np.uint64(1)).astype(np.int64)
     return value, pos + count, bad
@@ -252,23 +268,28 @@ def block_width(kinds: Sequence[str]) -> int:
 
 def _fixed_block(kinds: Sequence[str]) -> Reader:
     """Consecutive fixed-width fields (double, float, boolean) in one gather."""
-    offsets = np.cumsum([0, *(_FIXED_WIDTH[k] for k in kinds)])
+    offsets = np.cumsum([0, *(_FIXED_WIDTH[k] for k in kinds)])[:-1].tolist()
     width = block_width(kinds)
-    span = np.arange(width)
 
     def read(
         batch: _Batch, rows: npt.NDArray[np.intp], pos: I64
     ) -> tuple[Column | None, I64, Bools]:
-        grid = batch.buf[pos[:, None] + span]
+        grid = at(batch.buf, pos, width)
+        doubles = grid.view("<f8") if width % 8 == 0 else None  # rows of aligned doubles
         bad = np.zeros(len(pos), np.bool_)
         columns = []
-        for kind, at in zip(kinds, offsets[:-1].tolist(), strict=False):
+        for kind, offset in zip(kinds, offsets, strict=True):
             if kind == "double":
-                values: npt.NDArray[Any] = grid[:, at : at + 8].copy().view("<f8")[:, 0]
+                aligned = doubles is not None and offset % 8 == 0
+                values: npt.NDArray[Any] = (
+                    doubles[:, offset // 8]
+                    if doubles is not None and aligned
+                    else grid[:, offset : offset + 8].copy().view("<f8")[:, 0]
+                )
             elif kind == "float":
-                values = grid[:, at : at + 4].copy().view("<f4")[:, 0].astype(np.float64)
+                values = grid[:, offset : offset + 4].copy().view("<f4")[:, 0].astype(np.float64)
             else:
-                byte = grid[:, at]
+                byte = grid[:, offset]
                 bad |= byte > 1
                 values = byte == 1
             columns.append(Column(kind, values, None))
@@ -290,8 +311,9 @@ def _non_ascii(batch: _Batch, start: I64, length: I64) -> Bools:
     widest = int(length.max())
     if widest <= _PAD:  # short strings: one gather
         span = np.arange(widest)
-        chars = batch.buf[start[:, None] + span]
-        found: Bools = ((chars >= 0x80) & (span < length[:, None])).any(axis=1)
+        chars = at(batch.buf, start, widest)
+        found = np.zeros(len(start), np.bool_)
+        np.any((chars >= 0x80) & (span < length[:, None]), axis=1, out=found)
         return found
     high = batch.high_bytes()
     spanned: Bools = np.searchsorted(high, start) != np.searchsorted(high, start + length)
@@ -317,11 +339,8 @@ def _string_reader(logical: str, *, utf8: bool = True) -> Reader:
             bad |= length != _UUID_LEN
             candidates = np.flatnonzero(~bad)
             if len(candidates):
-                chars = batch.buf[start[candidates, None] + np.arange(_UUID_LEN)]
-                hex_ok = ((chars >= 0x30) & (chars <= 0x39)) | ((chars >= 0x61) & (chars <= 0x66))
-                hyphen = np.zeros(_UUID_LEN, np.bool_)
-                hyphen[list(_UUID_HYPHENS)] = True
-                good = np.where(hyphen, chars == 0x2D, hex_ok).all(axis=1)
+                chars = at(batch.buf, start[candidates], _UUID_LEN)
+                good = (_UUID_CLASS[chars] == _UUID_PATTERN).all(axis=1)
                 bad[candidates[~good]] = True
         return StringColumn("string" if utf8 else "bytes", length, None, start), after, bad
 
@@ -476,12 +495,11 @@ class ColumnarDecoder:
         lengths = np.fromiter(map(len, usable), np.int64, count)
         ends = np.cumsum(lengths)
         starts = ends - lengths
-        batch = _Batch(b"".join(usable), ends, self._pad)
-        buf = batch.buf
-        head = buf[starts[:, None] + np.arange(HEADER_SIZE)]
+        batch = _Batch(usable, ends, self._pad)
+        head = at(batch.buf, starts, 16).view("<u8")  # the header and 6 bytes after it
         framed = (
-            (head[:, :8].copy().view("<u8")[:, 0] == np.uint64(self._header))
-            & (head[:, 8:].copy().view("<u2")[:, 0] == self._header_tail)
+            (head[:, 0] == np.uint64(self._header))
+            & ((head[:, 1] & np.uint64(0xFFFF)) == np.uint64(self._header_tail))
             & (lengths >= HEADER_SIZE)
         )
         batch.bad = ~framed

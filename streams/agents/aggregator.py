@@ -190,9 +190,10 @@ class TelemetryAggregator:
                 zip(
                     [names[c] for c in samples.site[kept].tolist()],
                     samples.event_time[kept].tolist(),
-                    columns.records(kept),
+                    kept.tolist(),
                     strict=True,
                 ),
+                columns,
                 updates,
             )
         closed = [

@@ -26,11 +26,22 @@ records are replaced before anybody reads them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
 
 from streams.steps.availability import SiteStatus
 from streams.steps.records_site import CommandResult, SiteTelemetry
 from streams.steps.setpoint_filter import SiteLimits
+
+
+class RecordSource(Protocol):
+    """Where a batch's records are until read (``telemetry_columns.TelemetryColumns``)."""
+
+    def records(self, rows: npt.NDArray[np.intp]) -> list[dict[str, Any]]:
+        """The rows' records as the raw codec decodes them."""
+        ...
 
 
 class SiteBook:
@@ -39,6 +50,8 @@ class SiteBook:
     def __init__(self) -> None:
         self._telemetry: dict[str, SiteTelemetry] = {}
         self._plain: dict[str, Mapping[str, Any]] = {}  # newer than _telemetry, not yet built
+        self._deferred: dict[str, int] = {}  # newer than _plain: rows of _source, not yet read
+        self._source: RecordSource | None = None
         self._seen: dict[str, int] = {}  # event time of each site's latest telemetry
         self.results: dict[str, CommandResult] = {}
         self.version = 0
@@ -46,6 +59,7 @@ class SiteBook:
     @property
     def telemetry(self) -> dict[str, SiteTelemetry]:
         """The latest SiteTelemetry per site."""
+        self._settle()
         if self._plain:
             for site_id, record in self._plain.items():
                 self._telemetry[site_id] = SiteTelemetry.from_plain(record)
@@ -60,6 +74,7 @@ class SiteBook:
         if prev is None or tel.event_time >= prev:
             self._telemetry[tel.site_id] = tel
             self._plain.pop(tel.site_id, None)
+            self._deferred.pop(tel.site_id, None)
             self._seen[tel.site_id] = tel.event_time
             self.version += 1
         return tel
@@ -72,19 +87,41 @@ class SiteBook:
         prev = self._seen.get(site_id)
         if prev is None or event_time >= prev:
             self._plain[site_id] = record
+            self._deferred.pop(site_id, None)
             self._seen[site_id] = event_time
             self.version += 1
 
     def update_plain_batch(
-        self, latest: Iterable[tuple[str, int, Mapping[str, Any]]], updates: int
+        self,
+        latest: Iterable[tuple[str, int, int]],
+        source: RecordSource,
+        updates: int,
     ) -> None:
         """The net effect of a batch's ``update_plain_telemetry`` calls in order, of which
         ``updates`` were accepted: ``latest`` holds, per site updated, the (site, event time,
-        record) it accepted last (``telemetry_columns.latest_per_site`` finds them)."""
-        for site_id, event_time, record in latest:
-            self._plain[site_id] = record
+        row of ``source``) it accepted last (``telemetry_columns.latest_per_site`` finds
+        them). The records stay in ``source`` until read: the book holds one batch's
+        ``source`` at most (the previous batch's rows not replaced are materialised now)."""
+        latest = list(latest)
+        if self._deferred:
+            for site_id, _, _ in latest:
+                self._deferred.pop(site_id, None)  # replaced: never materialised
+            self._settle()
+        for site_id, event_time, row in latest:
+            self._plain.pop(site_id, None)
+            self._deferred[site_id] = row
             self._seen[site_id] = event_time
+        self._source = source
         self.version += updates
+
+    def _settle(self) -> None:
+        """Materialise the deferred records (the raw codec's dicts) into ``_plain``."""
+        if self._deferred and self._source is not None:
+            sites = list(self._deferred)
+            rows = np.fromiter(self._deferred.values(), np.intp, len(sites))
+            self._plain.update(zip(sites, self._source.records(rows), strict=True))
+        self._deferred.clear()
+        self._source = None
 
     def update_result(self, record: Mapping[str, Any]) -> CommandResult:
         result = CommandResult.from_record(record)
@@ -104,6 +141,8 @@ class SiteBook:
 
     def limits(self, site_id: str) -> SiteLimits | None:
         """The limits the site last reported, None when unknown."""
+        if site_id in self._deferred:
+            self._settle()
         plain = self._plain.pop(site_id, None)
         if plain is not None:
             self._telemetry[site_id] = SiteTelemetry.from_plain(plain)

@@ -132,6 +132,9 @@ def _run(
         total.states += out.states
         total.dead_letters += out.dead_letters
         total.accepted += out.accepted
+        if turn % 2:  # the allocator reads the book between batches (deferred records)
+            limits = aggregator.book.limits(SITES[turn % len(SITES)])
+            total.dead_letters.append({"limits": limits})
         first, turn = first + size, turn + 1
     return total
 
