@@ -9,12 +9,15 @@ Setup, three kinds of process on one real broker:
 * this process: produces the commands and measures.
 
 Nothing shares the bridge's event loop, GIL or CPU slice but the bridge. After a warm-up command
-per site, ``BENCH_BRIDGE_COMMANDS`` SET_POWER commands are produced one at a time, ``GAP_S``
-apart, round-robin over the sites (a site is never still in the OEM write gaps of its previous
-command).
+per site, ``BENCH_BRIDGE_ROUNDS`` rounds of SET_POWER commands (one per site per round, in one
+random site order) are produced one at a time, a random 0.5-1.5 x ``GAP_S`` apart: commands land
+at random phases of the sites' polls and heartbeats, a site's commands ~``SITES x GAP_S`` apart
+(never still in the OEM write gaps of its previous command), and p99 is not the 3rd worst of 300.
 
 * value: latency from just before the produce call to the simulator applying the command's
   first register write (a server applies a write before it acknowledges it), p50 and p99;
+  writes that only re-arm a heartbeat (standalone, or taken along after a command's writes)
+  are not the command's and never count as its first write;
   the clock is ``time.monotonic()``, system-wide on Linux, so it is comparable across processes;
 * baseline ("limit"), measured in the same run on the same broker and simulators, while the
   bridge polls them: raw produce -> consume latency of a same-size event plus one Modbus read
@@ -31,13 +34,19 @@ command).
   RSS probes), depending on the machine's load;
 * also reported: full plan latency (last write, includes the OEM's mandated gaps between
   writes), the bridge's CPU share and RSS at that many sites, the load average, and the resident
-  memory of a bridge serving one site against an idle interpreter with the same libraries.
+  memory of a bridge serving one site against an idle interpreter with the same libraries;
+* breakdown (p50 per OEM, from the bridge's ``latency_trace``, same monotonic clock): produce ->
+  consumed by the bridge, consumed -> claim durable, claim -> first write handed to the
+  transport, handed -> applied by the simulator (pacing behind a read in flight, the request
+  gap, the wire).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -58,8 +67,10 @@ from bench.broker import bench_broker
 from bench.simfleet import FleetSite, SimFleet
 from edge.bridge.events import COMMAND, command_record
 from edge.bridge.harness import new_command
+from edge.bridge.keepalive import Heartbeat
 from edge.bridge.model import Kind
 from edge.bridge.sink import BridgeTopics
+from edge.hal.planner import plan_heartbeat
 from edge.hal.registermap import load_all
 from edge.hal.transport import ModbusTransport
 from edge.sim.battery import BatteryParams
@@ -67,8 +78,8 @@ from schemas.codec import default_codec
 
 SITES = int(os.environ.get("BENCH_BRIDGE_SITES", "300"))
 SIM_PROCS = int(os.environ.get("BENCH_BRIDGE_SIM_PROCS", "2"))
-COMMANDS = int(os.environ.get("BENCH_BRIDGE_COMMANDS", "300"))
-GAP_S = 0.1  # one command every 100 ms; per site one every SITES * GAP_S s
+ROUNDS = int(os.environ.get("BENCH_BRIDGE_ROUNDS", "4"))
+GAP_S = 0.04  # mean gap between commands (uniform 0.5-1.5x); per site one every SITES * GAP_S s
 SEQUENCE_S = 2.0  # a command's writes: the longest OEM sequence (SAJ, 3 x 0.5 s gaps) + slack
 BATTERY = BatteryParams(tau_s=0.5, dead_time_s=0.1)  # as bench.simfleet's defaults
 
@@ -148,6 +159,7 @@ def start_bridge(
         "state_dir": str(tmp / f"{name}-state"),
         "outbox": {"dir": str(tmp / f"{name}-outbox")},
         "kafka_bootstrap": bootstrap,
+        "latency_trace": str(tmp / f"{name}-trace.jsonl"),
         "sites": [site_entry(s) for s in sites],
     }
     path = tmp / f"{name}.yaml"
@@ -169,37 +181,43 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 WARM_UP_KW = 3.0  # never one of the measured powers: every measured command changes a register
 
 
-def measured_kw(i: int) -> float:
-    """Power of the i-th measured command: -0.5 .. 2.5 kW, never WARM_UP_KW."""
-    return 1.0 + (i % 7) * 0.25 * (1 if i % 2 else -1)
+def measured_kw(round_: int, index: int) -> float:
+    """Power of a site's command in a round: +-0.5 .. 2.5 kW, the sign flips every round (so
+    every measured command changes a register), never WARM_UP_KW."""
+    return (0.5 + (round_ % 5) * 0.5) * (1 if (round_ + index) % 2 else -1)
+
+
+Sent = tuple[int, float, str]  # site index, monotonic instant before the produce call, command id
 
 
 async def produce(
-    bootstrap: str, topic: str, sites: list[int], gap_s: float, warm_up: bool = False
-) -> list[tuple[int, float]]:
-    """One SET_POWER per entry of ``sites``, gap_s apart: (site index, monotonic t0).
-
-    The bridge leaves out writes whose registers already hold the value (held registers), so
-    the measured commands never repeat the warm-up's power: each needs a write."""
+    bootstrap: str, topic: str, sites: list[int], gap_s: float, *, rounds: int = 1, seed: int = 0
+) -> list[Sent]:
+    """``rounds`` SET_POWER commands per entry of ``sites`` (in that order each round), a random
+    0.5-1.5 x ``gap_s`` apart (0: back to back, the warm-up's power)."""
     codec = default_codec()
+    rng = random.Random(seed)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
     await producer.start()
-    sent = []
+    sent: list[Sent] = []
     try:
-        for i, index in enumerate(sites):
-            site_id = f"b{index:04d}"
-            power = WARM_UP_KW if warm_up else measured_kw(i)
-            value = codec.encode(
-                COMMAND, command_record(new_command(site_id, Kind.SET_POWER, power))
-            )
-            t0 = time.monotonic()
-            await producer.send(topic, value=value, key=site_id.encode())
-            sent.append((index, t0))
-            if gap_s:
-                await asyncio.sleep(gap_s)
+        for r in range(rounds):
+            for index in sites:
+                site_id = f"b{index:04d}"
+                power = measured_kw(r, index) if gap_s else WARM_UP_KW
+                cmd = new_command(site_id, Kind.SET_POWER, power)
+                value = codec.encode(COMMAND, command_record(cmd))
+                t0 = time.monotonic()
+                await producer.send(topic, value=value, key=site_id.encode())
+                sent.append((index, t0, cmd.command_id))
+                if gap_s:
+                    await asyncio.sleep(gap_s * rng.uniform(0.5, 1.5))
     finally:
         await producer.stop()
     return sent
+
+
+Writes = dict[int, list[tuple[float, int]]]  # site index -> (monotonic instant, address)
 
 
 def warm_up(fleet: SimFleet, bootstrap: str, topic: str, timeout_s: float) -> None:
@@ -207,7 +225,7 @@ def warm_up(fleet: SimFleet, bootstrap: str, topic: str, timeout_s: float) -> No
     deadline = time.monotonic() + timeout_s
     todo = [s.index for s in fleet.sites]
     while todo:
-        asyncio.run(produce(bootstrap, topic, todo, 0.0, warm_up=True))
+        asyncio.run(produce(bootstrap, topic, todo, 0.0))
         time.sleep(5.0)
         writes = fleet.dump()
         todo = [i for i in todo if not writes[i]]
@@ -215,25 +233,72 @@ def warm_up(fleet: SimFleet, bootstrap: str, topic: str, timeout_s: float) -> No
             raise RuntimeError(f"bridge warm-up: {len(todo)} sites never written")
 
 
+def heartbeat_addresses() -> dict[str, frozenset[int]]:
+    """Per OEM, the registers its heartbeat writes (a write there alone is not a command's)."""
+    return {oem: Heartbeat.addresses(plan_heartbeat(rmap)) for oem, rmap in load_all().items()}
+
+
 def latencies(
-    sent: list[tuple[int, float]], writes: dict[int, list[float]], marks: dict[int, int]
-) -> dict[int, list[tuple[float, float]]]:
-    """Per site: (first write, last write) ms after each of its commands was produced."""
-    by_site: dict[int, list[float]] = {}
-    for index, t0 in sent:
-        by_site.setdefault(index, []).append(t0)
-    out: dict[int, list[tuple[float, float]]] = {}
+    sent: list[Sent],
+    writes: Writes,
+    marks: dict[int, int],
+    keepalive: dict[int, frozenset[int]],
+) -> dict[int, list[tuple[float, float, str, float]]]:
+    """Per site: (first write ms, last write ms, command id, first write instant) per command."""
+    by_site: dict[int, list[tuple[float, str]]] = {}
+    for index, t0, command_id in sent:
+        by_site.setdefault(index, []).append((t0, command_id))
+    out: dict[int, list[tuple[float, float, str, float]]] = {}
     for index, starts in by_site.items():
-        times = writes[index][marks[index] :]
-        for i, t0 in enumerate(starts):
-            t_next = starts[i + 1] if i + 1 < len(starts) else float("inf")
-            t_end = min(t_next, t0 + SEQUENCE_S)  # not the next heartbeat or re-assertion
+        skip = keepalive.get(index, frozenset())
+        times = [t for t, addr in writes[index][marks[index] :] if addr not in skip]
+        for i, (t0, command_id) in enumerate(starts):
+            t_next = starts[i + 1][0] if i + 1 < len(starts) else float("inf")
+            t_end = min(t_next, t0 + SEQUENCE_S)  # not the next re-assertion
             mine = [t for t in times if t0 <= t < t_end]
             if mine:
-                out.setdefault(index, []).append(
-                    ((mine[0] - t0) * 1000.0, (mine[-1] - t0) * 1000.0)
-                )
+                first, last = (mine[0] - t0) * 1000.0, (mine[-1] - t0) * 1000.0
+                out.setdefault(index, []).append((first, last, command_id, mine[0]))
     return out
+
+
+def breakdown(
+    got: dict[int, list[tuple[float, float, str, float]]],
+    sent: list[Sent],
+    trace: Path,
+    oem_of: dict[int, str],
+) -> str:
+    """p50 per OEM of each stage (ms), from the bridge's latency trace."""
+    if not trace.exists():
+        return "no latency trace"
+    stages: dict[str, dict[str, float]] = {}
+    for line in trace.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        stages[row["command_id"]] = row
+    t0s = {command_id: t0 for _, t0, command_id in sent}
+    parts = []
+    for oem in ("huawei", "sungrow", "saj"):
+        cols: dict[str, list[float]] = {"kafka": [], "claim": [], "to write": [], "modbus": []}
+        for index, rows in got.items():
+            if oem_of[index] != oem:
+                continue
+            for _, _, command_id, t_first in rows:
+                st = stages.get(command_id)
+                if st is None:
+                    continue
+                t0 = t0s[command_id]
+                cols["kafka"].append((st["received"] - t0) * 1000.0)
+                cols["claim"].append((st["claimed"] - st["received"]) * 1000.0)
+                cols["to write"].append((st["sent"] - st["claimed"]) * 1000.0)
+                cols["modbus"].append((t_first - st["sent"]) * 1000.0)
+        if cols["kafka"]:
+            parts.append(
+                f"{oem} "
+                + " / ".join(
+                    f"{k} {statistics.median(v):.2f}/{pct(v, 0.99):.1f}" for k, v in cols.items()
+                )
+            )
+    return "stages p50/p99 ms: " + "; ".join(parts)
 
 
 def cpu_s(pid: int) -> float:
@@ -295,25 +360,32 @@ def run() -> list[BenchResult]:
             kafka = asyncio.run(raw_kafka_ms(bootstrap, raw_topic, 200, size))
             rtt = asyncio.run(modbus_rtt_ms(fleet.sites[1 % SITES], 200))
             marks = {i: len(w) for i, w in fleet.dump().items()}
-            order = [i % SITES for i in range(COMMANDS)]
+            order = list(range(SITES))
+            random.Random(SITES).shuffle(order)
             cpu0, sims0, t0 = cpu_s(bridge.pid), sum(map(cpu_s, fleet.pids)), time.monotonic()
-            sent = asyncio.run(produce(bootstrap, topics.command_topic, order, GAP_S))
+            sent = asyncio.run(
+                produce(bootstrap, topics.command_topic, order, GAP_S, rounds=ROUNDS, seed=1)
+            )
             elapsed = time.monotonic() - t0
             cpu_share = (cpu_s(bridge.pid) - cpu0) / elapsed
             sims_share = (sum(map(cpu_s, fleet.pids)) - sims0) / elapsed
             load = os.getloadavg()
             bridge_rss = rss_mb(bridge.pid)
             time.sleep(3.0)
-            got = latencies(sent, fleet.dump(), marks)
+            hb = heartbeat_addresses()
+            keepalive = {s.index: hb[s.oem] for s in fleet.sites}
+            got = latencies(sent, fleet.dump(), marks, keepalive)
         finally:
             stop(bridge)
+        oem_of = {s.index: s.oem for s in fleet.sites}
+        stages = breakdown(got, sent, tmp / "bench-trace.jsonl", oem_of)
         rss = one_site_rss(bootstrap, fleet.sites[1 % SITES], tmp, topics)
     base_rss = idle_rss()
-    first = [f for pairs in got.values() for f, _ in pairs]
-    last = [f for pairs in got.values() for _, f in pairs]
+    first = [r[0] for rows in got.values() for r in rows]
+    last = [r[1] for rows in got.values() for r in rows]
     per_oem = []
     for oem in ("huawei", "sungrow", "saj"):
-        xs = [f for i, pairs in got.items() for f, _ in pairs if fleet.sites[i].oem == oem]
+        xs = [r[0] for i, rows in got.items() for r in rows if oem_of[i] == oem]
         if xs:
             per_oem.append(f"{oem} p50 {statistics.median(xs):.1f} / p99 {pct(xs, 0.99):.1f} ms")
     limit50 = statistics.median(kafka) + statistics.median(rtt)
@@ -321,9 +393,10 @@ def run() -> list[BenchResult]:
     note = (
         f"{SITES} simulated sites in {SIM_PROCS} simulator processes, one bridge process "
         f"(CPU {cpu_share:.0%} of a core, RSS {bridge_rss:.0f} MB; simulators {sims_share:.0%}), "
-        f"{len(first)}/{COMMANDS} "
+        f"{len(first)}/{len(sent)} "
         f"commands measured, load average {load[0]:.2f} on {os.cpu_count()} CPUs; "
         + "; ".join(per_oem)
+        + f"; {stages}"
     )
     return [
         BenchResult(

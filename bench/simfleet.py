@@ -4,8 +4,9 @@
 ``bench_bridge`` numbers them), prints one JSON line per simulator (``index``, ``oem``,
 ``host``, ``port``, ``unit_id``) and then ``READY``. It then serves stdin line commands:
 
-* ``dump``: one JSON line ``{index: [t, ...]}``, the ``time.monotonic()`` instant (system-wide
-  on Linux, so comparable across processes) at which each register write was applied;
+* ``dump``: one JSON line ``{index: [[t, address], ...]}``: the ``time.monotonic()`` instant
+  (system-wide on Linux, so comparable across processes) at which each register write was
+  applied, and the write's first register (wire address);
 * ``quit`` (or end of input): stop the simulators and exit.
 
 Keeping the simulators out of the bridge's process measures the bridge's latency honestly:
@@ -35,10 +36,10 @@ def oem_of(index: int) -> str:
     return OEMS[index % len(OEMS)]
 
 
-def write_times(sim: SimInverter) -> list[float]:
-    """The write log on the ``time.monotonic()`` clock."""
+def write_times(sim: SimInverter) -> list[tuple[float, int]]:
+    """The write log on the ``time.monotonic()`` clock: (instant, first register written)."""
     base = sim._t0 - sim._offset_s  # sim clock -> time.monotonic()
-    return [base + w.time_s for w in sim.write_log]
+    return [(base + w.time_s, w.address) for w in sim.write_log]
 
 
 async def _start(rmap: Any, index: int, params: BatteryParams, tick_s: float) -> SimInverter:
@@ -121,15 +122,15 @@ class SimFleet:
     def pids(self) -> list[int]:
         return [p.pid for p in self._procs]
 
-    def dump(self) -> dict[int, list[float]]:
-        """Every simulator's write instants (``time.monotonic()``), by site index."""
-        out: dict[int, list[float]] = {}
+    def dump(self) -> dict[int, list[tuple[float, int]]]:
+        """Every simulator's writes (``time.monotonic()`` instant, address), by site index."""
+        out: dict[int, list[tuple[float, int]]] = {}
         for proc in self._procs:
             _stdin(proc).write("dump\n")
             _stdin(proc).flush()
         for proc in self._procs:
             data: dict[str, Any] = json.loads(next(iter(_lines(proc))))
-            out.update({int(k): [float(t) for t in v] for k, v in data.items()})
+            out.update({int(k): [(float(t), int(a)) for t, a in v] for k, v in data.items()})
         return out
 
     def close(self) -> None:

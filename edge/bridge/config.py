@@ -134,6 +134,9 @@ class BridgeConfig(_Strict):
     outbox: OutboxConfig
     idempotency_retention_s: Annotated[float, Field(gt=0.0)] = 7 * 24 * 3600.0
     kafka_bootstrap: str | None = None
+    # Diagnosis: one JSON line per applied command with its stage instants (monotonic clock,
+    # seconds): received from Kafka, claim durable, first write sent, writes acknowledged.
+    latency_trace: Path | None = None
 
     @model_validator(mode="after")
     def _unique_sites(self) -> BridgeConfig:

@@ -7,6 +7,11 @@ one batch: all sqlite operations in one transaction (one commit = one fsync of t
 one fsync of the outbox's critical lane, and only then resolves the batch's futures. Under load
 many commands share one commit; at rest a claim costs one fsync (~0.2 ms here, p99 ~8 ms).
 
+Claims go first: a command waits for its claim before its first Modbus write, nothing else
+waits like that. A batch holding claims commits them in a transaction of their own and resolves
+them at once; completions, purges and outbox fsyncs (the bulk lane of 1 s of telemetry from
+every site) follow in a second commit. A claim never waits for an outbox fsync.
+
 Until a claim or completion is committed, :meth:`IdempotencyStore.get` sees it through the
 store's overlay, so a redelivery in that window is still recognised (at most once holds).
 """
@@ -52,6 +57,7 @@ class _Job:
     op: Op | None = None  # a sqlite operation (None: only an outbox sync)
     bulk: bool = False  # also fsync the outbox's bulk lane and state
     staged: StoredCommand | None = None
+    claim: bool = False  # a command's first write waits for it: committed ahead of the rest
 
 
 @dataclass
@@ -59,6 +65,7 @@ class WriterStats:
     batches: int = 0
     jobs: int = 0
     max_batch: int = 0
+    claim_commits: int = 0  # commits of claims alone, ahead of the rest of their batch
 
 
 class DiskWriter:
@@ -100,7 +107,7 @@ class DiskWriter:
         staged = StoredCommand(command_id, site_id, CLAIMED, None, None)
         self.store.stage(staged)
         op = claim_op(command_id, site_id, valid_until, now, tracking)
-        return self._submit(self._new_job(op, staged=staged))
+        return self._submit(self._new_job(op, staged=staged, claim=True))
 
     def complete(
         self,
@@ -150,6 +157,18 @@ class DiskWriter:
                 self._commit(batch)
 
     def _commit(self, batch: list[tuple[asyncio.AbstractEventLoop, _Job]]) -> None:
+        claims = [item for item in batch if item[1].claim]
+        rest = [item for item in batch if not item[1].claim]
+        if claims:  # a claim needs its row on disk, not the outbox: no outbox fsync for it
+            self._commit_group(claims, sync_outbox=False)
+            self.stats.claim_commits += 1
+        if rest:
+            self._commit_group(rest, sync_outbox=True)
+
+    def _commit_group(
+        self, batch: list[tuple[asyncio.AbstractEventLoop, _Job]], *, sync_outbox: bool
+    ) -> None:
+        """One transaction for the batch's sqlite ops, the outbox fsync, then the futures."""
         jobs = [job for _, job in batch]
         results: list[Any] = [None] * len(jobs)
         with_op = [i for i, j in enumerate(jobs) if j.op is not None]
@@ -158,7 +177,7 @@ class DiskWriter:
                 out = self.store.run_batch([jobs[i].op for i in with_op])  # type: ignore[misc]  # filtered
                 for i, r in zip(with_op, out, strict=True):
                     results[i] = r
-            if self.outbox is not None:
+            if self.outbox is not None and sync_outbox:
                 self.outbox.make_durable(bulk=any(j.bulk for j in jobs))
         except Exception as exc:  # the disk failed: every job of the batch fails with it
             log.exception("bridge disk thread: group commit failed")

@@ -38,6 +38,18 @@ class Written:
     tracking: Tracking | None
 
 
+@dataclass(frozen=True)
+class CommandTrace:
+    """Stage instants of one applied command, on the ``time.monotonic()`` clock."""
+
+    site_id: str
+    command_id: str
+    received: float  # handed over by the consumer
+    claimed: float  # its claim durable (at most once)
+    sent: float  # first write handed to the transport
+    acked: float  # every write of its plan acknowledged
+
+
 async def observe(ctl: SiteController, w: Written, latency_ms: float) -> None:
     """Read back and measure after the response time, then report the outcome."""
     cmd, decision, hal_cmd, tracking = w.cmd, w.decision, w.hal_cmd, w.tracking

@@ -20,10 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import TextIO
 
 from aiokafka import (  # type: ignore[import-untyped, unused-ignore]  # ships no py.typed
     AIOKafkaConsumer,
@@ -39,6 +41,7 @@ from edge.bridge.events import COMMAND, command_from_record
 from edge.bridge.idempotency import IdempotencyStore, Tracking
 from edge.bridge.link import Rediscover
 from edge.bridge.model import BridgeInputError
+from edge.bridge.observe import CommandTrace
 from edge.bridge.offsets import OffsetError, OffsetTracker
 from edge.bridge.outbox import Outbox
 from edge.bridge.shutdown import cancel_and_wait
@@ -165,6 +168,17 @@ class Bridge:
         }
         self._outbox_event = asyncio.Event()
         self.ready = asyncio.Event()  # set once the consumer has its partitions
+        self._trace: TextIO | None = None
+        if config.latency_trace is not None:
+            config.latency_trace.parent.mkdir(parents=True, exist_ok=True)
+            self._trace = config.latency_trace.open("a", encoding="utf-8")
+            for c in self.sites.values():
+                c.on_trace = self._write_trace
+
+    def _write_trace(self, trace: CommandTrace) -> None:
+        """One line per applied command (buffered; the file is closed with the bridge)."""
+        if self._trace is not None:
+            self._trace.write(json.dumps(asdict(trace)) + "\n")
 
     def _persisted(self, tracking: Tracking | None) -> None:
         if tracking is None:
@@ -219,6 +233,9 @@ class Bridge:
         await self.writer.aclose()
         self.outbox.close()
         self.store.close()
+        if self._trace is not None:
+            self._trace.close()
+            self._trace = None
 
     # -------------------------------------------------------------- consumer
     async def _consume_forever(self) -> None:

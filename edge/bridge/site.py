@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -37,9 +38,10 @@ from edge.bridge.events import (
 )
 from edge.bridge.fastloop import run_reserve
 from edge.bridge.idempotency import StoredCommand, Tracking
-from edge.bridge.link import CONTROLLED, REASSERT_MIN_S, Heartbeats, Link, Rediscover
+from edge.bridge.keepalive import Heartbeat, heartbeat_plan, keep_alive
+from edge.bridge.link import CONTROLLED, Link, Rediscover
 from edge.bridge.model import BridgeCommand, Kind, PowerLimits, Status
-from edge.bridge.observe import Written, observe
+from edge.bridge.observe import CommandTrace, Written, observe
 from edge.bridge.override import ResponseTiming
 from edge.bridge.polling import TieredReader
 from edge.bridge.registers import HeldRegisters
@@ -53,6 +55,8 @@ from edge.hal.points import Command, Fault, Identity, Telemetry, WritePlan
 log = logging.getLogger(__name__)
 
 Persisted = Callable[[Tracking | None], None]
+
+Trace = Callable[[CommandTrace], None]
 
 
 def _utcnow() -> datetime:
@@ -107,9 +111,11 @@ class SiteController:
         self.droop_writes = 0
         self.reasserts = 0
         self._faults_at: datetime | None = None
-        self._written_at: datetime | None = None
-        self._reassert_at: datetime | None = None
-        self._keepalive_at: datetime | None = None
+        self.written_at: datetime | None = None
+        self.reassert_at: datetime | None = None
+        self.heartbeat = Heartbeat(site.keepalive_s)
+        self.on_trace: Trace | None = None  # per command: stage instants (time.monotonic)
+        self._received: dict[str, float] = {}
         self._tracking: dict[str, Tracking | None] = {}
         self._dups: dict[str, list[Tracking | None]] = {}
         self._claims: dict[str, asyncio.Future[StoredCommand | None]] = {}
@@ -158,10 +164,13 @@ class SiteController:
             return
         self._claims[cmd.command_id] = claim
         self._tracking[cmd.command_id] = tracking
+        if self.on_trace is not None:
+            self._received[cmd.command_id] = time.monotonic()
         self._dups[cmd.command_id] = []
         for old in self.queue.push(cmd):
             reason = f"superseded by {cmd.kind} {cmd.command_id} before it was applied"
             self._claims.pop(old.command_id).add_done_callback(log_failure)
+            self._received.pop(old.command_id, None)
             self.finish(self._rejected(old, reason), self._tracking.pop(old.command_id, None))
         self._wake.set()
 
@@ -229,7 +238,7 @@ class SiteController:
                 try:
                     if claim is not None:
                         await claim  # at most once: the claim is on disk before any write
-                    await self.apply(cmd, tracking)
+                    await self.apply(cmd, tracking, claimed=time.monotonic())
                 except Exception as exc:  # a bug must not stop the site: report, go on
                     log.exception("site %s: command %s", self.site.site_id, cmd.command_id)
                     failed = Outcome(cmd.command_id, cmd.site_id, Status.FAILED, reason=repr(exc))
@@ -272,8 +281,11 @@ class SiteController:
             return Command.safe_mode()
         return Command.set_power(0.0)  # STANDBY: hold zero
 
-    async def apply(self, cmd: BridgeCommand, tracking: Tracking | None = None) -> None:
+    async def apply(
+        self, cmd: BridgeCommand, tracking: Tracking | None = None, claimed: float | None = None
+    ) -> None:
         """Gate -> plan -> write -> (observe in the background) -> CommandResult."""
+        received = self._received.pop(cmd.command_id, None)
         now = self.clock()
         if self.telemetry is None:  # no poll yet: read now, bounds need SoC and BMS limits
             try:
@@ -296,10 +308,13 @@ class SiteController:
                 return
             if cmd.kind in (Kind.SET_POWER, Kind.ARM_RESERVE):
                 plan = self.held.trim(plan)  # a power update is one write, not the sequence
+                plan = self.heartbeat.ride_along(plan, heartbeat_plan(self), now)
             start_kw = self._battery_kw()
+            sent = time.monotonic()
             try:
                 await self.device.apply(plan)
                 self.held.wrote(plan)
+                self.heartbeat.wrote(plan, heartbeat_plan(self), now)
             except HalError as exc:
                 self.held.forget()
                 self.link.failed(exc)
@@ -316,8 +331,14 @@ class SiteController:
                     tracking,
                 )
                 return
-            acked = self._written_at = self.clock()
+            acked = self.written_at = self.clock()
             self.written_mono = asyncio.get_running_loop().time()
+        if self.on_trace is not None and received is not None:
+            site_id = self.site.site_id
+            claim_t = claimed if claimed is not None else received
+            self.on_trace(
+                CommandTrace(site_id, cmd.command_id, received, claim_t, sent, time.monotonic())
+            )
         latency_ms = (acked - cmd.event_time).total_seconds() * 1000.0
         self._after_write(cmd, hal_cmd)
         self.applied_seq += 1
@@ -452,13 +473,13 @@ class SiteController:
         if decide(self.state, now, len(self.queue)) is Action.REVERT_TO_SAFE_MODE:
             log.info("site %s: command expired, back to safe mode", self.site.site_id)
             self.reserve.disarm()
-            await self._write(self._safe_command())
+            await self.write(self._safe_command())
             self.state = SiteState(None, in_safe_mode=True)
             self.base_kw, self.last_written_kw = 0.0, None
             return
         if self.state.in_safe_mode:
             return
-        if await self._keep_alive(now, tel) or self.reserve.armed is None or self.limits is None:
+        if await keep_alive(self, now, tel) or self.reserve.armed is None or self.limits is None:
             return
         target = self.reserve.target(self.base_kw, tel.frequency_hz, now, self.limits)
         if needs_write(self.last_written_kw, target.total_kw, self.site.min_step_kw):
@@ -470,66 +491,34 @@ class SiteController:
 
     async def droop_write(self, target_kw: float) -> None:
         """Write the droop target (only what changes) and remember it."""
-        if await self._write(Command.set_power(target_kw), trim=True):
+        if await self.write(Command.set_power(target_kw), trim=True):
             self.last_written_kw = target_kw
             self.droop_writes += 1
 
     def _since(self, now: datetime, t: datetime | None) -> float:
         return float("inf") if t is None else (now - t).total_seconds()
 
-    async def _keep_alive(self, now: datetime, tel: Telemetry) -> bool:
-        """Keep the inverter under remote control while a command is in force.
-
-        Re-writes the setpoint when telemetry shows the inverter left REMOTE/FORCED (forced
-        timer ran out, heartbeat missed) or every ``refresh_s``; else heartbeats if the map
-        has them. True when it re-wrote the setpoint.
-        """
-        if self.last_written_kw is None:
-            return False
-        left = tel.mode not in CONTROLLED and self._since(now, self._written_at) > (
-            self.timing.settle_s
-        )
-        stale = self._since(now, self._written_at) >= self.site.refresh_s
-        if (left or stale) and self._since(now, self._reassert_at) >= REASSERT_MIN_S:
-            self._reassert_at = now
-            if left:
-                log.warning(
-                    "site %s: inverter left remote control (%s); setpoint re-written",
-                    self.site.site_id,
-                    tel.mode,
-                )
-            if await self._write(Command.set_power(self.last_written_kw)):
-                self.reasserts += 1
-            return True
-        if isinstance(self.device, Heartbeats) and (
-            self._since(now, self._keepalive_at) >= self.site.keepalive_s
-        ):
-            plan = self.device.plan_heartbeat()
-            if plan is not None:
-                self._keepalive_at = now
-                await self._apply(plan)
-        return False
-
-    async def _write(self, cmd: Command, *, trim: bool = False) -> bool:
+    async def write(self, cmd: Command, *, trim: bool = False) -> bool:
         """Plan and write ``cmd``; ``trim``: leave out writes the device already holds."""
         try:
             plan = self.device.plan_command(cmd)
         except HalError as exc:
             self.link.failed(exc)
             return False
-        return await self._apply(self.held.trim(plan) if trim else plan)
+        return await self.apply_plan(self.held.trim(plan) if trim else plan)
 
-    async def _apply(self, plan: WritePlan) -> bool:
+    async def apply_plan(self, plan: WritePlan) -> bool:
         async with self._write_lock:
             try:
                 await self.device.apply(plan)
                 self.held.wrote(plan)
+                self.heartbeat.wrote(plan, heartbeat_plan(self), self.clock())
             except HalError as exc:
                 self.held.forget()
                 self.link.failed(exc)
                 return False
             self.written_mono = asyncio.get_running_loop().time()
-        self._written_at = self.clock()
+        self.written_at = self.clock()
         return True
 
     def _publish_status(self, now: datetime) -> None:

@@ -33,6 +33,7 @@ def map_markdown(rmap: RegisterMap) -> str:
         f"| unit ids | {', '.join(map(str, c.unit_ids))} |",
         f"| settle after connect | {c.connect_settle_s:g} s |",
         f"| gap between requests / writes | {c.request_gap_s:g} s / {c.write_gap_s:g} s |",
+        f"| settle after a write, before a holding read | {c.readback_settle_s:g} s |",
         f"| timeout | {c.timeout_s:g} s |",
         f"| max registers per read (gap) | {c.max_registers_per_read} ({c.max_read_gap}) |",
         f"| default word order | {h.word_order} |",

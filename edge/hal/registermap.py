@@ -73,7 +73,10 @@ class Connection(_Strict):
     unit_ids: list[int] = Field(min_length=1)
     connect_settle_s: float = Field(ge=0)
     request_gap_s: float = Field(ge=0)
-    write_gap_s: float = Field(ge=0)
+    write_gap_s: float = Field(ge=0, description="Between two writes")
+    readback_settle_s: float = Field(
+        default=0.0, ge=0, description="After a write, before the next holding-register read"
+    )
     timeout_s: float = Field(gt=0)
     max_registers_per_read: int = Field(ge=1, le=125)
     max_read_gap: int = Field(default=8, ge=0, description="Unwanted registers a block may span")

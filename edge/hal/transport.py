@@ -3,9 +3,11 @@
 One client per device and one turn-taking lock per client, so requests on a connection never
 overlap; a waiting write always goes before waiting reads ("writes as early as possible, reads
 as late as possible"): a command queued behind telemetry polling is sent as soon as the request
-in flight completes and the map's gaps allow, not after the rest of the poll. Request and write
-gaps, settle time after connect, timeouts and reconnect with capped
-exponential backoff come from the map's `connection:` section. Failures become typed errors
+in flight completes and the map's gaps allow, not after the rest of the poll. Request gap (between
+any two requests), write gap (between two writes), read-back settle (after a write, before the
+next holding-register read: what was written is read back only once the device settled), settle
+time after connect, timeouts and reconnect with capped exponential backoff come from the map's
+`connection:` section. Failures become typed errors
 (edge.hal.errors), are counted per device and move it to DEGRADED / OFFLINE; while a device
 waits for its next reconnect slot, calls fail fast instead of stalling the caller.
 """
@@ -155,6 +157,7 @@ class ModbusTransport:
         self._turns = Turns()
         self._next_request_at = 0.0
         self._next_write_at = 0.0
+        self._next_holding_read_at = 0.0
         self._next_connect_at = 0.0
 
     def __repr__(self) -> str:
@@ -231,15 +234,17 @@ class ModbusTransport:
         self._next_request_at = time.monotonic()
         return client
 
-    def _due_at(self, is_write: bool) -> float:
-        return max(self._next_request_at, self._next_write_at if is_write else 0.0)
+    def _due_at(self, is_write: bool, holding: bool = False) -> float:
+        if is_write:
+            return max(self._next_request_at, self._next_write_at)
+        return max(self._next_request_at, self._next_holding_read_at if holding else 0.0)
 
-    async def _pace(self, is_write: bool) -> None:
-        wait = self._due_at(is_write) - time.monotonic()
+    async def _pace(self, is_write: bool, holding: bool = False) -> None:
+        wait = self._due_at(is_write, holding) - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
 
-    async def _take_turn(self, is_write: bool) -> None:
+    async def _take_turn(self, is_write: bool, holding: bool = False) -> None:
         """Hold the connection with the gaps elapsed; a read never holds it while it waits.
 
         A read waits out the request gap first and only then queues for the turn (again if a
@@ -248,9 +253,9 @@ class ModbusTransport:
         """
         while True:
             if not is_write:
-                await self._pace(False)
+                await self._pace(False, holding)
             await self._turns.acquire(is_write)
-            if is_write or self._due_at(False) <= time.monotonic():
+            if is_write or self._due_at(False, holding) <= time.monotonic():
                 return
             self._turns.release()
 
@@ -259,10 +264,11 @@ class ModbusTransport:
         what: str,
         is_write: bool,
         send: Callable[[AsyncModbusTcpClient], Awaitable[ModbusPDU]],
+        holding: bool = False,
     ) -> list[int]:
-        await self._take_turn(is_write)
+        await self._take_turn(is_write, holding)
         try:
-            return await self._send(what, is_write, send)
+            return await self._send(what, is_write, send, holding)
         finally:
             self._turns.release()
 
@@ -271,9 +277,10 @@ class ModbusTransport:
         what: str,
         is_write: bool,
         send: Callable[[AsyncModbusTcpClient], Awaitable[ModbusPDU]],
+        holding: bool = False,
     ) -> list[int]:
         client = await self._ensure_connected()
-        await self._pace(is_write)
+        await self._pace(is_write, holding)
         self.stats.requests += 1
         started = time.monotonic()
         try:
@@ -296,6 +303,7 @@ class ModbusTransport:
             self._next_request_at = done + self.connection.request_gap_s
             if is_write:
                 self._next_write_at = done + self.connection.write_gap_s
+                self._next_holding_read_at = done + self.connection.readback_settle_s
         self.stats.last_rtt_s = done - started
         if reply.isError():
             code = int(getattr(reply, "exception_code", 0))
@@ -318,7 +326,7 @@ class ModbusTransport:
                 return await client.read_holding_registers(address, count=count, device_id=unit)
             return await client.read_input_registers(address, count=count, device_id=unit)
 
-        registers = await self._call(what, False, send)
+        registers = await self._call(what, False, send, holding=fc == 3)
         self.stats.reads += 1
         if len(registers) != count:
             raise self._fail(

@@ -298,6 +298,38 @@ def test_rediscovery_follows_a_device_to_its_new_address() -> None:
     run(body)
 
 
+def test_read_back_settle_paces_holding_reads_after_a_write_not_writes() -> None:
+    """Sungrow's rule (map decisions): two writes go back to back (only the request gap), a
+    holding-register read after a write waits the settle; an input-register read does not."""
+
+    async def body() -> None:
+        async with Site("sungrow") as site:
+            conn = site.rmap.connection.model_copy(
+                update={"request_gap_s": 0.0, "write_gap_s": 0.0, "readback_settle_s": 0.3}
+            )
+            paced = ModbusTransport("127.0.0.1", site.sim.port, site.sim.unit_id, conn)
+            cmd, freq = site.rmap.point("ems_cmd"), site.rmap.point("grid_frequency")
+            try:
+                await paced.read(freq.table, freq.address, 1)  # connected
+                started = time.monotonic()
+                await paced.write(6, cmd.address, [0xCC])
+                await paced.write(6, cmd.address, [0xCC])
+                assert time.monotonic() - started < 0.2  # no write gap between the two
+                started = time.monotonic()
+                await paced.read(freq.table, freq.address, 1)  # input table: no settle
+                assert time.monotonic() - started < 0.2
+                assert (await paced.read(cmd.table, cmd.address, 1)) == [0xCC]
+                assert time.monotonic() - started >= 0.29  # the read-back waited the settle
+            finally:
+                await paced.close()
+
+    run(body)
+    assert MAPS["sungrow"].connection.write_gap_s == 0.0
+    assert MAPS["sungrow"].connection.readback_settle_s == 0.5
+    winet = MAPS["sungrow"].with_variant("winet_s").connection
+    assert (winet.write_gap_s, winet.readback_settle_s) == (1.0, 0.5)  # WiNet-S as documented
+
+
 def test_request_and_write_gaps_and_settle_time_are_enforced() -> None:
     async def body() -> None:
         async with Site("saj") as site:

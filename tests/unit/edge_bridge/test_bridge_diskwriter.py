@@ -194,3 +194,53 @@ def test_each_id_claimed_once_through_the_writer(
         assert all(on_disk(path, c) == CLAIMED for c in granted)
 
     run(body)
+
+
+def test_claims_commit_ahead_of_the_rest_of_their_batch(tmp_path: Path) -> None:
+    """A batch holding a claim, a completion and an outbox sync: the claim gets a transaction
+    of its own, committed before the completion's and before the outbox fsync."""
+    db = tmp_path / "i.sqlite"
+
+    async def body() -> None:
+        store = IdempotencyStore(db)
+        box = Outbox(tmp_path / "box", defer_sync=True)
+        writer = DiskWriter(store, box)
+        await writer.claim("c0", "s1", T0, T0)
+        gate = threading.Event()
+        log: list[str] = []
+        orig_batch, orig_durable = store.run_batch, box.make_durable
+
+        def slow_batch(ops: Any) -> list[Any]:
+            gate.wait(5)
+            log.append(f"commit {len(ops)}")
+            return orig_batch(ops)
+
+        def durable(*, bulk: bool) -> None:
+            log.append(f"fsync c1={on_disk(db, 'c1')}")
+            orig_durable(bulk=bulk)
+
+        store.run_batch = slow_batch  # type: ignore[method-assign]  # hold the thread: a gate
+        box.make_durable = durable  # type: ignore[method-assign]  # observe the fsync's turn
+        hold = writer.purge(T0)  # the thread takes it and waits at the gate: the rest queues
+        box.append("r", b"k", "res-0", b"v", critical=True)
+        done = writer.complete("c0", "s1", status="APPLIED", result_event_id="e", result=b"r")
+        claim = writer.claim("c1", "s1", T0, T0)
+        sync = writer.sync(bulk=True)
+        gate.set()
+        assert await hold == 0
+        assert await claim is None
+        await asyncio.gather(done, sync)
+        assert log == [
+            "commit 1",  # the purge
+            "fsync c1=None",
+            "commit 1",  # the claim alone, first
+            "commit 1",  # then the completion
+            f"fsync c1={CLAIMED}",  # and only then the outbox
+        ]
+        assert writer.stats.claim_commits == 2  # c0 at the start, then c1
+        assert on_disk(db, "c0") == "APPLIED"
+        await writer.aclose()
+        store.close()
+        box.close()
+
+    run(body)

@@ -4,6 +4,7 @@ safe mode, SAFE_MODE, idempotent resubmission, results kept in the outbox."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -28,9 +29,13 @@ from edge.sim.server import SimInverter
 
 @asynccontextmanager
 async def controller(
-    tmp: Path, oem: str = "huawei", bridge_map: RegisterMap | None = None
+    tmp: Path,
+    oem: str = "huawei",
+    bridge_map: RegisterMap | None = None,
+    site: dict[str, Any] | None = None,
 ) -> AsyncIterator[tuple[SiteController, SimInverter]]:
-    """A simulator of ``oem`` and a controller talking to it (through ``bridge_map`` if given)."""
+    """A simulator of ``oem`` and a controller talking to it (through ``bridge_map`` if given;
+    ``site``: site-config overrides)."""
     rmap = load_all()[oem]
     sim = SimInverter(rmap, port=free_port(), battery=BatteryParams(tau_s=0.2, dead_time_s=0.05))
     await sim.start()
@@ -39,7 +44,7 @@ async def controller(
     outbox = Outbox(tmp / "outbox", defer_sync=True)
     writer = DiskWriter(store, outbox)
     ctl = SiteController(
-        site_config(SimSpec("s1", oem), sim),
+        site_config(SimSpec("s1", oem, site=site or {}), sim),
         Device(bridge_map or rmap, transport),
         writer=writer,
         sink=EventSink(outbox, BridgeTopics()),
@@ -189,5 +194,40 @@ def test_fault_raised_and_cleared_are_published_on_change(tmp_path: Path) -> Non
                 [],
                 [table.bits[bit].code],
             ]
+
+    run(body)
+
+
+def test_commands_carry_the_heartbeat_and_standalone_ones_are_skipped(tmp_path: Path) -> None:
+    """Sungrow, heartbeat every 1 s: while commands come every 0.3 s, the heartbeat rides along
+    after their power writes (never ahead of them) and no standalone heartbeat is written; the
+    register is never left unwritten for a period. Without commands, standalone ones resume."""
+
+    async def body() -> None:
+        async with controller(tmp_path, "sungrow", site={"keepalive_s": 1.0}) as (ctl, sim):
+            await until(lambda: ctl.telemetry is not None)
+            hb = sim.rmap.point("ems_heartbeat").address
+            power = sim.rmap.point("ems_mode").address  # the FC16 of mode, command, power
+            ctl.submit(new_command("s1", Kind.SET_POWER, 3.0))  # the whole sequence
+            await until(lambda: ctl.last_written_kw is not None)
+            start = len(sim.write_log)
+            standalone = ctl.heartbeat.standalone
+            for i in range(10):
+                await asyncio.sleep(0.3)
+                ctl.submit(new_command("s1", Kind.SET_POWER, (-1.0) ** i * (1.0 + 0.1 * i)))
+            await until(lambda: not len(ctl.queue) and not ctl._busy)
+            assert ctl.heartbeat.standalone == standalone
+            assert ctl.heartbeat.carried >= 3
+            log = sim.write_log[start:]
+            assert sum(w.address == power for w in log) == 10  # one power write per command
+            beats = [w for w in log if w.address == hb]
+            assert len(beats) >= 3
+            for prev, w in itertools.pairwise(log):
+                if w.address == hb:
+                    assert prev.address == power  # taken along after a command's write
+            times = [sim.write_log[start - 1].time_s, *(w.time_s for w in beats)]
+            assert max(b - a for a, b in itertools.pairwise(times)) < 1.0
+            await until(lambda: ctl.heartbeat.standalone > standalone, 8.0)  # quiet: resumes
+        await ctl.drain()
 
     run(body)
