@@ -9,17 +9,22 @@ row in order (the same FleetStates at the same rows, the same open windows, wate
   the grace; ``closed_before`` is the end of the latest window closed so far;
 - a row is late when its window starts before ``closed_before`` as it was before the row.
 
-Lateness depends on which windows closed, which depends on which rows were late. So the
-fold assumes no row is late, derives ``closed_before`` at every row from that, and checks:
-up to the first row found late the assumption held (every window was opened by rows
-before it), so that prefix is folded at once; the late row takes ``add_sample`` (it still
-moves the watermark) and the rest is folded again. After ``MAX_LATE_RESTARTS`` late rows
-in one call the remaining rows take ``add_sample`` one by one.
+Lateness depends on which windows closed, which depends on which rows were late; it is
+still found in one pass. Take every row as if it were not late: its window would close at
+the first row, from its own on, where the watermark reaches the window's end plus grace,
+and ``closed_before`` would then be at least that window's end. For a row that is not late
+that is what happens (its window is open or opened by it). A late row's window starts
+before ``closed_before``; starts and ends are multiples of the window length, so its end
+is at most ``closed_before`` already: counting it changes nothing. So the running maximum
+of those ends, over all rows, is ``closed_before`` at every row, and the late rows follow.
+(A ``closed_before`` restored from elsewhere that is not a multiple of the window length
+voids the argument: such a run takes ``add_sample`` row by row.) Late rows only move the
+watermark and count; the others are folded: each (window, site)'s last sample by sorting.
 
 A window that opens and closes within the run is aggregated from columns
-(``FleetAggregator.result_of_columns``, each site's last sample picked by sorting); a window
-that was open before or stays open after is kept as the usual ``dict[site, SiteSample]``,
-with only each site's last sample of the run materialised.
+(``FleetAggregator.result_of_columns``); a window that was open before or stays open after
+is kept as the usual ``dict[site, SiteSample]``, with only each site's last sample of the
+run materialised.
 """
 
 from __future__ import annotations
@@ -31,7 +36,6 @@ from streams.steps.fleet_aggregation import SiteSample, TumblingWindows, WindowC
 from streams.steps.records_fleet import FleetState
 from streams.steps.telemetry_columns import Rows, SampleColumns
 
-MAX_LATE_RESTARTS = 8
 _NO_TIME = np.iinfo(np.int64).min
 
 Closed = list[tuple[int, int, FleetState]]  # (row at which it closed, window start, state)
@@ -41,17 +45,41 @@ def fold_rows(windows: TumblingWindows, samples: SampleColumns, rows: Rows) -> C
     """``windows.add_sample`` of every row of ``rows`` in order; the closed windows' states
     with the row that closed each (oldest window first at a row)."""
     out: Closed = []
-    restarts = 0
-    while len(rows):
-        late = _fold_until_late(windows, samples, rows, out)
-        if late is None:
-            break
-        if restarts >= MAX_LATE_RESTARTS:
-            _one_by_one(windows, samples, rows[late:], out)
-            break
-        restarts += 1
-        _one_by_one(windows, samples, rows[late : late + 1], out)
-        rows = rows[late + 1 :]
+    if not len(rows):
+        return out
+    if windows.closed_before is not None and windows.closed_before % windows.size:
+        _one_by_one(windows, samples, rows, out)  # not a window boundary (module doc)
+        return out
+    size, grace = windows.size, windows.grace
+    n = len(rows)
+    times = samples.event_time[rows]
+    mark = np.maximum.accumulate(times)
+    if windows.watermark is not None:
+        mark = np.maximum(mark, windows.watermark)
+    starts = times - times % size
+    # the first row at which each row's window could close (n: not in this run)
+    closes = np.maximum(np.arange(n), np.searchsorted(mark, starts + size + grace))
+    opened = np.array(sorted(windows.open), np.int64)
+    opened_close = np.searchsorted(mark, opened + size + grace)
+    ends_at = np.full(n + 1, _NO_TIME, np.int64)
+    np.maximum.at(ends_at, closes, starts + size)
+    np.maximum.at(ends_at, opened_close, opened + size)
+    closed_before = np.maximum.accumulate(ends_at[:n])
+    before = _NO_TIME if windows.closed_before is None else windows.closed_before
+    closed_before = np.maximum(closed_before, before)
+    before_row = np.empty(n, np.int64)
+    before_row[0] = before
+    before_row[1:] = closed_before[:-1]
+    timely = starts >= before_row
+    kept = np.flatnonzero(timely)
+    out = _fold_timely(
+        windows, samples, rows, kept=kept, starts=starts[kept], closes=closes[kept], mark=mark
+    )
+    windows.late_events += n - len(kept)
+    windows.watermark = int(mark[-1])
+    if closed_before[-1] != _NO_TIME:
+        windows.closed_before = int(closed_before[-1])
+    windows.reindex()
     return out
 
 
@@ -63,90 +91,50 @@ def _one_by_one(windows: TumblingWindows, samples: SampleColumns, rows: Rows, ou
         out.extend((row, s.window_start, s) for s in windows.add_sample(names[site], sample))
 
 
-def _fold_until_late(
-    windows: TumblingWindows, samples: SampleColumns, rows: Rows, out: Closed
-) -> int | None:
-    """Fold the rows before the first late one; its position in ``rows`` (None: none)."""
-    size, grace = windows.size, windows.grace
-    n = len(rows)
-    times = samples.event_time[rows]
-    mark = np.maximum.accumulate(times)
-    if windows.watermark is not None:
-        mark = np.maximum(mark, windows.watermark)
-    starts = times - times % size
-    # the first row at which each row's window can close (n: not in this run)
-    closes = np.maximum(np.arange(n), np.searchsorted(mark, starts + size + grace))
-    opened = np.array(sorted(windows.open), np.int64)
-    opened_close = np.searchsorted(mark, opened + size + grace)
-    ends_at = np.full(n + 1, _NO_TIME, np.int64)
-    np.maximum.at(ends_at, closes, starts + size)
-    np.maximum.at(ends_at, opened_close, opened + size)
-    closed_before = np.maximum.accumulate(ends_at[:n])
-    if windows.closed_before is not None:
-        closed_before = np.maximum(closed_before, windows.closed_before)
-    before_row = np.empty(n, np.int64)
-    before_row[0] = _NO_TIME if windows.closed_before is None else windows.closed_before
-    before_row[1:] = closed_before[:-1]
-    late = starts < before_row
-    first_late = int(np.argmax(late)) if late.any() else n
-    if first_late:
-        prefix = slice(0, first_late)
-        _fold_prefix(
-            windows,
-            samples,
-            rows[prefix],
-            starts=starts[prefix],
-            closes=closes[prefix],
-            mark=mark[prefix],
-            out=out,
-        )
-        windows.watermark = int(mark[first_late - 1])
-        if windows.closed_before is not None or closed_before[first_late - 1] != _NO_TIME:
-            windows.closed_before = int(closed_before[first_late - 1])
-    return first_late if first_late < n else None
-
-
-def _fold_prefix(
+def _fold_timely(
     windows: TumblingWindows,
     samples: SampleColumns,
     rows: Rows,
     *,
+    kept: Rows,
     starts: npt.NDArray[np.int64],
     closes: npt.NDArray[np.intp],
     mark: npt.NDArray[np.int64],
-    out: Closed,
-) -> None:
-    """Fold rows none of which is late (``closes``: each row's window's first possible
-    closing row, ``mark``: the watermark after each row)."""
-    n = len(rows)
+) -> Closed:
+    """Fold the rows at positions ``kept`` of ``rows`` (the rows that are not late;
+    ``starts``, ``closes``: theirs; ``mark``: the watermark after each row of ``rows``)."""
+    n = len(rows)  # as a closing position: not in this run
     size, grace = windows.size, windows.grace
-    times = samples.event_time[rows]
-    sites = samples.site[rows]
-    # each (window, site)'s last sample: the newest event time, on a tie the later row
-    order = np.lexsort((np.arange(n), times, sites, starts))
-    s_starts, s_sites = starts[order], sites[order]
-    last = np.ones(n, np.bool_)
-    last[:-1] = (s_starts[1:] != s_starts[:-1]) | (s_sites[1:] != s_sites[:-1])
-    winners = order[last]  # positions, grouped by window start (ascending)
-    w_starts = starts[winners]
-    bounds = np.flatnonzero(np.diff(w_starts)) + 1
-    groups = np.split(winners, bounds)
-    # the row at which each window closes: the first of its rows' ``closes`` (n: stays open)
-    heads = np.flatnonzero(np.r_[True, s_starts[1:] != s_starts[:-1]])
-    first_close = np.minimum.reduceat(np.minimum(closes[order], n), heads)
+    out: Closed = []
     closing: list[tuple[int, int, FleetState | None]] = []
-    for group, close in zip(groups, first_close.tolist(), strict=True):
-        start = int(starts[group[0]])
-        state = windows.open.get(start)
-        if state is None and close < n:  # opened and closed within the run: from columns
-            result = windows.aggregator.result_of_columns(_columns(samples, rows[group]), start)
-            closing.append((close, start, result))
-            continue
-        if state is None:
-            state = windows.open[start] = {}
-        _merge(state, samples, rows[group])
-        if close < n:
-            closing.append((close, start, None))
+    if len(kept):
+        taken = rows[kept]
+        times = samples.event_time[taken]
+        sites = samples.site[taken]
+        # each (window, site)'s last sample: the newest event time, on a tie the later row
+        order = np.lexsort((kept, times, sites, starts))
+        s_starts, s_sites = starts[order], sites[order]
+        heads_mask = np.ones(len(kept), np.bool_)
+        heads_mask[1:] = s_starts[1:] != s_starts[:-1]
+        last = np.ones(len(kept), np.bool_)
+        last[:-1] = heads_mask[1:] | (s_sites[1:] != s_sites[:-1])
+        winners = order[last]  # indexes into kept, grouped by window start (ascending)
+        groups = np.split(winners, np.flatnonzero(np.diff(starts[winners])) + 1)
+        # the position at which each window closes: the first of its rows' ``closes``
+        first_close = np.minimum.reduceat(closes[order], np.flatnonzero(heads_mask))
+        for group, close in zip(groups, first_close.tolist(), strict=True):
+            start = int(starts[group[0]])
+            state = windows.open.get(start)
+            group_rows = taken[group]
+            if state is None and close < n:  # opened and closed within the run: columns
+                result = windows.aggregator.result_of_columns(_columns(samples, group_rows), start)
+                closing.append((close, start, result))
+                continue
+            if state is None:
+                state = windows.open[start] = {}
+            _merge(state, samples, group_rows)
+            if close < n:
+                closing.append((close, start, None))
     # windows open before the run that the run closed without adding to them
     touched = {c[1] for c in closing}
     for start in sorted(windows.open):
@@ -160,7 +148,7 @@ def _fold_prefix(
         state_now = windows.open.pop(start, {})  # there: merged above or open before
         done = ready if ready is not None else windows.aggregator.result(state_now, start)
         out.append((int(rows[close]), start, done))
-    windows.reindex()
+    return out
 
 
 def _columns(samples: SampleColumns, rows: Rows) -> WindowColumns:
