@@ -3,9 +3,9 @@
 (a) ``telemetry_worker``: ``EVENTS`` SiteTelemetry events (1,000 sites, 1 Hz) in a
 12-partition topic, read by the real worker, i.e. the app ``flowerhub streams worker`` runs,
 under ``faust.Worker`` in a child process (``bench.streams_worker_rate``): its telemetry
-service (``streams.agents.telemetry_service``: aiokafka ``getmany`` batches -> raw-codec
-decode, site book, 1 s and 10 s windows -> FleetStates sent and acknowledged -> offsets
-committed). Baseline, same run, same topic: a raw aiokafka consumer (manual assignment,
+service (``streams.agents.telemetry_service``: aiokafka ``getmany`` batches -> column-wise
+decode and checks, site book, 1 s and 10 s windows -> FleetStates sent and acknowledged ->
+offsets committed). Baseline, same run, same topic: a raw aiokafka consumer (manual assignment,
 ``getmany``) reading every event without decoding, best of the rounds before and after.
 Goal: >= 0.5x the raw consumer and >= 50,000 events/s. This is the headline figure.
 
@@ -226,7 +226,7 @@ async def _telemetry(bootstrap: str) -> list[BenchResult]:
             f"{sum(states)} FleetStates (1 s + 10 s) per pass; "
             f"absolute {agg_rate:,.0f}/s vs raw {raw_rate:,.0f}/s; "
             "raw aiokafka consumer feeding each getmany batch to TelemetryAggregator.add_batch "
-            "(raw-codec decode, site book, windows; the worker's step, without its producer "
+            "(column-wise decode, site book, windows; the worker's step, without its producer "
             f"and commits: see telemetry_worker); baseline: same consumer, no decoding; {_load()}",
         ),
     ]

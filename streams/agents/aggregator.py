@@ -12,7 +12,19 @@ window, 10 s); their event ids are deterministic (fleet, window length, start), 
 emitted twice around a restart is recognisable downstream. Fleet-wide, so the fleet app
 runs as one worker (see ``sitebook``).
 
-Hot path: the raw codec (int microseconds, str uuids), then
+Batch path (``add_batch`` of ``COLUMNAR_FROM`` records or more; what the worker's service
+calls per ``getmany``): the whole batch is decoded column-wise
+(``schemas.columnar.ColumnarDecoder`` over the current SiteTelemetry schema), checked on
+columns with ``telemetry_plainly_valid``'s checks (``steps.telemetry_columns``), folded
+into every window length at once (``steps.window_fold``: the same closes, late events and
+FleetStates as record by record) and into the book (each site's last accepted row, its
+record materialised only when the book is read). Any record that path does not take (an
+older writer schema, other framing, a tombstone, bad bytes, a record the plain checks do
+not accept) goes through the per-record path below at its place in the batch, so the
+outcome equals :meth:`TelemetryAggregator.add_records` (tests/property/
+test_streams_columnar_batch.py).
+
+Per-record path: the raw codec (int microseconds, str uuids), then
 ``records_site.telemetry_plainly_valid`` (types are the schema's after decoding; only the
 semantic checks remain), one ``SiteSample`` shared by both window lengths, and the decoded
 dict kept by the book as it is. Any record that check does not accept takes the full

@@ -10,7 +10,7 @@ need every site, while ``site.telemetry`` is partitioned by ``site_id``. The boo
 memory per worker, so it holds the sites of the ``site.telemetry`` partitions this worker
 owns: the fleet app therefore runs as ONE worker for the fleet (its telemetry consumer group
 then holds every partition). 1,300 sites at 1 Hz is ~1.3k events/s; the worker's batched
-telemetry service takes tens of thousands per second (bench_streams ``telemetry_worker``),
+telemetry service takes a few hundred thousand per second (bench_streams ``telemetry_worker``),
 so a backlog after an outage is read quickly. A restarted worker rebuilds the
 book within ``telemetry_max_age_s`` from live telemetry (older telemetry counts as OFFLINE
 anyway). Scaling past one worker needs two stages: per-partition partial aggregates and
@@ -20,7 +20,10 @@ module's interface (``update_*``, ``statuses``) would keep unchanged.
 Hot path: ``update_plain_telemetry`` keeps the decoded dict as it is (a SiteTelemetry for a
 site is built only when the book is read, and only for sites that changed since, with
 ``SiteTelemetry.from_plain``: the record was checked on the way in): at 1 Hz per site, most
-records are replaced before anybody reads them.
+records are replaced before anybody reads them. The telemetry step's batch path goes one
+step further (``update_plain_batch``): the book keeps the batch's row numbers and its
+columns, and materialises the records (the raw codec's dicts) when it is read or when the
+next batch arrives, for the sites that batch does not replace (one batch held at most).
 """
 
 from __future__ import annotations
