@@ -214,6 +214,17 @@ class _Batch:
         self.ends = ends
         self.bad: Bools = np.zeros(len(ends), np.bool_)
         self._high: I64 | None = None
+        self._windows: dict[int, U8] = {}
+
+    def at(self, pos: I64, width: int) -> U8:
+        """``at(self.buf, pos, width)`` with the sliding window view made once per width."""
+        if width == 0:
+            return np.zeros((len(pos), 0), np.uint8)
+        view = self._windows.get(width)
+        if view is None:
+            view = self._windows[width] = sliding_window_view(self.buf, width)
+        rows: U8 = view[pos]
+        return rows
 
     def high_bytes(self) -> I64:
         """Offsets of the bytes >= 0x80 (non-ASCII text lives only around them)."""
@@ -235,7 +246,7 @@ def _varint(batch: _Batch, pos: I64) -> tuple[I64, I64, Bools]:
     if not (first >= 0x80).any():  # the common case: one byte each
         small = first.astype(np.int64)
         return (small >> 1) ^ -(small & 1), pos + 1, np.zeros(len(pos), np.bool_)
-    grid = at(buf, pos, 10)
+    grid = batch.at(pos, 10)
     last = grid < 0x80
     found = last.any(axis=1)
     count = np.argmax(last, axis=1) + 1
@@ -274,7 +285,7 @@ def _fixed_block(kinds: Sequence[str]) -> Reader:
     def read(
         batch: _Batch, rows: npt.NDArray[np.intp], pos: I64
     ) -> tuple[Column | None, I64, Bools]:
-        grid = at(batch.buf, pos, width)
+        grid = batch.at(pos, width)
         doubles = grid.view("<f8") if width % 8 == 0 else None  # rows of aligned doubles
         bad = np.zeros(len(pos), np.bool_)
         columns = []
@@ -311,7 +322,7 @@ def _non_ascii(batch: _Batch, start: I64, length: I64) -> Bools:
     widest = int(length.max())
     if widest <= _PAD:  # short strings: one gather
         span = np.arange(widest)
-        chars = at(batch.buf, start, widest)
+        chars = batch.at(start, widest)
         found = np.zeros(len(start), np.bool_)
         np.any((chars >= 0x80) & (span < length[:, None]), axis=1, out=found)
         return found
@@ -339,7 +350,7 @@ def _string_reader(logical: str, *, utf8: bool = True) -> Reader:
             bad |= length != _UUID_LEN
             candidates = np.flatnonzero(~bad)
             if len(candidates):
-                chars = at(batch.buf, start[candidates], _UUID_LEN)
+                chars = batch.at(start[candidates], _UUID_LEN)
                 good = (_UUID_CLASS[chars] == _UUID_PATTERN).all(axis=1)
                 bad[candidates[~good]] = True
         return StringColumn("string" if utf8 else "bytes", length, None, start), after, bad
@@ -496,7 +507,7 @@ class ColumnarDecoder:
         ends = np.cumsum(lengths)
         starts = ends - lengths
         batch = _Batch(usable, ends, self._pad)
-        head = at(batch.buf, starts, 16).view("<u8")  # the header and 6 bytes after it
+        head = batch.at(starts, 16).view("<u8")  # the header and 6 bytes after it
         framed = (
             (head[:, 0] == np.uint64(self._header))
             & ((head[:, 1] & np.uint64(0xFFFF)) == np.uint64(self._header_tail))

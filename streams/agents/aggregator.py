@@ -68,7 +68,10 @@ from streams.steps.window_fold import fold_rows
 NAME = "fleet-aggregator"
 EVENT = "SiteTelemetry"
 MICROS_PER_MS = 1000
-COLUMNAR_FROM = 32  # records in a batch from which add_batch decodes column-wise
+# records in a batch from which add_batch goes column-wise: below it numpy's fixed costs and
+# the book's record materialisation cost more than record by record (measured, 1,000 sites
+# in order: 100 records 17.5 against 12.5 us/event, 200 even, 400 10.8 against 12.5)
+COLUMNAR_FROM = 256
 
 
 class ConsumedRecord(Protocol):

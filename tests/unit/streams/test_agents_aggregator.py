@@ -29,9 +29,11 @@ POWER = {"site-a": 2.0, "site-b": -1.5, "site-c": 4.25}
 OEM = {"site-a": "huawei", "site-b": "saj", "site-c": "huawei"}
 
 
-@pytest.fixture
-def built() -> Iterator[StreamsApp]:
+@pytest.fixture(params=["columnar", "record-by-record"])
+def built(request: pytest.FixtureRequest) -> Iterator[StreamsApp]:
+    """The app's step, taking every batch column-wise, or every batch record by record."""
     app = build(settings_with(bootstrap="localhost:9092", app_id="unit-agg"), clock=ManualClock(T0))
+    app.aggregator.columnar_from = 1 if request.param == "columnar" else 10**9
     yield app
     close_app(app)
 
