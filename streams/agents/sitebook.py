@@ -42,8 +42,8 @@ from streams.steps.setpoint_filter import SiteLimits
 class RecordSource(Protocol):
     """Where a batch's records are until read (``telemetry_columns.TelemetryColumns``)."""
 
-    def records(self, rows: npt.NDArray[np.intp]) -> list[dict[str, Any]]:
-        """The rows' records as the raw codec decodes them."""
+    def telemetry(self, rows: npt.NDArray[np.intp]) -> list[SiteTelemetry]:
+        """The rows' SiteTelemetry (``SiteTelemetry.from_plain`` of their records)."""
         ...
 
 
@@ -118,11 +118,11 @@ class SiteBook:
         self.version += updates
 
     def _settle(self) -> None:
-        """Materialise the deferred records (the raw codec's dicts) into ``_plain``."""
+        """Build the deferred records' SiteTelemetry (straight from the batch's columns)."""
         if self._deferred and self._source is not None:
             sites = list(self._deferred)
             rows = np.fromiter(self._deferred.values(), np.intp, len(sites))
-            self._plain.update(zip(sites, self._source.records(rows), strict=True))
+            self._telemetry.update(zip(sites, self._source.telemetry(rows), strict=True))
         self._deferred.clear()
         self._source = None
 

@@ -15,7 +15,11 @@ from hypothesis import strategies as st
 from schemas import Codec, SchemaRegistry
 from schemas.strategies import records
 from streams.agents.testing import telemetry_record
-from streams.steps.records_site import SiteTelemetry, telemetry_plainly_valid
+from streams.steps.records_site import (
+    SiteTelemetry,
+    telemetry_of_plain_columns,
+    telemetry_plainly_valid,
+)
 
 REGISTRY = SchemaRegistry.load()
 SCHEMA = REGISTRY.current("SiteTelemetry").raw
@@ -54,3 +58,13 @@ def test_a_typical_record_is_built_the_same_both_ways() -> None:
     rec = _raw(telemetry_record("site-1", 1_700_000_000_000_000, oem="saj", faulted=True))
     assert telemetry_plainly_valid(rec)
     assert SiteTelemetry.from_plain(rec) == SiteTelemetry.from_record(rec)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(telemetry, max_size=8))
+def test_columns_build_what_from_plain_builds(batch: list[dict[str, Any]]) -> None:
+    plain = [rec for rec in map(_raw, batch) if telemetry_plainly_valid(rec)]
+    names = SiteTelemetry.__dataclass_fields__
+    columns = {name: [rec[name] for rec in plain] for name in names}
+    built = telemetry_of_plain_columns(columns)
+    assert repr(built) == repr([SiteTelemetry.from_plain(rec) for rec in plain])
