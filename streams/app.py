@@ -27,6 +27,7 @@ from typing import Any
 
 import faust
 
+from flowerhub.gcpolicy import quiet_gc
 from streams.agents import allocator, compliance, setpoint_filter
 from streams.agents.aggregator import TelemetryAggregator
 from streams.agents.base import AgentContext, wall_clock_micros
@@ -146,6 +147,7 @@ def build(
     async def announce_ready() -> None:
         # app tasks start once table recovery is over and partitions are sought
         undo_spinner_debug(logging.getLogger())
+        quiet_gc()  # the start-up heap (Faust, aiokafka, numpy...) out of full collections
         log.warning(
             "%s: app_id=%s prefix=%r", READY_MESSAGE, settings.app_id, settings.topic_prefix
         )
