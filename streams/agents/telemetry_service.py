@@ -6,17 +6,18 @@ agent doing nothing took 5-11k events/s on the 2-core bench machine, the telemet
 2.5-3.4k/s, against 245-310k/s for a raw aiokafka consumer of the same topic. Telemetry is
 the one high-rate input (1 Hz per site, and a backlog after an outage), so it is read here
 in ``getmany`` batches and handed to the pure step
-(:meth:`streams.agents.aggregator.TelemetryAggregator.add_batch`); every other input stays a
-Faust agent. Each ``getmany`` (every partition's records, one partition after the
-other) is one ``add_batch`` call: the step decodes and aggregates it column-wise in numpy
+(:meth:`streams.agents.aggregator.TelemetryAggregator.add_batch`); site setpoints are read
+the same way (``setpoint_filter``), every other input stays a Faust agent. Each
+``getmany`` (every partition's records, one partition after the other) is one
+``add_batch`` call: the step decodes and aggregates it column-wise in numpy
 (``streams.agents.aggregator``), about 1 us per event for batches of 10,000 against 12-17
 us per event record by record. Measured (bench_streams ``telemetry_worker``, the real
 worker in a child process): 0.62x the raw consumer of the same topic (286k against 465k
 events/s, load average 1.0 on 2 cores); record by record it was 0.13-0.21x.
 
-:class:`TelemetryService` is a ``mode.Service`` registered with the Faust app
-(``app.service``): it starts with the app once table recovery is over, like the app's
-tasks, and stops with it. It owns:
+:class:`TelemetryService` is a :class:`~streams.agents.batch_consumer.BatchConsumer` (a
+``mode.Service`` registered with the Faust app: it starts with the app once table recovery
+is over, and stops with it; its consumer, commits and shutdown are that module's). It owns:
 
 - an ``AIOKafkaConsumer`` in its own consumer group, :func:`group_id` (``<app_id>-telemetry``;
   the Faust app's group stays ``<app_id>``), subscribed to ``<prefix>site.telemetry``, with
@@ -56,63 +57,36 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import faust
 
-# aiokafka ships no type information
-from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped, unused-ignore]
-from aiokafka.errors import (  # type: ignore[import-untyped, unused-ignore]
-    CommitFailedError,
-    IllegalStateError,
-    RebalanceInProgressError,
-)
-from aiokafka.structs import TopicPartition  # type: ignore[import-untyped, unused-ignore]
-from mode import Service
-
 from schemas.codec import encode
 from streams.agents.aggregator import NAME, BatchOutcome, TelemetryAggregator
 from streams.agents.base import wall_clock_micros
+from streams.agents.batch_consumer import BatchConsumer, Batches, batch_consumer_options
 from streams.settings import StreamsSettings
 from streams.topics import topic as topic_row
 
 log = logging.getLogger(__name__)
 
+CONSUMER = "telemetry"  # the batch consumer's name: group ``<app_id>-telemetry``
 MAX_RECORDS = 10_000  # per getmany: a backlog is read in batches of this size
-POLL_MS = 200  # longest wait for records; also bounds how long a stop waits for the loop
-FETCH_MAX_BYTES = 64 * 1024 * 1024
-PARTITION_FETCH_BYTES = 4 * 1024 * 1024
-STOP_TIMEOUT_S = 30.0
 
 
 def group_id(settings: StreamsSettings) -> str:
     """The telemetry consumer's group: ``<app_id>-telemetry``."""
-    return f"{settings.app_id}-telemetry"
+    return f"{settings.app_id}-{CONSUMER}"
 
 
 def consumer_options(settings: StreamsSettings) -> dict[str, Any]:
     """``AIOKafkaConsumer`` keyword options for the telemetry consumer (holds the SASL
     password in clear when SASL is on: pass it on, never log it)."""
-    from streams.app import ssl_context  # the app builds its broker credentials from it
-
-    options = settings.kafka_client_options()
-    if settings.security_protocol.uses_tls:
-        options["ssl_context"] = ssl_context(settings)
-    options.update(
-        group_id=group_id(settings),
-        client_id=group_id(settings),
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        session_timeout_ms=10_000,  # as the app (broker_session_timeout)
-        heartbeat_interval_ms=3_000,  # as the app (broker_heartbeat_interval)
-        fetch_max_bytes=FETCH_MAX_BYTES,
-        max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
-    )
-    return options
+    return batch_consumer_options(settings, CONSUMER)
 
 
-class TelemetryService(Service):
+class TelemetryService(BatchConsumer):
     """Consumes ``site.telemetry`` in batches into ``aggregator`` (see the module doc)."""
 
     def __init__(
@@ -124,70 +98,35 @@ class TelemetryService(Service):
         clock: Callable[[], int] = wall_clock_micros,
         **kwargs: Any,
     ) -> None:
-        self.app = app
-        self.settings = settings
         self.aggregator = aggregator
         self.clock = clock
-        self.topic = settings.topic("site.telemetry")
-        self.batches = 0  #: batches done (outputs acknowledged, commit attempted)
-        self.records = 0  #: records in those batches
-        self._consumer: Any = None
         self._producer: Any = None
-        self._closing = False
-        self._loop_task: asyncio.Task[None] | None = None
         self._state_topic = settings.topic("fleet.state")
         self._dlq_topic = settings.topic("deadletter")
-        super().__init__(**kwargs)
+        self.last_outcome = BatchOutcome()  #: the last batch's outcome
+        super().__init__(
+            app,
+            settings,
+            name=CONSUMER,
+            topic=settings.topic("site.telemetry"),
+            handler=self.fold,
+            max_records=MAX_RECORDS,
+            **kwargs,
+        )
 
     async def on_start(self) -> None:
         self._producer = await self.app.maybe_start_producer()
-        consumer = AIOKafkaConsumer(**consumer_options(self.settings))
-        await consumer.start()
-        consumer.subscribe([self.topic])
-        self._consumer = consumer
-        self._loop_task = asyncio.ensure_future(self._run())
+        await super().on_start()
 
-    async def on_stop(self) -> None:
-        self._closing = True
-        task = self._loop_task
-        if task is not None and not task.done():
-            _, pending = await asyncio.wait({task}, timeout=STOP_TIMEOUT_S)
-            if pending:
-                log.warning("%s: the batch in hand did not finish in %g s", NAME, STOP_TIMEOUT_S)
-                task.cancel()
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
-
-    async def _run(self) -> None:
-        consumer = self._consumer
-        try:
-            while not self._closing:
-                batches = await consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_RECORDS)
-                if batches:
-                    await self.process(batches)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.exception("%s: telemetry consumer failed", NAME)
-            await self.crash(exc)
-
-    async def process(self, batches: Mapping[Any, Sequence[Any]]) -> BatchOutcome:
+    async def fold(self, batches: Batches) -> BatchOutcome:
         """One ``getmany`` result: fold in (every partition's records in one step call, one
-        partition after the other: the step's column-wise path pays off per call), send and
-        await the outputs, commit."""
+        partition after the other: the step's column-wise path pays off per call), then send
+        the outputs and await their acknowledgements (the commit follows in ``process``)."""
+        records = [record for part in batches.values() for record in part]
         now = self.clock()
-        offsets: dict[Any, int] = {}
-        records: list[Any] = []
-        for tp, part in batches.items():
-            if part:
-                records += part
-                offsets[tp] = part[-1].offset + 1
         outcome = self.aggregator.add_batch(records, now) if records else BatchOutcome()
         await self._send(outcome)
-        await self._commit(offsets)
-        self.batches += 1
-        self.records += len(records)
+        self.last_outcome = outcome
         return outcome
 
     async def _send(self, outcome: BatchOutcome) -> None:
@@ -216,13 +155,3 @@ class TelemetryService(Service):
             )
         if futures:
             await asyncio.gather(*futures)
-
-    async def _commit(self, offsets: Mapping[Any, int]) -> None:
-        if not offsets:
-            return
-        try:
-            await self._consumer.commit(
-                {TopicPartition(tp.topic, tp.partition): o for tp, o in offsets.items()}
-            )
-        except (CommitFailedError, IllegalStateError, RebalanceInProgressError) as exc:
-            log.warning("%s: offsets not committed (read again later): %r", NAME, exc)
