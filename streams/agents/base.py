@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 import faust
 from faust.types import ChannelT, EventT, TopicT
@@ -30,31 +30,12 @@ from schemas.codec import decode, decode_raw, encode, raw_codec
 from schemas.errors import InvalidEventError
 from streams.agents.batching import KeyedBatchSender
 from streams.settings import StreamsSettings
-from streams.steps.deadletter import build_dead_letter
+from streams.steps.deadletter import ConsumedRecord, build_dead_letter, kafka_event_time
 from streams.topics import topic as topic_row
 
 log = logging.getLogger(__name__)
 
 MICROS_PER_S = 1_000_000
-MICROS_PER_MS = 1_000
-
-
-class ConsumedRecord(Protocol):
-    """What is read of a record consumed outside Faust (aiokafka's ``ConsumerRecord`` fits):
-    ``timestamp`` in milliseconds since the epoch (Kafka's), or None."""
-
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
-    @property
-    def timestamp(self) -> int | None: ...
 
 
 class Delivered(NamedTuple):
@@ -197,7 +178,7 @@ class AgentContext:
                 record.offset,
                 record.key,
                 record.value,
-                timestamp * MICROS_PER_MS if timestamp else None,
+                kafka_event_time(timestamp),
             ),
             error,
             consumer,

@@ -38,10 +38,11 @@ from faust.tables.table import Table
 
 from schemas.codec import decode_raw
 from schemas.errors import InvalidEventError
-from streams.agents.base import AgentContext, ConsumedRecord, expect, started_kafka_producer
+from streams.agents.base import AgentContext, expect, started_kafka_producer
 from streams.agents.batch_consumer import BatchConsumer, Batches
 from streams.agents.batching import KeyedBatchSender
 from streams.agents.sitebook import SiteBook
+from streams.steps.deadletter import ConsumedRecord
 from streams.steps.records_site import SiteCommand, setpoint_of_plain
 from streams.steps.setpoint_filter import (
     FilterConfig,

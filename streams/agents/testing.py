@@ -3,7 +3,7 @@
 ``memory_outputs(built)`` points every output of the app at an in-memory ``app.channel()``
 (Faust's test context starts no producer); ``drain(channel)`` returns what an agent sent
 there, decoded with the project codec. ``consumed(messages)`` gives raw messages as the
-consumed records the telemetry batch step reads (``aggregator.ConsumedRecord``). Used by
+consumed records the batch steps read (``steps.deadletter.ConsumedRecord``). Used by
 tests/unit/streams/test_agents_*.py.
 """
 
