@@ -123,3 +123,27 @@ def with_defaults(schema: Mapping[str, Any], record: Mapping[str, Any]) -> dict[
         if field["name"] not in out and "default" in field:
             out[field["name"]] = field["default"]
     return out
+
+
+def site_telemetry_example(**fields: Any) -> dict[str, Any]:
+    """One valid SiteTelemetry in raw form (int microseconds, str uuid), the optional fields
+    left to their defaults, with ``fields`` on top: the fixed record the codec's and the
+    telemetry step's tests vary one field at a time."""
+    record: dict[str, Any] = {
+        "event_id": "9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f",
+        "event_time": 1_700_000_000_000_000,
+        "site_id": "site-1",
+        "oem": "huawei",
+        "model": "SUN2000",
+        "battery_power_kw": 1.0,
+        "soc_pct": 50.0,
+        "grid_power_kw": 0.0,
+        "pv_power_kw": 0.0,
+        "load_kw": 0.5,
+        "headroom_up_kw": 2.0,
+        "headroom_down_kw": 2.0,
+        "max_discharge_kw": 5.0,
+        "max_charge_kw": 5.0,
+        "mode": "REMOTE",
+    }
+    return record | fields

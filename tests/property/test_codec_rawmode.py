@@ -33,7 +33,7 @@ from schemas import (
     raw_codec,
 )
 from schemas.rawform import canonical_uuid, compile_raw_guard, strip_logical_types
-from schemas.strategies import records
+from schemas.strategies import records, site_telemetry_example
 
 REGISTRY = SchemaRegistry.load()
 IDS = InMemorySchemaIds.for_registry(REGISTRY)
@@ -125,24 +125,7 @@ def test_arbitrary_bytes(data: bytes) -> None:
 
 
 def _telemetry(**fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "event_id": "9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f",
-        "event_time": 1_700_000_000_000_000,
-        "site_id": "site-1",
-        "oem": "huawei",
-        "model": "SUN2000",
-        "battery_power_kw": 1.0,
-        "soc_pct": 50.0,
-        "grid_power_kw": 0.0,
-        "pv_power_kw": 0.0,
-        "load_kw": 0.5,
-        "headroom_up_kw": 2.0,
-        "headroom_down_kw": 2.0,
-        "max_discharge_kw": 5.0,
-        "max_charge_kw": 5.0,
-        "mode": "REMOTE",
-    }
-    return base | fields
+    return site_telemetry_example(**fields)
 
 
 def _lax_bytes(**fields: Any) -> bytes:

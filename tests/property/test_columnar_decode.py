@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from schemas import Codec, EventDecodeError, SchemaRegistry
 from schemas.columnar import ColumnarDecoder, UnsupportedSchemaError
-from schemas.strategies import records
+from schemas.strategies import records, site_telemetry_example
 
 REGISTRY = SchemaRegistry.load()
 LOGICAL = Codec(REGISTRY)
@@ -117,24 +117,7 @@ def test_corrupt_bytes_are_flagged_never_guessed(drawn: list[tuple[dict[str, Any
 
 
 def _body(**fields: Any) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "event_id": "9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f",
-        "event_time": 1_700_000_000_000_000,
-        "site_id": "site-1",
-        "oem": "huawei",
-        "model": "SUN2000",
-        "battery_power_kw": 1.0,
-        "soc_pct": 50.0,
-        "grid_power_kw": 0.0,
-        "pv_power_kw": 0.0,
-        "load_kw": 0.5,
-        "headroom_up_kw": 2.0,
-        "headroom_down_kw": 2.0,
-        "max_discharge_kw": 5.0,
-        "max_charge_kw": 5.0,
-        "mode": "REMOTE",
-    }
-    return record | fields
+    return site_telemetry_example(**fields)
 
 
 GOOD = RAW.encode("SiteTelemetry", _body())

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas import Codec, SchemaRegistry
-from schemas.strategies import records
+from schemas.strategies import records, site_telemetry_example
 from streams.agents.aggregator import TelemetryAggregator
 from streams.agents.sitebook import SiteBook
 from streams.agents.testing import close_app
@@ -100,24 +100,7 @@ def test_odd_spellings_fall_back(spelling: dict[str, Any]) -> None:
 
 
 def _valid(**fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "event_id": "9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f",
-        "event_time": T0,
-        "site_id": "site-1",
-        "oem": "huawei",
-        "model": "SUN2000",
-        "battery_power_kw": 1.0,
-        "soc_pct": 50.0,
-        "grid_power_kw": 0.0,
-        "pv_power_kw": 0.0,
-        "load_kw": 0.5,
-        "headroom_up_kw": 2.0,
-        "headroom_down_kw": 2.0,
-        "max_discharge_kw": 5.0,
-        "max_charge_kw": 5.0,
-        "mode": "REMOTE",
-    }
-    return base | fields
+    return site_telemetry_example(**({"event_time": T0} | fields))
 
 
 @pytest.fixture(scope="module")
