@@ -9,7 +9,7 @@
 - the views of ``analytics/views/*.sql`` (run in file-name order): ``events``,
   ``undecodable``, ``archive_coverage``, ``event_lateness``, and the table macros
   ``topic_events(topic)`` and ``topic_window(topic, since, until)``;
-- one view per event type of the Avro contract (``schemas/<domain>/<Event>.avsc``), named
+- one view per event type of the Avro contract (``contract/<domain>/<Event>.avsc``), named
   in snake case (``SiteTelemetry`` -> ``site_telemetry``), with every schema field as a
   typed column, generated from the ``.avsc`` files so the views cannot drift from them.
   Scalar fields come straight from the archive's typed columns (columnar: only the

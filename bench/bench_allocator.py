@@ -14,10 +14,10 @@ import time
 import uuid
 
 from bench import BenchResult
-from schemas.codec import encode
+from contract.codec import encode
+from contract.enums import CommandKind, Product, SiteMode
 from streams.steps.allocator import AllocationRequest, allocate
 from streams.steps.availability import AllocatorConfig, SiteStatus
-from streams.steps.enums import CommandKind, Product, SiteMode
 from streams.steps.records_site import SiteTelemetry
 from streams.steps.setpoint_filter import FilterConfig, FilterState, filter_setpoint
 
@@ -135,7 +135,7 @@ def run() -> list[BenchResult]:
             goal="<= 1 s for 10,000 sites",
             higher_is_better=False,
             note=(
-                "as above + Avro encode of every command (schemas.codec); baseline: naive "
+                "as above + Avro encode of every command (contract.codec); baseline: naive "
                 f"dicts + the same encode; {'PASS' if ours_enc[0] <= 1.0 else 'FAIL'}"
             ),
         ),

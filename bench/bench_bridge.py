@@ -4,7 +4,7 @@ Setup, three kinds of process on one real broker:
 
 * ``BENCH_BRIDGE_SIM_PROCS`` simulator processes (:mod:`bench.simfleet`) holding
   ``BENCH_BRIDGE_SITES`` simulated inverters between them (Huawei/Sungrow/SAJ in turn);
-* one bridge process, the real ``python -m edge.bridge.cli run`` with a config of all those
+* one bridge process, the real ``python -m flowerhub.cli.bridge run`` with a config of all those
   sites, telemetry every 1 s (production default: the polls compete with the writes);
 * this process: produces the commands and measures.
 
@@ -71,6 +71,7 @@ from aiokafka import (  # type: ignore[import-untyped, unused-ignore]  # ships n
 from bench import BenchResult
 from bench.broker import bench_broker
 from bench.simfleet import FleetSite, SimFleet
+from contract.codec import default_codec
 from edge.bridge.events import COMMAND, command_record
 from edge.bridge.harness import new_command
 from edge.bridge.keepalive import Heartbeat
@@ -80,7 +81,6 @@ from edge.hal.planner import plan_heartbeat
 from edge.hal.registermap import load_all
 from edge.hal.transport import ModbusTransport
 from edge.sim.battery import BatteryParams
-from schemas.codec import default_codec
 
 SITES = int(os.environ.get("BENCH_BRIDGE_SITES", "300"))
 SIM_PROCS = int(os.environ.get("BENCH_BRIDGE_SIM_PROCS", "2"))
@@ -178,7 +178,7 @@ def start_bridge(
     }
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    args = [sys.executable, "-m", "edge.bridge.cli", "run", "--config", str(path)]
+    args = [sys.executable, "-m", "flowerhub.cli.bridge", "run", "--config", str(path)]
     args += ["--topic-prefix", topics.prefix, "--log-level", "ERROR"]
     return subprocess.Popen(args, stdout=subprocess.DEVNULL)
 
@@ -338,8 +338,8 @@ def one_site_rss(bootstrap: str, site: FleetSite, tmp: Path, topics: BridgeTopic
 
 def idle_rss() -> float:
     code = (
-        "import time, aiokafka, pymodbus.client, fastavro, pydantic, yaml, schemas.codec;"
-        "schemas.codec.default_codec(); time.sleep(30)"
+        "import time, aiokafka, pymodbus.client, fastavro, pydantic, yaml, contract.codec;"
+        "contract.codec.default_codec(); time.sleep(30)"
     )
     proc = subprocess.Popen([sys.executable, "-c", code])
     try:

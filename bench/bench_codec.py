@@ -25,8 +25,8 @@ from typing import Any
 import fastavro
 
 from bench import BenchResult
-from schemas import Codec, SchemaRegistry
-from schemas.rawform import strip_logical_types
+from contract import Codec, SchemaRegistry
+from contract.rawform import strip_logical_types
 
 EVENT = "SiteTelemetry"
 RECORDS = 2_000

@@ -48,14 +48,14 @@ from aiokafka.structs import TopicPartition  # type: ignore[import-untyped, unus
 
 from bench import BenchResult
 from bench.broker import bench_broker
+from contract.codec import encode, raw_codec
+from contract.topics import create_topics, topic
 from flowerhub.broker.probe import produce
-from schemas.codec import encode, raw_codec
 from streams.agents.batching import KeyedBatchSender
 from streams.agents.testing import fleet_setpoint_record, telemetry_record
 from streams.app import StreamsApp, build, prepare_topics, settings_with
 from streams.steps.records_site import setpoint_of_plain
 from streams.steps.setpoint_filter import FilterState, filter_setpoint
-from streams.topics import create_topics, topic
 
 S = 1_000_000
 SITES = 1_000

@@ -39,10 +39,10 @@ import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped, unused-ignore]
 from aiokafka.structs import TopicPartition  # type: ignore[import-untyped, unused-ignore]
 
-from schemas.codec import encode
+from contract.codec import encode
+from contract.topics import topic
 from streams.agents.testing import fleet_setpoint_record
 from streams.app import StreamsApp, build, settings_with
-from streams.topics import topic
 
 S = 1_000_000
 POLL_S = 0.005

@@ -1,6 +1,6 @@
 """The Faust app factory: ``create_app(settings) -> faust.App`` (no module-global app).
 
-``flowerhub streams worker`` runs it (``streams.cli``). Every topic is pre-created by the
+``flowerhub streams worker`` runs it (``flowerhub.cli.streams``). Every topic is pre-created by the
 project before the worker starts (``prepare_topics``): the table's topics under the
 settings' prefix, and the app's internal topics (``internal_topics``: each table's
 changelog ``<app_id>-<table>-changelog`` and the assignor's leader topic), so the app sets
@@ -27,14 +27,13 @@ from typing import Any
 
 import faust
 
-from flowerhub.gcpolicy import quiet_gc
+from contract.topics import TOPICS, CreateReport, Topic, create_topics
 from streams.agents import allocator, compliance, setpoint_filter
 from streams.agents.aggregator import TelemetryAggregator
 from streams.agents.base import AgentContext, wall_clock_micros
 from streams.agents.sitebook import SiteBook
 from streams.agents.telemetry_service import TelemetryService
 from streams.settings import StreamsSettings
-from streams.topics import TOPICS, CreateReport, Topic, create_topics
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +102,12 @@ def build(
     partitions: int | None = None,
     clock: Callable[[], int] = wall_clock_micros,
     store: str = "memory://",
+    on_ready: Callable[[], None] | None = None,
 ) -> StreamsApp:
     """The app with every agent registered. ``partitions`` overrides every topic's partition
     count (topics created with ``create_topics(..., partitions=n)``); ``clock`` is the
-    processing-time clock (int microseconds)."""
+    processing-time clock (int microseconds); ``on_ready`` runs once the worker is ready (the
+    CLI passes its process-wide GC policy)."""
     app = faust.App(
         settings.app_id,
         broker=settings.broker_urls(),
@@ -147,7 +148,8 @@ def build(
     async def announce_ready() -> None:
         # app tasks start once table recovery is over and partitions are sought
         undo_spinner_debug(logging.getLogger())
-        quiet_gc()  # the start-up heap (Faust, aiokafka, numpy...) out of full collections
+        if on_ready is not None:
+            on_ready()
         log.warning(
             "%s: app_id=%s prefix=%r", READY_MESSAGE, settings.app_id, settings.topic_prefix
         )
@@ -170,9 +172,14 @@ def settings_with(
     return StreamsSettings(**overrides)
 
 
-def create_app(settings: StreamsSettings, *, partitions: int | None = None) -> faust.App:
+def create_app(
+    settings: StreamsSettings,
+    *,
+    partitions: int | None = None,
+    on_ready: Callable[[], None] | None = None,
+) -> faust.App:
     """The streams Faust app for ``settings`` (see ``build`` for the agents)."""
-    return build(settings, partitions=partitions).app
+    return build(settings, partitions=partitions, on_ready=on_ready).app
 
 
 def internal_topics(app_id: str, partitions: int | None = None) -> tuple[Topic, ...]:

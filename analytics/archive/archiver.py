@@ -80,8 +80,8 @@ class ArchiverStats:
 
 def codec_decoder() -> tuple[Decoder, tuple[type[Exception], ...]]:
     """The project codec as an archive decoder, with the error type it raises."""
-    from schemas.codec import default_codec
-    from schemas.errors import EventDecodeError
+    from contract.codec import default_codec
+    from contract.errors import EventDecodeError
 
     codec = default_codec()
 

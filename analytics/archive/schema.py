@@ -32,7 +32,7 @@ from pathlib import Path
 
 from analytics.archive.rows import timestamp_micros
 
-SCHEMAS_DIR = Path(__file__).resolve().parent.parent.parent / "schemas"
+SCHEMAS_DIR = Path(__file__).resolve().parent.parent.parent / "contract"
 TYPED_MARKER = "fields_typed"
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -228,5 +228,5 @@ def event_layouts(schemas: Sequence[EventSchema]) -> dict[str, EventLayout]:
 
 @cache
 def default_layouts() -> dict[str, EventLayout]:
-    """:func:`event_layouts` of the project's contract (``schemas/``), read once."""
+    """:func:`event_layouts` of the project's contract (``contract/``), read once."""
     return event_layouts(load_event_schemas(SCHEMAS_DIR))

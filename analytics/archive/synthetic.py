@@ -84,7 +84,7 @@ def telemetry_record(
 
 def synthetic_records(shape: SyntheticLog) -> Iterator[RawRecord]:
     """The log in production order (time-major); offsets count up per partition."""
-    from schemas.codec import default_codec
+    from contract.codec import default_codec
 
     codec = default_codec()
     rng = random.Random(shape.seed)

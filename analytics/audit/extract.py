@@ -39,7 +39,7 @@ from analytics.db import scoped_event_views, snake_case, sql_string
 from analytics.testsequences import FCRD_UP_RAMPS, FCRN_STEP_END_S, FCRN_STEPS
 from analytics.timeseries import FloatArray, Series, SeriesError
 from analytics.verdicts import Product, TestType
-from streams.topics import topic_for_event
+from contract.topics import topic_for_event
 
 DECIMALS = 6  # what the SvK CSV writer writes (analytics.svkcsv.write_csv default)
 PRE_S = 30.0  # seconds of log before an activation (pre-event level, baseline)

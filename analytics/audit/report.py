@@ -1,7 +1,7 @@
 """Audit outputs: verdicts.json / verdicts.csv, report.md and report.html with PNG plots.
 
 Per activation: the measured response against the expected response and the required
-envelope (the product curve's steady-state tolerances, ``streams.steps.products``), the mean
+envelope (the product curve's steady-state tolerances, ``contract.products``), the mean
 response per site of each OEM, the verdict rows, skipped rules and offenders. Sine tests:
 Bode and Nyquist plots of the fitted periods. Dispatch chain: FOPDT fits per OEM and site.
 :class:`ProgressBar` reports long runs on stderr (tqdm when installed, else plain text).
@@ -26,8 +26,8 @@ from analytics.plots import plot_activation, plot_bode, plot_nyquist
 from analytics.rules.base import Context, Params
 from analytics.rules.common import expected_response
 from analytics.timeseries import SeriesError
-from streams.steps.enums import Product as StreamsProduct
-from streams.steps.products import CURVES
+from contract.enums import Product as StreamsProduct
+from contract.products import CURVES
 
 COLUMNS = (
     "activation",

@@ -68,7 +68,7 @@ class LogBuilder:
         self.events.append((event_us, event, key, record))
 
     def write(self, root: Path) -> Path:
-        from schemas.codec import default_codec
+        from contract.codec import default_codec
 
         codec = default_codec()
         decoder, errors = codec_decoder()

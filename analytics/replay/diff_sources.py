@@ -58,8 +58,8 @@ def parse_side(spec: str) -> DiffSide:
 
 def to_diff_event(record: RawRecord, prefix: str) -> DiffEvent:
     """Decode ``record`` for the diff; undecodable values compare by their bytes."""
-    from schemas.codec import default_codec
-    from schemas.errors import EventDecodeError
+    from contract.codec import default_codec
+    from contract.errors import EventDecodeError
 
     topic = record.topic.removeprefix(prefix)
     if record.value is None:

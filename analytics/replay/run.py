@@ -1,7 +1,7 @@
 """One replay end to end: read the source, create the copy topics, produce in order.
 
 The copy of a topic of the topic table is created from its table row
-(``streams.topics.create_topics(prefix=...)``: same partitions and configs); a topic outside
+(``contract.topics.create_topics(prefix=...)``: same partitions and configs); a topic outside
 the table (tests, ad-hoc topics) gets as many partitions as the source uses. Every copy is
 checked to have each partition the source uses before the first record is sent, since a
 record always goes to the same partition number it came from.
@@ -87,8 +87,8 @@ class ReplayRequest:
 
 async def create_copy_topics(bootstrap: str, prefix: str, needed: Mapping[str, int]) -> None:
     """Create ``prefix + name`` for every source topic name in ``needed`` (name -> partitions)."""
+    from contract.topics import TOPICS, create_topics
     from flowerhub.broker.admin import create_topics_async
-    from streams.topics import TOPICS, create_topics
 
     rows = [t for t in TOPICS if t.name in needed]
     if rows:
@@ -110,7 +110,7 @@ async def check_copy_partitions(producer: Any, needed: Mapping[str, int]) -> Non
 
 
 async def _kafka_source(request: ReplayRequest) -> SourceStreams:
-    from streams.topics import TOPICS
+    from contract.topics import TOPICS
 
     wanted = request.topics or tuple(t.name for t in TOPICS)
     names = [request.source_prefix + t for t in wanted]

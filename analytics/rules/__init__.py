@@ -22,7 +22,7 @@ Modules: ``fcrd`` (FCR-D ramp test), ``fcrn`` (FCR-N step test), ``sine`` (Req 8
 plumbing in ``base`` (Rule, Params, Context) and ``segments`` (ramp/step detection).
 The product figures the rules judge against (activation and full-activation frequencies,
 full-activation times, fractions, tolerances) are defined once in
-``streams.steps.products`` (pure, shared with live compliance) and imported here; the
+``contract.products`` (pure, shared with live compliance) and imported here; the
 requirement version stays with each rule (``base``: TR25, SVK-LEGACY, ...).
 
 Errors are typed: :class:`~analytics.timeseries.SeriesError` subclasses for the data

@@ -32,7 +32,7 @@ from analytics.rules.base import (
 from analytics.rules.segments import Transition, find_transitions
 from analytics.timeseries import FCRD_TEST_RATE, FloatArray
 from analytics.verdicts import Product, TestType
-from streams.steps.products import (
+from contract.products import (
     FCR_SS_OVER_TOLERANCE,
     FCR_SS_UNDER_TOLERANCE,
     FCRD_DOWN_START_HZ,

@@ -31,7 +31,7 @@ from analytics.rules.base import (
 from analytics.rules.segments import find_transitions
 from analytics.timeseries import FCRN_TEST_RATE
 from analytics.verdicts import Product, TestType
-from streams.steps.products import (
+from contract.products import (
     FCR_SS_OVER_TOLERANCE,
     FCR_SS_UNDER_TOLERANCE,
     FCRN_FULL_DOWN_HZ,

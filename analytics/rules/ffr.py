@@ -35,7 +35,7 @@ from analytics.rules.base import (
 )
 from analytics.timeseries import FFR_EVENT_RATE, RATE_SLACK
 from analytics.verdicts import Product, TestType
-from streams.steps.products import (
+from contract.products import (
     FFR_OPTIONS,
     FFR_SHORT_SUPPORT_S,
     FFR_SLOW_DEACTIVATION,

@@ -33,7 +33,7 @@ from analytics.rules.base import (
 )
 from analytics.timeseries import OPERATION_RATE
 from analytics.verdicts import Product, TestType
-from streams.steps.products import (
+from contract.products import (
     AFRR_FULL_ACTIVATION_S,
     MFRR_EAM_FULL_ACTIVATION_S,
     MFRR_FULL_ACTIVATION_S,

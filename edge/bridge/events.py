@@ -1,7 +1,7 @@
 """Avro records in and out of the bridge: SiteCommand -> BridgeCommand, results and telemetry out.
 
-Records are plain dicts in the shape of ``schemas/site/*.avsc`` (field names authoritative);
-``schemas.codec`` encodes them. No Kafka here.
+Records are plain dicts in the shape of ``contract/site/*.avsc`` (field names authoritative);
+``contract.codec`` encodes them. No Kafka here.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from aiokafka import (  # type: ignore[import-untyped, unused-ignore]  # ships n
     AIOKafkaProducer,
 )
 
+from contract.codec import default_codec
 from edge.bridge.config import BatteryLimits, BridgeConfig, OutboxConfig, SiteConfig
 from edge.bridge.events import COMMAND, command_record
 from edge.bridge.model import BridgeCommand, Kind, ReserveParams
@@ -31,7 +32,6 @@ from edge.bridge.sink import BridgeTopics
 from edge.hal.registermap import load_all
 from edge.sim.battery import BatteryParams
 from edge.sim.server import SimInverter
-from schemas.codec import default_codec
 
 T = TypeVar("T")
 

@@ -35,6 +35,7 @@ from aiokafka import (  # type: ignore[import-untyped, unused-ignore]  # ships n
 )
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped, unused-ignore]  # no py.typed
 
+from contract.errors import EventDecodeError
 from edge.bridge.config import BridgeConfig, ConfigError, SiteConfig
 from edge.bridge.diskwriter import DiskWriter
 from edge.bridge.events import COMMAND, command_from_record
@@ -52,7 +53,6 @@ from edge.hal.device import Device
 from edge.hal.discovery import expand_hosts, locate
 from edge.hal.registermap import RegisterMap, load_all
 from edge.hal.transport import ModbusTransport
-from schemas.errors import EventDecodeError
 
 log = logging.getLogger(__name__)
 

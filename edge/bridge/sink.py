@@ -11,15 +11,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from contract.codec import Codec, default_codec
+from contract.topics import topic_for_event
 from edge.bridge.events import COMMAND, FAULT, RESULT, STATUS, TELEMETRY
 from edge.bridge.outbox import Outbox
-from schemas.codec import Codec, default_codec
-from streams.topics import topic_for_event
 
 
 @dataclass(frozen=True)
 class BridgeTopics:
-    """Kafka topics the bridge reads and writes: names from the topic table (streams.topics);
+    """Kafka topics the bridge reads and writes: names from the topic table (contract.topics);
     ``prefix`` namespaces them (replay copies, tests)."""
 
     commands: str = topic_for_event(COMMAND).name

@@ -102,8 +102,8 @@ class Producer:
         await self._producer.stop()
 
     async def send(self, event: str, **fields: Any) -> dict[str, Any]:
-        from schemas.codec import encode, new_event
-        from streams.topics import topic_for_event
+        from contract.codec import encode, new_event
+        from contract.topics import topic_for_event
 
         record = new_event(event, **fields)
         row = topic_for_event(event)
@@ -366,7 +366,7 @@ class Demo:
                 raise DemoError(f"simulators: {exc}") from exc
             say(f"simulators: {len(fleet.sims)} Modbus servers on 127.0.0.1")
             await self._start_children(bootstrap, fleet, archive)
-            from streams.topics import topic
+            from contract.topics import topic
 
             telemetry = topic("site.telemetry").full_name(self.prefix)
             await _wait_for_telemetry(bootstrap, telemetry, len(specs), 60.0)

@@ -14,7 +14,7 @@ runs as one worker (see ``sitebook``).
 
 Batch path (``add_batch`` of ``COLUMNAR_FROM`` records or more; what the worker's service
 calls per ``getmany``): the whole batch is decoded column-wise
-(``schemas.columnar.ColumnarDecoder`` over the current SiteTelemetry schema), checked on
+(``contract.columnar.ColumnarDecoder`` over the current SiteTelemetry schema), checked on
 columns with ``telemetry_plainly_valid``'s checks (``steps.telemetry_columns``), folded
 into every window length at once (``steps.window_fold``: the same closes, late events and
 FleetStates as record by record) and into the book (each site's last accepted row, its
@@ -43,9 +43,9 @@ from typing import Any
 
 import numpy as np
 
-from schemas.codec import raw_codec
-from schemas.columnar import ColumnarDecoder
-from schemas.errors import InvalidEventError
+from contract.codec import raw_codec
+from contract.columnar import ColumnarDecoder
+from contract.errors import InvalidEventError
 from streams.agents.sitebook import SiteBook
 from streams.settings import StreamsSettings
 from streams.steps.deadletter import ConsumedRecord, dead_letter_of

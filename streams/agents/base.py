@@ -1,8 +1,8 @@
 """What every agent shares: the topic handles, the clock, encoding, sending and dead letters.
 
-An agent is thin: for each event it decodes (``schemas.codec``), calls its pure step, and
+An agent is thin: for each event it decodes (``contract.codec``), calls its pure step, and
 sends the records the step returns through :meth:`AgentContext.send`. Any error on one event
-(``schemas.errors.EventError`` for bad input; any other exception is a step bug) sends that
+(``contract.errors.EventError`` for bad input; any other exception is a step bug) sends that
 event to ``deadletter`` with the reason and the original bytes (:meth:`dead_letter`) and the
 agent goes on with the next event: an agent never dies of bad input.
 
@@ -26,12 +26,12 @@ from typing import Any, NamedTuple
 import faust
 from faust.types import ChannelT, EventT, TopicT
 
-from schemas.codec import decode, decode_raw, encode, raw_codec
-from schemas.errors import InvalidEventError
+from contract.codec import decode, decode_raw, encode, raw_codec
+from contract.errors import InvalidEventError
+from contract.topics import topic as topic_row
 from streams.agents.batching import KeyedBatchSender
 from streams.settings import StreamsSettings
 from streams.steps.deadletter import ConsumedRecord, build_dead_letter, kafka_event_time
-from streams.topics import topic as topic_row
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +258,7 @@ def decode_value(event: EventT[Any]) -> tuple[str, dict[str, Any]]:
 
 
 def decode_raw_value(event: EventT[Any]) -> tuple[str, dict[str, Any]]:
-    """``decode_value`` with the raw codec (``schemas.codec.decode_raw``: int microseconds,
+    """``decode_value`` with the raw codec (``contract.codec.decode_raw``: int microseconds,
     str uuids, no datetime/UUID objects): the hot-path agents' decode."""
     value = event.message.value
     if not isinstance(value, bytes | bytearray | memoryview):

@@ -36,8 +36,8 @@ from typing import Any, cast
 
 from faust.tables.table import Table
 
-from schemas.codec import decode_raw
-from schemas.errors import InvalidEventError
+from contract.codec import decode_raw
+from contract.errors import InvalidEventError
 from streams.agents.base import AgentContext, expect, started_kafka_producer
 from streams.agents.batch_consumer import BatchConsumer, Batches
 from streams.agents.batching import KeyedBatchSender

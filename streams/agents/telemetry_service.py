@@ -62,12 +62,12 @@ from typing import Any
 
 import faust
 
-from schemas.codec import encode
+from contract.codec import encode
+from contract.topics import topic as topic_row
 from streams.agents.aggregator import NAME, BatchOutcome, TelemetryAggregator
 from streams.agents.base import wall_clock_micros
 from streams.agents.batch_consumer import BatchConsumer, Batches, batch_consumer_options
 from streams.settings import StreamsSettings
-from streams.topics import topic as topic_row
 
 log = logging.getLogger(__name__)
 

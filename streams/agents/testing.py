@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from faust.types import ChannelT
 
-from schemas.codec import decode
+from contract.codec import decode
 from streams.steps.ids import derived_id
 
 OUTPUTS = (

@@ -1,7 +1,7 @@
 """Pure stream steps: no faust, no kafka imports (the agents in ``streams.agents`` wire them).
 
 Records (``records_site``, ``records_market``, ``records_fleet``) are frozen dataclasses named
-and shaped like the Avro schemas under ``schemas/``, with ``from_record(dict)`` (typed
+and shaped like the Avro schemas under ``contract/``, with ``from_record(dict)`` (typed
 ``InvalidRecordError`` on bad input) and ``to_record() -> dict``; instants are int microseconds
 since the epoch (UTC), power kW at sites and MW at fleet level, > 0 = discharging.
 

@@ -32,7 +32,10 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from streams.steps import _fields as f
+from contract import fields as f
+from contract.enums import CommandKind, Product
+from contract.errors import InvalidRecordError
+from contract.products import curve_for
 from streams.steps.availability import (
     AllocatorConfig,
     Availability,
@@ -40,10 +43,7 @@ from streams.steps.availability import (
     SiteStatus,
     site_availability,
 )
-from streams.steps.enums import CommandKind, Product
-from streams.steps.errors import InvalidRecordError
 from streams.steps.ids import derived_id
-from streams.steps.products import curve_for
 from streams.steps.records_market import FleetSetpoint, MarketActivation, ReserveAssignment
 from streams.steps.records_site import ReserveArm, SiteSetpoint
 

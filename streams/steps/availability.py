@@ -20,9 +20,9 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
-from streams.steps._fields import MICROS_PER_S
-from streams.steps.enums import CommandStatus, SiteMode
-from streams.steps.errors import InvalidConfigError
+from contract.enums import CommandStatus, SiteMode
+from contract.errors import InvalidConfigError
+from contract.fields import MICROS_PER_S
 from streams.steps.records_site import CommandResult, SiteTelemetry
 from streams.steps.setpoint_filter import SiteLimits
 

@@ -40,11 +40,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from streams.steps._fields import MICROS_PER_S
-from streams.steps.enums import Finding, Product, VerdictStatus
-from streams.steps.errors import InvalidConfigError, InvalidRecordError
+from contract.enums import Finding, Product, VerdictStatus
+from contract.errors import InvalidConfigError, InvalidRecordError
+from contract.fields import MICROS_PER_S
+from contract.products import ProductCurve, curve_for, curve_fraction, required_fraction_by
 from streams.steps.ids import derived_id
-from streams.steps.products import ProductCurve, curve_for, curve_fraction, required_fraction_by
 from streams.steps.records_fleet import ComplianceVerdict, FleetState
 from streams.steps.records_market import MarketActivation, ReserveAssignment
 

@@ -1,4 +1,4 @@
-"""Dead letter: build a DeadLetter record (schemas/ops/DeadLetter.avsc) for an event an agent
+"""Dead letter: build a DeadLetter record (contract/ops/DeadLetter.avsc) for an event an agent
 could not decode or found invalid. Pure: the agent produces the dict to ``deadletter``.
 
 ``error_type`` is the exception's class name (e.g. ``InvalidRecordError``, or the codec's
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from streams.steps.errors import InvalidRecordError
+from contract.errors import InvalidRecordError
 from streams.steps.ids import derived_id
 
 MAX_REASON_CHARS = 2000

@@ -36,10 +36,10 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from streams.steps import _fields as f
-from streams.steps._fields import MICROS_PER_S
-from streams.steps.enums import SiteMode
-from streams.steps.errors import InvalidConfigError, InvalidRecordError
+from contract import fields as f
+from contract.enums import SiteMode
+from contract.errors import InvalidConfigError, InvalidRecordError
+from contract.fields import MICROS_PER_S
 from streams.steps.ids import derived_id
 from streams.steps.records_fleet import FleetState, OemState
 from streams.steps.records_site import SiteTelemetry

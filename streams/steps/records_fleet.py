@@ -1,4 +1,4 @@
-"""Fleet records (schemas/fleet/*.avsc): the windowed fleet state and compliance verdicts (MW)."""
+"""Fleet records (contract/fleet/*.avsc): the windowed fleet state and compliance verdicts (MW)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.steps import _fields as f
-from streams.steps.enums import Finding, Product, VerdictStatus
-from streams.steps.errors import InvalidRecordError
+from contract import fields as f
+from contract.enums import Finding, Product, VerdictStatus
+from contract.errors import InvalidRecordError
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Market records (schemas/market/*.avsc): fleet targets, activations, reserve assignments.
+"""Market records (contract/market/*.avsc): fleet targets, activations, reserve assignments.
 
 Fleet power is MW; positive = discharging/exporting to the grid.
 """
@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from streams.steps import _fields as f
-from streams.steps.enums import ActivationKind, Product
+from contract import fields as f
+from contract.enums import ActivationKind, Product
 
 
 @dataclass(frozen=True, slots=True)

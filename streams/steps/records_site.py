@@ -1,4 +1,4 @@
-"""Site records (schemas/site/*.avsc): frozen dataclasses with ``from_record``/``to_record``.
+"""Site records (contract/site/*.avsc): frozen dataclasses with ``from_record``/``to_record``.
 
 Field names match the Avro schemas exactly; instants are int microseconds since the epoch
 (UTC); power is kW, positive = discharging/exporting to the grid.
@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from streams.steps import _fields as f
-from streams.steps.enums import CommandKind, CommandStatus, Product, SiteMode
-from streams.steps.errors import InvalidRecordError
+from contract import fields as f
+from contract.enums import CommandKind, CommandStatus, Product, SiteMode
+from contract.errors import InvalidRecordError
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,10 +51,10 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from streams.steps import _fields as f
-from streams.steps._fields import MICROS_PER_S
-from streams.steps.enums import CommandKind, Product
-from streams.steps.errors import InvalidConfigError, InvalidRecordError
+from contract import fields as f
+from contract.enums import CommandKind, Product
+from contract.errors import InvalidConfigError, InvalidRecordError
+from contract.fields import MICROS_PER_S
 from streams.steps.ids import command_event_id, command_id_for
 from streams.steps.records_site import ReserveArm, SiteCommand, SiteSetpoint, SiteTelemetry
 

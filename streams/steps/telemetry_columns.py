@@ -1,6 +1,6 @@
 """SiteTelemetry column-wise: the telemetry step's batch path (pure: numpy, no Faust/Kafka).
 
-:func:`telemetry_columns` takes a :class:`schemas.columnar.ColumnBatch` of SiteTelemetry
+:func:`telemetry_columns` takes a :class:`contract.columnar.ColumnBatch` of SiteTelemetry
 values and marks the rows the batch path takes (``fast``): decoded column-wise and passing
 ``records_site.telemetry_plainly_valid``'s checks, evaluated on whole columns with the
 same arithmetic (the same sum in the same order for finiteness, the same comparisons; NaN
@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from schemas.columnar import ColumnBatch, EnumColumn
-from streams.steps.enums import Product, SiteMode
+from contract.columnar import ColumnBatch, EnumColumn
+from contract.enums import Product, SiteMode
 from streams.steps.fleet_aggregation import SiteSample
 from streams.steps.records_site import SiteTelemetry, telemetry_of_plain_columns
 

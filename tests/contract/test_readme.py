@@ -1,7 +1,7 @@
 """README.md examples run: `# doctest` shell blocks are executed, Python blocks exec'd, and
 every other `flowerhub ...` line in a shell block must parse with the real CLI parser.
 
-(``schemas/README.md`` has its own test: tests/unit/schemas/test_schemas_readme.py.)
+(``contract/README.md`` has its own test: tests/unit/contract/test_schemas_readme.py.)
 """
 
 from __future__ import annotations

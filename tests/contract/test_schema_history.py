@@ -18,10 +18,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas import Codec, SchemaRegistry
-from schemas.evolution import check_backward_transitive, check_history
-from schemas.registry import SCHEMA_ROOT
-from streams.topics import TOPICS, topic_for_event
+from contract import Codec, SchemaRegistry
+from contract.evolution import check_backward_transitive, check_history
+from contract.registry import SCHEMA_ROOT
+from contract.topics import TOPICS, topic_for_event
 
 REGISTRY = SchemaRegistry.load()
 CODEC = Codec(REGISTRY, strict=True)
@@ -44,7 +44,7 @@ def test_backward_transitive_by_the_resolution_rules() -> None:
 def test_backward_transitive_on_generated_records(
     name: str, version: int, data: st.DataObject
 ) -> None:
-    from schemas.strategies import records
+    from contract.strategies import records
 
     old = REGISTRY.history(name)[version - 1]
     record: dict[str, Any] = data.draw(records(old.raw))

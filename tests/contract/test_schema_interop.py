@@ -4,7 +4,7 @@
 - bytes written by ``avro.io.DatumWriter``, framed with the fingerprint, decode with our codec;
 - our fingerprints equal ``avro``'s ``Schema.fingerprint("CRC-64-AVRO")`` once logical types
   are stripped. ``avro`` 1.12 keeps ``{"type": "long"}`` for a logical-typed primitive in its
-  canonical form, where Java and fastavro (and we) write ``"long"``; see schemas/README.md.
+  canonical form, where Java and fastavro (and we) write ``"long"``; see contract/README.md.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas import Codec, SchemaRegistry
-from schemas.registry import fingerprint
-from schemas.strategies import records, with_defaults
+from contract import Codec, SchemaRegistry
+from contract.registry import fingerprint
+from contract.strategies import records, with_defaults
 
 REGISTRY = SchemaRegistry.load()
 CODEC = Codec(REGISTRY)

@@ -80,10 +80,10 @@ def _free_port() -> int:
 
 def test_sim_command_serves_n_devices_until_interrupted() -> None:
     port = _free_port()
-    # the edge.cli handler directly: the root CLI also imports the other groups' modules
+    # the flowerhub.cli.edge handler directly: the root CLI also imports the other groups' modules
     script = (
         "import argparse, sys\n"
-        "from edge import cli\n"
+        "from flowerhub.cli import edge as cli\n"
         "p = argparse.ArgumentParser(); cli.register(p.add_subparsers())\n"
         "a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))\n"
     )

@@ -15,8 +15,8 @@ from aiokafka import (  # type: ignore[import-untyped, unused-ignore]  # no py.t
     TopicPartition,
 )
 
-from schemas import Codec, SchemaRegistry
-from streams.topics import TOPICS, create_topics, topic_for_event
+from contract import Codec, SchemaRegistry
+from contract.topics import TOPICS, create_topics, topic_for_event
 
 REGISTRY = SchemaRegistry.load()
 CODEC = Codec(REGISTRY, strict=True)

@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
+from contract.codec import decode, encode
 from flowerhub.broker.probe import Record, group_lag, produce, read_to_end
 from flowerhub.cli import main
-from schemas.codec import decode, encode
 from streams.agents.setpoint_filter import murmur2_partition
 from streams.agents.telemetry_service import group_id as telemetry_group
 from streams.agents.testing import fleet_setpoint_record, setpoint_record, telemetry_record

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
+from contract.codec import decode_raw, encode
 from flowerhub.broker.probe import group_lag, produce, read_to_end
-from schemas.codec import decode_raw, encode
 from streams.agents.telemetry_service import group_id
 from streams.agents.testing import fleet_setpoint_record, telemetry_record
 from streams.app import prepare_topics, settings_with

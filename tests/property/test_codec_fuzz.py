@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas import (
+from contract import (
     Codec,
     Decoded,
     EventDecodeError,
@@ -24,7 +24,7 @@ from schemas import (
     TrailingBytesError,
     TruncatedEventError,
 )
-from schemas.strategies import records
+from contract.strategies import records
 
 REGISTRY = SchemaRegistry.load()
 CODEC = Codec(REGISTRY, InMemorySchemaIds.for_registry(REGISTRY))

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas import (
+from contract import (
     Codec,
     CorruptEventError,
     Decoded,
@@ -32,8 +32,8 @@ from schemas import (
     decode_raw,
     raw_codec,
 )
-from schemas.rawform import canonical_uuid, compile_raw_guard, strip_logical_types
-from schemas.strategies import records, site_telemetry_example
+from contract.rawform import canonical_uuid, compile_raw_guard, strip_logical_types
+from contract.strategies import records, site_telemetry_example
 
 REGISTRY = SchemaRegistry.load()
 IDS = InMemorySchemaIds.for_registry(REGISTRY)

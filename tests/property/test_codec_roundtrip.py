@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas import Codec, InMemorySchemaIds, SchemaRegistry
-from schemas.strategies import records, with_defaults
+from contract import Codec, InMemorySchemaIds, SchemaRegistry
+from contract.strategies import records, with_defaults
 
 REGISTRY = SchemaRegistry.load()
 CODEC = Codec(REGISTRY, InMemorySchemaIds.for_registry(REGISTRY))

@@ -1,6 +1,6 @@
-"""The columnar decoder (``schemas.columnar``) against the raw codec, value for value.
+"""The columnar decoder (``contract.columnar``) against the raw codec, value for value.
 
-- every current schema it compiles: for records drawn from the schema (``schemas.strategies``)
+- every current schema it compiles: for records drawn from the schema (``contract.strategies``)
   every row decodes here, and each row equals the raw codec's record;
 - corrupt, truncated or padded bytes never crash it: a row it decodes is one the raw codec
   decodes to the same record; a row the raw codec rejects is flagged (slow path);
@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas import Codec, EventDecodeError, SchemaRegistry
-from schemas.columnar import ColumnarDecoder, UnsupportedSchemaError
-from schemas.strategies import records, site_telemetry_example
+from contract import Codec, EventDecodeError, SchemaRegistry
+from contract.columnar import ColumnarDecoder, UnsupportedSchemaError
+from contract.strategies import records, site_telemetry_example
 
 REGISTRY = SchemaRegistry.load()
 LOGICAL = Codec(REGISTRY)

@@ -7,7 +7,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.steps.enums import SiteMode
+from contract.enums import SiteMode
 from streams.steps.fleet_aggregation import FleetAggregator, TumblingWindows
 from streams.steps.records_fleet import FleetState
 from streams.steps.records_site import SiteTelemetry

@@ -12,6 +12,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from contract.enums import CommandKind, Product, SiteMode
 from streams.steps.allocator import (
     ALLOCATION_EPSILON_KW,
     Allocation,
@@ -20,7 +21,6 @@ from streams.steps.allocator import (
     reallocate,
 )
 from streams.steps.availability import AllocatorConfig, SiteStatus, site_availability
-from streams.steps.enums import CommandKind, Product, SiteMode
 from streams.steps.records_site import SiteTelemetry
 
 S = 1_000_000

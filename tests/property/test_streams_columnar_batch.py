@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.codec import encode
+from contract.codec import encode
 from streams.agents.aggregator import BatchOutcome, TelemetryAggregator
 from streams.agents.sitebook import SiteBook
 from streams.agents.testing import consumed, setpoint_record, telemetry_record

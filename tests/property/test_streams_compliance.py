@@ -5,14 +5,14 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from contract.enums import Finding, Product, VerdictStatus
+from contract.products import CURVES, curve_fraction, required_response_mw
 from streams.steps.compliance import (
     ComplianceConfig,
     ComplianceState,
     add_assignment,
     evaluate,
 )
-from streams.steps.enums import Finding, Product, VerdictStatus
-from streams.steps.products import CURVES, curve_fraction, required_response_mw
 from streams.steps.records_fleet import FleetState
 from streams.steps.records_market import ReserveAssignment
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.steps.enums import CommandKind, Product
+from contract.enums import CommandKind, Product
 from streams.steps.records_site import ReserveArm, SiteCommand, SiteSetpoint
 from streams.steps.setpoint_filter import (
     FilterConfig,

@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas import Codec, SchemaRegistry
-from schemas.strategies import records
-from streams.steps.errors import InvalidRecordError
+from contract import Codec, SchemaRegistry
+from contract.errors import InvalidRecordError
+from contract.strategies import records
 from streams.steps.records_site import SiteSetpoint, setpoint_of_plain
 
 REGISTRY = SchemaRegistry.load()

@@ -20,13 +20,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas import Codec, SchemaRegistry
-from schemas.strategies import records, site_telemetry_example
+from contract import Codec, SchemaRegistry
+from contract.errors import InvalidRecordError
+from contract.strategies import records, site_telemetry_example
 from streams.agents.aggregator import TelemetryAggregator
 from streams.agents.sitebook import SiteBook
 from streams.agents.testing import close_app
 from streams.app import StreamsApp, build, settings_with
-from streams.steps.errors import InvalidRecordError
 from streams.steps.fleet_aggregation import sample_of, sample_of_plain
 from streams.steps.records_site import SiteTelemetry, telemetry_plainly_valid
 

@@ -12,12 +12,12 @@ import fastavro
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.steps.enums import CommandKind, Product, SiteMode
+from contract.enums import CommandKind, Product, SiteMode
 from streams.steps.ids import NAMESPACE, derived_id, uuid5_text
 from streams.steps.records_fleet import FleetState, OemState
 from streams.steps.records_site import ReserveArm, SiteCommand, SiteTelemetry
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMAS = Path(__file__).resolve().parents[2] / "contract"
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 nonneg = st.floats(0.0, 1e6, allow_nan=False)
 micros = st.integers(0, 4_000_000_000 * 1_000_000)

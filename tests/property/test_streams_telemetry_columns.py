@@ -18,9 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas import Codec, SchemaRegistry
-from schemas.columnar import ColumnarDecoder
-from schemas.strategies import records
+from contract import Codec, SchemaRegistry
+from contract.columnar import ColumnarDecoder
+from contract.strategies import records
 from streams.agents.sitebook import SiteBook
 from streams.steps.fleet_aggregation import sample_of_plain
 from streams.steps.records_site import telemetry_plainly_valid

@@ -12,8 +12,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas import Codec, SchemaRegistry
-from schemas.strategies import records
+from contract import Codec, SchemaRegistry
+from contract.strategies import records
 from streams.agents.testing import telemetry_record
 from streams.steps.records_site import (
     SiteTelemetry,

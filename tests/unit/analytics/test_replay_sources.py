@@ -11,11 +11,11 @@ from analytics.archive.archiver import codec_decoder
 from analytics.archive.rows import RawRecord, decode_row
 from analytics.archive.synthetic import SyntheticLog, synthetic_records
 from analytics.archive.writer import ArchiveWriter
-from analytics.cli import register
 from analytics.replay.diff_sources import DiffSide, parse_side, read_archive_side
 from analytics.replay.plan import ReplayPlanError, TimeWindow, merge_streams
 from analytics.replay.sources import archive_streams
 from flowerhub.cli import main as flowerhub
+from flowerhub.cli.analytics import register
 
 HOUR_MS = 3_600_000
 LOG = SyntheticLog(sites=6, samples=8, period_ms=HOUR_MS // 4, partitions=3, headers_every=5)

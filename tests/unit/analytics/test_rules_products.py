@@ -1,6 +1,6 @@
 """The audit's rules and live compliance read one definition of each product's figures.
 
-``streams.steps.products`` holds the figures (frequencies, full-activation times, fractions,
+``contract.products`` holds the figures (frequencies, full-activation times, fractions,
 tolerances); ``analytics.rules`` imports them. Each row below ties an audit rule's figure
 (as the rule states or uses it) to the live curve's.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from analytics.rules import REGISTRY, fcrd, fcrn, ffr
-from streams.steps.enums import Product
-from streams.steps.products import CURVES, FFR_OPTIONS, ffr_full_activation_s
+from contract.enums import Product
+from contract.products import CURVES, FFR_OPTIONS, ffr_full_activation_s
 
 
 def _band(product: Product, *, mirrored: bool = False) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from edge import cli
+from flowerhub.cli import edge as cli
 from edge.hal.registermap import MAPS_DIR, load_map
 from edge.sim.server import SimInverter
 from flowerhub.cli import CliError

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from contract.codec import default_codec
 from edge.bridge.events import (
     COMMAND,
     FAULT,
@@ -28,7 +29,6 @@ from edge.bridge.events import (
 from edge.bridge.model import BridgeCommand, BridgeInputError, Cause, Kind, Product, ReserveParams
 from edge.bridge.model import Status as CmdStatus
 from edge.hal.points import Fault, FaultSource, Identity, Mode, Severity, Telemetry
-from schemas.codec import default_codec
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 CODEC = default_codec()

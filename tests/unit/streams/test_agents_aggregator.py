@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from schemas.codec import decode, encode
+from contract.codec import decode, encode
 from streams.agents.aggregator import NAME, BatchOutcome
 from streams.agents.testing import (
     ManualClock,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from schemas.codec import encode
+from contract.codec import encode
 from streams.agents.testing import (
     ManualClock,
     activation_record,

@@ -11,7 +11,7 @@ import asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.codec import encode
+from contract.codec import encode
 from streams.agents.testing import (
     ManualClock,
     close_app,

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from schemas.codec import encode
+from contract.codec import encode
 from streams.agents.testing import (
     Sent,
     close_app,

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.codec import encode
+from contract.codec import encode
 from streams.agents.batch_consumer import consumer_group
 from streams.agents.setpoint_filter import changelog_entry
 from streams.agents.testing import close_app, consumed, drain, memory_outputs, setpoint_record

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from schemas.errors import InvalidEventError
+from contract.errors import InvalidEventError
 from streams.agents.base import started_kafka_producer
 from streams.agents.testing import Sent, close_app, drain, memory_outputs, setpoint_record
 from streams.app import StreamsApp, build, settings_with

@@ -8,6 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from contract.enums import ActivationKind, CommandKind, CommandStatus, Product, SiteMode
+from contract.errors import InvalidConfigError, InvalidRecordError
 from streams.steps.allocator import (
     Allocation,
     AllocationRequest,
@@ -24,8 +26,6 @@ from streams.steps.availability import (
     SiteStatus,
     site_availability,
 )
-from streams.steps.enums import ActivationKind, CommandKind, CommandStatus, Product, SiteMode
-from streams.steps.errors import InvalidConfigError, InvalidRecordError
 from streams.steps.records_market import FleetSetpoint, MarketActivation, ReserveAssignment
 from streams.steps.records_site import CommandResult, ReserveArm, SiteTelemetry
 from streams.steps.setpoint_filter import SiteLimits

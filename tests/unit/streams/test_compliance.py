@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from contract.enums import ActivationKind, Finding, Product, VerdictStatus
+from contract.errors import InvalidConfigError, InvalidRecordError
 from streams.steps.compliance import (
     ComplianceConfig,
     ComplianceState,
@@ -12,8 +14,6 @@ from streams.steps.compliance import (
     evaluate,
     stale_sites,
 )
-from streams.steps.enums import ActivationKind, Finding, Product, VerdictStatus
-from streams.steps.errors import InvalidConfigError, InvalidRecordError
 from streams.steps.records_fleet import FleetState
 from streams.steps.records_market import MarketActivation, ReserveAssignment
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from streams.steps.enums import SiteMode
-from streams.steps.errors import InvalidConfigError, InvalidRecordError
+from contract.enums import SiteMode
+from contract.errors import InvalidConfigError, InvalidRecordError
 from streams.steps.fleet_aggregation import FleetAggregator, TumblingWindows, window_start
 from streams.steps.records_site import SiteTelemetry
 

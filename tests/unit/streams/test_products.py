@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from streams.steps.enums import Product
-from streams.steps.errors import InvalidConfigError
-from streams.steps.products import (
+from contract.enums import Product
+from contract.errors import InvalidConfigError
+from contract.products import (
     CURVES,
     activation_fraction,
     curve_for,

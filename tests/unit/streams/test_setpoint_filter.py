@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from streams.steps.enums import CommandKind, Product
-from streams.steps.errors import InvalidConfigError, InvalidRecordError
+from contract.enums import CommandKind, Product
+from contract.errors import InvalidConfigError, InvalidRecordError
 from streams.steps.ids import command_id_for
 from streams.steps.records_site import ReserveArm, SiteSetpoint, SiteTelemetry
 from streams.steps.setpoint_filter import (

@@ -12,10 +12,8 @@ from typing import Any
 import fastavro
 import pytest
 
-from schemas.codec import decode_as, encode
-from schemas.errors import EventError, InvalidEventError
-from streams.steps.deadletter import MAX_REASON_CHARS, build_dead_letter
-from streams.steps.enums import (
+from contract.codec import decode_as, encode
+from contract.enums import (
     ActivationKind,
     CommandKind,
     CommandStatus,
@@ -24,7 +22,8 @@ from streams.steps.enums import (
     SiteMode,
     VerdictStatus,
 )
-from streams.steps.errors import InvalidRecordError
+from contract.errors import EventError, InvalidEventError, InvalidRecordError
+from streams.steps.deadletter import MAX_REASON_CHARS, build_dead_letter
 from streams.steps.records_fleet import ComplianceVerdict, FleetState, OemState
 from streams.steps.records_market import FleetSetpoint, MarketActivation, ReserveAssignment
 from streams.steps.records_site import (
@@ -35,7 +34,7 @@ from streams.steps.records_site import (
     SiteTelemetry,
 )
 
-SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
+SCHEMAS = Path(__file__).resolve().parents[3] / "contract"
 S = 1_000_000
 T0 = 1_700_000_000 * S
 UUID = "0a1b2c3d-0000-4000-8000-000000000001"
@@ -224,7 +223,7 @@ def test_dead_letter_long_reason_and_bad_arguments() -> None:
 
 
 def test_step_errors_are_codec_event_errors() -> None:
-    """One ``except schemas.errors.EventError`` in an agent covers decode and step errors."""
+    """One ``except contract.errors.EventError`` in an agent covers decode and step errors."""
     record = SAMPLES[1][1].to_record() | {"kind": "JUMP"}
     with pytest.raises(EventError) as info:
         SiteCommand.from_record(record)

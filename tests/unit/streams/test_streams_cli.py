@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from contract.topics import TOPICS
 from flowerhub.cli import main
 from streams.app import internal_topics, settings_with
-from streams.topics import TOPICS
 
 
 def test_internal_topics_follow_faust_naming_and_the_source_partitions() -> None:

@@ -78,7 +78,7 @@ def _register_edge(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     doctor.set_defaults(func=cmd_doctor)
 
     # `flowerhub edge run` belongs to the edge bridge, which builds on this HAL.
-    from edge.bridge.cli import register_run
+    from flowerhub.cli.bridge import register_run
 
     register_run(sub)
 

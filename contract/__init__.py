@@ -2,10 +2,10 @@
 
 Call ``encode``/``decode``/``decode_as``/``validate``/``new_event`` (default registry over
 this package's schemas), or build a :class:`Codec` over another :class:`SchemaRegistry`.
-See ``schemas/README.md`` for naming, units, framing and the compatibility policy.
+See ``contract/README.md`` for naming, units, framing and the compatibility policy.
 """
 
-from schemas.codec import (
+from contract.codec import (
     Codec,
     Decoded,
     InMemorySchemaIds,
@@ -19,7 +19,7 @@ from schemas.codec import (
     raw_codec,
     validate,
 )
-from schemas.errors import (
+from contract.errors import (
     BadMagicError,
     CorruptEventError,
     EventDecodeError,
@@ -34,7 +34,7 @@ from schemas.errors import (
     UnknownSchemaIdError,
     WrongEventTypeError,
 )
-from schemas.registry import EventSchema, SchemaRegistry
+from contract.registry import EventSchema, SchemaRegistry
 
 __all__ = [
     "BadMagicError",

@@ -1,4 +1,4 @@
-"""The Python examples in schemas/README.md run as written."""
+"""The Python examples in contract/README.md run as written."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from flowerhub.cli import main
 
-README = Path(__file__).resolve().parents[3] / "schemas" / "README.md"
+README = Path(__file__).resolve().parents[3] / "contract" / "README.md"
 TEXT = README.read_text(encoding="utf-8")
 PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", TEXT, flags=re.DOTALL)
 

@@ -14,10 +14,10 @@ read, so raw decoding accepts exactly the bytes the logical decoder accepts:
 - a ``uuid`` string must parse as a UUID; a non-canonical spelling (upper case, braces, no
   hyphens...) is replaced by its canonical lower-case form, i.e. ``str(uuid.UUID(text))``,
   the same string the logical reader's value prints as;
-- an ``int`` must be within 32 bits (as ``schemas.validation.compile_int_guard``).
+- an ``int`` must be within 32 bits (as ``contract.validation.compile_int_guard``).
 
 The guard mutates the decoded containers in place (only on the rare non-canonical uuid)
-and raises :class:`schemas.errors.InvalidEventError` naming the path.
+and raises :class:`contract.errors.InvalidEventError` naming the path.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from schemas.errors import InvalidEventError
+from contract.errors import InvalidEventError
 
 # Returns the value to keep (the same object unless a uuid was normalised). Paths in error
 # messages are fixed when compiling (array items show as ``[]``; a named type shows the path

@@ -5,9 +5,14 @@ Everything the codec rejects raises a subclass of :class:`EventError` (a ``Value
 - :class:`EventDecodeError`: bytes that are not a valid event. Any byte string at all either
   decodes to a valid event or raises one of these; agents catch it and dead-letter the
   message with ``type(exc).__name__`` as the error type and ``str(exc)`` as the reason.
-- :class:`InvalidEventError`: a record that does not fit its schema (``encode``, ``validate``).
+- :class:`InvalidEventError`: a record that does not fit its schema (``encode``, ``validate``);
+  :class:`InvalidRecordError` names the record, field and reason (typed records'
+  ``from_record``).
 - :class:`UnknownEventError`: an event name the registry does not know.
 - :class:`SchemaDefinitionError`: a ``.avsc`` or history file that cannot be used.
+
+:class:`InvalidConfigError` (a ``ValueError``, not an event error) is an impossible setting
+of a step or a product figure.
 """
 
 from __future__ import annotations
@@ -63,3 +68,18 @@ class UnknownEventError(EventError, LookupError):
 
 class SchemaDefinitionError(EventError):
     """A schema or history file that is unreadable, invalid, or unsafe to decode with."""
+
+
+class InvalidRecordError(InvalidEventError):
+    """A decoded record the typed records cannot use: a missing field, a wrong type, an unknown
+    enum symbol or an impossible value (``record.field: reason``)."""
+
+    def __init__(self, record: str, field: str, reason: str) -> None:
+        super().__init__(f"{record}.{field}: {reason}")
+        self.record = record
+        self.field = field
+        self.reason = reason
+
+
+class InvalidConfigError(ValueError):
+    """A step was configured with an impossible value (negative threshold, empty window...)."""

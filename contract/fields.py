@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from streams.steps.errors import InvalidRecordError
+from contract.errors import InvalidRecordError
 
 E = TypeVar("E", bound=StrEnum)
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from schemas import InvalidEventError
-from schemas.validation import compile_int_guard, compile_validator
+from contract import InvalidEventError
+from contract.validation import compile_int_guard, compile_validator
 
 UTC_TIME = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
 TS = {"type": "long", "logicalType": "timestamp-micros"}

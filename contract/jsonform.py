@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from schemas.errors import InvalidEventError
+from contract.errors import InvalidEventError
 
 _TIMESTAMPS = ("timestamp-micros", "timestamp-millis")
 

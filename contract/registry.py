@@ -4,7 +4,7 @@ Layout on disk (``SCHEMA_ROOT`` is this package's directory):
 
 - ``<domain>/<Event>.avsc``: the current schema of ``Event`` (the contract).
 - ``history/<Event>/v<N>.avsc``: frozen copies of every released version, ``v1`` first.
-  The current schema equals the newest history file; ``schemas.evolution`` checks that, and
+  The current schema equals the newest history file; ``contract.evolution`` checks that, and
   that every version stays readable by the current one (BACKWARD_TRANSITIVE).
 
 Fingerprints are CRC-64-AVRO (Rabin) over the Parsing Canonical Form, as 8 little-endian
@@ -24,7 +24,7 @@ import fastavro
 from fastavro.schema import fingerprint as _fastavro_fingerprint
 from fastavro.schema import to_parsing_canonical_form
 
-from schemas.errors import SchemaDefinitionError, UnknownEventError
+from contract.errors import SchemaDefinitionError, UnknownEventError
 
 SCHEMA_ROOT = Path(__file__).resolve().parent
 HISTORY_DIR = "history"
@@ -236,7 +236,7 @@ class SchemaRegistry:
                 history.append(build_event_schema(hraw, version, hpath))
             newest = history[-1] if history else None
             # The current schema is version N when it equals history vN; otherwise it is an
-            # unreleased version N+1 (``schemas.evolution.check_history`` flags that).
+            # unreleased version N+1 (``contract.evolution.check_history`` flags that).
             if newest is not None and newest.raw == raw:
                 version = newest.version
             else:

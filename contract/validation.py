@@ -12,7 +12,7 @@ naive datetimes as UTC. Here:
 - a record a mapping with no unknown keys; a missing key is fine only when the field has a
   default; a union value must match one branch.
 
-A failure raises :class:`schemas.errors.InvalidEventError` naming the field path.
+A failure raises :class:`contract.errors.InvalidEventError` naming the field path.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from schemas.errors import InvalidEventError, SchemaDefinitionError
+from contract.errors import InvalidEventError, SchemaDefinitionError
 
 Check = Callable[[Any, str], None]
 

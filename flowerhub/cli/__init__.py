@@ -13,14 +13,14 @@ from collections.abc import Callable, Sequence
 
 # One line per verb group. A module is imported only to register its arguments.
 GROUP_MODULES: tuple[str, ...] = (
-    "analytics.audit.cli",
-    "analytics.cli",
-    "edge.bridge.cli",
-    "edge.cli",
-    "flowerhub.broker.cli",
-    "flowerhub.demo.cli",
-    "schemas.cli",
-    "streams.cli",
+    "flowerhub.cli.audit",
+    "flowerhub.cli.analytics",
+    "flowerhub.cli.bridge",
+    "flowerhub.cli.edge",
+    "flowerhub.cli.broker",
+    "flowerhub.cli.demo",
+    "flowerhub.cli.events",
+    "flowerhub.cli.streams",
 )
 
 

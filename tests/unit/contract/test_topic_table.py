@@ -1,4 +1,4 @@
-"""The topic table (streams.topics): rows, names, prefixes and configs; no broker needed."""
+"""The topic table (contract.topics): rows, names, prefixes and configs; no broker needed."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.topics import DAY_MS, TOPICS, Topic, TopicError, create_topics, topic, topic_for_event
+from contract.topics import DAY_MS, TOPICS, Topic, TopicError, create_topics, topic, topic_for_event
 
 EXPECTED = {
     "market.activations": ("fleet_id", "MarketActivation", "delete"),
@@ -38,7 +38,7 @@ def test_the_table() -> None:
 
 
 def test_the_module_imports_no_kafka() -> None:
-    probe = "import sys, streams.topics; print(sorted(m for m in sys.modules if 'kafka' in m))"
+    probe = "import sys, contract.topics; print(sorted(m for m in sys.modules if 'kafka' in m))"
     out = subprocess.run(
         [sys.executable, "-c", probe],
         cwd=Path(__file__).resolve().parents[3],

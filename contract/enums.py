@@ -1,4 +1,4 @@
-"""Enum symbols of the Avro contract (schemas/*/*.avsc); ``StrEnum``: ``.value`` is the symbol."""
+"""Enum symbols of the Avro contract (contract/*/*.avsc); ``StrEnum``: ``.value`` is the symbol."""
 
 from __future__ import annotations
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from contract.jsonform import from_jsonable, to_jsonable
+from contract.registry import SchemaRegistry
 from flowerhub.cli import main
-from schemas.cli import resolve_bootstrap
-from schemas.jsonform import from_jsonable, to_jsonable
-from schemas.registry import SchemaRegistry
+from flowerhub.cli.events import resolve_bootstrap
 
 REGISTRY = SchemaRegistry.load()
 DEAD_LETTER = {

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from schemas.registry import (
+from contract.registry import (
     HISTORY_DIR,
     NAMESPACE,
     SCHEMA_ROOT,

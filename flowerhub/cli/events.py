@@ -5,7 +5,7 @@
   create every topic (idempotent). Bootstrap: ``--bootstrap``, else
   ``$KAFKA_BOOTSTRAP_SERVERS``, else the running local broker (``flowerhub broker start``).
 - ``events list``: event names, versions, fingerprints.
-- ``events encode NAME JSON``: a record (JSON, see ``schemas.jsonform``; ``event_id`` and
+- ``events encode NAME JSON``: a record (JSON, see ``contract.jsonform``; ``event_id`` and
   ``event_time`` filled in when absent) to single-object bytes, printed as hex.
 - ``events decode HEX`` / ``events decode --file PATH``: bytes to JSON.
 - ``events check``: the history rule and BACKWARD_TRANSITIVE, exit 1 on a problem.
@@ -64,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def cmd_topics_list(args: argparse.Namespace) -> int:
-    from streams.topics import TOPICS, TopicError
+    from contract.topics import TOPICS, TopicError
 
     rows = [("topic", "key", "value event", "partitions", "policy")]
     try:
@@ -128,7 +128,7 @@ def _local_broker_bootstrap() -> str | None:
 def cmd_topics_create(args: argparse.Namespace) -> int:
     import asyncio
 
-    from streams.topics import TopicError, create_topics
+    from contract.topics import TopicError, create_topics
 
     bootstrap = resolve_bootstrap(args.bootstrap)
     try:
@@ -155,7 +155,7 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
 
 
 def cmd_events_list(args: argparse.Namespace) -> int:
-    from schemas.codec import default_codec
+    from contract.codec import default_codec
 
     registry = default_codec().registry
     for name in registry.names():
@@ -169,9 +169,9 @@ def cmd_events_list(args: argparse.Namespace) -> int:
 
 
 def cmd_events_encode(args: argparse.Namespace) -> int:
-    from schemas.codec import default_codec
-    from schemas.errors import EventError
-    from schemas.jsonform import from_jsonable
+    from contract.codec import default_codec
+    from contract.errors import EventError
+    from contract.jsonform import from_jsonable
 
     codec = default_codec()
     text = sys.stdin.read() if args.json == "-" else args.json
@@ -189,9 +189,9 @@ def cmd_events_encode(args: argparse.Namespace) -> int:
 
 
 def cmd_events_decode(args: argparse.Namespace) -> int:
-    from schemas.codec import default_codec
-    from schemas.errors import EventDecodeError
-    from schemas.jsonform import to_jsonable
+    from contract.codec import default_codec
+    from contract.errors import EventDecodeError
+    from contract.jsonform import to_jsonable
 
     if args.file is not None:
         try:
@@ -217,9 +217,9 @@ def cmd_events_decode(args: argparse.Namespace) -> int:
 
 
 def cmd_events_check(args: argparse.Namespace) -> int:
-    from schemas.errors import SchemaDefinitionError
-    from schemas.evolution import check_backward_transitive, check_history
-    from schemas.registry import SchemaRegistry
+    from contract.errors import SchemaDefinitionError
+    from contract.evolution import check_backward_transitive, check_history
+    from contract.registry import SchemaRegistry
 
     try:
         problems = check_history() + check_backward_transitive(SchemaRegistry.load())
@@ -233,8 +233,8 @@ def cmd_events_check(args: argparse.Namespace) -> int:
 
 
 def cmd_events_freeze(args: argparse.Namespace) -> int:
-    from schemas.errors import SchemaDefinitionError
-    from schemas.evolution import freeze
+    from contract.errors import SchemaDefinitionError
+    from contract.evolution import freeze
 
     try:
         path = freeze(args.name)

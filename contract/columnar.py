@@ -5,7 +5,7 @@ its logical types) into a list of field readers; :meth:`ColumnarDecoder.decode` 
 a whole list of single-object encoded values (``C3 01`` + fingerprint + body) field by
 field, every value at once: one numpy gather per field instead of one Python call per value.
 
-It decodes only what it can decode exactly as the raw codec (``schemas.codec.raw_codec``)
+It decodes only what it can decode exactly as the raw codec (``contract.codec.raw_codec``)
 does, and flags everything else for the per-record path instead of guessing. A row is
 flagged (``ColumnBatch.ok`` False) when:
 
@@ -40,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
-from schemas.errors import SchemaDefinitionError
+from contract.errors import SchemaDefinitionError
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 HEADER_SIZE = 10

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.evolution import reader_problems
-from schemas.strategies import records
+from contract.evolution import reader_problems
+from contract.strategies import records
 
 
 def rec(*fields: dict[str, Any], name: str = "R") -> dict[str, Any]:

@@ -104,7 +104,7 @@ def _register_replay(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
 
 
 def _table_topics(prefix: str) -> tuple[str, ...]:
-    from streams.topics import TOPICS
+    from contract.topics import TOPICS
 
     return tuple(t.full_name(prefix) for t in TOPICS)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from schemas import (
+from contract import (
     BadMagicError,
     Codec,
     CorruptEventError,
@@ -23,7 +23,7 @@ from schemas import (
     UnknownSchemaIdError,
     WrongEventTypeError,
 )
-from schemas.registry import fingerprint
+from contract.registry import fingerprint
 
 REGISTRY = SchemaRegistry.load()
 CODEC = Codec(REGISTRY, InMemorySchemaIds.for_registry(REGISTRY))

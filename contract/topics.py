@@ -26,7 +26,7 @@ class TopicError(ValueError):
 
 @dataclass(frozen=True)
 class Topic:
-    """One topic: key field and value event (``schemas/<domain>/<value_event>.avsc``).
+    """One topic: key field and value event (``contract/<domain>/<value_event>.avsc``).
 
     ``key_field`` is the value's field used as the Kafka key (None: the producer passes the
     key through, as ``deadletter`` keeps the original key). ``cleanup_policy="compact"``

@@ -13,15 +13,15 @@ from typing import Any
 import fastavro
 import pytest
 
-from schemas import (
+from contract import (
     Codec,
     EventDecodeError,
     SchemaDefinitionError,
     SchemaRegistry,
     UnknownEventError,
 )
-from schemas.evolution import check_backward_transitive, check_history, freeze
-from schemas.registry import min_encoded_size
+from contract.evolution import check_backward_transitive, check_history, freeze
+from contract.registry import min_encoded_size
 
 V1: dict[str, Any] = {
     "type": "record",

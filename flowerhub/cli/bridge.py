@@ -65,8 +65,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m edge.bridge.cli run --config FILE`` (same as ``flowerhub bridge run``)."""
-    parser = argparse.ArgumentParser(prog="python -m edge.bridge.cli")
+    """``python -m flowerhub.cli.bridge run --config FILE`` (same as ``flowerhub bridge run``)."""
+    parser = argparse.ArgumentParser(prog="python -m flowerhub.cli.bridge")
     sub = parser.add_subparsers(dest="bridge_command", metavar="COMMAND")
     sub.required = True
     register_run(sub)

@@ -15,13 +15,13 @@ their symbol strings, ``bytes`` are ``bytes``; a missing field with a default ta
 ``encode`` is the hot path: fastavro's writer, which coerces what it can (an int or numeric
 text into a double, 1 into a boolean, a naive datetime as UTC); what it cannot write raises
 :class:`InvalidEventError` carrying the strict validator's message. ``validate``,
-``new_event`` and ``Codec(..., strict=True)`` are strict (see ``schemas.validation``).
+``new_event`` and ``Codec(..., strict=True)`` are strict (see ``contract.validation``).
 ``decode`` never raises anything but :class:`EventDecodeError` subclasses, whatever the bytes.
 
 ``Codec(..., logical_types=False)`` (``raw_codec()``, ``decode_raw``) is the raw mode for hot
 paths: the same bytes on the wire, but ``timestamp-micros`` values are ``int`` microseconds
 and ``uuid`` values canonical ``str`` both ways (no ``datetime``/``UUID`` objects; see
-``schemas.rawform``). It accepts exactly the bytes the default mode accepts, and its record is
+``contract.rawform``). It accepts exactly the bytes the default mode accepts, and its record is
 the default one with each UUID as ``str(uuid)`` and each datetime as epoch microseconds.
 """
 
@@ -36,7 +36,7 @@ from typing import Any, NamedTuple, Protocol
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
-from schemas.errors import (
+from contract.errors import (
     BadMagicError,
     CorruptEventError,
     EventDecodeError,
@@ -48,9 +48,9 @@ from schemas.errors import (
     UnknownSchemaIdError,
     WrongEventTypeError,
 )
-from schemas.rawform import canonical_uuid, compile_raw_guard, strip_logical_types
-from schemas.registry import EventSchema, Resolution, SchemaRegistry
-from schemas.validation import Check, compile_int_guard, compile_validator
+from contract.rawform import canonical_uuid, compile_raw_guard, strip_logical_types
+from contract.registry import EventSchema, Resolution, SchemaRegistry
+from contract.validation import Check, compile_int_guard, compile_validator
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 SINGLE_OBJECT_HEADER_SIZE = 10

@@ -78,8 +78,9 @@ def settings_from(args: argparse.Namespace) -> Any:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from contract.topics import TopicError
+    from flowerhub.gcpolicy import quiet_gc
     from streams.app import create_app, prepare_topics
-    from streams.topics import TopicError
 
     settings = settings_from(args)
     if args.partitions is not None and args.partitions < 1:
@@ -98,15 +99,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     created = len(data.created) + len(internal.created)
     print(f"topics: {created} created, {len(data.existing) + len(internal.existing)} existing")
-    app = create_app(settings, partitions=args.partitions)
+    # the start-up heap (Faust, aiokafka, numpy...) out of full collections once ready
+    app = create_app(settings, partitions=args.partitions, on_ready=quiet_gc)
     sys.argv = [sys.argv[0], "worker", f"--loglevel={args.loglevel}", "--without-web"]
     app.main()  # runs until a signal and exits the process itself (NoReturn)
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from schemas.codec import encode, new_event
-    from schemas.errors import EventError
-    from streams.topics import TopicError, topic
+    from contract.codec import encode, new_event
+    from contract.errors import EventError
+    from contract.topics import TopicError, topic
 
     settings = settings_from(args)
     try:

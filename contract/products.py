@@ -31,8 +31,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from streams.steps.enums import Product
-from streams.steps.errors import InvalidConfigError
+from contract.enums import Product
+from contract.errors import InvalidConfigError
 
 #: Nordic FCR technical requirements, version 1.1 of 28 March 2025 [TR25].
 TR_2025_03_28 = "TR-2025-03-28"
