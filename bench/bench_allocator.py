@@ -16,9 +16,9 @@ import uuid
 from bench import BenchResult
 from contract.codec import encode
 from contract.enums import CommandKind, Product, SiteMode
+from contract.records import SiteTelemetry
 from streams.steps.allocator import AllocationRequest, allocate
 from streams.steps.availability import AllocatorConfig, SiteStatus
-from streams.steps.records_site import SiteTelemetry
 from streams.steps.setpoint_filter import FilterConfig, FilterState, filter_setpoint
 
 SITES = 10_000

@@ -54,7 +54,7 @@ from flowerhub.broker.probe import produce
 from streams.agents.batching import KeyedBatchSender
 from streams.agents.testing import fleet_setpoint_record, telemetry_record
 from streams.app import StreamsApp, build, prepare_topics, settings_with
-from streams.steps.records_site import setpoint_of_plain
+from streams.steps.plain import setpoint_of_plain
 from streams.steps.setpoint_filter import FilterState, filter_setpoint
 
 S = 1_000_000

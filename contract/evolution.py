@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from contract.registry import (
     current_schema_files,
     history_files,
     read_schema_json,
+    released_form,
 )
 
 # writer type -> reader types it may be read as (Avro spec, "Schema Resolution")
@@ -197,7 +197,7 @@ def check_history(root: Path = SCHEMA_ROOT) -> list[str]:
             out.append(f"{path.stem}: no {HISTORY_DIR}/{path.stem}/v1.avsc")
             continue
         newest_version, newest = versions[-1]
-        if read_schema_json(newest) != read_schema_json(path):
+        if released_form(read_schema_json(newest)) != released_form(read_schema_json(path)):
             out.append(
                 f"{path.stem}: {path.relative_to(root)} differs from "
                 f"{newest.relative_to(root)}; freeze it as v{newest_version + 1}"
@@ -216,7 +216,7 @@ def freeze(name: str, root: Path = SCHEMA_ROOT) -> Path | None:
         raise ValueError(f"no current schema {name}.avsc under {root}")
     current = read_schema_json(paths[0])
     versions = history_files(root, name)
-    if versions and read_schema_json(versions[-1][1]) == current:
+    if versions and released_form(read_schema_json(versions[-1][1])) == released_form(current):
         return None
     problems = [
         f"v{version}: {problem}"
@@ -227,6 +227,7 @@ def freeze(name: str, root: Path = SCHEMA_ROOT) -> Path | None:
         raise ValueError(f"{name} is not BACKWARD_TRANSITIVE: " + "; ".join(problems))
     target = root / HISTORY_DIR / name / f"v{len(versions) + 1}.avsc"
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(paths[0], target)
+    # the released form: wire shape, defaults and docs, without the check metadata
+    target.write_text(json.dumps(released_form(current), indent=2, ensure_ascii=False) + "\n")
     json.loads(target.read_text(encoding="utf-8"))  # the copy is readable
     return target

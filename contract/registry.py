@@ -72,6 +72,22 @@ class Resolution:
     reader: Any
 
 
+#: Key of the project's own metadata in a schema (the checks typed records apply:
+#: ``contract.codegen``). Avro ignores it, it is not part of the Parsing Canonical Form, and
+#: history files do not carry it: ``released_form`` compares schemas without it.
+CHECKS_KEY = "flowerhub"
+
+
+def released_form(schema: Any) -> Any:
+    """``schema`` without the project's check metadata (``CHECKS_KEY``) at any depth: what a
+    history file freezes (the wire shape, defaults and docs)."""
+    if isinstance(schema, dict):
+        return {k: released_form(v) for k, v in schema.items() if k != CHECKS_KEY}
+    if isinstance(schema, list):
+        return [released_form(v) for v in schema]
+    return schema
+
+
 def read_schema_json(path: Path) -> dict[str, Any]:
     try:
         raw: Any = json.loads(path.read_text(encoding="utf-8"))
@@ -237,7 +253,7 @@ class SchemaRegistry:
             newest = history[-1] if history else None
             # The current schema is version N when it equals history vN; otherwise it is an
             # unreleased version N+1 (``contract.evolution.check_history`` flags that).
-            if newest is not None and newest.raw == raw:
+            if newest is not None and released_form(newest.raw) == released_form(raw):
                 version = newest.version
             else:
                 version = len(history) + 1

@@ -46,6 +46,7 @@ import numpy as np
 from contract.codec import raw_codec
 from contract.columnar import ColumnarDecoder
 from contract.errors import InvalidEventError
+from contract.records import FleetState
 from streams.agents.sitebook import SiteBook
 from streams.settings import StreamsSettings
 from streams.steps.deadletter import ConsumedRecord, dead_letter_of
@@ -55,8 +56,7 @@ from streams.steps.fleet_aggregation import (
     sample_of,
     sample_of_plain,
 )
-from streams.steps.records_fleet import FleetState
-from streams.steps.records_site import telemetry_plainly_valid
+from streams.steps.plain import telemetry_plainly_valid
 from streams.steps.telemetry_columns import (
     Rows,
     TelemetryColumns,

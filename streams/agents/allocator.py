@@ -23,6 +23,7 @@ from typing import Any
 
 from faust.types import StreamT
 
+from contract.records import FleetSetpoint, MarketActivation, ReserveAssignment
 from streams.agents.base import AgentContext, check_fleet, decode_value, expect
 from streams.agents.sitebook import SiteBook
 from streams.steps.allocator import (
@@ -34,7 +35,6 @@ from streams.steps.allocator import (
     reallocation_needed,
 )
 from streams.steps.availability import AllocatorConfig
-from streams.steps.records_market import FleetSetpoint, MarketActivation, ReserveAssignment
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from faust.types import StreamT, TableT
 
+from contract.records import ComplianceVerdict, FleetState, MarketActivation, ReserveAssignment
 from streams.agents.base import AgentContext, check_fleet, decode_value, expect
 from streams.agents.sitebook import SiteBook
 from streams.steps.compliance import (
@@ -25,8 +26,6 @@ from streams.steps.compliance import (
     evaluate,
     stale_sites,
 )
-from streams.steps.records_fleet import ComplianceVerdict, FleetState
-from streams.steps.records_market import MarketActivation, ReserveAssignment
 
 NAME = "compliance"
 TABLE = "compliance-state"

@@ -38,12 +38,13 @@ from faust.tables.table import Table
 
 from contract.codec import decode_raw
 from contract.errors import InvalidEventError
+from contract.records import SiteCommand
 from streams.agents.base import AgentContext, expect, started_kafka_producer
 from streams.agents.batch_consumer import BatchConsumer, Batches
 from streams.agents.batching import KeyedBatchSender
 from streams.agents.sitebook import SiteBook
 from streams.steps.deadletter import ConsumedRecord
-from streams.steps.records_site import SiteCommand, setpoint_of_plain
+from streams.steps.plain import setpoint_of_plain
 from streams.steps.setpoint_filter import (
     FilterConfig,
     FilterReason,

@@ -34,8 +34,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from contract.records import CommandResult, SiteTelemetry
 from streams.steps.availability import SiteStatus
-from streams.steps.records_site import CommandResult, SiteTelemetry
 from streams.steps.setpoint_filter import SiteLimits
 
 

@@ -1,9 +1,9 @@
 """Pure stream steps: no faust, no kafka imports (the agents in ``streams.agents`` wire them).
 
-Records (``records_site``, ``records_market``, ``records_fleet``) are frozen dataclasses named
-and shaped like the Avro schemas under ``contract/``, with ``from_record(dict)`` (typed
-``InvalidRecordError`` on bad input) and ``to_record() -> dict``; instants are int microseconds
-since the epoch (UTC), power kW at sites and MW at fleet level, > 0 = discharging.
+Records are the contract's typed records (``contract.records``, generated from the .avsc
+files), with ``from_record(dict)`` (typed ``InvalidRecordError`` on bad input) and
+``to_record() -> dict``; instants are int microseconds since the epoch (UTC), power kW at
+sites and MW at fleet level, > 0 = discharging. ``plain`` holds the bulk inputs' fast paths.
 
 Steps:
 
@@ -17,6 +17,5 @@ Steps:
   ``TumblingWindows(aggregator, grace_s)`` (``add``/``add_record``/``flush``);
 - ``compliance.add_activation / add_assignment / evaluate(state, FleetState, stale_site_ids,
   ComplianceConfig) -> (ComplianceState, [ComplianceVerdict])``;
-- ``products``: activation curves and timing per product (shared with the audit);
 - ``deadletter.build_dead_letter(...) -> dict`` (a DeadLetter record).
 """

@@ -36,6 +36,13 @@ from contract import fields as f
 from contract.enums import CommandKind, Product
 from contract.errors import InvalidRecordError
 from contract.products import curve_for
+from contract.records import (
+    FleetSetpoint,
+    MarketActivation,
+    ReserveArm,
+    ReserveAssignment,
+    SiteSetpoint,
+)
 from streams.steps.availability import (
     AllocatorConfig,
     Availability,
@@ -44,8 +51,6 @@ from streams.steps.availability import (
     site_availability,
 )
 from streams.steps.ids import derived_id
-from streams.steps.records_market import FleetSetpoint, MarketActivation, ReserveAssignment
-from streams.steps.records_site import ReserveArm, SiteSetpoint
 
 #: Tolerance of ``fsum(per-site kW) + shortfall_kw == target_kw`` (1 mW; floats, not units).
 ALLOCATION_EPSILON_KW = 1e-6

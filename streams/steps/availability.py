@@ -23,7 +23,7 @@ from enum import StrEnum
 from contract.enums import CommandStatus, SiteMode
 from contract.errors import InvalidConfigError
 from contract.fields import MICROS_PER_S
-from streams.steps.records_site import CommandResult, SiteTelemetry
+from contract.records import CommandResult, SiteTelemetry
 from streams.steps.setpoint_filter import SiteLimits
 
 _DERATING = frozenset({CommandStatus.CLAMPED, CommandStatus.OVERRIDDEN})

@@ -44,9 +44,8 @@ from contract.enums import Finding, Product, VerdictStatus
 from contract.errors import InvalidConfigError, InvalidRecordError
 from contract.fields import MICROS_PER_S
 from contract.products import ProductCurve, curve_for, curve_fraction, required_fraction_by
+from contract.records import ComplianceVerdict, FleetState, MarketActivation, ReserveAssignment
 from streams.steps.ids import derived_id
-from streams.steps.records_fleet import ComplianceVerdict, FleetState
-from streams.steps.records_market import MarketActivation, ReserveAssignment
 
 STALE_RULE_ID = "LIVE.STALE_SITES"
 STALE_RULE_VERSION = "FLOWERHUB-LIVE-1"

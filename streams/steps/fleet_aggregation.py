@@ -40,9 +40,8 @@ from contract import fields as f
 from contract.enums import SiteMode
 from contract.errors import InvalidConfigError, InvalidRecordError
 from contract.fields import MICROS_PER_S
+from contract.records import FleetState, OemState, SiteTelemetry
 from streams.steps.ids import derived_id
-from streams.steps.records_fleet import FleetState, OemState
-from streams.steps.records_site import SiteTelemetry
 
 
 class SiteSample(NamedTuple):

@@ -55,8 +55,8 @@ from contract import fields as f
 from contract.enums import CommandKind, Product
 from contract.errors import InvalidConfigError, InvalidRecordError
 from contract.fields import MICROS_PER_S
+from contract.records import ReserveArm, SiteCommand, SiteSetpoint, SiteTelemetry
 from streams.steps.ids import command_event_id, command_id_for
-from streams.steps.records_site import ReserveArm, SiteCommand, SiteSetpoint, SiteTelemetry
 
 
 class FilterReason(StrEnum):

@@ -25,8 +25,9 @@ import numpy.typing as npt
 
 from contract.columnar import ColumnBatch, EnumColumn
 from contract.enums import Product, SiteMode
+from contract.records import SiteTelemetry
 from streams.steps.fleet_aggregation import SiteSample
-from streams.steps.records_site import SiteTelemetry, telemetry_of_plain_columns
+from streams.steps.plain import telemetry_of_plain_columns
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]

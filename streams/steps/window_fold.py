@@ -32,8 +32,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from contract.records import FleetState
 from streams.steps.fleet_aggregation import SiteSample, TumblingWindows, WindowColumns
-from streams.steps.records_fleet import FleetState
 from streams.steps.telemetry_columns import Rows, SampleColumns
 
 _NO_TIME = np.iinfo(np.int64).min

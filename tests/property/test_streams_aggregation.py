@@ -8,9 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contract.enums import SiteMode
+from contract.records import FleetState, SiteTelemetry
 from streams.steps.fleet_aggregation import FleetAggregator, TumblingWindows
-from streams.steps.records_fleet import FleetState
-from streams.steps.records_site import SiteTelemetry
 
 S = 1_000_000
 T0 = 1_700_000_000 * S

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contract.enums import CommandKind, Product, SiteMode
+from contract.records import SiteTelemetry
 from streams.steps.allocator import (
     ALLOCATION_EPSILON_KW,
     Allocation,
@@ -21,7 +22,6 @@ from streams.steps.allocator import (
     reallocate,
 )
 from streams.steps.availability import AllocatorConfig, SiteStatus, site_availability
-from streams.steps.records_site import SiteTelemetry
 
 S = 1_000_000
 NOW = 1_700_000_000 * S

@@ -7,14 +7,13 @@ from hypothesis import strategies as st
 
 from contract.enums import Finding, Product, VerdictStatus
 from contract.products import CURVES, curve_fraction, required_response_mw
+from contract.records import FleetState, ReserveAssignment
 from streams.steps.compliance import (
     ComplianceConfig,
     ComplianceState,
     add_assignment,
     evaluate,
 )
-from streams.steps.records_fleet import FleetState
-from streams.steps.records_market import ReserveAssignment
 
 S = 1_000_000
 T0 = 1_700_000_000 * S
@@ -94,6 +93,7 @@ def _window(t_s: int, power_mw: float, freq: float) -> FleetState:
         window_start=T0 + (t_s - 1) * S,
         window_end=T0 + t_s * S,
         window_s=1,
+        per_oem=(),
         total_power_mw=power_mw,
         headroom_up_mw=0.0,
         headroom_down_mw=0.0,

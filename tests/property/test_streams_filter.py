@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contract.enums import CommandKind, Product
-from streams.steps.records_site import ReserveArm, SiteCommand, SiteSetpoint
+from contract.records import ReserveArm, SiteCommand, SiteSetpoint
 from streams.steps.setpoint_filter import (
     FilterConfig,
     FilterReason,

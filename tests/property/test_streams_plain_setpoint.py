@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 
 from contract import Codec, SchemaRegistry
 from contract.errors import InvalidRecordError
+from contract.records import SiteSetpoint
 from contract.strategies import records
-from streams.steps.records_site import SiteSetpoint, setpoint_of_plain
+from streams.steps.plain import setpoint_of_plain
 
 REGISTRY = SchemaRegistry.load()
 SCHEMA = REGISTRY.current("SiteSetpoint").raw

@@ -13,9 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contract.enums import CommandKind, Product, SiteMode
+from contract.records import FleetState, OemState, ReserveArm, SiteCommand, SiteTelemetry
 from streams.steps.ids import NAMESPACE, derived_id, uuid5_text
-from streams.steps.records_fleet import FleetState, OemState
-from streams.steps.records_site import ReserveArm, SiteCommand, SiteTelemetry
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "contract"
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)

@@ -23,7 +23,7 @@ from contract.columnar import ColumnarDecoder
 from contract.strategies import records
 from streams.agents.sitebook import SiteBook
 from streams.steps.fleet_aggregation import sample_of_plain
-from streams.steps.records_site import telemetry_plainly_valid
+from streams.steps.plain import telemetry_plainly_valid
 from streams.steps.telemetry_columns import latest_per_site, telemetry_columns
 
 REGISTRY = SchemaRegistry.load()

@@ -13,13 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contract import Codec, SchemaRegistry
+from contract.records import SiteTelemetry
 from contract.strategies import records
 from streams.agents.testing import telemetry_record
-from streams.steps.records_site import (
-    SiteTelemetry,
-    telemetry_of_plain_columns,
-    telemetry_plainly_valid,
-)
+from streams.steps.plain import telemetry_of_plain_columns, telemetry_plainly_valid
 
 REGISTRY = SchemaRegistry.load()
 SCHEMA = REGISTRY.current("SiteTelemetry").raw

@@ -10,6 +10,14 @@ from hypothesis import strategies as st
 
 from contract.enums import ActivationKind, CommandKind, CommandStatus, Product, SiteMode
 from contract.errors import InvalidConfigError, InvalidRecordError
+from contract.records import (
+    CommandResult,
+    FleetSetpoint,
+    MarketActivation,
+    ReserveArm,
+    ReserveAssignment,
+    SiteTelemetry,
+)
 from streams.steps.allocator import (
     Allocation,
     AllocationRequest,
@@ -26,8 +34,6 @@ from streams.steps.availability import (
     SiteStatus,
     site_availability,
 )
-from streams.steps.records_market import FleetSetpoint, MarketActivation, ReserveAssignment
-from streams.steps.records_site import CommandResult, ReserveArm, SiteTelemetry
 from streams.steps.setpoint_filter import SiteLimits
 
 S = 1_000_000

@@ -6,6 +6,7 @@ import pytest
 
 from contract.enums import ActivationKind, Finding, Product, VerdictStatus
 from contract.errors import InvalidConfigError, InvalidRecordError
+from contract.records import FleetState, MarketActivation, ReserveAssignment
 from streams.steps.compliance import (
     ComplianceConfig,
     ComplianceState,
@@ -14,8 +15,6 @@ from streams.steps.compliance import (
     evaluate,
     stale_sites,
 )
-from streams.steps.records_fleet import FleetState
-from streams.steps.records_market import MarketActivation, ReserveAssignment
 
 S = 1_000_000
 T0 = 1_700_000_000 * S
@@ -32,6 +31,7 @@ def fleet(t_s: int, power_mw: float, freq: float | None = 50.0) -> FleetState:
         window_start=T0 + (t_s - 1) * S,
         window_end=T0 + t_s * S,
         window_s=1,
+        per_oem=(),
         total_power_mw=power_mw,
         headroom_up_mw=1.0,
         headroom_down_mw=1.0,

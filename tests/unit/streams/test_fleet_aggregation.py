@@ -6,8 +6,8 @@ import pytest
 
 from contract.enums import SiteMode
 from contract.errors import InvalidConfigError, InvalidRecordError
+from contract.records import SiteTelemetry
 from streams.steps.fleet_aggregation import FleetAggregator, TumblingWindows, window_start
-from streams.steps.records_site import SiteTelemetry
 
 S = 1_000_000
 T0 = 1_700_000_000 * S

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from contract.enums import CommandKind, Product
+from contract.enums import CommandKind, Product, SiteMode
 from contract.errors import InvalidConfigError, InvalidRecordError
+from contract.records import ReserveArm, SiteSetpoint, SiteTelemetry
 from streams.steps.ids import command_id_for
-from streams.steps.records_site import ReserveArm, SiteSetpoint, SiteTelemetry
 from streams.steps.setpoint_filter import (
     FilterConfig,
     FilterReason,
@@ -183,6 +183,7 @@ def test_limits_from_telemetry() -> None:
         site_id="site-1",
         oem="saj",
         model="H2",
+        mode=SiteMode.UNKNOWN,
         battery_power_kw=0.0,
         soc_pct=50.0,
         grid_power_kw=0.0,

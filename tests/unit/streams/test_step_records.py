@@ -23,16 +23,20 @@ from contract.enums import (
     VerdictStatus,
 )
 from contract.errors import EventError, InvalidEventError, InvalidRecordError
-from streams.steps.deadletter import MAX_REASON_CHARS, build_dead_letter
-from streams.steps.records_fleet import ComplianceVerdict, FleetState, OemState
-from streams.steps.records_market import FleetSetpoint, MarketActivation, ReserveAssignment
-from streams.steps.records_site import (
+from contract.records import (
     CommandResult,
+    ComplianceVerdict,
+    FleetSetpoint,
+    FleetState,
+    MarketActivation,
+    OemState,
     ReserveArm,
+    ReserveAssignment,
     SiteCommand,
     SiteSetpoint,
     SiteTelemetry,
 )
+from streams.steps.deadletter import MAX_REASON_CHARS, build_dead_letter
 
 SCHEMAS = Path(__file__).resolve().parents[3] / "contract"
 S = 1_000_000
@@ -47,7 +51,10 @@ SAMPLES: list[tuple[str, Any]] = [
     ),
     (
         "site/SiteCommand.avsc",
-        SiteCommand(UUID, T0, "site-1", "c-1", CommandKind.SET_POWER, T0 + S, "sp-1", -3.5),
+        SiteCommand(
+            event_id=UUID, event_time=T0, site_id="site-1", command_id="c-1",
+            kind=CommandKind.SET_POWER, valid_until=T0 + S, setpoint_id="sp-1", power_kw=-3.5,
+        ),
     ),
     (
         "site/SiteTelemetry.avsc",
@@ -74,11 +81,17 @@ SAMPLES: list[tuple[str, Any]] = [
     ),
     (
         "site/CommandResult.avsc",
-        CommandResult(UUID, T0, "site-1", "c-1", CommandStatus.CLAMPED, 5.0, 4.0, 3.9),
+        CommandResult(
+            event_id=UUID, event_time=T0, site_id="site-1", command_id="c-1",
+            status=CommandStatus.CLAMPED, requested_kw=5.0, written_kw=4.0, measured_kw=3.9,
+        ),
     ),
     (
         "market/FleetSetpoint.avsc",
-        FleetSetpoint(UUID, T0, "fleet", "fs-1", 12.5, T0, T0 + 60 * S, Product.NONE, "optimiser"),
+        FleetSetpoint(
+            event_id=UUID, event_time=T0, fleet_id="fleet", setpoint_id="fs-1", target_mw=12.5,
+            valid_from=T0, valid_until=T0 + 60 * S, product=Product.NONE, source="optimiser",
+        ),
     ),
     (
         "market/MarketActivation.avsc",
@@ -93,15 +106,19 @@ SAMPLES: list[tuple[str, Any]] = [
     (
         "fleet/FleetState.avsc",
         FleetState(
-            UUID, T0, "fleet", T0, T0 + S, 1, 1.5, 2.0, 3.0, 10, 1, 50.01,
-            (OemState("huawei", 1.5, 2.0, 3.0, 10, 1),),
+            event_id=UUID, event_time=T0, fleet_id="fleet", window_start=T0, window_end=T0 + S,
+            window_s=1, total_power_mw=1.5, headroom_up_mw=2.0, headroom_down_mw=3.0,
+            sites_online=10, sites_faulted=1, mean_frequency_hz=50.01,
+            per_oem=(OemState("huawei", 1.5, 2.0, 3.0, 10, 1),),
         ),
     ),
     (
         "fleet/ComplianceVerdict.avsc",
         ComplianceVerdict(
-            UUID, T0, "fleet", Product.FCR_D_UP, "FCRD.REQ2.DP75", "TR-2025-03-28",
-            VerdictStatus.FAIL, Finding.SLOW, 1.0, 0.7, 0.86, "slow", "a-1", ("s1", "s2"),
+            event_id=UUID, event_time=T0, fleet_id="fleet", product=Product.FCR_D_UP,
+            rule_id="FCRD.REQ2.DP75", rule_version="TR-2025-03-28", status=VerdictStatus.FAIL,
+            finding=Finding.SLOW, required_mw=1.0, measured_mw=0.7, threshold=0.86,
+            message="slow", activation_id="a-1", site_ids=("s1", "s2"),
         ),
     ),
 ]  # fmt: skip
@@ -156,7 +173,7 @@ def test_missing_field_and_non_mapping() -> None:
     with pytest.raises(InvalidRecordError, match=r"SiteSetpoint\.valid_until: missing"):
         SiteSetpoint.from_record(record)
     with pytest.raises(InvalidRecordError, match="expected a mapping"):
-        SiteSetpoint.from_record([])  # type: ignore[arg-type]  # bad input on purpose
+        SiteSetpoint.from_record([])
 
 
 def test_arm_reserve_needs_reserve_and_windows_must_be_ordered() -> None:

@@ -6,12 +6,11 @@ from __future__ import annotations
 import pytest
 
 from contract.enums import ActivationKind, CommandKind, Finding, Product, SiteMode
+from contract.records import MarketActivation, SiteCommand, SiteTelemetry
 from streams.steps.allocator import allocate_activation, reallocate
 from streams.steps.availability import AllocatorConfig, SiteStatus
 from streams.steps.compliance import ComplianceConfig, ComplianceState, add_activation, evaluate
 from streams.steps.fleet_aggregation import FleetAggregator, TumblingWindows
-from streams.steps.records_market import MarketActivation
-from streams.steps.records_site import SiteCommand, SiteTelemetry
 from streams.steps.setpoint_filter import (
     FilterConfig,
     FilterReason,
