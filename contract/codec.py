@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from io import BytesIO
@@ -139,6 +140,15 @@ class _Encoder(NamedTuple):
     parsed: Any  # what fastavro writes with (logical types stripped in raw mode)
     header: bytes
     uuid_fields: tuple[str, ...]
+
+
+_OBJECT_REPR = re.compile(r" from <[^>]*>")
+
+
+def _no_repr(exc: BaseException) -> str:
+    """A library message without object reprs (memory addresses): the same bytes always give
+    the same message (dead letters compare equal, logs group)."""
+    return _OBJECT_REPR.sub("", str(exc))
 
 
 class Codec:
@@ -287,7 +297,7 @@ class Codec:
             record = schemaless_reader(buffer, reader.writer, reader.reader)
         except EOFError as exc:
             raise TruncatedEventError(
-                f"{writer.name} v{writer.version}: body ends early ({exc})"
+                f"{writer.name} v{writer.version}: body ends early ({_no_repr(exc)})"
             ) from None
         except Exception as exc:  # UnicodeDecodeError, IndexError, ValueError, OverflowError...
             raise CorruptEventError(

@@ -211,7 +211,7 @@ def _py_default(f: _Field) -> str:
     return repr(value)
 
 
-def _reader(f: _Field) -> str:
+def _reader(f: _Field) -> str:  # noqa: PLR0911  # one expression per field kind
     args = f'rec, n, "{f.name}"'
     if f.array:
         default = ", default=True" if f.has_default else ""
@@ -230,6 +230,8 @@ def _reader(f: _Field) -> str:
         "integer": "opt_integer",
         "bytes": "opt_binary",
     }
+    if f.optional and f.kind == "enum":
+        return f"f.opt_symbol({args}, {f.ref})"
     if f.optional:
         reader = opt.get(f.kind)
         if reader is None:
@@ -250,7 +252,7 @@ def _reader(f: _Field) -> str:
     return f"f.{plain[f.kind]}({args}{default})"
 
 
-def _plain(f: _Field) -> str:
+def _plain(f: _Field) -> str:  # noqa: PLR0911  # one expression per field kind
     value = f'rec["{f.name}"]'
     if f.array:
         if f.kind == "record":
@@ -262,6 +264,8 @@ def _plain(f: _Field) -> str:
             if f.optional
             else (f"{f.ref}.from_plain({value})")
         )
+    if f.kind == "enum" and f.optional:
+        return f"None if {value} is None else _{f.ref.upper()}_OF[{value}]"
     if f.kind == "enum":
         return f"_{f.ref.upper()}_OF[{value}]"
     if f.kind == "number":
@@ -281,6 +285,8 @@ def _to(f: _Field) -> str:
             if f.optional
             else (f"{value}.to_record()")
         )
+    if f.kind == "enum" and f.optional:
+        return f"None if {value} is None else {value}.value"
     if f.kind == "enum":
         return f"{value}.value"
     return value

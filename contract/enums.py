@@ -19,15 +19,23 @@ class ActivationKind(StrEnum):
 
 
 class CommandKind(StrEnum):
-    """SET_POWER: hold battery power at power_kw. STOP: zero power now, disarm, overtakes anything
-    queued. SAFE_MODE: hand the site back to the OEM self-consumption mode. ARM_RESERVE: respond
-    locally to grid frequency with the reserve parameters.
+    """SET_POWER: hold battery power at power_kw, a predetermined setpoint that replaces the site's
+    own baseline until valid_until; armed reserves and orders ride on top of it. STOP: zero power
+    now, disarm every reserve, end every order; overtakes anything queued. SAFE_MODE: hand the site
+    back to the OEM self-consumption mode, disarm every reserve, end every order. ARM_RESERVE:
+    respond locally to grid frequency for reserve.product with the reserve parameters, on top of the
+    baseline; replaces that product's earlier arm, other products stay armed. DISARM_RESERVE: stop
+    responding for product; other products stay armed. ORDER: an aFRR/mFRR order for product:
+    power_kw is a change against the site's baseline (positive = more discharge), replacing that
+    product's earlier order; 0 ends it.
     """
 
     SET_POWER = "SET_POWER"
     STOP = "STOP"
     SAFE_MODE = "SAFE_MODE"
     ARM_RESERVE = "ARM_RESERVE"
+    DISARM_RESERVE = "DISARM_RESERVE"
+    ORDER = "ORDER"
 
 
 class CommandStatus(StrEnum):

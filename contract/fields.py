@@ -264,3 +264,9 @@ def require(name: str, field: str, value: object, when: str) -> None:
     """A field a record needs because of another field's value (``when`` says which)."""
     if value is None:
         raise InvalidRecordError(name, field, f"required for {when}")
+
+
+def opt_symbol(rec: Mapping[str, Any], name: str, field: str, enum: type[E]) -> E | None:
+    if rec.get(field) is None:
+        return None
+    return symbol(rec, name, field, enum)

@@ -189,6 +189,53 @@ class OemState:
 
 
 @dataclass(frozen=True, slots=True)
+class ProductState:
+    """One reserve product or order across the fleet in the window."""
+
+    #: The product.
+    product: Product
+    #: Capacity armed for it across the online sites, MW (for an order: the order changes in force).
+    armed_mw: float
+    #: Response the product asks for now: each site's armed capacity times its curve at the site's
+    #: frequency (an order: its change), summed, MW, positive = discharging.
+    expected_mw: float
+
+    @classmethod
+    def from_record(cls, rec: object) -> ProductState:
+        """Checked: a missing, mistyped or impossible field raises an error."""
+        n = "ProductState"
+        if not isinstance(rec, Mapping):
+            got = type(rec).__name__
+            raise InvalidRecordError(n, "<record>", f"expected a mapping, got {got}")
+        out = cls(
+            product=f.symbol(rec, n, "product", Product),
+            armed_mw=f.number(rec, n, "armed_mw"),
+            expected_mw=f.number(rec, n, "expected_mw"),
+        )
+        f.in_range(n, "armed_mw", out.armed_mw, 0.0, None)
+        return out
+
+    @classmethod
+    def from_plain(cls, rec: Mapping[str, Any]) -> ProductState:
+        """Unchecked: a record as the raw codec decodes it (int micros, str uuids)
+        that the caller has already checked; ``from_record`` of the same record
+        gives the same."""
+        return cls(
+            product=_PRODUCT_OF[rec["product"]],
+            armed_mw=float(rec["armed_mw"]),
+            expected_mw=float(rec["expected_mw"]),
+        )
+
+    def to_record(self) -> dict[str, Any]:
+        """The Avro record (the schema's field order) for ``contract.codec.encode``."""
+        return {
+            "product": self.product.value,
+            "armed_mw": self.armed_mw,
+            "expected_mw": self.expected_mw,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class FleetState:
     """Fleet aggregate over a tumbling window (MW at fleet level). Key: fleet_id."""
 
@@ -221,6 +268,13 @@ class FleetState:
     ingest_time: int | None = None
     #: Mean grid frequency reported by the sites, Hz.
     mean_frequency_hz: float | None = None
+    #: Sum of the online sites' baselines in the window, MW (positive = discharging); null when no
+    #: site reported one (events written before baselines). Delivered = total_power_mw -
+    #: baseline_mw.
+    baseline_mw: float | None = None
+    #: Per product armed capacity and expected response (empty: none armed, or events written before
+    #: stacked products).
+    products: tuple[ProductState, ...] = ()
 
     @classmethod
     def from_record(cls, rec: object) -> FleetState:
@@ -244,6 +298,8 @@ class FleetState:
             per_oem=f.records(rec, n, "per_oem", OemState.from_record),
             ingest_time=f.opt_micros(rec, n, "ingest_time"),
             mean_frequency_hz=f.opt_number(rec, n, "mean_frequency_hz"),
+            baseline_mw=f.opt_number(rec, n, "baseline_mw"),
+            products=f.records(rec, n, "products", ProductState.from_record, default=True),
         )
         f.check_window(n, "window_start", out.window_start, "window_end", out.window_end)
         return out
@@ -268,6 +324,8 @@ class FleetState:
             per_oem=tuple(OemState.from_plain(v) for v in rec["per_oem"]),
             ingest_time=rec["ingest_time"],
             mean_frequency_hz=_opt_float(rec["mean_frequency_hz"]),
+            baseline_mw=_opt_float(rec["baseline_mw"]),
+            products=tuple(ProductState.from_plain(v) for v in rec["products"]),
         )
 
     def to_record(self) -> dict[str, Any]:
@@ -287,4 +345,6 @@ class FleetState:
             "sites_faulted": self.sites_faulted,
             "mean_frequency_hz": self.mean_frequency_hz,
             "per_oem": [v.to_record() for v in self.per_oem],
+            "baseline_mw": self.baseline_mw,
+            "products": [v.to_record() for v in self.products],
         }

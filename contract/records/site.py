@@ -323,13 +323,16 @@ class SiteCommand:
     ingest_time: int | None = None
     #: Site setpoint it came from.
     setpoint_id: str | None = None
-    #: Battery power target in kW for SET_POWER. Positive = discharging/exporting to the grid,
-    #: negative = charging/importing.
+    #: Battery power in kW: for SET_POWER the absolute setpoint, for ORDER the change against the
+    #: baseline. Positive = discharging/exporting to the grid, negative = charging/importing.
     power_kw: float | None = None
     #: Reserve parameters for ARM_RESERVE.
     reserve: ReserveArm | None = None
     #: Component that issued the command.
     issued_by: str = ""
+    #: Product of a DISARM_RESERVE (FCR_N, FCR_D_UP, FCR_D_DOWN, FFR) or an ORDER (AFRR, MFRR); null
+    #: otherwise.
+    product: Product | None = None
 
     @classmethod
     def from_record(cls, rec: object) -> SiteCommand:
@@ -350,11 +353,18 @@ class SiteCommand:
             power_kw=f.opt_number(rec, n, "power_kw"),
             reserve=f.opt_record(rec, n, "reserve", ReserveArm.from_record),
             issued_by=f.text(rec, n, "issued_by", default=""),
+            product=f.opt_symbol(rec, n, "product", Product),
         )
         if out.kind is CommandKind.SET_POWER:
             f.require(n, "power_kw", out.power_kw, "SET_POWER")
         if out.kind is CommandKind.ARM_RESERVE:
             f.require(n, "reserve", out.reserve, "ARM_RESERVE")
+        if out.kind is CommandKind.DISARM_RESERVE:
+            f.require(n, "product", out.product, "DISARM_RESERVE")
+        if out.kind is CommandKind.ORDER:
+            f.require(n, "product", out.product, "ORDER")
+        if out.kind is CommandKind.ORDER:
+            f.require(n, "power_kw", out.power_kw, "ORDER")
         return out
 
     @classmethod
@@ -374,6 +384,7 @@ class SiteCommand:
             power_kw=_opt_float(rec["power_kw"]),
             reserve=None if rec["reserve"] is None else ReserveArm.from_plain(rec["reserve"]),
             issued_by=rec["issued_by"],
+            product=None if rec["product"] is None else _PRODUCT_OF[rec["product"]],
         )
 
     def to_record(self) -> dict[str, Any]:
@@ -390,6 +401,7 @@ class SiteCommand:
             "reserve": None if self.reserve is None else self.reserve.to_record(),
             "valid_until": self.valid_until,
             "issued_by": self.issued_by,
+            "product": None if self.product is None else self.product.value,
         }
 
 
@@ -526,11 +538,14 @@ class SiteSetpoint:
     ingest_time: int | None = None
     #: Id of the fleet setpoint, activation or assignment it was derived from.
     source_id: str | None = None
-    #: Battery power target in kW for SET_POWER. Positive = discharging/exporting to the grid,
-    #: negative = charging/importing.
+    #: Battery power in kW: for SET_POWER the absolute setpoint, for ORDER the change against the
+    #: baseline. Positive = discharging/exporting to the grid, negative = charging/importing.
     power_kw: float | None = None
     #: Reserve parameters for ARM_RESERVE.
     reserve: ReserveArm | None = None
+    #: Product of a DISARM_RESERVE (FCR_N, FCR_D_UP, FCR_D_DOWN, FFR) or an ORDER (AFRR, MFRR); null
+    #: otherwise.
+    product: Product | None = None
 
     @classmethod
     def from_record(cls, rec: object) -> SiteSetpoint:
@@ -550,11 +565,18 @@ class SiteSetpoint:
             source_id=f.opt_text(rec, n, "source_id"),
             power_kw=f.opt_number(rec, n, "power_kw"),
             reserve=f.opt_record(rec, n, "reserve", ReserveArm.from_record),
+            product=f.opt_symbol(rec, n, "product", Product),
         )
         if out.kind is CommandKind.SET_POWER:
             f.require(n, "power_kw", out.power_kw, "SET_POWER")
         if out.kind is CommandKind.ARM_RESERVE:
             f.require(n, "reserve", out.reserve, "ARM_RESERVE")
+        if out.kind is CommandKind.DISARM_RESERVE:
+            f.require(n, "product", out.product, "DISARM_RESERVE")
+        if out.kind is CommandKind.ORDER:
+            f.require(n, "product", out.product, "ORDER")
+        if out.kind is CommandKind.ORDER:
+            f.require(n, "power_kw", out.power_kw, "ORDER")
         return out
 
     @classmethod
@@ -573,6 +595,7 @@ class SiteSetpoint:
             source_id=rec["source_id"],
             power_kw=_opt_float(rec["power_kw"]),
             reserve=None if rec["reserve"] is None else ReserveArm.from_plain(rec["reserve"]),
+            product=None if rec["product"] is None else _PRODUCT_OF[rec["product"]],
         )
 
     def to_record(self) -> dict[str, Any]:
@@ -588,6 +611,7 @@ class SiteSetpoint:
             "power_kw": self.power_kw,
             "reserve": None if self.reserve is None else self.reserve.to_record(),
             "valid_until": self.valid_until,
+            "product": None if self.product is None else self.product.value,
         }
 
 
@@ -618,9 +642,11 @@ class SiteTelemetry:
     pv_power_kw: float
     #: Household consumption in kW, >= 0.
     load_kw: float
-    #: Additional discharge available now in kW (>= 0), within SoC reserves and limits.
+    #: How much more the battery could discharge now beyond the baseline and every armed reserve's
+    #: and order's full activation upwards, kW (>= 0): what the allocator may still hand out.
     headroom_up_kw: float
-    #: Additional charge available now in kW (>= 0).
+    #: How much more the battery could charge now beyond the baseline and every armed reserve's and
+    #: order's full activation downwards, kW (>= 0).
     headroom_down_kw: float
     #: Discharge limit in kW (>= 0) from inverter, battery and site config.
     max_discharge_kw: float
@@ -634,15 +660,33 @@ class SiteTelemetry:
     frequency_hz: float | None = None
     #: Usable battery capacity, kWh.
     capacity_kwh: float | None = None
-    #: Active commanded battery power in kW, if any. Positive = discharging/exporting to the grid,
-    #: negative = charging/importing.
+    #: Battery power the bridge last wrote in kW (baseline + reserve responses + order changes), if
+    #: any. Positive = discharging/exporting to the grid, negative = charging/importing.
     setpoint_kw: float | None = None
     #: Command currently in force.
     active_command_id: str | None = None
-    #: Product armed for edge-local response, NONE if none.
+    #: One product armed for edge-local response (the first of FCR_N, FCR_D_UP, FCR_D_DOWN, FFR that
+    #: is armed), NONE if none; armed_*_kw has them all.
     reserve_armed: Product = Product.NONE
     #: True while an inverter or BMS fault is active.
     faulted: bool = False
+    #: Battery power the site would have now with no reserve and no order (its own self-consumption:
+    #: load - PV within the battery's limits and SoC reserve; or its predetermined setpoint), kW,
+    #: positive = discharging. Delivered reserve = battery power - baseline. Null where not computed
+    #: (events written before baselines: read as 0).
+    baseline_kw: float | None = None
+    #: FCR-N capacity armed at the site, kW (>= 0; 0 = not armed).
+    armed_fcr_n_kw: float = 0.0
+    #: FCR-D upwards capacity armed at the site, kW (>= 0).
+    armed_fcr_d_up_kw: float = 0.0
+    #: FCR-D downwards capacity armed at the site, kW (>= 0).
+    armed_fcr_d_down_kw: float = 0.0
+    #: FFR capacity armed at the site, kW (>= 0).
+    armed_ffr_kw: float = 0.0
+    #: aFRR order change against the baseline in force at the site, kW (positive = more discharge).
+    order_afrr_kw: float = 0.0
+    #: mFRR order change against the baseline in force at the site, kW (positive = more discharge).
+    order_mfrr_kw: float = 0.0
 
     @classmethod
     def from_record(cls, rec: object) -> SiteTelemetry:
@@ -674,6 +718,13 @@ class SiteTelemetry:
             active_command_id=f.opt_text(rec, n, "active_command_id"),
             reserve_armed=f.symbol(rec, n, "reserve_armed", Product, default=Product.NONE),
             faulted=f.boolean(rec, n, "faulted", default=False),
+            baseline_kw=f.opt_number(rec, n, "baseline_kw"),
+            armed_fcr_n_kw=f.number(rec, n, "armed_fcr_n_kw", default=0.0),
+            armed_fcr_d_up_kw=f.number(rec, n, "armed_fcr_d_up_kw", default=0.0),
+            armed_fcr_d_down_kw=f.number(rec, n, "armed_fcr_d_down_kw", default=0.0),
+            armed_ffr_kw=f.number(rec, n, "armed_ffr_kw", default=0.0),
+            order_afrr_kw=f.number(rec, n, "order_afrr_kw", default=0.0),
+            order_mfrr_kw=f.number(rec, n, "order_mfrr_kw", default=0.0),
         )
         f.in_range(n, "soc_pct", out.soc_pct, 0.0, 100.0)
         f.in_range(n, "pv_power_kw", out.pv_power_kw, 0.0, None)
@@ -682,6 +733,10 @@ class SiteTelemetry:
         f.in_range(n, "headroom_down_kw", out.headroom_down_kw, 0.0, None)
         f.in_range(n, "max_discharge_kw", out.max_discharge_kw, 0.0, None)
         f.in_range(n, "max_charge_kw", out.max_charge_kw, 0.0, None)
+        f.in_range(n, "armed_fcr_n_kw", out.armed_fcr_n_kw, 0.0, None)
+        f.in_range(n, "armed_fcr_d_up_kw", out.armed_fcr_d_up_kw, 0.0, None)
+        f.in_range(n, "armed_fcr_d_down_kw", out.armed_fcr_d_down_kw, 0.0, None)
+        f.in_range(n, "armed_ffr_kw", out.armed_ffr_kw, 0.0, None)
         return out
 
     @classmethod
@@ -712,6 +767,13 @@ class SiteTelemetry:
             active_command_id=rec["active_command_id"],
             reserve_armed=_PRODUCT_OF[rec["reserve_armed"]],
             faulted=rec["faulted"],
+            baseline_kw=_opt_float(rec["baseline_kw"]),
+            armed_fcr_n_kw=float(rec["armed_fcr_n_kw"]),
+            armed_fcr_d_up_kw=float(rec["armed_fcr_d_up_kw"]),
+            armed_fcr_d_down_kw=float(rec["armed_fcr_d_down_kw"]),
+            armed_ffr_kw=float(rec["armed_ffr_kw"]),
+            order_afrr_kw=float(rec["order_afrr_kw"]),
+            order_mfrr_kw=float(rec["order_mfrr_kw"]),
         )
 
     def to_record(self) -> dict[str, Any]:
@@ -739,4 +801,11 @@ class SiteTelemetry:
             "active_command_id": self.active_command_id,
             "reserve_armed": self.reserve_armed.value,
             "faulted": self.faulted,
+            "baseline_kw": self.baseline_kw,
+            "armed_fcr_n_kw": self.armed_fcr_n_kw,
+            "armed_fcr_d_up_kw": self.armed_fcr_d_up_kw,
+            "armed_fcr_d_down_kw": self.armed_fcr_d_down_kw,
+            "armed_ffr_kw": self.armed_ffr_kw,
+            "order_afrr_kw": self.order_afrr_kw,
+            "order_mfrr_kw": self.order_mfrr_kw,
         }

@@ -23,6 +23,8 @@ _CANONICAL_UUID = re.compile(
     r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 ).fullmatch
 _COMMAND_KINDS = {k.value: k for k in CommandKind}
+# kinds whose payload is at most power_kw; the others (reserve, product) take from_record
+_PLAIN_KINDS = frozenset({CommandKind.SET_POWER, CommandKind.STOP, CommandKind.SAFE_MODE})
 
 
 def setpoint_of_plain(rec: Mapping[str, Any]) -> SiteSetpoint:
@@ -51,7 +53,8 @@ def setpoint_of_plain(rec: Mapping[str, Any]) -> SiteSetpoint:
             and setpoint_id != ""
             and (source is None or type(source) is str)
             and rec["reserve"] is None
-            and kind is not CommandKind.ARM_RESERVE
+            and rec["product"] is None
+            and kind in _PLAIN_KINDS
             and (
                 (power is None and kind is not CommandKind.SET_POWER)
                 or (type(power) is float and _isfinite(power))
@@ -70,6 +73,7 @@ def setpoint_of_plain(rec: Mapping[str, Any]) -> SiteSetpoint:
         valid_until=valid_until,
         power_kw=power,
         reserve=None,
+        product=None,
         source_id=source,
         ingest_time=ingest,
     )
@@ -112,7 +116,8 @@ def telemetry_plainly_valid(rec: Mapping[str, Any]) -> bool:
     """True when a SiteTelemetry as decoded by the raw codec (``logical_types=False``: every
     field present, Avro-typed, int micros, canonical str uuid) passes
     :meth:`SiteTelemetry.from_record`'s semantic checks: numbers finite, ``soc_pct`` in
-    0..100, non-negative PV/load/headroom/limits, non-empty ``site_id``, known enum symbols.
+    0..100, non-negative PV/load/headroom/limits/armed capacities, non-empty ``site_id``,
+    known enum symbols.
 
     The fast path of the telemetry agent: a few comparisons, no allocation. False means
     "not shown valid here" (also for any other spelling: a missing key, a datetime, a sum
@@ -125,13 +130,25 @@ def telemetry_plainly_valid(rec: Mapping[str, Any]) -> bool:
         up, down = rec["headroom_up_kw"], rec["headroom_down_kw"]
         max_out, max_in = rec["max_discharge_kw"], rec["max_charge_kw"]
         optional = rec["frequency_hz"], rec["capacity_kwh"], rec["setpoint_kw"]
+        baseline = rec["baseline_kw"]
+        fcrn, up_d, down_d, ffr = (
+            rec["armed_fcr_n_kw"],
+            rec["armed_fcr_d_up_kw"],
+            rec["armed_fcr_d_down_kw"],
+            rec["armed_ffr_kw"],
+        )
         ingest = rec["ingest_time"]
         # one finiteness test for all: NaN or an infinity anywhere makes the sum non-finite
         total = rec["battery_power_kw"] + rec["grid_power_kw"] + soc + pv + load + up + down
         total += max_out + max_in + (optional[0] or 0.0) + (optional[1] or 0.0)
+        total += fcrn + up_d + down_d + ffr + rec["order_afrr_kw"] + rec["order_mfrr_kw"]
         return (
-            _isfinite(total + (optional[2] or 0.0))
+            _isfinite(total + (optional[2] or 0.0) + (baseline or 0.0))
             and 0.0 <= soc <= 100.0
+            and fcrn >= 0.0
+            and up_d >= 0.0
+            and down_d >= 0.0
+            and ffr >= 0.0
             and pv >= 0.0
             and load >= 0.0
             and up >= 0.0

@@ -117,6 +117,10 @@ def plainly_valid(batch: ColumnBatch) -> Bools:
     soc, pv, load = col["soc_pct"].values, col["pv_power_kw"].values, col["load_kw"].values
     up, down = col["headroom_up_kw"].values, col["headroom_down_kw"].values
     max_out, max_in = col["max_discharge_kw"].values, col["max_charge_kw"].values
+    armed = [
+        col[name].values
+        for name in ("armed_fcr_n_kw", "armed_fcr_d_up_kw", "armed_fcr_d_down_kw", "armed_ffr_kw")
+    ]
     mode, reserve = col["mode"], col["reserve_armed"]
     site = col["site_id"]
     if not isinstance(mode, EnumColumn) or not isinstance(reserve, EnumColumn):
@@ -127,7 +131,11 @@ def plainly_valid(batch: ColumnBatch) -> Bools:
         total += (
             max_out + max_in + _optional(batch, "frequency_hz") + _optional(batch, "capacity_kwh")
         )
-        finite = np.isfinite(total + _optional(batch, "setpoint_kw"))
+        total += armed[0] + armed[1] + armed[2] + armed[3]
+        total += col["order_afrr_kw"].values + col["order_mfrr_kw"].values
+        finite = np.isfinite(
+            total + _optional(batch, "setpoint_kw") + _optional(batch, "baseline_kw")
+        )
     valid: Bools = (
         batch.ok
         & finite
@@ -139,6 +147,10 @@ def plainly_valid(batch: ColumnBatch) -> Bools:
         & (down >= 0.0)
         & (max_out >= 0.0)
         & (max_in >= 0.0)
+        & (armed[0] >= 0.0)
+        & (armed[1] >= 0.0)
+        & (armed[2] >= 0.0)
+        & (armed[3] >= 0.0)
         & (site.values > 0)
         & _symbols_in(mode, _SITE_MODES)
         & _symbols_in(reserve, _PRODUCTS)

@@ -188,6 +188,18 @@ def test_module_level_raw_codec() -> None:
         "active_command_id": None,
         "reserve_armed": "NONE",
         "faulted": False,
+        "baseline_kw": None,
+        **dict.fromkeys(
+            (
+                "armed_fcr_n_kw",
+                "armed_fcr_d_up_kw",
+                "armed_fcr_d_down_kw",
+                "armed_ffr_kw",
+                "order_afrr_kw",
+                "order_mfrr_kw",
+            ),
+            0.0,
+        ),
     }
     assert raw_codec().logical_types is False
 

@@ -145,8 +145,9 @@ def _at(offset: int, data: bytes) -> bytes:
         ("union index -1", _at(AT_INGEST, b"\x01")),
         ("negative length", _at(AT_SITE, b"\x01")),
         ("length past the end", _at(AT_SITE, b"\x7e")),
-        ("boolean byte 2", GOOD[:-1] + b"\x02"),
-        ("enum index -1", GOOD[:-4] + b"\x01" + GOOD[-3:]),
+        # the last 49 bytes are v2 fields (a null union index, six doubles); faulted is before them
+        ("boolean byte 2", GOOD[:-50] + b"\x02" + GOOD[-49:]),
+        ("enum index -1", GOOD[:-53] + b"\x01" + GOOD[-52:]),
         ("uuid upper case", _at(11, b"9F")),
         ("bad utf-8", _at(AT_SITE + 1, b"\xff")),
         ("varint over 10 bytes", GOOD[:47] + b"\x80" * 10 + b"\x00" + GOOD[55:]),

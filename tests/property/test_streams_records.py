@@ -56,8 +56,15 @@ def commands(draw: st.DrawFn) -> SiteCommand:
         kind=kind,
         valid_until=draw(micros),
         setpoint_id=draw(st.none() | ids),
-        power_kw=draw(finite if kind is CommandKind.SET_POWER else st.none() | finite),
+        power_kw=draw(
+            finite if kind in (CommandKind.SET_POWER, CommandKind.ORDER) else st.none() | finite
+        ),
         reserve=draw(reserves if kind is CommandKind.ARM_RESERVE else st.none() | reserves),
+        product=draw(
+            st.sampled_from(list(Product))
+            if kind in (CommandKind.DISARM_RESERVE, CommandKind.ORDER)
+            else st.none() | st.sampled_from(list(Product))
+        ),
         issued_by=draw(st.text(max_size=10)),
         ingest_time=draw(st.none() | micros),
     )
