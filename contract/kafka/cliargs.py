@@ -37,6 +37,7 @@ from contract.kafka.settings import (
     KafkaSettingsError,
     SaslMechanism,
     SecurityProtocol,
+    _what,
     env_name,
     explain,
 )
@@ -126,12 +127,20 @@ def _environment_names_bootstrap(env: Mapping[str, str]) -> bool:
 def resolve(
     *layers: KafkaOptions | None,
     fallback: Callable[[], KafkaOptions | None] | None = None,
-    cls: type[S] = KafkaSettings,  # type: ignore[assignment]  # the default class is an S
+) -> KafkaSettings:
+    """Settings from ``layers`` (first wins: flags, then a config section), the environment,
+    then ``fallback()`` when nothing named the bootstrap servers. See the module doc."""
+    return resolve_as(KafkaSettings, *layers, fallback=fallback)
+
+
+def resolve_as(
+    cls: type[S],
+    *layers: KafkaOptions | None,
+    fallback: Callable[[], KafkaOptions | None] | None = None,
     **extra: Any,
 ) -> S:
-    """Settings from ``layers`` (first wins: flags, then a config section), the environment,
-    then ``fallback()`` when nothing named the bootstrap servers; ``extra`` are fields of a
-    subclass (e.g. the streams worker's app id). See the module doc."""
+    """:func:`resolve` into a subclass of the settings; ``extra`` are its own fields (e.g.
+    the streams worker's app id), given like flags."""
     given: dict[str, Any] = {}
     for layer in reversed([layer for layer in layers if layer is not None]):
         given.update(layer.given())
@@ -146,16 +155,4 @@ def resolve(
     try:
         return cls(**given, **extra)
     except ValidationError as exc:
-        raise KafkaSettingsError(explain(exc)) from None
-
-
-def settings_from_args(
-    args: argparse.Namespace,
-    *,
-    base: KafkaOptions | None = None,
-    fallback: Callable[[], KafkaOptions | None] | None = None,
-    cls: type[S] = KafkaSettings,  # type: ignore[assignment]  # the default class is an S
-    **extra: Any,
-) -> S:
-    """:func:`resolve` of the flags in ``args`` over ``base`` (a config file's section)."""
-    return resolve(options_from_args(args), base, fallback=fallback, cls=cls, **extra)
+        raise KafkaSettingsError(explain(exc, _what(cls))) from None

@@ -195,7 +195,7 @@ class KafkaSettings(BaseSettings):
         try:
             return cls(**fields)
         except ValidationError as exc:
-            raise KafkaSettingsError(explain(exc)) from None
+            raise KafkaSettingsError(explain(exc, _what(cls))) from None
 
     @property
     def bootstrap_server_list(self) -> list[str]:
@@ -297,7 +297,11 @@ class KafkaSettings(BaseSettings):
         return options
 
 
-def explain(exc: ValidationError) -> str:
+def _what(cls: type[KafkaSettings]) -> str:
+    return "Kafka connection settings" if cls is KafkaSettings else f"{cls.__name__}"
+
+
+def explain(exc: ValidationError, what: str = "Kafka connection settings") -> str:
     """A pydantic error as one readable line per problem, built from the locations and
     messages only (the inputs, which may hold a password, are left out)."""
     lines = []
@@ -307,7 +311,7 @@ def explain(exc: ValidationError) -> str:
         if loc and loc in KafkaSettings.model_fields:
             loc = where(loc)
         lines.append(f"{loc}: {message}" if loc else message)
-    return "Kafka connection settings: " + "; ".join(lines)
+    return f"{what}: " + "; ".join(lines)
 
 
 def settings_for(bootstrap: str, **fields: Any) -> KafkaSettings:
