@@ -65,6 +65,15 @@ class KafkaOptions(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
+def options_of(settings: KafkaSettings) -> KafkaOptions:
+    """The connection of ``settings`` as a config section (every field spelled out; the
+    password only by its file: settings whose password came from the environment give a
+    section that needs ``FLOWERHUB_SASL_PASSWORD`` again)."""
+    return KafkaOptions(
+        **{name: getattr(settings, name) for name in KafkaOptions.model_fields},
+    )
+
+
 _FLAGS: tuple[tuple[str, str, dict[str, Any], str], ...] = (
     ("--bootstrap", "bootstrap_servers", {"metavar": "HOST:PORT[,...]"}, "bootstrap servers"),
     (

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from contract.codec import default_codec
 from contract.kafka import clients
+from contract.kafka.cliargs import options_of
 from contract.kafka.settings import KafkaSettings
 from edge.bridge.config import BatteryLimits, BridgeConfig, OutboxConfig, SiteConfig
 from edge.bridge.events import COMMAND, command_record
@@ -139,6 +140,7 @@ class SimBridge:
             status_interval_s=5.0,
             state_dir=self.state / "state",
             outbox=OutboxConfig(dir=self.state / "outbox", fsync_interval_s=0.5),
+            kafka=options_of(self.kafka),  # for a bridge process run from this config
         )
 
     def start_bridge(self, timeout: float = 60.0) -> Bridge:

@@ -84,7 +84,8 @@ class ClusterPlan:
         for port in ports:
             validate_port(port)
         if len(set(ports)) != len(ports):
-            raise BrokerConfigError(f"every node needs its own ports, got {ports}")
+            count = "two" if self.secure is None else "four"
+            raise BrokerConfigError(f"every node needs its own {count} ports, got {ports}")
 
     @property
     def replication_factor(self) -> int:
@@ -173,9 +174,9 @@ def plan_cluster(
     ``secure`` an SSL and a SASL_SSL port after them (2 or 4 ports per node)."""
     per_node = 2 if secure is None else 4
     if len(ports) % per_node:
-        raise BrokerConfigError(
-            f"{per_node} ports per node, got {len(ports)} (not a multiple of {per_node})"
-        )
+        if secure is None:
+            raise BrokerConfigError(f"two ports per node, got an odd count ({len(ports)})")
+        raise BrokerConfigError(f"four ports per node with TLS, got {len(ports)}")
     nodes = tuple(
         NodePlan(
             node_id=i + 1,
