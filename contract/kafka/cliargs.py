@@ -165,3 +165,13 @@ def resolve_as(
         return cls(**given, **extra)
     except ValidationError as exc:
         raise KafkaSettingsError(explain(exc, _what(cls))) from None
+
+
+def settings_from_args(
+    args: argparse.Namespace,
+    *,
+    base: KafkaOptions | None = None,
+    fallback: Callable[[], KafkaOptions | None] | None = None,
+) -> KafkaSettings:
+    """:func:`resolve` of the flags in ``args`` over ``base`` (a config file's section)."""
+    return resolve(options_from_args(args), base, fallback=fallback)

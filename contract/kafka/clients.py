@@ -34,6 +34,7 @@ import aiokafka  # type: ignore[import-untyped, unused-ignore]
 from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped, unused-ignore]
 from aiokafka.conn import create_conn  # type: ignore[import-untyped, unused-ignore]
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped, unused-ignore]
+from aiokafka.protocol.metadata import MetadataRequest  # type: ignore[import-untyped, unused-ignore]
 
 from contract.kafka.settings import KafkaSettings, where
 
@@ -136,6 +137,11 @@ def _explain(  # noqa: PLR0911  # one answer per kind of failure
         return f"TLS handshake with {where_} failed: {exc}"
     if isinstance(exc, ConnectionRefusedError):
         return f"nothing listens on {where_} (connection refused)"
+    if isinstance(exc, ConnectionResetError) and kafka.security_protocol.uses_tls:
+        return (
+            f"{where_} reset the connection during the TLS handshake (a plaintext listener?): "
+            f"check {where('security_protocol')}"
+        )
     if isinstance(exc, TimeoutError):
         return f"{where_} did not answer within {DIAGNOSE_TIMEOUT_S:g} s"
     name = type(exc).__name__
@@ -148,6 +154,12 @@ def _explain(  # noqa: PLR0911  # one answer per kind of failure
         return (
             f"{where_} dropped the connection ({name}: {exc}); a TLS listener does this to a "
             f"{kafka.security_protocol} client: check {where('security_protocol')}"
+        )
+    if isinstance(exc, KafkaError) and not kafka.security_protocol.uses_sasl:
+        return (
+            f"{where_} closed the connection after the TLS handshake ({name}: {exc}): the "
+            f"listener wants a client certificate ({where('ssl_certfile')}) or SASL "
+            f"({where('security_protocol')} SASL_SSL)"
         )
     return f"{where_}: {name}: {exc}"
 
@@ -168,5 +180,10 @@ async def diagnose(kafka: KafkaSettings) -> str | None:
             )
         except (KafkaError, OSError, TimeoutError) as exc:
             return _explain(exc, kafka, host, port)
-        conn.close()
+        try:  # what a client's bootstrap asks next: refused without SASL on a SASL listener
+            await asyncio.wait_for(conn.send(MetadataRequest([])), DIAGNOSE_TIMEOUT_S)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            return _explain(exc, kafka, host, port)
+        finally:
+            conn.close()
     return None
