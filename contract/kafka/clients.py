@@ -36,7 +36,10 @@ from aiokafka.conn import create_conn  # type: ignore[import-untyped, unused-ign
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped, unused-ignore]
 from aiokafka.protocol.metadata import MetadataRequest  # type: ignore[import-untyped, unused-ignore]
 
+from contract.kafka import redact
 from contract.kafka.settings import KafkaSettings, where
+
+redact.install()  # before any client exists: no SASL credentials in aiokafka's debug log
 
 PRODUCER_DEFAULTS: Mapping[str, Any] = {"acks": "all", "enable_idempotence": True}
 CONSUMER_DEFAULTS: Mapping[str, Any] = {

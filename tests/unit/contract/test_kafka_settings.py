@@ -236,3 +236,16 @@ def test_an_unreachable_broker_is_reported_with_the_reason() -> None:
         f"cannot connect to Kafka at PLAINTEXT://127.0.0.1:{port}: "
         f"nothing listens on 127.0.0.1:{port} (connection refused)"
     )
+
+
+def test_aiokafka_debug_log_never_shows_a_sasl_login(caplog: pytest.LogCaptureFixture) -> None:
+    class SaslAuthenticateRequest_v1:  # noqa: N801  # named like aiokafka's request struct
+        def __repr__(self) -> str:
+            return f"SaslAuthenticateRequest_v1(sasl_auth_bytes=b'fh\\x00fh\\x00{SECRET}')"
+
+    with caplog.at_level(logging.DEBUG, logger="aiokafka.conn"):
+        logging.getLogger("aiokafka.conn").debug(
+            "Request to %s:%d %d: %s", "b", 9093, 3, SaslAuthenticateRequest_v1()
+        )
+    assert "SaslAuthenticateRequest_v1(<redacted>)" in caplog.text
+    assert SECRET not in caplog.text
