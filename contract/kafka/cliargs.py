@@ -91,14 +91,14 @@ _FLAGS: tuple[tuple[str, str, dict[str, Any], str], ...] = (
         {"choices": [m.value for m in SaslMechanism]},
         "SASL mechanism",
     ),
-    ("--sasl-username", "sasl_username", {}, "SASL user name"),
+    ("--sasl-username", "sasl_username", {"metavar": "USER"}, "SASL user name"),
     (
         "--sasl-password-file",
         "sasl_password_file",
         {"type": Path, "metavar": "FILE"},
         "file holding the SASL password (or set FLOWERHUB_SASL_PASSWORD; never a flag)",
     ),
-    ("--client-id", "client_id", {}, "Kafka client id (default flowerhub)"),
+    ("--client-id", "client_id", {"metavar": "ID"}, "Kafka client id (default flowerhub)"),
 )
 DEST = "kafka_"  # argparse dest prefix: no clash with a verb's own options
 
