@@ -63,15 +63,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from aiokafka import (  # type: ignore[import-untyped, unused-ignore]  # ships no py.typed
-    AIOKafkaConsumer,
-    AIOKafkaProducer,
-)
 
 from bench import BenchResult
 from bench.broker import bench_broker
 from bench.simfleet import FleetSite, SimFleet
 from contract.codec import default_codec
+from contract.kafka import clients
+from contract.kafka.cliargs import options_of
+from contract.kafka.settings import KafkaSettings
 from edge.bridge.events import COMMAND, command_record
 from edge.bridge.harness import new_command
 from edge.bridge.keepalive import Heartbeat
@@ -96,17 +95,17 @@ def pct(xs: list[float], q: float) -> float:
 
 
 async def raw_kafka_ms(
-    bootstrap: str, topic: str, n: int, size: int, *, gap_s: float, seed: int = 2
+    bootstrap: KafkaSettings, topic: str, n: int, size: int, *, gap_s: float, seed: int = 2
 ) -> list[float]:
     """Produce -> consume of a same-size event, spaced like the commands (a random 0.5-1.5 x
     ``gap_s`` apart): a consumer whose fetch waits at the broker for the next event, as the
     bridge's does between commands. (Back to back, the next fetch is often already on its way
     and p50 is ~0.6 ms instead of ~1.4 ms here: not what a command meets.)"""
     rng = random.Random(seed)
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="latest")
-    await consumer.start()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
-    await producer.start()
+    consumer = clients.consumer(bootstrap, topic, auto_offset_reset="latest")
+    await clients.start(consumer, bootstrap)
+    producer = clients.producer(bootstrap, enable_idempotence=False, linger_ms=0)
+    await clients.start(producer, bootstrap)
     out: list[float] = []
     try:
         while not consumer.assignment():  # noqa: ASYNC110  # aiokafka has no assignment event
@@ -164,7 +163,7 @@ def site_entry(site: FleetSite) -> dict[str, Any]:
 
 
 def start_bridge(
-    bootstrap: str, sites: list[FleetSite], tmp: Path, topics: BridgeTopics, name: str
+    bootstrap: KafkaSettings, sites: list[FleetSite], tmp: Path, topics: BridgeTopics, name: str
 ) -> subprocess.Popen[bytes]:
     """The real bridge CLI as a process of its own."""
     cfg = {
@@ -172,7 +171,7 @@ def start_bridge(
         "telemetry_interval_s": 1.0,
         "state_dir": str(tmp / f"{name}-state"),
         "outbox": {"dir": str(tmp / f"{name}-outbox")},
-        "kafka_bootstrap": bootstrap,
+        "kafka": options_of(bootstrap).model_dump(mode="json", exclude_none=True),
         "latency_trace": str(tmp / f"{name}-trace.jsonl"),
         "sites": [site_entry(s) for s in sites],
     }
@@ -205,14 +204,20 @@ Sent = tuple[int, float, str]  # site index, monotonic instant before the produc
 
 
 async def produce(
-    bootstrap: str, topic: str, sites: list[int], gap_s: float, *, rounds: int = 1, seed: int = 0
+    bootstrap: KafkaSettings,
+    topic: str,
+    sites: list[int],
+    gap_s: float,
+    *,
+    rounds: int = 1,
+    seed: int = 0,
 ) -> list[Sent]:
     """``rounds`` SET_POWER commands per entry of ``sites`` (in that order each round), a random
     0.5-1.5 x ``gap_s`` apart (0: back to back, the warm-up's power)."""
     codec = default_codec()
     rng = random.Random(seed)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
-    await producer.start()
+    producer = clients.producer(bootstrap, enable_idempotence=False, linger_ms=0)
+    await clients.start(producer, bootstrap)
     sent: list[Sent] = []
     try:
         for r in range(rounds):
@@ -234,7 +239,7 @@ async def produce(
 Writes = dict[int, list[tuple[float, int]]]  # site index -> (monotonic instant, address)
 
 
-def warm_up(fleet: SimFleet, bootstrap: str, topic: str, timeout_s: float) -> None:
+def warm_up(fleet: SimFleet, bootstrap: KafkaSettings, topic: str, timeout_s: float) -> None:
     """A command per site until every simulator saw a write: the bridge is up and connected."""
     deadline = time.monotonic() + timeout_s
     todo = [s.index for s in fleet.sites]
@@ -327,7 +332,9 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def one_site_rss(bootstrap: str, site: FleetSite, tmp: Path, topics: BridgeTopics) -> float:
+def one_site_rss(
+    bootstrap: KafkaSettings, site: FleetSite, tmp: Path, topics: BridgeTopics
+) -> float:
     proc = start_bridge(bootstrap, [site], tmp, topics, "rss")
     try:
         time.sleep(8.0)
@@ -351,7 +358,7 @@ def idle_rss() -> float:
 
 
 def run() -> list[BenchResult]:
-    from flowerhub.broker.admin import create_topics
+    from contract.kafka.admin import create_named_topics_sync as create_topics
 
     with (
         tempfile.TemporaryDirectory(prefix="bench-bridge-") as tmpdir,
@@ -371,7 +378,7 @@ def run() -> list[BenchResult]:
                     COMMAND, command_record(new_command("b0000", Kind.SET_POWER, 1.0))
                 )
             )
-            kafka = asyncio.run(raw_kafka_ms(bootstrap, raw_topic, 200, size, gap_s=GAP_S))
+            raw_ms = asyncio.run(raw_kafka_ms(bootstrap, raw_topic, 200, size, gap_s=GAP_S))
             rtt = asyncio.run(modbus_rtt_ms(fleet.sites[1 % SITES], 200))
             marks = {i: len(w) for i, w in fleet.dump().items()}
             order = list(range(SITES))
@@ -402,8 +409,8 @@ def run() -> list[BenchResult]:
         xs = [r[0] for i, rows in got.items() for r in rows if oem_of[i] == oem]
         if xs:
             per_oem.append(f"{oem} p50 {statistics.median(xs):.1f} / p99 {pct(xs, 0.99):.1f} ms")
-    limit50 = statistics.median(kafka) + statistics.median(rtt)
-    limit99 = pct(kafka, 0.99) + pct(rtt, 0.99)
+    limit50 = statistics.median(raw_ms) + statistics.median(rtt)
+    limit99 = pct(raw_ms, 0.99) + pct(rtt, 0.99)
     note = (
         f"{SITES} simulated sites in {SIM_PROCS} simulator processes, one bridge process "
         f"(CPU {cpu_share:.0%} of a core, RSS {bridge_rss:.0f} MB; simulators {sims_share:.0%}), "

@@ -28,10 +28,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 # aiokafka has no py.typed (unused-ignore: pyproject may list it later)
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped,unused-ignore]
+from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped,unused-ignore]
 
 from bench import BenchResult
-from flowerhub.broker.admin import create_topics
+from contract.kafka import clients
+from contract.kafka.admin import create_named_topics_sync as create_topics
+from contract.kafka.settings import KafkaSettings, settings_for
 
 PAYLOAD = 200
 THROUGHPUT_EVENTS = 40_000
@@ -42,11 +44,11 @@ ROUNDS = 2
 
 
 @contextmanager
-def broker() -> Iterator[tuple[str, str]]:
-    """(bootstrap, note): the preset cluster, or a fresh local single-node broker."""
+def broker() -> Iterator[tuple[KafkaSettings, str]]:
+    """(kafka, note): the preset cluster, or a fresh local single-node broker."""
     preset = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
     if preset:
-        yield preset, f"KAFKA_BOOTSTRAP_SERVERS={preset}"
+        yield settings_for(preset), f"KAFKA_BOOTSTRAP_SERVERS={preset}"
         return
     from flowerhub.broker.launcher import cluster_status, local_cluster
 
@@ -57,7 +59,7 @@ def broker() -> Iterator[tuple[str, str]]:
         status = cluster_status(Path(state.data_dir))
         rss = status.rss_bytes // 2**20 if status else 0
         yield (
-            state.bootstrap,
+            settings_for(state.bootstrap),
             (
                 f"local Kafka {state.kafka_version}, 1 node, started in "
                 f"{state.startup_seconds:.1f} s, java RSS {rss} MiB"
@@ -70,10 +72,10 @@ def payload(i: int) -> bytes:
     return head + b"x" * (PAYLOAD - len(head))
 
 
-async def produce_only(bootstrap: str, topic: str, n: int) -> float:
+async def produce_only(kafka: KafkaSettings, topic: str, n: int) -> float:
     """Events/s for sending ``n`` events and receiving every ack (acks=all, linger 5 ms)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    await producer.start()
+    producer = clients.producer(kafka, enable_idempotence=False, linger_ms=5)
+    await clients.start(producer, kafka)
     try:
         started = time.perf_counter()
         futures = [await producer.send(topic, payload(i)) for i in range(n)]
@@ -83,15 +85,15 @@ async def produce_only(bootstrap: str, topic: str, n: int) -> float:
         await producer.stop()
 
 
-async def _consumer(bootstrap: str, topic: str) -> AIOKafkaConsumer:
-    consumer = AIOKafkaConsumer(
+async def _consumer(kafka: KafkaSettings, topic: str) -> AIOKafkaConsumer:
+    consumer = clients.consumer(
+        kafka,
         topic,
-        bootstrap_servers=bootstrap,
         group_id=f"bench-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="latest",
         enable_auto_commit=False,
     )
-    await consumer.start()
+    await clients.start(consumer, kafka)
     while not consumer.assignment():  # joined, partitions assigned, positions at the end
         await consumer.getmany(timeout_ms=100)
     for tp in consumer.assignment():
@@ -99,11 +101,11 @@ async def _consumer(bootstrap: str, topic: str) -> AIOKafkaConsumer:
     return consumer
 
 
-async def produce_and_consume(bootstrap: str, topic: str, n: int) -> float:
+async def produce_and_consume(kafka: KafkaSettings, topic: str, n: int) -> float:
     """Events/s from the first send until the consumer has received all ``n`` events."""
-    consumer = await _consumer(bootstrap, topic)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    await producer.start()
+    consumer = await _consumer(kafka, topic)
+    producer = clients.producer(kafka, enable_idempotence=False, linger_ms=5)
+    await clients.start(producer, kafka)
     try:
         received = 0
 
@@ -124,11 +126,11 @@ async def produce_and_consume(bootstrap: str, topic: str, n: int) -> float:
         await consumer.stop()
 
 
-async def kafka_latencies(bootstrap: str, topic: str) -> list[float]:
+async def kafka_latencies(kafka: KafkaSettings, topic: str) -> list[float]:
     """Seconds from send to receipt for LATENCY_EVENTS events at LATENCY_RATE events/s."""
-    consumer = await _consumer(bootstrap, topic)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
-    await producer.start()
+    consumer = await _consumer(kafka, topic)
+    producer = clients.producer(kafka, enable_idempotence=False, linger_ms=0)
+    await clients.start(producer, kafka)
     sent: dict[int, float] = {}
     latencies: list[float] = []
     try:
@@ -197,24 +199,24 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run() -> list[BenchResult]:
-    with broker() as (bootstrap, where):
+    with broker() as (kafka, where):
         run_id = uuid.uuid4().hex[:8]
         names = ("warmup", "produce", "e2e", "latency")
         topics = dict(zip(names, (f"bench-{n}-{run_id}" for n in names), strict=True))
-        create_topics(bootstrap, list(topics.values()), PARTITIONS)
+        create_topics(kafka, list(topics.values()), PARTITIONS)
         # A fresh JVM is still compiling: warm it up, then alternate the two throughput
         # runs and keep the best of each, so neither side is measured on a colder broker.
-        asyncio.run(produce_and_consume(bootstrap, topics["warmup"], THROUGHPUT_EVENTS // 2))
+        asyncio.run(produce_and_consume(kafka, topics["warmup"], THROUGHPUT_EVENTS // 2))
         produce_rates, e2e_rates = [], []
         for _ in range(ROUNDS):
             produce_rates.append(
-                asyncio.run(produce_only(bootstrap, topics["produce"], THROUGHPUT_EVENTS))
+                asyncio.run(produce_only(kafka, topics["produce"], THROUGHPUT_EVENTS))
             )
             e2e_rates.append(
-                asyncio.run(produce_and_consume(bootstrap, topics["e2e"], THROUGHPUT_EVENTS))
+                asyncio.run(produce_and_consume(kafka, topics["e2e"], THROUGHPUT_EVENTS))
             )
         produce_rate, e2e_rate = max(produce_rates), max(e2e_rates)
-        kafka_lat = asyncio.run(kafka_latencies(bootstrap, topics["latency"]))
+        kafka_lat = asyncio.run(kafka_latencies(kafka, topics["latency"]))
     echo_lat = asyncio.run(tcp_echo_latencies())
     ms = 1000.0
     results = [

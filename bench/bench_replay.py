@@ -26,6 +26,8 @@ from analytics.replay.replay import replay_producer
 from analytics.replay.run import ReplayRequest, create_copy_topics, replay
 from bench import BenchResult
 from bench.broker import bench_broker
+from contract.kafka import clients
+from contract.kafka.settings import KafkaSettings
 
 # 100 sites x 1,000 samples, one every 10.8 s: 100,000 events over 3 hours, 12 partitions.
 LOG = SyntheticLog(sites=100, samples=1000, period_ms=10_800, partitions=12)
@@ -42,10 +44,10 @@ def _write_archive(root: Path) -> list[RawRecord]:
     return records
 
 
-async def _raw_produce(bootstrap: str, topic: str, records: list[RawRecord]) -> float:
-    await create_copy_topics(bootstrap, topic.removesuffix(TELEMETRY_TOPIC), {TELEMETRY_TOPIC: 12})
-    producer = replay_producer(bootstrap)
-    await producer.start()
+async def _raw_produce(kafka: KafkaSettings, topic: str, records: list[RawRecord]) -> float:
+    await create_copy_topics(kafka, topic.removesuffix(TELEMETRY_TOPIC), {TELEMETRY_TOPIC: 12})
+    producer = replay_producer(kafka)
+    await clients.start(producer, kafka)
     try:
         await producer.partitions_for(topic)
         started = time.perf_counter()
@@ -74,17 +76,15 @@ def run() -> list[BenchResult]:
         tmp = Path(tmp_name)
         records = _write_archive(tmp / "archive")
         span_s = (max(r.timestamp_ms for r in records) - min(r.timestamp_ms for r in records)) / 1e3
-        with bench_broker(tmp) as bootstrap:
+        with bench_broker(tmp) as kafka:
             raw_walls, runs = [], []
             for _round in range(ROUNDS):  # alternate, keep the best of each: the box is shared
                 tag = uuid.uuid4().hex[:8]
                 raw_walls.append(
-                    asyncio.run(
-                        _raw_produce(bootstrap, f"bench-raw-{tag}.{TELEMETRY_TOPIC}", records)
-                    )
+                    asyncio.run(_raw_produce(kafka, f"bench-raw-{tag}.{TELEMETRY_TOPIC}", records))
                 )
                 request = ReplayRequest(
-                    bootstrap=bootstrap, prefix=f"bench-replay-{tag}.", log=tmp / "archive"
+                    kafka=kafka, prefix=f"bench-replay-{tag}.", log=tmp / "archive"
                 )
                 runs.append(asyncio.run(replay(request)))
     raw_wall = min(raw_walls)

@@ -43,13 +43,15 @@ from pathlib import Path
 from typing import Any
 
 # aiokafka ships no type information
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped, unused-ignore]
 from aiokafka.structs import TopicPartition  # type: ignore[import-untyped, unused-ignore]
 
 from bench import BenchResult
 from bench.broker import bench_broker
 from contract.codec import encode, raw_codec
-from contract.topics import create_topics, topic
+from contract.kafka import clients
+from contract.kafka.admin import create_topics
+from contract.kafka.settings import KafkaSettings
+from contract.topics import topic
 from flowerhub.broker.probe import produce
 from streams.agents.batching import KeyedBatchSender
 from streams.agents.testing import fleet_setpoint_record, telemetry_record
@@ -65,22 +67,24 @@ ROUNDS = 2
 CHUNK = 2_500  # setpoints encoded and queued per send_all
 
 
-def _app(bootstrap: str, prefix: str) -> StreamsApp:
-    return build(settings_with(bootstrap=bootstrap, app_id=f"{prefix}app", prefix=prefix))
+def _app(kafka: KafkaSettings, prefix: str) -> StreamsApp:
+    return build(
+        settings_with(bootstrap=kafka.bootstrap_servers, app_id=f"{prefix}app", prefix=prefix)
+    )
 
 
 async def _consume_all(
-    bootstrap: str, name: str, partitions: int, expected: int, handle: Any | None
+    kafka: KafkaSettings, name: str, partitions: int, expected: int, handle: Any | None
 ) -> tuple[float, int]:
     """Read ``expected`` records of ``name`` from the start; (seconds, records)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+    consumer = clients.consumer(
+        kafka,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 * 1024 * 1024,
         fetch_max_bytes=64 * 1024 * 1024,
     )
-    await consumer.start()
+    await clients.start(consumer, kafka)
     try:
         consumer.assign([TopicPartition(name, p) for p in range(partitions)])
         await consumer.seek_to_beginning()
@@ -99,14 +103,14 @@ async def _consume_all(
         await consumer.stop()
 
 
-async def _rate_raw(bootstrap: str, name: str, parts: int) -> float:
-    seconds, count = await _consume_all(bootstrap, name, parts, EVENTS, None)
+async def _rate_raw(kafka: KafkaSettings, name: str, parts: int) -> float:
+    seconds, count = await _consume_all(kafka, name, parts, EVENTS, None)
     return count / seconds
 
 
 async def _worker_child(
     mode: str,
-    bootstrap: str,
+    kafka: KafkaSettings,
     prefix: str,
     count: int,
     env: dict[str, str] | None = None,
@@ -116,11 +120,13 @@ async def _worker_child(
     """A real-worker figure (``bench.streams_worker_rate MODE``, in a child process; each
     ``run`` its own app id, so its own consumer groups reading from the start)."""
     app_id = f"{prefix}worker{run}"
-    await prepare_topics(settings_with(bootstrap=bootstrap, app_id=app_id, prefix=prefix))
+    await prepare_topics(
+        settings_with(bootstrap=kafka.bootstrap_servers, app_id=app_id, prefix=prefix)
+    )
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         command = [sys.executable, "-m", "bench.streams_worker_rate", mode]
-        command += [bootstrap, prefix, app_id, str(count), str(out)]
+        command += [kafka.bootstrap_servers, prefix, app_id, str(count), str(out)]
         done = await asyncio.to_thread(
             subprocess.run,
             command,
@@ -135,7 +141,7 @@ async def _worker_child(
     return result
 
 
-async def _worker_commands(bootstrap: str) -> dict[str, float]:
+async def _worker_commands(kafka: KafkaSettings) -> dict[str, float]:
     """One FleetSetpoint -> 10,000 commands through the real worker's agents."""
     prefix = f"bench-streams-{uuid.uuid4().hex[:8]}."
     now = time.time_ns() // 1000
@@ -149,17 +155,17 @@ async def _worker_commands(bootstrap: str) -> dict[str, float]:
         for i in range(COMMAND_SITES)
     ]
     await prepare_topics(
-        settings_with(bootstrap=bootstrap, app_id=f"{prefix}worker", prefix=prefix)
+        settings_with(bootstrap=kafka.bootstrap_servers, app_id=f"{prefix}worker", prefix=prefix)
     )
-    await produce(bootstrap, topic("site.telemetry").full_name(prefix), telemetry)
+    await produce(kafka, topic("site.telemetry").full_name(prefix), telemetry)
     # the worker needs seconds to read the telemetry first: age limits are not under test
     ages = {"FLOWERHUB_ALLOCATOR__TELEMETRY_MAX_AGE_S": "600", "FLOWERHUB_FILTER__MAX_AGE_S": "120"}
-    return await _worker_child("commands", bootstrap, prefix, COMMAND_SITES, ages)
+    return await _worker_child("commands", kafka, prefix, COMMAND_SITES, ages)
 
 
-async def _telemetry(bootstrap: str) -> list[BenchResult]:
+async def _telemetry(kafka: KafkaSettings) -> list[BenchResult]:
     prefix = f"bench-streams-{uuid.uuid4().hex[:8]}."
-    await create_topics(bootstrap, prefix, topics=[topic("site.telemetry")])
+    await create_topics(kafka, prefix, topics=[topic("site.telemetry")])
     name = topic("site.telemetry").full_name(prefix)
     t0 = 1_700_000_000 * S
     values = [
@@ -177,29 +183,29 @@ async def _telemetry(bootstrap: str) -> list[BenchResult]:
         )
         for i in range(EVENTS)
     ]
-    await produce(bootstrap, name, values)
+    await produce(kafka, name, values)
     parts = topic("site.telemetry").partitions
     raw_rates: list[float] = []
     agg_rates: list[float] = []
     states: list[int] = []
     for _ in range(ROUNDS):  # alternating, best of each; a fresh app (empty windows) each
-        built = _app(bootstrap, prefix)
+        built = _app(kafka, prefix)
         states.clear()
 
         def decode_aggregate(records: list[Any], built: StreamsApp = built) -> None:
             states.append(len(built.aggregator.add_batch(records, 0).states))
 
-        raw_s, raw_n = await _consume_all(bootstrap, name, parts, EVENTS, None)
-        agg_s, agg_n = await _consume_all(bootstrap, name, parts, EVENTS, decode_aggregate)
+        raw_s, raw_n = await _consume_all(kafka, name, parts, EVENTS, None)
+        agg_s, agg_n = await _consume_all(kafka, name, parts, EVENTS, decode_aggregate)
         raw_rates.append(raw_n / raw_s)
         agg_rates.append(agg_n / agg_s)
     raw_rate, agg_rate = max(raw_rates), max(agg_rates)
     workers = [
-        await _worker_child("telemetry", bootstrap, prefix, EVENTS, run=n) for n in range(ROUNDS)
+        await _worker_child("telemetry", kafka, prefix, EVENTS, run=n) for n in range(ROUNDS)
     ]
     worker = max(workers, key=lambda w: w["rate"])
     rates = ", ".join(f"{w['rate']:,.0f}" for w in workers)
-    raw_rate = max(raw_rate, await _rate_raw(bootstrap, name, parts))  # again, after them
+    raw_rate = max(raw_rate, await _rate_raw(kafka, name, parts))  # again, after them
     return [
         BenchResult(
             name="telemetry_worker",
@@ -307,19 +313,17 @@ async def _raw_once(hop: _Hop, *, batched: bool) -> float:
     return time.perf_counter() - started
 
 
-async def _commands(bootstrap: str) -> list[BenchResult]:
+async def _commands(kafka: KafkaSettings) -> list[BenchResult]:
     prefix = f"bench-streams-{uuid.uuid4().hex[:8]}."
     rows = [topic("site.setpoints"), topic("site.commands")]
-    await create_topics(bootstrap, prefix, topics=rows)
-    built = _app(bootstrap, prefix)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=10, max_batch_size=1024 * 1024
+    await create_topics(kafka, prefix, topics=rows)
+    built = _app(kafka, prefix)
+    producer = clients.producer(
+        kafka, enable_idempotence=False, linger_ms=10, max_batch_size=1024 * 1024
     )
     hop = _Hop(
         producer,
-        AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="latest"
-        ),
+        clients.consumer(kafka, enable_auto_commit=False, auto_offset_reset="latest"),
         KeyedBatchSender(producer, rows[0].full_name(prefix), rows[0].partitions),
         KeyedBatchSender(producer, rows[1].full_name(prefix), rows[1].partitions),
     )
@@ -344,7 +348,7 @@ async def _commands(bootstrap: str) -> list[BenchResult]:
     pipeline_s, setpoints_s, cpu_s, commands = min(runs)
     if commands != COMMAND_SITES:
         raise RuntimeError(f"expected {COMMAND_SITES} commands, got {commands}")
-    worker = await _worker_commands(bootstrap)
+    worker = await _worker_commands(kafka)
     return [
         BenchResult(
             name="fleet_setpoint_to_10k_commands_worker",
@@ -400,9 +404,9 @@ def command_record(i: int, now: int) -> dict[str, Any]:
 
 
 def run() -> list[BenchResult]:
-    with tempfile.TemporaryDirectory() as tmp, bench_broker(Path(tmp)) as bootstrap:
-        results = asyncio.run(_telemetry(bootstrap))
-        results += asyncio.run(_commands(bootstrap))
+    with tempfile.TemporaryDirectory() as tmp, bench_broker(Path(tmp)) as kafka:
+        results = asyncio.run(_telemetry(kafka))
+        results += asyncio.run(_commands(kafka))
     return results
 
 

@@ -8,15 +8,17 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from contract.kafka.settings import KafkaSettings, settings_for
+
 
 @contextlib.contextmanager
-def bench_broker(data_dir: Path) -> Iterator[str]:
-    """Bootstrap servers of the preset cluster or of a local broker living in ``data_dir``."""
+def bench_broker(data_dir: Path) -> Iterator[KafkaSettings]:
+    """The preset cluster or a local broker living in ``data_dir``, as connection settings."""
     preset = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
     if preset:
-        yield preset
+        yield settings_for(preset)
         return
     from flowerhub.broker.launcher import local_cluster
 
     with local_cluster(nodes=1, data_dir=data_dir / "kafka") as state:
-        yield state.bootstrap
+        yield settings_for(state.bootstrap)

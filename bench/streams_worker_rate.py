@@ -36,10 +36,11 @@ from typing import Any
 import faust
 
 # aiokafka ships no type information
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped, unused-ignore]
 from aiokafka.structs import TopicPartition  # type: ignore[import-untyped, unused-ignore]
 
 from contract.codec import encode
+from contract.kafka import clients
+from contract.kafka.settings import KafkaSettings, settings_for
 from contract.topics import topic
 from streams.agents.testing import fleet_setpoint_record
 from streams.app import StreamsApp, build, settings_with
@@ -84,8 +85,8 @@ async def until(what: str, done: Callable[[], bool | Awaitable[bool]], deadline:
         await asyncio.sleep(POLL_S)
 
 
-async def measure_telemetry(bootstrap: str, prefix: str, app_id: str, events: int) -> Any:
-    built = build(settings_with(bootstrap=bootstrap, app_id=app_id, prefix=prefix))
+async def measure_telemetry(kafka: KafkaSettings, prefix: str, app_id: str, events: int) -> Any:
+    built = build(settings_with(bootstrap=kafka.bootstrap_servers, app_id=app_id, prefix=prefix))
     service = built.telemetry
     async with running(built) as launched:
         deadline = launched + TIMEOUT_S
@@ -104,16 +105,14 @@ async def measure_telemetry(bootstrap: str, prefix: str, app_id: str, events: in
     }
 
 
-async def measure_commands(bootstrap: str, prefix: str, app_id: str, sites: int) -> Any:
-    settings = settings_with(bootstrap=bootstrap, app_id=app_id, prefix=prefix)
+async def measure_commands(kafka: KafkaSettings, prefix: str, app_id: str, sites: int) -> Any:
+    settings = settings_with(bootstrap=kafka.bootstrap_servers, app_id=app_id, prefix=prefix)
     built = build(settings)
     commands = settings.topic("site.commands")
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="latest"
-    )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await consumer.start()
-    await producer.start()
+    consumer = clients.consumer(kafka, enable_auto_commit=False, auto_offset_reset="latest")
+    producer = clients.producer(kafka, enable_idempotence=False)
+    await clients.start(consumer, kafka)
+    await clients.start(producer, kafka)
     try:
         parts = [TopicPartition(commands, p) for p in range(topic("site.commands").partitions)]
         consumer.assign(parts)
@@ -150,7 +149,7 @@ async def measure_commands(bootstrap: str, prefix: str, app_id: str, sites: int)
 def main(argv: list[str]) -> int:
     mode, bootstrap, prefix, app_id, count, out = argv
     measure = {"telemetry": measure_telemetry, "commands": measure_commands}[mode]
-    result = asyncio.run(measure(bootstrap, prefix, app_id, int(count)))
+    result = asyncio.run(measure(settings_for(bootstrap), prefix, app_id, int(count)))
     Path(out).write_text(json.dumps(result))
     return 0
 

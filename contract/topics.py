@@ -1,27 +1,34 @@
 """The topic table: every Kafka topic, its key, its value event and its storage policy.
 
 One row per topic; agents, the archiver, replay and ``flowerhub topics create`` read it.
-Topics are created by the project (``create_topics``), never by broker auto-creation.
+Topics are created by the project (``contract.kafka.admin.create_topics``), never by broker
+auto-creation.
 A *prefix* namespaces a whole copy of the table (replay copies, test isolation):
 ``topic.full_name("replay-42.")`` is ``"replay-42.site.telemetry"``.
 
-Pure data at import: aiokafka is imported only inside ``create_topics``.
+Pure data: no Kafka client here.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 DAY_MS = 24 * 60 * 60 * 1000
-TOPIC_ALREADY_EXISTS = 36  # Kafka error code
 _LEGAL_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
 
 class TopicError(ValueError):
     """A bad topic name, prefix or setting, or a broker refusing to create a topic."""
+
+
+def check_topic_name(name: str) -> str:
+    """``name`` when Kafka accepts it as a topic name, else TopicError."""
+    if not _LEGAL_NAME.match(name):
+        raise TopicError(f"illegal topic name {name!r}")
+    return name
 
 
 @dataclass(frozen=True)
@@ -43,8 +50,7 @@ class Topic:
     extra_configs: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not _LEGAL_NAME.match(self.name):
-            raise TopicError(f"illegal topic name {self.name!r}")
+        check_topic_name(self.name)
         if self.partitions < 1:
             raise TopicError(f"{self.name}: partitions must be >= 1")
         if self.cleanup_policy == "compact" and self.retention_ms is not None:
@@ -195,77 +201,3 @@ def topic_for_event(value_event: str) -> Topic:
     if len(matches) != 1:
         raise TopicError(f"{len(matches)} topics carry {value_event!r}, expected exactly one")
     return matches[0]
-
-
-@dataclass(frozen=True)
-class CreateReport:
-    """What ``create_topics`` did: full (prefixed) names."""
-
-    created: tuple[str, ...]
-    existing: tuple[str, ...]
-
-
-async def create_topics(
-    bootstrap: str,
-    prefix: str = "",
-    *,
-    partitions: int | None = None,
-    replication_factor: int = 1,
-    topics: Iterable[Topic] = TOPICS,
-    request_timeout_s: float = 30.0,
-) -> CreateReport:
-    """Create the table's topics (idempotent: existing topics are reported, not an error).
-
-    ``partitions`` overrides every row's partition count (e.g. 1 for a quick test broker).
-    """
-    if partitions is not None and partitions < 1:
-        raise TopicError(f"partitions must be >= 1, got {partitions}")
-    if replication_factor < 1:
-        raise TopicError(f"replication factor must be >= 1, got {replication_factor}")
-    rows = list(topics)
-    names = [t.full_name(prefix) for t in rows]
-    if not rows:
-        return CreateReport((), ())
-
-    # aiokafka ships no py.typed (untyped unless the project config says otherwise)
-    from aiokafka.admin import (  # type: ignore[import-untyped, unused-ignore]
-        AIOKafkaAdminClient,
-        NewTopic,
-    )
-
-    new = [
-        NewTopic(  # type: ignore[no-untyped-call, unused-ignore]  # untyped aiokafka
-            name,
-            partitions or row.partitions,
-            replication_factor,
-            topic_configs=row.configs(),
-        )
-        for name, row in zip(names, rows, strict=True)
-    ]
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=int(request_timeout_s * 1000)
-    )
-    try:
-        await admin.start()
-        response = await admin.create_topics(new, timeout_ms=int(request_timeout_s * 1000))
-    finally:
-        await admin.close()
-    created: list[str] = []
-    existing: list[str] = []
-    failures: list[str] = []
-    for entry in response.topic_errors:
-        name, code = str(entry[0]), int(entry[1])
-        message = entry[2] if len(entry) > 2 else ""
-        if code == 0:
-            created.append(name)
-        elif code == TOPIC_ALREADY_EXISTS:
-            existing.append(name)
-        else:
-            failures.append(f"{name}: error {code} {message}")
-    if failures:
-        raise TopicError(f"could not create topics on {bootstrap}: {'; '.join(failures)}")
-    order = {name: i for i, name in enumerate(names)}
-    return CreateReport(
-        tuple(sorted(created, key=order.__getitem__)),
-        tuple(sorted(existing, key=order.__getitem__)),
-    )

@@ -20,14 +20,14 @@ apply the project's Avro codec.
 from __future__ import annotations
 
 import logging
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import faust
 
-from contract.topics import TOPICS, CreateReport, Topic, create_topics
+from contract.kafka.admin import CreateReport, create_topics
+from contract.topics import TOPICS, Topic
 from streams.agents import allocator, compliance, setpoint_filter
 from streams.agents.aggregator import TelemetryAggregator
 from streams.agents.base import AgentContext, wall_clock_micros
@@ -55,19 +55,11 @@ class StreamsApp:
     telemetry: TelemetryService
 
 
-def ssl_context(settings: StreamsSettings) -> ssl.SSLContext:
-    context = ssl.create_default_context(
-        cafile=None if settings.ssl_cafile is None else str(settings.ssl_cafile)
-    )
-    if settings.ssl_certfile is not None and settings.ssl_keyfile is not None:
-        context.load_cert_chain(str(settings.ssl_certfile), str(settings.ssl_keyfile))
-    return context
-
-
 def broker_credentials(settings: StreamsSettings) -> Any:
-    """Faust broker credentials for the settings' TLS/SASL (None for PLAINTEXT)."""
+    """Faust broker credentials from the connection settings (None for PLAINTEXT): the
+    same TLS context and SASL login as every other client (``contract.kafka``)."""
     protocol = settings.security_protocol
-    context = ssl_context(settings) if protocol.uses_tls else None
+    context = settings.ssl_context() if protocol.uses_tls else None
     if protocol.uses_sasl:
         assert settings.sasl_mechanism is not None  # noqa: S101  # checked by the settings
         assert settings.sasl_password is not None  # noqa: S101  # idem
@@ -164,7 +156,7 @@ def settings_with(
     """``StreamsSettings`` from the environment, with the given values on top."""
     overrides: dict[str, Any] = {}
     if bootstrap:
-        overrides["FLOWERHUB_BOOTSTRAP_SERVERS"] = bootstrap  # the field's env alias
+        overrides["bootstrap_servers"] = bootstrap
     if app_id:
         overrides["app_id"] = app_id
     if prefix is not None:
@@ -215,15 +207,14 @@ async def prepare_topics(
     settings: StreamsSettings, *, partitions: int | None = None, replication_factor: int = 1
 ) -> tuple[CreateReport, CreateReport]:
     """Create the table's topics (prefixed) and the app's internal ones; idempotent."""
-    bootstrap = settings.bootstrap_servers
     data = await create_topics(
-        bootstrap,
+        settings,
         settings.topic_prefix,
         partitions=partitions,
         replication_factor=replication_factor,
     )
     internal = await create_topics(
-        bootstrap,
+        settings,
         "",
         replication_factor=replication_factor,
         topics=internal_topics(settings.app_id, partitions),

@@ -154,8 +154,7 @@ def streams_worker(
         "flowerhub.cli",
         "streams",
         "worker",
-        "--bootstrap",
-        settings.bootstrap_servers,
+        *settings.arguments(),  # the whole connection, TLS/SASL included (no password)
         "--app-id",
         settings.app_id,
         "--prefix",
@@ -169,6 +168,11 @@ def streams_worker(
         command,
         workdir,
         lambda worker: READY_MESSAGE in worker.log(),
-        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **(env or {})},
+        env={
+            **os.environ,
+            **settings.environment(),  # the password, when it is not in a file
+            "PYTHONPATH": str(PROJECT_ROOT),
+            **(env or {}),
+        },
     ) as worker:
         yield worker

@@ -7,8 +7,11 @@
 3. else the project's own local KRaft broker (flowerhub.broker) in a temp dir, stopped at
    the end of the session.
 
+``kafka`` is the same broker as connection settings (``contract.kafka``): every client a test
+makes comes from the project's factories with them.
+
 Every broker used here has (or should have) topic auto-creation off, so tests pre-create
-their topics with the ``create_topics`` fixture (or ``flowerhub.broker.admin.create_topics``).
+their topics with the ``create_topics`` fixture (or ``contract.kafka.admin``).
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ from typing import Protocol
 
 import pytest
 
-from flowerhub.broker.admin import create_topics as _create_topics
-from flowerhub.broker.admin import wait_for_brokers
+from contract.kafka.admin import create_named_topics_sync, wait_for_brokers
+from contract.kafka.settings import KafkaSettings, settings_for
 
 KAFKA_IMAGE = os.environ.get("FLOWERHUB_KAFKA_IMAGE", "apache/kafka:4.4.0")
 
@@ -80,7 +83,7 @@ def _container_broker() -> Iterator[str]:
     )
     with container:
         bootstrap = f"127.0.0.1:{port}"
-        wait_for_brokers(bootstrap, expected=1, timeout_s=90.0)
+        wait_for_brokers(settings_for(bootstrap), expected=1, timeout_s=90.0)
         yield bootstrap
 
 
@@ -120,11 +123,17 @@ class TopicCreator(Protocol):
     ) -> list[str]: ...
 
 
+@pytest.fixture(scope="session")
+def kafka(kafka_bootstrap: str) -> KafkaSettings:
+    """The session's broker as connection settings (PLAINTEXT; the environment not read)."""
+    return settings_for(kafka_bootstrap)
+
+
 @pytest.fixture
-def create_topics(kafka_bootstrap: str) -> TopicCreator:
+def create_topics(kafka: KafkaSettings) -> TopicCreator:
     """``create_topics(names, partitions=1, *, replication_factor=None, configs=None)``.
 
-    Creates the topics on ``kafka_bootstrap`` (existing ones are fine) and returns ``names``.
+    Creates the topics on the session's broker (existing ones are fine), returns ``names``.
     """
 
     def create(
@@ -134,8 +143,8 @@ def create_topics(kafka_bootstrap: str) -> TopicCreator:
         replication_factor: int | None = None,
         configs: Mapping[str, str] | None = None,
     ) -> list[str]:
-        _create_topics(
-            kafka_bootstrap,
+        create_named_topics_sync(
+            kafka,
             names,
             partitions,
             replication_factor=replication_factor,

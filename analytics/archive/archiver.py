@@ -30,9 +30,12 @@ import aiokafka  # type: ignore[import-untyped, unused-ignore]  # ships no py.ty
 
 from analytics.archive.compact import remove_covered_parts
 from analytics.archive.layout import TopicPartition, check_topic, parse_part, recover_positions
-from analytics.archive.metadata import topic_partitions
-from analytics.archive.rows import DecodedEvent, Decoder, RawRecord, decode_row
+from analytics.archive.rows import DecodedEvent, Decoder, decode_row
 from analytics.archive.writer import ArchiveWriter
+from contract.kafka import clients
+from contract.kafka.admin import topic_partitions
+from contract.kafka.records import raw_record
+from contract.kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +51,7 @@ class ArchiverConfig:
     """Where to read, where to write, and how often to flush."""
 
     out: Path
-    bootstrap: str
+    kafka: KafkaSettings
     topics: tuple[str, ...]
     group_id: str = "flowerhub-archiver"
     flush_records: int = 50_000
@@ -107,20 +110,6 @@ def archive_lock(root: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def raw_record(message: Any) -> RawRecord:
-    """An aiokafka ``ConsumerRecord`` as a :class:`RawRecord`."""
-    return RawRecord(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        timestamp_ms=message.timestamp,
-        key=message.key,
-        value=message.value,
-        headers=tuple((name, bytes(value or b"")) for name, value in message.headers),
-        timestamp_type=message.timestamp_type,
-    )
-
-
 class Archiver:
     """Consumes ``config.topics`` into ``config.out`` until stopped (see module doc)."""
 
@@ -156,18 +145,24 @@ class Archiver:
                 writer.close()
 
     async def _start_consumer(self, writer: ArchiveWriter, stats: ArchiverStats) -> Any:
-        counts = await topic_partitions(self.config.bootstrap, self.config.topics)
+        kafka = self.config.kafka
+        try:
+            counts = await topic_partitions(kafka, self.config.topics)
+        except clients.KafkaUnreachableError as exc:
+            raise ArchiverError(str(exc)) from exc
         missing = [t for t in self.config.topics if t not in counts]
         if missing:
-            raise ArchiverError(f"topics missing on {self.config.bootstrap}: {', '.join(missing)}")
-        consumer = aiokafka.AIOKafkaConsumer(
-            bootstrap_servers=self.config.bootstrap,
+            raise ArchiverError(f"topics missing on {kafka.describe()}: {', '.join(missing)}")
+        consumer = clients.consumer(
+            kafka,
             group_id=self.config.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            client_id=self.config.group_id,
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
-        await consumer.start()
+        try:
+            await clients.start(consumer, kafka)
+        except clients.KafkaUnreachableError as exc:
+            raise ArchiverError(str(exc)) from exc
         try:
             assigned = [
                 aiokafka.TopicPartition(topic, p)

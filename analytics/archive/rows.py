@@ -1,5 +1,8 @@
 """From a Kafka record to an archive row (pure: no Kafka, no file I/O).
 
+The record read from Kafka is ``contract.kafka.records.RawRecord`` (re-exported here), made
+by the one converter ``contract.kafka.records.raw_record``.
+
 Every row keeps the original key, value and headers byte for byte (replay republishes them
 unchanged), the Kafka coordinates and timestamp, and what the codec made of the value: the
 event name, the decoded record as JSON, and its ``event_time`` / ``ingest_time`` lifted
@@ -21,24 +24,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
+from contract.kafka.records import Headers, RawRecord
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_DATE = date(1970, 1, 1)
 
-Headers = tuple[tuple[str, bytes], ...]
-
-
-@dataclass(frozen=True)
-class RawRecord:
-    """A record as read from Kafka (or as stored in the archive)."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int
-    key: bytes | None
-    value: bytes | None
-    headers: Headers = ()
-    timestamp_type: int = 0  # 0 = CreateTime, 1 = LogAppendTime
+__all__ = [
+    "ArchiveRow",
+    "DecodedEvent",
+    "Decoder",
+    "Headers",
+    "PayloadEncodingError",
+    "RawRecord",
+    "decode_row",
+    "headers_from_json",
+    "headers_json",
+    "payload_json",
+    "timestamp_micros",
+]
 
 
 @dataclass(frozen=True)
@@ -134,10 +137,16 @@ def decode_row(raw: RawRecord, decoder: Decoder, errors: tuple[type[Exception], 
 
 
 def headers_json(headers: Headers) -> str | None:
-    """Headers as JSON ``[[name, base64], ...]`` (order kept), or None when there are none."""
+    """Headers as JSON ``[[name, base64 | null], ...]`` (order kept; null for a header whose
+    value is null, as Kafka tells it from an empty one), or None when there are none."""
     if not headers:
         return None
-    return json.dumps([[name, base64.b64encode(value).decode("ascii")] for name, value in headers])
+    return json.dumps(
+        [
+            [name, None if value is None else base64.b64encode(value).decode("ascii")]
+            for name, value in headers
+        ]
+    )
 
 
 def headers_from_json(text: str | None) -> Headers:
@@ -145,4 +154,6 @@ def headers_from_json(text: str | None) -> Headers:
     if not text:
         return ()
     items = json.loads(text)
-    return tuple((str(name), base64.b64decode(value)) for name, value in items)
+    return tuple(
+        (str(name), None if value is None else base64.b64decode(value)) for name, value in items
+    )

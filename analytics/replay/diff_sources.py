@@ -19,12 +19,13 @@ from pathlib import Path
 import duckdb
 
 from analytics.archive.compact import live_parts
-from analytics.archive.metadata import topic_partitions
 from analytics.archive.rows import RawRecord
 from analytics.db import sql_string
 from analytics.replay.diff import DiffEvent
 from analytics.replay.plan import ReplayPlanError
 from analytics.replay.sources import kafka_streams
+from contract.kafka.admin import topic_partitions
+from contract.kafka.settings import KafkaSettings
 
 
 @dataclass(frozen=True)
@@ -92,11 +93,13 @@ def read_archive_side(side: DiffSide, topics: Sequence[str] | None) -> list[Diff
     ]
 
 
-async def read_kafka_side(side: DiffSide, bootstrap: str, topics: Sequence[str]) -> list[DiffEvent]:
+async def read_kafka_side(
+    side: DiffSide, kafka: KafkaSettings, topics: Sequence[str]
+) -> list[DiffEvent]:
     """Every event now on ``prefix + topic`` for each topic that exists on the broker."""
-    existing = await topic_partitions(bootstrap, [side.prefix + t for t in topics])
+    existing = await topic_partitions(kafka, [side.prefix + t for t in topics])
     names = [side.prefix + t for t in topics if side.prefix + t in existing]
     if not names:
         return []
-    source = await kafka_streams(bootstrap, names)
+    source = await kafka_streams(kafka, names)
     return [to_diff_event(r, side.prefix) for stream in source.streams for r in stream]

@@ -1,7 +1,7 @@
 """One replay end to end: read the source, create the copy topics, produce in order.
 
 The copy of a topic of the topic table is created from its table row
-(``contract.topics.create_topics(prefix=...)``: same partitions and configs); a topic outside
+(``contract.kafka.admin.create_topics(prefix=...)``: same partitions and configs); a topic outside
 the table (tests, ad-hoc topics) gets as many partitions as the source uses. Every copy is
 checked to have each partition the source uses before the first record is sent, since a
 record always goes to the same partition number it came from.
@@ -16,7 +16,6 @@ from typing import Any
 
 import duckdb
 
-from analytics.archive.metadata import topic_partitions
 from analytics.replay.plan import (
     ReplayPlanError,
     TimeWindow,
@@ -33,13 +32,17 @@ from analytics.replay.replay import (
     run_replay,
 )
 from analytics.replay.sources import SourceStreams, archive_streams, kafka_streams
+from contract.kafka import clients
+from contract.kafka.admin import create_named_topics, create_topics, topic_partitions
+from contract.kafka.settings import KafkaSettings
+from contract.topics import TOPICS
 
 
 @dataclass(frozen=True)
 class ReplayRequest:
     """What to replay (``log`` set: from that archive; else from Kafka) and how."""
 
-    bootstrap: str
+    kafka: KafkaSettings
     prefix: str
     log: Path | None = None
     window: TimeWindow = field(default_factory=TimeWindow)
@@ -60,7 +63,7 @@ class ReplayRequest:
         cls,
         *,
         log: Path | None,
-        bootstrap: str,
+        kafka: KafkaSettings,
         prefix: str,
         start: str | None,
         end: str | None,
@@ -74,7 +77,7 @@ class ReplayRequest:
             None if end is None else parse_time_ms(end),
         )
         return cls(
-            bootstrap=bootstrap,
+            kafka=kafka,
             prefix=prefix,
             log=log,
             window=window,
@@ -85,18 +88,15 @@ class ReplayRequest:
         )
 
 
-async def create_copy_topics(bootstrap: str, prefix: str, needed: Mapping[str, int]) -> None:
+async def create_copy_topics(kafka: KafkaSettings, prefix: str, needed: Mapping[str, int]) -> None:
     """Create ``prefix + name`` for every source topic name in ``needed`` (name -> partitions)."""
-    from contract.topics import TOPICS, create_topics
-    from flowerhub.broker.admin import create_topics_async
-
     rows = [t for t in TOPICS if t.name in needed]
     if rows:
-        await create_topics(bootstrap, prefix, topics=rows)
+        await create_topics(kafka, prefix, topics=rows)
     table = {t.name for t in rows}
     for name, partitions in sorted(needed.items()):
         if name not in table:
-            await create_topics_async(bootstrap, [prefix + name], partitions)
+            await create_named_topics(kafka, [prefix + name], partitions)
 
 
 async def check_copy_partitions(producer: Any, needed: Mapping[str, int]) -> None:
@@ -110,17 +110,15 @@ async def check_copy_partitions(producer: Any, needed: Mapping[str, int]) -> Non
 
 
 async def _kafka_source(request: ReplayRequest) -> SourceStreams:
-    from contract.topics import TOPICS
-
     wanted = request.topics or tuple(t.name for t in TOPICS)
     names = [request.source_prefix + t for t in wanted]
-    existing = await topic_partitions(request.bootstrap, names)
+    existing = await topic_partitions(request.kafka, names)
     missing = [n for n in names if n not in existing]
     if request.topics and missing:
-        raise ReplayPlanError(f"source topics not on {request.bootstrap}: {', '.join(missing)}")
-    return await kafka_streams(
-        request.bootstrap, [n for n in names if n in existing], request.window
-    )
+        raise ReplayPlanError(
+            f"source topics not on {request.kafka.describe()}: {', '.join(missing)}"
+        )
+    return await kafka_streams(request.kafka, [n for n in names if n in existing], request.window)
 
 
 async def replay(request: ReplayRequest) -> ReplayStats:
@@ -142,10 +140,10 @@ async def replay(request: ReplayRequest) -> ReplayStats:
             topic.removeprefix(request.source_prefix): count
             for topic, count in source.partitions.items()
         }
-        await create_copy_topics(request.bootstrap, request.prefix, logical)
+        await create_copy_topics(request.kafka, request.prefix, logical)
         needed = needed_partitions(request.prefix, source.partitions, request.source_prefix)
-        producer = replay_producer(request.bootstrap)
-        await producer.start()
+        producer = replay_producer(request.kafka)
+        await clients.start(producer, request.kafka)
         try:
             await check_copy_partitions(producer, needed)
             return await run_replay(

@@ -22,9 +22,12 @@ import duckdb
 
 from analytics.archive.compact import live_parts
 from analytics.archive.layout import PartFile, hour_bucket
-from analytics.archive.metadata import topic_partitions
 from analytics.archive.rows import RawRecord, headers_from_json
 from analytics.replay.plan import ReplayPlanError, TimeWindow
+from contract.kafka import clients
+from contract.kafka.admin import topic_partitions
+from contract.kafka.records import raw_record
+from contract.kafka.settings import KafkaSettings
 
 _FETCH = 20_000
 
@@ -107,38 +110,20 @@ def archive_streams(
     return SourceStreams(streams, partitions)
 
 
-def _raw(message: Any) -> RawRecord:  # aiokafka ConsumerRecord (untyped)
-    return RawRecord(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        timestamp_ms=message.timestamp,
-        key=message.key,
-        value=message.value,
-        headers=tuple((name, bytes(value)) for name, value in message.headers),
-        timestamp_type=message.timestamp_type,
-    )
-
-
 async def kafka_streams(  # noqa: PLR0912  # one read loop with its window checks
-    bootstrap: str, topics: Sequence[str], window: TimeWindow | None = None
+    kafka: KafkaSettings, topics: Sequence[str], window: TimeWindow | None = None
 ) -> SourceStreams:
     """Read ``window`` of ``topics`` from Kafka (up to the end offsets at the start)."""
     window = window or TimeWindow()
-    consumer = aiokafka.AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        group_id=None,
-    )
-    await consumer.start()
+    consumer = clients.consumer(kafka, group_id=None)
+    await clients.start(consumer, kafka)
     try:
         assigned: list[Any] = []
         partitions: dict[str, int] = {}
-        counts = await topic_partitions(bootstrap, topics)
+        counts = await topic_partitions(kafka, topics)
         for topic in topics:
             if topic not in counts:
-                raise ReplayPlanError(f"topic {topic!r} does not exist on {bootstrap}")
+                raise ReplayPlanError(f"topic {topic!r} does not exist on {kafka.describe()}")
             partitions[topic] = counts[topic]
             assigned.extend(aiokafka.TopicPartition(topic, p) for p in range(counts[topic]))
         consumer.assign(assigned)
@@ -164,7 +149,7 @@ async def kafka_streams(  # noqa: PLR0912  # one read loop with its window check
                     if message.offset >= ends[tp]:
                         break
                     if window.contains(message.timestamp):
-                        collected[tp].append(_raw(message))
+                        collected[tp].append(raw_record(message))
             for tp in sorted(pending):
                 if await consumer.position(tp) >= ends[tp]:
                     pending.discard(tp)

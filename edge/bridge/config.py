@@ -5,6 +5,13 @@ bridge_id: home-0001
 telemetry_interval_s: 1.0
 state_dir: /var/lib/flowerhub/bridge
 outbox: {dir: /var/lib/flowerhub/outbox, max_bytes: 67108864, max_events: 200000}
+kafka:                    # optional; flags and FLOWERHUB_* variables name the same fields
+  bootstrap_servers: kafka-1:9093
+  security_protocol: SASL_SSL
+  ssl_cafile: /etc/flowerhub/ca.pem
+  sasl_mechanism: SCRAM-SHA-512
+  sasl_username: home-0001
+  sasl_password_file: /etc/flowerhub/kafka-password
 sites:
   - site_id: se-0001
     oem: huawei
@@ -27,6 +34,8 @@ from typing import Annotated
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from contract.kafka.cliargs import KafkaOptions
 
 
 class ConfigError(Exception):
@@ -133,10 +142,27 @@ class BridgeConfig(_Strict):
     state_dir: Path
     outbox: OutboxConfig
     idempotency_retention_s: Annotated[float, Field(gt=0.0)] = 7 * 24 * 3600.0
+    # How to reach Kafka: the connection fields of every service (contract.kafka), below the
+    # command-line flags and above the FLOWERHUB_* environment; a password only by its file.
+    kafka: KafkaOptions = Field(default_factory=KafkaOptions)
+    # Shorthand of kafka.bootstrap_servers (older configs).
     kafka_bootstrap: str | None = None
     # Diagnosis: one JSON line per applied command with its stage instants (monotonic clock,
     # seconds): received from Kafka, claim durable, first write sent, writes acknowledged.
     latency_trace: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_bootstrap(self) -> BridgeConfig:
+        if self.kafka_bootstrap is not None and self.kafka.bootstrap_servers is not None:
+            raise ValueError("kafka_bootstrap and kafka.bootstrap_servers: give one")
+        return self
+
+    @property
+    def kafka_options(self) -> KafkaOptions:
+        """The file's connection fields (``kafka_bootstrap`` folded in)."""
+        if self.kafka_bootstrap is None:
+            return self.kafka
+        return self.kafka.model_copy(update={"bootstrap_servers": self.kafka_bootstrap})
 
     @model_validator(mode="after")
     def _unique_sites(self) -> BridgeConfig:

@@ -18,12 +18,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from aiokafka import (  # type: ignore[import-untyped, unused-ignore]  # ships no py.typed
-    AIOKafkaConsumer,
-    AIOKafkaProducer,
-)
-
 from contract.codec import default_codec
+from contract.kafka import clients
+from contract.kafka.cliargs import options_of
+from contract.kafka.settings import KafkaSettings
 from edge.bridge.config import BatteryLimits, BridgeConfig, OutboxConfig, SiteConfig
 from edge.bridge.events import COMMAND, command_record
 from edge.bridge.model import BridgeCommand, Kind, ReserveParams
@@ -81,7 +79,7 @@ class SimBridge:
         self,
         specs: Sequence[SimSpec],
         *,
-        bootstrap: str,
+        kafka: KafkaSettings,
         state: Path,
         topics: BridgeTopics,
         bridge_id: str | None = None,
@@ -89,7 +87,7 @@ class SimBridge:
         battery: BatteryParams | None = None,
     ) -> None:
         self.specs = list(specs)
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         self.state = state
         self.topics = topics
         self.bridge_id = bridge_id or f"sim-{uuid.uuid4().hex[:8]}"
@@ -142,14 +140,14 @@ class SimBridge:
             status_interval_s=5.0,
             state_dir=self.state / "state",
             outbox=OutboxConfig(dir=self.state / "outbox", fsync_interval_s=0.5),
-            kafka_bootstrap=self.bootstrap,
+            kafka=options_of(self.kafka),  # for a bridge process run from this config
         )
 
     def start_bridge(self, timeout: float = 60.0) -> Bridge:
         """(Re)start the bridge process part; returns once its consumer owns its partitions."""
 
         async def make() -> tuple[Bridge, asyncio.Event]:
-            return Bridge(self.config(), topics=self.topics), asyncio.Event()
+            return Bridge(self.config(), topics=self.topics, kafka=self.kafka), asyncio.Event()
 
         bridge, stop = self.call(make())
         self.bridge, self._stop = bridge, stop
@@ -224,42 +222,36 @@ def new_command(
 
 
 async def produce_commands(
-    bootstrap: str, topic: str, commands: Iterable[BridgeCommand], *, key: str | None = None
+    kafka: KafkaSettings,
+    topic: str,
+    commands: Iterable[BridgeCommand],
+    *,
+    key: str | None = None,
 ) -> None:
     """Produce SiteCommand events keyed by site id (or ``key``), in order, acks=all."""
     codec = default_codec()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
+    async with clients.running(clients.producer(kafka), kafka) as producer:
         for cmd in commands:
             rec = command_record(cmd)
             rec["event_id"] = str(uuid.uuid4())  # a redelivery is a new event, same command id
             value = codec.encode(COMMAND, rec)
             await producer.send_and_wait(topic, value=value, key=(key or cmd.site_id).encode())
-    finally:
-        await producer.stop()
 
 
 async def read_events(
-    bootstrap: str,
+    kafka: KafkaSettings,
     topic: str,
     done: Callable[[list[dict[str, Any]]], bool],
     timeout_s: float = 30.0,
 ) -> list[dict[str, Any]]:
     """Read a topic from the start until ``done(records)`` or the timeout; decoded records."""
     codec = default_codec()
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    await consumer.start()
     out: list[dict[str, Any]] = []
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
-    try:
+    async with clients.running(clients.consumer(kafka, topic), kafka) as consumer:
         while not done(out) and loop.time() < deadline:
             batches = await consumer.getmany(timeout_ms=200)
             for records in batches.values():
                 out += [codec.decode(r.value).record for r in records]
-    finally:
-        await consumer.stop()
     return out

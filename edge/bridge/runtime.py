@@ -22,7 +22,6 @@ import contextlib
 import functools
 import json
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import TextIO
@@ -36,6 +35,8 @@ from aiokafka import (  # type: ignore[import-untyped, unused-ignore]  # ships n
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped, unused-ignore]  # no py.typed
 
 from contract.errors import EventDecodeError
+from contract.kafka import clients
+from contract.kafka.settings import KafkaSettings
 from edge.bridge.config import BridgeConfig, ConfigError, SiteConfig
 from edge.bridge.diskwriter import DiskWriter
 from edge.bridge.events import COMMAND, command_from_record
@@ -56,7 +57,6 @@ from edge.hal.transport import ModbusTransport
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BOOTSTRAP = "localhost:9092"
 SHUTDOWN_GRACE_S = 10.0  # then the files are closed even if a task ignored cancellation
 
 
@@ -99,8 +99,12 @@ def hal_device(site: SiteConfig) -> OpenDevice:
     return OpenDevice(Device(rmap, transport), transport.close, rediscover)
 
 
-def bootstrap_servers(config: BridgeConfig) -> str:
-    return config.kafka_bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP
+def kafka_settings(config: BridgeConfig) -> KafkaSettings:
+    """The config file's ``kafka:`` section over the ``FLOWERHUB_*`` environment (the CLI
+    puts its flags on top: ``flowerhub.cli.bridge``)."""
+    from contract.kafka.cliargs import resolve
+
+    return resolve(config.kafka_options)
 
 
 @dataclass
@@ -124,14 +128,14 @@ class Bridge:
         config: BridgeConfig,
         *,
         topics: BridgeTopics | None = None,
-        bootstrap: str | None = None,
+        kafka: KafkaSettings | None = None,
         device_factory: Callable[[SiteConfig], OpenDevice] = hal_device,
         flush_batch: int = 500,
         auto_offset_reset: str = "earliest",
     ) -> None:
         self.config = config
         self.topics = topics or BridgeTopics()
-        self.bootstrap = bootstrap or bootstrap_servers(config)
+        self.kafka = kafka if kafka is not None else kafka_settings(config)
         self.group_id = f"edge-bridge-{config.bridge_id}"
         self.flush_batch = flush_batch
         self.auto_offset_reset = auto_offset_reset
@@ -241,19 +245,19 @@ class Bridge:
     async def _consume_forever(self) -> None:
         backoff = 0.5
         while True:
-            consumer = AIOKafkaConsumer(
+            consumer = clients.consumer(
+                self.kafka,
                 self.topics.command_topic,
-                bootstrap_servers=self.bootstrap,
                 group_id=self.group_id,
-                enable_auto_commit=False,
+                client_id=self.group_id,
                 auto_offset_reset=self.auto_offset_reset,
             )
             self.offsets = OffsetTracker()  # a new session starts at the committed offsets
             try:
-                await consumer.start()
+                await clients.start(consumer, self.kafka)
                 backoff = 0.5
                 await self._consume(consumer)
-            except KafkaError as exc:
+            except (KafkaError, clients.KafkaUnreachableError) as exc:
                 self.stats.last_kafka_error = f"consumer: {exc}"
                 log.warning("bridge %s: consumer: %s", self.config.bridge_id, exc)
             except Exception:  # e.g. OutboxFullError: stop consuming, retry from the commit
@@ -326,19 +330,18 @@ class Bridge:
     async def _flush_forever(self) -> None:
         backoff = 0.5
         while True:
-            producer = AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap,
-                acks="all",
-                enable_idempotence=True,
+            producer = clients.producer(  # acks=all, idempotent
+                self.kafka,
+                client_id=self.group_id,
                 linger_ms=5,
                 request_timeout_ms=15_000,
             )
             try:
-                await producer.start()
+                await clients.start(producer, self.kafka)
                 self.stats.kafka_up = True
                 backoff = 0.5
                 await self._flush(producer)
-            except KafkaError as exc:
+            except (KafkaError, clients.KafkaUnreachableError) as exc:
                 self.stats.kafka_up = False
                 self.stats.send_failures += 1
                 self.stats.last_kafka_error = f"producer: {exc}"

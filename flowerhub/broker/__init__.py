@@ -3,8 +3,9 @@
 - ``pom.xml``: the jars; `make kafka` copies kafka_2.13 and its runtime deps (plus a log4j2
   binding, so each node logs to ``<data dir>/node-<id>/server.log``) to .cache/kafka/lib.
 - ``config``: pure planning (ports, server.properties, JVM flags); ``state``: the state file
-  and /proc checks; ``launcher``: start, status, stop, kill/restart one node; ``admin``: wait
-  for brokers, pre-create topics; ``probe``: produce and read back; ``cli``: `flowerhub broker`.
+  and /proc checks; ``launcher``: start, status, stop, kill/restart one node; ``tls``: the
+  throwaway CA and certificates of ``--tls``; ``probe``: produce and read back. Waiting for
+  brokers and creating topics: ``contract.kafka.admin``; the CLI: ``flowerhub.cli.broker``.
 
 Kafka version: 4.4.0 (latest 4.x on Maven Central), chosen by test against 3.9.2 (latest
 3.x) with faust-streaming 0.15.3 + aiokafka 0.14.0, each run on both versions:

@@ -10,7 +10,7 @@ import base64
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 HOST = "127.0.0.1"
@@ -25,16 +25,36 @@ class BrokerConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class SecurePlan:
+    """The TLS listeners of every node (``broker start --tls``): PEM key and trust stores
+    and the SASL PLAIN user. ``SSL`` asks clients for a certificate of the CA (mutual TLS);
+    ``SASL_SSL`` asks for the user's password over TLS."""
+
+    keystore: Path  # PEM: private key + certificate chain
+    truststore: Path  # PEM: the CA certificate
+    sasl_username: str
+    sasl_password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class NodePlan:
-    """One combined broker+controller node: its id and its two loopback ports."""
+    """One combined broker+controller node: its id and its loopback ports (two, and two
+    more for the TLS listeners when the cluster has them)."""
 
     node_id: int
     broker_port: int
     controller_port: int
+    ssl_port: int | None = None
+    sasl_ssl_port: int | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"{HOST}:{self.broker_port}"
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        extra = (self.ssl_port, self.sasl_ssl_port)
+        return (self.broker_port, self.controller_port, *(p for p in extra if p is not None))
 
 
 @dataclass(frozen=True)
@@ -44,6 +64,7 @@ class ClusterPlan:
     cluster_id: str
     data_dir: Path
     nodes: tuple[NodePlan, ...]
+    secure: SecurePlan | None = None
 
     def __post_init__(self) -> None:
         validate_cluster_id(self.cluster_id)
@@ -55,11 +76,16 @@ class ClusterPlan:
         ids = [n.node_id for n in self.nodes]
         if len(set(ids)) != len(ids) or min(ids) < 1:
             raise BrokerConfigError(f"node ids must be distinct and >= 1, got {ids}")
-        ports = [p for n in self.nodes for p in (n.broker_port, n.controller_port)]
+        if any((n.ssl_port is None) != (self.secure is None) for n in self.nodes) or any(
+            (n.ssl_port is None) != (n.sasl_ssl_port is None) for n in self.nodes
+        ):
+            raise BrokerConfigError("TLS listener ports go with a TLS plan, on every node")
+        ports = [p for n in self.nodes for p in n.ports]
         for port in ports:
             validate_port(port)
         if len(set(ports)) != len(ports):
-            raise BrokerConfigError(f"every node needs its own two ports, got {ports}")
+            count = "two" if self.secure is None else "four"
+            raise BrokerConfigError(f"every node needs its own {count} ports, got {ports}")
 
     @property
     def replication_factor(self) -> int:
@@ -73,6 +99,20 @@ class ClusterPlan:
     @property
     def bootstrap(self) -> str:
         return ",".join(n.bootstrap for n in self.nodes)
+
+    @property
+    def ssl_bootstrap(self) -> str | None:
+        """The mutual-TLS listeners (None without TLS)."""
+        if self.secure is None:
+            return None
+        return ",".join(f"{HOST}:{n.ssl_port}" for n in self.nodes)
+
+    @property
+    def sasl_ssl_bootstrap(self) -> str | None:
+        """The SASL-over-TLS listeners (None without TLS)."""
+        if self.secure is None:
+            return None
+        return ",".join(f"{HOST}:{n.sasl_ssl_port}" for n in self.nodes)
 
     @property
     def quorum_voters(self) -> str:
@@ -127,19 +167,64 @@ def new_cluster_id(random_bytes: Callable[[], bytes] = lambda: uuid.uuid4().byte
     raise BrokerConfigError("could not draw a cluster id not starting with '-'")
 
 
-def plan_cluster(cluster_id: str, data_dir: Path, ports: list[int]) -> ClusterPlan:
-    """Lay out ``len(ports) // 2`` nodes, ids 1.., each taking a broker then a controller port."""
-    if len(ports) % 2:
-        raise BrokerConfigError(f"two ports per node, got an odd count ({len(ports)})")
+def plan_cluster(
+    cluster_id: str, data_dir: Path, ports: list[int], secure: SecurePlan | None = None
+) -> ClusterPlan:
+    """Lay out the nodes, ids 1.., each taking a broker then a controller port, and with
+    ``secure`` an SSL and a SASL_SSL port after them (2 or 4 ports per node)."""
+    per_node = 2 if secure is None else 4
+    if len(ports) % per_node:
+        if secure is None:
+            raise BrokerConfigError(f"two ports per node, got an odd count ({len(ports)})")
+        raise BrokerConfigError(f"four ports per node with TLS, got {len(ports)}")
     nodes = tuple(
-        NodePlan(node_id=i + 1, broker_port=ports[2 * i], controller_port=ports[2 * i + 1])
-        for i in range(len(ports) // 2)
+        NodePlan(
+            node_id=i + 1,
+            broker_port=ports[per_node * i],
+            controller_port=ports[per_node * i + 1],
+            ssl_port=None if secure is None else ports[per_node * i + 2],
+            sasl_ssl_port=None if secure is None else ports[per_node * i + 3],
+        )
+        for i in range(len(ports) // per_node)
     )
-    return ClusterPlan(cluster_id=cluster_id, data_dir=data_dir, nodes=nodes)
+    return ClusterPlan(cluster_id=cluster_id, data_dir=data_dir, nodes=nodes, secure=secure)
+
+
+def _listener_properties(plan: ClusterPlan, node: NodePlan) -> dict[str, str]:
+    """Listeners: PLAINTEXT (clients, brokers, readiness checks) and CONTROLLER, plus SSL
+    (mutual TLS) and SASL_SSL (PLAIN over TLS) with a TLS plan."""
+    listeners = [f"PLAINTEXT://{HOST}:{node.broker_port}"]
+    protocols = ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
+    secure = plan.secure
+    if secure is not None:
+        listeners += [f"SSL://{HOST}:{node.ssl_port}", f"SASL_SSL://{HOST}:{node.sasl_ssl_port}"]
+        protocols += ["SSL:SSL", "SASL_SSL:SASL_SSL"]
+    props = {
+        "listeners": ",".join([*listeners, f"CONTROLLER://{HOST}:{node.controller_port}"]),
+        "advertised.listeners": ",".join(listeners),
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": ",".join(protocols),
+    }
+    if secure is not None:
+        for key in ("SSL", "SASL_SSL"):
+            name = f"listener.name.{key.lower()}."
+            props[name + "ssl.keystore.type"] = "PEM"
+            props[name + "ssl.keystore.location"] = str(secure.keystore)
+            props[name + "ssl.truststore.type"] = "PEM"
+            props[name + "ssl.truststore.location"] = str(secure.truststore)
+        props["listener.name.ssl.ssl.client.auth"] = "required"
+        props["listener.name.sasl_ssl.sasl.enabled.mechanisms"] = "PLAIN"
+        props["listener.name.sasl_ssl.plain.sasl.jaas.config"] = (
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'user_{secure.sasl_username}="{secure.sasl_password}";'
+        )
+    return props
 
 
 def server_properties(plan: ClusterPlan, node_id: int) -> dict[str, str]:
-    """The server.properties of one combined broker+controller node (KRaft, PLAINTEXT)."""
+    """The server.properties of one combined broker+controller node (KRaft; PLAINTEXT, and
+    the TLS listeners with a TLS plan)."""
     node = plan.node(node_id)
     rf = str(plan.replication_factor)
     isr = str(plan.min_insync_replicas)
@@ -147,11 +232,7 @@ def server_properties(plan: ClusterPlan, node_id: int) -> dict[str, str]:
         "process.roles": "broker,controller",
         "node.id": str(node.node_id),
         "controller.quorum.voters": plan.quorum_voters,
-        "listeners": f"PLAINTEXT://{HOST}:{node.broker_port},CONTROLLER://{HOST}:{node.controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{HOST}:{node.broker_port}",
-        "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        **_listener_properties(plan, node),
         "log.dirs": str(plan.node_dir(node_id) / "data"),
         # The project pre-creates every topic; a typo must fail, not invent a topic.
         "auto.create.topics.enable": "false",

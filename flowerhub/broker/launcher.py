@@ -24,11 +24,13 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from flowerhub.broker.admin import wait_for_brokers
+from contract.kafka.admin import wait_for_brokers
+from contract.kafka.settings import SecurityProtocol, settings_for
 from flowerhub.broker.config import (
     ALLOWED_NODE_COUNTS,
     HOST,
     ClusterPlan,
+    SecurePlan,
     jvm_options,
     log4j2_properties,
     new_cluster_id,
@@ -42,8 +44,10 @@ from flowerhub.broker.state import (
     ClusterState,
     NodeState,
     StateFileError,
+    TlsState,
     is_alive,
     is_our_node,
+    kafka_settings,
     node_state,
     processes_using,
     read_state,
@@ -51,6 +55,7 @@ from flowerhub.broker.state import (
     rss_bytes,
     write_state,
 )
+from flowerhub.broker.tls import ensure_tls_files
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_HOME = REPO_ROOT / ".cache" / "kafka"
@@ -153,7 +158,12 @@ def _write_node_files(plan: ClusterPlan, node_id: int) -> NodeState:
     node_dir = plan.node_dir(node_id)
     (node_dir / "data").mkdir(parents=True, exist_ok=True)
     state = node_state(plan, plan.node(node_id), pid=0)
-    Path(state.properties).write_text(render_properties(server_properties(plan, node_id)))
+    text = render_properties(server_properties(plan, node_id))
+    # with TLS it holds the SASL user's password: readable by this user only
+    fd = os.open(state.properties, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(state.properties, 0o600)
     (node_dir / "log4j2.properties").write_text(log4j2_properties(Path(state.log_file)))
     return state
 
@@ -248,12 +258,15 @@ def start_cluster(
     *,
     heap: str = DEFAULT_HEAP,
     timeout: float = 90.0,
+    tls: bool = False,
 ) -> ClusterState:
     """Start ``nodes`` (1 or 3) combined broker+controller nodes; return once all answer.
 
     A data dir that held a stopped cluster is reused (same cluster id and data, new ports);
     a stale state file (dead pids) is replaced. On failure every started node is stopped and
-    the error carries the tail of each node's server log.
+    the error carries the tail of each node's server log. ``tls`` adds an SSL listener
+    (mutual TLS) and a SASL_SSL listener (PLAIN) to every node, with throwaway certificates
+    in ``<data_dir>/tls`` (:mod:`flowerhub.broker.tls`); the state file says how to reach them.
     """
     if nodes not in ALLOWED_NODE_COUNTS:
         raise BrokerError(f"--nodes must be one of {ALLOWED_NODE_COUNTS}, not {nodes}")
@@ -264,11 +277,13 @@ def start_cluster(
     data_dir.mkdir(parents=True, exist_ok=True)
     _check_not_running(data_dir)
     cluster_id = _formatted_cluster_id(data_dir, nodes) or new_cluster_id()
+    secure = _secure_plan(data_dir) if tls else None
     started = time.monotonic()
     for attempt in range(1, PORT_ATTEMPTS + 1):
         # Free ports are released before the JVMs bind them (a second or more later); on a
         # busy machine a client connection may take one meanwhile: then pick new ports.
-        plan = plan_cluster(cluster_id, data_dir, free_ports(2 * nodes))
+        ports = free_ports((2 if secure is None else 4) * nodes)
+        plan = plan_cluster(cluster_id, data_dir, ports, secure)
         try:
             state = _start_plan(lib, version, plan, heap, timeout)
         except BrokerStartError as exc:
@@ -279,6 +294,31 @@ def start_cluster(
         write_state(final)
         return final
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _secure_plan(data_dir: Path) -> SecurePlan:
+    files = ensure_tls_files(data_dir / "tls")
+    return SecurePlan(
+        keystore=files.server_keystore,
+        truststore=files.ca_file,
+        sasl_username=files.sasl_username,
+        sasl_password=files.sasl_password(),
+    )
+
+
+def _tls_state(plan: ClusterPlan) -> TlsState | None:
+    if plan.secure is None or plan.ssl_bootstrap is None or plan.sasl_ssl_bootstrap is None:
+        return None
+    files = ensure_tls_files(plan.data_dir / "tls")  # made by _secure_plan: read back only
+    return TlsState(
+        ssl_bootstrap=plan.ssl_bootstrap,
+        sasl_ssl_bootstrap=plan.sasl_ssl_bootstrap,
+        ca_file=str(files.ca_file),
+        client_cert=str(files.client_cert),
+        client_key=str(files.client_key),
+        sasl_username=files.sasl_username,
+        sasl_password_file=str(files.sasl_password_file),
+    )
 
 
 def _start_plan(
@@ -294,6 +334,7 @@ def _start_plan(
         nodes=tuple(_spawn(lib, node, heap) for node in node_states),
         started_at=time.time(),
         startup_seconds=0.0,
+        tls=_tls_state(plan),
     )
     write_state(state)
     _await_ready(state, len(plan.nodes), timeout, stop_on_failure=True)
@@ -307,7 +348,14 @@ def _await_ready(
         return all(is_alive(n.pid) for n in state.nodes)
 
     try:
-        wait_for_brokers(state.bootstrap, expected_brokers, timeout, keep_going=all_alive)
+        wait_for_brokers(
+            settings_for(state.bootstrap), expected_brokers, timeout, keep_going=all_alive
+        )
+        if state.tls is not None:  # the TLS listeners answer with the client settings
+            for protocol in (SecurityProtocol.SSL, SecurityProtocol.SASL_SSL):
+                wait_for_brokers(
+                    kafka_settings(state, protocol), expected_brokers, 30.0, keep_going=all_alive
+                )
     except (TimeoutError, ConnectionError) as exc:
         failure = _startup_failure(state, str(exc))
         if stop_on_failure:
@@ -412,10 +460,10 @@ def restart_node(
 
 @contextmanager
 def local_cluster(
-    nodes: int = 1, data_dir: Path | None = None, *, heap: str = DEFAULT_HEAP
+    nodes: int = 1, data_dir: Path | None = None, *, heap: str = DEFAULT_HEAP, tls: bool = False
 ) -> Iterator[ClusterState]:
     """``with local_cluster(3, tmp) as state:`` starts a cluster and always stops it."""
-    state = start_cluster(nodes, data_dir, heap=heap)
+    state = start_cluster(nodes, data_dir, heap=heap, tls=tls)
     try:
         yield state
     finally:

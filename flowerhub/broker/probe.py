@@ -1,8 +1,9 @@
-"""Small aiokafka helpers to put records on a topic and read a topic back to its end.
+"""Small helpers to put records on a topic and read a topic back to its end.
 
-Used by integration tests, fault tests and the benchmark, and handy for checking any topic
-by hand. Reading "to the end" means up to the end offsets seen when reading starts, so a
-call always returns.
+Used by integration tests, fault tests, the demo and the benchmarks, and handy for checking
+any topic by hand. Reading "to the end" means up to the end offsets seen when reading
+starts, so a call always returns. Every client comes from ``contract.kafka.clients``, so
+each helper works over TLS/SASL as well.
 """
 
 from __future__ import annotations
@@ -10,130 +11,92 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import Any
 
-# aiokafka has no py.typed (unused-ignore: pyproject may list it later)
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped,unused-ignore]
-from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped,unused-ignore]
+# aiokafka ships no py.typed (unused-ignore: pyproject may list it later)
+from aiokafka import TopicPartition  # type: ignore[import-untyped,unused-ignore]
 
+from contract.kafka import clients
+from contract.kafka.admin import require_partitions
+from contract.kafka.records import RawRecord, raw_record
+from contract.kafka.settings import KafkaSettings
 
-@dataclass(frozen=True)
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp_ms: int
+Record = RawRecord  # what read_to_end returns (topic, partition, offset, key, value, ...)
 
 
 async def produce(
-    bootstrap: str,
+    kafka: KafkaSettings,
     topic: str,
     records: Iterable[tuple[bytes | None, bytes]],
     *,
     acks: int | str = "all",
 ) -> int:
     """Send ``(key, value)`` pairs, wait for every acknowledgement; return how many were sent."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=acks, linger_ms=5)
-    await producer.start()
-    try:
+    producer = clients.producer(
+        kafka, acks=acks, enable_idempotence=acks in ("all", -1), linger_ms=5
+    )
+    async with clients.running(producer, kafka):
         futures = [await producer.send(topic, value=v, key=k) for k, v in records]
         await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
     return len(futures)
 
 
-async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+async def _behind(consumer: Any, ends: dict[TopicPartition, int]) -> bool:
     for tp, end in ends.items():
         if await consumer.position(tp) < end:
             return True
     return False
 
 
-async def partitions_of(bootstrap: str, topics: Sequence[str]) -> dict[str, list[int]]:
-    """Partition ids per topic; ValueError naming the topics that do not exist."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        await admin.start()
-        described = await admin.describe_topics(list(topics))
-    finally:
-        await admin.close()
-    found = {
-        t["topic"]: sorted(p["partition"] for p in t["partitions"])
-        for t in described
-        if t["error_code"] == 0 and t["partitions"]
-    }
-    missing = [t for t in topics if t not in found]
-    if missing:
-        raise ValueError(f"topics {missing} do not exist on {bootstrap}")
-    return found
+async def partitions_of(kafka: KafkaSettings, topics: Sequence[str]) -> dict[str, list[int]]:
+    """Partition ids per topic; TopicError naming the topics that do not exist."""
+    counts = await require_partitions(kafka, topics)
+    return {topic: list(range(count)) for topic, count in counts.items()}
 
 
 async def read_to_end(
-    bootstrap: str, topics: Sequence[str], *, timeout_s: float = 30.0
-) -> list[Record]:
+    kafka: KafkaSettings, topics: Sequence[str], *, timeout_s: float = 30.0
+) -> list[RawRecord]:
     """Every record of ``topics`` from the beginning to the end offsets at call time.
 
     No consumer group (manual assignment, nothing committed). Raises TimeoutError when the
     end is not reached within ``timeout_s`` s (e.g. a partition without a leader).
     """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-    )
-    await consumer.start()
-    try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic, ids in (await partitions_of(bootstrap, topics)).items()
-            for p in ids
-        ]
+    partitions = [
+        TopicPartition(topic, p)
+        for topic, ids in (await partitions_of(kafka, topics)).items()
+        for p in ids
+    ]
+    consumer = clients.consumer(kafka, isolation_level="read_committed")
+    async with clients.running(consumer, kafka):
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
-        out: list[Record] = []
+        out: list[RawRecord] = []
         deadline = time.monotonic() + timeout_s
         while await _behind(consumer, ends):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"reading {list(topics)} did not reach the end in {timeout_s} s")
             batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
             for tp, messages in batch.items():
-                out += [
-                    Record(tp.topic, tp.partition, m.offset, m.key, m.value, m.timestamp)
-                    for m in messages
-                    if m.offset < ends[tp]
-                ]
+                out += [raw_record(m) for m in messages if m.offset < ends[tp]]
         return out
-    finally:
-        await consumer.stop()
 
 
-async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+async def end_offsets(kafka: KafkaSettings, topic: str) -> dict[int, int]:
     """The end offset (next offset to be written) of every partition of ``topic``."""
-    partitions = [
-        TopicPartition(topic, p) for p in (await partitions_of(bootstrap, [topic]))[topic]
-    ]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
+    partitions = [TopicPartition(topic, p) for p in (await partitions_of(kafka, [topic]))[topic]]
+    consumer = clients.consumer(kafka)
+    async with clients.running(consumer, kafka):
         ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
-    finally:
-        await consumer.stop()
     return {tp.partition: end for tp, end in ends.items()}
 
 
-async def group_lag(bootstrap: str, group_id: str, topic: str) -> int:
+async def group_lag(kafka: KafkaSettings, group_id: str, topic: str) -> int:
     """Records of ``topic`` the consumer group has not committed yet (0 = all committed)."""
-    ends = await end_offsets(bootstrap, topic)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        await admin.start()
+    ends = await end_offsets(kafka, topic)
+    admin = clients.admin(kafka)
+    async with clients.running(admin, kafka):
         committed = await admin.list_consumer_group_offsets(group_id)
-    finally:
-        await admin.close()
     done = {tp.partition: meta.offset for tp, meta in committed.items() if tp.topic == topic}
     return sum(end - max(done.get(p, 0), 0) for p, end in ends.items())

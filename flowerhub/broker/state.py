@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from contract.kafka.cliargs import KafkaOptions
+from contract.kafka.settings import KafkaSettings, SaslMechanism, SecurityProtocol
 from flowerhub.broker.config import ClusterPlan, NodePlan, plan_cluster
 
 STATE_FILE = "cluster.json"
@@ -32,6 +34,22 @@ class NodeState:
     controller_port: int
     properties: str  # absolute path of the node's server.properties
     log_file: str  # absolute path of server.log
+    ssl_port: int | None = None  # the TLS listeners (broker start --tls)
+    sasl_ssl_port: int | None = None
+
+
+@dataclass(frozen=True)
+class TlsState:
+    """How a client reaches the TLS listeners: both bootstrap strings, the CA to trust, the
+    client certificate (mutual TLS on SSL) and the SASL user with its password file."""
+
+    ssl_bootstrap: str
+    sasl_ssl_bootstrap: str
+    ca_file: str
+    client_cert: str
+    client_key: str
+    sasl_username: str
+    sasl_password_file: str
 
 
 @dataclass(frozen=True)
@@ -43,6 +61,7 @@ class ClusterState:
     nodes: tuple[NodeState, ...]
     started_at: float  # unix time
     startup_seconds: float
+    tls: TlsState | None = None
 
     def node(self, node_id: int) -> NodeState:
         for n in self.nodes:
@@ -72,6 +91,8 @@ def node_state(plan: ClusterPlan, node: NodePlan, pid: int) -> NodeState:
         controller_port=node.controller_port,
         properties=str(node_dir / "server.properties"),
         log_file=str(node_dir / "server.log"),
+        ssl_port=node.ssl_port,
+        sasl_ssl_port=node.sasl_ssl_port,
     )
 
 
@@ -109,11 +130,49 @@ def read_state(data_dir: Path) -> ClusterState | None:
             nodes=nodes,
             started_at=float(raw["started_at"]),
             startup_seconds=float(raw["startup_seconds"]),
+            tls=None if raw.get("tls") is None else TlsState(**raw["tls"]),
         )
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, StateFileError):
             raise
         raise StateFileError(f"{path}: malformed cluster state ({exc!r})") from exc
+
+
+def kafka_options(state: ClusterState, protocol: SecurityProtocol | None = None) -> KafkaOptions:
+    """How to reach the cluster with ``protocol``: PLAINTEXT, SSL (mutual TLS) or SASL_SSL
+    (PLAIN); None picks SASL_SSL when the cluster has TLS listeners, else PLAINTEXT."""
+    tls = state.tls
+    if protocol is None:
+        protocol = SecurityProtocol.PLAINTEXT if tls is None else SecurityProtocol.SASL_SSL
+    if protocol is SecurityProtocol.PLAINTEXT:
+        return KafkaOptions(bootstrap_servers=state.bootstrap, security_protocol=protocol)
+    if tls is None:
+        raise StateFileError(
+            f"the cluster at {state.data_dir} has no {protocol} listener: start it with --tls"
+        )
+    if protocol is SecurityProtocol.SSL:
+        return KafkaOptions(
+            bootstrap_servers=tls.ssl_bootstrap,
+            security_protocol=protocol,
+            ssl_cafile=Path(tls.ca_file),
+            ssl_certfile=Path(tls.client_cert),
+            ssl_keyfile=Path(tls.client_key),
+        )
+    if protocol is SecurityProtocol.SASL_SSL:
+        return KafkaOptions(
+            bootstrap_servers=tls.sasl_ssl_bootstrap,
+            security_protocol=protocol,
+            ssl_cafile=Path(tls.ca_file),
+            sasl_mechanism=SaslMechanism.PLAIN,
+            sasl_username=tls.sasl_username,
+            sasl_password_file=Path(tls.sasl_password_file),
+        )
+    raise StateFileError(f"the local cluster has no {protocol} listener")
+
+
+def kafka_settings(state: ClusterState, protocol: SecurityProtocol | None = None) -> KafkaSettings:
+    """:func:`kafka_options` as settings (the environment is not read)."""
+    return KafkaSettings.model_validate(kafka_options(state, protocol).given())
 
 
 def remove_state(data_dir: Path) -> None:

@@ -1,4 +1,5 @@
-"""``python -m flowerhub.cli ...``: the same as the ``flowerhub`` command."""
+"""``python -m flowerhub.cli VERB ...``: the same as the ``flowerhub`` command (the demo's
+children and the streams worker process start it this way)."""
 
 import sys
 

@@ -1,8 +1,11 @@
 """``flowerhub archive`` and ``flowerhub replay [diff]``: parse arguments, call the library.
 
-flowerhub archive --out DIR [--bootstrap B] [--topics T ...] [--prefix P] [--group G]
+flowerhub archive --out DIR [--topics T ...] [--prefix P] [--group G]
 flowerhub replay (--log DIR | --kafka) --prefix P [--from T] [--to T] [--speed X | --max]
 flowerhub replay diff --left SPEC --right SPEC [--ignore FIELD ...] [--json FILE]
+
+Each takes the Kafka connection flags of every verb (``--bootstrap``, ``--security-protocol``,
+``--ssl-cafile``, ...; ``flowerhub.cli.kafka``).
 """
 
 from __future__ import annotations
@@ -10,17 +13,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import signal
 from pathlib import Path
 
 from flowerhub.cli import CliError
-
-DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
-
-
-def _bootstrap_default() -> str:
-    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or DEFAULT_BOOTSTRAP
+from flowerhub.cli.kafka import add_connection, connection
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,7 +33,6 @@ def _register_archive(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         "topic and hour; a restart resumes exactly after the last archived offset.",
     )
     parser.add_argument("--out", required=True, type=Path, help="archive directory")
-    parser.add_argument("--bootstrap", default=_bootstrap_default(), help="Kafka bootstrap servers")
     parser.add_argument(
         "--topics", nargs="+", help="topic names (default: every topic of the topic table)"
     )
@@ -50,6 +46,7 @@ def _register_archive(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         action="store_true",
         help="do not consume: merge the small files of each topic, hour and partition, then exit",
     )
+    add_connection(parser)
     parser.set_defaults(func=cmd_archive)
 
 
@@ -63,7 +60,6 @@ def _register_replay(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--log", type=Path, help="archive directory to replay from")
     source.add_argument("--kafka", action="store_true", help="replay from the Kafka topics")
-    parser.add_argument("--bootstrap", default=_bootstrap_default(), help="Kafka bootstrap servers")
     parser.add_argument("--prefix", help="namespace of the copy, e.g. 'replay-1.'")
     parser.add_argument("--from", dest="start", help="first Kafka timestamp (ISO 8601 or ms)")
     parser.add_argument("--to", dest="end", help="last Kafka timestamp (ISO 8601 or ms)")
@@ -80,6 +76,7 @@ def _register_replay(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
         default="original",
         help="Kafka timestamp of the copies: the original one (default) or the send time",
     )
+    add_connection(parser)
     parser.set_defaults(func=cmd_replay)
     verbs = parser.add_subparsers(dest="replay_verb", metavar="VERB")
     diff = verbs.add_parser(
@@ -89,7 +86,6 @@ def _register_replay(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     )
     diff.add_argument("--left", required=True, help="the original run")
     diff.add_argument("--right", required=True, help="the run on the copy")
-    diff.add_argument("--bootstrap", default=_bootstrap_default(), help="Kafka bootstrap servers")
     diff.add_argument("--topics", nargs="+", help="topics to compare (default: all)")
     diff.add_argument(
         "--ignore",
@@ -100,6 +96,7 @@ def _register_replay(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     )
     diff.add_argument("--examples", type=int, default=3, help="examples per kind and topic")
     diff.add_argument("--json", type=Path, help="also write the report as JSON")
+    add_connection(diff)
     diff.set_defaults(func=cmd_replay_diff)
 
 
@@ -119,7 +116,7 @@ def cmd_archive(args: argparse.Namespace) -> int:
     try:
         config = ArchiverConfig(
             out=args.out,
-            bootstrap=args.bootstrap,
+            kafka=connection(args),
             topics=topics,
             group_id=args.group,
             flush_records=args.flush_records,
@@ -139,7 +136,8 @@ def cmd_archive(args: argparse.Namespace) -> int:
             resumed = sum(1 for offset in stats.resumed_from.values() if offset > 0)
             print(
                 f"archiving {len(stats.resumed_from)} partitions of {len(config.topics)} topics "
-                f"to {config.out} ({resumed} resumed from the archive)",
+                f"from {config.kafka.describe()} to {config.out} "
+                f"({resumed} resumed from the archive)",
                 flush=True,
             )
 
@@ -187,7 +185,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     try:
         request = ReplayRequest.from_cli(
             log=args.log,
-            bootstrap=args.bootstrap,
+            kafka=connection(args),
             prefix=args.prefix,
             start=args.start,
             end=args.end,
@@ -197,7 +195,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             keep_timestamps=args.timestamps == "original",
         )
         stats = asyncio.run(replay(request))
-    except (ReplayPlanError, ReplayError) as exc:
+    except (ReplayPlanError, ReplayError, OSError) as exc:  # OSError: Kafka unreachable
         raise CliError(str(exc)) from exc
     factor = stats.realtime_factor
     print(
@@ -225,8 +223,8 @@ def cmd_replay_diff(args: argparse.Namespace) -> int:
                 events.append(read_archive_side(side, args.topics))
             else:
                 topics = args.topics or list(_table_topics(""))
-                events.append(asyncio.run(read_kafka_side(side, args.bootstrap, topics)))
-    except (DiffOptionsError, ReplayPlanError) as exc:
+                events.append(asyncio.run(read_kafka_side(side, connection(args), topics)))
+    except (DiffOptionsError, ReplayPlanError, OSError) as exc:  # OSError: Kafka unreachable
         raise CliError(str(exc)) from exc
     report = diff_events(events[0], events[1], options)
     print(f"left: {sides[0].describe()}, right: {sides[1].describe()}")

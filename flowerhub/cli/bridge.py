@@ -8,6 +8,7 @@ import logging
 import signal
 from typing import Any
 
+from flowerhub.cli.kafka import add_connection, connection
 from flowerhub.gcpolicy import quiet_gc
 
 
@@ -24,10 +25,10 @@ def register(subparsers: Any) -> None:
 def register_run(subparsers: Any) -> None:
     """Add ``run`` to any subparsers group (also usable under ``flowerhub edge``)."""
     run = subparsers.add_parser("run", help="serve the sites of a bridge config until stopped")
-    run.add_argument("--config", required=True, help="bridge config YAML (sites, outbox, state)")
     run.add_argument(
-        "--bootstrap", default=None, help="Kafka bootstrap servers (default: config, env)"
+        "--config", required=True, help="bridge config YAML (sites, outbox, state, kafka)"
     )
+    add_connection(run)
     run.add_argument("--topic-prefix", default="", help="namespace for every topic name")
     run.add_argument("--log-level", default="INFO")
     run.set_defaults(func=_run)
@@ -44,19 +45,18 @@ def _run(args: argparse.Namespace) -> int:
         config = load_config(args.config)
     except ConfigError as exc:
         raise CliError(str(exc)) from exc
+    kafka = connection(args, base=config.kafka_options)
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        bridge = Bridge(
-            config, topics=BridgeTopics(prefix=args.topic_prefix), bootstrap=args.bootstrap
-        )
+        bridge = Bridge(config, topics=BridgeTopics(prefix=args.topic_prefix), kafka=kafka)
         quiet_gc()
         print(
-            f"bridge {config.bridge_id}: {len(config.sites)} site(s), Kafka {bridge.bootstrap}, "
-            f"outbox {config.outbox.dir}"
+            f"bridge {config.bridge_id}: {len(config.sites)} site(s), "
+            f"Kafka {kafka.describe()}, outbox {config.outbox.dir}"
         )
         await bridge.run(stop)
 

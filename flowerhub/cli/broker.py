@@ -26,6 +26,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     start.add_argument("--heap", default="512m", help="JVM -Xmx per node (default 512m)")
     start.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for ready")
+    start.add_argument(
+        "--tls",
+        action="store_true",
+        help="also listen with TLS: SSL (client certificate required) and SASL_SSL (PLAIN), "
+        "throwaway certificates in DATA_DIR/tls",
+    )
     start.set_defaults(func=cmd_start)
 
     for name, func, text in (
@@ -54,9 +60,12 @@ def _data_dirs(given: Path | None) -> list[Path]:
 def cmd_start(args: argparse.Namespace) -> int:
     from flowerhub.broker.config import BrokerConfigError
     from flowerhub.broker.launcher import BrokerError, cluster_status, start_cluster
+    from flowerhub.broker.state import kafka_settings
 
     try:
-        state = start_cluster(args.nodes, args.data_dir, heap=args.heap, timeout=args.timeout)
+        state = start_cluster(
+            args.nodes, args.data_dir, heap=args.heap, timeout=args.timeout, tls=args.tls
+        )
     except (BrokerError, BrokerConfigError) as exc:
         raise CliError(str(exc)) from exc
     status = cluster_status(Path(state.data_dir))
@@ -66,7 +75,14 @@ def cmd_start(args: argparse.Namespace) -> int:
     print(f"bootstrap servers: {state.bootstrap}")
     print(f"started in {state.startup_seconds:.1f} s; java RSS per node: {rss} MiB")
     print(f"data dir: {state.data_dir}")
-    print(f"export KAFKA_BOOTSTRAP_SERVERS={state.bootstrap}")
+    if state.tls is None:
+        print(f"export KAFKA_BOOTSTRAP_SERVERS={state.bootstrap}")
+        return 0
+    print(f"TLS listeners: SSL {state.tls.ssl_bootstrap}, SASL_SSL {state.tls.sasl_ssl_bootstrap}")
+    print("every flowerhub verb uses SASL_SSL by itself; elsewhere:")
+    for name, value in kafka_settings(state).environment().items():
+        if name != "KAFKA_BOOTSTRAP_SERVERS":  # FLOWERHUB_BOOTSTRAP_SERVERS says it
+            print(f"export {name}={value}")
     return 0
 
 
@@ -102,6 +118,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             alive = "up" if n.alive else "DOWN"
             rss = n.rss_bytes // MIB
             print(f"  node {n.node_id}: {alive:4} pid {n.pid:<7} {n.bootstrap}  {rss} MiB")
+        if status.state.tls is not None:
+            tls = status.state.tls
+            print(f"  TLS: SSL {tls.ssl_bootstrap}, SASL_SSL {tls.sasl_ssl_bootstrap}")
         healthy = healthy and status.running
     return 0 if healthy else 1
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
+from contract.kafka.settings import KafkaSettings
 from flowerhub.cli import CliError
+from flowerhub.cli.kafka import add_connection, connection
 
 MIB = 1024 * 1024
 
@@ -15,7 +18,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "demo",
         help="run a fleet activation end to end (Kafka, simulators, bridges, streams) and audit it",
-        description="Start a local Kafka broker (or use --bootstrap), simulated homes, their "
+        description="Start a local Kafka broker (or use an existing cluster: --bootstrap or "
+        "FLOWERHUB_BOOTSTRAP_SERVERS / KAFKA_BOOTSTRAP_SERVERS), simulated homes, their "
         "edge bridges, the streams worker and the archiver; play a scenario; stop everything; "
         "audit the event log and compare the verdicts with the scenario's expectations.",
     )
@@ -25,7 +29,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         help="built-in scenario name or a scenario YAML file (default: fcrd_up_ramp)",
     )
-    parser.add_argument("--bootstrap", help="use this Kafka cluster instead of a local broker")
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="start the local broker with TLS listeners and run every client over SASL_SSL",
+    )
+    add_connection(parser)
     parser.add_argument("--out", type=Path, default=Path("demo-out"), help="run directory root")
     parser.add_argument(
         "--speed",
@@ -42,6 +51,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--seed", type=int, help="fleet composition seed (default: the scenario's)")
     parser.add_argument("--list", action="store_true", help="list the built-in scenarios and exit")
     parser.set_defaults(func=cmd_demo)
+
+
+def _existing_cluster(args: argparse.Namespace) -> KafkaSettings | None:
+    """The cluster the flags or the environment name, or None: the demo starts its own."""
+    from contract.kafka.cliargs import options_from_args
+    from contract.kafka.settings import BOOTSTRAP_ENV
+
+    given = options_from_args(args).given()
+    if "bootstrap_servers" not in given and not any(
+        os.environ.get(name, "").strip() for name in BOOTSTRAP_ENV
+    ):
+        if given:
+            raise CliError(
+                f"connection flags ({', '.join(sorted(given))}) without a cluster: "
+                "pass --bootstrap (or set FLOWERHUB_BOOTSTRAP_SERVERS) too"
+            )
+        return None
+    if args.tls:
+        raise CliError("--tls starts a local broker with TLS; an existing cluster is used as is")
+    return connection(args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -69,7 +98,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             scenario=scenario,
             out=args.out,
             sites=args.sites,
-            bootstrap=args.bootstrap,
+            kafka=_existing_cluster(args),
+            tls=args.tls,
             speed=args.speed,
             telemetry_interval_s=args.telemetry_interval,
             seed=args.seed,

@@ -1,9 +1,10 @@
 """`flowerhub topics ...` and `flowerhub events ...`: the topic table and the event codec.
 
 - ``topics list [--prefix P]``: the topic table.
-- ``topics create [--bootstrap B] [--prefix P] [--partitions N] [--replication-factor R]``:
-  create every topic (idempotent). Bootstrap: ``--bootstrap``, else
-  ``$KAFKA_BOOTSTRAP_SERVERS``, else the running local broker (``flowerhub broker start``).
+- ``topics create [--prefix P] [--partitions N] [--replication-factor R]``: create every
+  topic (idempotent). The broker: the connection flags of every verb (``--bootstrap``,
+  ``--security-protocol``, ...), else ``FLOWERHUB_*`` / ``KAFKA_BOOTSTRAP_SERVERS``, else the
+  running local broker (``flowerhub broker start``); see ``flowerhub.cli.kafka``.
 - ``events list``: event names, versions, fingerprints.
 - ``events encode NAME JSON``: a record (JSON, see ``contract.jsonform``; ``event_id`` and
   ``event_time`` filled in when absent) to single-object bytes, printed as hex.
@@ -16,11 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 from flowerhub.cli import CliError
+from flowerhub.cli.kafka import add_connection, connection
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,10 +32,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     listing.add_argument("--prefix", default="", help="namespace prefix, e.g. 'replay-1.'")
     listing.set_defaults(func=cmd_topics_list)
     create = verbs.add_parser("create", help="create every topic (existing ones are fine)")
-    create.add_argument("--bootstrap", help="default: $KAFKA_BOOTSTRAP_SERVERS or local broker")
     create.add_argument("--prefix", default="", help="namespace prefix, e.g. 'replay-1.'")
     create.add_argument("--partitions", type=int, help="override every topic's partitions")
     create.add_argument("--replication-factor", type=int, default=1)
+    add_connection(create)
     create.set_defaults(func=cmd_topics_create)
 
     events = subparsers.add_parser("events", help="encode, decode and check Avro events")
@@ -91,59 +92,26 @@ def cmd_topics_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def resolve_bootstrap(given: str | None) -> str:
-    """``given``, else $KAFKA_BOOTSTRAP_SERVERS, else the running local broker."""
-    if given:
-        return given
-    env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
-    if env:
-        return env
-    local = _local_broker_bootstrap()
-    if local is not None:
-        return local
-    raise CliError(
-        "no broker: pass --bootstrap, set KAFKA_BOOTSTRAP_SERVERS, "
-        "or start one with `flowerhub broker start`"
-    )
-
-
-def _local_broker_bootstrap() -> str | None:
-    """The bootstrap of a running local broker started by `flowerhub broker start`, if any."""
-    try:
-        from flowerhub.broker.launcher import kafka_home
-        from flowerhub.broker.state import STATE_FILE, StateFileError, is_our_node, read_state
-    except ImportError:  # the broker package is optional for this command
-        return None
-    run = kafka_home() / "run"
-    for state_file in sorted(run.glob(f"*/{STATE_FILE}")) if run.is_dir() else []:
-        try:
-            state = read_state(state_file.parent)
-        except StateFileError:
-            continue
-        if state is not None and any(is_our_node(n) for n in state.nodes):
-            return state.bootstrap
-    return None
-
-
 def cmd_topics_create(args: argparse.Namespace) -> int:
     import asyncio
 
-    from contract.topics import TopicError, create_topics
+    from contract.kafka.admin import create_topics
+    from contract.topics import TopicError
 
-    bootstrap = resolve_bootstrap(args.bootstrap)
+    kafka = connection(args)
     try:
         report = asyncio.run(
             create_topics(
-                bootstrap,
+                kafka,
                 args.prefix,
                 partitions=args.partitions,
                 replication_factor=args.replication_factor,
             )
         )
-    except TopicError as exc:
+    except (TopicError, OSError) as exc:  # OSError: KafkaUnreachableError says where and why
         raise CliError(str(exc)) from exc
-    except Exception as exc:  # aiokafka connection errors: say which broker, no traceback
-        raise CliError(f"{bootstrap}: {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:  # other aiokafka errors: say which broker, no traceback
+        raise CliError(f"{kafka.describe()}: {type(exc).__name__}: {exc}") from exc
     for name in report.created:
         print(f"created   {name}")
     for name in report.existing:

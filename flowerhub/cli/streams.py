@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 from flowerhub.cli import CliError
+from flowerhub.cli.kafka import add_connection, connection_as
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -59,22 +60,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bootstrap", help="host:port[,...] (FLOWERHUB_BOOTSTRAP_SERVERS)")
+    add_connection(parser)
     parser.add_argument("--prefix", help="topic prefix (FLOWERHUB_TOPIC_PREFIX)")
 
 
 def settings_from(args: argparse.Namespace) -> Any:
-    """``StreamsSettings`` from the environment with the given flags on top."""
-    from pydantic import ValidationError
+    """``StreamsSettings``: the connection flags, the environment (``FLOWERHUB_*``) and the
+    local broker as every verb (``flowerhub.cli.kafka``), with the app id and prefix flags."""
+    from streams.settings import StreamsSettings
 
-    from streams.app import settings_with
-
-    try:
-        return settings_with(
-            bootstrap=args.bootstrap, app_id=getattr(args, "app_id", None), prefix=args.prefix
-        )
-    except ValidationError as exc:
-        raise CliError(f"bad streams settings: {exc}") from exc
+    extra: dict[str, Any] = {}
+    if getattr(args, "app_id", None):
+        extra["app_id"] = args.app_id
+    if args.prefix is not None:
+        extra["topic_prefix"] = args.prefix
+    return connection_as(StreamsSettings, args, **extra)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -95,7 +95,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
                 replication_factor=args.replication_factor,
             )
         )
-    except (TopicError, OSError) as exc:
+    except (TopicError, OSError) as exc:  # KafkaUnreachableError is an OSError
         raise CliError(str(exc)) from exc
     created = len(data.created) + len(internal.created)
     print(f"topics: {created} created, {len(data.existing) + len(internal.existing)} existing")
@@ -121,23 +121,16 @@ def cmd_send(args: argparse.Namespace) -> int:
         key = row.key_of(record)
     except (TopicError, EventError, json.JSONDecodeError) as exc:
         raise CliError(str(exc)) from exc
-    asyncio.run(_produce(settings, row.full_name(settings.topic_prefix), key, value))
+    try:
+        asyncio.run(_produce(settings, row.full_name(settings.topic_prefix), key, value))
+    except OSError as exc:  # KafkaUnreachableError: says where and why
+        raise CliError(str(exc)) from exc
     print(f"sent {row.value_event} {record['event_id']} to {row.full_name(settings.topic_prefix)}")
     return 0
 
 
 async def _produce(settings: Any, topic: str, key: bytes | None, value: bytes) -> None:
-    # aiokafka ships no type information
-    from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped, unused-ignore]
+    from contract.kafka import clients
 
-    from streams.app import ssl_context
-
-    options = settings.kafka_client_options()
-    if settings.security_protocol.uses_tls:
-        options["ssl_context"] = ssl_context(settings)
-    producer = AIOKafkaProducer(**options, acks="all")
-    await producer.start()
-    try:
+    async with clients.running(clients.producer(settings), settings) as producer:
         await producer.send_and_wait(topic, value=value, key=key)
-    finally:
-        await producer.stop()

@@ -2,7 +2,8 @@
 
 ``run_demo(options)``:
 
-1. a Kafka broker: the project's local KRaft node (``flowerhub.broker``), or ``--bootstrap``;
+1. a Kafka broker: the project's local KRaft node (``flowerhub.broker``; ``--tls``: every
+   client over SASL_SSL), or an existing cluster (``--bootstrap`` and the connection flags);
 2. the topic table under a per-run prefix (``demo-<run>.``), so runs never mix on a cluster;
 3. simulated homes (``SimFleet``: Modbus TCP servers on 127.0.0.1, in this process);
 4. child processes, each a real ``flowerhub`` verb: one edge bridge per OEM map
@@ -29,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from contract.kafka import clients
+from contract.kafka.settings import KafkaSettings
 from flowerhub.demo.fleet import SiteSpec, compose_fleet, describe, map_models
 from flowerhub.demo.processes import Child, MemoryMeter, spawn
 from flowerhub.demo.results import AuditOutcome, run_audit
@@ -50,7 +53,8 @@ class DemoOptions:
     scenario: Scenario
     out: Path
     sites: int | None = None
-    bootstrap: str | None = None
+    kafka: KafkaSettings | None = None  # an existing cluster; None: start a local broker
+    tls: bool = False  # the local broker with TLS: every client over SASL_SSL
     speed: float = 1.0
     telemetry_interval_s: float = 1.0
     seed: int | None = None
@@ -89,17 +93,16 @@ def _now() -> dt.datetime:
 class Producer:
     """Encodes events with the project codec and sends them keyed per the topic table."""
 
-    def __init__(self, bootstrap: str, prefix: str) -> None:
-        from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped, unused-ignore]
-
+    def __init__(self, kafka: KafkaSettings, prefix: str) -> None:
         self.prefix = prefix
-        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        self.kafka = kafka
+        self._producer = clients.producer(kafka)
 
     async def start(self) -> None:
-        await self._producer.start()
+        await clients.start(self._producer, self.kafka)
 
     async def stop(self) -> None:
-        await self._producer.stop()
+        await clients.stop(self._producer)
 
     async def send(self, event: str, **fields: Any) -> dict[str, Any]:
         from contract.codec import encode, new_event
@@ -270,18 +273,16 @@ class Driver:
             await asyncio.sleep(min(10.0, self._sleep_s(phase.duration_s) - elapsed))
 
 
-def _children_env(bootstrap: str) -> dict[str, str]:
-    return {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "FLOWERHUB_BOOTSTRAP_SERVERS": bootstrap}
-
-
-async def _wait_for_telemetry(bootstrap: str, topic: str, sites: int, timeout_s: float) -> int:
+async def _wait_for_telemetry(
+    kafka: KafkaSettings, topic: str, sites: int, timeout_s: float
+) -> int:
     """Until the telemetry topic holds at least 2 events per site; returns the count."""
     from flowerhub.broker.probe import end_offsets
 
     deadline = time.monotonic() + timeout_s
     count = 0
     while time.monotonic() < deadline:
-        count = sum((await end_offsets(bootstrap, topic)).values())
+        count = sum((await end_offsets(kafka, topic)).values())
         if count >= 2 * sites:
             return count
         await asyncio.sleep(0.5)
@@ -316,16 +317,17 @@ class Demo:
             self._sample()
             await asyncio.sleep(1.0)
 
-    def _start_broker(self) -> str:
+    def _start_broker(self) -> KafkaSettings:
         from flowerhub.broker.launcher import BrokerError, start_cluster
+        from flowerhub.broker.state import kafka_settings
 
         self.broker_dir = self.run_dir / "kafka"
         try:
-            state = start_cluster(1, self.broker_dir)
+            state = start_cluster(1, self.broker_dir, tls=self.o.tls)
         except BrokerError as exc:
             raise DemoError(f"local Kafka broker: {exc}") from exc
         self.broker_pids = [n.pid for n in state.nodes]
-        return state.bootstrap
+        return kafka_settings(state)  # SASL_SSL with --tls
 
     def _stop_broker(self) -> None:
         from flowerhub.broker.launcher import stop_cluster
@@ -352,27 +354,27 @@ class Demo:
         notes: list[str] = []
         rigs: list[RigLog] = []
         try:
-            if o.bootstrap:
-                bootstrap = o.bootstrap
-                say(f"Kafka: using {bootstrap}")
+            if o.kafka is not None:
+                kafka = o.kafka
+                say(f"Kafka: using {kafka.describe()}")
             else:
-                say("Kafka: starting the local KRaft broker")
-                bootstrap = await asyncio.to_thread(self._start_broker)
-                say(f"Kafka: {bootstrap}")
+                say("Kafka: starting the local KRaft broker" + (" with TLS" if o.tls else ""))
+                kafka = await asyncio.to_thread(self._start_broker)
+                say(f"Kafka: {kafka.describe()}")
             fleet = sims
             try:
                 await fleet.start()
             except SimStartError as exc:
                 raise DemoError(f"simulators: {exc}") from exc
             say(f"simulators: {len(fleet.sims)} Modbus servers on 127.0.0.1")
-            await self._start_children(bootstrap, fleet, archive)
+            await self._start_children(kafka, fleet, archive)
             from contract.topics import topic
 
             telemetry = topic("site.telemetry").full_name(self.prefix)
-            await _wait_for_telemetry(bootstrap, telemetry, len(specs), 60.0)
+            await _wait_for_telemetry(kafka, telemetry, len(specs), 60.0)
             await asyncio.sleep(WARMUP_S)
             say("telemetry flowing; playing the scenario")
-            producer = Producer(bootstrap, self.prefix)
+            producer = Producer(kafka, self.prefix)
             await producer.start()
             try:
                 driver = Driver(o.scenario, fleet, producer, say, o.speed)
@@ -420,16 +422,17 @@ class Demo:
                 notes.append(f"test rig log {log.phase} not written: {exc}")
         return out
 
-    async def _start_children(self, bootstrap: str, fleet: SimFleet, archive: Path) -> None:
-        say, logs, env = self.progress, self.run_dir / "logs", _children_env(bootstrap)
+    async def _start_children(self, kafka: KafkaSettings, fleet: SimFleet, archive: Path) -> None:
+        # every child gets the whole connection as flags, the password (if any) in its env
+        say, logs, env = self.progress, self.run_dir / "logs", kafka.environment()
+        connect = kafka.arguments()
         self.children.append(
             spawn(
                 "streams-worker",
                 [
                     "streams",
                     "worker",
-                    "--bootstrap",
-                    bootstrap,
+                    *connect,
                     "--prefix",
                     self.prefix,
                     "--app-id",
@@ -449,7 +452,7 @@ class Demo:
         archiver = spawn(
             "archiver",
             [
-                *("archive", "--out", str(archive), "--bootstrap", bootstrap, "--prefix"),
+                *("archive", "--out", str(archive), *connect, "--prefix"),
                 *(self.prefix, "--flush-interval", "2"),
             ],
             logs,
@@ -466,7 +469,7 @@ class Demo:
                 spawn(
                     name,
                     [
-                        *("bridge", "run", "--config", str(path), "--bootstrap", bootstrap),
+                        *("bridge", "run", "--config", str(path), *connect),
                         *("--topic-prefix", self.prefix, "--log-level", "WARNING"),
                     ],
                     logs,

@@ -42,7 +42,6 @@ from typing import Any
 import faust
 
 # aiokafka ships no type information
-from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped, unused-ignore]
 from aiokafka.errors import (  # type: ignore[import-untyped, unused-ignore]
     CommitFailedError,
     IllegalStateError,
@@ -51,6 +50,8 @@ from aiokafka.errors import (  # type: ignore[import-untyped, unused-ignore]
 from aiokafka.structs import TopicPartition  # type: ignore[import-untyped, unused-ignore]
 from mode import Service
 
+from contract.kafka.clients import consumer as new_consumer
+from contract.kafka.clients import consumer_options, start
 from streams.settings import StreamsSettings
 
 log = logging.getLogger(__name__)
@@ -71,26 +72,24 @@ def consumer_group(settings: StreamsSettings, name: str) -> str:
     return f"{settings.app_id}-{name}"
 
 
-def batch_consumer_options(settings: StreamsSettings, name: str) -> dict[str, Any]:
-    """``AIOKafkaConsumer`` keyword options for the batch consumer ``name`` (holds the SASL
-    password in clear when SASL is on: pass it on, never log it)."""
-    from streams.app import ssl_context  # the app builds its broker credentials from it
-
+def _overrides(settings: StreamsSettings, name: str) -> dict[str, Any]:
     group = consumer_group(settings, name)
-    options = settings.kafka_client_options()
-    if settings.security_protocol.uses_tls:
-        options["ssl_context"] = ssl_context(settings)
-    options.update(
-        group_id=group,
-        client_id=group,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        session_timeout_ms=10_000,  # as the app (broker_session_timeout)
-        heartbeat_interval_ms=3_000,  # as the app (broker_heartbeat_interval)
-        fetch_max_bytes=FETCH_MAX_BYTES,
-        max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
-    )
-    return options
+    return {
+        "group_id": group,
+        "client_id": group,
+        "session_timeout_ms": 10_000,  # as the app (broker_session_timeout)
+        "heartbeat_interval_ms": 3_000,  # as the app (broker_heartbeat_interval)
+        "fetch_max_bytes": FETCH_MAX_BYTES,
+        "max_partition_fetch_bytes": PARTITION_FETCH_BYTES,
+    }
+
+
+def batch_consumer_options(settings: StreamsSettings, name: str) -> dict[str, Any]:
+    """``AIOKafkaConsumer`` keyword options for the batch consumer ``name``: the connection
+    factory's (``contract.kafka.clients``: settings, manual commits, earliest) with this
+    consumer's group and fetch sizes (holds the SASL password in clear when SASL is on:
+    pass it on, never log it)."""
+    return consumer_options(settings, **_overrides(settings, name))
 
 
 class BatchConsumer(Service):
@@ -121,8 +120,8 @@ class BatchConsumer(Service):
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
-        consumer = AIOKafkaConsumer(**batch_consumer_options(self.settings, self.name))
-        await consumer.start()
+        consumer = new_consumer(self.settings, **_overrides(self.settings, self.name))
+        await start(consumer, self.settings)
         consumer.subscribe([self.topic])
         self._consumer = consumer
         self._loop_task = asyncio.ensure_future(self._run())

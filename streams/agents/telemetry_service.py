@@ -21,7 +21,7 @@ is over, and stops with it; its consumer, commits and shutdown are that module's
 
 - an ``AIOKafkaConsumer`` in its own consumer group, :func:`group_id` (``<app_id>-telemetry``;
   the Faust app's group stays ``<app_id>``), subscribed to ``<prefix>site.telemetry``, with
-  the settings' bootstrap servers and TLS/SASL (``StreamsSettings.kafka_client_options``
+  the settings' bootstrap servers and TLS/SASL (``contract.kafka.clients.consumer_options``
   and the SSL context the app's broker credentials use), ``auto_offset_reset=earliest``,
   manual commits, the app's session/heartbeat timeouts;
 - the app's producer (``app.maybe_start_producer()``) for FleetStates (``fleet.state``,

@@ -11,21 +11,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiokafka  # type: ignore[import-untyped, unused-ignore]  # ships no py.typed
 import pytest
 
 from analytics.archive.layout import recover_positions
 from analytics.archive.synthetic import SyntheticLog, synthetic_records
 from analytics.db import connect
+from contract.kafka import clients
+from contract.kafka.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-async def _send(bootstrap: str, topic: str, values: list[bytes | None]) -> None:
-    producer = aiokafka.AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
-    await producer.start()
+async def _send(kafka: KafkaSettings, topic: str, values: list[bytes | None]) -> None:
+    producer = clients.producer(kafka, enable_idempotence=True)
+    await clients.start(producer, kafka)
     try:
         for i, value in enumerate(values):
             await producer.send_and_wait(topic, value=value, key=f"k{i}".encode(), partition=0)
@@ -34,16 +35,16 @@ async def _send(bootstrap: str, topic: str, values: list[bytes | None]) -> None:
 
 
 def test_sigterm_flushes_everything_including_undecodable_records(
-    kafka_bootstrap: str, create_topics: Any, unique_name: Any, tmp_path: Path
+    kafka: KafkaSettings, create_topics: Any, unique_name: Any, tmp_path: Path
 ) -> None:
     (topic,) = create_topics([unique_name("mixed")], partitions=1)
     good = [r.value for r in synthetic_records(SyntheticLog(sites=1, samples=3, partitions=1))]
     values: list[bytes | None] = [good[0], b"\x07garbage", None, good[1], b"\xc3\x01short"]
-    asyncio.run(_send(kafka_bootstrap, topic, values))
+    asyncio.run(_send(kafka, topic, values))
     out = tmp_path / "archive"
     command = [
         sys.executable, "-m", "flowerhub.cli", "archive", "--out", str(out),
-        "--bootstrap", kafka_bootstrap, "--topics", topic, "--group", unique_name("group"),
+        "--bootstrap", kafka.bootstrap_servers, "--topics", topic, "--group", unique_name("group"),
         "--flush-records", "100000", "--flush-interval", "600",
     ]  # fmt: skip
     process = subprocess.Popen(
@@ -74,11 +75,19 @@ def test_sigterm_flushes_everything_including_undecodable_records(
 
 
 def test_a_missing_topic_is_a_clear_error(
-    kafka_bootstrap: str, unique_name: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    kafka: KafkaSettings, unique_name: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from flowerhub.cli import main as flowerhub
 
     topic = unique_name("absent")
-    argv = ["archive", "--out", str(tmp_path), "--bootstrap", kafka_bootstrap, "--topics", topic]
+    argv = [
+        "archive",
+        "--out",
+        str(tmp_path),
+        "--bootstrap",
+        kafka.bootstrap_servers,
+        "--topics",
+        topic,
+    ]
     assert flowerhub(argv) == 2
-    assert f"topics missing on {kafka_bootstrap}: {topic}" in capsys.readouterr().err
+    assert f"topics missing on {kafka.describe()}: {topic}" in capsys.readouterr().err

@@ -20,17 +20,17 @@ from analytics.archive.archiver import Archiver, ArchiverConfig, ArchiverStats
 from analytics.archive.layout import TopicPartition, iter_parts, recover_positions
 from analytics.archive.rows import RawRecord
 from analytics.archive.synthetic import SyntheticLog, synthetic_records
+from contract.kafka import clients
+from contract.kafka.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-async def _produce(bootstrap: str, topic: str, records: Sequence[RawRecord]) -> None:
-    producer = aiokafka.AIOKafkaProducer(
-        bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=5
-    )
-    await producer.start()
+async def _produce(kafka: KafkaSettings, topic: str, records: Sequence[RawRecord]) -> None:
+    producer = clients.producer(kafka, enable_idempotence=True, linger_ms=5)
+    await clients.start(producer, kafka)
     try:
         futures = [
             await producer.send(
@@ -62,9 +62,11 @@ def _expected(records: Sequence[RawRecord]) -> list[tuple[int, int, bytes | None
     return sorted((r.partition, r.offset, r.key, r.value) for r in records)
 
 
-async def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
-    consumer = aiokafka.AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
-    await consumer.start()
+async def _committed(
+    kafka: KafkaSettings, group: str, topic: str, partitions: int
+) -> dict[int, int]:
+    consumer = clients.consumer(kafka, group_id=group)
+    await clients.start(consumer, kafka)
     try:
         return {
             p: await consumer.committed(aiokafka.TopicPartition(topic, p))
@@ -84,15 +86,15 @@ def _run(config: ArchiverConfig, until_archived: int, timeout: float = 60.0) -> 
 
 
 def test_restart_resumes_with_no_gap_and_no_duplicate(
-    kafka_bootstrap: str, create_topics: Any, unique_name: Any, tmp_path: Path
+    kafka: KafkaSettings, create_topics: Any, unique_name: Any, tmp_path: Path
 ) -> None:
     (topic,) = create_topics([unique_name("telemetry")], partitions=3)
     log = list(synthetic_records(SyntheticLog(sites=10, samples=90, partitions=3, topic=topic)))
     first, more = log[:600], log[600:]
-    asyncio.run(_produce(kafka_bootstrap, topic, first))
+    asyncio.run(_produce(kafka, topic, first))
     config = ArchiverConfig(
         out=tmp_path / "archive",
-        bootstrap=kafka_bootstrap,
+        kafka=kafka,
         topics=(topic,),
         group_id=unique_name("group"),
         flush_records=50,
@@ -104,28 +106,28 @@ def test_restart_resumes_with_no_gap_and_no_duplicate(
     assert len(_archived(config.out)) == stopped.archived
 
     positions = recover_positions(config.out)
-    asyncio.run(_produce(kafka_bootstrap, topic, more))
+    asyncio.run(_produce(kafka, topic, more))
     resumed = _run(config, until_archived=len(log) - stopped.archived)
     assert resumed.resumed_from == {
         TopicPartition(topic, p): positions.get(TopicPartition(topic, p), 0) for p in range(3)
     }
     assert stopped.archived + resumed.archived == len(log)
     assert _archived(config.out) == _expected(log)  # every offset exactly once, bytes intact
-    committed = asyncio.run(_committed(kafka_bootstrap, config.group_id, topic, 3))
+    committed = asyncio.run(_committed(kafka, config.group_id, topic, 3))
     assert committed == {tp.partition: n for tp, n in recover_positions(config.out).items()}
 
 
 def test_kill_mid_batch_then_restart_loses_and_repeats_nothing(
-    kafka_bootstrap: str, create_topics: Any, unique_name: Any, tmp_path: Path
+    kafka: KafkaSettings, create_topics: Any, unique_name: Any, tmp_path: Path
 ) -> None:
     (topic,) = create_topics([unique_name("telemetry")], partitions=3)
     log = list(synthetic_records(SyntheticLog(sites=20, samples=150, partitions=3, topic=topic)))
     first, more = log[:2400], log[2400:]
-    asyncio.run(_produce(kafka_bootstrap, topic, first))
+    asyncio.run(_produce(kafka, topic, first))
     out = tmp_path / "archive"
     command = [
         sys.executable, "-m", "flowerhub.cli", "archive", "--out", str(out),
-        "--bootstrap", kafka_bootstrap, "--topics", topic, "--group", unique_name("group"),
+        "--bootstrap", kafka.bootstrap_servers, "--topics", topic, "--group", unique_name("group"),
         "--flush-records", "20", "--flush-interval", "0.01", "--poll-records", "20",
     ]  # fmt: skip
     process = subprocess.Popen(command, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -141,10 +143,10 @@ def test_kill_mid_batch_then_restart_loses_and_repeats_nothing(
     archived_before = len(_archived(out))
     assert 0 < archived_before < len(first)
 
-    asyncio.run(_produce(kafka_bootstrap, topic, more))
+    asyncio.run(_produce(kafka, topic, more))
     config = ArchiverConfig(
         out=out,
-        bootstrap=kafka_bootstrap,
+        kafka=kafka,
         topics=(topic,),
         group_id=unique_name("group2"),
         flush_records=500,

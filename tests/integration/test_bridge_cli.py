@@ -14,20 +14,19 @@ from typing import Any
 import pytest
 import yaml
 
+from contract.kafka.admin import create_named_topics_sync as create_topics
+from contract.kafka.settings import KafkaSettings
 from edge.bridge.harness import SimBridge, SimSpec, new_command, produce_commands, read_events
 from edge.bridge.model import Kind
 from edge.bridge.sink import BridgeTopics
-from flowerhub.broker.admin import create_topics
 
 pytestmark = pytest.mark.integration
 
 
-def test_bridge_run_cli_serves_a_site(kafka_bootstrap: str, tmp_path: Path) -> None:
+def test_bridge_run_cli_serves_a_site(kafka: KafkaSettings, tmp_path: Path) -> None:
     topics = BridgeTopics(prefix=f"cli-{uuid.uuid4().hex[:8]}.")
-    create_topics(kafka_bootstrap, [topics.command_topic, *topics.outgoing()], 1)
-    sims = SimBridge(
-        [SimSpec("cli1", "huawei")], bootstrap=kafka_bootstrap, state=tmp_path, topics=topics
-    )
+    create_topics(kafka, [topics.command_topic, *topics.outgoing()], 1)
+    sims = SimBridge([SimSpec("cli1", "huawei")], kafka=kafka, state=tmp_path, topics=topics)
     sims.start_sims()
     try:
         config = sims.config().model_dump(mode="json")
@@ -38,13 +37,13 @@ def test_bridge_run_cli_serves_a_site(kafka_bootstrap: str, tmp_path: Path) -> N
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             cmd = new_command("cli1", Kind.SET_POWER, 1.5)
-            asyncio.run(produce_commands(kafka_bootstrap, topics.command_topic, [cmd]))
+            asyncio.run(produce_commands(kafka, topics.command_topic, [cmd]))
 
             def done(recs: list[dict[str, Any]]) -> bool:
                 return any(r["command_id"] == cmd.command_id for r in recs)
 
             topic = topics.for_event("CommandResult")
-            recs = asyncio.run(read_events(kafka_bootstrap, topic, done, 60.0))
+            recs = asyncio.run(read_events(kafka, topic, done, 60.0))
             got = [r for r in recs if r["command_id"] == cmd.command_id]
             assert got, "no CommandResult from the bridge process"
             assert got[0]["status"] == "APPLIED"

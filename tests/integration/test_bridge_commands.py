@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from contract.kafka.admin import create_named_topics_sync as create_topics
+from contract.kafka.settings import KafkaSettings
 from edge.bridge.harness import (
     SimBridge,
     SimSpec,
@@ -22,7 +24,6 @@ from edge.bridge.harness import (
 from edge.bridge.model import BridgeCommand, Kind, Product, ReserveParams
 from edge.bridge.sink import BridgeTopics
 from edge.sim.battery import BatteryParams
-from flowerhub.broker.admin import create_topics
 
 pytestmark = pytest.mark.integration
 
@@ -48,12 +49,12 @@ SPECS = [
 
 
 @pytest.fixture(scope="module")
-def fleet(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimBridge]:
+def fleet(kafka: KafkaSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimBridge]:
     topics = BridgeTopics(prefix=f"bridge-{uuid.uuid4().hex[:8]}.")
-    create_topics(kafka_bootstrap, [topics.command_topic, *topics.outgoing()], 1)
+    create_topics(kafka, [topics.command_topic, *topics.outgoing()], 1)
     harness = SimBridge(
         SPECS,
-        bootstrap=kafka_bootstrap,
+        kafka=kafka,
         state=tmp_path_factory.mktemp("bridge"),
         topics=topics,
         telemetry_interval_s=0.25,
@@ -65,7 +66,7 @@ def fleet(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 def send(fleet: SimBridge, cmds: list[BridgeCommand], key: str | None = None) -> None:
-    asyncio.run(produce_commands(fleet.bootstrap, fleet.topics.command_topic, cmds, key=key))
+    asyncio.run(produce_commands(fleet.kafka, fleet.topics.command_topic, cmds, key=key))
 
 
 def results(fleet: SimBridge, command_ids: set[str], timeout: float = 30.0) -> dict[str, Any]:
@@ -75,7 +76,7 @@ def results(fleet: SimBridge, command_ids: set[str], timeout: float = 30.0) -> d
         return command_ids <= {r["command_id"] for r in recs}
 
     topic = fleet.topics.for_event("CommandResult")
-    recs = asyncio.run(read_events(fleet.bootstrap, topic, done, timeout))
+    recs = asyncio.run(read_events(fleet.kafka, topic, done, timeout))
     out = {r["command_id"]: r for r in recs if r["command_id"] in command_ids}
     assert set(out) == command_ids, f"missing results for {command_ids - set(out)}"
     return out
@@ -125,7 +126,7 @@ def test_foreign_site_is_rejected_and_not_ours_is_skipped(fleet: SimBridge) -> N
     assert "not served here" in got[foreign.command_id]["reason"]
     fleet.drain()
     topic = fleet.topics.for_event("CommandResult")
-    everything = asyncio.run(read_events(fleet.bootstrap, topic, lambda _r: False, 2.0))
+    everything = asyncio.run(read_events(fleet.kafka, topic, lambda _r: False, 2.0))
     assert not_ours.command_id not in {r["command_id"] for r in everything}
     # (hw: no heartbeat writes in its map, so any write there would be a command's)
     assert writes(fleet, "hw") == before["hw"]
@@ -208,7 +209,7 @@ def test_armed_fcr_d_responds_to_frequency_without_commands(fleet: SimBridge) ->
     topic = fleet.topics.for_event("SiteTelemetry")
     tel = asyncio.run(
         read_events(
-            fleet.bootstrap,
+            fleet.kafka,
             topic,
             lambda rs: any(r["site_id"] == "fcr" and r["reserve_armed"] == "FCR_D_UP" for r in rs),
             10.0,
@@ -249,7 +250,7 @@ def test_modbus_loss_is_reported_then_recovered(fleet: SimBridge) -> None:
         return "OFFLINE" in states and "ONLINE" in states[states.index("OFFLINE") :]
 
     topic = fleet.topics.for_event("DeviceStatus")
-    recs = asyncio.run(read_events(fleet.bootstrap, topic, done, 30.0))
+    recs = asyncio.run(read_events(fleet.kafka, topic, done, 30.0))
     assert done(recs), seen(recs)
     offline = next(r for r in recs if r["site_id"] == "mb" and r["state"] == "OFFLINE")
     assert offline["last_error"]
@@ -274,7 +275,7 @@ def test_device_that_moved_is_rediscovered_by_serial(fleet: SimBridge) -> None:
         return any(r["site_id"] == "mv" and r["state"] == "REDISCOVERED" for r in recs)
 
     topic = fleet.topics.for_event("DeviceStatus")
-    recs = asyncio.run(read_events(fleet.bootstrap, topic, done, 20.0))
+    recs = asyncio.run(read_events(fleet.kafka, topic, done, 20.0))
     moved = [r for r in recs if r["site_id"] == "mv" and r["state"] == "REDISCOVERED"]
     assert moved
     assert moved[0]["port"] == MOVED_PORT

@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
+from contract.kafka.admin import create_named_topics_sync as create_topics
+from contract.kafka.settings import settings_for
 from edge.bridge.events import TELEMETRY
 from edge.bridge.harness import SimBridge, SimSpec, read_events
 from edge.bridge.outbox import Outbox
 from edge.bridge.sink import BridgeTopics
-from flowerhub.broker.admin import create_topics
 from flowerhub.broker.launcher import kill_node, local_cluster, restart_node
 
 pytestmark = pytest.mark.integration
@@ -38,14 +39,14 @@ def wait_for(pred: Any, timeout: float, what: str) -> None:
 
 def test_broker_outage_loses_nothing(tmp_path: Path) -> None:
     with local_cluster(1, tmp_path / "kafka") as cluster:
-        bootstrap = cluster.bootstrap
+        kafka = settings_for(cluster.bootstrap)
         data_dir = Path(cluster.data_dir)
         node_id = cluster.nodes[0].node_id
         topics = BridgeTopics(prefix=f"outage-{uuid.uuid4().hex[:8]}.")
-        create_topics(bootstrap, [topics.command_topic, *topics.outgoing()], 1)
+        create_topics(kafka, [topics.command_topic, *topics.outgoing()], 1)
         h = SimBridge(
             [SimSpec("o1", "huawei"), SimSpec("o2", "sungrow")],
-            bootstrap=bootstrap,
+            kafka=kafka,
             state=tmp_path / "bridge",
             topics=topics,
             telemetry_interval_s=0.2,
@@ -78,7 +79,7 @@ def test_broker_outage_loses_nothing(tmp_path: Path) -> None:
         def done(recs: list[dict[str, Any]]) -> bool:
             return len({str(r["event_id"]) for r in recs} | left_ids) >= total
 
-        recs = asyncio.run(read_events(bootstrap, topics.telemetry_topic(), done, 60.0))
+        recs = asyncio.run(read_events(kafka, topics.telemetry_topic(), done, 60.0))
         ids = [str(r["event_id"]) for r in recs]
         assert len(ids) == len(set(ids)), "an event id arrived twice"
         assert len(set(ids) | left_ids) == total

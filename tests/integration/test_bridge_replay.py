@@ -10,17 +10,18 @@ from typing import Any
 
 import pytest
 
+from contract.kafka.admin import create_named_topics_sync as create_topics
+from contract.kafka.settings import KafkaSettings
 from edge.bridge.harness import SimBridge, SimSpec, new_command, produce_commands, read_events
 from edge.bridge.model import BridgeCommand, Kind
 from edge.bridge.sink import BridgeTopics
 from edge.sim.battery import BatteryParams
-from flowerhub.broker.admin import create_topics
 
 pytestmark = pytest.mark.integration
 
 
 def send(h: SimBridge, cmds: list[BridgeCommand]) -> None:
-    asyncio.run(produce_commands(h.bootstrap, h.topics.command_topic, cmds))
+    asyncio.run(produce_commands(h.kafka, h.topics.command_topic, cmds))
 
 
 def result_events(h: SimBridge, command_id: str, at_least: int) -> list[dict[str, Any]]:
@@ -28,18 +29,18 @@ def result_events(h: SimBridge, command_id: str, at_least: int) -> list[dict[str
         return sum(bool(r["command_id"] == command_id) for r in recs) >= at_least
 
     topic = h.topics.for_event("CommandResult")
-    recs = asyncio.run(read_events(h.bootstrap, topic, done, 30.0))
+    recs = asyncio.run(read_events(h.kafka, topic, done, 30.0))
     return [r for r in recs if r["command_id"] == command_id]
 
 
 def test_duplicate_delivery_and_restart_never_write_twice(
-    kafka_bootstrap: str, tmp_path: Path
+    kafka: KafkaSettings, tmp_path: Path
 ) -> None:
     topics = BridgeTopics(prefix=f"replay-{uuid.uuid4().hex[:8]}.")
-    create_topics(kafka_bootstrap, [topics.command_topic, *topics.outgoing()], 1)
+    create_topics(kafka, [topics.command_topic, *topics.outgoing()], 1)
     h = SimBridge(
         [SimSpec("dup", "huawei")],  # no heartbeat writes: the write log is command writes only
-        bootstrap=kafka_bootstrap,
+        kafka=kafka,
         state=tmp_path,
         topics=topics,
         bridge_id="replay-a",

@@ -11,6 +11,8 @@ import pytest
 # aiokafka has no py.typed (unused-ignore: pyproject may list it later)
 from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped,unused-ignore]
 
+from contract.kafka import clients
+from contract.kafka.settings import KafkaSettings
 from flowerhub.broker.probe import group_lag, produce
 
 PARTITIONS = 4
@@ -31,11 +33,11 @@ async def drain(
     return got
 
 
-async def group_round_trip(bootstrap: str, topic: str, group: str) -> list[list[bytes]]:
+async def group_round_trip(kafka: KafkaSettings, topic: str, group: str) -> list[list[bytes]]:
     def member() -> AIOKafkaConsumer:
-        return AIOKafkaConsumer(
+        return clients.consumer(
+            kafka,
             topic,
-            bootstrap_servers=bootstrap,
             group_id=group,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
@@ -54,23 +56,23 @@ async def group_round_trip(bootstrap: str, topic: str, group: str) -> list[list[
         assert sum(map(len, assigned)) == PARTITIONS
 
         values = [f"event-{i:04d}".encode() for i in range(EVENTS)]
-        await produce(bootstrap, topic, ((str(i).encode(), v) for i, v in enumerate(values)))
+        await produce(kafka, topic, ((str(i).encode(), v) for i, v in enumerate(values)))
         got = await drain(consumers, EVENTS)
         await asyncio.gather(*(c.commit() for c in consumers))
     finally:
         await asyncio.gather(*(c.stop() for c in consumers))
-    assert await group_lag(bootstrap, group, topic) == 0
+    assert await group_lag(kafka, group, topic) == 0
     return got
 
 
 @pytest.mark.integration
 def test_two_members_of_a_group_split_the_partitions_and_get_every_event_once(
-    kafka_bootstrap: str,
+    kafka: KafkaSettings,
     create_topics: Callable[..., list[str]],
     unique_name: Callable[[str], str],
 ) -> None:
     (topic,) = create_topics([unique_name("events")], PARTITIONS)
-    got = asyncio.run(group_round_trip(kafka_bootstrap, topic, unique_name("group")))
+    got = asyncio.run(group_round_trip(kafka, topic, unique_name("group")))
     everything = sorted(got[0] + got[1])
     assert everything == [f"event-{i:04d}".encode() for i in range(EVENTS)]
     assert all(got), "each member should have consumed its own partitions"
@@ -78,14 +80,13 @@ def test_two_members_of_a_group_split_the_partitions_and_get_every_event_once(
 
 @pytest.mark.integration
 def test_producing_to_a_missing_topic_fails_since_auto_creation_is_off(
-    kafka_bootstrap: str, unique_name: Callable[[str], str]
+    kafka: KafkaSettings, unique_name: Callable[[str], str]
 ) -> None:
-    from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped,unused-ignore]
     from aiokafka.errors import UnknownTopicOrPartitionError  # type: ignore[import-untyped,unused-ignore]
 
     async def send_to_missing() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, request_timeout_ms=2000)
-        await producer.start()
+        producer = clients.producer(kafka, request_timeout_ms=2000)
+        await clients.start(producer, kafka)
         try:
             await producer.send_and_wait(unique_name("never-created"), b"x")
         finally:

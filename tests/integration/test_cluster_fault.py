@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 # aiokafka has no py.typed (unused-ignore: pyproject may list it later)
-from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped,unused-ignore]
-from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped,unused-ignore]
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped,unused-ignore]
 
-from flowerhub.broker.admin import create_topics
+from contract.kafka import clients
+from contract.kafka.admin import create_named_topics_sync as create_topics
+from contract.kafka.settings import KafkaSettings, settings_for
 from flowerhub.broker.launcher import kill_node, local_cluster, restart_node
 from flowerhub.broker.probe import read_to_end
 from flowerhub.broker.state import ClusterState, processes_using
@@ -58,15 +58,14 @@ def test_kcat_lists_three_brokers(cluster: ClusterState) -> None:
 
 async def produce_while_killing(state: ClusterState, topic: str) -> tuple[set[int], int]:
     """Send EVENTS ids with acks=all; SIGKILL node VICTIM half-way. Acked ids, failed count."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=state.bootstrap,
-        acks="all",
-        enable_idempotence=True,
+    kafka = settings_for(state.bootstrap)
+    producer = clients.producer(  # acks=all, idempotent: the project's defaults
+        kafka,
         request_timeout_ms=10_000,
         retry_backoff_ms=100,
         linger_ms=2,
     )
-    await producer.start()
+    await clients.start(producer, kafka)
     acked: set[int] = set()
     failed = 0
 
@@ -98,7 +97,7 @@ async def produce_while_killing(state: ClusterState, topic: str) -> tuple[set[in
 @pytest.mark.cluster
 def test_every_acknowledged_event_survives_a_killed_broker(cluster: ClusterState) -> None:
     topic = "fault-events"
-    create_topics(cluster.bootstrap, [topic], PARTITIONS, replication_factor=3)
+    create_topics(settings_for(cluster.bootstrap), [topic], PARTITIONS, replication_factor=3)
 
     acked, failed = asyncio.run(produce_while_killing(cluster, topic))
     assert len(acked) + failed == EVENTS
@@ -107,7 +106,7 @@ def test_every_acknowledged_event_survives_a_killed_broker(cluster: ClusterState
 
     # Read with one node down, then again after it rejoined and caught up.
     for phase in ("one node down", "node restarted"):
-        records = asyncio.run(read_to_end(cluster.bootstrap, [topic], timeout_s=60))
+        records = asyncio.run(read_to_end(settings_for(cluster.bootstrap), [topic], timeout_s=60))
         ids = [int(r.value or b"-1") for r in records]
         missing = acked - set(ids)
         assert not missing, (
@@ -116,13 +115,13 @@ def test_every_acknowledged_event_survives_a_killed_broker(cluster: ClusterState
         assert len(ids) == len(set(ids)), f"{phase}: duplicates despite idempotence"
         if phase == "one node down":
             restart_node(Path(cluster.data_dir), VICTIM)
-            asyncio.run(wait_for_full_isr(cluster.bootstrap, topic))
+            asyncio.run(wait_for_full_isr(settings_for(cluster.bootstrap), topic))
 
 
-async def wait_for_full_isr(bootstrap: str, topic: str, within: float = 60.0) -> None:
+async def wait_for_full_isr(kafka: KafkaSettings, topic: str, within: float = 60.0) -> None:
     """Wait until the restarted node is back in sync on every partition (ISR of 3)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
+    admin = clients.admin(kafka)
+    await clients.start(admin, kafka)
     try:
         deadline = time.monotonic() + within
         while True:

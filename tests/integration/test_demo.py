@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from contract.kafka.settings import KafkaSettings
 from flowerhub.demo.orchestrate import DemoOptions, DemoResult, run_demo
 from flowerhub.demo.results import compare, margin, rule_status
 from flowerhub.demo.scenario import DEFAULT_SCENARIO, load_scenario
@@ -32,10 +33,10 @@ SITES = 6
 MIN_MARGIN = 0.05  # Req 2/3 above their thresholds by at least 5 % of the threshold
 
 
-def _run(name: str, kafka_bootstrap: str, out: Path) -> tuple[DemoResult, str]:
+def _run(name: str, kafka: KafkaSettings, out: Path) -> tuple[DemoResult, str]:
     progress = io.StringIO()
     result = run_demo(
-        DemoOptions(scenario=load_scenario(name), out=out, sites=SITES, bootstrap=kafka_bootstrap),
+        DemoOptions(scenario=load_scenario(name), out=out, sites=SITES, kafka=kafka),
         progress=progress,
     )
     return result, progress.getvalue()
@@ -43,13 +44,11 @@ def _run(name: str, kafka_bootstrap: str, out: Path) -> tuple[DemoResult, str]:
 
 @pytest.fixture(scope="module")
 def runs(
-    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+    kafka: KafkaSettings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, tuple[DemoResult, str]]]:
     names = (DEFAULT_SCENARIO, "inverter_override")
     with ThreadPoolExecutor(len(names)) as pool:
-        futures = {
-            n: pool.submit(_run, n, kafka_bootstrap, tmp_path_factory.mktemp(n)) for n in names
-        }
+        futures = {n: pool.submit(_run, n, kafka, tmp_path_factory.mktemp(n)) for n in names}
         yield {n: f.result() for n, f in futures.items()}
 
 

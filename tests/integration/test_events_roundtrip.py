@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 from aiokafka import (  # type: ignore[import-untyped, unused-ignore]  # no py.typed
-    AIOKafkaConsumer,
-    AIOKafkaProducer,
     TopicPartition,
 )
 
 from contract import Codec, SchemaRegistry
-from contract.topics import TOPICS, create_topics, topic_for_event
+from contract.kafka import clients
+from contract.kafka.admin import create_topics
+from contract.kafka.settings import KafkaSettings
+from contract.topics import TOPICS, topic_for_event
 
 REGISTRY = SchemaRegistry.load()
 CODEC = Codec(REGISTRY, strict=True)
@@ -57,15 +58,15 @@ def example(schema: Any, named: dict[str, Any], path: str) -> Any:  # noqa: PLR0
     return example(kind, named, path)
 
 
-async def round_trip(bootstrap: str, prefix: str) -> None:
-    first = await create_topics(bootstrap, prefix, partitions=2)
+async def round_trip(kafka: KafkaSettings, prefix: str) -> None:
+    first = await create_topics(kafka, prefix, partitions=2)
     assert first.created == tuple(t.full_name(prefix) for t in TOPICS)
-    again = await create_topics(bootstrap, prefix, partitions=2)
+    again = await create_topics(kafka, prefix, partitions=2)
     assert (again.created, again.existing) == ((), first.created)
 
     sent: dict[str, dict[str, Any]] = {}
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
+    producer = clients.producer(kafka, acks="all")
+    await clients.start(producer, kafka)
     try:
         for name in REGISTRY.names():
             record = example(REGISTRY.current(name).raw, {}, name)
@@ -77,8 +78,8 @@ async def round_trip(bootstrap: str, prefix: str) -> None:
         await producer.stop()
 
     received: dict[str, dict[str, Any]] = {}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
+    consumer = clients.consumer(kafka, enable_auto_commit=False)
+    await clients.start(consumer, kafka)
     try:
         partitions = [TopicPartition(t.full_name(prefix), p) for t in TOPICS for p in range(2)]
         consumer.assign(partitions)
@@ -98,19 +99,19 @@ async def round_trip(bootstrap: str, prefix: str) -> None:
 
 
 @pytest.mark.integration
-def test_every_event_type_round_trips_through_kafka(kafka_bootstrap: str) -> None:
+def test_every_event_type_round_trips_through_kafka(kafka: KafkaSettings) -> None:
     prefix = f"it-{uuid.uuid4().hex[:8]}."
-    asyncio.run(round_trip(kafka_bootstrap, prefix))
+    asyncio.run(round_trip(kafka, prefix))
 
 
 @pytest.mark.integration
 def test_topics_create_command_is_idempotent(
-    kafka_bootstrap: str, capsys: pytest.CaptureFixture[str]
+    kafka: KafkaSettings, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from flowerhub.cli import main
 
     prefix = f"cli-{uuid.uuid4().hex[:8]}."
-    argv = ["topics", "create", "--bootstrap", kafka_bootstrap, "--prefix", prefix]
+    argv = ["topics", "create", "--bootstrap", kafka.bootstrap_servers, "--prefix", prefix]
     assert main([*argv, "--partitions", "1"]) == 0
     first = capsys.readouterr().out.split()
     assert first == [w for t in TOPICS for w in ("created", t.full_name(prefix))]

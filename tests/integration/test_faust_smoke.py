@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from contract.kafka.settings import KafkaSettings
 from flowerhub.broker.probe import Record, group_lag, produce, read_to_end
 from streams.worker_process import Worker, run_worker
 
@@ -28,13 +29,13 @@ PARTITIONS = 2  # faust_smoke_app.PARTITIONS
 
 
 @contextmanager
-def faust_worker(bootstrap: str, app_id: str, workdir: Path) -> Iterator[Worker]:
+def faust_worker(kafka: KafkaSettings, app_id: str, workdir: Path) -> Iterator[Worker]:
     """Run the smoke app's worker until it touches its ready file (``streams.worker_process``)."""
 
     def ready(worker: Worker) -> bool:
         return (workdir / f"ready-{worker.proc.pid}").exists()
 
-    command = [sys.executable, str(APP), bootstrap, app_id, str(workdir)]
+    command = [sys.executable, str(APP), kafka.bootstrap_servers, app_id, str(workdir)]
     with run_worker(command, workdir, ready) as worker:
         yield worker
 
@@ -49,14 +50,16 @@ def latest_by_key(records: list[Record], decode: Callable[[bytes], int]) -> dict
     return out
 
 
-async def wait_until_committed(bootstrap: str, group: str, topic: str, worker: Worker) -> None:
+async def wait_until_committed(
+    kafka: KafkaSettings, group: str, topic: str, worker: Worker
+) -> None:
     """Wait for the worker to commit every event, so a restart does not process any twice
     (Faust is at-least-once: uncommitted events are processed again after a restart)."""
     deadline = time.monotonic() + 30
     lag = -1
     while time.monotonic() < deadline:
         worker.check_alive()
-        lag = await group_lag(bootstrap, group, topic)
+        lag = await group_lag(kafka, group, topic)
         if lag == 0:
             return
         await asyncio.sleep(0.3)
@@ -71,14 +74,14 @@ def history(records: list[Record]) -> dict[str, list[str]]:
 
 
 async def wait_for_totals(
-    bootstrap: str, topic: str, expected: dict[str, int], worker: Worker
+    kafka: KafkaSettings, topic: str, expected: dict[str, int], worker: Worker
 ) -> None:
     deadline = time.monotonic() + 60
     seen: dict[str, int] = {}
     records: list[Record] = []
     while time.monotonic() < deadline:
         worker.check_alive()
-        records = await read_to_end(bootstrap, [topic])
+        records = await read_to_end(kafka, [topic])
         seen = latest_by_key(records, int)
         if seen == expected:
             return
@@ -106,7 +109,7 @@ def sums(events: list[tuple[bytes, bytes]]) -> dict[str, int]:
 
 @pytest.mark.integration
 def test_faust_table_with_changelog_survives_a_worker_restart(
-    kafka_bootstrap: str,
+    kafka: KafkaSettings,
     create_topics: Callable[..., list[str]],
     unique_name: Callable[[str], str],
     tmp_path: Path,
@@ -119,19 +122,19 @@ def test_faust_table_with_changelog_survives_a_worker_restart(
     create_topics([f"{app_id}-__assignor-__leader"], 1)
 
     first = batch(6, 1, lambda i: i + 1)
-    with faust_worker(kafka_bootstrap, app_id, tmp_path) as worker:
-        asyncio.run(produce(kafka_bootstrap, events_topic, first))
-        asyncio.run(wait_for_totals(kafka_bootstrap, totals_topic, sums(first), worker))
-        asyncio.run(wait_until_committed(kafka_bootstrap, app_id, events_topic, worker))
+    with faust_worker(kafka, app_id, tmp_path) as worker:
+        asyncio.run(produce(kafka, events_topic, first))
+        asyncio.run(wait_for_totals(kafka, totals_topic, sums(first), worker))
+        asyncio.run(wait_until_committed(kafka, app_id, events_topic, worker))
 
     # The table's changelog holds [last seq, total] of every key (Faust's json encoding).
-    changelog_records = asyncio.run(read_to_end(kafka_bootstrap, [changelog]))
+    changelog_records = asyncio.run(read_to_end(kafka, [changelog]))
     stored = latest_by_key(changelog_records, lambda raw: int(json.loads(raw)[1]))
     assert {json.loads(k): v for k, v in stored.items()} == sums(first)
 
     # A new worker (memory store: empty at start) rebuilds the table from the changelog,
     # so new amounts add to the old totals instead of starting from zero.
     second = batch(6, 4, lambda i: 10 * (i + 1))
-    with faust_worker(kafka_bootstrap, app_id, tmp_path) as worker:
-        asyncio.run(produce(kafka_bootstrap, events_topic, second))
-        asyncio.run(wait_for_totals(kafka_bootstrap, totals_topic, sums(first + second), worker))
+    with faust_worker(kafka, app_id, tmp_path) as worker:
+        asyncio.run(produce(kafka, events_topic, second))
+        asyncio.run(wait_for_totals(kafka, totals_topic, sums(first + second), worker))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from analytics.archive.archiver import codec_decoder
-from analytics.archive.rows import RawRecord, decode_row
+from analytics.archive.rows import Headers, RawRecord, decode_row
 from analytics.archive.synthetic import TELEMETRY_TOPIC, SyntheticLog, synthetic_records
 from analytics.archive.writer import ArchiveWriter
 from analytics.replay.diff import diff_events
@@ -20,11 +21,13 @@ from analytics.replay.plan import TimeWindow
 from analytics.replay.replay import replay_producer
 from analytics.replay.run import ReplayRequest, replay
 from analytics.replay.sources import kafka_streams
+from contract.kafka import clients
+from contract.kafka.settings import KafkaSettings
 from flowerhub.cli import main as flowerhub
 
 pytestmark = pytest.mark.integration
 
-Copy = dict[int, list[tuple[bytes | None, bytes | None, int, tuple[tuple[str, bytes], ...]]]]
+Copy = dict[int, list[tuple[bytes | None, bytes | None, int, Headers]]]
 
 
 def _archive(root: Path, log: SyntheticLog) -> list[RawRecord]:
@@ -44,13 +47,13 @@ def _per_partition(records: list[RawRecord]) -> Copy:
     return dict(out)
 
 
-def _read(bootstrap: str, topic: str) -> list[RawRecord]:
-    source = asyncio.run(kafka_streams(bootstrap, [topic]))
+def _read(kafka: KafkaSettings, topic: str) -> list[RawRecord]:
+    source = asyncio.run(kafka_streams(kafka, [topic]))
     return [r for stream in source.streams for r in stream]
 
 
 def test_two_replays_of_an_archive_give_the_same_bytes_in_the_same_order(
-    kafka_bootstrap: str, unique_name: Any, tmp_path: Path
+    kafka: KafkaSettings, unique_name: Any, tmp_path: Path
 ) -> None:
     log = SyntheticLog(sites=40, samples=25, partitions=3, headers_every=7)
     records = _archive(tmp_path, log)
@@ -58,11 +61,9 @@ def test_two_replays_of_an_archive_give_the_same_bytes_in_the_same_order(
     copies = []
     for run in ("a", "b"):
         prefix = unique_name(run) + "."
-        stats = asyncio.run(
-            replay(ReplayRequest(bootstrap=kafka_bootstrap, prefix=prefix, log=tmp_path))
-        )
+        stats = asyncio.run(replay(ReplayRequest(kafka=kafka, prefix=prefix, log=tmp_path)))
         assert stats.records == len(records)
-        copies.append(_read(kafka_bootstrap, prefix + TELEMETRY_TOPIC))
+        copies.append(_read(kafka, prefix + TELEMETRY_TOPIC))
     first, second = copies
     assert _per_partition(first) == _per_partition(second) == _per_partition(records)
     # same partition numbers and offsets as the source: the copy is the log, renamed
@@ -72,7 +73,7 @@ def test_two_replays_of_an_archive_give_the_same_bytes_in_the_same_order(
 
 
 def test_a_time_window_replays_only_its_slice(
-    kafka_bootstrap: str, unique_name: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    kafka: KafkaSettings, unique_name: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     log = SyntheticLog(sites=5, samples=60, partitions=3, late_every=0)
     records = _archive(tmp_path, log)
@@ -81,17 +82,25 @@ def test_a_time_window_replays_only_its_slice(
     window = TimeWindow(start_ms, end_ms)
     prefix = unique_name("w") + "."
     iso = [datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat() for ms in (start_ms, end_ms)]
-    argv = ["replay", "--log", str(tmp_path), "--bootstrap", kafka_bootstrap, "--prefix", prefix]
+    argv = [
+        "replay",
+        "--log",
+        str(tmp_path),
+        "--bootstrap",
+        kafka.bootstrap_servers,
+        "--prefix",
+        prefix,
+    ]
     assert flowerhub([*argv, "--from", iso[0], "--to", iso[1], "--max"]) == 0
     inside = [r for r in records if window.contains(r.timestamp_ms)]
     assert len(inside) == 5 * 10
     assert f"replayed {len(inside)} records" in capsys.readouterr().out
-    copy = _read(kafka_bootstrap, prefix + TELEMETRY_TOPIC)
+    copy = _read(kafka, prefix + TELEMETRY_TOPIC)
     assert sorted(r.value or b"" for r in copy) == sorted(r.value or b"" for r in inside)
 
 
 def test_speed_keeps_relative_timing(
-    kafka_bootstrap: str, unique_name: Any, tmp_path: Path
+    kafka: KafkaSettings, unique_name: Any, tmp_path: Path
 ) -> None:
     # a 2 s trace (21 samples, 100 ms apart) replayed at 2x: 1 s, copies stamped at send time;
     # tolerances allow for a loaded 2-core CI machine
@@ -99,7 +108,7 @@ def test_speed_keeps_relative_timing(
     records = _archive(tmp_path, log)
     prefix = unique_name("s") + "."
     request = ReplayRequest(
-        bootstrap=kafka_bootstrap, prefix=prefix, log=tmp_path, speed=2.0, keep_timestamps=False
+        kafka=kafka, prefix=prefix, log=tmp_path, speed=2.0, keep_timestamps=False
     )
     stats = asyncio.run(replay(request))
     assert stats.span_s == pytest.approx(2.0)
@@ -107,7 +116,7 @@ def test_speed_keeps_relative_timing(
     # Lateness bound leaves room for a loaded 2-core CI machine; pacing itself is
     # unit-tested on a virtual clock.
     assert stats.late_s < 0.35
-    copy = _read(kafka_bootstrap, prefix + TELEMETRY_TOPIC)
+    copy = _read(kafka, prefix + TELEMETRY_TOPIC)
     assert [r.value for r in copy] == [r.value for r in records]  # one partition: same order
     start, original = copy[0].timestamp_ms, records[0].timestamp_ms
     for sent, source in zip(copy, records, strict=True):
@@ -116,13 +125,11 @@ def test_speed_keeps_relative_timing(
 
 
 def test_speed_ten_on_a_two_second_trace(
-    kafka_bootstrap: str, unique_name: Any, tmp_path: Path
+    kafka: KafkaSettings, unique_name: Any, tmp_path: Path
 ) -> None:
     log = SyntheticLog(sites=3, samples=21, period_ms=100, partitions=2, late_every=0)
     _archive(tmp_path, log)
-    request = ReplayRequest(
-        bootstrap=kafka_bootstrap, prefix=unique_name("x") + ".", log=tmp_path, speed=10.0
-    )
+    request = ReplayRequest(kafka=kafka, prefix=unique_name("x") + ".", log=tmp_path, speed=10.0)
     stats = asyncio.run(replay(request))
     assert 0.2 <= stats.wall_s < 0.45
     # Lateness bound leaves room for a loaded 2-core CI machine; pacing itself is
@@ -130,13 +137,18 @@ def test_speed_ten_on_a_two_second_trace(
     assert stats.late_s < 0.35
 
 
-async def _produce(bootstrap: str, topic: str, records: list[RawRecord]) -> None:
-    producer = replay_producer(bootstrap)
-    await producer.start()
+async def _produce(kafka: KafkaSettings, topic: str, records: list[RawRecord]) -> None:
+    producer = replay_producer(kafka)
+    await clients.start(producer, kafka)
     try:
         futures = [
             await producer.send(
-                topic, value=r.value, key=r.key, partition=r.partition, timestamp_ms=r.timestamp_ms
+                topic,
+                value=r.value,
+                key=r.key,
+                partition=r.partition,
+                timestamp_ms=r.timestamp_ms,
+                headers=list(r.headers),
             )
             for r in records
         ]
@@ -146,29 +158,37 @@ async def _produce(bootstrap: str, topic: str, records: list[RawRecord]) -> None
 
 
 def test_replay_from_kafka_and_diff_against_the_archive(
-    kafka_bootstrap: str, create_topics: Any, unique_name: Any, tmp_path: Path
+    kafka: KafkaSettings, create_topics: Any, unique_name: Any, tmp_path: Path
 ) -> None:
     source_prefix = unique_name("src") + "."
     (source_topic,) = create_topics([source_prefix + TELEMETRY_TOPIC], partitions=3)
-    log = SyntheticLog(sites=12, samples=20, partitions=3)
+    log = SyntheticLog(sites=12, samples=20, partitions=3, headers_every=4)
     records = _archive(tmp_path, log)
-    asyncio.run(_produce(kafka_bootstrap, source_topic, records))
+    # a header with a null value (Kafka keeps it apart from an empty one) must come back null
+    records = [
+        replace(r, headers=(*r.headers, ("null-valued", None), ("empty", b"")))
+        if r.offset % 5 == 0
+        else r
+        for r in records
+    ]
+    asyncio.run(_produce(kafka, source_topic, records))
     copy_prefix = unique_name("copy") + "."
     code = flowerhub(
         [
-            "replay", "--kafka", "--bootstrap", kafka_bootstrap, "--source-prefix", source_prefix,
+            "replay", "--kafka", "--bootstrap", kafka.bootstrap_servers,
+            "--source-prefix", source_prefix,
             "--topics", TELEMETRY_TOPIC, "--prefix", copy_prefix, "--max",
         ]
     )  # fmt: skip
     assert code == 0
-    copy = _read(kafka_bootstrap, copy_prefix + TELEMETRY_TOPIC)
+    copy = _read(kafka, copy_prefix + TELEMETRY_TOPIC)
     assert _per_partition(copy) == _per_partition(records)
 
     left = read_archive_side(DiffSide("", tmp_path), [TELEMETRY_TOPIC])
-    right = asyncio.run(read_kafka_side(DiffSide(copy_prefix), kafka_bootstrap, [TELEMETRY_TOPIC]))
+    right = asyncio.run(read_kafka_side(DiffSide(copy_prefix), kafka, [TELEMETRY_TOPIC]))
     report = diff_events(left, right)
     assert report.identical
     assert report.topics[0].equal == len(records)
-    args = ["replay", "diff", "--bootstrap", kafka_bootstrap, "--topics", TELEMETRY_TOPIC]
+    args = ["replay", "diff", "--bootstrap", kafka.bootstrap_servers, "--topics", TELEMETRY_TOPIC]
     assert flowerhub([*args, "--left", str(tmp_path), "--right", copy_prefix]) == 0
     assert flowerhub([*args, "--left", str(tmp_path), "--right", "kafka:nothing."]) == 1

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from contract.codec import decode, encode
+from contract.kafka.settings import KafkaSettings
 from flowerhub.broker.probe import Record, group_lag, produce, read_to_end
 from flowerhub.cli import main
 from streams.agents.setpoint_filter import murmur2_partition
@@ -63,9 +64,9 @@ def topic(settings: StreamsSettings, name: str) -> str:
     return settings.topic(name)
 
 
-async def read_events(bootstrap: str, name: str) -> list[tuple[Record, str, dict[str, Any]]]:
+async def read_events(kafka: KafkaSettings, name: str) -> list[tuple[Record, str, dict[str, Any]]]:
     out = []
-    for r in await read_to_end(bootstrap, [name]):
+    for r in await read_to_end(kafka, [name]):
         assert r.value is not None
         decoded = decode(r.value)
         out.append((r, decoded.name, decoded.record))
@@ -90,7 +91,7 @@ def test_a_fleet_setpoint_becomes_commands_for_1000_sites(
     ]
     asyncio.run(
         produce(
-            kafka_bootstrap,
+            settings,
             topic(settings, "site.telemetry"),
             encoded("SiteTelemetry", telemetry, "site_id"),
         )
@@ -104,7 +105,7 @@ def test_a_fleet_setpoint_becomes_commands_for_1000_sites(
             lambda: (
                 asyncio.run(
                     group_lag(
-                        kafka_bootstrap,
+                        settings,
                         telemetry_group(settings),
                         topic(settings, "site.telemetry"),
                     )
@@ -118,7 +119,7 @@ def test_a_fleet_setpoint_becomes_commands_for_1000_sites(
         )
         asyncio.run(
             produce(
-                kafka_bootstrap,
+                settings,
                 topic(settings, "market.fleet-setpoints"),
                 encoded("FleetSetpoint", [order], "fleet_id"),
             )
@@ -126,7 +127,7 @@ def test_a_fleet_setpoint_becomes_commands_for_1000_sites(
         commands_topic = topic(settings, "site.commands")
 
         def all_commands() -> list[dict[str, Any]] | None:
-            events = asyncio.run(read_events(kafka_bootstrap, commands_topic))
+            events = asyncio.run(read_events(settings, commands_topic))
             return [rec for _, _, rec in events] if len(events) >= len(sites) else None
 
         commands = wait_for("1000 commands", worker, all_commands, timeout_s=40)
@@ -139,9 +140,7 @@ def test_a_fleet_setpoint_becomes_commands_for_1000_sites(
         assert 0 < c["power_kw"] <= tel["headroom_up_kw"] + 1e-9
     # the filter's batched changelog: one record per site, Faust's JSON key and value, on
     # the partition of the site's setpoint (the table is partitioned like site.setpoints)
-    changelog = asyncio.run(
-        read_to_end(kafka_bootstrap, [f"{settings.app_id}-filter-state-changelog"])
-    )
+    changelog = asyncio.run(read_to_end(settings, [f"{settings.app_id}-filter-state-changelog"]))
     by_site = {json.loads(r.key or b"null"): r for r in changelog}
     assert sorted(by_site) == sites
     for site, r in by_site.items():
@@ -171,17 +170,17 @@ def test_a_killed_worker_recovers_its_filter_table_and_sends_no_duplicate(
         return encoded("SiteSetpoint", records, "site_id")
 
     def commands_by_setpoint() -> Counter[str]:
-        events = asyncio.run(read_events(kafka_bootstrap, commands_topic))
+        events = asyncio.run(read_events(settings, commands_topic))
         return Counter(rec["setpoint_id"] for _, _, rec in events)
 
     with streams_worker(settings, tmp_path, env) as worker:
-        asyncio.run(produce(kafka_bootstrap, setpoints_topic, batch("a", now_us(), 3.0)))
+        asyncio.run(produce(settings, setpoints_topic, batch("a", now_us(), 3.0)))
         wait_for("first commands", worker, lambda: len(commands_by_setpoint()) == len(sites))
         wait_for(
             "filter state in the changelog",
             worker,
             lambda: (
-                {r.key for r in asyncio.run(read_to_end(kafka_bootstrap, [changelog]))}
+                {r.key for r in asyncio.run(read_to_end(settings, [changelog]))}
                 >= {f'"{s}"'.encode() for s in sites}
             ),
         )
@@ -195,7 +194,7 @@ def test_a_killed_worker_recovers_its_filter_table_and_sends_no_duplicate(
         ramp = batch("c", t + 1, 6.0)
         asyncio.run(
             produce(
-                kafka_bootstrap,
+                settings,
                 setpoints_topic,
                 [pair for pairs in zip(small, ramp, strict=True) for pair in pairs],
             )
@@ -206,7 +205,7 @@ def test_a_killed_worker_recovers_its_filter_table_and_sends_no_duplicate(
             lambda: all(commands_by_setpoint()[f"c-{s}"] == 1 for s in sites),
         )
         time.sleep(1.0)  # a late duplicate would show up now
-        events = asyncio.run(read_events(kafka_bootstrap, commands_topic))
+        events = asyncio.run(read_events(settings, commands_topic))
     per_setpoint = Counter(rec["setpoint_id"] for _, _, rec in events)
     per_command = Counter(rec["command_id"] for _, _, rec in events)
     assert set(per_setpoint) == {f"{tag}-{s}" for tag in ("a", "c") for s in sites}
@@ -228,8 +227,8 @@ def test_garbage_goes_to_deadletter_while_good_events_flow(
         good = [setpoint_record(f"site-{i}", f"sp-{i}", t, 2.0, t + 60 * S) for i in range(4)]
         pairs = encoded("SiteSetpoint", good, "site_id")
         mixed = [pairs[0], (b"site-x", garbage[0]), pairs[1], (b"site-y", garbage[1]), *pairs[2:]]
-        asyncio.run(produce(kafka_bootstrap, setpoints_topic, mixed))
-        asyncio.run(produce(kafka_bootstrap, telemetry_topic, [(b"site-z", garbage[2])]))
+        asyncio.run(produce(settings, setpoints_topic, mixed))
+        asyncio.run(produce(settings, telemetry_topic, [(b"site-z", garbage[2])]))
         # one more good setpoint through `flowerhub streams send` (event_id, event_time filled)
         cli_setpoint = {
             "site_id": "site-4",
@@ -242,7 +241,7 @@ def test_garbage_goes_to_deadletter_while_good_events_flow(
         assert main([*argv, "--bootstrap", kafka_bootstrap, "--prefix", settings.topic_prefix]) == 0
 
         def letters() -> list[dict[str, Any]] | None:
-            events = asyncio.run(read_events(kafka_bootstrap, settings.topic("deadletter")))
+            events = asyncio.run(read_events(settings, settings.topic("deadletter")))
             return [rec for _, _, rec in events] if len(events) >= len(garbage) else None
 
         dead = wait_for("dead letters", worker, letters)
@@ -252,9 +251,7 @@ def test_garbage_goes_to_deadletter_while_good_events_flow(
             lambda: (
                 events
                 if len(
-                    events := asyncio.run(
-                        read_events(kafka_bootstrap, settings.topic("site.commands"))
-                    )
+                    events := asyncio.run(read_events(settings, settings.topic("site.commands")))
                 )
                 >= len(good) + 1
                 else None

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 # aiokafka ships no type information
-from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped, unused-ignore]
-
+from contract.kafka import clients
+from contract.kafka.settings import KafkaSettings
 from flowerhub.broker.probe import Record, read_to_end
 from streams.agents.batching import KeyedBatchSender
 from streams.agents.setpoint_filter import murmur2_partition
@@ -20,12 +20,10 @@ PARTITIONS = 6
 
 
 async def _send(
-    bootstrap: str, topic: str, records: list[tuple[bytes, bytes]], max_batch_size: int
+    kafka: KafkaSettings, topic: str, records: list[tuple[bytes, bytes]], max_batch_size: int
 ) -> int:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", max_batch_size=max_batch_size
-    )
-    await producer.start()
+    producer = clients.producer(kafka, acks="all", max_batch_size=max_batch_size)
+    await clients.start(producer, kafka)
     try:
         futures = await KeyedBatchSender(producer, topic, PARTITIONS).send_all(records)
         await asyncio.gather(*futures)
@@ -37,7 +35,7 @@ async def _send(
 @pytest.mark.integration
 @pytest.mark.parametrize(("max_batch_size", "min_batches"), [(1024 * 1024, 1), (2048, 20)])
 def test_records_land_keyed_and_in_order(
-    kafka_bootstrap: str,
+    kafka: KafkaSettings,
     create_topics: Callable[..., list[str]],
     unique_name: Callable[[str], str],
     max_batch_size: int,
@@ -47,9 +45,9 @@ def test_records_land_keyed_and_in_order(
     keys = [f"site-{i:03d}".encode() for i in range(40)]
     pad = b"." * 300  # ~60 kB in all: many 2 kB batches per partition
     records = [(key, f"{key.decode()}:{n}".encode() + pad) for n in range(5) for key in keys]
-    batches = asyncio.run(_send(kafka_bootstrap, topic, records, max_batch_size))
+    batches = asyncio.run(_send(kafka, topic, records, max_batch_size))
     assert batches >= min_batches
-    landed: list[Record] = asyncio.run(read_to_end(kafka_bootstrap, [topic]))
+    landed: list[Record] = asyncio.run(read_to_end(kafka, [topic]))
     assert sorted((r.key, r.value) for r in landed) == sorted(records)
     for r in landed:
         assert r.key is not None
@@ -60,10 +58,10 @@ def test_records_land_keyed_and_in_order(
 
 
 async def _send_partitioned(
-    bootstrap: str, topic: str, records: list[tuple[int, bytes, bytes]]
+    kafka: KafkaSettings, topic: str, records: list[tuple[int, bytes, bytes]]
 ) -> list[Any]:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_batch_size=2048)
-    await producer.start()
+    producer = clients.producer(kafka, acks="all", max_batch_size=2048)
+    await clients.start(producer, kafka)
     try:
         sender = KeyedBatchSender(producer, topic, PARTITIONS)
         return list(await asyncio.gather(*await sender.send_partitioned(records)))
@@ -73,7 +71,7 @@ async def _send_partitioned(
 
 @pytest.mark.integration
 def test_partitioned_records_land_on_the_partition_given_in_order(
-    kafka_bootstrap: str,
+    kafka: KafkaSettings,
     create_topics: Callable[..., list[str]],
     unique_name: Callable[[str], str],
 ) -> None:
@@ -84,8 +82,8 @@ def test_partitioned_records_land_on_the_partition_given_in_order(
         for n in range(6)
         for i in range(30)
     ]
-    metadata = asyncio.run(_send_partitioned(kafka_bootstrap, topic, records))
-    landed: list[Record] = asyncio.run(read_to_end(kafka_bootstrap, [topic]))
+    metadata = asyncio.run(_send_partitioned(kafka, topic, records))
+    landed: list[Record] = asyncio.run(read_to_end(kafka, [topic]))
     assert sorted((r.partition, r.key, r.value) for r in landed) == sorted(records)
     for part in range(PARTITIONS):
         expected = [v for p, _, v in records if p == part]

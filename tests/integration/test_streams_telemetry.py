@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from contract.codec import decode_raw, encode
+from contract.kafka.settings import KafkaSettings
 from flowerhub.broker.probe import group_lag, produce, read_to_end
 from streams.agents.telemetry_service import group_id
 from streams.agents.testing import fleet_setpoint_record, telemetry_record
@@ -60,26 +61,24 @@ def seconds(t0: int, first: int, last: int) -> list[tuple[bytes, bytes]]:
     ]
 
 
-def events_of(bootstrap: str, name: str) -> list[dict[str, Any]]:
+def events_of(kafka: KafkaSettings, name: str) -> list[dict[str, Any]]:
     out = []
-    for r in asyncio.run(read_to_end(bootstrap, [name])):
+    for r in asyncio.run(read_to_end(kafka, [name])):
         assert r.value is not None
         out.append(decode_raw(r.value).record)
     return out
 
 
 def lag(settings: StreamsSettings) -> int:
-    return asyncio.run(
-        group_lag(settings.bootstrap_servers, group_id(settings), settings.topic("site.telemetry"))
-    )
+    return asyncio.run(group_lag(settings, group_id(settings), settings.topic("site.telemetry")))
 
 
 @pytest.mark.integration
 def test_telemetry_becomes_fleet_states_and_garbage_dead_letters(
-    kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path
+    kafka: KafkaSettings, unique_name: Callable[[str], str], tmp_path: Path
 ) -> None:
     app_id = unique_name("tel")
-    settings = settings_with(bootstrap=kafka_bootstrap, app_id=app_id, prefix=f"{app_id}.")
+    settings = settings_with(bootstrap=kafka.bootstrap_servers, app_id=app_id, prefix=f"{app_id}.")
     asyncio.run(prepare_topics(settings, partitions=PARTITIONS))
     telemetry_topic = settings.topic("site.telemetry")
     t0 = (time.time_ns() // 1000) // (10 * S) * (10 * S)  # windows start on t0
@@ -87,17 +86,17 @@ def test_telemetry_becomes_fleet_states_and_garbage_dead_letters(
     env = {"FLOWERHUB_ALLOCATOR__TELEMETRY_MAX_AGE_S": "600", "FLOWERHUB_FILTER__MAX_AGE_S": "120"}
     with streams_worker(settings, tmp_path, env) as worker:
         first = seconds(t0, 0, 5)
-        asyncio.run(produce(kafka_bootstrap, telemetry_topic, [*first[:4], *garbage, *first[4:]]))
-        asyncio.run(produce(kafka_bootstrap, telemetry_topic, seconds(t0, 6, 11)))
+        asyncio.run(produce(kafka, telemetry_topic, [*first[:4], *garbage, *first[4:]]))
+        asyncio.run(produce(kafka, telemetry_topic, seconds(t0, 6, 11)))
 
         def states() -> list[dict[str, Any]] | None:
-            found = events_of(kafka_bootstrap, settings.topic("fleet.state"))
+            found = events_of(kafka, settings.topic("fleet.state"))
             return found if len(found) >= 11 else None
 
         fleet = wait_for("11 FleetStates", worker, states)
 
         def letters() -> list[dict[str, Any]] | None:
-            found = events_of(kafka_bootstrap, settings.topic("deadletter"))
+            found = events_of(kafka, settings.topic("deadletter"))
             return found if len(found) >= len(garbage) else None
 
         dead = wait_for("2 dead letters", worker, letters)
@@ -107,19 +106,19 @@ def test_telemetry_becomes_fleet_states_and_garbage_dead_letters(
         order = fleet_setpoint_record(settings.fleet_id, "fsp-tel", now, 0.003, now + 600 * S)
         asyncio.run(
             produce(
-                kafka_bootstrap,
+                kafka,
                 settings.topic("market.fleet-setpoints"),
                 [(settings.fleet_id.encode(), encode("FleetSetpoint", order))],
             )
         )
 
         def commands_sent() -> list[dict[str, Any]] | None:
-            found = events_of(kafka_bootstrap, settings.topic("site.commands"))
+            found = events_of(kafka, settings.topic("site.commands"))
             return found if len(found) >= len(POWER) else None
 
         commands = wait_for("3 commands", worker, commands_sent)
         time.sleep(1.0)  # a window emitted twice would show up now
-        fleet = events_of(kafka_bootstrap, settings.topic("fleet.state"))
+        fleet = events_of(kafka, settings.topic("fleet.state"))
     ones = sorted((s for s in fleet if s["window_s"] == 1), key=lambda s: s["window_start"])
     tens = [s for s in fleet if s["window_s"] == 10]
     # watermark t0 + 11.2 s, grace 1 s: the 1 s windows 0..9 and the 10 s window [0, 10)
@@ -143,10 +142,10 @@ def test_telemetry_becomes_fleet_states_and_garbage_dead_letters(
 
 @pytest.mark.integration
 def test_a_stopped_worker_has_committed_and_a_restart_emits_no_window_twice(
-    kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path
+    kafka: KafkaSettings, unique_name: Callable[[str], str], tmp_path: Path
 ) -> None:
     app_id = unique_name("telstop")
-    settings = settings_with(bootstrap=kafka_bootstrap, app_id=app_id, prefix=f"{app_id}.")
+    settings = settings_with(bootstrap=kafka.bootstrap_servers, app_id=app_id, prefix=f"{app_id}.")
     asyncio.run(prepare_topics(settings, partitions=PARTITIONS))
     telemetry_topic = settings.topic("site.telemetry")
     states_topic = settings.topic("fleet.state")
@@ -154,23 +153,23 @@ def test_a_stopped_worker_has_committed_and_a_restart_emits_no_window_twice(
 
     def ones(k: int) -> Callable[[], list[dict[str, Any]] | None]:
         def check() -> list[dict[str, Any]] | None:
-            found = [s for s in events_of(kafka_bootstrap, states_topic) if s["window_s"] == 1]
+            found = [s for s in events_of(kafka, states_topic) if s["window_s"] == 1]
             return found if len(found) >= k else None
 
         return check
 
     with streams_worker(settings, tmp_path) as worker:
-        asyncio.run(produce(kafka_bootstrap, telemetry_topic, seconds(t0, 0, 5)))
+        asyncio.run(produce(kafka, telemetry_topic, seconds(t0, 0, 5)))
         wait_for("1 s windows 0..3", worker, ones(4))
         stop(worker)  # SIGTERM: the batch in hand finishes, offsets committed, group left
         assert worker.proc.returncode == 0, worker.tail()
         assert lag(settings) == 0
         assert "Error while stopping child" not in worker.log()
     with streams_worker(settings, tmp_path) as worker:
-        asyncio.run(produce(kafka_bootstrap, telemetry_topic, seconds(t0, 6, 14)))
+        asyncio.run(produce(kafka, telemetry_topic, seconds(t0, 6, 14)))
         wait_for("1 s windows 6..12", worker, ones(4 + 7))
         time.sleep(1.0)
-        fleet = events_of(kafka_bootstrap, states_topic)
+        fleet = events_of(kafka, states_topic)
     starts = Counter((s["window_s"], s["window_start"]) for s in fleet)
     assert max(starts.values()) == 1, starts.most_common(3)
     one_starts = sorted(start for w, start in starts if w == 1)

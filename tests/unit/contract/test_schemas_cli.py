@@ -12,7 +12,6 @@ import pytest
 from contract.jsonform import from_jsonable, to_jsonable
 from contract.registry import SchemaRegistry
 from flowerhub.cli import main
-from flowerhub.cli.events import resolve_bootstrap
 
 REGISTRY = SchemaRegistry.load()
 DEAD_LETTER = {
@@ -97,13 +96,20 @@ def test_events_list_check_and_freeze_on_the_repository(capsys: pytest.CaptureFi
     assert capsys.readouterr().out.strip() == "SiteTelemetry: unchanged"
 
 
-def test_bootstrap_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "k1:9092,k2:9092")
-    assert resolve_bootstrap("given:1") == "given:1"
-    assert resolve_bootstrap(None) == "k1:9092,k2:9092"
-    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS")
+def test_topics_create_without_a_broker_says_why(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flowerhub.broker.launcher import free_ports
+
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    monkeypatch.delenv("FLOWERHUB_BOOTSTRAP_SERVERS", raising=False)
     monkeypatch.setenv("FLOWERHUB_KAFKA_HOME", str(tmp_path))  # no local broker state there
-    assert main(["topics", "create"]) == 2
+    (port,) = free_ports(1)  # nothing listens there
+    assert main(["topics", "create", "--bootstrap", f"127.0.0.1:{port}"]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot connect to Kafka at PLAINTEXT://127.0.0.1:{port}" in err
+    assert f"nothing listens on 127.0.0.1:{port}" in err
+    assert "Traceback" not in err
 
 
 def test_jsonform_round_trip_of_nested_values() -> None:

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from contract.topics import DAY_MS, TOPICS, Topic, TopicError, create_topics, topic, topic_for_event
+from contract.kafka.admin import create_topics
+from contract.kafka.settings import settings_for
+from contract.topics import DAY_MS, TOPICS, Topic, TopicError, topic, topic_for_event
 
 EXPECTED = {
     "market.activations": ("fleet_id", "MarketActivation", "delete"),
@@ -92,7 +94,9 @@ def test_create_topics_checks_arguments_before_connecting(
 ) -> None:
     with pytest.raises(TopicError, match=says):
         asyncio.run(
-            create_topics("127.0.0.1:1", partitions=partitions, replication_factor=replication)
+            create_topics(
+                settings_for("127.0.0.1:1"), partitions=partitions, replication_factor=replication
+            )
         )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from contract.kafka.settings import settings_for
 from edge.bridge.events import TELEMETRY
 from edge.bridge.harness import SimBridge, SimSpec, free_port
 from edge.bridge.outbox import Outbox
@@ -17,7 +18,7 @@ def test_bridge_serves_sites_while_kafka_is_unreachable(tmp_path: Path) -> None:
     nowhere = f"127.0.0.1:{free_port()}"  # nothing listens there
     h = SimBridge(
         [SimSpec("nk", "huawei")],
-        bootstrap=nowhere,
+        kafka=settings_for(nowhere),
         state=tmp_path,
         topics=BridgeTopics(),
         telemetry_interval_s=0.1,
@@ -42,6 +43,7 @@ def test_bridge_serves_sites_while_kafka_is_unreachable(tmp_path: Path) -> None:
     assert depth >= emitted  # telemetry plus device status, nothing sent, nothing lost
     assert stats.sent == 0
     assert stats.last_kafka_error
+    assert "nothing listens" in stats.last_kafka_error  # the reason, not just "no bootstrap"
     with Outbox(tmp_path / "outbox") as box:  # and it is all still on disk after the stop
         assert box.depth == depth
         assert box.dropped == 0

@@ -21,9 +21,10 @@ def test_defaults() -> None:
     s = StreamsSettings()
     assert s.bootstrap_server_list == ["localhost:9092"]
     assert s.security_protocol is SecurityProtocol.PLAINTEXT
-    assert s.kafka_client_options() == {
+    assert s.auth_options() == {
         "bootstrap_servers": ["localhost:9092"],
         "security_protocol": "PLAINTEXT",
+        "client_id": "flowerhub",
     }
     assert s.filter.to_config().threshold_kw == 0.5
     assert s.filter.tick_interval_s == 1.0
@@ -49,7 +50,7 @@ def test_environment_with_sasl_ssl_and_nested_thresholds(monkeypatch: pytest.Mon
     assert s.compliance.to_config().stale_after_s == 4.0
     assert "s3cret-value" not in repr(s)
     assert "s3cret-value" not in str(s.model_dump())
-    assert s.kafka_client_options()["sasl_plain_password"] == "s3cret-value"  # noqa: S105  # test value
+    assert s.auth_options()["sasl_plain_password"] == "s3cret-value"  # noqa: S105  # test value
 
 
 def test_kafka_bootstrap_servers_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,6 +64,14 @@ def test_kafka_bootstrap_servers_is_honoured(monkeypatch: pytest.MonkeyPatch) ->
         ({"FLOWERHUB_SECURITY_PROTOCOL": "SASL_SSL"}, "needs sasl_mechanism"),
         ({"FLOWERHUB_SASL_PASSWORD": "x"}, "SASL credentials given"),
         ({"FLOWERHUB_SSL_CAFILE": "/tmp/ca.pem"}, "TLS files given"),
+        (
+            {"FLOWERHUB_SECURITY_PROTOCOL": "SSL", "FLOWERHUB_SSL_CAFILE": "/nonexistent/ca.pem"},
+            "no such file",
+        ),
+        (
+            {"FLOWERHUB_SECURITY_PROTOCOL": "SSL", "FLOWERHUB_SSL_CERTFILE": "/tmp/c.pem"},
+            "go together",
+        ),
         ({"FLOWERHUB_BOOTSTRAP_SERVERS": "nohostport"}, "not host:port"),
         ({"FLOWERHUB_TOPIC_PREFIX": "bad prefix/"}, "topic_prefix"),
         ({"FLOWERHUB_FILTER__THRESHOLD_KW": "-1"}, "greater than or equal"),
