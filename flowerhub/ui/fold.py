@@ -70,8 +70,9 @@ def unprefixed(topic: str, prefix: str) -> str | None:
 class Folder:
     """Decodes values and folds them into ``model`` (see the module doc)."""
 
-    def __init__(self, model: ViewModel) -> None:
+    def __init__(self, model: ViewModel, *, columnar_from: int = COLUMNAR_FROM) -> None:
         self.model = model
+        self.columnar_from = columnar_from
         codec = raw_codec()
         self._decode = codec.decode
         schema = codec.registry.current(TELEMETRY_EVENT)
@@ -88,7 +89,7 @@ class Folder:
     def fold(self, topic: str, values: Sequence[bytes | None]) -> None:
         """One topic's values, in order."""
         self.model.count(topic, len(values))
-        if topic == TELEMETRY_TOPIC and len(values) >= COLUMNAR_FROM:
+        if topic == TELEMETRY_TOPIC and len(values) >= self.columnar_from:
             self._fold_telemetry(values)
             return
         for value in values:

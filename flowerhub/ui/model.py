@@ -308,13 +308,13 @@ class ViewModel:
         return site
 
     def _telemetry(self, record: Mapping[str, Any]) -> None:
-        site_id, t = _text(record, "site_id"), _micros(record, "event_time")
-        if not site_id or t is None:
-            self._skip("SiteTelemetry without site_id or event_time")
+        t = _micros(record, "event_time")
+        if t is None:
+            self._skip("SiteTelemetry without event_time")
             return
         self.telemetry_row(
             TelemetryRow(
-                site_id,
+                _text(record, "site_id") or "",
                 t,
                 _text(record, "oem") or "",
                 _text(record, "model") or "",
@@ -345,6 +345,9 @@ class ViewModel:
             armed,
             baseline_kw,
         ) = row
+        if not site_id:
+            self._skip("SiteTelemetry without site_id")
+            return
         site = self._site(site_id)
         if site.last_seen is not None and t < site.last_seen:
             self._skip(f"{site_id}: telemetry older than its newest sample")

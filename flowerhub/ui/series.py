@@ -7,8 +7,8 @@ minutes in about 33 MB and a site that reported once costs a few hundred bytes. 
 the oldest sample is overwritten: at more than ``capacity / window`` samples per second the
 ring covers less than the window (the UI asks for 4 Hz at most, the bridges send 1 Hz).
 
-Missing values (no setpoint in force, no baseline reported) are NaN inside and ``None``
-outside (JSON ``null``: a gap in the chart).
+Missing values (no setpoint in force, no baseline reported, a value beyond float32's range)
+are NaN inside and ``None`` outside (JSON ``null``: a gap in the chart).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import numpy.typing as npt
 #: the sampled fields, in column order
 SITE_FIELDS = ("power_kw", "setpoint_kw", "baseline_kw", "soc_pct", "faults")
 _INITIAL = 16
+_F32_MAX = float(np.finfo(np.float32).max)  # beyond it a value is stored as missing
 
 
 def finite(value: object) -> float | None:
@@ -76,9 +77,9 @@ class SiteHistory:
             slot = self.start
             self.start = (self.start + 1) % size
         self._times[slot] = t_us
-        row = self._values[slot]
-        for i, value in enumerate(values):
-            row[i] = np.nan if value is None else value
+        self._values[slot] = [
+            v if v is not None and -_F32_MAX <= v <= _F32_MAX else math.nan for v in values
+        ]
 
     @property
     def last_time(self) -> int | None:
@@ -103,5 +104,5 @@ class SiteHistory:
         for i, name in enumerate(SITE_FIELDS):
             column = values[:, i].astype(np.float64)
             rounded = np.round(column, 4).tolist()
-            out[name] = [None if math.isnan(v) else v for v in rounded]
+            out[name] = [v if math.isfinite(v) else None for v in rounded]
         return out
