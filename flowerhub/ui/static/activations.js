@@ -20,7 +20,7 @@ export function mount(main, ctx) {
     h("h3", {}, "Audit reports", h("button", { class: "small", id: "reports-rescan", onclick: () => loadReports() }, "Rescan")),
     h("div", { class: "body" }, h("p", { class: "muted" }, "Loading…")));
   main.append(h("h2", { class: "view-title" }, "Activations"),
-    h("section", { class: "card flush" }, h("h3", { class: "pad" }, "Live: activations and armed reserves, judged by the live compliance check"), tableHolder),
+    h("section", { class: "card flush" }, h("h3", { class: "pad" }, "Activations and armed reserves, judged by the live compliance check"), tableHolder),
     detail, alerts, reports);
 
   let now = 0, selected = null, chart = null;
