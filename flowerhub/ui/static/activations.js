@@ -65,7 +65,7 @@ export function mount(main, ctx) {
     const byT = new Map(verdicts.map((v) => [v.t, v]));
     const vs = [...byT.values()].sort((a, b) => a.t - b.t);
     chart.setData(vs.map((v) => v.t / 1e6), vs.map((v) => v.required_mw), vs.map((v) => v.measured_mw));
-    detail.querySelector("tbody").innerHTML = vs.slice(-100).reverse().map((v) => `<tr>
+    detail.querySelector("#detail-verdicts tbody").innerHTML = vs.slice(-100).reverse().map((v) => `<tr>
       <td class="nowrap">${esc(clock(v.t))}</td><td>${badge(v.status)}</td><td>${esc(v.finding)}</td>
       <td class="mono">${esc(v.rule_id)}</td><td class="num">${esc(mw(v.required_mw))}</td>
       <td class="num">${esc(mw(v.measured_mw))}</td><td>${esc(v.message)}</td></tr>`).join("");

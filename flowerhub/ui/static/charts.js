@@ -10,10 +10,11 @@ export const COLORS = {
 export const PALETTE = ["#1f6feb", "#059669", "#d97706", "#7c3aed", "#dc2626", "#0891b2", "#be185d"];
 
 const utc = (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC");
-// x-axis labels: 24 h UTC clock, seconds shown on spans under an hour
+// x-axis labels: 24 h UTC clock; seconds on spans under an hour, tenths under 10 s
 function timeLabels(u, splits) {
   const span = u.scales.x.max - u.scales.x.min;
-  return splits.map((s) => new Date(s * 1e3).toISOString().slice(11, span < 3600 ? 19 : 16));
+  const end = span < 10 ? 21 : span < 3600 ? 19 : 16;
+  return splits.map((s) => new Date(s * 1e3).toISOString().slice(11, end));
 }
 
 // A chart card: title, unit, a uPlot that follows its container's width.
@@ -34,7 +35,7 @@ export class TimeChart {
       legend: { live: true },
       scales: { x: { time: true }, y: range ? { range } : { auto: true } },
       axes: [
-        { stroke: "#4b5563", grid: { stroke: "#eef0f3" }, values: timeLabels },
+        { stroke: "#4b5563", grid: { stroke: "#eef0f3" }, values: timeLabels, space: 90 },
         { stroke: "#4b5563", grid: { stroke: "#eef0f3" }, size: 64,
           values: (u, splits) => splits.map((v) => v.toFixed(digits)) },
       ],
