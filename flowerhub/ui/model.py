@@ -120,6 +120,35 @@ class FleetPoint:
         }
 
 
+#: the Sites view's columns, in the order of ``SiteState.row_values`` (rows travel as lists)
+ROW_FIELDS = (
+    "id",
+    "oem",
+    "model",
+    "link",
+    "mode",
+    "soc_pct",
+    "power_kw",
+    "setpoint_kw",
+    "baseline_kw",
+    "baseline_reported",
+    "delivered_kw",
+    "frequency_hz",
+    "armed",
+    "faulted",
+    "faults",
+    "fault_text",
+    "fault_severity",
+    "result",
+    "result_kw",
+    "result_cause",
+    "result_t",
+    "last_seen",
+    "version",
+)
+_NO_RESULT: dict[str, object] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class SiteEvent:
     """A line of the Site view's timeline: a command result, a fault change, a link change."""
@@ -169,39 +198,43 @@ class SiteState:
             return None
         return self.power_kw - (self.baseline_kw or 0.0)
 
+    def row_values(self) -> list[object]:
+        """The Sites view's row, values in ``ROW_FIELDS`` order (the compact wire form)."""
+        faults = self.faults
+        worst = None
+        if faults:
+            worst = max((f["severity"] for f in faults), key=lambda s: SEVERITY_RANK.get(s, 0))
+        result = self.result or _NO_RESULT
+        power, baseline = self.power_kw, self.baseline_kw
+        return [
+            self.site_id,
+            self.oem,
+            self.model,
+            self.link,
+            self.mode,
+            None if self.soc_pct is None else round(self.soc_pct, 2),
+            None if power is None else round(power, 3),
+            None if self.setpoint_kw is None else round(self.setpoint_kw, 3),
+            round(baseline or 0.0, 3),
+            baseline is not None,
+            None if power is None else round(power - (baseline or 0.0), 3),
+            None if self.frequency_hz is None else round(self.frequency_hz, 4),
+            self.armed,
+            self.faulted or bool(faults),
+            len(faults),
+            "; ".join(f["name"] or f["code"] for f in faults) if faults else "",
+            worst,
+            result.get("status"),
+            result.get("measured_kw"),
+            result.get("likely_cause"),
+            result.get("t"),
+            self.last_seen,
+            self.version,
+        ]
+
     def row(self) -> dict[str, object]:
-        """The Sites view's row (flat, JSON-ready)."""
-        worst = max(
-            (f["severity"] for f in self.faults),
-            key=lambda severity: SEVERITY_RANK.get(severity, 0),
-            default=None,
-        )
-        result = self.result or {}
-        return {
-            "id": self.site_id,
-            "oem": self.oem,
-            "model": self.model,
-            "link": self.link,
-            "mode": self.mode,
-            "soc_pct": _r(self.soc_pct, 2),
-            "power_kw": _r(self.power_kw, 3),
-            "setpoint_kw": _r(self.setpoint_kw, 3),
-            "baseline_kw": _r(self.baseline_kw or 0.0, 3),
-            "baseline_reported": self.baseline_kw is not None,
-            "delivered_kw": _r(self.delivered_kw, 3),
-            "frequency_hz": _r(self.frequency_hz, 4),
-            "armed": self.armed,
-            "faulted": self.faulted or bool(self.faults),
-            "faults": len(self.faults),
-            "fault_text": "; ".join(f["name"] or f["code"] for f in self.faults),
-            "fault_severity": worst,
-            "result": result.get("status"),
-            "result_kw": result.get("measured_kw"),
-            "result_cause": result.get("likely_cause"),
-            "result_t": result.get("t"),
-            "last_seen": self.last_seen,
-            "version": self.version,
-        }
+        """The Sites view's row as a mapping (``ROW_FIELDS`` -> value)."""
+        return dict(zip(ROW_FIELDS, self.row_values(), strict=True))
 
     def detail(self) -> dict[str, object]:
         """The Site view's header: the row plus link and command detail."""

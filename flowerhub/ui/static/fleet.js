@@ -86,7 +86,7 @@ export function mount(main) {
     power.setData(xs, rows.map((r) => r.power_mw), rows.map((r) => r.target_mw), rows.map((r) => r.baseline_mw));
     freq.setData(xs, rows.map((r) => r.frequency_hz));
     const keys = [...new Set(rows.flatMap((r) => Object.keys(r.per_oem)))].sort();
-    if (keys.join() !== oemKeys) { oemKeys = keys.join(); rebuildOem(keys); }
+    if (keys.join() !== oemKeys || !oemChart) { oemKeys = keys.join(); rebuildOem(keys); }
     oemChart.setData(xs, ...keys.map((k) => rows.map((r) => r.per_oem[k] ?? null)));
     const vt = [...verdicts.keys()].sort((a, b) => a - b);
     const products = [...new Set(vt.flatMap((t) => Object.keys(verdicts.get(t).required)))].sort();

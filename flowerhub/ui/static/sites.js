@@ -84,6 +84,7 @@ export function mount(main) {
     if (pending) { const p = pending; pending = null; apply(p.rows, p.snapshot); }
   });
   table.on("dataFiltered", (filters, rows) => {
+    total = table.getDataCount();
     count.textContent = `${num(rows.length, 0)} of ${num(total, 0)} sites`;
     if (filterStarted !== null) {
       requestAnimationFrame(() => {
@@ -94,21 +95,25 @@ export function mount(main) {
     }
   });
 
-  function matches(d) {
-    if (oem.value && d.oem !== oem.value) return false;
-    if (link.value && (link.value === "-" ? d.link !== null : d.link !== link.value)) return false;
-    if (result.value && d.result !== result.value) return false;
-    if (faulted.checked && !d.faulted) return false;
+  // the filter's inputs are read once per filtering, not once per row
+  function matcher() {
+    const o = oem.value, l = link.value, r = result.value, f = faulted.checked;
     const q = search.value.trim().toLowerCase();
-    if (!q) return true;
-    return [d.id, d.model, d.oem, d.fault_text, d.result, d.link, d.mode, d.armed]
-      .some((x) => x && String(x).toLowerCase().includes(q));
+    return (d) => {
+      if (o && d.oem !== o) return false;
+      if (l && (l === "-" ? d.link !== null : d.link !== l)) return false;
+      if (r && d.result !== r) return false;
+      if (f && !d.faulted) return false;
+      if (!q) return true;
+      return [d.id, d.model, d.oem, d.fault_text, d.result, d.link, d.mode, d.armed]
+        .some((x) => x && String(x).toLowerCase().includes(q));
+    };
   }
   const refilter = () => {
     performance.clearMarks("sites-filter-start");
     performance.mark("sites-filter-start");
     filterStarted = performance.now();
-    table.setFilter(matches);
+    table.setFilter(matcher());
   };
   for (const el of [oem, link, result, faulted]) el.addEventListener("change", refilter);
   search.addEventListener("input", refilter);
@@ -129,7 +134,7 @@ export function mount(main) {
       performance.mark("sites-snapshot");
       total = rows.length;
       table.replaceData(rows).then(() => {
-        table.setFilter(matches);
+        table.setFilter(matcher());
         requestAnimationFrame(() => {
           performance.mark("sites-rendered");
           performance.measure("sites-render", "sites-snapshot", "sites-rendered");
@@ -150,8 +155,16 @@ export function mount(main) {
     });
   }
 
+  // rows travel as lists in p.fields order
+  const objects = (fields, rows) => rows.map((values) => {
+    const row = {};
+    for (let i = 0; i < fields.length; i++) row[fields[i]] = values[i];
+    return row;
+  });
+
   return {
-    update(p, snapshot) {
+    update(payload, snapshot) {
+      const p = { ...payload, rows: objects(payload.fields, payload.rows) };
       nowUs = p.status.now;
       if (!built) { // the table is still building: keep the newest row per site
         const rows = snapshot || !pending ? new Map() : pending.byId;

@@ -243,10 +243,12 @@ def test_archive_now_is_the_newest_event_and_the_window_follows_it() -> None:
 def test_views_send_only_what_changed_since_the_cursor() -> None:
     m = model(("SiteTelemetry", telemetry("a")), ("SiteTelemetry", telemetry("b")))
     first, cursor = sites_view(m, Cursor())
-    assert sorted(r["id"] for r in first["rows"]) == ["a", "b"]
+    assert first["fields"][0] == "id"
+    assert sorted(r[0] for r in first["rows"]) == ["a", "b"]
+    assert dict(zip(first["fields"], first["rows"][0], strict=True)) == m.sites["a"].row()
     m.apply("SiteTelemetry", telemetry("b", t=T0 + S))
     second, cursor = sites_view(m, cursor)
-    assert [r["id"] for r in second["rows"]] == ["b"]
+    assert [r[0] for r in second["rows"]] == ["b"]
     third, _ = sites_view(m, cursor)
     assert third["rows"] == []
 
