@@ -1,7 +1,7 @@
 // Activations view: live compliance verdicts per activation (or armed reserve), the
 // fleet-wide alerts, and the audit reports of the archive, browsable.
 import { TabulatorFull as Tabulator } from "/vendor/tabulator_esm.min.js";
-import { COLORS, TimeChart } from "/static/charts.js";
+import { COLORS, TimeChart, withGaps } from "/static/charts.js";
 import { badge, clock, esc, h, mw, num, stamp } from "/static/format.js";
 
 const stateOf = (a, now) => (a.start === null || a.end === null) ? "unknown"
@@ -27,7 +27,7 @@ export function mount(main, ctx) {
   const rows = new Map();
   const verdicts = [];
   const table = new Tabulator(tableHolder, {
-    height: "320px", layout: "fitColumns", index: "id", data: [],
+    maxHeight: "420px", layout: "fitColumns", index: "id", data: [],
     placeholder: "No activation or armed reserve in the look-back",
     initialSort: [{ column: "start", dir: "desc" }],
     columns: [
@@ -64,7 +64,10 @@ export function mount(main, ctx) {
     }
     const byT = new Map(verdicts.map((v) => [v.t, v]));
     const vs = [...byT.values()].sort((a, b) => a.t - b.t);
-    chart.setData(vs.map((v) => v.t / 1e6), vs.map((v) => v.required_mw), vs.map((v) => v.measured_mw));
+    const [times, gap] = withGaps(vs.map((v) => v.t));
+    let k = 0;
+    const rows = times.map((t, i) => (gap[i] ? null : vs[k++]));
+    chart.setData(times.map((t) => t / 1e6), rows.map((v) => v && v.required_mw), rows.map((v) => v && v.measured_mw));
     detail.querySelector("#detail-verdicts tbody").innerHTML = vs.slice(-100).reverse().map((v) => `<tr>
       <td class="nowrap">${esc(clock(v.t))}</td><td>${badge(v.status)}</td><td>${esc(v.finding)}</td>
       <td class="mono">${esc(v.rule_id)}</td><td class="num">${esc(mw(v.required_mw))}</td>

@@ -89,3 +89,16 @@ export class Series {
     this.byT.clear();
   }
 }
+
+// Times (us) of sparse samples (verdicts exist only while something is judged), with a gap
+// time added wherever samples are more than maxGapUs apart, so the chart breaks its lines
+// there instead of drawing a straight line across the silence. Returns [times, isGap].
+export function withGaps(times, maxGapUs = 3e6) {
+  const out = [], gap = [];
+  for (let i = 0; i < times.length; i++) {
+    if (i > 0 && times[i] - times[i - 1] > maxGapUs) { out.push(times[i - 1] + 1e6); gap.push(true); }
+    out.push(times[i]);
+    gap.push(false);
+  }
+  return [out, gap];
+}

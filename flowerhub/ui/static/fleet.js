@@ -1,6 +1,6 @@
 // Fleet view: grid frequency, fleet power against target and baseline, per product the
 // armed capacity and the delivered response, the per-OEM split; the last 15 minutes.
-import { COLORS, PALETTE, Series, TimeChart } from "/static/charts.js";
+import { COLORS, PALETTE, Series, TimeChart, withGaps } from "/static/charts.js";
 import { badge, esc, h, hz, mw, num } from "/static/format.js";
 
 const tile = (id, label) =>
@@ -91,8 +91,10 @@ export function mount(main) {
     const vt = [...verdicts.keys()].sort((a, b) => a - b);
     const products = [...new Set(vt.flatMap((t) => Object.keys(verdicts.get(t).required)))].sort();
     if (products.join() !== productKeys || !productChart) { productKeys = products.join(); rebuildProducts(products); }
-    productChart.setData(vt.map((t) => t / 1e6), vt.map((t) => verdicts.get(t).delivered),
-      ...products.map((k) => vt.map((t) => verdicts.get(t).required[k] ?? null)));
+    const [times, gap] = withGaps(vt);
+    const at = (i, t, f) => (gap[i] ? null : f(verdicts.get(t)));
+    productChart.setData(times.map((t) => t / 1e6), times.map((t, i) => at(i, t, (v) => v.delivered)),
+      ...products.map((k) => times.map((t, i) => at(i, t, (v) => v.required[k] ?? null))));
     renderTiles(p, rows);
     renderTables(p);
   }
