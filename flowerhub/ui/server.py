@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -46,7 +47,8 @@ log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static"
-NODE_MODULES = HERE / "web" / "node_modules"
+#: where ``make ui`` installs the libraries; FLOWERHUB_UI_NODE_MODULES elsewhere (the image)
+NODE_MODULES = Path(os.environ.get("FLOWERHUB_UI_NODE_MODULES") or HERE / "web" / "node_modules")
 #: the front-end library files the page loads: /vendor/<name> -> web/node_modules/<path>
 VENDOR: Mapping[str, str] = {
     "uPlot.esm.js": "uplot/dist/uPlot.esm.js",
