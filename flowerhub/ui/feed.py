@@ -118,7 +118,10 @@ class KafkaFeed:
                 await self._consume(consumer, stop)
                 continue
             except (KafkaError, OSError) as exc:
-                self.state.error = f"Kafka {self.config.bootstrap}: {type(exc).__name__}: {exc}"
+                text = str(exc) or type(exc).__name__
+                if not text.startswith(type(exc).__name__):
+                    text = f"{type(exc).__name__}: {text}"
+                self.state.error = f"Kafka {self.config.bootstrap}: {text}"
                 log.warning("%s; retrying in %.0f s", self.state.error, backoff)
             except Exception as exc:  # a bug: shown, logged with its traceback, retried
                 self.state.error = f"UI feed failed: {type(exc).__name__}: {exc}"

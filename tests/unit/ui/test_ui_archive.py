@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ui_events import T0, S, device_status, fleet_state, telemetry
 
 from analytics.archive.archiver import codec_decoder
 from analytics.archive.rows import RawRecord, decode_row
@@ -14,6 +13,7 @@ from contract.codec import encode
 from flowerhub.ui.archive import ArchiveError, load_archive, ui_topics
 from flowerhub.ui.fold import Folder
 from flowerhub.ui.model import ViewModel
+from flowerhub.ui.testing import T0, S, device_status, fleet_state, telemetry
 
 PREFIX = "demo-1."
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from ui_events import T0, S, fleet_state, telemetry, verdict
-
 from contract.codec import encode
 from flowerhub.ui.fold import COLUMNAR_FROM, Folder, unprefixed
 from flowerhub.ui.model import ViewModel
+from flowerhub.ui.testing import T0, S, fleet_state, telemetry, verdict
 
 
 def test_columnar_batch_equals_value_by_value() -> None:

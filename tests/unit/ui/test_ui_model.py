@@ -7,7 +7,9 @@ import math
 from typing import Any
 
 import pytest
-from ui_events import (
+
+from flowerhub.ui.model import ViewModel
+from flowerhub.ui.testing import (
     T0,
     S,
     activation,
@@ -19,8 +21,6 @@ from ui_events import (
     telemetry,
     verdict,
 )
-
-from flowerhub.ui.model import ViewModel
 from flowerhub.ui.views import Cursor, activations_view, fleet_view, site_view, sites_view
 
 

@@ -1,4 +1,9 @@
-"""Small builders of decoded events (raw-codec form) for the UI's tests."""
+"""Decoded events (raw-codec form) of the topics the UI reads, for tests and benchmarks.
+
+Each builder returns one valid record with fixed defaults and ``fields`` on top, so a test
+varies one field at a time (as ``contract.strategies.site_telemetry_example`` does; like
+it, this module needs the dev extra).
+"""
 
 from __future__ import annotations
 
