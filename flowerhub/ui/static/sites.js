@@ -14,9 +14,9 @@ const columns = [
   { title: "Site", field: "id", frozen: true, minWidth: 120,
     formatter: (c) => `<a href="#/site/${encodeURIComponent(c.getValue())}">${esc(c.getValue())}</a>` },
   { title: "OEM", field: "oem", minWidth: 72 },
-  { title: "Model", field: "model", minWidth: 130, widthGrow: 2 },
+  { title: "Model", field: "model", minWidth: 130 },
   { title: "Link", field: "link", minWidth: 96, formatter: (c) => badge(c.getValue()) },
-  { title: "Mode", field: "mode", minWidth: 96, formatter: (c) => esc(modeName(c.getValue())) },
+  { title: "Mode", field: "mode", minWidth: 124, formatter: (c) => esc(modeName(c.getValue())) },
   { title: "SoC %", field: "soc_pct", hozAlign: "right", sorter: "number", minWidth: 88,
     formatter: (c) => {
       const v = c.getValue();
@@ -30,7 +30,7 @@ const columns = [
   kwCol("Delivered kW", "delivered_kw"),
   kwCol("Setpoint kW", "setpoint_kw"),
   { title: "Armed", field: "armed", minWidth: 80, formatter: (c) => esc(c.getValue() ?? "–") },
-  { title: "Last command", field: "result", minWidth: 158,
+  { title: "Last command", field: "result", minWidth: 178,
     formatter: (c) => {
       const d = c.getRow().getData();
       if (!d.result) return '<span class="muted">–</span>';
