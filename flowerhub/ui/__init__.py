@@ -10,8 +10,9 @@ verdicts per activation, the audit reports, browsable).
 
 Layout (thin wiring around a pure core):
 
-- :mod:`~flowerhub.ui.model`, :mod:`~flowerhub.ui.activations`, :mod:`~flowerhub.ui.series`:
-  the view model, folded from decoded events (pure; table-driven and hypothesis tests);
+- :mod:`~flowerhub.ui.model`, :mod:`~flowerhub.ui.sites`, :mod:`~flowerhub.ui.activations`,
+  :mod:`~flowerhub.ui.series`: the view model, folded from decoded events (pure;
+  table-driven and hypothesis tests);
 - :mod:`~flowerhub.ui.views`: each view's snapshot and deltas since a cursor (pure);
 - :mod:`~flowerhub.ui.fold`: Kafka values -> the model (the project codec, column-wise for
   telemetry batches: ``contract.columnar``);

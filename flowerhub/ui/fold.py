@@ -26,7 +26,8 @@ import numpy.typing as npt
 from contract.codec import raw_codec
 from contract.columnar import ColumnarDecoder, ColumnBatch
 from contract.errors import EventDecodeError
-from flowerhub.ui.model import SITE_BASELINE_FIELD, TelemetryRow, ViewModel
+from flowerhub.ui.model import SITE_BASELINE_FIELD, ViewModel
+from flowerhub.ui.sites import TelemetryRow
 
 log = logging.getLogger(__name__)
 

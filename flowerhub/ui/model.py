@@ -41,19 +41,24 @@ import math
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from flowerhub.ui.activations import Activations, Verdict, verdict_of
 from flowerhub.ui.series import SiteHistory, finite
+from flowerhub.ui.sites import (
+    SiteEvent,
+    SiteState,
+    TelemetryRow,
+    fault_of,
+    result_text,
+)
 
 US = 1_000_000
 #: SiteTelemetry / FleetState fields of the per-site baseline (issue 14), read when present
 SITE_BASELINE_FIELD = "baseline_kw"
 FLEET_BASELINE_FIELD = "baseline_mw"
 LINK_STATES = ("ONLINE", "DEGRADED", "OFFLINE", "REDISCOVERED")
-SEVERITY_RANK = {"INFO": 0, "WARNING": 1, "MINOR": 2, "MAJOR": 3}
 HISTORY_HZ = 4  # samples per second a site's ring keeps for the whole window, at most
-TIMELINE = 200  # events per site in the Site view's timeline
 
 
 def _text(record: Mapping[str, Any], name: str) -> str | None:
@@ -68,23 +73,6 @@ def _micros(record: Mapping[str, Any], name: str) -> int | None:
 
 def _r(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(value, digits)
-
-
-class TelemetryRow(NamedTuple):
-    """The SiteTelemetry fields the UI uses (values as decoded; checked when folded)."""
-
-    site_id: str
-    t: int
-    oem: str
-    model: str
-    power_kw: object
-    soc_pct: object
-    setpoint_kw: object
-    frequency_hz: object
-    mode: str | None
-    faulted: bool
-    armed: str | None
-    baseline_kw: object = None
 
 
 @dataclass(slots=True)
@@ -117,136 +105,6 @@ class FleetPoint:
             "baseline_mw": _r(self.baseline_mw, 6),
             "baseline_source": self.baseline_source,
             "target_mw": _r(self.target_mw, 6),
-        }
-
-
-#: the Sites view's columns, in the order of ``SiteState.row_values`` (rows travel as lists)
-ROW_FIELDS = (
-    "id",
-    "oem",
-    "model",
-    "link",
-    "mode",
-    "soc_pct",
-    "power_kw",
-    "setpoint_kw",
-    "baseline_kw",
-    "baseline_reported",
-    "delivered_kw",
-    "frequency_hz",
-    "armed",
-    "faulted",
-    "faults",
-    "fault_text",
-    "fault_severity",
-    "result",
-    "result_kw",
-    "result_cause",
-    "result_t",
-    "last_seen",
-    "version",
-)
-_NO_RESULT: dict[str, object] = {}
-
-
-@dataclass(frozen=True, slots=True)
-class SiteEvent:
-    """A line of the Site view's timeline: a command result, a fault change, a link change."""
-
-    seq: int
-    t: int
-    kind: str  # "command" | "fault" | "link"
-    status: str | None  # the result's status, the fault's severity / CLEARED, the link state
-    text: str
-
-    def as_json(self) -> dict[str, object]:
-        return {"t": self.t, "kind": self.kind, "status": self.status, "text": self.text}
-
-
-@dataclass(slots=True)
-class SiteState:
-    """What the UI knows of one site (see the module doc)."""
-
-    site_id: str
-    version: int = 0
-    oem: str = ""
-    model: str = ""
-    mode: str | None = None
-    power_kw: float | None = None
-    setpoint_kw: float | None = None
-    baseline_kw: float | None = None  # None: not reported (shown as 0, labelled)
-    soc_pct: float | None = None
-    frequency_hz: float | None = None
-    armed: str | None = None
-    faulted: bool = False  # the telemetry's flag
-    last_seen: int | None = None  # newest telemetry event time
-    link: str | None = None
-    link_time: int | None = None
-    rtt_ms: float | None = None
-    errors: int = 0
-    last_error: str | None = None
-    outbox_depth: int = 0
-    faults: tuple[dict[str, str], ...] = ()
-    result: dict[str, object] | None = None
-    result_t: int | None = None
-    history: SiteHistory | None = None
-    timeline: deque[SiteEvent] = field(default_factory=lambda: deque(maxlen=TIMELINE))
-
-    @property
-    def delivered_kw(self) -> float | None:
-        if self.power_kw is None:
-            return None
-        return self.power_kw - (self.baseline_kw or 0.0)
-
-    def row_values(self) -> list[object]:
-        """The Sites view's row, values in ``ROW_FIELDS`` order (the compact wire form)."""
-        faults = self.faults
-        worst = None
-        if faults:
-            worst = max((f["severity"] for f in faults), key=lambda s: SEVERITY_RANK.get(s, 0))
-        result = self.result or _NO_RESULT
-        power, baseline = self.power_kw, self.baseline_kw
-        return [
-            self.site_id,
-            self.oem,
-            self.model,
-            self.link,
-            self.mode,
-            None if self.soc_pct is None else round(self.soc_pct, 2),
-            None if power is None else round(power, 3),
-            None if self.setpoint_kw is None else round(self.setpoint_kw, 3),
-            round(baseline or 0.0, 3),
-            baseline is not None,
-            None if power is None else round(power - (baseline or 0.0), 3),
-            None if self.frequency_hz is None else round(self.frequency_hz, 4),
-            self.armed,
-            self.faulted or bool(faults),
-            len(faults),
-            "; ".join(f["name"] or f["code"] for f in faults) if faults else "",
-            worst,
-            result.get("status"),
-            result.get("measured_kw"),
-            result.get("likely_cause"),
-            result.get("t"),
-            self.last_seen,
-            self.version,
-        ]
-
-    def row(self) -> dict[str, object]:
-        """The Sites view's row as a mapping (``ROW_FIELDS`` -> value)."""
-        return dict(zip(ROW_FIELDS, self.row_values(), strict=True))
-
-    def detail(self) -> dict[str, object]:
-        """The Site view's header: the row plus link and command detail."""
-        return {
-            **self.row(),
-            "rtt_ms": _r(self.rtt_ms, 1),
-            "errors": self.errors,
-            "last_error": self.last_error,
-            "outbox_depth": self.outbox_depth,
-            "link_time": self.link_time,
-            "fault_list": list(self.faults),
-            "last_result": self.result,
         }
 
 
@@ -438,10 +296,10 @@ class ViewModel:
             self._skip("SiteFault without site_id or event_time")
             return
         site = self._site(site_id)
-        site.faults = tuple(_fault(f) for f in _list(record.get("active")))
+        site.faults = tuple(fault_of(f) for f in _list(record.get("active")))
         for kind, key in (("raised", "raised"), ("cleared", "cleared")):
             for fault in _list(record.get(key)):
-                f = _fault(fault)
+                f = fault_of(fault)
                 self._event(
                     site,
                     t,
@@ -473,7 +331,7 @@ class ViewModel:
         }
         if site.result_t is None or t >= site.result_t:
             site.result, site.result_t = result, t
-        self._event(site, t, "command", status, _result_text(result))
+        self._event(site, t, "command", status, result_text(result))
         site.version = self._bump()
         self._saw(t)
 
@@ -666,29 +524,3 @@ def _list(value: object) -> list[Any]:
 
 def _count(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
-
-
-def _fault(value: object) -> dict[str, str]:
-    data: Mapping[str, Any] = value if isinstance(value, Mapping) else {}
-    return {
-        "source": str(data.get("source") or ""),
-        "code": str(data.get("code") or ""),
-        "name": str(data.get("name") or ""),
-        "severity": str(data.get("severity") or "INFO"),
-    }
-
-
-def _kw(value: object) -> str:
-    return "-" if value is None else f"{value:+.2f} kW"
-
-
-def _result_text(result: Mapping[str, object]) -> str:
-    text = (
-        f"{result['status']}: requested {_kw(result['requested_kw'])}, written "
-        f"{_kw(result['written_kw'])}, measured {_kw(result['measured_kw'])}"
-    )
-    if result.get("likely_cause"):
-        text += f" ({result['likely_cause']})"
-    if result.get("reason"):
-        text += f" - {result['reason']}"
-    return text

@@ -13,7 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flowerhub.ui.model import ROW_FIELDS, ViewModel
+from flowerhub.ui.model import ViewModel
+from flowerhub.ui.sites import ROW_FIELDS
 
 Payload = dict[str, Any]
 
