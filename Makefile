@@ -12,7 +12,7 @@ KAFKA_LIB := .cache/kafka/lib
 KAFKA_STAMP := $(KAFKA_LIB)/.fetched
 POM := flowerhub/broker/pom.xml
 
-.PHONY: demo test check lint types bench install java kafka clean
+.PHONY: demo test check lint types bench install java kafka clean ui ui-browser
 
 install: $(STAMP)
 
@@ -48,16 +48,36 @@ lint: install
 types: install
 	$(BIN)/mypy
 
-test: install kafka
+test: install kafka ui ui-browser
 	$(BIN)/python -m pytest
 
 check: lint types test
 
-demo: install kafka
+demo: install kafka ui
 	$(BIN)/flowerhub demo
 
-bench: install kafka
+bench: install kafka ui ui-browser
 	$(BIN)/python -m bench
+
+# ---------------------------------------------------------------- UI (flowerhub ui)
+# The page's libraries (uPlot, Tabulator) from the npm registry, exactly as locked; no
+# bundler: the server serves their ES-module builds from node_modules.
+UI_WEB := flowerhub/ui/web
+UI_STAMP := $(UI_WEB)/node_modules/.installed
+
+ui: $(UI_STAMP)
+
+$(UI_STAMP): $(UI_WEB)/package.json $(UI_WEB)/package-lock.json
+	@command -v npm >/dev/null || { echo "installing Node.js and npm from Debian"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	npm ci --prefix $(UI_WEB) --no-audit --no-fund --loglevel=error
+	@touch $(UI_STAMP)
+
+# Debian's chromium for the browser tests and the UI benchmark (Playwright drives it by its
+# path; a browser download by Playwright is impossible here and never attempted).
+ui-browser:
+	@command -v chromium >/dev/null || { echo "installing chromium from Debian"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-liberation >/dev/null; }
 
 clean:
 	-$(BIN)/flowerhub broker stop

@@ -21,6 +21,7 @@ GROUP_MODULES: tuple[str, ...] = (
     "flowerhub.cli.demo",
     "flowerhub.cli.events",
     "flowerhub.cli.streams",
+    "flowerhub.cli.ui",
 )
 
 

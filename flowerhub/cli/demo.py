@@ -50,6 +50,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--seed", type=int, help="fleet composition seed (default: the scenario's)")
     parser.add_argument("--list", action="store_true", help="list the built-in scenarios and exit")
+    parser.add_argument("--no-ui", action="store_true", help="do not start the operations view")
+    parser.add_argument(
+        "--ui-port",
+        type=int,
+        default=8765,
+        help="the operations view's port on 127.0.0.1 (8765; any free port when taken; 0: any)",
+    )
+    parser.add_argument(
+        "--ui-keep",
+        action="store_true",
+        help="after the run, keep the operations view up on the run's archive until Ctrl-C",
+    )
     parser.set_defaults(func=cmd_demo)
 
 
@@ -73,6 +85,17 @@ def _existing_cluster(args: argparse.Namespace) -> KafkaSettings | None:
     return connection(args)
 
 
+def _check(args: argparse.Namespace) -> None:
+    if args.sites is not None and args.sites < 1:
+        raise CliError(f"--sites must be >= 1, got {args.sites}")
+    if not 0.01 <= args.telemetry_interval <= 10:
+        raise CliError("--telemetry-interval must be between 0.01 and 10 s")
+    if not 0 <= args.ui_port <= 65_535:
+        raise CliError(f"--ui-port must be 0..65535, got {args.ui_port}")
+    if args.no_ui and args.ui_keep:
+        raise CliError("--ui-keep needs the UI (drop --no-ui)")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from flowerhub.demo.orchestrate import DemoError, DemoOptions, run_demo
     from flowerhub.demo.processes import ChildError
@@ -88,10 +111,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for name in builtin_names():
             print(f"{name}: {load_scenario(name).description.strip().splitlines()[0]}")
         return 0
-    if args.sites is not None and args.sites < 1:
-        raise CliError(f"--sites must be >= 1, got {args.sites}")
-    if not 0.01 <= args.telemetry_interval <= 10:
-        raise CliError("--telemetry-interval must be between 0.01 and 10 s")
+    _check(args)
     try:
         scenario = load_scenario(args.scenario or DEFAULT_SCENARIO)
         options = DemoOptions(
@@ -103,6 +123,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             speed=args.speed,
             telemetry_interval_s=args.telemetry_interval,
             seed=args.seed,
+            ui=not args.no_ui,
+            ui_port=args.ui_port,
         )
         result = run_demo(options, progress=sys.stderr)
     except (ScenarioError, DemoError, ChildError) as exc:
@@ -138,4 +160,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"wall time {result.wall_s:.1f} s, peak memory {result.peak_rss_bytes / MIB:.0f} MiB "
         "(demo + children + broker, summed)"
     )
+    if result.ui_url is not None and not args.ui_keep:
+        print(f"the UI ran at {result.ui_url} (--ui-keep keeps it up on the run's archive)")
+    if args.ui_keep:
+        code = _keep_ui(result.run_dir, args.ui_port) or code
     return code
+
+
+def _keep_ui(run_dir: Path, port: int) -> int:
+    from flowerhub.demo.processes import ChildError
+    from flowerhub.demo.uichild import keep_archive_ui
+
+    def say(message: str) -> None:
+        print(message, flush=True)
+
+    try:
+        keep_archive_ui(run_dir, port, say)
+    except ChildError as exc:
+        print(f"the UI on the archive did not start: {exc}", file=sys.stderr)
+        return 1
+    return 0

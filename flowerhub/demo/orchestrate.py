@@ -7,7 +7,8 @@
 2. the topic table under a per-run prefix (``demo-<run>.``), so runs never mix on a cluster;
 3. simulated homes (``SimFleet``: Modbus TCP servers on 127.0.0.1, in this process);
 4. child processes, each a real ``flowerhub`` verb: one edge bridge per OEM map
-   (``bridge run``), the streams worker (``streams worker``) and the archiver (``archive``);
+   (``bridge run``), the streams worker (``streams worker``), the archiver (``archive``)
+   and the operations view (``ui``, its URL printed: ``flowerhub.demo.uichild``);
 5. the scenario: frequency traces fed to every simulator plus a TEST / FREQUENCY_EVENT
    ``MarketActivation`` (the allocator arms the sites' droop), activation orders
    (``MarketActivation`` ORDER, the allocator sets site powers), incidents on their time;
@@ -58,6 +59,8 @@ class DemoOptions:
     speed: float = 1.0
     telemetry_interval_s: float = 1.0
     seed: int | None = None
+    ui: bool = True  # flowerhub ui on the run's topics while it plays
+    ui_port: int = 0  # 0: any free port
 
 
 @dataclass
@@ -72,6 +75,7 @@ class DemoResult:
     leftover_pids: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     rig: list[RigOutcome] = field(default_factory=list)  # 10 Hz test rig log verdicts
+    ui_url: str | None = None
 
 
 class Progress:
@@ -303,6 +307,7 @@ class Demo:
         self.broker_dir: Path | None = None
         self.broker_pids: list[int] = []
         self.meter = MemoryMeter(self._pids)
+        self.ui_url: str | None = None
 
     def _pids(self) -> list[int]:
         return [c.pid for c in self.children if c.alive()] + self.broker_pids
@@ -406,6 +411,7 @@ class Demo:
             leftover_pids=leftovers,
             notes=notes,
             rig=rig,
+            ui_url=self.ui_url,
         )
 
     @staticmethod
@@ -480,6 +486,14 @@ class Demo:
         for child in self.children[-len(configs) :]:
             await asyncio.to_thread(child.wait_for, "site(s)", 60.0)
         say(f"edge bridges: {len(configs)} processes ({', '.join(p.stem for p in configs)})")
+        if self.o.ui:
+            from flowerhub.demo.uichild import start_live_ui
+
+            ui, self.ui_url = await asyncio.to_thread(
+                start_live_ui, connect, self.prefix, self.run_dir, self.o.ui_port, env
+            )
+            self.children.append(ui)
+            say(f"UI: {self.ui_url}  (live while the scenario plays)")
 
     async def _shutdown(self, fleet: SimFleet | None) -> list[int]:
         """Stop children (bridges first, archiver last), simulators, our broker."""
