@@ -15,6 +15,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from analytics.timeseries import FloatArray
+from contract.products import cite
+
+#: A hold is the frequency staying within this of one value...
+HOLD_EPS_HZ = cite(0.01, "[TR25 §4.1 Table 16] applied frequency accuracy ±10 mHz")
+#: ... for at least this long.
+MIN_HOLD_S = cite(
+    1.0, "FlowerHub: the shortest TR25 Table 4 hold at its 1 Hz allowance (ramp 1: 1.8 s)"
+)
+#: A ramp's start and end come from a line through its samples between these fractions.
+FIT_LOW = cite(0.2, "FlowerHub: inner part of a ramp, clear of the hold edges")
+FIT_HIGH = cite(0.8, "FlowerHub: inner part of a ramp, clear of the hold edges")
 
 
 @dataclass(frozen=True)
@@ -40,7 +51,7 @@ def _hold_end(t: FloatArray, f: FloatArray, start: int, eps_hz: float, min_hold_
 
 
 def find_transitions(
-    t: FloatArray, f: FloatArray, eps_hz: float = 0.01, min_hold_s: float = 1.0
+    t: FloatArray, f: FloatArray, eps_hz: float = HOLD_EPS_HZ, min_hold_s: float = MIN_HOLD_S
 ) -> list[Transition]:
     """All transitions between holds of ``f`` (see module doc)."""
     out: list[Transition] = []
@@ -64,8 +75,9 @@ def find_transitions(
         change = new_level - level
         if change != 0.0:
             frac = (f[j - 1 : last + 1] - level) / change
-            seg_t = t[j - 1 : last + 1][(frac > 0.2) & (frac < 0.8)]
-            seg_f = f[j - 1 : last + 1][(frac > 0.2) & (frac < 0.8)]
+            inner = (frac > FIT_LOW) & (frac < FIT_HIGH)
+            seg_t = t[j - 1 : last + 1][inner]
+            seg_f = f[j - 1 : last + 1][inner]
             if seg_t.size >= 2 and np.ptp(seg_t) > 0:
                 slope, intercept = np.polyfit(seg_t, seg_f, 1)
                 if slope != 0:
