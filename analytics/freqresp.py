@@ -103,6 +103,8 @@ OSC_AMPLITUDE_SHARE = cite(
 OSC_MIN_AMPLITUDE_HZ = cite(0.005, "[TR25 §4.1 Table 16] applied frequency resolution 5 mHz")
 #: The oscillation's first and last samples: those following the fitted sine within this.
 OSC_SAMPLE_TOL_HZ = cite(0.01, "[TR25 §4.1 Table 16] applied frequency accuracy ±10 mHz")
+#: A period needs this many samples at least to fit a sine to it.
+MIN_SAMPLES_PER_PERIOD = CitedInt(4, "FlowerHub: twice the Nyquist minimum of 2 per period")
 #: Interpolation grid (points) of the Nyquist / performance curves between tested periods.
 CURVE_POINTS = CitedInt(400, "FlowerHub: dense log-ω grid between the tested periods")
 #: Bisection steps for the K_red,dyn needed (resolution 2^-40).
@@ -122,7 +124,7 @@ class GridModel:
     s_n_mw: float
     h_s: float
     f0_hz: float = NOMINAL_HZ
-    k_f: float = cite(0.01, _T7 + " K_f = 0.01 p.u./Hz")
+    k_f: float = cite(0.01, _T7 + " K_f = 0.01 p.u./Hz")  # listed as GridModel.k_f
 
     def __call__(self, w: FloatArray) -> ComplexArray:
         s = (1j * w).astype(np.complex128)
@@ -233,7 +235,7 @@ def stationary_span(series: Series, period_s: float) -> SineSpan:
     t = series.t
     dt = series.interval_s()
     m = round(period_s / dt)
-    if m < 4 or t.size < m:
+    if m < MIN_SAMPLES_PER_PERIOD or t.size < m:
         raise InsufficientDataError(
             f"sine period {period_s:g} s: needs >= 3 periods of data sampled well below the "
             f"period; got {t.size} samples every {dt:g} s"

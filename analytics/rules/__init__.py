@@ -66,6 +66,7 @@ from analytics.timeseries import (
     SeriesError,
 )
 from analytics.verdicts import Product, TestType, Verdict
+from contract.products import Cited, CitedInt
 
 __all__ = [
     "KNOWN_VERSIONS",
@@ -234,6 +235,42 @@ def method_lines(products: Collection[Product]) -> list[str]:
     ):
         if wanted & covers:
             out.extend(module.METHOD)
+    return out
+
+
+def thresholds() -> list[tuple[str, float, str]]:
+    """(module.name, value, source) of every cited figure the audit judges with.
+
+    The product figures (``contract.products``), the rule modules' own constants and the
+    sine-test figures (``analytics.freqresp``); tuples and mappings of figures are listed
+    element by element (``name[i]``, ``name[key]``).
+    """
+    from analytics import freqresp
+    from analytics.rules import base, measure, segments
+    from contract import products
+
+    out: list[tuple[str, float, str]] = []
+    seen: set[int] = set()  # a figure imported elsewhere is listed once, where it is defined
+
+    def add(label: str, value: object) -> None:
+        if isinstance(value, Cited | CitedInt):
+            if id(value) not in seen:
+                seen.add(id(value))
+                out.append((label, float(value), value.source))
+        elif isinstance(value, tuple):
+            for i, item in enumerate(value):
+                add(f"{label}[{i}]", item)
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                add(f"{label} key {key}", key)
+                add(f"{label}[{key}]", item)
+
+    modules = (products, freqresp, base, measure, segments, fcrd, fcrn, ffr, frr, ler, common, sine)
+    for module in modules:
+        for name, value in sorted(vars(module).items()):
+            if not name.startswith("__") and not callable(value):
+                add(f"{module.__name__}.{name}", value)
+    add("analytics.freqresp.GridModel.k_f", freqresp.GridModel.__dataclass_fields__["k_f"].default)
     return out
 
 

@@ -57,6 +57,7 @@ from contract.products import (
     FCRD_REQ4_WINDOW_S,
     FCRD_UP_START_HZ,
     NOMINAL_HZ,
+    CitedInt,
     cite,
 )
 
@@ -66,6 +67,10 @@ UP_TARGETS_HZ = tuple(cite(f, _TABLE4 + " target") for f in (49.45, 49.9, 49.5, 
 NOMINAL_DURATION_S = tuple(
     cite(d, _TABLE4 + " ramp end - start") for d in (3.1, 5.0, 1.7, 1.7, 3.8, 4.2)
 )
+RAMPS = len(UP_TARGETS_HZ)
+#: P_ss,3 / P_ss,4 are the holds after ramp 3 (full) and ramp 4 (zero).
+RAMP_FULL = CitedInt(3, _TABLE4 + ": ramp 3, steady state full (P_ss,3)")
+RAMP_ZERO = CitedInt(4, _TABLE4 + ": ramp 4, steady state zero (P_ss,4)")
 NADIR_DELAY_S = FCRD_REQ4_NADIR_S
 REQ4_WINDOW_S = FCRD_REQ4_WINDOW_S
 T75 = FCRD_REQ2_AFTER_S
@@ -152,8 +157,10 @@ def _build_ramp_test(ctx: Context) -> RampTest:
     sign = product.direction
     if ctx.params.ramp_starts_s is not None:
         starts = ctx.params.ramp_starts_s
-        if len(starts) < 6:
-            raise TestSequenceError(f"ramp_starts_s needs ramps 1..6, got {len(starts)} times")
+        if len(starts) < RAMPS:
+            raise TestSequenceError(
+                f"ramp_starts_s needs ramps 1..{RAMPS}, got {len(starts)} times"
+            )
         pre = FCRD_UP_START_HZ if sign > 0 else FCRD_DOWN_START_HZ
         froms = (pre, *want[:5])
         ramps = tuple(
@@ -169,7 +176,7 @@ def _build_ramp_test(ctx: Context) -> RampTest:
             FCRD_UP_START_HZ if sign > 0 else FCRD_DOWN_START_HZ,
             want[0],
         )
-        if len(found) < 6:
+        if len(found) < RAMPS:
             raise TestSequenceError(
                 f"FCR-D ramp test needs ramps 1..6 in the applied frequency, found {len(found)}"
                 f" (targets {found and [round(r.f_to, 3) for r in found]})"
@@ -184,8 +191,8 @@ def _build_ramp_test(ctx: Context) -> RampTest:
             ),
             0,
         )
-        ramps = tuple(found[first : first + 6])
-        if len(ramps) < 6:
+        ramps = tuple(found[first : first + RAMPS])
+        if len(ramps) < RAMPS:
             raise TestSequenceError(
                 f"FCR-D ramp test: only {len(ramps)} ramps after ramp 1 at "
                 f"t={found[first].t_start:.1f} s, needs ramps 1..6 (TR25 Table 4)"
@@ -208,8 +215,8 @@ def req1_steady_state(ctx: Context) -> Measurement:
     """(P_ss,3 - P_ss,4 ∓ ΔP) / ΔP within -5 %/+20 % (up) or -20 %/+5 % (down)."""
     rt = ramp_test(ctx)
     r = ctx.response()
-    p3 = ctx.series.mean(r, *rt.ss_window(ctx, 3), "P_ss,3")
-    p4 = ctx.series.mean(r, *rt.ss_window(ctx, 4), "P_ss,4")
+    p3 = ctx.series.mean(r, *rt.ss_window(ctx, RAMP_FULL), "P_ss,3")
+    p4 = ctx.series.mean(r, *rt.ss_window(ctx, RAMP_ZERO), "P_ss,4")
     d = ctx.params.k_red_ss * rt.dp_ss
     if rt.sign > 0:
         ratio, lo, hi = (p3 - p4 - d) / d, -FCR_SS_UNDER_TOLERANCE, FCR_SS_OVER_TOLERANCE

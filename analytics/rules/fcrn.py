@@ -52,11 +52,14 @@ from contract.products import (
     FCRN_LEGACY_RAMP_FRACTION,
     FCRN_LEGACY_RAMP_S,
     NOMINAL_HZ,
+    CitedInt,
     cite,
 )
 
 # steps 0..3 (TR25 Table 3): nominal, full up, full down, nominal
 LEVELS_HZ = (NOMINAL_HZ, FCRN_FULL_UP_HZ, FCRN_FULL_DOWN_HZ, NOMINAL_HZ)
+#: P_ss,3: the hold at 50.0 Hz after step 3.
+HOLD_AFTER = CitedInt(3, "[TR25 Table 3] step 3 at 50.0 Hz (P_ss,3)")
 #: A hold counts as a level when within this of it.
 LEVEL_TOL_HZ = cite(0.01, "[TR25 §4.1 Table 16] applied frequency accuracy ±10 mHz")
 #: P_ss,k averages from the hold start + settle to its end - trim.
@@ -217,7 +220,7 @@ def _legacy(ctx: Context, up: bool, fraction: float, limit_s: float) -> Measurem
 def req1_up(ctx: Context) -> Measurement:
     """ΔP_ss,1 = P_ss,1 - ½(P_ss,0 + P_ss,3); (ΔP_ss,1 - |ΔP|)/|ΔP| in [-0.05, 0.20]."""
     st = step_test(ctx)
-    p0, p1, p3 = st.p_ss(ctx, 0), st.p_ss(ctx, 1), st.p_ss(ctx, 3)
+    p0, p1, p3 = st.p_ss(ctx, 0), st.p_ss(ctx, 1), st.p_ss(ctx, HOLD_AFTER)
     d = ctx.params.k_red_ss * st.dp_ss
     dp1 = p1 - (p0 + p3) / 2
     return Measurement(
@@ -232,7 +235,7 @@ def req1_up(ctx: Context) -> Measurement:
 def req1_down(ctx: Context) -> Measurement:
     """ΔP_ss,2 = P_ss,2 - ½(P_ss,0 + P_ss,3); (ΔP_ss,2 + |ΔP|)/|ΔP| in [-0.20, 0.05]."""
     st = step_test(ctx)
-    p0, p2, p3 = st.p_ss(ctx, 0), st.p_ss(ctx, 2), st.p_ss(ctx, 3)
+    p0, p2, p3 = st.p_ss(ctx, 0), st.p_ss(ctx, 2), st.p_ss(ctx, HOLD_AFTER)
     d = ctx.params.k_red_ss * st.dp_ss
     dp2 = p2 - (p0 + p3) / 2
     return Measurement(

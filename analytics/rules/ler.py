@@ -73,7 +73,7 @@ def usable_soc(ctx: Context) -> tuple[FloatArray, float]:
     if s.soc_pct is not None:
         soc = s.soc_pct
     elif p.initial_soc_pct is not None:
-        parts = 0.5 * (s.power_mw[1:] + s.power_mw[:-1]) * np.diff(s.t)  # MWs per interval
+        parts = (s.power_mw[1:] + s.power_mw[:-1]) / 2 * np.diff(s.t)  # MWs per interval
         used_mwh = np.concatenate(([0.0], np.cumsum(parts))) / 3600.0
         soc = p.initial_soc_pct - 100.0 * used_mwh / p.energy_capacity_mwh
     else:

@@ -30,7 +30,7 @@ ROUNDING = 1e-9
 
 
 def _cumulative(tt: FloatArray, yy: FloatArray) -> FloatArray:
-    parts = 0.5 * (yy[1:] + yy[:-1]) * np.diff(tt)
+    parts = (yy[1:] + yy[:-1]) / 2 * np.diff(tt)
     return np.concatenate(([0.0], np.cumsum(parts)))
 
 
@@ -38,7 +38,7 @@ def _integral_to(tt: FloatArray, yy: FloatArray, cum: FloatArray, q: FloatArray)
     """∫ from tt[0] to each q of the linear interpolant of (tt, yy) (q inside [tt0, tt-1])."""
     i = np.clip(np.searchsorted(tt, q, side="right") - 1, 0, tt.size - 2)
     yq = np.interp(q, tt, yy)
-    out: FloatArray = cum[i] + 0.5 * (yy[i] + yq) * (q - tt[i])
+    out: FloatArray = cum[i] + (yy[i] + yq) / 2 * (q - tt[i])
     return out
 
 
@@ -64,7 +64,7 @@ def reach_held(
     tt, yy = series.window(y, t0, hi, "reach")
     # float rounding only (a part per 10^9 of the signal; 5.8 - 5.0 < 0.8), no tolerance
     eps = ROUNDING * max(abs(level), float(np.max(np.abs(yy))))
-    level = level + eps if below else level - eps
+    level -= eps  # at the level counts as reached, and as not (yet) below it
     above = yy < level if below else yy >= level
     if not np.any(above):
         return float("nan")

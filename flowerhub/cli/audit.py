@@ -3,6 +3,7 @@
 flowerhub audit (--log DIR | --svk-csv FILE...) [--product P] [--test-type T] [--from T --to T]
                 [--rule-version V] [--allow-1hz] [--ffr-activation-hz F]
                 [--test-signal internal|external] [--t-fme S] [--json] --out DIR
+flowerhub audit --list-thresholds [--json]
 flowerhub audit export-svk --log DIR --activation ID --out DIR --resource NAME --area SE3
 
 --from/--to select the activations overlapping [T, T) and read only the log inside it.
@@ -30,7 +31,7 @@ from analytics.audit.report import ProgressBar, table_text, write_report
 from analytics.audit.run import AuditOptions, AuditResult, audit_csv, audit_log
 from analytics.db import ArchiveViewError
 from analytics.freqresp import T_FME_DEFAULT_S
-from analytics.rules import TestSignal
+from analytics.rules import TestSignal, thresholds
 from analytics.rules.base import KNOWN_VERSIONS, RuleError
 from analytics.svkcsv import SvkCsvError, parse_product
 from analytics.timeseries import SeriesError
@@ -128,6 +129,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--prefix", default="", metavar="P", help="log: audit the topics under this prefix"
     )
     parser.add_argument("--json", action="store_true", help="print the verdict table as JSON")
+    parser.add_argument(
+        "--list-thresholds",
+        action="store_true",
+        help="print every figure the rules judge with, and its source, then exit",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.add_argument("--out", type=Path, metavar="DIR", help="output directory (required)")
     parser.set_defaults(func=cmd_audit)
@@ -193,6 +199,16 @@ def run_audit(args: argparse.Namespace) -> AuditResult:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
+    if args.list_thresholds:
+        listed = thresholds()
+        if args.json:
+            print(
+                json.dumps([{"name": n, "value": v, "source": s} for n, v, s in listed], indent=2)
+            )
+        else:
+            for name, value, source in listed:
+                print(f"{name} = {value:g}  # {source}")
+        return 0
     result = run_audit(args)
     write_report(result, args.out)
     rows = result.rows()
