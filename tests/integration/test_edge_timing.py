@@ -145,7 +145,7 @@ def test_every_declared_variant_and_link_can_be_reached(
         sim, transport = await started(rmap, **sim_args)
         try:
             configured = {kind: name} if found_by is None else {}
-            device = Device(rmap, transport, **configured)  # type: ignore[arg-type]  # by kind
+            device = Device(rmap, transport, **configured)
             ident = await device.identify()
             return ident.variant, ident.link, transport.connection.request_gap_s
         finally:
