@@ -99,7 +99,8 @@ class Cited(float):
 
     Behaves as the float it is; ``source`` names the document and section (a facts-file
     tag such as ``[TR25 §3.1.2]``) or, for a choice of ours, starts with ``FlowerHub:`` and
-    says why.
+    says why. Numpy scalars compute ~30x slower with a float subclass: code that uses a
+    figure in a per-sample loop takes ``float(figure)`` first.
     """
 
     __slots__ = ("source",)

@@ -107,6 +107,7 @@ def ler_endurance(ctx: Context) -> Measurement:
 
 def _hysteresis(low: FloatArray, enable: float, disable: float) -> FloatArray:
     """On when ``low`` < enable, off when > disable, else unchanged (starts off)."""
+    enable, disable = float(enable), float(disable)  # plain floats for the per-sample loop
     state = np.zeros(low.shape, dtype=bool)
     on = False
     for i, value in enumerate(low):
