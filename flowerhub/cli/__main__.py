@@ -1,0 +1,7 @@
+"""``python -m flowerhub.cli ...``: the same as the ``flowerhub`` command."""
+
+import sys
+
+from flowerhub.cli import main
+
+sys.exit(main())
