@@ -337,3 +337,22 @@ def test_split_unresolved_hold_leaves_resolved_ramps_alone() -> None:
     split = split_unresolved_hold(find_transitions(t1, f1), t1, f1, 49.9, 49.45)
     targets = [49.45, 49.9, 49.5, 49.9, 49.0, 50.0]
     assert [r.f_to for r in split[:6]] == pytest.approx(targets, abs=0.02)
+
+
+def test_two_close_samples_in_a_slow_ramp_are_no_hold_at_1hz() -> None:
+    """A fleet's 1 Hz mean frequency of the demo's ramps 1-2 (from a demo run): during ramp 2
+    (0.09 Hz/s) two samples differ by 8 mHz. A hold takes three samples at 1 Hz, so ramps 1
+    and 2 are still found (split at ramp 1's extreme)."""
+    from analytics.rules.fcrd import split_unresolved_hold
+    from analytics.rules.segments import find_transitions
+
+    f = np.array(
+        [50.0] * 9
+        + [49.967]
+        + [49.9] * 14
+        + [49.862, 49.792, 49.652, 49.497, 49.45, 49.462, 49.6, 49.702, 49.71, 49.807, 49.892]
+        + [49.9] * 6
+    )
+    t = np.arange(f.size, dtype=np.float64)
+    ramps = split_unresolved_hold(find_transitions(t, f), t, f, 49.9, 49.45)
+    assert [(r.f_from, r.f_to) for r in ramps][1:] == [(49.9, 49.45), (49.45, 49.9)]
