@@ -10,23 +10,46 @@ to the response power over whole stationary periods. With ω = 2π/T:
 so an ideal droop (power follows -Δf without delay) gives F = 1∠0. TR25 writes φ from the
 peak times, φ = (t_peak,f - t_peak,P)·360°/T, with the frequency peak taken in the
 activating direction; the fitted phases give the same number without picking peaks. With
-an internal test signal, F is multiplied by F_FME(jω) = 1/(T_FME·jω + 1).
+an internal test signal, F is multiplied by F_FME(jω) = 1/(T_FME·jω + 1) (TR25 §5: T_FME
+from a test, the supplier or previous tests, else the TSO default 1 s).
+
+Which data: the periods are fitted inside the part of the record where the applied
+frequency oscillates (:func:`stationary_span`), not at the end of the file: a record may
+hold steady logging before and after the sine. Over every one-period window (a whole
+number of samples, ``round(T/interval)``) the sine of period T is fitted by complex
+demodulation; a window lies inside the sine when the fitted sine explains the window
+(residual below :data:`OSC_RESIDUAL_SHARE` of its amplitude) and its amplitude is within
+:data:`OSC_AMPLITUDE_SHARE` of the largest such amplitude (and at least the frequency's
+5 mHz resolution). The longest run of such windows is the oscillating part, roughly; a sine
+fitted over it then sets its first and last sample exactly: the run of samples that follow
+that sine within the ±10 mHz accuracy of the applied frequency. Its length in whole periods
+is samples x interval (a file of exactly 3 x 300 s at 10 Hz holds 3 periods, not 2). The
+first period is left to settle and the last 2-5 whole periods (TR25: 2-5 stationary
+periods) ending where the oscillation ends are fitted.
 
 Stability (Req 8, eqs 10-11, Table 7): G0(jω) = F(jω)·G(jω) with the grid model
 G = (ΔP_FCR-X/Δf_FCR-X)·(f0/S_n)/(2H·jω + K_f·f0). The Nyquist curve (|F| and φ
 interpolated linearly in log ω between tested periods) must stay outside the circle of
 radius 0.43 around -1 (95 % margin accepted: 0.4085; FCR-N may be granted 75 %).
-Sign: the converted TR25 text writes G0 = -F·G; that form belongs to F defined from +Δf to
-+ΔP. With F normalised as above (ideal = +1), the loop is 1 + F·G, so G0 = F·G; ``sign``
-lets an auditor flip it if the original PDF says otherwise.
+Sign: the converted TR25 text writes G0 = -F·G (facts §2.4, UNCERTAIN); that form belongs to
+F defined from +Δf to +ΔP, whose ideal value is -1. With F normalised as above (ideal = +1)
+the same loop is 1 + F·G, so G0 = F·G: both readings give the same curve. Mixing them
+(G0 = -F·G with the normalised F) puts an ideal droop's G0 at about -26 at low frequency,
+left of -1, i.e. it would fail every resource, an ideal one included: not a reading a TSO
+can apply, so no result is shown for it. ``sign`` lets an auditor flip it if the original
+PDF says otherwise.
 
 Performance (Req 9, §3.3): K_margin·|G_perf/(1 + F·G_perf)|·|D(jω)| <= 1 with
-D(s) = 1/(70 s + 1), K_margin = 0.95, on the dense ω grid of the tested range.
+D(s) = 1/(70 s + 1), K_margin = 0.95, on the dense ω grid of the tested range. A failing
+resource may apply a reduction factor, F/K_red,dyn inside the loop; the largest K that
+passes is the K_red,dyn needed, which must not fall below the product's minimum (FCR-N 0.9,
+FCR-D 0.75: :func:`k_red_check`).
 
 Linearity (Req 10, §3.4.1): sqrt(Σ(P - P_est)²)/sqrt(Σ(P_est - mean P_est)²) < 1.
 
 Step responses: :func:`fit_fopdt_step` fits gain·e^(-Ls)/(τs + 1) to a step response by
-Levenberg-Marquardt, started from Smith's two-point (28.3 %/63.2 %) estimate.
+Levenberg-Marquardt, started from Smith's two-point (28.3 %/63.2 %) estimate (a diagnostic
+of the dispatch chain, no requirement).
 """
 
 from __future__ import annotations
@@ -34,20 +57,62 @@ from __future__ import annotations
 import cmath
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
 
 from analytics.timeseries import FloatArray, InsufficientDataError, Series
 from analytics.verdicts import Product, Verdict
+from contract.products import (
+    FCRD_BAND_HZ,
+    FCRD_K_RED_DYN_MIN,
+    FCRN_BAND_HZ,
+    FCRN_K_RED_DYN_MIN,
+    NOMINAL_HZ,
+    CitedInt,
+    cite,
+)
 
-FULL_BAND_HZ = {Product.FCR_N: 0.1, Product.FCR_D_UP: 0.4, Product.FCR_D_DOWN: 0.4}
-STABILITY_RADIUS = 0.43
-PERF_TIME_CONSTANT_S = 70.0
-K_MARGIN = 0.95
+FULL_BAND_HZ = {Product.FCR_N: FCRN_BAND_HZ, Product.FCR_D_UP: FCRD_BAND_HZ,
+                Product.FCR_D_DOWN: FCRD_BAND_HZ}  # fmt: skip
+K_RED_DYN_MIN = {Product.FCR_N: FCRN_K_RED_DYN_MIN, Product.FCR_D_UP: FCRD_K_RED_DYN_MIN,
+                 Product.FCR_D_DOWN: FCRD_K_RED_DYN_MIN}  # fmt: skip
+STABILITY_RADIUS = cite(0.43, "[TR25 §3.2] Req 8: circle of radius 0.43 around -1")
+STABILITY_MARGIN = cite(0.95, "[TR25 §3.2] a 95 % margin is accepted (radius 0.4085)")
+PERF_TIME_CONSTANT_S = cite(70.0, "[TR25 §3.3] disturbance profile D(s) = 1/(70 s + 1)")
+K_MARGIN = cite(0.95, "[TR25 §3.3] Req 9 K_margin = 0.95")
+#: TSO default frequency-measurement time constant for an internal test signal.
+T_FME_DEFAULT_S = cite(1.0, "[TR25 §5] TSO default T_FME = 1 s (deliberately conservative)")
+#: Stationary periods fitted per sine period.
+MIN_STATIONARY = CitedInt(2, "[TR25 §3.2 eqs 6-9] evaluation on 2-5 stationary periods")
+MAX_STATIONARY = CitedInt(5, "[TR25 §3.2 eqs 6-9] evaluation on 2-5 stationary periods")
+SETTLING_PERIODS = CitedInt(
+    1, "FlowerHub: one period before the stationary ones ([TR25 Table 6]: 300 s = 2 of 3)"
+)
+#: A one-period window is inside the sine when the fitted sine leaves a residual below this
+#: share of its amplitude ...
+OSC_RESIDUAL_SHARE = cite(
+    0.1, "FlowerHub: >= 99 % of the window's variance is the sine of the tested period"
+)
+#: ... and its amplitude is within this share of the largest such amplitude.
+OSC_AMPLITUDE_SHARE = cite(
+    0.99, "FlowerHub: at most ~1 % of a period of steady logging inside a fitted window"
+)
+#: ... and at least this (the applied frequency's resolution; a flat record has none).
+OSC_MIN_AMPLITUDE_HZ = cite(0.005, "[TR25 §4.1 Table 16] applied frequency resolution 5 mHz")
+#: The oscillation's first and last samples: those following the fitted sine within this.
+OSC_SAMPLE_TOL_HZ = cite(0.01, "[TR25 §4.1 Table 16] applied frequency accuracy ±10 mHz")
+#: A period needs this many samples at least to fit a sine to it.
+MIN_SAMPLES_PER_PERIOD = CitedInt(4, "FlowerHub: twice the Nyquist minimum of 2 per period")
+#: Interpolation grid (points) of the Nyquist / performance curves between tested periods.
+CURVE_POINTS = CitedInt(400, "FlowerHub: dense log-ω grid between the tested periods")
+#: Bisection steps for the K_red,dyn needed (resolution 2^-40).
+K_RED_STEPS = CitedInt(40, "FlowerHub: bisection to 2^-40, far below the 3 decimals printed")
 TR25 = "TR-2025-03-28"
 ComplexArray = npt.NDArray[np.complex128]
+
+_T7 = "[TR25 Table 7]"
 
 
 @dataclass(frozen=True)
@@ -58,8 +123,8 @@ class GridModel:
     df_hz: float
     s_n_mw: float
     h_s: float
-    f0_hz: float = 50.0
-    k_f: float = 0.01
+    f0_hz: float = NOMINAL_HZ
+    k_f: float = cite(0.01, _T7 + " K_f = 0.01 p.u./Hz")  # listed as GridModel.k_f
 
     def __call__(self, w: FloatArray) -> ComplexArray:
         s = (1j * w).astype(np.complex128)
@@ -71,13 +136,21 @@ class GridModel:
         return out
 
 
+_DP_N = cite(600.0, _T7 + " ΔP_FCR-N = 600 MW")
+_DP_D = cite(1450.0, _T7 + " ΔP_FCR-D = 1450 MW")
+_SN_STAB = cite(23_000.0, _T7 + " stability S_n = 23 000 MW")
+_SN_PERF = cite(42_000.0, _T7 + " performance S_n = 42 000 MW")
+_EK_STAB = cite(120_000.0, _T7 + " stability kinetic energy 120 000 MWs (H = 120 000/S_n)")
+_EK_PERF = cite(190_000.0, _T7 + " performance kinetic energy 190 000 MWs (H = 190 000/S_n)")
+
+
 def grid_model(product: Product, purpose: str) -> GridModel:
     """``purpose`` is "stability" (S_n 23 000 MW) or "performance" (S_n 42 000 MW)."""
-    dp, df = (600.0, 0.1) if product is Product.FCR_N else (1450.0, 0.4)
+    dp, df = (_DP_N, FCRN_BAND_HZ) if product is Product.FCR_N else (_DP_D, FCRD_BAND_HZ)
     if purpose == "stability":
-        return GridModel(dp, df, 23_000.0, 120_000.0 / 23_000.0)
+        return GridModel(dp, df, _SN_STAB, _EK_STAB / _SN_STAB)
     if purpose == "performance":
-        return GridModel(dp, df, 42_000.0, 190_000.0 / 42_000.0)
+        return GridModel(dp, df, _SN_PERF, _EK_PERF / _SN_PERF)
     raise ValueError(f"purpose must be 'stability' or 'performance', got {purpose!r}")
 
 
@@ -87,6 +160,14 @@ class SineFit:
     phase_rad: float  # y ≈ offset + trend·t + amplitude·sin(ωt + phase)
     offset: float
     nrmse: float  # Req 10 measure: ||y - fit|| / ||fit - mean(fit)||
+
+
+def _trend(t: FloatArray, y: FloatArray, period_s: float) -> float:
+    """The linear trend of :func:`fit_sine`'s model (per second, about the mean time)."""
+    w = 2 * math.pi / period_s
+    a = np.column_stack([np.sin(w * t), np.cos(w * t), np.ones_like(t), t - t.mean()])
+    coef, *_ = np.linalg.lstsq(a, y, rcond=None)
+    return float(coef[3])
 
 
 def fit_sine(t: FloatArray, y: FloatArray, period_s: float) -> SineFit:
@@ -116,6 +197,9 @@ class PeriodFit:
     phase_deg: float
     nrmse: float
     periods_used: int
+    t_start: float = math.nan
+    """Start of the fitted whole periods on the series clock (s)."""
+    t_end: float = math.nan
 
     @property
     def omega(self) -> float:
@@ -125,6 +209,76 @@ class PeriodFit:
     def f(self) -> complex:
         return self.gain * cmath.exp(1j * math.radians(self.phase_deg))
 
+    def with_fme(self, t_fme_s: float) -> PeriodFit:
+        """F·F_FME: the internal-signal correction 1/(T_FME·jω + 1) (TR25 §5)."""
+        value = self.f / (1 + 1j * self.omega * t_fme_s)
+        return replace(self, gain=abs(value), phase_deg=math.degrees(cmath.phase(value)))
+
+
+@dataclass(frozen=True)
+class SineSpan:
+    """Where the applied frequency oscillates with the tested period (sample indices)."""
+
+    start: int  # first sample of the oscillating part
+    stop: int  # one past its last sample
+    samples_per_period: int
+    interval_s: float
+
+    @property
+    def periods(self) -> int:
+        return (self.stop - self.start) // self.samples_per_period
+
+
+def stationary_span(series: Series, period_s: float) -> SineSpan:
+    """The part of ``series`` where the frequency is a sine of ``period_s`` (module doc)."""
+    f = series.frequency("sine fit")
+    t = series.t
+    dt = series.interval_s()
+    m = round(period_s / dt)
+    if m < MIN_SAMPLES_PER_PERIOD or t.size < m:
+        raise InsufficientDataError(
+            f"sine period {period_s:g} s: needs >= 3 periods of data sampled well below the "
+            f"period; got {t.size} samples every {dt:g} s"
+        )
+    w = 2 * math.pi / period_s
+    rot = np.exp(-1j * w * (t - t[0]))
+    c_z = np.concatenate(([0], np.cumsum(f * rot)))
+    c_e = np.concatenate(([0], np.cumsum(rot)))
+    c_f = np.concatenate(([0.0], np.cumsum(f)))
+    c_f2 = np.concatenate(([0.0], np.cumsum((f - f.mean()) ** 2)))
+    c_g = np.concatenate(([0.0], np.cumsum(f - f.mean())))
+    mean = (c_f[m:] - c_f[:-m]) / m
+    proj = (c_z[m:] - c_z[:-m]) - mean * (c_e[m:] - c_e[:-m])
+    amp = 2 * np.abs(proj) / m
+    centred_mean = (c_g[m:] - c_g[:-m]) / m
+    var = (c_f2[m:] - c_f2[:-m]) / m - centred_mean**2
+    resid = np.sqrt(np.clip(var - amp**2 / 2, 0.0, None))
+    fits = (amp >= OSC_MIN_AMPLITUDE_HZ) & (resid <= OSC_RESIDUAL_SHARE * amp)
+    if not np.any(fits):
+        raise InsufficientDataError(
+            f"sine period {period_s:g} s: the frequency does not oscillate with this period "
+            f"anywhere in the record ({t[0]:.1f}-{t[-1]:.1f} s)"
+        )
+    good = fits & (amp >= OSC_AMPLITUDE_SHARE * float(amp[fits].max()))
+    idx = np.flatnonzero(good)
+    breaks = np.flatnonzero(np.diff(idx) > 1)
+    starts = np.concatenate(([idx[0]], idx[breaks + 1]))
+    ends = np.concatenate((idx[breaks], [idx[-1]]))
+    k = int(np.argmax(ends - starts))
+    lo, hi = int(starts[k]), int(ends[k]) + m
+    # the exact ends: the run of samples on the sine fitted over the rough span
+    rough = fit_sine(t[lo:hi], f[lo:hi], period_s)
+    wt = w * t
+    on_sine = rough.offset + rough.amplitude * np.sin(wt + rough.phase_rad)
+    trend = _trend(t[lo:hi], f[lo:hi], period_s)
+    off = np.abs(f - on_sine - trend * (t - t[lo:hi].mean())) > OSC_SAMPLE_TOL_HZ
+    mid = (lo + hi) // 2
+    before = np.flatnonzero(off[:mid])
+    after = np.flatnonzero(off[mid:])
+    start = int(before[-1]) + 1 if before.size else 0
+    stop = mid + int(after[0]) if after.size else t.size
+    return SineSpan(start, stop, m, dt)
+
 
 def fit_period(
     series: Series,
@@ -133,34 +287,46 @@ def fit_period(
     dp_ss_mw: float,
     *,
     t_fme_s: float | None = None,
-    max_periods: int = 5,
+    max_periods: int = MAX_STATIONARY,
 ) -> PeriodFit:
-    """Fit one sine-test period over the last whole stationary periods (first one skipped)."""
+    """Fit one sine-test period over the last whole stationary periods of its oscillation."""
     if product not in FULL_BAND_HZ:
         raise ValueError(f"sine tests are for FCR products, got {product}")
-    duration = float(series.t[-1] - series.t[0])
-    n = min(max_periods, int(duration // period_s) - 1)
-    if n < 2:
+    span = stationary_span(series, period_s)
+    n = min(max_periods, span.periods - SETTLING_PERIODS)
+    if n < MIN_STATIONARY:
+        t0, t1 = float(series.t[span.start]), float(series.t[span.stop - 1])
         raise InsufficientDataError(
-            f"sine period {period_s:g} s: needs >= 3 periods of data (2 stationary after one"
-            f" settling period), got {duration:.1f} s"
+            f"sine period {period_s:g} s: needs >= 3 periods of data (2 stationary after one "
+            f"settling period, TR25 §3.2); the frequency oscillates over {span.periods} whole "
+            f"period(s) ({(span.stop - span.start) * span.interval_s:.1f} s = samples x "
+            f"interval, t={t0:.1f}-{t1:.1f} s)"
         )
-    t0 = float(series.t[-1]) - n * period_s
-    keep = series.t >= t0 - 1e-9
-    t, f = series.t[keep], series.frequency("sine fit")[keep]
-    p = series.response_mw()[keep]
+    lo = span.stop - n * span.samples_per_period
+    t = series.t[lo : span.stop]
+    f = series.frequency("sine fit")[lo : span.stop]
+    p = series.response_mw()[lo : span.stop]
     ff, fp = fit_sine(t, f, period_s), fit_sine(t, p, period_s)
     if ff.amplitude <= 0:
         raise InsufficientDataError(f"sine period {period_s:g} s: the frequency does not oscillate")
     gain = fp.amplitude / ff.amplitude * FULL_BAND_HZ[product] / abs(dp_ss_mw)
     phase = fp.phase_rad - (ff.phase_rad + math.pi)
     value = gain * cmath.exp(1j * phase)
-    if t_fme_s is not None:
-        value /= 1 + 1j * (2 * math.pi / period_s) * t_fme_s
-    return PeriodFit(period_s, abs(value), math.degrees(cmath.phase(value)), fp.nrmse, n)
+    fit = PeriodFit(
+        period_s,
+        abs(value),
+        math.degrees(cmath.phase(value)),
+        fp.nrmse,
+        n,
+        float(t[0]),
+        float(t[-1]) + span.interval_s,
+    )
+    return fit if t_fme_s is None else fit.with_fme(t_fme_s)
 
 
-def interpolate(fits: Sequence[PeriodFit], points: int = 400) -> tuple[FloatArray, ComplexArray]:
+def interpolate(
+    fits: Sequence[PeriodFit], points: int = CURVE_POINTS
+) -> tuple[FloatArray, ComplexArray]:
     """Dense ω grid over the tested range and F on it (|F| and unwrapped φ linear in log ω)."""
     if len(fits) < 2:
         raise InsufficientDataError("Nyquist/performance checks need >= 2 sine periods")
@@ -175,7 +341,11 @@ def interpolate(fits: Sequence[PeriodFit], points: int = 400) -> tuple[FloatArra
 
 
 def stability_check(
-    fits: Sequence[PeriodFit], product: Product, *, margin: float = 0.95, sign: int = 1
+    fits: Sequence[PeriodFit],
+    product: Product,
+    *,
+    margin: float = STABILITY_MARGIN,
+    sign: int = 1,
 ) -> Verdict:
     """Req 8: signed distance of the Nyquist curve from -1 against 0.43·margin.
 
@@ -199,7 +369,7 @@ def stability_check(
         rule_id=f"{product.tag}.REQ8.NYQUIST",
         rule_version=TR25,
         product=product,
-        requirement="Nyquist curve outside the 0.43 circle around -1",
+        requirement=f"Nyquist curve outside the {STABILITY_RADIUS:g} circle around -1",
         reference="TR25 §3.2 Req 8, eqs 10-11, Table 7",
         measured=measured,
         threshold=STABILITY_RADIUS * margin,
@@ -217,18 +387,28 @@ def performance_ratio(w: FloatArray, f: ComplexArray, product: Product) -> Float
     return ratio
 
 
-def performance_check(fits: Sequence[PeriodFit], product: Product) -> Verdict:
-    """Req 9: max over ω of K_margin·|G/(1 + F·G)|·|D| <= 1; detail gives K_red,dyn."""
+def k_red_needed(w: FloatArray, f: ComplexArray, product: Product) -> float:
+    """The largest K in (0, 1] with Req 9 passing for F/K (bisection); 0 if none."""
+    if performance_ratio(w, f, product).max() <= 1:
+        return 1.0
+    lo, hi = 0.0, 1.0
+    for _ in range(K_RED_STEPS):
+        mid = (lo + hi) / 2
+        ok = mid > 0 and performance_ratio(w, f / mid, product).max() <= 1
+        lo, hi = (mid, hi) if ok else (lo, mid)
+    return lo
+
+
+def performance_check(
+    fits: Sequence[PeriodFit], product: Product, *, k_red_dyn: float = 1.0
+) -> Verdict:
+    """Req 9: max over ω of K_margin·|G/(1 + (F/K)·G)|·|D| <= 1, K = ``k_red_dyn``.
+
+    The detail gives the K_red,dyn needed; :func:`k_red_check` judges it.
+    """
     w, f = interpolate(fits)
-    worst = float(performance_ratio(w, f, product).max())
-    k_red = 1.0
-    if worst > 1:  # largest K in (0, 1] with the check passing for F/K (bisection)
-        lo, hi = 0.0, 1.0
-        for _ in range(40):
-            mid = (lo + hi) / 2
-            ok = mid > 0 and performance_ratio(w, f / mid, product).max() <= 1
-            lo, hi = (mid, hi) if ok else (lo, mid)
-        k_red = lo
+    worst = float(performance_ratio(w, f / k_red_dyn, product).max())
+    k_red = k_red_needed(w, f, product)
     return Verdict.compare(
         rule_id=f"{product.tag}.REQ9.PERFORMANCE",
         rule_version=TR25,
@@ -239,7 +419,27 @@ def performance_check(fits: Sequence[PeriodFit], product: Product) -> Verdict:
         threshold=1.0,
         unit="ratio",
         comparison="<=",
-        detail=f"K_margin {K_MARGIN}; K_red,dyn needed {k_red:.3f}",
+        detail=f"K_margin {K_MARGIN}; judged with K_red,dyn {k_red_dyn:g}; "
+        f"K_red,dyn needed {k_red:.3f}",
+    )
+
+
+def k_red_check(fits: Sequence[PeriodFit], product: Product) -> Verdict:
+    """Req 9 with reduction: the K_red,dyn needed >= the product minimum (0.9 / 0.75)."""
+    w, f = interpolate(fits)
+    k_red = k_red_needed(w, f, product)
+    minimum = K_RED_DYN_MIN[product]
+    return Verdict.compare(
+        rule_id=f"{product.tag}.REQ9.K_RED_DYN",
+        rule_version=TR25,
+        product=product,
+        requirement=f"K_red,dyn needed for Req 9 >= {minimum:g} (product minimum)",
+        reference="TR25 §3.3 Req 9; §3.1.2 reduction factors",
+        measured=k_red,
+        threshold=minimum,
+        unit="factor",
+        comparison=">=",
+        detail=f"capacity reduced by min(K_red,ss, K_red,dyn); minimum {minimum.source}",
     )
 
 

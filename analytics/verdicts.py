@@ -7,6 +7,9 @@ whether it passed. ``comparison`` says how ``measured`` was compared:
 * ``">="``: pass when ``measured >= threshold``;
 * ``"<="``: pass when ``measured <= threshold``;
 * ``"between"``: pass when ``threshold <= measured <= threshold_high``.
+
+:func:`passes` applies the same comparison to another threshold (the other reading of an
+uncertain figure, shown beside the verdict: ``other_reading``).
 """
 
 from __future__ import annotations
@@ -92,6 +95,9 @@ class Verdict:
     passed: bool
     detail: str = ""
     threshold_high: float | None = None
+    other_reading: str = ""
+    """Where the facts mark a figure UNCERTAIN or CONFLICT the stricter reading decides
+    ``passed``; this is the other reading's result, shown beside it."""
 
     @classmethod
     def compare(
@@ -108,18 +114,12 @@ class Verdict:
         comparison: Comparison,
         detail: str = "",
         threshold_high: float | None = None,
+        other_reading: str = "",
     ) -> Verdict:
         """Build a verdict and decide ``passed`` from ``comparison`` (NaN never passes)."""
-        if math.isnan(measured):
-            passed = False
-        elif comparison == ">=":
-            passed = measured >= threshold
-        elif comparison == "<=":
-            passed = measured <= threshold
-        elif threshold_high is None:
+        if comparison == "between" and threshold_high is None:
             raise ValueError(f"{rule_id}: comparison 'between' needs threshold_high")
-        else:
-            passed = threshold <= measured <= threshold_high
+        passed = passes(measured, comparison, threshold, threshold_high)
         return cls(
             rule_id=rule_id,
             rule_version=rule_version,
@@ -133,6 +133,7 @@ class Verdict:
             passed=passed,
             detail=detail,
             threshold_high=threshold_high,
+            other_reading=other_reading,
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -144,6 +145,31 @@ class Verdict:
             if isinstance(value, float) and not math.isfinite(value):
                 data[key] = None
         return data
+
+
+#: Float rounding, not a tolerance: a value within a part per 10^12 of its threshold is at it
+#: (a mean of an exact plateau at the threshold may come out 6e-15 under it).
+ROUNDING = 1e-12
+
+
+def passes(
+    measured: float, comparison: Comparison, threshold: float, threshold_high: float | None = None
+) -> bool:
+    """Whether ``measured`` passes ``threshold`` the way ``comparison`` says (NaN never)."""
+    if math.isnan(measured):
+        return False
+
+    def at(limit: float) -> bool:
+        return abs(measured - limit) <= ROUNDING * max(abs(limit), abs(measured))
+
+    if comparison == ">=":
+        return measured >= threshold or at(threshold)
+    if comparison == "<=":
+        return measured <= threshold or at(threshold)
+    if threshold_high is None:
+        raise ValueError("comparison 'between' needs threshold_high")
+    low_ok = measured >= threshold or at(threshold)
+    return low_ok and (measured <= threshold_high or at(threshold_high))
 
 
 def verdicts_to_json(verdicts: list[Verdict]) -> str:

@@ -50,6 +50,7 @@ at random phases of the sites' polls and heartbeats, a site's commands ~``SITES 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import random
@@ -159,7 +160,15 @@ def site_entry(site: FleetSite) -> dict[str, Any]:
         },
         "response_time_constant_s": BATTERY.tau_s,
         "response_dead_time_s": BATTERY.dead_time_s,
+        # a simulator answers like the inverter's own LAN port (map timing.links)
+        "link": _sim_link(site.oem),
     }
+
+
+@functools.cache
+def _sim_link(oem: str) -> str | None:
+    """A simulator answers like the inverter's own LAN port: that link, where the map has one."""
+    return "lan" if "lan" in load_all()[oem].timing.links else None
 
 
 def start_bridge(

@@ -87,48 +87,156 @@ class ProductCurve:
 
 
 # ------------------------------------------------------------------ requirement figures
-# Facts: shared/reference/svk-requirements.md §1 (sources in brackets). Up = under-frequency
-# support (discharge), down = over-frequency support (charge).
+# Facts: shared/reference/svk-requirements.md (the bracketed tags are its §9 sources). Up =
+# under-frequency support (discharge), down = over-frequency support (charge). Every figure
+# is a :class:`Cited` number: it computes as the plain number and carries its source, which
+# the audit prints (``tests/unit/analytics/test_threshold_sources.py`` fails on a figure
+# without one).
+
+
+class Cited(float):
+    """A requirement figure (or a stated in-house choice) with its source.
+
+    Behaves as the float it is; ``source`` names the document and section (a facts-file
+    tag such as ``[TR25 §3.1.2]``) or, for a choice of ours, starts with ``FlowerHub:`` and
+    says why. Numpy scalars compute ~30x slower with a float subclass: code that uses a
+    figure in a per-sample loop takes ``float(figure)`` first.
+    """
+
+    __slots__ = ("source",)
+    source: str
+
+    def __new__(cls, value: float, source: str) -> Cited:
+        if not source.strip():
+            raise InvalidConfigError(f"figure {value!r} needs a source")
+        obj = super().__new__(cls, value)
+        obj.source = source
+        return obj
+
+    def __reduce__(self) -> tuple[type[Cited], tuple[float, str]]:
+        return (Cited, (float(self), self.source))
+
+
+class CitedInt(int):
+    """A whole-number requirement figure (a count) with its source; see :class:`Cited`."""
+
+    source: str
+
+    def __new__(cls, value: int, source: str) -> CitedInt:
+        if not source.strip():
+            raise InvalidConfigError(f"figure {value!r} needs a source")
+        obj = super().__new__(cls, value)
+        obj.source = source
+        return obj
+
+    def __reduce__(self) -> tuple[type[CitedInt], tuple[int, str]]:
+        return (CitedInt, (int(self), self.source))
+
+
+def cite(value: float, source: str) -> Cited:
+    """``value`` with its ``source`` (see :class:`Cited`)."""
+    return Cited(value, source)
+
 
 #: Nominal grid frequency; FCR-N's band is centred on it.
-NOMINAL_HZ = 50.0
-#: FCR-N: linear and symmetric, 100 % at 49.9 Hz (up) / 50.1 Hz (down) [TR25 Table 1].
-FCRN_FULL_UP_HZ = 49.9
-FCRN_FULL_DOWN_HZ = 50.1
+NOMINAL_HZ = cite(50.0, "[TR25 Table 1] FCR-N 0 % activation at 50.0 Hz")
+#: FCR-N: linear and symmetric, 100 % at 49.9 Hz (up) / 50.1 Hz (down).
+FCRN_FULL_UP_HZ = cite(49.9, "[TR25 Table 1] FCR-N +100 % at f <= 49.9 Hz")
+FCRN_FULL_DOWN_HZ = cite(50.1, "[TR25 Table 1] FCR-N -100 % at f >= 50.1 Hz")
+#: FCR-N one-sided band Δf_FCR-N (ΔP_ss,theo is the response to it).
+FCRN_BAND_HZ = cite(0.1, "[TR25 Table 1] one-sided band Δf_FCR-N = 0.1 Hz")
 #: FCR-N legacy timing (SvK FCR-N page): 63 % within 60 s, 100 % within 3 min.
-FCRN_LEGACY_RAMP_S = 60.0
-FCRN_LEGACY_RAMP_FRACTION = 0.63
-FCRN_LEGACY_FULL_S = 180.0
-#: FCR-D up: 0 % at 49.9 Hz, linear to 100 % at 49.5 Hz; down mirrored about 50 Hz [TR25].
-FCRD_UP_START_HZ = 49.9
-FCRD_UP_FULL_HZ = 49.5
-FCRD_DOWN_START_HZ = 50.1
-FCRD_DOWN_FULL_HZ = 50.5
-#: FCR-D Req 2: ΔP 7.5 s after the step >= 0.86·ΔP_ss,theo [TR25 §3.1.2].
-FCRD_REQ2_AFTER_S = 7.5
-FCRD_REQ2_FRACTION = 0.86
+FCRN_LEGACY_RAMP_S = cite(60.0, "[SVK-FCRN] 63 % within 60 s [LEGACY]")
+FCRN_LEGACY_RAMP_FRACTION = cite(0.63, "[SVK-FCRN] 63 % within 60 s [LEGACY]")
+FCRN_LEGACY_FULL_S = cite(180.0, "[SVK-FCRN] 100 % within 3 min [LEGACY]; [FG-FCR-old] 3 min")
+#: FCR-D up: 0 % at 49.9 Hz, linear to 100 % at 49.5 Hz; down mirrored about 50 Hz.
+FCRD_UP_START_HZ = cite(49.9, "[TR25 Table 1] FCR-D up 0 % at f >= 49.9 Hz")
+FCRD_UP_FULL_HZ = cite(49.5, "[TR25 Table 1] FCR-D up 100 % at f <= 49.5 Hz")
+FCRD_DOWN_START_HZ = cite(50.1, "[TR25 Table 1] FCR-D down 0 % at f <= 50.1 Hz")
+FCRD_DOWN_FULL_HZ = cite(50.5, "[TR25 Table 1] FCR-D down 100 % at f >= 50.5 Hz")
+#: FCR-D one-sided band Δf_FCR-D.
+FCRD_BAND_HZ = cite(0.4, "[TR25 Table 1] one-sided band Δf_FCR-D = 0.4 Hz")
+#: FCR-D Req 2: ΔP 7.5 s after the start of ramp 5 >= 0.86·ΔP_ss,theo.
+FCRD_REQ2_AFTER_S = cite(7.5, "[TR25 §3.1.2] Req 2/3: 7.5 s after the ramp-5 start")
+FCRD_REQ2_FRACTION = cite(0.86, "[TR25 §3.1.2] Req 2: ΔP(7.5 s) >= 0.86·ΔP_ss,theo")
+#: FCR-D Req 3: E(0-7.5 s) >= 3.2 s·ΔP_ss,theo.
+FCRD_REQ3_ENERGY_S = cite(3.2, "[TR25 §3.1.2] Req 3: E_7.5s >= 3.2 s·ΔP_ss,theo")
+#: FCR-D Req 4: t_nadir = ramp-1 start + 4.4 s; excess energy over the next 40 s
+#: (floor min(|ΔP_nadir|, 0.5·|ΔP_ss,theo|)) <= 2.5 s·|ΔP_ss,theo|.
+FCRD_REQ4_NADIR_S = cite(4.4, "[TR25 §3.1.2] Req 4: t_nadir = ramp-1 start + 4.4 s")
+FCRD_REQ4_WINDOW_S = cite(40.0, "[TR25 §3.1.2] Req 4: k in [t_nadir, t_nadir + 40 s]")
+FCRD_REQ4_FLOOR_FRACTION = cite(0.5, "[TR25 §3.1.2] Req 4: min(|ΔP_nadir|, 0.5·|ΔP_ss,theo|)")
+FCRD_REQ4_ENERGY_S = cite(2.5, "[TR25 §3.1.2] Req 4: <= 2.5 s·|ΔP_ss,theo|")
 #: FCR-D legacy timing (SvK FCR-D page): 50 % within 5 s, 100 % within 30 s.
-FCRD_LEGACY_HALF_S = 5.0
-FCRD_LEGACY_HALF_FRACTION = 0.5
-FCRD_LEGACY_FULL_S = 30.0
+FCRD_LEGACY_HALF_S = cite(5.0, "[SVK-FCRDned] 50 % within 5 s [LEGACY]; [FG-FCR-old]")
+FCRD_LEGACY_HALF_FRACTION = cite(0.5, "[SVK-FCRDned] 50 % within 5 s [LEGACY]")
+FCRD_LEGACY_FULL_S = cite(30.0, "[SVK-FCRDned] 100 % within 30 s [LEGACY]; [FG-FCR-old]")
 #: FCR steady state, TR25 Req 1: the response within -5 % / +20 % of the required one
 #: (relative; mirrored, -20 % / +5 %, for a charging step).
-FCR_SS_UNDER_TOLERANCE = 0.05
-FCR_SS_OVER_TOLERANCE = 0.20
-#: FFR activation options: activation frequency -> full activation time [SVK-FFR], [FG-FFR].
-FFR_OPTIONS: Mapping[float, float] = MappingProxyType({49.7: 1.3, 49.6: 1.0, 49.5: 0.7})
+FCR_SS_UNDER_TOLERANCE = cite(0.05, "[TR25 §3.1.1/§3.1.2] Req 1 lower bound -0.05")
+FCR_SS_OVER_TOLERANCE = cite(0.20, "[TR25 §3.1.1/§3.1.2] Req 1 upper bound +0.20")
+#: Req 9 reduction factor: the needed K_red,dyn must not fall below the product minimum.
+FCRN_K_RED_DYN_MIN = cite(0.9, "[TR25 §3.3] minimum K_red,dyn 0.9 for FCR-N")
+FCRD_K_RED_DYN_MIN = cite(0.75, "[TR25 §3.3] minimum K_red,dyn 0.75 for FCR-D")
+#: FFR activation options: activation frequency -> full activation time. The project brief
+#: paired them the other way round; the three sources agree on this pairing (facts §1.2).
+FFR_OPTIONS: Mapping[float, float] = MappingProxyType(
+    {
+        cite(49.7, "[SVK-FFR], [FG-FFR] option 49.7 Hz"): cite(
+            1.3, "[SVK-FFR], [FG-FFR], [FG-dev-FFR] 49.7 Hz -> full within 1.3 s"
+        ),
+        cite(49.6, "[SVK-FFR], [FG-FFR] option 49.6 Hz"): cite(
+            1.0, "[SVK-FFR], [FG-FFR], [FG-dev-FFR] 49.6 Hz -> full within 1.0 s"
+        ),
+        cite(49.5, "[SVK-FFR], [FG-FFR] option 49.5 Hz"): cite(
+            0.7, "[SVK-FFR], [FG-FFR], [FG-dev-FFR] 49.5 Hz -> full within 0.7 s"
+        ),
+    }
+)
+#: The pairing the project brief stated (49.7 Hz -> 0.7 s ... 49.5 Hz -> 1.3 s), contradicted
+#: by every source (facts §1.2 [CONFLICT with brief]); the audit shows its result beside.
+FFR_BRIEF_OPTIONS: Mapping[float, float] = MappingProxyType(
+    {
+        cite(49.7, "project brief (contradicted by [SVK-FFR], [FG-FFR])"): cite(
+            0.7, "project brief: 49.7 Hz -> 0.7 s (contradicted by [SVK-FFR], [FG-FFR])"
+        ),
+        cite(49.6, "project brief"): cite(1.0, "project brief: 49.6 Hz -> 1.0 s"),
+        cite(49.5, "project brief (contradicted by [SVK-FFR], [FG-FFR])"): cite(
+            1.3, "project brief: 49.5 Hz -> 1.3 s (contradicted by [SVK-FFR], [FG-FFR])"
+        ),
+    }
+)
 #: The option the live curve assumes when an assignment names none.
-FFR_DEFAULT_HZ = 49.7
+FFR_DEFAULT_HZ = cite(49.7, "FlowerHub: the slowest option [SVK-FFR] when none is named")
 #: FFR support: >= 30 s, or >= 5 s when deactivation is at most 20 % of C per second.
-FFR_SUPPORT_S = 30.0
-FFR_SHORT_SUPPORT_S = 5.0
-FFR_SLOW_DEACTIVATION = 0.20
+FFR_SUPPORT_S = cite(30.0, "[SVK-FFR] support >= 30 s; rule wording [FG-FFR]")
+FFR_SHORT_SUPPORT_S = cite(5.0, "[SVK-FFR] support >= 5 s with slow deactivation [FG-FFR]")
+FFR_SLOW_DEACTIVATION = cite(0.20, "[SVK-FFR], [FG-FFR] deactivation <= 20 % of C per s")
+#: FFR logging: 100 ms from 10 s before the activation to 15 min after it.
+FFR_PRE_LOG_S = cite(10.0, "[SVK-QA-FFR] 100 ms logging from 10 s before activation")
+FFR_POST_LOG_S = cite(900.0, "[SVK-QA-FFR] 100 ms logging until 15 min after activation")
 #: aFRR full activation time 5 min [FG-aFRR], [SN-aFRR].
-AFRR_FULL_ACTIVATION_S = 300.0
-#: mFRR: 100 % within 15 min (SvK mFRR page); 12.5 min for the EAM standard product
-#: (2.5 min preparation + 10 min ramp) [FG-mFRR-TC].
-MFRR_FULL_ACTIVATION_S = 900.0
-MFRR_EAM_FULL_ACTIVATION_S = 750.0
+AFRR_FULL_ACTIVATION_S = cite(300.0, "[FG-aFRR], [SN-aFRR] FAT <= 5 min")
+#: mFRR: 100 % within 15 min (SvK mFRR page, legacy).
+MFRR_FULL_ACTIVATION_S = cite(900.0, "[SVK-mFRR] activation 100 % within 15 min [LEGACY]")
+#: mFRR EAM standard product: FAT 12.5 min (2.5 min preparation + 10 min ramp), counted from
+#: the activation message, which comes 7.5 min before the MTU starts; so full power is due
+#: 5 min after the MTU start, held until 5 min before the MTU end (deactivation may start
+#: then). A MarketActivation's start_time is the MTU start (MarketActivation.avsc).
+MFRR_EAM_FULL_ACTIVATION_S = cite(750.0, "[FG-mFRR-TC] FAT 12.5 min = 2.5 min + 10 min ramp")
+MFRR_EAM_MESSAGE_LEAD_S = cite(450.0, "[FG-dev-mFRR] activation messages 7.5 min before the MTU")
+MFRR_EAM_FULL_AFTER_MTU_START_S = cite(
+    300.0, "[FG-mFRR-TC] full power reached 5 min after MTU start (12.5 - 7.5 min)"
+)
+MFRR_EAM_RAMP_DOWN_S = cite(300.0, "[FG-mFRR-TC] deactivation may start 5 min before MTU end")
+MFRR_EAM_HOLD_S = cite(300.0, "[FG-mFRR-TC] full power held >= 5 min")
+
+# The live envelope (streams.steps.compliance) of the signal-driven products: no source gives
+# a tracking tolerance or a mid-ramp figure for aFRR/mFRR (facts §1.3/§1.4 [GAP]). These are
+# live-monitoring choices; the audit judges the sourced figures above, not these.
+_LIVE_FRR_UNDER = cite(0.05, "FlowerHub: live aFRR/mFRR band, FCR's Req 1 -5 % (no FRR source)")
+_LIVE_FRR_OVER = cite(0.10, "FlowerHub: live aFRR/mFRR band +10 % (no FRR source, facts [GAP])")
+_LIVE_RAMP_HALF = cite(0.5, "FlowerHub: live aFRR/mFRR envelope, half the order at half the FAT")
 
 
 def ffr_full_activation_s(f_activation_hz: float) -> float:
@@ -213,10 +321,14 @@ CURVES: Mapping[Product, ProductCurve] = MappingProxyType(
             f_full_hz=None,
             symmetric=False,
             stepwise=False,
-            checkpoints=(Checkpoint(AFRR_FULL_ACTIVATION_S / 2, 0.5, "AFRR.LIVE.RAMP"),),
+            checkpoints=(
+                Checkpoint(
+                    AFRR_FULL_ACTIVATION_S * _LIVE_RAMP_HALF, _LIVE_RAMP_HALF, "AFRR.LIVE.RAMP"
+                ),
+            ),
             full_activation_s=AFRR_FULL_ACTIVATION_S,
-            under_tolerance=0.05,
-            over_tolerance=0.10,
+            under_tolerance=_LIVE_FRR_UNDER,
+            over_tolerance=_LIVE_FRR_OVER,
             rule_prefix="AFRR",
             rule_version=AFRR_FAT_5MIN,
         ),
@@ -228,10 +340,14 @@ CURVES: Mapping[Product, ProductCurve] = MappingProxyType(
             f_full_hz=None,
             symmetric=False,
             stepwise=False,
-            checkpoints=(Checkpoint(MFRR_FULL_ACTIVATION_S / 2, 0.5, "MFRR.LIVE.RAMP"),),
+            checkpoints=(
+                Checkpoint(
+                    MFRR_FULL_ACTIVATION_S * _LIVE_RAMP_HALF, _LIVE_RAMP_HALF, "MFRR.LIVE.RAMP"
+                ),
+            ),
             full_activation_s=MFRR_FULL_ACTIVATION_S,
-            under_tolerance=0.05,
-            over_tolerance=0.10,
+            under_tolerance=_LIVE_FRR_UNDER,
+            over_tolerance=_LIVE_FRR_OVER,
             rule_prefix="MFRR",
             rule_version=SVK_LEGACY,
         ),

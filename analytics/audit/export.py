@@ -13,6 +13,7 @@ from pathlib import Path
 from analytics.audit.extract import HOLD_S, AuditInputError
 from analytics.audit.run import AuditOptions, activation_series, audit_connection, scan_log
 from analytics.svkcsv import write_csv
+from analytics.verdicts import Product, TestType
 
 
 def export_activation(
@@ -40,7 +41,7 @@ def export_activation(
                 f"no activation {activation_id!r} in {archive_dir} (found: {known})"
             )
         act = found[0]
-        series, _ = activation_series(con, scan, act, opts)
+        series, local = activation_series(con, scan, act, opts)
     finally:
         con.close()
     return write_csv(
@@ -51,4 +52,7 @@ def export_activation(
         test_type=act.test_type,
         area=area,
         period_s=act.period_s,
+        activation_hz=local.ffr_activation_hz
+        if act.product is Product.FFR and act.test_type is TestType.ACTIVATION
+        else None,
     )

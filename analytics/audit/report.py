@@ -39,6 +39,9 @@ COLUMNS = (
     "unit",
     "status",
 )
+# The report's per-activation tables: the verdict columns, the detail and, where the facts
+# mark a figure UNCERTAIN or CONFLICT, the other reading's result beside the verdict.
+DETAIL_COLUMNS = (*COLUMNS[2:], "detail", "other_reading")
 
 
 class ProgressBar:
@@ -187,8 +190,7 @@ def write_report(result: AuditResult, out: Path) -> list[Path]:
                 md += [f"![{plot.stem}](plots/{plot.name})", ""]
         mine = [x for x in rows if x["activation"] == a.activation_id]
         md += _md_table(
-            [*COLUMNS[2:], "detail"],
-            [[_fmt(x.get(c)) for c in (*COLUMNS[2:], "detail")] for x in mine],
+            list(DETAIL_COLUMNS), [[_fmt(x.get(c)) for c in DETAIL_COLUMNS] for x in mine]
         )
         md.append("")
         if r.skipped:
@@ -209,11 +211,35 @@ def write_report(result: AuditResult, out: Path) -> list[Path]:
             )
             md.append("")
     for s in result.sine_sets:
-        bode = plot_bode(s.fits, plots / f"bode-{s.product.value}.png", f"Bode, {s.product.value}")
-        nyq = plot_nyquist(s.fits, s.product, plots / f"nyquist-{s.product.value}.png")
-        written += [bode, nyq]
-        md += [f"## Sine tests {s.product.value}", "", f"![bode](plots/{bode.name})", ""]
-        md += [f"![nyquist](plots/{nyq.name})", ""]
+        md += [f"## Sine tests {s.product.value}", ""]
+        name = f"sine-set-{s.product.value}"
+        mine = [x for x in rows if x["activation"] == name]
+        md += _md_table(
+            list(DETAIL_COLUMNS), [[_fmt(x.get(c)) for c in DETAIL_COLUMNS] for x in mine]
+        )
+        md.append("")
+        if s.fits:
+            md += _md_table(
+                ["period [s]", "|F|", "phase [deg]", "periods fitted", "fitted span [s]"],
+                [
+                    [
+                        f"{f.period_s:g}",
+                        f"{f.gain:.4f}",
+                        f"{f.phase_deg:.2f}",
+                        str(f.periods_used),
+                        f"{f.t_start:.1f}-{f.t_end:.1f}",
+                    ]
+                    for f in s.fits
+                ],
+            )
+            md.append("")
+        if len(s.fits) >= 2:
+            bode = plot_bode(
+                s.fits, plots / f"bode-{s.product.value}.png", f"Bode, {s.product.value}"
+            )
+            nyq = plot_nyquist(s.fits, s.product, plots / f"nyquist-{s.product.value}.png")
+            written += [bode, nyq]
+            md += [f"![bode](plots/{bode.name})", "", f"![nyquist](plots/{nyq.name})", ""]
     if result.chain_oems:
         md += ["## Dispatch chain (FOPDT, command -> battery power)", ""]
         md += _md_table(

@@ -47,10 +47,19 @@ from analytics.audit.window import (
     window_bounds,
     window_fleet_frame,
 )
-from analytics.freqresp import PeriodFit
-from analytics.rules import REGISTRY, judge, judge_sine_set, skipped_rules
-from analytics.rules.base import RuleError
-from analytics.svkcsv import read_many
+from analytics.freqresp import T_FME_DEFAULT_S, PeriodFit
+from analytics.rules import (
+    REGISTRY,
+    TestSignal,
+    judge_each,
+    judge_sine_set,
+    method_lines,
+    skipped_rules,
+)
+from analytics.rules.base import TR25, RuleError
+from analytics.rules.sine import method_line, set_rule_ids
+from analytics.svkcsv import SvkRecord, read_many
+from analytics.svkcsv.errors import SvkCsvError
 from analytics.timeseries import FloatArray, Series, SeriesError
 from analytics.verdicts import Product, TestType, Verdict
 
@@ -71,6 +80,8 @@ class AuditOptions:
     offenders: bool = True
     topic_prefix: str = ""  # the namespace to audit (a replay copy: its prefix)
     hold_s: float = HOLD_S  # event log: a site's last sample holds this long (fleet_frame)
+    test_signal: TestSignal = TestSignal.UNKNOWN  # sine tests: how the frequency was applied
+    t_fme_s: float = T_FME_DEFAULT_S  # sine tests, internal signal: T_FME (TSO default 1 s)
 
 
 @dataclass
@@ -81,7 +92,8 @@ class ActivationResult:
     series: Series | None
     verdicts: list[Verdict] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
-    error: str | None = None
+    error: str | None = None  # the activation as a whole could not be judged
+    rule_errors: list[tuple[str, str]] = field(default_factory=list)  # (rule id, why)
     offenders: list[Offender] = field(default_factory=list)
     oem_response: dict[str, FloatArray] = field(default_factory=dict)
 
@@ -91,6 +103,7 @@ class SineSet:
     product: Product
     fits: list[PeriodFit]
     verdicts: list[Verdict]
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (rule id, why)
 
 
 @dataclass
@@ -108,6 +121,18 @@ class AuditResult:
         for r in self.results:
             a = r.activation
             out.extend(verdict_row(a.activation_id, v) for v in r.verdicts)
+            for rule_id, why in r.rule_errors:
+                rule = REGISTRY.get(rule_id)
+                out.append(
+                    error_row(
+                        a.activation_id,
+                        a.product,
+                        rule_id=rule_id,
+                        version=rule.version,
+                        requirement=rule.requirement,
+                        why=why,
+                    )
+                )
             if r.error is not None:
                 out.append(
                     {
@@ -124,7 +149,19 @@ class AuditResult:
                     }
                 )
         for s in self.sine_sets:
-            out.extend(verdict_row(f"sine-set-{s.product.value}", v) for v in s.verdicts)
+            name = f"sine-set-{s.product.value}"
+            out.extend(verdict_row(name, v) for v in s.verdicts)
+            out.extend(
+                error_row(
+                    name,
+                    s.product,
+                    rule_id=rule_id,
+                    version=TR25,
+                    requirement="judged over every sine period",
+                    why=why,
+                )
+                for rule_id, why in s.errors
+            )
         return out
 
     @property
@@ -151,6 +188,31 @@ def verdict_row(activation_id: str, v: Verdict) -> dict[str, object]:
         "unit": v.unit,
         "status": "PASS" if v.passed else "FAIL",
         "detail": v.detail,
+        "other_reading": v.other_reading,
+    }
+
+
+def error_row(
+    activation_id: str,
+    product: Product,
+    *,
+    rule_id: str,
+    version: str,
+    requirement: str,
+    why: str,
+) -> dict[str, object]:
+    """A requirement that could not be judged: an ERROR row naming it and why."""
+    return {
+        "activation": activation_id,
+        "product": product.value,
+        "rule_id": rule_id,
+        "rule_version": version,
+        "requirement": requirement,
+        "measured": None,
+        "threshold": None,
+        "unit": "",
+        "status": "ERROR",
+        "detail": why,
     }
 
 
@@ -167,10 +229,11 @@ def judge_params(activation: Activation, opts: AuditOptions) -> dict[str, Any]:
 def judge_activation(
     activation: Activation, series: Series, opts: AuditOptions, params: dict[str, Any]
 ) -> ActivationResult:
-    """Judge one series with the rule layer; errors kept on the result."""
+    """Judge one series with the rule layer, rule by rule: a rule that cannot be evaluated
+    is kept with its error (an ERROR row naming it) and the others are still judged."""
     result = ActivationResult(activation, series)
     try:
-        result.verdicts = judge(
+        result.verdicts, result.rule_errors = judge_each(
             series, activation.product, activation.test_type, opts.rule_version, **params
         )
         result.skipped = skipped_rules(
@@ -181,7 +244,9 @@ def judge_activation(
     return result
 
 
-def _sine_sets(results: Sequence[ActivationResult]) -> list[SineSet]:
+def _sine_sets(results: Sequence[ActivationResult], opts: AuditOptions) -> list[SineSet]:
+    """Req 8, Req 9 and the K_red,dyn check per product over its sine periods; always there
+    (as ERROR rows when they cannot be judged), never dropped."""
     groups: dict[Product, dict[float, Series]] = {}
     for r in results:
         a = r.activation
@@ -189,20 +254,33 @@ def _sine_sets(results: Sequence[ActivationResult]) -> list[SineSet]:
             groups.setdefault(a.product, {})[float(a.period_s)] = r.series
     out = []
     for product, records in groups.items():
-        if len(records) < 2:
+        caps = [s.capacity_mw for s in records.values() if s.capacity_mw is not None]
+        if not caps:
+            why = "needs ΔP_ss,theo: no Cap_ column / ReserveAssignment in the sine records"
+            out.append(SineSet(product, [], [], [(rid, why) for rid in set_rule_ids(product)]))
             continue
-        first = next(iter(records.values()))
-        if first.capacity_mw is None:
-            continue
-        dp_ss = float(np.median(np.abs(first.capacity_mw)))
-        try:
-            fits, verdicts = judge_sine_set(records, product, dp_ss)
-        except (SeriesError, RuleError):
-            continue
-        # Req 10 per period is already a row of each period; the set adds Req 8 and 9
+        dp_ss = float(np.median(np.abs(caps[0])))
+        judged = judge_sine_set(
+            records, product, dp_ss, signal=opts.test_signal, t_fme_s=opts.t_fme_s
+        )
+        # Req 10 per period is already a row of each period; the set adds Req 8, 9, K_red
         per_period = {r.rule_id for r in REGISTRY}
-        out.append(SineSet(product, fits, [v for v in verdicts if v.rule_id not in per_period]))
+        set_verdicts = [v for v in judged.verdicts if v.rule_id not in per_period]
+        out.append(SineSet(product, judged.fits, set_verdicts, judged.errors))
     return out
+
+
+def audit_method(results: Sequence[ActivationResult], opts: AuditOptions) -> list[str]:
+    """The report's Method lines for what was judged (policy, filters, readings)."""
+    lines = method_lines({r.activation.product for r in results})
+    if any(r.activation.test_type is TestType.SINE for r in results):
+        lines.append(method_line(opts.test_signal, opts.t_fme_s))
+        lines.append(
+            "Sine tests, Req 8 sign (facts §2.4 UNCERTAIN): G0 = F·G with F normalised so an "
+            "ideal droop is +1, the same curve as TR25's G0 = -F·G with F from +Δf to +ΔP; "
+            "mixing the two would fail an ideal resource, so it is not shown as a reading."
+        )
+    return lines
 
 
 def _quiet(done: int, total: int, label: str) -> None:
@@ -329,8 +407,8 @@ def audit_log(archive_dir: Path, opts: AuditOptions, progress: Progress = _quiet
         sites, oems = fit_chains(con, opts.since_us, opts.until_us)
     finally:
         con.close()
-    method = [hold_rule(opts.hold_s)]
-    return AuditResult(str(archive_dir), results, _sine_sets(results), sites, oems, method)
+    method = [hold_rule(opts.hold_s), *audit_method(results, opts)]
+    return AuditResult(str(archive_dir), results, _sine_sets(results, opts), sites, oems, method)
 
 
 def _audit_one(
@@ -367,6 +445,7 @@ def audit_csv(
     records = read_many(paths, product=opts.product, test_type=test_type, allow_1hz=opts.allow_1hz)
     results = []
     for k, rec in enumerate(records):
+        local = replace(opts, ffr_activation_hz=ffr_level(rec, opts.ffr_activation_hz))
         progress(k, len(records), rec.path.name)
         start = rec.series.start if rec.series.start is not None else np.datetime64(0, "us")
         end = start + np.timedelta64(int(float(rec.series.t[-1]) * 1e6), "us")
@@ -379,6 +458,26 @@ def audit_csv(
             end=end,
             period_s=rec.name.period_s,
         )
-        results.append(judge_activation(act, rec.series, opts, judge_params(act, opts)))
+        results.append(judge_activation(act, rec.series, local, judge_params(act, local)))
     progress(len(records), len(records), "files judged")
-    return AuditResult(", ".join(str(p) for p in paths), results, _sine_sets(results))
+    return AuditResult(
+        ", ".join(str(p) for p in paths),
+        results,
+        _sine_sets(results, opts),
+        method=audit_method(results, opts),
+    )
+
+
+def ffr_level(record: SvkRecord, option_hz: float | None) -> float | None:
+    """The FFR activation level: ``--ffr-activation-hz``, else the file's name or column;
+    both given and different is bad input (:class:`SvkCsvError` naming the file)."""
+    found = record.ffr_activation_hz
+    if option_hz is None or found is None:
+        return option_hz if found is None else found
+    if abs(option_hz - found) > 1e-6:
+        raise SvkCsvError(
+            record.path,
+            f"--ffr-activation-hz {option_hz:g} contradicts the file's activation level "
+            f"{found:g} Hz",
+        )
+    return option_hz

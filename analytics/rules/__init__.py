@@ -28,6 +28,14 @@ requirement version stays with each rule (``base``: TR25, SVK-LEGACY, ...).
 Errors are typed: :class:`~analytics.timeseries.SeriesError` subclasses for the data
 (sampling too coarse for a named requirement, missing signal, window outside the data),
 :class:`~analytics.rules.base.RuleError` subclasses for parameters and test sequences.
+:func:`judge_each` keeps going past a rule that cannot be evaluated and returns its error
+beside the other rules' verdicts, so one requirement's error never hides another's result.
+
+Conservative policy (the report's Method, :func:`method_lines`): every threshold carries its
+source (``contract.products.Cited``); "full" is 100 % with a stated short mean
+(:mod:`analytics.rules.measure`), never a tolerance without a source; where the facts mark a
+figure UNCERTAIN or CONFLICT the stricter reading decides and the verdict shows the other
+reading's result (``Verdict.other_reading``).
 """
 
 from __future__ import annotations
@@ -49,9 +57,16 @@ from analytics.rules.base import (
     UnknownParameterError,
     UnknownRuleVersionError,
 )
-from analytics.rules.sine import judge_sine_set
-from analytics.timeseries import FFR_EVENT_RATE, OPERATION_RATE, SamplingRequirement, Series
+from analytics.rules.sine import SineSetResult, TestSignal, judge_sine_set
+from analytics.timeseries import (
+    FFR_EVENT_RATE,
+    OPERATION_RATE,
+    SamplingRequirement,
+    Series,
+    SeriesError,
+)
 from analytics.verdicts import Product, TestType, Verdict
+from contract.products import Cited, CitedInt
 
 __all__ = [
     "KNOWN_VERSIONS",
@@ -62,11 +77,15 @@ __all__ = [
     "Rule",
     "RuleError",
     "RuleRegistry",
+    "SineSetResult",
     "TestSequenceError",
+    "TestSignal",
     "UnknownParameterError",
     "UnknownRuleVersionError",
     "judge",
+    "judge_each",
     "judge_sine_set",
+    "method_lines",
     "polarity_offenders",
     "required_sampling",
     "skipped_rules",
@@ -169,6 +188,89 @@ def judge(
                 raise MissingParameterError(missing, rule.rule_id, "optional input absent")
             continue
         out.append(rule.judge(ctx))
+    return out
+
+
+def judge_each(
+    series: Series,
+    product: Product,
+    test_type: TestType,
+    rule_version: str | None = None,
+    **params: Any,
+) -> tuple[list[Verdict], list[tuple[str, str]]]:
+    """Like :func:`judge`, rule by rule: (verdicts, [(rule_id, error text)]).
+
+    A rule that cannot be evaluated (sequence not found, sampling too coarse, a window
+    outside the data, ...) is reported with its error; the others are still judged.
+    Raises only when no rule applies or a parameter is unknown.
+    """
+    rules = _select(product, test_type, rule_version, None)
+    ctx = Context(series, Product(product), Params.from_kwargs(dict(params)))
+    verdicts: list[Verdict] = []
+    errors: list[tuple[str, str]] = []
+    for rule in rules:
+        try:
+            if rule.missing_input(ctx) is not None:
+                continue
+            verdicts.append(rule.judge(ctx))
+        except (SeriesError, RuleError) as exc:
+            errors.append((rule.rule_id, f"{type(exc).__name__}: {exc}"))
+    return verdicts, errors
+
+
+def method_lines(products: Collection[Product]) -> list[str]:
+    """How the audit measures, with sources, for the report's Method (judged products)."""
+    out = [
+        "Conservative policy: every threshold has a source (listed per rule); 'full' is "
+        "100 % of the target confirmed by a stated short mean, never a tolerance without a "
+        "source; where the facts mark a figure UNCERTAIN or CONFLICT the stricter reading "
+        "decides and the verdict shows the other reading's result.",
+    ]
+    wanted = {Product(p) for p in products}
+    for module, covers in (
+        (ffr, {Product.FFR}),
+        (frr, {Product.AFRR, Product.MFRR}),
+        (fcrn, {Product.FCR_N}),
+        (fcrd, {Product.FCR_D_UP, Product.FCR_D_DOWN}),
+    ):
+        if wanted & covers:
+            out.extend(module.METHOD)
+    return out
+
+
+def thresholds() -> list[tuple[str, float, str]]:
+    """(module.name, value, source) of every cited figure the audit judges with.
+
+    The product figures (``contract.products``), the rule modules' own constants and the
+    sine-test figures (``analytics.freqresp``); tuples and mappings of figures are listed
+    element by element (``name[i]``, ``name[key]``).
+    """
+    from analytics import freqresp
+    from analytics.rules import base, measure, segments
+    from contract import products
+
+    out: list[tuple[str, float, str]] = []
+    seen: set[int] = set()  # a figure imported elsewhere is listed once, where it is defined
+
+    def add(label: str, value: object) -> None:
+        if isinstance(value, Cited | CitedInt):
+            if id(value) not in seen:
+                seen.add(id(value))
+                out.append((label, float(value), value.source))
+        elif isinstance(value, tuple):
+            for i, item in enumerate(value):
+                add(f"{label}[{i}]", item)
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                add(f"{label} key {key}", key)
+                add(f"{label}[{key}]", item)
+
+    modules = (products, freqresp, base, measure, segments, fcrd, fcrn, ffr, frr, ler, common, sine)
+    for module in modules:
+        for name, value in sorted(vars(module).items()):
+            if not name.startswith("__") and not callable(value):
+                add(f"{module.__name__}.{name}", value)
+    add("analytics.freqresp.GridModel.k_f", freqresp.GridModel.__dataclass_fields__["k_f"].default)
     return out
 
 

@@ -25,6 +25,7 @@ from analytics.timeseries import (
     Series,
 )
 from analytics.verdicts import Comparison, Product, TestType, Verdict
+from contract.products import cite
 
 # Requirement-document versions a rule can implement.
 TR25 = "TR-2025-03-28"  # Nordic FCR technical requirements v1.1, 2025-03-28
@@ -34,6 +35,21 @@ AFRR_FAT = "FAT-5MIN"  # aFRR full activation time 5 min (Fingrid, Statnett)
 SVK_FFR = "SVK-FFR"  # SvK FFR product page (undated, current) and Fingrid FFR page
 INHOUSE = "FLOWERHUB-1"  # in-house diagnostics (e.g. polarity), not an SvK requirement
 KNOWN_VERSIONS = (TR25, SVK_LEGACY, EAM25, AFRR_FAT, SVK_FFR, INHOUSE)
+
+#: Pre-event level: the mean response over this long before an event.
+PRE_WINDOW_S = cite(
+    10.0,
+    "FlowerHub: the pre-activation log SvK requires for FFR [SVK-QA-FFR] (10 s), inside "
+    "TR25 Table 4's 30 s stabilisation before ramp 1",
+)
+#: NEM check: samples this long after an expected NEM change are not judged.
+NEM_GRACE_S = cite(300.0, "[TR25 §3.5.1 eq 15] NEM_current is a 300 s rolling mean")
+#: Polarity (in-house diagnostic) fails when the response is mirrored by more than this.
+POLARITY_TOLERANCE = cite(
+    0.05,
+    "FlowerHub diagnostic: within the ±5 % active-power accuracy of category A "
+    "[TR25 §4.1 Table 15]; not an SvK requirement",
+)
 
 
 class RuleError(ValueError):
@@ -86,27 +102,29 @@ class Params:
     """FCR-D: start times of ramps 1..6 (from a test description) instead of detection."""
     step_bounds_s: tuple[float, ...] | None = None
     """FCR-N: start of steps 0, 1, 2, 3 and end of step 3, instead of detection."""
-    pre_window_s: float = 10.0
+    pre_window_s: float = PRE_WINDOW_S
     """Pre-event level = time-weighted mean response over this window before the event."""
     ss_settle_s: float | None = None
     """Steady-state window starts this long after a ramp/step ends (FCR-D 10 s, FCR-N 240 s)."""
     ss_trim_s: float | None = None
     """... and ends this long before the next ramp/step starts (FCR-D 10 s, FCR-N 2 s)."""
-    sustain_tolerance: float = 0.02
-    """FCR-D: allowed dip below the 7.5 s value before ramp 6, as a fraction of ΔP_ss,theo."""
-    full_fraction: float = 0.95
-    """'Full activation' = reached this fraction of the target (legacy 100 %, FFR, aFRR, mFRR)."""
+    full_mean_s: float | None = None
+    """"Full" is 100 % of the target confirmed by the mean over this many seconds after it
+    (:mod:`analytics.rules.measure`); None = the window each rule states (FFR 1 s, the
+    others 10 s)."""
     ffr_activation_hz: float | None = None
     """FFR option: 49.7, 49.6 or 49.5 Hz."""
     activation_start_s: float | None = None
     """FFR/aFRR/mFRR: event start instead of detection from frequency / requested power."""
     requested_mw: float | None = None
     """aFRR/mFRR: signed requested activation instead of the series' requested signal."""
+    activation_end_s: float | None = None
+    """aFRR/mFRR with ``requested_mw``: end of the order (MTU end); default the data end."""
     energy_capacity_mwh: float | None = None
     """LER: usable energy for FCR (E_max - E_min in the SOC percentages below)."""
     soc_min_pct: float = 0.0
     soc_max_pct: float = 100.0
-    nem_grace_s: float = 300.0
+    nem_grace_s: float = NEM_GRACE_S
     """NEM check: samples this long after an expected NEM change are not judged."""
     initial_soc_pct: float | None = None
     """LER without an SOC signal: SOC at the first sample; SOC then follows -∫P dt."""
@@ -114,7 +132,7 @@ class Params:
     """Sine tests: the period of this record (the SvK file name carries it: Sine40)."""
     t_fme_s: float | None = None
     """Sine tests with an internal test signal: frequency-measurement time constant T_FME."""
-    polarity_tolerance: float = 0.05
+    polarity_tolerance: float = POLARITY_TOLERANCE
     """Polarity fails when the net response is opposite by more than this fraction."""
 
     @classmethod
@@ -194,6 +212,9 @@ class Measurement:
     comparison: Comparison
     detail: str = ""
     threshold_high: float | None = None
+    other_reading: str = ""
+    """Where the facts mark the figure UNCERTAIN or CONFLICT: the other reading's result
+    (this measurement judges the stricter one)."""
 
 
 Evaluator = Callable[[Context], Measurement]
@@ -277,4 +298,5 @@ class Rule:
             unit=self.unit,
             comparison=m.comparison,
             detail=m.detail,
+            other_reading=m.other_reading,
         )

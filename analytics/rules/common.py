@@ -26,6 +26,13 @@ from analytics.rules.base import (
 from analytics.rules.frr import order
 from analytics.timeseries import FloatArray, MissingSignalError
 from analytics.verdicts import Product, TestType
+from contract.products import (
+    FCRD_BAND_HZ,
+    FCRD_DOWN_START_HZ,
+    FCRD_UP_START_HZ,
+    FCRN_BAND_HZ,
+    NOMINAL_HZ,
+)
 
 
 def expected_response(ctx: Context) -> FloatArray:
@@ -40,11 +47,11 @@ def expected_response(ctx: Context) -> FloatArray:
     cap = ctx.capacity(needed_by) if product is Product.FFR else ctx.dp_ss(needed_by)
     f = series.frequency(f"{product.value} expected response")
     if product is Product.FCR_N:
-        return cap * np.clip((50.0 - f) / 0.1, -1.0, 1.0)
+        return cap * np.clip((NOMINAL_HZ - f) / FCRN_BAND_HZ, -1.0, 1.0)
     if product is Product.FCR_D_UP:
-        return cap * np.clip((49.9 - f) / 0.4, 0.0, 1.0)
+        return cap * np.clip((FCRD_UP_START_HZ - f) / FCRD_BAND_HZ, 0.0, 1.0)
     if product is Product.FCR_D_DOWN:
-        return -cap * np.clip((f - 50.1) / 0.4, 0.0, 1.0)
+        return -cap * np.clip((f - FCRD_DOWN_START_HZ) / FCRD_BAND_HZ, 0.0, 1.0)
     level = ctx.params.ffr_activation_hz
     if level is None:
         raise MissingParameterError("ffr_activation_hz", "FFR expected response")

@@ -34,14 +34,31 @@ from analytics.rules.base import (
 )
 from analytics.timeseries import FloatArray
 from analytics.verdicts import Product, TestType
+from contract.products import (
+    FCRD_DOWN_START_HZ,
+    FCRD_UP_START_HZ,
+    cite,
+)
 
-# (enable, disable) remaining endurance in minutes, per side; None = side not managed.
+_T11 = "[TR25 Table 11] NEM"
+_N_ON = cite(30.0, _T11 + " FCR-N enable at 30 min")
+_N_OFF = cite(57.5, _T11 + " FCR-N disable at 57.5 min")
+_D_ON = cite(20.0, _T11 + " FCR-D enable at 20 min")
+_D_OFF = cite(20.0, _T11 + " FCR-D disable at 20 min")
+#: (enable, disable) remaining endurance in minutes, per side; None = side not managed.
 NEM_MINUTES: dict[Product, tuple[tuple[float, float] | None, tuple[float, float] | None]] = {
-    Product.FCR_N: ((30.0, 57.5), (30.0, 57.5)),
-    Product.FCR_D_UP: ((20.0, 20.0), None),
-    Product.FCR_D_DOWN: (None, (20.0, 20.0)),
+    Product.FCR_N: ((_N_ON, _N_OFF), (_N_ON, _N_OFF)),
+    Product.FCR_D_UP: ((_D_ON, _D_OFF), None),
+    Product.FCR_D_DOWN: (None, (_D_ON, _D_OFF)),
 }
-NEED_MINUTES = {Product.FCR_N: 60.0, Product.FCR_D_UP: 20.0, Product.FCR_D_DOWN: 20.0}
+#: Endurance each product needs, in minutes.
+NEED_MINUTES = {
+    Product.FCR_N: cite(60.0, "[TR25 §3.5] FCR-N >= 60 min in both directions"),
+    Product.FCR_D_UP: cite(20.0, "[TR25 §3.5], [SVK-QA-LER] FCR-D total endurance >= 20 min"),
+    Product.FCR_D_DOWN: cite(20.0, "[TR25 §3.5], [SVK-QA-LER] FCR-D total endurance >= 20 min"),
+}
+#: NEM is active only inside the normal band, 49.9 < f < 50.1 Hz [TR25 §3.5.1].
+NEM_BAND_HZ = (FCRD_UP_START_HZ, FCRD_DOWN_START_HZ)
 
 
 def usable_soc(ctx: Context) -> tuple[FloatArray, float]:
@@ -56,7 +73,7 @@ def usable_soc(ctx: Context) -> tuple[FloatArray, float]:
     if s.soc_pct is not None:
         soc = s.soc_pct
     elif p.initial_soc_pct is not None:
-        parts = 0.5 * (s.power_mw[1:] + s.power_mw[:-1]) * np.diff(s.t)  # MWs per interval
+        parts = (s.power_mw[1:] + s.power_mw[:-1]) / 2 * np.diff(s.t)  # MWs per interval
         used_mwh = np.concatenate(([0.0], np.cumsum(parts))) / 3600.0
         soc = p.initial_soc_pct - 100.0 * used_mwh / p.energy_capacity_mwh
     else:
@@ -90,6 +107,7 @@ def ler_endurance(ctx: Context) -> Measurement:
 
 def _hysteresis(low: FloatArray, enable: float, disable: float) -> FloatArray:
     """On when ``low`` < enable, off when > disable, else unchanged (starts off)."""
+    enable, disable = float(enable), float(disable)  # plain floats for the per-sample loop
     state = np.zeros(low.shape, dtype=bool)
     on = False
     for i, value in enumerate(low):
@@ -111,7 +129,7 @@ def expected_nem(ctx: Context) -> FloatArray:
     if high_side is not None:
         allowed[_hysteresis(down, *high_side)] = 1.0
     f = ctx.series.frequency("NEM band")
-    allowed[(f <= 49.9) | (f >= 50.1)] = 0.0
+    allowed[(f <= NEM_BAND_HZ[0]) | (f >= NEM_BAND_HZ[1])] = 0.0
     return allowed
 
 

@@ -24,7 +24,7 @@ from analytics.svkcsv.errors import (
     UnknownUnitError,
     WriteError,
 )
-from analytics.svkcsv.names import SERVICE_TOKENS, SIGNAL_UNITS, SvkFileName
+from analytics.svkcsv.names import SERVICE_TOKENS, SIGNAL_UNITS, SvkFileName, parse_product
 from analytics.svkcsv.reader import SvkRecord, read_csv, read_many
 from analytics.svkcsv.writer import write_csv
 
@@ -45,6 +45,7 @@ __all__ = [
     "UnknownColumnError",
     "UnknownUnitError",
     "WriteError",
+    "parse_product",
     "read_csv",
     "read_many",
     "write_csv",

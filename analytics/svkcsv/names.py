@@ -9,7 +9,12 @@ Extensions (FlowerHub; SvK lists only FCR services): Service ``Ffr``, ``Afrr``, 
 TestType ``Activation`` (one FFR event or aFRR/mFRR order); column ``ReqAcPow`` (requested
 activation in MW, + = up/injection) for aFRR/mFRR. TestType tokens: ``Step`` (FCR-N step),
 ``Ramp`` (FCR-D fast ramp; ``FastRamp`` is read as an alias), ``Sine<T>`` (one sine period
-T in s; column headers then carry T, e.g. ``InsAcPow40``), ``Operation``.
+T in s; column headers then carry T, e.g. ``InsAcPow40``), ``Operation``. An FFR file may
+carry its activation level (the provider's option): in the test type as ``Activation497``
+(tenths of Hz: 49.7 Hz), or as the column ``ActLevel_Ffr`` (Hz, one value throughout).
+
+:func:`parse_product` reads a product from SvK's service tokens and common spellings,
+case-insensitively (``FcrdUp``, ``fcr-d-up``, ``FCR_D_UP``, ``fcrd_do``, ``FCR-D down``).
 
 Unknown columns are errors unless in :data:`SIGNAL_UNITS` (SvK's signal list with per-product
 suffixes, plus the extension above): nothing is dropped or guessed silently. A header may
@@ -26,6 +31,7 @@ from pathlib import Path
 
 from analytics.svkcsv.errors import FileNameError
 from analytics.verdicts import Product, TestType
+from contract.products import FFR_OPTIONS
 
 SERVICE_TOKENS: dict[Product, str] = {p: p.svk_service for p in Product}
 PRODUCT_BY_SERVICE = {v: k for k, v in SERVICE_TOKENS.items()}
@@ -43,6 +49,7 @@ SIGNAL_UNITS: dict[str, str] = {
     "CalcBaseline": "MW",
     **{f"Cap_{s}": "MW" for s in _ALL},
     "ReqAcPow": "MW",
+    "ActLevel_Ffr": "Hz",
     "SOC": "%",
     **{f"ContMode_{s}": "id" for s in _ALL},
     **{f"ContStatus_{s}": "0/1" for s in _ALL},
@@ -79,11 +86,14 @@ class SvkFileName:
     sampling_ms: int
     date: date
     period_s: int | None = None  # sine tests only
+    activation_hz: float | None = None  # FFR activations that name their level
 
     @property
     def test_token(self) -> str:
         if self.test_type is TestType.SINE:
             return f"Sine{self.period_s}"
+        if self.activation_hz is not None:
+            return f"{self.test_type.value}{round(self.activation_hz * 10)}"
         return self.test_type.value
 
     @property
@@ -122,7 +132,9 @@ class SvkFileName:
             raise FileNameError(
                 p, f"unknown service {service!r}; known: {sorted(PRODUCT_BY_SERVICE)}"
             )
-        test_type, period = parse_test_token(p, m["test"])
+        test_type, period, level = parse_test_token(p, m["test"])
+        if level is not None and PRODUCT_BY_SERVICE[service] is not Product.FFR:
+            raise FileNameError(p, f"an activation level ({m['test']}) is for FFR files only")
         try:
             i0 = datetime.strptime(m["i0"], "%Y%m%dT%H%M")
             i1 = datetime.strptime(m["i1"], "%Y%m%dT%H%M")
@@ -145,16 +157,27 @@ class SvkFileName:
             sampling_ms=rate,
             date=day,
             period_s=period,
+            activation_hz=level,
         )
 
 
-def parse_test_token(path: str | Path, token: str) -> tuple[TestType, int | None]:
-    """``Sine40`` -> (SINE, 40); ``Ramp``/``FastRamp`` -> RAMP; error for anything else."""
+def parse_test_token(path: str | Path, token: str) -> tuple[TestType, int | None, float | None]:
+    """(test type, sine period, FFR level): ``Sine40`` -> (SINE, 40, None); ``Activation497``
+    -> (ACTIVATION, None, 49.7); ``Ramp``/``FastRamp`` -> RAMP; error for anything else."""
     m = re.fullmatch(r"Sine(\d+)", token)
     if m:
-        return TestType.SINE, int(m[1])
+        return TestType.SINE, int(m[1]), None
+    m = re.fullmatch(r"Activation(\d+)", token)
+    if m:
+        level = int(m[1]) / 10
+        if not any(abs(level - hz) < 1e-6 for hz in FFR_OPTIONS):
+            options = ", ".join(f"Activation{round(hz * 10)}" for hz in FFR_OPTIONS)
+            raise FileNameError(
+                path, f"{token}: {level:g} Hz is not an FFR activation level; use {options}"
+            )
+        return TestType.ACTIVATION, None, level
     if token in TEST_TYPE_ALIASES:
-        return TEST_TYPE_ALIASES[token], None
+        return TEST_TYPE_ALIASES[token], None, None
     try:
         test_type = TestType(token)
     except ValueError:
@@ -164,4 +187,29 @@ def parse_test_token(path: str | Path, token: str) -> tuple[TestType, int | None
         ) from None
     if test_type is TestType.SINE:
         raise FileNameError(path, "a sine test type needs its period, e.g. Sine40")
-    return test_type, None
+    return test_type, None, None
+
+
+# Spellings of each product, compared after lower-casing and dropping everything but
+# letters: SvK's service tokens (Fcrn, FcrdUp, FcrdDo), our enum values and common forms.
+_PRODUCT_SPELLINGS: dict[str, Product] = {
+    "fcrn": Product.FCR_N,
+    "fcrdup": Product.FCR_D_UP,
+    "fcrdupp": Product.FCR_D_UP,
+    "fcrddo": Product.FCR_D_DOWN,
+    "fcrddown": Product.FCR_D_DOWN,
+    "fcrdned": Product.FCR_D_DOWN,
+    "ffr": Product.FFR,
+    "afrr": Product.AFRR,
+    "mfrr": Product.MFRR,
+}
+
+
+def parse_product(text: str) -> Product:
+    """A product from SvK's tokens or a common spelling, any case (module doc)."""
+    key = re.sub(r"[^a-z]", "", text.lower())
+    product = _PRODUCT_SPELLINGS.get(key)
+    if product is None:
+        known = ", ".join(f"{p.value} ({p.svk_service})" for p in Product)
+        raise ValueError(f"unknown product {text!r}; known: {known} (any case, - or _)")
+    return product

@@ -15,7 +15,9 @@ subclass of :class:`~analytics.svkcsv.errors.SvkCsvError` naming the file, the 1
   the file name's sampling rate by more than 1 ms (:class:`IrregularSamplingError`), and a
   sampling rate coarser than the product's requirement, named (:class:`SamplingRateError`);
 * time stamps outside the file name's Interval (``[start, end + 1 min)``: writers differ in
-  rounding the end minute) (:class:`TimestampError`).
+  rounding the end minute) (:class:`TimestampError`);
+* an FFR activation level (column ``ActLevel_Ffr``) that changes within the file, is not
+  an FFR option, or contradicts the level in the file name (:class:`RowFormatError`).
 
 CRLF and LF line ends are both read (they do not change the data); the writer emits CRLF.
 """
@@ -47,7 +49,9 @@ from analytics.svkcsv.names import SIGNAL_UNITS, SvkFileName
 from analytics.svkcsv.writer import SERIES_COLUMNS, column_name
 from analytics.timeseries import FloatArray, Series
 from analytics.verdicts import Product, TestType
+from contract.products import FFR_OPTIONS
 
+LEVEL_COLUMN = "ActLevel_Ffr"
 _HEADER_RE = re.compile(r"^(?P<name>[A-Za-z_]+?)(?P<suffix>\d*)(?:\s*\[(?P<unit>[^\]]*)\])?$")
 _TS_RE = re.compile(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})\.(\d{3})$")
 
@@ -60,6 +64,14 @@ class SvkRecord:
     name: SvkFileName
     series: Series
     columns: dict[str, FloatArray]
+
+    @property
+    def ffr_activation_hz(self) -> float | None:
+        """The FFR activation level the file carries (name or column), if any."""
+        if self.name.activation_hz is not None:
+            return self.name.activation_hz
+        level = self.columns.get(LEVEL_COLUMN)
+        return None if level is None else float(level[0])
 
 
 def _decode(path: Path, raw: bytes) -> str:
@@ -215,6 +227,40 @@ def _check_time(
         )
 
 
+def _check_level(path: Path, level: FloatArray, name: SvkFileName, col: int) -> None:
+    """One FFR option throughout, agreeing with the file name's level."""
+    if name.product is not Product.FFR:
+        raise UnknownColumnError(
+            path, "an activation level is for FFR files", line=1, column=LEVEL_COLUMN
+        )
+    moved = np.flatnonzero(np.abs(level - level[0]) > 1e-6)
+    if moved.size:
+        raise RowFormatError(
+            path,
+            f"the activation level changes from {level[0]:g} to {level[moved[0]]:g} Hz",
+            line=int(moved[0]) + 2,
+            column=LEVEL_COLUMN,
+            column_index=col,
+        )
+    if not any(abs(level[0] - hz) < 1e-6 for hz in FFR_OPTIONS):
+        raise RowFormatError(
+            path,
+            f"{level[0]:g} Hz is not an FFR activation level "
+            f"({', '.join(f'{hz:g}' for hz in FFR_OPTIONS)})",
+            line=2,
+            column=LEVEL_COLUMN,
+            column_index=col,
+        )
+    if name.activation_hz is not None and abs(name.activation_hz - level[0]) > 1e-6:
+        raise RowFormatError(
+            path,
+            f"the column says {level[0]:g} Hz, the file name {name.activation_hz:g} Hz",
+            line=2,
+            column=LEVEL_COLUMN,
+            column_index=col,
+        )
+
+
 def read_csv(
     path: str | Path,
     *,
@@ -253,6 +299,8 @@ def read_csv(
     columns = {
         h: _values(path, h, cells[i], i + 1) for i, h in enumerate(headers) if h != "DateTime"
     }
+    if LEVEL_COLUMN in columns:
+        _check_level(path, columns[LEVEL_COLUMN], name, headers.index(LEVEL_COLUMN) + 1)
     signals = {
         attr: columns[column_name(prefix, name.product)]
         for prefix, attr in SERIES_COLUMNS

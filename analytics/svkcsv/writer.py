@@ -84,8 +84,13 @@ def write_csv(
     period_s: int | None = None,
     extra: Mapping[str, FloatArray] | None = None,
     decimals: int = 6,
+    activation_hz: float | None = None,
 ) -> Path:
-    """Write ``series`` into ``directory`` under its SvK file name; return the path."""
+    """Write ``series`` into ``directory`` under its SvK file name; return the path.
+
+    ``activation_hz``: an FFR activation's level, written into the test type
+    (``Activation497``) so the file needs no ``--ffr-activation-hz`` when audited.
+    """
     directory = Path(directory)
     if series.start is None:
         raise WriteError(directory, "the series has no absolute start time (Series.start)")
@@ -93,6 +98,10 @@ def write_csv(
         raise WriteError(directory, f"SvK needs >= 3 decimals, got {decimals}")
     if (test_type is TestType.SINE) != (period_s is not None):
         raise WriteError(directory, "period_s is required for sine tests and only for them")
+    if activation_hz is not None and (
+        product is not Product.FFR or test_type is not TestType.ACTIVATION
+    ):
+        raise WriteError(directory, "activation_hz is for FFR activations only")
     if "_" in resource or "/" in resource or not resource.isascii() or not resource:
         raise WriteError(directory, f"resource {resource!r} must be non-empty ASCII without _ or /")
     try:
@@ -119,6 +128,7 @@ def write_csv(
         sampling_ms=ms,
         date=file_date or _floor_minute(first).date(),
         period_s=period_s,
+        activation_hz=activation_hz,
     )
     headers, columns = _columns(series, product, extra, directory)
     suffix = name.header_suffix

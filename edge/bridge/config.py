@@ -18,6 +18,8 @@ sites:
     host: 192.168.1.20
     port: 502
     unit_id: 1
+    link: sdongle          # optional: the map's connection type (timing); default: identified
+    variant: null          # optional: a firmware variant of the map; default: by firmware
     rated_power_kw: 10
     battery: {max_charge_kw: 5, max_discharge_kw: 5, capacity_kwh: 10}
     soc_reserve_min_pct: 10
@@ -79,6 +81,11 @@ class SiteConfig(_Strict):
     host: Annotated[str, Field(min_length=1)]
     port: Annotated[int, Field(ge=1, le=65535)] = 502
     unit_id: Annotated[int, Field(ge=0, le=255)] = 1
+    # How the site is connected: a link of the map's timing (LAN port, dongle model). None:
+    # the map's most conservative link until identification names one (edge/hal/device.py).
+    link: str | None = None
+    # A firmware variant of the map, for variants no firmware string tells apart (EKD).
+    variant: str | None = None
     rated_power_kw: Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
     battery: BatteryLimits
     soc_reserve_min_pct: _Pct = 10.0

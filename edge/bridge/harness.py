@@ -67,6 +67,8 @@ def site_config(spec: SimSpec, sim: SimInverter) -> SiteConfig:
         ),
         "response_time_constant_s": p.tau_s,
         "response_dead_time_s": p.dead_time_s,
+        # a simulator answers like the inverter's own LAN port (map timing.links)
+        "link": "lan" if "lan" in sim.rmap.timing.links else None,
     }
     data.update(spec.site)
     return SiteConfig.model_validate(data)

@@ -52,6 +52,7 @@ from edge.bridge.site import SiteController
 from edge.hal.capabilities import BatteryDevice
 from edge.hal.device import Device
 from edge.hal.discovery import expand_hosts, locate
+from edge.hal.errors import MapError
 from edge.hal.registermap import RegisterMap, load_all
 from edge.hal.transport import ModbusTransport
 
@@ -83,7 +84,16 @@ def hal_device(site: SiteConfig) -> OpenDevice:
         raise ConfigError(
             f"site {site.site_id}", f"no register map for oem {site.oem!r}; have {sorted(maps)}"
         )
-    transport = ModbusTransport(site.host, site.port, site.unit_id, rmap.connection)
+    try:
+        device = Device(
+            rmap,
+            ModbusTransport(site.host, site.port, site.unit_id, rmap.connection),
+            link=site.link,
+            variant=site.variant,
+        )
+    except MapError as exc:
+        raise ConfigError(f"site {site.site_id}", str(exc)) from None
+    transport = device.transport
     rediscover = None
     if site.rediscover_hosts:
         hosts = expand_hosts(site.rediscover_hosts)
@@ -96,7 +106,7 @@ def hal_device(site: SiteConfig) -> OpenDevice:
             return found.host, found.port
 
         rediscover = rediscover_fn
-    return OpenDevice(Device(rmap, transport), transport.close, rediscover)
+    return OpenDevice(device, transport.close, rediscover)
 
 
 def kafka_settings(config: BridgeConfig) -> KafkaSettings:

@@ -2,6 +2,12 @@
 
 Generic over every map: identification, coalesced telemetry reads, fault decoding, write
 plans and their application. Nothing here names an OEM or a register number.
+
+Timing: :meth:`Device.identify` picks the firmware variant (site config, else the firmware
+string) and the connection type (site config, else the firmware string or unit id, else the
+link already in force) and hands their timing to the transport, in force from the next
+request on. A timing value the caller set on the transport itself (different from what the
+map gives for the link in force, e.g. a doctor's ``--settle``) stays.
 """
 
 from __future__ import annotations
@@ -22,17 +28,40 @@ from edge.hal.decode import (
 from edge.hal.errors import UnknownModelError
 from edge.hal.planner import PlanContext, plan_command, plan_heartbeat
 from edge.hal.points import Command, Fault, Identity, Telemetry, WritePlan
-from edge.hal.registermap import RegisterMap
+from edge.hal.registermap import TIMING_FIELDS, RegisterMap
 from edge.hal.transport import ModbusTransport
 
 
 class Device:
     """One inverter (and its battery) reached through one transport."""
 
-    def __init__(self, rmap: RegisterMap, transport: ModbusTransport) -> None:
+    def __init__(
+        self,
+        rmap: RegisterMap,
+        transport: ModbusTransport,
+        *,
+        variant: str | None = None,
+        link: str | None = None,
+    ) -> None:
+        """``variant`` / ``link``: the site config's choice (else identification decides)."""
+        if variant is not None:
+            rmap.with_variant(variant)  # an unknown name fails here (MapError), not later
+        self.configured_variant = variant
+        self.configured_link = link
+        profile = rmap.timing.links[rmap.connection.link].values()
+        self.pinned = {
+            name: getattr(transport.connection, name)
+            for name in TIMING_FIELDS
+            if getattr(transport.connection, name) != profile[name]
+        }
+        """Timing the caller set on the transport (kept whatever link or variant applies)."""
+        if link is not None:
+            rmap = rmap.with_link(link)
         self.base_map = rmap
         self.rmap = rmap
         self.transport = transport
+        if link is not None:
+            transport.apply_timing(rmap.connection.model_copy(update=self.pinned))
         self.identity: Identity | None = None
         self.last_telemetry: Telemetry | None = None
 
@@ -71,8 +100,15 @@ class Device:
         if isinstance(rated, float | int):
             unit = self.base_map.point(ident.rated_power or "").unit
             rated_kw = rated / 1000.0 if unit == "W" else float(rated)
-        variant = self.base_map.variant_for_firmware(firmware)
-        self.rmap = self.base_map.with_variant(variant) if variant else self.base_map
+        variant = self.configured_variant or self.base_map.variant_for_firmware(firmware)
+        link = (
+            self.configured_link
+            or self.base_map.link_for(firmware, self.transport.unit_id)
+            or self.base_map.connection.link
+        )
+        rmap = self.base_map.with_variant(variant) if variant else self.base_map
+        self.rmap = rmap.with_link(link)
+        self.transport.apply_timing(self.rmap.connection.model_copy(update=self.pinned))
         self.identity = Identity(
             oem=self.base_map.oem,
             model=model,
@@ -80,6 +116,7 @@ class Device:
             firmware=firmware,
             rated_power_kw=rated_kw,
             variant=variant,
+            link=link,
         )
         return self.identity
 

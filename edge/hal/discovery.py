@@ -142,8 +142,14 @@ async def open_device(
     unit_id: int | None = None,
     settle_s: float | None = None,
     timeout_s: float | None = None,
+    link: str | None = None,
+    variant: str | None = None,
 ) -> Device:
-    """Identify the device at host:port with the first map that fits; returns it connected."""
+    """Identify the device at host:port with the first map that fits; returns it connected.
+
+    ``link`` / ``variant``: the connection type and firmware variant the site config names
+    (a name the map does not have is skipped for that map: it belongs to another OEM).
+    """
     errors: list[str] = []
     for base in rmaps:
         conn_update: dict[str, float] = {}
@@ -155,7 +161,12 @@ async def open_device(
         rmap = base.model_copy(update={"connection": conn})
         for unit in [unit_id] if unit_id is not None else conn.unit_ids:
             transport = ModbusTransport(host, port, unit, conn, backoff=Backoff(0.2, 5.0))
-            device = Device(rmap, transport)
+            device = Device(
+                rmap,
+                transport,
+                link=link if link in rmap.timing.links else None,
+                variant=variant if variant in rmap.variants else None,
+            )
             try:
                 await device.identify()
             except HalError as exc:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from edge.hal.errors import MapError
 
 if TYPE_CHECKING:
-    from edge.hal.registermap import Point, RegisterMap, Source, Step
+    from edge.hal.registermap import Point, RegisterMap, Source, Step, Variant
 
 
 def check_map(rmap: RegisterMap) -> None:
@@ -17,6 +17,41 @@ def check_map(rmap: RegisterMap) -> None:
     _check_references(rmap)
     _check_control(rmap)
     _check_faults(rmap)
+    _check_timing(rmap)
+
+
+def _check_timing(rmap: RegisterMap) -> None:
+    """Links exist, timeouts are positive, and every link and variant can be reached."""
+    links = rmap.timing.links
+    for what, name in (("timing.default", rmap.timing.default), ("link", rmap.connection.link)):
+        if name not in links:
+            raise MapError(rmap.file, None, f"{what} {name!r} is not a link of timing.links")
+    for name, link in links.items():
+        if link.timeout_s.value <= 0:
+            raise MapError(rmap.file, None, f"timing.links.{name}.timeout_s must be > 0")
+        shadowed = [p for p in link.firmware_prefixes if rmap.link_for(p, None) != name]
+        shadowed += [str(u) for u in link.unit_ids if rmap.link_for("", u) != name]
+        if shadowed:
+            raise MapError(rmap.file, None, f"link {name!r}: {shadowed} select another link")
+    for vname, variant in rmap.variants.items():
+        _check_variant_timing(rmap, vname, variant)
+
+
+def _check_variant_timing(rmap: RegisterMap, vname: str, variant: Variant) -> None:
+    from edge.hal.registermap import TIMING_FIELDS
+
+    written = sorted(set(variant.connection) & set(TIMING_FIELDS))
+    if written:
+        raise MapError(rmap.file, None, f"variant {vname!r}: {written} belong in its timing")
+    for link_name, patch in variant.timing.items():
+        if link_name not in rmap.timing.links:
+            raise MapError(rmap.file, None, f"variant {vname!r} times unknown link {link_name!r}")
+        unknown = sorted(set(patch) - set(TIMING_FIELDS))
+        if unknown:
+            raise MapError(rmap.file, None, f"variant {vname!r}: {unknown} are not timing fields")
+    shadowed = [p for p in variant.firmware_prefixes if rmap.variant_for_firmware(p) != vname]
+    if shadowed:
+        raise MapError(rmap.file, None, f"variant {vname!r}: firmware {shadowed} selects another")
 
 
 def _check_points(rmap: RegisterMap) -> None:

@@ -31,12 +31,24 @@ def map_markdown(rmap: RegisterMap) -> str:
         "|---|---|",
         f"| ports | {', '.join(map(str, c.ports))} |",
         f"| unit ids | {', '.join(map(str, c.unit_ids))} |",
-        f"| settle after connect | {c.connect_settle_s:g} s |",
-        f"| gap between requests / writes | {c.request_gap_s:g} s / {c.write_gap_s:g} s |",
-        f"| settle after a write, before a holding read | {c.readback_settle_s:g} s |",
-        f"| timeout | {c.timeout_s:g} s |",
         f"| max registers per read (gap) | {c.max_registers_per_read} ({c.max_read_gap}) |",
         f"| default word order | {h.word_order} |",
+        f"| link before identification | {rmap.timing.default} |",
+        "",
+        "| Link | Timing | Value | Source |",
+        "|---|---|---|---|",
+    ]
+    for name, link in rmap.timing.links.items():
+        for field, label in (
+            ("connect_settle_s", "settle after connect"),
+            ("request_gap_s", "gap between requests"),
+            ("write_gap_s", "gap between writes"),
+            ("readback_settle_s", "settle after a write, before a holding read"),
+            ("timeout_s", "timeout"),
+        ):
+            cited = getattr(link, field)
+            out.append(f"| {name} | {label} | {cited.value:g} s | {cited.source} |")
+    out += [
         "",
         "| Point | Wire address | Table | Type | Scale | Unit | Access | Min | Max | Notes |",
         "|---|---|---|---|---|---|---|---|---|---|",

@@ -67,6 +67,7 @@ class Identity:
     firmware: str
     rated_power_kw: float | None = None
     variant: str | None = None
+    link: str | None = None  # connection type whose timing is in force (map timing.links)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,17 @@
 A bad map (overlapping points, out-of-range address, unknown type or unit, a sequence writing a
 non-writable point, ...) fails at load with a `MapError` naming the file and the point. The
 JSON schema for editors is generated from this model (`flowerhub edge maps schema`).
+
+Timing per connection type (``timing:``): each link (an inverter's own LAN port, a dongle
+model, ...) gives its settle time after connect, gaps, read-back settle and timeout, every
+value with its source. ``timing.default`` is the link assumed before identification when the
+site config names none (the most conservative one); identification picks a link by firmware
+string or unit id (``firmware_prefixes`` / ``unit_ids``), the site config by name
+(:meth:`RegisterMap.with_link`). The ``connection:`` section holds what does not depend on
+the link (ports, unit ids, block sizes, heartbeat); its timing fields are filled from the
+link in force and never written in the file. Firmware variants overlay points, connection
+keys and per-link timing; a variant is chosen by firmware prefix or by the site config
+(:meth:`RegisterMap.with_variant`), so a variant without prefixes is still reachable.
 """
 
 from __future__ import annotations
@@ -68,9 +79,20 @@ class Header(_Strict):
     word_order: WordOrder = "high_first"
 
 
+# Connection fields that come from the link's timing (``timing.links.<link>``).
+TIMING_FIELDS = (
+    "connect_settle_s",
+    "request_gap_s",
+    "write_gap_s",
+    "readback_settle_s",
+    "timeout_s",
+)
+
+
 class Connection(_Strict):
     ports: list[int] = Field(min_length=1)
     unit_ids: list[int] = Field(min_length=1)
+    link: str = Field(default="", description="The link whose timing is in force (filled in)")
     connect_settle_s: float = Field(ge=0)
     request_gap_s: float = Field(ge=0)
     write_gap_s: float = Field(ge=0, description="Between two writes")
@@ -219,16 +241,54 @@ class FaultTable(_Strict):
     bits: dict[int, FaultBit]
 
 
+class CitedValue(_Strict):
+    """A timing value (seconds) and where it comes from."""
+
+    value: float = Field(ge=0)
+    source: str = Field(min_length=1, description="Document, integration or stated choice")
+
+
+class LinkTiming(_Strict):
+    """How one connection type (LAN port, dongle model) is paced; every value cited."""
+
+    description: str
+    firmware_prefixes: list[str] = Field(
+        default_factory=list, description="Identification: firmware strings read through it"
+    )
+    unit_ids: list[int] = Field(
+        default_factory=list, description="Identification: unit ids that mean this link"
+    )
+    connect_settle_s: CitedValue
+    request_gap_s: CitedValue
+    write_gap_s: CitedValue
+    readback_settle_s: CitedValue
+    timeout_s: CitedValue
+
+    def values(self) -> dict[str, float]:
+        return {name: getattr(self, name).value for name in TIMING_FIELDS}
+
+
+class Timing(_Strict):
+    default: str = Field(description="Link assumed before identification (most conservative)")
+    links: dict[str, LinkTiming] = Field(min_length=1)
+
+
 class Variant(_Strict):
     description: str
     firmware_prefixes: list[str] = Field(default_factory=list)
     points: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    connection: dict[str, Any] = Field(default_factory=dict)
+    connection: dict[str, Any] = Field(
+        default_factory=dict, description="Link-independent connection keys (ports, ...)"
+    )
+    timing: dict[str, dict[str, CitedValue]] = Field(
+        default_factory=dict, description="link -> timing field -> value with its source"
+    )
 
 
 class RegisterMap(_Strict):
     header: Header
     connection: Connection
+    timing: Timing
     points: dict[str, Point]
     identification: Identification
     telemetry: dict[CanonicalPoint, Source]
@@ -237,6 +297,37 @@ class RegisterMap(_Strict):
     faults: list[FaultTable] = Field(default_factory=list)
     variants: dict[str, Variant] = Field(default_factory=dict)
     file: str = Field(default="<memory>", exclude=True)
+    variant: str | None = Field(default=None, exclude=True, description="Overlay applied")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _link_timing(cls, data: Any) -> Any:
+        """Fill the connection's timing fields from the link in force (module doc)."""
+        if not isinstance(data, dict) or not isinstance(data.get("connection"), dict):
+            return data
+        timing = data.get("timing")
+        if not isinstance(timing, dict) or not isinstance(timing.get("links"), dict):
+            return data
+        conn = dict(data["connection"])
+        written = sorted(set(conn) & set(TIMING_FIELDS))
+        if written:
+            raise ValueError(
+                f"connection: {', '.join(written)} come from timing.links.<link>, not from "
+                "connection (one cited value per connection type)"
+            )
+        link = conn.get("link") or timing.get("default")
+        profile = timing["links"].get(link)
+        if not isinstance(profile, dict):
+            raise ValueError(
+                f"link {link!r} (timing.default / connection.link) is not a link of "
+                f"timing.links {sorted(timing['links'])}"
+            )
+        for name in TIMING_FIELDS:
+            entry = profile.get(name)
+            if isinstance(entry, dict) and "value" in entry:
+                conn[name] = entry["value"]
+        conn["link"] = link
+        return {**data, "connection": conn}
 
     @property
     def oem(self) -> str:
@@ -251,24 +342,62 @@ class RegisterMap(_Strict):
         except KeyError:
             raise MapError(self.file, name, "no such point") from None
 
-    def with_variant(self, name: str) -> RegisterMap:
-        """Apply a firmware-variant overlay (point patches, connection patches)."""
-        if name not in self.variants:
-            raise MapError(self.file, None, f"no variant {name!r}")
-        variant = self.variants[name]
+    def _dump_for_parse(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")
+        data["connection"] = {k: v for k, v in data["connection"].items() if k not in TIMING_FIELDS}
+        return data
+
+    def with_variant(self, name: str) -> RegisterMap:
+        """Apply a firmware-variant overlay (points, connection keys, per-link timing)."""
+        if name not in self.variants:
+            raise MapError(
+                self.file, None, f"no variant {name!r}; variants: {sorted(self.variants)}"
+            )
+        variant = self.variants[name]
+        data = self._dump_for_parse()
         for pname, patch in variant.points.items():
             if pname not in data["points"]:
                 raise MapError(self.file, pname, f"variant {name!r} patches an unknown point")
             data["points"][pname] = {**data["points"][pname], **patch}
         data["connection"] = {**data["connection"], **variant.connection}
-        return parse_map(data, f"{self.file}#{name}")
+        for link, patch in variant.timing.items():
+            if link not in data["timing"]["links"]:
+                raise MapError(self.file, None, f"variant {name!r} times an unknown link {link!r}")
+            for field, cited in patch.items():
+                data["timing"]["links"][link][field] = cited.model_dump(mode="json")
+        rmap = parse_map(data, f"{self.file}#{name}")
+        return rmap.model_copy(update={"variant": name})
+
+    def with_link(self, link: str) -> RegisterMap:
+        """The map with ``link``'s timing in force (the site config's or the identified)."""
+        if link not in self.timing.links:
+            raise MapError(self.file, None, f"no link {link!r}; links: {sorted(self.timing.links)}")
+        if link == self.connection.link:
+            return self
+        values = self.timing.links[link].values()
+        conn = self.connection.model_copy(update={"link": link, **values})
+        return self.model_copy(update={"connection": conn})
 
     def variant_for_firmware(self, firmware: str) -> str | None:
         for name, variant in self.variants.items():
             if any(firmware.startswith(p) for p in variant.firmware_prefixes):
                 return name
         return None
+
+    def link_for(self, firmware: str, unit_id: int | None) -> str | None:
+        """The link identification points to: by firmware string, else by unit id."""
+        for name, link in self.timing.links.items():
+            if any(firmware.startswith(p) for p in link.firmware_prefixes):
+                return name
+        for name, link in self.timing.links.items():
+            if unit_id is not None and unit_id in link.unit_ids:
+                return name
+        return None
+
+    def timing_sources(self) -> dict[str, str]:
+        """Timing field -> its source, for the link in force (doctor, docs)."""
+        link = self.timing.links[self.connection.link]
+        return {name: getattr(link, name).source for name in TIMING_FIELDS}
 
 
 def parse_map(data: Any, file: str) -> RegisterMap:

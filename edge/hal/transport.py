@@ -159,6 +159,8 @@ class ModbusTransport:
         self._next_write_at = 0.0
         self._next_holding_read_at = 0.0
         self._next_connect_at = 0.0
+        self._last_done: float | None = None  # when the last request completed
+        self._last_write_done: float | None = None
 
     def __repr__(self) -> str:
         return f"ModbusTransport({self.host}:{self.port} unit {self.unit_id}, {self.health})"
@@ -171,6 +173,19 @@ class ModbusTransport:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+    def apply_timing(self, connection: Connection) -> None:
+        """Use ``connection``'s settle, gaps and timeouts from the next request on.
+
+        The gaps after the last request are re-based on it (a slower link's gap applies to
+        the very next request, a faster one's too); the settle applies to the next connect.
+        """
+        self.connection = connection
+        if self._last_done is not None:
+            self._next_request_at = self._last_done + connection.request_gap_s
+        if self._last_write_done is not None:
+            self._next_write_at = self._last_write_done + connection.write_gap_s
+            self._next_holding_read_at = self._last_write_done + connection.readback_settle_s
 
     def retarget(self, host: str, port: int | None = None) -> None:
         """Follow a device to a new address (rediscovery); reconnects on next request."""
@@ -300,8 +315,10 @@ class ModbusTransport:
             raise self._fail(MalformedReplyError(f"{what}: {exc}"), connection_level=True) from None
         finally:
             done = time.monotonic()
+            self._last_done = done
             self._next_request_at = done + self.connection.request_gap_s
             if is_write:
+                self._last_write_done = done
                 self._next_write_at = done + self.connection.write_gap_s
                 self._next_holding_read_at = done + self.connection.readback_settle_s
         self.stats.last_rtt_s = done - started

@@ -6,7 +6,9 @@ touching the data block (zero_mode is gone), so the sparse blocks here are keyed
 `max_read_gap` registers between points are filled with zeros so coalesced block reads work.
 
 Control API for tests and the CLI: `write_log` / `write_counts`, `inject_fault`,
-`clear_faults`, `set_frequency`, `advance` (virtual clock), `drop_connections`, `move_to`.
+`clear_faults`, `set_frequency`, `advance` (virtual clock), `drop_connections`, `move_to`,
+`pacing` (request count and spacing; with `min_request_spacing_s` > 0 the simulator refuses
+requests spaced closer than that with exception 0x06, like a slow dongle).
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ from typing import Any
 
 from pymodbus.constants import ExcCodes
 from pymodbus.datastore import ModbusDeviceContext, ModbusServerContext, ModbusSparseDataBlock
-from pymodbus.server import ModbusTcpServer
 
 from edge.hal.codecs import RAW_RANGE, decode_unsigned, encode_int, encode_str, to_signed
 from edge.hal.points import Severity
 from edge.hal.registermap import ModelInfo, Point, RegisterMap
 from edge.sim.battery import BatteryModel, BatteryParams
 from edge.sim.firmware import DEFAULT_VERSION, FIRMWARE, RESPONSE, Firmware, PhysicalState
+from edge.sim.pacing import PacedTcpServer, RequestPacing
 from edge.sim.profiles import SiteProfile
 
 OFFSET = 1  # ModbusDeviceContext adds 1 to every PDU address
@@ -120,6 +122,7 @@ class SimInverter:
         seed: int = 0,
         start_time_of_day_s: float = 12 * 3600.0,
         tick_s: float = 0.1,
+        min_request_spacing_s: float = 0.0,
     ) -> None:
         self.rmap = rmap
         self.model: ModelInfo = _pick_model(rmap, model)
@@ -137,6 +140,7 @@ class SimInverter:
         self.firmware: Firmware = FIRMWARE[rmap.oem](
             self.registers, self.model, self.serial, version or DEFAULT_VERSION[rmap.oem]
         )
+        self.pacing = RequestPacing(min_spacing_s=min_request_spacing_s)
         self.write_log: list[WriteRecord] = []
         self.write_counts: Counter[int] = Counter()
         self.faults: dict[str, int] = {t.point: 0 for t in rmap.faults}
@@ -144,7 +148,7 @@ class SimInverter:
         self._offset_s = 0.0
         self._start_tod = start_time_of_day_s
         self._last_tick = 0.0
-        self._server: ModbusTcpServer | None = None
+        self._server: PacedTcpServer | None = None
         self._ticker: asyncio.Task[None] | None = None
         self.firmware.init_registers(self.state())
         self.tick()
@@ -259,7 +263,7 @@ class SimInverter:
     # --------------------------------------------------------------- network
     async def start(self) -> None:
         context = ModbusServerContext(devices={self.unit_id: _Context(self)}, single=False)  # type: ignore[no-untyped-call]  # pymodbus
-        self._server = ModbusTcpServer(context, address=(self.host, self.port))
+        self._server = PacedTcpServer(context, address=(self.host, self.port), pacing=self.pacing)
         await self._server.serve_forever(background=True)
         if self._ticker is None:
             self._ticker = asyncio.create_task(self._tick_loop())

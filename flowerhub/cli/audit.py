@@ -1,10 +1,17 @@
 """``flowerhub audit``: judge activations in the event log or in SvK CSV files.
 
 flowerhub audit (--log DIR | --svk-csv FILE...) [--product P] [--test-type T] [--from T --to T]
-                [--rule-version V] [--allow-1hz] [--ffr-activation-hz F] [--json] --out DIR
+                [--rule-version V] [--allow-1hz] [--ffr-activation-hz F]
+                [--test-signal internal|external] [--t-fme S] [--json] --out DIR
+flowerhub audit --list-thresholds [--json]
 flowerhub audit export-svk --log DIR --activation ID --out DIR --resource NAME --area SE3
 
 --from/--to select the activations overlapping [T, T) and read only the log inside it.
+--product takes SvK's service tokens and common spellings in any case (FcrdUp, fcr-d-up,
+FCR_D_UP). An FFR file whose name (Activation497) or column (ActLevel_Ffr) carries the
+activation level needs no --ffr-activation-hz. Sine tests: --test-signal says how the test
+frequency was applied (internal: F·F_FME with --t-fme, default 1 s, the TSO default;
+external: none); without it both readings are judged and the stricter decides.
 Exit codes: 0 every judged rule passed, 1 a rule failed (or an activation could not be
 judged), 2 bad input (the message names file, line and column for CSV problems).
 """
@@ -23,8 +30,10 @@ from analytics.audit.extract import HOLD_S, AuditInputError
 from analytics.audit.report import ProgressBar, table_text, write_report
 from analytics.audit.run import AuditOptions, AuditResult, audit_csv, audit_log
 from analytics.db import ArchiveViewError
+from analytics.freqresp import T_FME_DEFAULT_S
+from analytics.rules import TestSignal, thresholds
 from analytics.rules.base import KNOWN_VERSIONS, RuleError
-from analytics.svkcsv import SvkCsvError
+from analytics.svkcsv import SvkCsvError, parse_product
 from analytics.timeseries import SeriesError
 from analytics.verdicts import Product, TestType
 from flowerhub.cli import CliError
@@ -41,6 +50,23 @@ def _time(text: str) -> int:
     return int(np.datetime64(stamp, "us").astype(np.int64))
 
 
+def _product(text: str) -> Product:
+    try:
+        return parse_product(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "audit",
@@ -52,7 +78,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--log", type=Path, metavar="DIR", help="event-log archive directory")
     source.add_argument("--svk-csv", type=Path, nargs="+", metavar="FILE", help="SvK CSV files")
-    parser.add_argument("--product", choices=[p.value for p in Product], help="only this product")
+    parser.add_argument(
+        "--product",
+        type=_product,
+        metavar="P",
+        help="only this product: "
+        + ", ".join(f"{p.value}/{p.svk_service}" for p in Product)
+        + " (any case, - or _)",
+    )
     parser.add_argument(
         "--test-type",
         choices=[t.value for t in TestType],
@@ -70,6 +103,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--ffr-activation-hz", type=float, metavar="HZ", help="FFR option (49.7, 49.6, 49.5)"
     )
     parser.add_argument(
+        "--test-signal",
+        choices=[s.value for s in TestSignal if s is not TestSignal.UNKNOWN],
+        help="sine tests: internal (F·F_FME) or external generator; default: both, stricter "
+        "decides",
+    )
+    parser.add_argument(
+        "--t-fme",
+        type=_positive,
+        default=T_FME_DEFAULT_S,
+        metavar="S",
+        help=f"sine tests, internal signal: T_FME (default {T_FME_DEFAULT_S:g} s, TSO default)",
+    )
+    parser.add_argument(
         "--interval", type=float, metavar="S", help="log: fleet series grid (default: telemetry)"
     )
     parser.add_argument(
@@ -83,6 +129,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--prefix", default="", metavar="P", help="log: audit the topics under this prefix"
     )
     parser.add_argument("--json", action="store_true", help="print the verdict table as JSON")
+    parser.add_argument(
+        "--list-thresholds",
+        action="store_true",
+        help="print every figure the rules judge with, and its source, then exit",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.add_argument("--out", type=Path, metavar="DIR", help="output directory (required)")
     parser.set_defaults(func=cmd_audit)
@@ -107,7 +158,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def options(args: argparse.Namespace) -> AuditOptions:
     return AuditOptions(
-        product=None if args.product is None else Product(args.product),
+        product=args.product,
         since_us=args.since,
         until_us=args.until,
         rule_version=args.rule_version,
@@ -116,6 +167,10 @@ def options(args: argparse.Namespace) -> AuditOptions:
         interval_s=args.interval,
         topic_prefix=args.prefix,
         hold_s=args.hold,
+        test_signal=TestSignal.UNKNOWN
+        if args.test_signal is None
+        else TestSignal(args.test_signal),
+        t_fme_s=args.t_fme,
     )
 
 
@@ -144,6 +199,16 @@ def run_audit(args: argparse.Namespace) -> AuditResult:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
+    if args.list_thresholds:
+        listed = thresholds()
+        if args.json:
+            print(
+                json.dumps([{"name": n, "value": v, "source": s} for n, v, s in listed], indent=2)
+            )
+        else:
+            for name, value, source in listed:
+                print(f"{name} = {value:g}  # {source}")
+        return 0
     result = run_audit(args)
     write_report(result, args.out)
     rows = result.rows()

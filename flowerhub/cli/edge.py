@@ -26,6 +26,8 @@ def _connection_args(p: argparse.ArgumentParser) -> None:
         "--settle", type=float, default=None, help="override seconds to wait after connect"
     )
     p.add_argument("--timeout", type=float, default=None, help="override request timeout (s)")
+    p.add_argument("--link", default=None, help="connection type of the map (e.g. lan, winet_s)")
+    p.add_argument("--variant", default=None, help="firmware variant of the map (e.g. ekd_ampere)")
 
 
 def _register_edge(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -74,6 +76,23 @@ def _register_edge(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     doctor.add_argument("--unit-id", type=int, action="append")
     doctor.add_argument("--settle", type=float, default=None)
     doctor.add_argument("--timeout", type=float, default=2.0)
+    doctor.add_argument("--link", default=None, help="connection type (default: identified)")
+    doctor.add_argument("--variant", default=None, help="firmware variant (default: by firmware)")
+    doctor.add_argument(
+        "--measure-gap",
+        action="store_true",
+        help="measure the shortest safe request gap (errors vs gap; pushes the device once)",
+    )
+    doctor.add_argument(
+        "--gaps",
+        type=_gaps,
+        default=None,
+        metavar="MS,MS,...",
+        help="request gaps to try, ms (default 200,100,50,30,20,10,5,0)",
+    )
+    doctor.add_argument(
+        "--gap-requests", type=int, default=20, metavar="N", help="reads per gap (default 20)"
+    )
     doctor.add_argument("--json", action="store_true")
     doctor.set_defaults(func=cmd_doctor)
 
@@ -92,10 +111,28 @@ def _register_sim(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
     sim.add_argument("--count", type=int, default=1, help="N simulators on consecutive ports")
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--soc", type=float, default=50.0)
+    sim.add_argument("--firmware", default=None, help="firmware string (e.g. M_WiNet-S_V01)")
+    sim.add_argument(
+        "--min-spacing-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="refuse (exception 0x06) requests spaced closer than this, like a slow dongle",
+    )
     sim.set_defaults(func=cmd_sim)
 
 
 # ----------------------------------------------------------------------------- helpers
+def _gaps(text: str) -> tuple[float, ...]:
+    try:
+        gaps = tuple(float(part) / 1000.0 for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of milliseconds: {text!r}") from None
+    if not gaps or any(g < 0 for g in gaps):
+        raise argparse.ArgumentTypeError(f"gaps must be >= 0 ms, got {text!r}")
+    return gaps
+
+
 def _maps(oem: str | None) -> list[Any]:
     from edge.hal.errors import MapError
     from edge.hal.registermap import load_all
@@ -124,6 +161,8 @@ def _open(args: argparse.Namespace, oem: str) -> Any:
                 unit_id=args.unit_id,
                 settle_s=args.settle,
                 timeout_s=args.timeout,
+                link=args.link,
+                variant=args.variant,
             )
         except HalError as exc:
             raise CliError(f"{exc} (try: flowerhub edge doctor --host {args.host})") from None
@@ -241,7 +280,7 @@ def cmd_maps_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from edge.doctor import diagnose
+    from edge.doctor import DEFAULT_GAPS_S, diagnose
     from edge.hal.discovery import expand_hosts
 
     try:
@@ -249,6 +288,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from None
     maps = _maps(args.oem)
+    for name, known in (
+        ("link", {k for m in maps for k in m.timing.links}),
+        ("variant", {k for m in maps for k in m.variants}),
+    ):
+        value = getattr(args, name)
+        if value is not None and value not in known:
+            raise CliError(f"unknown {name} {value!r}; the maps have {sorted(known)}")
+    if args.gap_requests < 1:
+        raise CliError("--gap-requests must be >= 1")
+    gaps = args.gaps if args.gaps is not None else (DEFAULT_GAPS_S if args.measure_gap else None)
 
     async def run() -> list[Any]:
         limit = asyncio.Semaphore(32)
@@ -262,6 +311,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
                     unit_ids=args.unit_id,
                     settle_s=args.settle,
                     timeout_s=args.timeout,
+                    link=args.link,
+                    variant=args.variant,
+                    gaps_s=gaps,
+                    gap_requests=args.gap_requests,
                 )
 
         return list(await asyncio.gather(*(one(h) for h in hosts)))
@@ -294,6 +347,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
                     port=args.port + i,
                     seed=args.seed + i,
                     soc_pct=args.soc,
+                    version=args.firmware,
+                    min_request_spacing_s=args.min_spacing_ms / 1000.0,
                 )
                 for i in range(args.count)
             ]

@@ -126,6 +126,9 @@ def site_entry(spec: SiteSpec, sim: SimInverter) -> dict[str, Any]:
         "response_time_constant_s": p.tau_s,
         "response_dead_time_s": p.dead_time_s,
         "reserve_poll_s": reserve_poll_s(sim.rmap.connection.request_gap_s),
+        # a simulator answers like the inverter's own LAN port: name that link where the map
+        # has one (before identification Sungrow assumes the slower WiNet-S dongle)
+        "link": "lan" if "lan" in sim.rmap.timing.links else None,
     }
 
 

@@ -66,7 +66,8 @@ class Site:
         self.transport = ModbusTransport(
             host, self.sim.port, self.sim.unit_id, self.rmap.connection, backoff=Backoff(0.05, 0.2)
         )
-        self.device = Device(self.rmap, self.transport)
+        link = "lan" if "lan" in self.rmap.timing.links else None  # a simulator is a LAN port
+        self.device = Device(self.rmap, self.transport, link=link)
 
     async def __aenter__(self) -> Site:
         await self.sim.start()
@@ -324,10 +325,10 @@ def test_read_back_settle_paces_holding_reads_after_a_write_not_writes() -> None
                 await paced.close()
 
     run(body)
-    assert MAPS["sungrow"].connection.write_gap_s == 0.0
-    assert MAPS["sungrow"].connection.readback_settle_s == 0.5
-    winet = MAPS["sungrow"].with_variant("winet_s").connection
-    assert (winet.write_gap_s, winet.readback_settle_s) == (1.0, 0.5)  # WiNet-S as documented
+    lan = MAPS["sungrow"].with_link("lan").connection
+    assert (lan.write_gap_s, lan.readback_settle_s) == (0.0, 0.5)
+    winet = MAPS["sungrow"].with_link("winet_s").connection
+    assert (winet.write_gap_s, winet.readback_settle_s) == (1.0, 1.0)  # WiNet-S as cited
 
 
 def test_request_and_write_gaps_and_settle_time_are_enforced() -> None:

@@ -256,11 +256,20 @@ def test_sine_csv_files_give_req8_req9_and_bode_nyquist(
             )
         )
     out = tmp_path / "out"
-    code, text, _ = run(["--svk-csv", *map(str, files), "--json", "--out", str(out)], capsys)
+    argv = ["--svk-csv", *map(str, files), "--json"]
+    # simulated without measurement dynamics: as from an external signal generator
+    code, text, _ = run([*argv, "--test-signal", "external", "--out", str(out)], capsys)
     rows = json.loads(text)
     assert code == 0
     set_rows = [r["rule_id"] for r in rows if r["activation"] == "sine-set-FCR_N"]
-    assert set_rows == ["FCRN.REQ8.NYQUIST", "FCRN.REQ9.PERFORMANCE"]
+    assert set_rows == ["FCRN.REQ8.NYQUIST", "FCRN.REQ9.PERFORMANCE", "FCRN.REQ9.K_RED_DYN"]
+    assert "external signal generator: F as measured" in (out / "report.md").read_text()
+    # not stated: both readings, the stricter decides and the other is shown beside
+    code, text, _ = run([*argv, "--out", str(tmp_path / "unknown")], capsys)
+    unknown = [r for r in json.loads(text) if r["activation"] == "sine-set-FCR_N"]
+    assert [r["rule_id"] for r in unknown] == set_rows
+    assert all(r["other_reading"] for r in unknown)
+    assert "test signal not stated" in (tmp_path / "unknown" / "report.md").read_text()
     linearity = [r for r in rows if r["rule_id"] == "FCRN.REQ10.LINEARITY"]
     assert len(linearity) == 3
     assert (out / "plots" / "bode-FCR_N.png").is_file()
@@ -286,12 +295,14 @@ def test_failing_rule_exits_1_and_time_window_in_iso(
 ) -> None:
     scenario = mfrr_order_log(tmp_path / "log")
     window = ["--from", "2026-09-21T14:13:00Z", "--to", "2026-09-21T15:00:00+00:00"]
-    argv = ["--log", str(scenario.root), "--product", "MFRR", *window, "--json"]
+    argv = ["--log", str(scenario.root), "--product", "mfrr", *window, "--json"]
     code, out, _ = run(
         [*argv, "--rule-version", "EAM-2025-03-04", "--out", str(tmp_path / "a")], capsys
     )
     fat = [r for r in json.loads(out) if r["rule_id"] == "MFRR.FAT"]
-    assert [(r["status"], r["measured"], r["threshold"]) for r in fat] == [("FAIL", 772.5, 750.0)]
+    assert [(r["status"], r["threshold"]) for r in fat] == [("FAIL", 300.0)]
+    assert fat[0]["measured"] == pytest.approx(810.0)  # full 810 s after the MTU start
+    assert fat[0]["other_reading"].endswith("FAIL")  # 12.5 min from the start fails too
     assert code == 1
     code, out, _ = run(
         [*argv, "--rule-version", "SVK-LEGACY", "--out", str(tmp_path / "b")], capsys

@@ -161,8 +161,12 @@ def test_a_tr25_ramp_test_is_judged_on_its_schedule_when_the_frequency_is_smeare
     on_schedule = judge(smeared, Product.FCR_D_UP, TestType.RAMP, **params)
     detected = judge(exact, Product.FCR_D_UP, TestType.RAMP)
     assert [v.rule_id for v in on_schedule] == [v.rule_id for v in detected]
-    assert all(v.passed for v in on_schedule)
+    # a first-order response approaches 100 % from below: the legacy "100 % within 30 s"
+    # is never full (no tolerance), on both paths alike
+    assert [v.rule_id for v in on_schedule if not v.passed] == ["FCRD_UP.LEGACY.100PCT_30S"]
     for a, b in zip(on_schedule, detected, strict=True):
         assert a.passed == b.passed
+        if "100PCT" in a.rule_id:
+            continue
         if a.measured is not None and b.measured is not None:
             assert a.measured == pytest.approx(b.measured, rel=0.05, abs=0.05)

@@ -213,4 +213,9 @@ def test_export_then_audit_gives_the_same_verdicts(
     assert [v.rule_id for v in direct] == [v.rule_id for v in via_csv]
     for a, b in zip(direct, via_csv, strict=True):
         assert a.passed == b.passed
+        if "100PCT" in a.rule_id:
+            # a first-order response reaches exactly 100 % only where its rounding says so:
+            # ~21 time constants in memory, ~15 after the CSV's 6 decimals
+            assert b.measured <= a.measured
+            continue
         assert b.measured == pytest.approx(a.measured, rel=1e-5, abs=1e-5)

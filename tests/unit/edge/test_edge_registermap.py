@@ -115,3 +115,83 @@ def test_json_schema_is_generated_from_the_model() -> None:
     assert schema["title"] == "RegisterMap"
     assert "points" in schema["properties"]
     assert "Point" in schema["$defs"]
+
+
+# ---------------------------------------------------------------- timing per connection type
+def test_every_link_value_has_a_source_and_the_default_is_the_slowest() -> None:
+    from edge.hal.registermap import TIMING_FIELDS, load_all
+
+    for rmap in load_all().values():
+        default = rmap.timing.links[rmap.timing.default]
+        assert rmap.connection.link == rmap.timing.default
+        for name, link in rmap.timing.links.items():
+            for field in TIMING_FIELDS:
+                cited = getattr(link, field)
+                assert cited.source.strip(), f"{rmap.oem}.{name}.{field}"
+                assert getattr(rmap.with_link(name).connection, field) == cited.value
+            # before identification the most conservative link: no slower settle or gap
+            for field in ("connect_settle_s", "request_gap_s"):
+                assert getattr(default, field).value >= getattr(link, field).value
+
+
+def test_link_is_identified_by_firmware_or_unit_id() -> None:
+    from edge.hal.registermap import load_all
+
+    maps = load_all()
+    assert maps["sungrow"].link_for("M_WiNet-S_V01_V01_A", 1) == "winet_s"
+    assert maps["sungrow"].link_for("SAPPHIRE-H_01011.95.12", 1) is None  # stays as is
+    assert maps["huawei"].link_for("V100R001C10SPC200", 0) == "inverter"
+    assert maps["huawei"].link_for("V100R001C10SPC200", 1) == "sdongle"
+    assert maps["huawei"].link_for("V100R001C10SPC200", 100) == "sdongle"
+    sungrow_lan = maps["sungrow"].with_link("lan").connection
+    assert (sungrow_lan.request_gap_s, sungrow_lan.link) == (0.005, "lan")
+    with pytest.raises(MapError, match=r"no link 'wifi'; links: \['lan', 'winet_s'\]"):
+        maps["sungrow"].with_link("wifi")
+
+
+def test_variant_timing_patches_its_link_and_survives_a_link_change() -> None:
+    from edge.hal.registermap import load_all
+
+    saj = load_all()["saj"]
+    ekd = saj.with_variant("ekd_ampere")
+    assert (ekd.variant, ekd.connection.request_gap_s) == ("ekd_ampere", 0.2)
+    assert "Ampere.IQ" in ekd.timing_sources()["request_gap_s"]
+    assert ekd.with_link("aio3").connection.request_gap_s == 0.2
+    assert saj.connection.request_gap_s == 0.1
+    with pytest.raises(MapError, match=r"no variant 'ekd'; variants: \['ekd_ampere'\]"):
+        saj.with_variant("ekd")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "match"),
+    [
+        (_set(["connection", "request_gap_s"], 0.05), "come from timing.links"),
+        (_set(["timing", "default"], "wifi"), "link 'wifi' .* is not a link of timing.links"),
+        (_set(["timing", "links", "sdongle", "timeout_s", "value"], 0.0), "timeout_s"),
+        (_set(["timing", "links", "inverter", "unit_ids"], [1]), r"\['1'\] select another link"),
+        (
+            _set(["timing", "links", "sdongle", "request_gap_s"], {"value": 0.05, "source": ""}),
+            "request_gap_s",
+        ),
+        (
+            _set(["variants", "fw_spc140", "connection"], {"request_gap_s": 0.1}),
+            "belong in its timing",
+        ),
+        (
+            _set(["variants", "fw_spc140", "timing"], {"wifi": {}}),
+            "times unknown link 'wifi'",
+        ),
+    ],
+)
+def test_bad_timing_is_refused_at_load(mutate: Mutation, match: str) -> None:
+    data = copy.deepcopy(_base())
+    mutate(data)
+    with pytest.raises(MapError, match=match):
+        parse_map(data, "t.yaml")
+
+
+def test_a_variant_shadowed_by_another_prefix_is_refused() -> None:
+    data = _base()
+    data["variants"]["spc14x"] = {"description": "x", "firmware_prefixes": ["V100R001C00SPC141"]}
+    with pytest.raises(MapError, match="selects another"):
+        parse_map(data, "v.yaml")

@@ -40,12 +40,13 @@ async def controller(
     sim = SimInverter(rmap, port=free_port(), battery=BatteryParams(tau_s=0.2, dead_time_s=0.05))
     await sim.start()
     transport = ModbusTransport(sim.host, sim.port, sim.unit_id, rmap.connection)
+    link = "lan" if "lan" in rmap.timing.links else None  # a simulator is a LAN port
     store = IdempotencyStore(tmp / "idem.sqlite")
     outbox = Outbox(tmp / "outbox", defer_sync=True)
     writer = DiskWriter(store, outbox)
     ctl = SiteController(
         site_config(SimSpec("s1", oem, site=site or {}), sim),
-        Device(bridge_map or rmap, transport),
+        Device(bridge_map or rmap, transport, link=link),
         writer=writer,
         sink=EventSink(outbox, BridgeTopics()),
         telemetry_interval_s=0.1,
