@@ -56,6 +56,7 @@ async def controller(
     try:
         yield ctl, sim
     finally:
+        await ctl.stop_observers()  # read-backs still waiting: no task outlives the test
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -236,6 +237,6 @@ def test_commands_carry_the_heartbeat_and_standalone_ones_are_skipped(tmp_path: 
             times = [sim.write_log[start - 1].time_s, *(w.time_s for w in beats)]
             assert max(b - a for a, b in itertools.pairwise(times)) < 1.0
             await until(lambda: ctl.polling.keepalive.heartbeats > standalone, 8.0)  # resumes
-        await ctl.drain()
+            await ctl.drain()  # every command has its outcome (before the writer closes)
 
     run(body)
