@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from edge.bridge.events import LinkStatus
-from edge.hal.connect import Rediscover
+from edge.hal.capabilities import Rediscover
 from edge.hal.errors import HalError, TransportError
 from edge.hal.points import Mode
 

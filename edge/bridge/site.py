@@ -31,8 +31,7 @@ from edge.bridge.reserve import ReserveLoop
 from edge.bridge.shared import SiteShared
 from edge.bridge.sink import EventSink
 from edge.bridge.telemetry import TelemetryLoop
-from edge.hal.capabilities import SiteDevice
-from edge.hal.connect import Rediscover
+from edge.hal.capabilities import Rediscover, SiteDevice
 
 
 def _utcnow() -> datetime:

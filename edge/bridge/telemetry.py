@@ -39,7 +39,7 @@ from edge.bridge.safety import headroom
 from edge.bridge.scheduler import Action, decide
 from edge.bridge.shared import SiteShared
 from edge.bridge.sink import EventSink
-from edge.hal.connect import Rediscover
+from edge.hal.capabilities import Rediscover
 from edge.hal.errors import HalError
 from edge.hal.points import Fault, Telemetry
 

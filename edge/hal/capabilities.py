@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from edge.hal.points import CanonicalPoint, Command, Fault, Identity, Telemetry, WritePlan
+
+# Finding a device again: serial -> (host, port) where it answers now, or None (the device is
+# retargeted there).
+Rediscover = Callable[[str], Awaitable[tuple[str, int] | None]]
 
 
 @runtime_checkable

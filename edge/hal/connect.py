@@ -10,15 +10,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from edge.hal.capabilities import SiteDevice
+from edge.hal.capabilities import Rediscover, SiteDevice
 from edge.hal.control import ControlPolicy
 from edge.hal.device import Device
 from edge.hal.discovery import expand_hosts, locate
 from edge.hal.registermap import RegisterMap
 from edge.hal.transport import ModbusTransport
-
-# serial -> (host, port) where the device answers now, or None; the device is retargeted.
-Rediscover = Callable[[str], Awaitable[tuple[str, int] | None]]
 
 
 @dataclass
