@@ -74,9 +74,9 @@ from contract.kafka.cliargs import options_of
 from contract.kafka.settings import KafkaSettings
 from edge.bridge.events import COMMAND, command_record
 from edge.bridge.harness import new_command
-from edge.bridge.keepalive import Heartbeat
 from edge.bridge.model import Kind
 from edge.bridge.sink import BridgeTopics
+from edge.hal.control import Heartbeat
 from edge.hal.planner import plan_heartbeat
 from edge.hal.registermap import load_all
 from edge.hal.transport import ModbusTransport

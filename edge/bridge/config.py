@@ -38,6 +38,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from contract.kafka.cliargs import KafkaOptions
+from edge.hal.control import DEFAULT_HEARTBEAT_S, DEFAULT_HOLD_S, ControlPolicy
 
 
 class ConfigError(Exception):
@@ -103,14 +104,14 @@ class SiteConfig(_Strict):
     # While a command is in force: heartbeat writes (maps that have one) at this period, and
     # the setpoint re-written this often (OEM forced-mode timers) or as soon as telemetry shows
     # the inverter left remote control.
-    keepalive_s: Annotated[float, Field(gt=0.0)] = 5.0
+    keepalive_s: Annotated[float, Field(gt=0.0)] = DEFAULT_HEARTBEAT_S
     # Fault words are read this often (telemetry every poll); SiteFault goes out on a change.
     fault_interval_s: Annotated[float, Field(ge=0.0)] = 2.0
     refresh_s: Annotated[float, Field(gt=0.0)] = 600.0
     # A register the bridge wrote is trusted to still hold its value this long (unless a failed
     # write, telemetry out of remote control or a read-back says otherwise): a set-power or
     # droop update then writes only what changes. 0 = always write the whole OEM sequence.
-    skip_held_writes_s: Annotated[float, Field(ge=0.0, le=3600.0)] = 30.0
+    skip_held_writes_s: Annotated[float, Field(ge=0.0, le=3600.0)] = DEFAULT_HOLD_S
     # Rediscovery when the device is OFFLINE (DHCP moved the dongle): hosts to scan
     # ('192.168.1.0/24', '10.0.0.5-40', 'a,b') and ports (default: the map's), found by serial.
     rediscover_hosts: str | None = None
@@ -125,6 +126,10 @@ class SiteConfig(_Strict):
                 f"soc_reserve_max_pct ({self.soc_reserve_max_pct})"
             )
         return self
+
+    def control_policy(self) -> ControlPolicy:
+        """How the site's device economises its writes (held registers, heartbeat period)."""
+        return ControlPolicy(hold_s=self.skip_held_writes_s, heartbeat_s=self.keepalive_s)
 
 
 class OutboxConfig(_Strict):

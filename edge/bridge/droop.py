@@ -11,8 +11,8 @@ Response in kW (positive = discharge) for an armed :class:`ReserveParams`:
 * ``deadband_hz``: no response while ``|f - f_start| < deadband``; outside it the curve is the
   undistorted line from f_start (full activation stays at f_full).
 
-The controller adds the response to the base setpoint, bounds the sum by the site's limits and
-disarms on expiry or STOP.
+:class:`ReserveController` adds the responses to the base setpoint and bounds the sum by the
+site's limits; the reserve loop (:mod:`edge.bridge.reserve`) disarms on expiry or STOP.
 """
 
 from __future__ import annotations
@@ -57,36 +57,47 @@ class DroopTarget:
 
 
 class ReserveController:
-    """Holds at most one armed reserve; computes the setpoint at each poll."""
+    """The armed reserves, keyed by product, and the setpoint they ask for at a frequency.
+
+    One reserve at a time for now: arming replaces what was armed (an ARM_RESERVE command
+    carries one product). :meth:`target` is the one place the power to hold is computed: the
+    base plus the response of every armed reserve, bounded by the limits.
+    """
 
     def __init__(self) -> None:
-        self.armed: Armed | None = None
+        self._armed: dict[Product, Armed] = {}
+
+    @property
+    def armed(self) -> Armed | None:
+        """The armed reserve (None: none armed)."""
+        return next(iter(self._armed.values()), None)
 
     def arm(self, params: ReserveParams, valid_until: datetime, command_id: str) -> None:
-        self.armed = Armed(params, valid_until, command_id)
+        self._armed = {params.product: Armed(params, valid_until, command_id)}
 
     def disarm(self) -> None:
-        self.armed = None
+        self._armed = {}
 
     def product(self, now: datetime) -> Product:
         self.expire(now)
-        return Product.NONE if self.armed is None else self.armed.params.product
+        armed = self.armed
+        return Product.NONE if armed is None else armed.params.product
 
     def expire(self, now: datetime) -> bool:
-        """Disarm when the arm command has expired; True if it just did."""
-        if self.armed is not None and now >= self.armed.valid_until:
-            self.armed = None
-            return True
-        return False
+        """Disarm the reserves whose arm command has expired; True if one just did."""
+        gone = [p for p, a in self._armed.items() if now >= a.valid_until]
+        for product in gone:
+            del self._armed[product]
+        return bool(gone)
 
     def target(
         self, base_kw: float, frequency_hz: float | None, now: datetime, limits: PowerLimits
     ) -> DroopTarget:
-        """Base + response bounded by limits. No frequency or not armed: base alone (bounded)."""
+        """Base + responses bounded by limits. No frequency or none armed: base alone (bounded)."""
         self.expire(now)
         reserve = 0.0
-        if self.armed is not None and frequency_hz is not None:
-            reserve = response_kw(self.armed.params, frequency_hz)
+        if frequency_hz is not None:
+            reserve = sum((response_kw(a.params, frequency_hz) for a in self._armed.values()), 0.0)
         total, cause = limits.clamp(base_kw + reserve)
         return DroopTarget(total, reserve, cause is not None)
 

@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
 
 from edge.bridge.events import LinkStatus
+from edge.hal.capabilities import Rediscover
 from edge.hal.errors import HalError, TransportError
-from edge.hal.points import Mode, WritePlan
+from edge.hal.points import Mode
 
 OFFLINE_AFTER = 3  # consecutive transport failures
 REASSERT_MIN_S = 5.0  # at most one re-write of the setpoint per this many seconds
 CONTROLLED = (Mode.REMOTE, Mode.FORCED)
-
-
-@runtime_checkable
-class Heartbeats(Protocol):
-    """Devices whose map has keep-alive writes (e.g. an external-EMS heartbeat)."""
-
-    def plan_heartbeat(self) -> WritePlan | None: ...
-
-
-# serial -> (host, port) where the device answers now, or None; the device is retargeted.
-Rediscover = Callable[[str], Awaitable[tuple[str, int] | None]]
 
 
 @dataclass

@@ -2,27 +2,25 @@
 
 Runs in the background per written command (the site goes on polling and applying): waits the
 OEM's response time, reads the setpoint registers back, measures battery power and mode, and
-reports the command APPLIED, CLAMPED or OVERRIDDEN with the measured values and the likely cause
-(:func:`edge.bridge.override.classify`).
+gives the command's outcome, APPLIED, CLAMPED or OVERRIDDEN, with the measured values and the
+likely cause (:func:`edge.bridge.override.classify`). The command pipeline reports it.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from edge.bridge.events import Outcome
 from edge.bridge.idempotency import Tracking
 from edge.bridge.model import BridgeCommand, Kind, Status
 from edge.bridge.override import Observation, classify
 from edge.bridge.safety import Accepted
+from edge.bridge.shared import SiteShared
 from edge.hal.errors import HalError
 from edge.hal.points import Command
-
-if TYPE_CHECKING:
-    from edge.bridge.site import SiteController
 
 
 @dataclass(frozen=True)
@@ -36,6 +34,7 @@ class Written:
     writes: int
     acked: datetime
     tracking: Tracking | None
+    seq: int  # the pipeline's count of applied commands, this one included
 
 
 @dataclass(frozen=True)
@@ -50,10 +49,15 @@ class CommandTrace:
     acked: float  # every write of its plan acknowledged
 
 
-async def observe(ctl: SiteController, w: Written, latency_ms: float) -> None:
-    """Read back and measure after the response time, then report the outcome."""
-    cmd, decision, hal_cmd, tracking = w.cmd, w.decision, w.hal_cmd, w.tracking
-    seq = ctl.applied_seq
+async def observe(
+    shared: SiteShared, w: Written, latency_ms: float, applied: Callable[[], int]
+) -> Outcome:
+    """Read back and measure after the response time; the command's outcome.
+
+    ``applied``: how many commands the pipeline has applied by now (a later one supersedes
+    this one's measurement).
+    """
+    cmd, decision, hal_cmd = w.cmd, w.decision, w.hal_cmd
     written = None if cmd.kind is Kind.SAFE_MODE else hal_cmd.power_kw
     base = Outcome(
         cmd.command_id,
@@ -65,63 +69,53 @@ async def observe(ctl: SiteController, w: Written, latency_ms: float) -> None:
         register_writes=w.writes,
         latency_ms=latency_ms,
     )
+    timing = shared.timing
     try:
-        await asyncio.sleep(ctl.timing.settle_s)
-        readback = await ctl.device.read_setpoint_readback()
-        tel = await ctl.reader.read()
-        faults = await ctl.device.read_faults()
+        await asyncio.sleep(timing.settle_s)
+        readback = await shared.device.read_setpoint_readback()
+        tel = await shared.device.read_due_telemetry()
+        faults = await shared.device.read_faults()
     except HalError as exc:
-        ctl.link.failed(exc)
-        ctl.finish(replace(base, reason=f"written; read-back failed: {exc}"), tracking)
-        return
-    ctl.telemetry = tel
+        shared.link.failed(exc)
+        return replace(base, reason=f"written; read-back failed: {exc}")
+    shared.telemetry = tel
     measured = tel.battery_power_kw
-    elapsed = (ctl.clock() - w.acked).total_seconds()
+    elapsed = (shared.clock() - w.acked).total_seconds()
     if written is None or measured is None:
         status = Status.CLAMPED if decision.clamped else Status.APPLIED
-        ctl.finish(
-            replace(
-                base,
-                status=status,
-                measured_kw=measured,
-                measured_soc_pct=tel.soc_pct,
-                reason="handed back to the OEM's own mode"
-                if written is None
-                else "battery power not measured",
-            ),
-            tracking,
+        return replace(
+            base,
+            status=status,
+            measured_kw=measured,
+            measured_soc_pct=tel.soc_pct,
+            reason="handed back to the OEM's own mode"
+            if written is None
+            else "battery power not measured",
         )
-        return
-    if seq != ctl.applied_seq:
-        ctl.finish(
-            replace(
-                base,
-                measured_kw=measured,
-                measured_soc_pct=tel.soc_pct,
-                reason="written; superseded before the response time passed",
-            ),
-            tracking,
+    if w.seq != applied():
+        return replace(
+            base,
+            measured_kw=measured,
+            measured_soc_pct=tel.soc_pct,
+            reason="written; superseded before the response time passed",
         )
-        return
+    site = shared.site
     verdict = classify(
         written,
         w.start_kw,
         Observation(measured, tel.soc_pct, tel.mode, elapsed, readback, tuple(faults)),
-        timing=ctl.timing,
-        soc_min_pct=ctl.site.soc_reserve_min_pct,
-        soc_max_pct=ctl.site.soc_reserve_max_pct,
+        timing=timing,
+        soc_min_pct=site.soc_reserve_min_pct,
+        soc_max_pct=site.soc_reserve_max_pct,
         gate_cause=decision.clamp_cause,
     )
     if verdict.status is not Status.APPLIED:
-        ctl.held.forget()  # clamped or overridden: the registers may not hold our values
-    ctl.finish(
-        replace(
-            base,
-            status=verdict.status,
-            measured_kw=measured,
-            measured_soc_pct=tel.soc_pct,
-            cause=verdict.cause,
-            reason=verdict.reason,
-        ),
-        tracking,
+        shared.device.forget_held()  # clamped or overridden: the registers may not hold ours
+    return replace(
+        base,
+        status=verdict.status,
+        measured_kw=measured,
+        measured_soc_pct=tel.soc_pct,
+        cause=verdict.cause,
+        reason=verdict.reason,
     )

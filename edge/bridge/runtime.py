@@ -22,7 +22,7 @@ import contextlib
 import functools
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TextIO
 
@@ -41,7 +41,6 @@ from edge.bridge.config import BridgeConfig, ConfigError, SiteConfig
 from edge.bridge.diskwriter import DiskWriter
 from edge.bridge.events import COMMAND, command_from_record
 from edge.bridge.idempotency import IdempotencyStore, Tracking
-from edge.bridge.link import Rediscover
 from edge.bridge.model import BridgeInputError
 from edge.bridge.observe import CommandTrace
 from edge.bridge.offsets import OffsetError, OffsetTracker
@@ -49,25 +48,13 @@ from edge.bridge.outbox import Outbox
 from edge.bridge.shutdown import cancel_and_wait
 from edge.bridge.sink import BridgeTopics, EventSink
 from edge.bridge.site import SiteController
-from edge.hal.capabilities import BatteryDevice
-from edge.hal.device import Device
-from edge.hal.discovery import expand_hosts, locate
+from edge.hal.connect import OpenDevice, open_device
 from edge.hal.errors import MapError
 from edge.hal.registermap import RegisterMap, load_all
-from edge.hal.transport import ModbusTransport
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 10.0  # then the files are closed even if a task ignored cancellation
-
-
-@dataclass
-class OpenDevice:
-    """A device, how to release it and (optionally) how to find it again by serial."""
-
-    device: BatteryDevice
-    close: Callable[[], Awaitable[None]]
-    rediscover: Rediscover | None = None
 
 
 @functools.cache
@@ -85,28 +72,19 @@ def hal_device(site: SiteConfig) -> OpenDevice:
             f"site {site.site_id}", f"no register map for oem {site.oem!r}; have {sorted(maps)}"
         )
     try:
-        device = Device(
+        return open_device(
             rmap,
-            ModbusTransport(site.host, site.port, site.unit_id, rmap.connection),
+            site.host,
+            site.port,
+            site.unit_id,
+            policy=site.control_policy(),
             link=site.link,
             variant=site.variant,
+            rediscover_hosts=site.rediscover_hosts,
+            rediscover_ports=site.rediscover_ports,
         )
     except MapError as exc:
         raise ConfigError(f"site {site.site_id}", str(exc)) from None
-    transport = device.transport
-    rediscover = None
-    if site.rediscover_hosts:
-        hosts = expand_hosts(site.rediscover_hosts)
-
-        async def rediscover_fn(serial: str) -> tuple[str, int] | None:
-            found = await locate(serial, hosts, rmap, ports=site.rediscover_ports)
-            if found is None:
-                return None
-            transport.retarget(found.host, found.port)
-            return found.host, found.port
-
-        rediscover = rediscover_fn
-    return OpenDevice(device, transport.close, rediscover)
 
 
 def kafka_settings(config: BridgeConfig) -> KafkaSettings:
@@ -187,7 +165,7 @@ class Bridge:
             config.latency_trace.parent.mkdir(parents=True, exist_ok=True)
             self._trace = config.latency_trace.open("a", encoding="utf-8")
             for c in self.sites.values():
-                c.on_trace = self._write_trace
+                c.commands.on_trace = self._write_trace
 
     def _write_trace(self, trace: CommandTrace) -> None:
         """One line per applied command (buffered; the file is closed with the bridge)."""

@@ -1,4 +1,4 @@
-"""A battery inverter behind a register map: the `BatteryDevice` the bridge talks to.
+"""A battery inverter behind a register map: the `SiteDevice` the bridge talks to.
 
 Generic over every map: identification, coalesced telemetry reads, fault decoding, write
 plans and their application. Nothing here names an OEM or a register number.
@@ -8,14 +8,22 @@ string) and the connection type (site config, else the firmware string or unit i
 link already in force) and hands their timing to the transport, in force from the next
 request on. A timing value the caller set on the transport itself (different from what the
 map gives for the link in force, e.g. a doctor's ``--settle``) stays.
+
+What the bridge asks of a device it controls lives here too, so the bridge never sees a
+register, a block or the transport: "the telemetry due at this poll" (tiered polling,
+:mod:`edge.hal.tiers`), "the frequency alone", "this power update's writes, without what the
+device holds and with the heartbeat taken along", "the heartbeat if one is due" and "write
+this plan" (held registers and heartbeat bookkeeping, :mod:`edge.hal.control`).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from datetime import datetime
 
 from edge.hal.blocks import Block, Span, plan_blocks
+from edge.hal.control import ControlPolicy, WriteBook
 from edge.hal.decode import (
     Value,
     canonical,
@@ -25,10 +33,11 @@ from edge.hal.decode import (
     telemetry_points,
     values_from_bank,
 )
-from edge.hal.errors import UnknownModelError
+from edge.hal.errors import HalError, UnknownModelError
 from edge.hal.planner import PlanContext, plan_command, plan_heartbeat
-from edge.hal.points import Command, Fault, Identity, Telemetry, WritePlan
+from edge.hal.points import CanonicalPoint, Command, Fault, Identity, Telemetry, WritePlan
 from edge.hal.registermap import TIMING_FIELDS, RegisterMap
+from edge.hal.tiers import TieredPolling
 from edge.hal.transport import ModbusTransport
 
 
@@ -42,8 +51,10 @@ class Device:
         *,
         variant: str | None = None,
         link: str | None = None,
+        policy: ControlPolicy | None = None,
     ) -> None:
-        """``variant`` / ``link``: the site config's choice (else identification decides)."""
+        """``variant`` / ``link``: the site config's choice (else identification decides);
+        ``policy``: held-register and heartbeat timing (:mod:`edge.hal.control`)."""
         if variant is not None:
             rmap.with_variant(variant)  # an unknown name fails here (MapError), not later
         self.configured_variant = variant
@@ -64,9 +75,24 @@ class Device:
             transport.apply_timing(rmap.connection.model_copy(update=self.pinned))
         self.identity: Identity | None = None
         self.last_telemetry: Telemetry | None = None
+        self.polling = TieredPolling()
+        self.book = WriteBook(policy or ControlPolicy())
+        self._blocks: dict[tuple[str, ...], list[Block]] = {}  # per point set, for self._planned
+        self._planned: RegisterMap | None = None
 
     # ------------------------------------------------------------------ reads
     def blocks_for(self, names: Iterable[str]) -> list[Block]:
+        """The coalesced reads covering ``names`` (planned once per point set and map)."""
+        if self.rmap is not self._planned:  # first use, or identify() switched the variant
+            self._planned = self.rmap
+            self._blocks.clear()
+        key = tuple(names)
+        blocks = self._blocks.get(key)
+        if blocks is None:
+            blocks = self._blocks[key] = self._plan_blocks(key)
+        return blocks
+
+    def _plan_blocks(self, names: Iterable[str]) -> list[Block]:
         spans = [
             Span(self.rmap.point(n).table, self.rmap.point(n).address, self.rmap.point(n).count)
             for n in names
@@ -168,6 +194,65 @@ class Device:
         src = rb.discharge_power if direction > 0 else rb.charge_power
         magnitude = canonical(self.rmap, src, values)
         return None if magnitude is None else direction * abs(magnitude)
+
+    # -------------------------------------------- what the bridge asks of a controlled device
+    async def read_due_telemetry(self) -> Telemetry:
+        """One tiered poll: the points due now read, the rest at their latest value (HalError
+        propagates; the poll counter only moves on success)."""
+        rmap = self.rmap
+        values = await self.read_points(self.polling.due(rmap))
+        tel = self.polling.polled(rmap, values)
+        self.last_telemetry = tel  # plan context (live limits), as read_telemetry does
+        return tel
+
+    async def read_frequency(self) -> float | None:
+        """Grid frequency alone (one short read): an armed reserve's fast loop."""
+        rmap = self.rmap
+        names = self.polling.frequency_points(rmap)
+        if not names:
+            return None
+        return self.polling.frequency(rmap, await self.read_points(names))
+
+    def telemetry_ages_s(self) -> dict[CanonicalPoint, float]:
+        """How old each canonical point's latest polled value is, seconds."""
+        return self.polling.ages_s()
+
+    @property
+    def write_gap_s(self) -> float:
+        """The map's minimum time between two writes."""
+        return self.rmap.connection.write_gap_s
+
+    def plan_update(self, cmd: Command, now: datetime, *, carry_heartbeat: bool) -> WritePlan:
+        """``cmd``'s writes without those whose registers already hold the value (a power update
+        is one write, not the OEM's whole sequence); ``carry_heartbeat``: the heartbeat taken
+        along after them when it is getting old. WriteRefusedError as :meth:`plan_command`."""
+        plan = self.plan_command(cmd)
+        return self.book.update(plan, self._heartbeat(), now, carry=carry_heartbeat)
+
+    def plan_keepalive(self, now: datetime) -> WritePlan | None:
+        """The standalone heartbeat if one is due now (None: not due, or the map has none)."""
+        return self.book.keepalive(self._heartbeat(), now)
+
+    async def write(self, plan: WritePlan, now: datetime) -> None:
+        """Apply ``plan`` and remember what the registers hold; a failed write (HalError,
+        re-raised) leaves nothing trusted."""
+        try:
+            await self.apply(plan)
+        except (HalError, asyncio.CancelledError):  # some registers may hold new values
+            self.book.failed()
+            raise
+        self.book.wrote(plan, self._heartbeat(), now)
+
+    def forget_held(self) -> None:
+        """The registers may not hold our values any more (the inverter left remote control, a
+        read-back disagreed): the next update writes its whole sequence."""
+        self.book.failed()
+
+    def _heartbeat(self) -> WritePlan | None:
+        try:
+            return self.plan_heartbeat()
+        except HalError:  # a heartbeat the plan context cannot fill: none to track
+            return None
 
 
 def _text(value: Value) -> str:

@@ -204,7 +204,7 @@ def test_armed_fcr_d_responds_to_frequency_without_commands(fleet: SimBridge) ->
         time.sleep(0.2)
     assert power == pytest.approx(4.0, abs=0.3)
     assert bridge.stats.consumed == consumed  # no command event was involved
-    assert bridge.sites["fcr"].droop_writes >= 2
+    assert bridge.sites["fcr"].reserve.droop_writes >= 2
     # telemetry says what is armed
     topic = fleet.topics.for_event("SiteTelemetry")
     tel = asyncio.run(
@@ -237,7 +237,7 @@ def test_modbus_loss_is_reported_then_recovered(fleet: SimBridge) -> None:
     fleet.call(sim.stop())
     try:
         _wait(lambda: fleet.do(site.link_state) == "OFFLINE", 30, "the link to go OFFLINE")
-        assert fleet.do(lambda: site.errors) >= 3
+        assert fleet.do(lambda: site.shared.link.errors) >= 3
     finally:
         fleet.call(sim.start())
     _wait(lambda: fleet.do(site.link_state) == "ONLINE", 30, "the link to come back")
@@ -264,7 +264,7 @@ def test_device_that_moved_is_rediscovered_by_serial(fleet: SimBridge) -> None:
     _wait(lambda: fleet.do(site.link_state) == "ONLINE", 30, "the first poll (serial known)")
     fleet.call(sim.move_to("127.0.0.1", MOVED_PORT))  # DHCP gave the dongle a new address
     _wait(lambda: fleet.do(site.link_state) == "REDISCOVERED", 40, "rediscovery")
-    assert fleet.do(lambda: site.port) == MOVED_PORT
+    assert fleet.do(lambda: site.shared.link.port) == MOVED_PORT
     before = writes(fleet, "mv")
     cmd = new_command("mv", Kind.SET_POWER, 1.0)
     send(fleet, [cmd])
@@ -291,5 +291,6 @@ def test_inverter_leaving_remote_control_gets_the_setpoint_back(fleet: SimBridge
     send(fleet, [cmd])
     assert results(fleet, {cmd.command_id})[cmd.command_id]["status"] == "APPLIED"
     fleet.do(lambda: sim.advance(25.0))  # 25 s of silence: past the 20 s heartbeat timeout
-    _wait(lambda: fleet.do(lambda: site.reasserts) >= 1, 20, "the setpoint to be re-written")
+    keepalive = site.polling.keepalive
+    _wait(lambda: fleet.do(lambda: keepalive.reasserts) >= 1, 20, "the setpoint to be re-written")
     _wait(lambda: abs(fleet.do(lambda: sim.battery.power_kw) - 2.0) < 0.3, 20, "power back at 2 kW")

@@ -42,10 +42,10 @@ async def step_responses(
     store = IdempotencyStore(tmp / "idem.sqlite")
     outbox = Outbox(tmp / "outbox", defer_sync=True)
     writer = DiskWriter(store, outbox)
-    spec = SimSpec("r", OEM, site={"reserve_poll_s": reserve_poll_s})
+    cfg = site_config(SimSpec("r", OEM, site={"reserve_poll_s": reserve_poll_s}), sim)
     ctl = SiteController(
-        site_config(spec, sim),
-        Device(rmap, transport),
+        cfg,
+        Device(rmap, transport, policy=cfg.control_policy()),
         writer=writer,
         sink=EventSink(outbox, BridgeTopics()),
         telemetry_interval_s=1.0,
@@ -54,7 +54,7 @@ async def step_responses(
     tasks = [asyncio.create_task(r) for r in runs]
     power_register = rmap.point("forcible_discharge_power").address
     try:
-        while ctl.telemetry is None:  # noqa: ASYNC110  # the first poll
+        while ctl.shared.telemetry is None:  # noqa: ASYNC110  # the first poll
             await asyncio.sleep(0.02)
         arm = new_command(
             "r",
@@ -63,7 +63,7 @@ async def step_responses(
             valid_s=120.0,
         )
         ctl.submit(arm)
-        while ctl.state.active is None:  # noqa: ASYNC110  # armed once its write is done
+        while ctl.shared.setpoint.state.active is None:  # noqa: ASYNC110  # armed once its write is done
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.5)
         delays = []

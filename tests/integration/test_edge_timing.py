@@ -144,8 +144,13 @@ def test_every_declared_variant_and_link_can_be_reached(
             sim_args["version"] = found_by + "X"
         sim, transport = await started(rmap, **sim_args)
         try:
-            configured = {kind: name} if found_by is None else {}
-            device = Device(rmap, transport, **configured)
+            by_config = name if found_by is None else None
+            device = Device(
+                rmap,
+                transport,
+                variant=by_config if kind == "variant" else None,
+                link=by_config if kind == "link" else None,
+            )
             ident = await device.identify()
             return ident.variant, ident.link, transport.connection.request_gap_s
         finally:

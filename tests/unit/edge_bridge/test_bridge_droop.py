@@ -1,4 +1,4 @@
-"""Edge-local droop: SvK curves, dead band, bounds, expiry."""
+"""Edge-local droop: SvK curves, dead band, bounds, expiry, arming by product, fast-loop writes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.bridge.droop import ReserveController, needs_write, response_kw
+from edge.bridge.droop import ReserveController, fast_write_due, needs_write, response_kw
 from edge.bridge.model import BridgeInputError, Cause, PowerLimits, Product, ReserveParams
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -136,3 +136,37 @@ def test_total_always_within_limits(base: float, f: float, d: float, c: float) -
     ctl.arm(FCRN, T0 + timedelta(minutes=1), "a")
     t = ctl.target(base, f, T0, PowerLimits(d, c, Cause.SITE_LIMIT, Cause.SITE_LIMIT))
     assert -c <= t.total_kw <= d
+
+
+def test_arming_replaces_the_armed_reserve() -> None:
+    """One reserve at a time (an ARM_RESERVE carries one product): a second arm replaces the
+    first, whatever its product, and the target holds only the new one's response."""
+    ctl = ReserveController()
+    ctl.arm(FCRD_UP, T0 + timedelta(seconds=60), "up")
+    ctl.arm(FCRD_DOWN, T0 + timedelta(seconds=30), "down")
+    armed = ctl.armed
+    assert armed is not None
+    assert armed.command_id == "down"
+    assert ctl.product(T0) is Product.FCR_D_DOWN
+    assert ctl.target(0.0, 49.5, T0, WIDE).total_kw == 0.0  # FCR-D up is gone: no response
+    assert ctl.target(0.0, 50.5, T0, WIDE).total_kw == -4.0
+    assert ctl.expire(T0 + timedelta(seconds=30))
+    assert ctl.armed is None
+    assert not ctl.expire(T0 + timedelta(seconds=61))  # nothing left to expire
+
+
+# (last written kW, target kW, deadband kW, s since the last write, write gap s, write now?)
+FAST_WRITES = [
+    (None, 1.0, 0.05, 10.0, 0.5, True),  # nothing written yet
+    (1.0, 1.04, 0.05, 10.0, 0.5, False),  # inside the deadband
+    (1.0, 1.05, 0.05, 10.0, 0.5, True),
+    (1.0, 3.0, 0.05, 0.3, 0.5, False),  # the map's write gap has not passed
+    (1.0, 3.0, 0.05, 0.5, 0.5, True),
+    (1.0, -3.0, 0.05, 0.0, 0.0, True),
+]
+
+
+@pytest.mark.parametrize("case", FAST_WRITES)
+def test_fast_write_due(case: tuple[float | None, float, float, float, float, bool]) -> None:
+    last, target, step, since, gap, due = case
+    assert fast_write_due(last, target, step, since, gap) is due

@@ -44,9 +44,10 @@ async def controller(
     store = IdempotencyStore(tmp / "idem.sqlite")
     outbox = Outbox(tmp / "outbox", defer_sync=True)
     writer = DiskWriter(store, outbox)
+    cfg = site_config(SimSpec("s1", oem, site=site or {}), sim)
     ctl = SiteController(
-        site_config(SimSpec("s1", oem, site=site or {}), sim),
-        Device(bridge_map or rmap, transport, link=link),
+        cfg,
+        Device(bridge_map or rmap, transport, link=link, policy=cfg.control_policy()),
         writer=writer,
         sink=EventSink(outbox, BridgeTopics()),
         telemetry_interval_s=0.1,
@@ -56,6 +57,7 @@ async def controller(
     try:
         yield ctl, sim
     finally:
+        await ctl.stop_observers()  # read-backs still waiting: no task outlives the test
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -88,17 +90,22 @@ async def until(pred: Callable[[], bool], within_s: float = 10.0) -> None:
 def test_expired_command_reverts_to_safe_mode(tmp_path: Path) -> None:
     async def body() -> None:
         async with controller(tmp_path) as (ctl, _sim):
-            await until(lambda: ctl.telemetry is not None)
+            await until(lambda: ctl.shared.telemetry is not None)
             cmd = new_command("s1", Kind.SET_POWER, 2.0, valid_s=1.5)
             ctl.submit(cmd)
             await ctl.drain()
             assert results(ctl)[cmd.command_id]["status"] == "APPLIED"
-            assert not ctl.state.in_safe_mode
-            await until(lambda: ctl.state.in_safe_mode, 10)
-            assert ctl.state.active is None
-            await until(lambda: ctl.telemetry is not None and ctl.telemetry.mode is not Mode.FORCED)
-            assert ctl.telemetry is not None
-            assert ctl.telemetry.mode is Mode.SELF_CONSUMPTION
+            assert not ctl.shared.setpoint.state.in_safe_mode
+            await until(lambda: ctl.shared.setpoint.state.in_safe_mode, 10)
+            assert ctl.shared.setpoint.state.active is None
+            await until(
+                lambda: (
+                    ctl.shared.telemetry is not None
+                    and ctl.shared.telemetry.mode is not Mode.FORCED
+                )
+            )
+            assert ctl.shared.telemetry is not None
+            assert ctl.shared.telemetry.mode is Mode.SELF_CONSUMPTION
 
     run(body)
 
@@ -106,7 +113,7 @@ def test_expired_command_reverts_to_safe_mode(tmp_path: Path) -> None:
 def test_safe_mode_and_resubmission(tmp_path: Path) -> None:
     async def body() -> None:
         async with controller(tmp_path) as (ctl, sim):
-            await until(lambda: ctl.telemetry is not None)
+            await until(lambda: ctl.shared.telemetry is not None)
             cmd = new_command("s1", Kind.SET_POWER, -1.0)
             ctl.submit(cmd)
             ctl.submit(cmd)  # redelivered while in flight
@@ -124,7 +131,7 @@ def test_safe_mode_and_resubmission(tmp_path: Path) -> None:
             res = results(ctl)[safe.command_id]
             assert res["status"] == "APPLIED"
             assert res["written_kw"] is None
-            assert ctl.state.in_safe_mode
+            assert ctl.shared.setpoint.state.in_safe_mode
             assert ctl.sink.emitted[RESULT] == 3
 
     run(body)
@@ -137,7 +144,7 @@ def test_command_seen_claimed_after_a_crash_is_not_written(tmp_path: Path) -> No
             now = datetime.now(UTC)
             store.claim(cmd.command_id, "s1", now + timedelta(minutes=2), now)
         async with controller(tmp_path) as (ctl, sim):
-            await until(lambda: ctl.telemetry is not None)
+            await until(lambda: ctl.shared.telemetry is not None)
             writes = len(sim.write_log)
             ctl.submit(cmd)
             await ctl.drain()
@@ -158,7 +165,7 @@ def test_write_the_map_refuses_is_rejected_and_never_sent(tmp_path: Path) -> Non
 
     async def body() -> None:
         async with controller(tmp_path, "huawei", narrow) as (ctl, sim):
-            await until(lambda: ctl.telemetry is not None)
+            await until(lambda: ctl.shared.telemetry is not None)
             writes = len(sim.write_log)
             cmd = new_command("s1", Kind.SET_POWER, -2.0)  # a charge: the bounded register
             ctl.submit(cmd)
@@ -174,13 +181,13 @@ def test_write_the_map_refuses_is_rejected_and_never_sent(tmp_path: Path) -> Non
 def test_fault_raised_and_cleared_are_published_on_change(tmp_path: Path) -> None:
     async def body() -> None:
         async with controller(tmp_path) as (ctl, sim):
-            await until(lambda: ctl.telemetry is not None)
+            await until(lambda: ctl.shared.telemetry is not None)
             table = sim.rmap.faults[0]
             bit = sorted(table.bits)[0]
             sim.inject_fault(table.point, bit)
-            await until(lambda: bool(ctl.faults), 10)
+            await until(lambda: bool(ctl.polling.faults), 10)
             sim.clear_faults()
-            await until(lambda: not ctl.faults, 10)
+            await until(lambda: not ctl.polling.faults, 10)
             codec = ctl.sink.codec
             events = [
                 codec.decode(r.value).record
@@ -206,19 +213,21 @@ def test_commands_carry_the_heartbeat_and_standalone_ones_are_skipped(tmp_path: 
 
     async def body() -> None:
         async with controller(tmp_path, "sungrow", site={"keepalive_s": 1.0}) as (ctl, sim):
-            await until(lambda: ctl.telemetry is not None)
+            await until(lambda: ctl.shared.telemetry is not None)
             hb = sim.rmap.point("ems_heartbeat").address
             power = sim.rmap.point("ems_mode").address  # the FC16 of mode, command, power
             ctl.submit(new_command("s1", Kind.SET_POWER, 3.0))  # the whole sequence
-            await until(lambda: ctl.last_written_kw is not None)
+            await until(lambda: ctl.shared.setpoint.last_written_kw is not None)
             start = len(sim.write_log)
-            standalone = ctl.heartbeat.standalone
+            standalone = ctl.polling.keepalive.heartbeats
             for i in range(10):
                 await asyncio.sleep(0.3)
                 ctl.submit(new_command("s1", Kind.SET_POWER, (-1.0) ** i * (1.0 + 0.1 * i)))
-            await until(lambda: not len(ctl.queue) and not ctl._busy)
-            assert ctl.heartbeat.standalone == standalone
-            assert ctl.heartbeat.carried >= 3
+            await until(lambda: not ctl.commands.queued and not ctl.commands.applying)
+            assert ctl.polling.keepalive.heartbeats == standalone
+            device = ctl.shared.device
+            assert isinstance(device, Device)
+            assert device.book.heartbeat.carried >= 3
             log = sim.write_log[start:]
             assert sum(w.address == power for w in log) == 10  # one power write per command
             beats = [w for w in log if w.address == hb]
@@ -228,7 +237,7 @@ def test_commands_carry_the_heartbeat_and_standalone_ones_are_skipped(tmp_path: 
                     assert prev.address == power  # taken along after a command's write
             times = [sim.write_log[start - 1].time_s, *(w.time_s for w in beats)]
             assert max(b - a for a, b in itertools.pairwise(times)) < 1.0
-            await until(lambda: ctl.heartbeat.standalone > standalone, 8.0)  # quiet: resumes
-        await ctl.drain()
+            await until(lambda: ctl.polling.keepalive.heartbeats > standalone, 8.0)  # resumes
+            await ctl.drain()  # every command has its outcome (before the writer closes)
 
     run(body)

@@ -1,4 +1,5 @@
-"""Tiered polling: which points each poll reads (pure, per map), fewer Modbus reads per poll on a
+"""Tiered polling: which points each poll reads (pure, per map), the polling state's due sets,
+kept values, ages and variant switch (pure), fewer Modbus reads per poll through the Device on a
 real simulator, full telemetry every poll with honest ages, the fast frequency read."""
 
 from __future__ import annotations
@@ -9,14 +10,13 @@ from typing import Any
 
 import pytest
 
-from edge.bridge.droop import fast_write_due
 from edge.bridge.harness import free_port
-from edge.bridge.polling import TieredReader
-from edge.hal.decode import telemetry_points
+from edge.hal.decode import Value, telemetry_points
 from edge.hal.device import Device
 from edge.hal.planner import POLL_EVERY, due_points, poll_tiers
 from edge.hal.points import CanonicalPoint
 from edge.hal.registermap import load_all
+from edge.hal.tiers import TieredPolling
 from edge.hal.transport import ModbusTransport
 from edge.sim.server import SimInverter
 
@@ -64,21 +64,77 @@ def test_bad_period() -> None:
         poll_tiers(MAPS["saj"], {**POLL_EVERY, CanonicalPoint.SOC_PCT: 0})
 
 
-# (last written kW, target kW, deadband kW, s since the last write, write gap s, write now?)
-FAST_WRITES = [
-    (None, 1.0, 0.05, 10.0, 0.5, True),  # nothing written yet
-    (1.0, 1.04, 0.05, 10.0, 0.5, False),  # inside the deadband
-    (1.0, 1.05, 0.05, 10.0, 0.5, True),
-    (1.0, 3.0, 0.05, 0.3, 0.5, False),  # the map's write gap has not passed
-    (1.0, 3.0, 0.05, 0.5, 0.5, True),
-    (1.0, -3.0, 0.05, 0.0, 0.0, True),
+def fake_values(names: list[str], value: float = 1.0) -> dict[str, Value]:
+    """Values as a read would give them (numbers only: what matters here is which were read)."""
+    return dict.fromkeys(names, value)
+
+
+# (oem, poll number, points due beyond the every-poll tier)
+DUE = [
+    ("huawei", 1, []),
+    ("huawei", 5, ["soc"]),
+    ("huawei", 10, ["soc", "max_charge_power", "max_discharge_power"]),
+    ("huawei", 30, ["soc", "max_charge_power", "max_discharge_power", "rated_capacity"]),
+    ("sungrow", 7, []),
+    ("sungrow", 15, ["soc"]),
+    ("saj", 20, ["battery_soc", "charge_power_limit", "discharge_power_limit", "rated_power"]),
 ]
 
 
-@pytest.mark.parametrize("case", FAST_WRITES)
-def test_fast_write_due(case: tuple[float | None, float, float, float, float, bool]) -> None:
-    last, target, step, since, gap, due = case
-    assert fast_write_due(last, target, step, since, gap) is due
+@pytest.mark.parametrize(("oem", "poll", "slow"), DUE)
+def test_polling_reads_the_due_tier(oem: str, poll: int, slow: list[str]) -> None:
+    rmap = MAPS[oem]
+    tiers = poll_tiers(rmap)
+    fast = sorted(n for n, p in tiers.items() if p == 1)
+    polling = TieredPolling()
+    assert sorted(polling.due(rmap)) == sorted(tiers)  # nothing read yet: everything
+    polling.polled(rmap, fake_values(polling.due(rmap)))
+    while polling.polls < poll:
+        polling.polled(rmap, fake_values(polling.due(rmap)))
+    assert sorted(polling.due(rmap)) == sorted(fast + slow)
+
+
+def test_a_point_never_read_is_due_until_it_is() -> None:
+    rmap = MAPS["huawei"]
+    polling = TieredPolling()
+    first = polling.due(rmap)
+    polling.polled(rmap, fake_values([n for n in first if n != "soc"]))  # soc's read got lost
+    assert "soc" in polling.due(rmap)  # poll 1 would not read it, but it has no value yet
+
+
+def test_values_carry_over_and_ages_say_how_old() -> None:
+    rmap = MAPS["sungrow"]
+    now = [100.0]
+    polling = TieredPolling(clock=lambda: now[0])
+    assert polling.ages_s() == {}
+    tel = polling.polled(rmap, fake_values(polling.due(rmap), 40.0))
+    assert tel.soc_pct == 40.0
+    now[0] = 103.0
+    tel = polling.polled(rmap, fake_values(polling.due(rmap), 45.0))  # poll 1: no soc
+    assert tel.soc_pct == 40.0  # the latest value, still in the sample
+    ages = polling.ages_s()
+    assert ages[CanonicalPoint.SOC_PCT] == 3.0
+    assert ages[CanonicalPoint.FREQUENCY_HZ] == 0.0
+    now[0] = 104.0
+    names = polling.frequency_points(rmap)
+    assert names
+    assert set(names) <= set(poll_tiers(rmap))
+    assert polling.frequency(rmap, fake_values(names, 49.9)) == pytest.approx(49.9)
+    assert polling.ages_s()[CanonicalPoint.FREQUENCY_HZ] == 0.0  # the fast read counts
+    assert polling.polls == 2  # a frequency read is not a poll
+
+
+def test_another_map_starts_over() -> None:
+    """identify() switched to a firmware variant: a new map object, read whole again."""
+    rmap = MAPS["huawei"]
+    polling = TieredPolling()
+    polling.polled(rmap, fake_values(polling.due(rmap)))
+    variant = rmap.model_copy()
+    assert sorted(polling.due(variant)) == sorted(poll_tiers(variant))
+    assert polling.polls == 0
+    # a frequency read of the old map (in flight across the switch) is not kept
+    polling.frequency(rmap, fake_values(polling.frequency_points(rmap), 49.0))
+    assert CanonicalPoint.FREQUENCY_HZ not in polling.ages_s()
 
 
 @pytest.mark.parametrize("oem", sorted(MAPS))
@@ -93,30 +149,30 @@ def test_tiered_reads_on_a_simulator(oem: str) -> None:
         transport = ModbusTransport(sim.host, sim.port, sim.unit_id, conn)
         device = Device(rmap, transport)
         now = [0.0]
-        reader = TieredReader(device, clock=lambda: now[0])
+        device.polling = TieredPolling(clock=lambda: now[0])
         try:
             whole = await device.read_telemetry()
             full_reads = transport.stats.reads
-            first = await reader.read()  # the first poll reads everything
+            first = await device.read_due_telemetry()  # the first poll reads everything
             assert transport.stats.reads - full_reads == full_reads
             assert first.soc_pct == pytest.approx(whole.soc_pct, abs=0.2)
             before = transport.stats.reads
             now[0] = 1.0
-            fast = await reader.read()  # poll 1: power, frequency, mode only
+            fast = await device.read_due_telemetry()  # poll 1: power, frequency, mode only
             fast_reads = transport.stats.reads - before
             assert fast_reads < full_reads
             # still a full sample: slow points carry their latest value, and say how old
             assert fast.soc_pct == first.soc_pct
             assert fast.capacity_kwh == first.capacity_kwh
             assert fast.battery_power_kw is not None
-            ages = reader.ages_s()
+            ages = device.telemetry_ages_s()
             assert ages[CanonicalPoint.FREQUENCY_HZ] == 0.0
             assert ages[CanonicalPoint.SOC_PCT] == 1.0
             assert device.last_telemetry is fast  # plan context sees the live limits
             sim.set_frequency(49.62)
             sim.tick()
             before = transport.stats.reads
-            assert await reader.read_frequency() == pytest.approx(49.62)
+            assert await device.read_frequency() == pytest.approx(49.62)
             assert transport.stats.reads - before == 1
         finally:
             await transport.close()

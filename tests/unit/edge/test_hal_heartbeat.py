@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.bridge.keepalive import Heartbeat
+from edge.hal.control import Heartbeat
 from edge.hal.planner import PlanContext, drop_held, plan_command, plan_heartbeat
 from edge.hal.points import Command, WritePlan
 from edge.hal.registermap import RegisterMap, load_all

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.bridge.registers import HeldRegisters
+from edge.hal.control import HeldRegisters
 from edge.hal.planner import PlanContext, drop_held, plan_command
 from edge.hal.points import Command, RegisterWrite, WritePlan
 from edge.hal.registermap import load_all

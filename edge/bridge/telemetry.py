@@ -1,0 +1,193 @@
+"""A site's telemetry loop: poll, faults, status, rediscovery, publish, expiry enforcement.
+
+Every interval (:meth:`TelemetryLoop.run`, the first poll ``phase_s`` late so a bridge's sites
+spread over the interval) one :meth:`TelemetryLoop.tick`:
+
+* identifies the device once, reads the telemetry due at this poll (tiered, in the HAL) and the
+  fault words every ``fault_interval_s``; a failure is counted on the link, an OFFLINE device
+  with a known serial is looked for elsewhere (rate limited), and DeviceStatus goes out;
+* forgets the held registers when the inverter left remote control (they are not ours then);
+* publishes SiteFault on a change (on disk at once) and SiteTelemetry every poll;
+* enforces what is in force: an expired command with nothing queued to succeed it reverts to
+  safe mode; else the keep-alive (:mod:`edge.bridge.keepalive`), else the armed reserve's droop
+  at the poll's rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Protocol
+
+from edge.bridge.diskwriter import DiskWriter, log_failure
+from edge.bridge.events import (
+    FAULT,
+    STATUS,
+    TELEMETRY,
+    LinkStatus,
+    TelemetryContext,
+    fault_record,
+    status_record,
+    telemetry_record,
+)
+from edge.bridge.keepalive import KeepAlive
+from edge.bridge.link import CONTROLLED
+from edge.bridge.model import Product
+from edge.bridge.safety import headroom
+from edge.bridge.scheduler import Action, decide
+from edge.bridge.shared import SiteShared
+from edge.bridge.sink import EventSink
+from edge.hal.capabilities import Rediscover
+from edge.hal.errors import HalError
+from edge.hal.points import Fault, Telemetry
+
+log = logging.getLogger(__name__)
+
+
+class ReserveDuty(Protocol):
+    """What the poll asks of the site's reserves (:class:`edge.bridge.reserve.ReserveLoop`)."""
+
+    def expire(self, now: datetime) -> bool: ...
+
+    def disarm(self) -> None: ...
+
+    def product(self, now: datetime) -> Product: ...
+
+    async def enforce(self, now: datetime, frequency_hz: float | None) -> None: ...
+
+
+def _since(now: datetime, t: datetime | None) -> float:
+    return float("inf") if t is None else (now - t).total_seconds()
+
+
+class TelemetryLoop:
+    """One site's polls and what they enforce."""
+
+    def __init__(
+        self,
+        shared: SiteShared,
+        reserve: ReserveDuty,
+        queued: Callable[[], int],
+        *,
+        writer: DiskWriter,
+        sink: EventSink,
+        interval_s: float = 1.0,
+        status_interval_s: float = 30.0,
+        rediscover: Rediscover | None = None,
+    ) -> None:
+        self._shared = shared
+        self._reserve = reserve
+        self._queued = queued  # commands waiting to be applied (a successor to an expired one)
+        self._writer = writer
+        self._sink = sink
+        self.interval_s = interval_s
+        self.status_interval_s = status_interval_s
+        self._rediscover = rediscover
+        self.keepalive = KeepAlive(shared)
+        self.faults: list[Fault] = []
+        self._faults_at: datetime | None = None
+
+    async def run(self, phase_s: float = 0.0) -> None:
+        """Poll every interval, the first poll ``phase_s`` late (staggers a bridge's sites)."""
+        loop = asyncio.get_running_loop()
+        if phase_s > 0:
+            await asyncio.sleep(phase_s)
+        next_at = loop.time()
+        while True:
+            try:
+                await self.tick()
+            except Exception:  # e.g. OutboxFullError: keep polling and enforcing
+                log.exception("site %s: telemetry tick", self._shared.site.site_id)
+            next_at += self.interval_s
+            delay = next_at - loop.time()
+            if delay < 0:
+                next_at, delay = loop.time(), 0.0
+            await asyncio.sleep(delay)
+
+    async def tick(self) -> None:
+        """One poll: read, publish, enforce expiry, run the droop."""
+        sh = self._shared
+        now = sh.clock()
+        t0 = asyncio.get_running_loop().time()
+        try:
+            if sh.identity is None:
+                sh.identity = await sh.device.identify()
+            tel = await sh.device.read_due_telemetry()
+            faults = self.faults
+            if _since(now, self._faults_at) >= sh.site.fault_interval_s:
+                faults, self._faults_at = await sh.device.read_faults(), now
+        except HalError as exc:
+            sh.link.failed(exc)
+            await self._maybe_rediscover(now)
+            self._publish_status(now)
+            return
+        sh.link.ok((asyncio.get_running_loop().time() - t0) * 1000.0)
+        sh.telemetry = tel
+        if tel.mode not in CONTROLLED:
+            sh.device.forget_held()  # out of remote control: its registers are not ours any more
+        limits = sh.limits = sh.live_limits()
+        if {f.code for f in faults} != {f.code for f in self.faults}:
+            self._sink.emit(FAULT, fault_record(sh.site.site_id, faults, self.faults, now))
+            self._writer.sync(bulk=False).add_done_callback(log_failure)  # critical: on disk now
+            self.faults = list(faults)
+        await self._enforce(now, tel)
+        up, down = headroom(limits, tel.battery_power_kw or 0.0)
+        active = sh.setpoint.state.active
+        ctx = TelemetryContext(
+            headroom_up_kw=up,
+            headroom_down_kw=down,
+            max_discharge_kw=limits.max_discharge_kw,
+            max_charge_kw=limits.max_charge_kw,
+            setpoint_kw=sh.setpoint.last_written_kw,
+            active_command_id=active.command_id if active else None,
+            reserve_armed=self._reserve.product(now),
+            faulted=bool(self.faults),
+        )
+        self._sink.emit(TELEMETRY, telemetry_record(sh.site.site_id, sh.identity, tel, ctx, now))
+        self._publish_status(now)
+
+    async def _enforce(self, now: datetime, tel: Telemetry) -> None:
+        sh = self._shared
+        self._reserve.expire(now)
+        if decide(sh.setpoint.state, now, self._queued()) is Action.REVERT_TO_SAFE_MODE:
+            log.info("site %s: command expired, back to safe mode", sh.site.site_id)
+            self._reserve.disarm()
+            await sh.path.write(sh.safe_command())
+            sh.setpoint.to_safe_mode()
+            return
+        if sh.setpoint.state.in_safe_mode:
+            return
+        if await self.keepalive(now, tel):
+            return
+        await self._reserve.enforce(now, tel.frequency_hz)
+
+    async def _maybe_rediscover(self, now: datetime) -> None:
+        """OFFLINE with a known serial: look for the device elsewhere (rate limited)."""
+        sh = self._shared
+        if self._rediscover is None or sh.identity is None or sh.link_state() != "OFFLINE":
+            return
+        serial = sh.identity.serial
+        every = sh.site.rediscover_every_s
+        found = await sh.link.rediscover_if_due(self._rediscover, serial, now, every)
+        if found is not None:
+            log.info("site %s: %s found at %s:%s", sh.site.site_id, serial, *found)
+
+    def _publish_status(self, now: datetime) -> None:
+        sh = self._shared
+        link, ident = sh.link, sh.identity
+        st = LinkStatus(
+            state=sh.link_state(),
+            host=link.host,
+            port=link.port,
+            unit_id=link.unit_id,
+            serial=ident.serial if ident else None,
+            error_count=link.errors,
+            last_error=link.last_error,
+            rtt_ms=link.rtt_ms,
+            outbox_depth=self._sink.outbox.depth,
+            outbox_dropped=self._sink.outbox.dropped,
+        )
+        if link.status_due(st, now, self.status_interval_s):
+            self._sink.emit(STATUS, status_record(sh.site.site_id, st, now))
