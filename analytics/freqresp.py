@@ -63,7 +63,8 @@ import numpy as np
 import numpy.typing as npt
 
 from analytics.timeseries import FloatArray, InsufficientDataError, Series
-from analytics.verdicts import Product, Verdict
+from analytics.verdicts import Verdict
+from contract.enums import Product
 from contract.products import (
     FCRD_BAND_HZ,
     FCRD_K_RED_DYN_MIN,
@@ -72,6 +73,7 @@ from contract.products import (
     NOMINAL_HZ,
     CitedInt,
     cite,
+    rule_tag,
 )
 
 FULL_BAND_HZ = {Product.FCR_N: FCRN_BAND_HZ, Product.FCR_D_UP: FCRD_BAND_HZ,
@@ -366,7 +368,7 @@ def stability_check(
     left = round(float(turns)) != 0
     measured = float(dist.min()) * (-1 if left else 1)
     return Verdict.compare(
-        rule_id=f"{product.tag}.REQ8.NYQUIST",
+        rule_id=f"{rule_tag(product)}.REQ8.NYQUIST",
         rule_version=TR25,
         product=product,
         requirement=f"Nyquist curve outside the {STABILITY_RADIUS:g} circle around -1",
@@ -410,7 +412,7 @@ def performance_check(
     worst = float(performance_ratio(w, f / k_red_dyn, product).max())
     k_red = k_red_needed(w, f, product)
     return Verdict.compare(
-        rule_id=f"{product.tag}.REQ9.PERFORMANCE",
+        rule_id=f"{rule_tag(product)}.REQ9.PERFORMANCE",
         rule_version=TR25,
         product=product,
         requirement="K_margin·|G/(1+FG)| < |1/D|, D = 1/(70s+1)",
@@ -430,7 +432,7 @@ def k_red_check(fits: Sequence[PeriodFit], product: Product) -> Verdict:
     k_red = k_red_needed(w, f, product)
     minimum = K_RED_DYN_MIN[product]
     return Verdict.compare(
-        rule_id=f"{product.tag}.REQ9.K_RED_DYN",
+        rule_id=f"{rule_tag(product)}.REQ9.K_RED_DYN",
         rule_version=TR25,
         product=product,
         requirement=f"K_red,dyn needed for Req 9 >= {minimum:g} (product minimum)",
@@ -446,7 +448,7 @@ def k_red_check(fits: Sequence[PeriodFit], product: Product) -> Verdict:
 def linearity_check(fit: PeriodFit, product: Product) -> Verdict:
     """Req 10 for one period: normalised RMSE of the sine fit < 1."""
     return Verdict.compare(
-        rule_id=f"{product.tag}.REQ10.LINEARITY",
+        rule_id=f"{rule_tag(product)}.REQ10.LINEARITY",
         rule_version=TR25,
         product=product,
         requirement="normalised RMSE of the fitted sine < 1",

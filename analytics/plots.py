@@ -15,7 +15,7 @@ from matplotlib.patches import Circle
 
 from analytics.freqresp import STABILITY_RADIUS, PeriodFit, grid_model, interpolate
 from analytics.timeseries import FloatArray
-from analytics.verdicts import Product
+from contract.enums import Product
 
 
 def plot_bode(fits: Sequence[PeriodFit], path: str | Path, title: str = "") -> Path:

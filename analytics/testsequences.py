@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from analytics.timeseries import FloatArray, Series
-from analytics.verdicts import Product
+from contract.enums import Product
+from contract.products import is_fcr_d
 
 # FCR-D up ramp sequence (TR25 Table 4, ramps 1..6): (start s, target Hz, speed Hz/s).
 FCRD_UP_RAMPS = (
@@ -29,7 +30,7 @@ FCRN_STEP_END_S = 1260.0
 
 def fcrd_ramp_frequency(t: FloatArray, product: Product) -> FloatArray:
     """Applied frequency of the FCR-D dynamic ramp test; down mirrors up about 50 Hz."""
-    if not product.is_fcr_d:
+    if not is_fcr_d(product):
         raise ValueError(f"FCR-D ramp sequence needs FCR_D_UP or FCR_D_DOWN, got {product}")
     xs, ys = [0.0], [49.9]
     for start, target, speed in FCRD_UP_RAMPS:

@@ -20,51 +20,9 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Literal
 
+from contract.enums import Product
+
 Comparison = Literal[">=", "<=", "between"]
-
-
-class Product(StrEnum):
-    """SvK reserve products; values equal the Avro ``Product`` enum symbols."""
-
-    FCR_N = "FCR_N"
-    FCR_D_UP = "FCR_D_UP"
-    FCR_D_DOWN = "FCR_D_DOWN"
-    FFR = "FFR"
-    AFRR = "AFRR"
-    MFRR = "MFRR"
-
-    @property
-    def tag(self) -> str:
-        """Prefix of rule ids: FCRN, FCRD_UP, FCRD_DOWN, FFR, AFRR, MFRR."""
-        return self.value.replace("FCR_N", "FCRN").replace("FCR_D_", "FCRD_")
-
-    @property
-    def svk_service(self) -> str:
-        """SvK CSV service token: Fcrn, FcrdUp, FcrdDo; Ffr, Afrr, Mfrr are our extension."""
-        return _SERVICES[self]
-
-    @property
-    def is_fcr_d(self) -> bool:
-        return self in (Product.FCR_D_UP, Product.FCR_D_DOWN)
-
-    @property
-    def direction(self) -> int:
-        """+1 for up (injection) products, -1 for FCR-D down, 0 for symmetric/ordered ones."""
-        if self in (Product.FCR_D_UP, Product.FFR):
-            return 1
-        if self is Product.FCR_D_DOWN:
-            return -1
-        return 0
-
-
-_SERVICES = {
-    Product.FCR_N: "Fcrn",
-    Product.FCR_D_UP: "FcrdUp",
-    Product.FCR_D_DOWN: "FcrdDo",
-    Product.FFR: "Ffr",
-    Product.AFRR: "Afrr",
-    Product.MFRR: "Mfrr",
-}
 
 
 class TestType(StrEnum):

@@ -39,8 +39,8 @@ from analytics.archive.schema import TYPED_MARKER, default_layouts
 from analytics.archive.synthetic import TELEMETRY_EVENT, TELEMETRY_TOPIC
 from analytics.audit.run import AuditOptions, AuditResult, audit_log
 from analytics.audit.scenario import LogBuilder, activation, assignment
-from analytics.verdicts import Product
 from bench import BenchResult
+from contract.enums import Product
 
 SITES = 1300
 SECONDS = int(os.environ.get("BENCH_AUDIT_SECONDS", "86400"))

@@ -23,8 +23,9 @@ from analytics.rules import judge
 from analytics.svkcsv import read_csv, write_csv
 from analytics.testsequences import simulate_fcr_test
 from analytics.timeseries import Series
-from analytics.verdicts import Product, TestType
+from analytics.verdicts import TestType
 from bench import BenchResult
+from contract.enums import Product
 
 
 def _best(fn: Callable[[], object], repeat: int = 3) -> float:

@@ -432,3 +432,42 @@ def required_fraction_by(curve: ProductCurve, elapsed_s: float) -> Checkpoint | 
         if elapsed_s >= cp.after_s and (due is None or cp.min_fraction >= due.min_fraction):
             due = cp
     return due
+
+
+#: Every market product (``Product`` without NONE), in the contract's symbol order.
+MARKET_PRODUCTS: tuple[Product, ...] = tuple(p for p in Product if p is not Product.NONE)
+
+#: SvK's service token per product in its CSV file names and column names (Fcrn, FcrdUp,
+#: FcrdDo are SvK's; Ffr, Afrr, Mfrr follow the same pattern: our extension).
+SVK_SERVICES: Mapping[Product, str] = MappingProxyType(
+    {
+        Product.FCR_N: "Fcrn",
+        Product.FCR_D_UP: "FcrdUp",
+        Product.FCR_D_DOWN: "FcrdDo",
+        Product.FFR: "Ffr",
+        Product.AFRR: "Afrr",
+        Product.MFRR: "Mfrr",
+    }
+)
+
+
+def rule_tag(product: Product) -> str:
+    """Prefix of the product's rule ids: FCRN, FCRD_UP, FCRD_DOWN, FFR, AFRR, MFRR."""
+    return curve_for(product).rule_prefix
+
+
+def svk_service(product: Product) -> str:
+    """SvK CSV service token (``InvalidConfigError`` for ``Product.NONE``)."""
+    try:
+        return SVK_SERVICES[product]
+    except KeyError:
+        raise InvalidConfigError(f"{product} has no SvK service token") from None
+
+
+def is_fcr_d(product: Product) -> bool:
+    return product in (Product.FCR_D_UP, Product.FCR_D_DOWN)
+
+
+def direction(product: Product) -> int:
+    """+1 for up (injection) products, -1 for FCR-D down, 0 for symmetric or ordered ones."""
+    return curve_for(product).direction

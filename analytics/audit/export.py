@@ -13,7 +13,8 @@ from pathlib import Path
 from analytics.audit.extract import HOLD_S, AuditInputError
 from analytics.audit.run import AuditOptions, activation_series, audit_connection, scan_log
 from analytics.svkcsv import write_csv
-from analytics.verdicts import Product, TestType
+from analytics.verdicts import TestType
+from contract.enums import Product
 
 
 def export_activation(

@@ -38,7 +38,9 @@ import numpy as np
 from analytics.db import scoped_event_views, snake_case, sql_string
 from analytics.testsequences import FCRD_UP_RAMPS, FCRN_STEP_END_S, FCRN_STEPS
 from analytics.timeseries import FloatArray, Series, SeriesError
-from analytics.verdicts import Product, TestType
+from analytics.verdicts import TestType
+from contract.enums import Product
+from contract.products import is_fcr_d
 from contract.topics import topic_for_event
 
 DECIMALS = 6  # what the SvK CSV writer writes (analytics.svkcsv.write_csv default)
@@ -136,7 +138,7 @@ def scheduled_params(activation: Activation, series_start: np.datetime64) -> dic
     if activation.kind != "TEST" or not _TR25_RE.search((activation.test_name or "").lower()):
         return {}
     offset = (to_us(activation.start) - to_us(series_start)) / 1e6
-    if activation.test_type is TestType.RAMP and activation.product.is_fcr_d:
+    if activation.test_type is TestType.RAMP and is_fcr_d(activation.product):
         return {"ramp_starts_s": tuple(offset + s for s in TR25_RAMP_STARTS_S)}
     if activation.test_type is TestType.STEP and activation.product is Product.FCR_N:
         return {"step_bounds_s": tuple(offset + s for s in TR25_STEP_BOUNDS_S)}

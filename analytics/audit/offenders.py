@@ -32,7 +32,9 @@ from analytics.rules import judge, polarity_offenders
 from analytics.rules.base import Context, Params
 from analytics.rules.common import expected_response
 from analytics.timeseries import FloatArray, Series
-from analytics.verdicts import Product, Verdict
+from analytics.verdicts import Verdict
+from contract.enums import Product
+from contract.products import rule_tag
 
 # Lag beyond which a site is "late": the product's activation time (TR25 7.5 s for FCR-D,
 # legacy 60 s to 63 % for FCR-N, FFR 1.3 s at the slowest option, aFRR 5 min, mFRR 12.5 min).
@@ -245,7 +247,9 @@ def polarity_many(
     judged one by one instead.
     """
     product, test_type = activation.product, activation.test_type
-    (verdict,) = judge(first, product, test_type, None, only=[f"{product.tag}.POLARITY"], **params)
+    (verdict,) = judge(
+        first, product, test_type, None, only=[f"{rule_tag(product)}.POLARITY"], **params
+    )
     exp = expected_response(Context(first, product, Params.from_kwargs(dict(params))))
     gains = np.asarray(
         np.trapezoid(matrix.response_mw * exp, first.t, axis=1) / np.trapezoid(exp * exp, first.t),

@@ -26,7 +26,6 @@ from analytics.plots import plot_activation, plot_bode, plot_nyquist
 from analytics.rules.base import Context, Params
 from analytics.rules.common import expected_response
 from analytics.timeseries import SeriesError
-from contract.enums import Product as StreamsProduct
 from contract.products import CURVES
 
 COLUMNS = (
@@ -123,7 +122,7 @@ def _activation_plot(r: ActivationResult, plots: Path) -> Path | None:
         expected = None
     envelope = None
     if expected is not None:
-        curve = CURVES[StreamsProduct(r.activation.product.value)]
+        curve = CURVES[r.activation.product]
         lo = expected - curve.under_tolerance * np.abs(expected)
         hi = expected + curve.over_tolerance * np.abs(expected)
         envelope = (lo, hi)

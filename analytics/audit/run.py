@@ -61,7 +61,9 @@ from analytics.rules.sine import method_line, set_rule_ids
 from analytics.svkcsv import SvkRecord, read_many
 from analytics.svkcsv.errors import SvkCsvError
 from analytics.timeseries import FloatArray, Series, SeriesError
-from analytics.verdicts import Product, TestType, Verdict
+from analytics.verdicts import TestType, Verdict
+from contract.enums import Product
+from contract.products import MARKET_PRODUCTS
 
 Progress = Callable[[int, int, str], None]
 
@@ -315,7 +317,7 @@ def scan_log(
     frame = fleet_frame(con, interval_ms, opts.since_us, opts.until_us, power=False)
     activations = logged_activations(con, opts.since_us, opts.until_us)
     covered = [(to_us(a.start), to_us(a.end)) for a in activations]
-    wanted = set(Product) if opts.product is None else {opts.product}
+    wanted = set(MARKET_PRODUCTS) if opts.product is None else {opts.product}
     activations += detect_frequency_events(frame, covered, wanted)
     chosen = sorted(
         (a for a in activations if a.product in wanted), key=lambda a: (a.start, a.activation_id)

@@ -31,7 +31,7 @@ from analytics.archive.synthetic import partition_for, site_id, telemetry_record
 from analytics.archive.writer import ArchiveWriter
 from analytics.testsequences import droop_target, fcrd_ramp_frequency, fopdt_response
 from analytics.timeseries import FloatArray
-from analytics.verdicts import Product
+from contract.enums import Product
 
 START_MS = 1_790_000_000_000  # 2026-09-21T14:13:20Z (whole second)
 PARTITIONS = 3

@@ -65,8 +65,9 @@ from analytics.timeseries import (
     Series,
     SeriesError,
 )
-from analytics.verdicts import Product, TestType, Verdict
-from contract.products import Cited, CitedInt
+from analytics.verdicts import TestType, Verdict
+from contract.enums import Product
+from contract.products import Cited, CitedInt, rule_tag
 
 __all__ = [
     "KNOWN_VERSIONS",
@@ -316,7 +317,7 @@ def polarity_offenders(
     sites: Mapping[str, Series], product: Product, test_type: TestType, **params: Any
 ) -> list[str]:
     """Site ids whose response has the wrong sign (the polarity rule per site)."""
-    rule_id = f"{Product(product).tag}.POLARITY"
+    rule_id = f"{rule_tag(Product(product))}.POLARITY"
     return sorted(
         site
         for site, series in sites.items()

@@ -24,7 +24,8 @@ from analytics.timeseries import (
     SamplingRequirement,
     Series,
 )
-from analytics.verdicts import Comparison, Product, TestType, Verdict
+from analytics.verdicts import Comparison, TestType, Verdict
+from contract.enums import Product
 from contract.products import cite
 
 # Requirement-document versions a rule can implement.

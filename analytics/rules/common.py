@@ -25,13 +25,16 @@ from analytics.rules.base import (
 )
 from analytics.rules.frr import order
 from analytics.timeseries import FloatArray, MissingSignalError
-from analytics.verdicts import Product, TestType
+from analytics.verdicts import TestType
+from contract.enums import Product
 from contract.products import (
     FCRD_BAND_HZ,
     FCRD_DOWN_START_HZ,
     FCRD_UP_START_HZ,
     FCRN_BAND_HZ,
+    MARKET_PRODUCTS,
     NOMINAL_HZ,
+    rule_tag,
 )
 
 
@@ -89,7 +92,7 @@ def polarity(ctx: Context) -> Measurement:
 
 def _polarity_rule(product: Product) -> Rule:
     return Rule(
-        rule_id=f"{product.tag}.POLARITY",
+        rule_id=f"{rule_tag(product)}.POLARITY",
         product=product,
         test_types=frozenset(TestType),
         version=INHOUSE,
@@ -101,4 +104,4 @@ def _polarity_rule(product: Product) -> Rule:
     )
 
 
-RULES: tuple[Rule, ...] = tuple(_polarity_rule(p) for p in Product)
+RULES: tuple[Rule, ...] = tuple(_polarity_rule(p) for p in MARKET_PRODUCTS)

@@ -40,7 +40,8 @@ from analytics.rules.base import (
 from analytics.rules.measure import min_held_mean, reach_held
 from analytics.rules.segments import Transition, find_transitions
 from analytics.timeseries import FCRD_TEST_RATE, FloatArray
-from analytics.verdicts import Product, TestType
+from analytics.verdicts import TestType
+from contract.enums import Product
 from contract.products import (
     FCR_SS_OVER_TOLERANCE,
     FCR_SS_UNDER_TOLERANCE,
@@ -59,6 +60,8 @@ from contract.products import (
     NOMINAL_HZ,
     CitedInt,
     cite,
+    direction,
+    rule_tag,
 )
 
 _TABLE4 = "[TR25 Table 4] FCR-D up ramps 1-6"
@@ -154,7 +157,7 @@ def split_unresolved_hold(
 def _build_ramp_test(ctx: Context) -> RampTest:
     product = ctx.product
     want = targets(product)
-    sign = product.direction
+    sign = direction(product)
     if ctx.params.ramp_starts_s is not None:
         starts = ctx.params.ramp_starts_s
         if len(starts) < RAMPS:
@@ -337,7 +340,7 @@ def _pct(fraction: float) -> str:
 
 def _rules(product: Product) -> list[Rule]:
     ramp = frozenset({TestType.RAMP})
-    tag = product.tag
+    tag = rule_tag(product)
     under, over = _pct(FCR_SS_UNDER_TOLERANCE), _pct(FCR_SS_OVER_TOLERANCE)
     bounds = f"-{under} %/+{over} %" if product is Product.FCR_D_UP else f"-{over} %/+{under} %"
 

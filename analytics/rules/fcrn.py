@@ -41,7 +41,8 @@ from analytics.rules.base import (
 from analytics.rules.measure import reach_held
 from analytics.rules.segments import Transition, find_transitions
 from analytics.timeseries import FCRN_TEST_RATE
-from analytics.verdicts import Product, TestType
+from analytics.verdicts import TestType
+from contract.enums import Product
 from contract.products import (
     FCR_SS_OVER_TOLERANCE,
     FCR_SS_UNDER_TOLERANCE,

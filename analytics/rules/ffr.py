@@ -44,7 +44,8 @@ from analytics.rules.base import (
 )
 from analytics.rules.measure import reach_held
 from analytics.timeseries import FFR_EVENT_RATE, RATE_SLACK
-from analytics.verdicts import Product, TestType, passes
+from analytics.verdicts import TestType, passes
+from contract.enums import Product
 from contract.products import (
     FFR_BRIEF_OPTIONS,
     FFR_OPTIONS,

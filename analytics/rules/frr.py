@@ -47,7 +47,8 @@ from analytics.rules.base import (
 )
 from analytics.rules.measure import min_held_mean, reach_held
 from analytics.timeseries import OPERATION_RATE, FloatArray
-from analytics.verdicts import Product, TestType, passes
+from analytics.verdicts import TestType, passes
+from contract.enums import Product
 from contract.products import (
     AFRR_FULL_ACTIVATION_S,
     MFRR_EAM_FULL_ACTIVATION_S,

@@ -33,11 +33,14 @@ from analytics.rules.base import (
     Rule,
 )
 from analytics.timeseries import FloatArray
-from analytics.verdicts import Product, TestType
+from analytics.verdicts import TestType
+from contract.enums import Product
 from contract.products import (
     FCRD_DOWN_START_HZ,
     FCRD_UP_START_HZ,
     cite,
+    rule_tag,
+    svk_service,
 )
 
 _T11 = "[TR25 Table 11] NEM"
@@ -135,7 +138,7 @@ def expected_nem(ctx: Context) -> FloatArray:
 
 def nem_state(ctx: Context) -> Measurement:
     s = ctx.series
-    column = f"NEM_{ctx.product.svk_service}"
+    column = f"NEM_{svk_service(ctx.product)}"
     reported = s.require_signal(column, "NEM state") != 0
     expected = expected_nem(ctx) != 0
     changes = s.t[1:][np.diff(expected.astype(np.int8)) != 0]
@@ -163,7 +166,7 @@ def _rule(
     needs: tuple[tuple[str, ...], ...],
 ) -> Rule:
     return Rule(
-        rule_id=f"{product.tag}.{rid}",
+        rule_id=f"{rule_tag(product)}.{rid}",
         product=product,
         test_types=frozenset({TestType.OPERATION}),
         version=TR25,
@@ -194,7 +197,7 @@ RULES: tuple[Rule, ...] = tuple(
             "NEM on/off as the Table 11 thresholds require",
             "samples",
             fn=nem_state,
-            needs=(_ENERGY, ("signal:soc_pct",), (f"signal:NEM_{product.svk_service}",)),
+            needs=(_ENERGY, ("signal:soc_pct",), (f"signal:NEM_{svk_service(product)}",)),
         ),
     )
 )

@@ -34,7 +34,9 @@ from analytics.freqresp import (
 )
 from analytics.rules.base import TR25, Context, Measurement, MissingParameterError, Rule
 from analytics.timeseries import FCRD_TEST_RATE, FCRN_TEST_RATE, Series, SeriesError
-from analytics.verdicts import Product, TestType, Verdict
+from analytics.verdicts import TestType, Verdict
+from contract.enums import Product
+from contract.products import rule_tag
 
 FCR = (Product.FCR_N, Product.FCR_D_UP, Product.FCR_D_DOWN)
 
@@ -104,7 +106,7 @@ class SineSetResult:
 
 def set_rule_ids(product: Product) -> tuple[str, str, str]:
     """The set-level rules: Req 8, Req 9 and the K_red,dyn check."""
-    tag = product.tag
+    tag = rule_tag(product)
     return (f"{tag}.REQ8.NYQUIST", f"{tag}.REQ9.PERFORMANCE", f"{tag}.REQ9.K_RED_DYN")
 
 
@@ -209,7 +211,7 @@ def judge_sine_set(
 
 RULES: tuple[Rule, ...] = tuple(
     Rule(
-        rule_id=f"{p.tag}.REQ10.LINEARITY",
+        rule_id=f"{rule_tag(p)}.REQ10.LINEARITY",
         product=p,
         test_types=frozenset({TestType.SINE}),
         version=TR25,

@@ -30,10 +30,11 @@ from datetime import date, datetime
 from pathlib import Path
 
 from analytics.svkcsv.errors import FileNameError
-from analytics.verdicts import Product, TestType
-from contract.products import FFR_OPTIONS
+from analytics.verdicts import TestType
+from contract.enums import Product
+from contract.products import FFR_OPTIONS, MARKET_PRODUCTS, svk_service
 
-SERVICE_TOKENS: dict[Product, str] = {p: p.svk_service for p in Product}
+SERVICE_TOKENS: dict[Product, str] = {p: svk_service(p) for p in MARKET_PRODUCTS}
 PRODUCT_BY_SERVICE = {v: k for k, v in SERVICE_TOKENS.items()}
 TEST_TYPE_ALIASES = {"FastRamp": TestType.RAMP}
 
@@ -210,6 +211,6 @@ def parse_product(text: str) -> Product:
     key = re.sub(r"[^a-z]", "", text.lower())
     product = _PRODUCT_SPELLINGS.get(key)
     if product is None:
-        known = ", ".join(f"{p.value} ({p.svk_service})" for p in Product)
+        known = ", ".join(f"{p.value} ({svk_service(p)})" for p in MARKET_PRODUCTS)
         raise ValueError(f"unknown product {text!r}; known: {known} (any case, - or _)")
     return product

@@ -48,7 +48,8 @@ from analytics.svkcsv.errors import (
 from analytics.svkcsv.names import SIGNAL_UNITS, SvkFileName
 from analytics.svkcsv.writer import SERIES_COLUMNS, column_name
 from analytics.timeseries import FloatArray, Series
-from analytics.verdicts import Product, TestType
+from analytics.verdicts import TestType
+from contract.enums import Product
 from contract.products import FFR_OPTIONS
 
 LEVEL_COLUMN = "ActLevel_Ffr"

@@ -22,7 +22,8 @@ import numpy.typing as npt
 from analytics.svkcsv.errors import WriteError
 from analytics.svkcsv.names import SERVICE_TOKENS, SIGNAL_UNITS, SvkFileName
 from analytics.timeseries import FloatArray, Series, SeriesError
-from analytics.verdicts import Product, TestType
+from analytics.verdicts import TestType
+from contract.enums import Product
 
 SERIES_COLUMNS = (
     ("InsAcPow", "power_mw"),

@@ -35,7 +35,9 @@ from analytics.rules import TestSignal, thresholds
 from analytics.rules.base import KNOWN_VERSIONS, RuleError
 from analytics.svkcsv import SvkCsvError, parse_product
 from analytics.timeseries import SeriesError
-from analytics.verdicts import Product, TestType
+from analytics.verdicts import TestType
+from contract.enums import Product
+from contract.products import MARKET_PRODUCTS, svk_service
 from flowerhub.cli import CliError
 
 
@@ -83,7 +85,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=_product,
         metavar="P",
         help="only this product: "
-        + ", ".join(f"{p.value}/{p.svk_service}" for p in Product)
+        + ", ".join(f"{p.value}/{svk_service(p)}" for p in MARKET_PRODUCTS)
         + " (any case, - or _)",
     )
     parser.add_argument(

@@ -232,7 +232,7 @@ class Driver:
     def _rig(self, phase: FrequencyPhase, kind: str, capacity_mw: float) -> RigLog | None:
         """The phase's test rig log (``flowerhub.demo.testlog``), t = 0 now."""
         from analytics.audit.extract import AuditInputError, activation_test_type
-        from analytics.verdicts import Product
+        from contract.enums import Product
 
         product = Product(phase.product.value)
         try:

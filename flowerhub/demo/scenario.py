@@ -19,13 +19,23 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from contract.enums import Product
 
 SCENARIO_PACKAGE = "flowerhub.demo.scenarios"
 FFR_OPTIONS_HZ = (49.7, 49.6, 49.5)
@@ -48,16 +58,22 @@ class Verdict(StrEnum):
     FAIL = "FAIL"
 
 
-class FrequencyProduct(StrEnum):
-    FCR_N = "FCR_N"
-    FCR_D_UP = "FCR_D_UP"
-    FCR_D_DOWN = "FCR_D_DOWN"
-    FFR = "FFR"
+def _one_of(*allowed: Product) -> Callable[[Product], Product]:
+    def check(product: Product) -> Product:
+        if product not in allowed:
+            raise ValueError(f"{product} is not one of {', '.join(allowed)}")
+        return product
+
+    return check
 
 
-class OrderProduct(StrEnum):
-    AFRR = "AFRR"
-    MFRR = "MFRR"
+#: a phase plays a frequency: the products armed against frequency
+FrequencyProduct = Annotated[
+    Product,
+    AfterValidator(_one_of(Product.FCR_N, Product.FCR_D_UP, Product.FCR_D_DOWN, Product.FFR)),
+]
+#: an order is a change of power the TSO asks for
+OrderProduct = Annotated[Product, AfterValidator(_one_of(Product.AFRR, Product.MFRR))]
 
 
 class Sine(_Strict):
@@ -86,7 +102,7 @@ class FrequencyPhase(_Strict):
 
     @model_validator(mode="after")
     def _one_trace(self) -> FrequencyPhase:
-        if (self.product is FrequencyProduct.FFR) != (self.ffr_activation_hz is not None):
+        if (self.product is Product.FFR) != (self.ffr_activation_hz is not None):
             raise ValueError("ffr_activation_hz is required for FFR phases and only for them")
         if self.ffr_activation_hz is not None and self.ffr_activation_hz not in FFR_OPTIONS_HZ:
             raise ValueError(f"ffr_activation_hz must be one of {FFR_OPTIONS_HZ} (SvK FFR options)")

@@ -30,7 +30,8 @@ from analytics.rules import judge
 from analytics.rules.base import RuleError
 from analytics.svkcsv import write_csv
 from analytics.timeseries import Series, SeriesError
-from analytics.verdicts import Product, TestType, Verdict
+from analytics.verdicts import TestType, Verdict
+from contract.enums import Product
 
 RIG_RATE_HZ = 10.0
 

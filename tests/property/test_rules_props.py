@@ -15,7 +15,9 @@ from analytics.rules import judge
 from analytics.svkcsv import read_csv, write_csv
 from analytics.testsequences import simulate_fcr_test
 from analytics.timeseries import Series
-from analytics.verdicts import Product, TestType, Verdict
+from analytics.verdicts import TestType, Verdict
+from contract.enums import Product
+from contract.products import MARKET_PRODUCTS
 
 SIM = simulate_fcr_test(Product.FCR_D_UP, "ramp", dp_ss_mw=1.0, tau_s=1.2, dead_time_s=0.3)
 BASE = Series(t=SIM.t, power_mw=SIM.power_mw, applied_freq_hz=SIM.applied_freq_hz)
@@ -87,7 +89,7 @@ def test_integral_is_linear(y: np.ndarray, a: float, b: float, window: tuple[flo
     power=arrays(np.float64, st.integers(2, 40), elements=st.floats(-1e4, 1e4)),
     ms=st.sampled_from([10, 100, 200, 1000]),
     start_s=st.integers(0, 10**9),
-    product=st.sampled_from(list(Product)),
+    product=st.sampled_from(list(MARKET_PRODUCTS)),
 )
 def test_csv_round_trip(power: np.ndarray, ms: int, start_s: int, product: Product) -> None:
     t = np.arange(power.size, dtype=np.float64) * ms / 1000.0

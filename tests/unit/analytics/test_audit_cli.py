@@ -16,7 +16,8 @@ from analytics.audit.report import ProgressBar
 from analytics.audit.scenario import Scenario, fcrd_ramp_log, mfrr_order_log
 from analytics.svkcsv import write_csv
 from analytics.testsequences import simulate_fcr_test
-from analytics.verdicts import Product, TestType
+from analytics.verdicts import TestType
+from contract.enums import Product
 from flowerhub.cli import main
 
 

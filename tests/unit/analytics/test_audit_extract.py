@@ -17,7 +17,9 @@ from analytics.audit.extract import (
 )
 from analytics.svkcsv import read_csv, write_csv
 from analytics.timeseries import Series
-from analytics.verdicts import Product, TestType
+from analytics.verdicts import TestType
+from contract.enums import Product
+from contract.products import MARKET_PRODUCTS
 
 
 @pytest.mark.parametrize(
@@ -74,7 +76,7 @@ def _frame(freq: list[float]) -> FleetFrame:
 def test_detect_frequency_events(
     freq: list[float], covered: list[tuple[int, int]], want: list[tuple[Product, int]]
 ) -> None:
-    found = detect_frequency_events(_frame(freq), covered, set(Product), post_s=1.0)
+    found = detect_frequency_events(_frame(freq), covered, set(MARKET_PRODUCTS), post_s=1.0)
     got = [(a.product, int(a.start.astype(np.int64)) // 1_000_000) for a in found]
     assert got == want
     assert all(a.detected and a.kind == "FREQUENCY_EVENT" for a in found)

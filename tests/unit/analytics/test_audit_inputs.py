@@ -12,7 +12,8 @@ import pytest
 from analytics.audit.run import AuditOptions, audit_csv
 from analytics.svkcsv import FileNameError, RowFormatError, parse_product, read_csv, write_csv
 from analytics.timeseries import Series
-from analytics.verdicts import Product, TestType
+from analytics.verdicts import TestType
+from contract.enums import Product
 from flowerhub.cli import main
 
 

@@ -26,7 +26,8 @@ from analytics.freqresp import fit_gain_lag
 from analytics.rules import judge
 from analytics.rules.base import EAM25, SVK_LEGACY
 from analytics.timeseries import Series
-from analytics.verdicts import Product, TestType
+from analytics.verdicts import TestType
+from contract.enums import Product
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,8 @@ from analytics.audit.window import site_samples
 from analytics.rules import polarity_offenders
 from analytics.rules.base import RuleError
 from analytics.timeseries import Series
-from analytics.verdicts import Product, TestType
+from analytics.verdicts import TestType
+from contract.enums import Product
 
 START = np.datetime64("2026-09-21T15:00:00", "us")
 T = np.arange(0.0, 121.0, 1.0)

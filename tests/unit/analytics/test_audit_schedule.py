@@ -23,7 +23,8 @@ from analytics.rules import judge
 from analytics.rules.base import TestSequenceError
 from analytics.testsequences import simulate_fcr_test
 from analytics.timeseries import Series
-from analytics.verdicts import Product, TestType
+from analytics.verdicts import TestType
+from contract.enums import Product
 
 T0 = np.datetime64(START_MS, "ms").astype("datetime64[us]")
 

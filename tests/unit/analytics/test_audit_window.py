@@ -36,7 +36,8 @@ from analytics.audit.scenario import START_MS, LogBuilder, activation, telemetry
 from analytics.audit.window import read_window, window_bounds, window_fleet_frame
 from analytics.rules import judge
 from analytics.timeseries import Series, SeriesError
-from analytics.verdicts import Product, TestType
+from analytics.verdicts import TestType
+from contract.enums import Product
 
 T0_US = START_MS * 1000
 # (site, ms from T0, kW, Hz or None), in the log's order

@@ -26,7 +26,9 @@ from analytics.rules import MissingParameterError, TestSignal, judge, judge_sine
 from analytics.svkcsv import read_csv, write_csv
 from analytics.testsequences import droop_target, fopdt_response, simulate_fcr_test
 from analytics.timeseries import InsufficientDataError, Series
-from analytics.verdicts import Product, TestType
+from analytics.verdicts import TestType
+from contract.enums import Product
+from contract.products import rule_tag
 
 PERIODS = (10, 15, 25, 40, 50, 60, 70, 90, 150, 300)
 
@@ -349,4 +351,4 @@ def test_req9_k_red_dyn_is_checked_against_the_product_minimum(
     assert v.measured == pytest.approx(k_target, rel=1e-6)
     assert v.threshold == (0.9 if product is Product.FCR_N else 0.75)
     assert v.passed is passed
-    assert v.rule_id == f"{product.tag}.REQ9.K_RED_DYN"
+    assert v.rule_id == f"{rule_tag(product)}.REQ9.K_RED_DYN"

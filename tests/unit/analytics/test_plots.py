@@ -10,7 +10,7 @@ import numpy as np
 
 from analytics.freqresp import PeriodFit
 from analytics.plots import plot_activation, plot_bode, plot_nyquist
-from analytics.verdicts import Product
+from contract.enums import Product
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

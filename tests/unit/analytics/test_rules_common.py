@@ -20,11 +20,13 @@ from analytics.rules import (
 from analytics.rules.base import MissingParameterError
 from analytics.testsequences import simulate_fcr_test
 from analytics.timeseries import Series
-from analytics.verdicts import Product, TestType, verdicts_to_json
+from analytics.verdicts import TestType, verdicts_to_json
+from contract.enums import Product
+from contract.products import MARKET_PRODUCTS
 
 
 def test_registry_lists_every_product_and_version() -> None:
-    assert {r.product for r in REGISTRY} == set(Product)
+    assert {r.product for r in REGISTRY} == set(MARKET_PRODUCTS)
     assert REGISTRY.versions() == sorted(
         ["TR-2025-03-28", "SVK-LEGACY", "EAM-2025-03-04", "FAT-5MIN", "SVK-FFR", "FLOWERHUB-1"]
     )

@@ -15,7 +15,9 @@ from analytics.rules import TestSequenceError, judge
 from analytics.svkcsv import read_csv
 from analytics.testsequences import fcrd_ramp_frequency
 from analytics.timeseries import SamplingRateError, Series
-from analytics.verdicts import Product, TestType, Verdict
+from analytics.verdicts import TestType, Verdict
+from contract.enums import Product
+from contract.products import direction
 
 D = 1.6  # MW
 
@@ -42,7 +44,7 @@ def fcrd_series(
     pts += [(730.1, l4 + a75), (750.0, l4 + a75), (755.0, 0.0), (1050.0, 0.0)]
     t = np.round(np.arange(0.0, 1050.0 + dt / 2, dt), 9)
     xs, ys = zip(*pts, strict=True)
-    sign = product.direction
+    sign = direction(product)
     f = fcrd_ramp_frequency(t, product)
     return Series(t=t, power_mw=sign * D * np.interp(t, xs, ys), applied_freq_hz=f)
 

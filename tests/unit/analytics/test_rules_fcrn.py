@@ -12,7 +12,8 @@ from analytics.rules import TestSequenceError, judge, judge_each
 from analytics.svkcsv import read_csv
 from analytics.testsequences import fcrn_step_frequency
 from analytics.timeseries import SamplingRateError, Series
-from analytics.verdicts import Product, TestType, Verdict
+from analytics.verdicts import TestType, Verdict
+from contract.enums import Product
 
 D = 0.8  # MW
 

@@ -18,7 +18,8 @@ import pytest
 from analytics.rules import MissingParameterError, judge, skipped_rules
 from analytics.svkcsv import read_csv
 from analytics.timeseries import SamplingRateError, Series
-from analytics.verdicts import Product, TestType, Verdict
+from analytics.verdicts import TestType, Verdict
+from contract.enums import Product
 
 C = 2.5  # MW
 

@@ -9,7 +9,8 @@ import pytest
 
 from analytics.rules import MissingParameterError, judge, skipped_rules
 from analytics.timeseries import Series
-from analytics.verdicts import Product, TestType
+from analytics.verdicts import TestType
+from contract.enums import Product
 
 T = np.arange(0.0, 3601.0, 1.0)
 # SOC 60 % -> 20 % -> 60 %; with C = 1 MW and E = 2 MWh, L_up = SOC·120 min: NEM (FCR-N)

@@ -20,7 +20,7 @@ from analytics.svkcsv import (
     UnknownUnitError,
     read_csv,
 )
-from analytics.verdicts import Product
+from contract.enums import Product
 
 NAME = "Fleet_FcrdUp_Ramp_SE3_UTC_20250601T1000-20250601T1001_100ms_20250601.csv"
 HEADER = "DateTime,InsAcPow,ApplFreqSig,Cap_FcrdUp"

@@ -13,7 +13,8 @@ from analytics.rules import judge
 from analytics.svkcsv import SvkFileName, WriteError, read_csv, write_csv
 from analytics.testsequences import simulate_fcr_test
 from analytics.timeseries import Series
-from analytics.verdicts import Product, TestType
+from analytics.verdicts import TestType
+from contract.enums import Product
 
 START = np.datetime64("2025-03-28T09:59:30.000")
 

@@ -6,7 +6,9 @@ import math
 
 import pytest
 
-from analytics.verdicts import Comparison, Product, Verdict
+from analytics.verdicts import Comparison, Verdict
+from contract.enums import Product
+from contract.products import MARKET_PRODUCTS, rule_tag
 
 
 def make(measured: float, comparison: Comparison, high: float | None = None) -> Verdict:
@@ -54,4 +56,11 @@ def test_as_dict_maps_nan_to_none() -> None:
 
 
 def test_product_tags() -> None:
-    assert [p.tag for p in Product] == ["FCRN", "FCRD_UP", "FCRD_DOWN", "FFR", "AFRR", "MFRR"]
+    assert [rule_tag(p) for p in MARKET_PRODUCTS] == [
+        "FCRN",
+        "FCRD_UP",
+        "FCRD_DOWN",
+        "FFR",
+        "AFRR",
+        "MFRR",
+    ]

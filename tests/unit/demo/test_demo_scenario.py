@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from analytics.rules import REGISTRY
 from analytics.testsequences import fcrd_ramp_frequency
-from analytics.verdicts import Product
+from contract.enums import Product
 from flowerhub.demo.scenario import (
     DEFAULT_SCENARIO,
     FrequencyPhase,

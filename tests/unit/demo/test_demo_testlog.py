@@ -16,7 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from analytics.svkcsv import read_csv
-from analytics.verdicts import Product, TestType
+from analytics.verdicts import TestType
+from contract.enums import Product
 from edge.bridge.droop import response_kw
 from edge.bridge.model import Product as BridgeProduct
 from edge.bridge.model import ReserveParams
