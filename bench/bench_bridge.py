@@ -77,8 +77,8 @@ from edge.bridge.harness import new_command
 from edge.bridge.model import Kind
 from edge.bridge.sink import BridgeTopics
 from edge.hal.control import Heartbeat
+from edge.hal.maps import load_all
 from edge.hal.planner import plan_heartbeat
-from edge.hal.registermap import load_all
 from edge.hal.transport import ModbusTransport
 from edge.sim.battery import BatteryParams
 

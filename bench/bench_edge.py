@@ -21,7 +21,8 @@ from bench import BenchResult
 from edge.hal.blocks import Span, minimum_blocks
 from edge.hal.decode import telemetry_points
 from edge.hal.device import Device
-from edge.hal.registermap import RegisterMap, load_all
+from edge.hal.maps import load_all
+from edge.hal.registermap import RegisterMap
 from edge.hal.transport import ModbusTransport
 from edge.sim.server import SimInverter
 
@@ -131,7 +132,7 @@ RSS_CHILD = textwrap.dedent(
     if sys.argv[1] == "bare":
         print(rss_kb()); raise SystemExit
     from edge.hal.device import Device
-    from edge.hal.registermap import load_all
+    from edge.hal.maps import load_all
     from edge.hal.transport import ModbusTransport
     async def main():
         rmap = load_all()[sys.argv[1]]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from edge.bridge.harness import free_port
-from edge.hal.registermap import load_all
+from edge.hal.maps import load_all
 from edge.sim.battery import BatteryParams
 from edge.sim.server import SimInverter
 

@@ -27,7 +27,7 @@ from edge.bridge.events import COMMAND, command_record
 from edge.bridge.model import BridgeCommand, Kind, ReserveParams
 from edge.bridge.runtime import Bridge
 from edge.bridge.sink import BridgeTopics
-from edge.hal.registermap import load_all
+from edge.hal.maps import load_all
 from edge.sim.battery import BatteryParams
 from edge.sim.server import SimInverter
 

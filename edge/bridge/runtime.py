@@ -50,7 +50,8 @@ from edge.bridge.sink import BridgeTopics, EventSink
 from edge.bridge.site import SiteController
 from edge.hal.connect import OpenDevice, open_device
 from edge.hal.errors import MapError
-from edge.hal.registermap import RegisterMap, load_all
+from edge.hal.maps import load_all
+from edge.hal.registermap import RegisterMap
 
 log = logging.getLogger(__name__)
 

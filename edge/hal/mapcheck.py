@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from itertools import pairwise
-from typing import TYPE_CHECKING
 
 from edge.hal.errors import MapError
-
-if TYPE_CHECKING:
-    from edge.hal.registermap import Point, RegisterMap, Source, Step, Variant
+from edge.hal.registermap import (
+    TIMING_FIELDS,
+    UNIT_TO_CANONICAL,
+    Point,
+    RegisterMap,
+    Source,
+    Step,
+    Variant,
+    canonical_unit_ok,
+    type_bounds,
+)
 
 
 def check_map(rmap: RegisterMap) -> None:
@@ -38,7 +45,6 @@ def _check_timing(rmap: RegisterMap) -> None:
 
 
 def _check_variant_timing(rmap: RegisterMap, vname: str, variant: Variant) -> None:
-    from edge.hal.registermap import TIMING_FIELDS
 
     written = sorted(set(variant.connection) & set(TIMING_FIELDS))
     if written:
@@ -55,7 +61,6 @@ def _check_variant_timing(rmap: RegisterMap, vname: str, variant: Variant) -> No
 
 
 def _check_points(rmap: RegisterMap) -> None:
-    from edge.hal.registermap import type_bounds
 
     for name, p in rmap.points.items():
         if p.type == "str" and p.length is None:
@@ -102,7 +107,6 @@ def _check_source(rmap: RegisterMap, src: Source, used_by: str) -> None:
 
 
 def _check_references(rmap: RegisterMap) -> None:
-    from edge.hal.registermap import UNIT_TO_CANONICAL, canonical_unit_ok
 
     ident = rmap.identification
     for field in ("model", "serial", "firmware", "rated_power"):

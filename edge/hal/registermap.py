@@ -18,17 +18,13 @@ keys and per-link timing; a variant is chosen by firmware prefix or by the site 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge.hal.codecs import RAW_RANGE, TYPE_SENTINELS, RegType, WordOrder, register_count
 from edge.hal.errors import MapError
 from edge.hal.points import CANONICAL_UNITS, CanonicalPoint, FaultSource, Mode, Severity
-
-MAPS_DIR = Path(__file__).resolve().parent.parent / "maps"
 
 Unit = Literal[
     "", "W", "kW", "Wh", "kWh", "%", "permille", "Hz", "V", "A", "Ah", "degC", "min", "s",
@@ -365,7 +361,9 @@ class RegisterMap(_Strict):
                 raise MapError(self.file, None, f"variant {name!r} times an unknown link {link!r}")
             for field, cited in patch.items():
                 data["timing"]["links"][link][field] = cited.model_dump(mode="json")
-        rmap = parse_map(data, f"{self.file}#{name}")
+        # the model's checks here; the semantic ones (edge.hal.mapcheck) ran on every variant
+        # when the map was loaded (edge.hal.maps.parse_map)
+        rmap = validate_map(data, f"{self.file}#{name}")
         return rmap.model_copy(update={"variant": name})
 
     def with_link(self, link: str) -> RegisterMap:
@@ -400,8 +398,9 @@ class RegisterMap(_Strict):
         return {name: getattr(link, name).source for name in TIMING_FIELDS}
 
 
-def parse_map(data: Any, file: str) -> RegisterMap:
-    """Validate a parsed YAML document; raise MapError naming the file and point."""
+def validate_map(data: Any, file: str) -> RegisterMap:
+    """The pydantic model of a parsed map document (MapError naming the file and point);
+    the semantic checks are :func:`edge.hal.mapcheck.check_map`'s."""
     try:
         rmap = RegisterMap.model_validate(data)
     except ValidationError as exc:
@@ -410,29 +409,7 @@ def parse_map(data: Any, file: str) -> RegisterMap:
         point = loc[1] if len(loc) > 1 and loc[0] == "points" else None
         where = ".".join(loc)
         raise MapError(file, point, f"{where}: {err['msg']}") from None
-    rmap = rmap.model_copy(update={"file": file})
-    from edge.hal.mapcheck import check_map
-
-    check_map(rmap)
-    return rmap
-
-
-def load_map(path: str | Path) -> RegisterMap:
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise MapError(str(path), None, f"cannot read: {exc}") from None
-    return parse_map(data, str(path))
-
-
-def map_files() -> list[Path]:
-    return sorted(MAPS_DIR.glob("*.yaml"))
-
-
-def load_all() -> dict[str, RegisterMap]:
-    maps = [load_map(p) for p in map_files()]
-    return {m.oem: m for m in maps}
+    return rmap.model_copy(update={"file": file})
 
 
 def type_bounds(point: Point) -> tuple[float, float]:

@@ -135,7 +135,7 @@ def _gaps(text: str) -> tuple[float, ...]:
 
 def _maps(oem: str | None) -> list[Any]:
     from edge.hal.errors import MapError
-    from edge.hal.registermap import load_all
+    from edge.hal.maps import load_all
 
     try:
         maps = load_all()
@@ -251,7 +251,7 @@ def cmd_write(args: argparse.Namespace) -> int:
 
 def cmd_maps_validate(args: argparse.Namespace) -> int:
     from edge.hal.errors import MapError
-    from edge.hal.registermap import load_map, map_files
+    from edge.hal.maps import load_map, map_files
 
     bad = 0
     for path in args.files or map_files():

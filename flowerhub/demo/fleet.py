@@ -92,7 +92,7 @@ def compose_fleet(
 
 def map_models() -> dict[str, list[ModelInfo]]:
     """Every OEM register map's models (loads ``edge/maps``)."""
-    from edge.hal.registermap import load_all
+    from edge.hal.maps import load_all
 
     return {oem: list(rmap.header.models) for oem, rmap in load_all().items()}
 

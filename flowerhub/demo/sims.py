@@ -15,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from edge.hal.registermap import RegisterMap, load_all
+from edge.hal.maps import load_all
+from edge.hal.registermap import RegisterMap
 from edge.sim.battery import BatteryParams
 from edge.sim.firmware import RESPONSE, Firmware, PhysicalState
 from edge.sim.profiles import SiteProfile

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from edge.bridge.config import load_config
-from edge.hal.registermap import load_all
+from edge.hal.maps import load_all
 from flowerhub.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,9 +19,10 @@ from edge.hal.decode import (
     values_from_bank,
 )
 from edge.hal.errors import WriteRefusedError
+from edge.hal.maps import load_map, map_files
 from edge.hal.planner import PlanContext, plan_command
 from edge.hal.points import Command, FaultSource, Severity
-from edge.hal.registermap import RegisterMap, load_map, map_files
+from edge.hal.registermap import RegisterMap
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 MAP_FILES = map_files()

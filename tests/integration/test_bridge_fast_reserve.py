@@ -19,7 +19,7 @@ from edge.bridge.outbox import Outbox
 from edge.bridge.sink import BridgeTopics, EventSink
 from edge.bridge.site import SiteController
 from edge.hal.device import Device
-from edge.hal.registermap import load_all
+from edge.hal.maps import load_all
 from edge.hal.transport import ModbusTransport
 from edge.sim.server import SimInverter
 

@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from edge.hal.registermap import load_all
+from edge.hal.maps import load_all
 from edge.sim.server import SimInverter
 
 MAPS = load_all()

@@ -13,8 +13,9 @@ import pytest
 from edge.hal.device import Device
 from edge.hal.discovery import expand_hosts, follow, scan
 from edge.hal.errors import ModbusExceptionError, TransportError
+from edge.hal.maps import load_all
 from edge.hal.points import Command, Mode
-from edge.hal.registermap import RegisterMap, load_all
+from edge.hal.registermap import RegisterMap
 from edge.hal.transport import Backoff, Health, ModbusTransport
 from edge.sim.battery import BatteryParams
 from edge.sim.server import SimInverter

@@ -16,7 +16,8 @@ import pytest
 
 from edge.doctor import diagnose
 from edge.hal.device import Device
-from edge.hal.registermap import RegisterMap, load_all
+from edge.hal.maps import load_all
+from edge.hal.registermap import RegisterMap
 from edge.hal.transport import Backoff, ModbusTransport
 from edge.sim.server import SimInverter
 from flowerhub.cli import main

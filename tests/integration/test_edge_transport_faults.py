@@ -14,7 +14,7 @@ import pytest
 from edge.hal.capabilities import BatteryDevice
 from edge.hal.device import Device
 from edge.hal.errors import MalformedReplyError, ModbusExceptionError
-from edge.hal.registermap import MAPS_DIR, load_map
+from edge.hal.maps import MAPS_DIR, load_map
 from edge.hal.transport import Backoff, Health, ModbusTransport
 
 RMAP = load_map(MAPS_DIR / "saj.yaml")

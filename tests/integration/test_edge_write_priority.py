@@ -8,8 +8,8 @@ import time
 
 from edge.bridge.harness import free_port
 from edge.hal.device import Device
+from edge.hal.maps import MAPS_DIR, load_map
 from edge.hal.points import Command
-from edge.hal.registermap import MAPS_DIR, load_map
 from edge.hal.transport import ModbusTransport
 from edge.sim.server import SimInverter
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.hal.registermap import MAPS_DIR, load_map
+from edge.hal.maps import MAPS_DIR, load_map
 from edge.sim.server import SimInverter
 from flowerhub.cli import CliError
 from flowerhub.cli import edge as cli

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from edge.hal.errors import WriteRefusedError
+from edge.hal.maps import MAPS_DIR, load_map
 from edge.hal.planner import PlanContext, plan_command, plan_heartbeat
 from edge.hal.points import Command
-from edge.hal.registermap import MAPS_DIR, RegisterMap, load_map
+from edge.hal.registermap import RegisterMap
 
 
 def _map(oem: str) -> RegisterMap:

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from edge.hal.errors import MapError
-from edge.hal.registermap import MAPS_DIR, json_schema, load_map, parse_map
+from edge.hal.maps import MAPS_DIR, load_map, parse_map
+from edge.hal.registermap import json_schema
 
 Mutation = Callable[[dict[str, Any]], None]
 
@@ -119,7 +120,8 @@ def test_json_schema_is_generated_from_the_model() -> None:
 
 # ---------------------------------------------------------------- timing per connection type
 def test_every_link_value_has_a_source_and_the_default_is_the_slowest() -> None:
-    from edge.hal.registermap import TIMING_FIELDS, load_all
+    from edge.hal.maps import load_all
+    from edge.hal.registermap import TIMING_FIELDS
 
     for rmap in load_all().values():
         default = rmap.timing.links[rmap.timing.default]
@@ -135,7 +137,7 @@ def test_every_link_value_has_a_source_and_the_default_is_the_slowest() -> None:
 
 
 def test_link_is_identified_by_firmware_or_unit_id() -> None:
-    from edge.hal.registermap import load_all
+    from edge.hal.maps import load_all
 
     maps = load_all()
     assert maps["sungrow"].link_for("M_WiNet-S_V01_V01_A", 1) == "winet_s"
@@ -150,7 +152,7 @@ def test_link_is_identified_by_firmware_or_unit_id() -> None:
 
 
 def test_variant_timing_patches_its_link_and_survives_a_link_change() -> None:
-    from edge.hal.registermap import load_all
+    from edge.hal.maps import load_all
 
     saj = load_all()["saj"]
     ekd = saj.with_variant("ekd_ampere")

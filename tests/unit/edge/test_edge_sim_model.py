@@ -88,7 +88,7 @@ def test_profiles_are_deterministic_and_seedable() -> None:
 
 @pytest.mark.parametrize("oem", ["huawei", "saj", "sungrow"])
 def test_set_frequency_writes_the_register_without_stepping_the_battery(oem: str) -> None:
-    from edge.hal.registermap import load_all
+    from edge.hal.maps import load_all
     from edge.sim.server import SimInverter
 
     sim = SimInverter(load_all()[oem])

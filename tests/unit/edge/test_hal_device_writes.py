@@ -18,8 +18,9 @@ from edge.hal.connect import open_device
 from edge.hal.control import ControlPolicy
 from edge.hal.device import Device
 from edge.hal.errors import ModbusExceptionError
+from edge.hal.maps import load_all
 from edge.hal.points import Command
-from edge.hal.registermap import RegisterMap, load_all
+from edge.hal.registermap import RegisterMap
 from edge.hal.transport import ModbusTransport
 from edge.sim.server import SimInverter
 

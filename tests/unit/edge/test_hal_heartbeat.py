@@ -12,9 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edge.hal.control import Heartbeat
+from edge.hal.maps import load_all
 from edge.hal.planner import PlanContext, drop_held, plan_command, plan_heartbeat
 from edge.hal.points import Command, WritePlan
-from edge.hal.registermap import RegisterMap, load_all
+from edge.hal.registermap import RegisterMap
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 PERIOD = 5.0

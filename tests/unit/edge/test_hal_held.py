@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.hal.control import HeldRegisters
+from edge.hal.maps import load_all
 from edge.hal.planner import PlanContext, drop_held, plan_command
 from edge.hal.points import Command, RegisterWrite, WritePlan
-from edge.hal.registermap import load_all
 
 MAPS = load_all()
 CTX = PlanContext(rated_power_kw=10.0)

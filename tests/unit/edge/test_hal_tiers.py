@@ -13,9 +13,9 @@ import pytest
 from edge.bridge.harness import free_port
 from edge.hal.decode import Value, telemetry_points
 from edge.hal.device import Device
+from edge.hal.maps import load_all
 from edge.hal.planner import POLL_EVERY, due_points, poll_tiers
 from edge.hal.points import CanonicalPoint
-from edge.hal.registermap import load_all
 from edge.hal.tiers import TieredPolling
 from edge.hal.transport import ModbusTransport
 from edge.sim.server import SimInverter

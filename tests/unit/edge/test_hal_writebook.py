@@ -11,9 +11,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from edge.hal.control import ControlPolicy, WriteBook
+from edge.hal.maps import load_all
 from edge.hal.planner import PlanContext, plan_command, plan_heartbeat
 from edge.hal.points import Command, WritePlan
-from edge.hal.registermap import RegisterMap, load_all
+from edge.hal.registermap import RegisterMap
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 PERIOD = 4.0

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import edge
-from edge.hal.registermap import load_all
+from edge.hal.maps import load_all
 
 EDGE = Path(edge.__file__).parent
 BRIDGE = EDGE / "bridge"

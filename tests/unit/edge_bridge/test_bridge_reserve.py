@@ -18,7 +18,7 @@ from edge.bridge.model import Kind, Product, ReserveParams
 from edge.bridge.reserve import ReserveLoop
 from edge.bridge.shared import SiteShared
 from edge.hal.device import Device
-from edge.hal.registermap import load_all
+from edge.hal.maps import load_all
 from edge.hal.transport import ModbusTransport
 from edge.sim.server import SimInverter
 

@@ -17,8 +17,8 @@ from edge.bridge.link import REASSERT_MIN_S
 from edge.bridge.model import Kind, Product, ReserveParams
 from edge.bridge.shared import Setpoint, SiteShared
 from edge.hal.device import Device
+from edge.hal.maps import load_all
 from edge.hal.points import Command, Mode, Telemetry
-from edge.hal.registermap import load_all
 from edge.hal.transport import ModbusTransport
 from edge.sim.server import SimInverter
 

@@ -20,8 +20,9 @@ from edge.bridge.outbox import Outbox
 from edge.bridge.sink import BridgeTopics, EventSink
 from edge.bridge.site import SiteController
 from edge.hal.device import Device
+from edge.hal.maps import load_all
 from edge.hal.points import Mode
-from edge.hal.registermap import RegisterMap, load_all
+from edge.hal.registermap import RegisterMap
 from edge.hal.transport import ModbusTransport
 from edge.sim.battery import BatteryParams
 from edge.sim.server import SimInverter

@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from edge.hal.errors import DeviceTimeoutError
-from edge.hal.registermap import load_all
+from edge.hal.maps import load_all
 from edge.hal.transport import ModbusTransport
 
 
