@@ -52,10 +52,10 @@ from contract.codec import encode, raw_codec
 from contract.topics import create_topics, topic
 from flowerhub.broker.probe import produce
 from streams.agents.batching import KeyedBatchSender
-from streams.agents.testing import fleet_setpoint_record, telemetry_record
 from streams.app import StreamsApp, build, prepare_topics, settings_with
 from streams.steps.records_site import setpoint_of_plain
 from streams.steps.setpoint_filter import FilterState, filter_setpoint
+from streams.testing.agents import fleet_setpoint_record, telemetry_record
 
 S = 1_000_000
 SITES = 1_000

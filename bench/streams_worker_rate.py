@@ -41,8 +41,8 @@ from aiokafka.structs import TopicPartition  # type: ignore[import-untyped, unus
 
 from contract.codec import encode
 from contract.topics import topic
-from streams.agents.testing import fleet_setpoint_record
 from streams.app import StreamsApp, build, settings_with
+from streams.testing.agents import fleet_setpoint_record
 
 S = 1_000_000
 POLL_S = 0.005

@@ -15,8 +15,8 @@ import aiokafka  # type: ignore[import-untyped, unused-ignore]  # ships no py.ty
 import pytest
 
 from analytics.archive.layout import recover_positions
-from analytics.archive.synthetic import SyntheticLog, synthetic_records
 from analytics.db import connect
+from analytics.testing.synthetic import SyntheticLog, synthetic_records
 
 pytestmark = pytest.mark.integration
 

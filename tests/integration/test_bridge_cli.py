@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from edge.bridge.harness import SimBridge, SimSpec, new_command, produce_commands, read_events
 from edge.bridge.model import Kind
 from edge.bridge.sink import BridgeTopics
+from edge.testing.harness import SimBridge, SimSpec, new_command, produce_commands, read_events
 from flowerhub.broker.admin import create_topics
 
 pytestmark = pytest.mark.integration

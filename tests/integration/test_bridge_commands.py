@@ -11,7 +11,10 @@ from typing import Any
 
 import pytest
 
-from edge.bridge.harness import (
+from edge.bridge.model import BridgeCommand, Kind, Product, ReserveParams
+from edge.bridge.sink import BridgeTopics
+from edge.sim.battery import BatteryParams
+from edge.testing.harness import (
     SimBridge,
     SimSpec,
     free_port,
@@ -19,9 +22,6 @@ from edge.bridge.harness import (
     produce_commands,
     read_events,
 )
-from edge.bridge.model import BridgeCommand, Kind, Product, ReserveParams
-from edge.bridge.sink import BridgeTopics
-from edge.sim.battery import BatteryParams
 from flowerhub.broker.admin import create_topics
 
 pytestmark = pytest.mark.integration

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from edge.bridge.events import TELEMETRY
-from edge.bridge.harness import SimBridge, SimSpec, read_events
 from edge.bridge.outbox import Outbox
 from edge.bridge.sink import BridgeTopics
+from edge.testing.harness import SimBridge, SimSpec, read_events
 from flowerhub.broker.admin import create_topics
 from flowerhub.broker.launcher import kill_node, local_cluster, restart_node
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from edge.bridge.harness import SimBridge, SimSpec, new_command, produce_commands, read_events
 from edge.bridge.model import BridgeCommand, Kind
 from edge.bridge.sink import BridgeTopics
 from edge.sim.battery import BatteryParams
+from edge.testing.harness import SimBridge, SimSpec, new_command, produce_commands, read_events
 from flowerhub.broker.admin import create_topics
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from contract import Codec, SchemaRegistry
 from contract.errors import InvalidRecordError
-from contract.strategies import records
+from contract.testing.strategies import records
 from streams.steps.records_site import SiteSetpoint, setpoint_of_plain
 
 REGISTRY = SchemaRegistry.load()

@@ -13,13 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contract import Codec, SchemaRegistry
-from contract.strategies import records
-from streams.agents.testing import telemetry_record
+from contract.testing.strategies import records
 from streams.steps.records_site import (
     SiteTelemetry,
     telemetry_of_plain_columns,
     telemetry_plainly_valid,
 )
+from streams.testing.agents import telemetry_record
 
 REGISTRY = SchemaRegistry.load()
 SCHEMA = REGISTRY.current("SiteTelemetry").raw

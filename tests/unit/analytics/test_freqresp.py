@@ -23,7 +23,7 @@ from analytics.freqresp import (
 )
 from analytics.rules import MissingParameterError, judge, judge_sine_set
 from analytics.svkcsv import read_csv, write_csv
-from analytics.testsequences import fopdt_response, simulate_fcr_test
+from analytics.testing.sequences import fopdt_response, simulate_fcr_test
 from analytics.timeseries import InsufficientDataError
 from analytics.verdicts import Product, TestType
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from flowerhub.cli import edge as cli
 from edge.hal.registermap import MAPS_DIR, load_map
 from edge.sim.server import SimInverter
 from flowerhub.cli import CliError
+from flowerhub.cli import edge as cli
 
 
 def parse(*argv: str) -> argparse.Namespace:

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from edge.bridge.droop import fast_write_due
-from edge.bridge.harness import free_port
 from edge.bridge.polling import TieredReader
 from edge.hal.decode import telemetry_points
 from edge.hal.device import Device
@@ -19,6 +18,7 @@ from edge.hal.points import CanonicalPoint
 from edge.hal.registermap import load_all
 from edge.hal.transport import ModbusTransport
 from edge.sim.server import SimInverter
+from edge.testing.harness import free_port
 
 MAPS = load_all()
 

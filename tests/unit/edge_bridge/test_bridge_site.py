@@ -13,7 +13,6 @@ from typing import Any
 
 from edge.bridge.diskwriter import DiskWriter
 from edge.bridge.events import RESULT
-from edge.bridge.harness import SimSpec, free_port, new_command, site_config
 from edge.bridge.idempotency import IdempotencyStore
 from edge.bridge.model import Kind
 from edge.bridge.outbox import Outbox
@@ -25,6 +24,7 @@ from edge.hal.registermap import RegisterMap, load_all
 from edge.hal.transport import ModbusTransport
 from edge.sim.battery import BatteryParams
 from edge.sim.server import SimInverter
+from edge.testing.harness import SimSpec, free_port, new_command, site_config
 
 
 @asynccontextmanager
