@@ -9,6 +9,13 @@
 
 Every broker used here has (or should have) topic auto-creation off, so tests pre-create
 their topics with the ``create_topics`` fixture (or ``flowerhub.broker.admin.create_topics``).
+
+Every test is checked for leaks (``no_leaks``, autouse; the checks live in ``leakcheck``): a
+test fails when it leaves behind an asyncio task, a thread, a child process, a socket or an
+open file it started. The only allowance is for what session-scoped fixtures hold (the
+session broker and its sockets and processes): those exist before the first test that uses
+them, so they are in every test's "before" picture; the session's own leaks are checked once,
+at its end.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import pytest
 
 from flowerhub.broker.admin import create_topics as _create_topics
 from flowerhub.broker.admin import wait_for_brokers
+from tests import leakcheck
 
 KAFKA_IMAGE = os.environ.get("FLOWERHUB_KAFKA_IMAGE", "apache/kafka:4.4.0")
 
@@ -156,3 +164,59 @@ def unique_name(request: pytest.FixtureRequest) -> Callable[[str], str]:
         return f"{base}-{suffix}-{uuid.uuid4().hex[:8]}"
 
     return make
+
+
+# ---------------------------------------------------------------- leak checks (leakcheck.py)
+_TASKS = leakcheck.TaskWatch()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _TASKS.install()
+
+
+_SESSION_LEAKS: list[str] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_session_leaks() -> Iterator[None]:
+    """Whatever session- and module-scoped fixtures started is gone when the session ends.
+
+    Set up before every other fixture and torn down after them all. A leak is reported at
+    the end of the run and fails it (exit status 1): it belongs to no single test.
+    """
+    before = leakcheck.Picture.take()
+    yield
+    leaks = leakcheck.find_leaks(before, None)
+    leakcheck.stop_processes(leaks.processes)
+    if leaks:
+        _SESSION_LEAKS.append(leaks.report("the test session's fixtures"))
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own sessionfinish tore the fixtures down
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _SESSION_LEAKS and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for report in _SESSION_LEAKS:
+        terminalreporter.section("leaks", sep="=", red=True, bold=True)
+        terminalreporter.line(report, red=True)
+
+
+@pytest.fixture(autouse=True)
+def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test that leaves an asyncio task, thread, child process, socket or file behind.
+
+    What was there before the test (session- and module-scoped fixtures: the session broker,
+    its sockets and processes) is allowed; nothing else is. Leaked child processes are
+    stopped once reported.
+    """
+    before = leakcheck.Picture.take()
+    _TASKS.reset()
+    yield
+    leaks = leakcheck.find_leaks(before, _TASKS)
+    _TASKS.reset()
+    leakcheck.stop_processes(leaks.processes)
+    if leaks:
+        pytest.fail(leaks.report(request.node.nodeid), pytrace=False)

@@ -58,6 +58,7 @@ async def controller(
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await ctl.stop_observers()  # as the runtime does: no read-back outlives the outbox
         await transport.close()
         await sim.stop()
         await asyncio.sleep(0.05)
