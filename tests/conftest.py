@@ -12,10 +12,12 @@ their topics with the ``create_topics`` fixture (or ``flowerhub.broker.admin.cre
 
 Every test is checked for leaks (``no_leaks``, autouse; the checks live in ``leakcheck``): a
 test fails when it leaves behind an asyncio task, a thread, a child process, a socket or an
-open file it started. The only allowance is for what session-scoped fixtures hold (the
-session broker and its sockets and processes): those exist before the first test that uses
-them, so they are in every test's "before" picture; the session's own leaks are checked once,
-at its end.
+open file it started. What session- and module-scoped fixtures hold (the session broker, its
+sockets and processes) exists before the tests that use it, so it is in every test's
+"before" picture; the session's own leaks are checked once, at its end. The one allowance is
+a fixture's shared service (``leakcheck.shared_service``: a bridge fleet, a 3-broker
+cluster): while it runs, its tests are checked for tasks only, and it is checked as a whole
+when it stops.
 """
 
 from __future__ import annotations
@@ -167,11 +169,8 @@ def unique_name(request: pytest.FixtureRequest) -> Callable[[str], str]:
 
 
 # ---------------------------------------------------------------- leak checks (leakcheck.py)
-_TASKS = leakcheck.TaskWatch()
-
-
 def pytest_configure(config: pytest.Config) -> None:
-    _TASKS.install()
+    leakcheck.TASKS.install()
 
 
 _SESSION_LEAKS: list[str] = []
@@ -209,14 +208,18 @@ def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail a test that leaves an asyncio task, thread, child process, socket or file behind.
 
     What was there before the test (session- and module-scoped fixtures: the session broker,
-    its sockets and processes) is allowed; nothing else is. Leaked child processes are
-    stopped once reported.
+    its sockets and processes) is allowed; nothing else is. While a fixture's shared service
+    runs (``leakcheck.shared_service``) only tasks are checked per test. Leaked child
+    processes are stopped once reported.
     """
     before = leakcheck.Picture.take()
-    _TASKS.reset()
+    leakcheck.TASKS.reset()
     yield
-    leaks = leakcheck.find_leaks(before, _TASKS)
-    _TASKS.reset()
+    if leakcheck.shared_services():  # checked as a whole when the service stops
+        leaks = leakcheck.Leaks(tasks=leakcheck.TASKS.leaked())
+    else:
+        leaks = leakcheck.find_leaks(before, leakcheck.TASKS)
+    leakcheck.TASKS.reset()
     leakcheck.stop_processes(leaks.processes)
     if leaks:
         pytest.fail(leaks.report(request.node.nodeid), pytrace=False)

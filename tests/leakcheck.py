@@ -14,9 +14,16 @@ in two places:
 
 Threads, child processes (``psutil``), sockets and open files (``/proc/self/fd``) are compared
 by identity with the picture taken before the test. What session-scoped fixtures hold (the
-session broker's JVM, its sockets, ...) was there before and is not a leak; nothing else
-is allowed. Leaked child processes are stopped after they are reported, so that one
-failing test does not leave processes running on a shared machine.
+session broker's JVM, its sockets, ...) was there before and is not a leak. Leaked child
+processes are stopped after they are reported, so that one failing test does not leave
+processes running on a shared machine.
+
+The one allowance: a module- or session-scoped fixture that shares a running service among
+its tests (a bridge fleet, a 3-broker cluster) wraps the service's life in
+:func:`shared_service`. While it serves, it opens connections, threads and files of its own
+and a test may restart its parts (a simulator, a broker), so the tests that run meanwhile
+are checked for asyncio tasks only; the service itself is checked for everything when it
+stops, against the picture taken when it started.
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,6 +128,10 @@ class TaskWatch:
         self.cancelled_by_runner.clear()
         self.loops = weakref.WeakSet()
 
+    def leaked(self) -> list[str]:
+        """Every task seen leaking since the last ``reset``."""
+        return [*self.cancelled_by_runner, *self.pending()]
+
     def pending(self) -> list[str]:
         """Tasks still pending on a loop made during the test that is no longer running."""
         found = []
@@ -128,6 +140,9 @@ class TaskWatch:
                 continue
             found += [describe_task(t) for t in asyncio.all_tasks(loop) if not t.done()]
         return found
+
+
+TASKS = TaskWatch()  # the one watch: installed by tests/conftest.py at the session's start
 
 
 def describe_task(task: asyncio.Task[Any]) -> str:
@@ -215,7 +230,7 @@ def find_leaks(
                 break
             sleep(POLL_S)
     if tasks is not None:
-        found.tasks = [*tasks.cancelled_by_runner, *tasks.pending()]
+        found.tasks = tasks.leaked()
     return found
 
 
@@ -234,3 +249,31 @@ def stop_processes(processes: Iterable[psutil.Process], timeout_s: float = 5.0) 
         except psutil.Error:
             continue
     psutil.wait_procs(alive, timeout=timeout_s)
+
+
+_SHARED: list[str] = []  # services of module/session fixtures running now (shared_service)
+
+
+def shared_services() -> list[str]:
+    """Names of the shared services running now (their tests are checked for tasks only)."""
+    return list(_SHARED)
+
+
+@contextmanager
+def shared_service(name: str, grace_s: float = GRACE_S) -> Iterator[None]:
+    """The life of a service a module- or session-scoped fixture shares among its tests.
+
+    Wrap the code that starts and stops it. What it holds when it has stopped, compared with
+    the picture taken before it started, fails the fixture's teardown (leaked child
+    processes stopped first).
+    """
+    before = Picture.take()
+    _SHARED.append(name)
+    try:
+        yield
+    finally:
+        _SHARED.remove(name)
+    leaks = find_leaks(before, None, grace_s=grace_s)
+    stop_processes(leaks.processes)
+    if leaks:
+        raise AssertionError(leaks.report(f"shared service {name!r}"))

@@ -23,6 +23,7 @@ from edge.testing.harness import (
     read_events,
 )
 from flowerhub.broker.admin import create_topics
+from tests import leakcheck
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +61,7 @@ def fleet(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         # a brisk battery keeps the suite fast; OEM time constants are exercised in the bench
         battery=BatteryParams(tau_s=0.4, dead_time_s=0.2),
     )
-    with harness:
+    with leakcheck.shared_service("bridge fleet"), harness:
         yield harness
 
 
