@@ -77,9 +77,13 @@ audit: install
 	$(BIN)/python -m tools.depaudit
 
 # Coverage is measured in this one run, child processes included ([tool.coverage] in
-# pyproject.toml); below the floor there the run fails.
+# pyproject.toml); below the floor there the run fails. TEST_WORKERS pytest-xdist workers
+# (each starts its own session broker) take one test file at a time, the longest first
+# (tests/conftest.py RUN_FIRST); TEST_WORKERS=0 runs everything in this one process.
+TEST_WORKERS ?= 2
 test: install kafka
-	$(BIN)/python -m pytest --cov --cov-report=term
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+	  --cov --cov-report=term
 
 check: lint types layers audit test
 

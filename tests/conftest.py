@@ -168,6 +168,22 @@ def unique_name(request: pytest.FixtureRequest) -> Callable[[str], str]:
     return make
 
 
+# ---------------------------------------------------------------- order
+# The longest files first: the demo's two real-time runs (about 5 minutes), then the broker
+# outage. `make test` runs the suite on pytest-xdist workers, one test file per worker at a
+# time (--dist loadfile, --no-loadscope-reorder), so these overlap the rest of the suite
+# instead of running alone at its end. A serial run just starts with them.
+RUN_FIRST = ("tests/integration/test_demo.py", "tests/integration/test_bridge_outage.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return RUN_FIRST.index(path) if path in RUN_FIRST else len(RUN_FIRST)
+
+    items.sort(key=rank)  # stable: the rest keep their order
+
+
 # ---------------------------------------------------------------- leak checks (leakcheck.py)
 def pytest_configure(config: pytest.Config) -> None:
     leakcheck.TASKS.install()
