@@ -193,18 +193,25 @@ _SESSION_LEAKS: list[str] = []
 
 
 @pytest.fixture(scope="session", autouse=True)
-def no_session_leaks() -> Iterator[None]:
+def no_session_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     """Whatever session- and module-scoped fixtures started is gone when the session ends.
 
-    Set up before every other fixture and torn down after them all. A leak is reported at
-    the end of the run and fails it (exit status 1): it belongs to no single test.
+    Set up before every other fixture and torn down after them all, as part of the last
+    test's teardown: a leak is an error there (on an xdist worker too). When the run was cut
+    short (-x, --maxfail) the teardown comes later, outside any test: the leak is then
+    reported at the end and the run fails.
     """
     before = leakcheck.Picture.take()
     yield
     leaks = leakcheck.find_leaks(before, None)
     leakcheck.stop_processes(leaks.processes)
-    if leaks:
-        _SESSION_LEAKS.append(leaks.report("the test session's fixtures"))
+    if not leaks:
+        return
+    report = leaks.report("the test session's fixtures")
+    if request.session.shouldstop or request.session.shouldfail:
+        _SESSION_LEAKS.append(report)
+    else:
+        pytest.fail(report, pytrace=False)
 
 
 @pytest.hookimpl(trylast=True)  # after pytest's own sessionfinish tore the fixtures down
