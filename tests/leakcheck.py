@@ -18,7 +18,9 @@ session broker's JVM, its sockets, ...) was there before and is not a leak. Leak
 processes are stopped after they are reported, so that one failing test does not leave
 processes running on a shared machine.
 
-The one allowance: a module- or session-scoped fixture that shares a running service among
+Two allowances. Font files matplotlib keeps open for the life of the process (its font cache,
+``matplotlib.font_manager._get_font``, holds each loaded FT2Font and so its file) are not
+files a test opened. And a module- or session-scoped fixture that shares a running service among
 its tests (a bridge fleet, a 3-broker cluster) wraps the service's life in
 :func:`shared_service`. While it serves, it opens connections, threads and files of its own
 and a test may restart its parts (a simulator, a broker), so the tests that run meanwhile
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib.util
 import os
 import threading
 import time
@@ -45,11 +48,24 @@ GRACE_S = 5.0  # a leak must persist this long after the test: shutdowns in flig
 POLL_S = 0.05
 
 
+def _font_dirs() -> tuple[str, ...]:
+    """Where matplotlib's process-lifetime font cache opens files (the first allowance)."""
+    spec = importlib.util.find_spec("matplotlib")
+    dirs = ["/usr/share/fonts/"]
+    if spec is not None and spec.submodule_search_locations:
+        dirs.append(os.path.join(spec.submodule_search_locations[0], "mpl-data", "fonts", ""))
+    return tuple(dirs)
+
+
+FONT_DIRS = _font_dirs()
+
+
 def open_fds() -> tuple[dict[str, int], dict[tuple[int, str], int]]:
     """Open sockets (``socket:[inode]`` -> fd) and files ((device, inode) -> fd) of this process.
 
-    Files are those on a file system (not ``/dev``, ``/proc``, pipes or anonymous inodes),
-    keyed by identity, so that reusing a descriptor number is not mistaken for a leak.
+    Files are those on a file system (not ``/dev``, ``/proc``, pipes or anonymous inodes, nor
+    the fonts of matplotlib's font cache), keyed by identity, so that reusing a descriptor
+    number is not mistaken for a leak.
     """
     sockets: dict[str, int] = {}
     files: dict[tuple[int, str], int] = {}
@@ -58,7 +74,7 @@ def open_fds() -> tuple[dict[str, int], dict[tuple[int, str], int]]:
             target = os.readlink(f"/proc/self/fd/{name}")
             if target.startswith("socket:"):
                 sockets[target] = int(name)
-            elif target.startswith("/") and not target.startswith(("/dev/", "/proc/")):
+            elif target.startswith("/") and not target.startswith(("/dev/", "/proc/", *FONT_DIRS)):
                 st = os.stat(f"/proc/self/fd/{name}")
                 files[(st.st_ino, target)] = int(name)
         except OSError:  # closed meanwhile (or the listdir fd itself)

@@ -147,3 +147,12 @@ def test_a_shared_service_is_checked_when_it_stops() -> None:
     finally:
         stop.set()
     assert leakcheck.shared_services() == []
+
+
+def test_fonts_of_matplotlibs_font_cache_are_allowed() -> None:
+    import matplotlib
+
+    font = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    before = leakcheck.Picture.take()
+    with font.open("rb"):  # as FT2Font keeps it open in matplotlib's lru_cache
+        assert not quick(before)
