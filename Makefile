@@ -1,7 +1,11 @@
 # FlowerHub: every target installs what it needs on a fresh machine.
 #   make demo   - the main job (starts a local Kafka, runs the fleet scenario, audits it)
-#   make test   - the whole test suite, integration tests on a real broker included
-#   make check  - exactly what CI runs: ruff, mypy (strict), then make test
+#   make test   - the whole test suite, integration tests on a real broker included, with
+#                 coverage (child processes too) against the floor in pyproject.toml
+#   make check  - exactly what CI runs: lint, types, layers, audit, then make test
+#   make layers - the import contracts of pyproject.toml [tool.importlinter] (import-linter)
+#   make audit  - pip-audit of the installed environment; one verdict line (tools/depaudit.py)
+#   make lock   - re-resolve requirements.lock (dependencies + dev extra, hashed) with uv
 #   make bench  - benchmarks; figures printed as ratios and written to bench-results.json
 SHELL := /bin/bash
 PY ?= python3
@@ -11,16 +15,30 @@ STAMP := $(VENV)/.installed
 KAFKA_LIB := .cache/kafka/lib
 KAFKA_STAMP := $(KAFKA_LIB)/.fetched
 POM := flowerhub/broker/pom.xml
+LOCK := requirements.lock
 
-.PHONY: demo test check lint types bench install java kafka clean ui ui-browser
+.PHONY: demo test check lint types layers audit lock bench install java kafka clean ui ui-browser
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Exactly the locked versions (every file's hash checked), then the project itself, editable
+# and without dependencies; `pip check` fails when pyproject.toml asks for something the lock
+# lacks (then: make lock).
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@$(BIN)/python -m pip check || { echo "pyproject.toml asks for more than $(LOCK) holds: run make lock"; exit 1; }
 	@touch $(STAMP)
+
+# The newest versions pyproject.toml allows (dependencies and the dev extra), resolved for
+# every platform and Python >= 3.11 (uv's universal resolution), each file's hash written.
+# Then `make check`, and commit requirements.lock with the change that needed it.
+lock:
+	@test -x $(BIN)/uv || { test -x $(BIN)/python || $(PY) -m venv $(VENV); $(BIN)/python -m pip install --quiet 'uv>=0.5'; }
+	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
+	  --generate-hashes --custom-compile-command 'make lock' --quiet --output-file $(LOCK)
 
 # Java 17 and Maven from Debian when the machine lacks them; mbpoll and kcat are the real
 # Modbus and Kafka peers some tests talk to.
@@ -48,16 +66,36 @@ lint: install
 types: install
 	$(BIN)/mypy
 
-test: install kafka ui ui-browser
-	$(BIN)/python -m pytest
+# import-linter: the layers of shared/design.md, test support kept out of production code,
+# pure modules free of Kafka/Faust/Modbus clients, no import circles. No exception lists.
+layers: install
+	$(BIN)/lint-imports --no-cache
 
-check: lint types test
+# Exit status: 0 audited clean, or NOT PERFORMED when no advisory service answers (the last
+# line says which); 1 known vulnerabilities; 2 NOT PERFORMED with FLOWERHUB_AUDIT_REQUIRED=1.
+audit: install
+	$(BIN)/python -m tools.depaudit
+
+# Coverage is measured in this one run, child processes included ([tool.coverage] in
+# pyproject.toml); below the floor there the run fails. TEST_WORKERS pytest-xdist workers
+# (each starts its own session broker) take one test file at a time, the longest first
+# (tests/conftest.py RUN_FIRST); TEST_WORKERS=0 runs everything in this one process.
+TEST_WORKERS ?= 2
+test: install kafka ui ui-browser
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+	  --cov --cov-report=term
+
+check: lint types layers audit test
 
 demo: install kafka ui
 	$(BIN)/flowerhub demo
 
 bench: install kafka ui ui-browser
 	$(BIN)/python -m bench
+
+clean:
+	-$(BIN)/flowerhub broker stop
+	rm -rf .cache/kafka/run
 
 # ---------------------------------------------------------------- UI (flowerhub ui)
 # The page's libraries (uPlot, Tabulator) from the npm registry, exactly as locked; no

@@ -36,9 +36,9 @@ import duckdb
 
 from analytics.archive.layout import hour_bucket, part_path, remove_temp_files, temp_path
 from analytics.archive.schema import TYPED_MARKER, default_layouts
-from analytics.archive.synthetic import TELEMETRY_EVENT, TELEMETRY_TOPIC
 from analytics.audit.run import AuditOptions, AuditResult, audit_log
-from analytics.audit.scenario import LogBuilder, activation, assignment
+from analytics.testing.scenario import LogBuilder, activation, assignment
+from analytics.testing.synthetic import TELEMETRY_EVENT, TELEMETRY_TOPIC
 from bench import BenchResult
 from contract.enums import Product
 

@@ -73,7 +73,6 @@ from contract.kafka import clients
 from contract.kafka.cliargs import options_of
 from contract.kafka.settings import KafkaSettings
 from edge.bridge.events import COMMAND, command_record
-from edge.bridge.harness import new_command
 from edge.bridge.model import Kind
 from edge.bridge.sink import BridgeTopics
 from edge.hal.control import Heartbeat
@@ -81,6 +80,7 @@ from edge.hal.maps import load_all
 from edge.hal.planner import plan_heartbeat
 from edge.hal.transport import ModbusTransport
 from edge.sim.battery import BatteryParams
+from edge.testing.harness import new_command
 
 SITES = int(os.environ.get("BENCH_BRIDGE_SITES", "300"))
 SIM_PROCS = int(os.environ.get("BENCH_BRIDGE_SIM_PROCS", "2"))

@@ -20,10 +20,10 @@ from pathlib import Path
 
 from analytics.archive.archiver import codec_decoder
 from analytics.archive.rows import RawRecord, decode_row
-from analytics.archive.synthetic import TELEMETRY_TOPIC, SyntheticLog, synthetic_records
 from analytics.archive.writer import ArchiveWriter
 from analytics.replay.replay import replay_producer
 from analytics.replay.run import ReplayRequest, create_copy_topics, replay
+from analytics.testing.synthetic import TELEMETRY_TOPIC, SyntheticLog, synthetic_records
 from bench import BenchResult
 from bench.broker import bench_broker
 from contract.kafka import clients

@@ -21,7 +21,7 @@ import numpy as np
 
 from analytics.rules import judge
 from analytics.svkcsv import read_csv, write_csv
-from analytics.testsequences import simulate_fcr_test
+from analytics.testing.sequences import simulate_fcr_test
 from analytics.timeseries import Series
 from analytics.verdicts import TestType
 from bench import BenchResult

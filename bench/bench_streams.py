@@ -54,10 +54,10 @@ from contract.kafka.settings import KafkaSettings
 from contract.topics import topic
 from flowerhub.broker.probe import produce
 from streams.agents.batching import KeyedBatchSender
-from streams.agents.testing import fleet_setpoint_record, telemetry_record
 from streams.app import StreamsApp, build, prepare_topics, settings_with
 from streams.steps.plain import setpoint_of_plain
 from streams.steps.setpoint_filter import FilterState, filter_setpoint
+from streams.testing.agents import fleet_setpoint_record, telemetry_record
 
 S = 1_000_000
 SITES = 1_000

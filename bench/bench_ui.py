@@ -48,7 +48,7 @@ from contract.codec import decode_raw, encode
 from contract.kafka import clients
 from contract.kafka.admin import create_topics
 from contract.kafka.settings import KafkaSettings
-from contract.strategies import site_telemetry_example
+from contract.testing.strategies import site_telemetry_example
 from streams.worker_process import PROJECT_ROOT, Worker, run_worker
 
 T = TypeVar("T")

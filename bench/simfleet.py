@@ -24,10 +24,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from edge.bridge.harness import free_port
 from edge.hal.maps import load_all
 from edge.sim.battery import BatteryParams
 from edge.sim.server import SimInverter
+from edge.testing.harness import free_port
 
 OEMS = ("huawei", "sungrow", "saj")
 

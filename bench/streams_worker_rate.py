@@ -42,8 +42,8 @@ from contract.codec import encode
 from contract.kafka import clients
 from contract.kafka.settings import KafkaSettings, settings_for
 from contract.topics import topic
-from streams.agents.testing import fleet_setpoint_record
 from streams.app import StreamsApp, build, settings_with
+from streams.testing.agents import fleet_setpoint_record
 
 S = 1_000_000
 POLL_S = 0.005

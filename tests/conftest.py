@@ -12,6 +12,15 @@ makes comes from the project's factories with them.
 
 Every broker used here has (or should have) topic auto-creation off, so tests pre-create
 their topics with the ``create_topics`` fixture (or ``contract.kafka.admin``).
+
+Every test is checked for leaks (``no_leaks``, autouse; the checks live in ``leakcheck``): a
+test fails when it leaves behind an asyncio task, a thread, a child process, a socket or an
+open file it started. What session- and module-scoped fixtures hold (the session broker, its
+sockets and processes) exists before the tests that use it, so it is in every test's
+"before" picture; the session's own leaks are checked once, at its end. The one allowance is
+a fixture's shared service (``leakcheck.shared_service``: a bridge fleet, a 3-broker
+cluster): while it runs, its tests are checked for tasks only, and it is checked as a whole
+when it stops.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import pytest
 
 from contract.kafka.admin import create_named_topics_sync, wait_for_brokers
 from contract.kafka.settings import KafkaSettings, settings_for
+from tests import leakcheck
 
 KAFKA_IMAGE = os.environ.get("FLOWERHUB_KAFKA_IMAGE", "apache/kafka:4.4.0")
 
@@ -165,3 +175,83 @@ def unique_name(request: pytest.FixtureRequest) -> Callable[[str], str]:
         return f"{base}-{suffix}-{uuid.uuid4().hex[:8]}"
 
     return make
+
+
+# ---------------------------------------------------------------- order
+# The longest files first: the demo's two real-time runs (about 5 minutes), then the broker
+# outage. `make test` runs the suite on pytest-xdist workers, one test file per worker at a
+# time (--dist loadfile, --no-loadscope-reorder), so these overlap the rest of the suite
+# instead of running alone at its end. A serial run just starts with them.
+RUN_FIRST = ("tests/integration/test_demo.py", "tests/integration/test_bridge_outage.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return RUN_FIRST.index(path) if path in RUN_FIRST else len(RUN_FIRST)
+
+    items.sort(key=rank)  # stable: the rest keep their order
+
+
+# ---------------------------------------------------------------- leak checks (leakcheck.py)
+def pytest_configure(config: pytest.Config) -> None:
+    leakcheck.TASKS.install()
+
+
+_SESSION_LEAKS: list[str] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_session_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Whatever session- and module-scoped fixtures started is gone when the session ends.
+
+    Set up before every other fixture and torn down after them all, as part of the last
+    test's teardown: a leak is an error there (on an xdist worker too). When the run was cut
+    short (-x, --maxfail) the teardown comes later, outside any test: the leak is then
+    reported at the end and the run fails.
+    """
+    before = leakcheck.Picture.take()
+    yield
+    leaks = leakcheck.find_leaks(before, None)
+    leakcheck.stop_processes(leaks.processes)
+    if not leaks:
+        return
+    report = leaks.report("the test session's fixtures")
+    if request.session.shouldstop or request.session.shouldfail:
+        _SESSION_LEAKS.append(report)
+    else:
+        pytest.fail(report, pytrace=False)
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own sessionfinish tore the fixtures down
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _SESSION_LEAKS and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for report in _SESSION_LEAKS:
+        terminalreporter.section("leaks", sep="=", red=True, bold=True)
+        terminalreporter.line(report, red=True)
+
+
+@pytest.fixture(autouse=True)
+def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test that leaves an asyncio task, thread, child process, socket or file behind.
+
+    What was there before the test (session- and module-scoped fixtures: the session broker,
+    its sockets and processes) is allowed; nothing else is. While a fixture's shared service
+    runs (``leakcheck.shared_service``) only tasks are checked per test. Leaked child
+    processes are stopped once reported.
+    """
+    before = leakcheck.Picture.take()
+    leakcheck.TASKS.reset()
+    yield
+    if leakcheck.shared_services():  # checked as a whole when the service stops
+        leaks = leakcheck.Leaks(tasks=leakcheck.TASKS.leaked())
+    else:
+        leaks = leakcheck.find_leaks(before, leakcheck.TASKS)
+    leakcheck.TASKS.reset()
+    leakcheck.stop_processes(leaks.processes)
+    if leaks:
+        pytest.fail(leaks.report(request.node.nodeid), pytrace=False)

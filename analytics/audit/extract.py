@@ -36,8 +36,8 @@ import duckdb
 import numpy as np
 
 from analytics.db import scoped_event_views, snake_case, sql_string
-from analytics.testsequences import FCRD_UP_RAMPS, FCRN_STEP_END_S, FCRN_STEPS
 from analytics.timeseries import FloatArray, Series, SeriesError
+from analytics.tr25 import FCRD_UP_RAMPS, FCRN_STEP_END_S, FCRN_STEPS
 from analytics.verdicts import TestType
 from contract.enums import Product
 from contract.products import is_fcr_d
@@ -56,7 +56,7 @@ FCR_EVENT_BANDS = {  # product -> (frequency test, threshold): an excursion acti
 }
 _SINE_RE = re.compile(r"sine_?(\d+)")
 _TR25_RE = re.compile(r"tr\W*25")
-# Standard TR25 schedules, seconds from the test's start_time (analytics.testsequences).
+# Standard TR25 schedules, seconds from the test's start_time (analytics.tr25).
 TR25_RAMP_STARTS_S = tuple(start for start, _, _ in FCRD_UP_RAMPS)  # FCR-D up and down
 # FCR-N: start of the holds at 50.0, 49.9, 50.1, 50.0 Hz and end of the last (step_bounds_s)
 TR25_STEP_BOUNDS_S = (*(start for start, _ in FCRN_STEPS[2:]), FCRN_STEP_END_S)

@@ -1,7 +1,7 @@
 """Decoded events (raw-codec form) of the topics the UI reads, for tests and benchmarks.
 
 Each builder returns one valid record with fixed defaults and ``fields`` on top, so a test
-varies one field at a time (as ``contract.strategies.site_telemetry_example`` does; like
+varies one field at a time (as ``contract.testing.strategies.site_telemetry_example`` does; like
 it, this module needs the dev extra).
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from contract.strategies import site_telemetry_example
+from contract.testing.strategies import site_telemetry_example
 
 T0 = 1_790_000_000_000_000  # 2026-09-21T14:13:20Z, microseconds
 S = 1_000_000

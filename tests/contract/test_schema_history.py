@@ -44,7 +44,7 @@ def test_backward_transitive_by_the_resolution_rules() -> None:
 def test_backward_transitive_on_generated_records(
     name: str, version: int, data: st.DataObject
 ) -> None:
-    from contract.strategies import records
+    from contract.testing.strategies import records
 
     old = REGISTRY.history(name)[version - 1]
     record: dict[str, Any] = data.draw(records(old.raw))

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from contract import Codec, SchemaRegistry
 from contract.registry import fingerprint
-from contract.strategies import records, with_defaults
+from contract.testing.strategies import records, with_defaults
 
 REGISTRY = SchemaRegistry.load()
 CODEC = Codec(REGISTRY)

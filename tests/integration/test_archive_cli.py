@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from analytics.archive.layout import recover_positions
-from analytics.archive.synthetic import SyntheticLog, synthetic_records
 from analytics.db import connect
+from analytics.testing.synthetic import SyntheticLog, synthetic_records
 from contract.kafka import clients
 from contract.kafka.settings import KafkaSettings
 

@@ -19,7 +19,7 @@ import pytest
 from analytics.archive.archiver import Archiver, ArchiverConfig, ArchiverStats
 from analytics.archive.layout import TopicPartition, iter_parts, recover_positions
 from analytics.archive.rows import RawRecord
-from analytics.archive.synthetic import SyntheticLog, synthetic_records
+from analytics.testing.synthetic import SyntheticLog, synthetic_records
 from contract.kafka import clients
 from contract.kafka.settings import KafkaSettings
 

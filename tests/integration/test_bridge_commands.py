@@ -13,7 +13,10 @@ import pytest
 
 from contract.kafka.admin import create_named_topics_sync as create_topics
 from contract.kafka.settings import KafkaSettings
-from edge.bridge.harness import (
+from edge.bridge.model import BridgeCommand, Kind, Product, ReserveParams
+from edge.bridge.sink import BridgeTopics
+from edge.sim.battery import BatteryParams
+from edge.testing.harness import (
     SimBridge,
     SimSpec,
     free_port,
@@ -21,9 +24,7 @@ from edge.bridge.harness import (
     produce_commands,
     read_events,
 )
-from edge.bridge.model import BridgeCommand, Kind, Product, ReserveParams
-from edge.bridge.sink import BridgeTopics
-from edge.sim.battery import BatteryParams
+from tests import leakcheck
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +62,7 @@ def fleet(kafka: KafkaSettings, tmp_path_factory: pytest.TempPathFactory) -> Ite
         # a brisk battery keeps the suite fast; OEM time constants are exercised in the bench
         battery=BatteryParams(tau_s=0.4, dead_time_s=0.2),
     )
-    with harness:
+    with leakcheck.shared_service("bridge fleet"), harness:
         yield harness
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from edge.bridge.diskwriter import DiskWriter
-from edge.bridge.harness import SimSpec, free_port, new_command, site_config
 from edge.bridge.idempotency import IdempotencyStore
 from edge.bridge.model import Kind, Product, ReserveParams
 from edge.bridge.outbox import Outbox
@@ -22,6 +21,7 @@ from edge.hal.device import Device
 from edge.hal.maps import load_all
 from edge.hal.transport import ModbusTransport
 from edge.sim.server import SimInverter
+from edge.testing.harness import SimSpec, free_port, new_command, site_config
 
 pytestmark = pytest.mark.integration
 

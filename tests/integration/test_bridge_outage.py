@@ -19,9 +19,9 @@ import pytest
 from contract.kafka.admin import create_named_topics_sync as create_topics
 from contract.kafka.settings import settings_for
 from edge.bridge.events import TELEMETRY
-from edge.bridge.harness import SimBridge, SimSpec, read_events
 from edge.bridge.outbox import Outbox
 from edge.bridge.sink import BridgeTopics
+from edge.testing.harness import SimBridge, SimSpec, read_events
 from flowerhub.broker.launcher import kill_node, local_cluster, restart_node
 
 pytestmark = pytest.mark.integration

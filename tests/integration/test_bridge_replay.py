@@ -12,10 +12,10 @@ import pytest
 
 from contract.kafka.admin import create_named_topics_sync as create_topics
 from contract.kafka.settings import KafkaSettings
-from edge.bridge.harness import SimBridge, SimSpec, new_command, produce_commands, read_events
 from edge.bridge.model import BridgeCommand, Kind
 from edge.bridge.sink import BridgeTopics
 from edge.sim.battery import BatteryParams
+from edge.testing.harness import SimBridge, SimSpec, new_command, produce_commands, read_events
 
 pytestmark = pytest.mark.integration
 

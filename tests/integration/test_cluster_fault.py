@@ -25,6 +25,7 @@ from contract.kafka.settings import KafkaSettings, settings_for
 from flowerhub.broker.launcher import kill_node, local_cluster, restart_node
 from flowerhub.broker.probe import read_to_end
 from flowerhub.broker.state import ClusterState, processes_using
+from tests import leakcheck
 
 EVENTS = 3000
 PARTITIONS = 3
@@ -34,7 +35,10 @@ VICTIM = 2
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterState]:
     data = tmp_path_factory.mktemp("cluster3")
-    with local_cluster(nodes=3, data_dir=data) as state:
+    with (
+        leakcheck.shared_service("3-broker cluster"),
+        local_cluster(nodes=3, data_dir=data) as state,
+    ):
         yield state
     assert processes_using(data) == []
 

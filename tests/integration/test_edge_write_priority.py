@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import time
 
-from edge.bridge.harness import free_port
 from edge.hal.device import Device
 from edge.hal.maps import MAPS_DIR, load_map
 from edge.hal.points import Command
 from edge.hal.transport import ModbusTransport
 from edge.sim.server import SimInverter
+from edge.testing.harness import free_port
 
 RMAP = load_map(MAPS_DIR / "saj.yaml")  # the most telemetry blocks (8) per poll
 GAP_S = 0.25

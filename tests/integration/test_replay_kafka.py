@@ -13,7 +13,6 @@ import pytest
 
 from analytics.archive.archiver import codec_decoder
 from analytics.archive.rows import Headers, RawRecord, decode_row
-from analytics.archive.synthetic import TELEMETRY_TOPIC, SyntheticLog, synthetic_records
 from analytics.archive.writer import ArchiveWriter
 from analytics.replay.diff import diff_events
 from analytics.replay.diff_sources import DiffSide, read_archive_side, read_kafka_side
@@ -21,6 +20,7 @@ from analytics.replay.plan import TimeWindow
 from analytics.replay.replay import replay_producer
 from analytics.replay.run import ReplayRequest, replay
 from analytics.replay.sources import kafka_streams
+from analytics.testing.synthetic import TELEMETRY_TOPIC, SyntheticLog, synthetic_records
 from contract.kafka import clients
 from contract.kafka.settings import KafkaSettings
 from flowerhub.cli import main as flowerhub

@@ -28,10 +28,10 @@ from flowerhub.broker.probe import Record, group_lag, produce, read_to_end
 from flowerhub.cli import main
 from streams.agents.setpoint_filter import murmur2_partition
 from streams.agents.telemetry_service import group_id as telemetry_group
-from streams.agents.testing import fleet_setpoint_record, setpoint_record, telemetry_record
 from streams.app import prepare_topics, settings_with
 from streams.settings import StreamsSettings
 from streams.steps.setpoint_filter import FilterState
+from streams.testing.agents import fleet_setpoint_record, setpoint_record, telemetry_record
 from streams.worker_process import Worker, wait_for
 from streams.worker_process import streams_worker as run_streams_worker
 

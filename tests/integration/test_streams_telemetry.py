@@ -24,9 +24,9 @@ from contract.codec import decode_raw, encode
 from contract.kafka.settings import KafkaSettings
 from flowerhub.broker.probe import group_lag, produce, read_to_end
 from streams.agents.telemetry_service import group_id
-from streams.agents.testing import fleet_setpoint_record, telemetry_record
 from streams.app import prepare_topics, settings_with
 from streams.settings import StreamsSettings
+from streams.testing.agents import fleet_setpoint_record, telemetry_record
 from streams.worker_process import Worker, stop, wait_for
 from streams.worker_process import streams_worker as run_streams_worker
 

@@ -26,9 +26,9 @@ import pytest
 from analytics.archive.archiver import Archiver, ArchiverConfig, ArchiverStats
 from contract.kafka.admin import create_named_topics_sync
 from contract.kafka.settings import KafkaSettings, SecurityProtocol
-from edge.bridge.harness import SimBridge, SimSpec, new_command, produce_commands, read_events
 from edge.bridge.model import Kind
 from edge.bridge.sink import BridgeTopics
+from edge.testing.harness import SimBridge, SimSpec, new_command, produce_commands, read_events
 from flowerhub.broker.launcher import local_cluster
 from flowerhub.broker.state import ClusterState, kafka_settings
 from flowerhub.broker.tls import write_ca

@@ -44,10 +44,10 @@ import pytest
 from contract.codec import encode, new_event
 from contract.kafka.settings import KafkaSettings, settings_for
 from contract.topics import topic_for_event
-from edge.bridge.harness import SimBridge, SimSpec, new_command, produce_commands, read_events
 from edge.bridge.model import Kind
 from edge.bridge.sink import BridgeTopics
 from edge.sim.battery import BatteryParams
+from edge.testing.harness import SimBridge, SimSpec, new_command, produce_commands, read_events
 from flowerhub.broker.probe import produce
 from streams.app import prepare_topics, settings_with
 from streams.worker_process import PROJECT_ROOT, Worker, run_worker, streams_worker

@@ -24,7 +24,7 @@ from contract import (
     TrailingBytesError,
     TruncatedEventError,
 )
-from contract.strategies import records
+from contract.testing.strategies import records
 
 REGISTRY = SchemaRegistry.load()
 CODEC = Codec(REGISTRY, InMemorySchemaIds.for_registry(REGISTRY))

@@ -33,7 +33,7 @@ from contract import (
     raw_codec,
 )
 from contract.rawform import canonical_uuid, compile_raw_guard, strip_logical_types
-from contract.strategies import records, site_telemetry_example
+from contract.testing.strategies import records, site_telemetry_example
 
 REGISTRY = SchemaRegistry.load()
 IDS = InMemorySchemaIds.for_registry(REGISTRY)

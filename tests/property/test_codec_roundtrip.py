@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contract import Codec, InMemorySchemaIds, SchemaRegistry
-from contract.strategies import records, with_defaults
+from contract.testing.strategies import records, with_defaults
 
 REGISTRY = SchemaRegistry.load()
 CODEC = Codec(REGISTRY, InMemorySchemaIds.for_registry(REGISTRY))

@@ -1,7 +1,8 @@
 """The columnar decoder (``contract.columnar``) against the raw codec, value for value.
 
-- every current schema it compiles: for records drawn from the schema (``contract.strategies``)
-  every row decodes here, and each row equals the raw codec's record;
+- every current schema it compiles: for records drawn from the schema
+  (``contract.testing.strategies``) every row decodes here, and each row equals the raw
+  codec's record;
 - corrupt, truncated or padded bytes never crash it: a row it decodes is one the raw codec
   decodes to the same record; a row the raw codec rejects is flagged (slow path);
 - table: each structural fault is flagged, not guessed.
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 
 from contract import Codec, EventDecodeError, SchemaRegistry
 from contract.columnar import ColumnarDecoder, UnsupportedSchemaError
-from contract.strategies import records, site_telemetry_example
+from contract.testing.strategies import records, site_telemetry_example
 
 REGISTRY = SchemaRegistry.load()
 LOGICAL = Codec(REGISTRY)

@@ -13,7 +13,7 @@ from hypothesis.extra.numpy import arrays
 
 from analytics.rules import judge
 from analytics.svkcsv import read_csv, write_csv
-from analytics.testsequences import simulate_fcr_test
+from analytics.testing.sequences import simulate_fcr_test
 from analytics.timeseries import Series
 from analytics.verdicts import TestType, Verdict
 from contract.enums import Product

@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from contract.codec import encode
 from streams.agents.aggregator import BatchOutcome, TelemetryAggregator
 from streams.agents.sitebook import SiteBook
-from streams.agents.testing import consumed, setpoint_record, telemetry_record
 from streams.app import settings_with
 from streams.settings import AggregationSettings, StreamsSettings
+from streams.testing.agents import consumed, setpoint_record, telemetry_record
 
 S = 1_000_000
 T0 = 1_700_000_000 * S

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from contract import Codec, SchemaRegistry
 from contract.errors import InvalidRecordError
 from contract.records import SiteSetpoint
-from contract.strategies import records
+from contract.testing.strategies import records
 from streams.steps.plain import setpoint_of_plain
 
 REGISTRY = SchemaRegistry.load()

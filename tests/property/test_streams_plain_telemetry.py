@@ -23,13 +23,13 @@ from hypothesis import strategies as st
 from contract import Codec, SchemaRegistry
 from contract.errors import InvalidRecordError
 from contract.records import SiteTelemetry
-from contract.strategies import records, site_telemetry_example
+from contract.testing.strategies import records, site_telemetry_example
 from streams.agents.aggregator import TelemetryAggregator
 from streams.agents.sitebook import SiteBook
-from streams.agents.testing import close_app
 from streams.app import StreamsApp, build, settings_with
 from streams.steps.fleet_aggregation import sample_of, sample_of_plain
 from streams.steps.plain import telemetry_plainly_valid
+from streams.testing.agents import close_app
 
 REGISTRY = SchemaRegistry.load()
 SCHEMA = REGISTRY.current("SiteTelemetry").raw

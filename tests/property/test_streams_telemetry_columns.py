@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from contract import Codec, SchemaRegistry
 from contract.columnar import ColumnarDecoder
-from contract.strategies import records
+from contract.testing.strategies import records
 from streams.agents.sitebook import SiteBook
 from streams.steps.fleet_aggregation import sample_of_plain
 from streams.steps.plain import telemetry_plainly_valid

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from contract import Codec, SchemaRegistry
 from contract.records import SiteTelemetry
-from contract.strategies import records
-from streams.agents.testing import telemetry_record
+from contract.testing.strategies import records
 from streams.steps.plain import telemetry_of_plain_columns, telemetry_plainly_valid
+from streams.testing.agents import telemetry_record
 
 REGISTRY = SchemaRegistry.load()
 SCHEMA = REGISTRY.current("SiteTelemetry").raw

@@ -1,6 +1,6 @@
 """The UI's view model never raises on a valid event and always yields strict JSON.
 
-For every event the UI reads, records drawn from the schema (``contract.strategies``) are
+For every event the UI reads, records drawn from the schema (``contract.testing.strategies``) are
 encoded, decoded as the feed does (raw codec) and folded; every view's payload must then
 serialise with ``allow_nan=False`` (what the server sends). Telemetry folded column-wise
 equals telemetry folded value by value.
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from contract import SchemaRegistry
 from contract.codec import decode_raw, encode
-from contract.strategies import records
+from contract.testing.strategies import records
 from flowerhub.ui.fold import Folder
 from flowerhub.ui.model import ViewModel
 from flowerhub.ui.views import VIEWS, Cursor

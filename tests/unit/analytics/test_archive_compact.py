@@ -11,11 +11,11 @@ from analytics.archive.archiver import archive_lock, codec_decoder
 from analytics.archive.compact import compact, covered_parts, live_parts, remove_covered_parts
 from analytics.archive.layout import PartFile, iter_parts, recover_positions
 from analytics.archive.rows import decode_row
-from analytics.archive.synthetic import SyntheticLog, synthetic_records
 from analytics.archive.writer import ArchiveWriter
 from analytics.db import connect
 from analytics.replay.plan import merge_streams
 from analytics.replay.sources import archive_streams
+from analytics.testing.synthetic import SyntheticLog, synthetic_records
 from flowerhub.cli import main as flowerhub
 
 LOG = SyntheticLog(sites=4, samples=40, period_ms=360_000, partitions=2)  # 4 hours

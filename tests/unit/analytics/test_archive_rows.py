@@ -20,7 +20,7 @@ from analytics.archive.rows import (
     payload_json,
     timestamp_micros,
 )
-from analytics.archive.synthetic import SyntheticLog, synthetic_records
+from analytics.testing.synthetic import SyntheticLog, synthetic_records
 
 
 def _raw(value: bytes | None, offset: int = 0) -> RawRecord:

@@ -26,11 +26,11 @@ from analytics.archive.schema import (
     load_event_schemas,
     scalar_kind,
 )
-from analytics.archive.synthetic import SyntheticLog, synthetic_records
 from analytics.archive.writer import ARCHIVE_COLUMNS, ArchiveWriter, typed_columns
 from analytics.db import connect, event_view_sql, scoped_event_views
+from analytics.testing.synthetic import SyntheticLog, synthetic_records
 from contract.codec import default_codec
-from contract.strategies import records
+from contract.testing.strategies import records
 
 LOG = SyntheticLog(sites=4, samples=30, late_every=4, partitions=2)
 SCHEMAS = {s.name: s for s in load_event_schemas()}

@@ -22,8 +22,8 @@ from analytics.archive.layout import (
 )
 from analytics.archive.rows import ArchiveRow, RawRecord, decode_row
 from analytics.archive.schema import TYPED_MARKER, default_layouts
-from analytics.archive.synthetic import SyntheticLog, synthetic_records
 from analytics.archive.writer import ARCHIVE_COLUMNS, ArchiveWriteError, ArchiveWriter, hour_runs
+from analytics.testing.synthetic import SyntheticLog, synthetic_records
 
 HOUR_MS = 3_600_000
 

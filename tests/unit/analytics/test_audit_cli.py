@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from analytics.audit.report import ProgressBar
-from analytics.audit.scenario import Scenario, fcrd_ramp_log, mfrr_order_log
 from analytics.svkcsv import write_csv
-from analytics.testsequences import simulate_fcr_test
+from analytics.testing.scenario import Scenario, fcrd_ramp_log, mfrr_order_log
+from analytics.testing.sequences import simulate_fcr_test
 from analytics.verdicts import TestType
 from contract.enums import Product
 from flowerhub.cli import main

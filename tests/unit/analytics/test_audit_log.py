@@ -12,7 +12,10 @@ from hypothesis import strategies as st
 from analytics.audit.extract import AuditInputError, canonical
 from analytics.audit.offenders import gain_lag_many
 from analytics.audit.run import AuditOptions, AuditResult, audit_log
-from analytics.audit.scenario import (
+from analytics.freqresp import fit_gain_lag
+from analytics.rules import judge
+from analytics.rules.base import EAM25, SVK_LEGACY
+from analytics.testing.scenario import (
     OEMS,
     START_MS,
     LogBuilder,
@@ -22,9 +25,6 @@ from analytics.audit.scenario import (
     mfrr_order_log,
     telemetry,
 )
-from analytics.freqresp import fit_gain_lag
-from analytics.rules import judge
-from analytics.rules.base import EAM25, SVK_LEGACY
 from analytics.timeseries import Series
 from analytics.verdicts import TestType
 from contract.enums import Product

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from analytics.archive.archiver import codec_decoder
 from analytics.archive.rows import decode_row
-from analytics.archive.synthetic import SyntheticLog, synthetic_records
 from analytics.archive.writer import ArchiveWriter
 from analytics.audit.extract import Activation, scope_views
 from analytics.audit.offenders import (
@@ -24,6 +23,7 @@ from analytics.audit.offenders import (
 from analytics.audit.window import site_samples
 from analytics.rules import polarity_offenders
 from analytics.rules.base import RuleError
+from analytics.testing.synthetic import SyntheticLog, synthetic_records
 from analytics.timeseries import Series
 from analytics.verdicts import TestType
 from contract.enums import Product

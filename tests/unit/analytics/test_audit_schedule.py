@@ -8,7 +8,6 @@ import duckdb
 import numpy as np
 import pytest
 
-from analytics.archive.synthetic import site_id
 from analytics.audit.extract import (
     TR25_RAMP_STARTS_S,
     TR25_STEP_BOUNDS_S,
@@ -17,11 +16,12 @@ from analytics.audit.extract import (
     scheduled_params,
     scope_views,
 )
-from analytics.audit.scenario import START_MS, LogBuilder, telemetry
 from analytics.audit.window import window_frame
 from analytics.rules import judge
 from analytics.rules.base import TestSequenceError
-from analytics.testsequences import simulate_fcr_test
+from analytics.testing.scenario import START_MS, LogBuilder, telemetry
+from analytics.testing.sequences import simulate_fcr_test
+from analytics.testing.synthetic import site_id
 from analytics.timeseries import Series
 from analytics.verdicts import TestType
 from contract.enums import Product

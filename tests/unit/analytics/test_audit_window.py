@@ -32,9 +32,9 @@ from analytics.audit.extract import (
 )
 from analytics.audit.offenders import find_offenders, site_traces
 from analytics.audit.run import AuditOptions, activation_data, audit_connection, scan_log
-from analytics.audit.scenario import START_MS, LogBuilder, activation, telemetry
 from analytics.audit.window import read_window, window_bounds, window_fleet_frame
 from analytics.rules import judge
+from analytics.testing.scenario import START_MS, LogBuilder, activation, telemetry
 from analytics.timeseries import Series, SeriesError
 from analytics.verdicts import TestType
 from contract.enums import Product

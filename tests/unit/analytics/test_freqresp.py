@@ -24,7 +24,7 @@ from analytics.freqresp import (
 )
 from analytics.rules import MissingParameterError, TestSignal, judge, judge_sine_set
 from analytics.svkcsv import read_csv, write_csv
-from analytics.testsequences import droop_target, fopdt_response, simulate_fcr_test
+from analytics.testing.sequences import droop_target, fopdt_response, simulate_fcr_test
 from analytics.timeseries import InsufficientDataError, Series
 from analytics.verdicts import TestType
 from contract.enums import Product

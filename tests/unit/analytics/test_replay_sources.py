@@ -9,11 +9,11 @@ import pytest
 
 from analytics.archive.archiver import codec_decoder
 from analytics.archive.rows import RawRecord, decode_row
-from analytics.archive.synthetic import SyntheticLog, synthetic_records
 from analytics.archive.writer import ArchiveWriter
 from analytics.replay.diff_sources import DiffSide, parse_side, read_archive_side
 from analytics.replay.plan import ReplayPlanError, TimeWindow, merge_streams
 from analytics.replay.sources import archive_streams
+from analytics.testing.synthetic import SyntheticLog, synthetic_records
 from flowerhub.cli import main as flowerhub
 from flowerhub.cli.analytics import register
 

@@ -18,7 +18,7 @@ from analytics.rules import (
     required_sampling,
 )
 from analytics.rules.base import MissingParameterError
-from analytics.testsequences import simulate_fcr_test
+from analytics.testing.sequences import simulate_fcr_test
 from analytics.timeseries import Series
 from analytics.verdicts import TestType, verdicts_to_json
 from contract.enums import Product

@@ -13,7 +13,7 @@ import pytest
 
 from analytics.rules import TestSequenceError, judge
 from analytics.svkcsv import read_csv
-from analytics.testsequences import fcrd_ramp_frequency
+from analytics.testing.sequences import fcrd_ramp_frequency
 from analytics.timeseries import SamplingRateError, Series
 from analytics.verdicts import TestType, Verdict
 from contract.enums import Product

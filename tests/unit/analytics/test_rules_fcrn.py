@@ -10,7 +10,7 @@ import pytest
 
 from analytics.rules import TestSequenceError, judge, judge_each
 from analytics.svkcsv import read_csv
-from analytics.testsequences import fcrn_step_frequency
+from analytics.testing.sequences import fcrn_step_frequency
 from analytics.timeseries import SamplingRateError, Series
 from analytics.verdicts import TestType, Verdict
 from contract.enums import Product

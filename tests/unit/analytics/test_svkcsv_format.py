@@ -11,7 +11,7 @@ import pytest
 
 from analytics.rules import judge
 from analytics.svkcsv import SvkFileName, WriteError, read_csv, write_csv
-from analytics.testsequences import simulate_fcr_test
+from analytics.testing.sequences import simulate_fcr_test
 from analytics.timeseries import Series
 from analytics.verdicts import TestType
 from contract.enums import Product

@@ -11,7 +11,6 @@ import pytest
 
 from analytics.archive.archiver import codec_decoder
 from analytics.archive.rows import RawRecord, decode_row
-from analytics.archive.synthetic import SyntheticLog, synthetic_records
 from analytics.archive.writer import ARCHIVE_COLUMNS, ArchiveWriter
 from analytics.db import (
     ArchiveViewError,
@@ -20,6 +19,7 @@ from analytics.db import (
     load_event_schemas,
     snake_case,
 )
+from analytics.testing.synthetic import SyntheticLog, synthetic_records
 
 LOG = SyntheticLog(sites=3, samples=20, late_every=5, late_ms=45_000, kafka_delay_ms=250)
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contract.evolution import reader_problems
-from contract.strategies import records
+from contract.testing.strategies import records
 
 
 def rec(*fields: dict[str, Any], name: str = "R") -> dict[str, Any]:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 
+from flowerhub.cli import build_parser
 from flowerhub.demo.fleet import compose_fleet, map_models
 from flowerhub.demo.results import (
     AuditOutcome,
     Check,
     all_ok,
     check_table,
-    cli_verbs,
     compare,
     margin,
     rows_table,
@@ -90,6 +92,18 @@ def test_check_ok_rules() -> None:
     assert Check("x", "listed", "listed (STALE)").ok
     assert not Check("x", "listed", "not listed").ok
     assert Check("x", "PASS", "PASS").ok
+
+
+def cli_verbs() -> dict[str, list[str]]:
+    """Every ``flowerhub`` verb group and its sub-verbs (from ``flowerhub.cli.build_parser``)."""
+
+    def subs(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        for action in parser._actions:  # argparse keeps subparsers only here
+            if isinstance(action, argparse._SubParsersAction):
+                return dict(action.choices)
+        return {}
+
+    return {name: sorted(subs(p)) for name, p in subs(build_parser()).items()}
 
 
 def test_cli_verbs_lists_the_groups_the_demo_runs() -> None:

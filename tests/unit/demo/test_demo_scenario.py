@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analytics.rules import REGISTRY
-from analytics.testsequences import fcrd_ramp_frequency
+from analytics.testing.sequences import fcrd_ramp_frequency
 from contract.enums import Product
 from flowerhub.demo.scenario import (
     DEFAULT_SCENARIO,

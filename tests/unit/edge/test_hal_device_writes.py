@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from edge.bridge.harness import free_port
 from edge.hal.capabilities import SiteDevice
 from edge.hal.connect import open_device
 from edge.hal.control import ControlPolicy
@@ -23,6 +22,7 @@ from edge.hal.points import Command
 from edge.hal.registermap import RegisterMap
 from edge.hal.transport import ModbusTransport
 from edge.sim.server import SimInverter
+from edge.testing.harness import free_port
 
 MAPS = load_all()
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from edge.bridge.harness import free_port
 from edge.hal.decode import Value, telemetry_points
 from edge.hal.device import Device
 from edge.hal.maps import load_all
@@ -19,6 +18,7 @@ from edge.hal.points import CanonicalPoint
 from edge.hal.tiers import TieredPolling
 from edge.hal.transport import ModbusTransport
 from edge.sim.server import SimInverter
+from edge.testing.harness import free_port
 
 MAPS = load_all()
 

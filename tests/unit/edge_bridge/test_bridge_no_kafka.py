@@ -8,10 +8,10 @@ from pathlib import Path
 
 from contract.kafka.settings import settings_for
 from edge.bridge.events import TELEMETRY
-from edge.bridge.harness import SimBridge, SimSpec, free_port
 from edge.bridge.outbox import Outbox
 from edge.bridge.runtime import Bridge, BridgeStats
 from edge.bridge.sink import BridgeTopics
+from edge.testing.harness import SimBridge, SimSpec, free_port
 
 
 def test_bridge_serves_sites_while_kafka_is_unreachable(tmp_path: Path) -> None:

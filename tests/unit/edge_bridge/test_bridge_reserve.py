@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from edge.bridge.harness import SimSpec, free_port, new_command, site_config
 from edge.bridge.model import Kind, Product, ReserveParams
 from edge.bridge.reserve import ReserveLoop
 from edge.bridge.shared import SiteShared
@@ -21,6 +20,7 @@ from edge.hal.device import Device
 from edge.hal.maps import load_all
 from edge.hal.transport import ModbusTransport
 from edge.sim.server import SimInverter
+from edge.testing.harness import SimSpec, free_port, new_command, site_config
 
 FCRD_UP = ReserveParams(Product.FCR_D_UP, 4.0, 49.9, 49.5)
 BASE_KW = 1.0

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from edge.bridge.harness import SimSpec, free_port, new_command, site_config
 from edge.bridge.keepalive import Reassert, reassert_due
 from edge.bridge.link import REASSERT_MIN_S
 from edge.bridge.model import Kind, Product, ReserveParams
@@ -21,6 +20,7 @@ from edge.hal.maps import load_all
 from edge.hal.points import Command, Mode, Telemetry
 from edge.hal.transport import ModbusTransport
 from edge.sim.server import SimInverter
+from edge.testing.harness import SimSpec, free_port, new_command, site_config
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 ARM = ReserveParams(Product.FCR_D_UP, 4.0, 49.9, 49.5)

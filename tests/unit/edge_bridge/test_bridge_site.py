@@ -13,7 +13,6 @@ from typing import Any
 
 from edge.bridge.diskwriter import DiskWriter
 from edge.bridge.events import RESULT
-from edge.bridge.harness import SimSpec, free_port, new_command, site_config
 from edge.bridge.idempotency import IdempotencyStore
 from edge.bridge.model import Kind
 from edge.bridge.outbox import Outbox
@@ -26,6 +25,7 @@ from edge.hal.registermap import RegisterMap
 from edge.hal.transport import ModbusTransport
 from edge.sim.battery import BatteryParams
 from edge.sim.server import SimInverter
+from edge.testing.harness import SimSpec, free_port, new_command, site_config
 
 
 @asynccontextmanager
@@ -62,6 +62,7 @@ async def controller(
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await ctl.stop_observers()  # as the runtime does: no read-back outlives the outbox
         await transport.close()
         await sim.stop()
         await asyncio.sleep(0.05)

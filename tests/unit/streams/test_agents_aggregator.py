@@ -13,14 +13,14 @@ import pytest
 
 from contract.codec import decode, encode
 from streams.agents.aggregator import NAME, BatchOutcome
-from streams.agents.testing import (
+from streams.app import StreamsApp, build, settings_with
+from streams.testing.agents import (
     ManualClock,
     close_app,
     consumed,
     setpoint_record,
     telemetry_record,
 )
-from streams.app import StreamsApp, build, settings_with
 
 S = 1_000_000
 T0 = 1_700_000_000 * S  # a multiple of 10 s: windows start on it

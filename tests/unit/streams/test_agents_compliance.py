@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from contract.codec import encode
-from streams.agents.testing import (
+from streams.app import StreamsApp, build, settings_with
+from streams.steps.ids import derived_id
+from streams.testing.agents import (
     ManualClock,
     activation_record,
     close_app,
@@ -19,8 +21,6 @@ from streams.agents.testing import (
     memory_outputs,
     telemetry_record,
 )
-from streams.app import StreamsApp, build, settings_with
-from streams.steps.ids import derived_id
 
 S = 1_000_000
 T0 = 1_700_000_000 * S

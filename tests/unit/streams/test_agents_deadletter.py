@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contract.codec import encode
-from streams.agents.testing import (
+from streams.app import build, settings_with
+from streams.testing.agents import (
     ManualClock,
     close_app,
     consumed,
@@ -22,7 +23,6 @@ from streams.agents.testing import (
     setpoint_record,
     telemetry_record,
 )
-from streams.app import build, settings_with
 
 S = 1_000_000
 T0 = 1_700_000_000 * S

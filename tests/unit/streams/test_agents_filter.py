@@ -9,7 +9,9 @@ from collections.abc import Iterator
 import pytest
 
 from contract.codec import encode
-from streams.agents.testing import (
+from streams.app import StreamsApp, build, settings_with
+from streams.steps.ids import command_id_for
+from streams.testing.agents import (
     Sent,
     close_app,
     consumed,
@@ -18,8 +20,6 @@ from streams.agents.testing import (
     setpoint_record,
     telemetry_record,
 )
-from streams.app import StreamsApp, build, settings_with
-from streams.steps.ids import command_id_for
 
 S = 1_000_000
 T0 = 1_700_000_000 * S

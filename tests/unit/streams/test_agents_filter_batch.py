@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from contract.codec import encode
 from streams.agents.batch_consumer import consumer_group
 from streams.agents.setpoint_filter import changelog_entry
-from streams.agents.testing import close_app, consumed, drain, memory_outputs, setpoint_record
 from streams.app import StreamsApp, build, settings_with
 from streams.steps.setpoint_filter import FilterState
+from streams.testing.agents import close_app, consumed, drain, memory_outputs, setpoint_record
 
 S = 1_000_000
 T0 = 1_700_000_000 * S

@@ -12,8 +12,8 @@ import pytest
 
 from contract.errors import InvalidEventError
 from streams.agents.base import started_kafka_producer
-from streams.agents.testing import Sent, close_app, drain, memory_outputs, setpoint_record
 from streams.app import StreamsApp, build, settings_with
+from streams.testing.agents import Sent, close_app, drain, memory_outputs, setpoint_record
 
 S = 1_000_000
 T0 = 1_700_000_000 * S

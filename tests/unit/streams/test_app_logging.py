@@ -15,8 +15,8 @@ from collections.abc import Iterator
 import faust
 import pytest
 
-from streams.agents.testing import close_app
 from streams.app import StreamsApp, build, settings_with, undo_spinner_debug
+from streams.testing.agents import close_app
 
 
 @pytest.fixture

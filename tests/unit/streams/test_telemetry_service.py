@@ -16,9 +16,9 @@ from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped, unused-ign
 from pydantic import SecretStr
 
 from streams.agents.telemetry_service import TelemetryService, consumer_options, group_id
-from streams.agents.testing import close_app
 from streams.app import StreamsApp, build
 from streams.settings import SaslMechanism, SecurityProtocol, StreamsSettings
+from streams.testing.agents import close_app
 
 SECRET = "s3cret"  # noqa: S105  # a test value
 SASL = {

@@ -27,9 +27,9 @@ import numpy as np
 
 from analytics.archive.archiver import codec_decoder
 from analytics.archive.rows import RawRecord, decode_row
-from analytics.archive.synthetic import partition_for, site_id, telemetry_record
 from analytics.archive.writer import ArchiveWriter
-from analytics.testsequences import droop_target, fcrd_ramp_frequency, fopdt_response
+from analytics.testing.sequences import droop_target, fcrd_ramp_frequency, fopdt_response
+from analytics.testing.synthetic import partition_for, site_id, telemetry_record
 from analytics.timeseries import FloatArray
 from contract.enums import Product
 

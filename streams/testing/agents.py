@@ -9,6 +9,7 @@ tests/unit/streams/test_agents_*.py.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -189,12 +190,18 @@ def activation_record(
 
 def close_app(built: Any) -> None:
     """Close what Faust created without starting it: the event loop of the consumer thread
-    (made when a table checks its source partitions; the thread never runs in tests)."""
+    (made when a table checks its source partitions; the thread never runs in tests), and
+    the app's own loop when the app made it outside a running loop (``app.loop`` then
+    creates the thread's current loop, which nothing else would close)."""
     consumer = getattr(built.app, "_consumer", None)
     thread = getattr(consumer, "_thread", None)
     loop = getattr(thread, "thread_loop", None)
     if loop is not None and not loop.is_closed():
         loop.close()
+    app_loop = getattr(built.app, "_loop", None)  # mode.Service: None until app.loop is read
+    if app_loop is not None and not app_loop.is_running() and not app_loop.is_closed():
+        app_loop.close()
+        asyncio.set_event_loop(None)  # the next app makes a fresh loop (mode.utils.loops)
 
 
 class ManualClock:

@@ -10,22 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from analytics.timeseries import FloatArray, Series
+from analytics.tr25 import FCRD_RAMP_END_S, FCRD_UP_RAMPS, FCRN_STEP_END_S, FCRN_STEPS
 from contract.enums import Product
 from contract.products import is_fcr_d
-
-# FCR-D up ramp sequence (TR25 Table 4, ramps 1..6): (start s, target Hz, speed Hz/s).
-FCRD_UP_RAMPS = (
-    (30.0, 49.45, 0.14),
-    (34.9, 49.9, 0.09),
-    (90.0, 49.5, 0.24),
-    (390.0, 49.9, 0.24),
-    (690.0, 49.0, 0.24),
-    (750.0, 50.0, 0.24),
-)
-FCRD_RAMP_END_S = 1050.0
-# FCR-N step sequence (TR25 Table 3): (start s, frequency Hz); ends at 1260 s.
-FCRN_STEPS = ((0.0, 50.0), (30.0, 49.95), (60.0, 50.0), (360.0, 49.9), (660.0, 50.1), (960.0, 50.0))
-FCRN_STEP_END_S = 1260.0
 
 
 def fcrd_ramp_frequency(t: FloatArray, product: Product) -> FloatArray:
