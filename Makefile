@@ -116,7 +116,3 @@ $(UI_STAMP): $(UI_WEB)/package.json $(UI_WEB)/package-lock.json
 ui-browser:
 	@command -v chromium >/dev/null || { echo "installing chromium from Debian"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-liberation >/dev/null; }
-
-clean:
-	-$(BIN)/flowerhub broker stop
-	rm -rf .cache/kafka/run

@@ -10,10 +10,10 @@ from analytics.archive.archiver import codec_decoder
 from analytics.archive.rows import RawRecord, decode_row
 from analytics.archive.writer import ArchiveWriter
 from contract.codec import encode
+from flowerhub.testing.ui import T0, S, device_status, fleet_state, telemetry
 from flowerhub.ui.archive import ArchiveError, load_archive, ui_topics
 from flowerhub.ui.fold import Folder
 from flowerhub.ui.model import ViewModel
-from flowerhub.ui.testing import T0, S, device_status, fleet_state, telemetry
 
 PREFIX = "demo-1."
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from contract.codec import encode
+from flowerhub.testing.ui import T0, S, fleet_state, telemetry, verdict
 from flowerhub.ui.fold import COLUMNAR_FROM, Folder, unprefixed
 from flowerhub.ui.model import ViewModel
-from flowerhub.ui.testing import T0, S, fleet_state, telemetry, verdict
 
 
 def test_columnar_batch_equals_value_by_value() -> None:

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from flowerhub.ui.model import ViewModel
-from flowerhub.ui.testing import (
+from flowerhub.testing.ui import (
     T0,
     S,
     activation,
@@ -21,6 +20,7 @@ from flowerhub.ui.testing import (
     telemetry,
     verdict,
 )
+from flowerhub.ui.model import ViewModel
 from flowerhub.ui.views import Cursor, activations_view, fleet_view, site_view, sites_view
 
 

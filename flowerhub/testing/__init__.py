@@ -1,0 +1,1 @@
+"""Test support of the top layer (imported by tests and benchmarks only)."""
