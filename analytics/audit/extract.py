@@ -6,8 +6,8 @@ activation event covers them (``detect_frequency_events``).
 
 Fleet series: per time bucket, the sum of each site's last ``battery_power_kw`` before the
 bucket's end, held at most :data:`HOLD_S` (kW -> MW), and the mean ``frequency_hz``
-(:func:`fleet_frame`, in SQL). The whole
-range is scanned once for frequency only; each activation's window is read once with
+(:func:`fleet_frame`, in SQL; the sites' baselines and armed capacities summed the same
+way). The whole range is scanned once for frequency only; each activation's window is read once with
 power (:mod:`analytics.audit.window`: the same frame from the window's samples, which
 the offenders use too), reading only the telemetry topic's files and only the
 event-time, power and frequency columns (the archive's typed columns; older files parse
@@ -19,15 +19,23 @@ exactly as the SvK CSV writer rounds them. The event-log audit judges that canon
 and ``export-svk`` writes it, so an export read back with ``--svk-csv`` is the same series,
 sample for sample, and gives the same verdicts.
 
-Baseline: the activation's ``baseline_mw``, else the mean fleet power over the pre-window.
-Capacity (Cap_ column, ΔP_ss,theo by default): ``|requested_mw|`` of the activation, else
-the ``ReserveAssignment`` of the product in force at the start.
+Baseline (CalcBaseline; delivered = power - baseline, facts §4.3): the sites' own
+``baseline_kw`` summed per bucket with the same hold as power (a site that reports none
+counts 0); where no site reported one (telemetry written before baselines) the
+activation's ``baseline_mw``, else 0 (:func:`baseline_note` says which, for the report).
+The other products armed at the sites (``armed_*_kw``, ``order_*_kw``, summed the same way)
+give their expected responses at the fleet's mean frequency as ``Activated_<Service>``
+columns, which the rules take off the judged product's response
+(:mod:`analytics.delivered`). Capacity (Cap_ column, ΔP_ss,theo by default):
+``|requested_mw|`` of the activation, else the ``ReserveAssignment`` of the product in
+force at the start.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +44,7 @@ import duckdb
 import numpy as np
 
 from analytics.db import scoped_event_views, snake_case, sql_string
+from analytics.delivered import ARMED_FIELDS, activated_column, expected
 from analytics.timeseries import FloatArray, Series, SeriesError
 from analytics.tr25 import FCRD_UP_RAMPS, FCRN_STEP_END_S, FCRN_STEPS
 from analytics.verdicts import TestType
@@ -62,6 +71,12 @@ TR25_RAMP_STARTS_S = tuple(start for start, _, _ in FCRD_UP_RAMPS)  # FCR-D up a
 TR25_STEP_BOUNDS_S = (*(start for start, _ in FCRN_STEPS[2:]), FCRN_STEP_END_S)
 
 
+BASELINE = "baseline_kw"
+#: The per-sample values summed besides power: the site's baseline (NULL in events written
+#: before baselines) and each product's armed capacity / order change in force.
+EXTRA_FIELDS = (BASELINE, *ARMED_FIELDS.values())
+
+
 class AuditInputError(ValueError):
     """The log (or a filter) cannot be audited as given: the message says why."""
 
@@ -85,13 +100,23 @@ class Activation:
 
 @dataclass(frozen=True)
 class FleetFrame:
-    """Per-bucket fleet sums: bucket start (µs since epoch), MW, mean Hz, samples."""
+    """Per-bucket fleet sums: bucket start (µs since epoch), MW, mean Hz, samples.
+
+    ``baseline_mw``: the sites' baselines summed like power (a site that reports none counts
+    0), None when no site reported one (events written before baselines);
+    ``baseline_sites`` of ``sites`` reported one. ``armed_mw``: per product armed (or
+    ordered) somewhere in the frame, the sites' capacities (order changes) summed like power.
+    """
 
     bucket_us: int
     t_us: np.ndarray
     power_mw: FloatArray
     freq_hz: FloatArray
     samples: np.ndarray
+    baseline_mw: FloatArray | None = None
+    armed_mw: Mapping[Product, FloatArray] = field(default_factory=dict)
+    baseline_sites: int = 0
+    sites: int = 0
 
 
 def to_us(value: np.datetime64 | datetime | str) -> int:
@@ -303,52 +328,84 @@ def fleet_frame(
     b = int(bucket_ms) * 1000
     where = _where_time("event_time", since_us, until_us)
     # buckets are numbered (k = µs // b) and multiplied out in numpy: one multiply less per row
-    if power:
-        hold_us = hold_us_of(hold_s)
-        read = _where_time("event_time", None if since_us is None else since_us - hold_us, until_us)
-        query = (
-            "WITH s AS (SELECT key, epoch_us(event_time) AS u, battery_power_kw AS p, "  # noqa: S608  # integers only
-            f"frequency_hz AS f FROM audit_site_telemetry WHERE {read}), "
-            f"per_site AS (SELECT key, u // {b} AS k, arg_max(p, u) AS p, max(u) AS t "
-            "FROM s GROUP BY key, k), "
-            f"held AS (SELECT k, p, least((t + {hold_us}) // {b}, "
-            "coalesce(lead(k) OVER (PARTITION BY key ORDER BY k) - 1, k + 1 + "
-            f"{hold_us // b})) AS k_end FROM per_site), "
-            f"present AS (SELECT u // {b} AS k, sum(f) / count(f) AS fz, count(*) AS n FROM s "
-            f"WHERE {'true' if since_us is None else f'u >= {int(since_us)}'} GROUP BY k), "
-        )
-        if hold_us // b <= _EXPAND_BUCKETS:  # each sample into its few buckets: a hash join
-            query += (
-                "spread AS (SELECT unnest(generate_series(k, k_end)) AS k, p FROM held), "
-                "kw AS (SELECT k, sum(p) AS kw FROM spread SEMI JOIN present USING (k) "
-                "GROUP BY k) "
-                "SELECT present.k, kw.kw / 1000.0, present.fz, present.n "
-                "FROM present LEFT JOIN kw USING (k) ORDER BY present.k"
-            )
-        else:  # a hold over many (fine) buckets: a range join
-            query += (
-                "SELECT present.k, sum(held.p) / 1000.0, any_value(present.fz), "
-                "any_value(present.n) FROM present JOIN held "
-                "ON present.k >= held.k AND present.k <= held.k_end "
-                "GROUP BY present.k ORDER BY present.k"
-            )
-    else:
+    if not power:
         query = (
             f"SELECT epoch_us(event_time) // {b} AS k, CAST('nan' AS DOUBLE), "  # noqa: S608  # integers only
             "avg(frequency_hz), count(*) FROM audit_site_telemetry "
             f"WHERE {where} GROUP BY k ORDER BY k"
         )
+        rows = con.execute(query).fetchnumpy()
+        keys = list(rows)
+        if len(rows[keys[0]]) == 0:
+            raise AuditInputError("no site telemetry in the log for the requested time range")
+        return FleetFrame(
+            bucket_us=b,
+            t_us=np.asarray(rows[keys[0]], dtype=np.int64) * b,
+            power_mw=_nan_for_null(rows[keys[1]]),
+            freq_hz=_nan_for_null(rows[keys[2]]),
+            samples=np.asarray(rows[keys[3]], dtype=np.int64),
+        )
+    hold_us = hold_us_of(hold_s)
+    read = _where_time("event_time", None if since_us is None else since_us - hold_us, until_us)
+    values = ["p", *(f"x{i}" for i in range(len(EXTRA_FIELDS)))]  # fixed column names
+    extra = ", ".join(f"coalesce({name}, 0.0) AS x{i}" for i, name in enumerate(EXTRA_FIELDS))
+    names = ", ".join(values)
+    last_of = ", ".join(f"arg_max({v}, u) AS {v}" for v in values)
+    query = (
+        "WITH s AS (SELECT key, epoch_us(event_time) AS u, battery_power_kw AS p, "  # noqa: S608  # fixed names, integers
+        f"{extra}, frequency_hz AS f FROM audit_site_telemetry WHERE {read}), "
+        f"per_site AS (SELECT key, u // {b} AS k, {last_of}, max(u) AS t FROM s GROUP BY key, k), "
+        f"held AS (SELECT k, {names}, least((t + {hold_us}) // {b}, "
+        "coalesce(lead(k) OVER (PARTITION BY key ORDER BY k) - 1, k + 1 + "
+        f"{hold_us // b})) AS k_end FROM per_site), "
+        f"present AS (SELECT u // {b} AS k, sum(f) / count(f) AS fz, count(*) AS n FROM s "
+        f"WHERE {'true' if since_us is None else f'u >= {int(since_us)}'} GROUP BY k), "
+    )
+    if hold_us // b <= _EXPAND_BUCKETS:  # each sample into its few buckets: a hash join
+        sums = ", ".join(f"sum({v}) AS {v}" for v in values)
+        mw = ", ".join(f"kw.{v} / 1000.0 AS {v}" for v in values)
+        query += (
+            f"spread AS (SELECT unnest(generate_series(k, k_end)) AS k, {names} FROM held), "  # noqa: S608  # fixed names
+            f"kw AS (SELECT k, {sums} FROM spread SEMI JOIN present USING (k) GROUP BY k) "
+            f"SELECT present.k, present.fz, present.n, {mw} "
+            "FROM present LEFT JOIN kw USING (k) ORDER BY present.k"
+        )
+    else:  # a hold over many (fine) buckets: a range join
+        mw = ", ".join(f"sum(held.{v}) / 1000.0 AS {v}" for v in values)
+        query += (
+            f"SELECT present.k, any_value(present.fz) AS fz, any_value(present.n) AS n, {mw} "  # noqa: S608  # fixed names
+            "FROM present JOIN held ON present.k >= held.k AND present.k <= held.k_end "
+            "GROUP BY present.k ORDER BY present.k"
+        )
     rows = con.execute(query).fetchnumpy()
-    keys = list(rows)
-    if len(rows[keys[0]]) == 0:
+    if len(rows["k"]) == 0:
         raise AuditInputError("no site telemetry in the log for the requested time range")
+    totals = {name: _nan_for_null(rows[f"x{i}"]) for i, name in enumerate(EXTRA_FIELDS)}
+    reported, sites = _baseline_sites(con, read)
     return FleetFrame(
         bucket_us=b,
-        t_us=np.asarray(rows[keys[0]], dtype=np.int64) * b,
-        power_mw=_nan_for_null(rows[keys[1]]),
-        freq_hz=_nan_for_null(rows[keys[2]]),
-        samples=np.asarray(rows[keys[3]], dtype=np.int64),
+        t_us=np.asarray(rows["k"], dtype=np.int64) * b,
+        power_mw=_nan_for_null(rows["p"]),
+        freq_hz=_nan_for_null(rows["fz"]),
+        samples=np.asarray(rows["n"], dtype=np.int64),
+        baseline_mw=np.nan_to_num(totals[BASELINE], nan=0.0) if reported else None,
+        armed_mw={
+            p: np.nan_to_num(totals[name], nan=0.0)
+            for p, name in ARMED_FIELDS.items()
+            if np.any(np.nan_to_num(totals[name], nan=0.0) != 0.0)
+        },
+        baseline_sites=reported,
+        sites=sites,
     )
+
+
+def _baseline_sites(con: duckdb.DuckDBPyConnection, where: str) -> tuple[int, int]:
+    """(sites that reported a baseline, sites) in the telemetry ``where`` selects."""
+    row = con.execute(
+        "SELECT count(DISTINCT key) FILTER (WHERE baseline_kw IS NOT NULL), "  # noqa: S608  # integers only
+        f"count(DISTINCT key) FROM audit_site_telemetry WHERE {where}"
+    ).fetchone()
+    return (0, 0) if row is None else (int(row[0]), int(row[1]))
 
 
 def hold_us_of(hold_s: float) -> int:
@@ -483,16 +540,17 @@ def fleet_series(
     tu = frame.t_us[inside]
     t = (tu - tu[0]).astype(np.float64) / 1e6
     power = frame.power_mw[inside]
+    freq = frame.freq_hz[inside]
     start_s = (to_us(activation.start) - int(tu[0])) / 1e6
-    if activation.baseline_mw is not None:
-        baseline = activation.baseline_mw
+    if frame.baseline_mw is not None:
+        baseline = frame.baseline_mw[inside]
     else:
-        pre = t < start_s
-        baseline = float(np.mean(power[pre])) if np.any(pre) else float(power[0])
+        stated = activation.baseline_mw
+        baseline = np.full(t.shape, 0.0 if stated is None else stated)
     signals: dict[str, FloatArray] = {
         "power_mw": power,
-        "grid_freq_hz": frame.freq_hz[inside],
-        "baseline_mw": np.full(t.shape, baseline),
+        "grid_freq_hz": freq,
+        "baseline_mw": baseline,
     }
     if capacity_mw is not None:
         signals["capacity_mw"] = np.full(t.shape, abs(capacity_mw))
@@ -502,10 +560,34 @@ def fleet_series(
     ):
         on = (t >= start_s) & (t < (t1 - int(tu[0])) / 1e6)
         signals["requested_mw"] = np.where(on, activation.requested_mw, 0.0)
+    others = {
+        activated_column(p): expected(p, armed[inside], freq)
+        for p, armed in frame.armed_mw.items()
+        if p is not activation.product
+    }
     raw = Series(
         t=t,
         start=np.datetime64(int(tu[0]), "us"),
         source=f"log:{activation.activation_id}",
-        **signals,  # type: ignore[arg-type]  # keys are Series fields
+        extra=others,
+        **signals,
     )
     return canonical(raw.resample(interval_s))
+
+
+def baseline_note(frame: FleetFrame, activation: Activation) -> str:
+    """Where the baseline of ``activation``'s series comes from, in one line (the report)."""
+    if frame.baseline_mw is not None:
+        return (
+            f"baseline: the sites' own (SiteTelemetry.baseline_kw), {frame.baseline_sites} of "
+            f"{frame.sites} sites reported one (a site without counts 0)"
+        )
+    if activation.baseline_mw is not None:
+        return (
+            f"baseline: {activation.baseline_mw:+.4f} MW as the activation states it "
+            "(no site reported one)"
+        )
+    return (
+        "baseline: 0 MW assumed (no site reported one: telemetry written before baselines, "
+        "read as 0 as SiteTelemetry.avsc says; the activation states none)"
+    )

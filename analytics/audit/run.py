@@ -28,6 +28,7 @@ from analytics.audit.extract import (
     AuditInputError,
     FleetFrame,
     assignment_capacity,
+    baseline_note,
     detect_frequency_events,
     fleet_frame,
     fleet_series,
@@ -47,6 +48,8 @@ from analytics.audit.window import (
     window_bounds,
     window_fleet_frame,
 )
+from analytics.delivered import method_lines as delivered_method
+from analytics.delivered import other_products
 from analytics.freqresp import T_FME_DEFAULT_S, PeriodFit
 from analytics.rules import (
     REGISTRY,
@@ -98,6 +101,7 @@ class ActivationResult:
     rule_errors: list[tuple[str, str]] = field(default_factory=list)  # (rule id, why)
     offenders: list[Offender] = field(default_factory=list)
     oem_response: dict[str, FloatArray] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # how its series was built (the report)
 
 
 @dataclass(frozen=True)
@@ -333,6 +337,7 @@ class ActivationData:
     series: Series
     opts: AuditOptions
     window: WindowSamples | None  # None: not read (the series came from the SQL frame)
+    notes: tuple[str, ...] = ()  # where its baseline came from, what was taken off
 
 
 def activation_data(
@@ -368,7 +373,20 @@ def activation_data(
         else window_fleet_frame(window, bucket_ms, opts.hold_s)
     )
     series = fleet_series(frame, act, interval_s=scan.interval_s, capacity_mw=capacity)
-    return ActivationData(series, local, window)
+    return ActivationData(series, local, window, series_notes(frame, act, series))
+
+
+def series_notes(frame: FleetFrame, act: Activation, series: Series) -> tuple[str, ...]:
+    """The report's lines on how ``act``'s series was built: baseline, other products."""
+    notes = [baseline_note(frame, act)]
+    others = other_products(series, act.product)
+    if others:
+        names = ", ".join(p.value for p in others)
+        notes.append(
+            f"also armed at the sites: {names}; their expected responses are taken off "
+            f"before {act.product.value} is judged (Activated_* columns)"
+        )
+    return tuple(notes)
 
 
 def activation_series(
@@ -409,7 +427,7 @@ def audit_log(archive_dir: Path, opts: AuditOptions, progress: Progress = _quiet
         sites, oems = fit_chains(con, opts.since_us, opts.until_us)
     finally:
         con.close()
-    method = [hold_rule(opts.hold_s), *audit_method(results, opts)]
+    method = [hold_rule(opts.hold_s), *delivered_method(), *audit_method(results, opts)]
     return AuditResult(str(archive_dir), results, _sine_sets(results, opts), sites, oems, method)
 
 
@@ -425,6 +443,7 @@ def _audit_one(
     if series.start is not None:  # a TR25 test: ramps/steps from its schedule
         params.update(scheduled_params(act, series.start))
     result = judge_activation(act, series, local, params)
+    result.notes = list(data.notes)
     if opts.offenders:
         try:
             analysis = find_offenders(con, act, series, judge_params=params, window=data.window)

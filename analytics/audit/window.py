@@ -29,12 +29,15 @@ site's last sample.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import duckdb
 import numpy as np
 
 from analytics.audit.extract import (
+    BASELINE,
+    EXTRA_FIELDS,
     HOLD_S,
     PRE_S,
     Activation,
@@ -43,7 +46,9 @@ from analytics.audit.extract import (
     hold_us_of,
     to_us,
 )
+from analytics.delivered import ARMED_FIELDS
 from analytics.timeseries import FloatArray
+from contract.enums import Product
 
 LOOKBACK_S = 900.0  # a site seen this long before a window and silent in it is STALE
 _NO_SAMPLE = np.iinfo(np.int64).min
@@ -59,6 +64,10 @@ class WindowSamples:
     ``last_before_us``: its last sample time in [back_us, lo_us) (int64 minimum: none),
     ``last_before_kw`` that sample's battery power (NaN: none; held into the first buckets).
     The samples (``site`` numbers into ``sites``) are in (site, event time) order.
+    ``extra``: per sample, the site's ``baseline_kw`` (NaN: not reported) and the
+    ``armed_*_kw`` / ``order_*_kw`` fields of :data:`EXTRA_FIELDS` that are not 0 throughout
+    (:data:`analytics.delivered.ARMED_FIELDS`); ``extra_before``: the same fields of the
+    last sample before the window, per site (held like its power).
     """
 
     lo_us: int
@@ -72,6 +81,27 @@ class WindowSamples:
     t_us: np.ndarray
     power_kw: FloatArray
     freq_hz: FloatArray
+    extra: Mapping[str, FloatArray] = field(default_factory=dict)
+    extra_before: Mapping[str, FloatArray] = field(default_factory=dict)
+
+    @property
+    def armed_kw(self) -> dict[Product, FloatArray]:
+        """Per sample, each product armed (or ordered) somewhere in the window, kW."""
+        return {p: self.extra[name] for p, name in ARMED_FIELDS.items() if name in self.extra}
+
+    def baseline_sites(self, hold_us: int = 0) -> int:
+        """How many sites reported a baseline in the window, or in their last sample before
+        it if that is at most ``hold_us`` before it (a sample the window's first buckets
+        hold)."""
+        b = self.extra.get(BASELINE)
+        if b is None:
+            return 0
+        reported = set(np.unique(self.site[~np.isnan(b)]).tolist())
+        before = self.extra_before.get(BASELINE)
+        if before is not None:
+            held = (self.last_before_us >= self.lo_us - hold_us) & ~np.isnan(before)
+            reported |= set(np.flatnonzero(held).tolist())
+        return len(reported)
 
     def covers(self, t0_us: int, t1_us: int, lookback_s: float = LOOKBACK_S) -> bool:
         """Whether [t0, t1] and the ``lookback_s`` before it are inside what was read."""
@@ -119,11 +149,12 @@ def read_window(
         raise AuditInputError(f"lookback must be >= 0 s, got {lookback_s}")
     back = lo_us - int(lookback_s * 1e6)
     rows = con.execute(
-        "SELECT decode(key), hash(key), "
+        "SELECT decode(key), hash(key), "  # noqa: S608  # fixed field names
         "any_value(oem) FILTER (WHERE event_time >= make_timestamp($2)), "
         "count(*) FILTER (WHERE event_time >= make_timestamp($2)), "
         "epoch_us(max(event_time) FILTER (WHERE event_time < make_timestamp($2))), "
-        "arg_max(battery_power_kw, event_time) FILTER (WHERE event_time < make_timestamp($2)) "
+        "arg_max(battery_power_kw, event_time) FILTER (WHERE event_time < make_timestamp($2)), "
+        f"arg_max([{_extra_sql()}], event_time) FILTER (WHERE event_time < make_timestamp($2)) "
         "FROM audit_site_telemetry "
         "WHERE event_time >= make_timestamp($1) AND event_time < make_timestamp($3) "
         "GROUP BY key ORDER BY key",
@@ -133,12 +164,24 @@ def read_window(
     active = np.flatnonzero(counts > 0)
     hashes = np.array([int(rows[k][1]) for k in active], dtype=np.uint64)
     by_hash = hashes if np.unique(hashes).size == hashes.size else None
-    site, us, kw, hz = site_samples(con, lo_us, hi_us, back, active=active, hashes=by_hash)
+    site, us, kw, hz, extra = site_samples(con, lo_us, hi_us, back, active=active, hashes=by_hash)
     if site.size != int(counts.sum()):
         raise AuditInputError(
             f"the archive changed while the window [{lo_us}, {hi_us}) µs was read: run again"
         )
-    site, us, kw, hz = _site_time_order(site, us, kw, hz, len(rows))
+    order = _site_time_order(site, us, len(rows))
+    site, us, kw, hz = site[order], us[order], kw[order], hz[order]
+    before = np.array(
+        [[np.nan] * len(EXTRA_FIELDS) if r[6] is None else r[6] for r in rows], dtype=np.float64
+    ).reshape(len(rows), len(EXTRA_FIELDS))
+    extra_before = {name: before[:, k] for k, name in enumerate(EXTRA_FIELDS)}
+    kept = {
+        name: values[order]
+        for name, values in extra.items()
+        if name == BASELINE
+        or np.any(values != 0.0)
+        or np.any(np.nan_to_num(extra_before[name]) != 0.0)
+    }
     return WindowSamples(
         lo_us=lo_us,
         hi_us=hi_us,
@@ -155,6 +198,16 @@ def read_window(
         t_us=us,
         power_kw=kw,
         freq_hz=hz,
+        extra=kept,
+        extra_before={name: extra_before[name] for name in kept},
+    )
+
+
+def _extra_sql() -> str:
+    """The :data:`EXTRA_FIELDS` as SQL: the baseline NULL as NaN, a NULL capacity as 0."""
+    return ", ".join(
+        f"coalesce({name}, 'NaN'::DOUBLE)" if name == BASELINE else f"coalesce({name}, 0.0)"
+        for name in EXTRA_FIELDS
     )
 
 
@@ -166,16 +219,19 @@ def site_samples(
     *,
     active: np.ndarray,
     hashes: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray, FloatArray, FloatArray]:
-    """(site number, µs, kW, Hz) of every sample in [lo, hi), in the log's order.
+) -> tuple[np.ndarray, np.ndarray, FloatArray, FloatArray, dict[str, FloatArray]]:
+    """(site number, µs, kW, Hz, extra) of every sample in [lo, hi), in the log's order.
 
     Sites are numbered in key order over every key seen in [back, hi). ``active``: the
     numbers of the sites with samples in [lo, hi); ``hashes``: their distinct DuckDB
     ``hash(key)`` (each sample's hash is mapped to its number in numpy), or None to number
     the samples by a join on the key instead (two sites' hashes collide). A NULL frequency
     is NaN; a NULL battery power is an :class:`AuditInputError` (the schema forbids it).
+    ``extra``: the :data:`EXTRA_FIELDS` per sample (a NULL baseline NaN, a NULL capacity 0).
     """
-    values = "epoch_us(event_time) AS u, battery_power_kw AS p, frequency_hz AS f"
+    values = "epoch_us(event_time) AS u, battery_power_kw AS p, frequency_hz AS f, " + ", ".join(
+        f"{name} AS x{k}" for k, name in enumerate(EXTRA_FIELDS)
+    )
     if hashes is not None:
         cols = con.execute(
             f"SELECT hash(key) AS h, {values} FROM audit_site_telemetry "  # noqa: S608  # fixed text
@@ -207,18 +263,29 @@ def site_samples(
             "the archive does not follow SiteTelemetry.avsc"
         )
     freq = np.ma.filled(np.ma.asarray(cols["f"], dtype=np.float64), np.nan)
+    extra = {
+        name: np.asarray(
+            np.ma.filled(np.ma.asarray(cols[f"x{k}"], dtype=np.float64), _null_as(name)),
+            dtype=np.float64,
+        )
+        for k, name in enumerate(EXTRA_FIELDS)
+    }
     return (
         site,
         np.asarray(cols["u"], dtype=np.int64),
         np.asarray(np.ma.getdata(power), dtype=np.float64),
         np.asarray(freq, dtype=np.float64),
+        extra,
     )
 
 
-def _site_time_order(
-    site: np.ndarray, us: np.ndarray, kw: FloatArray, hz: FloatArray, sites: int
-) -> tuple[np.ndarray, np.ndarray, FloatArray, FloatArray]:
-    """The samples in (site, time) order, the log's order kept among equal times.
+def _null_as(name: str) -> float:
+    return np.nan if name == BASELINE else 0.0
+
+
+def _site_time_order(site: np.ndarray, us: np.ndarray, sites: int) -> np.ndarray:
+    """The order that puts the samples in (site, time) order, the log's order kept among
+    equal times.
 
     The log holds each site's samples in time order almost always: a stable sort by site
     alone (a radix sort on small integers) then suffices; otherwise a stable sort by
@@ -229,10 +296,8 @@ def _site_time_order(
     site, us = site[order], us[order]
     back_in_time = (site[1:] == site[:-1]) & (us[1:] < us[:-1])
     if np.any(back_in_time):
-        again = np.lexsort((us, site))  # stable: equal times keep the order they had
-        order = order[again]
-        site, us = site[again], us[again]
-    return site, us, kw[order], hz[order]
+        order = order[np.lexsort((us, site))]  # stable: equal times keep the order they had
+    return np.asarray(order, dtype=np.int64)
 
 
 def window_fleet_frame(window: WindowSamples, bucket_ms: int, hold_s: float = HOLD_S) -> FleetFrame:
@@ -241,7 +306,9 @@ def window_fleet_frame(window: WindowSamples, bucket_ms: int, hold_s: float = HO
     The buckets are those with a sample in the window. A site's power in bucket [s, s + b)
     is its last sample before s + b if that sample is at or after s - ``hold_s``
     (:data:`HOLD_S`; the module doc); 0 otherwise. The site's last sample before the
-    window (``last_before_kw``) is held into its first buckets the same way.
+    window (``last_before_kw``) is held into its first buckets the same way. The same hold
+    sums the sites' baselines (a baseline not reported counts 0; None when no site reported
+    one) and each product's armed capacity or order (``FleetFrame.armed_mw``).
     """
     b = int(bucket_ms) * 1000
     if b < 1000:
@@ -270,49 +337,73 @@ def window_fleet_frame(window: WindowSamples, bucket_ms: int, hold_s: float = HO
     m = buckets.size
     last = np.ones(n, dtype=bool)
     last[:-1] = (window.site[1:] != window.site[:-1]) | (bucket[1:] != bucket[:-1])
+    names = list(window.extra)
+    columns = [window.power_kw, *(np.nan_to_num(window.extra[k], nan=0.0) for k in names)]
     if hold_us == 0:
-        power_kw: FloatArray = np.asarray(
-            np.bincount(inv[last], weights=window.power_kw[last], minlength=m), dtype=np.float64
-        )
+        sums = [
+            np.asarray(np.bincount(inv[last], weights=c[last], minlength=m), dtype=np.float64)
+            for c in columns
+        ]
     else:
-        power_kw = _held_power_kw(
-            window, b, hold_us=hold_us, bucket=bucket, last=last, buckets=buckets, inv=inv
+        befores = [window.last_before_kw]
+        befores += [np.nan_to_num(window.extra_before[k], nan=0.0) for k in names]
+        sums = _held_sums(
+            window,
+            b,
+            list(zip(columns, befores, strict=True)),
+            hold_us=hold_us,
+            bucket=bucket,
+            last=last,
+            buckets=buckets,
+            inv=inv,
         )
+    totals = dict(zip(names, sums[1:], strict=True))
     has_f = ~np.isnan(window.freq_hz)
     f_sum = np.bincount(inv[has_f], weights=window.freq_hz[has_f], minlength=m)
     f_n = np.bincount(inv[has_f], minlength=m)
     with np.errstate(invalid="ignore", divide="ignore"):
         freq = f_sum / f_n  # NaN where no sample of the bucket has a frequency
+    reported = window.baseline_sites(hold_us)
     return FleetFrame(
         bucket_us=b,
         t_us=np.asarray(buckets * b, dtype=np.int64),
-        power_mw=np.asarray(power_kw / 1000.0, dtype=np.float64),
+        power_mw=np.asarray(sums[0] / 1000.0, dtype=np.float64),
         freq_hz=np.asarray(freq, dtype=np.float64),
         samples=np.bincount(inv, minlength=m).astype(np.int64),
+        baseline_mw=totals[BASELINE] / 1000.0 if reported else None,
+        armed_mw={
+            p: totals[name] / 1000.0
+            for p, name in ARMED_FIELDS.items()
+            if name in totals and np.any(totals[name] != 0.0)
+        },
+        baseline_sites=reported,
+        sites=sum(oem is not None for oem in window.oems),
     )
 
 
-def _held_power_kw(
+def _held_sums(
     window: WindowSamples,
     b: int,
+    columns: list[tuple[FloatArray, FloatArray]],
     *,
     hold_us: int,
     bucket: np.ndarray,
     last: np.ndarray,
     buckets: np.ndarray,
     inv: np.ndarray,
-) -> FloatArray:
-    """Sum per output bucket of each site's held sample (see :func:`window_fleet_frame`).
+) -> list[FloatArray]:
+    """Sum per output bucket of each site's held sample (see :func:`window_fleet_frame`),
+    for each (per-sample value, per-site value before the window) of ``columns``.
 
     Each site's last sample of a bucket k (and its last sample before the window, if at or
     after lo - hold) holds from k to the bucket before the site's next sample, but not past
     the last bucket starting within ``hold_us`` of it; only the output ``buckets`` (sorted)
     take it. A sample counts in its own bucket (one bincount, as without hold); only the
     few samples followed by a missed bucket are spread further. One site's hold ranges do
-    not overlap: at most one value per (site, output bucket).
+    not overlap: at most one value per (site, output bucket). The ranges are found once
+    and every column is summed over them.
     """
-    site, t, kw, k = window.site[last], window.t_us[last], window.power_kw[last], bucket[last]
-    own = np.bincount(inv[last], weights=kw, minlength=buckets.size)
+    site, t, k = window.site[last], window.t_us[last], bucket[last]
     never = np.iinfo(np.int64).max
     k_next = np.full(site.size, never, dtype=np.int64)
     same = site[1:] == site[:-1]
@@ -331,14 +422,19 @@ def _held_power_kw(
     k_pre_next = np.where(in_window, k[first] if site.size else never, never)
     starts = np.concatenate([k[gap] + 1, t_pre // b])
     ends = np.concatenate([k_end[gap], np.minimum(k_pre_next - 1, (t_pre + hold_us) // b)])
-    values = np.concatenate([kw[gap], window.last_before_kw[before]])
     lo_idx = np.searchsorted(buckets, starts, side="left")
     hi_idx = np.searchsorted(buckets, ends, side="right")
     length = np.maximum(hi_idx - lo_idx, 0)
     row = np.repeat(np.arange(length.size), length)
     offset = np.arange(row.size) - np.repeat(np.cumsum(length) - length, length)
-    held = np.bincount(lo_idx[row] + offset, weights=values[row], minlength=buckets.size)
-    return np.asarray(own + held, dtype=np.float64)
+    target = lo_idx[row] + offset
+    out = []
+    for per_sample, per_site in columns:
+        own = np.bincount(inv[last], weights=per_sample[last], minlength=buckets.size)
+        values = np.concatenate([per_sample[last][gap], per_site[before]])
+        held = np.bincount(target, weights=values[row], minlength=buckets.size)
+        out.append(np.asarray(own + held, dtype=np.float64))
+    return out
 
 
 def window_frame(

@@ -33,6 +33,7 @@ from analytics.audit.extract import (
 from analytics.audit.offenders import find_offenders, site_traces
 from analytics.audit.run import AuditOptions, activation_data, audit_connection, scan_log
 from analytics.audit.window import read_window, window_bounds, window_fleet_frame
+from analytics.delivered import ARMED_FIELDS
 from analytics.rules import judge
 from analytics.testing.scenario import START_MS, LogBuilder, activation, telemetry
 from analytics.timeseries import Series, SeriesError
@@ -52,14 +53,15 @@ def _table(samples: Sequence[Sample]) -> duckdb.DuckDBPyConnection:
     """A connection whose ``audit_site_telemetry`` holds ``samples`` in the given order."""
     con = duckdb.connect()
     con.execute("SET threads = 1")  # one thread: rows come back in insertion (log) order
+    armed = ", ".join(f"{name} DOUBLE DEFAULT 0.0" for name in ARMED_FIELDS.values())
     con.execute(
         "CREATE TABLE audit_site_telemetry (key BLOB, event_time TIMESTAMP, oem VARCHAR, "
-        "battery_power_kw DOUBLE, frequency_hz DOUBLE)"
+        f"battery_power_kw DOUBLE, frequency_hz DOUBLE, baseline_kw DOUBLE, {armed})"
     )
     if samples:
         con.executemany(
-            "INSERT INTO audit_site_telemetry VALUES (encode($1), make_timestamp($2), "
-            "'oem-' || $1, $3, $4)",
+            "INSERT INTO audit_site_telemetry (key, event_time, oem, battery_power_kw, "
+            "frequency_hz) VALUES (encode($1), make_timestamp($2), 'oem-' || $1, $3, $4)",
             [[s, T0_US + ms * 1000, kw, hz] for s, ms, kw, hz in samples],
         )
     return con
@@ -273,7 +275,8 @@ def test_bad_windows_are_refused() -> None:
     with pytest.raises(AuditInputError, match="bucket"):
         window_fleet_frame(read_window(con, T0_US, T0_US + 1_000_000), 0)
     con.execute(
-        "INSERT INTO audit_site_telemetry VALUES (encode('b'), make_timestamp(?), 'x', NULL, 50.0)",
+        "INSERT INTO audit_site_telemetry (key, event_time, oem, battery_power_kw, frequency_hz) "
+        "VALUES (encode('b'), make_timestamp(?), 'x', NULL, 50.0)",
         [T0_US + 10],
     )
     with pytest.raises(AuditInputError, match="battery_power_kw"):
