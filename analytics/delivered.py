@@ -138,6 +138,10 @@ def method_lines() -> list[str]:
         "(contract.products) at the fleet's mean frequency, and an aFRR/mFRR order's change "
         "in force (order_*_kw); written as Activated_<Service> columns. Live compliance uses "
         "the same definition.",
+        "Telemetry written before baselines (SiteTelemetry v1: no baseline_kw, nothing armed "
+        "in it) reads as baseline 0 and nothing else armed, as SiteTelemetry.avsc says; where "
+        "no site reported a baseline the activation's own baseline_mw is used if it states "
+        "one (each activation says which).",
     ]
 
 

@@ -182,6 +182,8 @@ def write_report(result: AuditResult, out: Path) -> list[Path]:
             f"{a.product.value} {a.test_type.value} "
             f"({a.kind}{', detected' if a.detected else ''}), {a.start} .. {a.end}",
             "",
+            *(f"- {note}" for note in r.notes),
+            *([""] if r.notes else []),
         ]
         for plot in (_activation_plot(r, plots), _oem_plot(r, plots)):
             if plot is not None:
