@@ -166,7 +166,9 @@ def test_window_samples_by_hash_and_by_join_agree(tmp_path: Path) -> None:
     by_hash = site_samples(con, t0, t1 + 1, t0, active=active, hashes=hashes)
     by_join = site_samples(con, t0, t1 + 1, t0, active=active, hashes=None)  # "collisions"
 
-    def rows(got: tuple[np.ndarray, ...]) -> list[tuple[int, int, float]]:
+    def rows(
+        got: tuple[np.ndarray, np.ndarray, np.ndarray, object, object],
+    ) -> list[tuple[int, int, float]]:
         return sorted(zip(*(a.tolist() for a in got[:3]), strict=True))
 
     assert rows(by_hash) == rows(by_join)

@@ -49,8 +49,8 @@ def test_a_v1_archive_gets_the_verdicts_it_got_before(name: str, tmp_path: Path)
         for key in ("measured", "threshold", "threshold_high"):
             a, b = got.get(key), want.get(key)
             assert (a is None) == (b is None), (got["rule_id"], key)
-            if a is not None and b is not None:
-                assert math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12), (
+            if isinstance(a, float | int) and isinstance(b, float | int):
+                assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12), (
                     got["rule_id"],
                     key,
                 )
@@ -60,7 +60,8 @@ def test_a_v1_archive_gets_the_verdicts_it_got_before(name: str, tmp_path: Path)
     # the baseline the audit assumed is stated: per activation and in the Method
     for r in result.results:
         assert any("0 MW assumed" in note for note in r.notes), r.notes
-        assert r.series is not None and r.series.baseline_mw is not None
+        assert r.series is not None
+        assert r.series.baseline_mw is not None
         assert not r.series.baseline_mw.any()
         assert not r.series.extra  # nothing else armed to take off
     assert any("written before baselines" in line for line in result.method)
