@@ -4,31 +4,17 @@ Activations come from ``MarketActivation`` events (kind ORDER, TEST or FREQUENCY
 for FCR-D and FFR, from frequency excursions in the fleet's mean telemetry frequency where no
 activation event covers them (``detect_frequency_events``).
 
-Fleet series: per time bucket, the sum of each site's last ``battery_power_kw`` before the
+Fleet frame: per time bucket, the sum of each site's last ``battery_power_kw`` before the
 bucket's end, held at most :data:`HOLD_S` (kW -> MW), and the mean ``frequency_hz``
 (:func:`fleet_frame`, in SQL; the sites' baselines and armed capacities summed the same
-way). The whole range is scanned once for frequency only; each activation's window is read once with
-power (:mod:`analytics.audit.window`: the same frame from the window's samples, which
-the offenders use too), reading only the telemetry topic's files and only the
-event-time, power and frequency columns (the archive's typed columns; older files parse
-their JSON payload). A bucket none of whose samples has a frequency has NaN (never 0 Hz),
-which the series check refuses rather than judging. Per activation the
-frame is sliced, resampled onto a regular grid (:meth:`Series.resample`, explicit) and put
-in *canonical* form (:func:`canonical`): times on whole milliseconds and values rounded
-exactly as the SvK CSV writer rounds them. The event-log audit judges that canonical series
-and ``export-svk`` writes it, so an export read back with ``--svk-csv`` is the same series,
-sample for sample, and gives the same verdicts.
-
-Baseline (CalcBaseline; delivered = power - baseline, facts §4.3): the sites' own
-``baseline_kw`` summed per bucket with the same hold as power (a site that reports none
-counts 0); where no site reported one (telemetry written before baselines) the
-activation's ``baseline_mw``, else 0 (:func:`baseline_note` says which, for the report).
-The other products armed at the sites (``armed_*_kw``, ``order_*_kw``, summed the same way)
-give their expected responses at the fleet's mean frequency as ``Activated_<Service>``
-columns, which the rules take off the judged product's response
-(:mod:`analytics.delivered`). Capacity (Cap_ column, ΔP_ss,theo by default):
-``|requested_mw|`` of the activation, else the ``ReserveAssignment`` of the product in
-force at the start.
+way). The whole range is scanned once for frequency only; each activation's window is
+read once with power (:mod:`analytics.audit.window`: the same frame from the window's
+samples, which the offenders use too), reading only the telemetry topic's files and only
+the columns it needs (the archive's typed columns; older files parse their JSON payload).
+A bucket none of whose samples has a frequency has NaN (never 0 Hz), which the series
+check refuses rather than judging. Per activation the frame becomes the series it is
+judged on (:mod:`analytics.audit.series`: canonical form, baseline, the other products'
+expected responses, capacity).
 """
 
 from __future__ import annotations
@@ -44,15 +30,14 @@ import duckdb
 import numpy as np
 
 from analytics.db import scoped_event_views, snake_case, sql_string
-from analytics.delivered import ARMED_FIELDS, activated_column, expected
-from analytics.timeseries import FloatArray, Series, SeriesError
+from analytics.delivered import ARMED_FIELDS
+from analytics.timeseries import FloatArray
 from analytics.tr25 import FCRD_UP_RAMPS, FCRN_STEP_END_S, FCRN_STEPS
 from analytics.verdicts import TestType
 from contract.enums import Product
 from contract.products import is_fcr_d
 from contract.topics import topic_for_event
 
-DECIMALS = 6  # what the SvK CSV writer writes (analytics.svkcsv.write_csv default)
 PRE_S = 30.0  # seconds of log before an activation (pre-event level, baseline)
 # Sample-and-hold: a site's last sample counts in a later bucket that starts at most this
 # long after it (2 x the 1 Hz telemetry interval: a late meter did not stop delivering)
@@ -482,112 +467,3 @@ def assignment_capacity(
         [product.value, at_us, at_us],
     ).fetchone()
     return None if row is None else (float(row[0]), None if row[1] is None else float(row[1]))
-
-
-def canonical_values(values: FloatArray, decimals: int = DECIMALS) -> FloatArray:
-    """Values exactly as they read back from the SvK CSV writer's text."""
-    rounded = np.round(values, decimals) + 0.0
-    return np.array([float(f"{v:.{decimals}f}") for v in rounded.tolist()], dtype=np.float64)
-
-
-def canonical(series: Series, decimals: int = DECIMALS) -> Series:
-    """``series`` on whole milliseconds with CSV-rounded values (see module doc)."""
-    if series.start is None:
-        raise SeriesError("a canonical series needs an absolute start")
-    start = series.start.astype("datetime64[ms]").astype("datetime64[us]")
-    shift = float((series.start - start).astype(np.int64)) / 1e6
-    ms = np.round((series.t + shift) * 1000).astype(np.int64)
-    signals: dict[str, object] = {}
-    for name in (
-        "power_mw",
-        "grid_freq_hz",
-        "applied_freq_hz",
-        "baseline_mw",
-        "capacity_mw",
-        "requested_mw",
-        "soc_pct",
-    ):
-        value = getattr(series, name)
-        if value is not None:
-            signals[name] = canonical_values(value, decimals)
-    extra = {k: canonical_values(v, decimals) for k, v in series.extra.items()}
-    return Series(
-        t=(ms - ms[0]).astype(np.float64) / 1000.0,
-        start=start + np.timedelta64(int(ms[0]), "ms"),
-        source=series.source,
-        extra=extra,
-        **signals,  # type: ignore[arg-type]  # keys are Series fields
-    )
-
-
-def fleet_series(
-    frame: FleetFrame,
-    activation: Activation,
-    *,
-    interval_s: float,
-    capacity_mw: float | None,
-    pre_s: float = PRE_S,
-) -> Series:
-    """The canonical fleet series of one activation (see module doc)."""
-    t0 = to_us(activation.start) - int(pre_s * 1e6)
-    t1 = to_us(activation.end)
-    inside = (frame.t_us >= t0) & (frame.t_us <= t1)
-    if np.count_nonzero(inside) < 2:
-        raise AuditInputError(
-            f"activation {activation.activation_id}: no fleet telemetry between "
-            f"{np.datetime64(t0, 'us')} and {activation.end}"
-        )
-    tu = frame.t_us[inside]
-    t = (tu - tu[0]).astype(np.float64) / 1e6
-    power = frame.power_mw[inside]
-    freq = frame.freq_hz[inside]
-    start_s = (to_us(activation.start) - int(tu[0])) / 1e6
-    if frame.baseline_mw is not None:
-        baseline = frame.baseline_mw[inside]
-    else:
-        stated = activation.baseline_mw
-        baseline = np.full(t.shape, 0.0 if stated is None else stated)
-    signals: dict[str, FloatArray] = {
-        "power_mw": power,
-        "grid_freq_hz": freq,
-        "baseline_mw": baseline,
-    }
-    if capacity_mw is not None:
-        signals["capacity_mw"] = np.full(t.shape, abs(capacity_mw))
-    if activation.test_type is TestType.ACTIVATION and activation.product in (
-        Product.AFRR,
-        Product.MFRR,
-    ):
-        on = (t >= start_s) & (t < (t1 - int(tu[0])) / 1e6)
-        signals["requested_mw"] = np.where(on, activation.requested_mw, 0.0)
-    others = {
-        activated_column(p): expected(p, armed[inside], freq)
-        for p, armed in frame.armed_mw.items()
-        if p is not activation.product
-    }
-    raw = Series(
-        t=t,
-        start=np.datetime64(int(tu[0]), "us"),
-        source=f"log:{activation.activation_id}",
-        extra=others,
-        **signals,
-    )
-    return canonical(raw.resample(interval_s))
-
-
-def baseline_note(frame: FleetFrame, activation: Activation) -> str:
-    """Where the baseline of ``activation``'s series comes from, in one line (the report)."""
-    if frame.baseline_mw is not None:
-        return (
-            f"baseline: the sites' own (SiteTelemetry.baseline_kw), {frame.baseline_sites} of "
-            f"{frame.sites} sites reported one (a site without counts 0)"
-        )
-    if activation.baseline_mw is not None:
-        return (
-            f"baseline: {activation.baseline_mw:+.4f} MW as the activation states it "
-            "(no site reported one)"
-        )
-    return (
-        "baseline: 0 MW assumed (no site reported one: telemetry written before baselines, "
-        "read as 0 as SiteTelemetry.avsc says; the activation states none)"
-    )

@@ -28,10 +28,8 @@ from analytics.audit.extract import (
     AuditInputError,
     FleetFrame,
     assignment_capacity,
-    baseline_note,
     detect_frequency_events,
     fleet_frame,
-    fleet_series,
     hold_rule,
     hold_us_of,
     logged_activations,
@@ -41,6 +39,7 @@ from analytics.audit.extract import (
     to_us,
 )
 from analytics.audit.offenders import Offender, find_offenders
+from analytics.audit.series import baseline_note, fleet_series
 from analytics.audit.window import (
     LOOKBACK_S,
     WindowSamples,

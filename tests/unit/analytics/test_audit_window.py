@@ -27,11 +27,11 @@ from analytics.audit.extract import (
     FleetFrame,
     first_telemetry_us,
     fleet_frame,
-    fleet_series,
     to_us,
 )
 from analytics.audit.offenders import find_offenders, site_traces
 from analytics.audit.run import AuditOptions, activation_data, audit_connection, scan_log
+from analytics.audit.series import fleet_series
 from analytics.audit.window import read_window, window_bounds, window_fleet_frame
 from analytics.delivered import ARMED_FIELDS
 from analytics.rules import judge
