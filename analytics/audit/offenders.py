@@ -31,7 +31,7 @@ import numpy as np
 
 from analytics.audit.extract import BASELINE, Activation, to_us
 from analytics.audit.window import LOOKBACK_S, WindowSamples, read_window
-from analytics.delivered import activated_column, expected
+from analytics.delivered import expected
 from analytics.rules import judge, polarity_offenders
 from analytics.rules.base import Context, Params
 from analytics.rules.common import expected_response
@@ -84,27 +84,26 @@ class SiteAnalysis:
 
 @dataclass(frozen=True)
 class SiteTrace:
-    """One site's samples: power, its baseline (None: never reported, 0) and the capacity
-    armed (order in force) per product, all MW, at ``t_s`` (seconds from the fleet start)."""
+    """One site's samples at ``t_s`` (seconds from the fleet series' start), MW: its power,
+    its baseline (None: it reports none, 0) and ``others_mw``, the expected responses of the
+    products armed at it other than the judged one (None: none; :mod:`analytics.delivered`).
+    """
 
     site_id: str
     oem: str
     t_s: FloatArray
     power_mw: FloatArray
     baseline_mw: FloatArray | None = None
-    armed_mw: Mapping[Product, FloatArray] = field(default_factory=dict)
+    others_mw: FloatArray | None = None
 
-    def reference_mw(self, t: FloatArray, frequency_hz: FloatArray, product: Product) -> FloatArray:
-        """On the grid ``t``: the power ``product``'s response is measured from, i.e. the
-        baseline plus every other product's expected response at ``frequency_hz``."""
-        ref = np.zeros(t.shape) if self.baseline_mw is None else self._on(t, self.baseline_mw)
-        for other, armed in self.armed_mw.items():
-            if other is not product:
-                ref = ref + expected(other, self._on(t, armed), frequency_hz)
-        return np.asarray(ref, dtype=np.float64)
-
-    def _on(self, t: FloatArray, values: FloatArray) -> FloatArray:
-        return np.asarray(np.interp(t, self.t_s, values), dtype=np.float64)
+    @property
+    def reference_mw(self) -> FloatArray | None:
+        """What the judged product's response is measured from: baseline + others."""
+        if self.others_mw is None:
+            return self.baseline_mw
+        if self.baseline_mw is None:
+            return self.others_mw
+        return np.asarray(self.baseline_mw + self.others_mw, dtype=np.float64)
 
 
 def site_traces(
@@ -112,14 +111,16 @@ def site_traces(
     fleet: Series,
     lookback_s: float = LOOKBACK_S,
     window: WindowSamples | None = None,
+    product: Product | None = None,
 ) -> tuple[dict[str, SiteTrace], set[str]]:
     """Telemetry per site inside the fleet series' window, and every site seen shortly before.
 
     Sites with samples in [t0, t1] (the fleet series' first and last sample), in key order,
-    each with its samples there; and the sites with a sample in the ``lookback_s`` before
-    t0 or in the window. From ``window`` (the activation's samples, already read for its
-    fleet series) when it covers that range, else from a read of exactly that range
-    (:func:`analytics.audit.window.read_window`).
+    each with its samples there (power, baseline, and with ``product`` the other products'
+    expected responses at the fleet's frequency); and the sites with a sample in the
+    ``lookback_s`` before t0 or in the window. From ``window`` (the activation's samples,
+    already read for its fleet series) when it covers that range, else from a read of
+    exactly that range (:func:`analytics.audit.window.read_window`).
     """
     if fleet.start is None:
         raise ValueError("the fleet series needs an absolute start")
@@ -135,56 +136,67 @@ def site_traces(
         window.last_before_us >= t0 - int(lookback_s * 1e6)
     )
     idx, t_in, kw = site[inside], us[inside], window.power_kw[inside]  # (site, time) order
+    t_rel = (t_in - t0).astype(np.float64) / 1e6
     base = window.extra.get(BASELINE)
     base_in = None if base is None else base[inside]
-    armed_in = {p: a[inside] for p, a in window.armed_kw.items()}
+    reports = (
+        np.zeros(n, dtype=bool)
+        if base_in is None
+        else np.bincount(idx[~np.isnan(base_in)], minlength=n) > 0
+    )
+    base_mw = None if base_in is None else np.where(np.isnan(base_in), 0.0, base_in) / 1000.0
+    others_mw = _others_mw(window, inside, t_rel, fleet, product)
     bounds = np.searchsorted(idx, np.arange(n + 1))
     traces: dict[str, SiteTrace] = {}
     for k in np.flatnonzero(bounds[1:] > bounds[:-1]).tolist():
         lo_i, hi_i = int(bounds[k]), int(bounds[k + 1])
         oem = window.oems[k]
-        baseline = None if base_in is None else base_in[lo_i:hi_i]
-        if baseline is not None and np.all(np.isnan(baseline)):
-            baseline = None
-        armed = {p: a[lo_i:hi_i] / 1000.0 for p, a in armed_in.items()}
         traces[window.sites[k]] = SiteTrace(
             window.sites[k],
             "?" if oem is None else oem,
-            (t_in[lo_i:hi_i] - t0).astype(np.float64) / 1e6,
+            t_rel[lo_i:hi_i],
             kw[lo_i:hi_i] / 1000.0,
-            None if baseline is None else np.nan_to_num(baseline, nan=0.0) / 1000.0,
-            {p: a for p, a in armed.items() if np.any(a != 0.0)},
+            None if base_mw is None or not reports[k] else base_mw[lo_i:hi_i],
+            None if others_mw is None else others_mw[lo_i:hi_i],
         )
     return traces, {window.sites[k] for k in np.flatnonzero(seen).tolist()}
 
 
-def site_series(trace: SiteTrace, fleet: Series, share: float, product: Product) -> Series:
-    """The site's power on the fleet grid, with its share of the fleet requirement, its own
-    baseline (0 where it reports none) and the other products' expected responses at the
-    fleet's frequency as ``Activated_*`` columns: judged for ``product``, the rule layer
-    sees the site's delivered response (:mod:`analytics.delivered`)."""
+def _others_mw(
+    window: WindowSamples,
+    inside: np.ndarray,
+    t_rel: FloatArray,
+    fleet: Series,
+    product: Product | None,
+) -> FloatArray | None:
+    """Per sample in the window: the expected responses of the products other than
+    ``product`` armed at its site, at the fleet's frequency then (MW; None: none)."""
+    armed = {p: a for p, a in window.armed_kw.items() if p is not product}
+    if product is None or not armed:
+        return None
+    f = np.interp(t_rel, fleet.t, fleet.frequency("site delivered response"))
+    total = np.zeros(t_rel.shape)
+    for other, kw in armed.items():
+        total += expected(other, kw[inside], f)
+    return total / 1000.0
+
+
+def site_series(trace: SiteTrace, fleet: Series, share: float) -> Series:
+    """The site on the fleet grid, with its share of the fleet requirement: ``baseline_mw``
+    is what the judged product's response is measured from (its baseline, 0 where it reports
+    none, plus the other products' expected responses), so the rule layer sees the site's
+    delivered response for that product (:mod:`analytics.delivered`)."""
     t = fleet.t
-    f = fleet.frequency("site delivered response")
-    others = {
-        activated_column(p): expected(p, np.interp(t, trace.t_s, armed), f)
-        for p, armed in trace.armed_mw.items()
-        if p is not product
-    }
-    baseline = (
-        np.zeros(t.shape)
-        if trace.baseline_mw is None
-        else np.interp(t, trace.t_s, trace.baseline_mw)
-    )
+    reference = trace.reference_mw
     return Series(
         t=t,
         power_mw=np.interp(t, trace.t_s, trace.power_mw),
         grid_freq_hz=fleet.grid_freq_hz,
         applied_freq_hz=fleet.applied_freq_hz,
-        baseline_mw=baseline,
+        baseline_mw=np.zeros(t.shape) if reference is None else np.interp(t, trace.t_s, reference),
         capacity_mw=None if fleet.capacity_mw is None else fleet.capacity_mw * share,
         requested_mw=None if fleet.requested_mw is None else fleet.requested_mw * share,
         start=fleet.start,
-        extra=others,
     )
 
 
@@ -273,12 +285,11 @@ class SiteMatrix:
         return self.power_mw - self.reference_mw
 
 
-def site_matrix(traces: Mapping[str, SiteTrace], fleet: Series, product: Product) -> SiteMatrix:
+def site_matrix(traces: Mapping[str, SiteTrace], fleet: Series) -> SiteMatrix:
     """:func:`site_series` for many sites at once: power, baseline and reference interpolated
-    onto the fleet grid (the other products' expected responses at the fleet frequency)."""
+    onto the fleet grid."""
     sites = sorted(s for s, tr in traces.items() if tr.t_s.size >= 2)
     t = fleet.t
-    f = fleet.frequency("site delivered response")
     power = np.empty((len(sites), t.size))
     baseline = np.zeros((len(sites), t.size))
     reference = np.zeros((len(sites), t.size))
@@ -287,7 +298,10 @@ def site_matrix(traces: Mapping[str, SiteTrace], fleet: Series, product: Product
         power[k] = np.interp(t, trace.t_s, trace.power_mw)
         if trace.baseline_mw is not None:
             baseline[k] = np.interp(t, trace.t_s, trace.baseline_mw)
-        reference[k] = trace.reference_mw(t, f, product) if trace.armed_mw else baseline[k]
+        if trace.others_mw is None:
+            reference[k] = baseline[k]
+        else:
+            reference[k] = baseline[k] + np.interp(t, trace.t_s, trace.others_mw)
     return SiteMatrix(sites, [traces[s].oem for s in sites], power, baseline, reference)
 
 
@@ -313,9 +327,7 @@ def polarity_many(
     )
     if not math.isclose(float(gains[0]), verdict.measured, rel_tol=1e-9, abs_tol=1e-12):
         series = {
-            s: replace(
-                first, power_mw=matrix.power_mw[k], baseline_mw=matrix.reference_mw[k], extra={}
-            )
+            s: replace(first, power_mw=matrix.power_mw[k], baseline_mw=matrix.reference_mw[k])
             for k, s in enumerate(matrix.sites)
         }
         return set(polarity_offenders(series, product, test_type, **params))
@@ -358,7 +370,7 @@ def find_offenders(
     ``window``: the activation's telemetry if already read (:func:`site_traces`).
     """
     params = dict(judge_params or {})
-    traces, seen = site_traces(con, fleet, window=window)
+    traces, seen = site_traces(con, fleet, window=window, product=activation.product)
     aid = activation.activation_id
     out: list[Offender] = [
         Offender(aid, site, "?", "STALE", "no telemetry in the activation window")
@@ -374,7 +386,7 @@ def find_offenders(
                     aid, site, trace.oem, "STALE", f"telemetry gap of {gap:.1f} s > {stale_s} s"
                 )
             )
-    matrix = site_matrix(traces, fleet, activation.product)
+    matrix = site_matrix(traces, fleet)
     if not matrix.sites:
         return SiteAnalysis(out + command_offenders(con, activation, fleet, oems), {})
     response = matrix.response_mw
@@ -382,7 +394,7 @@ def find_offenders(
     oem_response = {o: response[rows].mean(axis=0) for o, rows in groups.items()}
     oem_baseline = {o: matrix.baseline_mw[rows].mean(axis=0) for o, rows in groups.items()}
     share = 1.0 / max(len(seen), 1)
-    first = site_series(traces[matrix.sites[0]], fleet, share, activation.product)
+    first = site_series(traces[matrix.sites[0]], fleet, share)
     wrong = polarity_many(matrix, first, activation, params)
     out += [
         Offender(aid, site, oems[site], "WRONG_POLARITY", "delivered response has the wrong sign")

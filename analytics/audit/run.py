@@ -47,8 +47,8 @@ from analytics.audit.window import (
     window_bounds,
     window_fleet_frame,
 )
+from analytics.delivered import activated_column, other_products
 from analytics.delivered import method_lines as delivered_method
-from analytics.delivered import other_products
 from analytics.freqresp import T_FME_DEFAULT_S, PeriodFit
 from analytics.rules import (
     REGISTRY,
@@ -365,7 +365,9 @@ def activation_data(
         local = replace(opts, ffr_activation_hz=assigned[1])
     bucket_ms = round(scan.interval_s * 1000)
     lo, hi = window_bounds(bucket_ms, act, since_us=opts.since_us, until_us=opts.until_us)
-    window = read_window(con, lo, hi, max(LOOKBACK_S, opts.hold_s)) if samples else None
+    window = (
+        read_window(con, lo, hi, max(LOOKBACK_S, opts.hold_s), opts.hold_s) if samples else None
+    )
     frame = (
         fleet_frame(con, bucket_ms, lo, hi, hold_s=opts.hold_s)
         if window is None
@@ -478,14 +480,35 @@ def audit_csv(
             end=end,
             period_s=rec.name.period_s,
         )
-        results.append(judge_activation(act, rec.series, local, judge_params(act, local)))
+        result = judge_activation(act, rec.series, local, judge_params(act, local))
+        result.notes = csv_notes(rec.series, act.product)
+        results.append(result)
     progress(len(records), len(records), "files judged")
     return AuditResult(
         ", ".join(str(p) for p in paths),
         results,
         _sine_sets(results, opts),
-        method=audit_method(results, opts),
+        method=[*delivered_method(), *audit_method(results, opts)],
     )
+
+
+def csv_notes(series: Series, product: Product) -> list[str]:
+    """The report's lines on what an SvK CSV file's response is measured from."""
+    if series.baseline_mw is not None:
+        notes = ["baseline: the file's CalcBaseline column (delivered = InsAcPow - CalcBaseline)"]
+    else:
+        notes = [
+            "baseline: the file has no CalcBaseline column; changes are measured against the "
+            "pre-event level and polarity fits a constant offset"
+        ]
+    others = other_products(series, product)
+    if others:
+        columns = ", ".join(activated_column(p) for p in others)
+        notes.append(
+            f"other products' activated reserve taken off before {product.value} is judged: "
+            f"{columns}"
+        )
+    return notes
 
 
 def ffr_level(record: SvkRecord, option_hz: float | None) -> float | None:

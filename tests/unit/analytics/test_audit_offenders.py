@@ -64,7 +64,7 @@ def _fleet(product: Product, sites: int) -> tuple[Series, Activation]:
     return fleet, act
 
 
-FCRN_KW = 0.003  # FCR-N armed at every site besides the judged product (MW)
+FCRN_MW = 0.003  # FCR-N armed at every site besides the judged product
 
 
 def _traces(gains: list[float], seed: int, product: Product) -> dict[str, SiteTrace]:
@@ -76,15 +76,14 @@ def _traces(gains: list[float], seed: int, product: Product) -> dict[str, SiteTr
         t = np.sort(rng.uniform(0.0, 120.0, 150))
         baseline = 0.001 + 0.0008 * np.sin(t / 9.0 + k)  # self-consumption moves with load
         step = np.where(t >= EVENT_S + 2.0, 0.0025, 0.0)
-        armed: dict[Product, np.ndarray] = {}
-        fcrn = np.zeros_like(t)
-        if product is not Product.FCR_N:
-            armed[Product.FCR_N] = np.full_like(t, FCRN_KW)
+        fcrn = None
+        if product is not Product.FCR_N:  # FCR-N armed beside it, at its expected response
             f = np.where(t >= EVENT_S, 49.7 if product is not Product.MFRR else 50.0, 50.0)
-            fcrn = FCRN_KW * np.clip((50.0 - f) / 0.1, -1.0, 1.0)
-        power = baseline + fcrn + gain * step + rng.normal(0.0, 0.0002, t.size)
+            fcrn = FCRN_MW * np.clip((50.0 - f) / 0.1, -1.0, 1.0)
+        power = baseline + (0.0 if fcrn is None else fcrn) + gain * step
+        power += rng.normal(0.0, 0.0002, t.size)
         out[f"site-{k:03d}"] = SiteTrace(
-            f"site-{k:03d}", ["huawei", "saj"][k % 2], t, power, baseline, armed
+            f"site-{k:03d}", ["huawei", "saj"][k % 2], t, power, baseline, fcrn
         )
     return out
 
@@ -101,23 +100,23 @@ def test_polarity_for_all_sites_at_once_equals_site_by_site(
     traces = _traces(gains, seed, product)
     fleet, act = _fleet(product, len(traces))
     share = 1.0 / len(traces)
-    matrix = site_matrix(traces, fleet, product)
-    first = site_series(traces[matrix.sites[0]], fleet, share, product)
-    one_by_one = {s: site_series(tr, fleet, share, product) for s, tr in traces.items()}
+    matrix = site_matrix(traces, fleet)
+    first = site_series(traces[matrix.sites[0]], fleet, share)
+    one_by_one = {s: site_series(tr, fleet, share) for s, tr in traces.items()}
     assert polarity_many(matrix, first, act, {}) == set(
         polarity_offenders(one_by_one, act.product, act.test_type)
     )
     for k, site in enumerate(matrix.sites):  # the matrix rows are the sites' delivered power
         np.testing.assert_allclose(
-            matrix.response_mw[k], delivered_mw(one_by_one[site], product), atol=1e-15
+            matrix.response_mw[k], delivered_mw(one_by_one[site], product), atol=1e-12
         )
 
 
 def test_mirrored_sites_are_found_on_delivered_power() -> None:
     traces = _traces([1.0, -1.0, 0.9, -0.5], seed=1, product=Product.FCR_D_UP)
     fleet, act = _fleet(Product.FCR_D_UP, len(traces))
-    matrix = site_matrix(traces, fleet, Product.FCR_D_UP)
-    first = site_series(traces[matrix.sites[0]], fleet, 0.25, Product.FCR_D_UP)
+    matrix = site_matrix(traces, fleet)
+    first = site_series(traces[matrix.sites[0]], fleet, 0.25)
     assert polarity_many(matrix, first, act, {}) == {"site-001", "site-003"}
     # the FCR-N response beside it is the other product's, not FCR-D up's: taken off
     np.testing.assert_allclose(matrix.response_mw[0][fleet.t >= EVENT_S + 5.0], 0.0025, atol=0.0008)
@@ -128,8 +127,8 @@ def test_a_home_covering_its_load_while_armed_is_no_offender() -> None:
     asked at 50 Hz... and at 49.7 Hz each site delivers its share: nobody is wrong."""
     traces = _traces([1.0] * 6, seed=3, product=Product.FCR_D_UP)
     fleet, act = _fleet(Product.FCR_D_UP, len(traces))
-    matrix = site_matrix(traces, fleet, Product.FCR_D_UP)
-    first = site_series(traces[matrix.sites[0]], fleet, 1 / 6, Product.FCR_D_UP)
+    matrix = site_matrix(traces, fleet)
+    first = site_series(traces[matrix.sites[0]], fleet, 1 / 6)
     assert polarity_many(matrix, first, act, {}) == set()
     # measured from 0 instead (no baseline, nothing taken off) the load swings and FCR-N's
     # response would read as FCR-D up's
@@ -140,8 +139,8 @@ def test_a_home_covering_its_load_while_armed_is_no_offender() -> None:
 def test_no_activation_raises_as_the_rule_does() -> None:
     traces = _traces([1.0, 1.0], seed=2, product=Product.FCR_D_DOWN)
     fleet, act = _fleet(Product.FCR_D_DOWN, len(traces))  # 49.7 Hz: FCR-D down asks nothing
-    matrix = site_matrix(traces, fleet, Product.FCR_D_DOWN)
-    first = site_series(traces[matrix.sites[0]], fleet, 0.5, Product.FCR_D_DOWN)
+    matrix = site_matrix(traces, fleet)
+    first = site_series(traces[matrix.sites[0]], fleet, 0.5)
     with pytest.raises(RuleError):
         polarity_many(matrix, first, act, {})
 
