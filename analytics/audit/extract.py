@@ -81,6 +81,7 @@ class Activation:
     test_name: str | None = None
     period_s: int | None = None
     detected: bool = False
+    fleet_id: str | None = None  # the fleet (log) or resource (SvK CSV file) it belongs to
 
 
 @dataclass(frozen=True)
@@ -205,7 +206,7 @@ def logged_activations(
     """Every MarketActivation overlapping [since, until) (last event per activation id)."""
     rows = con.execute(
         "SELECT activation_id, product, kind, requested_mw, start_time, end_time, test_name, "
-        "baseline_mw FROM audit_market_activation WHERE product <> 'NONE' "
+        "baseline_mw, fleet_id FROM audit_market_activation WHERE product <> 'NONE' "
         "AND (CAST($1 AS BIGINT) IS NULL OR end_time >= make_timestamp(CAST($1 AS BIGINT))) "
         "AND (CAST($2 AS BIGINT) IS NULL OR start_time < make_timestamp(CAST($2 AS BIGINT))) "
         "QUALIFY row_number() OVER (PARTITION BY activation_id ORDER BY event_time DESC) = 1 "
@@ -213,7 +214,7 @@ def logged_activations(
         [since_us, until_us],
     ).fetchall()
     out = []
-    for aid, product, kind, req, start, end, test_name, baseline in rows:
+    for aid, product, kind, req, start, end, test_name, baseline, fleet in rows:
         prod = Product(product)
         test_type, period = activation_test_type(kind, prod, test_name)
         out.append(
@@ -228,9 +229,26 @@ def logged_activations(
                 baseline_mw=None if baseline is None else float(baseline),
                 test_name=test_name,
                 period_s=period,
+                fleet_id=None if fleet is None else str(fleet),
             )
         )
     return out
+
+
+def fleet_ids(
+    con: duckdb.DuckDBPyConnection, since_us: int | None = None, until_us: int | None = None
+) -> list[str]:
+    """The fleets the log's activations and reserve assignments in [since, until) name."""
+    rows = con.execute(
+        "SELECT DISTINCT fleet_id FROM audit_market_activation "
+        "WHERE (CAST($1 AS BIGINT) IS NULL OR end_time >= make_timestamp(CAST($1 AS BIGINT))) "
+        "AND (CAST($2 AS BIGINT) IS NULL OR start_time < make_timestamp(CAST($2 AS BIGINT))) "
+        "UNION SELECT DISTINCT fleet_id FROM audit_reserve_assignment "
+        "WHERE (CAST($1 AS BIGINT) IS NULL OR valid_until >= make_timestamp(CAST($1 AS BIGINT))) "
+        "AND (CAST($2 AS BIGINT) IS NULL OR valid_from < make_timestamp(CAST($2 AS BIGINT)))",
+        [since_us, until_us],
+    ).fetchall()
+    return sorted(str(r[0]) for r in rows if r[0] is not None)
 
 
 def first_telemetry_us(

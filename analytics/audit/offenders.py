@@ -392,7 +392,12 @@ def find_offenders(
     response = matrix.response_mw
     groups = {o: [k for k, x in enumerate(matrix.oems) if x == o] for o in sorted(set(matrix.oems))}
     oem_response = {o: response[rows].mean(axis=0) for o, rows in groups.items()}
-    oem_baseline = {o: matrix.baseline_mw[rows].mean(axis=0) for o, rows in groups.items()}
+    reported = any(traces[s].baseline_mw is not None for s in matrix.sites)
+    oem_baseline = (
+        {o: matrix.baseline_mw[rows].mean(axis=0) for o, rows in groups.items()}
+        if reported
+        else {}
+    )
     share = 1.0 / max(len(seen), 1)
     first = site_series(traces[matrix.sites[0]], fleet, share)
     wrong = polarity_many(matrix, first, activation, params)

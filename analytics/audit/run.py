@@ -30,6 +30,7 @@ from analytics.audit.extract import (
     assignment_capacity,
     detect_frequency_events,
     fleet_frame,
+    fleet_ids,
     hold_rule,
     hold_us_of,
     logged_activations,
@@ -100,6 +101,7 @@ class ActivationResult:
     rule_errors: list[tuple[str, str]] = field(default_factory=list)  # (rule id, why)
     offenders: list[Offender] = field(default_factory=list)
     oem_response: dict[str, FloatArray] = field(default_factory=dict)
+    oem_baseline: dict[str, FloatArray] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # how its series was built (the report)
 
 
@@ -321,7 +323,11 @@ def scan_log(
     activations = logged_activations(con, opts.since_us, opts.until_us)
     covered = [(to_us(a.start), to_us(a.end)) for a in activations]
     wanted = set(MARKET_PRODUCTS) if opts.product is None else {opts.product}
-    activations += detect_frequency_events(frame, covered, wanted)
+    fleets = fleet_ids(con, opts.since_us, opts.until_us)
+    activations += [
+        replace(a, fleet_id=fleets[0] if len(fleets) == 1 else None)
+        for a in detect_frequency_events(frame, covered, wanted)
+    ]
     chosen = sorted(
         (a for a in activations if a.product in wanted), key=lambda a: (a.start, a.activation_id)
     )
@@ -453,6 +459,7 @@ def _audit_one(
         else:
             result.offenders = analysis.offenders
             result.oem_response = analysis.oem_response
+            result.oem_baseline = analysis.oem_baseline
     return result
 
 
@@ -479,6 +486,7 @@ def audit_csv(
             start=start,
             end=end,
             period_s=rec.name.period_s,
+            fleet_id=rec.name.resource,
         )
         result = judge_activation(act, rec.series, local, judge_params(act, local))
         result.notes = csv_notes(rec.series, act.product)

@@ -446,6 +446,7 @@ def _order_log(root: Path, missing: tuple[int, int] | None = None) -> Activation
         np.datetime64(start_us, "us"),
         np.datetime64(end_us, "us"),
         requested_mw=0.06,
+        fleet_id="fleet-1",
     )
 
 
