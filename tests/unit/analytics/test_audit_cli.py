@@ -107,6 +107,20 @@ def test_report_html_embeds_the_plots_and_md_links_them(
     assert "last battery_power_kw sample before the bucket's end, held at most 2 s" in md
 
 
+def test_ui_url_links_the_offenders_and_a_bad_one_exits_2(
+    log: Scenario, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--log", str(log.root), "--allow-1hz"]
+    code, _, _ = run([*argv, "--ui-url", "http://127.0.0.1:8765/", "--out", str(tmp_path)], capsys)
+    assert code == 0
+    html = (tmp_path / "report.html").read_text()
+    assert f'href="http://127.0.0.1:8765/#/site/{log.wrong_polarity}?from=' in html
+    with pytest.raises(SystemExit) as exited:
+        run([*argv, "--ui-url", "127.0.0.1:8765", "--out", str(tmp_path)], capsys)
+    assert exited.value.code == 2
+    assert "not the address of flowerhub ui" in capsys.readouterr().err
+
+
 def test_hold_option_reaches_the_report_and_a_bad_hold_exits_2(
     log: Scenario, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
