@@ -138,13 +138,13 @@ def site_traces(
     idx, t_in, kw = site[inside], us[inside], window.power_kw[inside]  # (site, time) order
     t_rel = (t_in - t0).astype(np.float64) / 1e6
     base = window.extra.get(BASELINE)
-    base_in = None if base is None else base[inside]
-    reports = (
-        np.zeros(n, dtype=bool)
-        if base_in is None
-        else np.bincount(idx[~np.isnan(base_in)], minlength=n) > 0
-    )
-    base_mw = None if base_in is None else np.where(np.isnan(base_in), 0.0, base_in) / 1000.0
+    reports = np.zeros(n, dtype=bool)
+    base_mw = None
+    if base is not None:
+        base_mw = base[inside] / 1000.0
+        missing = np.isnan(base_mw)
+        reports = np.bincount(idx[~missing], minlength=n) > 0
+        base_mw[missing] = 0.0
     others_mw = _others_mw(window, inside, t_rel, fleet, product)
     bounds = np.searchsorted(idx, np.arange(n + 1))
     traces: dict[str, SiteTrace] = {}
@@ -178,7 +178,8 @@ def _others_mw(
     total = np.zeros(t_rel.shape)
     for other, kw in armed.items():
         total += expected(other, kw[inside], f)
-    return total / 1000.0
+    total /= 1000.0  # kW -> MW, in place
+    return total
 
 
 def site_series(trace: SiteTrace, fleet: Series, share: float) -> Series:
