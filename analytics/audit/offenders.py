@@ -395,9 +395,7 @@ def find_offenders(
     oem_response = {o: response[rows].mean(axis=0) for o, rows in groups.items()}
     reported = any(traces[s].baseline_mw is not None for s in matrix.sites)
     oem_baseline = (
-        {o: matrix.baseline_mw[rows].mean(axis=0) for o, rows in groups.items()}
-        if reported
-        else {}
+        {o: matrix.baseline_mw[rows].mean(axis=0) for o, rows in groups.items()} if reported else {}
     )
     share = 1.0 / max(len(seen), 1)
     first = site_series(traces[matrix.sites[0]], fleet, share)
