@@ -384,7 +384,7 @@ def fleet_frame(
     if len(rows["k"]) == 0:
         raise AuditInputError("no site telemetry in the log for the requested time range")
     totals = {name: _nan_for_null(rows[f"x{i}"]) for i, name in enumerate(EXTRA_FIELDS)}
-    reported, sites = _baseline_sites(con, read)
+    reported, sites = _baseline_sites(con, since_us, until_us, hold_us)
     return FleetFrame(
         bucket_us=b,
         t_us=np.asarray(rows["k"], dtype=np.int64) * b,
@@ -402,11 +402,27 @@ def fleet_frame(
     )
 
 
-def _baseline_sites(con: duckdb.DuckDBPyConnection, where: str) -> tuple[int, int]:
-    """(sites that reported a baseline, sites) in the telemetry ``where`` selects."""
+def _baseline_sites(
+    con: duckdb.DuckDBPyConnection, since_us: int | None, until_us: int | None, hold_us: int
+) -> tuple[int, int]:
+    """(sites that reported a baseline, sites with a sample) in [since, until): a baseline in
+    a sample there, or in the site's last sample before ``since`` if the hold carries it in
+    (:meth:`analytics.audit.window.WindowSamples.baseline_sites`, the same count)."""
+    inside = _where_time("event_time", since_us, until_us)
+    if since_us is None:
+        row = con.execute(
+            "SELECT count(DISTINCT key) FILTER (WHERE baseline_kw IS NOT NULL), "  # noqa: S608  # integers only
+            f"count(DISTINCT key) FROM audit_site_telemetry WHERE {inside}"
+        ).fetchone()
+        return (0, 0) if row is None else (int(row[0]), int(row[1]))
+    held = _where_time("event_time", since_us - hold_us, since_us)
     row = con.execute(
-        "SELECT count(DISTINCT key) FILTER (WHERE baseline_kw IS NOT NULL), "  # noqa: S608  # integers only
-        f"count(DISTINCT key) FROM audit_site_telemetry WHERE {where}"
+        "WITH w AS (SELECT key, count(*) FILTER (WHERE baseline_kw IS NOT NULL) AS b "  # noqa: S608  # integers only
+        f"FROM audit_site_telemetry WHERE {inside} GROUP BY key), "
+        "p AS (SELECT key, arg_max(baseline_kw IS NOT NULL, event_time) AS b "
+        f"FROM audit_site_telemetry WHERE {held} GROUP BY key) "
+        "SELECT count(*) FILTER (WHERE coalesce(w.b, 0) > 0 OR coalesce(p.b, false)), "
+        "count(w.key) FROM w FULL JOIN p USING (key)"
     ).fetchone()
     return (0, 0) if row is None else (int(row[0]), int(row[1]))
 

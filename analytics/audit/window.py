@@ -148,8 +148,9 @@ def read_window(
     Reads the view ``audit_site_telemetry`` (:func:`analytics.audit.extract.scope_views`).
     Of the :data:`~analytics.audit.extract.EXTRA_FIELDS` only those some site reports in
     [lo - hold_s, hi) are read (a baseline, a capacity other than 0): an archive written
-    before baselines costs nothing more to read. Their values in each site's last sample
-    before the window are read for [lo - hold_s, lo), what a hold of ``hold_s`` takes.
+    before baselines costs one aggregate more. Their values in each site's last sample
+    before the window come with the samples of [lo - hold_s, lo) (what a hold of
+    ``hold_s`` takes), read with the window's.
     """
     if hi_us <= lo_us:
         raise AuditInputError(f"empty telemetry window [{lo_us}, {hi_us}) µs")
@@ -162,31 +163,39 @@ def read_window(
         "any_value(oem) FILTER (WHERE event_time >= make_timestamp($2)), "
         "count(*) FILTER (WHERE event_time >= make_timestamp($2)), "
         "epoch_us(max(event_time) FILTER (WHERE event_time < make_timestamp($2))), "
-        "arg_max(battery_power_kw, event_time) FILTER (WHERE event_time < make_timestamp($2)) "
+        "arg_max(battery_power_kw, event_time) FILTER (WHERE event_time < make_timestamp($2)), "
+        "count(*) FILTER (WHERE event_time >= make_timestamp($4) AND "
+        "event_time < make_timestamp($2)) "
         "FROM audit_site_telemetry "
         "WHERE event_time >= make_timestamp($1) AND event_time < make_timestamp($3) "
         "GROUP BY key ORDER BY key",
-        [back, lo_us, hi_us],
+        [back, lo_us, hi_us, lo_us - hold_us],
     ).fetchall()
     fields = reported_fields(con, lo_us - hold_us, hi_us)
     counts = np.array([int(r[3]) for r in rows], dtype=np.int64)
-    active = np.flatnonzero(counts > 0)
+    # with extra fields, the samples of [lo - hold, lo) come too: their last one per site is
+    # what the hold carries into the window (one query, not two)
+    pre = np.array([int(r[6]) for r in rows], dtype=np.int64) if fields else 0 * counts
+    start = lo_us - hold_us if fields else lo_us
+    active = np.flatnonzero((counts > 0) | (pre > 0))
     hashes = np.array([int(rows[k][1]) for k in active], dtype=np.uint64)
     by_hash = hashes if np.unique(hashes).size == hashes.size else None
     site, us, kw, hz, extra = site_samples(
-        con, lo_us, hi_us, back, active=active, hashes=by_hash, fields=fields
+        con, start, hi_us, back, active=active, hashes=by_hash, fields=fields
     )
-    if site.size != int(counts.sum()):
+    if site.size != int(counts.sum() + pre.sum()):
         raise AuditInputError(
             f"the archive changed while the window [{lo_us}, {hi_us}) µs was read: run again"
         )
     order = _site_time_order(site, us, len(rows))
-    sites = tuple(str(r[0]) for r in rows)
+    extra_before = _last_before(site, us, extra, order=order, lo_us=lo_us, sites=len(rows))
+    if fields:
+        order = order[us[order] >= lo_us]
     return WindowSamples(
         lo_us=lo_us,
         hi_us=hi_us,
         back_us=back,
-        sites=sites,
+        sites=tuple(str(r[0]) for r in rows),
         oems=tuple(None if r[2] is None else str(r[2]) for r in rows),
         last_before_us=np.array(
             [_NO_SAMPLE if r[4] is None else int(r[4]) for r in rows], dtype=np.int64
@@ -199,9 +208,32 @@ def read_window(
         power_kw=kw[order],
         freq_hz=hz[order],
         extra={name: values[order] for name, values in extra.items()},
-        extra_before=_extra_before(con, lo_us - hold_us, lo_us, sites, fields),
-        extra_from_us=lo_us - hold_us,
+        extra_before=extra_before,
+        extra_from_us=start,
     )
+
+
+def _last_before(
+    site: np.ndarray,
+    us: np.ndarray,
+    extra: Mapping[str, FloatArray],
+    *,
+    order: np.ndarray,
+    lo_us: int,
+    sites: int,
+) -> dict[str, FloatArray]:
+    """Per site the ``extra`` values of its last sample before ``lo_us`` among the samples
+    (``order``: their (site, time) order); NaN (baseline) or 0 (capacity) where none."""
+    out = {name: np.full(sites, _null_as(name)) for name in extra}
+    if not extra:
+        return out
+    s, before = site[order], us[order] < lo_us
+    last = before.copy()  # a site's samples before lo come first: the last is followed by
+    last[:-1] &= ~(before[1:] & (s[1:] == s[:-1]))  # one in the window or another site's
+    at = order[last]
+    for name, values in extra.items():
+        out[name][site[at]] = values[at]
+    return out
 
 
 def reported_fields(con: duckdb.DuckDBPyConnection, lo_us: int, hi_us: int) -> list[str]:
@@ -217,35 +249,6 @@ def reported_fields(con: duckdb.DuckDBPyConnection, lo_us: int, hi_us: int) -> l
         [lo_us, hi_us],
     ).fetchone()
     return [name for name, found in zip(EXTRA_FIELDS, row or (), strict=False) if found]
-
-
-def _extra_before(
-    con: duckdb.DuckDBPyConnection,
-    from_us: int,
-    lo_us: int,
-    sites: tuple[str, ...],
-    fields: list[str],
-) -> dict[str, FloatArray]:
-    """Per site (in ``sites`` order) the ``fields`` of its last sample in [from, lo): NaN
-    (baseline) or 0 (capacity) for a site without one or a NULL value."""
-    out = {name: np.full(len(sites), _null_as(name)) for name in fields}
-    if not fields or from_us >= lo_us:
-        return out
-    values = ", ".join(f"coalesce({name}, {_null_sql(name)})" for name in fields)
-    found = con.execute(
-        f"SELECT decode(key), arg_max([{values}], event_time) FROM audit_site_telemetry "  # noqa: S608  # fixed field names
-        "WHERE event_time >= make_timestamp($1) AND event_time < make_timestamp($2) "
-        "GROUP BY key",
-        [from_us, lo_us],
-    ).fetchall()
-    index = {site: k for k, site in enumerate(sites)}
-    for key, row in found:
-        k = index.get(str(key))
-        if k is None:  # pragma: no cover  # every site with a sample there is in ``sites``
-            continue
-        for name, value in zip(fields, row, strict=True):
-            out[name][k] = float(value)
-    return out
 
 
 def site_samples(

@@ -546,3 +546,60 @@ def test_hash_positions_fall_back_when_no_bit_window_separates_the_sites() -> No
     hashes = np.array([x, x ^ 1, y, y ^ (1 << 30)], dtype=np.uint64)
     h = hashes[[3, 1, 2, 0, 1]]
     assert (hashes[hash_positions(hashes, h)] == h).all()
+
+
+# (site, ms from T0, kW, baseline kW or None, FCR-N armed kW)
+Stacked = tuple[str, int, float, float | None, float]
+
+
+def _stacked_table(samples: Sequence[Stacked]) -> duckdb.DuckDBPyConnection:
+    con = _table([])
+    con.executemany(
+        "INSERT INTO audit_site_telemetry (key, event_time, oem, battery_power_kw, "
+        "frequency_hz, baseline_kw, armed_fcr_n_kw) VALUES "
+        "(encode($1), make_timestamp($2), 'oem-' || $1, $3, 50.0, $4, $5)",
+        [[s, T0_US + ms * 1000, kw, b, a] for s, ms, kw, b, a in samples],
+    )
+    return con
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    samples=st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c"]),
+            st.integers(-3000, 9000),
+            st.floats(-5, 5).map(lambda x: round(x, 3)),
+            st.one_of(st.none(), st.floats(-3, 3).map(lambda x: round(x, 3))),
+            st.sampled_from([0.0, 2.0]),
+        ),
+        min_size=1,
+        max_size=40,
+        unique_by=lambda s: (s[0], s[1]),
+    ),
+    hold_s=st.sampled_from([0.0, 1.0, 2.0]),
+)
+def test_baselines_and_armed_capacities_are_held_as_power_is(
+    samples: list[Stacked], hold_s: float
+) -> None:
+    """The window read sums the sites' baselines and armed capacities with the same hold as
+    power (a sample before the window held into it), exactly as the SQL frame does, and a
+    baseline that is not reported counts 0 (None only when no site reported one)."""
+    con = _stacked_table(samples)
+    lo, hi = T0_US, T0_US + 6_000_000
+    if not any(0 <= ms < 6000 for _s, ms, *_ in samples):
+        return  # no sample in the window: both refuse it (test_bad_windows_are_refused)
+    window = read_window(con, lo, hi, hold_s=hold_s)
+    got = window_fleet_frame(window, 1000, hold_s)
+    want = fleet_frame(con, 1000, lo, hi, hold_s=hold_s)
+    _assert_same_frame(got, want)
+    assert (got.baseline_mw is None) == (want.baseline_mw is None)
+    if got.baseline_mw is not None and want.baseline_mw is not None:
+        np.testing.assert_allclose(got.baseline_mw, want.baseline_mw, atol=1e-12)
+        as_power = [(s, ms, b or 0.0, 50.0) for s, ms, _kw, b, _a in samples]
+        reference = _reference_kw(as_power, 1000, 0, 6000, round(hold_s * 1000))
+        np.testing.assert_allclose(got.baseline_mw * 1000, list(reference.values()), atol=1e-9)
+    assert set(got.armed_mw) == set(want.armed_mw)
+    for product, armed in got.armed_mw.items():
+        np.testing.assert_allclose(armed, want.armed_mw[product], atol=1e-12)
+    assert got.baseline_sites == want.baseline_sites
