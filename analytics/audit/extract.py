@@ -29,7 +29,8 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from analytics.db import scoped_event_views, snake_case, sql_string
+from analytics.archive.schema import default_layouts
+from analytics.db import scoped_event_views, snake_case, sql_string, view_columns
 from analytics.delivered import ARMED_FIELDS
 from analytics.timeseries import FloatArray
 from analytics.tr25 import FCRD_UP_RAMPS, FCRN_STEP_END_S, FCRN_STEPS
@@ -190,6 +191,7 @@ def scope_views(
             archive_dir,
             [(f"audit_{snake_case(e)}", e, prefix + topic_for_event(e).name) for e in AUDIT_EVENTS],
         )
+        _note_typed_fields(con, "audit_site_telemetry__rows")
         return
     for event in AUDIT_EVENTS:
         view = snake_case(event)
@@ -198,6 +200,33 @@ def scope_views(
             f"CREATE OR REPLACE VIEW audit_{view} AS SELECT * FROM {view} "  # noqa: S608  # names from the schema, literal escaped
             f"WHERE topic = {sql_string(name)}"
         )
+    _note_typed_fields(con, "archive_rows")
+
+
+TYPED_FIELDS = "audit_typed_fields"
+
+
+def _note_typed_fields(con: duckdb.DuckDBPyConnection, rows_view: str) -> None:
+    """Table :data:`TYPED_FIELDS`: the :data:`EXTRA_FIELDS` the telemetry files hold as
+    typed columns. Files written before baselines hold none: their rows would be parsed
+    from the JSON payload only to find nothing (:func:`typed_extra_fields`)."""
+    layout = {f.field: f.column for f in default_layouts()["SiteTelemetry"].fields}
+    present = view_columns(con, rows_view)
+    found = [name for name in EXTRA_FIELDS if layout.get(name) in present]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {TYPED_FIELDS} (name VARCHAR)")
+    if found:
+        con.executemany(f"INSERT INTO {TYPED_FIELDS} VALUES (?)", [[n] for n in found])  # noqa: S608  # fixed name
+
+
+def typed_extra_fields(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The :data:`EXTRA_FIELDS` the audited telemetry can hold (:func:`scope_views` noted
+    them); all of them on a connection whose views were made otherwise."""
+    try:
+        rows = con.execute(f"SELECT name FROM {TYPED_FIELDS}").fetchall()  # noqa: S608  # fixed name
+    except duckdb.CatalogException:
+        return list(EXTRA_FIELDS)
+    found = {str(r[0]) for r in rows}
+    return [name for name in EXTRA_FIELDS if name in found]
 
 
 def logged_activations(
@@ -351,7 +380,11 @@ def fleet_frame(
     hold_us = hold_us_of(hold_s)
     read = _where_time("event_time", None if since_us is None else since_us - hold_us, until_us)
     values = ["p", *(f"x{i}" for i in range(len(EXTRA_FIELDS)))]  # fixed column names
-    extra = ", ".join(f"coalesce({name}, 0.0) AS x{i}" for i, name in enumerate(EXTRA_FIELDS))
+    typed = typed_extra_fields(con)  # the others are in no file: NULL, never parsed for
+    extra = ", ".join(
+        f"coalesce({name}, 0.0) AS x{i}" if name in typed else f"0.0 AS x{i}"
+        for i, name in enumerate(EXTRA_FIELDS)
+    )
     names = ", ".join(values)
     last_of = ", ".join(f"arg_max({v}, u) AS {v}" for v in values)
     query = (
@@ -384,7 +417,9 @@ def fleet_frame(
     if len(rows["k"]) == 0:
         raise AuditInputError("no site telemetry in the log for the requested time range")
     totals = {name: _nan_for_null(rows[f"x{i}"]) for i, name in enumerate(EXTRA_FIELDS)}
-    reported, sites = _baseline_sites(con, since_us, until_us, hold_us)
+    reported, sites = (
+        _baseline_sites(con, since_us, until_us, hold_us) if BASELINE in typed else (0, 0)
+    )
     return FleetFrame(
         bucket_us=b,
         t_us=np.asarray(rows["k"], dtype=np.int64) * b,

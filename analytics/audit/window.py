@@ -45,6 +45,7 @@ from analytics.audit.extract import (
     FleetFrame,
     hold_us_of,
     to_us,
+    typed_extra_fields,
 )
 from analytics.delivered import ARMED_FIELDS
 from analytics.timeseries import FloatArray
@@ -163,27 +164,25 @@ def read_window(
         "any_value(oem) FILTER (WHERE event_time >= make_timestamp($2)), "
         "count(*) FILTER (WHERE event_time >= make_timestamp($2)), "
         "epoch_us(max(event_time) FILTER (WHERE event_time < make_timestamp($2))), "
-        "arg_max(battery_power_kw, event_time) FILTER (WHERE event_time < make_timestamp($2)), "
-        "count(*) FILTER (WHERE event_time >= make_timestamp($4) AND "
-        "event_time < make_timestamp($2)) "
+        "arg_max(battery_power_kw, event_time) FILTER (WHERE event_time < make_timestamp($2)) "
         "FROM audit_site_telemetry "
         "WHERE event_time >= make_timestamp($1) AND event_time < make_timestamp($3) "
         "GROUP BY key ORDER BY key",
-        [back, lo_us, hi_us, lo_us - hold_us],
+        [back, lo_us, hi_us],
     ).fetchall()
     fields = reported_fields(con, lo_us - hold_us, hi_us)
     counts = np.array([int(r[3]) for r in rows], dtype=np.int64)
     # with extra fields, the samples of [lo - hold, lo) come too: their last one per site is
-    # what the hold carries into the window (one query, not two)
-    pre = np.array([int(r[6]) for r in rows], dtype=np.int64) if fields else 0 * counts
+    # what the hold carries into the window (one query, not two); any site seen may have one
     start = lo_us - hold_us if fields else lo_us
-    active = np.flatnonzero((counts > 0) | (pre > 0))
+    active = np.arange(len(rows)) if fields else np.flatnonzero(counts > 0)
     hashes = np.array([int(rows[k][1]) for k in active], dtype=np.uint64)
     by_hash = hashes if np.unique(hashes).size == hashes.size else None
     site, us, kw, hz, extra = site_samples(
         con, start, hi_us, back, active=active, hashes=by_hash, fields=fields
     )
-    if site.size != int(counts.sum() + pre.sum()):
+    inside = int(np.count_nonzero(us >= lo_us)) if fields else site.size
+    if inside != int(counts.sum()):
         raise AuditInputError(
             f"the archive changed while the window [{lo_us}, {hi_us}) µs was read: run again"
         )
@@ -239,16 +238,19 @@ def _last_before(
 def reported_fields(con: duckdb.DuckDBPyConnection, lo_us: int, hi_us: int) -> list[str]:
     """The :data:`~analytics.audit.extract.EXTRA_FIELDS` some sample in [lo, hi) reports: a
     baseline that is not NULL, a capacity other than 0 (one aggregate over the range)."""
+    candidates = typed_extra_fields(con)
+    if not candidates:  # telemetry written before baselines: nothing to look for
+        return []
     tests = ", ".join(
         f"bool_or({name} IS NOT NULL)" if name == BASELINE else f"bool_or({name} <> 0)"
-        for name in EXTRA_FIELDS
+        for name in candidates
     )
     row = con.execute(
         f"SELECT {tests} FROM audit_site_telemetry "  # noqa: S608  # fixed field names
         "WHERE event_time >= make_timestamp($1) AND event_time < make_timestamp($2)",
         [lo_us, hi_us],
     ).fetchone()
-    return [name for name, found in zip(EXTRA_FIELDS, row or (), strict=False) if found]
+    return [name for name, found in zip(candidates, row or (), strict=False) if found]
 
 
 def site_samples(
