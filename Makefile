@@ -12,7 +12,7 @@ KAFKA_LIB := .cache/kafka/lib
 KAFKA_STAMP := $(KAFKA_LIB)/.fetched
 POM := flowerhub/broker/pom.xml
 
-.PHONY: demo test check lint types bench install java kafka clean
+.PHONY: demo test check lint types bench install java kafka mqtt clean
 
 install: $(STAMP)
 
@@ -32,6 +32,14 @@ java:
 
 kafka: $(KAFKA_STAMP)
 
+# Mosquitto (the homes' MQTT broker, `flowerhub mqtt start`) and its command-line clients
+# from Debian when the machine lacks them.
+mqtt:
+	@if ! command -v mosquitto >/dev/null && ! test -x /usr/sbin/mosquitto || ! command -v mosquitto_pub >/dev/null; then \
+	  echo "installing Mosquitto from Debian"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients >/dev/null; \
+	fi
+
 # Apache Kafka's own jars (kafka_2.13 and its runtime dependencies) from Maven Central.
 # The dir is emptied first so a version change in the pom never leaves two Kafkas on the
 # classpath; jars are fetched into a temp dir and swapped in only when Maven succeeded.
@@ -48,17 +56,18 @@ lint: install
 types: install
 	$(BIN)/mypy
 
-test: install kafka
+test: install kafka mqtt
 	$(BIN)/python -m pytest
 
 check: lint types test
 
-demo: install kafka
+demo: install kafka mqtt
 	$(BIN)/flowerhub demo
 
-bench: install kafka
+bench: install kafka mqtt
 	$(BIN)/python -m bench
 
 clean:
 	-$(BIN)/flowerhub broker stop
+	-$(BIN)/flowerhub mqtt stop
 	rm -rf .cache/kafka/run

@@ -167,7 +167,9 @@ class MqttClient:
         def add() -> None:
             self._sock = sock
             self._loop.add_reader(sock, self._read)
-            self._misc = self._loop.create_task(self._misc_loop(), name=f"mqtt-misc:{self.client_id}")
+            self._misc = self._loop.create_task(
+                self._misc_loop(), name=f"mqtt-misc:{self.client_id}"
+            )
 
         self._threadsafe(add)
 
@@ -191,7 +193,10 @@ class MqttClient:
         self._threadsafe(remove)
 
     async def _misc_loop(self) -> None:
-        while self._c.loop_misc() == MQTTErrorCode.MQTT_ERR_SUCCESS:
+        """Keep-alive pings and the broker's silence check, once a second."""
+        while True:
+            if self._c.loop_misc() != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return
             await asyncio.sleep(1.0)
 
     # --------------------------------------------------------------- callbacks
@@ -214,7 +219,8 @@ class MqttClient:
             if not self.closed.done():
                 self.closed.set_result(why)
             error = MqttDisconnectedError(f"{self.settings.address}: disconnected: {why}")
-            for fut in [*self._pubs.values(), *self._subs.values()]:
+            waiting: list[asyncio.Future[Any]] = [*self._pubs.values(), *self._subs.values()]
+            for fut in waiting:
                 if not fut.done():
                     fut.set_exception(error)
             self._pubs.clear()
@@ -224,9 +230,7 @@ class MqttClient:
 
         self._threadsafe(done)
 
-    def _on_publish(
-        self, _c: paho.Client, _u: Any, mid: int, rc: ReasonCode, _p: Any
-    ) -> None:
+    def _on_publish(self, _c: paho.Client, _u: Any, mid: int, rc: ReasonCode, _p: Any) -> None:
         fut = self._pubs.pop(mid, None)
         if fut is None or fut.done():
             return
@@ -252,7 +256,7 @@ class MqttClient:
     # ------------------------------------------------------------------- API
     async def connect(self) -> bool:
         """Connect (TLS, then CONNECT/CONNACK); returns whether the broker kept a session."""
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho: untyped
         props.SessionExpiryInterval = self.session_expiry_s
         if self.receive_maximum is not None:
             props.ReceiveMaximum = self.receive_maximum
@@ -319,7 +323,7 @@ class MqttClient:
             return fut
         props = None
         if expiry_s is not None:
-            props = Properties(PacketTypes.PUBLISH)
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]  # paho: untyped
             props.MessageExpiryInterval = max(1, int(expiry_s))
         info = self._c.publish(topic, payload, qos=qos, properties=props)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:

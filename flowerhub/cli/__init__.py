@@ -21,6 +21,8 @@ GROUP_MODULES: tuple[str, ...] = (
     "flowerhub.cli.demo",
     "flowerhub.cli.events",
     "flowerhub.cli.streams",
+    "flowerhub.cli.mqtt",
+    "flowerhub.cli.gateway",
 )
 
 

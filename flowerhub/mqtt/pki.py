@@ -98,7 +98,7 @@ def _load_ca(pki: Pki) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
         cert = x509.load_pem_x509_certificate(pki.ca_file.read_bytes())
         key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
     except (OSError, ValueError) as exc:
-        raise PkiError(f"{pki.dir}: cannot read the CA ({exc}); make one with `mqtt certs`") from exc
+        raise PkiError(f"{pki.dir}: cannot read the CA ({exc}); `flowerhub mqtt certs`") from exc
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise PkiError(f"{pki.ca_key}: not an elliptic-curve key")
     return key, cert
