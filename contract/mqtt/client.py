@@ -75,6 +75,19 @@ class MqttMessage:
     expiry_s: int | None  # the message expiry interval left when the broker sent it
 
 
+class _TrackingContext(ssl.SSLContext):
+    """An SSL context that remembers the sockets it wrapped (to close them on failure)."""
+
+    opened: list[ssl.SSLSocket]
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        sock = super().wrap_socket(*args, **kwargs)
+        if not hasattr(self, "opened"):
+            self.opened = []
+        self.opened.append(sock)
+        return sock
+
+
 def _code(rc: ReasonCode | int) -> int:
     return rc.value if isinstance(rc, ReasonCode) else int(rc)
 
@@ -123,13 +136,14 @@ class MqttClient:
         )
         c.max_inflight_messages_set(max_inflight)
         c.max_queued_messages_set(0)
-        if settings.cert_file is None or settings.key_file is None:
-            ctx = ssl.create_default_context(cafile=str(settings.ca_file))
-        else:
-            ctx = ssl.create_default_context(cafile=str(settings.ca_file))
+        ctx = _TrackingContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the certificate and name
+        ctx.load_verify_locations(cafile=str(settings.ca_file))
+        if settings.cert_file is not None and settings.key_file is not None:
             ctx.load_cert_chain(str(settings.cert_file), str(settings.key_file))
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.opened = []
         c.tls_set_context(ctx)
+        self._ctx = ctx
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_publish = self._on_publish
@@ -227,6 +241,7 @@ class MqttClient:
             self._subs.clear()
             if self._misc is not None:
                 self._misc.cancel()
+            self._close_sockets(sockpair_only=True)  # paho closed the socket itself
 
         self._threadsafe(done)
 
@@ -309,8 +324,20 @@ class MqttClient:
     async def _abort(self) -> None:
         with contextlib.suppress(Exception):
             self._c.disconnect()
+        self._close_sockets()
         if self._misc is not None:
             self._misc.cancel()
+
+    def _close_sockets(self, sockpair_only: bool = False) -> None:
+        """paho keeps its socket after a refused CONNACK, drops (unclosed) the one whose TLS
+        handshake failed, and keeps its wake-up socket pair after every connection; its
+        public API closes none of them."""
+        with contextlib.suppress(Exception):
+            self._c._reset_sockets(sockpair_only=sockpair_only)
+        if not sockpair_only:
+            for sock in self._ctx.opened:
+                sock.close()
+            self._ctx.opened.clear()
 
     def publish(
         self, topic: str, payload: bytes, *, qos: int = 1, expiry_s: int | None = None

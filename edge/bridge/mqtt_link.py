@@ -136,6 +136,9 @@ class MqttLink:
             except MqttError as exc:
                 self.stats.last_kafka_error = f"mqtt {site_id}: {exc}"
                 log.warning("bridge %s: site %s: MQTT: %s", self.bridge_id, site_id, exc)
+            except Exception as exc:  # a bug must not end the site's link: logged, retried
+                self.stats.last_kafka_error = f"mqtt {site_id}: {type(exc).__name__}: {exc}"
+                log.exception("bridge %s: site %s: MQTT link failed", self.bridge_id, site_id)
             finally:
                 if (
                     self.sessions.get(site_id) is not None
@@ -156,7 +159,7 @@ class MqttLink:
             finally:
                 if not get.done():
                     get.cancel()
-            if get.cancelled():
+            if not get.done() or get.cancelled():
                 raise MqttDisconnectedError(f"connection lost: {client.closed.result()}")
             self._on_command(site_id, session, get.result())
 
@@ -213,7 +216,10 @@ class MqttLink:
             except MqttError as exc:
                 self.stats.last_kafka_error = f"mqtt uplink: {exc}"
                 log.debug("bridge %s: uplink: %s", self.bridge_id, exc)
-                if self.stats.sent != sent_at_failure:  # delivered since: start low again
-                    delays = backoff(self.config.reconnect_min_s, self.config.reconnect_max_s)
-                    sent_at_failure = self.stats.sent
-                await asyncio.sleep(next(delays))
+            except Exception as exc:  # logged, retried: the outbox keeps every record
+                self.stats.last_kafka_error = f"mqtt uplink: {type(exc).__name__}: {exc}"
+                log.exception("bridge %s: uplink failed", self.bridge_id)
+            if self.stats.sent != sent_at_failure:  # delivered since: start low again
+                delays = backoff(self.config.reconnect_min_s, self.config.reconnect_max_s)
+                sent_at_failure = self.stats.sent
+            await asyncio.sleep(next(delays))

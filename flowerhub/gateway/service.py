@@ -221,6 +221,7 @@ class Gateway:
                         get.cancel()
                 if ack_task.done():
                     ack_task.result()
+                    raise MqttError("the acknowledging task ended")
                 msg = get.result()
                 self.stats.uplink_in += 1
                 routed = route_uplink(

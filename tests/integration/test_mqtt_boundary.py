@@ -39,6 +39,7 @@ from flowerhub.gateway.harness import (
     site_settings,
 )
 from flowerhub.mqtt.launcher import MosquittoState, local_mosquitto, restart_mosquitto
+from flowerhub.mqtt.pki import issue_client
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +76,9 @@ def telemetry(site_id: str, **fields: Any) -> bytes:
     return CODEC.encode("SiteTelemetry", rec)
 
 
-def mqtt_config(mq: MosquittoState, port: int | None = None) -> MqttConfig:
+def mqtt_config(mq: MosquittoState, sites: list[str], port: int | None = None) -> MqttConfig:
+    for site_id in sites:
+        issue_client(mq.pki, site_id)
     return MqttConfig(
         host="127.0.0.1",
         port=port or mq.port,
@@ -148,7 +151,7 @@ def test_no_certificate_a_wrong_ca_or_plain_tcp_is_refused(
     other_ca = write_ca(tmp_path / "other-ca.pem", "another CA")
     assert "not trusted" in asyncio.run(attempt(good.model_copy(update={"ca_file": other_ca})))
     # a client certificate from another CA: the broker refuses the handshake
-    from flowerhub.mqtt.pki import ensure_ca, issue_client
+    from flowerhub.mqtt.pki import ensure_ca
 
     rogue = issue_client(ensure_ca(tmp_path / "rogue"), "home-c")
     rogue_settings = good.model_copy(update={"cert_file": rogue.cert, "key_file": rogue.key})
@@ -224,51 +227,49 @@ def test_gateway_killed_mid_stream_loses_nothing_and_writes_no_command_twice(
     mosquitto: MosquittoState, kafka: KafkaSettings, prefix: str, tmp_path: Path
 ) -> None:
     topics = BridgeTopics(prefix=prefix)
-    gw = GatewayProcess(mosquitto, kafka, prefix, tmp_path / "gateway.log").start()
+    gw = GatewayProcess(mosquitto, kafka, prefix, tmp_path / "gateway.log")
     specs = [SimSpec("kill-1", "huawei"), SimSpec("kill-2", "sungrow")]
     commands = [new_command(s.site_id, power_kw=float(i % 4)) for i in range(15) for s in specs]
-    with SimBridge(
+    h = SimBridge(
         specs,
         kafka=kafka,
         state=tmp_path / "bridge",
         topics=topics,
-        mqtt=mqtt_config(mosquitto),
+        mqtt=mqtt_config(mosquitto, [s.site_id for s in specs]),
         telemetry_interval_s=0.2,
-    ) as h:
-        bridge = h.bridge
-        assert bridge is not None
-        try:
-            asyncio.run(produce_commands(kafka, topics.command_topic, commands[:10]))
-            gw.kill9()  # mid-stream: commands and telemetry in flight
-            asyncio.run(produce_commands(kafka, topics.command_topic, commands[10:20]))
-            time.sleep(1.0)
-            gw.start()  # the same name: its MQTT session and the consumer group's offsets
-            asyncio.run(produce_commands(kafka, topics.command_topic, commands[20:]))
-            results = asyncio.run(
-                read_raw(
-                    kafka,
-                    topics.for_event(RESULT),
-                    lambda r: len(_results_by_command(r)) >= len(commands),
-                    60,
-                )
+    )
+    try:
+        gw.start()
+        h.start_sims()
+        bridge = h.start_bridge()
+        asyncio.run(produce_commands(kafka, topics.command_topic, commands[:10]))
+        gw.kill9()  # mid-stream: commands and telemetry in flight
+        asyncio.run(produce_commands(kafka, topics.command_topic, commands[10:20]))
+        time.sleep(1.0)
+        gw.start()  # the same name: its MQTT session and the consumer group's offsets
+        asyncio.run(produce_commands(kafka, topics.command_topic, commands[20:]))
+        results = asyncio.run(
+            read_raw(
+                kafka,
+                topics.for_event(RESULT),
+                lambda r: len(_results_by_command(r)) >= len(commands),
+                60,
             )
-            h.stop_bridge()
-            emitted = bridge.sink.emitted.get(TELEMETRY, 0)
-            left = [r for r in bridge.outbox.pending(100_000) if r.topic.endswith("telemetry")]
-        finally:
-            gw.stop()
-        gw.start()  # whatever the broker still holds for the gateway reaches Kafka
-        try:
-            tel = asyncio.run(
-                read_raw(
-                    kafka,
-                    topics.telemetry_topic(),
-                    lambda r: len({x.value for x in r}) >= emitted - len(left),
-                    30,
-                )
+        )
+        h.stop_bridge()
+        emitted = bridge.sink.emitted.get(TELEMETRY, 0)
+        left = [r for r in bridge.outbox.pending(100_000) if r.topic.endswith("telemetry")]
+        tel = asyncio.run(
+            read_raw(
+                kafka,
+                topics.telemetry_topic(),
+                lambda r: len({x.value for x in r}) >= emitted - len(left),
+                30,
             )
-        finally:
-            gw.stop()
+        )
+    finally:
+        gw.stop()
+        h.close()
     by_command = _results_by_command(results)
     assert set(by_command) == {c.command_id for c in commands}  # every command reached home
     # a redelivered command re-sends its stored result: one outcome, one Modbus write each
@@ -291,7 +292,7 @@ def test_mosquitto_restart_bridges_and_gateway_reconnect_by_themselves(
         kafka=kafka,
         state=tmp_path / "bridge",
         topics=topics,
-        mqtt=mqtt_config(mosquitto),
+        mqtt=mqtt_config(mosquitto, ["restart-1"]),
         telemetry_interval_s=0.2,
     ) as h:
         bridge = h.bridge
@@ -337,8 +338,8 @@ def test_a_home_offline_gets_the_latest_valid_command_and_drains_its_outbox_in_o
     )
     h.start_sims()
     port = h.call(link.start())
-    h.mqtt = mqtt_config(mosquitto, port)
-    with h:
+    h.mqtt = mqtt_config(mosquitto, ["away-1"], port)
+    try:
         bridge = h.start_bridge()
         wait_for(lambda: bridge.stats.sent > 2, 20, "telemetry over MQTT")
         h.call(link.cut())
@@ -370,6 +371,10 @@ def test_a_home_offline_gets_the_latest_valid_command_and_drains_its_outbox_in_o
                 30,
             )
         )
+    finally:
+        h.stop_bridge()
+        h.call(link.cut())
+        h.close()
     assert queued >= OFFLINE_S / 0.5 - 2  # telemetry waited in the outbox meanwhile
     statuses = {
         CODEC.decode(r.value).record["command_id"]: CODEC.decode(r.value).record["status"]
