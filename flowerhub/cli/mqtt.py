@@ -65,6 +65,14 @@ def register(subparsers: Any) -> None:
         type=Path,
         help="also copy ca.pem and each new certificate + key here (what a home needs)",
     )
+    certs.add_argument(
+        "--server-name",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="a name the broker is reached by (its certificate gets it; default: localhost, "
+        "127.0.0.1)",
+    )
     certs.add_argument("--force", action="store_true", help="issue again even if present")
     certs.set_defaults(func=cmd_certs)
 
@@ -138,12 +146,13 @@ def cmd_certs(args: argparse.Namespace) -> int:
     from flowerhub.mqtt.launcher import reload_acl
     from flowerhub.mqtt.pki import PkiError, ensure_ca, issue_client
 
-    if not args.site and not args.gateway:
-        raise CliError("name at least one --site ID or --gateway NAME")
+    if not args.site and not args.gateway and not args.server_name:
+        raise CliError("name at least one --site ID, --gateway NAME or --server-name HOST")
     data_dir = _data_dir(None)
     certs_dir = (args.dir or data_dir / "certs").resolve()
     try:
-        pki = ensure_ca(certs_dir)
+        hosts = tuple(dict.fromkeys(("localhost", "127.0.0.1", *args.server_name)))
+        pki = ensure_ca(certs_dir, hosts)
         identities = [*args.site, *(gateway_identity(g) for g in args.gateway)]
         issued = [issue_client(pki, i, force=args.force) for i in identities]
     except (LayoutError, PkiError) as exc:
