@@ -133,7 +133,7 @@ def command_latency(
             base = measure_commands(fleet, kafka, topics.command_topic, 1)
         finally:
             stop(direct)
-        gateway = GatewayProcess(mq, kafka, topics.prefix, tmp / "gateway-a.log", "b1").start()
+        gateway = GatewayProcess(mq, kafka, topics.prefix, tmp / "gateway-a.log", "ba").start()
         bridge = start_mqtt_bridge(mq, fleet.sites, tmp, topics, "mqtt")
         try:
             cpu0, t0 = cpu_s(gateway.proc.pid), time.monotonic()  # type: ignore[union-attr]
@@ -202,7 +202,7 @@ def uplink(kafka: KafkaSettings, mq: MosquittoState, tmp: Path) -> tuple[BenchRe
     for i in range(HOMES):
         issue_client(mq.pki, f"h{i:05d}")
     start_in = 15.0 + HOMES / 200  # every home connected before the first message
-    gateway = GatewayProcess(mq, kafka, prefix, tmp / "gateway-b.log", "b1").start()
+    gateway = GatewayProcess(mq, kafka, prefix, tmp / "gateway-b.log", "bb").start()
     try:
         procs, n = run_homes(mq, start_in)
         gw_cpu, gw_s = window_cpu(gateway.proc.pid, start_in)  # type: ignore[union-attr]
@@ -210,7 +210,7 @@ def uplink(kafka: KafkaSettings, mq: MosquittoState, tmp: Path) -> tuple[BenchRe
         in_kafka = count(kafka, f"{prefix}site.telemetry", acked, 60.0)
     finally:
         gateway.stop()
-    files = issue_client(mq.pki, "gateway@raw")
+    files = mq.pki.gateway("raw")
     raw = subprocess.Popen(
         [
             *(sys.executable, "-m", "bench.raw_mqtt_kafka", "--port", str(mq.port)),
@@ -311,7 +311,7 @@ def home_link(kafka: KafkaSettings, mq: MosquittoState, tmp: Path) -> BenchResul
     with SimFleet(2, 1) as fleet:
         topics = BridgeTopics(prefix=f"bl-{uuid.uuid4().hex[:8]}.")
         create_named_topics_sync(kafka, [t.full_name(topics.prefix) for t in TOPICS], 12)
-        gateway = GatewayProcess(mq, kafka, topics.prefix, tmp / "gateway-c.log", "b1").start()
+        gateway = GatewayProcess(mq, kafka, topics.prefix, tmp / "gateway-c.log", "bc").start()
         direct = start_bridge(kafka, fleet.sites[:1], tmp, topics, "link-kafka")
         home = start_mqtt_bridge(mq, fleet.sites[1:], tmp, topics, "link-mqtt")
         kafka_ports = {int(b.rsplit(":", 1)[1]) for b in kafka.bootstrap_servers.split(",")}
@@ -348,7 +348,9 @@ def run() -> list[BenchResult]:
     with (
         tempfile.TemporaryDirectory(prefix="bench-mqtt-") as tmpdir,
         bench_broker(Path(tmpdir)) as kafka,
-        local_mosquitto(Path(tmpdir) / "mqtt", gateways=("b1",)) as mq,
+        # one gateway identity per part (a stopped gateway's session keeps its share of
+        # the uplinks), one for the raw forwarder (its own share group)
+        local_mosquitto(Path(tmpdir) / "mqtt", gateways=("ba", "bb", "bc", "raw")) as mq,
     ):
         tmp = Path(tmpdir)
         via, base, gw_note = command_latency(kafka, mq, tmp)

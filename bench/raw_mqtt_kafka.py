@@ -33,7 +33,7 @@ async def main(args: argparse.Namespace) -> None:
     )
     client = MqttClient(settings, client_id=args.client_id, clean_start=True, session_expiry_s=0)
     await client.connect()
-    await client.subscribe([shared_filter(Channel.TELEMETRY)])
+    await client.subscribe([shared_filter(Channel.TELEMETRY, args.group)])
     print("raw forwarder ready", flush=True)
 
     async def forward() -> None:
@@ -53,6 +53,7 @@ def cli() -> None:
     p = argparse.ArgumentParser(prog="python -m bench.raw_mqtt_kafka")
     for name in ("host", "bootstrap", "topic", "client-id"):
         p.add_argument(f"--{name}", required=name != "host", default="localhost")
+    p.add_argument("--group", default="raw", help="its own shared-subscription group")
     p.add_argument("--port", type=int, required=True)
     for name in ("ca", "cert", "key"):
         p.add_argument(f"--{name}", type=Path, required=True)

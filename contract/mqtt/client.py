@@ -178,6 +178,9 @@ class MqttClient:
                 return
 
     def _on_socket_open(self, _c: paho.Client, _u: Any, sock: Any) -> None:
+        with contextlib.suppress(OSError):  # small packets (commands, acks) leave at once
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
         def add() -> None:
             self._sock = sock
             self._loop.add_reader(sock, self._read)

@@ -12,6 +12,8 @@ Every line has a reason:
 - ``max_queued_messages``: per offline session; a home offline for an hour at the fleet's
   command rate (a few per minute) queues far fewer; beyond it the oldest are dropped, which
   only ever drops commands that ``valid_until`` already expired or a later one replaced.
+- ``set_tcp_nodelay``: a command is one small packet; Nagle's algorithm would hold it
+  behind the peer's delayed ACK (up to 40 ms on Linux).
 - ``user``: Mosquitto started as root drops to this user; the current user keeps the files
   readable (the certificate directory is 0700).
 """
@@ -71,6 +73,7 @@ def render_conf(plan: MosquittoPlan) -> str:
         "log_type notice",
         "log_type information",
         "connection_messages true",
+        "set_tcp_nodelay true",
         "log_timestamp_format %Y-%m-%dT%H:%M:%S",
         "",
         f"listener {plan.port} {plan.host}",
