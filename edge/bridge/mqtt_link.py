@@ -145,6 +145,7 @@ class MqttLink:
                     and self.sessions[site_id].client is client
                 ):
                     del self.sessions[site_id]
+                self.stats.kafka_up = bool(self.sessions)  # DeviceStatus: the uplink is up
                 with contextlib.suppress(Exception):
                     await client.disconnect()
             await asyncio.sleep(next(delays))

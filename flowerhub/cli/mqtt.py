@@ -57,8 +57,9 @@ def register(subparsers: Any) -> None:
     )
     certs.add_argument("--site", action="append", default=[], metavar="ID")
     certs.add_argument("--gateway", action="append", default=[], metavar="NAME")
+    certs.add_argument("--dir", type=Path, help="certificate directory (default: DATA_DIR/certs)")
     certs.add_argument(
-        "--dir", type=Path, help="certificate directory (default: the local broker's certs/)"
+        "--data-dir", type=Path, help="the local broker's (default: .cache/mqtt/run/default)"
     )
     certs.add_argument(
         "--out",
@@ -148,7 +149,7 @@ def cmd_certs(args: argparse.Namespace) -> int:
 
     if not args.site and not args.gateway and not args.server_name:
         raise CliError("name at least one --site ID, --gateway NAME or --server-name HOST")
-    data_dir = _data_dir(None)
+    data_dir = _data_dir(args.data_dir)
     certs_dir = (args.dir or data_dir / "certs").resolve()
     try:
         hosts = tuple(dict.fromkeys(("localhost", "127.0.0.1", *args.server_name)))
