@@ -149,6 +149,7 @@ class MqttClient:
         c.on_publish = self._on_publish
         c.on_subscribe = self._on_subscribe
         c.on_message = self._on_message
+        c.on_unsubscribe = self._on_subscribe  # the same shape: mid, reason codes
         c.on_socket_open = self._on_socket_open
         c.on_socket_close = self._on_socket_close
         c.on_socket_register_write = self._on_register_write
@@ -379,6 +380,15 @@ class MqttClient:
             raise MqttRefusedError(f"subscription refused: {', '.join(refused)}", max(codes))
         return codes
 
+    async def unsubscribe(self, filters: Sequence[str]) -> list[int]:
+        """Unsubscribe (the broker routes nothing more to this session for ``filters``)."""
+        fut: asyncio.Future[list[int]] = self._loop.create_future()
+        rc, mid = self._c.unsubscribe(list(filters))
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
+            raise MqttDisconnectedError(f"{self.settings.address}: unsubscribe failed: {rc}")
+        self._subs[mid] = fut
+        return await asyncio.wait_for(fut, self.settings.connect_timeout_s)
+
     def ack(self, message: MqttMessage) -> None:
         """Acknowledge a received QoS 1 message (with ``manual_ack``). MQTT wants PUBACKs in
         the order the messages arrived: callers acknowledge in arrival order."""
@@ -389,10 +399,15 @@ class MqttClient:
     def connected(self) -> bool:
         return self._connack.done() and not self.closed.done()
 
-    async def disconnect(self) -> None:
-        """A clean DISCONNECT (the session stays for its expiry interval)."""
+    async def disconnect(self, *, end_session: bool = False) -> None:
+        """A clean DISCONNECT: the session stays for its expiry interval, or ends now with
+        ``end_session`` (MQTT v5: session expiry 0 in the DISCONNECT)."""
         if not self.closed.done() and self._sock is not None:
-            self._c.disconnect()
+            props = None
+            if end_session and self.session_expiry_s:
+                props = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]  # paho: untyped
+                props.SessionExpiryInterval = 0
+            self._c.disconnect(properties=props)
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(self.closed), 2.0)
         await self._abort()

@@ -62,6 +62,7 @@ GROUP_ID = "flowerhub-gateway"
 SESSION_EXPIRY_S = 600  # an instance restarted within this gets its unacknowledged uplinks
 RECEIVE_MAXIMUM = 1000  # uplink messages in flight from the broker (back-pressure)
 COMMIT_EVERY_S = 0.05
+LEAVE_S = 10.0  # a stopping gateway finishes the uplinks in hand within this
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.2, 10.0
 
 
@@ -115,15 +116,24 @@ class Gateway:
         self.commands_topic = topic("site.commands").full_name(prefix)
         self.stats = GatewayStats()
         self.ready = asyncio.Event()  # set once a session is connected and subscribed
+        self._pending: deque[tuple[MqttMessage, Awaitable[Any]]] = deque()
+
+    @property
+    def _in_hand(self) -> int:
+        """Uplink messages taken from the broker and not yet acknowledged to it."""
+        return len(self._pending)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
         delays = backoff_delays()
         while not stop.is_set():
-            session = asyncio.create_task(self._session(), name=f"gateway:{self.name}")
+            session = asyncio.create_task(self._session(stop), name=f"gateway:{self.name}")
             stopper = asyncio.create_task(stop.wait())
             await asyncio.wait({session, stopper}, return_when=asyncio.FIRST_COMPLETED)
             stopper.cancel()
+            if not session.done():  # stopping: the session leaves gracefully (see _leave)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(session), LEAVE_S + 5.0)
             if not session.done():
                 session.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -141,7 +151,7 @@ class Gateway:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), next(delays))
 
-    async def _session(self) -> None:
+    async def _session(self, stop: asyncio.Event) -> None:
         self.stats.sessions += 1
         producer = clients.producer(
             self.kafka, client_id=self.identity, linger_ms=2, request_timeout_ms=15_000
@@ -175,8 +185,15 @@ class Gateway:
                 tasks.append(asyncio.create_task(self._downlink(consumer, client, producer)))
             self.ready.set()
             log.info("gateway %s: connected to %s and Kafka", self.name, self.mqtt.address)
-            watched: set[asyncio.Future[Any]] = {client.closed, *tasks}
-            done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+            stopping = asyncio.ensure_future(stop.wait())
+            watched: set[asyncio.Future[Any]] = {client.closed, stopping, *tasks}
+            try:
+                done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopping.cancel()
+            if stop.is_set() and not client.closed.done():
+                await self._leave(client)
+                return
             for t in done:
                 if t is client.closed:
                     raise MqttError(f"MQTT connection lost: {client.closed.result()}")
@@ -193,10 +210,26 @@ class Gateway:
                 await clients.stop(consumer)
             await clients.stop(producer)
 
+    async def _leave(self, client: MqttClient) -> None:
+        """A stop, not a crash: take no more uplinks (unsubscribe: the broker sends them to
+        the other instances), finish those in hand (produced and acknowledged), then end the
+        MQTT session, so the broker never queues a share of the uplinks for an instance that
+        is gone. Commands not yet acknowledged stay uncommitted for the next owner."""
+        if self.uplink:
+            with contextlib.suppress(MqttError, TimeoutError):
+                await client.unsubscribe([shared_filter(c) for c in UPLINK])
+            for _ in range(int(LEAVE_S / 0.02)):  # polled: the acks come from Kafka's side
+                if not (client.messages.qsize() or self._in_hand):
+                    break
+                await asyncio.sleep(0.02)
+        await client.disconnect(end_session=True)
+        log.info("gateway %s: left (session ended)", self.name)
+
     # ------------------------------------------------------------------ uplink
     async def _uplink(self, client: MqttClient, producer: Any) -> None:
         """Each message: route, produce (acks=all), then PUBACK, in arrival order."""
         pending: deque[tuple[MqttMessage, Awaitable[Any]]] = deque()
+        self._pending = pending
         wake = asyncio.Event()
 
         async def acker() -> None:
