@@ -193,7 +193,7 @@ class BridgeConfig(_Strict):
     outbox: OutboxConfig
     idempotency_retention_s: Annotated[float, Field(gt=0.0)] = 7 * 24 * 3600.0
     # MQTT to the gateway (homes) or Kafka directly (next to the cluster). Unset: mqtt when
-    # the file has an mqtt: section (a home's config), else kafka (see ``link``).
+    # the file has an mqtt: section (a home's config), else kafka (see ``uplink``).
     transport: Transport | None = None
     mqtt: MqttConfig | None = None
     # How to reach Kafka: the connection fields of every service (contract.kafka), below the
@@ -221,7 +221,7 @@ class BridgeConfig(_Strict):
         return self
 
     @property
-    def link(self) -> Transport:
+    def uplink(self) -> Transport:
         """The transport in force: the one named, else mqtt with an mqtt: section."""
         if self.transport is not None:
             return self.transport

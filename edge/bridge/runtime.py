@@ -159,7 +159,7 @@ class Bridge:
         self.offsets = OffsetTracker()
         self.stats = BridgeStats()
         self.mqtt: MqttLink | None = None
-        if config.link is Transport.MQTT and config.mqtt is not None:
+        if config.uplink is Transport.MQTT and config.mqtt is not None:
             self.mqtt = MqttLink(
                 config.bridge_id,
                 config.mqtt,

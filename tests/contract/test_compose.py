@@ -215,7 +215,7 @@ def test_homes_reach_kafka_only_through_mosquitto_and_the_gateways(
         args = _parse(bridge["command"])
         mount = next(v for v in bridge["volumes"] if v.endswith(f":{args.config}:ro"))
         config = load_config(ROOT / mount.split(":")[0])
-        assert config.link is Transport.MQTT
+        assert config.uplink is Transport.MQTT
         assert config.mqtt is not None
         assert config.mqtt.host == "mosquitto"
         assert {s.site_id for s in config.sites} <= set(certs.site), f"{oem}: a site lacks a cert"

@@ -49,7 +49,7 @@ OFFLINE_S = float(os.environ.get("FLOWERHUB_MQTT_OFFLINE_S", "15"))
 
 @pytest.fixture(scope="module")
 def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoState]:
-    with local_mosquitto(tmp_path_factory.mktemp("mqtt"), gateways=("t1",)) as state:
+    with local_mosquitto(tmp_path_factory.mktemp("mqtt"), gateways=("t1", "t2")) as state:
         yield state
 
 
@@ -210,6 +210,43 @@ def _command_bytes(site_id: str) -> bytes:
     from edge.bridge.events import COMMAND, command_record
 
     return CODEC.encode(COMMAND, command_record(new_command(site_id, power_kw=1.0)))
+
+
+def test_two_gateways_share_the_uplinks_and_one_leaving_loses_nothing(
+    mosquitto: MosquittoState, kafka: KafkaSettings, prefix: str, tmp_path: Path
+) -> None:
+    one = GatewayProcess(mosquitto, kafka, prefix, tmp_path / "gw1.log", "t1").start()
+    two = GatewayProcess(mosquitto, kafka, prefix, tmp_path / "gw2.log", "t2").start()
+    values = [telemetry("home-e") for _ in range(120)]
+    topic = site_topic("home-e", Channel.TELEMETRY)
+
+    async def publish(batch: list[bytes]) -> None:
+        e = await connected(mosquitto, "home-e", clean_start=True)
+        for value in batch:
+            await e.publish(topic, value)
+            await asyncio.sleep(0.01)
+        await e.disconnect()
+
+    try:
+        asyncio.run(publish(values[:60]))
+        two.stop()  # scaled down: it leaves, the broker sends everything to the other one
+        asyncio.run(publish(values[60:]))
+        tel = asyncio.run(
+            read_raw(kafka, f"{prefix}site.telemetry", lambda r: len(r) >= len(values), 30)
+        )
+    finally:
+        one.stop()
+        two.stop()
+    assert sorted(r.value for r in tel) == sorted(values)  # all, none twice
+    shares = [
+        int(line.split("uplink_in=")[1].split(",")[0])
+        for log in (tmp_path / "gw1.log", tmp_path / "gw2.log")
+        for line in log.read_text().splitlines()
+        if "uplink_in=" in line
+    ]
+    assert len(shares) == 2
+    assert all(n > 0 for n in shares), shares  # both took a share while both ran
+    assert sum(shares) == len(values)
 
 
 # -------------------------------------------------------------------------- faults

@@ -105,15 +105,15 @@ def test_the_transport_is_mqtt_with_an_mqtt_section_else_kafka() -> None:
     from edge.bridge.config import Transport
 
     mqtt = {"host": "mqtt.example", "ca_file": "/etc/ca.pem", "certs_dir": "/etc/certs"}
-    assert parse_config(_config()).link is Transport.KAFKA
+    assert parse_config(_config()).uplink is Transport.KAFKA
     home = parse_config(_config(mqtt=mqtt))
-    assert home.link is Transport.MQTT
+    assert home.uplink is Transport.MQTT
     assert home.mqtt is not None
     settings = home.mqtt.settings_for("se-0001")
     assert settings.cert_file == Path("/etc/certs/se-0001.pem")
     assert settings.key_file == Path("/etc/certs/se-0001-key.pem")
     assert (settings.port, settings.session_expiry_s) == (8883, 86400)
-    assert parse_config(_config(mqtt=mqtt, transport="kafka")).link is Transport.KAFKA
+    assert parse_config(_config(mqtt=mqtt, transport="kafka")).uplink is Transport.KAFKA
     with pytest.raises(ConfigError, match="transport mqtt needs an mqtt: section"):
         parse_config(_config(transport="mqtt"))
     with pytest.raises(ConfigError, match="transport"):
