@@ -60,7 +60,9 @@ log = logging.getLogger(__name__)
 
 GROUP_ID = "flowerhub-gateway"
 SESSION_EXPIRY_S = 600  # an instance restarted within this gets its unacknowledged uplinks
-RECEIVE_MAXIMUM = 1000  # uplink messages in flight from the broker (back-pressure)
+# Uplink messages in flight from the broker (acknowledged after Kafka's ack, so throughput is
+# at most this / Kafka's ack latency: 10,000 keeps 2,000 msg/s flowing through 5 s acks)
+RECEIVE_MAXIMUM = 10_000
 COMMIT_EVERY_S = 0.05
 LEAVE_S = 10.0  # a stopping gateway finishes the uplinks in hand within this
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.2, 10.0

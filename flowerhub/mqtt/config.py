@@ -9,9 +9,11 @@ Every line has a reason:
   claiming its client id (the broker replaces the client id with the CN).
 - ``persistence``: persistent sessions (a home's queued commands, a gateway's unacknowledged
   uplinks) survive a broker restart; ``autosave_interval`` bounds what a crash loses.
-- ``max_queued_messages``: per offline session; a home offline for an hour at the fleet's
-  command rate (a few per minute) queues far fewer; beyond it the oldest are dropped, which
-  only ever drops commands that ``valid_until`` already expired or a later one replaced.
+- ``max_queued_messages``: per session, what waits for a slow or absent client. A gateway's
+  session holds the uplinks while it restarts or falls behind: 2,000 homes at 1 Hz queue
+  600,000 in 5 minutes (~200 MB); past the bound Mosquitto drops new QoS 1 messages it has
+  already acknowledged to the homes, so the bound is sized for outages, not for memory
+  thrift. A home's session only ever queues its own commands (a few a minute).
 - ``set_tcp_nodelay``: a command is one small packet; Nagle's algorithm would hold it
   behind the peer's delayed ACK (up to 40 ms on Linux).
 - ``user``: Mosquitto started as root drops to this user; the current user keeps the files
@@ -25,7 +27,7 @@ from pathlib import Path
 
 from contract.mqtt.layout import acl_lines
 
-MAX_QUEUED_MESSAGES = 10_000
+MAX_QUEUED_MESSAGES = 1_000_000
 AUTOSAVE_INTERVAL_S = 5
 
 
