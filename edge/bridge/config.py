@@ -5,7 +5,16 @@ bridge_id: home-0001
 telemetry_interval_s: 1.0
 state_dir: /var/lib/flowerhub/bridge
 outbox: {dir: /var/lib/flowerhub/outbox, max_bytes: 67108864, max_events: 200000}
-kafka:                    # optional; flags and FLOWERHUB_* variables name the same fields
+transport: mqtt           # homes: MQTT over TLS to the gateway's broker (the default
+                          # when an mqtt: section is given); kafka: directly to Kafka
+mqtt:
+  host: mqtt.flowerhub.example      # re-resolved on every reconnect
+  port: 8883
+  ca_file: /etc/flowerhub/mqtt/ca.pem
+  certs_dir: /etc/flowerhub/mqtt    # <site_id>.pem + <site_id>-key.pem per site (CN = site id)
+  session_expiry_s: 86400           # commands queued while offline arrive within this
+kafka:                    # transport: kafka (controllers next to the cluster); flags and
+                          # FLOWERHUB_* variables name the same fields
   bootstrap_servers: kafka-1:9093
   security_protocol: SASL_SSL
   ssl_cafile: /etc/flowerhub/ca.pem
@@ -38,6 +47,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from contract.kafka.cliargs import KafkaOptions
+from contract.mqtt.settings import MqttSettings
 from edge.hal.control import DEFAULT_HEARTBEAT_S, DEFAULT_HOLD_S, ControlPolicy
 
 
@@ -144,6 +154,46 @@ class OutboxConfig(_Strict):
     fsync_interval_s: Annotated[float, Field(ge=0.0)] = 1.0
 
 
+class Transport(enum.StrEnum):
+    """How the bridge reaches the cloud: MQTT to the gateway (homes) or Kafka directly
+    (controllers next to the cluster)."""
+
+    MQTT = "mqtt"
+    KAFKA = "kafka"
+
+
+class MqttConfig(_Strict):
+    """The MQTT broker of the homes, and where each site's client certificate lives."""
+
+    host: Annotated[str, Field(min_length=1)]
+    port: Annotated[int, Field(ge=1, le=65535)] = 8883
+    ca_file: Path
+    # <certs_dir>/<site_id>.pem and <site_id>-key.pem: `flowerhub mqtt certs --site ID --out`
+    certs_dir: Path
+    session_expiry_s: Annotated[int, Field(ge=0, le=0xFFFFFFFF)] = 24 * 3600
+    keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
+    connect_timeout_s: Annotated[float, Field(gt=0.0, le=120.0)] = 10.0
+    reconnect_min_s: Annotated[float, Field(gt=0.0)] = 0.5
+    reconnect_max_s: Annotated[float, Field(gt=0.0)] = 30.0
+
+    def site_files(self, site_id: str) -> tuple[Path, Path]:
+        return self.certs_dir / f"{site_id}.pem", self.certs_dir / f"{site_id}-key.pem"
+
+    def settings_for(self, site_id: str) -> MqttSettings:
+        """The connection settings of one site's client (its own certificate)."""
+        cert, key = self.site_files(site_id)
+        return MqttSettings(
+            host=self.host,
+            port=self.port,
+            ca_file=self.ca_file,
+            cert_file=cert,
+            key_file=key,
+            keepalive_s=self.keepalive_s,
+            connect_timeout_s=self.connect_timeout_s,
+            session_expiry_s=self.session_expiry_s,
+        )
+
+
 class BridgeConfig(_Strict):
     """One bridge process: its sites, timing and local state."""
 
@@ -154,6 +204,10 @@ class BridgeConfig(_Strict):
     state_dir: Path
     outbox: OutboxConfig
     idempotency_retention_s: Annotated[float, Field(gt=0.0)] = 7 * 24 * 3600.0
+    # MQTT to the gateway (homes) or Kafka directly (next to the cluster). Unset: mqtt when
+    # the file has an mqtt: section (a home's config), else kafka (see ``uplink``).
+    transport: Transport | None = None
+    mqtt: MqttConfig | None = None
     # How to reach Kafka: the connection fields of every service (contract.kafka), below the
     # command-line flags and above the FLOWERHUB_* environment; a password only by its file.
     kafka: KafkaOptions = Field(default_factory=KafkaOptions)
@@ -168,6 +222,22 @@ class BridgeConfig(_Strict):
         if self.kafka_bootstrap is not None and self.kafka.bootstrap_servers is not None:
             raise ValueError("kafka_bootstrap and kafka.bootstrap_servers: give one")
         return self
+
+    @model_validator(mode="after")
+    def _transport_section(self) -> BridgeConfig:
+        if self.transport is Transport.MQTT and self.mqtt is None:
+            raise ValueError(
+                "transport mqtt needs an mqtt: section (host, ca_file, certs_dir); "
+                "for a controller next to the cluster say transport: kafka"
+            )
+        return self
+
+    @property
+    def uplink(self) -> Transport:
+        """The transport in force: the one named, else mqtt with an mqtt: section."""
+        if self.transport is not None:
+            return self.transport
+        return Transport.MQTT if self.mqtt is not None else Transport.KAFKA
 
     @property
     def kafka_options(self) -> KafkaOptions:

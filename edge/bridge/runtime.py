@@ -22,9 +22,9 @@ import contextlib
 import functools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 from aiokafka import (  # type: ignore[import-untyped, unused-ignore]  # ships no py.typed
     AIOKafkaConsumer,
@@ -37,14 +37,16 @@ from aiokafka.errors import KafkaError  # type: ignore[import-untyped, unused-ig
 from contract.errors import EventDecodeError
 from contract.kafka import clients
 from contract.kafka.settings import KafkaSettings
-from edge.bridge.config import BridgeConfig, ConfigError, SiteConfig
+from edge.bridge.config import BridgeConfig, ConfigError, SiteConfig, Transport
+from edge.bridge.delivery import deliver_outbox
 from edge.bridge.diskwriter import DiskWriter
 from edge.bridge.events import COMMAND, command_from_record
 from edge.bridge.idempotency import IdempotencyStore, Tracking
-from edge.bridge.model import BridgeInputError
+from edge.bridge.model import BridgeCommand, BridgeInputError
+from edge.bridge.mqtt_link import TRACKING_PREFIX, MqttLink
 from edge.bridge.observe import CommandTrace
 from edge.bridge.offsets import OffsetError, OffsetTracker
-from edge.bridge.outbox import Outbox
+from edge.bridge.outbox import Outbox, OutboxRecord
 from edge.bridge.shutdown import cancel_and_wait
 from edge.bridge.sink import BridgeTopics, EventSink
 from edge.bridge.site import SiteController
@@ -145,6 +147,18 @@ class Bridge:
         self.sink = EventSink(self.outbox, self.topics)
         self.offsets = OffsetTracker()
         self.stats = BridgeStats()
+        self.mqtt: MqttLink | None = None
+        if config.uplink is Transport.MQTT and config.mqtt is not None:
+            self.mqtt = MqttLink(
+                config.bridge_id,
+                config.mqtt,
+                site_ids=[s.site_id for s in config.sites],
+                submit=self._submit,
+                sink=self.sink,
+                outbox=self.outbox,
+                stats=self.stats,
+                flush_batch=flush_batch,
+            )
         self._devices = [device_factory(s) for s in config.sites]
         self.sites: dict[str, SiteController] = {
             s.site_id: SiteController(
@@ -160,7 +174,8 @@ class Bridge:
             for s, d in zip(config.sites, self._devices, strict=True)
         }
         self._outbox_event = asyncio.Event()
-        self.ready = asyncio.Event()  # set once the consumer has its partitions
+        # set once the consumer has its partitions (MQTT: every site subscribed)
+        self.ready = self.mqtt.ready if self.mqtt is not None else asyncio.Event()
         self._trace: TextIO | None = None
         if config.latency_trace is not None:
             config.latency_trace.parent.mkdir(parents=True, exist_ok=True)
@@ -173,8 +188,14 @@ class Bridge:
         if self._trace is not None:
             self._trace.write(json.dumps(asdict(trace)) + "\n")
 
+    def _submit(self, site_id: str, cmd: BridgeCommand, tracking: Tracking) -> None:
+        self.sites[site_id].submit(cmd, tracking)
+
     def _persisted(self, tracking: Tracking | None) -> None:
         if tracking is None:
+            return
+        if self.mqtt is not None and tracking.topic.startswith(TRACKING_PREFIX):
+            self.mqtt.persisted(tracking)
             return
         # OffsetError: delivered to a consumer session that has ended; the new one redelivers.
         with contextlib.suppress(OffsetError):
@@ -198,11 +219,14 @@ class Bridge:
             asyncio.create_task(c.run_reserve(), name=f"reserve:{sid}")
             for sid, c in self.sites.items()
         ]
-        tasks += [
-            asyncio.create_task(self._consume_forever(), name="consumer"),
-            asyncio.create_task(self._flush_forever(), name="outbox-flusher"),
-            asyncio.create_task(self._housekeeping(), name="housekeeping"),
-        ]
+        if self.mqtt is not None:
+            tasks += [asyncio.create_task(t, name="mqtt") for t in self.mqtt.tasks()]
+        else:
+            tasks += [
+                asyncio.create_task(self._consume_forever(), name="consumer"),
+                asyncio.create_task(self._flush_forever(), name="outbox-flusher"),
+            ]
+        tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
         try:
             await stop.wait()
         finally:
@@ -342,15 +366,9 @@ class Bridge:
             backoff = min(5.0, backoff * 2)
 
     async def _flush(self, producer: AIOKafkaProducer) -> None:
-        while True:
-            batch = self.outbox.pending(self.flush_batch)
-            if not batch:
-                await asyncio.sleep(0.01)
-                continue
-            futures = [await producer.send(r.topic, value=r.value, key=r.key) for r in batch]
-            await asyncio.gather(*futures)
-            self.outbox.ack(batch)
-            self.stats.sent += len(batch)
+        await deliver_outbox(
+            self.outbox, _KafkaSender(producer), self.stats, batch=self.flush_batch
+        )
 
     async def _housekeeping(self) -> None:
         """Bulk outbox lane and acknowledged state to disk, old command ids purged: all in the
@@ -367,3 +385,17 @@ class Bridge:
                     await self.writer.purge()
             except Exception:  # a disk error: logged; the next round tries again
                 log.exception("bridge %s: housekeeping", self.config.bridge_id)
+
+
+class _KafkaSender:
+    """The Kafka :class:`~edge.bridge.delivery.RecordSender`: the producer's future per record
+    (idempotent producer, acks=all)."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self.producer = producer
+
+    async def send(self, record: OutboxRecord) -> Awaitable[Any]:
+        fut: Awaitable[Any] = await self.producer.send(
+            record.topic, value=record.value, key=record.key
+        )
+        return fut

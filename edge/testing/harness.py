@@ -3,6 +3,8 @@
 ``SimBridge`` starts one simulated inverter per site (``edge.sim``) and a :class:`Bridge` in
 their own event loop on a daemon thread; the caller talks Kafka from its own loop with
 :func:`produce_commands` / :func:`read_events`. Real broker, real Modbus TCP, nothing faked.
+With ``mqtt`` the bridge talks MQTT (each site its own client certificate) and a gateway
+must run between the MQTT broker and Kafka.
 """
 
 from __future__ import annotations
@@ -22,7 +24,14 @@ from contract.codec import default_codec
 from contract.kafka import clients
 from contract.kafka.cliargs import options_of
 from contract.kafka.settings import KafkaSettings
-from edge.bridge.config import BatteryLimits, BridgeConfig, OutboxConfig, SiteConfig
+from edge.bridge.config import (
+    BatteryLimits,
+    BridgeConfig,
+    MqttConfig,
+    OutboxConfig,
+    SiteConfig,
+    Transport,
+)
 from edge.bridge.events import COMMAND, command_record
 from edge.bridge.model import BridgeCommand, Kind, ReserveParams
 from edge.bridge.runtime import Bridge
@@ -87,8 +96,10 @@ class SimBridge:
         bridge_id: str | None = None,
         telemetry_interval_s: float = 0.5,
         battery: BatteryParams | None = None,
+        mqtt: MqttConfig | None = None,
     ) -> None:
         self.specs = list(specs)
+        self.mqtt = mqtt  # given: the bridge talks MQTT (through a gateway), else Kafka
         self.kafka = kafka
         self.state = state
         self.topics = topics
@@ -143,6 +154,8 @@ class SimBridge:
             state_dir=self.state / "state",
             outbox=OutboxConfig(dir=self.state / "outbox", fsync_interval_s=0.5),
             kafka=options_of(self.kafka),  # for a bridge process run from this config
+            transport=Transport.KAFKA if self.mqtt is None else Transport.MQTT,
+            mqtt=self.mqtt,
         )
 
     def start_bridge(self, timeout: float = 60.0) -> Bridge:

@@ -17,10 +17,12 @@ MIB = 1024 * 1024
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "demo",
-        help="run a fleet activation end to end (Kafka, simulators, bridges, streams) and audit it",
+        help="run a fleet activation end to end (Kafka, MQTT, simulators, bridges, streams) "
+        "and audit it",
         description="Start a local Kafka broker (or use an existing cluster: --bootstrap or "
         "FLOWERHUB_BOOTSTRAP_SERVERS / KAFKA_BOOTSTRAP_SERVERS), simulated homes, their "
-        "edge bridges, the streams worker and the archiver; play a scenario; stop everything; "
+        "edge bridges (over a local Mosquitto and the gateway unless --transport kafka), "
+        "the streams worker and the archiver; play a scenario; stop everything; "
         "audit the event log and compare the verdicts with the scenario's expectations.",
     )
     parser.add_argument("--sites", type=int, help="fleet size (default: the scenario's, 60)")
@@ -33,6 +35,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--tls",
         action="store_true",
         help="start the local broker with TLS listeners and run every client over SASL_SSL",
+    )
+    parser.add_argument(
+        "--transport",
+        choices=("mqtt", "kafka"),
+        default="mqtt",
+        help="how the homes' bridges reach the cloud: mqtt (default: a local Mosquitto with "
+        "one certificate per home and the MQTT<->Kafka gateway) or kafka (directly)",
     )
     add_connection(parser)
     parser.add_argument("--out", type=Path, default=Path("demo-out"), help="run directory root")
@@ -125,6 +134,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             seed=args.seed,
             ui=not args.no_ui,
             ui_port=args.ui_port,
+            transport=args.transport,
         )
         result = run_demo(options, progress=sys.stderr)
     except (ScenarioError, DemoError, ChildError) as exc:

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from edge.bridge.config import MqttConfig
 from edge.hal.maps import load_all
 from edge.hal.registermap import RegisterMap
 from edge.sim.battery import BatteryParams
@@ -208,8 +209,11 @@ class SimFleet:
         sim.firmware = OverridingFirmware(sim.firmware)
         return f"{spec.site_id} ({spec.oem}): firmware now ignores remote commands"
 
-    def write_bridge_configs(self, directory: Path, telemetry_interval_s: float) -> list[Path]:
-        """One bridge config per OEM under ``directory``; returns their paths."""
+    def write_bridge_configs(
+        self, directory: Path, telemetry_interval_s: float, *, mqtt: MqttConfig | None = None
+    ) -> list[Path]:
+        """One bridge config per OEM under ``directory``; returns their paths. With ``mqtt``
+        the bridges talk MQTT (each site with its own certificate), else Kafka."""
         directory.mkdir(parents=True, exist_ok=True)
         by_oem: dict[str, list[dict[str, Any]]] = {}
         for spec in self.specs:
@@ -224,6 +228,11 @@ class SimFleet:
                 "outbox": {"dir": str(directory / oem / "outbox"), "fsync_interval_s": 1.0},
                 "sites": entries,
             }
+            if mqtt is not None:
+                config["transport"] = "mqtt"
+                config["mqtt"] = mqtt.model_dump(mode="json")
+            else:
+                config["transport"] = "kafka"
             path = directory / f"bridge-{oem}.yaml"
             path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
             paths.append(path)
