@@ -73,6 +73,17 @@ def test_a_good_uplink_goes_to_its_topic_unchanged_and_keyed_by_site() -> None:
         ("elsewhere/x", TELEMETRY, "BadTopicError", "is not fh/v1/site"),
         ("fh/v1/site/se-1/telemetry", b"", "", ""),
     ],
+    # stable ids: a payload holds a random event id, and xdist workers must collect the same
+    ids=[
+        "garbage",
+        "truncated",
+        "command-on-telemetry",
+        "site-mismatch",
+        "uplink-on-commands",
+        "unknown-channel",
+        "foreign-topic",
+        "empty",
+    ],
 )
 def test_bad_uplinks_become_dead_letters_with_reason_and_topic(
     topic: str, payload: bytes, error_type: str, reason: str
