@@ -263,6 +263,7 @@ async def _pipeline_once(built: StreamsApp, hop: _Hop, tag: str) -> tuple[float,
 
     started, cpu = time.perf_counter(), time.process_time()
     allocation = built.allocator.allocate("FleetSetpoint", order)
+    assert allocation is not None  # a FleetSetpoint always allocates
     setpoints = allocation.setpoints
     sent = []
     for first in range(0, len(setpoints), CHUNK):  # the broker gets a chunk while we encode

@@ -133,6 +133,7 @@ class SetpointFilter:
         table = self.table
         store = table.data
         changes: dict[str, tuple[int, dict[str, Any]]] = {}
+        states: dict[str, FilterState] = {}  # this batch's states (one parse per site)
         commands: list[dict[str, Any]] = []
         config, limits, clock = self.config, self.book.limits, self.ctx.clock
         for record in records:
@@ -144,8 +145,10 @@ class SetpointFilter:
                 expect(decoded.name, _ACCEPTS, record.topic)
                 setpoint = setpoint_of_plain(decoded.record)
                 site_id = setpoint.site_id
-                data = store.get(site_id)
-                state = FilterState() if data is None else FilterState.from_dict(data)
+                state = states.get(site_id)
+                if state is None:
+                    data = store.get(site_id)
+                    state = FilterState() if data is None else FilterState.from_dict(data)
                 now = clock()
                 new_state, command, reason = filter_setpoint(
                     state, setpoint, now, config, limits(site_id)
@@ -154,6 +157,7 @@ class SetpointFilter:
                     data = new_state.to_dict()
                     store[site_id] = data
                     changes[site_id] = (record.partition, data)
+                states[site_id] = new_state
                 if command is not None:
                     commands.append(command.to_record())
                 if reason in _LATE:
@@ -211,20 +215,30 @@ class SetpointFilter:
         partitions = self.ctx.partitions_of("site.setpoints")
         sent = 0
         for site_id, data in list(self.table.items()):
-            if data is None or data.get("pending") is None:
+            if data is None or not _has_pending(data):
                 continue
             state = FilterState.from_dict(data)
-            new_state, command, _ = tick(state, now, self.config)
+            new_state, commands = tick(state, now, self.config)
             if new_state == state:
                 continue
             # no current event in a timer: set the store and the changelog directly
             self.table.data[site_id] = new_state.to_dict()
             partition = murmur2_partition(site_id.encode(), partitions)
             self.table.send_changelog(partition, site_id, new_state.to_dict())
-            if command is not None:
+            for command in commands:
                 await self.emit(command)
                 sent += 1
         return sent
+
+
+def _has_pending(data: Mapping[str, Any]) -> bool:
+    """Whether a stored state holds a pending setpoint in any lane (without parsing it)."""
+    if data.get("pending") is not None:
+        return True
+    lanes = data.get("lanes")
+    return isinstance(lanes, list) and any(
+        isinstance(lane, Mapping) and lane.get("pending") is not None for lane in lanes
+    )
 
 
 def register(ctx: AgentContext, book: SiteBook) -> SetpointFilter:
