@@ -17,7 +17,13 @@ Definitions, per window ``[window_start, window_start + window_s)`` on event tim
   whose last sample is ``faulted`` or in mode FAULT;
 - ``mean_frequency_hz``: mean of the last ``frequency_hz`` over sites that report one (None
   if none does);
-- ``per_oem``: the same figures per ``oem``, sorted by ``oem``.
+- ``per_oem``: the same figures per ``oem``, sorted by ``oem``;
+- ``baseline_mw``: sum over sites of that last ``baseline_kw``, / 1000, over the sites that
+  report one; None when none does (telemetry written before baselines): delivered =
+  ``total_power_mw - baseline_mw``;
+- ``products``: per reserve product armed at some site, the capacity summed and the
+  response it asks for at each site's frequency; per order product in force, the changes
+  summed (``steps.expected``).
 
 Sums use ``math.fsum`` so the result does not depend on arrival order.
 
@@ -41,11 +47,13 @@ from contract.enums import SiteMode
 from contract.errors import InvalidConfigError, InvalidRecordError
 from contract.fields import MICROS_PER_S
 from contract.records import FleetState, OemState, SiteTelemetry
+from streams.steps.expected import ARMED_COLUMNS, ORDER_COLUMNS, product_states
 from streams.steps.ids import derived_id
 
 
 class SiteSample(NamedTuple):
-    """The part of one SiteTelemetry the aggregate needs."""
+    """The part of one SiteTelemetry the aggregate needs (the fields after ``frequency_hz``
+    have defaults: window snapshots written before stacked products still load)."""
 
     event_time: int
     power_kw: float
@@ -54,6 +62,13 @@ class SiteSample(NamedTuple):
     faulted: bool
     oem: str
     frequency_hz: float | None
+    baseline_kw: float | None = None
+    armed_fcr_n_kw: float = 0.0
+    armed_fcr_d_up_kw: float = 0.0
+    armed_fcr_d_down_kw: float = 0.0
+    armed_ffr_kw: float = 0.0
+    order_afrr_kw: float = 0.0
+    order_mfrr_kw: float = 0.0
 
 
 WindowState = dict[str, SiteSample]
@@ -74,6 +89,13 @@ def sample_of(tel: SiteTelemetry) -> SiteSample:
         tel.faulted or tel.mode is SiteMode.FAULT,
         tel.oem,
         tel.frequency_hz,
+        tel.baseline_kw,
+        tel.armed_fcr_n_kw,
+        tel.armed_fcr_d_up_kw,
+        tel.armed_fcr_d_down_kw,
+        tel.armed_ffr_kw,
+        tel.order_afrr_kw,
+        tel.order_mfrr_kw,
     )
 
 
@@ -90,6 +112,13 @@ def sample_of_record(rec: Mapping[str, Any]) -> SiteSample:
         f.boolean(rec, n, "faulted", default=False) or mode == SiteMode.FAULT.value,
         f.text(rec, n, "oem"),
         f.opt_number(rec, n, "frequency_hz"),
+        f.opt_number(rec, n, "baseline_kw"),
+        f.nonneg(rec, n, "armed_fcr_n_kw", default=0.0),
+        f.nonneg(rec, n, "armed_fcr_d_up_kw", default=0.0),
+        f.nonneg(rec, n, "armed_fcr_d_down_kw", default=0.0),
+        f.nonneg(rec, n, "armed_ffr_kw", default=0.0),
+        f.number(rec, n, "order_afrr_kw", default=0.0),
+        f.number(rec, n, "order_mfrr_kw", default=0.0),
     )
 
 
@@ -111,6 +140,13 @@ def sample_of_plain(rec: Mapping[str, Any]) -> SiteSample:
             rec["faulted"] or rec["mode"] == _FAULT,
             rec["oem"],
             rec["frequency_hz"],
+            rec["baseline_kw"],
+            rec["armed_fcr_n_kw"],
+            rec["armed_fcr_d_up_kw"],
+            rec["armed_fcr_d_down_kw"],
+            rec["armed_ffr_kw"],
+            rec["order_afrr_kw"],
+            rec["order_mfrr_kw"],
         ),
     )
 
@@ -124,7 +160,9 @@ def _put(state: WindowState, site_id: str, sample: SiteSample) -> WindowState:
 
 class WindowColumns(NamedTuple):
     """The sites' last samples of one window, column-wise (what ``result`` reads): one row
-    per site; ``oem`` codes into ``oem_names``; ``frequency_hz`` NaN where none reported."""
+    per site; ``oem`` codes into ``oem_names``; ``frequency_hz``/``baseline_kw`` NaN where
+    none reported; ``armed`` (sites x ``expected.ARMED_COLUMNS``) and ``orders`` (sites x
+    ``expected.ORDER_COLUMNS``) in kW."""
 
     power_kw: npt.NDArray[np.float64]
     headroom_up_kw: npt.NDArray[np.float64]
@@ -134,12 +172,19 @@ class WindowColumns(NamedTuple):
     oem_names: Sequence[str]
     frequency_hz: npt.NDArray[np.float64]
     has_frequency: npt.NDArray[np.bool_]
+    baseline_kw: npt.NDArray[np.float64]
+    has_baseline: npt.NDArray[np.bool_]
+    armed: npt.NDArray[np.float64]
+    orders: npt.NDArray[np.float64]
 
 
 def window_columns(samples: Sequence[SiteSample]) -> WindowColumns:
     """The columns of a window state's samples."""
     names = sorted({s.oem for s in samples})
     code = {name: i for i, name in enumerate(names)}
+    n = len(samples)
+    armed = np.array([s[8:12] for s in samples], np.float64).reshape(n, len(ARMED_COLUMNS))
+    orders = np.array([s[12:14] for s in samples], np.float64).reshape(n, len(ORDER_COLUMNS))
     return WindowColumns(
         np.array([s.power_kw for s in samples], np.float64),
         np.array([s.headroom_up_kw for s in samples], np.float64),
@@ -149,6 +194,10 @@ def window_columns(samples: Sequence[SiteSample]) -> WindowColumns:
         names,
         np.array([math.nan if s.frequency_hz is None else s.frequency_hz for s in samples]),
         np.array([s.frequency_hz is not None for s in samples], np.bool_),
+        np.array([math.nan if s.baseline_kw is None else s.baseline_kw for s in samples]),
+        np.array([s.baseline_kw is not None for s in samples], np.bool_),
+        armed,
+        orders,
     )
 
 
@@ -205,6 +254,9 @@ class FleetAggregator:
         window_end = window_start + self.window_s * MICROS_PER_S
         power, up, down, sites, faulted = _figures(cols, slice(None))
         freqs = cols.frequency_hz[cols.has_frequency].tolist()
+        mean_frequency = math.fsum(freqs) / len(freqs) if freqs else None
+        has_baseline = cols.has_baseline
+        baseline = _fsum_mw(cols.baseline_kw[has_baseline]) if has_baseline.any() else None
         per_oem = []
         for code in sorted(range(len(cols.oem_names)), key=cols.oem_names.__getitem__):
             mask = cols.oem == code
@@ -224,8 +276,10 @@ class FleetAggregator:
             headroom_down_mw=down,
             sites_online=sites,
             sites_faulted=faulted,
-            mean_frequency_hz=math.fsum(freqs) / len(freqs) if freqs else None,
+            mean_frequency_hz=mean_frequency,
             per_oem=tuple(per_oem),
+            baseline_mw=baseline,
+            products=product_states(cols.armed, cols.orders, cols.frequency_hz, mean_frequency),
         )
 
 
