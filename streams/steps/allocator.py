@@ -241,7 +241,10 @@ def allocate_rooms(
         absolute = request.kind is CommandKind.SET_POWER
         before = previous or {}
         if previous is not None and changed_only:
-            send = [(s, kw) for s, kw in per_site.items() if before.get(s) != kw]
+            # a delta product's site without a share before held 0; an absolute power has no
+            # such default (a new site is told its power, 0 included)
+            none = None if absolute else 0.0
+            send = [(s, kw) for s, kw in per_site.items() if before.get(s, none) != kw]
         else:
             send = [(s, kw) for s, kw in per_site.items() if kw != 0.0 or absolute]
         # A site that held a share and has none now is told 0: otherwise it keeps its old share
