@@ -176,6 +176,7 @@ def _one_window(rows: list[SiteTelemetry]) -> FleetState:
 
 def test_baseline_is_the_sum_of_the_sites_that_report_one() -> None:
     both = _one_window([tel("a", 0.1, 1.5, baseline=1.0), tel("b", 0.2, 2.0, baseline=0.5)])
+    assert both.baseline_mw is not None
     assert both.baseline_mw == pytest.approx(0.0015)
     assert both.total_power_mw - both.baseline_mw == pytest.approx(0.002)  # delivered
     one = _one_window([tel("a", 0.1, 1.5, baseline=1.0), tel("b", 0.2, 2.0)])
