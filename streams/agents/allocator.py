@@ -56,6 +56,7 @@ class AllocatorAgent:
         self.config: AllocatorConfig = ctx.settings.allocator.to_config()
         self.allocations = FleetAllocations()
         self.last: Allocation | None = None  #: the last allocation sent (logs, tests)
+        self.setpoints_sent = 0  #: site setpoints Kafka acknowledged since the start
         self.book_version = -1
 
     def request(self, name: str, record: dict[str, Any]) -> AllocationRequest | None:
@@ -100,7 +101,7 @@ class AllocatorAgent:
             log.warning("allocation short of target: %s", report)
         else:
             log.info("allocation: %s", report)
-        await self.ctx.send_many(
+        self.setpoints_sent += await self.ctx.send_many(
             "site.setpoints", "SiteSetpoint", (sp.to_record() for sp in allocation.setpoints)
         )
 

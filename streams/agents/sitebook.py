@@ -58,6 +58,7 @@ class SiteBook:
         self._seen: dict[str, int] = {}  # event time of each site's latest telemetry
         self.results: dict[str, CommandResult] = {}
         self.version = 0
+        self._statuses: tuple[int, tuple[SiteStatus, ...]] | None = None
 
     @property
     def telemetry(self) -> dict[str, SiteTelemetry]:
@@ -134,13 +135,21 @@ class SiteBook:
             self.version += 1
         return result
 
-    def statuses(self) -> list[SiteStatus]:
-        """One SiteStatus per known site (sites with telemetry or a result)."""
+    def statuses(self) -> tuple[SiteStatus, ...]:
+        """One SiteStatus per known site (sites with telemetry or a result), by site_id; the
+        same tuple again while the book has not changed (several fleet requests in a row,
+        one per product, split over the same book)."""
+        cached = self._statuses
+        if cached is not None and cached[0] == self.version:
+            return cached[1]
         telemetry = self.telemetry
-        sites = telemetry.keys() | self.results.keys()
-        return [
-            SiteStatus(site, telemetry.get(site), self.results.get(site)) for site in sorted(sites)
-        ]
+        results = self.results
+        sites = telemetry.keys() | results.keys()
+        out = tuple(
+            SiteStatus(site, telemetry.get(site), results.get(site)) for site in sorted(sites)
+        )
+        self._statuses = (self.version, out)
+        return out
 
     def limits(self, site_id: str) -> SiteLimits | None:
         """The limits the site last reported, None when unknown."""

@@ -37,13 +37,19 @@ setpoint (``reallocate``), and sites that left the split get 0 (DISARM, ORDER 0,
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from contract.enums import CommandKind, Product
 from contract.errors import InvalidRecordError
-from contract.records import FleetSetpoint, MarketActivation, ReserveAssignment, SiteSetpoint
+from contract.records import (
+    FleetSetpoint,
+    MarketActivation,
+    ReserveArm,
+    ReserveAssignment,
+    SiteSetpoint,
+)
 from streams.steps.allocation import (
     Allocation,
     AllocationRequest,
@@ -63,7 +69,7 @@ from streams.steps.availability import (
     site_room,
     used_by_others,
 )
-from streams.steps.ids import derived_id
+from streams.steps.ids import uuid5_text
 
 __all__ = [
     "ALLOCATION_EPSILON_KW",
@@ -155,32 +161,45 @@ def _capacities(
     return eligible, caps, excluded, derated
 
 
-def _setpoint(
-    request: AllocationRequest, revision: int, site_id: str, kw: float, now: int
-) -> SiteSetpoint:
-    setpoint_id = derived_id("site-setpoint", request.source_id, revision, site_id)
-    kind, power, reserve, product = request.kind, None, None, None
-    if kind is CommandKind.SET_POWER:
-        power = kw
-    elif kind is CommandKind.ORDER:
-        power, product = kw, request.product
-    elif kw > 0:
-        assert request.reserve is not None  # noqa: S101  # built with one for ARM_RESERVE
-        reserve = replace(request.reserve, capacity_kw=kw)
-    else:  # an arm's share taken back
-        kind, product = CommandKind.DISARM_RESERVE, request.product
-    return SiteSetpoint(
-        event_id=derived_id("site-setpoint-event", setpoint_id),
-        event_time=now,
-        site_id=site_id,
-        setpoint_id=setpoint_id,
-        source_id=request.source_id,
-        kind=kind,
-        power_kw=power,
-        reserve=reserve,
-        valid_until=request.valid_until,
-        product=product,
-    )
+def _setpoints(
+    request: AllocationRequest, revision: int, shares: Iterable[tuple[str, float]], now: int
+) -> tuple[SiteSetpoint, ...]:
+    """One setpoint per (site, kW): ARM_RESERVE (DISARM_RESERVE at 0), ORDER or SET_POWER.
+    Built directly (10,000 at a time): ids are ``derived_id("site-setpoint", source,
+    revision, site)`` and ``derived_id("site-setpoint-event", setpoint_id)``."""
+    prefix = f"site-setpoint|{request.source_id}|{revision}|"
+    kind, source, valid_until = request.kind, request.source_id, request.valid_until
+    arm = request.reserve
+    out = []
+    for site_id, kw in shares:
+        setpoint_id = uuid5_text(prefix + site_id)
+        sp_kind, power, reserve, product = kind, None, None, None
+        if kind is CommandKind.SET_POWER:
+            power = kw
+        elif kind is CommandKind.ORDER:
+            power, product = kw, request.product
+        elif kw > 0:
+            assert arm is not None  # noqa: S101  # built with one for ARM_RESERVE
+            reserve = ReserveArm(
+                arm.product, kw, arm.f_start_hz, arm.f_full_hz, arm.deadband_hz, arm.symmetric
+            )
+        else:  # an arm's share taken back
+            sp_kind, product = CommandKind.DISARM_RESERVE, request.product
+        out.append(
+            SiteSetpoint(
+                event_id=uuid5_text("site-setpoint-event|" + setpoint_id),
+                event_time=now,
+                site_id=site_id,
+                setpoint_id=setpoint_id,
+                source_id=source,
+                kind=sp_kind,
+                power_kw=power,
+                reserve=reserve,
+                valid_until=valid_until,
+                product=product,
+            )
+        )
+    return tuple(out)
 
 
 def allocate(
@@ -256,9 +275,7 @@ def allocate_rooms(
             for s, kw in before.items()
             if kw != 0.0 and per_site.get(s, 0.0) == 0.0 and s not in sending
         ]
-        setpoints = tuple(
-            _setpoint(request, revision, site_id, kw, now) for site_id, kw in sorted(send + dropped)
-        )
+        setpoints = _setpoints(request, revision, sorted(send + dropped), now)
     return Allocation(
         request=request,
         revision=revision,

@@ -176,17 +176,26 @@ class Lane:
         return self.kind is CommandKind.ORDER and bool(self.power_kw)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "product": self.product.value,
-            "kind": None if self.kind is None else self.kind.value,
-            "power_kw": self.power_kw,
-            "reserve": None if self.reserve is None else self.reserve.to_record(),
-            "written_at": self.written_at,
-            "valid_until": self.valid_until,
-            "command_id": self.command_id,
-            "setpoint_id": self.setpoint_id,
-            "pending": None if self.pending is None else self.pending.to_dict(),
-        }
+        """The lane's fields that are set (a missing one reads as None: the changelog holds
+        one entry per site with every lane, so it stays short)."""
+        out: dict[str, Any] = {"product": self.product.value}
+        if self.kind is not None:
+            out["kind"] = self.kind.value
+        if self.power_kw is not None:
+            out["power_kw"] = self.power_kw
+        if self.reserve is not None:
+            out["reserve"] = self.reserve.to_record()
+        if self.written_at is not None:
+            out["written_at"] = self.written_at
+        if self.valid_until is not None:
+            out["valid_until"] = self.valid_until
+        if self.command_id is not None:
+            out["command_id"] = self.command_id
+        if self.setpoint_id is not None:
+            out["setpoint_id"] = self.setpoint_id
+        if self.pending is not None:
+            out["pending"] = self.pending.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: Any) -> Lane:
@@ -237,10 +246,19 @@ class FilterState:
 
     def with_lane(self, lane: Lane) -> tuple[Lane, ...]:
         """``lanes`` with ``lane`` in place of the same product's (sorted by product)."""
-        kept = [x for x in self.lanes if x.product is not lane.product]
-        kept.append(lane)
-        kept.sort(key=lambda x: _PRODUCT_ORDER[x.product])
-        return tuple(kept)
+        lanes = self.lanes
+        product = lane.product
+        for i, x in enumerate(lanes):
+            if x.product is product:
+                return (*lanes[:i], lane, *lanes[i + 1 :])
+        order = _PRODUCT_ORDER[product]
+        at = sum(1 for x in lanes if _PRODUCT_ORDER[x.product] < order)
+        return (*lanes[:at], lane, *lanes[at:])
+
+    @property
+    def has_pending(self) -> bool:
+        """Whether any lane holds a pending setpoint."""
+        return self.pending is not None or any(x.pending is not None for x in self.lanes)
 
     def to_dict(self) -> dict[str, Any]:
         return {

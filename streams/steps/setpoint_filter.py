@@ -206,18 +206,42 @@ def _site_lane(state: FilterState) -> Lane:
     )
 
 
-def _with(state: FilterState, product: Product | None, lane: Lane) -> FilterState:
-    """``state`` with ``lane`` as the site lane (``product`` None) or as a product lane."""
+def _with(
+    state: FilterState,
+    product: Product | None,
+    lane: Lane,
+    accepted: tuple[int, str] | None = None,
+) -> FilterState:
+    """``state`` with ``lane`` as the site lane (``product`` None) or as a product lane, and
+    ``accepted`` = (event time, setpoint id) as the site's last accepted setpoint if given.
+    Built directly (this runs per site per setpoint)."""
+    event_time, setpoint_id = (
+        (state.last_event_time, state.last_setpoint_id) if accepted is None else accepted
+    )
     if product is not None:
-        return replace(state, lanes=state.with_lane(lane))
-    return replace(
-        state,
-        last_kind=lane.kind,
-        last_power_kw=lane.power_kw,
-        last_written_at=lane.written_at,
-        last_valid_until=lane.valid_until,
-        last_command_id=lane.command_id,
-        pending=lane.pending,
+        return FilterState(
+            event_time,
+            setpoint_id,
+            state.last_kind,
+            state.last_power_kw,
+            state.last_reserve,
+            state.last_written_at,
+            state.last_valid_until,
+            state.last_command_id,
+            state.pending,
+            state.with_lane(lane),
+        )
+    return FilterState(
+        event_time,
+        setpoint_id,
+        lane.kind,
+        lane.power_kw,
+        state.last_reserve,
+        lane.written_at,
+        lane.valid_until,
+        lane.command_id,
+        lane.pending,
+        state.lanes,
     )
 
 
@@ -400,7 +424,7 @@ def filter_setpoint(  # noqa: PLR0911  # one return per drop rule, in the docume
         config=config,
         lanes_active=lanes_active,
     )
-    accepted = replace(state, last_event_time=setpoint.event_time, last_setpoint_id=setpoint_id)
+    accepted = (setpoint.event_time, setpoint_id)
     lane_id = None if product is None else setpoint_id
     if not reason.written:
         pending = None
@@ -420,8 +444,18 @@ def filter_setpoint(  # noqa: PLR0911  # one return per drop rule, in the docume
                 reserve,
                 product if kind is CommandKind.ORDER else None,
             )
-        kept = replace(w, setpoint_id=lane_id, pending=pending)
-        return _with(accepted, product, kept), None, reason
+        kept = Lane(
+            w.product,
+            w.kind,
+            w.power_kw,
+            w.reserve,
+            w.written_at,
+            w.valid_until,
+            w.command_id,
+            lane_id,
+            pending,
+        )
+        return _with(state, product, kept, accepted), None, reason
     command = _command(
         setpoint.site_id,
         setpoint_id,
@@ -433,7 +467,7 @@ def filter_setpoint(  # noqa: PLR0911  # one return per drop rule, in the docume
         product=product,
         valid_until=setpoint.valid_until,
     )
-    after = _with(accepted, product, _written(w, command, now, lane_id))
+    after = _with(state, product, _written(w, command, now, lane_id), accepted)
     if kind is CommandKind.SAFE_MODE:
         after = replace(after, lanes=())  # the edge disarms every reserve, ends every order
     return after, command, reason

@@ -181,9 +181,7 @@ def test_three_products_and_an_order_on_one_site_each_in_its_lane(
         ],
     )
     sent = drain(out["site.commands"])
-    got = [
-        (s.record["kind"], s.record["product"] or s.record["reserve"]["product"]) for s in sent
-    ]
+    got = [(s.record["kind"], s.record["product"] or s.record["reserve"]["product"]) for s in sent]
     assert got == [
         ("ARM_RESERVE", "FCR_N"),
         ("ARM_RESERVE", "FCR_D_UP"),
