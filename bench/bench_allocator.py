@@ -25,8 +25,9 @@ from bench import BenchResult
 from contract.codec import encode
 from contract.enums import CommandKind, Product, SiteMode
 from contract.records import ReserveArm, SiteSetpoint, SiteTelemetry
-from streams.steps.allocator import AllocationRequest, FleetAllocations, allocate, apply_request
+from streams.steps.allocator import AllocationRequest, allocate
 from streams.steps.availability import AllocatorConfig, SiteStatus
+from streams.steps.fleet_allocations import FleetAllocations, apply_request
 from streams.steps.setpoint_filter import FilterConfig, FilterState, filter_setpoint
 
 SITES = 10_000

@@ -6,13 +6,13 @@ split needs (room from telemetry, derating from command results) comes from the 
 :class:`~streams.agents.sitebook.SiteBook`; see that module for why the fleet app runs as
 one worker and what scaling further would take.
 
-Several products are in force at once (``allocator.FleetAllocations``: one allocation per
+Several products are in force at once (``fleet_allocations.FleetAllocations``: one allocation per
 slot: energy dispatch, and each reserve or order product). Each request allocates at once
 in its slot, replacing the slot's earlier allocation, with the other slots' shares in force
-(``allocator.apply_request``). A timer drops expired allocations and re-splits, slot by
+(``fleet_allocations.apply_request``). A timer drops expired allocations and re-splits, slot by
 slot, those the book no longer lets stand (a site holding a share dropped, faulted, lost
 headroom or got clamped below it, or a shortfall can now be served:
-``allocator.refresh``), sending setpoints only to sites whose share changed and 0 to sites
+``fleet_allocations.refresh``), sending setpoints only to sites whose share changed and 0 to sites
 that left the split. The state is memory only: after a restart the next request of each
 product re-establishes its slot, the setpoints already sent stay valid at the sites until
 their ``valid_until``, and what the sites report holding (``armed_*_kw``, ``order_*_kw``)
@@ -32,13 +32,14 @@ from contract.records import FleetSetpoint, MarketActivation, ReserveAssignment
 from streams.agents.base import AgentContext, check_fleet, decode_value, expect
 from streams.agents.sitebook import SiteBook
 from streams.steps.allocation import (
+    Allocation,
     AllocationRequest,
     activation_request,
     fleet_setpoint_request,
     reserve_request,
 )
-from streams.steps.allocator import Allocation, FleetAllocations, apply_request, refresh
 from streams.steps.availability import AllocatorConfig
+from streams.steps.fleet_allocations import FleetAllocations, apply_request, refresh
 
 log = logging.getLogger(__name__)
 

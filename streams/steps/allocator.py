@@ -10,8 +10,8 @@ absolute battery powers (``steps.allocation`` for the requests):
   to 0 gets ORDER 0 (an order of 0 ends it);
 - SET_POWER (energy dispatch, FleetSetpoint): per site an absolute SET_POWER, as before.
 
-Several products are in force at once (``FleetAllocations``: one allocation per slot, a
-new request replacing its slot's earlier one). Each product's shares come out of what the
+Several products are in force at once (``steps.fleet_allocations``: one allocation per
+slot, a new request replacing its slot's earlier one). Each product's shares come out of what the
 others leave at each site (``availability.product_availability``: room in the product's
 direction(s) minus the others' use), so the full activations of all products together fit
 every site's room, and a site's own share of a product counts as available to that product.
@@ -37,12 +37,9 @@ setpoint (``reallocate``), and sites that left the split get 0 (DISARM, ORDER 0,
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
 
-from contract.enums import CommandKind, Product
-from contract.errors import InvalidRecordError
+from contract.enums import CommandKind
 from contract.records import (
     FleetSetpoint,
     MarketActivation,
@@ -67,7 +64,6 @@ from streams.steps.availability import (
     SiteStatus,
     product_availability,
     site_room,
-    used_by_others,
 )
 from streams.steps.ids import uuid5_text
 
@@ -76,16 +72,15 @@ __all__ = [
     "SHORTFALL_RECOVERY_FRACTION",
     "Allocation",
     "AllocationRequest",
-    "FleetAllocations",
     "allocate",
     "allocate_activation",
     "allocate_fleet_setpoint",
     "allocate_reserve",
-    "apply_request",
-    "committed",
+    "allocate_rooms",
+    "needed",
     "reallocate",
+    "reallocate_rooms",
     "reallocation_needed",
-    "refresh",
     "rooms_of",
     "split_proportional",
 ]
@@ -297,10 +292,10 @@ def reallocate(
 ) -> Allocation:
     """Re-split the same request after sites dropped, faulted, lost headroom or got clamped;
     setpoints only for sites whose share changed (new ids: the revision is incremented)."""
-    return _reallocate_rooms(previous, rooms_of(statuses, now, config), now, config, others)
+    return reallocate_rooms(previous, rooms_of(statuses, now, config), now, config, others)
 
 
-def _reallocate_rooms(
+def reallocate_rooms(
     previous: Allocation,
     rooms: Sequence[SiteRoom],
     now: int,
@@ -326,11 +321,11 @@ def reallocation_needed(
     others: Sequence[ProductUse] = (),
 ) -> bool:
     """Whether the site book changed in a way the current split cannot absorb; see
-    :func:`_needed` (on the rooms)."""
-    return _needed(previous, rooms_of(statuses, now, config), config, others)
+    :func:`needed` (on the rooms)."""
+    return needed(previous, rooms_of(statuses, now, config), config, others)
 
 
-def _needed(
+def needed(
     previous: Allocation,
     rooms: Sequence[SiteRoom],
     config: AllocatorConfig,
@@ -387,112 +382,3 @@ def allocate_reserve(
     """ARM_RESERVE setpoints; None for aFRR/mFRR/NONE capacity (it is activation-driven)."""
     request = reserve_request(asg)
     return None if request is None else allocate(request, statuses, now, config)
-
-
-# ------------------------------------------------------------------ every product at once
-
-
-@dataclass(frozen=True, slots=True)
-class FleetAllocations:
-    """The allocation in force per slot (``AllocationRequest.slot``): the allocator's state,
-    plain data (``to_dict``/``from_dict``), in slot (product) order."""
-
-    by_slot: Mapping[Product, Allocation] = field(default_factory=lambda: MappingProxyType({}))
-
-    def uses(self, now: int, but: Product | None = None) -> list[ProductUse]:
-        """The shares of every allocation still valid at ``now`` (except slot ``but``)."""
-        return [
-            ProductUse(slot, alloc.per_site_kw)
-            for slot, alloc in self.by_slot.items()
-            if slot is not but and alloc.request.valid_until > now
-        ]
-
-    def with_slot(self, slot: Product, allocation: Allocation | None) -> FleetAllocations:
-        slots = {k: v for k, v in self.by_slot.items() if k is not slot}
-        if allocation is not None:
-            slots[slot] = allocation
-        return FleetAllocations(MappingProxyType(dict(sorted(slots.items(), key=_slot_order))))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {slot.value: alloc.to_dict() for slot, alloc in self.by_slot.items()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> FleetAllocations:
-        state = cls()
-        for key, value in data.items():
-            if not isinstance(value, Mapping):
-                raise InvalidRecordError("FleetAllocations", str(key), "expected a mapping")
-            alloc = Allocation.from_dict(value)
-            if alloc.request.slot.value != key:
-                raise InvalidRecordError(
-                    "FleetAllocations", str(key), f"holds a {alloc.request.slot} allocation"
-                )
-            state = state.with_slot(alloc.request.slot, alloc)
-        return state
-
-
-_ORDER = {p: i for i, p in enumerate(Product)}
-
-
-def _slot_order(item: tuple[Product, Allocation]) -> int:
-    return _ORDER[item[0]]
-
-
-def apply_request(
-    state: FleetAllocations,
-    request: AllocationRequest,
-    statuses: Iterable[SiteStatus],
-    now: int,
-    config: AllocatorConfig,
-) -> tuple[FleetAllocations, Allocation]:
-    """Allocate a new request in its slot with the other slots in force; it replaces the
-    slot's earlier allocation (whose sites without a share now are sent 0). An expired
-    request empties its slot and sends nothing."""
-    slot = request.slot
-    before = state.by_slot.get(slot)
-    previous = None if before is None or before.request.valid_until <= now else before
-    allocation = allocate(
-        request,
-        statuses,
-        now,
-        config,
-        previous=None if previous is None else previous.per_site_kw,
-        changed_only=False,
-        others=state.uses(now, but=slot),
-    )
-    kept = allocation if request.valid_until > now else None
-    return state.with_slot(slot, kept), allocation
-
-
-def refresh(
-    state: FleetAllocations,
-    statuses: Iterable[SiteStatus],
-    now: int,
-    config: AllocatorConfig,
-) -> tuple[FleetAllocations, list[Allocation]]:
-    """Drop expired allocations (the edge lets their commands expire), then re-split, slot by
-    slot in product order, each one the book no longer lets stand (``reallocation_needed``
-    with the other slots as they are by then). Returns the new state and the re-splits."""
-    live = {s: a for s, a in state.by_slot.items() if a.request.valid_until > now}
-    if len(live) != len(state.by_slot):
-        state = FleetAllocations(MappingProxyType(live))
-    if not live:
-        return state, []
-    rooms = rooms_of(statuses, now, config)
-    done: list[Allocation] = []
-    for slot in list(state.by_slot):
-        current = state.by_slot[slot]
-        others = state.uses(now, but=slot)
-        if _needed(current, rooms, config, others):
-            allocation = _reallocate_rooms(current, rooms, now, config, others)
-            state = state.with_slot(slot, allocation)
-            done.append(allocation)
-    return state, done
-
-
-def committed(state: FleetAllocations, room: SiteRoom, now: int) -> tuple[float, float]:
-    """(up, down) kW every product in force uses at the room's site, fully activated at
-    once (per product the larger of its share and what the site holds). The split keeps
-    this within the site's room whenever what the site holds already fit (tests,
-    diagnostics)."""
-    return used_by_others(room, None, state.uses(now))

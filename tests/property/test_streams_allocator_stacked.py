@@ -26,10 +26,6 @@ from contract.records import ReserveArm, SiteTelemetry
 from streams.steps.allocation import Allocation, AllocationRequest
 from streams.steps.allocator import (
     ALLOCATION_EPSILON_KW,
-    FleetAllocations,
-    apply_request,
-    committed,
-    refresh,
     rooms_of,
 )
 from streams.steps.availability import (
@@ -38,6 +34,12 @@ from streams.steps.availability import (
     SiteStatus,
     product_availability,
     use_of,
+)
+from streams.steps.fleet_allocations import (
+    FleetAllocations,
+    apply_request,
+    committed,
+    refresh,
 )
 
 S = 1_000_000

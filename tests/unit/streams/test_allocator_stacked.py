@@ -13,10 +13,6 @@ from contract.errors import InvalidRecordError
 from contract.records import ReserveArm, SiteTelemetry
 from streams.steps.allocation import AllocationRequest
 from streams.steps.allocator import (
-    FleetAllocations,
-    apply_request,
-    committed,
-    refresh,
     rooms_of,
 )
 from streams.steps.availability import (
@@ -25,6 +21,12 @@ from streams.steps.availability import (
     SiteStatus,
     product_availability,
     site_room,
+)
+from streams.steps.fleet_allocations import (
+    FleetAllocations,
+    apply_request,
+    committed,
+    refresh,
 )
 
 S = 1_000_000
@@ -334,13 +336,53 @@ def test_fleet_allocations_round_trip_and_bad_data() -> None:
     book = statuses()
     state, _ = apply_request(FleetAllocations(), arm(Product.FCR_N, 0.003, "n"), book, NOW, CONFIG)
     state, _ = apply_request(state, order(Product.AFRR, -0.002, "o"), book, NOW, CONFIG)
+    state, _ = apply_request(
+        state, arm(Product.FCR_N, 0.003, "n-test", valid_s=60.0), book, NOW, CONFIG
+    )
     again = FleetAllocations.from_dict(state.to_dict())
     assert again.to_dict() == state.to_dict()
     assert list(again.by_slot) == [Product.FCR_N, Product.AFRR]
+    assert list(again.underneath) == [Product.FCR_N]
+    stored = state.to_dict()["by_slot"]
     with pytest.raises(InvalidRecordError):
-        FleetAllocations.from_dict({"FCR_D_UP": state.to_dict()["FCR_N"]})
+        FleetAllocations.from_dict({"by_slot": {"FCR_D_UP": stored["FCR_N"]}})
     with pytest.raises(InvalidRecordError):
-        FleetAllocations.from_dict({"FCR_N": "armed"})
+        FleetAllocations.from_dict({"by_slot": {"FCR_N": "armed"}})
+    with pytest.raises(InvalidRecordError):
+        FleetAllocations.from_dict({"by_slot": {}, "underneath": {"FCR_N": stored["FCR_N"]}})
+
+
+def test_a_test_activation_over_an_assignment_gives_the_assignment_back_when_it_ends() -> None:
+    """The day's FCR-D up assignment (1 h), then a 60 s FCR-D up test activation on the same
+    homes: the test replaces the arm while it runs; when it ends, the assignment is armed
+    again (new setpoint ids: the edge applies a command id once). An order has nothing
+    underneath it."""
+    book = statuses()
+    config = AllocatorConfig(telemetry_max_age_s=600.0)
+    state = FleetAllocations()
+    state, day = apply_request(state, arm(Product.FCR_D_UP, 0.006, "day"), book, NOW, config)
+    test = arm(Product.FCR_D_UP, 0.009, "test", valid_s=60.0)
+    state, during = apply_request(state, test, book, NOW + S, config)
+    assert dict(during.per_site_kw) == {"a": 3.0, "b": 3.0, "c": 3.0}
+    assert state.underneath[Product.FCR_D_UP] is day
+    state, none = refresh(state, book, NOW + 30 * S, config)
+    assert none == []
+    state, (back,) = refresh(state, book, NOW + 61 * S, config)
+    assert back.request == day.request
+    assert back.revision == day.revision + 1
+    assert dict(back.per_site_kw) == dict(day.per_site_kw)
+    assert {sp.setpoint_id for sp in back.setpoints}.isdisjoint(
+        {sp.setpoint_id for sp in day.setpoints}
+    )
+    assert all(sp.kind is CommandKind.ARM_RESERVE for sp in back.setpoints)
+    assert Product.FCR_D_UP not in state.underneath
+    state, _ = apply_request(state, order(Product.MFRR, 0.003, "m-1"), book, NOW, config)
+    state, _ = apply_request(
+        state, order(Product.MFRR, 0.001, "m-2", valid_s=10.0), book, NOW, config
+    )
+    assert Product.MFRR not in state.underneath
+    state, _ = refresh(state, book, NOW + 11 * S, config)
+    assert Product.MFRR not in state.by_slot
 
 
 @pytest.mark.parametrize(

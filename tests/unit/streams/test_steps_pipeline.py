@@ -9,7 +9,7 @@ import pytest
 from contract.enums import ActivationKind, CommandKind, Finding, Product, SiteMode
 from contract.records import MarketActivation, ReserveAssignment, SiteCommand, SiteTelemetry
 from streams.steps.allocation import reserve_request
-from streams.steps.allocator import FleetAllocations, allocate_activation, apply_request, reallocate
+from streams.steps.allocator import allocate_activation, reallocate
 from streams.steps.availability import AllocatorConfig, SiteStatus
 from streams.steps.compliance import (
     ComplianceConfig,
@@ -19,6 +19,7 @@ from streams.steps.compliance import (
     evaluate,
 )
 from streams.steps.fleet_aggregation import FleetAggregator, TumblingWindows
+from streams.steps.fleet_allocations import FleetAllocations, apply_request
 from streams.steps.setpoint_filter import (
     FilterConfig,
     FilterState,
