@@ -31,6 +31,8 @@ ORDER_COLUMNS = (Product.AFRR, Product.MFRR)
 #: the SiteTelemetry fields of those columns, in the same order
 ARMED_FIELDS = ("armed_fcr_n_kw", "armed_fcr_d_up_kw", "armed_fcr_d_down_kw", "armed_ffr_kw")
 ORDER_FIELDS = ("order_afrr_kw", "order_mfrr_kw")
+#: the order of a sample's ``stack``
+STACK_FIELDS = ARMED_FIELDS + ORDER_FIELDS
 _CURVES = tuple(curve_for(p) for p in ARMED_COLUMNS)
 
 F64 = npt.NDArray[np.float64]
@@ -60,13 +62,13 @@ def _mw(values: F64) -> float:
 
 
 def product_states(
-    armed: F64, orders: F64, frequency_hz: F64, mean_frequency_hz: float | None
+    armed: F64 | None, orders: F64 | None, frequency_hz: F64, mean_frequency_hz: float | None
 ) -> tuple[ProductState, ...]:
     """FleetState ``products`` of a window's sites (see the module doc): ``armed`` is
-    (sites x ``ARMED_COLUMNS``) kW, ``orders`` (sites x ``ORDER_COLUMNS``) kW,
-    ``frequency_hz`` per site (NaN: none reported)."""
+    (sites x ``ARMED_COLUMNS``) kW, ``orders`` (sites x ``ORDER_COLUMNS``) kW (None: no
+    site holds any), ``frequency_hz`` per site (NaN: none reported)."""
     out: list[ProductState] = []
-    if not len(armed):
+    if armed is None or orders is None or not len(armed):
         return ()
     active: list[int] = np.flatnonzero((armed > 0).any(axis=0)).tolist()
     if active:

@@ -47,7 +47,7 @@ from contract.enums import SiteMode
 from contract.errors import InvalidConfigError, InvalidRecordError
 from contract.fields import MICROS_PER_S
 from contract.records import FleetState, OemState, SiteTelemetry
-from streams.steps.expected import ARMED_COLUMNS, ORDER_COLUMNS, product_states
+from streams.steps.expected import ARMED_COLUMNS, ARMED_FIELDS, ORDER_FIELDS, product_states
 from streams.steps.ids import derived_id
 
 
@@ -63,15 +63,18 @@ class SiteSample(NamedTuple):
     oem: str
     frequency_hz: float | None
     baseline_kw: float | None = None
-    armed_fcr_n_kw: float = 0.0
-    armed_fcr_d_up_kw: float = 0.0
-    armed_fcr_d_down_kw: float = 0.0
-    armed_ffr_kw: float = 0.0
-    order_afrr_kw: float = 0.0
-    order_mfrr_kw: float = 0.0
+    #: the site's armed capacities and order changes (``expected.STACK_FIELDS`` order), None
+    #: when it holds none (the common case stays a short tuple)
+    stack: tuple[float, ...] | None = None
+
+
+def stack_of(values: tuple[float, ...]) -> tuple[float, ...] | None:
+    """A sample's ``stack`` of the six per-product values: None when all are 0."""
+    return values if any(values) else None
 
 
 WindowState = dict[str, SiteSample]
+_NO_STACK = (0.0,) * 6
 
 
 def window_start(event_time: int, window_s: int) -> int:
@@ -90,12 +93,16 @@ def sample_of(tel: SiteTelemetry) -> SiteSample:
         tel.oem,
         tel.frequency_hz,
         tel.baseline_kw,
-        tel.armed_fcr_n_kw,
-        tel.armed_fcr_d_up_kw,
-        tel.armed_fcr_d_down_kw,
-        tel.armed_ffr_kw,
-        tel.order_afrr_kw,
-        tel.order_mfrr_kw,
+        stack_of(
+            (
+                tel.armed_fcr_n_kw,
+                tel.armed_fcr_d_up_kw,
+                tel.armed_fcr_d_down_kw,
+                tel.armed_ffr_kw,
+                tel.order_afrr_kw,
+                tel.order_mfrr_kw,
+            )
+        ),
     )
 
 
@@ -113,12 +120,12 @@ def sample_of_record(rec: Mapping[str, Any]) -> SiteSample:
         f.text(rec, n, "oem"),
         f.opt_number(rec, n, "frequency_hz"),
         f.opt_number(rec, n, "baseline_kw"),
-        f.nonneg(rec, n, "armed_fcr_n_kw", default=0.0),
-        f.nonneg(rec, n, "armed_fcr_d_up_kw", default=0.0),
-        f.nonneg(rec, n, "armed_fcr_d_down_kw", default=0.0),
-        f.nonneg(rec, n, "armed_ffr_kw", default=0.0),
-        f.number(rec, n, "order_afrr_kw", default=0.0),
-        f.number(rec, n, "order_mfrr_kw", default=0.0),
+        stack_of(
+            (
+                *(f.nonneg(rec, n, name, default=0.0) for name in ARMED_FIELDS),
+                *(f.number(rec, n, name, default=0.0) for name in ORDER_FIELDS),
+            )
+        ),
     )
 
 
@@ -141,12 +148,16 @@ def sample_of_plain(rec: Mapping[str, Any]) -> SiteSample:
             rec["oem"],
             rec["frequency_hz"],
             rec["baseline_kw"],
-            rec["armed_fcr_n_kw"],
-            rec["armed_fcr_d_up_kw"],
-            rec["armed_fcr_d_down_kw"],
-            rec["armed_ffr_kw"],
-            rec["order_afrr_kw"],
-            rec["order_mfrr_kw"],
+            stack_of(
+                (
+                    rec["armed_fcr_n_kw"],
+                    rec["armed_fcr_d_up_kw"],
+                    rec["armed_fcr_d_down_kw"],
+                    rec["armed_ffr_kw"],
+                    rec["order_afrr_kw"],
+                    rec["order_mfrr_kw"],
+                )
+            ),
         ),
     )
 
@@ -162,7 +173,7 @@ class WindowColumns(NamedTuple):
     """The sites' last samples of one window, column-wise (what ``result`` reads): one row
     per site; ``oem`` codes into ``oem_names``; ``frequency_hz``/``baseline_kw`` NaN where
     none reported; ``armed`` (sites x ``expected.ARMED_COLUMNS``) and ``orders`` (sites x
-    ``expected.ORDER_COLUMNS``) in kW."""
+    ``expected.ORDER_COLUMNS``) in kW, None when no site holds any."""
 
     power_kw: npt.NDArray[np.float64]
     headroom_up_kw: npt.NDArray[np.float64]
@@ -174,28 +185,48 @@ class WindowColumns(NamedTuple):
     has_frequency: npt.NDArray[np.bool_]
     baseline_kw: npt.NDArray[np.float64]
     has_baseline: npt.NDArray[np.bool_]
-    armed: npt.NDArray[np.float64]
-    orders: npt.NDArray[np.float64]
+    armed: npt.NDArray[np.float64] | None
+    orders: npt.NDArray[np.float64] | None
 
 
 def window_columns(samples: Sequence[SiteSample]) -> WindowColumns:
     """The columns of a window state's samples."""
-    names = sorted({s.oem for s in samples})
-    code = {name: i for i, name in enumerate(names)}
     n = len(samples)
-    armed = np.array([s[8:12] for s in samples], np.float64).reshape(n, len(ARMED_COLUMNS))
-    orders = np.array([s[12:14] for s in samples], np.float64).reshape(n, len(ORDER_COLUMNS))
+    if not n:
+        empty = np.empty(0, np.float64)
+        return WindowColumns(
+            empty,
+            empty,
+            empty,
+            np.empty(0, np.bool_),
+            np.empty(0, np.int64),
+            [],
+            empty,
+            np.empty(0, np.bool_),
+            empty,
+            np.empty(0, np.bool_),
+            None,
+            None,
+        )
+    fields = list(zip(*samples, strict=True))  # one tuple per SiteSample field
+    names = sorted(set(fields[5]))
+    code = {name: i for i, name in enumerate(names)}
+    frequency, baseline, stacks = fields[6], fields[7], fields[8]
+    armed = orders = None
+    if any(s is not None for s in stacks):
+        both = np.array([_NO_STACK if s is None else s for s in stacks], np.float64)
+        armed, orders = both[:, : len(ARMED_COLUMNS)], both[:, len(ARMED_COLUMNS) :]
     return WindowColumns(
-        np.array([s.power_kw for s in samples], np.float64),
-        np.array([s.headroom_up_kw for s in samples], np.float64),
-        np.array([s.headroom_down_kw for s in samples], np.float64),
-        np.array([bool(s.faulted) for s in samples], np.bool_),
-        np.array([code[s.oem] for s in samples], np.int64),
+        np.array(fields[1], np.float64),
+        np.array(fields[2], np.float64),
+        np.array(fields[3], np.float64),
+        np.array(fields[4], np.bool_),
+        np.array([code[o] for o in fields[5]], np.int64),
         names,
-        np.array([math.nan if s.frequency_hz is None else s.frequency_hz for s in samples]),
-        np.array([s.frequency_hz is not None for s in samples], np.bool_),
-        np.array([math.nan if s.baseline_kw is None else s.baseline_kw for s in samples]),
-        np.array([s.baseline_kw is not None for s in samples], np.bool_),
+        np.array([math.nan if f is None else f for f in frequency], np.float64),
+        np.array([f is not None for f in frequency], np.bool_),
+        np.array([math.nan if b is None else b for b in baseline], np.float64),
+        np.array([b is not None for b in baseline], np.bool_),
         armed,
         orders,
     )
@@ -281,6 +312,15 @@ class FleetAggregator:
             baseline_mw=baseline,
             products=product_states(cols.armed, cols.orders, cols.frequency_hz, mean_frequency),
         )
+
+
+def _restored(fields: Any) -> SiteSample:
+    """A sample from ``TumblingWindows.to_dict`` (a list; its stack a list too, or absent
+    in snapshots written before stacked products)."""
+    sample = SiteSample(*fields)
+    if sample.stack is not None:
+        sample = sample._replace(stack=tuple(float(v) for v in sample.stack))
+    return sample
 
 
 class TumblingWindows:
@@ -387,7 +427,7 @@ class TumblingWindows:
         n = "TumblingWindows"
         try:
             opened = {
-                int(start): {site: SiteSample(*sample) for site, sample in st.items()}
+                int(start): {site: _restored(sample) for site, sample in st.items()}
                 for start, st in data["open"].items()
             }
             watermark, closed = data["watermark"], data["closed_before"]

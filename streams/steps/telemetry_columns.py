@@ -60,8 +60,9 @@ class SampleColumns:
     site_names: list[str]
     baseline_kw: F64  # NaN where none was reported
     has_baseline: Bools
-    armed: F64  # rows x expected.ARMED_COLUMNS, kW
-    orders: F64  # rows x expected.ORDER_COLUMNS, kW
+    armed: F64 | None  # rows x expected.ARMED_COLUMNS, kW; None: no row holds any
+    orders: F64 | None  # rows x expected.ORDER_COLUMNS, kW; None: no row holds any
+    stacked: Bools | None  # rows holding some (None: none does)
 
     def samples(self, rows: Rows) -> list[SiteSample]:
         """The rows' SiteSamples (as ``sample_of_plain`` builds them from the records)."""
@@ -75,10 +76,17 @@ class SampleColumns:
             [oems[o] for o in self.oem[rows].tolist()],
             _optional_values(self.frequency_hz[rows], self.has_frequency[rows]),
             _optional_values(self.baseline_kw[rows], self.has_baseline[rows]),
-            *self.armed[rows].T.tolist(),
-            *self.orders[rows].T.tolist(),
+            self._stacks(rows),
         ]
         return [_new_tuple(SiteSample, row) for row in zip(*columns, strict=True)]
+
+    def _stacks(self, rows: Rows) -> list[tuple[float, ...] | None]:
+        """The rows' ``SiteSample.stack`` (None where a row holds nothing)."""
+        if self.armed is None or self.orders is None or self.stacked is None:
+            return [None] * len(rows)
+        values = np.concatenate((self.armed[rows], self.orders[rows]), axis=1).tolist()
+        held = self.stacked[rows].tolist()
+        return [tuple(v) if h else None for v, h in zip(values, held, strict=True)]
 
 
 def _optional_values(values: F64, present: Bools) -> list[float | None]:
@@ -204,10 +212,23 @@ def telemetry_columns(batch: ColumnBatch) -> TelemetryColumns:
         site_names,
         np.where(has_baseline, baseline.values, np.nan),
         has_baseline,
-        np.column_stack([col[name].values for name in ARMED_FIELDS]),
-        np.column_stack([col[name].values for name in ORDER_FIELDS]),
+        *_stack_columns(batch, fast),
     )
     return TelemetryColumns(batch, fast, samples)
+
+
+def _stack_columns(batch: ColumnBatch, fast: Bools) -> tuple[F64 | None, F64 | None, Bools | None]:
+    """(armed, orders, stacked) of ``SampleColumns``: None for all three when no fast row
+    holds a reserve or an order."""
+    col = batch.columns
+    if not any(col[name].values.any() for name in (*ARMED_FIELDS, *ORDER_FIELDS)):
+        return None, None, None  # the common case before reserves are armed: one pass
+    armed = np.column_stack([col[name].values for name in ARMED_FIELDS])
+    orders = np.column_stack([col[name].values for name in ORDER_FIELDS])
+    stacked = (armed != 0.0).any(axis=1) | (orders != 0.0).any(axis=1)
+    if not (stacked & fast).any():
+        return None, None, None
+    return armed, orders, stacked
 
 
 def latest_per_site(

@@ -163,8 +163,8 @@ def _columns(samples: SampleColumns, rows: Rows) -> WindowColumns:
         samples.has_frequency[rows],
         samples.baseline_kw[rows],
         samples.has_baseline[rows],
-        samples.armed[rows],
-        samples.orders[rows],
+        None if samples.armed is None else samples.armed[rows],
+        None if samples.orders is None else samples.orders[rows],
     )
 
 
