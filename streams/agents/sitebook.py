@@ -59,6 +59,7 @@ class SiteBook:
         self.results: dict[str, CommandResult] = {}
         self.version = 0
         self._statuses: tuple[int, tuple[SiteStatus, ...]] | None = None
+        self._limits: dict[str, tuple[SiteTelemetry, SiteLimits]] = {}
 
     @property
     def telemetry(self) -> dict[str, SiteTelemetry]:
@@ -152,14 +153,22 @@ class SiteBook:
         return out
 
     def limits(self, site_id: str) -> SiteLimits | None:
-        """The limits the site last reported, None when unknown."""
+        """The limits the site last reported, None when unknown (built once per telemetry:
+        the setpoint filter asks per setpoint, three times per home for three products)."""
         if site_id in self._deferred:
             self._settle()
         plain = self._plain.pop(site_id, None)
         if plain is not None:
             self._telemetry[site_id] = SiteTelemetry.from_plain(plain)
         tel = self._telemetry.get(site_id)
-        return None if tel is None else SiteLimits.from_telemetry(tel)
+        if tel is None:
+            return None
+        cached = self._limits.get(site_id)
+        if cached is not None and cached[0] is tel:
+            return cached[1]
+        limits = SiteLimits.from_telemetry(tel)
+        self._limits[site_id] = (tel, limits)
+        return limits
 
     @property
     def last_seen(self) -> dict[str, int]:

@@ -248,12 +248,13 @@ class FilterState:
         """``lanes`` with ``lane`` in place of the same product's (sorted by product)."""
         lanes = self.lanes
         product = lane.product
+        order = _PRODUCT_ORDER[product]
         for i, x in enumerate(lanes):
             if x.product is product:
                 return (*lanes[:i], lane, *lanes[i + 1 :])
-        order = _PRODUCT_ORDER[product]
-        at = sum(1 for x in lanes if _PRODUCT_ORDER[x.product] < order)
-        return (*lanes[:at], lane, *lanes[at:])
+            if _PRODUCT_ORDER[x.product] > order:
+                return (*lanes[:i], lane, *lanes[i:])
+        return (*lanes, lane)
 
     @property
     def has_pending(self) -> bool:

@@ -9,13 +9,16 @@ test_streams_plain_*.py), so a schema change that they do not follow fails there
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields as dataclass_fields
 from typing import Any
 
+from contract.codec import raw_codec
 from contract.enums import CommandKind, Product, SiteMode
+from contract.errors import InvalidEventError
 from contract.records import ReserveArm, SiteSetpoint, SiteTelemetry
 
 _isfinite = math.isfinite
@@ -189,3 +192,45 @@ def telemetry_plainly_valid(rec: Mapping[str, Any]) -> bool:
         )
     except (KeyError, TypeError):
         return False
+
+
+def record_unions(event_name: str) -> tuple[tuple[str, str], ...]:
+    """(field, full record name) of the event's fields that are a union of null and one
+    record (SiteSetpoint's and SiteCommand's ``reserve``)."""
+    raw = raw_codec().registry.current(event_name).raw
+    namespace = raw.get("namespace", "")
+    out = []
+    for field in raw["fields"]:
+        branches = field["type"] if isinstance(field["type"], list) else []
+        named = [b for b in branches if isinstance(b, Mapping) and b.get("type") == "record"]
+        if len(branches) == 2 and "null" in branches and len(named) == 1:
+            name = str(named[0]["name"])
+            out.append((field["name"], name if "." in name else f"{namespace}.{name}"))
+    return tuple(out)
+
+
+@functools.cache
+def branch_encoder(event_name: str) -> Callable[[Mapping[str, Any]], bytes]:
+    """``raw_codec().encode(event_name, record)`` that names the branch of each union of null
+    and a record (fastavro's tuple notation: the same bytes, but fastavro no longer tries
+    the dict against the record to pick the branch: an ARM command 19 -> 12 us). A record the
+    codec refuses is encoded again as given, for the codec's precise error."""
+    encode = raw_codec().encode
+    unions = record_unions(event_name)
+    if not unions:
+        return functools.partial(encode, event_name)
+
+    def encoded(record: Mapping[str, Any]) -> bytes:
+        named = record
+        for field, name in unions:
+            value = record.get(field)
+            if type(value) is dict:
+                named = {**named, field: (name, value)}
+        if named is record:
+            return encode(event_name, record)
+        try:
+            return encode(event_name, named)
+        except InvalidEventError:
+            return encode(event_name, record)  # raises the error about the record as given
+
+    return encoded
