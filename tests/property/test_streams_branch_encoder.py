@@ -4,6 +4,7 @@ record the codec refuses."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ RAW = Codec(REGISTRY, logical_types=False)
 EVENTS = sorted(REGISTRY.names())
 
 
-def _outcome(fn: Any) -> str:
+def _outcome(fn: Callable[[], bytes]) -> str:
     try:
         return fn().hex()
     except InvalidEventError as exc:
