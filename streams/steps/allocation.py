@@ -30,7 +30,8 @@ from contract.records import (
     ReserveAssignment,
     SiteSetpoint,
 )
-from streams.steps.availability import ARMED_PRODUCTS, ORDER_PRODUCTS, Exclusion
+from streams.steps.availability import Exclusion
+from streams.steps.filter_state import ARMABLE, ORDERABLE
 
 _KINDS = frozenset({CommandKind.SET_POWER, CommandKind.ARM_RESERVE, CommandKind.ORDER})
 
@@ -57,7 +58,7 @@ class AllocationRequest:
                 n, "kind", f"{self.kind} is not allocated (SET_POWER, ARM_RESERVE, ORDER)"
             )
         if self.kind is CommandKind.ARM_RESERVE and (
-            self.reserve is None or self.target_kw < 0 or self.product not in ARMED_PRODUCTS
+            self.reserve is None or self.target_kw < 0 or self.product not in ARMABLE
         ):
             raise InvalidRecordError(
                 n,
@@ -65,7 +66,7 @@ class AllocationRequest:
                 "ARM_RESERVE needs an armed product (FCR_N, FCR_D_*, FFR), a reserve and a "
                 "capacity >= 0",
             )
-        if self.kind is CommandKind.ORDER and self.product not in ORDER_PRODUCTS:
+        if self.kind is CommandKind.ORDER and self.product not in ORDERABLE:
             raise InvalidRecordError(
                 n, "product", f"an ORDER is for AFRR or MFRR, not {self.product}"
             )
@@ -219,7 +220,7 @@ def activation_request(act: MarketActivation) -> AllocationRequest:
     ends the order); FCR-N/FCR-D/FFR: ARM_RESERVE of ``|requested_mw|`` with the product's
     default droop band (``products.CURVES``); NONE: SET_POWER to ``baseline_mw +
     requested_mw`` (baseline 0 when unknown), energy dispatch as before stacked products."""
-    if act.product in ORDER_PRODUCTS:
+    if act.product in ORDERABLE:
         return AllocationRequest(
             source_id=act.activation_id,
             fleet_id=act.fleet_id,
@@ -256,7 +257,7 @@ def reserve_request(asg: ReserveAssignment) -> AllocationRequest | None:
     """ARM_RESERVE of ``capacity_mw`` with the assignment's droop parameters; None for aFRR,
     mFRR and NONE capacity, which is activation-driven (their orders are split when they
     come)."""
-    if asg.product not in ARMED_PRODUCTS:
+    if asg.product not in ARMABLE:
         return None
     return AllocationRequest(
         source_id=asg.assignment_id,

@@ -85,10 +85,6 @@ DIRECTION: Mapping[Product, Direction] = MappingProxyType(
         Product.NONE: Direction.ABSOLUTE,
     }
 )
-#: Products armed for edge-local frequency response (ARM_RESERVE / DISARM_RESERVE).
-ARMED_PRODUCTS = frozenset({Product.FCR_N, Product.FCR_D_UP, Product.FCR_D_DOWN, Product.FFR})
-#: Products served as order changes against the baseline (ORDER).
-ORDER_PRODUCTS = frozenset({Product.AFRR, Product.MFRR})
 
 
 @dataclass(frozen=True, slots=True)
