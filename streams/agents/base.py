@@ -26,12 +26,13 @@ from typing import Any, NamedTuple
 import faust
 from faust.types import ChannelT, EventT, TopicT
 
-from contract.codec import decode, decode_raw, encode, raw_codec
+from contract.codec import decode, decode_raw, encode
 from contract.errors import InvalidEventError
 from contract.topics import topic as topic_row
 from streams.agents.batching import KeyedBatchSender
 from streams.settings import StreamsSettings
 from streams.steps.deadletter import ConsumedRecord, build_dead_letter, kafka_event_time
+from streams.steps.plain import branch_encoder
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,8 @@ class AgentContext:
         wait until Kafka acknowledged them all; returns how many were sent. The records are
         the steps' own ``to_record()`` output (int microseconds, str uuids): encoded with the
         raw codec, which writes the same bytes as the default codec for them without building
-        a ``uuid.UUID`` per id field (9 -> 6 us per record).
+        a ``uuid.UUID`` per id field (9 -> 6 us per record), naming the branch of a record
+        union (``plain.branch_encoder``: an ARM_RESERVE 19 -> 12 us).
 
         To a Kafka topic the records go in per-partition batches on the app's own producer
         (:class:`~streams.agents.batching.KeyedBatchSender`: one future per batch instead of
@@ -128,13 +130,13 @@ class AgentContext:
                 count += 1
             return count
         batcher = await self._batcher(name)
-        raw_encode = raw_codec().encode  # the same bytes for int micros and str uuids, faster
+        raw_encode = branch_encoder(event_name)  # raw codec: the same bytes, faster
         pairs: list[tuple[bytes, bytes]] = []
         for record in records:
             key = key_of(record)
             if key is None:  # batches go by key partition: only keyed topics
                 raise InvalidEventError(f"{event_name} for {name} has no key")
-            pairs.append((key, raw_encode(event_name, record)))
+            pairs.append((key, raw_encode(record)))
         await asyncio.gather(*await batcher.send_all(pairs))
         return len(pairs)
 
