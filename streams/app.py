@@ -26,7 +26,7 @@ from typing import Any
 
 import faust
 
-from contract.kafka.admin import CreateReport, create_topics
+from contract.kafka.admin import CreateReport, create_topics, warn_under_replicated
 from contract.topics import TOPICS, Topic
 from streams.agents import allocator, compliance, setpoint_filter
 from streams.agents.aggregator import TelemetryAggregator
@@ -204,19 +204,31 @@ def internal_topics(app_id: str, partitions: int | None = None) -> tuple[Topic, 
 
 
 async def prepare_topics(
-    settings: StreamsSettings, *, partitions: int | None = None, replication_factor: int = 1
+    settings: StreamsSettings,
+    *,
+    partitions: int | None = None,
+    replication_factor: int | None = None,
+    min_insync_replicas: int | None = None,
 ) -> tuple[CreateReport, CreateReport]:
-    """Create the table's topics (prefixed) and the app's internal ones; idempotent."""
+    """Create the table's topics (prefixed) and the app's internal ones (changelogs and the
+    assignor topic); idempotent. Replication min(3, brokers) and ``min.insync.replicas``
+    min(2, replication) from the cluster unless given (``contract.kafka.admin``); existing
+    topics below that rule are logged with the commands that fix them."""
     data = await create_topics(
         settings,
         settings.topic_prefix,
         partitions=partitions,
         replication_factor=replication_factor,
+        min_insync_replicas=min_insync_replicas,
     )
     internal = await create_topics(
         settings,
         "",
         replication_factor=replication_factor,
+        min_insync_replicas=min_insync_replicas,
         topics=internal_topics(settings.app_id, partitions),
+    )
+    warn_under_replicated(
+        log, "streams worker", settings, data.under_replicated + internal.under_replicated
     )
     return data, internal
