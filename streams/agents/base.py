@@ -16,7 +16,6 @@ agent produced from it (Faust's test context does not start a producer).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -28,6 +27,7 @@ from faust.types import ChannelT, EventT, TopicT
 
 from contract.codec import decode, decode_raw, encode, raw_codec
 from contract.errors import InvalidEventError
+from contract.kafka.delivery import AckedSender, Outgoing
 from contract.topics import topic as topic_row
 from streams.agents.batching import KeyedBatchSender
 from streams.settings import StreamsSettings
@@ -70,6 +70,7 @@ class AgentContext:
     outputs: dict[str, ChannelT[Any]] = field(default_factory=dict)
     _inputs: dict[tuple[str, ...], TopicT] = field(default_factory=dict)
     _batchers: dict[str, KeyedBatchSender] = field(default_factory=dict)
+    _sender: AckedSender | None = None
 
     def partitions_of(self, name: str) -> int:
         """Partition count of a logical topic (the table row unless overridden)."""
@@ -98,10 +99,29 @@ class AgentContext:
             channel = self.outputs[name] = self.topic(name)
         return channel
 
+    async def sender(self) -> AckedSender:
+        """The worker's per-record acknowledged sender over the app's own producer
+        (``contract.kafka.delivery``): every output of the agents goes through it."""
+        producer = await app_kafka_producer(self.app)
+        if self._sender is None:
+            self._sender = AckedSender(producer, name=f"{self.settings.app_id} outputs")
+        elif self._sender.producer is not producer:  # Faust restarted its producer
+            self._sender.producer = producer
+        return self._sender
+
     async def send(self, name: str, event_name: str, record: Mapping[str, Any]) -> None:
-        """Encode ``record`` as ``event_name`` and send it to ``name``, keyed per the table."""
+        """Encode ``record`` as ``event_name`` and send it to ``name``, keyed per the table;
+        to a Kafka topic, returns once Kafka acknowledged it (per-record delivery)."""
         key = topic_row(name).key_of(record)
-        await self.output(name).send(key=key, value=encode(event_name, record))
+        await self._send_raw(name, key, encode(event_name, record))
+
+    async def _send_raw(self, name: str, key: bytes | None, value: bytes) -> None:
+        channel = self.output(name)
+        if not isinstance(channel, TopicT):  # in-memory channel (tests)
+            await channel.send(key=key, value=value)
+            return
+        sender = await self.sender()
+        await sender.deliver([Outgoing(self.settings.topic(name), value, key)])
 
     async def send_many(
         self, name: str, event_name: str, records: Iterable[Mapping[str, Any]]
@@ -113,11 +133,13 @@ class AgentContext:
         a ``uuid.UUID`` per id field (9 -> 6 us per record).
 
         To a Kafka topic the records go in per-partition batches on the app's own producer
-        (:class:`~streams.agents.batching.KeyedBatchSender`: one future per batch instead of
-        Faust's per-record send path; the same murmur2 partitions as Faust's send, so the
-        order per key is kept); to an in-memory ``outputs`` channel (tests) one by one.
-        Awaiting the acknowledgements here means the event being processed is done only
-        once its outputs are in Kafka, whatever Faust commits afterwards.
+        through the per-record acknowledged sender (:meth:`sender`, via
+        :class:`~streams.agents.batching.KeyedBatchSender`: the same murmur2 partitions as
+        Faust's send, so the order per key is kept; a partition without a leader delays only
+        its own records, and a failed batch resends only its own records); to an in-memory
+        ``outputs`` channel (tests) one by one. Awaiting the acknowledgements here means the
+        event being processed is done only once its outputs are in Kafka, whatever Faust
+        commits afterwards.
         """
         channel = self.output(name)
         key_of = topic_row(name).key_of
@@ -135,16 +157,15 @@ class AgentContext:
             if key is None:  # batches go by key partition: only keyed topics
                 raise InvalidEventError(f"{event_name} for {name} has no key")
             pairs.append((key, raw_encode(event_name, record)))
-        await asyncio.gather(*await batcher.send_all(pairs))
+        await (await batcher.send_all(pairs))
         return len(pairs)
 
     async def _batcher(self, name: str) -> KeyedBatchSender:
         batcher = self._batchers.get(name)
         if batcher is None:
+            sender = await self.sender()
             batcher = self._batchers[name] = KeyedBatchSender(
-                await app_kafka_producer(self.app),
-                self.settings.topic(name),
-                self.partitions_of(name),
+                sender.producer, self.settings.topic(name), self.partitions_of(name), sender
             )
         return batcher
 
@@ -202,8 +223,7 @@ class AgentContext:
                 now=self.clock(),
                 event_time=message.event_time,
             )
-            channel = self.output("deadletter")
-            await channel.send(key=record["key"], value=encode("DeadLetter", record))
+            await self._send_raw("deadletter", record["key"], encode("DeadLetter", record))
         except Exception:  # a dead letter that cannot be built or sent is logged, never fatal
             log.exception(
                 "%s: could not dead-letter %s[%d]@%d",
