@@ -76,7 +76,7 @@ DEFAULT_MAX_REQUEST = 1024 * 1024  # aiokafka's max_request_size default (bytes)
 
 def record_size(record: Outgoing) -> int:
     """Key, value and header bytes of a record (the batch adds a few dozen)."""
-    headers = sum(len(k) + len(v) for k, v in record.headers)
+    headers = sum(len(k) + len(v or b"") for k, v in record.headers)
     return len(record.key or b"") + len(record.value or b"") + headers + 64
 
 
@@ -91,7 +91,7 @@ class Outgoing:
     key: bytes | None = None
     partition: int | None = None
     timestamp_ms: int | None = None
-    headers: tuple[tuple[str, bytes], ...] = ()
+    headers: tuple[tuple[str, bytes | None], ...] = ()
     ref: Any = None
 
 
