@@ -227,7 +227,7 @@ class AckedSender:
         wake = self._lane_wake.get(lane)
         if wake is None:
             wake = self._lane_wake[lane] = asyncio.Event()
-            self._ensure_task(f"lane:{record.topic}[{partition}]", lambda: self._lane_forever(lane))
+        self._ensure_task(f"lane:{record.topic}[{partition}]", lambda: self._lane_forever(lane))
         wake.set()
 
     def _ensure_task(self, name: str, run: Callable[[], Any]) -> None:
@@ -275,7 +275,11 @@ class AckedSender:
             if state.retry_at > now:
                 await asyncio.sleep(state.retry_at - now)
                 continue
-            await self._send_batch(lane)
+            try:
+                await self._send_batch(lane)
+            except Exception:  # a bug or an unforeseen error: logged, the lane goes on
+                log.exception("%s: lane %s[%d]", self.name, *lane)
+                await asyncio.sleep(self.ledger.max_backoff_s)
 
     async def _send_batch(self, lane: Lane) -> None:
         topic, partition = lane
@@ -398,9 +402,14 @@ class AckedSender:
             if self.producer is not broken:
                 return  # another lane replaced it already
             log.warning("%s: producer broken (%s); starting a new one", self.name, exc)
-            fresh = self.producer_factory()
-            if asyncio.iscoroutine(fresh):
-                fresh = await fresh
+            try:
+                fresh = self.producer_factory()
+                if asyncio.iscoroutine(fresh):
+                    fresh = await fresh
+            except Exception as failed:  # e.g. Kafka unreachable: the next failure tries again
+                self._note_error(f"new producer: {type(failed).__name__}: {failed}")
+                log.warning("%s: no new producer yet: %s", self.name, failed)
+                return
             self.producer = fresh
             self.replaced_producers += 1
         asyncio.get_running_loop().create_task(stop_within(broken, 5.0))
