@@ -34,6 +34,7 @@ from streams.agents.base import AgentContext, wall_clock_micros
 from streams.agents.sitebook import SiteBook
 from streams.agents.telemetry_service import TelemetryService
 from streams.settings import StreamsSettings
+from streams.shutdown import BoundedWorker, report_pending
 
 log = logging.getLogger(__name__)
 
@@ -120,12 +121,16 @@ def build(
         # a killed worker's partitions move to the others after 10 s (Faust's default: 60 s)
         broker_session_timeout=10.0,
         broker_heartbeat_interval=3.0,
+        # SIGTERM -> gone within WORKER_STOP_S even with Kafka unreachable (streams.shutdown)
+        Worker=BoundedWorker,
     )
     ctx = AgentContext(app, settings, partitions, clock)
     book = SiteBook()
     aggregator = TelemetryAggregator(settings, book)
     telemetry = TelemetryService(app, settings, aggregator, clock=clock, beacon=app.beacon)
     app.service(telemetry)  # type: ignore[arg-type]  # an instance: Faust starts it as is
+    report_pending(lambda: [] if ctx._sender is None else ctx._sender.unacked())
+    report_pending(telemetry.unacked)
     built = StreamsApp(
         app,
         ctx,

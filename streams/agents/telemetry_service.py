@@ -131,6 +131,10 @@ class TelemetryService(BatchConsumer):
         self.last_outcome = outcome
         return outcome
 
+    def unacked(self) -> list[Outgoing]:
+        """Fleet states and dead letters sent and not acknowledged yet."""
+        return [] if self._sender is None else self._sender.unacked()
+
     async def _send(self, outcome: BatchOutcome) -> None:
         """Fleet states and dead letters through the per-record acknowledged sender over the
         app's producer (``contract.kafka.delivery``; Faust's producer without one, e.g. in
