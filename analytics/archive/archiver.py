@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 LOCK_NAME = ".archiver.lock"
 COMMIT_S = 5.0  # an informational offset commit waits at most this
 STOP_S = 5.0  # the consumer's stop waits at most this (then the process exits anyway)
+# SIGTERM -> stopped, whatever Kafka does: the last poll, a flush, its commit, the stop
+STOP_BOUND_S = 1.0 + COMMIT_S + STOP_S + 2.0
 
 
 class ArchiverError(RuntimeError):

@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -458,28 +458,66 @@ def _accumulator_failed(producer: Any) -> bool:
     return getattr(accumulator, "_exception", None) is not None
 
 
-async def stop_within(producer: Any, timeout_s: float) -> bool:
-    """Stop an ``AIOKafkaProducer`` within ``timeout_s`` even with Kafka unreachable.
+async def stop_within(client: Any, timeout_s: float) -> bool:
+    """Stop an aiokafka producer or consumer within ``timeout_s`` even with Kafka gone.
 
-    ``stop()`` waits for every queued batch to be delivered, so with the brokers gone it
-    would wait for good; past the bound its sender task is cancelled and its connections
-    closed (what it held is the caller's to keep: an outbox, a redelivered input). True
-    when it stopped by itself."""
-    stop = asyncio.ensure_future(producer.stop())
+    A producer's ``stop()`` waits for every queued batch to be delivered, a consumer's for
+    its group to be left: with the brokers frozen or gone that wait has no end. Past the
+    bound the producer's sender task is cancelled and every connection of the client closed
+    (what it held is the caller's to keep: an outbox, a redelivered input). True when it
+    stopped by itself."""
+    stop = asyncio.ensure_future(client.stop())
     done, _ = await asyncio.wait({stop}, timeout=timeout_s)
     if done:
         with contextlib.suppress(Exception):
             stop.result()
         return True
-    sender = getattr(producer, "_sender", None)
-    task = getattr(sender, "sender_task", None)
-    if task is not None:
-        task.cancel()
+    sender = getattr(client, "_sender", None)  # a producer's
+    tasks = [getattr(sender, "sender_task", None)]
+    coordinator = getattr(client, "_coordinator", None)  # a consumer's
+    tasks += [
+        getattr(coordinator, name, None)
+        for name in ("_coordination_task", "_heartbeat_task", "_commit_refresh_task")
+    ]
+    for task in tasks:
+        if isinstance(task, asyncio.Future):
+            task.cancel()
     stop.cancel()
-    client = getattr(producer, "client", None)
-    if client is not None:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(client.close(), 2.0)
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await stop
+    fetcher = getattr(client, "_fetcher", None)  # a consumer's fetch task holds connections
+    if fetcher is not None:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(fetcher.close(), 1.0)
+    await force_close(getattr(client, "client", None) or getattr(client, "_client", None))
     return False
+
+
+async def finish(cleanup: Coroutine[Any, Any, Any]) -> None:
+    """Run a bounded ``cleanup`` to its end even while the calling task is being cancelled
+    again and again (a service's stop cancels its tasks every half second): a client
+    stopped half way would leave its sockets open. The caller's own cancellation still
+    propagates once its ``finally`` is done."""
+    task = asyncio.ensure_future(cleanup)
+    while not task.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(task)
+    with contextlib.suppress(Exception):
+        task.result()
+
+
+async def force_close(kafka_client: Any) -> None:
+    """Close an ``AIOKafkaClient``'s connections now, without waiting on any broker: its
+    metadata task cancelled (a connection it was opening closes itself), then every
+    connection's socket closed."""
+    if kafka_client is None:
+        return
+    sync = getattr(kafka_client, "_sync_task", None)
+    if sync is not None:
+        sync.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(sync, 1.0)
+        kafka_client._sync_task = None
+    for conn in list(getattr(kafka_client, "_conns", {}).values()):
+        with contextlib.suppress(Exception):
+            conn.close()

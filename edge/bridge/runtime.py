@@ -38,7 +38,7 @@ from aiokafka.errors import KafkaError  # type: ignore[import-untyped, unused-ig
 from contract.deadletter import build_dead_letter
 from contract.errors import EventDecodeError
 from contract.kafka import clients
-from contract.kafka.delivery import AckedSender, Outgoing, stop_within
+from contract.kafka.delivery import AckedSender, Outgoing, finish, stop_within
 from contract.kafka.settings import KafkaSettings
 from edge.bridge.config import BridgeConfig, ConfigError, SiteConfig
 from edge.bridge.diskwriter import DiskWriter
@@ -60,6 +60,9 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 10.0  # then the files are closed even if a task ignored cancellation
 PRODUCER_STOP_S = 3.0  # the producer stops within this even with Kafka unreachable
+CONSUMER_STOP_S = 3.0  # the consumer leaves its group within this, or is closed
+# SIGTERM -> stopped, whatever Kafka does: the tasks' grace, the producer's stop, files closed
+STOP_BOUND_S = SHUTDOWN_GRACE_S + 2.0
 MAX_IN_FLIGHT = 20_000  # outbox records handed to the sender and not acknowledged yet
 STALL_S = 15.0  # records out and no acknowledgement for this long: Kafka counts as down
 
@@ -270,9 +273,8 @@ class Bridge:
                 log.warning("bridge %s: consumer: %s", self.config.bridge_id, exc)
             except Exception:  # e.g. OutboxFullError: stop consuming, retry from the commit
                 log.exception("bridge %s: consumer stopped", self.config.bridge_id)
-            finally:
-                with contextlib.suppress(Exception):
-                    await consumer.stop()
+            finally:  # bounded: a frozen broker must not hold the bridge's stop
+                await finish(stop_within(consumer, CONSUMER_STOP_S))
             await asyncio.sleep(backoff)
             backoff = min(5.0, backoff * 2)
 
@@ -409,9 +411,14 @@ class Bridge:
             try:
                 await self._flush(sender)
             finally:
-                self._unacked = await sender.close()
-                self._sender = None
-                await stop_within(sender.producer, PRODUCER_STOP_S)
+                await finish(self._wind_down(sender))
+
+    async def _wind_down(self, sender: AckedSender) -> None:
+        """The sender's lanes stopped (what they held stays in the outbox), the producer
+        stopped within ``PRODUCER_STOP_S``."""
+        self._unacked = await sender.close()
+        self._sender = None
+        await stop_within(sender.producer, PRODUCER_STOP_S)
 
     def _delivered(self, records: list[Outgoing]) -> None:
         self.outbox.ack(r.ref for r in records)
