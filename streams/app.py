@@ -127,10 +127,17 @@ def build(
     ctx = AgentContext(app, settings, partitions, clock)
     book = SiteBook()
     aggregator = TelemetryAggregator(settings, book)
-    telemetry = TelemetryService(app, settings, aggregator, clock=clock, beacon=app.beacon)
+    telemetry = TelemetryService(
+        app, settings, aggregator, clock=clock, sender=ctx.sender, beacon=app.beacon
+    )
     app.service(telemetry)  # type: ignore[arg-type]  # an instance: Faust starts it as is
-    report_pending(lambda: [] if ctx._sender is None else ctx._sender.unacked())
-    report_pending(telemetry.unacked)
+    report_pending(ctx.unacked)
+
+    async def close_outputs(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await ctx.close_sender()
+
+    app.on_before_shutdown.connect(close_outputs)
+
     built = StreamsApp(
         app,
         ctx,

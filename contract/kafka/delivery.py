@@ -11,13 +11,18 @@ acknowledged:
 - a lane's records reach the log in the order they were submitted; a failed batch puts only
   its own records back at the front of its lane (the bookkeeping is the pure
   :class:`~contract.kafka.ledger.DeliveryLedger`) and they are resent after a backoff
-  through the same idempotent producer, so nothing acknowledged is ever sent twice;
-  aiokafka's idempotent producer retries a batch on the wire until it lands and expires
-  only batches that never left (no leader within ``request_timeout_ms``), which carry no
-  sequence number yet, so resending them cannot duplicate either;
-- only when the producer itself is broken (closed, fenced, out of sequence) and the sender
-  owns a ``producer_factory`` is the producer replaced; records on the wire at that moment
-  may then land twice, with their original ids: readers deduplicate by ``event_id``.
+  through the same idempotent producer, so nothing acknowledged is ever sent again;
+  aiokafka's idempotent producer retries a batch on the wire until it lands, and fails a
+  batch only when its partition has had no leader for ``request_timeout_ms``;
+- aiokafka 0.14 fails such a batch even after it had been given a sequence number (a retry
+  re-queued while the leader was gone), and from then on the broker refuses the partition's
+  later batches (``OutOfOrderSequenceNumber``): the producer is broken for that partition.
+  So is one that was closed or fenced. Then, with a ``producer_factory``, the sender
+  replaces the producer (new producer id, sequences from 0) and resends what was not
+  acknowledged; the expired batch may have landed after all, so a record can then be in
+  the log twice, with its original ``event_id``: readers deduplicate by event id (the
+  archive does: ``analytics.archive.dedupe``). Without a factory the lane keeps retrying
+  and says so in the log.
 
 Callers either submit and are told through ``on_ack`` (the bridge's outbox: each record
 marked delivered when its batch is acknowledged) or :meth:`AckedSender.deliver` a group and

@@ -16,6 +16,7 @@ agent produced from it (Faust's test context does not start a producer).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -27,7 +28,8 @@ from faust.types import ChannelT, EventT, TopicT
 
 from contract.codec import decode, decode_raw, encode, raw_codec
 from contract.errors import InvalidEventError
-from contract.kafka.delivery import AckedSender, Outgoing
+from contract.kafka import clients
+from contract.kafka.delivery import AckedSender, Outgoing, stop_within
 from contract.topics import topic as topic_row
 from streams.agents.batching import KeyedBatchSender
 from streams.settings import StreamsSettings
@@ -71,6 +73,7 @@ class AgentContext:
     _inputs: dict[tuple[str, ...], TopicT] = field(default_factory=dict)
     _batchers: dict[str, KeyedBatchSender] = field(default_factory=dict)
     _sender: AckedSender | None = None
+    _sender_lock: asyncio.Lock | None = None
 
     def partitions_of(self, name: str) -> int:
         """Partition count of a logical topic (the table row unless overridden)."""
@@ -100,14 +103,54 @@ class AgentContext:
         return channel
 
     async def sender(self) -> AckedSender:
-        """The worker's per-record acknowledged sender over the app's own producer
-        (``contract.kafka.delivery``): every output of the agents goes through it."""
-        producer = await app_kafka_producer(self.app)
+        """The worker's per-record acknowledged sender (``contract.kafka.delivery``): every
+        output of the agents goes through it, on a producer of its own (acks=all,
+        idempotent), replaced by a fresh one if its sequence breaks (e.g. a batch expired
+        while its partition had no leader; Faust's own producer could not be replaced)."""
         if self._sender is None:
-            self._sender = AckedSender(producer, name=f"{self.settings.app_id} outputs")
-        elif self._sender.producer is not producer:  # Faust restarted its producer
-            self._sender.producer = producer
+            if self._sender_lock is None:
+                self._sender_lock = asyncio.Lock()
+            async with self._sender_lock:
+                if self._sender is None:
+                    self._sender = AckedSender(
+                        await self._started_producer(),
+                        name=f"{self.settings.app_id} outputs",
+                        producer_factory=self._started_producer,
+                    )
         return self._sender
+
+    async def _started_producer(self) -> Any:
+        settings = self.settings
+        producer = clients.producer(
+            settings,
+            client_id=f"{settings.app_id}-outputs",
+            linger_ms=2,
+            # per-partition batches of a fan-out of up to 512 KiB: one fleet setpoint's
+            # 10,000 commands in a few round trips per partition
+            max_batch_size=512 * 1024,
+        )
+        await clients.start(producer, settings)
+        return producer
+
+    def unacked(self) -> list[Outgoing]:
+        """Outputs sent and not acknowledged yet."""
+        return [] if self._sender is None else self._sender.unacked()
+
+    async def close_sender(self, timeout_s: float = 5.0) -> list[Outgoing]:
+        """Stop the sender and its producer within ``timeout_s`` (Kafka reachable or not);
+        the outputs not acknowledged (their inputs are not committed: read again)."""
+        sender, self._sender = self._sender, None
+        if sender is None:
+            return []
+        left = await sender.close(drain_s=timeout_s / 2)
+        await stop_within(sender.producer, timeout_s / 2)
+        if left:
+            log.warning(
+                "%s: stopped with %d output(s) not acknowledged; their inputs are read again",
+                sender.name,
+                len(left),
+            )
+        return left
 
     async def send(self, name: str, event_name: str, record: Mapping[str, Any]) -> None:
         """Encode ``record`` as ``event_name`` and send it to ``name``, keyed per the table;

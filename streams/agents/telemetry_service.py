@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -97,12 +97,13 @@ class TelemetryService(BatchConsumer):
         aggregator: TelemetryAggregator,
         *,
         clock: Callable[[], int] = wall_clock_micros,
+        sender: Callable[[], Awaitable[AckedSender]] | None = None,
         **kwargs: Any,
     ) -> None:
         self.aggregator = aggregator
         self.clock = clock
         self._producer: Any = None
-        self._sender: AckedSender | None = None
+        self._sender_of = sender
         self._state_topic = settings.topic("fleet.state")
         self._dlq_topic = settings.topic("deadletter")
         self.last_outcome = BatchOutcome()  #: the last batch's outcome
@@ -131,10 +132,6 @@ class TelemetryService(BatchConsumer):
         self.last_outcome = outcome
         return outcome
 
-    def unacked(self) -> list[Outgoing]:
-        """Fleet states and dead letters sent and not acknowledged yet."""
-        return [] if self._sender is None else self._sender.unacked()
-
     async def _send(self, outcome: BatchOutcome) -> None:
         """Fleet states and dead letters through the per-record acknowledged sender over the
         app's producer (``contract.kafka.delivery``; Faust's producer without one, e.g. in
@@ -159,11 +156,8 @@ class TelemetryService(BatchConsumer):
             )
         if not out:
             return
-        kafka = started_kafka_producer(self.app)
-        if kafka is not None:
-            if self._sender is None or self._sender.producer is not kafka:
-                self._sender = AckedSender(kafka, name=NAME)
-            await self._sender.deliver(out)
+        if self._sender_of is not None and started_kafka_producer(self.app) is not None:
+            await (await self._sender_of()).deliver(out)
             return
         producer = self._producer
         futures = [await producer.send(r.topic, r.key, r.value, None, None, None) for r in out]
