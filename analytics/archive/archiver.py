@@ -34,7 +34,7 @@ from analytics.archive.layout import TopicPartition, check_topic, parse_part, re
 from analytics.archive.rows import DecodedEvent, Decoder, decode_row
 from analytics.archive.writer import ArchiveWriter
 from contract.kafka import clients
-from contract.kafka.admin import topic_partitions
+from contract.kafka.admin import report_replication, topic_partitions
 from contract.kafka.records import raw_record
 from contract.kafka.settings import KafkaSettings
 
@@ -165,6 +165,7 @@ class Archiver:
         missing = [t for t in self.config.topics if t not in counts]
         if missing:
             raise ArchiverError(f"topics missing on {kafka.describe()}: {', '.join(missing)}")
+        await report_replication(kafka, self.config.topics, "archiver", log)
         consumer = clients.consumer(
             kafka,
             group_id=self.config.group_id,

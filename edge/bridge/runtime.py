@@ -38,6 +38,7 @@ from aiokafka.errors import KafkaError  # type: ignore[import-untyped, unused-ig
 from contract.deadletter import build_dead_letter
 from contract.errors import EventDecodeError
 from contract.kafka import clients
+from contract.kafka.admin import report_replication
 from contract.kafka.delivery import AckedSender, Outgoing, finish, stop_within
 from contract.kafka.settings import KafkaSettings
 from edge.bridge.config import BridgeConfig, ConfigError, SiteConfig
@@ -181,6 +182,12 @@ class Bridge:
             for c in self.sites.values():
                 c.commands.on_trace = self._write_trace
 
+    async def _check_replication(self) -> None:
+        """Once at start: the topics the bridge uses below the cluster's replication rule
+        are named in the log, with the commands that fix them (never fatal)."""
+        topics = [self.topics.command_topic, *self.topics.outgoing()]
+        await report_replication(self.kafka, topics, f"bridge {self.config.bridge_id}", log)
+
     def _write_trace(self, trace: CommandTrace) -> None:
         """One line per applied command (buffered; the file is closed with the bridge)."""
         if self._trace is not None:
@@ -212,6 +219,7 @@ class Bridge:
             for sid, c in self.sites.items()
         ]
         tasks += [
+            asyncio.create_task(self._check_replication(), name="replication-check"),
             asyncio.create_task(self._consume_forever(), name="consumer"),
             asyncio.create_task(self._flush_forever(), name="outbox-flusher"),
             asyncio.create_task(self._housekeeping(), name="housekeeping"),
