@@ -266,12 +266,14 @@ async def _pipeline_once(built: StreamsApp, hop: _Hop, tag: str) -> tuple[float,
     allocation = built.allocator.allocate("FleetSetpoint", order)
     assert allocation is not None  # a FleetSetpoint always allocates
     setpoints = allocation.setpoints
-    sent = []
-    for first in range(0, len(setpoints), CHUNK):  # the broker gets a chunk while we encode
-        sent += await hop.setpoints.send_all(
+    # the broker gets a chunk while we encode the next
+    sent = [
+        await hop.setpoints.send_all(
             (sp.site_id.encode(), codec.encode("SiteSetpoint", sp.to_record()))
             for sp in setpoints[first : first + CHUNK]
         )
+        for first in range(0, len(setpoints), CHUNK)
+    ]
     # hop 2 starts at once (as the filter's consumer would), not when hop 1 is acknowledged
     acked_at: list[float] = []
     acked = asyncio.ensure_future(asyncio.gather(*sent))
@@ -291,7 +293,7 @@ async def _pipeline_once(built: StreamsApp, hop: _Hop, tag: str) -> tuple[float,
                         (command.site_id.encode(), codec.encode("SiteCommand", command.to_record()))
                     )
         commands += len(out)
-        futures += await hop.commands.send_all(out)
+        futures.append(await hop.commands.send_all(out))
     await asyncio.gather(acked, *futures)
     setpoints_s = acked_at[0] - started
     return time.perf_counter() - started, setpoints_s, time.process_time() - cpu, commands
@@ -307,7 +309,7 @@ async def _raw_once(hop: _Hop, *, batched: bool) -> float:
     ]
     started = time.perf_counter()
     if batched:
-        await asyncio.gather(*await hop.commands.send_all(payloads))
+        await (await hop.commands.send_all(payloads))
     else:
         name = hop.commands.topic
         raw = [await hop.producer.send(name, v, key=k) for k, v in payloads]

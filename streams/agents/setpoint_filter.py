@@ -28,7 +28,6 @@ this assumes the fleet app runs as one worker (see ``sitebook``).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -220,13 +219,16 @@ class SetpointFilter:
         topic = table.changelog_topic
         if self._changelog is None:
             self._changelog = KeyedBatchSender(
-                kafka, topic.get_topic_name(), self.ctx.partitions_of("site.setpoints")
+                kafka,
+                topic.get_topic_name(),
+                self.ctx.partitions_of("site.setpoints"),
+                await self.ctx.sender(),
             )
         records = [
             (partition, *changelog_entry(site_id, data))
             for site_id, (partition, data) in changes.items()
         ]
-        for metadata in await asyncio.gather(*await self._changelog.send_partitioned(records)):
+        for metadata in await (await self._changelog.send_partitioned(records)):
             table.data.set_persisted_offset(metadata.topic_partition, metadata.offset)
 
     async def emit(self, command: SiteCommand) -> None:

@@ -295,3 +295,35 @@ def test_inverter_leaving_remote_control_gets_the_setpoint_back(fleet: SimBridge
     keepalive = site.polling.keepalive
     _wait(lambda: fleet.do(lambda: keepalive.reasserts) >= 1, 20, "the setpoint to be re-written")
     _wait(lambda: abs(fleet.do(lambda: sim.battery.power_kw) - 2.0) < 0.3, 20, "power back at 2 kW")
+
+
+def test_undecodable_bytes_become_a_dead_letter_with_the_original(fleet: SimBridge) -> None:
+    """Random bytes keyed to a site of this bridge: a DeadLetter on ``deadletter`` with the
+    reason and the original bytes (as the streams worker does), nothing applied, and the
+    bridge goes on serving commands."""
+    garbage = bytes(range(256)) * 3 + uuid.uuid4().bytes
+
+    async def produce() -> None:
+        from contract.kafka import clients
+
+        async with clients.running(clients.producer(fleet.kafka), fleet.kafka) as producer:
+            await producer.send_and_wait(fleet.topics.command_topic, value=garbage, key=b"hw")
+
+    asyncio.run(produce())
+
+    def found(recs: list[dict[str, Any]]) -> bool:
+        return any(r["original"] == garbage for r in recs)
+
+    letters = asyncio.run(
+        read_events(fleet.kafka, fleet.topics.dead_letter_topic(), found, timeout_s=30)
+    )
+    (letter,) = [r for r in letters if r["original"] == garbage]
+    assert letter["source_topic"] == fleet.topics.command_topic
+    assert letter["key"] == b"hw"
+    assert letter["consumer"].startswith("edge-bridge-")
+    assert letter["error_type"], letter
+    assert letter["reason"], letter
+    # the bridge still answers a valid command afterwards
+    cmd = new_command("hw", Kind.SET_POWER, 0.5)
+    send(fleet, [cmd])
+    assert results(fleet, {cmd.command_id})[cmd.command_id]["status"] in ("APPLIED", "CLAMPED")
