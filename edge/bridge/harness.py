@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from contract.codec import default_codec
+from contract.enums import CommandKind, Product
 from contract.kafka import clients
 from contract.kafka.cliargs import options_of
 from contract.kafka.settings import KafkaSettings
+from contract.records import ReserveArm
 from edge.bridge.config import BatteryLimits, BridgeConfig, OutboxConfig, SiteConfig
 from edge.bridge.events import COMMAND, command_record
-from edge.bridge.model import BridgeCommand, Kind, ReserveParams
+from edge.bridge.model import BridgeCommand
 from edge.bridge.runtime import Bridge
 from edge.bridge.sink import BridgeTopics
 from edge.hal.registermap import load_all
@@ -201,11 +203,12 @@ class SimBridge:
 
 def new_command(
     site_id: str,
-    kind: Kind = Kind.SET_POWER,
+    kind: CommandKind = CommandKind.SET_POWER,
     power_kw: float | None = None,
     *,
     valid_s: float = 120.0,
-    reserve: ReserveParams | None = None,
+    reserve: ReserveArm | None = None,
+    product: Product | None = None,
     command_id: str | None = None,
     now: datetime | None = None,
 ) -> BridgeCommand:
@@ -220,6 +223,7 @@ def new_command(
         reserve=reserve,
         event_id=str(uuid.uuid4()),
         issued_by="harness",
+        product=product,
     )
 
 

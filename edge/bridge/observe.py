@@ -13,9 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from contract.enums import CommandStatus
 from edge.bridge.events import Outcome
 from edge.bridge.idempotency import Tracking
-from edge.bridge.model import BridgeCommand, Kind, Status
+from edge.bridge.model import BridgeCommand
 from edge.bridge.override import Observation, classify
 from edge.bridge.safety import Accepted
 from edge.bridge.shared import SiteShared
@@ -57,15 +58,16 @@ async def observe(
     ``applied``: how many commands the pipeline has applied by now (a later one supersedes
     this one's measurement).
     """
-    cmd, decision, hal_cmd = w.cmd, w.decision, w.hal_cmd
-    written = None if cmd.kind is Kind.SAFE_MODE else hal_cmd.power_kw
+    cmd, decision = w.cmd, w.decision
+    written = decision.written_kw  # None: handed back to the site's own mode
     base = Outcome(
         cmd.command_id,
         cmd.site_id,
-        Status.APPLIED,
+        CommandStatus.APPLIED,
         requested_kw=decision.requested_kw,
         written_kw=written,
         cause=decision.clamp_cause,
+        reason=decision.reason,
         register_writes=w.writes,
         latency_ms=latency_ms,
     )
@@ -77,27 +79,31 @@ async def observe(
         faults = await shared.device.read_faults()
     except HalError as exc:
         shared.link.failed(exc)
-        return replace(base, reason=f"written; read-back failed: {exc}")
+        return replace(base, reason=_also(decision.reason, f"written; read-back failed: {exc}"))
     shared.telemetry = tel
     measured = tel.battery_power_kw
     elapsed = (shared.clock() - w.acked).total_seconds()
     if written is None or measured is None:
-        status = Status.CLAMPED if decision.clamped else Status.APPLIED
+        status = CommandStatus.CLAMPED if decision.clamped else CommandStatus.APPLIED
         return replace(
             base,
             status=status,
             measured_kw=measured,
             measured_soc_pct=tel.soc_pct,
-            reason="handed back to the OEM's own mode"
-            if written is None
-            else "battery power not measured",
+            reason=_also(
+                decision.reason,
+                "handed back to the OEM's own mode"
+                if written is None
+                else "battery power not measured",
+            ),
         )
     if w.seq != applied():
         return replace(
             base,
+            status=CommandStatus.CLAMPED if decision.clamped else CommandStatus.APPLIED,
             measured_kw=measured,
             measured_soc_pct=tel.soc_pct,
-            reason="written; superseded before the response time passed",
+            reason=_also(decision.reason, "written; superseded before the response time passed"),
         )
     site = shared.site
     verdict = classify(
@@ -109,7 +115,7 @@ async def observe(
         soc_max_pct=site.soc_reserve_max_pct,
         gate_cause=decision.clamp_cause,
     )
-    if verdict.status is not Status.APPLIED:
+    if verdict.status is not CommandStatus.APPLIED:
         shared.device.forget_held()  # clamped or overridden: the registers may not hold ours
     return replace(
         base,
@@ -117,5 +123,10 @@ async def observe(
         measured_kw=measured,
         measured_soc_pct=tel.soc_pct,
         cause=verdict.cause,
-        reason=verdict.reason,
+        reason=_also(decision.reason, verdict.reason),
     )
+
+
+def _also(first: str | None, then: str) -> str:
+    """The command's own clamp reason (if any), then what the read-back found."""
+    return then if first is None else f"{first}; {then}"

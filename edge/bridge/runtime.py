@@ -24,7 +24,8 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TextIO
+from datetime import UTC, datetime
+from typing import Any, TextIO
 
 from aiokafka import (  # type: ignore[import-untyped, unused-ignore]  # ships no py.typed
     AIOKafkaConsumer,
@@ -39,7 +40,7 @@ from contract.kafka import clients
 from contract.kafka.settings import KafkaSettings
 from edge.bridge.config import BridgeConfig, ConfigError, SiteConfig
 from edge.bridge.diskwriter import DiskWriter
-from edge.bridge.events import COMMAND, command_from_record
+from edge.bridge.events import COMMAND, command_from_record, unusable
 from edge.bridge.idempotency import IdempotencyStore, Tracking
 from edge.bridge.model import BridgeInputError
 from edge.bridge.observe import CommandTrace
@@ -100,6 +101,7 @@ class BridgeStats:
     consumed: int = 0
     skipped_not_ours: int = 0
     undecodable: int = 0
+    refused: int = 0  # decoded, but invalid for the bridge: REJECTED with the reason
     sent: int = 0
     send_failures: int = 0
     commits: int = 0
@@ -300,11 +302,16 @@ class Bridge:
         try:
             if rec.value is None:
                 raise BridgeInputError("empty message")
-            cmd = command_from_record(self.sink.codec.decode_as(COMMAND, rec.value))
+            record = self.sink.codec.decode_as(COMMAND, rec.value)
         except (EventDecodeError, BridgeInputError) as exc:
             self.stats.undecodable += 1
             log.warning("bridge: undecodable command at %s/%s: %s", rec.partition, rec.offset, exc)
             self.offsets.finished(rec.partition, rec.offset)
+            return
+        try:
+            cmd = command_from_record(record)
+        except BridgeInputError as exc:
+            self._refuse(key, record, exc, rec, tracking)
             return
         site = self.sites.get(key) if key is not None else self.sites.get(cmd.site_id)
         if site is None:  # unkeyed and for another bridge's site
@@ -313,6 +320,28 @@ class Bridge:
             return
         # A keyed message whose body names another site reaches the gate, which refuses it.
         site.submit(cmd, tracking)
+
+    def _refuse(
+        self,
+        key: str | None,
+        record: dict[str, Any],
+        exc: BridgeInputError,
+        rec: ConsumerRecord[bytes, bytes],
+        tracking: Tracking,
+    ) -> None:
+        """A command that decodes but that the bridge cannot act on: REJECTED with the reason
+        by the site it is for (never dropped silently); one naming no site or command id of
+        ours is counted and logged."""
+        bad = unusable(record, exc, datetime.now(UTC))
+        site = self.sites.get(key if key is not None else str(record.get("site_id")))
+        if bad is None or site is None:
+            self.stats.undecodable += 1
+            log.warning("bridge: unusable command at %s/%s: %s", rec.partition, rec.offset, exc)
+            self.offsets.finished(rec.partition, rec.offset)
+            return
+        self.stats.refused += 1
+        log.warning("bridge: command %s refused: %s", bad.command_id, exc)
+        site.refuse(bad, tracking)
 
     # --------------------------------------------------------------- flusher
     async def _flush_forever(self) -> None:

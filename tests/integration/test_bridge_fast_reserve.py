@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from contract.enums import CommandKind, Product
+from contract.records import ReserveArm
 from edge.bridge.diskwriter import DiskWriter
 from edge.bridge.harness import SimSpec, free_port, new_command, site_config
 from edge.bridge.idempotency import IdempotencyStore
-from edge.bridge.model import Kind, Product, ReserveParams
 from edge.bridge.outbox import Outbox
 from edge.bridge.sink import BridgeTopics, EventSink
 from edge.bridge.site import SiteController
@@ -58,8 +59,8 @@ async def step_responses(
             await asyncio.sleep(0.02)
         arm = new_command(
             "r",
-            Kind.ARM_RESERVE,
-            reserve=ReserveParams(Product.FCR_D_UP, CAPACITY_KW, 49.9, 49.5),
+            CommandKind.ARM_RESERVE,
+            reserve=ReserveArm(Product.FCR_D_UP, CAPACITY_KW, 49.9, 49.5),
             valid_s=120.0,
         )
         ctl.submit(arm)

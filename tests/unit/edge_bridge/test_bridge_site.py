@@ -11,16 +11,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from contract.enums import CommandKind, SiteMode
 from edge.bridge.diskwriter import DiskWriter
 from edge.bridge.events import RESULT
 from edge.bridge.harness import SimSpec, free_port, new_command, site_config
 from edge.bridge.idempotency import IdempotencyStore
-from edge.bridge.model import Kind
 from edge.bridge.outbox import Outbox
 from edge.bridge.sink import BridgeTopics, EventSink
 from edge.bridge.site import SiteController
 from edge.hal.device import Device
-from edge.hal.points import Mode
 from edge.hal.registermap import RegisterMap, load_all
 from edge.hal.transport import ModbusTransport
 from edge.sim.battery import BatteryParams
@@ -91,7 +90,7 @@ def test_expired_command_reverts_to_safe_mode(tmp_path: Path) -> None:
     async def body() -> None:
         async with controller(tmp_path) as (ctl, _sim):
             await until(lambda: ctl.shared.telemetry is not None)
-            cmd = new_command("s1", Kind.SET_POWER, 2.0, valid_s=1.5)
+            cmd = new_command("s1", CommandKind.SET_POWER, 2.0, valid_s=1.5)
             ctl.submit(cmd)
             await ctl.drain()
             assert results(ctl)[cmd.command_id]["status"] == "APPLIED"
@@ -101,11 +100,11 @@ def test_expired_command_reverts_to_safe_mode(tmp_path: Path) -> None:
             await until(
                 lambda: (
                     ctl.shared.telemetry is not None
-                    and ctl.shared.telemetry.mode is not Mode.FORCED
+                    and ctl.shared.telemetry.mode is not SiteMode.FORCED
                 )
             )
             assert ctl.shared.telemetry is not None
-            assert ctl.shared.telemetry.mode is Mode.SELF_CONSUMPTION
+            assert ctl.shared.telemetry.mode is SiteMode.SELF_CONSUMPTION
 
     run(body)
 
@@ -114,7 +113,7 @@ def test_safe_mode_and_resubmission(tmp_path: Path) -> None:
     async def body() -> None:
         async with controller(tmp_path) as (ctl, sim):
             await until(lambda: ctl.shared.telemetry is not None)
-            cmd = new_command("s1", Kind.SET_POWER, -1.0)
+            cmd = new_command("s1", CommandKind.SET_POWER, -1.0)
             ctl.submit(cmd)
             ctl.submit(cmd)  # redelivered while in flight
             await ctl.drain()
@@ -125,7 +124,7 @@ def test_safe_mode_and_resubmission(tmp_path: Path) -> None:
             sent = [r for r in ctl.sink.outbox.pending(10_000) if r.topic.endswith("results")]
             assert len(sent) == 2
             assert len({r.event_id for r in sent}) == 1
-            safe = new_command("s1", Kind.SAFE_MODE)
+            safe = new_command("s1", CommandKind.SAFE_MODE)
             ctl.submit(safe)
             await ctl.drain()
             res = results(ctl)[safe.command_id]
@@ -139,7 +138,7 @@ def test_safe_mode_and_resubmission(tmp_path: Path) -> None:
 
 def test_command_seen_claimed_after_a_crash_is_not_written(tmp_path: Path) -> None:
     async def body() -> None:
-        cmd = new_command("s1", Kind.SET_POWER, 1.0)
+        cmd = new_command("s1", CommandKind.SET_POWER, 1.0)
         with IdempotencyStore(tmp_path / "idem.sqlite") as store:  # the previous process
             now = datetime.now(UTC)
             store.claim(cmd.command_id, "s1", now + timedelta(minutes=2), now)
@@ -167,7 +166,7 @@ def test_write_the_map_refuses_is_rejected_and_never_sent(tmp_path: Path) -> Non
         async with controller(tmp_path, "huawei", narrow) as (ctl, sim):
             await until(lambda: ctl.shared.telemetry is not None)
             writes = len(sim.write_log)
-            cmd = new_command("s1", Kind.SET_POWER, -2.0)  # a charge: the bounded register
+            cmd = new_command("s1", CommandKind.SET_POWER, -2.0)  # a charge: the bounded register
             ctl.submit(cmd)
             await ctl.drain()
             res = results(ctl)[cmd.command_id]
@@ -216,13 +215,13 @@ def test_commands_carry_the_heartbeat_and_standalone_ones_are_skipped(tmp_path: 
             await until(lambda: ctl.shared.telemetry is not None)
             hb = sim.rmap.point("ems_heartbeat").address
             power = sim.rmap.point("ems_mode").address  # the FC16 of mode, command, power
-            ctl.submit(new_command("s1", Kind.SET_POWER, 3.0))  # the whole sequence
+            ctl.submit(new_command("s1", CommandKind.SET_POWER, 3.0))  # the whole sequence
             await until(lambda: ctl.shared.setpoint.last_written_kw is not None)
             start = len(sim.write_log)
             standalone = ctl.polling.keepalive.heartbeats
             for i in range(10):
                 await asyncio.sleep(0.3)
-                ctl.submit(new_command("s1", Kind.SET_POWER, (-1.0) ** i * (1.0 + 0.1 * i)))
+                ctl.submit(new_command("s1", CommandKind.SET_POWER, (-1.0) ** i * (1.0 + 0.1 * i)))
             await until(lambda: not ctl.commands.queued and not ctl.commands.applying)
             assert ctl.polling.keepalive.heartbeats == standalone
             device = ctl.shared.device
