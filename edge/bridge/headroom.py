@@ -32,6 +32,7 @@ made: the bridge runs no NEM.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,6 +61,9 @@ ENERGY_HOURS: Mapping[Product, tuple[Cited, Cited]] = MappingProxyType(
 )
 
 _EPS = 1e-9
+#: A clamped capacity or change is rounded down to whole watts (what registers and the
+#: allocator resolve: ``AllocatorConfig.resolution_kw``), so float noise never arms 1e-200 kW.
+RESOLUTION_KW = 0.001
 
 
 @dataclass(frozen=True)
@@ -158,9 +162,11 @@ def _energy_caps(
 def _admit(what: str, requested: float, caps: list[_Cap]) -> Admitted:
     """``requested`` (>= 0) within the tightest of ``caps``."""
     tight = min(caps, key=lambda c: c.kw, default=None)
-    if tight is None or requested <= tight.kw + _EPS:
+    if tight is None:
         return Admitted(requested, requested)
-    kw = max(0.0, tight.kw)
+    if requested <= tight.kw + _EPS:  # fits (within rounding: then exactly the room there is)
+        return Admitted(min(requested, max(0.0, tight.kw)), requested)
+    kw = math.floor(max(0.0, tight.kw) / RESOLUTION_KW) * RESOLUTION_KW  # never above the room
     reason = f"{what} {requested:.3f} kW clamped to {kw:.3f} kW by {tight.cause}: {tight.why}"
     return Admitted(kw, requested, tight.cause, reason)
 
@@ -212,7 +218,9 @@ def admit_setpoint(power_kw: float, in_force: InForce, bounds: Bounds) -> Admitt
         reason = f"setpoint {power_kw:.3f} kW clamped to {kw:.3f} kW by {cause}"
     up, down = in_force.reserved()
     hi, lo = bounds.max_kw - up, bounds.min_kw + down
-    if lo <= hi and not lo - _EPS <= kw <= hi + _EPS:
+    if lo > hi:  # over-committed already: anywhere between them cuts the least in total
+        hi, lo = min(lo, bounds.max_kw), max(hi, bounds.min_kw)
+    if not lo - _EPS <= kw <= hi + _EPS:
         side, cause = (hi, bounds.up_cause) if kw > hi else (lo, bounds.down_cause)
         reason = (
             f"setpoint {power_kw:.3f} kW clamped to {side:.3f} kW: the bound "
