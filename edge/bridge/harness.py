@@ -89,6 +89,7 @@ class SimBridge:
         bridge_id: str | None = None,
         telemetry_interval_s: float = 0.5,
         battery: BatteryParams | None = None,
+        start_time_of_day_s: float = 12 * 3600.0,
     ) -> None:
         self.specs = list(specs)
         self.kafka = kafka
@@ -97,6 +98,7 @@ class SimBridge:
         self.bridge_id = bridge_id or f"sim-{uuid.uuid4().hex[:8]}"
         self.telemetry_interval_s = telemetry_interval_s
         self.battery = battery
+        self.start_time_of_day_s = start_time_of_day_s  # the simulated homes' clock (PV, load)
         self.sims: dict[str, SimInverter] = {}
         self.bridge: Bridge | None = None
         self._loop = asyncio.new_event_loop()
@@ -130,6 +132,7 @@ class SimBridge:
                     soc_pct=spec.soc_pct,
                     seed=i,
                     battery=self.battery,
+                    start_time_of_day_s=self.start_time_of_day_s,
                 )
                 await sim.start()
                 self.sims[spec.site_id] = sim

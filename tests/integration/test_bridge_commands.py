@@ -190,11 +190,18 @@ def test_armed_fcr_d_responds_to_frequency_without_commands(fleet: SimBridge) ->
     bridge = fleet.bridge
     assert bridge is not None
     consumed = bridge.stats.consumed
+    site = bridge.sites["fcr"]
+
+    def delivered() -> float:
+        """Battery power - the site's baseline (its own self-consumption, computed by the
+        bridge from the same readings): the response on top of what the home does."""
+        return fleet.do(lambda: fleet.sims["fcr"].battery.power_kw - site.shared.last_baseline_kw)
+
     fleet.do(lambda: fleet.sims["fcr"].set_frequency(49.7))  # half-way: 2 kW up
     deadline = time.monotonic() + 15
     power = 0.0
     while time.monotonic() < deadline:
-        power = fleet.do(lambda: fleet.sims["fcr"].battery.power_kw)
+        power = delivered()
         if abs(power - 2.0) < 0.3:
             break
         time.sleep(0.2)
@@ -202,7 +209,7 @@ def test_armed_fcr_d_responds_to_frequency_without_commands(fleet: SimBridge) ->
     fleet.do(lambda: fleet.sims["fcr"].set_frequency(49.4))  # beyond full activation: 4 kW
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        power = fleet.do(lambda: fleet.sims["fcr"].battery.power_kw)
+        power = delivered()
         if abs(power - 4.0) < 0.3:
             break
         time.sleep(0.2)
@@ -219,11 +226,14 @@ def test_armed_fcr_d_responds_to_frequency_without_commands(fleet: SimBridge) ->
             10.0,
         )
     )
-    assert any(r["site_id"] == "fcr" and r["reserve_armed"] == "FCR_D_UP" for r in tel)
+    armed = [r for r in tel if r["site_id"] == "fcr" and r["reserve_armed"] == "FCR_D_UP"]
+    assert armed
+    assert {r["armed_fcr_d_up_kw"] for r in armed} == {4.0}  # per product, beside the legacy
+    assert all(r["baseline_kw"] is not None for r in armed)
     fleet.do(lambda: fleet.sims["fcr"].set_frequency(50.0))
     send(fleet, [stop := new_command("fcr", CommandKind.STOP)])
     results(fleet, {stop.command_id})
-    assert fleet.do(lambda: bridge.sites["fcr"].reserve.armed) is None
+    assert fleet.do(lambda: dict(bridge.sites["fcr"].reserve.armed)) == {}
 
 
 def _wait(pred: Any, timeout: float, what: str) -> None:

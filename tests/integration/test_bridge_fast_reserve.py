@@ -57,6 +57,9 @@ async def step_responses(
     try:
         while ctl.shared.telemetry is None:  # noqa: ASYNC110  # the first poll
             await asyncio.sleep(0.02)
+        # a predetermined setpoint of 0 kW as the baseline (delivered = power - 0): at noon the
+        # home's own self-consumption would be charging from PV, the responses on top of it
+        ctl.submit(new_command("r", CommandKind.SET_POWER, 0.0, valid_s=120.0))
         arm = new_command(
             "r",
             CommandKind.ARM_RESERVE,
@@ -64,7 +67,7 @@ async def step_responses(
             valid_s=120.0,
         )
         ctl.submit(arm)
-        while ctl.shared.setpoint.state.active is None:  # noqa: ASYNC110  # armed once its write is done
+        while not ctl.reserve.armed:  # noqa: ASYNC110  # armed once its write is done
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.5)
         delays = []

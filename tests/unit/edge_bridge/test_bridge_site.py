@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from contract.enums import CommandKind, SiteMode
+from contract.enums import CommandKind, Product, SiteMode
+from contract.records import ReserveArm
 from edge.bridge.diskwriter import DiskWriter
 from edge.bridge.events import RESULT
 from edge.bridge.harness import SimSpec, free_port, new_command, site_config
@@ -238,5 +239,47 @@ def test_commands_carry_the_heartbeat_and_standalone_ones_are_skipped(tmp_path: 
             assert max(b - a for a, b in itertools.pairwise(times)) < 1.0
             await until(lambda: ctl.polling.keepalive.heartbeats > standalone, 8.0)  # resumes
             await ctl.drain()  # every command has its outcome (before the writer closes)
+
+    run(body)
+
+
+def test_without_the_cloud_the_arithmetic_runs_until_expiry(tmp_path: Path) -> None:
+    """After its last command a site hears nothing more (the cloud link is gone; the controller
+    has no other input): the baseline follows the home's load, the armed response the
+    frequency, the order stays on top of both; when they expire the site is handed back to its
+    own mode."""
+
+    async def body() -> None:
+        async with controller(tmp_path) as (ctl, sim):
+            await until(lambda: ctl.shared.telemetry is not None)
+            arm = new_command(
+                "s1",
+                CommandKind.ARM_RESERVE,
+                reserve=ReserveArm(Product.FCR_D_UP, 2.0, 49.9, 49.5),
+                valid_s=8.0,
+            )
+            order = new_command("s1", CommandKind.ORDER, 1.0, product=Product.MFRR, valid_s=8.0)
+            ctl.submit(arm)
+            ctl.submit(order)
+            await ctl.drain()
+            assert {results(ctl)[c.command_id]["status"] for c in (arm, order)} == {"APPLIED"}
+            sh = ctl.shared
+
+            def holds(extra_kw: float) -> bool:
+                written = sh.setpoint.last_written_kw
+                return written is not None and abs(written - sh.last_baseline_kw - extra_kw) < 0.06
+
+            await until(lambda: holds(1.0))  # the baseline + the order
+            before = sh.last_baseline_kw
+            sim.switch_load(3.0)  # the home's load rises: so does its baseline
+            await until(lambda: sh.last_baseline_kw > before + 2.5 and holds(1.0))
+            sim.set_frequency(49.7)  # FCR-D up half-way: 1 kW more
+            await until(lambda: holds(2.0))
+            assert not sh.setpoint.state.in_safe_mode
+            await until(lambda: sh.setpoint.state.in_safe_mode, 10)  # all expired
+            assert sh.setpoint.in_force.empty
+            await until(
+                lambda: sh.telemetry is not None and sh.telemetry.mode is SiteMode.SELF_CONSUMPTION
+            )
 
     run(body)
