@@ -125,6 +125,7 @@ class SimInverter:
         start_time_of_day_s: float = 12 * 3600.0,
         tick_s: float = 0.1,
         min_request_spacing_s: float = 0.0,
+        clock_origin: float | None = None,
     ) -> None:
         self.rmap = rmap
         self.model: ModelInfo = _pick_model(rmap, model)
@@ -147,7 +148,9 @@ class SimInverter:
         self.write_log: list[WriteRecord] = []
         self.write_counts: Counter[int] = Counter()
         self.faults: dict[str, int] = {t.point: 0 for t in rmap.faults}
-        self._t0 = time.monotonic()
+        # time.monotonic() at the simulated clock's zero: twins given the same origin see the
+        # same household load and PV at every instant (edge.testing.twins)
+        self._t0 = time.monotonic() if clock_origin is None else clock_origin
         self._offset_s = 0.0
         self._start_tod = start_time_of_day_s
         self._last_tick = 0.0
