@@ -10,8 +10,13 @@ either a predetermined setpoint or "a calculated expected output without frequen
 4. ``UNKNOWN``: load or PV not measured: the last baseline computed (0 before the first).
 
 Every one is bounded by the battery's limits and SoC reserve and the grid connection's
-(:class:`edge.bridge.headroom.Bounds`): self-consumption within them is exactly what the OEM's
+(:class:`edge.bridge.bounds.Bounds`): self-consumption within them is exactly what the OEM's
 own mode does with the battery.
+
+Known limit: a map whose load is derived from registers read apart (Huawei: inverter active
+power - meter power) sees the load off by the battery's own movement between the two reads
+while the battery ramps after a write; the baseline then moves once more before it settles
+(measured on the simulators at the OEMs' response times: one extra write after a 2 kW step).
 """
 
 from __future__ import annotations

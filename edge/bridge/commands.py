@@ -325,6 +325,7 @@ class CommandPipeline:
             sent = time.monotonic()
             try:
                 acked = await sh.path.send(plan, now)
+                acked_mono = sh.path.written_mono
             except HalError as exc:
                 self.finish(
                     Outcome(
@@ -362,6 +363,7 @@ class CommandPipeline:
                     acked,
                     tracking,
                     self.applied,
+                    acked_mono=acked_mono,
                 ),
                 latency_ms,
             )

@@ -68,9 +68,10 @@ class SiteState:
 def decide(state: SiteState, now: datetime, queued: int = 0) -> Action:
     """When the active command expired and nothing is queued to succeed it, revert to safe mode.
 
-    The active command is the newest one still in force (a SET_POWER, an arm, an order): it
-    expires last only when nothing else is left (``edge.bridge.shared.Setpoint.expire``).
-    A queued successor is applied by the caller first; it decides again afterwards.
+    The active command is the newest one still in force (a SET_POWER, an arm, an order); once
+    nothing is left in force it stays on the last one, expired
+    (``edge.bridge.shared.Setpoint.expire``). A queued successor is applied by the caller
+    first; it decides again afterwards.
     """
     if state.active is None or state.in_safe_mode:
         return Action.NONE

@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from contract.enums import CommandKind, Product, SiteMode
 from contract.records import ReserveArm
 from edge.bridge.diskwriter import DiskWriter
@@ -281,5 +283,34 @@ def test_without_the_cloud_the_arithmetic_runs_until_expiry(tmp_path: Path) -> N
             await until(
                 lambda: sh.telemetry is not None and sh.telemetry.mode is SiteMode.SELF_CONSUMPTION
             )
+
+    run(body)
+
+
+def test_an_arm_is_judged_on_the_target_in_force_when_the_baseline_moved(tmp_path: Path) -> None:
+    """The home's load changes between an arm's write and its read-back: the reserve loop
+    re-writes the target (the baseline moved), and the read-back judges that power, from its
+    own write, instead of taking the new register value for a clamp. (Sungrow: a load
+    register of its own, so the baseline moves once; Huawei's load is derived from two
+    registers read apart, which wobbles while this fixture's very fast battery moves.)"""
+
+    async def body() -> None:
+        async with controller(tmp_path, "sungrow") as (ctl, sim):
+            await until(lambda: ctl.shared.telemetry is not None)
+            arm = new_command(
+                "s1",
+                CommandKind.ARM_RESERVE,
+                reserve=ReserveArm(Product.FCR_D_UP, 2.0, 49.9, 49.5),
+            )
+            ctl.submit(arm)
+            await until(lambda: bool(ctl.reserve.armed))  # written; the read-back waits
+            first = ctl.shared.setpoint.last_written_kw
+            sim.switch_load(2.0)
+            await until(lambda: ctl.shared.setpoint.last_written_kw != first)
+            await ctl.drain()
+            res = results(ctl)[arm.command_id]
+            assert res["status"] == "APPLIED", res["reason"]
+            assert "target re-written to" in res["reason"]
+            assert res["written_kw"] == pytest.approx(first)  # what the arm itself wrote
 
     run(body)
