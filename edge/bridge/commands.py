@@ -313,7 +313,7 @@ class CommandPipeline:
         async with sh.path.lock:
             try:
                 hal_cmd, target = self._hal_command(cmd, eff, now)
-                if target is not None and cmd.kind is not CommandKind.STOP:
+                if target is not None:  # not STOP (the whole idle sequence), not a hand-back
                     # a power update is one write, not the sequence; the heartbeat rides along
                     plan = sh.device.plan_update(hal_cmd, now, carry_heartbeat=True)
                 else:
