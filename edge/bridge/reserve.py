@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from contract.enums import Product
+from edge.bridge.bounds import Bounds
 from edge.bridge.droop import fast_write_due, needs_write
 from edge.bridge.shared import SiteShared
 from edge.bridge.stack import Arm, InForce, Target, compose
@@ -51,13 +52,18 @@ class ReserveLoop:
         return self._shared.setpoint.in_force.arms
 
     def target(
-        self, frequency_hz: float | None, now: datetime, in_force: InForce | None = None
+        self,
+        frequency_hz: float | None,
+        now: datetime,
+        in_force: InForce | None = None,
+        within: Bounds | None = None,
     ) -> Target:
         """The power to hold at ``frequency_hz`` with ``in_force`` (default: what is in force):
-        baseline + armed responses + order changes, bounded."""
+        baseline + armed responses + order changes, bounded (by ``within``, default: the
+        site's bounds now)."""
         sh = self._shared
         held = (sh.setpoint.in_force if in_force is None else in_force).expire(now)
-        within = sh.bounds()
+        within = sh.bounds() if within is None else within
         base = sh.baseline(now, held, within)
         return compose(base.kw, held, frequency_hz, within)
 
@@ -67,12 +73,15 @@ class ReserveLoop:
             self._wake.set()
 
     # ------------------------------------------------------------ responding
-    async def enforce(self, now: datetime, frequency_hz: float | None) -> None:
-        """At the telemetry poll: write the target when it moved by ``min_step_kw``."""
+    async def enforce(
+        self, now: datetime, frequency_hz: float | None, within: Bounds | None = None
+    ) -> None:
+        """At the telemetry poll: write the target (bounded by ``within``, default: the
+        site's bounds now) when it moved by ``min_step_kw``."""
         sh = self._shared
         if sh.setpoint.state.in_safe_mode or sh.setpoint.in_force.empty or sh.limits is None:
             return
-        target = self.target(frequency_hz, now)
+        target = self.target(frequency_hz, now, within=within)
         if needs_write(sh.setpoint.last_written_kw, target.total_kw, sh.site.min_step_kw):
             await self._write(target.total_kw)
 

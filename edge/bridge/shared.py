@@ -166,11 +166,12 @@ class SiteShared:
         rated = self.identity.rated_power_kw if self.identity else None
         return power_limits(self.site, live, rated, rated)
 
-    def bounds(self) -> Bounds:
-        """The battery power range now: battery, inverter, SoC reserve, grid connection."""
+    def bounds(self, limits: PowerLimits | None = None) -> Bounds:
+        """The battery power range now: battery, inverter, SoC reserve (``limits``, default
+        :meth:`live_limits`), grid connection."""
         tel, grid = self.telemetry, self.site.grid
         return bounds(
-            self.live_limits(),
+            self.live_limits() if limits is None else limits,
             import_max_kw=None if grid is None else grid.max_import_kw,
             export_max_kw=None if grid is None else grid.max_export_kw,
             load_kw=tel.load_kw if tel else None,

@@ -54,7 +54,9 @@ log = logging.getLogger(__name__)
 class ReserveDuty(Protocol):
     """What the poll asks of the site's reserve loop (:class:`edge.bridge.reserve.ReserveLoop`)."""
 
-    async def enforce(self, now: datetime, frequency_hz: float | None) -> None: ...
+    async def enforce(
+        self, now: datetime, frequency_hz: float | None, within: Bounds | None = None
+    ) -> None: ...
 
 
 def _since(now: datetime, t: datetime | None) -> float:
@@ -132,12 +134,12 @@ class TelemetryLoop:
             self._sink.emit(FAULT, fault_record(sh.site.site_id, faults, self.faults, now))
             self._writer.sync(bulk=False).add_done_callback(log_failure)  # critical: on disk now
             self.faults = list(faults)
-        await self._enforce(now, tel)
-        within = sh.bounds()
+        within = sh.bounds(limits)
+        await self._enforce(now, tel, within)
         in_force = sh.setpoint.in_force
-        base = sh.baseline(now, in_force, within)
-        up, down = headroom(within, base.kw, in_force)
-        self._report_shortfalls(within, base.kw)
+        base_kw = sh.baseline(now, in_force, within).kw
+        up, down = headroom(within, base_kw, in_force)
+        self._report_shortfalls(within, base_kw)
         active = sh.setpoint.state.active
         ctx = TelemetryContext(
             headroom_up_kw=up,
@@ -148,7 +150,7 @@ class TelemetryLoop:
             active_command_id=active.command_id if active else None,
             reserve_armed=in_force.first_armed(),
             faulted=bool(self.faults),
-            baseline_kw=base.kw,
+            baseline_kw=base_kw,
             armed_kw={p: in_force.armed_kw(p) for p in FREQUENCY_PRODUCTS},
             order_kw={p: in_force.order_kw(p) for p in ORDER_PRODUCTS},
         )
@@ -175,7 +177,8 @@ class TelemetryLoop:
         else:
             log.info("site %s: every product's full activation fits again", sh.site.site_id)
 
-    async def _enforce(self, now: datetime, tel: Telemetry) -> None:
+    async def _enforce(self, now: datetime, tel: Telemetry, within: Bounds) -> None:
+        """Expiry (back to safe mode when nothing is left), the keep-alive, the target."""
         sh = self._shared
         for gone in sh.setpoint.expire(now):
             log.info("site %s: %s %s expired", sh.site.site_id, gone.kind, gone.command_id)
@@ -188,7 +191,7 @@ class TelemetryLoop:
             return
         if await self.keepalive(now, tel):
             return
-        await self._reserve.enforce(now, tel.frequency_hz)
+        await self._reserve.enforce(now, tel.frequency_hz, within)
 
     async def _maybe_rediscover(self, now: datetime) -> None:
         """OFFLINE with a known serial: look for the device elsewhere (rate limited)."""
