@@ -65,11 +65,10 @@ class Setpoint:
         """Drop what expired by ``now`` (returned). :attr:`state`'s active command stays the
         newest one still in force; once nothing is, it stays on the last one (expired), so
         :func:`edge.bridge.scheduler.decide` hands the site back."""
-        before = list(self.in_force.commands())
         pruned = self.in_force.expire(now)
         if pruned is self.in_force:
             return []
-        self.in_force = pruned
+        before, self.in_force = list(self.in_force.commands()), pruned
         newest = pruned.newest()
         if newest is not None:
             self.state = SiteState(newest, in_safe_mode=False)
