@@ -25,7 +25,8 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TextIO
+from datetime import UTC, datetime
+from typing import Any, TextIO
 
 from aiokafka import (  # type: ignore[import-untyped, unused-ignore]  # ships no py.typed
     AIOKafkaConsumer,
@@ -43,7 +44,7 @@ from contract.kafka.delivery import AckedSender, Outgoing, finish, stop_within
 from contract.kafka.settings import KafkaSettings
 from edge.bridge.config import BridgeConfig, ConfigError, SiteConfig, Transport
 from edge.bridge.diskwriter import DiskWriter
-from edge.bridge.events import COMMAND, command_from_record
+from edge.bridge.events import COMMAND, command_from_record, unusable
 from edge.bridge.idempotency import IdempotencyStore, Tracking
 from edge.bridge.model import BridgeCommand, BridgeInputError
 from edge.bridge.mqtt_link import TRACKING_PREFIX, MqttLink
@@ -112,6 +113,7 @@ class BridgeStats:
     consumed: int = 0
     skipped_not_ours: int = 0
     undecodable: int = 0
+    refused: int = 0  # decoded, but invalid for the bridge: REJECTED with the reason
     sent: int = 0
     send_failures: int = 0
     dead_letters: int = 0
@@ -353,11 +355,16 @@ class Bridge:
         try:
             if rec.value is None:
                 raise BridgeInputError("empty message")
-            cmd = command_from_record(self.sink.codec.decode_as(COMMAND, rec.value))
+            record = self.sink.codec.decode_as(COMMAND, rec.value)
         except (EventDecodeError, BridgeInputError) as exc:
             self.stats.undecodable += 1
             self._dead_letter(rec, exc)
             self.offsets.finished(rec.partition, rec.offset)
+            return
+        try:
+            cmd = command_from_record(record)
+        except BridgeInputError as exc:
+            self._refuse(key, record, exc, rec, tracking)
             return
         site = self.sites.get(key) if key is not None else self.sites.get(cmd.site_id)
         if site is None:  # unkeyed and for another bridge's site
@@ -395,6 +402,28 @@ class Bridge:
             type(exc).__name__,
             exc,
         )
+
+    def _refuse(
+        self,
+        key: str | None,
+        record: dict[str, Any],
+        exc: BridgeInputError,
+        rec: ConsumerRecord[bytes, bytes],
+        tracking: Tracking,
+    ) -> None:
+        """A command that decodes but that the bridge cannot act on: REJECTED with the reason
+        by the site it is for (never dropped silently); one naming no site or command id of
+        ours is counted and logged."""
+        bad = unusable(record, exc, datetime.now(UTC))
+        site = self.sites.get(key if key is not None else str(record.get("site_id")))
+        if bad is None or site is None:
+            self.stats.undecodable += 1
+            log.warning("bridge: unusable command at %s/%s: %s", rec.partition, rec.offset, exc)
+            self.offsets.finished(rec.partition, rec.offset)
+            return
+        self.stats.refused += 1
+        log.warning("bridge: command %s refused: %s", bad.command_id, exc)
+        site.refuse(bad, tracking)
 
     # --------------------------------------------------------------- flusher
     def _new_producer(self) -> AIOKafkaProducer:
