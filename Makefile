@@ -17,7 +17,7 @@ KAFKA_STAMP := $(KAFKA_LIB)/.fetched
 POM := flowerhub/broker/pom.xml
 LOCK := requirements.lock
 
-.PHONY: demo test check lint types layers audit lock bench install java kafka clean ui ui-browser
+.PHONY: demo test check lint types layers audit lock bench install java kafka mqtt clean ui ui-browser
 
 install: $(STAMP)
 
@@ -50,6 +50,14 @@ java:
 
 kafka: $(KAFKA_STAMP)
 
+# Mosquitto (the homes' MQTT broker, `flowerhub mqtt start`) and its command-line clients
+# from Debian when the machine lacks them.
+mqtt:
+	@if ! command -v mosquitto >/dev/null && ! test -x /usr/sbin/mosquitto || ! command -v mosquitto_pub >/dev/null; then \
+	  echo "installing Mosquitto from Debian"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients >/dev/null; \
+	fi
+
 # Apache Kafka's own jars (kafka_2.13 and its runtime dependencies) from Maven Central.
 # The dir is emptied first so a version change in the pom never leaves two Kafkas on the
 # classpath; jars are fetched into a temp dir and swapped in only when Maven succeeded.
@@ -81,20 +89,21 @@ audit: install
 # (each starts its own session broker) take one test file at a time, the longest first
 # (tests/conftest.py RUN_FIRST); TEST_WORKERS=0 runs everything in this one process.
 TEST_WORKERS ?= 2
-test: install kafka ui ui-browser
+test: install kafka mqtt ui ui-browser
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
 	  --cov --cov-report=term
 
 check: lint types layers audit test
 
-demo: install kafka ui
+demo: install kafka mqtt ui
 	$(BIN)/flowerhub demo
 
-bench: install kafka ui ui-browser
+bench: install kafka mqtt ui ui-browser
 	$(BIN)/python -m bench
 
 clean:
 	-$(BIN)/flowerhub broker stop
+	-$(BIN)/flowerhub mqtt stop
 	rm -rf .cache/kafka/run
 
 # ---------------------------------------------------------------- UI (flowerhub ui)

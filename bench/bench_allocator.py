@@ -1,11 +1,19 @@
-"""One fleet setpoint -> 10,000 site commands, in pure Python (goal: <= 1 s).
+"""Fleet targets -> site commands for 10,000 homes, in pure Python (goal: <= 1 s).
 
-Measured: ``allocate`` over 10,000 site statuses, then the setpoint filter for every site
-setpoint, then ``to_record()`` of every SiteCommand (what the agents do before encoding).
-A second figure adds the Avro encoding of every command with the project codec.
-Baseline, same run: a naive proportional split that builds the same number of plain dicts
-(share = target * cap / sum, a uuid4 id, ten fields) in one loop, i.e. the floor for any
-pure-Python allocator producing per-site records. Best of ``REPEATS`` runs each.
+``fleet_setpoint_to_10k_site_commands``: ``allocate`` of one fleet setpoint over 10,000 site
+statuses, then the setpoint filter for every site setpoint, then ``to_record()`` of every
+SiteCommand (what the agents do before encoding). A second figure adds the Avro encoding of
+every command with the project codec. Baseline, same run: a naive proportional split that
+builds the same number of plain dicts (share = target * cap / sum, a uuid4 id, ten fields)
+in one loop, i.e. the floor for any pure-Python allocator producing per-site records.
+
+``three_products_to_30k_site_commands`` (issue 14): FCR-N, FCR-D up and FCR-D down armed on
+the same 10,000 homes, one request after the other (``allocator.apply_request``: each split
+from the room the others leave at every home), then the filter for the 30,000 site setpoints
+(one state per home through its three lanes), then ``to_record()`` (and, second figure, the
+encoding) of the 30,000 commands. Baseline, same run: the single-product figure above
+(today's path for one fleet setpoint), so the ratio is the cost of three stacked products
+against one. Best of ``REPEATS`` runs each.
 """
 
 from __future__ import annotations
@@ -16,9 +24,10 @@ import uuid
 from bench import BenchResult
 from contract.codec import encode
 from contract.enums import CommandKind, Product, SiteMode
-from contract.records import SiteTelemetry
+from contract.records import ReserveArm, SiteSetpoint, SiteTelemetry
 from streams.steps.allocator import AllocationRequest, allocate
 from streams.steps.availability import AllocatorConfig, SiteStatus
+from streams.steps.fleet_allocations import FleetAllocations, apply_request
 from streams.steps.setpoint_filter import FilterConfig, FilterState, filter_setpoint
 
 SITES = 10_000
@@ -46,7 +55,8 @@ def _statuses() -> list[SiteStatus]:
             headroom_down_kw=5.0 + (i % 3),
             max_discharge_kw=10.0,
             max_charge_kw=10.0,
-            mode=SiteMode.REMOTE,
+            mode=SiteMode.SELF_CONSUMPTION,
+            baseline_kw=1.0,  # covering its own load
         )
         out.append(SiteStatus(site, tel))
     return out
@@ -104,6 +114,50 @@ def _naive(
     return time.perf_counter() - started, count
 
 
+#: (product, fleet capacity kW, droop band) of the three reserves armed on every home
+RESERVES = (
+    (Product.FCR_N, 15_000.0, (50.0, 49.9)),
+    (Product.FCR_D_UP, 20_000.0, (49.9, 49.5)),
+    (Product.FCR_D_DOWN, 25_000.0, (50.1, 50.5)),
+)
+
+
+def _three_products(statuses: list[SiteStatus], *, encoded: bool = False) -> tuple[float, int]:
+    config = AllocatorConfig()
+    fconfig = FilterConfig()
+    requests = [
+        AllocationRequest(
+            source_id=f"bench-{product.value}",
+            fleet_id="fleet",
+            kind=CommandKind.ARM_RESERVE,
+            product=product,
+            target_kw=target_kw,
+            valid_until=NOW + 3600 * S,
+            reserve=ReserveArm(product, 0.0, band[0], band[1], 0.0, product is Product.FCR_N),
+        )
+        for product, target_kw, band in RESERVES
+    ]
+    started = time.perf_counter()
+    state = FleetAllocations()
+    setpoints: list[SiteSetpoint] = []
+    for request in requests:
+        state, allocation = apply_request(state, request, statuses, NOW, config)
+        if abs(allocation.shortfall_kw) > 1e-6:
+            raise RuntimeError(f"{request.product}: short by {allocation.shortfall_kw} kW")
+        setpoints.extend(allocation.setpoints)
+    filters: dict[str, FilterState] = {}
+    records = []
+    empty = FilterState()
+    for sp in setpoints:
+        filters[sp.site_id], command, _ = filter_setpoint(
+            filters.get(sp.site_id, empty), sp, NOW, fconfig
+        )
+        if command is not None:
+            records.append(command.to_record())
+    count = len([encode("SiteCommand", r) for r in records]) if encoded else len(records)
+    return time.perf_counter() - started, count
+
+
 def run() -> list[BenchResult]:
     statuses = _statuses()
     target_kw = 45_678.9
@@ -111,10 +165,43 @@ def run() -> list[BenchResult]:
     naive = min(_naive(statuses, target_kw) for _ in range(REPEATS))
     ours_enc = min(_pipeline(statuses, target_kw, encoded=True) for _ in range(REPEATS))
     naive_enc = min(_naive(statuses, target_kw, encoded=True) for _ in range(REPEATS))
+    stacked = min(_three_products(statuses) for _ in range(REPEATS))
+    stacked_enc = min(_three_products(statuses, encoded=True) for _ in range(REPEATS))
     for got in (ours, naive, ours_enc, naive_enc):
         if got[1] != SITES:
             raise RuntimeError(f"expected {SITES} commands, got {got[1]}")
+    for got in (stacked, stacked_enc):
+        if got[1] != 3 * SITES:
+            raise RuntimeError(f"expected {3 * SITES} commands, got {got[1]}")
     return [
+        BenchResult(
+            name="three_products_to_30k_site_commands",
+            value=stacked[0],
+            unit="s",
+            baseline=ours[0],
+            goal="<= 1 s for 3 products over 10,000 sites",
+            higher_is_better=False,
+            note=(
+                "FCR-N + FCR-D up + FCR-D down on the same 10,000 homes: apply_request x3 "
+                "(each from the room the others leave), filter of 30,000 setpoints, "
+                "to_record; baseline: the single-product figure of this run "
+                f"(fleet_setpoint_to_10k_site_commands); "
+                f"{'PASS' if stacked[0] <= 1.0 else 'FAIL'}"
+            ),
+        ),
+        BenchResult(
+            name="three_products_to_30k_encoded_site_commands",
+            value=stacked_enc[0],
+            unit="s",
+            baseline=ours_enc[0],
+            goal="<= 1 s for 3 products over 10,000 sites",
+            higher_is_better=False,
+            note=(
+                "as above + Avro encode of the 30,000 commands; baseline: the single-product "
+                "encoded figure of this run; "
+                f"{'PASS' if stacked_enc[0] <= 1.0 else 'FAIL'}"
+            ),
+        ),
         BenchResult(
             name="fleet_setpoint_to_10k_site_commands",
             value=ours[0],

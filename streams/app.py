@@ -26,7 +26,7 @@ from typing import Any
 
 import faust
 
-from contract.kafka.admin import CreateReport, create_topics
+from contract.kafka.admin import CreateReport, create_topics, warn_under_replicated
 from contract.topics import TOPICS, Topic
 from streams.agents import allocator, compliance, setpoint_filter
 from streams.agents.aggregator import TelemetryAggregator
@@ -34,6 +34,7 @@ from streams.agents.base import AgentContext, wall_clock_micros
 from streams.agents.sitebook import SiteBook
 from streams.agents.telemetry_service import TelemetryService
 from streams.settings import StreamsSettings
+from streams.shutdown import BoundedWorker, report_pending
 
 log = logging.getLogger(__name__)
 
@@ -120,12 +121,23 @@ def build(
         # a killed worker's partitions move to the others after 10 s (Faust's default: 60 s)
         broker_session_timeout=10.0,
         broker_heartbeat_interval=3.0,
+        # SIGTERM -> gone within WORKER_STOP_S even with Kafka unreachable (streams.shutdown)
+        Worker=BoundedWorker,
     )
     ctx = AgentContext(app, settings, partitions, clock)
     book = SiteBook()
     aggregator = TelemetryAggregator(settings, book)
-    telemetry = TelemetryService(app, settings, aggregator, clock=clock, beacon=app.beacon)
+    telemetry = TelemetryService(
+        app, settings, aggregator, clock=clock, sender=ctx.sender, beacon=app.beacon
+    )
     app.service(telemetry)  # type: ignore[arg-type]  # an instance: Faust starts it as is
+    report_pending(ctx.unacked)
+
+    async def close_outputs(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await ctx.close_sender()
+
+    app.on_before_shutdown.connect(close_outputs)
+
     built = StreamsApp(
         app,
         ctx,
@@ -204,19 +216,31 @@ def internal_topics(app_id: str, partitions: int | None = None) -> tuple[Topic, 
 
 
 async def prepare_topics(
-    settings: StreamsSettings, *, partitions: int | None = None, replication_factor: int = 1
+    settings: StreamsSettings,
+    *,
+    partitions: int | None = None,
+    replication_factor: int | None = None,
+    min_insync_replicas: int | None = None,
 ) -> tuple[CreateReport, CreateReport]:
-    """Create the table's topics (prefixed) and the app's internal ones; idempotent."""
+    """Create the table's topics (prefixed) and the app's internal ones (changelogs and the
+    assignor topic); idempotent. Replication min(3, brokers) and ``min.insync.replicas``
+    min(2, replication) from the cluster unless given (``contract.kafka.admin``); existing
+    topics below that rule are logged with the commands that fix them."""
     data = await create_topics(
         settings,
         settings.topic_prefix,
         partitions=partitions,
         replication_factor=replication_factor,
+        min_insync_replicas=min_insync_replicas,
     )
     internal = await create_topics(
         settings,
         "",
         replication_factor=replication_factor,
+        min_insync_replicas=min_insync_replicas,
         topics=internal_topics(settings.app_id, partitions),
+    )
+    warn_under_replicated(
+        log, "streams worker", settings, data.under_replicated + internal.under_replicated
     )
     return data, internal

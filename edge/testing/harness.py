@@ -3,6 +3,8 @@
 ``SimBridge`` starts one simulated inverter per site (``edge.sim``) and a :class:`Bridge` in
 their own event loop on a daemon thread; the caller talks Kafka from its own loop with
 :func:`produce_commands` / :func:`read_events`. Real broker, real Modbus TCP, nothing faked.
+With ``mqtt`` the bridge talks MQTT (each site its own client certificate) and a gateway
+must run between the MQTT broker and Kafka.
 """
 
 from __future__ import annotations
@@ -19,12 +21,21 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from contract.codec import default_codec
+from contract.enums import CommandKind, Product
 from contract.kafka import clients
 from contract.kafka.cliargs import options_of
 from contract.kafka.settings import KafkaSettings
-from edge.bridge.config import BatteryLimits, BridgeConfig, OutboxConfig, SiteConfig
+from contract.records import ReserveArm
+from edge.bridge.config import (
+    BatteryLimits,
+    BridgeConfig,
+    MqttConfig,
+    OutboxConfig,
+    SiteConfig,
+    Transport,
+)
 from edge.bridge.events import COMMAND, command_record
-from edge.bridge.model import BridgeCommand, Kind, ReserveParams
+from edge.bridge.model import BridgeCommand
 from edge.bridge.runtime import Bridge
 from edge.bridge.sink import BridgeTopics
 from edge.hal.maps import load_all
@@ -87,14 +98,18 @@ class SimBridge:
         bridge_id: str | None = None,
         telemetry_interval_s: float = 0.5,
         battery: BatteryParams | None = None,
+        mqtt: MqttConfig | None = None,
+        start_time_of_day_s: float = 12 * 3600.0,
     ) -> None:
         self.specs = list(specs)
+        self.mqtt = mqtt  # given: the bridge talks MQTT (through a gateway), else Kafka
         self.kafka = kafka
         self.state = state
         self.topics = topics
         self.bridge_id = bridge_id or f"sim-{uuid.uuid4().hex[:8]}"
         self.telemetry_interval_s = telemetry_interval_s
         self.battery = battery
+        self.start_time_of_day_s = start_time_of_day_s  # the simulated homes' clock (PV, load)
         self.sims: dict[str, SimInverter] = {}
         self.bridge: Bridge | None = None
         self._loop = asyncio.new_event_loop()
@@ -128,6 +143,7 @@ class SimBridge:
                     soc_pct=spec.soc_pct,
                     seed=i,
                     battery=self.battery,
+                    start_time_of_day_s=self.start_time_of_day_s,
                 )
                 await sim.start()
                 self.sims[spec.site_id] = sim
@@ -143,6 +159,8 @@ class SimBridge:
             state_dir=self.state / "state",
             outbox=OutboxConfig(dir=self.state / "outbox", fsync_interval_s=0.5),
             kafka=options_of(self.kafka),  # for a bridge process run from this config
+            transport=Transport.KAFKA if self.mqtt is None else Transport.MQTT,
+            mqtt=self.mqtt,
         )
 
     def start_bridge(self, timeout: float = 60.0) -> Bridge:
@@ -201,11 +219,12 @@ class SimBridge:
 
 def new_command(
     site_id: str,
-    kind: Kind = Kind.SET_POWER,
+    kind: CommandKind = CommandKind.SET_POWER,
     power_kw: float | None = None,
     *,
     valid_s: float = 120.0,
-    reserve: ReserveParams | None = None,
+    reserve: ReserveArm | None = None,
+    product: Product | None = None,
     command_id: str | None = None,
     now: datetime | None = None,
 ) -> BridgeCommand:
@@ -220,6 +239,7 @@ def new_command(
         reserve=reserve,
         event_id=str(uuid.uuid4()),
         issued_by="harness",
+        product=product,
     )
 
 

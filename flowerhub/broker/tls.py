@@ -89,11 +89,11 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
-def _pem(cert: x509.Certificate) -> bytes:
+def pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -179,7 +179,7 @@ def issue(
     return key, builder.sign(ca_key, hashes.SHA256())
 
 
-def _write(path: Path, data: bytes, *, private: bool = False) -> None:
+def write_file(path: Path, data: bytes, *, private: bool = False) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
     with os.fdopen(fd, "wb") as handle:
@@ -191,7 +191,7 @@ def write_ca(path: Path, common_name: str = "FlowerHub throwaway CA") -> Path:
     """A fresh CA certificate alone at ``path`` (e.g. a CA a broker does not use)."""
     _, cert = make_ca(common_name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write(path, _pem(cert))
+    write_file(path, pem(cert))
     return path
 
 
@@ -205,13 +205,13 @@ def ensure_tls_files(directory: Path, hosts: Sequence[str] = HOSTS) -> TlsFiles:
     ca_key, ca_cert = make_ca()
     server_key, server_cert = issue(ca_key, ca_cert, "localhost", hosts=hosts, server=True)
     client_key, client_cert = issue(ca_key, ca_cert, "flowerhub-client", server=False)
-    _write(files.ca_file, _pem(ca_cert))
-    _write(
+    write_file(files.ca_file, pem(ca_cert))
+    write_file(
         files.server_keystore,
-        _key_pem(server_key) + _pem(server_cert) + _pem(ca_cert),
+        key_pem(server_key) + pem(server_cert) + pem(ca_cert),
         private=True,
     )
-    _write(files.client_cert, _pem(client_cert) + _pem(ca_cert))
-    _write(files.client_key, _key_pem(client_key), private=True)
-    _write(files.sasl_password_file, secrets.token_urlsafe(24).encode("ascii"), private=True)
+    write_file(files.client_cert, pem(client_cert) + pem(ca_cert))
+    write_file(files.client_key, key_pem(client_key), private=True)
+    write_file(files.sasl_password_file, secrets.token_urlsafe(24).encode("ascii"), private=True)
     return files

@@ -22,6 +22,8 @@ GROUP_MODULES: tuple[str, ...] = (
     "flowerhub.cli.events",
     "flowerhub.cli.streams",
     "flowerhub.cli.ui",
+    "flowerhub.cli.mqtt",
+    "flowerhub.cli.gateway",
 )
 
 

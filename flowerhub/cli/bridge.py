@@ -54,13 +54,22 @@ def _run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         bridge = Bridge(config, topics=BridgeTopics(prefix=args.topic_prefix), kafka=kafka)
         quiet_gc()
+        link = (
+            f"MQTT mqtts://{config.mqtt.host}:{config.mqtt.port}"
+            if bridge.mqtt is not None and config.mqtt is not None
+            else f"Kafka {kafka.describe()}"
+        )
         print(
-            f"bridge {config.bridge_id}: {len(config.sites)} site(s), "
-            f"Kafka {kafka.describe()}, outbox {config.outbox.dir}"
+            f"bridge {config.bridge_id}: {len(config.sites)} site(s), {link}, "
+            f"outbox {config.outbox.dir}",
+            flush=True,
         )
         await bridge.run(stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except ConfigError as exc:  # e.g. a site's MQTT certificate file is missing
+        raise CliError(str(exc)) from exc
     return 0
 
 

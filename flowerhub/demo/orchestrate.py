@@ -6,14 +6,19 @@
    client over SASL_SSL), or an existing cluster (``--bootstrap`` and the connection flags);
 2. the topic table under a per-run prefix (``demo-<run>.``), so runs never mix on a cluster;
 3. simulated homes (``SimFleet``: Modbus TCP servers on 127.0.0.1, in this process);
-4. child processes, each a real ``flowerhub`` verb: one edge bridge per OEM map
-   (``bridge run``), the streams worker (``streams worker``), the archiver (``archive``)
-   and the operations view (``ui``, its URL printed: ``flowerhub.demo.uichild``);
-5. the scenario: frequency traces fed to every simulator plus a TEST / FREQUENCY_EVENT
+4. with ``transport="mqtt"`` (the default): the homes' MQTT broker (Mosquitto from
+   ``flowerhub.mqtt``, TLS, its CA and one client certificate per site in
+   ``<run>/mqtt/certs``) and the gateway (``gateway run``) between it and Kafka;
+   ``transport="kafka"``: the bridges talk to Kafka directly, as before;
+5. child processes, each a real ``flowerhub`` verb: one edge bridge per OEM map
+   (``bridge run``; each site its own MQTT client), the streams worker (``streams worker``)
+   the archiver (``archive``) and the operations view (``ui``, its URL printed:
+   ``flowerhub.demo.uichild``);
+6. the scenario: frequency traces fed to every simulator plus a TEST / FREQUENCY_EVENT
    ``MarketActivation`` (the allocator arms the sites' droop), activation orders
    (``MarketActivation`` ORDER, the allocator sets site powers), incidents on their time;
-6. everything stopped (SIGTERM: the archiver flushes), the broker too when it is ours;
-7. ``flowerhub audit --log <archive> --out <report>``; the verdicts are compared with the
+7. everything stopped (SIGTERM: the archiver flushes), the brokers too when they are ours;
+8. ``flowerhub audit --log <archive> --out <report>``; the verdicts are compared with the
    scenario's expectations (``flowerhub.demo.results``).
 
 Progress goes to ``progress`` (stderr from the CLI); the run directory keeps every log.
@@ -33,12 +38,14 @@ from typing import Any, TextIO
 
 from contract.kafka import clients
 from contract.kafka.settings import KafkaSettings
+from edge.bridge.config import MqttConfig
 from flowerhub.demo.fleet import SiteSpec, compose_fleet, describe, map_models
 from flowerhub.demo.processes import Child, MemoryMeter, spawn
 from flowerhub.demo.results import AuditOutcome, run_audit
 from flowerhub.demo.scenario import FrequencyPhase, OrderPhase, Scenario
 from flowerhub.demo.sims import SimFleet, SimStartError
 from flowerhub.demo.testlog import RigLog, RigLogError, RigOutcome, judge_rig, write_rig_csv
+from flowerhub.demo.watch import Death, watch_children
 
 FLEET_ID = "flowerhub"
 STEP_S = 0.1  # frequency trace update period (the simulators' register, read at each poll)
@@ -61,6 +68,7 @@ class DemoOptions:
     seed: int | None = None
     ui: bool = True  # flowerhub ui on the run's topics while it plays
     ui_port: int = 0  # 0: any free port
+    transport: str = "mqtt"  # homes through Mosquitto and the gateway; "kafka": directly
 
 
 @dataclass
@@ -76,6 +84,7 @@ class DemoResult:
     notes: list[str] = field(default_factory=list)
     rig: list[RigOutcome] = field(default_factory=list)  # 10 Hz test rig log verdicts
     ui_url: str | None = None
+    died: list[Death] = field(default_factory=list)  # children that exited while it played
 
 
 class Progress:
@@ -304,18 +313,53 @@ class Demo:
         self.run_dir = (options.out / f"{options.scenario.name}-{run_id}").resolve()
         self.prefix = f"demo-{run_id.lower()}."
         self.children: list[Child] = []
+        self.died: list[Death] = []
         self.broker_dir: Path | None = None
         self.broker_pids: list[int] = []
+        self.mqtt_dir: Path | None = None
+        self.mqtt_pids: list[int] = []
         self.meter = MemoryMeter(self._pids)
         self.ui_url: str | None = None
 
     def _pids(self) -> list[int]:
-        return [c.pid for c in self.children if c.alive()] + self.broker_pids
+        return [c.pid for c in self.children if c.alive()] + self.broker_pids + self.mqtt_pids
 
     def _sample(self) -> None:
         names = {c.pid: c.name for c in self.children}
         names.update(dict.fromkeys(self.broker_pids, "kafka"))
+        names.update(dict.fromkeys(self.mqtt_pids, "mosquitto"))
         self.meter.sample(names)
+
+    def _start_mqtt(self, site_ids: list[str]) -> MqttConfig:
+        """Mosquitto in ``<run>/mqtt`` with a certificate per site and one gateway identity."""
+        from flowerhub.mqtt.launcher import MqttBrokerError, start_mosquitto
+        from flowerhub.mqtt.pki import issue_client
+
+        self.mqtt_dir = self.run_dir / "mqtt"
+        try:
+            state = start_mosquitto(self.mqtt_dir, gateways=("1",))
+        except MqttBrokerError as exc:
+            raise DemoError(f"local MQTT broker: {exc}") from exc
+        self.mqtt_pids = [state.pid]
+        self.mqtt_address = state.address
+        for site_id in site_ids:
+            issue_client(state.pki, site_id)
+        return MqttConfig(
+            host="localhost",
+            port=state.port,
+            ca_file=state.pki.ca_file,
+            certs_dir=state.pki.clients_dir,
+            session_expiry_s=3600,
+            reconnect_min_s=0.2,
+            reconnect_max_s=5.0,
+        )
+
+    def _stop_mqtt(self) -> None:
+        from flowerhub.mqtt.launcher import stop_mosquitto
+
+        if self.mqtt_dir is not None:
+            stop_mosquitto(self.mqtt_dir)
+            self.mqtt_pids = []
 
     async def _meter_loop(self) -> None:
         while True:
@@ -358,6 +402,7 @@ class Demo:
         audit: AuditOutcome | None = None
         notes: list[str] = []
         rigs: list[RigLog] = []
+        watcher: asyncio.Task[None] | None = None
         try:
             if o.kafka is not None:
                 kafka = o.kafka
@@ -372,7 +417,15 @@ class Demo:
             except SimStartError as exc:
                 raise DemoError(f"simulators: {exc}") from exc
             say(f"simulators: {len(fleet.sims)} Modbus servers on 127.0.0.1")
-            await self._start_children(kafka, fleet, archive)
+            mqtt = None
+            if o.transport == "mqtt":
+                mqtt = await asyncio.to_thread(self._start_mqtt, [s.site_id for s in specs])
+                say(
+                    f"MQTT: Mosquitto on mqtts://{self.mqtt_address}, "
+                    f"{len(specs)} site certificates in {self.mqtt_dir}"
+                )
+            await self._start_children(kafka, fleet, archive, mqtt)
+            watcher = asyncio.create_task(watch_children(self.children, say, self.died))
             from contract.topics import topic
 
             telemetry = topic("site.telemetry").full_name(self.prefix)
@@ -389,6 +442,10 @@ class Demo:
                 await producer.stop()
             say("scenario done; stopping bridges, streams worker, archiver")
         finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
             leftovers = await self._shutdown(fleet)
             meter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -412,6 +469,7 @@ class Demo:
             notes=notes,
             rig=rig,
             ui_url=self.ui_url,
+            died=self.died,
         )
 
     @staticmethod
@@ -428,7 +486,9 @@ class Demo:
                 notes.append(f"test rig log {log.phase} not written: {exc}")
         return out
 
-    async def _start_children(self, kafka: KafkaSettings, fleet: SimFleet, archive: Path) -> None:
+    async def _start_children(
+        self, kafka: KafkaSettings, fleet: SimFleet, archive: Path, mqtt: MqttConfig | None
+    ) -> None:
         # every child gets the whole connection as flags, the password (if any) in its env
         say, logs, env = self.progress, self.run_dir / "logs", kafka.environment()
         connect = kafka.arguments()
@@ -468,7 +528,11 @@ class Demo:
         self.children.append(archiver)
         await asyncio.to_thread(archiver.wait_for, "archiving", 60.0)
         say("archiver running")
-        configs = fleet.write_bridge_configs(self.run_dir / "bridges", self.o.telemetry_interval_s)
+        if mqtt is not None:
+            await self._start_gateway(mqtt, connect, env)
+        configs = fleet.write_bridge_configs(
+            self.run_dir / "bridges", self.o.telemetry_interval_s, mqtt=mqtt
+        )
         for path in configs:
             name = path.stem
             self.children.append(
@@ -495,12 +559,32 @@ class Demo:
             self.children.append(ui)
             say(f"UI: {self.ui_url}  (live while the scenario plays)")
 
-    async def _shutdown(self, fleet: SimFleet | None) -> list[int]:
-        """Stop children (bridges first, archiver last), simulators, our broker."""
-        say = self.progress
-        order = sorted(
-            self.children, key=lambda c: {"archiver": 2, "streams-worker": 1}.get(c.name, 0)
+    async def _start_gateway(self, mqtt: MqttConfig, connect: list[str], env: Any) -> None:
+        from flowerhub.mqtt.pki import Pki
+
+        files = Pki(mqtt.ca_file.parent).gateway("1")
+        gateway = spawn(
+            "gateway",
+            [
+                *("gateway", "run", "--name", "1", "--mqtt", f"{mqtt.host}:{mqtt.port}"),
+                *("--mqtt-ca", str(mqtt.ca_file), "--mqtt-cert", str(files.cert)),
+                *("--mqtt-key", str(files.key), *connect, "--topic-prefix", self.prefix),
+                *("--group-id", f"demo-gateway-{self.run_id.lower()}"),
+            ],
+            self.run_dir / "logs",
+            cwd=self.run_dir,
+            env=env,
         )
+        self.children.append(gateway)
+        await asyncio.to_thread(gateway.wait_for, "connected to", 60.0)
+        self.progress("gateway running (MQTT <-> Kafka)")
+
+    async def _shutdown(self, fleet: SimFleet | None) -> list[int]:
+        """Stop children (bridges first, then the gateway, archiver last), simulators, our
+        brokers."""
+        say = self.progress
+        rank = {"gateway": 1, "streams-worker": 2, "archiver": 3}
+        order = sorted(self.children, key=lambda c: rank.get(c.name, 0))
         for child in order:
             if child.name == "archiver":
                 await asyncio.sleep(3.0)  # the last telemetry and results reach the topics
@@ -510,7 +594,10 @@ class Demo:
             say(f"stopped {child.name} (exit {code})")
         if fleet is not None:
             await fleet.stop()
-        pids = [c.pid for c in self.children]
+        pids = [c.pid for c in self.children] + self.mqtt_pids
+        if self.mqtt_dir is not None:
+            await asyncio.to_thread(self._stop_mqtt)
+            say("MQTT broker stopped")
         if self.broker_dir is not None:
             await asyncio.to_thread(self._stop_broker)
             say("Kafka broker stopped")

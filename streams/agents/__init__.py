@@ -9,8 +9,9 @@ One module per agent, each with ``register(ctx, book)``; ``streams.app.build`` w
   ``<app_id>-setpoints``), not a Faust agent: one fleet setpoint fans out to thousands of
   setpoints at once, faster than Faust's per-event delivery takes them;
 - ``allocator`` (``allocator``): market.fleet-setpoints, market.activations,
-  reserve.assignments -> site.setpoints; the latest allocation in memory, re-split by a 1 s
-  timer when the site book changed; (``command-results``) site.command-results -> site book;
+  reserve.assignments -> site.setpoints; one allocation per product in memory, re-split by
+  a 1 s timer when the site book changed; (``command-results``) site.command-results ->
+  site book;
 - ``aggregator`` (consumer name ``fleet-aggregator``): site.telemetry -> fleet.state (1 s
   and 10 s windows in memory) and the site book: a pure batch step, run by
   ``telemetry_service`` (a batched aiokafka consumer started with the app), not a Faust

@@ -58,6 +58,8 @@ class SiteBook:
         self._seen: dict[str, int] = {}  # event time of each site's latest telemetry
         self.results: dict[str, CommandResult] = {}
         self.version = 0
+        self._statuses: tuple[int, tuple[SiteStatus, ...]] | None = None
+        self._limits: dict[str, tuple[SiteTelemetry, SiteLimits]] = {}
 
     @property
     def telemetry(self) -> dict[str, SiteTelemetry]:
@@ -134,23 +136,39 @@ class SiteBook:
             self.version += 1
         return result
 
-    def statuses(self) -> list[SiteStatus]:
-        """One SiteStatus per known site (sites with telemetry or a result)."""
+    def statuses(self) -> tuple[SiteStatus, ...]:
+        """One SiteStatus per known site (sites with telemetry or a result), by site_id; the
+        same tuple again while the book has not changed (several fleet requests in a row,
+        one per product, split over the same book)."""
+        cached = self._statuses
+        if cached is not None and cached[0] == self.version:
+            return cached[1]
         telemetry = self.telemetry
-        sites = telemetry.keys() | self.results.keys()
-        return [
-            SiteStatus(site, telemetry.get(site), self.results.get(site)) for site in sorted(sites)
-        ]
+        results = self.results
+        sites = telemetry.keys() | results.keys()
+        out = tuple(
+            SiteStatus(site, telemetry.get(site), results.get(site)) for site in sorted(sites)
+        )
+        self._statuses = (self.version, out)
+        return out
 
     def limits(self, site_id: str) -> SiteLimits | None:
-        """The limits the site last reported, None when unknown."""
+        """The limits the site last reported, None when unknown (built once per telemetry:
+        the setpoint filter asks per setpoint, three times per home for three products)."""
         if site_id in self._deferred:
             self._settle()
         plain = self._plain.pop(site_id, None)
         if plain is not None:
             self._telemetry[site_id] = SiteTelemetry.from_plain(plain)
         tel = self._telemetry.get(site_id)
-        return None if tel is None else SiteLimits.from_telemetry(tel)
+        if tel is None:
+            return None
+        cached = self._limits.get(site_id)
+        if cached is not None and cached[0] is tel:
+            return cached[1]
+        limits = SiteLimits.from_telemetry(tel)
+        self._limits[site_id] = (tel, limits)
+        return limits
 
     @property
     def last_seen(self) -> dict[str, int]:

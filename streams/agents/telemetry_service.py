@@ -57,15 +57,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
 
 from contract.codec import encode
+from contract.kafka.delivery import AckedSender, Outgoing
 from contract.topics import topic as topic_row
 from streams.agents.aggregator import NAME, BatchOutcome, TelemetryAggregator
-from streams.agents.base import wall_clock_micros
+from streams.agents.base import started_kafka_producer, wall_clock_micros
 from streams.agents.batch_consumer import BatchConsumer, Batches, batch_consumer_options
 from streams.settings import StreamsSettings
 
@@ -96,11 +97,13 @@ class TelemetryService(BatchConsumer):
         aggregator: TelemetryAggregator,
         *,
         clock: Callable[[], int] = wall_clock_micros,
+        sender: Callable[[], Awaitable[AckedSender]] | None = None,
         **kwargs: Any,
     ) -> None:
         self.aggregator = aggregator
         self.clock = clock
         self._producer: Any = None
+        self._sender_of = sender
         self._state_topic = settings.topic("fleet.state")
         self._dlq_topic = settings.topic("deadletter")
         self.last_outcome = BatchOutcome()  #: the last batch's outcome
@@ -130,20 +133,18 @@ class TelemetryService(BatchConsumer):
         return outcome
 
     async def _send(self, outcome: BatchOutcome) -> None:
-        producer = self._producer
-        futures = []
+        """Fleet states and dead letters through the per-record acknowledged sender over the
+        app's producer (``contract.kafka.delivery``; Faust's producer without one, e.g. in
+        Faust's test context); returns once every record was acknowledged."""
         state_key = topic_row("fleet.state").key_of
+        out: list[Outgoing] = []
         for state in outcome.states:
             record = state.to_record()
             value = encode("FleetState", record)
-            futures.append(
-                await producer.send(self._state_topic, state_key(record), value, None, None, None)
-            )
+            out.append(Outgoing(self._state_topic, value, state_key(record)))
         for letter in outcome.dead_letters:
             value = encode("DeadLetter", letter)
-            futures.append(
-                await producer.send(self._dlq_topic, letter["key"], value, None, None, None)
-            )
+            out.append(Outgoing(self._dlq_topic, value, letter["key"]))
             log.warning(
                 "%s: %s[%d]@%d -> deadletter: %s: %s",
                 NAME,
@@ -153,5 +154,11 @@ class TelemetryService(BatchConsumer):
                 letter["error_type"],
                 letter["reason"],
             )
-        if futures:
-            await asyncio.gather(*futures)
+        if not out:
+            return
+        if self._sender_of is not None and started_kafka_producer(self.app) is not None:
+            await (await self._sender_of()).deliver(out)
+            return
+        producer = self._producer
+        futures = [await producer.send(r.topic, r.key, r.value, None, None, None) for r in out]
+        await asyncio.gather(*futures)

@@ -8,13 +8,17 @@ sites and MW at fleet level, > 0 = discharging. ``plain`` holds the bulk inputs'
 Steps:
 
 - ``setpoint_filter.filter_setpoint(state, SiteSetpoint, now, FilterConfig, SiteLimits|None)
-  -> (FilterState, SiteCommand | None, FilterReason)`` and ``tick(state, now, config)`` (same
-  result shape; the agent's timer writes held-back changes after ``min_interval_s``);
-- ``allocator.allocate_fleet_setpoint / allocate_activation / allocate_reserve(event,
-  statuses, now, AllocatorConfig) -> Allocation`` and ``reallocate(previous, statuses, now,
-  config)``; availability rules in ``availability``;
+  -> (FilterState, SiteCommand | None, FilterReason)``, one lane per product (state in
+  ``filter_state``), and ``tick(state, now, config) -> (FilterState, [SiteCommand])`` (the
+  agent's timer writes held-back changes after ``min_interval_s``);
+- ``allocator.allocate(request, statuses, now, AllocatorConfig, others=...) -> Allocation``
+  (requests from events in ``allocation``: ARM_RESERVE, ORDER changes, SET_POWER) and
+  ``reallocate``; every product at once: ``fleet_allocations.apply_request`` / ``refresh``
+  over a ``FleetAllocations``; each home's room and each product's availability in
+  ``availability``;
 - ``fleet_aggregation.FleetAggregator(fleet_id, window_s)`` (``initialize/agg/result``) and
-  ``TumblingWindows(aggregator, grace_s)`` (``add``/``add_record``/``flush``);
+  ``TumblingWindows(aggregator, grace_s)`` (``add``/``add_record``/``flush``); baseline and
+  per-product figures in ``expected``;
 - ``compliance.add_activation / add_assignment / evaluate(state, FleetState, stale_site_ids,
   ComplianceConfig) -> (ComplianceState, [ComplianceVerdict])``;
 - ``deadletter.build_dead_letter(...) -> dict`` (a DeadLetter record).

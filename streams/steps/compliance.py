@@ -1,7 +1,7 @@
 """Live compliance: FleetState + activations/reserve assignments -> ComplianceVerdict records.
 
-State (``ComplianceState``, frozen, ``to_dict``/``from_dict``) holds the obligations in force
-and the fleet baseline. Steps:
+State (``ComplianceState``, frozen, ``to_dict``/``from_dict``) holds the obligations in force.
+Steps:
 
 - ``add_activation(state, MarketActivation)`` / ``add_assignment(state, ReserveAssignment)``;
 - ``evaluate(state, fleet_state, stale_site_ids, config) -> (state, [ComplianceVerdict])``;
@@ -16,9 +16,13 @@ Required response per obligation at the window ``t = fleet_state.window_end``:
   same curves the audit uses); onset = first window where the fraction left 0 (reset when it
   returns to 0).
 
-Measured response = ``total_power_mw - baseline``; baseline = the activation's
-``baseline_mw`` if given, else the fleet power of the last window in which no obligation
-required a response (0 before any such window).
+Measured response: the fleet's DELIVERED power ``total_power_mw - baseline_mw`` (the sum of
+the sites' baselines: what they would do without reserves and orders; SvK's CalcBaseline);
+a window without a baseline (telemetry written before baselines) is judged with baseline 0,
+and its verdicts say so. With several products active at once (FleetState ``products``),
+each is judged against its own requirement: the other products' expected responses
+(``expected_mw``: their capacity at the sites' frequencies, their order changes) are taken
+off the delivered power first, and the verdict says how much was.
 
 Verdicts (one per obligation with ``|required| >= min_required_mw``), in order:
 
@@ -78,7 +82,6 @@ class Obligation:
     amount_mw: float
     start: int
     end: int
-    baseline_mw: float | None = None
     f_start_hz: float | None = None
     f_full_hz: float | None = None
     deadband_hz: float = 0.0
@@ -93,7 +96,6 @@ class Obligation:
             "amount_mw": self.amount_mw,
             "start": self.start,
             "end": self.end,
-            "baseline_mw": self.baseline_mw,
             "f_start_hz": self.f_start_hz,
             "f_full_hz": self.f_full_hz,
             "deadband_hz": self.deadband_hz,
@@ -111,7 +113,6 @@ class Obligation:
                 amount_mw=float(data["amount_mw"]),
                 start=int(data["start"]),
                 end=int(data["end"]),
-                baseline_mw=None if data.get("baseline_mw") is None else float(data["baseline_mw"]),
                 f_start_hz=None if data.get("f_start_hz") is None else float(data["f_start_hz"]),
                 f_full_hz=None if data.get("f_full_hz") is None else float(data["f_full_hz"]),
                 deadband_hz=float(data.get("deadband_hz", 0.0)),
@@ -124,34 +125,20 @@ class Obligation:
 
 @dataclass(frozen=True, slots=True)
 class ComplianceState:
-    """Obligations by id and the fleet baseline (MW)."""
+    """Obligations by id. (Entries stored before baselines came from the sites also hold a
+    ``baseline_mw``, the fleet power of a quiet window; it is no longer used and ignored.)"""
 
     obligations: tuple[Obligation, ...] = ()
-    baseline_mw: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "obligations": [o.to_dict() for o in self.obligations],
-            "baseline_mw": self.baseline_mw,
-        }
+        return {"obligations": [o.to_dict() for o in self.obligations]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ComplianceState:
         items = data.get("obligations", [])
         if not isinstance(items, list):
             raise InvalidRecordError("ComplianceState", "obligations", "expected a list")
-        baseline = data.get("baseline_mw")
-        return cls(tuple(Obligation.from_dict(o) for o in items), _opt_float(baseline))
-
-
-def _opt_float(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidRecordError(
-            "ComplianceState", "baseline_mw", f"expected a number, got {value!r}"
-        )
-    return float(value)
+        return cls(tuple(Obligation.from_dict(o) for o in items))
 
 
 def _upsert(state: ComplianceState, ob: Obligation) -> ComplianceState:
@@ -172,7 +159,6 @@ def add_activation(state: ComplianceState, act: MarketActivation) -> ComplianceS
             amount_mw=abs(act.requested_mw) if freq else act.requested_mw,
             start=act.start_time,
             end=act.end_time,
-            baseline_mw=act.baseline_mw,
             onset=None if freq else act.start_time,
         ),
     )
@@ -315,6 +301,36 @@ def _verdict(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """The fleet's delivered power in a window (MW) and how it was reckoned."""
+
+    total_mw: float  # total_power_mw - baseline
+    baseline_known: bool
+    expected_mw: Mapping[Product, float]  # per product in FleetState.products
+
+    @classmethod
+    def of(cls, fleet: FleetState) -> Delivered:
+        baseline = fleet.baseline_mw
+        expected: dict[Product, float] = {}
+        for ps in fleet.products:
+            expected[ps.product] = expected.get(ps.product, 0.0) + ps.expected_mw
+        return cls(fleet.total_power_mw - (baseline or 0.0), baseline is not None, expected)
+
+    def for_product(self, product: Product) -> tuple[float, str]:
+        """(delivered for ``product``: the others' expected responses taken off, a note on
+        how it was reckoned for the verdict's message)."""
+        others = {p: mw for p, mw in self.expected_mw.items() if p is not product and mw != 0.0}
+        taken = math.fsum(others.values())
+        notes = []
+        if not self.baseline_known:
+            notes.append("no site reported a baseline: 0 assumed")
+        if others:
+            names = ", ".join(f"{p.value} {mw:+.3f}" for p, mw in sorted(others.items()))
+            notes.append(f"other products' expected response taken off ({names} MW)")
+        return self.total_mw - taken, "".join(f"; {n}" for n in notes)
+
+
 def evaluate(
     state: ComplianceState,
     fleet: FleetState,
@@ -326,7 +342,7 @@ def evaluate(
     live = [o for o in state.obligations if o.end > fleet.window_start]
     verdicts: list[ComplianceVerdict] = []
     kept: list[Obligation] = []
-    any_required = False
+    delivered = Delivered.of(fleet)
     for ob in live:
         curve = curve_for(ob.product) if ob.product is not Product.NONE else None
         active = ob.start <= t and fleet.window_start < ob.end
@@ -337,13 +353,13 @@ def evaluate(
         kept.append(replace(ob, onset=onset))
         if abs(required) < config.min_required_mw:
             continue
-        any_required = True
-        baseline = ob.baseline_mw if ob.baseline_mw is not None else state.baseline_mw
-        measured = fleet.total_power_mw - (baseline or 0.0)
+        measured, note = delivered.for_product(ob.product)
         elapsed_s = (t - (onset if onset is not None else ob.start)) / MICROS_PER_S
         judgement = _judge(
             curve, required=required, measured=measured, elapsed_s=elapsed_s, config=config
         )
+        if note:
+            judgement = replace(judgement, message=judgement.message + note)
         version = curve.rule_version if curve is not None else STALE_RULE_VERSION
         verdicts.append(
             _verdict(
@@ -379,5 +395,4 @@ def evaluate(
                 site_ids=stale,
             )
         )
-    baseline = state.baseline_mw if any_required else fleet.total_power_mw
-    return ComplianceState(tuple(kept), baseline), verdicts
+    return ComplianceState(tuple(kept)), verdicts

@@ -17,7 +17,13 @@ Definitions, per window ``[window_start, window_start + window_s)`` on event tim
   whose last sample is ``faulted`` or in mode FAULT;
 - ``mean_frequency_hz``: mean of the last ``frequency_hz`` over sites that report one (None
   if none does);
-- ``per_oem``: the same figures per ``oem``, sorted by ``oem``.
+- ``per_oem``: the same figures per ``oem``, sorted by ``oem``;
+- ``baseline_mw``: sum over sites of that last ``baseline_kw``, / 1000, over the sites that
+  report one; None when none does (telemetry written before baselines): delivered =
+  ``total_power_mw - baseline_mw``;
+- ``products``: per reserve product armed at some site, the capacity summed and the
+  response it asks for at each site's frequency; per order product in force, the changes
+  summed (``steps.expected``).
 
 Sums use ``math.fsum`` so the result does not depend on arrival order.
 
@@ -41,11 +47,13 @@ from contract.enums import SiteMode
 from contract.errors import InvalidConfigError, InvalidRecordError
 from contract.fields import MICROS_PER_S
 from contract.records import FleetState, OemState, SiteTelemetry
+from streams.steps.expected import ARMED_COLUMNS, ARMED_FIELDS, ORDER_FIELDS, product_states
 from streams.steps.ids import derived_id
 
 
 class SiteSample(NamedTuple):
-    """The part of one SiteTelemetry the aggregate needs."""
+    """The part of one SiteTelemetry the aggregate needs (the fields after ``frequency_hz``
+    have defaults: window snapshots written before stacked products still load)."""
 
     event_time: int
     power_kw: float
@@ -54,9 +62,19 @@ class SiteSample(NamedTuple):
     faulted: bool
     oem: str
     frequency_hz: float | None
+    baseline_kw: float | None = None
+    #: the site's armed capacities and order changes (``expected.STACK_FIELDS`` order), None
+    #: when it holds none (the common case stays a short tuple)
+    stack: tuple[float, ...] | None = None
+
+
+def stack_of(values: tuple[float, ...]) -> tuple[float, ...] | None:
+    """A sample's ``stack`` of the six per-product values: None when all are 0."""
+    return values if any(values) else None
 
 
 WindowState = dict[str, SiteSample]
+_NO_STACK = (0.0,) * 6
 
 
 def window_start(event_time: int, window_s: int) -> int:
@@ -74,6 +92,17 @@ def sample_of(tel: SiteTelemetry) -> SiteSample:
         tel.faulted or tel.mode is SiteMode.FAULT,
         tel.oem,
         tel.frequency_hz,
+        tel.baseline_kw,
+        stack_of(
+            (
+                tel.armed_fcr_n_kw,
+                tel.armed_fcr_d_up_kw,
+                tel.armed_fcr_d_down_kw,
+                tel.armed_ffr_kw,
+                tel.order_afrr_kw,
+                tel.order_mfrr_kw,
+            )
+        ),
     )
 
 
@@ -90,6 +119,13 @@ def sample_of_record(rec: Mapping[str, Any]) -> SiteSample:
         f.boolean(rec, n, "faulted", default=False) or mode == SiteMode.FAULT.value,
         f.text(rec, n, "oem"),
         f.opt_number(rec, n, "frequency_hz"),
+        f.opt_number(rec, n, "baseline_kw"),
+        stack_of(
+            (
+                *(f.nonneg(rec, n, name, default=0.0) for name in ARMED_FIELDS),
+                *(f.number(rec, n, name, default=0.0) for name in ORDER_FIELDS),
+            )
+        ),
     )
 
 
@@ -111,6 +147,17 @@ def sample_of_plain(rec: Mapping[str, Any]) -> SiteSample:
             rec["faulted"] or rec["mode"] == _FAULT,
             rec["oem"],
             rec["frequency_hz"],
+            rec["baseline_kw"],
+            stack_of(
+                (
+                    rec["armed_fcr_n_kw"],
+                    rec["armed_fcr_d_up_kw"],
+                    rec["armed_fcr_d_down_kw"],
+                    rec["armed_ffr_kw"],
+                    rec["order_afrr_kw"],
+                    rec["order_mfrr_kw"],
+                )
+            ),
         ),
     )
 
@@ -124,7 +171,9 @@ def _put(state: WindowState, site_id: str, sample: SiteSample) -> WindowState:
 
 class WindowColumns(NamedTuple):
     """The sites' last samples of one window, column-wise (what ``result`` reads): one row
-    per site; ``oem`` codes into ``oem_names``; ``frequency_hz`` NaN where none reported."""
+    per site; ``oem`` codes into ``oem_names``; ``frequency_hz``/``baseline_kw`` NaN where
+    none reported; ``armed`` (sites x ``expected.ARMED_COLUMNS``) and ``orders`` (sites x
+    ``expected.ORDER_COLUMNS``) in kW, None when no site holds any."""
 
     power_kw: npt.NDArray[np.float64]
     headroom_up_kw: npt.NDArray[np.float64]
@@ -134,21 +183,52 @@ class WindowColumns(NamedTuple):
     oem_names: Sequence[str]
     frequency_hz: npt.NDArray[np.float64]
     has_frequency: npt.NDArray[np.bool_]
+    baseline_kw: npt.NDArray[np.float64]
+    has_baseline: npt.NDArray[np.bool_]
+    armed: npt.NDArray[np.float64] | None
+    orders: npt.NDArray[np.float64] | None
 
 
 def window_columns(samples: Sequence[SiteSample]) -> WindowColumns:
     """The columns of a window state's samples."""
-    names = sorted({s.oem for s in samples})
+    n = len(samples)
+    if not n:
+        empty = np.empty(0, np.float64)
+        return WindowColumns(
+            empty,
+            empty,
+            empty,
+            np.empty(0, np.bool_),
+            np.empty(0, np.int64),
+            [],
+            empty,
+            np.empty(0, np.bool_),
+            empty,
+            np.empty(0, np.bool_),
+            None,
+            None,
+        )
+    fields = list(zip(*samples, strict=True))  # one tuple per SiteSample field
+    names = sorted(set(fields[5]))
     code = {name: i for i, name in enumerate(names)}
+    frequency, baseline, stacks = fields[6], fields[7], fields[8]
+    armed = orders = None
+    if any(s is not None for s in stacks):
+        both = np.array([_NO_STACK if s is None else s for s in stacks], np.float64)
+        armed, orders = both[:, : len(ARMED_COLUMNS)], both[:, len(ARMED_COLUMNS) :]
     return WindowColumns(
-        np.array([s.power_kw for s in samples], np.float64),
-        np.array([s.headroom_up_kw for s in samples], np.float64),
-        np.array([s.headroom_down_kw for s in samples], np.float64),
-        np.array([bool(s.faulted) for s in samples], np.bool_),
-        np.array([code[s.oem] for s in samples], np.int64),
+        np.array(fields[1], np.float64),
+        np.array(fields[2], np.float64),
+        np.array(fields[3], np.float64),
+        np.array(fields[4], np.bool_),
+        np.array([code[o] for o in fields[5]], np.int64),
         names,
-        np.array([math.nan if s.frequency_hz is None else s.frequency_hz for s in samples]),
-        np.array([s.frequency_hz is not None for s in samples], np.bool_),
+        np.array([math.nan if f is None else f for f in frequency], np.float64),
+        np.array([f is not None for f in frequency], np.bool_),
+        np.array([math.nan if b is None else b for b in baseline], np.float64),
+        np.array([b is not None for b in baseline], np.bool_),
+        armed,
+        orders,
     )
 
 
@@ -205,6 +285,9 @@ class FleetAggregator:
         window_end = window_start + self.window_s * MICROS_PER_S
         power, up, down, sites, faulted = _figures(cols, slice(None))
         freqs = cols.frequency_hz[cols.has_frequency].tolist()
+        mean_frequency = math.fsum(freqs) / len(freqs) if freqs else None
+        has_baseline = cols.has_baseline
+        baseline = _fsum_mw(cols.baseline_kw[has_baseline]) if has_baseline.any() else None
         per_oem = []
         for code in sorted(range(len(cols.oem_names)), key=cols.oem_names.__getitem__):
             mask = cols.oem == code
@@ -224,9 +307,20 @@ class FleetAggregator:
             headroom_down_mw=down,
             sites_online=sites,
             sites_faulted=faulted,
-            mean_frequency_hz=math.fsum(freqs) / len(freqs) if freqs else None,
+            mean_frequency_hz=mean_frequency,
             per_oem=tuple(per_oem),
+            baseline_mw=baseline,
+            products=product_states(cols.armed, cols.orders, cols.frequency_hz, mean_frequency),
         )
+
+
+def _restored(fields: Any) -> SiteSample:
+    """A sample from ``TumblingWindows.to_dict`` (a list; its stack a list too, or absent
+    in snapshots written before stacked products)."""
+    sample = SiteSample(*fields)
+    if sample.stack is not None:
+        sample = sample._replace(stack=tuple(float(v) for v in sample.stack))
+    return sample
 
 
 class TumblingWindows:
@@ -333,7 +427,7 @@ class TumblingWindows:
         n = "TumblingWindows"
         try:
             opened = {
-                int(start): {site: SiteSample(*sample) for site, sample in st.items()}
+                int(start): {site: _restored(sample) for site, sample in st.items()}
                 for start, st in data["open"].items()
             }
             watermark, closed = data["watermark"], data["closed_before"]

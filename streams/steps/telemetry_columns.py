@@ -26,6 +26,7 @@ import numpy.typing as npt
 from contract.columnar import ColumnBatch, EnumColumn
 from contract.enums import Product, SiteMode
 from contract.records import SiteTelemetry
+from streams.steps.expected import ARMED_FIELDS, ORDER_FIELDS
 from streams.steps.fleet_aggregation import SiteSample
 from streams.steps.plain import telemetry_of_plain_columns
 
@@ -57,25 +58,45 @@ class SampleColumns:
     has_frequency: Bools
     site: I64  # codes into site_names (-1: not a fast row)
     site_names: list[str]
+    baseline_kw: F64  # NaN where none was reported
+    has_baseline: Bools
+    armed: F64 | None  # rows x expected.ARMED_COLUMNS, kW; None: no row holds any
+    orders: F64 | None  # rows x expected.ORDER_COLUMNS, kW; None: no row holds any
+    stacked: Bools | None  # rows holding some (None: none does)
 
     def samples(self, rows: Rows) -> list[SiteSample]:
         """The rows' SiteSamples (as ``sample_of_plain`` builds them from the records)."""
-        oems, freq = self.oem_names, self.frequency_hz[rows].tolist()
-        has = self.has_frequency[rows].tolist()
-        return [
-            _new_tuple(SiteSample, (t, p, u, d, fault, oems[o], f if h else None))
-            for t, p, u, d, fault, o, f, h in zip(
-                self.event_time[rows].tolist(),
-                self.power_kw[rows].tolist(),
-                self.headroom_up_kw[rows].tolist(),
-                self.headroom_down_kw[rows].tolist(),
-                self.faulted[rows].tolist(),
-                self.oem[rows].tolist(),
-                freq,
-                has,
-                strict=True,
-            )
+        oems = self.oem_names
+        columns = [
+            self.event_time[rows].tolist(),
+            self.power_kw[rows].tolist(),
+            self.headroom_up_kw[rows].tolist(),
+            self.headroom_down_kw[rows].tolist(),
+            self.faulted[rows].tolist(),
+            [oems[o] for o in self.oem[rows].tolist()],
+            _optional_values(self.frequency_hz[rows], self.has_frequency[rows]),
+            _optional_values(self.baseline_kw[rows], self.has_baseline[rows]),
+            self._stacks(rows),
         ]
+        return [_new_tuple(SiteSample, row) for row in zip(*columns, strict=True)]
+
+    def _stacks(self, rows: Rows) -> list[tuple[float, ...] | None]:
+        """The rows' ``SiteSample.stack`` (None where a row holds nothing)."""
+        if self.armed is None or self.orders is None or self.stacked is None:
+            return [None] * len(rows)
+        values = np.concatenate((self.armed[rows], self.orders[rows]), axis=1).tolist()
+        held = self.stacked[rows].tolist()
+        return [tuple(v) if h else None for v, h in zip(values, held, strict=True)]
+
+
+def _optional_values(values: F64, present: Bools) -> list[float | None]:
+    """``values`` as floats, None where not ``present``."""
+    out: list[float | None] = values.tolist()
+    if present.all():
+        return out
+    if not present.any():
+        return [None] * len(out)
+    return [v if p else None for v, p in zip(out, present.tolist(), strict=True)]
 
 
 @dataclass
@@ -117,10 +138,7 @@ def plainly_valid(batch: ColumnBatch) -> Bools:
     soc, pv, load = col["soc_pct"].values, col["pv_power_kw"].values, col["load_kw"].values
     up, down = col["headroom_up_kw"].values, col["headroom_down_kw"].values
     max_out, max_in = col["max_discharge_kw"].values, col["max_charge_kw"].values
-    armed = [
-        col[name].values
-        for name in ("armed_fcr_n_kw", "armed_fcr_d_up_kw", "armed_fcr_d_down_kw", "armed_ffr_kw")
-    ]
+    armed = [col[name].values for name in ARMED_FIELDS]
     mode, reserve = col["mode"], col["reserve_armed"]
     site = col["site_id"]
     if not isinstance(mode, EnumColumn) or not isinstance(reserve, EnumColumn):
@@ -176,6 +194,8 @@ def telemetry_columns(batch: ColumnBatch) -> TelemetryColumns:
     frequency = col["frequency_hz"]
     present = frequency.present
     has_frequency = np.ones(len(fast), np.bool_) if present is None else present
+    baseline = col["baseline_kw"]
+    has_baseline = np.ones(len(fast), np.bool_) if baseline.present is None else baseline.present
     site, site_names = _codes(batch, "site_id", rows, len(fast))
     oem, oem_names = _codes(batch, "oem", rows, len(fast))
     samples = SampleColumns(
@@ -190,8 +210,25 @@ def telemetry_columns(batch: ColumnBatch) -> TelemetryColumns:
         has_frequency,
         site,
         site_names,
+        np.where(has_baseline, baseline.values, np.nan),
+        has_baseline,
+        *_stack_columns(batch, fast),
     )
     return TelemetryColumns(batch, fast, samples)
+
+
+def _stack_columns(batch: ColumnBatch, fast: Bools) -> tuple[F64 | None, F64 | None, Bools | None]:
+    """(armed, orders, stacked) of ``SampleColumns``: None for all three when no fast row
+    holds a reserve or an order."""
+    col = batch.columns
+    if not any(col[name].values.any() for name in (*ARMED_FIELDS, *ORDER_FIELDS)):
+        return None, None, None  # the common case before reserves are armed: one pass
+    armed = np.column_stack([col[name].values for name in ARMED_FIELDS])
+    orders = np.column_stack([col[name].values for name in ORDER_FIELDS])
+    stacked = (armed != 0.0).any(axis=1) | (orders != 0.0).any(axis=1)
+    if not (stacked & fast).any():
+        return None, None, None
+    return armed, orders, stacked
 
 
 def latest_per_site(

@@ -161,6 +161,10 @@ def _columns(samples: SampleColumns, rows: Rows) -> WindowColumns:
         samples.oem_names,
         samples.frequency_hz[rows],
         samples.has_frequency[rows],
+        samples.baseline_kw[rows],
+        samples.has_baseline[rows],
+        None if samples.armed is None else samples.armed[rows],
+        None if samples.orders is None else samples.orders[rows],
     )
 
 

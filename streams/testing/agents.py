@@ -10,7 +10,7 @@ tests/unit/streams/test_agents_*.py.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -19,6 +19,15 @@ from faust.types import ChannelT
 from contract.codec import decode
 from streams.steps.ids import derived_id
 
+#: SiteTelemetry's per-product fields (``telemetry_record(stacked=...)``)
+STACKED_FIELDS = (
+    "armed_fcr_n_kw",
+    "armed_fcr_d_up_kw",
+    "armed_fcr_d_down_kw",
+    "armed_ffr_kw",
+    "order_afrr_kw",
+    "order_mfrr_kw",
+)
 OUTPUTS = (
     "site.setpoints",
     "site.commands",
@@ -101,8 +110,15 @@ def telemetry_record(
     max_kw: float = 10.0,
     faulted: bool = False,
     frequency_hz: float | None = 50.0,
+    baseline_kw: float | None = None,
+    stacked: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
-    """A valid SiteTelemetry record (times in int microseconds)."""
+    """A valid SiteTelemetry record (times in int microseconds). ``stacked``: armed
+    capacities and order changes by field name (``armed_fcr_n_kw`` ... ``order_mfrr_kw``;
+    0 for the others)."""
+    unknown = set(stacked or {}) - set(STACKED_FIELDS)
+    if unknown:
+        raise ValueError(f"not a stacked-product field: {sorted(unknown)}")
     return {
         "event_id": derived_id("test-telemetry", site_id, event_time),
         "event_time": event_time,
@@ -121,6 +137,8 @@ def telemetry_record(
         "mode": "FAULT" if faulted else "REMOTE",
         "frequency_hz": frequency_hz,
         "faulted": faulted,
+        "baseline_kw": baseline_kw,
+        **{name: float((stacked or {}).get(name, 0.0)) for name in STACKED_FIELDS},
     }
 
 

@@ -187,3 +187,35 @@ def test_every_health_dependency_has_a_healthcheck(services: dict[str, dict[str,
             assert dep in services, f"{name} depends on unknown {dep}"
             if cond["condition"] == "service_healthy":
                 assert "healthcheck" in services[dep], f"{name} waits for {dep}'s health"
+
+
+def test_homes_reach_kafka_only_through_mosquitto_and_the_gateways(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    from contract.mqtt.layout import acl_lines
+    from edge.bridge.config import Transport
+
+    certs = _parse(services["mqtt-certs"]["command"])
+    assert "mosquitto" in certs.server_name
+    acl = (ROOT / "deploy" / "mosquitto.acl").read_text(encoding="utf-8").splitlines()
+    rules = [line for line in acl if line and not line.startswith("#")]
+    assert rules == [line for line in acl_lines(certs.gateway) if line and line[0] != "#"]
+    conf = (ROOT / "deploy" / "mosquitto.conf").read_text(encoding="utf-8").splitlines()
+    for must in ("allow_anonymous false", "require_certificate true", "listener 8883 0.0.0.0"):
+        assert must in conf
+    assert [line for line in conf if line.startswith(("listener", "port "))] == [
+        "listener 8883 0.0.0.0"
+    ]  # TLS only
+    for name in certs.gateway:
+        gateway = _parse(services[f"gateway-{name}"]["command"])
+        assert gateway.name == name
+        assert str(gateway.mqtt_cert).endswith(f"gateway@{name}.pem")
+    for oem in sorted(load_all()):
+        bridge = services[f"bridge-{oem}"]
+        args = _parse(bridge["command"])
+        mount = next(v for v in bridge["volumes"] if v.endswith(f":{args.config}:ro"))
+        config = load_config(ROOT / mount.split(":")[0])
+        assert config.uplink is Transport.MQTT
+        assert config.mqtt is not None
+        assert config.mqtt.host == "mosquitto"
+        assert {s.site_id for s in config.sites} <= set(certs.site), f"{oem}: a site lacks a cert"

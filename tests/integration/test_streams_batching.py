@@ -25,11 +25,10 @@ async def _send(
     producer = clients.producer(kafka, acks="all", max_batch_size=max_batch_size)
     await clients.start(producer, kafka)
     try:
-        futures = await KeyedBatchSender(producer, topic, PARTITIONS).send_all(records)
-        await asyncio.gather(*futures)
+        metadata = await (await KeyedBatchSender(producer, topic, PARTITIONS).send_all(records))
     finally:
         await producer.stop()
-    return len(futures)
+    return len(metadata)
 
 
 @pytest.mark.integration
@@ -64,7 +63,7 @@ async def _send_partitioned(
     await clients.start(producer, kafka)
     try:
         sender = KeyedBatchSender(producer, topic, PARTITIONS)
-        return list(await asyncio.gather(*await sender.send_partitioned(records)))
+        return list(await (await sender.send_partitioned(records)))
     finally:
         await producer.stop()
 

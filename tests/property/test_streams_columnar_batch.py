@@ -6,8 +6,9 @@ records in the same batches: random sites, oems, faults, frequencies; event time
 order, duplicated, late (behind closed windows), far apart (centuries: the packed-key
 fallback), repeated records; bad records mixed in (garbage, tombstones, truncated bytes,
 another event type, NaN, soc out of range, an empty site id, a non-canonical uuid the codec
-accepts). Property: the same FleetStates in the same order, the same dead letters, the same
-counts, the same windows (open state, watermark, late events) and the same site book.
+accepts); baselines, armed capacities and orders at some sites. Property: the same
+FleetStates in the same order, the same dead letters, the same counts, the same windows
+(open state, watermark, late events) and the same site book.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from streams.agents.aggregator import BatchOutcome, TelemetryAggregator
 from streams.agents.sitebook import SiteBook
 from streams.app import settings_with
 from streams.settings import AggregationSettings, StreamsSettings
-from streams.testing.agents import consumed, setpoint_record, telemetry_record
+from streams.testing.agents import STACKED_FIELDS, consumed, setpoint_record, telemetry_record
 
 S = 1_000_000
 T0 = 1_700_000_000 * S
@@ -50,6 +51,16 @@ offset_ms = st.one_of(
 )
 
 
+# a site arms some of the reserves and holds some orders (most hold nothing)
+stacked = st.one_of(
+    st.just({}),
+    st.dictionaries(
+        st.sampled_from(STACKED_FIELDS[:4]), st.sampled_from([0.0, 1.5, 2.25, 4.0]), max_size=4
+    )
+    | st.dictionaries(st.sampled_from(STACKED_FIELDS[4:]), st.floats(-3.0, 3.0), max_size=2),
+)
+
+
 @st.composite
 def telemetry(draw: st.DrawFn) -> bytes:
     site = draw(st.sampled_from(SITES))
@@ -62,6 +73,8 @@ def telemetry(draw: st.DrawFn) -> bytes:
         headroom_down_kw=draw(st.sampled_from([0.0, 2.5, 8.0])),
         faulted=draw(st.booleans()),
         frequency_hz=draw(st.none() | st.floats(49.5, 50.5)),
+        baseline_kw=draw(st.none() | st.floats(-5.0, 9.0)),
+        stacked=draw(stacked),
     )
     record["mode"] = draw(st.sampled_from(MODES))
     return encode("SiteTelemetry", record)

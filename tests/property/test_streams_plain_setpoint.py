@@ -9,6 +9,7 @@ SiteSetpoint.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -27,6 +28,14 @@ LOGICAL = Codec(REGISTRY)
 RAW = Codec(REGISTRY, logical_types=False)
 S = 1_000_000
 T0 = 1_700_000_000 * S
+ARM = {
+    "product": "FCR_D_UP",
+    "capacity_kw": 2.5,
+    "f_start_hz": 49.9,
+    "f_full_hz": 49.5,
+    "deadband_hz": 0.0,
+    "symmetric": False,
+}
 
 setpoints = st.builds(
     lambda rec, power, site, setpoint_id: (
@@ -85,6 +94,20 @@ def _valid(**fields: Any) -> dict[str, Any]:
         ({"kind": "ARM_RESERVE"}, "InvalidRecordError"),  # no reserve
         ({"site_id": ""}, "InvalidRecordError"),
         ({"power_kw": float("nan")}, "InvalidRecordError"),
+        ({"kind": "ARM_RESERVE", "power_kw": None, "reserve": ARM, "product": None}, "plain"),
+        ({"kind": "ORDER", "power_kw": -1.5, "product": "MFRR", "reserve": None}, "plain"),
+        ({"kind": "DISARM_RESERVE", "power_kw": None, "product": "FCR_N"}, "plain"),
+        (
+            {"kind": "ARM_RESERVE", "reserve": ARM | {"capacity_kw": 2}, "product": None},
+            "converted",
+        ),
+        ({"kind": "ARM_RESERVE", "reserve": ARM | {"capacity_kw": -1.0}}, "InvalidRecordError"),
+        ({"kind": "ARM_RESERVE", "reserve": ARM | {"f_full_hz": math.inf}}, "InvalidRecordError"),
+        ({"kind": "ARM_RESERVE", "reserve": ARM | {"product": "FCR_X"}}, "InvalidRecordError"),
+        ({"kind": "ARM_RESERVE", "reserve": {"product": "FCR_N"}}, "InvalidRecordError"),
+        ({"kind": "ORDER", "power_kw": 1.0, "product": None}, "InvalidRecordError"),
+        ({"kind": "ORDER", "power_kw": None, "product": "AFRR"}, "InvalidRecordError"),
+        ({"kind": "DISARM_RESERVE", "power_kw": None, "product": "FCR_Z"}, "InvalidRecordError"),
     ],
 )
 def test_odd_spellings_take_the_full_path(spelling: dict[str, Any], expected: str) -> None:

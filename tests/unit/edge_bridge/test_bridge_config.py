@@ -99,3 +99,22 @@ def test_load_config_errors(tmp_path: Path, text: str, message: str) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "absent.yaml")
+
+
+def test_the_transport_is_mqtt_with_an_mqtt_section_else_kafka() -> None:
+    from edge.bridge.config import Transport
+
+    mqtt = {"host": "mqtt.example", "ca_file": "/etc/ca.pem", "certs_dir": "/etc/certs"}
+    assert parse_config(_config()).uplink is Transport.KAFKA
+    home = parse_config(_config(mqtt=mqtt))
+    assert home.uplink is Transport.MQTT
+    assert home.mqtt is not None
+    settings = home.mqtt.settings_for("se-0001")
+    assert settings.cert_file == Path("/etc/certs/se-0001.pem")
+    assert settings.key_file == Path("/etc/certs/se-0001-key.pem")
+    assert (settings.port, settings.session_expiry_s) == (8883, 86400)
+    assert parse_config(_config(mqtt=mqtt, transport="kafka")).uplink is Transport.KAFKA
+    with pytest.raises(ConfigError, match="transport mqtt needs an mqtt: section"):
+        parse_config(_config(transport="mqtt"))
+    with pytest.raises(ConfigError, match="transport"):
+        parse_config(_config(transport="carrier-pigeon"))

@@ -10,7 +10,9 @@ from collections.abc import Iterator
 import pytest
 
 from contract.codec import encode
+from contract.enums import Product
 from streams.app import StreamsApp, build, settings_with
+from streams.steps.ids import derived_id
 from streams.testing.agents import (
     ManualClock,
     activation_record,
@@ -55,7 +57,7 @@ def test_a_fleet_setpoint_is_split_over_the_known_sites(built: StreamsApp) -> No
     assert {s.record["source_id"] for s in sent} == {"fsp-1"}
     assert math.fsum(s.record["power_kw"] for s in sent) == pytest.approx(50.0, abs=1e-6)
     assert all(0 < s.record["power_kw"] <= 2.0 + 3 for s in sent)
-    current = built.allocator.current
+    current = built.allocator.last
     assert current is not None
     assert current.shortfall_kw == pytest.approx(0.0, abs=1e-9)
 
@@ -66,7 +68,7 @@ def test_more_than_the_fleet_can_do_is_reported_as_shortfall(built: StreamsApp) 
     asyncio.run(feed(built, "allocator", [fleet_setpoint("fsp-2", 1.0)]))
     sent = drain(out["site.setpoints"])
     assert math.fsum(s.record["power_kw"] for s in sent) == pytest.approx(capacity_kw)
-    current = built.allocator.current
+    current = built.allocator.last
     assert current is not None
     assert current.shortfall_kw == pytest.approx(1000.0 - capacity_kw)
 
@@ -77,11 +79,10 @@ def test_an_faulted_site_is_reallocated_to_the_others(
     out = memory_outputs(built)
     asyncio.run(feed(built, "allocator", [fleet_setpoint("fsp-3", 0.03)]))
     first = {s.record["site_id"]: s.record["power_kw"] for s in drain(out["site.setpoints"])}
-    assert asyncio.run(built.allocator.maybe_reallocate()) is None  # nothing changed
+    assert asyncio.run(built.allocator.maybe_reallocate()) == []  # nothing changed
     clock.now = T0 + S
     built.book.update_telemetry(telemetry_record("site-03", T0 + S // 2, faulted=True))
-    again = asyncio.run(built.allocator.maybe_reallocate())
-    assert again is not None
+    (again,) = asyncio.run(built.allocator.maybe_reallocate())
     assert again.excluded == {"site-03": "FAULTED"}
     changed = {s.record["site_id"]: s.record["power_kw"] for s in drain(out["site.setpoints"])}
     assert changed.pop("site-03") == 0.0  # the faulted site's share is taken back
@@ -103,6 +104,7 @@ def test_an_afrr_activation_and_a_foreign_fleet(built: StreamsApp) -> None:
     ]
     asyncio.run(feed(built, "allocator", messages))
     sent = drain(out["site.setpoints"])
+    assert {(s.record["kind"], s.record["product"]) for s in sent} == {("ORDER", "AFRR")}
     assert math.fsum(s.record["power_kw"] for s in sent) == pytest.approx(20.0, abs=1e-6)
     letters = drain(out["deadletter"])
     assert [d.record["error_type"] for d in letters] == ["ForeignFleetError", "InvalidEventError"]
@@ -141,14 +143,70 @@ def test_headroom_drift_does_not_re_split(built: StreamsApp, clock: ManualClock)
             built.book.update_telemetry(
                 telemetry_record(site, clock.now - S // 2, headroom_up_kw=2.0 + i % 4 + drift)
             )
-        assert asyncio.run(built.allocator.maybe_reallocate()) is None
+        assert asyncio.run(built.allocator.maybe_reallocate()) == []
         assert drain(out["site.setpoints"]) == []
     # site-00 (2 kW of headroom, share first["site-00"]) drops to half its share: re-split.
     clock.now = T0 + 5 * S
     built.book.update_telemetry(
         telemetry_record("site-00", clock.now - S // 2, headroom_up_kw=first["site-00"] / 2)
     )
-    again = asyncio.run(built.allocator.maybe_reallocate())
-    assert again is not None
+    assert len(asyncio.run(built.allocator.maybe_reallocate())) == 1
     changed = {s.record["site_id"]: s.record["power_kw"] for s in drain(out["site.setpoints"])}
     assert changed["site-00"] <= first["site-00"] / 2 + 1e-9
+
+
+def assignment(asg_id: str, product: str, capacity_mw: float) -> tuple[bytes, bytes]:
+    bands = {"FCR_N": (50.0, 49.9), "FCR_D_UP": (49.9, 49.5), "FCR_D_DOWN": (50.1, 50.5)}
+    f_start, f_full = bands.get(product, (50.0, 49.9))
+    record = {
+        "event_id": derived_id("test-assignment", asg_id),
+        "event_time": T0,
+        "fleet_id": FLEET,
+        "assignment_id": asg_id,
+        "product": product,
+        "capacity_mw": capacity_mw,
+        "valid_from": T0,
+        "valid_until": T0 + 3600 * S,
+        "f_start_hz": f_start,
+        "f_full_hz": f_full,
+        "deadband_hz": 0.0,
+    }
+    return FLEET.encode(), encode("ReserveAssignment", record)
+
+
+def test_three_reserves_armed_at_once_and_an_afrr_capacity_without_setpoints(
+    built: StreamsApp, clock: ManualClock
+) -> None:
+    """FCR-N, FCR-D up and FCR-D down on the same homes: one allocation each, all in force;
+    an aFRR capacity assignment arms nothing (its orders are split when they come)."""
+    out = memory_outputs(built)
+    messages = [
+        assignment("n-1", "FCR_N", 0.010),
+        assignment("up-1", "FCR_D_UP", 0.015),
+        assignment("down-1", "FCR_D_DOWN", 0.020),
+        assignment("afrr-cap", "AFRR", 0.5),
+    ]
+    asyncio.run(feed(built, "allocator", messages))
+    sent = drain(out["site.setpoints"])
+    assert drain(out["deadletter"]) == []
+    by_product: dict[str, float] = {}
+    per_site: dict[tuple[str, str], float] = {}
+    for s in sent:
+        assert s.record["kind"] == "ARM_RESERVE"
+        reserve = s.record["reserve"]
+        by_product[reserve["product"]] = (
+            by_product.get(reserve["product"], 0.0) + (reserve["capacity_kw"])
+        )
+        per_site[s.record["site_id"], reserve["product"]] = reserve["capacity_kw"]
+    assert by_product == pytest.approx({"FCR_N": 10.0, "FCR_D_UP": 15.0, "FCR_D_DOWN": 20.0})
+    assert list(built.allocator.allocations.by_slot) == [
+        Product.FCR_N,
+        Product.FCR_D_UP,
+        Product.FCR_D_DOWN,
+    ]
+    for i, site in enumerate(SITES):  # up: FCR-N + FCR-D up within the site's headroom
+        up = per_site.get((site, "FCR_N"), 0.0) + per_site.get((site, "FCR_D_UP"), 0.0)
+        assert up <= 2.0 + i % 4 + 1e-9
+    # nothing changed in the book: the timer re-splits nothing
+    clock.now = T0 + S
+    assert asyncio.run(built.allocator.maybe_reallocate()) == []

@@ -134,3 +134,74 @@ def test_the_timer_writes_a_suppressed_change_once_the_interval_passed(
     assert commands(drain(out["site.commands"])) == [("a", "2", 3.2)]
     assert agent.state_of("a").pending is None
     assert asyncio.run(agent.flush_pending()) == 0
+
+
+def arm(site: str, sp_id: str, t: int, product: str, capacity: float) -> tuple[bytes, bytes]:
+    bands = {"FCR_N": (50.0, 49.9), "FCR_D_UP": (49.9, 49.5), "FCR_D_DOWN": (50.1, 50.5)}
+    f_start, f_full = bands[product]
+    record = setpoint_record(site, sp_id, t, 0.0, t + 60 * S)
+    record.update(
+        kind="ARM_RESERVE",
+        power_kw=None,
+        reserve={
+            "product": product,
+            "capacity_kw": capacity,
+            "f_start_hz": f_start,
+            "f_full_hz": f_full,
+            "deadband_hz": 0.0,
+            "symmetric": product == "FCR_N",
+        },
+    )
+    return site.encode(), encode("SiteSetpoint", record)
+
+
+def order(site: str, sp_id: str, t: int, product: str, change: float) -> tuple[bytes, bytes]:
+    record = setpoint_record(site, sp_id, t, change, t + 60 * S)
+    record.update(kind="ORDER", product=product)
+    return site.encode(), encode("SiteSetpoint", record)
+
+
+def test_three_products_and_an_order_on_one_site_each_in_its_lane(
+    built: StreamsApp, clock: Clock
+) -> None:
+    """One batch arms FCR-N, FCR-D up and FCR-D down on the same site and starts an mFRR
+    order: four commands; a slightly changed FCR-N arm waits for the timer, an unchanged
+    FCR-D up is dropped, the order's end passes at once."""
+    out = memory_outputs(built)
+    filter_all(
+        built,
+        [
+            arm("a", "n1", T0, "FCR_N", 2.0),
+            arm("a", "u1", T0, "FCR_D_UP", 3.0),
+            arm("a", "d1", T0, "FCR_D_DOWN", 2.5),
+            order("a", "m1", T0, "MFRR", 1.5),
+            arm("a", "n2", T0 + S // 2, "FCR_N", 2.2),
+            arm("a", "u2", T0 + S // 2, "FCR_D_UP", 3.0),
+            order("a", "m2", T0 + S // 2, "MFRR", 0.0),
+        ],
+    )
+    sent = drain(out["site.commands"])
+    got = [(s.record["kind"], s.record["product"] or s.record["reserve"]["product"]) for s in sent]
+    assert got == [
+        ("ARM_RESERVE", "FCR_N"),
+        ("ARM_RESERVE", "FCR_D_UP"),
+        ("ARM_RESERVE", "FCR_D_DOWN"),
+        ("ORDER", "MFRR"),
+        ("ORDER", "MFRR"),
+    ]
+    assert [s.record["power_kw"] for s in sent[3:]] == [1.5, 0.0]
+    state = built.setpoint_filter.state_of("a")
+    assert [lane.product.value for lane in state.lanes] == [
+        "FCR_N",
+        "FCR_D_UP",
+        "FCR_D_DOWN",
+        "MFRR",
+    ]
+    clock.now = T0 + 11 * S
+    assert asyncio.run(built.setpoint_filter.flush_pending()) == 1
+    (deferred,) = drain(out["site.commands"])
+    assert (deferred.record["setpoint_id"], deferred.record["reserve"]["capacity_kw"]) == (
+        "n2",
+        2.2,
+    )
+    assert asyncio.run(built.setpoint_filter.flush_pending()) == 0

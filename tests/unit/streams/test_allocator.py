@@ -53,6 +53,11 @@ def tel(
     mode: SiteMode = SiteMode.REMOTE,
     max_dis: float = 10.0,
     max_ch: float = 10.0,
+    baseline: float | None = None,
+    fcr_n: float = 0.0,
+    fcrd_up: float = 0.0,
+    fcrd_down: float = 0.0,
+    mfrr: float = 0.0,
 ) -> SiteTelemetry:
     return SiteTelemetry(
         event_id=UUID,
@@ -71,6 +76,11 @@ def tel(
         max_charge_kw=max_ch,
         mode=mode,
         faulted=faulted,
+        baseline_kw=baseline,
+        armed_fcr_n_kw=fcr_n,
+        armed_fcr_d_up_kw=fcrd_up,
+        armed_fcr_d_down_kw=fcrd_down,
+        order_mfrr_kw=mfrr,
     )
 
 
@@ -240,12 +250,25 @@ def activation(
     )
 
 
-def test_afrr_order_becomes_set_power_on_top_of_the_baseline() -> None:
-    statuses = [SiteStatus(s, tel(s, up=8.0)) for s in ("a", "b")]
+def test_afrr_order_becomes_order_changes_against_the_baseline() -> None:
+    """The order is a change against the fleet's baseline: the shares sum to it (the
+    activation's baseline_mw is what the fleet did before, not part of the change)."""
+    statuses = [SiteStatus(s, tel(s, up=8.0, baseline=1.5)) for s in ("a", "b")]
     alloc = allocate_activation(activation(Product.AFRR, 0.004, 0.002), statuses, NOW, CONFIG)
-    assert alloc.per_site_kw == {"a": 3.0, "b": 3.0}
-    assert {s.kind for s in alloc.setpoints} == {CommandKind.SET_POWER}
+    assert alloc.per_site_kw == {"a": 2.0, "b": 2.0}
+    assert {(s.kind, s.product) for s in alloc.setpoints} == {(CommandKind.ORDER, Product.AFRR)}
+    assert [s.power_kw for s in alloc.setpoints] == [2.0, 2.0]
     assert alloc.setpoints[0].valid_until == NOW + 900 * S
+
+
+def test_a_downward_order_uses_the_charge_room() -> None:
+    statuses = [
+        SiteStatus("a", tel("a", down=1.0, baseline=2.0)),  # room down 1 + nothing held
+        SiteStatus("b", tel("b", down=3.0, baseline=0.0)),
+    ]
+    alloc = allocate_activation(activation(Product.MFRR, -0.002), statuses, NOW, CONFIG)
+    assert alloc.per_site_kw == {"a": -0.5, "b": -1.5}
+    assert all(s.kind is CommandKind.ORDER and s.power_kw is not None for s in alloc.setpoints)
 
 
 def test_fcr_d_activation_arms_reserve_with_the_product_droop() -> None:
@@ -278,6 +301,7 @@ def assignment(product: Product, capacity_mw: float) -> ReserveAssignment:
 def test_fcr_n_assignment_uses_the_smaller_direction_and_the_assignment_droop() -> None:
     statuses = [SiteStatus("a", tel("a", up=6.0, down=2.0)), SiteStatus("b", tel("b"))]
     alloc = allocate_reserve(assignment(Product.FCR_N, 0.1), statuses, NOW, CONFIG)
+    assert alloc is not None
     assert alloc.per_site_kw == {"a": 2.0, "b": 5.0}
     assert math.isclose(alloc.shortfall_mw, 0.093)
     arm = alloc.setpoints[0].reserve
@@ -289,8 +313,7 @@ def test_afrr_capacity_assignment_sends_nothing() -> None:
     alloc = allocate_reserve(
         assignment(Product.AFRR, 1.0), [SiteStatus("a", tel("a"))], NOW, CONFIG
     )
-    assert alloc.setpoints == ()
-    assert alloc.shortfall_kw == 0.0
+    assert alloc is None  # activation-driven: its orders are split when they come
 
 
 def test_expired_request_allocates_nothing() -> None:
@@ -309,6 +332,7 @@ def test_bad_resolution_is_a_typed_error(resolution: float) -> None:
 def test_allocation_survives_a_table_round_trip_and_reallocates_the_same() -> None:
     statuses = [SiteStatus(s, tel(s, up=5.0)) for s in ("a", "b", "c")]
     first = allocate_reserve(assignment(Product.FCR_N, 0.012), statuses, NOW, CONFIG)
+    assert first is not None
     stored = Allocation.from_dict(first.to_dict())
     assert stored.request == first.request
     assert stored.per_site_kw == first.per_site_kw
@@ -376,19 +400,22 @@ def test_a_site_gone_from_the_book_is_sent_zero() -> None:
     assert reallocate(second, statuses[:2], NOW + 2 * S, CONFIG).setpoints == ()
 
 
-def test_a_dropped_reserve_site_is_armed_with_zero_capacity() -> None:
+def test_a_dropped_reserve_site_is_disarmed() -> None:
     statuses = [SiteStatus(s, tel(s, up=4.0)) for s in ("a", "b")]
     first = allocate_activation(activation(Product.FCR_D_UP, 0.006), statuses, NOW, CONFIG)
     statuses[1] = SiteStatus("b", tel("b", age_s=30.0))  # offline
     second = reallocate(first, statuses, NOW + S, CONFIG)
     by_site = {s.site_id: s for s in second.setpoints}
     assert set(by_site) == {"a", "b"}
-    assert all(s.kind is CommandKind.ARM_RESERVE for s in by_site.values())
-    arm_a, arm_b = by_site["a"].reserve, by_site["b"].reserve
+    assert by_site["a"].kind is CommandKind.ARM_RESERVE
+    arm_a = by_site["a"].reserve
     assert arm_a is not None
-    assert arm_b is not None
-    assert (arm_a.capacity_kw, arm_b.capacity_kw) == (4.0, 0.0)
-    assert (arm_b.f_start_hz, arm_b.f_full_hz) == (49.9, 49.5)
+    assert arm_a.capacity_kw == 4.0
+    assert (by_site["b"].kind, by_site["b"].product) == (
+        CommandKind.DISARM_RESERVE,
+        Product.FCR_D_UP,
+    )
+    assert by_site["b"].reserve is None
 
 
 def test_a_site_with_a_zero_share_is_not_told_again() -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from contract.enums import SiteMode
+from contract.enums import Product, SiteMode
 from contract.errors import InvalidConfigError, InvalidRecordError
-from contract.records import SiteTelemetry
+from contract.records import FleetState, SiteTelemetry
 from streams.steps.fleet_aggregation import FleetAggregator, TumblingWindows, window_start
 
 S = 1_000_000
@@ -24,6 +24,11 @@ def tel(
     down: float = 3.0,
     freq: float | None = 50.0,
     faulted: bool = False,
+    baseline: float | None = None,
+    fcr_n: float = 0.0,
+    fcrd_up: float = 0.0,
+    ffr: float = 0.0,
+    mfrr: float = 0.0,
 ) -> SiteTelemetry:
     return SiteTelemetry(
         event_id=UUID,
@@ -43,6 +48,11 @@ def tel(
         frequency_hz=freq,
         faulted=faulted,
         mode=SiteMode.REMOTE,
+        baseline_kw=baseline,
+        armed_fcr_n_kw=fcr_n,
+        armed_fcr_d_up_kw=fcrd_up,
+        armed_ffr_kw=ffr,
+        order_mfrr_kw=mfrr,
     )
 
 
@@ -154,3 +164,65 @@ def test_windows_survive_a_restart_through_to_dict() -> None:
 def test_bad_window_snapshot_is_a_typed_error() -> None:
     with pytest.raises(InvalidRecordError):
         TumblingWindows(FleetAggregator("fleet", 1)).restore({"open": {"x": {}}})
+
+
+def _one_window(rows: list[SiteTelemetry]) -> FleetState:
+    windows = TumblingWindows(FleetAggregator("fleet", 1))
+    for r in rows:
+        assert windows.add(r) == []
+    (state,) = windows.flush()
+    return state
+
+
+def test_baseline_is_the_sum_of_the_sites_that_report_one() -> None:
+    both = _one_window([tel("a", 0.1, 1.5, baseline=1.0), tel("b", 0.2, 2.0, baseline=0.5)])
+    assert both.baseline_mw is not None
+    assert both.baseline_mw == pytest.approx(0.0015)
+    assert both.total_power_mw - both.baseline_mw == pytest.approx(0.002)  # delivered
+    one = _one_window([tel("a", 0.1, 1.5, baseline=1.0), tel("b", 0.2, 2.0)])
+    assert one.baseline_mw == pytest.approx(0.001)
+    none = _one_window([tel("a", 0.1, 1.5), tel("b", 0.2, 2.0)])
+    assert none.baseline_mw is None  # written before baselines: unknown, not 0
+    assert none.products == ()
+
+
+def test_products_sum_capacity_and_the_response_at_each_sites_frequency() -> None:
+    """FCR-N 2 kW at 49.95 Hz (half up), 2 kW at 50.05 Hz (half down), 2 kW at an unknown
+    frequency (the window's mean, 50.0: nothing); FCR-D up 4 kW at 49.7 Hz (half); FFR
+    (49.7 Hz option) 3 kW at 49.7 Hz (all of it); an mFRR change of -1.5 kW."""
+    state = _one_window(
+        [
+            tel("a", 0.1, 0.0, freq=49.95, fcr_n=2.0),
+            tel("b", 0.2, 0.0, freq=50.05, fcr_n=2.0),
+            tel("c", 0.3, 0.0, freq=None, fcr_n=2.0, mfrr=-1.5),
+            tel("d", 0.4, 0.0, freq=49.7, fcrd_up=4.0, ffr=3.0),
+            tel("e", 0.5, 0.0, freq=50.3),
+        ]
+    )
+    assert state.mean_frequency_hz == pytest.approx(50.0)
+    got = {p.product: (p.armed_mw, p.expected_mw) for p in state.products}
+    assert got == {
+        Product.FCR_N: pytest.approx((0.006, 0.0)),  # +1 kW and -1 kW
+        Product.FCR_D_UP: pytest.approx((0.004, 0.002)),
+        Product.FFR: pytest.approx((0.003, 0.003)),
+        Product.MFRR: pytest.approx((0.0015, -0.0015)),
+    }
+    assert [p.product for p in state.products] == [
+        Product.FCR_N,
+        Product.FCR_D_UP,
+        Product.FFR,
+        Product.MFRR,
+    ]
+
+
+def test_window_snapshots_written_before_stacked_products_still_restore() -> None:
+    old = {
+        "open": {str(T0): {"a": [T0 + 1, 1.5, 2.0, 3.0, False, "saj", 50.0]}},
+        "watermark": T0 + 1,
+        "closed_before": None,
+        "late_events": 0,
+    }
+    windows = TumblingWindows(FleetAggregator("fleet", 1))
+    windows.restore(old)
+    (state,) = windows.flush()
+    assert (state.total_power_mw, state.baseline_mw, state.products) == (0.0015, None, ())

@@ -1,0 +1,1 @@
+"""The project's MQTT broker (Mosquitto from Debian): certificates, configuration, launcher."""
