@@ -51,6 +51,7 @@ from edge.testing.harness import SimBridge, SimSpec, new_command, produce_comman
 from flowerhub.broker.probe import produce
 from streams.app import prepare_topics, settings_with
 from streams.worker_process import PROJECT_ROOT, Worker, run_worker, streams_worker
+from tests import leakcheck
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")
@@ -130,6 +131,8 @@ def rig(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     )
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     with (
+        # the bridge fleet, worker and UI open files and threads as they go (outbox segments)
+        leakcheck.shared_service("UI rig"),
         streams_worker(settings, work, partitions=1, loglevel="warn"),
         fleet,
         run_worker(
