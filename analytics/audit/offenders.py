@@ -14,7 +14,13 @@ Kinds of offence (one row each, a site may have several):
   (for all sites at once: :func:`gain_lag_many`, same model) of the site response on its
   expected response: lag beyond the product's time limit (:data:`LATE_LIMIT_S`) is
   late; a gain below ``min_gain`` with correct polarity is no response (long limits are
-  fitted on a grid of limit/30 s, so at most :data:`MAX_LAGS` lags per site);
+  fitted on a grid of limit/30 s, so at most :data:`MAX_LAGS` lags per site). The expected
+  response is the site's own share where it reports one: the judged product's
+  ``armed_*_kw`` / ``order_*_kw`` (:data:`analytics.delivered.ARMED_FIELDS`) averaged over
+  the activation, against the fleet's capacity (or order); a site that held none of the
+  product was asked for nothing and is neither late nor silent. Where sites report no
+  share (telemetry written before stacked products), each site's share is capacity /
+  number of sites;
 * ``CLAMPED`` / ``OVERRIDDEN`` / ``REJECTED`` / ``FAILED``: a CommandResult in the window
   with that status, with its likely cause.
 """
@@ -51,6 +57,9 @@ LATE_LIMIT_S = {
     Product.MFRR: 750.0,
 }
 MAX_LAGS = 60
+# A site whose own share of the judged product averaged below this fraction of an equal
+# share held none of it (the allocator left it out: no headroom, faulted, ...).
+HELD_NONE = 0.01
 BAD_STATUSES = ("CLAMPED", "OVERRIDDEN", "REJECTED", "FAILED")
 
 
@@ -95,6 +104,15 @@ class SiteTrace:
     power_mw: FloatArray
     baseline_mw: FloatArray | None = None
     others_mw: FloatArray | None = None
+    held_kw: FloatArray | None = None  # the judged product's own share (None: not reported)
+
+    def held_mean_kw(self, from_s: float) -> float | None:
+        """The site's share of the judged product, mean over its samples from ``from_s``
+        (kW; None where it reports none)."""
+        if self.held_kw is None:
+            return None
+        after = self.held_kw[self.t_s >= from_s]
+        return float(np.mean(np.abs(after))) if after.size else 0.0
 
     @property
     def reference_mw(self) -> FloatArray | None:
@@ -146,6 +164,8 @@ def site_traces(
         reports = np.bincount(idx[~missing], minlength=n) > 0
         base_mw[missing] = 0.0
     others_mw = _others_mw(window, inside, t_rel, fleet, product)
+    own = None if product is None else window.armed_kw.get(product)
+    held = None if own is None else own[inside]
     bounds = np.searchsorted(idx, np.arange(n + 1))
     traces: dict[str, SiteTrace] = {}
     for k in np.flatnonzero(bounds[1:] > bounds[:-1]).tolist():
@@ -158,8 +178,19 @@ def site_traces(
             kw[lo_i:hi_i] / 1000.0,
             None if base_mw is None or not reports[k] else base_mw[lo_i:hi_i],
             None if others_mw is None else others_mw[lo_i:hi_i],
+            _held(held, lo_i, hi_i),
         )
     return traces, {window.sites[k] for k in np.flatnonzero(seen).tolist()}
+
+
+def _held(held: FloatArray | None, lo: int, hi: int) -> FloatArray | None:
+    """One site's share samples; None when it reported none (all NaN: older telemetry)."""
+    if held is None:
+        return None
+    mine = held[lo:hi]
+    if mine.size == 0 or bool(np.all(np.isnan(mine))):
+        return None
+    return np.nan_to_num(mine, nan=0.0)
 
 
 def _others_mw(
@@ -404,10 +435,40 @@ def find_offenders(
         Offender(aid, site, oems[site], "WRONG_POLARITY", "delivered response has the wrong sign")
         for site in sorted(wrong)
     ]
-    out += _late_or_silent(activation, matrix, first, wrong=wrong, params=params, min_gain=min_gain)
+    origin = to_us(activation.start) if fleet.start is None else to_us(fleet.start)
+    start_s = (to_us(activation.start) - origin) / 1e6
+    held = [traces[s].held_mean_kw(start_s) for s in matrix.sites]
+    scale = _share_scale(held, activation, fleet, share)
+    out += _late_or_silent(
+        activation, matrix, first, wrong=wrong, params=params, min_gain=min_gain, scale=scale
+    )
     return SiteAnalysis(
         out + command_offenders(con, activation, fleet, oems), oem_response, oem_baseline
     )
+
+
+def _share_scale(
+    held: list[float | None], activation: Activation, fleet: Series, share: float
+) -> list[float | None]:
+    """Per site, (the equal share it is fitted against) / (its own share), to turn its fitted
+    gain into a gain on what it held; 1.0 where it reports no share, None where it held
+    none of the product (nothing was asked of it). See the module doc."""
+    if activation.requested_mw and activation.product in (Product.AFRR, Product.MFRR):
+        fleet_kw = abs(activation.requested_mw) * 1000.0
+    elif fleet.capacity_mw is not None and fleet.capacity_mw.size:
+        fleet_kw = float(np.max(np.abs(fleet.capacity_mw))) * 1000.0
+    else:
+        fleet_kw = 0.0
+    equal_kw = fleet_kw * share
+    out: list[float | None] = []
+    for kw in held:
+        if kw is None or equal_kw <= 0.0:
+            out.append(1.0)
+        elif kw <= HELD_NONE * equal_kw:
+            out.append(None)
+        else:
+            out.append(equal_kw / kw)
+    return out
 
 
 def _late_or_silent(
@@ -418,9 +479,12 @@ def _late_or_silent(
     wrong: set[str],
     params: Mapping[str, Any],
     min_gain: float,
+    scale: list[float | None] | None = None,
 ) -> list[Offender]:
-    """LATE / NO_RESPONSE for sites with the right polarity (see module doc)."""
-    rows = [k for k, s in enumerate(matrix.sites) if s not in wrong]
+    """LATE / NO_RESPONSE for sites with the right polarity that were asked to respond
+    (``scale``: :func:`_share_scale`; None: equal shares; see module doc)."""
+    scales = scale if scale is not None else [1.0] * len(matrix.sites)
+    rows = [k for k, s in enumerate(matrix.sites) if s not in wrong and scales[k] is not None]
     if not rows:
         return []
     ctx = Context(first, activation.product, Params.from_kwargs(dict(params)))
@@ -439,8 +503,9 @@ def _late_or_silent(
         grid, np.interp(grid, first.t, expected), responses, max_lag_s=max_lag
     )
     out = []
-    for k, gain, lag in zip(rows, gains.tolist(), lags.tolist(), strict=True):
+    for k, fitted, lag in zip(rows, gains.tolist(), lags.tolist(), strict=True):
         site, oem = matrix.sites[k], matrix.oems[k]
+        gain = fitted * (scales[k] or 1.0)
         if gain < min_gain:
             out.append(
                 Offender(

@@ -12,8 +12,10 @@ scenario.OEMS`) on the reserve part. The droop is :func:`analytics.testing.seque
 droop_target` (its own formulas, not the audit's). Telemetry carries ``baseline_kw``,
 ``armed_*_kw`` and ``order_*_kw`` (SiteTelemetry v2) at 1 Hz, written as a real archive by
 :class:`~analytics.testing.scenario.LogBuilder`. ``mirrored`` names a site whose reserve
-response has the wrong sign; ``baselines=False`` leaves ``baseline_kw`` null (a bridge that
-does not compute one).
+response has the wrong sign, ``silent`` one that reports its shares but does not move;
+``baselines=False`` leaves ``baseline_kw`` null (a bridge that does not compute one). An
+order's ``per_site`` gives some sites (by index) another share than ``kw``, as the
+allocator does by headroom (0: a site left out).
 """
 
 from __future__ import annotations
@@ -45,12 +47,20 @@ PV_KW = 0.6
 
 @dataclass(frozen=True)
 class Order:
-    """An order change per site (kW, + = more discharge) of ``product`` in [start_s, end_s)."""
+    """An order change per site (kW, + = more discharge) of ``product`` in [start_s, end_s);
+    ``per_site``: another share for the sites of those indices."""
 
     product: Product
     start_s: float
     end_s: float
     kw: float
+    per_site: Mapping[int, float] = field(default_factory=dict)
+
+    def kw_of(self, index: int) -> float:
+        return self.per_site.get(index, self.kw)
+
+    def total_mw(self, sites: int) -> float:
+        return sum(self.kw_of(i) for i in range(sites)) / 1000.0
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,7 @@ def stacked_log(
     activations: Sequence[Logged] = (),
     sites: int = 12,
     mirrored: str | None = None,
+    silent: str | None = None,
     baselines: bool = True,
     seed: int = 21,
 ) -> StackedScenario:
@@ -111,13 +122,13 @@ def stacked_log(
         model, dead, tau = OEMS[oem]
         load = household_load_kw(t, i)
         baseline = np.clip(load - PV_KW, -MAX_KW, MAX_KW)
-        sign = -1.0 if site == mirrored else 1.0
+        sign = -1.0 if site == mirrored else 0.0 if site == silent else 1.0
         parts: dict[Product, FloatArray] = {}
         capacity = {p: np.full(t.shape, kw) for p, kw in armed_kw.items()}
         for p, kw in armed_kw.items():
             parts[p] = sign * fopdt_response(t, _droop(frequency_hz, p, kw), tau, dead)
         for od in orders:
-            on = np.where((t >= od.start_s) & (t < od.end_s), od.kw, 0.0)
+            on = np.where((t >= od.start_s) & (t < od.end_s), od.kw_of(i), 0.0)
             capacity[od.product] = capacity.get(od.product, np.zeros(t.shape)) + on
             parts[od.product] = parts.get(od.product, np.zeros(t.shape)) + sign * fopdt_response(
                 t, on, tau, dead

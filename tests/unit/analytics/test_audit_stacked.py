@@ -138,6 +138,41 @@ def test_an_order_is_judged_without_the_fcr_n_response_beside_it(tmp_path: Path)
     assert not all(v.passed for v in alone)  # with FCR-N's response left in, it falls short
 
 
+# the allocator's split by headroom: one home left out, one with a small share, one large
+SHARES = {0: 0.0, 1: 0.4, 2: 5.0}
+
+
+@pytest.mark.parametrize(
+    ("silent", "offenders"),
+    [
+        (None, []),
+        ("site-00000", []),  # held nothing: nothing was asked of it
+        ("site-00001", [("site-00001", "NO_RESPONSE")]),  # held 0.4 kW, did not move
+        ("site-00007", [("site-00007", "NO_RESPONSE")]),
+    ],
+)
+def test_each_site_is_judged_on_the_share_it_held(
+    tmp_path: Path, silent: str | None, offenders: list[tuple[str, str]]
+) -> None:
+    """Unequal order shares (SiteTelemetry order_mfrr_kw): a home that delivers its own small
+    share is no offender, one left out is asked for nothing, one that holds a share and does
+    not move is NO_RESPONSE."""
+    seconds = 400
+    order = Order(Product.MFRR, 60.0, 360.0, 2.0, per_site=SHARES)
+    stacked_log(
+        tmp_path,
+        frequency_hz=np.full(seconds, 50.0),
+        armed_kw={},
+        orders=[order],
+        activations=[Logged("mfrr-1", Product.MFRR, "ORDER", 60.0, 360.0, order.total_mw(SITES))],
+        sites=SITES,
+        silent=silent,
+    )
+    (r,) = audit_log(tmp_path, AuditOptions()).results
+    assert r.error is None
+    assert [(o.site_id, o.kind) for o in r.offenders] == offenders
+
+
 def test_the_svk_export_carries_calcbaseline_and_the_others_activated_columns(
     stacked: tuple[StackedScenario, AuditResult], tmp_path: Path
 ) -> None:
