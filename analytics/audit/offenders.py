@@ -22,7 +22,15 @@ Kinds of offence (one row each, a site may have several):
   share (telemetry written before stacked products), each site's share is capacity /
   number of sites;
 * ``CLAMPED`` / ``OVERRIDDEN`` / ``REJECTED`` / ``FAILED``: a CommandResult in the window
-  with that status, with its likely cause.
+  with that status, with its likely cause, at a site that is an offender on its delivered
+  power or telemetry above (the bridge's evidence of why). At a site that reports its share
+  and whose delivered response was as asked, such a result (a bridge judging a target the
+  reserve loop kept moving, a clamp the rest of the fleet covered) is no offence: it is kept
+  in ``SiteAnalysis.flagged`` for the report's notes. Where sites report no share
+  (telemetry before stacked products) every such result is an offender, as before.
+
+A site that held none of the judged product (its share reported as 0: the allocator left
+it out) is asked for nothing: not judged for polarity, lateness or response.
 """
 
 from __future__ import annotations
@@ -89,6 +97,19 @@ class SiteAnalysis:
     offenders: list[Offender]
     oem_response: dict[str, FloatArray]
     oem_baseline: dict[str, FloatArray] = field(default_factory=dict)
+    flagged: list[Offender] = field(default_factory=list)  # bad results, delivered fine
+
+    def flagged_note(self) -> str | None:
+        """One line for the report on :attr:`flagged` (None when there are none)."""
+        if not self.flagged:
+            return None
+        rows = "; ".join(f"{o.site_id} {o.kind} ({o.detail})" for o in self.flagged[:5])
+        more = f"; and {len(self.flagged) - 5} more" if len(self.flagged) > 5 else ""
+        return (
+            f"the bridge reported {len(self.flagged)} command result(s) CLAMPED / OVERRIDDEN /"
+            f" REJECTED / FAILED at sites whose delivered response was as asked (no "
+            f"offence): {rows}{more}"
+        )
 
 
 @dataclass(frozen=True)
@@ -419,8 +440,9 @@ def find_offenders(
                 )
             )
     matrix = site_matrix(traces, fleet)
+    commands = command_offenders(con, activation, fleet, oems)
     if not matrix.sites:
-        return SiteAnalysis(out + command_offenders(con, activation, fleet, oems), {})
+        return SiteAnalysis(out + commands, {})
     response = matrix.response_mw
     groups = {o: [k for k, x in enumerate(matrix.oems) if x == o] for o in sorted(set(matrix.oems))}
     oem_response = {o: response[rows].mean(axis=0) for o, rows in groups.items()}
@@ -430,20 +452,29 @@ def find_offenders(
     )
     share = 1.0 / max(len(seen), 1)
     first = site_series(traces[matrix.sites[0]], fleet, share)
-    wrong = polarity_many(matrix, first, activation, params)
-    out += [
-        Offender(aid, site, oems[site], "WRONG_POLARITY", "delivered response has the wrong sign")
-        for site in sorted(wrong)
-    ]
     origin = to_us(activation.start) if fleet.start is None else to_us(fleet.start)
     start_s = (to_us(activation.start) - origin) / 1e6
     held = [traces[s].held_mean_kw(start_s) for s in matrix.sites]
     scale = _share_scale(held, activation, fleet, share)
+    asked_nothing = {s for s, k in zip(matrix.sites, scale, strict=True) if k is None}
+    wrong = polarity_many(matrix, first, activation, params) - asked_nothing
+    out += [
+        Offender(aid, site, oems[site], "WRONG_POLARITY", "delivered response has the wrong sign")
+        for site in sorted(wrong)
+    ]
     out += _late_or_silent(
         activation, matrix, first, wrong=wrong, params=params, min_gain=min_gain, scale=scale
     )
+    # the bridge's word stands where the audit cannot judge the share a site was asked for
+    offending = {o.site_id for o in out}
+    delivered = {
+        s for s, trace in traces.items() if trace.held_kw is not None and s not in offending
+    }
     return SiteAnalysis(
-        out + command_offenders(con, activation, fleet, oems), oem_response, oem_baseline
+        out + [c for c in commands if c.site_id not in delivered],
+        oem_response,
+        oem_baseline,
+        flagged=[c for c in commands if c.site_id in delivered],
     )
 
 

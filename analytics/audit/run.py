@@ -460,6 +460,9 @@ def _audit_one(
             result.offenders = analysis.offenders
             result.oem_response = analysis.oem_response
             result.oem_baseline = analysis.oem_baseline
+            note = analysis.flagged_note()
+            if note is not None:
+                result.notes.append(note)
     return result
 
 

@@ -15,7 +15,8 @@ droop_target` (its own formulas, not the audit's). Telemetry carries ``baseline_
 response has the wrong sign, ``silent`` one that reports its shares but does not move;
 ``baselines=False`` leaves ``baseline_kw`` null (a bridge that does not compute one). An
 order's ``per_site`` gives some sites (by index) another share than ``kw``, as the
-allocator does by headroom (0: a site left out).
+allocator does by headroom (0: a site left out). ``flagged``: (site, seconds, status)
+CommandResults the bridge reported (e.g. OVERRIDDEN), whatever the site's power did.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analytics.testing.scenario import OEMS, START_MS, LogBuilder, activation
+from analytics.testing.scenario import OEMS, START_MS, LogBuilder, activation, command_result
 from analytics.testing.sequences import droop_target, fopdt_response
 from analytics.testing.synthetic import site_id, telemetry_record
 from analytics.timeseries import FloatArray
@@ -109,6 +110,7 @@ def stacked_log(
     sites: int = 12,
     mirrored: str | None = None,
     silent: str | None = None,
+    flagged: Sequence[tuple[str, float, str]] = (),
     baselines: bool = True,
     seed: int = 21,
 ) -> StackedScenario:
@@ -157,6 +159,9 @@ def stacked_log(
                 **{FIELDS[p]: round(float(c[k]), 3) for p, c in capacity.items()},
             )
             b.add("SiteTelemetry", site, record)
+    for k, (site, at_s, status) in enumerate(flagged):
+        us = int((START_MS + at_s * 1000) * 1000)
+        command_result(b, site, event_us=us, command_id=f"flag-{k}", status=status, cause=None)
     for a in activations:
         activation(
             b,

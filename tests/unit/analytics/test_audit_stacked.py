@@ -173,6 +173,37 @@ def test_each_site_is_judged_on_the_share_it_held(
     assert [(o.site_id, o.kind) for o in r.offenders] == offenders
 
 
+@pytest.mark.parametrize(
+    ("silent", "offenders", "noted"),
+    [
+        # delivered its share: the bridge's OVERRIDDEN is a note, not an offence
+        (None, [], True),
+        # did not move: NO_RESPONSE, with the bridge's result as the evidence beside it
+        ("site-00004", [("site-00004", "NO_RESPONSE"), ("site-00004", "OVERRIDDEN")], False),
+    ],
+)
+def test_a_bridge_flag_is_an_offence_only_where_the_delivered_power_agrees(
+    tmp_path: Path, silent: str | None, offenders: list[tuple[str, str]], noted: bool
+) -> None:
+    order = Order(Product.MFRR, 60.0, 360.0, 2.0, per_site=SHARES)
+    stacked_log(
+        tmp_path,
+        frequency_hz=np.full(400, 50.0),
+        armed_kw={},
+        orders=[order],
+        activations=[Logged("mfrr-1", Product.MFRR, "ORDER", 60.0, 360.0, order.total_mw(SITES))],
+        sites=SITES,
+        silent=silent,
+        flagged=[("site-00004", 90.0, "OVERRIDDEN")],
+    )
+    (r,) = audit_log(tmp_path, AuditOptions()).results
+    assert sorted((o.site_id, o.kind) for o in r.offenders) == sorted(offenders)
+    flag_notes = [n for n in r.notes if "delivered response was as asked" in n]
+    assert bool(flag_notes) is noted
+    if noted:
+        assert "site-00004 OVERRIDDEN" in flag_notes[0]
+
+
 def test_the_svk_export_carries_calcbaseline_and_the_others_activated_columns(
     stacked: tuple[StackedScenario, AuditResult], tmp_path: Path
 ) -> None:
