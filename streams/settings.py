@@ -68,6 +68,7 @@ class AllocatorSettings(_Group):
     telemetry_max_age_s: float = Field(default=10.0, ge=0, allow_inf_nan=False)
     clamp_window_s: float = Field(default=60.0, ge=0, allow_inf_nan=False)
     resolution_kw: float = Field(default=0.001, gt=0, allow_inf_nan=False)
+    order_margin: float = Field(default=0.0, ge=0, le=0.2, allow_inf_nan=False)
 
     def to_config(self) -> AllocatorConfig:
         return AllocatorConfig(**self.model_dump())

@@ -70,7 +70,7 @@ class AllocatorAgent:
         if name == "MarketActivation":
             act = MarketActivation.from_record(record)
             check_fleet(act.fleet_id, self.ctx.settings)
-            return activation_request(act)
+            return activation_request(act, self.config.order_margin)
         asg = ReserveAssignment.from_record(record)
         check_fleet(asg.fleet_id, self.ctx.settings)
         request = reserve_request(asg)

@@ -215,9 +215,10 @@ def fleet_setpoint_request(sp: FleetSetpoint) -> AllocationRequest:
     )
 
 
-def activation_request(act: MarketActivation) -> AllocationRequest:
-    """aFRR/mFRR: an ORDER of ``requested_mw`` as a change against the fleet's baseline (0
-    ends the order); FCR-N/FCR-D/FFR: ARM_RESERVE of ``|requested_mw|`` with the product's
+def activation_request(act: MarketActivation, order_margin: float = 0.0) -> AllocationRequest:
+    """aFRR/mFRR: an ORDER of ``requested_mw x (1 + order_margin)`` as a change against the
+    fleet's baseline (0 ends the order; the margin: ``AllocatorConfig.order_margin``);
+    FCR-N/FCR-D/FFR: ARM_RESERVE of ``|requested_mw|`` with the product's
     default droop band (``products.CURVES``); NONE: SET_POWER to ``baseline_mw +
     requested_mw`` (baseline 0 when unknown), energy dispatch as before stacked products."""
     if act.product in ORDERABLE:
@@ -226,7 +227,7 @@ def activation_request(act: MarketActivation) -> AllocationRequest:
             fleet_id=act.fleet_id,
             kind=CommandKind.ORDER,
             product=act.product,
-            target_kw=act.requested_mw * 1000.0,
+            target_kw=act.requested_mw * 1000.0 * (1.0 + order_margin),
             valid_until=act.end_time,
         )
     if act.product is Product.NONE:

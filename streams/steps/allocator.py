@@ -373,7 +373,7 @@ def allocate_fleet_setpoint(
 def allocate_activation(
     act: MarketActivation, statuses: Iterable[SiteStatus], now: int, config: AllocatorConfig
 ) -> Allocation:
-    return allocate(activation_request(act), statuses, now, config)
+    return allocate(activation_request(act, config.order_margin), statuses, now, config)
 
 
 def allocate_reserve(

@@ -87,18 +87,25 @@ DIRECTION: Mapping[Product, Direction] = MappingProxyType(
 )
 
 
+MAX_ORDER_MARGIN = 0.2  # beyond 20 % an "order margin" is another order
+
+
 @dataclass(frozen=True, slots=True)
 class AllocatorConfig:
     """Allocator thresholds (from ``streams.settings.AllocatorSettings`` in the worker).
 
     ``resolution_kw``: setpoints are whole multiples of it; ``1 / resolution_kw`` must be an
-    integer (0.001 = 1 W, the default).
+    integer (0.001 = 1 W, the default). ``order_margin``: an aFRR/mFRR order is split as
+    ``requested x (1 + order_margin)``, so a fleet whose sites track their moving baselines
+    a little behind (the edge writes a target when it moved by ``min_step_kw``) still
+    delivers the whole order (full = 100 %, no tolerance); 0 by default, at most 0.2.
     """
 
     telemetry_max_age_s: float = 10.0
     clamp_window_s: float = 60.0
     resolution_kw: float = 0.001
     issued_by: str = "allocator"
+    order_margin: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("telemetry_max_age_s", "clamp_window_s", "resolution_kw"):
@@ -109,6 +116,11 @@ class AllocatorConfig:
                 )
         if self.resolution_kw <= 0:
             raise InvalidConfigError("AllocatorConfig.resolution_kw must be > 0")
+        if not 0.0 <= self.order_margin <= MAX_ORDER_MARGIN:
+            raise InvalidConfigError(
+                f"AllocatorConfig.order_margin must be within [0, {MAX_ORDER_MARGIN}], got "
+                f"{self.order_margin}"
+            )
         scale = 1.0 / self.resolution_kw
         if abs(scale - round(scale)) > 1e-9 * scale:
             raise InvalidConfigError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -259,6 +260,38 @@ def test_afrr_order_becomes_order_changes_against_the_baseline() -> None:
     assert {(s.kind, s.product) for s in alloc.setpoints} == {(CommandKind.ORDER, Product.AFRR)}
     assert [s.power_kw for s in alloc.setpoints] == [2.0, 2.0]
     assert alloc.setpoints[0].valid_until == NOW + 900 * S
+
+
+@pytest.mark.parametrize(
+    ("requested_mw", "margin", "shares"),
+    [
+        (0.004, 0.0, {"a": 2.0, "b": 2.0}),
+        (0.004, 0.03, {"a": 2.06, "b": 2.06}),  # the order and 3 % to cover tracking
+        (-0.002, 0.05, {"a": -1.05, "b": -1.05}),  # downwards the same
+        (0.0, 0.05, {"a": 0.0, "b": 0.0}),  # the end of an order stays 0
+    ],
+)
+def test_an_order_margin_splits_more_than_the_order(
+    requested_mw: float, margin: float, shares: dict[str, float]
+) -> None:
+    statuses = [SiteStatus(s, tel(s, up=8.0, down=8.0, baseline=1.5)) for s in ("a", "b")]
+    config = AllocatorConfig(order_margin=margin)
+    alloc = allocate_activation(activation(Product.MFRR, requested_mw), statuses, NOW, config)
+    assert alloc.per_site_kw == pytest.approx(shares)
+    # reserves are armed for what they are sold for, whatever the margin
+    fcr = allocate_activation(
+        replace(activation(Product.FCR_D_UP, 0.004), kind=ActivationKind.TEST),
+        statuses,
+        NOW,
+        config,
+    )
+    assert sum(fcr.per_site_kw.values()) == pytest.approx(4.0)
+
+
+@pytest.mark.parametrize("margin", [-0.01, 0.21, float("nan"), float("inf")])
+def test_bad_order_margin_is_a_typed_error(margin: float) -> None:
+    with pytest.raises(InvalidConfigError, match="order_margin"):
+        AllocatorConfig(order_margin=margin)
 
 
 def test_a_downward_order_uses_the_charge_room() -> None:

@@ -40,6 +40,7 @@ def test_environment_with_sasl_ssl_and_nested_thresholds(monkeypatch: pytest.Mon
     monkeypatch.setenv("FLOWERHUB_TOPIC_PREFIX", "prod.")
     monkeypatch.setenv("FLOWERHUB_FILTER__THRESHOLD_KW", "0.8")
     monkeypatch.setenv("FLOWERHUB_ALLOCATOR__CLAMP_WINDOW_S", "30")
+    monkeypatch.setenv("FLOWERHUB_ALLOCATOR__ORDER_MARGIN", "0.03")
     monkeypatch.setenv("FLOWERHUB_COMPLIANCE__STALE_AFTER_S", "4")
     s = StreamsSettings()
     assert s.broker_urls() == ["kafka://b1:9093", "kafka://b2:9093"]
@@ -47,6 +48,7 @@ def test_environment_with_sasl_ssl_and_nested_thresholds(monkeypatch: pytest.Mon
     assert s.topic("site.commands") == "prod.site.commands"
     assert s.filter.to_config().threshold_kw == 0.8
     assert s.allocator.to_config().clamp_window_s == 30.0
+    assert s.allocator.to_config().order_margin == 0.03
     assert s.compliance.to_config().stale_after_s == 4.0
     assert "s3cret-value" not in repr(s)
     assert "s3cret-value" not in str(s.model_dump())
