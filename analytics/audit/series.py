@@ -105,7 +105,12 @@ def fleet_series(
         Product.AFRR,
         Product.MFRR,
     ):
-        on = (t >= start_s) & (t < (t1 - int(tu[0])) / 1e6)
+        # in force in every bucket it overlaps: a bucket holds the sites' last samples before
+        # its end, so the one the order starts in already holds responses to it (it is not
+        # part of the pre-order level; full activation is counted from its start: <= 1
+        # bucket stricter)
+        bucket_s = frame.bucket_us / 1e6
+        on = (t + bucket_s > start_s) & (t < (t1 - int(tu[0])) / 1e6)
         signals["requested_mw"] = np.where(on, activation.requested_mw, 0.0)
     others = {
         activated_column(p): expected(p, armed[inside], freq)

@@ -120,3 +120,39 @@ def test_canonical_series_round_trips_through_the_csv_writer_exactly(
     assert c.grid_freq_hz is not None
     assert back.grid_freq_hz.tolist() == c.grid_freq_hz.tolist()
     assert canonical_values(c.power_mw).tolist() == c.power_mw.tolist()
+
+
+@pytest.mark.parametrize(
+    ("start_s", "end_s", "first_on", "last_on"),
+    [
+        (40.0, 70.0, 40, 69),  # on a bucket edge: from that bucket
+        (40.2, 70.0, 40, 69),  # inside bucket [40, 41): that bucket already holds responses
+        (40.999, 70.5, 40, 70),
+    ],
+)
+def test_an_order_is_in_force_in_every_bucket_it_overlaps(
+    start_s: float, end_s: float, first_on: int, last_on: int
+) -> None:
+    """A bucket holds the sites' last samples before its end: the one an order starts in is
+    no part of the pre-order level (the demo measured responses there, read 0.2-0.8 s after
+    the start), and full activation is counted from its start."""
+    from analytics.audit.extract import Activation
+    from analytics.audit.series import fleet_series
+
+    frame = _frame([50.0] * 120)
+    t0 = np.datetime64(0, "us")
+    act = Activation(
+        activation_id="o",
+        product=Product.MFRR,
+        test_type=TestType.ACTIVATION,
+        kind="ORDER",
+        start=t0 + np.timedelta64(round(start_s * 1e6), "us"),
+        end=t0 + np.timedelta64(round(end_s * 1e6), "us"),
+        requested_mw=0.003,
+    )
+    series = fleet_series(frame, act, interval_s=1.0, capacity_mw=None, pre_s=30.0)
+    assert series.requested_mw is not None
+    assert series.start is not None
+    on = np.flatnonzero(series.requested_mw != 0.0)
+    origin = int(series.start.astype(np.int64)) // 1_000_000
+    assert (origin + int(series.t[on[0]]), origin + int(series.t[on[-1]])) == (first_on, last_on)
