@@ -112,7 +112,14 @@ def _check(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from flowerhub.demo.orchestrate import DemoError, DemoOptions, run_demo
     from flowerhub.demo.processes import ChildError
-    from flowerhub.demo.results import all_ok, check_table, compare, rows_table, verdict_table
+    from flowerhub.demo.results import (
+        all_ok,
+        check_table,
+        compare,
+        offender_table,
+        rows_table,
+        verdict_table,
+    )
     from flowerhub.demo.scenario import (
         DEFAULT_SCENARIO,
         ScenarioError,
@@ -151,7 +158,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         code = 1
     else:
         print(verdict_table(outcome))
-        checks = compare(scenario.expected, outcome, result.sites)
+        print()
+        print(offender_table(outcome))
+        if result.self_consumption is not None:
+            print()
+            print(result.self_consumption.describe())
+        checks = compare(scenario.expected, outcome, result.sites, result.self_consumption)
         print()
         print(check_table(checks))
         code = 0 if all_ok(checks) else 1

@@ -39,10 +39,16 @@ from typing import Any, TextIO
 from contract.kafka import clients
 from contract.kafka.settings import KafkaSettings
 from edge.bridge.config import MqttConfig
+from flowerhub.demo.armed import (
+    ImportMeter,
+    arm,
+    hold,
+    worker_environment,
+)
 from flowerhub.demo.fleet import SiteSpec, compose_fleet, describe, map_models
 from flowerhub.demo.processes import Child, MemoryMeter, spawn
-from flowerhub.demo.results import AuditOutcome, run_audit
-from flowerhub.demo.scenario import FrequencyPhase, OrderPhase, Scenario
+from flowerhub.demo.results import AuditOutcome, SelfConsumption, run_audit
+from flowerhub.demo.scenario import FrequencyPhase, HoldPhase, OrderPhase, Scenario
 from flowerhub.demo.sims import SimFleet, SimStartError
 from flowerhub.demo.testlog import RigLog, RigLogError, RigOutcome, judge_rig, write_rig_csv
 from flowerhub.demo.watch import Death, watch_children
@@ -85,6 +91,7 @@ class DemoResult:
     rig: list[RigOutcome] = field(default_factory=list)  # 10 Hz test rig log verdicts
     ui_url: str | None = None
     died: list[Death] = field(default_factory=list)  # children that exited while it played
+    self_consumption: SelfConsumption | None = None  # over the hold phases (armed homes)
 
 
 class Progress:
@@ -147,6 +154,7 @@ class Driver:
         self.speed = speed
         self.sent: list[dict[str, Any]] = []
         self.rigs: list[RigLog] = []  # applied frequency + simulators' power, per phase
+        self.meter = ImportMeter()  # the armed homes' import over the hold phases
 
     def _sleep_s(self, scenario_s: float) -> float:
         return max(0.0, scenario_s / self.speed)
@@ -156,12 +164,23 @@ class Driver:
         t0 = time.monotonic()
         pending = asyncio.create_task(self._incidents(incidents, t0))
         try:
+            n, span = len(self.fleet.specs), self._sleep_s(self.scenario.duration_s)
+            self.sent += await arm(
+                self.scenario.reserves,
+                self.producer,
+                fleet_id=FLEET_ID,
+                sites=n,
+                duration_s=span,
+                progress=self.progress,
+            )
             for start, phase in self.scenario.phase_starts():
                 wait = t0 + self._sleep_s(start) - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
                 if isinstance(phase, FrequencyPhase):
                     await self._frequency(phase)
+                elif isinstance(phase, HoldPhase):
+                    await hold(phase, self.fleet, self.meter, self.progress, self.speed)
                 else:
                     await self._order(phase)
             end = t0 + self._sleep_s(self.scenario.duration_s) - time.monotonic()
@@ -402,6 +421,7 @@ class Demo:
         audit: AuditOutcome | None = None
         notes: list[str] = []
         rigs: list[RigLog] = []
+        driver: Driver | None = None
         watcher: asyncio.Task[None] | None = None
         try:
             if o.kafka is not None:
@@ -470,6 +490,7 @@ class Demo:
             rig=rig,
             ui_url=self.ui_url,
             died=self.died,
+            self_consumption=None if driver is None else driver.meter.result(),
         )
 
     @staticmethod
@@ -508,7 +529,7 @@ class Demo:
                 ],
                 logs,
                 cwd=self.run_dir,
-                env=env,
+                env={**env, **worker_environment()},
             )
         )
         from streams.app import READY_MESSAGE

@@ -4,7 +4,10 @@
 this process, and writes the report with ``flowerhub audit --log ARCHIVE --out REPORT``.
 ``compare`` (pure) checks the verdicts and offenders against ``Scenario.expected``:
 a rule is PASS when every row of that rule id passed, FAIL when any failed, and missing
-when the audit did not judge it; expected offender sites must appear among the offenders.
+when the audit did not judge it; expected offender sites must appear among the offenders
+(with ``only_these_offenders``, no other site may: an empty table when none is expected);
+the self-consumption figure (``flowerhub.demo.armed``) must stay within
+``max_extra_import_pct``.
 """
 
 from __future__ import annotations
@@ -38,9 +41,36 @@ class Check:
 
     @property
     def ok(self) -> bool:
-        if self.expected == "listed":
-            return self.actual.startswith("listed")
+        if self.expected in ("listed", "within"):  # the actual text says more after it
+            return self.actual.startswith(self.expected)
         return self.expected == self.actual
+
+
+@dataclass(frozen=True)
+class SelfConsumption:
+    """The armed homes' self-consumption figure (``flowerhub.demo.armed.ImportMeter``):
+    integrated over the hold phases, summed over the online homes (kWh)."""
+
+    homes: int
+    seconds: float
+    load_kwh: float
+    import_kwh: float  # what the armed homes imported
+    own_import_kwh: float  # what they would have imported in their own mode
+
+    @property
+    def extra_pct(self) -> float:
+        """Extra grid import caused by being armed, % of the household load."""
+        if self.load_kwh <= 0.0:
+            return 0.0
+        return 100.0 * (self.import_kwh - self.own_import_kwh) / self.load_kwh
+
+    def describe(self) -> str:
+        return (
+            f"self-consumption while armed: extra grid import {self.extra_pct:+.2f} % of the "
+            f"household load ({self.homes} homes, {self.seconds:.0f} s at steady frequency: "
+            f"load {self.load_kwh:.3f} kWh, import {self.import_kwh:.4f} kWh, in their own "
+            f"mode {self.own_import_kwh:.4f} kWh)"
+        )
 
 
 def rule_status(rows: Iterable[Mapping[str, object]], rule_id: str) -> str:
@@ -51,8 +81,13 @@ def rule_status(rows: Iterable[Mapping[str, object]], rule_id: str) -> str:
     return "PASS" if all(s == "PASS" for s in statuses) else "FAIL"
 
 
-def compare(expected: Expected, outcome: AuditOutcome, sites: Sequence[SiteSpec]) -> list[Check]:
-    """Every expected verdict and offender against the audit outcome (see module doc)."""
+def compare(
+    expected: Expected,
+    outcome: AuditOutcome,
+    sites: Sequence[SiteSpec],
+    self_consumption: SelfConsumption | None = None,
+) -> list[Check]:
+    """Every expected verdict, offender and figure against the run's outcome (module doc)."""
     checks = [
         Check(rule_id, verdict.value, rule_status(outcome.rows, rule_id))
         for rule_id, verdict in sorted(expected.verdicts.items())
@@ -79,6 +114,28 @@ def compare(expected: Expected, outcome: AuditOutcome, sites: Sequence[SiteSpec]
                 f"offender {site} ({sites[index].oem})",
                 "listed",
                 f"listed ({', '.join(kinds)})" if site in found else "not listed",
+            )
+        )
+    if expected.only_these_offenders:
+        named = {sites[i].site_id for i in expected.offender_sites}
+        others = sorted(str(s) for s in found - named)
+        checks.append(
+            Check(
+                "no other offender",
+                "none",
+                "none" if not others else f"{len(others)}: {', '.join(others[:5])}",
+            )
+        )
+    if expected.max_extra_import_pct is not None:
+        limit = expected.max_extra_import_pct
+        got = self_consumption.extra_pct if self_consumption is not None else None
+        checks.append(
+            Check(
+                f"extra grid import while armed <= {limit:g} % of load",
+                "within",
+                "not measured"
+                if got is None
+                else f"{'within' if got <= limit else 'over'} ({got:+.2f} %)",
             )
         )
     return checks
@@ -146,6 +203,25 @@ def rows_table(rows: Sequence[Mapping[str, object]]) -> str:
     return table(
         ("activation", "rule", "version", "measured", "threshold", "unit", "margin", "status"),
         cells,
+    )
+
+
+def offender_table(outcome: AuditOutcome) -> str:
+    """The audit's offenders (site, OEM, kind, detail) per activation; a line when none."""
+    if not outcome.offenders:
+        return "offenders: none (every site followed on its delivered power)"
+    rows = [
+        (
+            o.get("activation_id", ""),
+            o.get("site_id", ""),
+            o.get("oem", ""),
+            o.get("kind", ""),
+            o.get("detail", ""),
+        )
+        for o in outcome.offenders
+    ]
+    return f"offenders: {len(rows)}\n" + table(
+        ("activation", "site", "oem", "kind", "detail"), rows
     )
 
 

@@ -4,14 +4,25 @@ A scenario file (``flowerhub/demo/scenarios/<name>.yaml``) says what happens to 
 on a timeline in seconds from the scenario start:
 
 * ``fleet``: default size and seed of the fleet composition (``flowerhub.demo.fleet``);
+* ``reserves``: products armed on every home at once for the whole scenario (a Swedish
+  home-battery contract: FCR-N + FCR-D up + FCR-D down on the same batteries), sent as one
+  ``ReserveAssignment`` each when the scenario starts; a phase's own arm of the same product
+  (an FCR-D up test) rides over it and the assignment is armed again when the phase ends;
 * ``phases``: run one after another. A ``frequency`` phase feeds a frequency trace to every
   simulated inverter (piecewise linear ``points`` or a ``sine``) and announces it as a
   ``MarketActivation`` of kind TEST (FCR tests) or FREQUENCY_EVENT (FFR); an ``order`` phase
-  produces an aFRR/mFRR ``MarketActivation`` of kind ORDER and holds it for ``duration_s``;
-* ``incidents``: things that happen at a time to one site (by fleet index): a MAJOR fault bit,
+  produces an aFRR/mFRR ``MarketActivation`` of kind ORDER (a change against the fleet's
+  baseline) and holds it for ``duration_s``; a ``hold`` phase keeps a steady frequency with
+  nothing activated: the homes armed, covering their own load (the self-consumption figure,
+  ``flowerhub.demo.selfconsumption``, is measured over the hold phases);
+* ``incidents``: things that happen at a time to one site (by fleet index; with ``every: n``
+  also to every n-th site after it, so a scenario scales with ``--sites``): a MAJOR fault bit,
   a home that drops offline, an inverter whose firmware ignores remote commands, or a load
   (a sauna, an EV charger: ``load_kw``) that switches on in the home (0 switches it off);
-* ``expected``: audit verdicts by rule id (PASS/FAIL) and the sites expected among offenders.
+* ``expected``: audit verdicts by rule id (PASS/FAIL), the sites expected among offenders
+  (``only_these_offenders``: and no other site: an empty table when none is expected), and
+  the most extra grid import the armed homes may cause (``max_extra_import_pct``, % of their
+  household load over the hold phases).
 
 Capacities are per site (kW) so a scenario scales with ``--sites``. Pure: no Kafka here.
 """
@@ -162,7 +173,28 @@ class OrderPhase(_Strict):
         return self
 
 
-Phase = Annotated[FrequencyPhase | OrderPhase, Field(discriminator="kind")]
+class HoldPhase(_Strict):
+    """A steady frequency with nothing activated: the homes armed, on their own baselines."""
+
+    kind: Literal["hold"]
+    name: Annotated[str, Field(min_length=1, pattern=r"^[a-z0-9_]+$")]
+    frequency_hz: _Hz = 50.0
+    duration_s: Annotated[float, Field(gt=0.0, le=3600.0)]
+
+
+Phase = Annotated[FrequencyPhase | OrderPhase | HoldPhase, Field(discriminator="kind")]
+
+#: products a scenario can keep armed throughout (FFR needs its option: a phase of its own)
+StandingProduct = Annotated[
+    Product, AfterValidator(_one_of(Product.FCR_N, Product.FCR_D_UP, Product.FCR_D_DOWN))
+]
+
+
+class Reserve(_Strict):
+    """A product armed on every home from the scenario's start to its end."""
+
+    product: StandingProduct
+    capacity_kw_per_site: Annotated[float, Field(gt=0.0, le=50.0)]
 
 
 class IncidentKind(StrEnum):
@@ -173,10 +205,12 @@ class IncidentKind(StrEnum):
 
 
 class Incident(_Strict):
-    """Something that happens to one site (``site``: index in the fleet) at ``at_s``."""
+    """Something that happens to one site (``site``: index in the fleet) at ``at_s``; with
+    ``every``, to every ``every``-th site from ``site`` on as well (:meth:`sites`)."""
 
     at_s: _Seconds
     site: Annotated[int, Field(ge=0)]
+    every: Annotated[int, Field(ge=1)] | None = None
     kind: IncidentKind
     point: str | None = None
     bit: Annotated[int, Field(ge=0, le=31)] | None = None
@@ -193,6 +227,12 @@ class Incident(_Strict):
             raise ValueError("a load incident needs load_kw; no other incident takes it")
         return self
 
+    def sites(self, fleet_size: int) -> list[int]:
+        """The fleet indices it happens to in a fleet of ``fleet_size``."""
+        if self.every is None:
+            return [self.site]
+        return list(range(self.site, fleet_size, self.every))
+
 
 class FleetDefaults(_Strict):
     sites: Annotated[int, Field(ge=3, le=5000)] = 60
@@ -207,12 +247,17 @@ class Expected(_Strict):
     # phase name -> text the audit's error must contain: the activation cannot be judged
     # (e.g. FFR needs 100 ms logging the simulated dongles cannot give)
     unjudgeable: dict[str, str] = Field(default_factory=dict)
+    # the offenders table holds offender_sites and no other site (empty when none expected)
+    only_these_offenders: bool = False
+    # extra grid import caused by being armed, % of household load over the hold phases
+    max_extra_import_pct: Annotated[float, Field(ge=0.0, le=100.0)] | None = None
 
 
 class Scenario(_Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[a-z0-9_]+$")]
     description: str = ""
     fleet: FleetDefaults = FleetDefaults()
+    reserves: list[Reserve] = Field(default_factory=list)
     phases: Annotated[list[Phase], Field(min_length=1)]
     incidents: list[Incident] = Field(default_factory=list)
     expected: Expected = Expected()
@@ -227,6 +272,13 @@ class Scenario(_Strict):
             raise ValueError(f"expected.unjudgeable names no phase: {sorted(unknown)}")
         if self.incidents and max(i.at_s for i in self.incidents) > self.duration_s:
             raise ValueError(f"an incident is after the scenario's end ({self.duration_s} s)")
+        products = [r.product for r in self.reserves]
+        if len(set(products)) != len(products):
+            raise ValueError(f"reserves name a product twice: {[p.value for p in products]}")
+        if self.expected.max_extra_import_pct is not None and not any(
+            isinstance(p, HoldPhase) for p in self.phases
+        ):
+            raise ValueError("expected.max_extra_import_pct needs a hold phase to measure over")
         return self
 
     @property
@@ -252,10 +304,12 @@ class Scenario(_Strict):
             )
 
 
-def phase_span(p: FrequencyPhase | OrderPhase) -> float:
+def phase_span(p: FrequencyPhase | OrderPhase | HoldPhase) -> float:
     """Time a phase takes, its settle time after it included."""
     if isinstance(p, OrderPhase):
         return p.lead_in_s + p.duration_s + p.settle_s
+    if isinstance(p, HoldPhase):
+        return p.duration_s
     return p.duration_s + p.settle_s
 
 

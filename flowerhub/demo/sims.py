@@ -154,13 +154,14 @@ class SimFleet:
     def check_incidents(self, incidents: Iterable[Incident]) -> None:
         """Raise ScenarioError for a fault word the site's register map does not have."""
         for incident in incidents:
-            spec, sim = self.by_index(incident.site)
-            if incident.point is not None and incident.point not in sim.faults:
-                raise ScenarioError(
-                    f"incident at {incident.at_s} s: site {incident.site} ({spec.site_id}) is "
-                    f"{spec.oem}, which has no fault word {incident.point!r}; "
-                    f"{spec.oem} has {', '.join(sorted(sim.faults))}"
-                )
+            for index in incident.sites(len(self.specs)):
+                spec, sim = self.by_index(index)
+                if incident.point is not None and incident.point not in sim.faults:
+                    raise ScenarioError(
+                        f"incident at {incident.at_s} s: site {index} ({spec.site_id}) is "
+                        f"{spec.oem}, which has no fault word {incident.point!r}; "
+                        f"{spec.oem} has {', '.join(sorted(sim.faults))}"
+                    )
 
     def by_index(self, index: int) -> tuple[SiteSpec, SimInverter]:
         spec = self.specs[index]
@@ -199,8 +200,12 @@ class SimFleet:
         return sum(s.battery.power_kw for k, s in self.sims.items() if k not in self.offline)
 
     async def apply(self, incident: Incident) -> str:
-        """Apply one incident; returns a line for the progress log."""
-        spec, sim = self.by_index(incident.site)
+        """Apply one incident (at each of its sites); returns a line for the progress log."""
+        lines = [await self._apply(incident, i) for i in incident.sites(len(self.specs))]
+        return "; ".join(lines)
+
+    async def _apply(self, incident: Incident, index: int) -> str:
+        spec, sim = self.by_index(index)
         if incident.kind is IncidentKind.FAULT:
             if incident.point is None or incident.bit is None:
                 raise ScenarioError(f"fault incident at {incident.at_s} s needs point and bit")

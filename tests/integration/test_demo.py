@@ -1,15 +1,19 @@
 """`flowerhub demo` end to end at small scale: real broker, simulators, bridges, streams, audit.
 
-The default scenario (FCR-D up ramp test, then an mFRR order) runs on 6 sites, two per OEM
-map, against the session broker; the audit's verdicts must equal the scenario's expected
-verdicts rule by rule, and the FCR-D ramp's Req 2/3 (once marginal, issue 7) must clear their
-thresholds by a margin, in the 1 Hz event-log audit and in the demo's 10 Hz test rig log.
-A second run plays ``inverter_override`` and the overriding site must be among the audit's
-offenders. No process of a run may be left behind.
+The default scenario (FCR-N + FCR-D up + FCR-D down armed on the same homes, 30 s of them
+covering their own load, then the FCR-D up ramp test and an mFRR order) runs on 6 sites, two
+per OEM map, against the session broker; the audit's verdicts must equal the scenario's
+expected verdicts rule by rule, its offenders table must be empty (judged on delivered power:
+nothing is wrong with any home), the armed homes' extra grid import within 2 % of their load,
+and the FCR-D ramp's Req 2/3 (once marginal, issue 7) must clear their thresholds by a
+margin, in the 1 Hz event-log audit and in the demo's 10 Hz test rig log. A second run plays
+``inverter_override`` (the overriding site must be among the audit's offenders), then
+``load_spike`` (a 6 kW load at a third of the armed homes: the order after it passes with no
+offender, self-consumption kept). No process of a run may be left behind.
 
-Both runs go at once (each under its own topic prefix, consumer groups and run directory),
-so the pair takes the time of the longer one: about 5 minutes, most of it the FCR-D ramp
-test, which the audit judges in real time.
+The default runs beside the other two (each under its own topic prefix, consumer groups and
+run directory), so the set takes the time of the longest: about 5 minutes, most of it the
+FCR-D ramp test, which the audit judges in real time.
 """
 
 from __future__ import annotations
@@ -46,10 +50,13 @@ def _run(name: str, kafka: KafkaSettings, out: Path) -> tuple[DemoResult, str]:
 def runs(
     kafka: KafkaSettings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, tuple[DemoResult, str]]]:
-    names = (DEFAULT_SCENARIO, "inverter_override")
-    with ThreadPoolExecutor(len(names)) as pool:
-        futures = {n: pool.submit(_run, n, kafka, tmp_path_factory.mktemp(n)) for n in names}
-        yield {n: f.result() for n, f in futures.items()}
+    def one_after_another(*names: str) -> dict[str, tuple[DemoResult, str]]:
+        return {n: _run(n, kafka, tmp_path_factory.mktemp(n)) for n in names}
+
+    with ThreadPoolExecutor(2) as pool:
+        default = pool.submit(one_after_another, DEFAULT_SCENARIO)
+        others = pool.submit(one_after_another, "inverter_override", "load_spike")
+        yield default.result() | others.result()
 
 
 def test_default_scenario_verdicts_match_the_expectations(
@@ -60,14 +67,21 @@ def test_default_scenario_verdicts_match_the_expectations(
     assert Counter(s.oem for s in result.sites) == {"huawei": 2, "saj": 2, "sungrow": 2}
     assert result.audit is not None, log
     assert result.audit.rows, f"no verdicts: {result.audit.error}\n{log}"
-    checks = compare(scenario.expected, result.audit, result.sites)
+    checks = compare(scenario.expected, result.audit, result.sites, result.self_consumption)
     wrong = [c for c in checks if not c.ok]
-    assert not wrong, f"{wrong}\n{result.audit.rows}\n{log}"
+    assert not wrong, f"{wrong}\n{result.audit.rows}\n{result.audit.offenders}\n{log}"
+    assert result.audit.offenders == []  # on delivered power: nothing wrong with any home
+    assert result.self_consumption is not None
+    assert result.self_consumption.extra_pct <= 2.0, result.self_consumption.describe()
     # every expected rule was judged on its own activation, not only found PASS overall
     for rule_id, verdict in scenario.expected.verdicts.items():
         assert rule_status(result.audit.rows, rule_id) == verdict.value
     assert (result.report / "demo-verdicts.json").is_file()
     assert result.leftover_pids == [], log
+    assert "armed on every home at once: FCR_N" in log
+    assert "FCR_D_UP" in log
+    assert "FCR_D_DOWN" in log
+    assert "phase armed" in log
     assert "phase fcrd_up_ramp" in log
     assert "phase mfrr_up" in log
     assert result.peak_rss_bytes > 0
@@ -105,4 +119,20 @@ def test_overriding_inverter_is_an_offender(runs: dict[str, tuple[DemoResult, st
     assert kinds & {"OVERRIDDEN", "NO_RESPONSE", "CLAMPED"}, kinds
     checks = compare(scenario.expected, result.audit, result.sites)
     assert all(c.ok for c in checks), checks
+    assert result.leftover_pids == [], log
+
+
+def test_load_spike_moves_shares_and_keeps_self_consumption(
+    runs: dict[str, tuple[DemoResult, str]],
+) -> None:
+    scenario = load_scenario("load_spike")
+    result, log = runs["load_spike"]
+    assert result.audit is not None, log
+    assert result.audit.rows, f"no verdicts: {result.audit.error}\n{log}"
+    assert log.count("a 6 kW load switches on") == len(scenario.incidents[0].sites(SITES)), log
+    checks = compare(scenario.expected, result.audit, result.sites, result.self_consumption)
+    wrong = [c for c in checks if not c.ok]
+    assert not wrong, f"{wrong}\n{result.audit.rows}\n{result.audit.offenders}\n{log}"
+    assert result.self_consumption is not None
+    assert result.self_consumption.extra_pct <= 2.0, result.self_consumption.describe()
     assert result.leftover_pids == [], log

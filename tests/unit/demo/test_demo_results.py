@@ -11,10 +11,12 @@ from flowerhub.demo.fleet import compose_fleet, map_models
 from flowerhub.demo.results import (
     AuditOutcome,
     Check,
+    SelfConsumption,
     all_ok,
     check_table,
     compare,
     margin,
+    offender_table,
     rows_table,
     rule_status,
     table,
@@ -66,6 +68,59 @@ def test_compare_verdicts_and_offenders() -> None:
     assert check_table(checks).count("MISMATCH") == 3
 
 
+def _figure(import_kwh: float) -> SelfConsumption:
+    return SelfConsumption(
+        homes=6, seconds=30.0, load_kwh=0.2, import_kwh=import_kwh, own_import_kwh=0.05
+    )
+
+
+@pytest.mark.parametrize(
+    ("offenders", "named", "actual"),
+    [
+        ([], [], "none"),
+        ([1], [1], "none"),  # the expected offender only
+        ([1, 2], [1], "1: demo-0002"),
+        ([0, 2, 0], [], "2: demo-0000, demo-0002"),
+    ],
+)
+def test_only_these_offenders(offenders: list[int], named: list[int], actual: str) -> None:
+    outcome = AuditOutcome(
+        offenders=[{"site_id": SITES[i].site_id, "kind": "WRONG_POLARITY"} for i in offenders]
+    )
+    checks = compare(Expected(offender_sites=named, only_these_offenders=True), outcome, SITES)
+    (other,) = [c for c in checks if c.what == "no other offender"]
+    assert (other.actual, other.ok) == (actual, actual == "none")
+    loose = compare(Expected(offender_sites=named), outcome, SITES)
+    assert all(c.what != "no other offender" for c in loose)
+
+
+@pytest.mark.parametrize(
+    ("figure", "actual", "ok"),
+    [
+        (_figure(0.05), "within (+0.00 %)", True),
+        (_figure(0.053), "within (+1.50 %)", True),
+        (_figure(0.054), "within (+2.00 %)", True),
+        (_figure(0.056), "over (+3.00 %)", False),
+        (None, "not measured", False),
+    ],
+)
+def test_extra_import_within_the_expected_share(
+    figure: SelfConsumption | None, actual: str, ok: bool
+) -> None:
+    checks = compare(Expected(max_extra_import_pct=2.0), AuditOutcome(), SITES, figure)
+    (check,) = checks
+    assert check.what == "extra grid import while armed <= 2 % of load"
+    assert (check.actual, check.ok) == (actual, ok)
+
+
+def test_offender_table_says_none_or_lists_them() -> None:
+    assert offender_table(AuditOutcome()).startswith("offenders: none")
+    row = {"activation_id": "a1", "site_id": "demo-0001", "oem": "saj", "kind": "OVERRIDDEN"}
+    text = offender_table(AuditOutcome(offenders=[{**row, "detail": "read back 0.0 kW"}]))
+    assert text.splitlines()[0] == "offenders: 1"
+    assert "demo-0001  saj  OVERRIDDEN  read back 0.0 kW" in text
+
+
 def test_unjudgeable_activation_expected() -> None:
     error = {"activation": "demo-ffr_event-1a2b", "rule_id": "-", "status": "ERROR"}
     outcome = AuditOutcome(rows=[{**error, "detail": "SamplingRateError: 1000 ms"}])
@@ -92,6 +147,8 @@ def test_check_ok_rules() -> None:
     assert Check("x", "listed", "listed (STALE)").ok
     assert not Check("x", "listed", "not listed").ok
     assert Check("x", "PASS", "PASS").ok
+    assert Check("x", "within", "within (+0.40 %)").ok
+    assert not Check("x", "within", "over (+2.40 %)").ok
 
 
 def cli_verbs() -> dict[str, list[str]]:

@@ -16,6 +16,7 @@ from contract.enums import Product
 from flowerhub.demo.scenario import (
     DEFAULT_SCENARIO,
     FrequencyPhase,
+    HoldPhase,
     OrderPhase,
     ScenarioError,
     builtin_names,
@@ -31,6 +32,7 @@ REQUIRED = {
     "mfrr_activation",
     "inverter_override",
     "home_offline",
+    "load_spike",
 }
 RULE_IDS = {r.rule_id for r in REGISTRY._rules}
 
@@ -51,16 +53,45 @@ def test_shipped_scenarios_expect_real_rules(name: str) -> None:
     scenario.check_fleet_size(scenario.fleet.sites)
 
 
-def test_default_is_the_fcrd_ramp_then_mfrr_and_fits_in_minutes() -> None:
+def test_default_arms_three_products_then_the_fcrd_ramp_then_mfrr_in_minutes() -> None:
     scenario = load_scenario(DEFAULT_SCENARIO)
-    kinds = [(type(p).__name__, p.product.value) for p in scenario.phases]
-    assert kinds == [("FrequencyPhase", "FCR_D_UP"), ("OrderPhase", "MFRR")]
+    assert [r.product for r in scenario.reserves] == [
+        Product.FCR_N,
+        Product.FCR_D_UP,
+        Product.FCR_D_DOWN,
+    ]
+    kinds = [(type(p).__name__, getattr(p, "product", None)) for p in scenario.phases]
+    assert kinds == [
+        ("HoldPhase", None),
+        ("FrequencyPhase", Product.FCR_D_UP),
+        ("OrderPhase", Product.MFRR),
+    ]
+    assert scenario.expected.only_these_offenders
+    assert scenario.expected.offender_sites == []
+    assert scenario.expected.max_extra_import_pct == 2.0
     assert scenario.duration_s <= 300.0
+
+
+def test_load_spike_hits_a_third_of_the_homes_while_armed() -> None:
+    scenario = load_scenario("load_spike")
+    (spike,) = scenario.incidents
+    assert spike.load_kw == 6.0
+    assert spike.sites(6) == [0, 3]
+    assert len(spike.sites(60)) == 20
+    held = [(start, p) for start, p in scenario.phase_starts() if isinstance(p, HoldPhase)]
+    assert any(start <= spike.at_s < start + p.duration_s for start, p in held)
+    assert {r.product for r in scenario.reserves} == {
+        Product.FCR_N,
+        Product.FCR_D_UP,
+        Product.FCR_D_DOWN,
+    }
+    assert scenario.expected.only_these_offenders
+    assert scenario.expected.max_extra_import_pct == 2.0
 
 
 def test_compressed_fcrd_ramps_keep_tr25_speeds_and_targets() -> None:
     """Each ramp of the compressed trace matches TR25 Table 4's ramp, shifted in time."""
-    phase = load_scenario("fcrd_up_ramp").phases[0]
+    phase = load_scenario("fcrd_up_ramp").phases[1]
     assert isinstance(phase, FrequencyPhase)
     assert phase.points is not None
     pts = phase.points
@@ -82,7 +113,7 @@ def test_compressed_fcrd_ramps_keep_tr25_speeds_and_targets() -> None:
 @settings(max_examples=60, deadline=None)
 @given(t=st.floats(-10.0, 400.0))
 def test_trace_stays_between_its_points(t: float) -> None:
-    phase = load_scenario("fcrd_up_ramp").phases[0]
+    phase = load_scenario("fcrd_up_ramp").phases[1]
     assert isinstance(phase, FrequencyPhase)
     assert phase.points is not None
     lo = min(f for _, f in phase.points)
@@ -104,12 +135,15 @@ def test_phase_starts_add_up() -> None:
     scenario = load_scenario("fcrd_up_ramp")
     starts = scenario.phase_starts()
     assert starts[0][0] == 0.0
-    first = starts[0][1]
-    assert isinstance(first, FrequencyPhase)
-    assert starts[1][0] == first.duration_s + first.settle_s
-    order = starts[1][1]
+    hold = starts[0][1]
+    assert isinstance(hold, HoldPhase)
+    assert starts[1][0] == hold.duration_s
+    ramp = starts[1][1]
+    assert isinstance(ramp, FrequencyPhase)
+    assert starts[2][0] == starts[1][0] + ramp.duration_s + ramp.settle_s
+    order = starts[2][1]
     assert isinstance(order, OrderPhase)
-    assert scenario.duration_s == starts[1][0] + order.lead_in_s + order.duration_s + 5.0
+    assert scenario.duration_s == starts[2][0] + order.lead_in_s + order.duration_s + 5.0
 
 
 BASE: dict[str, Any] = {
@@ -232,6 +266,26 @@ BASE: dict[str, Any] = {
         ),
         ({"expected": {"verdicts": {"MFRR.FAT": "MAYBE"}}}, "PASS"),
         ({"expected": {"unjudgeable": {"nope": "Error"}}}, "names no phase"),
+        ({"expected": {"max_extra_import_pct": 2.0}}, "needs a hold phase"),
+        ({"expected": {"max_extra_import_pct": -1.0}}, "max_extra_import_pct"),
+        ({"reserves": [{"product": "MFRR", "capacity_kw_per_site": 1.0}]}, "is not one of"),
+        ({"reserves": [{"product": "FFR", "capacity_kw_per_site": 1.0}]}, "is not one of"),
+        ({"reserves": [{"product": "FCR_N", "capacity_kw_per_site": 0.0}]}, "greater than 0"),
+        (
+            {
+                "reserves": [
+                    {"product": "FCR_N", "capacity_kw_per_site": 1.0},
+                    {"product": "FCR_N", "capacity_kw_per_site": 2.0},
+                ]
+            },
+            "name a product twice",
+        ),
+        ({"phases": [{"kind": "hold", "name": "h", "duration_s": 0.0}]}, "greater than 0"),
+        (
+            {"phases": [{"kind": "hold", "name": "h", "duration_s": 5.0, "frequency_hz": 70.0}]},
+            "less than or equal to 55",
+        ),
+        ({"incidents": [{"at_s": 1.0, "site": 0, "kind": "offline", "every": 0}]}, "every"),
     ],
 )
 def test_bad_scenarios_name_the_field(change: dict[str, Any], message: str) -> None:
@@ -261,10 +315,24 @@ def test_ffr_option_only_on_ffr_phases(product: str, option: float | None, ok: b
     }
     data = {**BASE, "phases": [phase]}
     if ok:
-        assert parse_scenario(data).phases[0].product.value == product
+        parsed = parse_scenario(data).phases[0]
+        assert isinstance(parsed, FrequencyPhase)
+        assert parsed.product.value == product
     else:
         with pytest.raises(ScenarioError, match="ffr_activation_hz"):
             parse_scenario(data)
+
+
+@pytest.mark.parametrize(
+    ("site", "every", "fleet", "sites"),
+    [(2, None, 10, [2]), (0, 3, 6, [0, 3]), (1, 3, 7, [1, 4]), (0, 1, 3, [0, 1, 2]), (5, 3, 5, [])],
+)
+def test_incident_every_nth_site(
+    site: int, every: int | None, fleet: int, sites: list[int]
+) -> None:
+    incident = {"at_s": 1.0, "site": site, "kind": "load", "load_kw": 6.0, "every": every}
+    scenario = parse_scenario({**BASE, "incidents": [incident]})
+    assert scenario.incidents[0].sites(fleet) == sites
 
 
 def test_fleet_too_small_for_an_incident() -> None:

@@ -94,6 +94,13 @@ async def _incidents() -> None:
         assert "switches off" in line
         assert sim3.extra_load_kw == 0.0
 
+        every = Incident(at_s=3, site=1, every=3, kind=IncidentKind.LOAD, load_kw=2.5)
+        line = await fleet.apply(every)
+        assert [fleet.by_index(i)[1].extra_load_kw for i in range(len(SPECS))] == [
+            2.5 if i in every.sites(len(SPECS)) else 0.0 for i in range(len(SPECS))
+        ]
+        assert line.count("a 2.5 kW load switches on") == len(every.sites(len(SPECS))) >= 2
+
         await fleet.apply(Incident(at_s=1, site=0, kind=IncidentKind.OFFLINE))
         assert SPECS[0].site_id in fleet.offline
         fleet.set_frequency(49.5)

@@ -163,7 +163,7 @@ def _fleet_rig(phase: FrequencyPhase, poll_s: float, write_s: float, sites: int 
 
 
 def _fcrd_phase() -> FrequencyPhase:
-    phase = load_scenario("fcrd_up_ramp").phases[0]
+    phase = load_scenario("fcrd_up_ramp").phases[1]
     assert isinstance(phase, FrequencyPhase)
     return phase
 
@@ -199,7 +199,8 @@ def test_faster_droop_gives_more_energy() -> None:
     }
     # a ramp followed with a delay d loses about d x capacity of energy in its first 7.5 s:
     # mean delay 0.1 s (half a 0.2 s poll) + 0.1 s vs 0.5 s (half a 1 s poll) + 1 s
-    assert energy["fast"] - energy["slow"] == pytest.approx((1.5 - 0.2) * 0.012, rel=0.2)
+    capacity_mw = _fcrd_phase().capacity_kw_per_site * 3 * 2 / 1000.0  # 3 OEMs x 2 sites
+    assert energy["fast"] - energy["slow"] == pytest.approx((1.5 - 0.2) * capacity_mw, rel=0.2)
 
 
 def test_unjudgeable_log_reports_why() -> None:
