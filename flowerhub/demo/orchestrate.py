@@ -42,6 +42,7 @@ from edge.bridge.config import MqttConfig
 from flowerhub.demo.armed import (
     ImportMeter,
     arm,
+    armed_kw,
     hold,
     worker_environment,
 )
@@ -247,7 +248,9 @@ class Driver:
             f = phase.frequency_at(t)
             self.fleet.set_frequency(f)
             if rig is not None:
-                rig.add(time.monotonic() - t_start, f, self.fleet.power_kw())
+                rig.add(
+                    time.monotonic() - t_start, f, self.fleet.power_kw(), self.fleet.own_mode_kw()
+                )
             if t - last_report >= 10.0:
                 last_report = t
                 self.progress(
@@ -269,7 +272,8 @@ class Driver:
             self.progress(f"  {phase.name}: no test rig log ({exc})")
             return None
         start_us = round(_now().timestamp() * 1e6)
-        rig = RigLog(phase.name, product, test_type, capacity_mw, start_us, period_s=period)
+        others = armed_kw(self.scenario.reserves, len(self.fleet.specs))
+        rig = RigLog(phase.name, product, test_type, capacity_mw, start_us, period, others)
         self.rigs.append(rig)
         return rig
 

@@ -40,6 +40,10 @@ RESERVE_POLL_GAPS = 4  # the fast loop uses at most a quarter of the link
 # Every demo home's main fuse: 3 x 16 A at 230 V (11 kW), a common Swedish house connection;
 # the bridge bounds charging (and the FCR-D down headroom) by it when the house load is high.
 DEMO_FUSE_A = 16.0
+# The bridges write a home's target when it moved by this much: the 0.05 kW default left the
+# setpoints 0.01-0.016 kW a home behind a baseline rising with the evening's load, 2-3 % of a
+# 0.5 kW order share; the simulated registers resolve 1 W.
+DEMO_MIN_STEP_KW = 0.02
 
 
 def reserve_poll_s(request_gap_s: float) -> float:
@@ -136,6 +140,7 @@ def site_entry(spec: SiteSpec, sim: SimInverter) -> dict[str, Any]:
         # has one (before identification Sungrow assumes the slower WiNet-S dongle)
         "link": "lan" if "lan" in sim.rmap.timing.links else None,
         "grid": {"fuse_a": DEMO_FUSE_A, "phases": 3},
+        "min_step_kw": DEMO_MIN_STEP_KW,
     }
 
 
@@ -198,6 +203,17 @@ class SimFleet:
     def power_kw(self) -> float:
         """Battery power of the homes still online, summed (kW, + = discharging)."""
         return sum(s.battery.power_kw for k, s in self.sims.items() if k not in self.offline)
+
+    def own_mode_kw(self) -> float:
+        """What the online homes' batteries would do now in their OEMs' own self-consumption
+        mode (load - PV within their limits; 0 when faulted), summed (kW): the baseline."""
+        total = 0.0
+        for k, sim in self.sims.items():
+            if k in self.offline:
+                continue
+            state = sim.state()
+            total += 0.0 if state.faulted else sim.battery.clamp(state.self_consumption_kw)
+        return total
 
     async def apply(self, incident: Incident) -> str:
         """Apply one incident (at each of its sites); returns a line for the progress log."""

@@ -7,8 +7,13 @@ itself and owns the simulated inverters, so it keeps that log too: at every trac
 power (:class:`RigLog`). It is the physical response the event-log audit (1 Hz site
 telemetry, the TSO's 1 Hz allowance) approximates, judged by the same rules at its own rate
 (:func:`judge_rig`) and written as an SvK CSV (``flowerhub audit --svk-csv FILE`` re-judges
-it). The scenario's expectations are compared with the event-log audit only; this log shows
-how much of a margin is lost in the fleet itself and how much in the 1 Hz measurement.
+it). Like a rig on homes that keep covering their own load, it also logs their baseline
+(CalcBaseline: what the batteries would do now in their own self-consumption mode, summed),
+and the products armed beside the tested one (``others_kw``) give their expected responses
+at the applied frequency (``Activated_*`` columns): the rules judge the delivered response
+of the tested product, as the event-log audit does. The scenario's expectations are compared
+with the event-log audit only; this log shows how much of a margin is lost in the fleet
+itself and how much in the 1 Hz measurement.
 
 Resampling onto the regular grid (:meth:`RigLog.series`): the applied frequency is a held
 signal (the driver sets it at each step), so it is sample-and-hold; power is linear between
@@ -26,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from analytics.audit.run import verdict_row
+from analytics.delivered import activated_column, expected
 from analytics.rules import judge
 from analytics.rules.base import RuleError
 from analytics.svkcsv import write_csv
@@ -50,21 +56,25 @@ class RigLog:
     capacity_mw: float
     start_us: int  # wall-clock time of t = 0 (µs since the epoch, UTC)
     period_s: int | None = None  # sine tests: the period (SvK file name, Req 10)
+    others_kw: dict[Product, float] = field(default_factory=dict)  # armed beside it, fleet kW
     t_s: list[float] = field(default_factory=list)
     applied_hz: list[float] = field(default_factory=list)
     power_kw: list[float] = field(default_factory=list)
+    baseline_kw: list[float] = field(default_factory=list)
 
-    def add(self, t_s: float, applied_hz: float, power_kw: float) -> None:
+    def add(self, t_s: float, applied_hz: float, power_kw: float, baseline_kw: float = 0.0) -> None:
         """One sample; time must not go back, values must be finite."""
-        if not all(np.isfinite((t_s, applied_hz, power_kw))):
+        if not all(np.isfinite((t_s, applied_hz, power_kw, baseline_kw))):
             raise RigLogError(
-                f"{self.phase}: non-finite sample t={t_s} f={applied_hz} P={power_kw}"
+                f"{self.phase}: non-finite sample t={t_s} f={applied_hz} P={power_kw} "
+                f"baseline={baseline_kw}"
             )
         if self.t_s and t_s < self.t_s[-1]:
             raise RigLogError(f"{self.phase}: time went back from {self.t_s[-1]} s to {t_s} s")
         self.t_s.append(t_s)
         self.applied_hz.append(applied_hz)
         self.power_kw.append(power_kw)
+        self.baseline_kw.append(baseline_kw)
 
     def series(self, rate_hz: float = RIG_RATE_HZ) -> Series:
         """The log on a regular ``rate_hz`` grid from its first sample (see module doc)."""
@@ -85,15 +95,22 @@ class RigLog:
         held = np.searchsorted(t, at + 1e-9, side="right") - 1
         f = np.asarray(self.applied_hz, dtype=np.float64)[np.clip(held, 0, None)]
         p_mw = np.interp(at, t, np.asarray(self.power_kw, dtype=np.float64)) / 1000.0
+        b_mw = np.interp(at, t, np.asarray(self.baseline_kw, dtype=np.float64)) / 1000.0
         start = np.datetime64(self.start_us + round(t[0] * 1e6), "us")
+        others = {
+            activated_column(p): expected(p, np.full(grid.shape, kw / 1000.0), f)
+            for p, kw in self.others_kw.items()
+            if p is not self.product and kw != 0.0
+        }
         return Series(
             t=grid,
             power_mw=p_mw,
             applied_freq_hz=f,
-            baseline_mw=np.zeros(grid.shape),
+            baseline_mw=b_mw,
             capacity_mw=np.full(grid.shape, abs(self.capacity_mw)),
             start=start,
             source=f"demo-rig:{self.phase}",
+            extra=others,
         )
 
 

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from analytics.delivered import activated_column
 from analytics.svkcsv import read_csv
 from analytics.verdicts import TestType
 from contract.enums import Product
@@ -222,3 +223,32 @@ def test_rig_csv_reads_back_as_the_same_series(tmp_path: Path) -> None:
     series = log.series()
     assert record.series.t == pytest.approx(series.t)
     assert record.series.power_mw == pytest.approx(series.power_mw, abs=1e-6)
+
+
+def test_rig_judges_the_delivered_response_of_homes_covering_their_load(tmp_path: Path) -> None:
+    """Homes whose baseline swings with their load, FCR-N armed beside FCR-D up: logged with
+    their baseline and FCR-N's expected response, the rig judges FCR-D up's own response;
+    without them the same log misses Req 2 (the load swing and FCR-N's share hide it)."""
+    phase = _fcrd_phase()
+    others = {Product.FCR_N: 1.8}  # kW, the fleet's FCR-N
+    log = _fleet_rig(phase, 0.2, 0.1)
+    loaded = _log(capacity_mw=log.capacity_mw, others_kw=others)
+    for t, f, p in zip(log.t_s, log.applied_hz, log.power_kw, strict=True):
+        swing = 2.0 + 1.5 * np.sin(2 * np.pi * t / 9.0)  # the homes' own load, kW
+        fcr_n = 1.8 * min(1.0, max(-1.0, (50.0 - f) / 0.1))
+        loaded.add(t, f, p + swing + fcr_n, swing)
+    series = loaded.series()
+    assert series.extra.keys() == {activated_column(Product.FCR_N)}
+    assert float(np.max(series.baseline_mw)) > 0.003
+    outcome = judge_rig(loaded)
+    assert outcome.error is None
+    got = {v.rule_id: v for v in outcome.verdicts}
+    assert got["FCRD_UP.REQ2.DP75"].passed
+    assert got["FCRD_UP.REQ3.E75"].passed
+    blind = _log(capacity_mw=log.capacity_mw)
+    for t, f, p in zip(loaded.t_s, loaded.applied_hz, loaded.power_kw, strict=True):
+        blind.add(t, f, p)
+    assert not all(v.passed for v in judge_rig(blind).verdicts)
+    back = read_csv(write_rig_csv(loaded, tmp_path))
+    assert back.series.baseline_mw is not None
+    assert float(np.max(back.series.baseline_mw)) > 0.003
