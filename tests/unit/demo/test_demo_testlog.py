@@ -239,6 +239,7 @@ def test_rig_judges_the_delivered_response_of_homes_covering_their_load(tmp_path
         loaded.add(t, f, p + swing + fcr_n, swing)
     series = loaded.series()
     assert series.extra.keys() == {activated_column(Product.FCR_N)}
+    assert series.baseline_mw is not None
     assert float(np.max(series.baseline_mw)) > 0.003
     outcome = judge_rig(loaded)
     assert outcome.error is None
