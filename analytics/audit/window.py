@@ -147,11 +147,12 @@ def read_window(
     """The samples of [lo, hi) and the sites seen from ``lookback_s`` before (module doc).
 
     Reads the view ``audit_site_telemetry`` (:func:`analytics.audit.extract.scope_views`).
-    Of the :data:`~analytics.audit.extract.EXTRA_FIELDS` only those some site reports in
-    [lo - hold_s, hi) are read (a baseline, a capacity other than 0): an archive written
-    before baselines costs one aggregate more. Their values in each site's last sample
-    before the window come with the samples of [lo - hold_s, lo) (what a hold of
-    ``hold_s`` takes), read with the window's.
+    Of the :data:`~analytics.audit.extract.EXTRA_FIELDS` those the files have typed
+    columns for are read with the samples, and only those some sample in [lo - hold_s, hi)
+    reports are kept (a baseline, a capacity other than 0); an archive written before
+    baselines has none to read. Their values in each site's last sample before the window
+    come with the samples of [lo - hold_s, lo) (what a hold of ``hold_s`` takes), read with
+    the window's.
     """
     if hi_us <= lo_us:
         raise AuditInputError(f"empty telemetry window [{lo_us}, {hi_us}) µs")
@@ -170,7 +171,7 @@ def read_window(
         "GROUP BY key ORDER BY key",
         [back, lo_us, hi_us],
     ).fetchall()
-    fields = reported_fields(con, lo_us - hold_us, hi_us)
+    fields = typed_extra_fields(con)  # pruned below to those some sample reports
     counts = np.array([int(r[3]) for r in rows], dtype=np.int64)
     # with extra fields, the samples of [lo - hold, lo) come too: their last one per site is
     # what the hold carries into the window (one query, not two); any site seen may have one
@@ -186,6 +187,7 @@ def read_window(
         raise AuditInputError(
             f"the archive changed while the window [{lo_us}, {hi_us}) µs was read: run again"
         )
+    extra = {name: values for name, values in extra.items() if _reports(name, values)}
     order = _site_time_order(site, us, len(rows))
     extra_before = _last_before(site, us, extra, order=order, lo_us=lo_us, sites=len(rows))
     if fields:
@@ -235,22 +237,11 @@ def _last_before(
     return out
 
 
-def reported_fields(con: duckdb.DuckDBPyConnection, lo_us: int, hi_us: int) -> list[str]:
-    """The :data:`~analytics.audit.extract.EXTRA_FIELDS` some sample in [lo, hi) reports: a
-    baseline that is not NULL, a capacity other than 0 (one aggregate over the range)."""
-    candidates = typed_extra_fields(con)
-    if not candidates:  # telemetry written before baselines: nothing to look for
-        return []
-    tests = ", ".join(
-        f"bool_or({name} IS NOT NULL)" if name == BASELINE else f"bool_or({name} <> 0)"
-        for name in candidates
-    )
-    row = con.execute(
-        f"SELECT {tests} FROM audit_site_telemetry "  # noqa: S608  # fixed field names
-        "WHERE event_time >= make_timestamp($1) AND event_time < make_timestamp($2)",
-        [lo_us, hi_us],
-    ).fetchone()
-    return [name for name, found in zip(candidates, row or (), strict=False) if found]
+def _reports(name: str, values: FloatArray) -> bool:
+    """Whether some sample reports ``name``: a baseline (not NaN), a capacity other than 0."""
+    if name == BASELINE:
+        return bool(np.any(~np.isnan(values)))
+    return bool(np.any(values != 0.0))
 
 
 def site_samples(
