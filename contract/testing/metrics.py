@@ -23,7 +23,7 @@ class Scrape:
     families: Mapping[str, list[Sample]]
     types: Mapping[str, str]
 
-    def samples(self, name: str, **labels: str) -> list[Sample]:
+    def samples(self, name: str, /, **labels: str) -> list[Sample]:
         """Samples named ``name`` (a family's sample name: ``_total``, ``_count``...) whose
         labels include ``labels``."""
         family = self._family_of(name)
@@ -33,7 +33,7 @@ class Scrape:
             if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
         ]
 
-    def value(self, name: str, **labels: str) -> float:
+    def value(self, name: str, /, **labels: str) -> float:
         """The sum of the matching samples (0.0 when there are none)."""
         return float(sum(s.value for s in self.samples(name, **labels)))
 
