@@ -52,6 +52,7 @@ class ReplayStats:
     last_ms: int | None = None
     wall_s: float = 0.0
     late_s: float = 0.0
+    duplicates: int = 0  # source records left out: their event id was replayed already
 
     @property
     def span_s(self) -> float:

@@ -153,7 +153,7 @@ async def replay(request: ReplayRequest) -> ReplayStats:
         sink = KafkaSink(producer)
         try:
             await check_copy_partitions(producer, needed)
-            return await run_replay(
+            stats = await run_replay(
                 merge_streams(source.streams),
                 sink,
                 prefix=request.prefix,
@@ -161,6 +161,8 @@ async def replay(request: ReplayRequest) -> ReplayStats:
                 keep_timestamps=request.keep_timestamps,
                 source_prefix=request.source_prefix,
             )
+            stats.duplicates = source.duplicates
+            return stats
         finally:
             left = await sink.close()
             if left:  # a replay is re-run whole: its copy is deterministic, readers dedupe

@@ -516,7 +516,25 @@ async def stop_within(client: Any, timeout_s: float) -> bool:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(fetcher.close(), 1.0)
     await force_close(getattr(client, "client", None) or getattr(client, "_client", None))
+    # what the client's own stop started and could not end (the producer's accumulator
+    # close, the sender's in-flight produce requests, which its cancelled routine awaits)
+    await _end_tasks_of(client, sender, getattr(client, "_message_accumulator", None))
     return False
+
+
+async def _end_tasks_of(*owners: Any, timeout_s: float = 1.0) -> None:
+    """Cancel every task running a method of one of ``owners`` and wait (bounded) for them:
+    none is left pending on a loop that is about to close."""
+    ids = {id(owner) for owner in owners if owner is not None}
+    me = asyncio.current_task()
+    tasks = []
+    for task in asyncio.all_tasks():
+        frame = getattr(task.get_coro(), "cr_frame", None)
+        if task is not me and frame is not None and id(frame.f_locals.get("self")) in ids:
+            task.cancel()
+            tasks.append(task)
+    if tasks:
+        await asyncio.wait(tasks, timeout=timeout_s)
 
 
 async def finish(cleanup: Coroutine[Any, Any, Any]) -> None:

@@ -40,6 +40,7 @@ class KeyedBatchSender:
         self.topic = topic
         self.partitions = list(range(partitions))
         self._sender = sender
+        self._owns_sender = sender is None
         self._partition_of: dict[bytes, int] = {}
         self._partitioner = DefaultPartitioner()
 
@@ -48,6 +49,14 @@ class KeyedBatchSender:
         if self._sender is None:  # made in the running loop, on first use
             self._sender = AckedSender(self.producer, name=f"batches:{self.topic}")
         return self._sender
+
+    async def close(self, drain_s: float = 0.0) -> list[Outgoing]:
+        """Stop the sender this batcher made (a shared ``sender`` is its owner's to close):
+        waits up to ``drain_s`` for acknowledgements and returns the records still out."""
+        if self._sender is None or self._owns_sender is False:
+            return []
+        sender, self._sender = self._sender, None
+        return await sender.close(drain_s)
 
     def partition(self, key: bytes) -> int:
         """The partition Kafka's default partitioner gives ``key`` (cached)."""
