@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import socket
+import subprocess
+import sys
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -158,6 +160,77 @@ def test_the_server_serves_text_the_prometheus_parser_reads() -> None:
     assert page.value("process_resident_memory_bytes") > 0
     assert page.has("python_gc_objects_collected")
     assert b"/metrics" in index
+
+
+def _raw(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_the_server_answers_only_get_and_head_of_its_two_paths() -> None:
+    registry = CollectorRegistry()
+    registry.register(Fixed([dead_letter_family({("c1", "BadMagicError"): 2})]))
+
+    async def run() -> dict[str, bytes]:
+        server = MetricsServer(registry, metrics_settings(port=0), "unit")
+        url = await server.start()
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        asks = {
+            "get": b"GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n",
+            "head": b"HEAD /metrics HTTP/1.1\r\nHost: a\r\n\r\n",
+            "openmetrics": b"GET /metrics HTTP/1.1\r\naccept: application/openmetrics-text;"
+            b"version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4\r\n\r\n",
+            "post": b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+            "other": b"GET /admin HTTP/1.0\r\n\r\n",
+            "junk": b"\x16\x03\x01 hello\r\n\r\n",
+            "huge": b"GET /metrics HTTP/1.1\r\nX: " + b"y" * 40_000 + b"\r\n\r\n",
+        }
+        try:
+            return {k: await asyncio.to_thread(_raw, port, v) for k, v in asks.items()}
+        finally:
+            await server.stop()
+
+    got = asyncio.run(run())
+    head, body = got["get"].split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    assert b"Content-Type: text/plain; version=0.0.4" in head
+    assert f"Content-Length: {len(body)}".encode() in head
+    assert parse(body.decode()).value("flowerhub_dead_letters_total") == 2.0
+    assert b"Content-Type: application/openmetrics-text; version=1.0.0" in got["openmetrics"]
+    assert got["openmetrics"].endswith(b"# EOF\n")
+    assert got["head"].startswith(b"HTTP/1.1 200 OK")
+    assert got["head"].endswith(b"\r\n\r\n")  # the headers only
+    assert got["post"].startswith(b"HTTP/1.1 405 ")
+    assert b"Allow: GET, HEAD" in got["post"]
+    assert got["other"].startswith(b"HTTP/1.1 404 ")
+    assert got["junk"].startswith(b"HTTP/1.1 400 ")
+    assert got["huge"].startswith(b"HTTP/1.1 431 ")
+
+
+def test_serving_metrics_imports_no_aiohttp_server() -> None:
+    """aiohttp.web costs a process ~10 MB; a home's bridge serving /metrics stays without it."""
+    code = (
+        "import asyncio, sys\n"
+        "from contract.metrics import MetricsServer, metrics_settings, service_registry\n"
+        "from contract.testing.metrics import scrape\n"
+        "async def main():\n"
+        "    server = MetricsServer(service_registry(), metrics_settings(port=0), 'x')\n"
+        "    url = await server.start()\n"
+        "    page = await asyncio.to_thread(scrape, url)\n"
+        "    await server.stop()\n"
+        "    assert page.value('process_resident_memory_bytes') > 0\n"
+        "asyncio.run(main())\n"
+        "print(sorted(m for m in sys.modules if m.startswith('aiohttp')))\n"
+    )
+    done = subprocess.run(  # our own code, fixed
+        [sys.executable, "-c", code], capture_output=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().strip() == "[]"
 
 
 def test_a_taken_port_is_a_clear_error() -> None:
