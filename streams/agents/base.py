@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -29,7 +30,7 @@ from faust.types import ChannelT, EventT, TopicT
 from contract.codec import decode, decode_raw, encode
 from contract.errors import InvalidEventError
 from contract.kafka import clients
-from contract.kafka.delivery import AckedSender, Outgoing, stop_within
+from contract.kafka.delivery import AckedSender, DeliveryCounts, Outgoing, stop_within
 from contract.topics import topic as topic_row
 from streams.agents.batching import KeyedBatchSender
 from streams.settings import StreamsSettings
@@ -71,6 +72,10 @@ class AgentContext:
     partitions: int | None = None
     clock: Callable[[], int] = wall_clock_micros
     outputs: dict[str, ChannelT[Any]] = field(default_factory=dict)
+    #: dead letters sent, by (consumer, error type); the outputs' delivery, over every
+    #: sender the worker had (``streams.metrics`` exposes both)
+    dead_letters: Counter[tuple[str, str]] = field(default_factory=Counter)
+    delivery: DeliveryCounts = field(default_factory=DeliveryCounts)
     _inputs: dict[tuple[str, ...], TopicT] = field(default_factory=dict)
     _batchers: dict[str, KeyedBatchSender] = field(default_factory=dict)
     _sender: AckedSender | None = None
@@ -117,6 +122,7 @@ class AgentContext:
                         await self._started_producer(),
                         name=f"{self.settings.app_id} outputs",
                         producer_factory=self._started_producer,
+                        counts=self.delivery,
                     )
         return self._sender
 
@@ -278,6 +284,7 @@ class AgentContext:
                 message.offset,
             )
             return
+        self.dead_letters[(consumer, type(error).__name__)] += 1
         log.warning(
             "%s: %s[%d]@%d -> deadletter: %s: %s",
             consumer,

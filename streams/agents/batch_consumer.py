@@ -114,6 +114,8 @@ class BatchConsumer(Service):
         self.max_records = max_records
         self.batches = 0  #: batches done (outputs acknowledged, commit attempted)
         self.records = 0  #: records in those batches
+        #: the offsets this consumer committed, by ``TopicPartition`` (its lag: ``streams.metrics``)
+        self.committed: dict[Any, int] = {}
         self._consumer: Any = None
         self._closing = False
         self._loop_task: asyncio.Task[None] | None = None
@@ -139,6 +141,16 @@ class BatchConsumer(Service):
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None
+
+    @property
+    def group(self) -> str:
+        """This consumer's group (``<app_id>-<name>``)."""
+        return consumer_group(self.settings, self.name)
+
+    @property
+    def kafka_consumer(self) -> Any:
+        """The ``AIOKafkaConsumer`` while the service runs, else None."""
+        return self._consumer
 
     def _tables_busy(self) -> bool:
         app = self.app
@@ -171,9 +183,10 @@ class BatchConsumer(Service):
     async def commit(self, offsets: Mapping[Any, int]) -> None:
         if not offsets:
             return
+        committed = {TopicPartition(tp.topic, tp.partition): o for tp, o in offsets.items()}
         try:
-            await self._consumer.commit(
-                {TopicPartition(tp.topic, tp.partition): o for tp, o in offsets.items()}
-            )
+            await self._consumer.commit(committed)
         except (CommitFailedError, IllegalStateError, RebalanceInProgressError) as exc:
             log.warning("%s: offsets not committed (read again later): %r", self.name, exc)
+            return
+        self.committed.update(committed)

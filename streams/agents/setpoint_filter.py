@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -49,7 +50,7 @@ from streams.steps.setpoint_filter import (
     FilterReason,
     FilterState,
     filter_setpoint,
-    tick,
+    tick_with_reasons,
 )
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,8 @@ class SetpointFilter:
         self._pending: set[str] | None = None
         self._ticks = 0
         self.consumer: BatchConsumer | None = None  #: set by ``register``
+        #: what became of each setpoint, by reason (``streams.metrics`` exposes them)
+        self.reasons: Counter[FilterReason] = Counter()
 
     def state_of(self, site_id: str) -> FilterState:
         return self._state(site_id, self.table.get(site_id))
@@ -157,6 +160,7 @@ class SetpointFilter:
         states: dict[str, FilterState] = {}  # this batch's states (one parse per site)
         commands: list[dict[str, Any]] = []
         config, limits, clock = self.config, self.book.limits, self.ctx.clock
+        reasons = self.reasons
         for record in records:
             try:
                 value = record.value
@@ -180,6 +184,7 @@ class SetpointFilter:
                     self._note_pending(site_id, new_state)
                     changes[site_id] = (record.partition, data)
                 states[site_id] = new_state
+                reasons[reason] += 1
                 if command is not None:
                     commands.append(command.to_record())
                 if reason in _LATE:
@@ -266,9 +271,10 @@ class SetpointFilter:
                 self._note_pending(site_id, FilterState())
                 continue
             state = self._state(site_id, data)
-            new_state, commands = tick(state, now, self.config)
+            new_state, commands, settled = tick_with_reasons(state, now, self.config)
             if new_state == state:
                 continue
+            self.reasons.update(settled)
             # no current event in a timer: set the store and the changelog directly
             stored = new_state.to_dict()
             self.table.data[site_id] = stored

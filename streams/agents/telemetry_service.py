@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -107,6 +108,8 @@ class TelemetryService(BatchConsumer):
         self._state_topic = settings.topic("fleet.state")
         self._dlq_topic = settings.topic("deadletter")
         self.last_outcome = BatchOutcome()  #: the last batch's outcome
+        #: dead letters sent, by (consumer, error type) (``streams.metrics`` exposes them)
+        self.dead_letters: Counter[tuple[str, str]] = Counter()
         super().__init__(
             app,
             settings,
@@ -158,7 +161,9 @@ class TelemetryService(BatchConsumer):
             return
         if self._sender_of is not None and started_kafka_producer(self.app) is not None:
             await (await self._sender_of()).deliver(out)
-            return
-        producer = self._producer
-        futures = [await producer.send(r.topic, r.key, r.value, None, None, None) for r in out]
-        await asyncio.gather(*futures)
+        else:
+            producer = self._producer
+            futures = [await producer.send(r.topic, r.key, r.value, None, None, None) for r in out]
+            await asyncio.gather(*futures)
+        for letter in outcome.dead_letters:  # counted once acknowledged
+            self.dead_letters[(str(letter["consumer"]), str(letter["error_type"]))] += 1
