@@ -138,8 +138,9 @@ def test_an_order_is_judged_without_the_fcr_n_response_beside_it(tmp_path: Path)
     assert not all(v.passed for v in alone)  # with FCR-N's response left in, it falls short
 
 
-# the allocator's split by headroom: one home left out, one with a small share, one large
-SHARES = {0: 0.0, 1: 0.4, 2: 5.0}
+# the allocator's split by headroom: one home left out, one with a sliver (under a fifth of
+# an equal share: not judged), one with a small share, one large
+SHARES = {0: 0.0, 1: 0.6, 2: 5.0, 3: 0.2}
 
 
 @pytest.mark.parametrize(
@@ -147,7 +148,8 @@ SHARES = {0: 0.0, 1: 0.4, 2: 5.0}
     [
         (None, []),
         ("site-00000", []),  # held nothing: nothing was asked of it
-        ("site-00001", [("site-00001", "NO_RESPONSE")]),  # held 0.4 kW, did not move
+        ("site-00003", []),  # held a sliver (0.2 kW of an equal 2 kW): not judged
+        ("site-00001", [("site-00001", "NO_RESPONSE")]),  # held 0.6 kW, did not move
         ("site-00007", [("site-00007", "NO_RESPONSE")]),
     ],
 )
