@@ -26,6 +26,7 @@ from edge.bridge.model import BridgeCommand
 from edge.bridge.sink import BridgeTopics
 from edge.sim.battery import BatteryParams
 from edge.testing.harness import SimBridge, SimSpec, new_command, produce_commands, read_events
+from tests import leakcheck
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +55,7 @@ def homes(kafka: KafkaSettings, tmp_path_factory: pytest.TempPathFactory) -> Ite
         ),
         start_time_of_day_s=18 * 3600.0,
     )
-    with harness:
+    with leakcheck.shared_service("stacked homes"), harness:  # outbox segments roll
         yield harness
 
 

@@ -31,11 +31,13 @@ from streams.worker_process import streams_worker
 pytestmark = pytest.mark.integration
 
 
-def wait_until(pred: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_until(
+    pred: Callable[[], bool], timeout: float, what: str, detail: Callable[[], str] = str
+) -> None:
     deadline = time.monotonic() + timeout
     while not pred():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what}\n{detail()}")
         time.sleep(0.3)
 
 
@@ -74,7 +76,8 @@ def test_services_resume_after_a_broker_stop_and_start(tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     try:
         with streams_worker(settings, tmp_path, partitions=1) as worker:
-            log = (tmp_path / "archiver.log").open("wb")
+            archiver_log = tmp_path / "archiver.log"
+            log = archiver_log.open("wb")
             archiver = subprocess.Popen(
                 [
                     sys.executable,
@@ -114,7 +117,13 @@ def test_services_resume_after_a_broker_stop_and_start(tmp_path: Path) -> None:
                     sent = bridge.stats.sent
                     wait_until(lambda: bridge.stats.sent > sent + 5, 60, "the bridge to resume")
                     wait_until(
-                        lambda: archived_after(archive, back) > 5, 60, "the archiver to resume"
+                        lambda: archived_after(archive, back) > 5,
+                        60,
+                        "the archiver to resume",
+                        lambda: (
+                            f"archiver {'running' if archiver.poll() is None else 'exited'}"
+                            f", log tail:\n{archiver_log.read_text(errors='replace')[-4000:]}"
+                        ),
                     )
                     # the worker: a setpoint after the restart becomes a command the sites apply
                     asyncio.run(_order(kafka, prefix + "site.setpoints", sites, "after"))
