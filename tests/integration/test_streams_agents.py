@@ -26,8 +26,8 @@ from contract.codec import decode, encode
 from contract.kafka.settings import KafkaSettings
 from flowerhub.broker.probe import Record, group_lag, produce, read_to_end
 from flowerhub.cli import main
-from streams.agents.setpoint_filter import murmur2_partition
-from streams.agents.telemetry_service import group_id as telemetry_group
+from streams.agents.batching import murmur2_partition
+from streams.agents.site_tasks import group_id as telemetry_group
 from streams.app import prepare_topics, settings_with
 from streams.settings import StreamsSettings
 from streams.steps.setpoint_filter import FilterState
@@ -139,9 +139,13 @@ def test_a_fleet_setpoint_becomes_commands_for_1000_sites(
     for c, tel in zip(sorted(commands, key=lambda c: c["site_id"]), telemetry, strict=True):
         assert 0 < c["power_kw"] <= tel["headroom_up_kw"] + 1e-9
     # the filter's batched changelog: one record per site, Faust's JSON key and value, on
-    # the partition of the site's setpoint (the table is partitioned like site.setpoints)
+    # the partition of the site's setpoint (the table is partitioned like site.setpoints),
+    # and each partition's clock under the key ""
     changelog = asyncio.run(read_to_end(settings, [f"{settings.app_id}-filter-state-changelog"]))
     by_site = {json.loads(r.key or b"null"): r for r in changelog}
+    clocks = {r.partition for r in changelog if r.key == b'""'}
+    assert clocks == set(range(PARTITIONS))
+    by_site.pop("")
     assert sorted(by_site) == sites
     for site, r in by_site.items():
         assert r.partition == murmur2_partition(site.encode(), PARTITIONS)

@@ -1,0 +1,518 @@
+"""Per-site work on the worker that owns the site's partition: telemetry and the filter.
+
+Every worker runs :class:`SiteTasks`: one aiokafka consumer in the group
+``<app_id>-sites``, subscribed to ``site.telemetry`` and ``site.setpoints`` with Kafka's
+range assignor, so partition p of both topics (both keyed by ``site_id``, the same count)
+goes to the same worker: N workers share the partitions, and a worker that dies or leaves
+hands its partitions to the others after the group's session timeout
+(``settings.workers.session_timeout_s``).
+
+Per owned partition p:
+
+- telemetry p -> :class:`~streams.steps.site_partition.PartitionTelemetry` (decode,
+  per-partition stream time and windows) -> its closed windows' slices and its progress to
+  the internal topic ``<app_id>-site-slices``, partition p (record timestamp: the slice's
+  close, or the progress' stream time), for the leader (``leader``);
+- setpoints p -> :class:`~streams.steps.filter_partition.FilterPartition` (the filter in
+  the partition's event time, limits as of the setpoint from telemetry p) ->
+  ``site.commands``; its state in the changelog (``filter_store``; every worker keeps a warm
+  standby copy of the partitions it does not own).
+
+Per ``getmany`` (at most ``MAX_RECORDS``): fold and filter, then make the due writes and
+close the windows of silent partitions; send the slices, progress, commands and dead
+letters and wait for Kafka's acknowledgements; then write the changed filter states to
+the changelog and wait again; only then commit the offsets (telemetry: the partition's
+low-water offset, the first record an open window may still need; setpoints: after the
+last record filtered). A crash anywhere in between repeats outputs when the records are
+read again, with the same ids (slices per partition and window, command ids uuid5(site,
+setpoint), dead letters per topic/partition/offset): the leader merges a repeated slice
+into the same window, the edge bridge applies a command id once.
+
+A rebalance waits for the batch in hand (``on_partitions_revoked`` takes the same lock),
+then drops the partitions given up (their filter stores go back to the standby copy); a
+new partition is restored first (``on_partitions_assigned``): telemetry from the last
+progress its previous owner published and the group's committed offset, the filter from
+the standby copy read to the changelog's end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+
+# aiokafka ships no type information
+from aiokafka.abc import ConsumerRebalanceListener  # type: ignore[import-untyped, unused-ignore]
+from aiokafka.coordinator.assignors.range import (  # type: ignore[import-untyped, unused-ignore]
+    RangePartitionAssignor,
+)
+from aiokafka.errors import (  # type: ignore[import-untyped, unused-ignore]
+    CommitFailedError,
+    IllegalStateError,
+    InvalidSessionTimeoutError,
+    KafkaError,
+    RebalanceInProgressError,
+)
+from aiokafka.structs import TopicPartition  # type: ignore[import-untyped, unused-ignore]
+from mode import Service
+
+from contract.codec import encode
+from contract.kafka import clients
+from contract.topics import topic as topic_row
+from streams.agents.batching import KeyedBatchSender
+from streams.agents.filter_store import ChangelogStandby, changelog_entry
+from streams.settings import StreamsSettings
+from streams.steps import slices
+from streams.steps.filter_partition import FilterOutcome, FilterPartition
+from streams.steps.site_partition import PartitionTelemetry
+
+log = logging.getLogger(__name__)
+
+NAME = "site-tasks"
+MAX_RECORDS = 20_000
+POLL_MS = 100
+STOP_TIMEOUT_S = 20.0
+#: a partition's progress is published at least this often (wall seconds) while it moves
+PROGRESS_EVERY_S = 0.2
+
+
+class SessionTimeoutRefusedError(RuntimeError):
+    """The brokers do not allow the workers' session timeout."""
+
+
+def session_timeout_refused(settings: StreamsSettings, group: str) -> SessionTimeoutRefusedError:
+    """The error that says which setting the brokers refused and how to fix it."""
+    ms = round(settings.workers.session_timeout_s * 1000)
+    return SessionTimeoutRefusedError(
+        f"consumer group {group}: the brokers refuse a session timeout of {ms} ms "
+        f"(FLOWERHUB_WORKERS__SESSION_TIMEOUT_S): their group.min.session.timeout.ms is "
+        "higher (Kafka's default is 6000). Lower it on the brokers (the project's own "
+        "brokers allow 1000), or raise the workers' session timeout (a killed worker's "
+        "partitions and lead then move later)"
+    )
+
+
+def group_id(settings: StreamsSettings) -> str:
+    return f"{settings.app_id}-sites"
+
+
+def slices_topic(settings: StreamsSettings) -> str:
+    return f"{settings.app_id}-site-slices"
+
+
+def wall_micros() -> int:
+    """A monotonic clock in microseconds (processing time: estimates and idle bounds)."""
+    return time.monotonic_ns() // 1000
+
+
+@dataclass
+class _Owned:
+    """One owned telemetry partition and the wall time of its last progress."""
+
+    telemetry: PartitionTelemetry
+    moved_at: int  # wall micros when a record last moved its clock
+    record_clock: int | None = None  # its clock then
+    published: tuple[Any, ...] | None = None
+    published_at: int = 0
+
+
+@dataclass
+class _Filter:
+    partition: FilterPartition
+    input_at: int  # wall micros of its last setpoint (or restore)
+    input_clock: int | None = None
+
+
+@dataclass
+class _Batch:
+    """One cycle's outputs and offsets."""
+
+    slices: list[tuple[int, slices.SliceRecord, int]] = field(default_factory=list)
+    filtered: list[tuple[int, FilterOutcome]] = field(default_factory=list)
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    commits: dict[Any, int] = field(default_factory=dict)
+
+
+class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # untyped bases
+    """The per-site work of one worker (see the module doc)."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        settings: StreamsSettings,
+        *,
+        partitions: int | None = None,
+        wall: Any = wall_micros,
+        **kwargs: Any,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.wall = wall
+        self.telemetry_topic = settings.topic("site.telemetry")
+        self.setpoints_topic = settings.topic("site.setpoints")
+        self.slices_topic = slices_topic(settings)
+        self.partitions = partitions or topic_row("site.setpoints").partitions
+        agg = settings.aggregation
+        self.windows_s = tuple(agg.windows_s)
+        self.grace_s = agg.grace_s
+        self.idle_s = agg.idle_s
+        self.filter_config = settings.filter.to_config()
+        self.filter_hold = round(settings.filter.hold_s * 1_000_000)
+        self.owned: dict[int, _Owned] = {}
+        self.filters: dict[int, _Filter] = {}
+        self.standby = ChangelogStandby(settings, self.partitions)
+        self.cycles = 0  #: cycles done (outputs acknowledged, commit attempted)
+        self.records = 0
+        self.commands_sent = 0
+        self.late_logged = 0
+        self._consumer: Any = None
+        self._producer: Any = None
+        self._commands: KeyedBatchSender | None = None
+        self._changelog: KeyedBatchSender | None = None
+        self._lock = asyncio.Lock()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        Service.__init__(self, **kwargs)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def on_start(self) -> None:
+        settings = self.settings
+        self._producer = clients.producer(
+            settings, linger_ms=2, max_batch_size=512 * 1024, client_id=f"{group_id(settings)}"
+        )
+        await clients.start(self._producer, settings)
+        self._commands = KeyedBatchSender(
+            self._producer, settings.topic("site.commands"), self.partitions
+        )
+        self._changelog = KeyedBatchSender(self._producer, self.standby.topic, self.partitions)
+        await self.standby.start()
+        workers = settings.workers
+        consumer = clients.consumer(
+            settings,
+            group_id=group_id(settings),
+            client_id=group_id(settings),
+            partition_assignment_strategy=(RangePartitionAssignor,),
+            session_timeout_ms=round(workers.session_timeout_s * 1000),
+            heartbeat_interval_ms=round(workers.heartbeat_interval_s * 1000),
+            isolation_level="read_committed",
+            fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        await clients.start(consumer, settings)
+        consumer.subscribe([self.telemetry_topic, self.setpoints_topic], listener=self)
+        self._consumer = consumer
+        self._task = asyncio.ensure_future(self._run())
+
+    async def on_stop(self) -> None:
+        self._closing = True
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            _, pending = await asyncio.wait({task}, timeout=STOP_TIMEOUT_S)
+            if pending:
+                log.warning("%s: the batch in hand did not finish in %g s", NAME, STOP_TIMEOUT_S)
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._consumer is not None:
+            await clients.stop(self._consumer)  # leaves the group: the others take over now
+            self._consumer = None
+        await self.standby.stop()
+        if self._producer is not None:
+            await clients.stop(self._producer)
+            self._producer = None
+
+    # ------------------------------------------------------------------ rebalance
+    async def on_partitions_revoked(self, revoked: Iterable[Any]) -> None:
+        async with self._lock:
+            for tp in revoked:
+                if tp.topic == self.telemetry_topic and tp.partition in self.owned:
+                    del self.owned[tp.partition]
+                elif tp.topic == self.setpoints_topic and tp.partition in self.filters:
+                    owned = self.filters.pop(tp.partition)
+                    self.standby.give_back(tp.partition, owned.partition.store)
+            if revoked:
+                log.warning("%s: gave up %s", NAME, _describe(revoked, self.telemetry_topic))
+
+    async def on_partitions_assigned(self, assigned: Iterable[Any]) -> None:
+        async with self._lock:
+            tps = list(assigned)
+            for tp in tps:
+                if tp.topic == self.telemetry_topic and tp.partition not in self.owned:
+                    await self._restore_telemetry(tp)
+                elif tp.topic == self.setpoints_topic and tp.partition not in self.filters:
+                    await self._restore_filter(tp.partition)
+            if tps:
+                log.warning("%s: now owns %s", NAME, _describe(tps, self.telemetry_topic))
+
+    async def _restore_telemetry(self, tp: Any) -> None:
+        part = PartitionTelemetry(tp.partition, self.windows_s, self.grace_s, self.idle_s)
+        committed = await self._consumer.committed(tp)
+        if committed is None:
+            committed = (await self._consumer.beginning_offsets([tp]))[tp]
+        progress = await self._last_progress(tp.partition)
+        part.restore(progress, committed)
+        self.owned[tp.partition] = _Owned(part, self.wall())
+        if progress is not None:
+            log.info(
+                "%s: telemetry[%d] resumes at offset %d after the last progress (offset %d, "
+                "windows closed to %s)",
+                NAME,
+                tp.partition,
+                committed,
+                progress.offset,
+                progress.closed,
+            )
+
+    async def _last_progress(self, partition: int) -> slices.PartitionProgress | None:
+        """The progress of the last record on the slices topic's ``partition`` (None: none)."""
+        tp = TopicPartition(self.slices_topic, partition)
+        consumer = clients.consumer(self.settings, group_id=None, client_id=self.slices_topic)
+        async with clients.running(consumer, self.settings):
+            consumer.assign([tp])
+            end = (await consumer.end_offsets([tp]))[tp]
+            begin = (await consumer.beginning_offsets([tp]))[tp]
+            if end <= begin:
+                return None
+            consumer.seek(tp, end - 1)
+            deadline = asyncio.get_running_loop().time() + 10.0
+            while asyncio.get_running_loop().time() < deadline:
+                found = (await consumer.getmany(tp, timeout_ms=500)).get(tp, [])
+                if found:
+                    try:
+                        return slices.decode(found[-1].value).progress
+                    except Exception:  # not ours: start afresh, said in the log
+                        log.warning("%s: the last record of %s is not a slice", NAME, tp)
+                        return None
+            raise TimeoutError(
+                f"could not read the last record of {self.slices_topic}[{partition}]"
+            )
+
+    async def _restore_filter(self, partition: int) -> None:
+        part = FilterPartition(partition, self.filter_config, self.filter_hold)
+        entries = await self.standby.take(partition)
+        sites = part.restore(entries)
+        self.filters[partition] = _Filter(part, self.wall(), part.clock)
+        log.info(
+            "%s: filter[%d] restored: %d site(s), clock %s", NAME, partition, sites, part.clock
+        )
+
+    # ------------------------------------------------------------------ the loop
+    async def _run(self) -> None:
+        consumer = self._consumer
+        try:
+            while not self._closing:
+                batches = await consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_RECORDS)
+                async with self._lock:
+                    await self.cycle(batches)
+        except asyncio.CancelledError:
+            raise
+        except InvalidSessionTimeoutError:
+            error = session_timeout_refused(self.settings, group_id(self.settings))
+            log.error("%s: %s", NAME, error)  # the message says it all
+            await self.crash(error)
+        except Exception as exc:
+            log.exception("%s: failed", NAME)
+            await self.crash(exc)
+
+    async def cycle(self, batches: Mapping[Any, list[Any]]) -> None:
+        """One ``getmany`` result (see the module doc)."""
+        batch = _Batch()
+        stamp = time.time_ns() // 1000  # processing time: dead letters only
+        by_partition: dict[int, list[Any]] = {}
+        setpoints: dict[int, list[Any]] = {}
+        for tp, records in batches.items():
+            if not records:
+                continue
+            if tp.topic == self.telemetry_topic and tp.partition in self.owned:
+                by_partition[tp.partition] = records
+            elif tp.topic == self.setpoints_topic and tp.partition in self.filters:
+                setpoints[tp.partition] = records
+        now = self.wall()
+        for p, records in by_partition.items():
+            self._fold(p, records, stamp, now, batch)
+            self.records += len(records)
+        for p, records in setpoints.items():
+            owned = self.filters[p]
+            tel = self.owned.get(p)
+            limits = tel.telemetry.limits_at if tel is not None else _no_limits
+            batch.filtered.append((p, owned.partition.process(records, limits, stamp)))
+            owned.input_at, owned.input_clock = now, owned.partition.clock
+            batch.commits[TopicPartition(self.setpoints_topic, p)] = records[-1].offset + 1
+            self.records += len(records)
+        await self._idle(batch, setpoints.keys(), now)
+        await self._send(batch)
+
+    def _fold(self, p: int, records: list[Any], stamp: int, now: int, batch: _Batch) -> None:
+        owned = self.owned[p]
+        part = owned.telemetry
+        outcome = part.add(records, stamp)
+        if part.clock != owned.record_clock:
+            owned.record_clock, owned.moved_at = part.clock, now
+        self._publish(p, owned, outcome.states, batch, now)
+        batch.dead_letters += outcome.dead_letters
+        batch.commits[TopicPartition(self.telemetry_topic, p)] = part.commit_offset()
+
+    def _publish(
+        self, p: int, owned: _Owned, closed: list[slices.WindowSlice], batch: _Batch, now: int
+    ) -> None:
+        part = owned.telemetry
+        progress = part.progress(idle=False)
+        grace = part.grace
+        for s in closed:
+            batch.slices.append((p, slices.SliceRecord(progress, s), slices.close_time(s, grace)))
+        key = (progress.clock, tuple(sorted(progress.closed.items())), progress.idle, progress.late)
+        if closed or key != owned.published or now - owned.published_at >= PROGRESS_EVERY_S * 1e6:
+            if not closed:
+                ts = progress.clock if progress.clock is not None else 0
+                batch.slices.append((p, slices.SliceRecord(progress), ts))
+            owned.published, owned.published_at = key, now
+
+    async def _idle(self, batch: _Batch, fed: Iterable[int], now: int) -> None:
+        """Silent caught-up partitions: their clock follows the wall (windows close); the
+        filters' due writes up to their estimated clock."""
+        consumer = self._consumer
+        for p, owned in self.owned.items():
+            tp = TopicPartition(self.telemetry_topic, p)
+            part = owned.telemetry
+            if await self._caught_up(consumer, tp):
+                if part.clock is None:
+                    progress = part.progress(idle=True)
+                    key = (None, (), True, progress.late)
+                    if key != owned.published or now - owned.published_at >= 1e6:
+                        batch.slices.append((p, slices.SliceRecord(progress), 0))
+                        owned.published, owned.published_at = key, now
+                    continue
+                base = owned.record_clock if owned.record_clock is not None else part.clock
+                closed = part.advance(base + (now - owned.moved_at))
+                if closed:
+                    batch.commits[tp] = part.commit_offset()
+                self._publish(p, owned, closed, batch, now)
+        fed_set = set(fed)
+        for p, owned_filter in self.filters.items():
+            tp = TopicPartition(self.setpoints_topic, p)
+            if p in fed_set or not await self._caught_up(consumer, tp):
+                continue
+            clock = owned_filter.input_clock
+            if clock is None:
+                continue
+            ticked = owned_filter.partition.tick(clock + (now - owned_filter.input_at))
+            if ticked.commands or ticked.changes:
+                batch.filtered.append((p, ticked))
+
+    @staticmethod
+    async def _caught_up(consumer: Any, tp: Any) -> bool:
+        high = consumer.last_stable_offset(tp)
+        if high is None:
+            high = consumer.highwater(tp)
+        if high is None:
+            return False
+        try:
+            return bool(await consumer.position(tp) >= high)
+        except IllegalStateError:  # no longer assigned
+            return False
+
+    async def _send(self, batch: _Batch) -> None:
+        producer = self._producer
+        assert self._commands is not None  # noqa: S101  # set by on_start
+        futures: list[Any] = []
+        for p, record, ts in batch.slices:
+            futures.append(
+                await producer.send(
+                    self.slices_topic,
+                    slices.encode(record),
+                    key=None,
+                    partition=p,
+                    timestamp_ms=max(ts, 0) // 1000,
+                )
+            )
+        filtered = FilterOutcome()
+        for _, outcome in batch.filtered:
+            filtered.extend(outcome)
+        if filtered.commands:
+            futures += await self._commands.send_all(
+                (c["site_id"].encode(), encode("SiteCommand", c)) for c in filtered.commands
+            )
+        for letter in [*batch.dead_letters, *filtered.dead_letters]:
+            futures.append(
+                await producer.send(
+                    self.settings.topic("deadletter"),
+                    encode("DeadLetter", letter),
+                    key=letter["key"],
+                )
+            )
+            log.warning(
+                "%s: %s[%d]@%d -> deadletter: %s: %s",
+                NAME,
+                letter["source_topic"],
+                letter["partition"],
+                letter["offset"],
+                letter["error_type"],
+                letter["reason"],
+            )
+        for site_id, setpoint_id, reason, event_time, now in filtered.dropped:
+            log.warning(
+                "%s: setpoint %s dropped: %s (event time %d, filter clock %d)",
+                site_id,
+                setpoint_id,
+                reason,
+                event_time,
+                now,
+            )
+        if futures:
+            await asyncio.gather(*futures)
+        self.commands_sent += len(filtered.commands)
+        await self._save(batch.filtered)
+        await self._commit(batch.commits)
+        self.cycles += 1
+        self._log_late()
+
+    async def _save(self, filtered: list[tuple[int, FilterOutcome]]) -> None:
+        """The changed filter states to the changelog, on their partition (after the
+        commands: a crash repeats a command, never loses one)."""
+        assert self._changelog is not None  # noqa: S101
+        rows = [
+            (p, *changelog_entry(key, data))
+            for p, outcome in filtered
+            for key, data in outcome.changes.items()
+        ]
+        if rows:
+            await asyncio.gather(*await self._changelog.send_partitioned(rows))
+
+    async def _commit(self, offsets: Mapping[Any, int]) -> None:
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(dict(offsets))
+        except (CommitFailedError, IllegalStateError, RebalanceInProgressError, KafkaError) as exc:
+            log.warning("%s: offsets not committed (read again later): %r", NAME, exc)
+
+    def _log_late(self) -> None:
+        late = sum(o.telemetry.late for o in self.owned.values())
+        if late > self.late_logged:
+            log.warning(
+                "%s: %d late telemetry record(s) dropped so far (their window had closed in "
+                "their partition's stream time)",
+                NAME,
+                late,
+            )
+            self.late_logged = late
+
+    @property
+    def late(self) -> int:
+        """Telemetry records dropped as late in the partitions owned now."""
+        return sum(o.telemetry.late for o in self.owned.values())
+
+
+def _no_limits(site_id: str, at: int) -> None:
+    return None
+
+
+def _describe(tps: Iterable[Any], telemetry_topic: str) -> str:
+    parts = sorted(tp.partition for tp in tps if tp.topic == telemetry_topic)
+    return f"partitions {parts}" if parts else "no telemetry partition"
