@@ -64,6 +64,7 @@ from streams.steps.leader_core import LeaderCore
 from streams.steps.plain import setpoint_of_plain
 from streams.steps.setpoint_filter import FilterState, filter_setpoint
 from streams.steps.sitebook import SiteBook
+from streams.steps.slices import slice_of_samples
 from streams.steps.telemetry_step import TelemetryAggregator
 from streams.testing.agents import fleet_setpoint_record, telemetry_record
 
@@ -268,7 +269,7 @@ async def _pipeline_once(
         site = f"site-{i:05d}"
         tel = SiteTelemetry.from_record(telemetry_record(site, now - S, headroom_up_kw=3.0 + i % 5))
         rows.append((site, sample_of(tel)))
-    core.book.note_rows(rows)
+    core.book.note_slice(slice_of_samples(0, 1, now - S, rows))
     order = fleet_setpoint_record("flowerhub", tag, now, 35.0, now + 60 * S)
     config = settings.filter.to_config()
     codec = raw_codec()  # the hot-path codec: int micros and str uuids, as to_record gives

@@ -62,12 +62,11 @@ from streams.steps.compliance import (
     add_activation,
     add_assignment,
     evaluate,
-    stale_sites,
 )
-from streams.steps.fleet_aggregation import FleetAggregator, WindowState
+from streams.steps.fleet_aggregation import FleetAggregator
 from streams.steps.fleet_allocations import FleetAllocations, apply_request, refresh
 from streams.steps.fleet_book import FleetBook
-from streams.steps.slices import WindowSlice, close_time, merge_samples
+from streams.steps.slices import WindowSlice, close_time, window_columns_of
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +121,8 @@ class LeaderCore:
         self.book = FleetBook()
         self.allocations = FleetAllocations()
         self.compliance = ComplianceState()
-        self.open: dict[tuple[int, int], WindowState] = {}
+        # per open fleet window (length, start): each partition's slice of it
+        self.open: dict[tuple[int, int], dict[int, WindowSlice]] = {}
         self.emitted: dict[int, int] = {}  # per length: windows starting before it are done
         self.clock: int | None = None  # time advanced to (closes and re-splits done)
         self.next_tick: int | None = None
@@ -133,9 +133,10 @@ class LeaderCore:
 
     # ------------------------------------------------------------------ inputs
     def handle_slice(self, s: WindowSlice) -> None:
-        """A partition's slice (see the module doc)."""
+        """A partition's slice (see the module doc). A second slice of the same partition
+        and window (a partition's owner that repeated itself: the same rows) is ignored."""
         if s.window_s == self.shortest:
-            self.book.note_rows(s.rows)
+            self.book.note_slice(s)
         if s.window_s not in self.aggregators:
             return
         if s.window_start < self.emitted.get(s.window_s, s.window_start):
@@ -144,7 +145,7 @@ class LeaderCore:
             ):
                 self.late_slices += 1
             return
-        merge_samples(self.open.setdefault((s.window_s, s.window_start), {}), s.rows)
+        self.open.setdefault((s.window_s, s.window_start), {}).setdefault(s.partition, s)
 
     def handle_result(self, record: Mapping[str, Any]) -> None:
         """A decoded CommandResult (``InvalidRecordError`` when it is not a valid one)."""
@@ -234,11 +235,14 @@ class LeaderCore:
         return out
 
     def _close(self, w: int, start: int, out: LeaderOutput) -> FleetState:
-        state = self.aggregators[w].result(self.open.pop((w, start)), start)
+        parts = self.open.pop((w, start))
+        columns = window_columns_of([parts[p] for p in sorted(parts)])
+        state = self.aggregators[w].result_of_columns(columns, start)
         end = start + w * MICROS_PER_S
         if end > self.emitted.get(w, end - 1):
             self.emitted[w] = end
-        stale = stale_sites(self.book.last_seen, state.window_end, self.config.compliance)
+        stale_after = round(self.config.compliance.stale_after_s * MICROS_PER_S)
+        stale = self.book.stale(state.window_end - stale_after)
         self.compliance, verdicts = evaluate(self.compliance, state, stale, self.config.compliance)
         out.verdicts.extend(verdicts)
         return state

@@ -31,6 +31,7 @@ the limits the leader split it with.
 from __future__ import annotations
 
 import bisect
+import math
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -78,7 +79,8 @@ class PartitionTelemetry:
         self.next_offset = 0  #: the offset after the last record folded
         self._replay_until = 0  # records below it were folded by a previous owner
         self._checkpoints: deque[_Checkpoint] = deque()
-        self._limits: dict[str, list[tuple[int, SiteLimits]]] = {}
+        # per site, when its limits changed: (instant, max discharge, max charge)
+        self._limits: dict[str, list[tuple[int, float, float]]] = {}
         self.replayed = 0  #: records read again after a restore
 
     # ------------------------------------------------------------------ state
@@ -198,14 +200,17 @@ class PartitionTelemetry:
             if s.window_s != shortest:
                 continue
             at = s.window_end + self.grace
-            for site, sample in s.rows:
-                if sample.max_discharge_kw is None or sample.max_charge_kw is None:
+            for site, max_out, max_in in zip(
+                s.site_ids, s.max_discharge_kw.tolist(), s.max_charge_kw.tolist(), strict=True
+            ):
+                if math.isnan(max_out) or math.isnan(max_in):
                     continue
-                limits = SiteLimits(sample.max_discharge_kw, sample.max_charge_kw)
-                history = self._limits.setdefault(site, [])
-                if history and history[-1][1] == limits:
+                history = self._limits.get(site)
+                if history is None:
+                    history = self._limits[site] = []
+                elif history[-1][1] == max_out and history[-1][2] == max_in:
                     continue
-                history.append((at, limits))
+                history.append((at, max_out, max_in))
                 horizon = at - LIMITS_HISTORY_S * MICROS_PER_S
                 while len(history) > 1 and history[1][0] <= horizon:
                     history.pop(0)
@@ -217,8 +222,9 @@ class PartitionTelemetry:
         if not history:
             return None
         i = bisect.bisect_right(history, at, key=lambda e: e[0])
-        return history[max(i - 1, 0)][1]
+        _, max_out, max_in = history[max(i - 1, 0)]
+        return SiteLimits(max_out, max_in)
 
     def known_limits(self) -> Mapping[str, SiteLimits]:
         """Each site's latest limits (tests, diagnostics)."""
-        return {site: h[-1][1] for site, h in self._limits.items() if h}
+        return {site: SiteLimits(h[-1][1], h[-1][2]) for site, h in self._limits.items() if h}

@@ -85,7 +85,7 @@ class Pipeline:
         progress = owner.progress()
         grace = owner.grace
         for s in closed:
-            wire = slices.decode(slices.encode(slices.SliceRecord(progress, s)))  # on the wire
+            wire = slices.decode(slices.encode(slices.SliceRecord(progress, s)))  # the wire
             assert wire.slice is not None  # noqa: S101  # a slice went in
             self.merge.push(("slice", partition), slices.close_time(wire.slice, grace), wire.slice)
         self.merge.set_progress(("slice", partition), progress.clock, idle=progress.clock is None)

@@ -16,6 +16,7 @@ from contract.records import FleetState
 from streams.app import settings_with
 from streams.steps.leader_core import ForeignFleetError, LeaderCore
 from streams.steps.sitebook import SiteBook
+from streams.steps.slices import slice_of_samples
 from streams.steps.telemetry_step import TelemetryAggregator
 from streams.testing.agents import activation_record, consumed, telemetry_record
 from streams.testing.pipeline import Pipeline, leader_config
@@ -148,9 +149,7 @@ def test_a_slice_for_a_window_already_closed_is_late() -> None:
     feed_seconds(pipe, 0, 5)
     core = pipe.core
     closed = next(iter(pipe.outcome.states))
-    from streams.steps.slices import WindowSlice
-
-    core.handle_slice(WindowSlice(0, closed.window_s, closed.window_start, ()))
+    core.handle_slice(slice_of_samples(0, closed.window_s, closed.window_start, []))
     assert core.late_slices == 1
 
 

@@ -4,6 +4,7 @@ offset, limits as of an instant."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import pytest
@@ -50,8 +51,8 @@ def test_a_partition_closes_its_windows_on_its_own_clock(columnar: bool) -> None
     # clock T0 + 3.3 s, grace 1 s: the 1 s windows 0 and 1 closed
     assert [(s.window_s, s.window_start) for s in out.states] == [(1, T0), (1, T0 + S)]
     first = out.states[0]
-    assert [site for site, _ in first.rows] == ["a", "b"]
-    assert first.rows[0][1].max_discharge_kw == 10.0
+    assert list(first.site_ids) == ["a", "b"]
+    assert first.max_discharge_kw.tolist() == [10.0, 10.0]
     assert p.clock == T0 + 3 * S + 3 * S // 10
     assert p.closed() == {1: T0 + 2 * S}
     assert p.late == 0
@@ -151,46 +152,53 @@ def test_slices_round_trip_on_the_wire() -> None:
 
 
 SAMPLE = SiteSample(T0, 1.0, 2.0, 3.0, False, "huawei", 50.0, None, None, 10.0, 10.0)
+GOOD = slices.SliceRecord(
+    slices.PartitionProgress(1, T0, {1: T0}, 5),
+    slices.slice_of_samples(1, 1, T0, [("a", SAMPLE), ("b", SAMPLE._replace(stack=(1.0,) * 6))]),
+)
 
 
-def _wire(**changes: object) -> bytes:
-    good = slices.encode(
-        slices.SliceRecord(
-            slices.PartitionProgress(1, T0, {1: T0}, 5),
-            slices.WindowSlice(1, 1, T0, (("a", SAMPLE),)),
-        )
-    )
-    import json
+def _header(**changes: object) -> bytes:
+    """The good record with its JSON header changed."""
+    raw = slices.encode(GOOD)
+    length = int.from_bytes(raw[4:8], "big")
+    header = json.loads(raw[8 : 8 + length]) | changes
+    text = json.dumps(header).encode()
+    return raw[:4] + len(text).to_bytes(4, "big") + text + raw[8 + length :]
 
-    data = json.loads(good)
-    data.update(changes)
-    return json.dumps(data).encode()
+
+def _columns(cut: int = 0, extra: bytes = b"") -> bytes:
+    raw = slices.encode(GOOD)
+    return (raw[:-cut] if cut else raw) + extra
+
+
+def test_a_slice_with_stacks_round_trips() -> None:
+    back = slices.decode(slices.encode(GOOD))
+    assert back == GOOD
+    assert back.slice is not None
+    assert back.slice.rows()[1][1].stack == (1.0,) * 6
+    assert back.slice.rows()[0][1].baseline_kw is None
 
 
 @pytest.mark.parametrize(
     ("value", "field"),
     [
         (None, "<value>"),
-        (b"not json", "<value>"),
-        (b"[1, 2]", "<value>"),
-        (_wire(v=2), "v"),
-        (_wire(p="1"), "p"),
-        (_wire(closed=[]), "closed"),
-        (_wire(closed={"x": 1}), "closed"),
-        (_wire(idle=0), "idle"),
-        (_wire(w=0), "w"),
-        (_wire(rows={}), "rows"),
-        (_wire(rows=[["a", T0]]), "rows"),
-        (_wire(rows=[["", T0, 1.0, 2.0, 3.0, False, "h", None, None, None, 1.0, 1.0]]), "site_id"),
-        (
-            _wire(rows=[["a", 1.5, 1.0, 2.0, 3.0, False, "h", None, None, None, 1.0, 1.0]]),
-            "event_time",
-        ),
-        (
-            _wire(rows=[["a", T0, "x", 2.0, 3.0, False, "h", None, None, None, 1.0, 1.0]]),
-            "power_kw",
-        ),
-        (_wire(rows=[["a", T0, 1.0, 2.0, 3.0, False, "h", None, None, [1.0], 1.0, 1.0]]), "stack"),
+        (b"not a slice", "magic"),
+        (b"FHSL\x00\x00\x00\x09{}", "header"),
+        (slices.MAGIC + (5).to_bytes(4, "big") + b"[1,2]", "<header>"),
+        (_header(v=1), "v"),
+        (_header(p="1"), "p"),
+        (_header(closed=[]), "closed"),
+        (_header(closed={"x": 1}), "closed"),
+        (_header(idle=0), "idle"),
+        (_header(clock=1.5), "clock"),
+        (_header(w=0), "w"),
+        (_header(sites=["a", ""]), "sites"),
+        (_header(oems=[]), "oem"),
+        (_header(stack="yes"), "stack"),
+        (_columns(cut=8), "<columns>"),
+        (_columns(extra=b"\x00"), "<columns>"),
     ],
 )
 def test_a_record_that_is_not_a_slice_is_refused_with_its_field(
