@@ -115,7 +115,7 @@ class WorkersSettings(_Group):
     command results (the sites' availability, derating)."""
 
     session_timeout_s: float = Field(default=3.0, gt=0, allow_inf_nan=False)
-    heartbeat_interval_s: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    heartbeat_interval_s: float = Field(default=0.5, gt=0, allow_inf_nan=False)
     hold_s: float = Field(default=0.5, ge=0, allow_inf_nan=False)
     lookback_s: float = Field(default=30.0, gt=0, allow_inf_nan=False)
 

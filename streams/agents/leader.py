@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -55,6 +56,7 @@ from aiokafka.structs import TopicPartition  # type: ignore[import-untyped, unus
 from mode import Service
 
 from contract.kafka import clients
+from streams.agents.election import sticky_election
 from streams.agents.leading import Leading, election_topic
 from streams.agents.site_tasks import session_timeout_refused
 from streams.settings import StreamsSettings
@@ -89,6 +91,7 @@ class FleetLeader(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # 
         self.leading: Leading | None = None  #: the lead in progress (None: following)
         self.terms = 0  #: leads started
         self.fenced = 0  #: leads ended by fencing
+        self.since: float | None = None  #: wall time the current lead began (election)
         self._consumer: Any = None
         self._poll_task: asyncio.Task[None] | None = None
         self._lead_task: asyncio.Task[None] | None = None
@@ -108,6 +111,7 @@ class FleetLeader(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # 
             client_id=group,
             session_timeout_ms=round(workers.session_timeout_s * 1000),
             heartbeat_interval_ms=round(workers.heartbeat_interval_s * 1000),
+            partition_assignment_strategy=(sticky_election(lambda: self.since),),
         )
         await clients.start(consumer, self.settings)
         consumer.subscribe([self.topic], listener=self)
@@ -138,15 +142,21 @@ class FleetLeader(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # 
 
     # ------------------------------------------------------------------ election
     async def on_partitions_assigned(self, assigned: Iterable[Any]) -> None:
+        """The group's word on the lead after every rebalance. A lead in progress goes on
+        when partition 0 stays here (the sticky assignor keeps it with the worker leading);
+        it stops when the partition went elsewhere (and would be fenced anyway, as soon as
+        the new leader's producer starts)."""
         if TopicPartition(self.topic, 0) in set(assigned) and not self._closing:
+            if not self.elected:
+                log.warning("%s: elected (partition 0 of %s)", NAME, self.topic)
             self.elected = True
-            log.warning("%s: elected (partition 0 of %s)", NAME, self.topic)
             self._start_leading()
-
-    async def on_partitions_revoked(self, revoked: Iterable[Any]) -> None:
-        if TopicPartition(self.topic, 0) in set(revoked):
+        elif self.elected:
             self.elected = False
             await self._stop_leading("the group moved the lead")
+
+    async def on_partitions_revoked(self, revoked: Iterable[Any]) -> None:
+        """Nothing to do yet: the assignment that follows says whether the lead stays."""
 
     def _start_leading(self) -> None:
         if self._lead_task is None or self._lead_task.done():
@@ -155,6 +165,7 @@ class FleetLeader(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # 
     async def _stop_leading(self, why: str) -> None:
         task, self._lead_task = self._lead_task, None
         leading = self.leading
+        self.since = None
         if leading is not None:
             leading.active = False
         if task is not None and not task.done():
@@ -166,6 +177,7 @@ class FleetLeader(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # 
     async def _lead(self) -> None:
         while self.elected and not self._closing:
             self.terms += 1
+            self.since = time.time()
             leading = self.leading = Leading(self.app, self.settings, partitions=self.partitions)
             try:
                 await leading.run()
@@ -187,4 +199,5 @@ class FleetLeader(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # 
                 await asyncio.sleep(RETRY_S)
             finally:
                 leading.active = False
+                self.since = None
                 await leading.close()
