@@ -81,7 +81,10 @@ class ChangelogStandby:
         self._moved = asyncio.Event()
 
     async def start(self) -> None:
-        consumer = clients.consumer(self.settings, group_id=None, client_id=self.topic)
+        # a short fetch wait: a metadata request (end offsets) waits behind a pending fetch
+        consumer = clients.consumer(
+            self.settings, group_id=None, client_id=self.topic, fetch_max_wait_ms=100
+        )
         await clients.start(consumer, self.settings)
         tps = [TopicPartition(self.topic, p) for p in range(self.partitions)]
         consumer.assign(tps)
@@ -121,26 +124,29 @@ class ChangelogStandby:
             self._moved.set()
             self._moved = asyncio.Event()
 
-    async def take(self, partition: int) -> dict[str, Any]:
-        """Own ``partition``: its copy, caught up to the changelog's end, and tailing it
-        paused (the owner writes it from now on)."""
+    async def take(self, partitions: list[int]) -> dict[int, dict[str, Any]]:
+        """Own ``partitions``: their copies, caught up to the changelog's end (one end-offsets
+        request for all), and tailing them paused (the owner writes them from now on)."""
         consumer = self._consumer
-        tp = TopicPartition(self.topic, partition)
-        end = (await consumer.end_offsets([tp]))[tp]
+        tps = [TopicPartition(self.topic, p) for p in partitions]
+        if not tps:
+            return {}
+        ends = await consumer.end_offsets(tps)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + TAKE_TIMEOUT_S
-        while await consumer.position(tp) < end:
-            if loop.time() > deadline:
-                raise TimeoutError(
-                    f"filter changelog {self.topic}[{partition}] not read to {end} in "
-                    f"{TAKE_TIMEOUT_S:g} s"
-                )
-            moved = self._moved
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(moved.wait(), POLL_MS / 1000 * 2)
-        consumer.pause(tp)
-        self._owned.add(partition)
-        return self.stores[partition]
+        for tp in tps:
+            while await consumer.position(tp) < ends[tp]:
+                if loop.time() > deadline:
+                    raise TimeoutError(
+                        f"filter changelog {tp.topic}[{tp.partition}] not read to "
+                        f"{ends[tp]} in {TAKE_TIMEOUT_S:g} s"
+                    )
+                moved = self._moved
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(moved.wait(), POLL_MS / 1000 * 2)
+        consumer.pause(*tps)
+        self._owned.update(partitions)
+        return {p: self.stores[p] for p in partitions}
 
     def give_back(self, partition: int, store: Mapping[str, Any]) -> None:
         """Stop owning ``partition``: keep the owner's last ``store`` and tail it again."""

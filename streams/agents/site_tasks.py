@@ -171,7 +171,10 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
         self.records = 0
         self.commands_sent = 0
         self.late_logged = 0
+        #: CPU seconds of the folding and filtering (not of the Kafka clients), for the bench
+        self.cpu_s = 0.0
         self._consumer: Any = None
+        self._probe: Any = None  # reads the last progress of the slices topic's partitions
         self._producer: Any = None
         self._commands: KeyedBatchSender | None = None
         self._changelog: KeyedBatchSender | None = None
@@ -192,6 +195,8 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
         )
         self._changelog = KeyedBatchSender(self._producer, self.standby.topic, self.partitions)
         await self.standby.start()
+        self._probe = clients.consumer(settings, group_id=None, client_id=self.slices_topic)
+        await clients.start(self._probe, settings)
         workers = settings.workers
         consumer = clients.consumer(
             settings,
@@ -201,6 +206,7 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
             session_timeout_ms=round(workers.session_timeout_s * 1000),
             heartbeat_interval_ms=round(workers.heartbeat_interval_s * 1000),
             isolation_level="read_committed",
+            fetch_max_wait_ms=100,
             fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
@@ -211,6 +217,15 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
 
     async def on_stop(self) -> None:
         self._closing = True
+        log.warning(
+            "%s: stopping: %d record(s) read, %d command(s) sent, %d late telemetry "
+            "record(s) dropped, %.3f CPU s folding and filtering",
+            NAME,
+            self.records,
+            self.commands_sent,
+            self.late,
+            self.cpu_s,
+        )
         task, self._task = self._task, None
         if task is not None and not task.done():
             _, pending = await asyncio.wait({task}, timeout=STOP_TIMEOUT_S)
@@ -223,6 +238,9 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
             await clients.stop(self._consumer)  # leaves the group: the others take over now
             self._consumer = None
         await self.standby.stop()
+        if self._probe is not None:
+            await clients.stop(self._probe)
+            self._probe = None
         if self._producer is not None:
             await clients.stop(self._producer)
             self._producer = None
@@ -241,66 +259,92 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
 
     async def on_partitions_assigned(self, assigned: Iterable[Any]) -> None:
         async with self._lock:
+            began = time.monotonic()
             tps = list(assigned)
-            for tp in tps:
-                if tp.topic == self.telemetry_topic and tp.partition not in self.owned:
-                    await self._restore_telemetry(tp)
-                elif tp.topic == self.setpoints_topic and tp.partition not in self.filters:
-                    await self._restore_filter(tp.partition)
+            telemetry = [
+                tp
+                for tp in tps
+                if tp.topic == self.telemetry_topic and tp.partition not in self.owned
+            ]
+            if telemetry:
+                await self._restore_telemetry(telemetry)
+            filters = [
+                tp.partition
+                for tp in tps
+                if tp.topic == self.setpoints_topic and tp.partition not in self.filters
+            ]
+            if filters:
+                await self._restore_filters(filters)
             if tps:
-                log.warning("%s: now owns %s", NAME, _describe(tps, self.telemetry_topic))
+                log.warning(
+                    "%s: now owns %s (restored in %.2f s)",
+                    NAME,
+                    _describe(tps, self.telemetry_topic),
+                    time.monotonic() - began,
+                )
 
-    async def _restore_telemetry(self, tp: Any) -> None:
-        part = PartitionTelemetry(tp.partition, self.windows_s, self.grace_s, self.idle_s)
-        committed = await self._consumer.committed(tp)
-        if committed is None:
-            committed = (await self._consumer.beginning_offsets([tp]))[tp]
-        progress = await self._last_progress(tp.partition)
-        part.restore(progress, committed)
-        self.owned[tp.partition] = _Owned(part, self.wall())
-        if progress is not None:
+    async def _restore_telemetry(self, tps: list[Any]) -> None:
+        """New telemetry partitions: each from its last published progress and the group's
+        committed offset (see the module doc)."""
+        consumer = self._consumer
+        progress = await self._last_progress([tp.partition for tp in tps])
+        begins = await consumer.beginning_offsets(tps)
+        for tp in tps:
+            committed = await consumer.committed(tp)
+            if committed is None:
+                committed = begins[tp]
+            part = PartitionTelemetry(tp.partition, self.windows_s, self.grace_s, self.idle_s)
+            last = progress.get(tp.partition)
+            part.restore(last, committed)
+            self.owned[tp.partition] = _Owned(part, self.wall())
+            if last is not None:
+                log.info(
+                    "%s: telemetry[%d] resumes at offset %d after the last progress (offset "
+                    "%d, windows closed to %s)",
+                    NAME,
+                    tp.partition,
+                    committed,
+                    last.offset,
+                    last.closed,
+                )
+
+    async def _last_progress(self, partitions: list[int]) -> dict[int, slices.PartitionProgress]:
+        """The progress in the last record of each of the slices topic's ``partitions``
+        (absent: nothing published there), with the worker's probe consumer."""
+        tps = [TopicPartition(self.slices_topic, p) for p in partitions]
+        consumer = self._probe
+        found: dict[int, slices.PartitionProgress] = {}
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        begins = await consumer.beginning_offsets(tps)
+        wanted = {tp for tp in tps if ends[tp] > begins[tp]}
+        for tp in wanted:
+            consumer.seek(tp, ends[tp] - 1)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10.0
+        while wanted:
+            if loop.time() > deadline:
+                raise TimeoutError(f"could not read the last records of {sorted(wanted)}")
+            for tp, records in (await consumer.getmany(*wanted, timeout_ms=500)).items():
+                if not records:
+                    continue
+                wanted.discard(tp)
+                try:
+                    found[tp.partition] = slices.decode(records[-1].value).progress
+                except Exception:  # not ours: that partition starts afresh, said here
+                    log.warning("%s: the last record of %s is not a slice", NAME, tp)
+        return found
+
+    async def _restore_filters(self, partitions: list[int]) -> None:
+        """New setpoints partitions: the filter state from the standby copy, read to the
+        changelog's end."""
+        for partition, entries in (await self.standby.take(partitions)).items():
+            part = FilterPartition(partition, self.filter_config, self.filter_hold)
+            sites = part.restore(entries)
+            self.filters[partition] = _Filter(part, self.wall(), part.clock)
             log.info(
-                "%s: telemetry[%d] resumes at offset %d after the last progress (offset %d, "
-                "windows closed to %s)",
-                NAME,
-                tp.partition,
-                committed,
-                progress.offset,
-                progress.closed,
+                "%s: filter[%d] restored: %d site(s), clock %s", NAME, partition, sites, part.clock
             )
-
-    async def _last_progress(self, partition: int) -> slices.PartitionProgress | None:
-        """The progress of the last record on the slices topic's ``partition`` (None: none)."""
-        tp = TopicPartition(self.slices_topic, partition)
-        consumer = clients.consumer(self.settings, group_id=None, client_id=self.slices_topic)
-        async with clients.running(consumer, self.settings):
-            consumer.assign([tp])
-            end = (await consumer.end_offsets([tp]))[tp]
-            begin = (await consumer.beginning_offsets([tp]))[tp]
-            if end <= begin:
-                return None
-            consumer.seek(tp, end - 1)
-            deadline = asyncio.get_running_loop().time() + 10.0
-            while asyncio.get_running_loop().time() < deadline:
-                found = (await consumer.getmany(tp, timeout_ms=500)).get(tp, [])
-                if found:
-                    try:
-                        return slices.decode(found[-1].value).progress
-                    except Exception:  # not ours: start afresh, said in the log
-                        log.warning("%s: the last record of %s is not a slice", NAME, tp)
-                        return None
-            raise TimeoutError(
-                f"could not read the last record of {self.slices_topic}[{partition}]"
-            )
-
-    async def _restore_filter(self, partition: int) -> None:
-        part = FilterPartition(partition, self.filter_config, self.filter_hold)
-        entries = await self.standby.take(partition)
-        sites = part.restore(entries)
-        self.filters[partition] = _Filter(part, self.wall(), part.clock)
-        log.info(
-            "%s: filter[%d] restored: %d site(s), clock %s", NAME, partition, sites, part.clock
-        )
 
     # ------------------------------------------------------------------ the loop
     async def _run(self) -> None:
@@ -322,6 +366,7 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
 
     async def cycle(self, batches: Mapping[Any, list[Any]]) -> None:
         """One ``getmany`` result (see the module doc)."""
+        cpu = time.process_time()
         batch = _Batch()
         stamp = time.time_ns() // 1000  # processing time: dead letters only
         by_partition: dict[int, list[Any]] = {}
@@ -345,6 +390,7 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
             owned.input_at, owned.input_clock = now, owned.partition.clock
             batch.commits[TopicPartition(self.setpoints_topic, p)] = records[-1].offset + 1
             self.records += len(records)
+        self.cpu_s += time.process_time() - cpu
         await self._idle(batch, setpoints.keys(), now)
         await self._send(batch)
 
