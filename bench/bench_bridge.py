@@ -69,11 +69,11 @@ from bench import BenchResult
 from bench.broker import bench_broker
 from bench.simfleet import FleetSite, SimFleet
 from contract.codec import default_codec
+from contract.enums import CommandKind
 from contract.kafka import clients
 from contract.kafka.cliargs import options_of
 from contract.kafka.settings import KafkaSettings
 from edge.bridge.events import COMMAND, command_record
-from edge.bridge.model import Kind
 from edge.bridge.sink import BridgeTopics
 from edge.hal.control import Heartbeat
 from edge.hal.maps import load_all
@@ -233,7 +233,7 @@ async def produce(
             for index in sites:
                 site_id = f"b{index:04d}"
                 power = measured_kw(r, index) if gap_s else WARM_UP_KW
-                cmd = new_command(site_id, Kind.SET_POWER, power)
+                cmd = new_command(site_id, CommandKind.SET_POWER, power)
                 value = codec.encode(COMMAND, command_record(cmd))
                 t0 = time.monotonic()
                 await producer.send(topic, value=value, key=site_id.encode())
@@ -384,7 +384,7 @@ def run() -> list[BenchResult]:
             time.sleep(3.0)
             size = len(
                 default_codec().encode(
-                    COMMAND, command_record(new_command("b0000", Kind.SET_POWER, 1.0))
+                    COMMAND, command_record(new_command("b0000", CommandKind.SET_POWER, 1.0))
                 )
             )
             raw_ms = asyncio.run(raw_kafka_ms(bootstrap, raw_topic, 200, size, gap_s=GAP_S))

@@ -276,12 +276,14 @@ async def _pipeline_once(
 
     started, cpu = time.perf_counter(), time.process_time()
     setpoints = core.handle_fleet("FleetSetpoint", order, now).setpoints
-    sent = []
-    for first in range(0, len(setpoints), CHUNK):  # the broker gets a chunk while we encode
-        sent += await hop.setpoints.send_all(
+    # the broker gets a chunk while we encode the next
+    sent = [
+        await hop.setpoints.send_all(
             (sp.site_id.encode(), codec.encode("SiteSetpoint", sp.to_record()))
             for sp in setpoints[first : first + CHUNK]
         )
+        for first in range(0, len(setpoints), CHUNK)
+    ]
     # hop 2 starts at once (as the filter's consumer would), not when hop 1 is acknowledged
     acked_at: list[float] = []
     acked = asyncio.ensure_future(asyncio.gather(*sent))
@@ -301,7 +303,7 @@ async def _pipeline_once(
                         (command.site_id.encode(), codec.encode("SiteCommand", command.to_record()))
                     )
         commands += len(out)
-        futures += await hop.commands.send_all(out)
+        futures.append(await hop.commands.send_all(out))
     await asyncio.gather(acked, *futures)
     setpoints_s = acked_at[0] - started
     return time.perf_counter() - started, setpoints_s, time.process_time() - cpu, commands
@@ -317,7 +319,7 @@ async def _raw_once(hop: _Hop, *, batched: bool) -> float:
     ]
     started = time.perf_counter()
     if batched:
-        await asyncio.gather(*await hop.commands.send_all(payloads))
+        await (await hop.commands.send_all(payloads))
     else:
         name = hop.commands.topic
         raw = [await hop.producer.send(name, v, key=k) for k, v in payloads]

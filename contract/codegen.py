@@ -3,7 +3,7 @@
 ``python -m contract.codegen`` (or ``make records``) writes
 
 - ``contract/enums.py``: one ``StrEnum`` per Avro enum (``.value`` is the symbol);
-- ``contract/records/<domain>.py``: one frozen dataclass per record schema (events and the
+- ``contract/records/<event>.py``: one frozen dataclass per record schema (the event and the
   records nested in them), with ``from_record(dict)`` (checks everything, raising
   :class:`contract.errors.InvalidRecordError` naming the field), ``from_plain(dict)`` (a
   record the raw codec decoded and a caller already checked: no second check) and
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import re
 import sys
 import textwrap
 from collections.abc import Iterable, Mapping
@@ -174,8 +175,14 @@ class _Model:
 def build_model(root: Path = SCHEMA_ROOT) -> _Model:
     model = _Model()
     for path in current_schema_files(root):
-        model.add_event(read_schema_json(path), path.parent.name)
+        model.add_event(read_schema_json(path), module_of(path))
     return model
+
+
+def module_of(schema_file: Path) -> str:
+    """The records module of an event: ``site/SiteTelemetry.avsc`` -> ``site_telemetry``
+    (a record nested in several events lives in the module of the first that names it)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", schema_file.stem).lower()
 
 
 # ------------------------------------------------------------------ rendering helpers
@@ -421,7 +428,8 @@ def render_domain(model: _Model, domain: str) -> str:
             if f.kind == "record" and model.records[f.ref].domain != domain
         }
     )
-    doc = f"Typed records of ``contract/{domain}/*.avsc`` (and the records nested in them)."
+    event = next(r for r in records if r.event)
+    doc = f"The typed record of {event.name} (its .avsc file), and the records nested in it."
     out = [HEADER.format(doc=doc), "\nfrom __future__ import annotations\n\n"]
     out.append("from collections.abc import Mapping\nfrom dataclasses import dataclass\n")
     out.append("from typing import Any\n\n")

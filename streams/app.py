@@ -29,11 +29,12 @@ from typing import Any
 
 import faust
 
-from contract.kafka.admin import CreateReport, create_topics
+from contract.kafka.admin import CreateReport, create_topics, warn_under_replicated
 from contract.topics import TOPICS, Topic
 from streams.agents.leader import FleetLeader
 from streams.agents.site_tasks import SiteTasks
 from streams.settings import StreamsSettings
+from streams.shutdown import BoundedWorker, report_pending
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +107,16 @@ def build(
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=10.0,
         broker_heartbeat_interval=3.0,
+        # SIGTERM -> gone within WORKER_STOP_S even with Kafka unreachable (streams.shutdown)
+        Worker=BoundedWorker,
     )
     site_tasks = SiteTasks(app, settings, partitions=partitions, beacon=app.beacon)
     leader = FleetLeader(app, settings, partitions=partitions, beacon=app.beacon)
     app.service(site_tasks)  # an instance: Faust starts it as it is
     app.service(leader)
+    # what the stop watchdog names if the stop runs out of time (streams.shutdown)
+    report_pending(site_tasks.unacked)
+    report_pending(leader.unacked)
     built = StreamsApp(app, settings, site_tasks, leader)
 
     async def announce_ready() -> None:
@@ -200,19 +206,31 @@ def internal_topics(app_id: str, partitions: int | None = None) -> tuple[Topic, 
 
 
 async def prepare_topics(
-    settings: StreamsSettings, *, partitions: int | None = None, replication_factor: int = 1
+    settings: StreamsSettings,
+    *,
+    partitions: int | None = None,
+    replication_factor: int | None = None,
+    min_insync_replicas: int | None = None,
 ) -> tuple[CreateReport, CreateReport]:
-    """Create the table's topics (prefixed) and the app's internal ones; idempotent."""
+    """Create the table's topics (prefixed) and the app's internal ones (changelogs and the
+    assignor topic); idempotent. Replication min(3, brokers) and ``min.insync.replicas``
+    min(2, replication) from the cluster unless given (``contract.kafka.admin``); existing
+    topics below that rule are logged with the commands that fix them."""
     data = await create_topics(
         settings,
         settings.topic_prefix,
         partitions=partitions,
         replication_factor=replication_factor,
+        min_insync_replicas=min_insync_replicas,
     )
     internal = await create_topics(
         settings,
         "",
         replication_factor=replication_factor,
+        min_insync_replicas=min_insync_replicas,
         topics=internal_topics(settings.app_id, partitions),
+    )
+    warn_under_replicated(
+        log, "streams worker", settings, data.under_replicated + internal.under_replicated
     )
     return data, internal

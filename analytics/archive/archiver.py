@@ -29,17 +29,22 @@ from typing import Any
 import aiokafka  # type: ignore[import-untyped, unused-ignore]  # ships no py.typed
 
 from analytics.archive.compact import remove_covered_parts
+from analytics.archive.dedupe import DEFAULT_PER_TOPIC, SeenIds, recent_ids
 from analytics.archive.layout import TopicPartition, check_topic, parse_part, recover_positions
 from analytics.archive.rows import DecodedEvent, Decoder, decode_row
 from analytics.archive.writer import ArchiveWriter
 from contract.kafka import clients
-from contract.kafka.admin import topic_partitions
+from contract.kafka.admin import report_replication, topic_partitions
 from contract.kafka.records import raw_record
 from contract.kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".archiver.lock"
+COMMIT_S = 5.0  # an informational offset commit waits at most this
+STOP_S = 5.0  # the consumer's stop waits at most this (then the process exits anyway)
+# SIGTERM -> stopped, whatever Kafka does: the last poll, a flush, its commit, the stop
+STOP_BOUND_S = 1.0 + COMMIT_S + STOP_S + 2.0
 
 
 class ArchiverError(RuntimeError):
@@ -58,6 +63,7 @@ class ArchiverConfig:
     flush_interval_s: float = 5.0
     poll_timeout_ms: int = 200
     poll_records: int = 10_000  # max records per poll
+    dedupe_window: int = DEFAULT_PER_TOPIC  # event ids remembered per topic (dedupe.py)
 
     def __post_init__(self) -> None:
         if not self.topics:
@@ -78,6 +84,7 @@ class ArchiverStats:
     undecodable: int = 0
     files: int = 0
     flushes: int = 0
+    duplicates: int = 0  # records skipped: their event id was archived already
     resumed_from: dict[TopicPartition, int] = field(default_factory=dict)
 
 
@@ -139,8 +146,13 @@ class Archiver:
         with archive_lock(self.config.out):
             remove_covered_parts(self.config.out)  # an interrupted compaction's leftovers
             writer = ArchiveWriter(self.config.out, recover_positions(self.config.out))
+            seen = SeenIds(self.config.dedupe_window)
+            for topic, ids in recent_ids(
+                self.config.out, self.config.topics, self.config.dedupe_window
+            ).items():
+                seen.remember(topic, ids)
             try:
-                return await self._consume(writer, stop, until, on_ready)
+                return await self._consume(writer, seen, stop, until, on_ready)
             finally:
                 writer.close()
 
@@ -153,6 +165,7 @@ class Archiver:
         missing = [t for t in self.config.topics if t not in counts]
         if missing:
             raise ArchiverError(f"topics missing on {kafka.describe()}: {', '.join(missing)}")
+        await report_replication(kafka, self.config.topics, "archiver", log)
         consumer = clients.consumer(
             kafka,
             group_id=self.config.group_id,
@@ -195,6 +208,7 @@ class Archiver:
     async def _consume(
         self,
         writer: ArchiveWriter,
+        seen: SeenIds,
         stop: asyncio.Event,
         until: Callable[[ArchiverStats], bool] | None,
         on_ready: Callable[[ArchiverStats], None] | None,
@@ -214,6 +228,9 @@ class Archiver:
                         decode_row(raw_record(m), self._decoder, self._errors) for m in messages
                     ]
                     stats.undecodable += sum(1 for row in rows if row.error_type is not None)
+                    before = seen.duplicates
+                    rows = seen.fresh(rows)  # each event id once per topic (dedupe.py)
+                    stats.duplicates += seen.duplicates - before
                     writer.append(rows)
                 due = time.monotonic() - last_flush >= self.config.flush_interval_s
                 if writer.buffered and (writer.buffered >= self.config.flush_records or due):
@@ -226,7 +243,10 @@ class Archiver:
             if writer.buffered:
                 await self._flush(consumer, writer, stats)
         finally:
-            await consumer.stop()
+            try:  # with Kafka unreachable stop() may wait on the brokers: bounded
+                await asyncio.wait_for(consumer.stop(), STOP_S)
+            except TimeoutError:
+                log.warning("archiver: Kafka consumer did not stop within %.0f s", STOP_S)
         return stats
 
     async def _flush(self, consumer: Any, writer: ArchiveWriter, stats: ArchiverStats) -> None:
@@ -242,8 +262,8 @@ class Archiver:
                 offsets[aiokafka.TopicPartition(tp.topic, tp.partition)] = (
                     aiokafka.OffsetAndMetadata(nxt, "")
                 )
-        try:
-            await consumer.commit(offsets)
+        try:  # bounded: a frozen broker must not hold the archiver (issue 15)
+            await asyncio.wait_for(consumer.commit(offsets), COMMIT_S)
         except Exception as exc:  # informational only: the archive is the source of truth
             log.warning("offset commit to group %s failed: %s", self.config.group_id, exc)
 

@@ -7,8 +7,8 @@ the same input produce the same bytes in the same per-partition order, so a stre
 run on the copy can be compared with the original run (``flowerhub replay diff``).
 
 The pacing loop (:func:`run_replay`) talks to a :class:`ReplaySink`; the Kafka sink
-(:class:`KafkaSink`) keeps up to ``window`` sends in flight and uses an idempotent producer,
-so retries never reorder or duplicate a partition.
+(:class:`KafkaSink`) delivers through the project's per-record acknowledged sender over an
+idempotent producer, so retries never reorder or duplicate a partition.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from analytics.archive.rows import RawRecord
 from analytics.replay.plan import Scheduled, check_speed, due_offset_s, target_topic
 from contract.kafka import clients
+from contract.kafka.delivery import AckedSender, Outgoing
 from contract.kafka.settings import KafkaSettings
 
 
@@ -51,6 +52,7 @@ class ReplayStats:
     last_ms: int | None = None
     wall_s: float = 0.0
     late_s: float = 0.0
+    duplicates: int = 0  # source records left out: their event id was replayed already
 
     @property
     def span_s(self) -> float:
@@ -114,19 +116,33 @@ async def run_replay(
 
 
 class KafkaSink:
-    """A :class:`ReplaySink` that fills one Kafka record batch per copy partition.
+    """A :class:`ReplaySink` on the per-record acknowledged sender
+    (:class:`contract.kafka.delivery.AckedSender`): one lane per copy partition filling
+    aiokafka's batches (no per-message future), so per-partition order is the replay order,
+    a partition without a leader holds up only its own records and a failed batch resends
+    only its own records through the same idempotent producer. At most ``window`` records
+    wait for their acknowledgement at a time; :meth:`flush` waits up to ``flush_timeout_s``
+    for the rest and names what was not acknowledged."""
 
-    Batches (``create_batch``/``send_batch``) skip aiokafka's per-message future and are
-    shipped in creation order per partition, so per-partition order is the replay order;
-    at most ``window`` shipped batches wait for their acknowledgement at a time.
-    """
-
-    def __init__(self, producer: Any, *, window: int = 256) -> None:
+    def __init__(
+        self, producer: Any, *, window: int = 100_000, flush_timeout_s: float = 120.0
+    ) -> None:
         self._producer = producer
         self._window = window
-        self._open: dict[tuple[str, int], Any] = {}
-        self._pending: list[asyncio.Future[Any]] = []
+        self._flush_timeout_s = flush_timeout_s
         self._partitions: dict[str, set[int]] = {}
+        self._rejected: list[str] = []
+        self._sender: AckedSender | None = None
+
+    @property
+    def sender(self) -> AckedSender:
+        if self._sender is None:  # made in the running loop, on first use
+            self._sender = AckedSender(
+                self._producer,
+                name="replay",
+                on_reject=lambda r, why: self._rejected.append(f"{r.topic}[{r.partition}]: {why}"),
+            )
+        return self._sender
 
     async def _check(self, topic: str, partition: int) -> None:
         known = self._partitions.get(topic)
@@ -140,47 +156,40 @@ class KafkaSink:
             )
 
     async def send(self, topic: str, record: RawRecord, timestamp_ms: int | None) -> None:
-        where = (topic, record.partition)
-        batch = self._open.get(where)
-        if batch is None:
+        if topic not in self._partitions or record.partition not in self._partitions[topic]:
             await self._check(topic, record.partition)
-            batch = self._open[where] = self._producer.create_batch()
-        headers = list(record.headers)
-        if batch.append(
-            timestamp=timestamp_ms, key=record.key, value=record.value, headers=headers
-        ):
-            return
-        await self._ship(where)
-        batch = self._open[where] = self._producer.create_batch()
-        if not batch.append(
-            timestamp=timestamp_ms, key=record.key, value=record.value, headers=headers
-        ):
-            raise ReplayError(
-                f"{record.topic}[{record.partition}]@{record.offset} does not fit in one batch"
+        if self._rejected:
+            raise ReplayError(f"sending to the copy failed: {self._rejected[0]}")
+        if timestamp_ms is None:  # stamped now, when the pacer sends it (not at batching)
+            timestamp_ms = time.time_ns() // 1_000_000
+        sender = self.sender
+        sender.submit(
+            Outgoing(
+                topic, record.value, record.key, record.partition, timestamp_ms, record.headers
             )
-
-    async def _ship(self, where: tuple[str, int]) -> None:
-        batch = self._open.pop(where)
-        if batch.record_count() == 0:
-            return
-        self._pending.append(await self._producer.send_batch(batch, where[0], partition=where[1]))
-        if len(self._pending) >= self._window:
-            await self._drain()
-
-    async def _drain(self) -> None:
-        pending, self._pending = self._pending, []
-        try:
-            await asyncio.gather(*pending)
-        except Exception as exc:
-            raise ReplayError(f"sending to the copy failed: {exc}") from exc
+        )
+        if sender.pending >= self._window:
+            await self._wait()
 
     async def push(self) -> None:
-        for where in list(self._open):
-            await self._ship(where)
+        """Every lane sends as soon as it can: nothing is held back here."""
+
+    async def _wait(self) -> None:
+        sender = self.sender
+        if not await sender.drain(self._flush_timeout_s):
+            raise ReplayError(
+                f"sending to the copy failed: {sender.pending} record(s) not acknowledged "
+                f"within {self._flush_timeout_s:g} s ({sender.last_error or 'no error seen'})"
+            )
+        if self._rejected:
+            raise ReplayError(f"sending to the copy failed: {'; '.join(self._rejected[:3])}")
 
     async def flush(self) -> None:
-        await self.push()
-        await self._drain()
+        await self._wait()
+
+    async def close(self) -> list[Outgoing]:
+        """Stop the lanes; the records not acknowledged (logged by the caller)."""
+        return [] if self._sender is None else await self._sender.close()
 
 
 def replay_producer(kafka: KafkaSettings) -> Any:

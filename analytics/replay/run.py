@@ -9,6 +9,7 @@ record always goes to the same partition number it came from.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +35,13 @@ from analytics.replay.replay import (
 from analytics.replay.sources import SourceStreams, archive_streams, kafka_streams
 from contract.kafka import clients
 from contract.kafka.admin import create_named_topics, create_topics, topic_partitions
+from contract.kafka.delivery import stop_within
 from contract.kafka.settings import KafkaSettings
 from contract.topics import TOPICS
+
+log = logging.getLogger(__name__)
+
+REPLAY_STOP_S = 5.0  # the producer stops within this even with Kafka gone (issue 15)
 
 
 @dataclass(frozen=True)
@@ -144,17 +150,29 @@ async def replay(request: ReplayRequest) -> ReplayStats:
         needed = needed_partitions(request.prefix, source.partitions, request.source_prefix)
         producer = replay_producer(request.kafka)
         await clients.start(producer, request.kafka)
+        sink = KafkaSink(producer)
         try:
             await check_copy_partitions(producer, needed)
-            return await run_replay(
+            stats = await run_replay(
                 merge_streams(source.streams),
-                KafkaSink(producer),
+                sink,
                 prefix=request.prefix,
                 speed=request.speed,
                 keep_timestamps=request.keep_timestamps,
                 source_prefix=request.source_prefix,
             )
+            stats.duplicates = source.duplicates
+            return stats
         finally:
-            await producer.stop()
+            left = await sink.close()
+            if left:  # a replay is re-run whole: its copy is deterministic, readers dedupe
+                log.warning(
+                    "replay into %r stopped with %d record(s) not acknowledged, e.g. %s[%s]",
+                    request.prefix,
+                    len(left),
+                    left[0].topic,
+                    left[0].partition,
+                )
+            await stop_within(producer, REPLAY_STOP_S)
     finally:
         con.close()

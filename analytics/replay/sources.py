@@ -7,12 +7,14 @@ The archive is read lazily, file by file (memory bounded by one flush). Kafka is
 the end offsets seen at the start and held in memory, so ``--kafka`` suits windows of up to
 a few million records; longer slices are replayed from the archive. With ``--from`` the Kafka
 read starts at the first offset whose timestamp is >= the start (``offsets_for_times``).
+Either way each event id is replayed once per topic: the archive drops repeats when it
+writes, the Kafka read here (:func:`drop_repeated_events`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,8 @@ from analytics.archive.compact import live_parts
 from analytics.archive.layout import PartFile, hour_bucket
 from analytics.archive.rows import RawRecord, headers_from_json
 from analytics.replay.plan import ReplayPlanError, TimeWindow
+from contract.codec import raw_codec
+from contract.errors import EventDecodeError
 from contract.kafka import clients
 from contract.kafka.admin import topic_partitions
 from contract.kafka.records import raw_record
@@ -38,6 +42,43 @@ class SourceStreams:
 
     streams: Sequence[Iterable[RawRecord]]
     partitions: dict[str, int]  # topic -> number of partitions the copy needs at least
+    duplicates: int = 0  # repeated event ids left out (Kafka: at-least-once delivery)
+
+
+def drop_repeated_events(
+    streams: Sequence[Sequence[RawRecord]], event_id: Callable[[bytes], str | None]
+) -> tuple[list[list[RawRecord]], int]:
+    """``streams`` without the records whose event id an earlier record of the same topic
+    carried (a producer's retry after a lost acknowledgement lands the same event twice; the
+    archive drops such copies when it writes, :mod:`analytics.archive.dedupe`, and a replay
+    from Kafka does it here). ``event_id`` reads a value's id (None: undecodable, kept).
+    Returns the streams and how many records were left out."""
+    seen: dict[str, set[str]] = defaultdict(set)
+    out: list[list[RawRecord]] = []
+    dropped = 0
+    for stream in streams:
+        kept: list[RawRecord] = []
+        for record in stream:
+            found = None if record.value is None else event_id(record.value)
+            if found is not None:
+                ids = seen[record.topic]
+                if found in ids:
+                    dropped += 1
+                    continue
+                ids.add(found)
+            kept.append(record)
+        out.append(kept)
+    return out, dropped
+
+
+def event_id_of_value(value: bytes) -> str | None:
+    """The ``event_id`` of an encoded event (None when it does not decode)."""
+    try:
+        record = raw_codec().decode(value).record
+    except EventDecodeError:
+        return None
+    found = record.get("event_id")
+    return None if found is None else str(found)
 
 
 def _hour_in_window(hour: str, window: TimeWindow) -> bool:
@@ -111,9 +152,14 @@ def archive_streams(
 
 
 async def kafka_streams(  # noqa: PLR0912  # one read loop with its window checks
-    kafka: KafkaSettings, topics: Sequence[str], window: TimeWindow | None = None
+    kafka: KafkaSettings,
+    topics: Sequence[str],
+    window: TimeWindow | None = None,
+    *,
+    dedupe: bool = True,
 ) -> SourceStreams:
-    """Read ``window`` of ``topics`` from Kafka (up to the end offsets at the start)."""
+    """Read ``window`` of ``topics`` from Kafka (up to the end offsets at the start); with
+    ``dedupe`` (the default) each event id once per topic, else every record as stored."""
     window = window or TimeWindow()
     consumer = clients.consumer(kafka, group_id=None)
     await clients.start(consumer, kafka)
@@ -154,6 +200,10 @@ async def kafka_streams(  # noqa: PLR0912  # one read loop with its window check
                 if await consumer.position(tp) >= ends[tp]:
                     pending.discard(tp)
                     consumer.pause(tp)
-        return SourceStreams([collected[tp] for tp in assigned], partitions)
+        read = [collected[tp] for tp in assigned]
+        if not dedupe:
+            return SourceStreams(read, partitions)
+        streams, duplicates = drop_repeated_events(read, event_id_of_value)
+        return SourceStreams(streams, partitions, duplicates)
     finally:
         await consumer.stop()

@@ -6,10 +6,14 @@
   refusals (foreign site, expired) are reported at once; the rest is claimed on disk and
   queued (STOP and SAFE_MODE overtake, :class:`edge.bridge.scheduler.CommandQueue`).
 * :meth:`CommandPipeline.run` applies queued commands one at a time: the claim is durable
-  before the first write; the gate (:func:`edge.bridge.safety.check`) with live limits; the
-  plan and its writes under the write path's lock (a power update leaves out what the device
-  holds and carries its heartbeat); then the read-back (:func:`edge.bridge.observe.observe`)
-  in the background.
+  before the first write; the gate (:func:`edge.bridge.safety.check`) with live limits; what
+  the command makes of what is in force (:func:`edge.bridge.effects.effect`: arms, disarms
+  and orders per product, clamped to the room there is); the power that gives
+  (:meth:`edge.bridge.reserve.ReserveLoop.target`), or the hand-back to the site's own mode
+  when nothing is left in force; the plan and its writes under the write path's lock (a
+  power update leaves out what the device holds and carries its heartbeat); then the
+  read-back (:func:`edge.bridge.observe.observe`) in the background. What is in force changes
+  only once the writes went out.
 * :meth:`CommandPipeline.finish` appends the CommandResult and the completion; the consumer's
   offsets are released (``on_persisted``) only once the completion is on disk.
 """
@@ -24,16 +28,18 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
+from contract.enums import CommandKind, CommandStatus
 from edge.bridge.diskwriter import DiskWriter, log_failure
-from edge.bridge.droop import DroopTarget
+from edge.bridge.effects import Effect, Room, effect
 from edge.bridge.events import RESULT, Outcome, result_record
 from edge.bridge.idempotency import StoredCommand, Tracking
-from edge.bridge.model import BridgeCommand, Kind, PowerLimits, ReserveParams, Status
+from edge.bridge.model import BridgeCommand
 from edge.bridge.observe import CommandTrace, Written, observe
 from edge.bridge.safety import Accepted, LiveLimits, Rejected, check, power_limits
 from edge.bridge.scheduler import CommandQueue
 from edge.bridge.shared import SiteShared
 from edge.bridge.sink import EventSink
+from edge.bridge.stack import InForce, Target
 from edge.hal.errors import HalError, WriteRefusedError
 from edge.hal.points import Command
 
@@ -44,23 +50,36 @@ Persisted = Callable[[Tracking | None], None]
 Trace = Callable[[CommandTrace], None]
 
 
-class Arming(Protocol):
-    """What the pipeline asks of the site's reserves (:class:`edge.bridge.reserve.ReserveLoop`)."""
-
-    def arm(self, params: ReserveParams, valid_until: datetime, command_id: str) -> None: ...
-
-    def disarm(self) -> None: ...
+class Targeting(Protocol):
+    """What the pipeline asks of the reserve loop (:class:`edge.bridge.reserve.ReserveLoop`)."""
 
     def target(
-        self, frequency_hz: float | None, now: datetime, limits: PowerLimits
-    ) -> DroopTarget: ...
+        self, frequency_hz: float | None, now: datetime, in_force: InForce | None = None
+    ) -> Target: ...
 
     def in_force(self) -> None: ...
 
 
+def _accepted(
+    cmd: BridgeCommand, eff: Effect, target: Target | None, written_kw: float | None
+) -> Accepted:
+    """What the read-back judges: the power written and, when something was clamped, what and
+    why (the command's own clamp first, else the bounds cutting the sum)."""
+    cause, reason = eff.cause, eff.reason
+    if cause is None and target is not None and target.cause is not None:
+        cause = target.cause
+        raw = target.baseline_kw + sum(target.wanted.values(), 0.0)
+        reason = f"baseline + responses + orders {raw:.3f} kW bounded by {cause}"
+    return Accepted(cmd, eff.requested_kw, written_kw, cause, reason)
+
+
 def _rejected(cmd: BridgeCommand, reason: str) -> Outcome:
     return Outcome(
-        cmd.command_id, cmd.site_id, Status.REJECTED, requested_kw=cmd.power_kw, reason=reason
+        cmd.command_id,
+        cmd.site_id,
+        CommandStatus.REJECTED,
+        requested_kw=cmd.power_kw,
+        reason=reason,
     )
 
 
@@ -70,7 +89,7 @@ class CommandPipeline:
     def __init__(
         self,
         shared: SiteShared,
-        reserve: Arming,
+        reserve: Targeting,
         *,
         writer: DiskWriter,
         sink: EventSink,
@@ -107,30 +126,7 @@ class CommandPipeline:
     # ------------------------------------------------------------ commands in
     def submit(self, cmd: BridgeCommand, tracking: Tracking | None = None) -> None:
         """Take a command from the consumer: dedupe, refuse early, or queue it."""
-        if cmd.command_id in self._dups:
-            # Redelivered while still queued or in flight here: the first copy reports; this
-            # offset is released together with it.
-            self._dups[cmd.command_id].append(tracking)
-            return
-        stored = self._store.get(cmd.command_id)
-        if stored is not None:
-            if stored.completed and stored.result is not None and stored.result_event_id:
-                # Re-send the stored result with its original event id (consumers dedupe).
-                self._sink.append(RESULT, stored.site_id, stored.result_event_id, stored.result)
-            elif not stored.completed:
-                self.finish(
-                    Outcome(
-                        cmd.command_id,
-                        cmd.site_id,
-                        Status.FAILED,
-                        requested_kw=cmd.power_kw,
-                        reason="interrupted before its outcome was stored; "
-                        "not applied again (at most once)",
-                    ),
-                    tracking,
-                )
-                return
-            self._when_durable(cmd.command_id, [tracking])
+        if self._seen(cmd.command_id, cmd.site_id, cmd.power_kw, tracking):
             return
         site = self._shared.site
         now = self._shared.clock()
@@ -152,6 +148,55 @@ class CommandPipeline:
             self._received.pop(old.command_id, None)
             self.finish(_rejected(old, reason), self._tracking.pop(old.command_id, None))
         self._wake.set()
+
+    def refuse(
+        self,
+        command_id: str,
+        site_id: str,
+        valid_until: datetime,
+        reason: str,
+        tracking: Tracking | None = None,
+    ) -> None:
+        """A command the bridge cannot act on (invalid for it, ``reason`` says why): REJECTED,
+        claimed like any other so a redelivery re-sends the same result."""
+        if self._seen(command_id, site_id, None, tracking):
+            return
+        now = self._shared.clock()
+        claim = self._writer.claim(command_id, site_id, valid_until, now, tracking)
+        claim.add_done_callback(log_failure)  # its completion, queued after it, reports
+        outcome = Outcome(command_id, site_id, CommandStatus.REJECTED, reason=reason)
+        self.finish(outcome, tracking)
+
+    def _seen(
+        self, command_id: str, site_id: str, power_kw: float | None, tracking: Tracking | None
+    ) -> bool:
+        """A command id seen before: its first copy's outcome answers (True), never a write."""
+        if command_id in self._dups:
+            # Redelivered while still queued or in flight here: the first copy reports; this
+            # offset is released together with it.
+            self._dups[command_id].append(tracking)
+            return True
+        stored = self._store.get(command_id)
+        if stored is None:
+            return False
+        if stored.completed and stored.result is not None and stored.result_event_id:
+            # Re-send the stored result with its original event id (consumers dedupe).
+            self._sink.append(RESULT, stored.site_id, stored.result_event_id, stored.result)
+        elif not stored.completed:
+            self.finish(
+                Outcome(
+                    command_id,
+                    site_id,
+                    CommandStatus.FAILED,
+                    requested_kw=power_kw,
+                    reason="interrupted before its outcome was stored; "
+                    "not applied again (at most once)",
+                ),
+                tracking,
+            )
+            return True
+        self._when_durable(command_id, [tracking])
+        return True
 
     # ------------------------------------------------------------ outcomes out
     def finish(self, outcome: Outcome, tracking: Tracking | None) -> None:
@@ -217,35 +262,34 @@ class CommandPipeline:
                     await self.apply(cmd, tracking, claimed=time.monotonic())
                 except Exception as exc:  # a bug must not stop the site: report, go on
                     log.exception("site %s: command %s", self._shared.site.site_id, cmd.command_id)
-                    failed = Outcome(cmd.command_id, cmd.site_id, Status.FAILED, reason=repr(exc))
+                    failed = Outcome(
+                        cmd.command_id, cmd.site_id, CommandStatus.FAILED, reason=repr(exc)
+                    )
                     with contextlib.suppress(Exception):
                         self.finish(failed, tracking)
                 finally:
                     self._busy = False
 
-    def _hal_command(self, cmd: BridgeCommand, decision: Accepted, now: datetime) -> Command:
-        if cmd.kind is Kind.SET_POWER:
-            return Command.set_power(decision.written_kw or 0.0)
-        if cmd.kind is Kind.STOP:
+    def _hal_command(
+        self, cmd: BridgeCommand, eff: Effect, now: datetime
+    ) -> tuple[Command, Target | None]:
+        """The device command of an effect: the hand-back when nothing is left in force, else
+        the power to hold (baseline + responses at the frequency measured now + orders)."""
+        if eff.in_force.empty:
+            return self._shared.safe_command(), None
+        if cmd.kind is CommandKind.STOP:
             # "Zero power now": the map's idle sequence holds 0 kW under remote control. (A
             # map's stop sequence may hand the site back to self-consumption instead, which
             # keeps the battery moving; that is what SAFE_MODE is for.)
-            return Command.set_power(0.0)
-        if cmd.kind is Kind.SAFE_MODE:
-            return self._shared.safe_command()
-        # ARM_RESERVE: hold the base, plus the response at the frequency measured now.
-        if cmd.reserve is None:  # BridgeCommand refuses this at construction
-            raise WriteRefusedError("ARM_RESERVE without reserve parameters")
-        self._reserve.arm(cmd.reserve, cmd.valid_until, cmd.command_id)
+            return Command.set_power(0.0), None
         tel = self._shared.telemetry
-        freq = tel.frequency_hz if tel else None
-        target = self._reserve.target(freq, now, self._shared.live_limits())
-        return Command.set_power(target.total_kw)
+        target = self._reserve.target(tel.frequency_hz if tel else None, now, eff.in_force)
+        return Command.set_power(target.total_kw), target
 
     async def apply(
         self, cmd: BridgeCommand, tracking: Tracking | None = None, claimed: float | None = None
     ) -> None:
-        """Gate -> plan -> write -> (observe in the background) -> CommandResult."""
+        """Gate -> effect -> plan -> write -> (observe in the background) -> CommandResult."""
         sh = self._shared
         received = self._received.pop(cmd.command_id, None)
         now = sh.clock()
@@ -259,12 +303,17 @@ class CommandPipeline:
         if isinstance(decision, Rejected):
             self.finish(_rejected(cmd, decision.reason), tracking)
             return
-        if cmd.kind in (Kind.STOP, Kind.SAFE_MODE):
-            self._reserve.disarm()
+        current = sh.setpoint.in_force.expire(now)
+        within = sh.bounds()
+        room = Room(sh.baseline(now, current, within).kw, within, sh.energy())
+        eff = effect(cmd, current, room, now)
+        if isinstance(eff, str):
+            self.finish(_rejected(cmd, eff), tracking)
+            return
         async with sh.path.lock:
             try:
-                hal_cmd = self._hal_command(cmd, decision, now)
-                if cmd.kind in (Kind.SET_POWER, Kind.ARM_RESERVE):
+                hal_cmd, target = self._hal_command(cmd, eff, now)
+                if target is not None:  # not STOP (the whole idle sequence), not a hand-back
                     # a power update is one write, not the sequence; the heartbeat rides along
                     plan = sh.device.plan_update(hal_cmd, now, carry_heartbeat=True)
                 else:
@@ -276,13 +325,14 @@ class CommandPipeline:
             sent = time.monotonic()
             try:
                 acked = await sh.path.send(plan, now)
+                acked_mono = sh.path.written_mono
             except HalError as exc:
                 self.finish(
                     Outcome(
                         cmd.command_id,
                         cmd.site_id,
-                        Status.FAILED,
-                        requested_kw=decision.requested_kw,
+                        CommandStatus.FAILED,
+                        requested_kw=eff.requested_kw,
                         written_kw=hal_cmd.power_kw,
                         reason=f"write failed: {exc}",
                         register_writes=len(plan.writes),
@@ -297,14 +347,27 @@ class CommandPipeline:
                 CommandTrace(site_id, cmd.command_id, received, claim_t, sent, time.monotonic())
             )
         latency_ms = (acked - cmd.event_time).total_seconds() * 1000.0
-        sh.setpoint.commanded(cmd, hal_cmd.power_kw)
-        if cmd.kind is not Kind.SAFE_MODE:
-            self._reserve.in_force()  # the fast loop starts once the arm command is in force
+        written = None if eff.in_force.empty else hal_cmd.power_kw  # None: handed back
+        sh.setpoint.commanded(cmd, eff.in_force, written)
+        self._reserve.in_force()  # the fast loop starts once an arm is in force
         self.applied += 1
-        written = Written(
-            cmd, decision, hal_cmd, start_kw, len(plan.writes), acked, tracking, self.applied
+        accepted = _accepted(cmd, eff, target, written)
+        task = asyncio.create_task(
+            self._observe(
+                Written(
+                    cmd,
+                    accepted,
+                    hal_cmd,
+                    start_kw,
+                    len(plan.writes),
+                    acked,
+                    tracking,
+                    self.applied,
+                    acked_mono=acked_mono,
+                ),
+                latency_ms,
+            )
         )
-        task = asyncio.create_task(self._observe(written, latency_ms))
         self._observers.add(task)
         task.add_done_callback(self._observers.discard)
 

@@ -34,17 +34,37 @@ sites:
     soc_reserve_min_pct: 10
     soc_reserve_max_pct: 95
     safe_mode: SELF_CONSUMPTION
+    grid: {fuse_a: 20, phases: 3}   # main fuse 3 x 20 A (13.8 kW); export_limit_kw optional
+    schedule:                        # optional: the site's own plan, local time (timezone)
+      - {start: "02:00", end: "05:00", power_kw: -3.0}   # charge 3 kW at night
 ```
+
+A site's **baseline** (what its battery does with no reserve and no order) is its own operating
+mode: self-consumption (cover load - PV within the battery's limits and SoC reserve), or the
+``schedule`` entry in force, or a SET_POWER's predetermined setpoint while one is in force
+(``edge.bridge.baseline``). Reserves and orders ride on top, within the battery, inverter and
+grid-connection limits (``edge.bridge.headroom``). A site without ``grid`` is assumed to have
+a grid connection that never limits: the bridge says so in a warning at start
+(:meth:`SiteConfig.assumptions`).
 """
 
 from __future__ import annotations
 
 import enum
+from datetime import time
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from contract.kafka.cliargs import KafkaOptions
 from contract.mqtt.settings import MqttSettings
@@ -81,6 +101,63 @@ class BatteryLimits(_Strict):
     max_charge_kw: _Kw
     max_discharge_kw: _Kw
     capacity_kwh: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] | None = None
+
+
+#: Line-to-neutral voltage of a Swedish low-voltage connection (230 V, SS-EN 50160 nominal).
+NOMINAL_VOLTAGE_V = 230.0
+
+
+class GridConnection(_Strict):
+    """The site's grid connection: how much it may import (main fuse) and export.
+
+    ``fuse_a`` (per phase, ``phases`` of ``voltage_v``) or ``import_limit_kw`` gives the import
+    limit; ``export_limit_kw`` the export limit (default: the same as the import limit). The
+    limits are on the whole connection (the sum of the phases): a phase imbalance inside the
+    home is not modelled.
+    """
+
+    fuse_a: Annotated[float, Field(gt=0.0, le=1000.0, allow_inf_nan=False)] | None = None
+    phases: Annotated[int, Field(ge=1, le=3)] = 3
+    voltage_v: Annotated[float, Field(gt=0.0, le=1000.0, allow_inf_nan=False)] = NOMINAL_VOLTAGE_V
+    import_limit_kw: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] | None = None
+    export_limit_kw: _Kw | None = None
+
+    @model_validator(mode="after")
+    def _one_import_limit(self) -> GridConnection:
+        if (self.fuse_a is None) == (self.import_limit_kw is None):
+            raise ValueError("give the import limit once: fuse_a or import_limit_kw")
+        return self
+
+    @property
+    def max_import_kw(self) -> float:
+        if self.import_limit_kw is not None:
+            return self.import_limit_kw
+        assert self.fuse_a is not None  # noqa: S101  # _one_import_limit
+        return self.phases * self.voltage_v * self.fuse_a / 1000.0
+
+    @property
+    def max_export_kw(self) -> float:
+        return self.max_import_kw if self.export_limit_kw is None else self.export_limit_kw
+
+
+class ScheduleEntry(_Strict):
+    """A scheduled battery power from ``start`` to ``end`` (local time; ``end`` before ``start``
+    runs over midnight), kW, positive = discharging."""
+
+    start: time
+    end: time
+    power_kw: Annotated[float, Field(allow_inf_nan=False)]
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> ScheduleEntry:
+        if self.start == self.end:
+            raise ValueError(f"schedule entry {self.start}-{self.end} is empty")
+        return self
+
+    def covers(self, local: time) -> bool:
+        if self.start < self.end:
+            return self.start <= local < self.end
+        return local >= self.start or local < self.end
 
 
 class SiteConfig(_Strict):
@@ -127,6 +204,43 @@ class SiteConfig(_Strict):
     rediscover_hosts: str | None = None
     rediscover_ports: list[Annotated[int, Field(ge=1, le=65535)]] | None = None
     rediscover_every_s: Annotated[float, Field(gt=0.0)] = 30.0
+    # The grid connection's limits (None: assumed never to limit; a warning at start says so).
+    grid: GridConnection | None = None
+    # The site's own plan instead of self-consumption, in local time of ``timezone``.
+    schedule: list[ScheduleEntry] = Field(default_factory=list)
+    timezone: str = "Europe/Stockholm"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (an IANA name such as Europe/Stockholm)"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _schedule_apart(self) -> SiteConfig:
+        for i, a in enumerate(self.schedule):
+            for b in self.schedule[i + 1 :]:
+                if a.covers(b.start) or b.covers(a.start):
+                    raise ValueError(
+                        f"schedule entries {a.start}-{a.end} and {b.start}-{b.end} overlap"
+                    )
+        return self
+
+    def assumptions(self) -> list[str]:
+        """What the bridge assumes for this site because the config leaves it out."""
+        out = []
+        if self.grid is None:
+            out.append(
+                f"site {self.site_id}: no grid connection limit in the config (grid: fuse_a or "
+                "import_limit_kw, export_limit_kw): assuming the grid connection never limits; "
+                "only the battery and inverter limits bound the setpoint and the headroom"
+            )
+        return out
 
     @model_validator(mode="after")
     def _reserve_order(self) -> SiteConfig:

@@ -1,6 +1,8 @@
-"""Deliver the outbox: each record sent, each marked delivered when its own ack arrives.
+"""Deliver the outbox over MQTT: each record sent, each marked delivered when its own PUBACK
+arrives. (The Kafka uplink uses ``contract.kafka.delivery.AckedSender``: one lane per
+partition, so a partition without a leader holds back only its own records.)
 
-One shape for every uplink transport (Kafka producer acks, MQTT PUBACKs): a
+The shape: a
 :class:`RecordSender` takes a record and returns an awaitable that resolves when the far
 side acknowledged that record (or fails). :func:`deliver_outbox` sends the oldest pending
 records in order, acknowledges each one in the outbox the moment its own ack arrives (so a

@@ -18,9 +18,10 @@ import enum
 import logging
 from datetime import datetime
 
+from contract.enums import SiteMode
 from edge.bridge.link import CONTROLLED, REASSERT_MIN_S
 from edge.bridge.shared import SiteShared
-from edge.hal.points import Command, Mode, Telemetry
+from edge.hal.points import Command, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def _since(now: datetime, t: datetime | None) -> float:
 
 
 def reassert_due(
-    mode: Mode,
+    mode: SiteMode,
     since_written_s: float,
     since_reassert_s: float,
     *,

@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from contract.enums import DeviceState, SiteMode
 from edge.bridge.events import LinkStatus
 from edge.hal.capabilities import Rediscover
 from edge.hal.errors import HalError, TransportError
-from edge.hal.points import Mode
 
 OFFLINE_AFTER = 3  # consecutive transport failures
 REASSERT_MIN_S = 5.0  # at most one re-write of the setpoint per this many seconds
-CONTROLLED = (Mode.REMOTE, Mode.FORCED)
+CONTROLLED = (SiteMode.REMOTE, SiteMode.FORCED)
 
 
 @dataclass
@@ -60,13 +60,13 @@ class Link:
             self.moved(*found)
         return found
 
-    def state(self, polled: bool) -> str:
+    def state(self, polled: bool) -> DeviceState:
         """OFFLINE until the first good poll and after OFFLINE_AFTER transport failures."""
         if self.consecutive_errors >= OFFLINE_AFTER or not polled:
-            return "OFFLINE"
+            return DeviceState.OFFLINE
         if self.consecutive_errors:
-            return "DEGRADED"
-        return "REDISCOVERED" if self.rediscovered else "ONLINE"
+            return DeviceState.DEGRADED
+        return DeviceState.REDISCOVERED if self.rediscovered else DeviceState.ONLINE
 
     def status_due(self, st: LinkStatus, now: datetime, every_s: float) -> bool:
         """Publish on a change of state/address, and every ``every_s`` anyway."""

@@ -4,6 +4,11 @@ Runs in the background per written command (the site goes on polling and applyin
 OEM's response time, reads the setpoint registers back, measures battery power and mode, and
 gives the command's outcome, APPLIED, CLAMPED or OVERRIDDEN, with the measured values and the
 likely cause (:func:`edge.bridge.override.classify`). The command pipeline reports it.
+
+Between commands the reserve loop re-writes the target as the home's baseline and the
+frequency move. A write after the command's own restarts the wait (the response time from the
+latest write, at most :data:`MAX_WAIT_SETTLES` response times in all) and the read-back judges
+the power in force then; a target that keeps moving that long is reported, not judged.
 """
 
 from __future__ import annotations
@@ -13,14 +18,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from contract.enums import CommandStatus
 from edge.bridge.events import Outcome
 from edge.bridge.idempotency import Tracking
-from edge.bridge.model import BridgeCommand, Kind, Status
+from edge.bridge.model import BridgeCommand
 from edge.bridge.override import Observation, classify
 from edge.bridge.safety import Accepted
 from edge.bridge.shared import SiteShared
 from edge.hal.errors import HalError
 from edge.hal.points import Command
+
+#: The longest a read-back waits for the target to hold still, in OEM response times.
+MAX_WAIT_SETTLES = 4.0
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,7 @@ class Written:
     acked: datetime
     tracking: Tracking | None
     seq: int  # the pipeline's count of applied commands, this one included
+    acked_mono: float = float("-inf")  # loop time of the same acknowledgement
 
 
 @dataclass(frozen=True)
@@ -57,48 +67,70 @@ async def observe(
     ``applied``: how many commands the pipeline has applied by now (a later one supersedes
     this one's measurement).
     """
-    cmd, decision, hal_cmd = w.cmd, w.decision, w.hal_cmd
-    written = None if cmd.kind is Kind.SAFE_MODE else hal_cmd.power_kw
+    cmd, decision = w.cmd, w.decision
+    written = decision.written_kw  # None: handed back to the site's own mode
     base = Outcome(
         cmd.command_id,
         cmd.site_id,
-        Status.APPLIED,
+        CommandStatus.APPLIED,
         requested_kw=decision.requested_kw,
         written_kw=written,
         cause=decision.clamp_cause,
+        reason=decision.reason,
         register_writes=w.writes,
         latency_ms=latency_ms,
     )
     timing = shared.timing
     try:
-        await asyncio.sleep(timing.settle_s)
+        settled = await _settled(shared, w.acked_mono, timing.settle_s, handed_back=written is None)
         readback = await shared.device.read_setpoint_readback()
         tel = await shared.device.read_due_telemetry()
         faults = await shared.device.read_faults()
     except HalError as exc:
         shared.link.failed(exc)
-        return replace(base, reason=f"written; read-back failed: {exc}")
+        return replace(base, reason=_also(decision.reason, f"written; read-back failed: {exc}"))
     shared.telemetry = tel
     measured = tel.battery_power_kw
     elapsed = (shared.clock() - w.acked).total_seconds()
     if written is None or measured is None:
-        status = Status.CLAMPED if decision.clamped else Status.APPLIED
+        status = CommandStatus.CLAMPED if decision.clamped else CommandStatus.APPLIED
         return replace(
             base,
             status=status,
             measured_kw=measured,
             measured_soc_pct=tel.soc_pct,
-            reason="handed back to the OEM's own mode"
-            if written is None
-            else "battery power not measured",
+            reason=_also(
+                decision.reason,
+                "handed back to the OEM's own mode"
+                if written is None
+                else "battery power not measured",
+            ),
         )
-    if w.seq != applied():
+    holding = shared.setpoint.last_written_kw
+    if w.seq != applied() or holding is None:
         return replace(
             base,
+            status=CommandStatus.CLAMPED if decision.clamped else CommandStatus.APPLIED,
             measured_kw=measured,
             measured_soc_pct=tel.soc_pct,
-            reason="written; superseded before the response time passed",
+            reason=_also(decision.reason, "written; superseded before the response time passed"),
         )
+    since = shared.path.written_mono > w.acked_mono  # the reserve loop wrote after it
+    if not settled:
+        return replace(
+            base,
+            status=CommandStatus.CLAMPED if decision.clamped else CommandStatus.APPLIED,
+            measured_kw=measured,
+            measured_soc_pct=tel.soc_pct,
+            reason=_also(
+                decision.reason,
+                f"written; the target kept moving (baseline, frequency) for "
+                f"{MAX_WAIT_SETTLES * timing.settle_s:.1f} s, now {holding:.3f} kW: not judged",
+            ),
+        )
+    if since:  # judge what is in force now, from its own write
+        elapsed = (shared.clock() - (shared.path.written_at or w.acked)).total_seconds()
+        written = holding
     site = shared.site
     verdict = classify(
         written,
@@ -109,13 +141,37 @@ async def observe(
         soc_max_pct=site.soc_reserve_max_pct,
         gate_cause=decision.clamp_cause,
     )
-    if verdict.status is not Status.APPLIED:
+    if verdict.status is not CommandStatus.APPLIED:
         shared.device.forget_held()  # clamped or overridden: the registers may not hold ours
+    moved = f"target re-written to {holding:.3f} kW since (baseline, frequency); " if since else ""
     return replace(
         base,
         status=verdict.status,
         measured_kw=measured,
         measured_soc_pct=tel.soc_pct,
         cause=verdict.cause,
-        reason=verdict.reason,
+        reason=_also(decision.reason, moved + verdict.reason),
     )
+
+
+async def _settled(
+    shared: SiteShared, acked_mono: float, settle_s: float, handed_back: bool
+) -> bool:
+    """Wait the response time after the command's write and after any later target write (at
+    most :data:`MAX_WAIT_SETTLES` response times in all); True once the last write has had its
+    response time."""
+    await asyncio.sleep(settle_s)
+    if handed_back:
+        return True
+    loop = asyncio.get_running_loop()
+    deadline = acked_mono + MAX_WAIT_SETTLES * settle_s
+    while (since := loop.time() - shared.path.written_mono) < settle_s:
+        if loop.time() + settle_s - since > deadline:
+            return False
+        await asyncio.sleep(settle_s - since)
+    return True
+
+
+def _also(first: str | None, then: str) -> str:
+    """The command's own clamp reason (if any), then what the read-back found."""
+    return then if first is None else f"{first}; {then}"

@@ -267,6 +267,11 @@ class _Lane:
             n += 1
         return n
 
+    @property
+    def acked_seqs(self) -> set[int]:
+        """Acknowledged out of order, waiting for the records before them."""
+        return self._acked
+
     def ack(self, seqs: Iterable[int]) -> int:
         self._acked.update(s for s in seqs if s >= self.head)
         n = self._advance()
@@ -420,6 +425,30 @@ class Outbox:
         merged: list[tuple[str, _Entry]] = []
         for name, lane in self._lanes.items():
             merged.extend((name, e) for e in list(lane.entries)[:limit])
+        merged.sort(key=lambda t: t[1].seq)
+        merged = merged[:limit]
+        out: list[OutboxRecord] = []
+        for name, lane in self._lanes.items():
+            out.extend(lane.read(e for n, e in merged if n == name))
+        out.sort(key=lambda r: r.seq)
+        return out
+
+    def after(self, seq: int, limit: int = 500) -> list[OutboxRecord]:
+        """The oldest unacknowledged records appended after ``seq``, in append order (a
+        sender that keeps records in flight reads on from the last one it took; binary
+        search per lane: no scan of the records before ``seq``)."""
+        merged: list[tuple[str, _Entry]] = []
+        for name, lane in self._lanes.items():
+            entries = lane.entries
+            lo, hi = 0, len(entries)
+            while lo < hi:  # first entry with a seq above ``seq``
+                mid = (lo + hi) // 2
+                if entries[mid].seq <= seq:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            picked = [entries[i] for i in range(lo, min(len(entries), lo + limit))]
+            merged.extend((name, e) for e in picked if e.seq not in lane.acked_seqs)
         merged.sort(key=lambda t: t[1].seq)
         merged = merged[:limit]
         out: list[OutboxRecord] = []

@@ -22,10 +22,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from edge.bridge.model import BridgeInputError, Cause, Status
-from edge.hal.points import Fault, Mode
+from contract.enums import CommandStatus, SiteMode
+from edge.bridge.model import BridgeInputError, Cause
+from edge.hal.points import Fault
 
-_CONTROLLED_MODES = (Mode.REMOTE, Mode.FORCED)
+_CONTROLLED_MODES = (SiteMode.REMOTE, SiteMode.FORCED)
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class Observation:
 
     measured_kw: float
     soc_pct: float | None
-    mode: Mode
+    mode: SiteMode
     elapsed_s: float
     readback_kw: float | None = None
     faults: Sequence[Fault] = ()
@@ -79,7 +80,7 @@ class Observation:
 
 @dataclass(frozen=True)
 class Verdict:
-    status: Status
+    status: CommandStatus
     measured_kw: float
     cause: Cause | None
     reason: str
@@ -120,7 +121,7 @@ def classify(
         if cause is Cause.UNKNOWN:
             cause = Cause.RATED_LIMIT
         return Verdict(
-            Status.CLAMPED,
+            CommandStatus.CLAMPED,
             measured,
             cause,
             f"inverter holds {obs.readback_kw:.3f} kW in its setpoint register, "
@@ -130,16 +131,20 @@ def classify(
     if abs(measured - expected) <= tol:
         if gate_cause is not None:
             return Verdict(
-                Status.CLAMPED,
+                CommandStatus.CLAMPED,
                 measured,
                 gate_cause,
                 f"limited to {written_kw:.3f} kW by {gate_cause}; inverter follows",
             )
-        return Verdict(Status.APPLIED, measured, None, "inverter follows the setpoint")
+        return Verdict(CommandStatus.APPLIED, measured, None, "inverter follows the setpoint")
     cause = likely_cause(obs, written_kw, soc_min_pct, soc_max_pct)
     moving_right_way = (expected - start_kw) * (measured - start_kw) > 0
     short = abs(measured - start_kw) < abs(expected - start_kw)
     detail = f"measured {measured:.3f} kW, expected {expected:.3f} ± {tol:.3f} kW"
     if moving_right_way and short:
-        return Verdict(Status.CLAMPED, measured, cause, f"inverter limits the response: {detail}")
-    return Verdict(Status.OVERRIDDEN, measured, cause, f"inverter does something else: {detail}")
+        return Verdict(
+            CommandStatus.CLAMPED, measured, cause, f"inverter limits the response: {detail}"
+        )
+    return Verdict(
+        CommandStatus.OVERRIDDEN, measured, cause, f"inverter does something else: {detail}"
+    )

@@ -1,27 +1,37 @@
-"""A site's reserve loop: the armed reserves, their fast frequency loop and the droop writes.
+"""A site's reserve loop: the power to hold (baseline + responses + orders) and its writes.
 
-FFR and FCR-D need a response within seconds; a 1 s telemetry poll alone adds up to a second
-before the bridge even sees a frequency step. While a reserve is armed, :meth:`ReserveLoop.run`
-reads only the frequency every ``SiteConfig.reserve_poll_s`` (default 0.2 s) and writes the
-droop power when it moved by ``min_step_kw`` (the deadband) and the map's write gap has passed
-(:func:`edge.bridge.droop.fast_write_due`). It starts when an ARM_RESERVE command is in force
-(:meth:`ReserveLoop.in_force`) and stops when the reserve disarms (expiry, STOP, SAFE_MODE).
-The telemetry loop enforces the droop too, at its own rate (:meth:`ReserveLoop.enforce`); the
-write path's lock serialises all writes.
+The power to hold is computed in one place, :meth:`ReserveLoop.target`: the site's baseline
+(:meth:`edge.bridge.shared.SiteShared.baseline`: its own mode, its schedule, or a SET_POWER's
+setpoint) plus every armed product's response at the measured frequency plus every order's
+change, bounded (:func:`edge.bridge.stack.compose`). What is in force lives in
+:class:`edge.bridge.shared.Setpoint`.
 
-The power to hold is computed in one place, :meth:`ReserveLoop.target`: the base in force
-(:class:`edge.bridge.shared.Setpoint`) plus every armed reserve's response, bounded.
+* At every telemetry poll (:meth:`ReserveLoop.enforce`, run by the telemetry loop) while
+  something is in force: the baseline follows the home's load and PV, so the target is
+  written again when it moved by ``min_step_kw``. This keeps running from the site's own
+  readings when the cloud link is lost, until what is in force expires.
+* FFR and FCR-D need a response within seconds; a 1 s telemetry poll alone adds up to a
+  second before the bridge even sees a frequency step. While a product is armed,
+  :meth:`ReserveLoop.run` reads only the frequency every ``SiteConfig.reserve_poll_s``
+  (default 0.2 s) and writes the target when it moved by ``min_step_kw`` and the map's
+  write gap has passed (:func:`edge.bridge.droop.fast_write_due`). It starts when an arm is
+  in force (:meth:`ReserveLoop.in_force`) and sleeps when nothing is armed.
+
+The write path's lock serialises all writes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 
-from edge.bridge.droop import Armed, DroopTarget, ReserveController, fast_write_due, needs_write
-from edge.bridge.model import PowerLimits, Product, ReserveParams
+from contract.enums import Product
+from edge.bridge.bounds import Bounds
+from edge.bridge.droop import fast_write_due, needs_write
 from edge.bridge.shared import SiteShared
+from edge.bridge.stack import Arm, InForce, Target, compose
 from edge.hal.errors import HalError
 from edge.hal.points import Command
 
@@ -29,62 +39,61 @@ log = logging.getLogger(__name__)
 
 
 class ReserveLoop:
-    """The armed reserves of one site (keyed by product) and their frequency response."""
+    """One site's target power and the writes that keep the inverter at it."""
 
     def __init__(self, shared: SiteShared) -> None:
         self._shared = shared
-        self._reserves = ReserveController()
-        self._wake = asyncio.Event()  # set once an arm command is in force
-        self.droop_writes = 0
+        self._wake = asyncio.Event()  # set once an arm is in force
+        self.droop_writes = 0  # target writes between commands (fast loop and polls)
 
-    # ------------------------------------------------------------ the armed reserves
     @property
-    def armed(self) -> Armed | None:
-        return self._reserves.armed
+    def armed(self) -> Mapping[Product, Arm]:
+        """The armed products (by product) in force now."""
+        return self._shared.setpoint.in_force.arms
 
-    def arm(self, params: ReserveParams, valid_until: datetime, command_id: str) -> None:
-        self._reserves.arm(params, valid_until, command_id)
-
-    def disarm(self) -> None:
-        self._reserves.disarm()
-
-    def expire(self, now: datetime) -> bool:
-        """Disarm what expired; True if something just did."""
-        return self._reserves.expire(now)
-
-    def product(self, now: datetime) -> Product:
-        """What telemetry reports as armed now (NONE: nothing)."""
-        return self._reserves.product(now)
-
-    def target(self, frequency_hz: float | None, now: datetime, limits: PowerLimits) -> DroopTarget:
-        """The power to hold: base in force + armed responses at ``frequency_hz``, bounded."""
-        return self._reserves.target(self._shared.setpoint.base_kw, frequency_hz, now, limits)
+    def target(
+        self,
+        frequency_hz: float | None,
+        now: datetime,
+        in_force: InForce | None = None,
+        within: Bounds | None = None,
+    ) -> Target:
+        """The power to hold at ``frequency_hz`` with ``in_force`` (default: what is in force):
+        baseline + armed responses + order changes, bounded (by ``within``, default: the
+        site's bounds now)."""
+        sh = self._shared
+        held = (sh.setpoint.in_force if in_force is None else in_force).expire(now)
+        within = sh.bounds() if within is None else within
+        base = sh.baseline(now, held, within)
+        return compose(base.kw, held, frequency_hz, within)
 
     def in_force(self) -> None:
-        """A command's writes went out: if a reserve is armed, the fast loop runs."""
-        if self._reserves.armed is not None:
+        """A command's writes went out: if a product is armed, the fast loop runs."""
+        if self.armed:
             self._wake.set()
 
     # ------------------------------------------------------------ responding
-    async def enforce(self, now: datetime, frequency_hz: float | None) -> None:
-        """At the telemetry poll: write the droop target when it moved by ``min_step_kw``."""
-        limits = self._shared.limits
-        if self._reserves.armed is None or limits is None:
+    async def enforce(
+        self, now: datetime, frequency_hz: float | None, within: Bounds | None = None
+    ) -> None:
+        """At the telemetry poll: write the target (bounded by ``within``, default: the
+        site's bounds now) when it moved by ``min_step_kw``."""
+        sh = self._shared
+        if sh.setpoint.state.in_safe_mode or sh.setpoint.in_force.empty or sh.limits is None:
             return
-        target = self.target(frequency_hz, now, limits)
-        last = self._shared.setpoint.last_written_kw
-        if needs_write(last, target.total_kw, self._shared.site.min_step_kw):
-            await self._droop_write(target.total_kw)
+        target = self.target(frequency_hz, now, within=within)
+        if needs_write(sh.setpoint.last_written_kw, target.total_kw, sh.site.min_step_kw):
+            await self._write(target.total_kw)
 
     async def run(self) -> None:
-        """Forever: wait until a reserve is armed, then sample and respond until it disarms."""
+        """Forever: wait until a product is armed, then sample and respond until none is."""
         loop = asyncio.get_running_loop()
         every = self._shared.site.reserve_poll_s
         while True:
             await self._wake.wait()
             self._wake.clear()
             next_at = loop.time()
-            while self._reserves.armed is not None:
+            while self.armed:
                 try:
                     await self.step(loop.time())
                 except Exception:  # a bug must not stop the reserve: log, next sample
@@ -103,17 +112,16 @@ class ReserveLoop:
         except HalError as exc:
             sh.link.failed(exc)
             return
-        limits = sh.limits
-        if self._reserves.armed is None or limits is None or sh.setpoint.state.in_safe_mode:
+        if not self.armed or sh.limits is None or sh.setpoint.state.in_safe_mode:
             return
-        target = self.target(freq, sh.clock(), limits)
+        target = self.target(freq, sh.clock())
         since = mono - sh.path.written_mono
         last = sh.setpoint.last_written_kw
         if fast_write_due(last, target.total_kw, sh.site.min_step_kw, since, sh.device.write_gap_s):
-            await self._droop_write(target.total_kw)
+            await self._write(target.total_kw)
 
-    async def _droop_write(self, target_kw: float) -> None:
-        """Write the droop target (only what changes) and remember it."""
+    async def _write(self, target_kw: float) -> None:
+        """Write the target (only what changes) and remember it."""
         if await self._shared.path.write(Command.set_power(target_kw), trim=True):
             self._shared.setpoint.last_written_kw = target_kw
             self.droop_writes += 1

@@ -22,8 +22,10 @@ import contextlib
 import functools
 import json
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from aiokafka import (  # type: ignore[import-untyped, unused-ignore]  # ships no py.typed
@@ -34,19 +36,21 @@ from aiokafka import (  # type: ignore[import-untyped, unused-ignore]  # ships n
 )
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped, unused-ignore]  # no py.typed
 
+from contract.deadletter import build_dead_letter
 from contract.errors import EventDecodeError
 from contract.kafka import clients
+from contract.kafka.admin import report_replication
+from contract.kafka.delivery import AckedSender, Outgoing, finish, stop_within
 from contract.kafka.settings import KafkaSettings
 from edge.bridge.config import BridgeConfig, ConfigError, SiteConfig, Transport
-from edge.bridge.delivery import deliver_outbox
 from edge.bridge.diskwriter import DiskWriter
-from edge.bridge.events import COMMAND, command_from_record
+from edge.bridge.events import COMMAND, command_from_record, unusable
 from edge.bridge.idempotency import IdempotencyStore, Tracking
 from edge.bridge.model import BridgeCommand, BridgeInputError
 from edge.bridge.mqtt_link import TRACKING_PREFIX, MqttLink
 from edge.bridge.observe import CommandTrace
 from edge.bridge.offsets import OffsetError, OffsetTracker
-from edge.bridge.outbox import Outbox, OutboxRecord
+from edge.bridge.outbox import Outbox
 from edge.bridge.shutdown import cancel_and_wait
 from edge.bridge.sink import BridgeTopics, EventSink
 from edge.bridge.site import SiteController
@@ -58,6 +62,12 @@ from edge.hal.registermap import RegisterMap
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 10.0  # then the files are closed even if a task ignored cancellation
+PRODUCER_STOP_S = 3.0  # the producer stops within this even with Kafka unreachable
+CONSUMER_STOP_S = 3.0  # the consumer leaves its group within this, or is closed
+# SIGTERM -> stopped, whatever Kafka does: the tasks' grace, the producer's stop, files closed
+STOP_BOUND_S = SHUTDOWN_GRACE_S + 2.0
+MAX_IN_FLIGHT = 20_000  # outbox records handed to the sender and not acknowledged yet
+STALL_S = 15.0  # records out and no acknowledgement for this long: Kafka counts as down
 
 
 @functools.cache
@@ -103,8 +113,10 @@ class BridgeStats:
     consumed: int = 0
     skipped_not_ours: int = 0
     undecodable: int = 0
+    refused: int = 0  # decoded, but invalid for the bridge: REJECTED with the reason
     sent: int = 0
     send_failures: int = 0
+    dead_letters: int = 0
     commits: int = 0
     kafka_up: bool = False
     last_kafka_error: str | None = None
@@ -176,12 +188,21 @@ class Bridge:
         self._outbox_event = asyncio.Event()
         # set once the consumer has its partitions (MQTT: every site subscribed)
         self.ready = self.mqtt.ready if self.mqtt is not None else asyncio.Event()
+        self._sender: AckedSender | None = None
+        self._unacked: list[Outgoing] = []  # what the last sender left (named at shutdown)
+        self._last_ack = time.monotonic()
         self._trace: TextIO | None = None
         if config.latency_trace is not None:
             config.latency_trace.parent.mkdir(parents=True, exist_ok=True)
             self._trace = config.latency_trace.open("a", encoding="utf-8")
             for c in self.sites.values():
                 c.commands.on_trace = self._write_trace
+
+    async def _check_replication(self) -> None:
+        """Once at start: the topics the bridge uses below the cluster's replication rule
+        are named in the log, with the commands that fix them (never fatal)."""
+        topics = [self.topics.command_topic, *self.topics.outgoing()]
+        await report_replication(self.kafka, topics, f"bridge {self.config.bridge_id}", log)
 
     def _write_trace(self, trace: CommandTrace) -> None:
         """One line per applied command (buffered; the file is closed with the bridge)."""
@@ -223,6 +244,7 @@ class Bridge:
             tasks += [asyncio.create_task(t, name="mqtt") for t in self.mqtt.tasks()]
         else:
             tasks += [
+                asyncio.create_task(self._check_replication(), name="replication-check"),
                 asyncio.create_task(self._consume_forever(), name="consumer"),
                 asyncio.create_task(self._flush_forever(), name="outbox-flusher"),
             ]
@@ -248,6 +270,15 @@ class Bridge:
             with contextlib.suppress(Exception):
                 await d.close()
         await self.writer.aclose()
+        if self.outbox.depth:
+            log.warning(
+                "bridge %s: %d event(s) not delivered stay in the outbox %s (%d bytes; sent at "
+                "the next start)",
+                self.config.bridge_id,
+                self.outbox.depth,
+                self.outbox.dir,
+                self.outbox.size_bytes,
+            )
         self.outbox.close()
         self.store.close()
         if self._trace is not None:
@@ -275,9 +306,8 @@ class Bridge:
                 log.warning("bridge %s: consumer: %s", self.config.bridge_id, exc)
             except Exception:  # e.g. OutboxFullError: stop consuming, retry from the commit
                 log.exception("bridge %s: consumer stopped", self.config.bridge_id)
-            finally:
-                with contextlib.suppress(Exception):
-                    await consumer.stop()
+            finally:  # bounded: a frozen broker must not hold the bridge's stop
+                await finish(stop_within(consumer, CONSUMER_STOP_S))
             await asyncio.sleep(backoff)
             backoff = min(5.0, backoff * 2)
 
@@ -325,11 +355,16 @@ class Bridge:
         try:
             if rec.value is None:
                 raise BridgeInputError("empty message")
-            cmd = command_from_record(self.sink.codec.decode_as(COMMAND, rec.value))
+            record = self.sink.codec.decode_as(COMMAND, rec.value)
         except (EventDecodeError, BridgeInputError) as exc:
             self.stats.undecodable += 1
-            log.warning("bridge: undecodable command at %s/%s: %s", rec.partition, rec.offset, exc)
+            self._dead_letter(rec, exc)
             self.offsets.finished(rec.partition, rec.offset)
+            return
+        try:
+            cmd = command_from_record(record)
+        except BridgeInputError as exc:
+            self._refuse(key, record, exc, rec, tracking)
             return
         site = self.sites.get(key) if key is not None else self.sites.get(cmd.site_id)
         if site is None:  # unkeyed and for another bridge's site
@@ -339,36 +374,143 @@ class Bridge:
         # A keyed message whose body names another site reaches the gate, which refuses it.
         site.submit(cmd, tracking)
 
+    def _dead_letter(self, rec: ConsumerRecord[bytes, bytes], exc: Exception) -> None:
+        """Undecodable bytes on the command topic go to ``deadletter`` with the reason and
+        the original bytes (through the outbox, like every event of the bridge), as the
+        streams worker does; never fatal."""
+        try:
+            letter = build_dead_letter(
+                topic=rec.topic,
+                partition=rec.partition,
+                offset=rec.offset,
+                key=rec.key,
+                value=rec.value,
+                error=exc,
+                consumer=self.group_id,
+                now=time.time_ns() // 1000,
+                event_time=rec.timestamp * 1000 if rec.timestamp and rec.timestamp > 0 else None,
+            )
+            self.sink.dead_letter(letter)
+        except Exception:  # e.g. OutboxFullError: logged, the offset moves on
+            log.exception("bridge: could not dead-letter %s/%s", rec.partition, rec.offset)
+            return
+        self.stats.dead_letters += 1
+        log.warning(
+            "bridge: undecodable command at %s/%s -> deadletter: %s: %s",
+            rec.partition,
+            rec.offset,
+            type(exc).__name__,
+            exc,
+        )
+
+    def _refuse(
+        self,
+        key: str | None,
+        record: dict[str, Any],
+        exc: BridgeInputError,
+        rec: ConsumerRecord[bytes, bytes],
+        tracking: Tracking,
+    ) -> None:
+        """A command that decodes but that the bridge cannot act on: REJECTED with the reason
+        by the site it is for (never dropped silently); one naming no site or command id of
+        ours is counted and logged."""
+        bad = unusable(record, exc, datetime.now(UTC))
+        site = self.sites.get(key if key is not None else str(record.get("site_id")))
+        if bad is None or site is None:
+            self.stats.undecodable += 1
+            log.warning("bridge: unusable command at %s/%s: %s", rec.partition, rec.offset, exc)
+            self.offsets.finished(rec.partition, rec.offset)
+            return
+        self.stats.refused += 1
+        log.warning("bridge: command %s refused: %s", bad.command_id, exc)
+        site.refuse(bad, tracking)
+
     # --------------------------------------------------------------- flusher
+    def _new_producer(self) -> AIOKafkaProducer:
+        return clients.producer(  # acks=all, idempotent
+            self.kafka,
+            client_id=self.group_id,
+            linger_ms=5,
+            request_timeout_ms=15_000,
+        )
+
+    async def _started_producer(self) -> AIOKafkaProducer:
+        """A started producer (the per-record sender's replacement when one breaks)."""
+        producer = self._new_producer()
+        await clients.start(producer, self.kafka)
+        return producer
+
     async def _flush_forever(self) -> None:
+        """One producer, one per-record acknowledged sender (``contract.kafka.delivery``) for
+        the whole run: the outbox's records go out lane by lane (one lane per partition), and
+        each is marked delivered when its own batch was acknowledged. A partition without a
+        leader holds up only its own sites' records; a failed batch resends only its own
+        records, through the same idempotent producer."""
         backoff = 0.5
         while True:
-            producer = clients.producer(  # acks=all, idempotent
-                self.kafka,
-                client_id=self.group_id,
-                linger_ms=5,
-                request_timeout_ms=15_000,
-            )
+            producer = self._new_producer()
             try:
                 await clients.start(producer, self.kafka)
-                self.stats.kafka_up = True
-                backoff = 0.5
-                await self._flush(producer)
             except (KafkaError, clients.KafkaUnreachableError) as exc:
                 self.stats.kafka_up = False
                 self.stats.send_failures += 1
                 self.stats.last_kafka_error = f"producer: {exc}"
                 log.warning("bridge %s: producer: %s", self.config.bridge_id, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(5.0, backoff * 2)
+                continue
+            self.stats.kafka_up = True
+            sender = AckedSender(
+                producer,
+                name=f"bridge {self.config.bridge_id} outbox",
+                on_ack=self._delivered,
+                on_reject=self._never_sent,
+                producer_factory=self._started_producer,
+            )
+            self._sender = sender
+            try:
+                await self._flush(sender)
             finally:
-                with contextlib.suppress(Exception):
-                    await producer.stop()
-            await asyncio.sleep(backoff)
-            backoff = min(5.0, backoff * 2)
+                await finish(self._wind_down(sender))
 
-    async def _flush(self, producer: AIOKafkaProducer) -> None:
-        await deliver_outbox(
-            self.outbox, _KafkaSender(producer), self.stats, batch=self.flush_batch
+    async def _wind_down(self, sender: AckedSender) -> None:
+        """The sender's lanes stopped (what they held stays in the outbox), the producer
+        stopped within ``PRODUCER_STOP_S``."""
+        self._unacked = await sender.close()
+        self._sender = None
+        await stop_within(sender.producer, PRODUCER_STOP_S)
+
+    def _delivered(self, records: list[Outgoing]) -> None:
+        self.outbox.ack(r.ref for r in records)
+        self.stats.sent += len(records)
+        self.stats.kafka_up = True
+        self._last_ack = time.monotonic()
+
+    def _never_sent(self, record: Outgoing, reason: str) -> None:
+        """A record Kafka will never take (larger than a request): out of the outbox, named."""
+        self.stats.send_failures += 1
+        self.stats.last_kafka_error = f"{record.topic}: {reason}"
+        log.error(
+            "bridge %s: outbox record %s dropped: %s", self.config.bridge_id, record.ref, reason
         )
+        self.outbox.ack([record.ref])
+
+    async def _flush(self, sender: AckedSender) -> None:
+        """Hand the outbox to ``sender`` from the oldest record on, then each new one as it
+        is appended; at most ``MAX_IN_FLIGHT`` records wait for their acknowledgement."""
+        taken = -1  # the seq of the last record handed to the sender (seqs start at 0)
+        while True:
+            room = MAX_IN_FLIGHT - sender.pending
+            batch = self.outbox.after(taken, min(self.flush_batch, room)) if room > 0 else []
+            if not batch:
+                if sender.pending and time.monotonic() - self._last_ack > STALL_S:
+                    self.stats.kafka_up = False
+                    self.stats.last_kafka_error = f"producer: {sender.last_error}"
+                await asyncio.sleep(0.01)
+                continue
+            for record in batch:
+                sender.submit(Outgoing(record.topic, record.value, record.key, ref=record))
+            taken = batch[-1].seq
 
     async def _housekeeping(self) -> None:
         """Bulk outbox lane and acknowledged state to disk, old command ids purged: all in the
@@ -385,17 +527,3 @@ class Bridge:
                     await self.writer.purge()
             except Exception:  # a disk error: logged; the next round tries again
                 log.exception("bridge %s: housekeeping", self.config.bridge_id)
-
-
-class _KafkaSender:
-    """The Kafka :class:`~edge.bridge.delivery.RecordSender`: the producer's future per record
-    (idempotent producer, acks=all)."""
-
-    def __init__(self, producer: AIOKafkaProducer) -> None:
-        self.producer = producer
-
-    async def send(self, record: OutboxRecord) -> Awaitable[Any]:
-        fut: Awaitable[Any] = await self.producer.send(
-            record.topic, value=record.value, key=record.key
-        )
-        return fut

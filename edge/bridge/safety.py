@@ -1,7 +1,9 @@
 """The safety gate: checked before any write. Pure: no I/O, no clock (``now`` is passed in).
 
 Order of checks: ownership, then expiry, then bounds. A command is never written as is when it
-is outside the bounds: the gate returns the clamped power and the binding limit.
+is outside the bounds: the gate returns the clamped power and the binding limit. (The grid
+connection, the products armed and the energy room come after the gate, in
+:mod:`edge.bridge.headroom`, with live measurements.)
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
+from contract.enums import CommandKind
 from edge.bridge.config import SiteConfig
-from edge.bridge.model import BridgeCommand, Cause, Kind, PowerLimits
+from edge.bridge.model import BridgeCommand, Cause, PowerLimits
 
 
 class Refusal(enum.StrEnum):
@@ -29,12 +32,14 @@ class Rejected:
 
 @dataclass(frozen=True)
 class Accepted:
-    """Go ahead: write ``written_kw`` (None for STOP/SAFE_MODE/ARM_RESERVE base 0)."""
+    """Go ahead: write ``written_kw`` (None: not a power of its own, e.g. STOP, SAFE_MODE, an
+    arm: the pipeline works out the power). ``reason``: why it was clamped, in words."""
 
     command: BridgeCommand
     requested_kw: float | None
     written_kw: float | None
     clamp_cause: Cause | None
+    reason: str | None = None
 
     @property
     def clamped(self) -> bool:
@@ -88,13 +93,6 @@ def power_limits(
     return PowerLimits(d_kw, c_kw, d_cause, c_cause)
 
 
-def headroom(limits: PowerLimits, battery_power_kw: float) -> tuple[float, float]:
-    """(up, down) in kW >= 0: more discharge and more charge available from the current power."""
-    up = max(0.0, limits.max_discharge_kw - battery_power_kw)
-    down = max(0.0, battery_power_kw + limits.max_charge_kw)
-    return up, down
-
-
 def check(
     command: BridgeCommand,
     site: SiteConfig | None,
@@ -107,7 +105,7 @@ def check(
     if command.expired(now):
         late = (now - command.valid_until).total_seconds()
         return Rejected(Refusal.EXPIRED, f"expired {late:.3f} s before it could be applied")
-    if command.kind is not Kind.SET_POWER:
+    if command.kind is not CommandKind.SET_POWER:
         return Accepted(command, None, None, None)
     if limits is None:
         return Rejected(Refusal.INVALID, "no power limits known for the site yet")

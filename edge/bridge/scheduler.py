@@ -1,8 +1,9 @@
 """Per-site command queue (STOP overtakes) and the expiry decision. Pure.
 
 The queue holds commands received but not yet applied. A STOP (and SAFE_MODE, which also
-takes power to the OEM default) goes to the front and drops every queued SET_POWER or
-ARM_RESERVE that is older than it: applying them after the stop would undo it.
+takes power to the OEM default) goes to the front and drops every queued SET_POWER,
+ARM_RESERVE, DISARM_RESERVE or ORDER that is older than it: applying them after the stop would
+undo it.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 
-from edge.bridge.model import BridgeCommand, Kind
+from contract.enums import CommandKind
+from edge.bridge.model import BridgeCommand
 
-_OVERTAKING = (Kind.STOP, Kind.SAFE_MODE)
+_OVERTAKING = (CommandKind.STOP, CommandKind.SAFE_MODE)
 
 
 class CommandQueue:
@@ -56,7 +58,8 @@ class Action(enum.StrEnum):
 
 @dataclass(frozen=True)
 class SiteState:
-    """What is in force at a site: the active command (if any) and whether safe mode is on."""
+    """What is in force at a site: the active command (the newest one in force, if any) and
+    whether safe mode is on."""
 
     active: BridgeCommand | None = None
     in_safe_mode: bool = True
@@ -65,7 +68,10 @@ class SiteState:
 def decide(state: SiteState, now: datetime, queued: int = 0) -> Action:
     """When the active command expired and nothing is queued to succeed it, revert to safe mode.
 
-    A queued successor is applied by the caller first; it decides again afterwards.
+    The active command is the newest one still in force (a SET_POWER, an arm, an order); once
+    nothing is left in force it stays on the last one, expired
+    (``edge.bridge.shared.Setpoint.expire``). A queued successor is applied by the caller
+    first; it decides again afterwards.
     """
     if state.active is None or state.in_safe_mode:
         return Action.NONE

@@ -1,5 +1,5 @@
-"""What a site's three parts share, in one explicit object: latest readings, the setpoint in
-force and the one write path.
+"""What a site's three parts share, in one explicit object: latest readings, what is in force
+and the one write path.
 
 The command pipeline (:mod:`edge.bridge.commands`), the telemetry loop
 (:mod:`edge.bridge.telemetry`) and the reserve loop (:mod:`edge.bridge.reserve`) each own their
@@ -7,9 +7,11 @@ own state; this is all they have in common:
 
 * the site's config, its device (HAL), the Modbus link's health and the clock;
 * the latest identity, telemetry sample and power limits (the telemetry loop polls them, the
-  command pipeline reads them for its gate and read-back);
-* :class:`Setpoint`: what the site was told to hold (the command in force, the base power, the
-  last power written);
+  command pipeline reads them for its gate and read-back), and what they give: the bounds
+  (battery, inverter, grid connection), the energy room and the baseline;
+* :class:`Setpoint`: what the site was told to hold (what is in force: a predetermined
+  setpoint, the armed products, the orders; the newest command among them; the last power
+  written);
 * :class:`WritePath`: the only way to the device's registers, one plan at a time.
 """
 
@@ -20,12 +22,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from contract.enums import DeviceState
+from edge.bridge.baseline import Baseline, baseline, scheduled_kw
+from edge.bridge.bounds import Bounds, EnergyRoom, bounds
 from edge.bridge.config import SafeMode, SiteConfig
 from edge.bridge.link import Link
-from edge.bridge.model import BridgeCommand, Kind, PowerLimits
+from edge.bridge.model import BridgeCommand, PowerLimits
 from edge.bridge.override import ResponseTiming
 from edge.bridge.safety import LiveLimits, power_limits
 from edge.bridge.scheduler import SiteState
+from edge.bridge.stack import InForce
 from edge.hal.capabilities import SiteDevice
 from edge.hal.errors import HalError
 from edge.hal.points import Command, Identity, Telemetry, WritePlan
@@ -33,28 +39,45 @@ from edge.hal.points import Command, Identity, Telemetry, WritePlan
 
 @dataclass
 class Setpoint:
-    """What the site holds now: the command in force (or safe mode), the base power the armed
-    reserves respond around, and the last power written (None: the OEM's own mode)."""
+    """What the site holds now: what is in force (:class:`edge.bridge.stack.InForce`), the
+    newest command among it or safe mode (:attr:`state`), and the last power written (None:
+    the OEM's own mode)."""
 
     state: SiteState = field(default_factory=SiteState)
-    base_kw: float = 0.0
+    in_force: InForce = field(default_factory=InForce)
     last_written_kw: float | None = None
 
-    def commanded(self, cmd: BridgeCommand, written_kw: float) -> None:
-        """``cmd``'s writes went out (``written_kw``: the power they hold)."""
-        if cmd.kind is Kind.SAFE_MODE:
+    def commanded(self, cmd: BridgeCommand, in_force: InForce, written_kw: float | None) -> None:
+        """``cmd``'s writes went out: ``in_force`` holds now, its power ``written_kw`` (None or
+        nothing in force: the site was handed back to its own mode). The active command is
+        ``cmd`` while it is in force itself (a disarm or an order's end is not: then the
+        newest command that is)."""
+        if in_force.empty or written_kw is None:
             self.to_safe_mode()
             return
-        if cmd.kind is Kind.SET_POWER:
-            self.base_kw = written_kw
-        elif cmd.kind is Kind.STOP:
-            self.base_kw = 0.0
+        self.in_force = in_force
         self.last_written_kw = written_kw
-        self.state = SiteState(cmd, in_safe_mode=False)
+        ids = {c.command_id for c in in_force.commands()}
+        active = cmd if cmd.command_id in ids else in_force.newest()
+        self.state = SiteState(active, in_safe_mode=False)
+
+    def expire(self, now: datetime) -> list[BridgeCommand]:
+        """Drop what expired by ``now`` (returned). :attr:`state`'s active command stays the
+        newest one still in force; once nothing is, it stays on the last one (expired), so
+        :func:`edge.bridge.scheduler.decide` hands the site back."""
+        pruned = self.in_force.expire(now)
+        if pruned is self.in_force:
+            return []
+        before, self.in_force = list(self.in_force.commands()), pruned
+        newest = pruned.newest()
+        if newest is not None:
+            self.state = SiteState(newest, in_safe_mode=False)
+        kept = {c.command_id for c in pruned.commands()}
+        return [c for c in before if c.command_id not in kept]
 
     def to_safe_mode(self) -> None:
         self.state = SiteState(None, in_safe_mode=True)
-        self.base_kw = 0.0
+        self.in_force = InForce()
         self.last_written_kw = None
 
 
@@ -129,6 +152,7 @@ class SiteShared:
         self.identity: Identity | None = None
         self.telemetry: Telemetry | None = None
         self.limits: PowerLimits | None = None
+        self.last_baseline_kw = 0.0  # the baseline when load or PV is not measured
 
     def live_limits(self) -> PowerLimits:
         """The site's bounds now: config, rated power, BMS limits and SoC reserve."""
@@ -141,6 +165,48 @@ class SiteShared:
         rated = self.identity.rated_power_kw if self.identity else None
         return power_limits(self.site, live, rated, rated)
 
+    def bounds(self, limits: PowerLimits | None = None) -> Bounds:
+        """The battery power range now: battery, inverter, SoC reserve (``limits``, default
+        :meth:`live_limits`), grid connection."""
+        tel, grid = self.telemetry, self.site.grid
+        return bounds(
+            self.live_limits() if limits is None else limits,
+            import_max_kw=None if grid is None else grid.max_import_kw,
+            export_max_kw=None if grid is None else grid.max_export_kw,
+            load_kw=tel.load_kw if tel else None,
+            pv_kw=tel.pv_power_kw if tel else None,
+        )
+
+    def energy(self) -> EnergyRoom:
+        """The energy above and below the SoC reserves (capacity from the device, else the
+        site config)."""
+        tel, site = self.telemetry, self.site
+        capacity = tel.capacity_kwh if tel and tel.capacity_kwh else site.battery.capacity_kwh
+        return EnergyRoom.of(
+            tel.soc_pct if tel else None,
+            capacity,
+            site.soc_reserve_min_pct,
+            site.soc_reserve_max_pct,
+        )
+
+    def baseline(
+        self, now: datetime, in_force: InForce | None = None, within: Bounds | None = None
+    ) -> Baseline:
+        """The baseline now (:mod:`edge.bridge.baseline`) with ``in_force``'s predetermined
+        setpoint (default: what is in force), within ``within`` (default: :meth:`bounds`)."""
+        held = (self.setpoint.in_force if in_force is None else in_force).held
+        tel, site = self.telemetry, self.site
+        out = baseline(
+            self.bounds() if within is None else within,
+            setpoint_kw=None if held is None else held.power_kw,
+            scheduled=scheduled_kw(site.schedule, site.timezone, now),
+            load_kw=tel.load_kw if tel else None,
+            pv_kw=tel.pv_power_kw if tel else None,
+            last_kw=self.last_baseline_kw,
+        )
+        self.last_baseline_kw = out.kw
+        return out
+
     def battery_kw(self) -> float:
         """Battery power in the latest sample (0 when unknown)."""
         tel = self.telemetry
@@ -152,5 +218,5 @@ class SiteShared:
             return Command.safe_mode()
         return Command.set_power(0.0)  # STANDBY: hold zero
 
-    def link_state(self) -> str:
+    def link_state(self) -> DeviceState:
         return self.link.state(polled=self.telemetry is not None)

@@ -16,6 +16,8 @@ from contract.topics import topic_for_event
 from edge.bridge.events import COMMAND, FAULT, RESULT, STATUS, TELEMETRY
 from edge.bridge.outbox import Outbox
 
+DEAD_LETTER = "DeadLetter"
+
 
 @dataclass(frozen=True)
 class BridgeTopics:
@@ -27,6 +29,7 @@ class BridgeTopics:
     faults: str = topic_for_event(FAULT).name
     results: str = topic_for_event(RESULT).name
     status: str = topic_for_event(STATUS).name
+    deadletters: str = topic_for_event(DEAD_LETTER).name
     prefix: str = ""
 
     def for_event(self, event_name: str) -> str:
@@ -45,8 +48,14 @@ class BridgeTopics:
     def telemetry_topic(self) -> str:
         return self.prefix + self.telemetry
 
+    def dead_letter_topic(self) -> str:
+        return self.prefix + self.deadletters
+
     def outgoing(self) -> list[str]:
-        return [self.prefix + t for t in (self.telemetry, self.faults, self.results, self.status)]
+        return [
+            self.prefix + t
+            for t in (self.telemetry, self.faults, self.results, self.status, self.deadletters)
+        ]
 
 
 CRITICAL_EVENTS = frozenset({RESULT, FAULT})
@@ -77,3 +86,17 @@ class EventSink:
             critical=event_name in CRITICAL_EVENTS,
         )
         self.emitted[event_name] = self.emitted.get(event_name, 0) + 1
+
+    def dead_letter(self, record: Mapping[str, Any]) -> str:
+        """Append a DeadLetter record (critical lane: never dropped); its event id."""
+        value = self.codec.encode(DEAD_LETTER, record)
+        event_id = str(record["event_id"])
+        self.outbox.append(
+            self.topics.dead_letter_topic(),
+            record["key"] or b"",
+            event_id,
+            value,
+            critical=True,
+        )
+        self.emitted[DEAD_LETTER] = self.emitted.get(DEAD_LETTER, 0) + 1
+        return event_id

@@ -10,7 +10,10 @@ each owning its own state:
   the interval (tiered, in the HAL), publishes, enforces expiry, keeps the inverter under
   remote control, runs the armed droop at the poll's rate;
 * :meth:`SiteController.run_reserve` (:class:`edge.bridge.reserve.ReserveLoop`): while a
-  reserve is armed, the frequency alone every ``reserve_poll_s``.
+  product is armed, the frequency alone every ``reserve_poll_s``.
+
+A site starts with a warning for each thing its config leaves the bridge to assume
+(:meth:`edge.bridge.config.SiteConfig.assumptions`: no grid connection limit).
 
 What they share (latest readings, the setpoint in force, the one write path with its lock) is
 one explicit :class:`edge.bridge.shared.SiteShared`. Outcomes reach the disk in the disk thread
@@ -19,12 +22,15 @@ one explicit :class:`edge.bridge.shared.SiteShared`. Outcomes reach the disk in 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from contract.enums import DeviceState
 from edge.bridge.commands import CommandPipeline, Persisted
 from edge.bridge.config import SiteConfig
 from edge.bridge.diskwriter import DiskWriter
+from edge.bridge.events import Unusable
 from edge.bridge.idempotency import Tracking
 from edge.bridge.model import BridgeCommand
 from edge.bridge.reserve import ReserveLoop
@@ -32,6 +38,8 @@ from edge.bridge.shared import SiteShared
 from edge.bridge.sink import EventSink
 from edge.bridge.telemetry import TelemetryLoop
 from edge.hal.capabilities import Rediscover, SiteDevice
+
+log = logging.getLogger(__name__)
 
 
 def _utcnow() -> datetime:
@@ -56,6 +64,8 @@ class SiteController:
     ) -> None:
         self.site = site
         self.sink = sink
+        for assumption in site.assumptions():
+            log.warning(assumption)
         self.shared = SiteShared(site, device, clock)
         self.reserve = ReserveLoop(self.shared)
         self.commands = CommandPipeline(
@@ -75,6 +85,10 @@ class SiteController:
     def submit(self, cmd: BridgeCommand, tracking: Tracking | None = None) -> None:
         """A command from the consumer (see :meth:`CommandPipeline.submit`)."""
         self.commands.submit(cmd, tracking)
+
+    def refuse(self, bad: Unusable, tracking: Tracking | None = None) -> None:
+        """A command record the bridge cannot act on: REJECTED with the reason, once."""
+        self.commands.refuse(bad.command_id, bad.site_id, bad.valid_until, bad.reason, tracking)
 
     async def run_commands(self) -> None:
         await self.commands.run()
@@ -98,5 +112,5 @@ class SiteController:
         """Shutdown: stop the read-backs still waiting."""
         await self.commands.stop_observers()
 
-    def link_state(self) -> str:
+    def link_state(self) -> DeviceState:
         return self.shared.link_state()

@@ -8,9 +8,13 @@ spread over the interval) one :meth:`TelemetryLoop.tick`:
   with a known serial is looked for elsewhere (rate limited), and DeviceStatus goes out;
 * forgets the held registers when the inverter left remote control (they are not ours then);
 * publishes SiteFault on a change (on disk at once) and SiteTelemetry every poll;
-* enforces what is in force: an expired command with nothing queued to succeed it reverts to
-  safe mode; else the keep-alive (:mod:`edge.bridge.keepalive`), else the armed reserve's droop
-  at the poll's rate.
+* enforces what is in force: what expired is dropped (an arm, an order, a setpoint: the
+  others stay); nothing left in force and nothing queued to succeed it: back to safe mode;
+  else the keep-alive (:mod:`edge.bridge.keepalive`), else the target (baseline following the
+  home's load and PV, plus the armed responses and orders) at the poll's rate;
+* publishes with every sample the baseline, what is armed and ordered per product, and the
+  headroom left beyond all of it (:func:`edge.bridge.headroom.headroom`); logs when a
+  product's full activation no longer fits (:func:`edge.bridge.headroom.shortfalls`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
+from edge.bridge.bounds import Bounds
 from edge.bridge.diskwriter import DiskWriter, log_failure
 from edge.bridge.events import (
     FAULT,
@@ -32,10 +37,10 @@ from edge.bridge.events import (
     status_record,
     telemetry_record,
 )
+from edge.bridge.headroom import headroom, shortfalls
 from edge.bridge.keepalive import KeepAlive
 from edge.bridge.link import CONTROLLED
-from edge.bridge.model import Product
-from edge.bridge.safety import headroom
+from edge.bridge.model import FREQUENCY_PRODUCTS, ORDER_PRODUCTS
 from edge.bridge.scheduler import Action, decide
 from edge.bridge.shared import SiteShared
 from edge.bridge.sink import EventSink
@@ -47,15 +52,11 @@ log = logging.getLogger(__name__)
 
 
 class ReserveDuty(Protocol):
-    """What the poll asks of the site's reserves (:class:`edge.bridge.reserve.ReserveLoop`)."""
+    """What the poll asks of the site's reserve loop (:class:`edge.bridge.reserve.ReserveLoop`)."""
 
-    def expire(self, now: datetime) -> bool: ...
-
-    def disarm(self) -> None: ...
-
-    def product(self, now: datetime) -> Product: ...
-
-    async def enforce(self, now: datetime, frequency_hz: float | None) -> None: ...
+    async def enforce(
+        self, now: datetime, frequency_hz: float | None, within: Bounds | None = None
+    ) -> None: ...
 
 
 def _since(now: datetime, t: datetime | None) -> float:
@@ -88,6 +89,7 @@ class TelemetryLoop:
         self.keepalive = KeepAlive(shared)
         self.faults: list[Fault] = []
         self._faults_at: datetime | None = None
+        self._short: frozenset[str] = frozenset()  # products whose full activation is short
 
     async def run(self, phase_s: float = 0.0) -> None:
         """Poll every interval, the first poll ``phase_s`` late (staggers a bridge's sites)."""
@@ -132,8 +134,12 @@ class TelemetryLoop:
             self._sink.emit(FAULT, fault_record(sh.site.site_id, faults, self.faults, now))
             self._writer.sync(bulk=False).add_done_callback(log_failure)  # critical: on disk now
             self.faults = list(faults)
-        await self._enforce(now, tel)
-        up, down = headroom(limits, tel.battery_power_kw or 0.0)
+        within = sh.bounds(limits)
+        await self._enforce(now, tel, within)
+        in_force = sh.setpoint.in_force
+        base_kw = sh.baseline(now, in_force, within).kw
+        up, down = headroom(within, base_kw, in_force)
+        self._report_shortfalls(within, base_kw)
         active = sh.setpoint.state.active
         ctx = TelemetryContext(
             headroom_up_kw=up,
@@ -142,18 +148,42 @@ class TelemetryLoop:
             max_charge_kw=limits.max_charge_kw,
             setpoint_kw=sh.setpoint.last_written_kw,
             active_command_id=active.command_id if active else None,
-            reserve_armed=self._reserve.product(now),
+            reserve_armed=in_force.first_armed(),
             faulted=bool(self.faults),
+            baseline_kw=base_kw,
+            armed_kw={p: in_force.armed_kw(p) for p in FREQUENCY_PRODUCTS},
+            order_kw={p: in_force.order_kw(p) for p in ORDER_PRODUCTS},
         )
         self._sink.emit(TELEMETRY, telemetry_record(sh.site.site_id, sh.identity, tel, ctx, now))
         self._publish_status(now)
 
-    async def _enforce(self, now: datetime, tel: Telemetry) -> None:
+    def _report_shortfalls(self, within: Bounds, baseline_kw: float) -> None:
+        """A warning when the products whose full activation no longer fits change."""
         sh = self._shared
-        self._reserve.expire(now)
+        short = shortfalls(within, baseline_kw, sh.setpoint.in_force)
+        names = frozenset(short)
+        if names == self._short:
+            return
+        self._short = names
+        if short:
+            log.warning(
+                "site %s: headroom short (baseline %.3f kW, bounds %.3f..%.3f kW): %s",
+                sh.site.site_id,
+                baseline_kw,
+                within.min_kw,
+                within.max_kw,
+                ", ".join(f"{p} {kw:.3f} kW" for p, kw in short.items()),
+            )
+        else:
+            log.info("site %s: every product's full activation fits again", sh.site.site_id)
+
+    async def _enforce(self, now: datetime, tel: Telemetry, within: Bounds) -> None:
+        """Expiry (back to safe mode when nothing is left), the keep-alive, the target."""
+        sh = self._shared
+        for gone in sh.setpoint.expire(now):
+            log.info("site %s: %s %s expired", sh.site.site_id, gone.kind, gone.command_id)
         if decide(sh.setpoint.state, now, self._queued()) is Action.REVERT_TO_SAFE_MODE:
-            log.info("site %s: command expired, back to safe mode", sh.site.site_id)
-            self._reserve.disarm()
+            log.info("site %s: nothing in force, back to safe mode", sh.site.site_id)
             await sh.path.write(sh.safe_command())
             sh.setpoint.to_safe_mode()
             return
@@ -161,7 +191,7 @@ class TelemetryLoop:
             return
         if await self.keepalive(now, tel):
             return
-        await self._reserve.enforce(now, tel.frequency_hz)
+        await self._reserve.enforce(now, tel.frequency_hz, within)
 
     async def _maybe_rediscover(self, now: datetime) -> None:
         """OFFLINE with a known serial: look for the device elsewhere (rate limited)."""

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from contract.enums import Severity, SiteMode
 from edge.hal.codecs import decode_str, decode_unsigned, decode_value, encode_str, encode_value
 from edge.hal.errors import CodecError, WriteRefusedError
-from edge.hal.points import CanonicalPoint, Fault, Mode, Severity, Telemetry
+from edge.hal.points import CanonicalPoint, Fault, Telemetry
 from edge.hal.registermap import UNIT_TO_CANONICAL, RegisterMap, Source
 
 Value = float | str | None
@@ -92,14 +93,14 @@ def telemetry_points(rmap: RegisterMap) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def decode_mode(rmap: RegisterMap, values: Mapping[str, Value]) -> Mode:
+def decode_mode(rmap: RegisterMap, values: Mapping[str, Value]) -> SiteMode:
     for rule in rmap.mode:
         raw = values.get(rule.point)
         if isinstance(raw, float | int):
             mode = rule.values.get(int(raw))
             if mode is not None:
                 return mode
-    return Mode.UNKNOWN
+    return SiteMode.UNKNOWN
 
 
 def decode_telemetry(rmap: RegisterMap, values: Mapping[str, Value]) -> Telemetry:

@@ -1,7 +1,9 @@
 """The closed vocabulary of canonical points, commands, faults and telemetry the HAL hands upward.
 
 Units and signs are canonical: power in kW, positive = discharging / exporting to the grid.
-Nothing here names an OEM or a register.
+Nothing here names an OEM or a register. The operating mode, fault source and severity are the
+event contract's enums (``contract.enums``: ``SiteMode``, ``FaultSource``, ``Severity``): the
+HAL decodes straight into what SiteTelemetry and SiteFault carry.
 """
 
 from __future__ import annotations
@@ -9,26 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-
-class Mode(enum.StrEnum):
-    SELF_CONSUMPTION = "SELF_CONSUMPTION"
-    REMOTE = "REMOTE"
-    FORCED = "FORCED"
-    STANDBY = "STANDBY"
-    FAULT = "FAULT"
-    UNKNOWN = "UNKNOWN"
-
-
-class FaultSource(enum.StrEnum):
-    INVERTER = "INVERTER"
-    BMS = "BMS"
-
-
-class Severity(enum.StrEnum):
-    INFO = "INFO"
-    WARNING = "WARNING"
-    MINOR = "MINOR"
-    MAJOR = "MAJOR"
+from contract.enums import FaultSource, Severity, SiteMode
 
 
 class CanonicalPoint(enum.StrEnum):
@@ -83,7 +66,7 @@ class Telemetry:
     max_charge_kw: float | None
     max_discharge_kw: float | None
     capacity_kwh: float | None
-    mode: Mode
+    mode: SiteMode
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from contract.enums import FaultSource, Severity, SiteMode
 from edge.hal.codecs import RAW_RANGE, TYPE_SENTINELS, RegType, WordOrder, register_count
 from edge.hal.errors import MapError
-from edge.hal.points import CANONICAL_UNITS, CanonicalPoint, FaultSource, Mode, Severity
+from edge.hal.points import CANONICAL_UNITS, CanonicalPoint
 
 Unit = Literal[
     "", "W", "kW", "Wh", "kWh", "%", "permille", "Hz", "V", "A", "Ah", "degC", "min", "s",
@@ -158,7 +159,7 @@ class Source(_Strict):
 
 class ModeRule(_Strict):
     point: str
-    values: dict[int, Mode]
+    values: dict[int, SiteMode]
 
 
 class Identification(_Strict):

@@ -57,6 +57,11 @@ def _reraise_cancellation() -> None:
         raise asyncio.CancelledError
 
 
+def _retrieved(request: asyncio.Future[ModbusPDU]) -> None:
+    if not request.cancelled():
+        request.exception()
+
+
 class Health(enum.StrEnum):
     ONLINE = "ONLINE"
     DEGRADED = "DEGRADED"
@@ -299,7 +304,11 @@ class ModbusTransport:
         self.stats.requests += 1
         started = time.monotonic()
         try:
-            reply = await asyncio.wait_for(send(client), self.connection.timeout_s + 1.0)
+            request = asyncio.ensure_future(send(client))
+            # cancelled from outside (shutdown), pymodbus ends the request with an I/O error
+            # nobody awaits any more: retrieve it here, not as "exception never retrieved"
+            request.add_done_callback(_retrieved)
+            reply = await asyncio.wait_for(request, self.connection.timeout_s + 1.0)
         except (TimeoutError, ModbusIOException) as exc:
             _reraise_cancellation()
             raise self._fail(

@@ -6,7 +6,8 @@ touching the data block (zero_mode is gone), so the sparse blocks here are keyed
 `max_read_gap` registers between points are filled with zeros so coalesced block reads work.
 
 Control API for tests and the CLI: `write_log` / `write_counts`, `inject_fault`,
-`clear_faults`, `set_frequency`, `advance` (virtual clock), `drop_connections`, `move_to`,
+`clear_faults`, `set_frequency`, `switch_load` (an appliance on top of the household profile:
+a sauna, an EV charger), `advance` (virtual clock), `drop_connections`, `move_to`,
 `pacing` (request count and spacing; with `min_request_spacing_s` > 0 the simulator refuses
 requests spaced closer than that with exception 0x06, like a slow dongle).
 """
@@ -14,6 +15,7 @@ requests spaced closer than that with exception 0x06, like a slow dongle).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -22,8 +24,8 @@ from typing import Any
 from pymodbus.constants import ExcCodes
 from pymodbus.datastore import ModbusDeviceContext, ModbusServerContext, ModbusSparseDataBlock
 
+from contract.enums import Severity
 from edge.hal.codecs import RAW_RANGE, decode_unsigned, encode_int, encode_str, to_signed
-from edge.hal.points import Severity
 from edge.hal.registermap import ModelInfo, Point, RegisterMap
 from edge.sim.battery import BatteryModel, BatteryParams
 from edge.sim.firmware import DEFAULT_VERSION, FIRMWARE, RESPONSE, Firmware, PhysicalState
@@ -123,6 +125,7 @@ class SimInverter:
         start_time_of_day_s: float = 12 * 3600.0,
         tick_s: float = 0.1,
         min_request_spacing_s: float = 0.0,
+        clock_origin: float | None = None,
     ) -> None:
         self.rmap = rmap
         self.model: ModelInfo = _pick_model(rmap, model)
@@ -135,6 +138,7 @@ class SimInverter:
         self.battery = BatteryModel(params, soc_pct=soc_pct)
         self.profile = SiteProfile(seed=seed)
         self.frequency_hz = 50.0
+        self.extra_load_kw = 0.0  # appliances switched on beyond the household profile
         self.tick_s = tick_s
         self.registers = SimRegisters(rmap)
         self.firmware: Firmware = FIRMWARE[rmap.oem](
@@ -144,7 +148,9 @@ class SimInverter:
         self.write_log: list[WriteRecord] = []
         self.write_counts: Counter[int] = Counter()
         self.faults: dict[str, int] = {t.point: 0 for t in rmap.faults}
-        self._t0 = time.monotonic()
+        # time.monotonic() at the simulated clock's zero: twins given the same origin see the
+        # same household load and PV at every instant (edge.testing.twins)
+        self._t0 = time.monotonic() if clock_origin is None else clock_origin
         self._offset_s = 0.0
         self._start_tod = start_time_of_day_s
         self._last_tick = 0.0
@@ -167,7 +173,7 @@ class SimInverter:
         return PhysicalState(
             now_s=self.now(),
             pv_kw=self.profile.pv_kw(t),
-            load_kw=self.profile.load_kw(t),
+            load_kw=self.profile.load_kw(t) + self.extra_load_kw,
             battery_kw=self.battery.power_kw,
             soc_pct=self.battery.soc_pct,
             frequency_hz=self.frequency_hz,
@@ -259,6 +265,14 @@ class SimInverter:
         """
         self.frequency_hz = hz
         self.firmware.publish_frequency(hz)
+
+    def switch_load(self, kw: float) -> None:
+        """An appliance of ``kw`` switches on (``kw`` > 0) or the ones on switch off (0): the
+        household load is the profile's plus this, at once (the next tick publishes it)."""
+        if not math.isfinite(kw) or kw < 0.0:
+            raise ValueError(f"an appliance load must be finite and >= 0 kW, got {kw!r}")
+        self.extra_load_kw = kw
+        self.tick()
 
     # --------------------------------------------------------------- network
     async def start(self) -> None:

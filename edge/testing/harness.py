@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from contract.codec import default_codec
+from contract.enums import CommandKind, Product
 from contract.kafka import clients
 from contract.kafka.cliargs import options_of
 from contract.kafka.settings import KafkaSettings
+from contract.records import ReserveArm
 from edge.bridge.config import (
     BatteryLimits,
     BridgeConfig,
@@ -33,7 +35,7 @@ from edge.bridge.config import (
     Transport,
 )
 from edge.bridge.events import COMMAND, command_record
-from edge.bridge.model import BridgeCommand, Kind, ReserveParams
+from edge.bridge.model import BridgeCommand
 from edge.bridge.runtime import Bridge
 from edge.bridge.sink import BridgeTopics
 from edge.hal.maps import load_all
@@ -97,6 +99,7 @@ class SimBridge:
         telemetry_interval_s: float = 0.5,
         battery: BatteryParams | None = None,
         mqtt: MqttConfig | None = None,
+        start_time_of_day_s: float = 12 * 3600.0,
     ) -> None:
         self.specs = list(specs)
         self.mqtt = mqtt  # given: the bridge talks MQTT (through a gateway), else Kafka
@@ -106,6 +109,7 @@ class SimBridge:
         self.bridge_id = bridge_id or f"sim-{uuid.uuid4().hex[:8]}"
         self.telemetry_interval_s = telemetry_interval_s
         self.battery = battery
+        self.start_time_of_day_s = start_time_of_day_s  # the simulated homes' clock (PV, load)
         self.sims: dict[str, SimInverter] = {}
         self.bridge: Bridge | None = None
         self._loop = asyncio.new_event_loop()
@@ -139,6 +143,7 @@ class SimBridge:
                     soc_pct=spec.soc_pct,
                     seed=i,
                     battery=self.battery,
+                    start_time_of_day_s=self.start_time_of_day_s,
                 )
                 await sim.start()
                 self.sims[spec.site_id] = sim
@@ -214,11 +219,12 @@ class SimBridge:
 
 def new_command(
     site_id: str,
-    kind: Kind = Kind.SET_POWER,
+    kind: CommandKind = CommandKind.SET_POWER,
     power_kw: float | None = None,
     *,
     valid_s: float = 120.0,
-    reserve: ReserveParams | None = None,
+    reserve: ReserveArm | None = None,
+    product: Product | None = None,
     command_id: str | None = None,
     now: datetime | None = None,
 ) -> BridgeCommand:
@@ -233,6 +239,7 @@ def new_command(
         reserve=reserve,
         event_id=str(uuid.uuid4()),
         issued_by="harness",
+        product=product,
     )
 
 

@@ -13,6 +13,7 @@ Fault tests use :func:`kill_node` and :func:`restart_node`.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -29,6 +30,7 @@ from contract.kafka.settings import SecurityProtocol, settings_for
 from flowerhub.broker.config import (
     ALLOWED_NODE_COUNTS,
     HOST,
+    BrokerConfigError,
     ClusterPlan,
     SecurePlan,
     jvm_options,
@@ -64,6 +66,7 @@ PORT_ATTEMPTS = 3
 
 # Popen objects of the nodes this process started: kept so they are reaped (no zombies,
 # no "still running" warnings) when this process stops them.
+log = logging.getLogger(__name__)
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
@@ -140,6 +143,43 @@ def free_ports(count: int) -> list[int]:
             sock.bind((HOST, 0))
             ports.append(int(sock.getsockname()[1]))
         return ports
+
+
+def ports_free(ports: list[int]) -> bool:
+    """True when every one of ``ports`` can be bound on the loopback address right now."""
+    with ExitStack() as stack:
+        for port in ports:
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                return False
+        return True
+
+
+def previous_ports(data_dir: Path, nodes: int, secure: bool) -> list[int] | None:
+    """The ports a previous run of the cluster in ``data_dir`` used, in plan order (broker,
+    controller[, SSL, SASL_SSL] per node), read from the nodes' server.properties; None for
+    a fresh dir or one laid out differently (node count, TLS)."""
+    ports: list[int] = []
+    names = ["PLAINTEXT", "CONTROLLER"] + (["SSL", "SASL_SSL"] if secure else [])
+    for node_id in range(1, nodes + 1):
+        path = data_dir / f"node-{node_id}" / "server.properties"
+        if not path.is_file():
+            return None
+        try:
+            listeners = parse_properties(path.read_text(encoding="utf-8")).get("listeners", "")
+        except (OSError, BrokerConfigError):
+            return None
+        by_name = {}
+        for listener in listeners.split(","):
+            name, _, address = listener.partition("://")
+            by_name[name] = address.rpartition(":")[2]
+        if set(by_name) != set(names) or not all(by_name[n].isdigit() for n in names):
+            return None
+        ports += [int(by_name[n]) for n in names]
+    return ports
 
 
 def _java(lib: Path, main: str, args: list[str], jvm: list[str]) -> list[str]:
@@ -262,7 +302,8 @@ def start_cluster(
 ) -> ClusterState:
     """Start ``nodes`` (1 or 3) combined broker+controller nodes; return once all answer.
 
-    A data dir that held a stopped cluster is reused (same cluster id and data, new ports);
+    A data dir that held a stopped cluster is reused (same cluster id, data and ports, so
+    clients reconnect by themselves; new ports only when one of them is taken);
     a stale state file (dead pids) is replaced. On failure every started node is stopped and
     the error carries the tail of each node's server log. ``tls`` adds an SSL listener
     (mutual TLS) and a SASL_SSL listener (PLAIN) to every node, with throwaway certificates
@@ -279,10 +320,19 @@ def start_cluster(
     cluster_id = _formatted_cluster_id(data_dir, nodes) or new_cluster_id()
     secure = _secure_plan(data_dir) if tls else None
     started = time.monotonic()
+    # A restart on the same data dir keeps the old ports, so running clients (bridges,
+    # workers, archivers) find the brokers where they left them and reconnect by themselves.
+    kept = previous_ports(data_dir, nodes, secure is not None)
+    if kept is not None and not ports_free(kept):
+        log.warning("%s: the previous ports %s are taken: new ports for this run", data_dir, kept)
+        kept = None
     for attempt in range(1, PORT_ATTEMPTS + 1):
         # Free ports are released before the JVMs bind them (a second or more later); on a
         # busy machine a client connection may take one meanwhile: then pick new ports.
-        ports = free_ports((2 if secure is None else 4) * nodes)
+        if attempt == 1 and kept is not None:
+            ports = kept
+        else:
+            ports = free_ports((2 if secure is None else 4) * nodes)
         plan = plan_cluster(cluster_id, data_dir, ports, secure)
         try:
             state = _start_plan(lib, version, plan, heap, timeout)

@@ -203,6 +203,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         f"{args.prefix}* in {stats.wall_s:.2f} s"
         + (f" ({factor:.1f}x real time)" if factor else "")
         + (f", worst lateness {stats.late_s * 1000:.0f} ms" if request.speed else "")
+        + (
+            f"; {stats.duplicates} repeated event(s) left out (same event id)"
+            if stats.duplicates
+            else ""
+        )
     )
     for topic, count in sorted(stats.per_topic.items()):
         print(f"  {topic}: {count}")

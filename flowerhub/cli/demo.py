@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from contract.kafka.settings import KafkaSettings
 from flowerhub.cli import CliError
@@ -23,7 +24,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "FLOWERHUB_BOOTSTRAP_SERVERS / KAFKA_BOOTSTRAP_SERVERS), simulated homes, their "
         "edge bridges (over a local Mosquitto and the gateway unless --transport kafka), "
         "the streams worker and the archiver; play a scenario; stop everything; "
-        "audit the event log and compare the verdicts with the scenario's expectations.",
+        "audit the event log and compare the verdicts with the scenario's expectations. "
+        "Exit status: 0 every expectation met, 1 not, 4 the streams worker died during the "
+        "scenario, 5 the archiver, 6 an edge bridge, 7 the UI, 8 the gateway (reported at "
+        "once on the progress line).",
     )
     parser.add_argument("--sites", type=int, help="fleet size (default: the scenario's, 60)")
     parser.add_argument(
@@ -163,9 +167,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"report: {result.report}")
     for note in result.notes:
         print(f"note: {note}")
-    if result.leftover_pids:
-        print(f"left running: pids {result.leftover_pids}")
-        code = 1
+    code = _children_code(result, code)
     print(
         f"wall time {result.wall_s:.1f} s, peak memory {result.peak_rss_bytes / MIB:.0f} MiB "
         "(demo + children + broker, summed)"
@@ -175,6 +177,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.ui_keep:
         code = _keep_ui(result.run_dir, args.ui_port) or code
     return code
+
+
+def _children_code(result: Any, code: int) -> int:
+    """1 when a child was left running; the code of the first child that died during the
+    scenario (flowerhub.demo.watch.EXIT_CODES) wins over both."""
+    from flowerhub.demo.watch import exit_code_for
+
+    if result.leftover_pids:
+        print(f"left running: pids {result.leftover_pids}")
+        code = 1
+    for death in result.died:
+        print(death.describe())
+    return exit_code_for(result.died[0].name) if result.died else code
 
 
 def _keep_ui(run_dir: Path, port: int) -> int:

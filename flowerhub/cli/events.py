@@ -1,8 +1,13 @@
 """`flowerhub topics ...` and `flowerhub events ...`: the topic table and the event codec.
 
 - ``topics list [--prefix P]``: the topic table.
-- ``topics create [--prefix P] [--partitions N] [--replication-factor R]``: create every
-  topic (idempotent). The broker: the connection flags of every verb (``--bootstrap``,
+- ``topics create [--prefix P] [--partitions N] [--replication-factor R]
+  [--min-insync-replicas M]``: create every topic (idempotent); replication min(3, brokers)
+  and min.insync.replicas min(2, replication) unless given; existing topics below that rule
+  are named with the commands that fix them.
+- ``topics check [--prefix P] [--plan FILE]``: topics below the rule (exit 1), and the
+  reassignment plan for ``kafka-reassign-partitions.sh``.
+  The broker: the connection flags of every verb (``--bootstrap``,
   ``--security-protocol``, ...), else ``FLOWERHUB_*`` / ``KAFKA_BOOTSTRAP_SERVERS``, else the
   running local broker (``flowerhub broker start``); see ``flowerhub.cli.kafka``.
 - ``events list``: event names, versions, fingerprints.
@@ -19,6 +24,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from flowerhub.cli import CliError
 from flowerhub.cli.kafka import add_connection, connection
@@ -34,9 +40,32 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     create = verbs.add_parser("create", help="create every topic (existing ones are fine)")
     create.add_argument("--prefix", default="", help="namespace prefix, e.g. 'replay-1.'")
     create.add_argument("--partitions", type=int, help="override every topic's partitions")
-    create.add_argument("--replication-factor", type=int, default=1)
+    create.add_argument(
+        "--replication-factor",
+        type=int,
+        help="replicas per partition (default: min(3, brokers) from the cluster's metadata)",
+    )
+    create.add_argument(
+        "--min-insync-replicas",
+        type=int,
+        help="min.insync.replicas of each topic (default: min(2, replication factor))",
+    )
     add_connection(create)
     create.set_defaults(func=cmd_topics_create)
+    check = verbs.add_parser(
+        "check",
+        help="list topics below the replication rule (min(3, brokers) replicas, "
+        "min.insync.replicas min(2, replicas)), with the commands that fix them",
+    )
+    check.add_argument("--prefix", default=None, help="only topics of the table under P")
+    check.add_argument(
+        "--plan",
+        type=Path,
+        metavar="FILE",
+        help="write the kafka-reassign-partitions.sh plan that adds the missing replicas",
+    )
+    add_connection(check)
+    check.set_defaults(func=cmd_topics_check)
 
     events = subparsers.add_parser("events", help="encode, decode and check Avro events")
     verbs = events.add_subparsers(dest="verb", metavar="VERB")
@@ -106,17 +135,57 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
                 args.prefix,
                 partitions=args.partitions,
                 replication_factor=args.replication_factor,
+                min_insync_replicas=args.min_insync_replicas,
             )
         )
     except (TopicError, OSError) as exc:  # OSError: KafkaUnreachableError says where and why
         raise CliError(str(exc)) from exc
     except Exception as exc:  # other aiokafka errors: say which broker, no traceback
         raise CliError(f"{kafka.describe()}: {type(exc).__name__}: {exc}") from exc
+    print(
+        f"replication {report.replication_factor}, min.insync.replicas {report.min_insync_replicas}"
+    )
     for name in report.created:
         print(f"created   {name}")
     for name in report.existing:
         print(f"existing  {name}")
+    _print_shortfalls(report.under_replicated, kafka.bootstrap_servers)
     return 0
+
+
+def _print_shortfalls(shortfalls: Any, bootstrap: str) -> None:
+    for short in shortfalls:
+        print(f"UNDER-REPLICATED  {short.describe()}", file=sys.stderr)
+        for command in short.fix_commands(bootstrap):
+            print(f"  fix: {command}", file=sys.stderr)
+
+
+def cmd_topics_check(args: argparse.Namespace) -> int:
+    """Exit 0 when every topic meets the rule, 1 when some do not (listed on stderr)."""
+    import asyncio
+
+    from contract.kafka.admin import check_replication, reassignment_plan, replica_layout
+    from contract.topics import TOPICS, TopicError
+
+    kafka = connection(args)
+    names = None if args.prefix is None else [t.full_name(args.prefix) for t in TOPICS]
+    try:
+        shortfalls = asyncio.run(check_replication(kafka, names))
+        if args.plan is not None:
+            short_names = [s.topic for s in shortfalls]
+            brokers, layout = asyncio.run(replica_layout(kafka, short_names))
+            plan = reassignment_plan(shortfalls, brokers, layout)
+            args.plan.write_text(json.dumps(plan, indent=1) + "\n", encoding="utf-8")
+            print(f"wrote {args.plan}: {len(plan['partitions'])} partition(s) to reassign")
+    except (TopicError, OSError) as exc:
+        raise CliError(str(exc)) from exc
+    except Exception as exc:  # other aiokafka errors: say which broker, no traceback
+        raise CliError(f"{kafka.describe()}: {type(exc).__name__}: {exc}") from exc
+    if not shortfalls:
+        print("every topic meets the replication rule")
+        return 0
+    _print_shortfalls(shortfalls, kafka.bootstrap_servers)
+    return 1
 
 
 # ------------------------------------------------------------------------------ events

@@ -40,9 +40,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     worker.add_argument(
         "--replication-factor",
         type=int,
-        default=1,
         help="replication factor for topics the worker creates, internal changelogs "
-        "included (3 on a 3-broker cluster with min.insync.replicas=2; default 1)",
+        "included (default: min(3, brokers) from the cluster's metadata)",
+    )
+    worker.add_argument(
+        "--min-insync-replicas",
+        type=int,
+        help="min.insync.replicas of the topics the worker creates "
+        "(default: min(2, replication factor))",
     )
     worker.add_argument(
         "--loglevel",
@@ -85,20 +90,27 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if args.partitions is not None and args.partitions < 1:
         raise CliError(f"--partitions must be >= 1, got {args.partitions}")
-    if args.replication_factor < 1:
+    if args.replication_factor is not None and args.replication_factor < 1:
         raise CliError(f"--replication-factor must be >= 1, got {args.replication_factor}")
+    if args.min_insync_replicas is not None and args.min_insync_replicas < 1:
+        raise CliError(f"--min-insync-replicas must be >= 1, got {args.min_insync_replicas}")
     try:
         data, internal = asyncio.run(
             prepare_topics(
                 settings,
                 partitions=args.partitions,
                 replication_factor=args.replication_factor,
+                min_insync_replicas=args.min_insync_replicas,
             )
         )
     except (TopicError, OSError) as exc:  # KafkaUnreachableError is an OSError
         raise CliError(str(exc)) from exc
     created = len(data.created) + len(internal.created)
-    print(f"topics: {created} created, {len(data.existing) + len(internal.existing)} existing")
+    print(
+        f"topics: {created} created, {len(data.existing) + len(internal.existing)} existing "
+        f"(replication {data.replication_factor}, "
+        f"min.insync.replicas {data.min_insync_replicas})"
+    )
     # the start-up heap (Faust, aiokafka, numpy...) out of full collections once ready
     app = create_app(settings, partitions=args.partitions, on_ready=quiet_gc)
     sys.argv = [sys.argv[0], "worker", f"--loglevel={args.loglevel}", "--without-web"]

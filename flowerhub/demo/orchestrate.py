@@ -45,6 +45,7 @@ from flowerhub.demo.results import AuditOutcome, run_audit
 from flowerhub.demo.scenario import FrequencyPhase, OrderPhase, Scenario
 from flowerhub.demo.sims import SimFleet, SimStartError
 from flowerhub.demo.testlog import RigLog, RigLogError, RigOutcome, judge_rig, write_rig_csv
+from flowerhub.demo.watch import Death, watch_children
 
 FLEET_ID = "flowerhub"
 STEP_S = 0.1  # frequency trace update period (the simulators' register, read at each poll)
@@ -83,6 +84,7 @@ class DemoResult:
     notes: list[str] = field(default_factory=list)
     rig: list[RigOutcome] = field(default_factory=list)  # 10 Hz test rig log verdicts
     ui_url: str | None = None
+    died: list[Death] = field(default_factory=list)  # children that exited while it played
 
 
 class Progress:
@@ -311,6 +313,7 @@ class Demo:
         self.run_dir = (options.out / f"{options.scenario.name}-{run_id}").resolve()
         self.prefix = f"demo-{run_id.lower()}."
         self.children: list[Child] = []
+        self.died: list[Death] = []
         self.broker_dir: Path | None = None
         self.broker_pids: list[int] = []
         self.mqtt_dir: Path | None = None
@@ -399,6 +402,7 @@ class Demo:
         audit: AuditOutcome | None = None
         notes: list[str] = []
         rigs: list[RigLog] = []
+        watcher: asyncio.Task[None] | None = None
         try:
             if o.kafka is not None:
                 kafka = o.kafka
@@ -421,6 +425,7 @@ class Demo:
                     f"{len(specs)} site certificates in {self.mqtt_dir}"
                 )
             await self._start_children(kafka, fleet, archive, mqtt)
+            watcher = asyncio.create_task(watch_children(self.children, say, self.died))
             from contract.topics import topic
 
             telemetry = topic("site.telemetry").full_name(self.prefix)
@@ -437,6 +442,10 @@ class Demo:
                 await producer.stop()
             say("scenario done; stopping bridges, streams worker, archiver")
         finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
             leftovers = await self._shutdown(fleet)
             meter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -460,6 +469,7 @@ class Demo:
             notes=notes,
             rig=rig,
             ui_url=self.ui_url,
+            died=self.died,
         )
 
     @staticmethod

@@ -8,8 +8,9 @@ on a timeline in seconds from the scenario start:
   simulated inverter (piecewise linear ``points`` or a ``sine``) and announces it as a
   ``MarketActivation`` of kind TEST (FCR tests) or FREQUENCY_EVENT (FFR); an ``order`` phase
   produces an aFRR/mFRR ``MarketActivation`` of kind ORDER and holds it for ``duration_s``;
-* ``incidents``: faults injected at a time into one site (by fleet index): a MAJOR fault bit,
-  a home that drops offline, or an inverter whose firmware ignores remote commands;
+* ``incidents``: things that happen at a time to one site (by fleet index): a MAJOR fault bit,
+  a home that drops offline, an inverter whose firmware ignores remote commands, or a load
+  (a sauna, an EV charger: ``load_kw``) that switches on in the home (0 switches it off);
 * ``expected``: audit verdicts by rule id (PASS/FAIL) and the sites expected among offenders.
 
 Capacities are per site (kW) so a scenario scales with ``--sites``. Pure: no Kafka here.
@@ -168,6 +169,7 @@ class IncidentKind(StrEnum):
     FAULT = "fault"  # set a fault bit in the site's fault word (MAJOR bits stop the battery)
     OFFLINE = "offline"  # the home's Modbus server stops (router down, dongle unplugged)
     OVERRIDE = "override"  # the inverter's firmware ignores remote commands from now on
+    LOAD = "load"  # an appliance of load_kw switches on in the home (0: off again)
 
 
 class Incident(_Strict):
@@ -178,6 +180,7 @@ class Incident(_Strict):
     kind: IncidentKind
     point: str | None = None
     bit: Annotated[int, Field(ge=0, le=31)] | None = None
+    load_kw: Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False)] | None = None
 
     @model_validator(mode="after")
     def _fault_target(self) -> Incident:
@@ -186,6 +189,8 @@ class Incident(_Strict):
             raise ValueError("a fault incident needs point and bit")
         if self.kind is not IncidentKind.FAULT and (self.point is not None or self.bit is not None):
             raise ValueError(f"a {self.kind.value} incident takes no point or bit")
+        if (self.kind is IncidentKind.LOAD) != (self.load_kw is not None):
+            raise ValueError("a load incident needs load_kw; no other incident takes it")
         return self
 
 

@@ -3,7 +3,8 @@
 All simulators run on the caller's event loop (pymodbus asyncio servers). ``SimFleet`` also
 writes the edge-bridge config of each OEM (one bridge process per register map, as in
 ``docker-compose.yml``) and applies the scenario's incidents: a fault bit, a home that goes
-offline, an inverter whose firmware starts ignoring remote commands.
+offline, an inverter whose firmware starts ignoring remote commands, an appliance (sauna, EV
+charger) switching on.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ START_TIME_OF_DAY_S = 18 * 3600.0  # early evening: household load, little PV
 # slipped to 1.2-1.7 s under load, leaving 1 s audit buckets without the site (issue 7).
 MIN_RESERVE_POLL_S = 0.2
 RESERVE_POLL_GAPS = 4  # the fast loop uses at most a quarter of the link
+# Every demo home's main fuse: 3 x 16 A at 230 V (11 kW), a common Swedish house connection;
+# the bridge bounds charging (and the FCR-D down headroom) by it when the house load is high.
+DEMO_FUSE_A = 16.0
 
 
 def reserve_poll_s(request_gap_s: float) -> float:
@@ -131,6 +135,7 @@ def site_entry(spec: SiteSpec, sim: SimInverter) -> dict[str, Any]:
         # a simulator answers like the inverter's own LAN port: name that link where the map
         # has one (before identification Sungrow assumes the slower WiNet-S dongle)
         "link": "lan" if "lan" in sim.rmap.timing.links else None,
+        "grid": {"fuse_a": DEMO_FUSE_A, "phases": 3},
     }
 
 
@@ -206,6 +211,11 @@ class SimFleet:
             await sim.stop()
             self.offline.add(spec.site_id)
             return f"{spec.site_id} ({spec.oem}): home offline (Modbus server gone)"
+        if incident.kind is IncidentKind.LOAD:
+            kw = incident.load_kw or 0.0
+            sim.switch_load(kw)
+            what = f"a {kw:g} kW load switches on" if kw > 0 else "the extra load switches off"
+            return f"{spec.site_id} ({spec.oem}): {what}"
         sim.firmware = OverridingFirmware(sim.firmware)
         return f"{spec.site_id} ({spec.oem}): firmware now ignores remote commands"
 

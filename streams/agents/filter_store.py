@@ -28,6 +28,7 @@ from typing import Any
 from aiokafka.structs import TopicPartition  # type: ignore[import-untyped, unused-ignore]
 
 from contract.kafka import clients
+from contract.kafka.delivery import stop_within
 from streams.settings import StreamsSettings
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 _COMPACT = (",", ":")
 POLL_MS = 200
 TAKE_TIMEOUT_S = 60.0
+STOP_S = 2.0  # the standby consumer at a stop, Kafka reachable or not
 
 
 def changelog_topic(settings: StreamsSettings) -> str:
@@ -98,9 +100,9 @@ class ChangelogStandby:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._consumer is not None:
-            await clients.stop(self._consumer)
-            self._consumer = None
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await stop_within(consumer, STOP_S)
 
     async def _run(self) -> None:
         consumer = self._consumer

@@ -56,8 +56,9 @@ from aiokafka.structs import TopicPartition  # type: ignore[import-untyped, unus
 from mode import Service
 
 from contract.kafka import clients
+from contract.kafka.delivery import Outgoing, finish, stop_within
 from streams.agents.election import sticky_election
-from streams.agents.leading import Leading, election_topic
+from streams.agents.leading import CLIENT_STOP_S, Leading, election_topic
 from streams.agents.site_tasks import session_timeout_refused
 from streams.settings import StreamsSettings
 
@@ -65,7 +66,7 @@ log = logging.getLogger(__name__)
 
 NAME = "fleet leader"
 RETRY_S = 1.0  # a lead that failed (not fenced) is taken up again after this
-STOP_TIMEOUT_S = 15.0
+STOP_TIMEOUT_S = 6.0  # a lead's task at a stop (its close: 2 x CLIENT_STOP_S)
 
 
 def election_group(settings: StreamsSettings) -> str:
@@ -126,9 +127,14 @@ class FleetLeader(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # 
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._consumer is not None:
-            await clients.stop(self._consumer)  # leaves the group: another worker leads now
-            self._consumer = None
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:  # leaves the group: another worker leads now
+            await stop_within(consumer, CLIENT_STOP_S)
+
+    def unacked(self) -> list[Outgoing]:
+        """The records of the lead's open transaction (the stop watchdog names them)."""
+        leading = self.leading
+        return [] if leading is None else leading.unacked()
 
     async def _poll(self) -> None:
         """Keeps the election consumer in its group (the topic holds nothing to read)."""
@@ -170,7 +176,7 @@ class FleetLeader(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # 
             leading.active = False
         if task is not None and not task.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(task, STOP_TIMEOUT_S)
             log.warning("%s: no longer leading: %s", NAME, why)
 
@@ -200,4 +206,4 @@ class FleetLeader(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # 
             finally:
                 leading.active = False
                 self.since = None
-                await leading.close()
+                await finish(leading.close())  # to its end, even while cancelled again

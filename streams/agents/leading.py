@@ -20,6 +20,16 @@
    to ``compliance.verdicts``, dead letters). A crash before the commit leaves nothing
    visible to ``read_committed`` readers; the next leader redoes the work from the last
    snapshot.
+
+The leader's outputs do not go through the per-record acknowledged sender of the other
+producers (``contract.kafka.delivery``): the transaction is their acknowledgement. Its
+commit returns only once every record of it was acknowledged, and a transaction that fails
+(a batch that cannot land, a fenced producer) is aborted as a whole: no reader sees any of
+it, the lead ends, and the next one redoes the work from the last committed snapshot. So
+nothing is lost and nothing is written twice, where resending a failed batch on its own (as
+the sender does) would break the all-or-nothing. The setpoints of a fan-out go in
+per-partition batches (aiokafka's ``create_batch``/``send_batch``, the same murmur2
+partition as a keyed send); the stop of a lead is bounded (``CLIENT_STOP_S`` per client).
 """
 
 from __future__ import annotations
@@ -39,8 +49,9 @@ from aiokafka.structs import TopicPartition  # type: ignore[import-untyped, unus
 from contract.codec import decode_raw, encode
 from contract.errors import InvalidEventError
 from contract.kafka import clients
+from contract.kafka.delivery import Outgoing, stop_within
 from contract.topics import topic as topic_row
-from streams.agents.batching import KeyedBatchSender
+from streams.agents.batching import murmur2_partition
 from streams.agents.site_tasks import slices_topic, wall_micros
 from streams.settings import StreamsSettings
 from streams.steps import slices
@@ -56,6 +67,7 @@ NAME = "fleet-leader"
 POLL_MS = 100
 MAX_RECORDS = 20_000
 READ_TIMEOUT_S = 30.0
+CLIENT_STOP_S = 2.0
 #: the fleet requests, in the order they are taken at the same instant
 FLEET_TOPICS = ("reserve.assignments", "market.activations", "market.fleet-setpoints")
 _SLICE, _RESULT, _FLEET = "slice", "result", "fleet"
@@ -110,7 +122,8 @@ class Leading:
         self._late_logged = 0
         self._producer: Any = None
         self._consumer: Any = None
-        self._setpoints: KeyedBatchSender | None = None
+        self._partition_of: dict[bytes, int] = {}  # setpoint key -> partition (murmur2)
+        self._open: list[tuple[str, int | None]] = []  # the open transaction's records
         self._sources: dict[Any, tuple[str, Any]] = {}  # TopicPartition -> (kind, merge key)
         self._written_allocations: object | None = None
         self._offsets_dirty = False
@@ -131,9 +144,6 @@ class Leading:
         )
         await clients.start(producer, settings)  # InitProducerId: fences the previous leader
         self._producer = producer
-        self._setpoints = KeyedBatchSender(
-            producer, settings.topic("site.setpoints"), self._count("site.setpoints")
-        )
         await self._restore()
         self.restored_at = time.monotonic()
         log.warning(
@@ -170,10 +180,14 @@ class Leading:
         )
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
-            await clients.stop(consumer)
+            await stop_within(consumer, CLIENT_STOP_S)
         producer, self._producer = self._producer, None
-        if producer is not None:
-            await clients.stop(producer)
+        if producer is not None:  # an open transaction is aborted by the next leader
+            await stop_within(producer, CLIENT_STOP_S)
+
+    def unacked(self) -> list[Outgoing]:
+        """The records of the transaction in progress (none between transactions)."""
+        return [Outgoing(topic, None, None, partition) for topic, partition in self._open]
 
     # ------------------------------------------------------------------ restore
     async def _restore(self) -> None:
@@ -358,6 +372,11 @@ class Leading:
         fleet_key = settings.fleet_id.encode()
         for allocation in out.allocations:
             _log_allocation(allocation)
+        self._open = [
+            *[(settings.topic("fleet.state"), None)] * len(out.states),
+            *[(settings.topic("compliance.verdicts"), None)] * len(out.verdicts),
+            *[(settings.topic("deadletter"), None)] * len(letters),
+        ]
         async with producer.transaction():
             futures: list[Any] = [
                 await producer.send(
@@ -369,9 +388,10 @@ class Leading:
             ]
             if out.setpoints:
                 raw = branch_encoder("SiteSetpoint")
-                assert self._setpoints is not None  # noqa: S101  # set by run
-                futures += await self._setpoints.send_all(
-                    (sp.site_id.encode(), raw(sp.to_record())) for sp in out.setpoints
+                futures += await self._send_batches(
+                    settings.topic("site.setpoints"),
+                    self._count("site.setpoints"),
+                    [(sp.site_id.encode(), raw(sp.to_record())) for sp in out.setpoints],
                 )
             for verdict in out.verdicts:
                 futures.append(
@@ -390,6 +410,8 @@ class Leading:
                     )
                 )
             futures += await self._send_snapshot()
+            await asyncio.gather(*futures)
+        self._open = []
         for letter in letters:
             log.warning(
                 "%s: %s[%d]@%d -> deadletter: %s: %s",
@@ -413,6 +435,31 @@ class Leading:
                 len(out.states),
                 len(out.setpoints),
             )
+
+    async def _send_batches(
+        self, topic: str, partitions: int, pairs: list[tuple[bytes, bytes]]
+    ) -> list[Any]:
+        """Keyed records in one batch per partition (more when one fills up): the
+        futures of the batches (the transaction's commit waits for them anyway)."""
+        producer, partition_of = self._producer, self._partition_of
+        by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
+        for key, value in pairs:
+            part = partition_of.get(key)
+            if part is None:
+                part = partition_of[key] = murmur2_partition(key, partitions)
+            by_partition.setdefault(part, []).append((key, value))
+        futures: list[Any] = []
+        for part, records in by_partition.items():
+            self._open += [(topic, part)] * len(records)
+            batch = producer.create_batch()
+            for key, value in records:
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    futures.append(await producer.send_batch(batch, topic, partition=part))
+                    batch = producer.create_batch()
+                    if batch.append(key=key, value=value, timestamp=None) is None:
+                        raise ValueError(f"a record of {len(value)} bytes fits in no batch")
+            futures.append(await producer.send_batch(batch, topic, partition=part))
+        return futures
 
     async def _send_snapshot(self) -> list[Any]:
         core = self.core

@@ -64,8 +64,8 @@ from mode import Service
 
 from contract.codec import encode
 from contract.kafka import clients
+from contract.kafka.delivery import AckedSender, Outgoing, stop_within
 from contract.topics import topic as topic_row
-from streams.agents.batching import KeyedBatchSender
 from streams.agents.filter_store import ChangelogStandby, changelog_entry
 from streams.settings import StreamsSettings
 from streams.steps import slices
@@ -77,7 +77,11 @@ log = logging.getLogger(__name__)
 NAME = "site-tasks"
 MAX_RECORDS = 20_000
 POLL_MS = 100
-STOP_TIMEOUT_S = 20.0
+#: at a stop: the batch in hand, then the outputs' acknowledgements, then each client
+#: (the worker's whole stop is bounded by ``streams.shutdown.WORKER_STOP_S``)
+STOP_TIMEOUT_S = 5.0
+DRAIN_S = 2.0
+CLIENT_STOP_S = 2.0
 #: a partition's progress is published at least this often (wall seconds) while it moves
 PROGRESS_EVERY_S = 0.2
 
@@ -175,9 +179,9 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
         self.cpu_s = 0.0
         self._consumer: Any = None
         self._probe: Any = None  # reads the last progress of the slices topic's partitions
-        self._producer: Any = None
-        self._commands: KeyedBatchSender | None = None
-        self._changelog: KeyedBatchSender | None = None
+        self._sender: AckedSender | None = None  # every output, acknowledged per record
+        self.commands_topic = settings.topic("site.commands")
+        self.deadletter_topic = settings.topic("deadletter")
         self._lock = asyncio.Lock()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
@@ -186,14 +190,11 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
     # ------------------------------------------------------------------ lifecycle
     async def on_start(self) -> None:
         settings = self.settings
-        self._producer = clients.producer(
-            settings, linger_ms=2, max_batch_size=512 * 1024, client_id=f"{group_id(settings)}"
+        self._sender = AckedSender(
+            await self._started_producer(),
+            name=f"{group_id(settings)} outputs",
+            producer_factory=self._started_producer,
         )
-        await clients.start(self._producer, settings)
-        self._commands = KeyedBatchSender(
-            self._producer, settings.topic("site.commands"), self.partitions
-        )
-        self._changelog = KeyedBatchSender(self._producer, self.standby.topic, self.partitions)
         await self.standby.start()
         self._probe = clients.consumer(settings, group_id=None, client_id=self.slices_topic)
         await clients.start(self._probe, settings)
@@ -215,7 +216,24 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
         self._consumer = consumer
         self._task = asyncio.ensure_future(self._run())
 
+    async def _started_producer(self) -> Any:
+        """The outputs' producer (acks=all, idempotent; per-partition batches of a fan-out
+        up to 512 KiB), made again by the sender when its sequence breaks."""
+        settings = self.settings
+        producer = clients.producer(
+            settings, linger_ms=2, max_batch_size=512 * 1024, client_id=group_id(settings)
+        )
+        await clients.start(producer, settings)
+        return producer
+
+    def unacked(self) -> list[Outgoing]:
+        """Outputs sent and not acknowledged yet (the stop watchdog names them)."""
+        return [] if self._sender is None else self._sender.unacked()
+
     async def on_stop(self) -> None:
+        """Bounded whatever Kafka does: the batch in hand up to ``STOP_TIMEOUT_S``, the
+        outputs' acknowledgements up to ``DRAIN_S``, each client up to ``CLIENT_STOP_S``.
+        Inputs whose outputs were not acknowledged are not committed: read again."""
         self._closing = True
         log.warning(
             "%s: stopping: %d record(s) read, %d command(s) sent, %d late telemetry "
@@ -234,16 +252,24 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        if self._consumer is not None:
-            await clients.stop(self._consumer)  # leaves the group: the others take over now
-            self._consumer = None
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:  # leaves the group: the others take over now
+            await stop_within(consumer, CLIENT_STOP_S)
+        sender, self._sender = self._sender, None
+        if sender is not None:
+            left = await sender.close(drain_s=DRAIN_S)
+            await stop_within(sender.producer, CLIENT_STOP_S)
+            if left:
+                log.warning(
+                    "%s: stopped with %d output(s) not acknowledged; their inputs were not "
+                    "committed and are read again",
+                    NAME,
+                    len(left),
+                )
         await self.standby.stop()
-        if self._probe is not None:
-            await clients.stop(self._probe)
-            self._probe = None
-        if self._producer is not None:
-            await clients.stop(self._producer)
-            self._producer = None
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            await stop_within(probe, CLIENT_STOP_S)
 
     # ------------------------------------------------------------------ rebalance
     async def on_partitions_revoked(self, revoked: Iterable[Any]) -> None:
@@ -464,34 +490,30 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
             return False
 
     async def _send(self, batch: _Batch) -> None:
-        producer = self._producer
-        assert self._commands is not None  # noqa: S101  # set by on_start
-        futures: list[Any] = []
-        for p, record, ts in batch.slices:
-            futures.append(
-                await producer.send(
-                    self.slices_topic,
-                    slices.encode(record),
-                    key=None,
-                    partition=p,
-                    timestamp_ms=max(ts, 0) // 1000,
-                )
+        """The cycle's slices, commands and dead letters, then the changed filter states,
+        each group acknowledged record by record (``contract.kafka.delivery``) before the
+        next; the offsets last."""
+        assert self._sender is not None  # noqa: S101  # set by on_start
+        out = [
+            Outgoing(
+                self.slices_topic,
+                slices.encode(record),
+                None,
+                p,
+                timestamp_ms=max(ts, 0) // 1000,
             )
+            for p, record, ts in batch.slices
+        ]
         filtered = FilterOutcome()
         for _, outcome in batch.filtered:
             filtered.extend(outcome)
-        if filtered.commands:
-            futures += await self._commands.send_all(
-                (c["site_id"].encode(), encode("SiteCommand", c)) for c in filtered.commands
-            )
+        commands = self.commands_topic
+        out += [
+            Outgoing(commands, encode("SiteCommand", c), c["site_id"].encode())
+            for c in filtered.commands
+        ]
         for letter in [*batch.dead_letters, *filtered.dead_letters]:
-            futures.append(
-                await producer.send(
-                    self.settings.topic("deadletter"),
-                    encode("DeadLetter", letter),
-                    key=letter["key"],
-                )
-            )
+            out.append(Outgoing(self.deadletter_topic, encode("DeadLetter", letter), letter["key"]))
             log.warning(
                 "%s: %s[%d]@%d -> deadletter: %s: %s",
                 NAME,
@@ -510,8 +532,7 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
                 event_time,
                 now,
             )
-        if futures:
-            await asyncio.gather(*futures)
+        await self._sender.deliver(out)
         self.commands_sent += len(filtered.commands)
         await self._save(batch.filtered)
         await self._commit(batch.commits)
@@ -521,14 +542,16 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
     async def _save(self, filtered: list[tuple[int, FilterOutcome]]) -> None:
         """The changed filter states to the changelog, on their partition (after the
         commands: a crash repeats a command, never loses one)."""
-        assert self._changelog is not None  # noqa: S101
+        assert self._sender is not None  # noqa: S101
+        topic = self.standby.topic
         rows = [
-            (p, *changelog_entry(key, data))
+            Outgoing(topic, value, key, p)
             for p, outcome in filtered
-            for key, data in outcome.changes.items()
+            for key, value in (
+                changelog_entry(site, data) for site, data in outcome.changes.items()
+            )
         ]
-        if rows:
-            await asyncio.gather(*await self._changelog.send_partitioned(rows))
+        await self._sender.deliver(rows)
 
     async def _commit(self, offsets: Mapping[Any, int]) -> None:
         if not offsets:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
+from contract.enums import FaultSource, Severity
 from edge.hal.codecs import RAW_RANGE
 from edge.hal.decode import (
     decode_fault_word,
@@ -21,7 +22,7 @@ from edge.hal.decode import (
 from edge.hal.errors import WriteRefusedError
 from edge.hal.maps import load_map, map_files
 from edge.hal.planner import PlanContext, plan_command
-from edge.hal.points import Command, FaultSource, Severity
+from edge.hal.points import Command
 from edge.hal.registermap import RegisterMap
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
+from contract.enums import CommandKind
 from contract.kafka.admin import create_named_topics_sync as create_topics
 from contract.kafka.settings import KafkaSettings
-from edge.bridge.model import Kind
 from edge.bridge.sink import BridgeTopics
 from edge.testing.harness import SimBridge, SimSpec, new_command, produce_commands, read_events
 
@@ -36,7 +36,7 @@ def test_bridge_run_cli_serves_a_site(kafka: KafkaSettings, tmp_path: Path) -> N
         args += ["--topic-prefix", topics.prefix, "--log-level", "WARNING"]
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            cmd = new_command("cli1", Kind.SET_POWER, 1.5)
+            cmd = new_command("cli1", CommandKind.SET_POWER, 1.5)
             asyncio.run(produce_commands(kafka, topics.command_topic, [cmd]))
 
             def done(recs: list[dict[str, Any]]) -> bool:

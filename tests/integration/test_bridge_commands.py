@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from contract.enums import CommandKind, Product
 from contract.kafka.admin import create_named_topics_sync as create_topics
 from contract.kafka.settings import KafkaSettings
-from edge.bridge.model import BridgeCommand, Kind, Product, ReserveParams
+from contract.records import ReserveArm
+from edge.bridge.model import BridgeCommand
 from edge.bridge.sink import BridgeTopics
 from edge.sim.battery import BatteryParams
 from edge.testing.harness import (
@@ -90,7 +92,7 @@ def writes(fleet: SimBridge, site: str) -> int:
 @pytest.mark.parametrize("site", sorted(OEM_SITES))
 def test_command_to_modbus_writes_to_result_each_oem(fleet: SimBridge, site: str) -> None:
     before = writes(fleet, site)
-    cmd = new_command(site, Kind.SET_POWER, 2.0)
+    cmd = new_command(site, CommandKind.SET_POWER, 2.0)
     send(fleet, [cmd])
     res = results(fleet, {cmd.command_id})[cmd.command_id]
     assert res["status"] == "APPLIED", (res["status"], res["reason"])
@@ -106,7 +108,7 @@ def test_command_to_modbus_writes_to_result_each_oem(fleet: SimBridge, site: str
 
 def test_expired_command_is_rejected_without_writes(fleet: SimBridge) -> None:
     before = writes(fleet, "hw")
-    cmd = new_command("hw", Kind.SET_POWER, 1.0, valid_s=-5.0)
+    cmd = new_command("hw", CommandKind.SET_POWER, 1.0, valid_s=-5.0)
     send(fleet, [cmd])
     res = results(fleet, {cmd.command_id})[cmd.command_id]
     assert res["status"] == "REJECTED"
@@ -117,9 +119,11 @@ def test_expired_command_is_rejected_without_writes(fleet: SimBridge) -> None:
 
 def test_foreign_site_is_rejected_and_not_ours_is_skipped(fleet: SimBridge) -> None:
     before = {s: writes(fleet, s) for s in OEM_SITES}
-    foreign = new_command("someone-else", Kind.SET_POWER, 1.0)
-    not_ours = new_command("someone-else", Kind.SET_POWER, 1.0)
-    probe = new_command("sj", Kind.SET_POWER, 0.5)  # ordered after both: proves they were read
+    foreign = new_command("someone-else", CommandKind.SET_POWER, 1.0)
+    not_ours = new_command("someone-else", CommandKind.SET_POWER, 1.0)
+    probe = new_command(
+        "sj", CommandKind.SET_POWER, 0.5
+    )  # ordered after both: proves they were read
     send(fleet, [foreign], key="sj")  # keyed to an owned site, body names another
     send(fleet, [not_ours, probe])
     got = results(fleet, {foreign.command_id, probe.command_id})
@@ -134,7 +138,7 @@ def test_foreign_site_is_rejected_and_not_ours_is_skipped(fleet: SimBridge) -> N
 
 
 def test_out_of_range_power_is_clamped_and_reported(fleet: SimBridge) -> None:
-    cmd = new_command("sg", Kind.SET_POWER, -50.0)
+    cmd = new_command("sg", CommandKind.SET_POWER, -50.0)
     send(fleet, [cmd])
     res = results(fleet, {cmd.command_id})[cmd.command_id]
     assert res["status"] == "CLAMPED"
@@ -145,9 +149,9 @@ def test_out_of_range_power_is_clamped_and_reported(fleet: SimBridge) -> None:
 
 
 def test_stop_overtakes_queued_set_power(fleet: SimBridge) -> None:
-    first = new_command("stp", Kind.SET_POWER, 1.5)
-    queued = new_command("stp", Kind.SET_POWER, 3.7)
-    stop = new_command("stp", Kind.STOP)
+    first = new_command("stp", CommandKind.SET_POWER, 1.5)
+    queued = new_command("stp", CommandKind.SET_POWER, 3.7)
+    stop = new_command("stp", CommandKind.STOP)
     send(fleet, [first, queued, stop])
     got = results(fleet, {first.command_id, queued.command_id, stop.command_id})
     assert got[queued.command_id]["status"] == "REJECTED"
@@ -164,7 +168,7 @@ def test_min_soc_discharge_is_clamped_with_measured_power(fleet: SimBridge) -> N
     # PV may have charged it since the start: put it back below the reserve, let a poll see it
     fleet.do(lambda: setattr(fleet.sims["low"].battery, "soc_pct", 8.0))
     time.sleep(3 * fleet.telemetry_interval_s)
-    cmd = new_command("low", Kind.SET_POWER, 3.0)
+    cmd = new_command("low", CommandKind.SET_POWER, 3.0)
     send(fleet, [cmd])
     res = results(fleet, {cmd.command_id})[cmd.command_id]
     assert res["status"] in ("CLAMPED", "OVERRIDDEN")
@@ -178,8 +182,8 @@ def test_min_soc_discharge_is_clamped_with_measured_power(fleet: SimBridge) -> N
 def test_armed_fcr_d_responds_to_frequency_without_commands(fleet: SimBridge) -> None:
     arm = new_command(
         "fcr",
-        Kind.ARM_RESERVE,
-        reserve=ReserveParams(Product.FCR_D_UP, 4.0, 49.9, 49.5),
+        CommandKind.ARM_RESERVE,
+        reserve=ReserveArm(Product.FCR_D_UP, 4.0, 49.9, 49.5),
         valid_s=120.0,
     )
     send(fleet, [arm])
@@ -187,11 +191,18 @@ def test_armed_fcr_d_responds_to_frequency_without_commands(fleet: SimBridge) ->
     bridge = fleet.bridge
     assert bridge is not None
     consumed = bridge.stats.consumed
+    site = bridge.sites["fcr"]
+
+    def delivered() -> float:
+        """Battery power - the site's baseline (its own self-consumption, computed by the
+        bridge from the same readings): the response on top of what the home does."""
+        return fleet.do(lambda: fleet.sims["fcr"].battery.power_kw - site.shared.last_baseline_kw)
+
     fleet.do(lambda: fleet.sims["fcr"].set_frequency(49.7))  # half-way: 2 kW up
     deadline = time.monotonic() + 15
     power = 0.0
     while time.monotonic() < deadline:
-        power = fleet.do(lambda: fleet.sims["fcr"].battery.power_kw)
+        power = delivered()
         if abs(power - 2.0) < 0.3:
             break
         time.sleep(0.2)
@@ -199,7 +210,7 @@ def test_armed_fcr_d_responds_to_frequency_without_commands(fleet: SimBridge) ->
     fleet.do(lambda: fleet.sims["fcr"].set_frequency(49.4))  # beyond full activation: 4 kW
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        power = fleet.do(lambda: fleet.sims["fcr"].battery.power_kw)
+        power = delivered()
         if abs(power - 4.0) < 0.3:
             break
         time.sleep(0.2)
@@ -216,11 +227,14 @@ def test_armed_fcr_d_responds_to_frequency_without_commands(fleet: SimBridge) ->
             10.0,
         )
     )
-    assert any(r["site_id"] == "fcr" and r["reserve_armed"] == "FCR_D_UP" for r in tel)
+    armed = [r for r in tel if r["site_id"] == "fcr" and r["reserve_armed"] == "FCR_D_UP"]
+    assert armed
+    assert {r["armed_fcr_d_up_kw"] for r in armed} == {4.0}  # per product, beside the legacy
+    assert all(r["baseline_kw"] is not None for r in armed)
     fleet.do(lambda: fleet.sims["fcr"].set_frequency(50.0))
-    send(fleet, [stop := new_command("fcr", Kind.STOP)])
+    send(fleet, [stop := new_command("fcr", CommandKind.STOP)])
     results(fleet, {stop.command_id})
-    assert fleet.do(lambda: bridge.sites["fcr"].reserve.armed) is None
+    assert fleet.do(lambda: dict(bridge.sites["fcr"].reserve.armed)) == {}
 
 
 def _wait(pred: Any, timeout: float, what: str) -> None:
@@ -267,7 +281,7 @@ def test_device_that_moved_is_rediscovered_by_serial(fleet: SimBridge) -> None:
     _wait(lambda: fleet.do(site.link_state) == "REDISCOVERED", 40, "rediscovery")
     assert fleet.do(lambda: site.shared.link.port) == MOVED_PORT
     before = writes(fleet, "mv")
-    cmd = new_command("mv", Kind.SET_POWER, 1.0)
+    cmd = new_command("mv", CommandKind.SET_POWER, 1.0)
     send(fleet, [cmd])
     assert results(fleet, {cmd.command_id})[cmd.command_id]["status"] == "APPLIED"
     assert writes(fleet, "mv") > before
@@ -288,10 +302,42 @@ def test_inverter_leaving_remote_control_gets_the_setpoint_back(fleet: SimBridge
     bridge = fleet.bridge
     assert bridge is not None
     site, sim = bridge.sites["hb"], fleet.sims["hb"]
-    cmd = new_command("hb", Kind.SET_POWER, 2.0)
+    cmd = new_command("hb", CommandKind.SET_POWER, 2.0)
     send(fleet, [cmd])
     assert results(fleet, {cmd.command_id})[cmd.command_id]["status"] == "APPLIED"
     fleet.do(lambda: sim.advance(25.0))  # 25 s of silence: past the 20 s heartbeat timeout
     keepalive = site.polling.keepalive
     _wait(lambda: fleet.do(lambda: keepalive.reasserts) >= 1, 20, "the setpoint to be re-written")
     _wait(lambda: abs(fleet.do(lambda: sim.battery.power_kw) - 2.0) < 0.3, 20, "power back at 2 kW")
+
+
+def test_undecodable_bytes_become_a_dead_letter_with_the_original(fleet: SimBridge) -> None:
+    """Random bytes keyed to a site of this bridge: a DeadLetter on ``deadletter`` with the
+    reason and the original bytes (as the streams worker does), nothing applied, and the
+    bridge goes on serving commands."""
+    garbage = bytes(range(256)) * 3 + uuid.uuid4().bytes
+
+    async def produce() -> None:
+        from contract.kafka import clients
+
+        async with clients.running(clients.producer(fleet.kafka), fleet.kafka) as producer:
+            await producer.send_and_wait(fleet.topics.command_topic, value=garbage, key=b"hw")
+
+    asyncio.run(produce())
+
+    def found(recs: list[dict[str, Any]]) -> bool:
+        return any(r["original"] == garbage for r in recs)
+
+    letters = asyncio.run(
+        read_events(fleet.kafka, fleet.topics.dead_letter_topic(), found, timeout_s=30)
+    )
+    (letter,) = [r for r in letters if r["original"] == garbage]
+    assert letter["source_topic"] == fleet.topics.command_topic
+    assert letter["key"] == b"hw"
+    assert letter["consumer"].startswith("edge-bridge-")
+    assert letter["error_type"], letter
+    assert letter["reason"], letter
+    # the bridge still answers a valid command afterwards
+    cmd = new_command("hw", CommandKind.SET_POWER, 0.5)
+    send(fleet, [cmd])
+    assert results(fleet, {cmd.command_id})[cmd.command_id]["status"] in ("APPLIED", "CLAMPED")

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from contract.enums import CommandKind, Product
+from contract.records import ReserveArm
 from edge.bridge.diskwriter import DiskWriter
 from edge.bridge.idempotency import IdempotencyStore
-from edge.bridge.model import Kind, Product, ReserveParams
 from edge.bridge.outbox import Outbox
 from edge.bridge.sink import BridgeTopics, EventSink
 from edge.bridge.site import SiteController
@@ -56,14 +57,17 @@ async def step_responses(
     try:
         while ctl.shared.telemetry is None:  # noqa: ASYNC110  # the first poll
             await asyncio.sleep(0.02)
+        # a predetermined setpoint of 0 kW as the baseline (delivered = power - 0): at noon the
+        # home's own self-consumption would be charging from PV, the responses on top of it
+        ctl.submit(new_command("r", CommandKind.SET_POWER, 0.0, valid_s=120.0))
         arm = new_command(
             "r",
-            Kind.ARM_RESERVE,
-            reserve=ReserveParams(Product.FCR_D_UP, CAPACITY_KW, 49.9, 49.5),
+            CommandKind.ARM_RESERVE,
+            reserve=ReserveArm(Product.FCR_D_UP, CAPACITY_KW, 49.9, 49.5),
             valid_s=120.0,
         )
         ctl.submit(arm)
-        while ctl.shared.setpoint.state.active is None:  # noqa: ASYNC110  # armed once its write is done
+        while not ctl.reserve.armed:  # noqa: ASYNC110  # armed once its write is done
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.5)
         delays = []

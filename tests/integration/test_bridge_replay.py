@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
+from contract.enums import CommandKind
 from contract.kafka.admin import create_named_topics_sync as create_topics
 from contract.kafka.settings import KafkaSettings
-from edge.bridge.model import BridgeCommand, Kind
+from edge.bridge.model import BridgeCommand
 from edge.bridge.sink import BridgeTopics
 from edge.sim.battery import BatteryParams
 from edge.testing.harness import SimBridge, SimSpec, new_command, produce_commands, read_events
@@ -48,7 +49,7 @@ def test_duplicate_delivery_and_restart_never_write_twice(
         battery=BatteryParams(tau_s=0.3, dead_time_s=0.1),
     )
     with h:
-        cmd = new_command("dup", Kind.SET_POWER, 1.2, valid_s=300.0)
+        cmd = new_command("dup", CommandKind.SET_POWER, 1.2, valid_s=300.0)
         send(h, [cmd, cmd])  # the same command delivered twice
         first = result_events(h, cmd.command_id, 1)
         h.drain()

@@ -49,12 +49,16 @@ def test_start_status_crash_restart_stop_leaves_no_java_process(
         assert main(["broker", "status", "--data-dir", str(data)]) == 1
         assert "stale state (all down)" in capsys.readouterr().out
 
-        # ... and start replaces it, keeping the cluster id and the data.
+        # ... and start replaces it, keeping the cluster id, the data and the ports (running
+        # clients reconnect to the same addresses by themselves).
         assert main(["broker", "start", "--data-dir", str(data)]) == 0
         second = read_state(data)
         assert second is not None
         assert second.cluster_id == first.cluster_id
         assert second.nodes[0].pid != node.pid
+        assert second.bootstrap == first.bootstrap
+        assert second.nodes[0].controller_port == first.nodes[0].controller_port
+        assert len(picks) == 2, "no new ports picked for a restart"
         assert main(["broker", "status", "--data-dir", str(data)]) == 0
         capsys.readouterr()
     finally:

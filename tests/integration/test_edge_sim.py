@@ -10,11 +10,12 @@ from typing import TypeVar
 
 import pytest
 
+from contract.enums import SiteMode
 from edge.hal.device import Device
 from edge.hal.discovery import expand_hosts, follow, scan
 from edge.hal.errors import ModbusExceptionError, TransportError
 from edge.hal.maps import load_all
-from edge.hal.points import Command, Mode
+from edge.hal.points import Command
 from edge.hal.registermap import RegisterMap
 from edge.hal.transport import Backoff, Health, ModbusTransport
 from edge.sim.battery import BatteryParams
@@ -96,7 +97,7 @@ def test_identify_and_telemetry_match_the_simulated_site(oem: str) -> None:
             assert tel.frequency_hz == pytest.approx(50.0)
             assert tel.capacity_kwh == pytest.approx(10.0, rel=0.01)
             assert tel.max_discharge_kw == pytest.approx(5.0)
-            assert tel.mode is Mode.SELF_CONSUMPTION
+            assert tel.mode is SiteMode.SELF_CONSUMPTION
             # Discharge 2 kW: the canonical sign comes out positive for every OEM.
             await site.device.apply(site.device.plan_command(Command.set_power(2.0)))
 
@@ -106,7 +107,7 @@ def test_identify_and_telemetry_match_the_simulated_site(oem: str) -> None:
 
             assert await until(discharging)
             tel = await site.device.read_telemetry()
-            assert tel.mode in (Mode.FORCED, Mode.REMOTE)
+            assert tel.mode in (SiteMode.FORCED, SiteMode.REMOTE)
             assert tel.battery_power_kw == pytest.approx(site.sim.battery.power_kw, abs=0.2)
             assert tel.load_kw is not None
             assert tel.grid_power_kw == pytest.approx(
@@ -152,7 +153,7 @@ def test_injected_faults_decode(oem: str) -> None:
                 expected.add(fb.code)
             codes = {f.code for f in await site.device.read_faults()}
             assert codes == expected
-            assert (await site.device.read_telemetry()).mode is Mode.FAULT
+            assert (await site.device.read_telemetry()).mode is SiteMode.FAULT
             site.sim.clear_faults()
             assert await site.device.read_faults() == []
 
@@ -166,9 +167,9 @@ def test_huawei_forced_mode_ends_when_its_timer_runs_out() -> None:
             await site.device.apply(
                 site.device.plan_command(Command.set_power(-1.0, duration_min=2))
             )
-            assert (await site.device.read_telemetry()).mode is Mode.FORCED
+            assert (await site.device.read_telemetry()).mode is SiteMode.FORCED
             site.sim.advance(121.0)
-            assert (await site.device.read_telemetry()).mode is Mode.SELF_CONSUMPTION
+            assert (await site.device.read_telemetry()).mode is SiteMode.SELF_CONSUMPTION
             assert await site.device.read_setpoint_readback() == 0.0
 
     run(body)
@@ -179,15 +180,15 @@ def test_sungrow_falls_back_to_self_consumption_without_heartbeat() -> None:
         async with Site("sungrow") as site:
             await site.device.identify()
             await site.device.apply(site.device.plan_command(Command.set_power(1.0)))
-            assert (await site.device.read_telemetry()).mode is Mode.REMOTE
+            assert (await site.device.read_telemetry()).mode is SiteMode.REMOTE
             site.sim.advance(15.0)
             heartbeat = site.device.plan_heartbeat()
             assert heartbeat is not None
             await site.device.apply(heartbeat)
             site.sim.advance(15.0)
-            assert (await site.device.read_telemetry()).mode is Mode.REMOTE
+            assert (await site.device.read_telemetry()).mode is SiteMode.REMOTE
             site.sim.advance(25.0)
-            assert (await site.device.read_telemetry()).mode is Mode.SELF_CONSUMPTION
+            assert (await site.device.read_telemetry()).mode is SiteMode.SELF_CONSUMPTION
 
     run(body)
 
@@ -384,7 +385,7 @@ def test_simulated_battery_refuses_discharge_at_min_soc() -> None:
             await site.device.apply(site.device.plan_command(Command.set_power(3.0)))
             await asyncio.sleep(0.5)
             tel = await site.device.read_telemetry()
-            assert tel.mode is Mode.REMOTE
+            assert tel.mode is SiteMode.REMOTE
             assert tel.battery_power_kw == 0.0
             await site.device.apply(site.device.plan_command(Command.set_power(-3.0)))
 
@@ -405,9 +406,9 @@ def test_a_warning_is_reported_but_does_not_stop_the_battery() -> None:
             assert [(f.code, f.severity.value) for f in faults] == [
                 ("sungrow.inverter_alarm.fan", "WARNING")
             ]
-            assert (await site.device.read_telemetry()).mode is Mode.SELF_CONSUMPTION
+            assert (await site.device.read_telemetry()).mode is SiteMode.SELF_CONSUMPTION
             site.sim.inject_fault("battery_fault", 14)  # BMS communication fault, MAJOR
-            assert (await site.device.read_telemetry()).mode is Mode.FAULT
+            assert (await site.device.read_telemetry()).mode is SiteMode.FAULT
             sources = {f.source.value for f in await site.device.read_faults()}
             assert sources == {"INVERTER", "BMS"}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 import uuid
 from typing import Any
 
@@ -113,8 +114,11 @@ def test_topics_create_command_is_idempotent(
     prefix = f"cli-{uuid.uuid4().hex[:8]}."
     argv = ["topics", "create", "--bootstrap", kafka.bootstrap_servers, "--prefix", prefix]
     assert main([*argv, "--partitions", "1"]) == 0
-    first = capsys.readouterr().out.split()
+    head, _, rest = capsys.readouterr().out.partition("\n")
+    # replication follows the cluster: min(3, brokers), min.insync.replicas min(2, that)
+    assert re.fullmatch(r"replication [123], min\.insync\.replicas [12]", head), head
+    first = rest.split()
     assert first == [w for t in TOPICS for w in ("created", t.full_name(prefix))]
     assert main(argv) == 0
-    second = capsys.readouterr().out.split()
+    second = capsys.readouterr().out.partition("\n")[2].split()
     assert second == [w for t in TOPICS for w in ("existing", t.full_name(prefix))]

@@ -38,7 +38,11 @@ from flowerhub.gateway.harness import (
     read_raw,
     site_settings,
 )
-from flowerhub.mqtt.launcher import MosquittoState, local_mosquitto, restart_mosquitto
+from flowerhub.mqtt.launcher import (
+    MosquittoState,
+    local_mosquitto,
+    restart_mosquitto,
+)
 from flowerhub.mqtt.pki import issue_client
 
 pytestmark = pytest.mark.integration
@@ -317,6 +321,19 @@ def test_gateway_killed_mid_stream_loses_nothing_and_writes_no_command_twice(
 
 
 def test_mosquitto_restart_bridges_and_gateway_reconnect_by_themselves(
+    kafka: KafkaSettings, prefix: str, tmp_path: Path
+) -> None:
+    # a Mosquitto of its own: the restarted broker is a new process this test starts and stops
+    # (the module's shared broker would change identity under the other tests)
+    with local_mosquitto(tmp_path / "mqtt", gateways=("t1",)) as mosquitto:
+        gateway = GatewayProcess(mosquitto, kafka, prefix, tmp_path / "gateway.log").start()
+        try:
+            _restart_and_reconnect(mosquitto, kafka, prefix, gateway, tmp_path)
+        finally:
+            gateway.stop()  # local_mosquitto stops the restarted broker (its state file)
+
+
+def _restart_and_reconnect(
     mosquitto: MosquittoState,
     kafka: KafkaSettings,
     prefix: str,

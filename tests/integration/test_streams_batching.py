@@ -23,12 +23,13 @@ async def _send(
 ) -> int:
     producer = clients.producer(kafka, acks="all", max_batch_size=max_batch_size)
     await clients.start(producer, kafka)
+    sender = KeyedBatchSender(producer, topic, PARTITIONS)
     try:
-        futures = await KeyedBatchSender(producer, topic, PARTITIONS).send_all(records)
-        await asyncio.gather(*futures)
+        metadata = await (await sender.send_all(records))
     finally:
+        assert await sender.close() == []
         await producer.stop()
-    return len(futures)
+    return len(metadata)
 
 
 @pytest.mark.integration
@@ -61,10 +62,11 @@ async def _send_partitioned(
 ) -> list[Any]:
     producer = clients.producer(kafka, acks="all", max_batch_size=2048)
     await clients.start(producer, kafka)
+    sender = KeyedBatchSender(producer, topic, PARTITIONS)
     try:
-        sender = KeyedBatchSender(producer, topic, PARTITIONS)
-        return list(await asyncio.gather(*await sender.send_partitioned(records)))
+        return list(await (await sender.send_partitioned(records)))
     finally:
+        assert await sender.close() == []
         await producer.stop()
 
 

@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 
 from analytics.archive.archiver import Archiver, ArchiverConfig, ArchiverStats
+from contract.enums import CommandKind
 from contract.kafka.admin import create_named_topics_sync
 from contract.kafka.settings import KafkaSettings, SecurityProtocol
-from edge.bridge.model import Kind
 from edge.bridge.sink import BridgeTopics
 from edge.testing.harness import SimBridge, SimSpec, new_command, produce_commands, read_events
 from flowerhub.broker.launcher import local_cluster
@@ -64,7 +64,7 @@ def test_a_bridge_over_sasl_ssl_and_the_archiver_over_mutual_tls(
     with SimBridge(
         [SimSpec("tls1", "sungrow")], kafka=sasl, state=tmp_path / "bridge", topics=topics
     ) as fleet:
-        cmd = new_command("tls1", Kind.SET_POWER, 2.0)
+        cmd = new_command("tls1", CommandKind.SET_POWER, 2.0)
         asyncio.run(produce_commands(sasl, topics.command_topic, [cmd]))
 
         def done(records: list[dict[str, Any]]) -> bool:

@@ -42,15 +42,16 @@ from typing import Any, TypeVar
 import pytest
 
 from contract.codec import encode, new_event
+from contract.enums import CommandKind
 from contract.kafka.settings import KafkaSettings, settings_for
 from contract.topics import topic_for_event
-from edge.bridge.model import Kind
 from edge.bridge.sink import BridgeTopics
 from edge.sim.battery import BatteryParams
 from edge.testing.harness import SimBridge, SimSpec, new_command, produce_commands, read_events
 from flowerhub.broker.probe import produce
 from streams.app import prepare_topics, settings_with
 from streams.worker_process import PROJECT_ROOT, Worker, run_worker, streams_worker
+from tests import leakcheck
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")
@@ -130,6 +131,8 @@ def rig(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     )
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     with (
+        # the bridge fleet, worker and UI open files and threads as they go (outbox segments)
+        leakcheck.shared_service("UI rig"),
         streams_worker(settings, work, partitions=1, loglevel="warn"),
         fleet,
         run_worker(
@@ -209,7 +212,7 @@ def test_a_command_clamped_by_the_firmware_shows_clamped_with_its_measured_power
     """First in the module: no order is in force yet, so no allocator command supersedes it."""
     sim = rig.fleet.sims[CLAMP_SITE]
     rig.fleet.do(lambda: sim.registers.set("max_discharge_limit", CLAMP_LIMIT_W))
-    command = new_command(CLAMP_SITE, Kind.SET_POWER, 4.0)
+    command = new_command(CLAMP_SITE, CommandKind.SET_POWER, 4.0)
     kafka(rig, produce_commands(rig.settings, rig.topics.command_topic, [command]))
     results = kafka(
         rig,

@@ -270,3 +270,21 @@ def test_missing_jars_and_bad_arguments_are_clear_user_errors(
     assert "no local Kafka was started" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["broker", "start", "--nodes", "2"])
+
+
+def test_previous_ports_read_back_in_plan_order(tmp_path: Path) -> None:
+    from flowerhub.broker.config import plan_cluster, render_properties, server_properties
+    from flowerhub.broker.launcher import ports_free, previous_ports
+
+    assert previous_ports(tmp_path, 3, secure=False) is None  # a fresh dir
+    ports = [41001, 41002, 41003, 41004, 41005, 41006]
+    plan = plan_cluster("sqkBoUZ5RpaOERPsPb1wCw", tmp_path, ports)
+    for node in plan.nodes:
+        node_dir = tmp_path / f"node-{node.node_id}"
+        node_dir.mkdir()
+        text = render_properties(server_properties(plan, node.node_id))
+        (node_dir / "server.properties").write_text(text)
+    assert previous_ports(tmp_path, 3, secure=False) == ports
+    assert previous_ports(tmp_path, 3, secure=True) is None  # laid out without TLS
+    assert previous_ports(tmp_path, 4, secure=False) is None
+    assert ports_free([]) is True

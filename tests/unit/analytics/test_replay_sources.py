@@ -6,14 +6,17 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from analytics.archive.archiver import codec_decoder
 from analytics.archive.rows import RawRecord, decode_row
 from analytics.archive.writer import ArchiveWriter
 from analytics.replay.diff_sources import DiffSide, parse_side, read_archive_side
 from analytics.replay.plan import ReplayPlanError, TimeWindow, merge_streams
-from analytics.replay.sources import archive_streams
+from analytics.replay.sources import archive_streams, drop_repeated_events, event_id_of_value
 from analytics.testing.synthetic import SyntheticLog, synthetic_records
+from contract.codec import decode_raw
 from flowerhub.cli import main as flowerhub
 from flowerhub.cli.analytics import register
 
@@ -143,3 +146,46 @@ def test_cli_groups_register() -> None:
     assert (args.log, args.prefix, args.speed) == (Path("d"), "p.", 2.0)
     args = parser.parse_args(["replay", "diff", "--left", "a", "--right", "b"])
     assert (args.left, args.right) == ("a", "b")
+
+
+def _raw(topic: str, offset: int, value: bytes | None) -> RawRecord:
+    return RawRecord(topic, 0, offset, 1_000 + offset, b"k", value)
+
+
+@pytest.mark.parametrize(
+    ("streams", "kept", "dropped"),
+    [
+        ([[("t", b"a"), ("t", b"b")]], [[0, 1]], 0),
+        ([[("t", b"a"), ("t", b"a")]], [[0]], 1),  # a retry's copy in the same partition
+        ([[("t", b"a")], [("t", b"a")]], [[0], []], 1),  # ... or in another partition
+        ([[("t", b"a")], [("u", b"a")]], [[0], [0]], 0),  # per topic: another topic's id
+        ([[("t", b"?"), ("t", b"?")]], [[0, 1]], 0),  # no id (undecodable): always kept
+        ([[("t", None), ("t", None)]], [[0, 1]], 0),  # a tombstone: kept
+    ],
+)
+def test_repeated_event_ids_are_left_out_per_topic(
+    streams: list[list[tuple[str, bytes | None]]], kept: list[list[int]], dropped: int
+) -> None:
+    raw = [[_raw(t, i, v) for i, (t, v) in enumerate(s)] for s in streams]
+    ids = {b"a": "id-a", b"b": "id-b"}
+    out, count = drop_repeated_events(raw, ids.get)
+    assert [[r.offset for r in s] for s in out] == kept
+    assert count == dropped
+
+
+@given(st.lists(st.sampled_from(["x", "y", "z", None]), max_size=30))
+def test_each_id_stays_once_and_in_its_first_place(ids: list[str | None]) -> None:
+    raw = [[_raw("t", i, (v or "?").encode()) for i, v in enumerate(ids)]]
+    out, dropped = drop_repeated_events(raw, lambda b: None if b == b"?" else b.decode())
+    kept = [r.value for r in out[0]]
+    named = [v for v in kept if v != b"?"]
+    assert len(named) == len(set(named))
+    assert dropped == len(ids) - len(kept)
+    assert kept.count(b"?") == ids.count(None)
+
+
+def test_an_event_id_is_read_from_the_encoded_event() -> None:
+    record = next(iter(synthetic_records(LOG)))
+    assert record.value is not None
+    assert event_id_of_value(record.value) == str(decode_raw(record.value).record["event_id"])
+    assert event_id_of_value(b"not an event") is None

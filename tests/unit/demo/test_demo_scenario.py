@@ -221,6 +221,15 @@ BASE: dict[str, Any] = {
             "takes no point or bit",
         ),
         ({"incidents": [{"at_s": 999.0, "site": 0, "kind": "offline"}]}, "after the scenario"),
+        ({"incidents": [{"at_s": 1.0, "site": 0, "kind": "load"}]}, "needs load_kw"),
+        (
+            {"incidents": [{"at_s": 1.0, "site": 0, "kind": "offline", "load_kw": 6.0}]},
+            "no other incident takes it",
+        ),
+        (
+            {"incidents": [{"at_s": 1.0, "site": 0, "kind": "load", "load_kw": -1.0}]},
+            "load_kw",
+        ),
         ({"expected": {"verdicts": {"MFRR.FAT": "MAYBE"}}}, "PASS"),
         ({"expected": {"unjudgeable": {"nope": "Error"}}}, "names no phase"),
     ],

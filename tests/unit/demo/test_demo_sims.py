@@ -11,7 +11,13 @@ import pytest
 from edge.bridge.config import load_config
 from flowerhub.demo.fleet import compose_fleet, map_models
 from flowerhub.demo.scenario import Incident, IncidentKind, ScenarioError
-from flowerhub.demo.sims import HOST, OverridingFirmware, SimFleet, reserve_poll_s
+from flowerhub.demo.sims import (
+    DEMO_FUSE_A,
+    HOST,
+    OverridingFirmware,
+    SimFleet,
+    reserve_poll_s,
+)
 
 SPECS = compose_fleet(6, seed=7, models=map_models())
 
@@ -35,6 +41,9 @@ def test_one_bridge_config_per_oem_matching_the_simulators(tmp_path: Path) -> No
             assert site.battery.max_discharge_kw == spec.max_power_kw
             assert site.response_time_constant_s == sim.battery.params.tau_s
             assert site.reserve_poll_s == reserve_poll_s(sim.rmap.connection.request_gap_s)
+            assert site.grid is not None  # a main fuse: no "assumed unlimited" warning
+            assert site.grid.max_import_kw == pytest.approx(3 * 230 * DEMO_FUSE_A / 1000)
+            assert site.assumptions() == []
             seen.add(site.site_id)
     assert seen == {s.site_id for s in SPECS}
 
@@ -75,6 +84,15 @@ async def _incidents() -> None:
         sim1.registers.set("passive_enable", 1)
         sim1.registers.set("passive_discharge_power", 500)
         assert sim1.firmware.target_kw(state) == own
+
+        _, sim3 = fleet.by_index(3)
+        before = sim3.state().load_kw
+        line = await fleet.apply(Incident(at_s=1, site=3, kind=IncidentKind.LOAD, load_kw=6.0))
+        assert "a 6 kW load switches on" in line
+        assert sim3.state().load_kw == pytest.approx(before + 6.0, abs=0.5)  # profile noise
+        line = await fleet.apply(Incident(at_s=2, site=3, kind=IncidentKind.LOAD, load_kw=0.0))
+        assert "switches off" in line
+        assert sim3.extra_load_kw == 0.0
 
         await fleet.apply(Incident(at_s=1, site=0, kind=IncidentKind.OFFLINE))
         assert SPECS[0].site_id in fleet.offline

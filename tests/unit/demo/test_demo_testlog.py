@@ -18,9 +18,8 @@ from hypothesis import strategies as st
 from analytics.svkcsv import read_csv
 from analytics.verdicts import TestType
 from contract.enums import Product
+from contract.records import ReserveArm
 from edge.bridge.droop import response_kw
-from edge.bridge.model import Product as BridgeProduct
-from edge.bridge.model import ReserveParams
 from edge.sim.battery import BatteryModel, BatteryParams
 from edge.sim.firmware import RESPONSE
 from flowerhub.demo.scenario import FrequencyPhase, load_scenario
@@ -141,7 +140,7 @@ def test_series_is_regular_and_inside_the_samples(
 def _fleet_rig(phase: FrequencyPhase, poll_s: float, write_s: float, sites: int = 2) -> RigLog:
     """Each OEM's battery following the droop sampled every poll_s, written write_s later."""
     cap_kw = phase.capacity_kw_per_site
-    params = ReserveParams(BridgeProduct.FCR_D_UP, cap_kw, 49.9, 49.5)
+    params = ReserveArm(Product.FCR_D_UP, cap_kw, 49.9, 49.5)
     batteries = [
         BatteryModel(BatteryParams(tau_s=tau, dead_time_s=dead))
         for tau, dead in (RESPONSE[oem] for oem in sorted(RESPONSE))

@@ -100,3 +100,36 @@ def test_set_frequency_writes_the_register_without_stepping_the_battery(oem: str
     sim.tick()  # the whole state, frequency included, on the next tick
     assert sim.registers.get("grid_frequency") == pytest.approx(49.0, abs=0.005)
     assert sim.battery.time_s > steps
+
+
+@pytest.mark.parametrize("oem", ["huawei", "saj", "sungrow"])
+def test_an_appliance_adds_to_the_household_load_the_firmware_covers(oem: str) -> None:
+    """A 6 kW sauna switches on: the load the inverter reports (decoded by the HAL as the
+    bridge reads it) rises by 6 kW at once, and the OEM's own self-consumption covers it up to
+    the battery's limit; switched off, the profile alone again."""
+    from edge.hal.decode import decode_telemetry
+    from edge.hal.maps import load_all
+    from edge.sim.server import SimInverter
+
+    rmap = load_all()[oem]
+    sim = SimInverter(rmap, start_time_of_day_s=18 * 3600.0)
+
+    def load() -> float | None:
+        values = {n: sim.registers.get(n) for n in rmap.points if rmap.points[n].type != "str"}
+        return decode_telemetry(rmap, values).load_kw
+
+    before, own = load(), sim.state().self_consumption_kw
+    assert before is not None
+    sim.switch_load(6.0)
+    after = load()
+    assert after == pytest.approx(before + 6.0, abs=0.01)
+    state = sim.state()
+    assert state.self_consumption_kw == pytest.approx(own + 6.0, abs=0.01)
+    assert sim.firmware.target_kw(state) == pytest.approx(
+        min(state.max_discharge_kw, state.self_consumption_kw)
+    )
+    sim.switch_load(0.0)
+    assert load() == pytest.approx(before, abs=0.01)
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="appliance load"):
+            sim.switch_load(bad)

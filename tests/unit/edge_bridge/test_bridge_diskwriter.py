@@ -206,11 +206,12 @@ def test_claims_commit_ahead_of_the_rest_of_their_batch(tmp_path: Path) -> None:
         box = Outbox(tmp_path / "box", defer_sync=True)
         writer = DiskWriter(store, box)
         await writer.claim("c0", "s1", T0, T0)
-        gate = threading.Event()
+        gate, entered = threading.Event(), threading.Event()
         log: list[str] = []
         orig_batch, orig_durable = store.run_batch, box.make_durable
 
         def slow_batch(ops: Any) -> list[Any]:
+            entered.set()
             gate.wait(5)
             log.append(f"commit {len(ops)}")
             return orig_batch(ops)
@@ -222,6 +223,7 @@ def test_claims_commit_ahead_of_the_rest_of_their_batch(tmp_path: Path) -> None:
         store.run_batch = slow_batch  # type: ignore[method-assign]  # hold the thread: a gate
         box.make_durable = durable  # type: ignore[method-assign]  # observe the fsync's turn
         hold = writer.purge(T0)  # the thread takes it and waits at the gate: the rest queues
+        assert await asyncio.to_thread(entered.wait, 10)  # (on a busy machine it takes a while)
         box.append("r", b"k", "res-0", b"v", critical=True)
         done = writer.complete("c0", "s1", status="APPLIED", result_event_id="e", result=b"r")
         claim = writer.claim("c1", "s1", T0, T0)

@@ -1,4 +1,5 @@
-"""Edge-local droop: SvK curves, dead band, bounds, expiry, arming by product, fast-loop writes."""
+"""Edge-local droop: SvK curves, dead band, bounds, expiry, arming by product, fast-loop writes
+(the droop's curve, and what is in force summed by :func:`edge.bridge.stack.compose`)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,32 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.bridge.droop import ReserveController, fast_write_due, needs_write, response_kw
-from edge.bridge.model import BridgeInputError, Cause, PowerLimits, Product, ReserveParams
+from contract.enums import CommandKind, Product
+from contract.records import ReserveArm
+from edge.bridge.bounds import Bounds
+from edge.bridge.droop import fast_write_due, needs_write, response_kw
+from edge.bridge.model import BridgeCommand, BridgeInputError, Cause, PowerLimits, check_reserve
+from edge.bridge.stack import Arm, InForce, compose
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-FCRD_UP = ReserveParams(Product.FCR_D_UP, 4.0, 49.9, 49.5)
-FCRD_DOWN = ReserveParams(Product.FCR_D_DOWN, 4.0, 50.1, 50.5)
-FCRN = ReserveParams(Product.FCR_N, 2.0, 50.0, 49.9, symmetric=True)
-FFR = ReserveParams(Product.FFR, 5.0, 49.7, 49.7)
-DB = ReserveParams(Product.FCR_N, 2.0, 50.0, 49.9, deadband_hz=0.01, symmetric=True)
-WIDE = PowerLimits(10.0, 10.0, Cause.SITE_LIMIT, Cause.SITE_LIMIT)
+FCRD_UP = ReserveArm(Product.FCR_D_UP, 4.0, 49.9, 49.5)
+FCRD_DOWN = ReserveArm(Product.FCR_D_DOWN, 4.0, 50.1, 50.5)
+FCRN = ReserveArm(Product.FCR_N, 2.0, 50.0, 49.9, symmetric=True)
+FFR = ReserveArm(Product.FFR, 5.0, 49.7, 49.7)
+DB = ReserveArm(Product.FCR_N, 2.0, 50.0, 49.9, deadband_hz=0.01, symmetric=True)
+WIDE = Bounds.of_limits(PowerLimits(10.0, 10.0, Cause.SITE_LIMIT, Cause.SITE_LIMIT))
+
+
+def arm(params: ReserveArm, command_id: str, valid_s: float = 60.0) -> Arm:
+    cmd = BridgeCommand(
+        command_id,
+        "s1",
+        CommandKind.ARM_RESERVE,
+        T0,
+        T0 + timedelta(seconds=valid_s),
+        reserve=params,
+    )
+    return Arm(params, cmd)
 
 
 @pytest.mark.parametrize(
@@ -46,7 +63,7 @@ WIDE = PowerLimits(10.0, 10.0, Cause.SITE_LIMIT, Cause.SITE_LIMIT)
         (DB, 49.95, 1.0),
     ],
 )
-def test_response_table(params: ReserveParams, f: float, kw: float) -> None:
+def test_response_table(params: ReserveArm, f: float, kw: float) -> None:
     assert response_kw(params, f) == pytest.approx(kw)
 
 
@@ -75,7 +92,7 @@ def test_bad_params(kwargs: dict[str, object]) -> None:
     }
     base.update(kwargs)
     with pytest.raises(BridgeInputError):
-        ReserveParams(**base)  # type: ignore[arg-type]  # deliberately loose test input
+        check_reserve(ReserveArm(**base))  # type: ignore[arg-type]  # deliberately loose input
 
 
 def test_bad_frequency() -> None:
@@ -83,24 +100,24 @@ def test_bad_frequency() -> None:
         response_kw(FCRD_UP, float("nan"))
 
 
-def test_controller_adds_bounds_and_disarms() -> None:
-    ctl = ReserveController()
-    assert ctl.target(1.0, 49.5, T0, WIDE).total_kw == 1.0
-    ctl.arm(FCRD_UP, T0 + timedelta(seconds=60), "arm-1")
-    assert ctl.product(T0) is Product.FCR_D_UP
-    t = ctl.target(1.0, 49.5, T0, WIDE)
+def test_composition_adds_bounds_and_expires() -> None:
+    nothing = InForce()
+    assert compose(1.0, nothing, 49.5, WIDE).total_kw == 1.0
+    held = nothing.with_arm(arm(FCRD_UP, "arm-1"))
+    assert held.first_armed() is Product.FCR_D_UP
+    t = compose(1.0, held, 49.5, WIDE)
     assert (t.total_kw, t.reserve_kw, t.bounded) == (5.0, 4.0, False)
-    tight = PowerLimits(3.0, 3.0, Cause.SOC_LIMIT, Cause.SITE_LIMIT)
-    t = ctl.target(1.0, 49.5, T0, tight)
-    assert (t.total_kw, t.bounded) == (3.0, True)
-    assert ctl.target(1.0, None, T0, WIDE).total_kw == 1.0
-    assert not ctl.expire(T0 + timedelta(seconds=59))
-    assert ctl.expire(T0 + timedelta(seconds=60))
-    assert ctl.target(1.0, 49.5, T0 + timedelta(seconds=61), WIDE).total_kw == 1.0
-    assert ctl.product(T0) is Product.NONE
-    ctl.arm(FCRD_UP, T0 + timedelta(seconds=60), "arm-2")
-    ctl.disarm()
-    assert ctl.armed is None
+    tight = Bounds.of_limits(PowerLimits(3.0, 3.0, Cause.SOC_LIMIT, Cause.SITE_LIMIT))
+    t = compose(1.0, held, 49.5, tight)
+    assert (t.total_kw, t.bounded, t.cause) == (3.0, True, Cause.SOC_LIMIT)
+    assert t.delivered[Product.FCR_D_UP] == pytest.approx(2.0)  # what the bound left it
+    assert compose(1.0, held, None, WIDE).total_kw == 1.0
+    assert held.expire(T0 + timedelta(seconds=59)) is held
+    gone = held.expire(T0 + timedelta(seconds=60))
+    assert gone.empty
+    assert compose(1.0, gone, 49.5, WIDE).total_kw == 1.0
+    assert gone.first_armed() is Product.NONE
+    assert held.without_arm(Product.FCR_D_UP).empty
 
 
 @pytest.mark.parametrize(
@@ -132,27 +149,27 @@ def test_fcrn_is_odd_around_50(f: float) -> None:
 
 @given(base=st.floats(-20, 20), f=freq, d=st.floats(0, 10), c=st.floats(0, 10))
 def test_total_always_within_limits(base: float, f: float, d: float, c: float) -> None:
-    ctl = ReserveController()
-    ctl.arm(FCRN, T0 + timedelta(minutes=1), "a")
-    t = ctl.target(base, f, T0, PowerLimits(d, c, Cause.SITE_LIMIT, Cause.SITE_LIMIT))
+    held = InForce().with_arm(arm(FCRN, "a"))
+    limits = Bounds.of_limits(PowerLimits(d, c, Cause.SITE_LIMIT, Cause.SITE_LIMIT))
+    t = compose(base, held, f, limits)
     assert -c <= t.total_kw <= d
 
 
-def test_arming_replaces_the_armed_reserve() -> None:
-    """One reserve at a time (an ARM_RESERVE carries one product): a second arm replaces the
-    first, whatever its product, and the target holds only the new one's response."""
-    ctl = ReserveController()
-    ctl.arm(FCRD_UP, T0 + timedelta(seconds=60), "up")
-    ctl.arm(FCRD_DOWN, T0 + timedelta(seconds=30), "down")
-    armed = ctl.armed
-    assert armed is not None
-    assert armed.command_id == "down"
-    assert ctl.product(T0) is Product.FCR_D_DOWN
-    assert ctl.target(0.0, 49.5, T0, WIDE).total_kw == 0.0  # FCR-D up is gone: no response
-    assert ctl.target(0.0, 50.5, T0, WIDE).total_kw == -4.0
-    assert ctl.expire(T0 + timedelta(seconds=30))
-    assert ctl.armed is None
-    assert not ctl.expire(T0 + timedelta(seconds=61))  # nothing left to expire
+def test_arming_replaces_the_same_product_and_keeps_the_others() -> None:
+    """An ARM_RESERVE carries one product: a second arm of that product replaces the first;
+    an arm of another product is added, and the target holds every armed product's response
+    at once (FCR-D up at low frequency, FCR-D down at high frequency)."""
+    held = InForce().with_arm(arm(FCRD_UP, "up", 60.0))
+    held = held.with_arm(arm(FCRD_DOWN, "down", 30.0))
+    assert set(held.arms) == {Product.FCR_D_UP, Product.FCR_D_DOWN}
+    assert compose(0.0, held, 49.5, WIDE).total_kw == 4.0
+    assert compose(0.0, held, 50.5, WIDE).total_kw == -4.0
+    again = held.with_arm(arm(ReserveArm(Product.FCR_D_UP, 1.0, 49.9, 49.5), "up-2", 60.0))
+    assert again.arms[Product.FCR_D_UP].cmd.command_id == "up-2"
+    assert compose(0.0, again, 49.5, WIDE).total_kw == 1.0  # only the newer up arm
+    later = again.expire(T0 + timedelta(seconds=30))
+    assert set(later.arms) == {Product.FCR_D_UP}  # FCR-D down expired, FCR-D up stays
+    assert later.expire(T0 + timedelta(seconds=61)).empty
 
 
 # (last written kW, target kW, deadband kW, s since the last write, write gap s, write now?)

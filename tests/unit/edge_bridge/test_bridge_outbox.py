@@ -167,3 +167,19 @@ def test_record_roundtrip(seq: int, topic: str, key: bytes, eid: str, value: byt
     assert found == [(seq, 0, len(data))]
     rec = decode_body(seq, "bulk", data[16:])
     assert (rec.topic, rec.key, rec.event_id, rec.value) == (topic, key, eid, value)
+
+
+def test_after_reads_on_from_the_last_record_taken(tmp_path: Path) -> None:
+    """A sender with records in flight reads on with ``after``: from the very first record
+    (seq 0), skipping records acknowledged out of order, across both lanes in seq order."""
+    ob = Outbox(tmp_path)
+    seqs = [ob.append("t", b"k", f"e{i}", b"v%d" % i, critical=i % 3 == 0) for i in range(10)]
+    assert seqs[0] == 0
+    first = ob.after(-1, 4)
+    assert [r.seq for r in first] == [0, 1, 2, 3]
+    ob.ack([r for r in ob.after(-1, 10) if r.seq in (5, 6)])  # out of order
+    assert [r.seq for r in ob.after(first[-1].seq, 10)] == [4, 7, 8, 9]
+    assert ob.after(9, 10) == []
+    ob.ack(ob.after(-1, 10))
+    assert ob.depth == 0
+    ob.close()

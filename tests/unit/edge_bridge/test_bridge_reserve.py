@@ -1,7 +1,8 @@
 """The reserve loop against a real simulated inverter (Modbus TCP, no broker): the target is the
-base in force plus the armed response; a fast sample writes it when it moved past the deadband
-and the map's write gap has passed; the poll enforces it too; the loop runs only while a reserve
-is armed and its arm command is in force."""
+baseline in force (here a SET_POWER's setpoint) plus the armed response; a fast sample writes it
+when it moved past the deadband and the map's write gap has passed; the poll enforces it too
+(and the setpoint alone once the arm expired); the loop runs only while a reserve is armed and
+its arm command is in force."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from typing import Any
 
 import pytest
 
-from edge.bridge.model import Kind, Product, ReserveParams
+from contract.enums import CommandKind, Product
+from contract.records import ReserveArm
+from edge.bridge.bounds import EnergyRoom
+from edge.bridge.effects import Room, effect
 from edge.bridge.reserve import ReserveLoop
 from edge.bridge.shared import SiteShared
 from edge.hal.device import Device
@@ -22,7 +26,7 @@ from edge.hal.transport import ModbusTransport
 from edge.sim.server import SimInverter
 from edge.testing.harness import SimSpec, free_port, new_command, site_config
 
-FCRD_UP = ReserveParams(Product.FCR_D_UP, 4.0, 49.9, 49.5)
+FCRD_UP = ReserveArm(Product.FCR_D_UP, 4.0, 49.9, 49.5)
 BASE_KW = 1.0
 
 
@@ -44,10 +48,14 @@ async def armed_site() -> AsyncIterator[tuple[SiteShared, ReserveLoop, SimInvert
     try:
         shared.telemetry = await shared.device.read_due_telemetry()
         shared.limits = shared.live_limits()
-        shared.setpoint.commanded(new_command("r", Kind.SET_POWER, BASE_KW), BASE_KW)
-        arm = new_command("r", Kind.ARM_RESERVE, reserve=FCRD_UP)
-        reserve.arm(FCRD_UP, arm.valid_until, arm.command_id)
-        shared.setpoint.commanded(arm, BASE_KW)
+        now = _now()
+        setpoint = new_command("r", CommandKind.SET_POWER, BASE_KW, valid_s=120.0, now=now)
+        arm = new_command("r", CommandKind.ARM_RESERVE, reserve=FCRD_UP, valid_s=60.0, now=now)
+        for cmd in (setpoint, arm):  # as the command pipeline applies them
+            room = Room(BASE_KW, shared.bounds(), EnergyRoom())
+            eff = effect(cmd, shared.setpoint.in_force, room, now)
+            assert not isinstance(eff, str)
+            shared.setpoint.commanded(cmd, eff.in_force, BASE_KW)
         yield shared, reserve, sim
     finally:
         await transport.close()
@@ -91,17 +99,23 @@ def test_poll_enforces_the_target_only_while_armed() -> None:
     async def body() -> None:
         async with armed_site() as (shared, reserve, sim):
             now = _now()
-            assert reserve.product(now) is Product.FCR_D_UP
+            assert shared.setpoint.in_force.first_armed() is Product.FCR_D_UP
             await reserve.enforce(now, 49.7)
             assert shared.setpoint.last_written_kw == pytest.approx(BASE_KW + 2.0)
             written = len(sim.write_log)
             await reserve.enforce(now, 49.702)  # 0.02 kW less: below min_step_kw
             assert len(sim.write_log) == written
-            assert reserve.expire(now + timedelta(seconds=3600))  # the arm command expired
-            assert reserve.armed is None
-            await reserve.enforce(now, 49.5)
+            later = now + timedelta(seconds=90)
+            assert shared.setpoint.expire(later)  # the arm command expired, the setpoint holds
+            assert not reserve.armed
+            await reserve.enforce(later, 49.5)  # the setpoint alone: back to it, one write
+            assert shared.setpoint.last_written_kw == pytest.approx(BASE_KW)
+            assert len(sim.write_log) == written + 1
+            written = len(sim.write_log)
+            assert shared.setpoint.expire(now + timedelta(seconds=3600))  # nothing left
+            await reserve.enforce(now + timedelta(seconds=3600), 49.5)
             assert len(sim.write_log) == written
-            assert reserve.product(now) is Product.NONE
+            assert shared.setpoint.in_force.first_armed() is Product.NONE
 
     run(body)
 
@@ -121,7 +135,8 @@ def test_the_fast_loop_runs_once_the_arm_is_in_force_and_stops_on_disarm() -> No
                         break
                     await asyncio.sleep(0.02)
                 assert shared.setpoint.last_written_kw == pytest.approx(BASE_KW + 2.0)
-                reserve.disarm()
+                held = shared.setpoint.in_force.without_arm(Product.FCR_D_UP)  # a disarm applied
+                shared.setpoint.in_force = held
                 await asyncio.sleep(2 * shared.site.reserve_poll_s)
                 written = len(sim.write_log)
                 sim.set_frequency(49.5)

@@ -8,17 +8,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from contract.enums import CommandKind
+from edge.bridge.bounds import Bounds
 from edge.bridge.config import BatteryLimits, SiteConfig
-from edge.bridge.model import BridgeCommand, BridgeInputError, Cause, Kind, PowerLimits
+from edge.bridge.headroom import headroom
+from edge.bridge.model import BridgeCommand, BridgeInputError, Cause, PowerLimits
 from edge.bridge.safety import (
     Accepted,
     LiveLimits,
     Refusal,
     Rejected,
     check,
-    headroom,
     power_limits,
 )
+from edge.bridge.stack import InForce
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 SITE = SiteConfig(
@@ -33,7 +36,7 @@ SITE = SiteConfig(
 
 
 def cmd(
-    kind: Kind = Kind.SET_POWER,
+    kind: CommandKind = CommandKind.SET_POWER,
     power_kw: float | None = 3.0,
     site_id: str = "s1",
     valid_s: float = 60.0,
@@ -45,7 +48,7 @@ def cmd(
         kind=kind,
         event_time=T0,
         valid_until=T0 + timedelta(seconds=valid_s),
-        power_kw=power_kw if kind is Kind.SET_POWER else None,
+        power_kw=power_kw if kind is CommandKind.SET_POWER else None,
     )
 
 
@@ -89,8 +92,8 @@ def test_power_limits_table(
         (cmd(power_kw=3.0), T0, (3.0, 3.0, None)),
         (cmd(power_kw=9.0), T0, (9.0, 6.0, Cause.SITE_LIMIT)),
         (cmd(power_kw=-7.5), T0, (-7.5, -5.0, Cause.SITE_LIMIT)),
-        (cmd(kind=Kind.STOP), T0, (None, None, None)),
-        (cmd(kind=Kind.SAFE_MODE), T0, (None, None, None)),
+        (cmd(kind=CommandKind.STOP), T0, (None, None, None)),
+        (cmd(kind=CommandKind.SAFE_MODE), T0, (None, None, None)),
     ],
 )
 def test_gate_table(command: BridgeCommand, now: datetime, expected: object) -> None:
@@ -138,7 +141,7 @@ def test_bad_commands_raise(kwargs: dict[str, object]) -> None:
     base: dict[str, object] = {
         "command_id": "c",
         "site_id": "s1",
-        "kind": Kind.SET_POWER,
+        "kind": CommandKind.SET_POWER,
         "event_time": T0,
         "valid_until": T0,
         "power_kw": 1.0,
@@ -150,7 +153,7 @@ def test_bad_commands_raise(kwargs: dict[str, object]) -> None:
 
 def test_naive_times_raise() -> None:
     with pytest.raises(BridgeInputError, match="timezone"):
-        BridgeCommand("c", "s1", Kind.STOP, datetime(2026, 1, 1), T0)
+        BridgeCommand("c", "s1", CommandKind.STOP, datetime(2026, 1, 1), T0)
 
 
 finite = st.floats(min_value=-1e4, max_value=1e4, allow_nan=False)
@@ -193,8 +196,8 @@ def test_written_power_never_exceeds_any_bound(
     p=finite,
 )
 def test_headroom_is_nonnegative_and_consistent(d: float, c: float, p: float) -> None:
-    lim = PowerLimits(d, c, Cause.SITE_LIMIT, Cause.SITE_LIMIT)
-    up, down = headroom(lim, p)
+    lim = Bounds.of_limits(PowerLimits(d, c, Cause.SITE_LIMIT, Cause.SITE_LIMIT))
+    up, down = headroom(lim, p, InForce())  # nothing in force: all of it is free
     assert up >= 0.0
     assert down >= 0.0
     if -c <= p <= d:

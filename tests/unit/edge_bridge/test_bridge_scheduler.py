@@ -8,24 +8,25 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.bridge.model import BridgeCommand, Kind
+from contract.enums import CommandKind
+from edge.bridge.model import BridgeCommand
 from edge.bridge.scheduler import Action, CommandQueue, SiteState, decide
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
-def c(cid: str, kind: Kind, at_s: float, valid_s: float = 60.0) -> BridgeCommand:
+def c(cid: str, kind: CommandKind, at_s: float, valid_s: float = 60.0) -> BridgeCommand:
     return BridgeCommand(
         command_id=cid,
         site_id="s1",
         kind=kind,
         event_time=T0 + timedelta(seconds=at_s),
         valid_until=T0 + timedelta(seconds=at_s + valid_s),
-        power_kw=1.0 if kind is Kind.SET_POWER else None,
+        power_kw=1.0 if kind is CommandKind.SET_POWER else None,
     )
 
 
-P, S, SM = Kind.SET_POWER, Kind.STOP, Kind.SAFE_MODE
+P, S, SM = CommandKind.SET_POWER, CommandKind.STOP, CommandKind.SAFE_MODE
 
 
 @pytest.mark.parametrize(
@@ -41,7 +42,7 @@ P, S, SM = Kind.SET_POWER, Kind.STOP, Kind.SAFE_MODE
     ],
 )
 def test_queue_table(
-    pushes: list[tuple[str, Kind, float]], order: list[str], dropped: list[str]
+    pushes: list[tuple[str, CommandKind, float]], order: list[str], dropped: list[str]
 ) -> None:
     q = CommandQueue()
     gone: list[str] = []
@@ -57,7 +58,7 @@ def test_queue_table(
 
 
 @given(st.lists(st.tuples(st.sampled_from([P, S, SM]), st.integers(0, 50)), max_size=30))
-def test_queue_invariants(items: list[tuple[Kind, int]]) -> None:
+def test_queue_invariants(items: list[tuple[CommandKind, int]]) -> None:
     q = CommandQueue()
     pushed = [c(str(i), kind, at) for i, (kind, at) in enumerate(items)]
     dropped: list[BridgeCommand] = []

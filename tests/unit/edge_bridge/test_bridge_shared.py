@@ -6,68 +6,117 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from contract.enums import CommandKind, Product, SiteMode
+from contract.records import ReserveArm
+from edge.bridge.bounds import Bounds, EnergyRoom
+from edge.bridge.effects import Room, effect
 from edge.bridge.keepalive import Reassert, reassert_due
 from edge.bridge.link import REASSERT_MIN_S
-from edge.bridge.model import Kind, Product, ReserveParams
+from edge.bridge.model import BridgeCommand, Cause, PowerLimits
+from edge.bridge.scheduler import Action, decide
 from edge.bridge.shared import Setpoint, SiteShared
 from edge.hal.device import Device
 from edge.hal.maps import load_all
-from edge.hal.points import Command, Mode, Telemetry
+from edge.hal.points import Command, Telemetry
 from edge.hal.transport import ModbusTransport
 from edge.sim.server import SimInverter
 from edge.testing.harness import SimSpec, free_port, new_command, site_config
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-ARM = ReserveParams(Product.FCR_D_UP, 4.0, 49.9, 49.5)
+ARM = ReserveArm(Product.FCR_D_UP, 4.0, 49.9, 49.5)
 
 
-def command(kind: Kind, kw: float | None = None) -> Any:
-    return new_command("s", kind, kw, reserve=ARM if kind is Kind.ARM_RESERVE else None, now=T0)
+def command(kind: CommandKind, kw: float | None = None) -> Any:
+    return new_command(
+        "s", kind, kw, reserve=ARM if kind is CommandKind.ARM_RESERVE else None, now=T0
+    )
 
 
-# (command kind, power its writes hold, base kW after, last written kW after, in safe mode)
+# A command is applied as the pipeline does: its effect on what is in force, then its writes.
+ROOM = Room(
+    2.0, Bounds.of_limits(PowerLimits(10.0, 10.0, Cause.SITE_LIMIT, Cause.SITE_LIMIT)), EnergyRoom()
+)
+
+
+def applied(sp: Setpoint, cmd: BridgeCommand, written: float) -> None:
+    eff = effect(cmd, sp.in_force, ROOM, T0)
+    assert not isinstance(eff, str)
+    sp.commanded(cmd, eff.in_force, None if eff.in_force.empty else written)
+
+
+# (command kind, power its writes hold, predetermined setpoint after (None: the site's own
+#  mode is the baseline), last written kW after, in safe mode, armed after)
 COMMANDED = [
-    (Kind.SET_POWER, 3.0, 3.0, 3.0, False),
-    (Kind.STOP, 0.0, 0.0, 0.0, False),  # zero held under remote control
-    (Kind.ARM_RESERVE, 4.5, 2.0, 4.5, False),  # base kept, the response on top of it
-    (Kind.SAFE_MODE, 0.0, 0.0, None, True),  # the OEM's own mode: nothing written holds
+    (CommandKind.SET_POWER, 3.0, 3.0, 3.0, False, False),
+    (CommandKind.STOP, 0.0, 0.0, 0.0, False, False),  # zero held under remote control
+    (CommandKind.ARM_RESERVE, 4.5, 2.0, 4.5, False, True),  # setpoint kept, response on top
+    (CommandKind.SAFE_MODE, 0.0, None, None, True, False),  # the OEM's own mode: nothing holds
 ]
 
 
-@pytest.mark.parametrize(("kind", "written", "base", "last", "safe"), COMMANDED)
-def test_setpoint_after_a_command(
-    kind: Kind, written: float, base: float, last: float | None, safe: bool
+@pytest.mark.parametrize(("kind", "written", "held", "last", "safe", "armed"), COMMANDED)
+def test_setpoint_after_a_command(  # noqa: PLR0917  # one argument per table column
+    kind: CommandKind,
+    written: float,
+    held: float | None,
+    last: float | None,
+    safe: bool,
+    armed: bool,
 ) -> None:
     sp = Setpoint()
     assert sp.state.in_safe_mode  # a site starts in safe mode
-    sp.commanded(command(Kind.SET_POWER, 2.0), 2.0)
-    cmd = command(kind, written if kind is Kind.SET_POWER else None)
-    sp.commanded(cmd, written)
-    assert (sp.base_kw, sp.last_written_kw, sp.state.in_safe_mode) == (base, last, safe)
+    applied(sp, command(CommandKind.SET_POWER, 2.0), 2.0)
+    cmd = command(kind, written if kind is CommandKind.SET_POWER else None)
+    applied(sp, cmd, written)
+    kept = sp.in_force.held
+    assert (None if kept is None else kept.power_kw, sp.last_written_kw) == (held, last)
+    assert sp.state.in_safe_mode is safe
+    assert bool(sp.in_force.arms) is armed
     assert sp.state.active is (None if safe else cmd)
     sp.to_safe_mode()
-    assert (sp.base_kw, sp.last_written_kw, sp.state.in_safe_mode) == (0.0, None, True)
+    assert (sp.in_force.empty, sp.last_written_kw, sp.state.in_safe_mode) == (True, None, True)
+
+
+def test_expiry_keeps_the_newest_command_in_force_active() -> None:
+    """A setpoint valid 60 s, then an arm valid 120 s: when the setpoint expires the arm stays
+    in force and becomes the active command; when it expires too, nothing is left and the
+    active command stays the expired arm (so the scheduler hands the site back)."""
+    sp = Setpoint()
+    setpoint = new_command("s", CommandKind.SET_POWER, 1.0, valid_s=60.0, now=T0)
+    arm = new_command("s", CommandKind.ARM_RESERVE, reserve=ARM, valid_s=120.0, now=T0)
+    order = new_command("s", CommandKind.ORDER, 1.0, product=Product.MFRR, valid_s=30.0, now=T0)
+    for cmd in (setpoint, arm, order):
+        applied(sp, cmd, 1.0)
+    assert sp.expire(T0 + timedelta(seconds=10)) == []
+    assert sp.expire(T0 + timedelta(seconds=30)) == [order]
+    assert sp.expire(T0 + timedelta(seconds=60)) == [setpoint]
+    assert sp.state.active is arm
+    assert sp.in_force.held is None  # the site's own mode is the baseline again
+    assert sp.expire(T0 + timedelta(seconds=120)) == [arm]
+    assert sp.in_force.empty
+    assert sp.state.active is arm
+    assert decide(sp.state, T0 + timedelta(seconds=120)) is Action.REVERT_TO_SAFE_MODE
 
 
 # (mode, s since written, s since the last re-assert, settle s, refresh s, reason)
 REASSERTS = [
-    (Mode.FORCED, 10.0, 1e9, 2.0, 600.0, None),  # under control, fresh
-    (Mode.SELF_CONSUMPTION, 1.0, 1e9, 2.0, 600.0, None),  # may still be settling
-    (Mode.SELF_CONSUMPTION, 3.0, 1e9, 2.0, 600.0, Reassert.LEFT_CONTROL),
-    (Mode.REMOTE, 600.0, 1e9, 2.0, 600.0, Reassert.REFRESH),
-    (Mode.SELF_CONSUMPTION, 700.0, 1e9, 2.0, 600.0, Reassert.LEFT_CONTROL),  # left wins
-    (Mode.SELF_CONSUMPTION, 3.0, REASSERT_MIN_S - 0.1, 2.0, 600.0, None),  # rate limited
-    (Mode.SELF_CONSUMPTION, 3.0, REASSERT_MIN_S, 2.0, 600.0, Reassert.LEFT_CONTROL),
+    (SiteMode.FORCED, 10.0, 1e9, 2.0, 600.0, None),  # under control, fresh
+    (SiteMode.SELF_CONSUMPTION, 1.0, 1e9, 2.0, 600.0, None),  # may still be settling
+    (SiteMode.SELF_CONSUMPTION, 3.0, 1e9, 2.0, 600.0, Reassert.LEFT_CONTROL),
+    (SiteMode.REMOTE, 600.0, 1e9, 2.0, 600.0, Reassert.REFRESH),
+    (SiteMode.SELF_CONSUMPTION, 700.0, 1e9, 2.0, 600.0, Reassert.LEFT_CONTROL),  # left wins
+    (SiteMode.SELF_CONSUMPTION, 3.0, REASSERT_MIN_S - 0.1, 2.0, 600.0, None),  # rate limited
+    (SiteMode.SELF_CONSUMPTION, 3.0, REASSERT_MIN_S, 2.0, 600.0, Reassert.LEFT_CONTROL),
 ]
 
 
 @pytest.mark.parametrize("case", REASSERTS)
-def test_reassert_due(case: tuple[Mode, float, float, float, float, Reassert | None]) -> None:
+def test_reassert_due(case: tuple[SiteMode, float, float, float, float, Reassert | None]) -> None:
     mode, written, reasserted, settle, refresh, why = case
     got = reassert_due(mode, written, reasserted, settle_s=settle, refresh_s=refresh)
     assert got is why
@@ -118,7 +167,7 @@ def test_write_path_one_plan_at_a_time_and_failures_on_the_link() -> None:
 
 
 def telemetry(soc_pct: float | None, battery_kw: float | None = 1.5) -> Telemetry:
-    return Telemetry(battery_kw, soc_pct, 0.0, 0.0, 0.5, 50.0, 3.0, 4.0, 10.0, Mode.FORCED)
+    return Telemetry(battery_kw, soc_pct, 0.0, 0.0, 0.5, 50.0, 3.0, 4.0, 10.0, SiteMode.FORCED)
 
 
 def test_latest_readings_give_the_limits_and_the_fallback() -> None:

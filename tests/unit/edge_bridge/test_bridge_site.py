@@ -11,16 +11,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from contract.enums import CommandKind, Product, SiteMode
+from contract.records import ReserveArm
 from edge.bridge.diskwriter import DiskWriter
 from edge.bridge.events import RESULT
 from edge.bridge.idempotency import IdempotencyStore
-from edge.bridge.model import Kind
 from edge.bridge.outbox import Outbox
 from edge.bridge.sink import BridgeTopics, EventSink
 from edge.bridge.site import SiteController
 from edge.hal.device import Device
 from edge.hal.maps import load_all
-from edge.hal.points import Mode
 from edge.hal.registermap import RegisterMap
 from edge.hal.transport import ModbusTransport
 from edge.sim.battery import BatteryParams
@@ -93,7 +95,7 @@ def test_expired_command_reverts_to_safe_mode(tmp_path: Path) -> None:
     async def body() -> None:
         async with controller(tmp_path) as (ctl, _sim):
             await until(lambda: ctl.shared.telemetry is not None)
-            cmd = new_command("s1", Kind.SET_POWER, 2.0, valid_s=1.5)
+            cmd = new_command("s1", CommandKind.SET_POWER, 2.0, valid_s=1.5)
             ctl.submit(cmd)
             await ctl.drain()
             assert results(ctl)[cmd.command_id]["status"] == "APPLIED"
@@ -103,11 +105,11 @@ def test_expired_command_reverts_to_safe_mode(tmp_path: Path) -> None:
             await until(
                 lambda: (
                     ctl.shared.telemetry is not None
-                    and ctl.shared.telemetry.mode is not Mode.FORCED
+                    and ctl.shared.telemetry.mode is not SiteMode.FORCED
                 )
             )
             assert ctl.shared.telemetry is not None
-            assert ctl.shared.telemetry.mode is Mode.SELF_CONSUMPTION
+            assert ctl.shared.telemetry.mode is SiteMode.SELF_CONSUMPTION
 
     run(body)
 
@@ -116,7 +118,7 @@ def test_safe_mode_and_resubmission(tmp_path: Path) -> None:
     async def body() -> None:
         async with controller(tmp_path) as (ctl, sim):
             await until(lambda: ctl.shared.telemetry is not None)
-            cmd = new_command("s1", Kind.SET_POWER, -1.0)
+            cmd = new_command("s1", CommandKind.SET_POWER, -1.0)
             ctl.submit(cmd)
             ctl.submit(cmd)  # redelivered while in flight
             await ctl.drain()
@@ -127,7 +129,7 @@ def test_safe_mode_and_resubmission(tmp_path: Path) -> None:
             sent = [r for r in ctl.sink.outbox.pending(10_000) if r.topic.endswith("results")]
             assert len(sent) == 2
             assert len({r.event_id for r in sent}) == 1
-            safe = new_command("s1", Kind.SAFE_MODE)
+            safe = new_command("s1", CommandKind.SAFE_MODE)
             ctl.submit(safe)
             await ctl.drain()
             res = results(ctl)[safe.command_id]
@@ -141,7 +143,7 @@ def test_safe_mode_and_resubmission(tmp_path: Path) -> None:
 
 def test_command_seen_claimed_after_a_crash_is_not_written(tmp_path: Path) -> None:
     async def body() -> None:
-        cmd = new_command("s1", Kind.SET_POWER, 1.0)
+        cmd = new_command("s1", CommandKind.SET_POWER, 1.0)
         with IdempotencyStore(tmp_path / "idem.sqlite") as store:  # the previous process
             now = datetime.now(UTC)
             store.claim(cmd.command_id, "s1", now + timedelta(minutes=2), now)
@@ -169,7 +171,7 @@ def test_write_the_map_refuses_is_rejected_and_never_sent(tmp_path: Path) -> Non
         async with controller(tmp_path, "huawei", narrow) as (ctl, sim):
             await until(lambda: ctl.shared.telemetry is not None)
             writes = len(sim.write_log)
-            cmd = new_command("s1", Kind.SET_POWER, -2.0)  # a charge: the bounded register
+            cmd = new_command("s1", CommandKind.SET_POWER, -2.0)  # a charge: the bounded register
             ctl.submit(cmd)
             await ctl.drain()
             res = results(ctl)[cmd.command_id]
@@ -218,13 +220,13 @@ def test_commands_carry_the_heartbeat_and_standalone_ones_are_skipped(tmp_path: 
             await until(lambda: ctl.shared.telemetry is not None)
             hb = sim.rmap.point("ems_heartbeat").address
             power = sim.rmap.point("ems_mode").address  # the FC16 of mode, command, power
-            ctl.submit(new_command("s1", Kind.SET_POWER, 3.0))  # the whole sequence
+            ctl.submit(new_command("s1", CommandKind.SET_POWER, 3.0))  # the whole sequence
             await until(lambda: ctl.shared.setpoint.last_written_kw is not None)
             start = len(sim.write_log)
             standalone = ctl.polling.keepalive.heartbeats
             for i in range(10):
                 await asyncio.sleep(0.3)
-                ctl.submit(new_command("s1", Kind.SET_POWER, (-1.0) ** i * (1.0 + 0.1 * i)))
+                ctl.submit(new_command("s1", CommandKind.SET_POWER, (-1.0) ** i * (1.0 + 0.1 * i)))
             await until(lambda: not ctl.commands.queued and not ctl.commands.applying)
             assert ctl.polling.keepalive.heartbeats == standalone
             device = ctl.shared.device
@@ -241,5 +243,76 @@ def test_commands_carry_the_heartbeat_and_standalone_ones_are_skipped(tmp_path: 
             assert max(b - a for a, b in itertools.pairwise(times)) < 1.0
             await until(lambda: ctl.polling.keepalive.heartbeats > standalone, 8.0)  # resumes
             await ctl.drain()  # every command has its outcome (before the writer closes)
+
+    run(body)
+
+
+def test_without_the_cloud_the_arithmetic_runs_until_expiry(tmp_path: Path) -> None:
+    """After its last command a site hears nothing more (the cloud link is gone; the controller
+    has no other input): the baseline follows the home's load, the armed response the
+    frequency, the order stays on top of both; when they expire the site is handed back to its
+    own mode."""
+
+    async def body() -> None:
+        async with controller(tmp_path) as (ctl, sim):
+            await until(lambda: ctl.shared.telemetry is not None)
+            arm = new_command(
+                "s1",
+                CommandKind.ARM_RESERVE,
+                reserve=ReserveArm(Product.FCR_D_UP, 2.0, 49.9, 49.5),
+                valid_s=8.0,
+            )
+            order = new_command("s1", CommandKind.ORDER, 1.0, product=Product.MFRR, valid_s=8.0)
+            ctl.submit(arm)
+            ctl.submit(order)
+            await ctl.drain()
+            assert {results(ctl)[c.command_id]["status"] for c in (arm, order)} == {"APPLIED"}
+            sh = ctl.shared
+
+            def holds(extra_kw: float) -> bool:
+                written = sh.setpoint.last_written_kw
+                return written is not None and abs(written - sh.last_baseline_kw - extra_kw) < 0.06
+
+            await until(lambda: holds(1.0))  # the baseline + the order
+            before = sh.last_baseline_kw
+            sim.switch_load(3.0)  # the home's load rises: so does its baseline
+            await until(lambda: sh.last_baseline_kw > before + 2.5 and holds(1.0))
+            sim.set_frequency(49.7)  # FCR-D up half-way: 1 kW more
+            await until(lambda: holds(2.0))
+            assert not sh.setpoint.state.in_safe_mode
+            await until(lambda: sh.setpoint.state.in_safe_mode, 10)  # all expired
+            assert sh.setpoint.in_force.empty
+            await until(
+                lambda: sh.telemetry is not None and sh.telemetry.mode is SiteMode.SELF_CONSUMPTION
+            )
+
+    run(body)
+
+
+def test_an_arm_is_judged_on_the_target_in_force_when_the_baseline_moved(tmp_path: Path) -> None:
+    """The home's load changes between an arm's write and its read-back: the reserve loop
+    re-writes the target (the baseline moved), and the read-back judges that power, from its
+    own write, instead of taking the new register value for a clamp. (Sungrow: a load
+    register of its own, so the baseline moves once; Huawei's load is derived from two
+    registers read apart, which wobbles while this fixture's very fast battery moves.)"""
+
+    async def body() -> None:
+        async with controller(tmp_path, "sungrow") as (ctl, sim):
+            await until(lambda: ctl.shared.telemetry is not None)
+            arm = new_command(
+                "s1",
+                CommandKind.ARM_RESERVE,
+                reserve=ReserveArm(Product.FCR_D_UP, 2.0, 49.9, 49.5),
+            )
+            ctl.submit(arm)
+            await until(lambda: bool(ctl.reserve.armed))  # written; the read-back waits
+            first = ctl.shared.setpoint.last_written_kw
+            sim.switch_load(2.0)
+            await until(lambda: ctl.shared.setpoint.last_written_kw != first)
+            await ctl.drain()
+            res = results(ctl)[arm.command_id]
+            assert res["status"] == "APPLIED", res["reason"]
+            assert "target re-written to" in res["reason"]
+            assert res["written_kw"] == pytest.approx(first)  # what the arm itself wrote
 
     run(body)
