@@ -15,7 +15,8 @@ bring an earlier one:
   lag) blocks the merge until its records come (``fetched(caught_up=False)``);
 - an empty *progress* source (a partition's slices) is known up to its owner's stream time
   (``set_progress``): every slice still to come closes after it; a partition whose owner
-  reports it idle without any stream time (nothing ever read) is not waited for;
+  reports it idle without any stream time (nothing ever read) is not waited for, unless it
+  had a stream time before (a new owner that has not read it yet is not idle);
 - an empty, caught-up *event* source (activations, ...) is bounded by the current event
   time less ``hold``: a record of it is expected no later than ``hold`` after its event
   time (Kafka Streams' ``max.task.idle.ms``, here in event time). The current event time is
@@ -116,7 +117,8 @@ class EventMerge:
         if bound is not None and (source.bound is None or bound > source.bound):
             source.bound = bound
             self._saw(source, bound)
-        source.idle = idle and bound is None
+        # a source that once had a bound stays waited for (its owner moved, say)
+        source.idle = idle and bound is None and source.bound is None
 
     def buffered(self) -> int:
         return sum(len(s.buffer) for s in self._sources.values())

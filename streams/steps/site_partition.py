@@ -82,6 +82,7 @@ class PartitionTelemetry:
         # per site, when its limits changed: (instant, max discharge, max charge)
         self._limits: dict[str, list[tuple[int, float, float]]] = {}
         self.replayed = 0  #: records read again after a restore
+        self._restored_clock: int | None = None  # the previous owner's stream time
 
     # ------------------------------------------------------------------ state
     @property
@@ -103,12 +104,19 @@ class PartitionTelemetry:
         }
 
     def progress(self, *, idle: bool = False) -> PartitionProgress:
+        """What the leader is told. The stream time never goes back below the previous
+        owner's (a restored partition re-reads older records first), and a partition that
+        had a clock is never reported idle: the leader keeps waiting for its slices."""
+        clock = self.clock
+        restored = self._restored_clock
+        if restored is not None and (clock is None or clock < restored):
+            clock = restored
         return PartitionProgress(
             self.partition,
-            self.clock,
+            clock,
             self.closed(),
             self.next_offset,
-            idle and self.clock is None,
+            idle and clock is None,
             self.late,
         )
 
@@ -120,6 +128,7 @@ class PartitionTelemetry:
         if progress is None:
             return
         self._replay_until = max(committed, progress.offset)
+        self._restored_clock = progress.clock
         for windows in self.step.windows:
             end = progress.closed.get(windows.aggregator.window_s)
             if end is not None:

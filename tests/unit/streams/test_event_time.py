@@ -175,3 +175,19 @@ def test_chunked_arrival_gives_the_order_of_a_full_read(
     got += drain(chunked)
     assert got == expected
     assert chunked.late == 0
+
+
+def test_a_progress_source_that_had_a_bound_is_never_taken_as_idle() -> None:
+    merge = EventMerge(0, lambda: 0)
+    merge.add_source("p0", 0, SourceKind.PROGRESS)
+    merge.add_source("p1", 0, SourceKind.PROGRESS)
+    merge.set_progress("p0", 100)
+    merge.set_progress("p1", None, idle=True)  # never read: not waited for
+    merge.push("p0", 50, "x")
+    assert merge.pop() == (50, "x")
+    merge.set_progress("p1", 60)
+    merge.set_progress("p1", None, idle=True)  # a new owner that has not read it yet
+    merge.push("p0", 70, "y")
+    assert merge.pop() is None  # p1 is known only up to 60
+    merge.set_progress("p1", 80)
+    assert merge.pop() == (70, "y")

@@ -121,6 +121,19 @@ def test_a_new_owner_resumes_without_emitting_a_closed_window_again() -> None:
     assert after.replayed == progress.offset - committed
 
 
+def test_a_restored_partition_reports_the_previous_owners_clock_until_it_passes_it() -> None:
+    before = part()
+    before.add(records([m for k in range(6) for m in second(["a", "b"], k)]), STAMP)
+    progress = before.progress()
+    assert progress.clock is not None
+    after = part()
+    after.restore(progress, before.commit_offset())
+    assert after.clock is None
+    mine = after.progress(idle=True)
+    assert mine.clock == progress.clock  # not None: the leader keeps waiting for it
+    assert mine.idle is False
+
+
 def test_limits_are_looked_up_as_of_an_instant() -> None:
     p = part()
     p.add(records(second(["a"], 0, max_kw=10.0)), STAMP)
