@@ -11,6 +11,8 @@ on a timeline in seconds from the scenario start:
 * ``incidents``: things that happen at a time to one site (by fleet index): a MAJOR fault bit,
   a home that drops offline, an inverter whose firmware ignores remote commands, or a load
   (a sauna, an EV charger: ``load_kw``) that switches on in the home (0 switches it off);
+  or, with no site, ``worker_crash``: the streams worker that leads is killed (SIGKILL; the
+  demo's supervisor starts it again and another worker takes the lead);
 * ``expected``: audit verdicts by rule id (PASS/FAIL) and the sites expected among offenders.
 
 Capacities are per site (kW) so a scenario scales with ``--sites``. Pure: no Kafka here.
@@ -170,13 +172,15 @@ class IncidentKind(StrEnum):
     OFFLINE = "offline"  # the home's Modbus server stops (router down, dongle unplugged)
     OVERRIDE = "override"  # the inverter's firmware ignores remote commands from now on
     LOAD = "load"  # an appliance of load_kw switches on in the home (0: off again)
+    WORKER_CRASH = "worker_crash"  # the streams worker that leads is killed (SIGKILL)
 
 
 class Incident(_Strict):
-    """Something that happens to one site (``site``: index in the fleet) at ``at_s``."""
+    """Something that happens at ``at_s`` to one site (``site``: index in the fleet), or,
+    for ``worker_crash``, to the streams worker that leads (no site)."""
 
     at_s: _Seconds
-    site: Annotated[int, Field(ge=0)]
+    site: Annotated[int, Field(ge=0)] | None = None
     kind: IncidentKind
     point: str | None = None
     bit: Annotated[int, Field(ge=0, le=31)] | None = None
@@ -185,6 +189,8 @@ class Incident(_Strict):
     @model_validator(mode="after")
     def _fault_target(self) -> Incident:
         has_target = self.point is not None and self.bit is not None
+        if (self.kind is IncidentKind.WORKER_CRASH) != (self.site is None):
+            raise ValueError("every incident but worker_crash names its site; worker_crash none")
         if self.kind is IncidentKind.FAULT and not has_target:
             raise ValueError("a fault incident needs point and bit")
         if self.kind is not IncidentKind.FAULT and (self.point is not None or self.bit is not None):
@@ -244,7 +250,8 @@ class Scenario(_Strict):
 
     def check_fleet_size(self, sites: int) -> None:
         """Raise ScenarioError when an incident or expectation names a site beyond ``sites``."""
-        used = [i.site for i in self.incidents] + list(self.expected.offender_sites)
+        used = [i.site for i in self.incidents if i.site is not None]
+        used += self.expected.offender_sites
         if used and max(used) >= sites:
             raise ScenarioError(
                 f"scenario {self.name} refers to site index {max(used)}, "

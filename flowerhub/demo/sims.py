@@ -154,6 +154,8 @@ class SimFleet:
     def check_incidents(self, incidents: Iterable[Incident]) -> None:
         """Raise ScenarioError for a fault word the site's register map does not have."""
         for incident in incidents:
+            if incident.site is None:  # the workers', not a site's
+                continue
             spec, sim = self.by_index(incident.site)
             if incident.point is not None and incident.point not in sim.faults:
                 raise ScenarioError(
@@ -199,7 +201,9 @@ class SimFleet:
         return sum(s.battery.power_kw for k, s in self.sims.items() if k not in self.offline)
 
     async def apply(self, incident: Incident) -> str:
-        """Apply one incident; returns a line for the progress log."""
+        """Apply one incident to its site; returns a line for the progress log."""
+        if incident.site is None:
+            raise ScenarioError(f"a {incident.kind.value} incident is not a site's")
         spec, sim = self.by_index(incident.site)
         if incident.kind is IncidentKind.FAULT:
             if incident.point is None or incident.bit is None:

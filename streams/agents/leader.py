@@ -65,6 +65,8 @@ from streams.settings import StreamsSettings
 log = logging.getLogger(__name__)
 
 NAME = "fleet leader"
+#: the log lines of a lead that ended (tests and the demo's supervisor read them)
+STEPPED_DOWN_LINES = (f"{NAME}: no longer leading", f"{NAME}: FENCED OUT")
 RETRY_S = 1.0  # a lead that failed (not fenced) is taken up again after this
 STOP_TIMEOUT_S = 6.0  # a lead's task at a stop (its close: 2 x CLIENT_STOP_S)
 

@@ -64,6 +64,8 @@ from streams.steps.plain import branch_encoder
 log = logging.getLogger(__name__)
 
 NAME = "fleet-leader"
+#: the log line of a lead that began (tests and the demo's supervisor read it)
+LEADING_LINE = "fleet leader: leading"
 POLL_MS = 100
 MAX_RECORDS = 20_000
 READ_TIMEOUT_S = 30.0
@@ -147,8 +149,9 @@ class Leading:
         await self._restore()
         self.restored_at = time.monotonic()
         log.warning(
-            "fleet leader: leading (previous leader fenced; restored in %.2f s: clock %s, "
+            "%s (previous leader fenced; restored in %.2f s: clock %s, "
             "%d allocation(s), windows emitted to %s)",
+            LEADING_LINE,
             self.restored_at - self.started,
             self.core.clock,
             len(self.core.allocations.by_slot),

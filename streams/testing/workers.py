@@ -23,11 +23,13 @@ from contract.codec import decode_raw
 from contract.kafka import clients
 from contract.kafka.admin import topic_partitions
 from contract.kafka.settings import KafkaSettings
+from streams.agents.leader import STEPPED_DOWN_LINES
+from streams.agents.leading import LEADING_LINE
 from streams.settings import StreamsSettings
 from streams.worker_process import Worker, WorkerTimeoutError, streams_worker
 
-LEADING = "fleet leader: leading"
-STOPPED = ("fleet leader: no longer leading", "fleet leader: FENCED OUT")
+LEADING = LEADING_LINE
+STOPPED = STEPPED_DOWN_LINES
 
 
 @contextmanager
