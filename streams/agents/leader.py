@@ -68,7 +68,7 @@ NAME = "fleet leader"
 #: the log lines of a lead that ended (tests and the demo's supervisor read them)
 STEPPED_DOWN_LINES = (f"{NAME}: no longer leading", f"{NAME}: FENCED OUT")
 RETRY_S = 1.0  # a lead that failed (not fenced) is taken up again after this
-STOP_TIMEOUT_S = 6.0  # a lead's task at a stop (its close: 2 x CLIENT_STOP_S)
+STOP_TIMEOUT_S = 2.0  # a lead's task at a stop, then its close (CLIENT_STOP_S)
 
 
 def election_group(settings: StreamsSettings) -> str:
@@ -122,8 +122,12 @@ class FleetLeader(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # 
         self._poll_task = asyncio.ensure_future(self._poll())
 
     async def on_stop(self) -> None:
+        """The lead and the election consumer stop at once, each within its bound (an
+        open transaction the broker cannot abort now is aborted by the next leader)."""
         self._closing = True
-        await self._stop_leading("the worker stops")
+        await asyncio.gather(self._stop_leading("the worker stops"), self._leave())
+
+    async def _leave(self) -> None:
         task, self._poll_task = self._poll_task, None
         if task is not None:
             task.cancel()

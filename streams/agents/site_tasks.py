@@ -77,9 +77,9 @@ log = logging.getLogger(__name__)
 NAME = "site-tasks"
 MAX_RECORDS = 20_000
 POLL_MS = 100
-#: at a stop: the batch in hand, then the outputs' acknowledgements, then each client
+#: at a stop: the batch in hand, then the outputs' acknowledgements and every client at once
 #: (the worker's whole stop is bounded by ``streams.shutdown.WORKER_STOP_S``)
-STOP_TIMEOUT_S = 5.0
+STOP_TIMEOUT_S = 3.0
 DRAIN_S = 2.0
 CLIENT_STOP_S = 2.0
 #: a partition's progress is published at least this often (wall seconds) while it moves
@@ -253,23 +253,27 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         consumer, self._consumer = self._consumer, None
-        if consumer is not None:  # leaves the group: the others take over now
-            await stop_within(consumer, CLIENT_STOP_S)
-        sender, self._sender = self._sender, None
-        if sender is not None:
-            left = await sender.close(drain_s=DRAIN_S)
-            await stop_within(sender.producer, CLIENT_STOP_S)
-            if left:
-                log.warning(
-                    "%s: stopped with %d output(s) not acknowledged; their inputs were not "
-                    "committed and are read again",
-                    NAME,
-                    len(left),
-                )
-        await self.standby.stop()
         probe, self._probe = self._probe, None
-        if probe is not None:
-            await stop_within(probe, CLIENT_STOP_S)
+        # every client at once, each within its bound (Kafka may be frozen)
+        await asyncio.gather(
+            self._close_sender(),
+            self.standby.stop(),
+            *(stop_within(c, CLIENT_STOP_S) for c in (consumer, probe) if c is not None),
+        )  # the consumer leaves the group: the others take over its partitions now
+
+    async def _close_sender(self) -> None:
+        sender, self._sender = self._sender, None
+        if sender is None:
+            return
+        left = await sender.close(drain_s=DRAIN_S)
+        await stop_within(sender.producer, CLIENT_STOP_S)
+        if left:
+            log.warning(
+                "%s: stopped with %d output(s) not acknowledged; their inputs were not "
+                "committed and are read again",
+                NAME,
+                len(left),
+            )
 
     # ------------------------------------------------------------------ rebalance
     async def on_partitions_revoked(self, revoked: Iterable[Any]) -> None:
