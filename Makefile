@@ -17,7 +17,7 @@ KAFKA_STAMP := $(KAFKA_LIB)/.fetched
 POM := flowerhub/broker/pom.xml
 LOCK := requirements.lock
 
-.PHONY: demo test check lint types layers audit lock bench install java kafka mqtt clean ui ui-browser
+.PHONY: demo test check lint types layers audit lock bench install java kafka mqtt clean ui ui-browser promtool
 
 install: $(STAMP)
 
@@ -84,12 +84,27 @@ layers: install
 audit: install
 	$(BIN)/python -m tools.depaudit
 
+# Prometheus' promtool from Debian's prometheus package, unpacked into .cache (not installed:
+# the package would start a Prometheus server); tests/contract/test_deploy.py runs
+# `promtool check config deploy/prometheus.yml` with it.
+PROMTOOL := .cache/promtool/root/usr/bin/promtool
+
+promtool: $(PROMTOOL)
+
+$(PROMTOOL):
+	@rm -rf .cache/promtool && mkdir -p .cache/promtool
+	@echo "fetching promtool (Debian's prometheus package)"
+	@cd .cache/promtool && { apt-get download prometheus >/dev/null 2>&1 || { apt-get update -qq && apt-get download prometheus >/dev/null; }; }
+	dpkg-deb -x .cache/promtool/prometheus_*.deb .cache/promtool/root
+	@rm -f .cache/promtool/prometheus_*.deb
+	@test -x $(PROMTOOL)
+
 # Coverage is measured in this one run, child processes included ([tool.coverage] in
 # pyproject.toml); below the floor there the run fails. TEST_WORKERS pytest-xdist workers
 # (each starts its own session broker) take one test file at a time, the longest first
 # (tests/conftest.py RUN_FIRST); TEST_WORKERS=0 runs everything in this one process.
 TEST_WORKERS ?= 2
-test: install kafka mqtt ui ui-browser
+test: install kafka mqtt ui ui-browser promtool
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
 	  --cov --cov-report=term
 

@@ -62,6 +62,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
+from analytics.delivered import delivered_mw
 from analytics.timeseries import FloatArray, InsufficientDataError, Series
 from analytics.verdicts import Verdict
 from contract.enums import Product
@@ -307,7 +308,7 @@ def fit_period(
     lo = span.stop - n * span.samples_per_period
     t = series.t[lo : span.stop]
     f = series.frequency("sine fit")[lo : span.stop]
-    p = series.response_mw()[lo : span.stop]
+    p = delivered_mw(series, product)[lo : span.stop]
     ff, fp = fit_sine(t, f, period_s), fit_sine(t, p, period_s)
     if ff.amplitude <= 0:
         raise InsufficientDataError(f"sine period {period_s:g} s: the frequency does not oscillate")

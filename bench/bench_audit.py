@@ -11,6 +11,10 @@ interrupted generation resumes by hour. The frequency wanders around 50 Hz with 
 to 49.75 Hz for 60 s (an FCR-D up event with no activation event: detected from telemetry)
 and one mFRR order (MarketActivation) that the sites follow within 11 min; every 97th site
 responds with the wrong sign. Assignments and the order are real codec-encoded events.
+Every site reports what SiteTelemetry v2 carries (issue 14): its baseline (self-consumption,
+following a 10-minute load cycle of its own phase), FCR-D up and FCR-N armed (5 and 1 kW)
+and the mFRR order's change while it is in force; battery power = baseline + FCR-N's and
+FCR-D up's droop + the order, so every window sums the baselines and takes FCR-N off.
 
 Figure: wall time of the whole audit (first-sample probe, interval probe, fleet frequency
 scan of the whole range, activations, each activation's window read once for its fleet
@@ -46,11 +50,12 @@ SITES = 1300
 SECONDS = int(os.environ.get("BENCH_AUDIT_SECONDS", "86400"))
 ROUNDS = max(1, int(os.environ.get("BENCH_AUDIT_ROUNDS", "3")))
 CACHE_DIR = Path(__file__).resolve().parent.parent / ".cache" / "bench"
-GENERATOR_VERSION = "v2"  # bump when the generated archive changes
+GENERATOR_VERSION = "v3"  # bump when the generated archive changes
 START_MS = 1_790_002_800_000  # 2026-09-21T15:00:00Z, on the hour
 DIP_AT_S, DIP_LEN_S = 600, 60
 ORDER_AT_S, ORDER_LEN_S = 1800, 1200
 PER_SITE_KW = 5.0
+FCRN_KW = 1.0
 
 
 def _payload_sql() -> str:
@@ -60,8 +65,11 @@ def _payload_sql() -> str:
         '"battery_power_kw":%.3f,"soc_pct":50.0,"grid_power_kw":%.3f,"pv_power_kw":2.0,'
         '"load_kw":0.5,"frequency_hz":%.4f,"headroom_up_kw":5.0,"headroom_down_kw":5.0,'
         '"max_discharge_kw":10.0,"max_charge_kw":10.0,"capacity_kwh":15.0,"mode":"REMOTE",'
-        '"setpoint_kw":null,"active_command_id":null,"reserve_armed":"FCR_D_UP",'
-        '"faulted":false}\', eid, us, site, oem, p, p - 0.5, f)'
+        '"setpoint_kw":null,"active_command_id":null,"reserve_armed":"FCR_N",'
+        '"faulted":false,"baseline_kw":%.3f,"armed_fcr_n_kw":%.1f,"armed_fcr_d_up_kw":%.1f,'
+        '"armed_fcr_d_down_kw":0.0,"armed_ffr_kw":0.0,"order_afrr_kw":0.0,'
+        f'"order_mfrr_kw":%.1f}}\', eid, us, site, oem, p, p - 0.5, f, b, {FCRN_KW}, '
+        f"{PER_SITE_KW}, o)"
     )
 
 
@@ -85,8 +93,15 @@ _FIELDS = {
     "mode": "'REMOTE'",
     "setpoint_kw": "NULL",
     "active_command_id": "NULL",
-    "reserve_armed": "'FCR_D_UP'",
+    "reserve_armed": "'FCR_N'",
     "faulted": "false",
+    "baseline_kw": "b",
+    "armed_fcr_n_kw": str(FCRN_KW),
+    "armed_fcr_d_up_kw": str(PER_SITE_KW),
+    "armed_fcr_d_down_kw": "0.0",
+    "armed_ffr_kw": "0.0",
+    "order_afrr_kw": "0.0",
+    "order_mfrr_kw": "o",
 }
 
 
@@ -144,13 +159,19 @@ def write_telemetry(root: Path, seconds: int, sites: int = SITES) -> int:
                    CASE WHEN {dip} THEN 49.75 ELSE 50.0 + 0.02 * sin(s / 60.0) END AS f,
                    CASE WHEN i % 97 = 0 THEN -1.0 ELSE 1.0 END AS sign
             FROM n
-          ), p AS (
+          ), q AS (
             SELECT *, printf('00000000-0000-4000-8000-%012d', off) AS eid,
-                 round(sign * {PER_SITE_KW} * greatest(0.0, least(1.0, (49.9 - f) / 0.4))
+                 round(-1.5 + 0.8 * sin(s / 95.5 + i), 3) AS b,
+                 CASE WHEN {order} THEN {PER_SITE_KW} ELSE 0.0 END AS o
+            FROM g
+          ), p AS (
+            SELECT *,
+                 round(b + sign * ({PER_SITE_KW} * greatest(0.0, least(1.0, (49.9 - f) / 0.4))
+                 + {FCRN_KW} * greatest(-1.0, least(1.0, (50.0 - f) / 0.1)))
                  + CASE WHEN {order} THEN {PER_SITE_KW}
                         * greatest(0.0, least(1.0, (s - {ORDER_AT_S} - 60) / 600.0)) ELSE 0 END,
                  3) AS p
-            FROM g
+            FROM q
           )
           SELECT '{TELEMETRY_TOPIC}' AS topic, 0::INTEGER AS "partition", off::BIGINT AS "offset",
                  make_timestamp(us + 150000) AS kafka_timestamp, 0::SMALLINT AS timestamp_type,

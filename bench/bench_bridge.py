@@ -45,6 +45,12 @@ at random phases of the sites' polls and heartbeats, a site's commands ~``SITES 
   consumed by the bridge, consumed -> claim durable, claim -> first write handed to the
   transport, handed -> applied by the simulator (pacing behind a read in flight, the request
   gap, the wire).
+
+The bridge runs as deployed, with its Prometheus ``/metrics`` served (``--metrics-port 0``:
+the command histograms hooked into every site's pipeline) and scraped every
+``BENCH_BRIDGE_SCRAPE_S`` (1 s by default: 15x Prometheus' default interval, so a scrape's cost
+on the bridge's loop shows if it matters); ``BENCH_BRIDGE_METRICS=0`` runs it without them
+(the transport's plain counts stay: they are always kept). The note says which.
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -85,6 +92,8 @@ from edge.testing.harness import new_command
 SITES = int(os.environ.get("BENCH_BRIDGE_SITES", "300"))
 SIM_PROCS = int(os.environ.get("BENCH_BRIDGE_SIM_PROCS", "2"))
 ROUNDS = int(os.environ.get("BENCH_BRIDGE_ROUNDS", "4"))
+METRICS = os.environ.get("BENCH_BRIDGE_METRICS", "1") != "0"
+SCRAPE_S = float(os.environ.get("BENCH_BRIDGE_SCRAPE_S", "1.0"))
 GAP_S = 0.04  # mean gap between commands (uniform 0.5-1.5x); per site one every SITES * GAP_S s
 SEQUENCE_S = 2.0  # a command's writes: the longest OEM sequence (SAJ, 3 x 0.5 s gaps) + slack
 BATTERY = BatteryParams(tau_s=0.5, dead_time_s=0.1)  # as bench.simfleet's defaults
@@ -172,9 +181,16 @@ def _sim_link(oem: str) -> str | None:
 
 
 def start_bridge(
-    bootstrap: KafkaSettings, sites: list[FleetSite], tmp: Path, topics: BridgeTopics, name: str
+    bootstrap: KafkaSettings,
+    sites: list[FleetSite],
+    tmp: Path,
+    topics: BridgeTopics,
+    name: str,
+    *,
+    metrics: bool = False,
 ) -> subprocess.Popen[bytes]:
-    """The real bridge CLI as a process of its own."""
+    """The real bridge CLI as a process of its own (``metrics``: serving /metrics on a free
+    port, its URL printed to ``<tmp>/<name>.out``)."""
     cfg = {
         "bridge_id": f"{name}-{uuid.uuid4().hex[:6]}",
         "telemetry_interval_s": 1.0,
@@ -188,7 +204,59 @@ def start_bridge(
     path.write_text(yaml.safe_dump(cfg))
     args = [sys.executable, "-m", "flowerhub.cli.bridge", "run", "--config", str(path)]
     args += ["--topic-prefix", topics.prefix, "--log-level", "ERROR"]
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL)
+    if not metrics:
+        return subprocess.Popen(args, stdout=subprocess.DEVNULL)
+    args += ["--metrics-port", "0"]
+    with (tmp / f"{name}.out").open("wb") as out:
+        return subprocess.Popen(args, stdout=out)
+
+
+def metrics_url(out: Path, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> str:
+    """The URL the bridge printed (``bridge <id>: metrics at <url>``)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for line in out.read_text(errors="replace").splitlines():
+            if ": metrics at " in line:
+                return line.rsplit(" ", 1)[1]
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    raise RuntimeError(f"the bridge printed no metrics URL:\n{out.read_text(errors='replace')}")
+
+
+class Scraper(threading.Thread):
+    """GETs and parses ``url`` every ``every_s`` until stopped, as Prometheus would."""
+
+    def __init__(self, url: str, every_s: float) -> None:
+        super().__init__(name="bench-scraper", daemon=True)
+        self.url, self.every_s = url, every_s
+        self.done = threading.Event()
+        self.pages = 0
+        self.last: Any = None
+        self.error: str | None = None
+
+    def run(self) -> None:
+        from contract.testing.metrics import scrape
+
+        while not self.done.wait(self.every_s):
+            try:
+                self.last = scrape(self.url)
+                self.pages += 1
+            except Exception as exc:  # reported in the note; the bench goes on
+                self.error = f"{type(exc).__name__}: {exc}"
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join(10)
+
+    def describe(self) -> str:
+        last = self.last
+        counted = 0.0 if last is None else last.value("flowerhub_bridge_command_results_total")
+        error = f"; scrape error {self.error}" if self.error else ""
+        return (
+            f"/metrics served, scraped every {self.every_s:g} s ({self.pages} pages, "
+            f"{counted:.0f} command results counted at the last{error})"
+        )
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -344,7 +412,7 @@ def rss_mb(pid: int) -> float:
 def one_site_rss(
     bootstrap: KafkaSettings, site: FleetSite, tmp: Path, topics: BridgeTopics
 ) -> float:
-    proc = start_bridge(bootstrap, [site], tmp, topics, "rss")
+    proc = start_bridge(bootstrap, [site], tmp, topics, "rss", metrics=METRICS)
     try:
         time.sleep(8.0)
         return rss_mb(proc.pid)
@@ -378,8 +446,12 @@ def run() -> list[BenchResult]:
         topics = BridgeTopics(prefix=f"bench-{uuid.uuid4().hex[:8]}.")
         raw_topic = topics.prefix + "raw"
         create_topics(bootstrap, [topics.command_topic, *topics.outgoing(), raw_topic], 1)
-        bridge = start_bridge(bootstrap, fleet.sites, tmp, topics, "bench")
+        bridge = start_bridge(bootstrap, fleet.sites, tmp, topics, "bench", metrics=METRICS)
+        scraper: Scraper | None = None
         try:
+            if METRICS:
+                scraper = Scraper(metrics_url(tmp / "bench.out", bridge), SCRAPE_S)
+                scraper.start()
             warm_up(fleet, bootstrap, topics.command_topic, 120.0 + SITES * 0.1)
             time.sleep(3.0)
             size = len(
@@ -406,6 +478,8 @@ def run() -> list[BenchResult]:
             keepalive = {s.index: hb[s.oem] for s in fleet.sites}
             got = latencies(sent, fleet.dump(), marks, keepalive)
         finally:
+            if scraper is not None:
+                scraper.stop()
             stop(bridge)
         oem_of = {s.index: s.oem for s in fleet.sites}
         stages = breakdown(got, sent, tmp / "bench-trace.jsonl", oem_of)
@@ -418,13 +492,14 @@ def run() -> list[BenchResult]:
         xs = [r[0] for i, rows in got.items() for r in rows if oem_of[i] == oem]
         if xs:
             per_oem.append(f"{oem} p50 {statistics.median(xs):.1f} / p99 {pct(xs, 0.99):.1f} ms")
+    served = "/metrics off" if scraper is None else scraper.describe()
     limit50 = statistics.median(raw_ms) + statistics.median(rtt)
     limit99 = pct(raw_ms, 0.99) + pct(rtt, 0.99)
     note = (
         f"{SITES} simulated sites in {SIM_PROCS} simulator processes, one bridge process "
         f"(CPU {cpu_share:.0%} of a core, RSS {bridge_rss:.0f} MB; simulators {sims_share:.0%}), "
         f"{len(first)}/{len(sent)} "
-        f"commands measured, load average {load[0]:.2f} on {os.cpu_count()} CPUs; "
+        f"commands measured, load average {load[0]:.2f} on {os.cpu_count()} CPUs; {served}; "
         + "; ".join(per_oem)
         + f"; {stages}"
     )
@@ -463,6 +538,7 @@ def run() -> list[BenchResult]:
             base_rss,
             "<= 60 MB (baseline: idle interpreter with the same libraries)",
             higher_is_better=False,
+            note="/metrics served" if METRICS else "/metrics off",
         ),
     ]
 

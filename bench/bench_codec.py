@@ -72,6 +72,14 @@ def telemetry_mix(count: int, seed: int = 7) -> list[dict[str, Any]]:
                 "active_command_id": f"cmd-{i}" if commanded else None,
                 "reserve_armed": "FCR_N" if i % 5 == 0 else "NONE",
                 "faulted": i % 97 == 0,
+                # contract v2 (issue 14): the home's baseline and what it holds per product
+                "baseline_kw": round(rng.uniform(-3, 3), 3) if rng.random() < 0.9 else None,
+                "armed_fcr_n_kw": 1.0 if i % 5 == 0 else 0.0,
+                "armed_fcr_d_up_kw": 1.5 if i % 5 == 0 else 0.0,
+                "armed_fcr_d_down_kw": 1.5 if i % 5 == 0 else 0.0,
+                "armed_ffr_kw": 0.0,
+                "order_afrr_kw": 0.0,
+                "order_mfrr_kw": round(rng.uniform(0, 3), 3) if i % 7 == 0 else 0.0,
             }
         )
     return out

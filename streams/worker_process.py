@@ -16,6 +16,7 @@ with SIGTERM, then SIGKILL after ``STOP_TIMEOUT_S``. Failures carry the log tail
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -143,9 +144,11 @@ def streams_worker(
     partitions: int,
     loglevel: str = "info",
     env: Mapping[str, str] | None = None,
+    metrics: bool = False,
 ) -> Iterator[Worker]:
     """``flowerhub streams worker`` for ``settings`` (bootstrap, app id, topic prefix) with
-    topics of ``partitions`` partitions, run until its ready log line."""
+    topics of ``partitions`` partitions, run until its ready log line; ``metrics``: serving
+    ``/metrics`` on a free loopback port (:func:`metrics_url`)."""
     from streams.app import READY_MESSAGE  # the app module imports Faust: only when used
 
     command = [
@@ -172,7 +175,19 @@ def streams_worker(
             **os.environ,
             **settings.environment(),  # the password, when it is not in a file
             "PYTHONPATH": str(PROJECT_ROOT),
+            **({"FLOWERHUB_METRICS_PORT": "0"} if metrics else {}),
             **(env or {}),
         },
     ) as worker:
         yield worker
+
+
+def metrics_url(worker: Worker) -> str:
+    """The ``/metrics`` URL a worker started with ``metrics=True`` logged (it listens
+    before the worker is ready)."""
+    from streams.metrics import SERVING
+
+    found = re.search(re.escape(SERVING) + r" (http://\S+)", worker.log())
+    if found is None:
+        raise WorkerTimeoutError(f"no metrics URL in the worker's log\n{worker.tail()}")
+    return found.group(1)

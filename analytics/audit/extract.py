@@ -4,30 +4,24 @@ Activations come from ``MarketActivation`` events (kind ORDER, TEST or FREQUENCY
 for FCR-D and FFR, from frequency excursions in the fleet's mean telemetry frequency where no
 activation event covers them (``detect_frequency_events``).
 
-Fleet series: per time bucket, the sum of each site's last ``battery_power_kw`` before the
+Fleet frame: per time bucket, the sum of each site's last ``battery_power_kw`` before the
 bucket's end, held at most :data:`HOLD_S` (kW -> MW), and the mean ``frequency_hz``
-(:func:`fleet_frame`, in SQL). The whole
-range is scanned once for frequency only; each activation's window is read once with
-power (:mod:`analytics.audit.window`: the same frame from the window's samples, which
-the offenders use too), reading only the telemetry topic's files and only the
-event-time, power and frequency columns (the archive's typed columns; older files parse
-their JSON payload). A bucket none of whose samples has a frequency has NaN (never 0 Hz),
-which the series check refuses rather than judging. Per activation the
-frame is sliced, resampled onto a regular grid (:meth:`Series.resample`, explicit) and put
-in *canonical* form (:func:`canonical`): times on whole milliseconds and values rounded
-exactly as the SvK CSV writer rounds them. The event-log audit judges that canonical series
-and ``export-svk`` writes it, so an export read back with ``--svk-csv`` is the same series,
-sample for sample, and gives the same verdicts.
-
-Baseline: the activation's ``baseline_mw``, else the mean fleet power over the pre-window.
-Capacity (Cap_ column, ΔP_ss,theo by default): ``|requested_mw|`` of the activation, else
-the ``ReserveAssignment`` of the product in force at the start.
+(:func:`fleet_frame`, in SQL; the sites' baselines and armed capacities summed the same
+way). The whole range is scanned once for frequency only; each activation's window is
+read once with power (:mod:`analytics.audit.window`: the same frame from the window's
+samples, which the offenders use too), reading only the telemetry topic's files and only
+the columns it needs (the archive's typed columns; older files parse their JSON payload).
+A bucket none of whose samples has a frequency has NaN (never 0 Hz), which the series
+check refuses rather than judging. Per activation the frame becomes the series it is
+judged on (:mod:`analytics.audit.series`: canonical form, baseline, the other products'
+expected responses, capacity).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -35,15 +29,16 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from analytics.db import scoped_event_views, snake_case, sql_string
-from analytics.timeseries import FloatArray, Series, SeriesError
+from analytics.archive.schema import default_layouts
+from analytics.db import scoped_event_views, snake_case, sql_string, view_columns
+from analytics.delivered import ARMED_FIELDS
+from analytics.timeseries import FloatArray
 from analytics.tr25 import FCRD_UP_RAMPS, FCRN_STEP_END_S, FCRN_STEPS
 from analytics.verdicts import TestType
 from contract.enums import Product
 from contract.products import is_fcr_d
 from contract.topics import topic_for_event
 
-DECIMALS = 6  # what the SvK CSV writer writes (analytics.svkcsv.write_csv default)
 PRE_S = 30.0  # seconds of log before an activation (pre-event level, baseline)
 # Sample-and-hold: a site's last sample counts in a later bucket that starts at most this
 # long after it (2 x the 1 Hz telemetry interval: a late meter did not stop delivering)
@@ -60,6 +55,12 @@ _TR25_RE = re.compile(r"tr\W*25")
 TR25_RAMP_STARTS_S = tuple(start for start, _, _ in FCRD_UP_RAMPS)  # FCR-D up and down
 # FCR-N: start of the holds at 50.0, 49.9, 50.1, 50.0 Hz and end of the last (step_bounds_s)
 TR25_STEP_BOUNDS_S = (*(start for start, _ in FCRN_STEPS[2:]), FCRN_STEP_END_S)
+
+
+BASELINE = "baseline_kw"
+#: The per-sample values summed besides power: the site's baseline (NULL in events written
+#: before baselines) and each product's armed capacity / order change in force.
+EXTRA_FIELDS = (BASELINE, *ARMED_FIELDS.values())
 
 
 class AuditInputError(ValueError):
@@ -81,17 +82,28 @@ class Activation:
     test_name: str | None = None
     period_s: int | None = None
     detected: bool = False
+    fleet_id: str | None = None  # the fleet (log) or resource (SvK CSV file) it belongs to
 
 
 @dataclass(frozen=True)
 class FleetFrame:
-    """Per-bucket fleet sums: bucket start (µs since epoch), MW, mean Hz, samples."""
+    """Per-bucket fleet sums: bucket start (µs since epoch), MW, mean Hz, samples.
+
+    ``baseline_mw``: the sites' baselines summed like power (a site that reports none counts
+    0), None when no site reported one (events written before baselines);
+    ``baseline_sites`` of ``sites`` reported one. ``armed_mw``: per product armed (or
+    ordered) somewhere in the frame, the sites' capacities (order changes) summed like power.
+    """
 
     bucket_us: int
     t_us: np.ndarray
     power_mw: FloatArray
     freq_hz: FloatArray
     samples: np.ndarray
+    baseline_mw: FloatArray | None = None
+    armed_mw: Mapping[Product, FloatArray] = field(default_factory=dict)
+    baseline_sites: int = 0
+    sites: int = 0
 
 
 def to_us(value: np.datetime64 | datetime | str) -> int:
@@ -179,6 +191,7 @@ def scope_views(
             archive_dir,
             [(f"audit_{snake_case(e)}", e, prefix + topic_for_event(e).name) for e in AUDIT_EVENTS],
         )
+        _note_typed_fields(con, "audit_site_telemetry__rows")
         return
     for event in AUDIT_EVENTS:
         view = snake_case(event)
@@ -187,6 +200,33 @@ def scope_views(
             f"CREATE OR REPLACE VIEW audit_{view} AS SELECT * FROM {view} "  # noqa: S608  # names from the schema, literal escaped
             f"WHERE topic = {sql_string(name)}"
         )
+    _note_typed_fields(con, "archive_rows")
+
+
+TYPED_FIELDS = "audit_typed_fields"
+
+
+def _note_typed_fields(con: duckdb.DuckDBPyConnection, rows_view: str) -> None:
+    """Table :data:`TYPED_FIELDS`: the :data:`EXTRA_FIELDS` the telemetry files hold as
+    typed columns. Files written before baselines hold none: their rows would be parsed
+    from the JSON payload only to find nothing (:func:`typed_extra_fields`)."""
+    layout = {f.field: f.column for f in default_layouts()["SiteTelemetry"].fields}
+    present = view_columns(con, rows_view)
+    found = [name for name in EXTRA_FIELDS if layout.get(name) in present]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {TYPED_FIELDS} (name VARCHAR)")
+    if found:
+        con.executemany(f"INSERT INTO {TYPED_FIELDS} VALUES (?)", [[n] for n in found])  # noqa: S608  # fixed name
+
+
+def typed_extra_fields(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The :data:`EXTRA_FIELDS` the audited telemetry can hold (:func:`scope_views` noted
+    them); all of them on a connection whose views were made otherwise."""
+    try:
+        rows = con.execute(f"SELECT name FROM {TYPED_FIELDS}").fetchall()  # noqa: S608  # fixed name
+    except duckdb.CatalogException:
+        return list(EXTRA_FIELDS)
+    found = {str(r[0]) for r in rows}
+    return [name for name in EXTRA_FIELDS if name in found]
 
 
 def logged_activations(
@@ -195,7 +235,7 @@ def logged_activations(
     """Every MarketActivation overlapping [since, until) (last event per activation id)."""
     rows = con.execute(
         "SELECT activation_id, product, kind, requested_mw, start_time, end_time, test_name, "
-        "baseline_mw FROM audit_market_activation WHERE product <> 'NONE' "
+        "baseline_mw, fleet_id FROM audit_market_activation WHERE product <> 'NONE' "
         "AND (CAST($1 AS BIGINT) IS NULL OR end_time >= make_timestamp(CAST($1 AS BIGINT))) "
         "AND (CAST($2 AS BIGINT) IS NULL OR start_time < make_timestamp(CAST($2 AS BIGINT))) "
         "QUALIFY row_number() OVER (PARTITION BY activation_id ORDER BY event_time DESC) = 1 "
@@ -203,7 +243,7 @@ def logged_activations(
         [since_us, until_us],
     ).fetchall()
     out = []
-    for aid, product, kind, req, start, end, test_name, baseline in rows:
+    for aid, product, kind, req, start, end, test_name, baseline, fleet in rows:
         prod = Product(product)
         test_type, period = activation_test_type(kind, prod, test_name)
         out.append(
@@ -218,9 +258,26 @@ def logged_activations(
                 baseline_mw=None if baseline is None else float(baseline),
                 test_name=test_name,
                 period_s=period,
+                fleet_id=None if fleet is None else str(fleet),
             )
         )
     return out
+
+
+def fleet_ids(
+    con: duckdb.DuckDBPyConnection, since_us: int | None = None, until_us: int | None = None
+) -> list[str]:
+    """The fleets the log's activations and reserve assignments in [since, until) name."""
+    rows = con.execute(
+        "SELECT DISTINCT fleet_id FROM audit_market_activation "
+        "WHERE (CAST($1 AS BIGINT) IS NULL OR end_time >= make_timestamp(CAST($1 AS BIGINT))) "
+        "AND (CAST($2 AS BIGINT) IS NULL OR start_time < make_timestamp(CAST($2 AS BIGINT))) "
+        "UNION SELECT DISTINCT fleet_id FROM audit_reserve_assignment "
+        "WHERE (CAST($1 AS BIGINT) IS NULL OR valid_until >= make_timestamp(CAST($1 AS BIGINT))) "
+        "AND (CAST($2 AS BIGINT) IS NULL OR valid_from < make_timestamp(CAST($2 AS BIGINT)))",
+        [since_us, until_us],
+    ).fetchall()
+    return sorted(str(r[0]) for r in rows if r[0] is not None)
 
 
 def first_telemetry_us(
@@ -303,52 +360,106 @@ def fleet_frame(
     b = int(bucket_ms) * 1000
     where = _where_time("event_time", since_us, until_us)
     # buckets are numbered (k = µs // b) and multiplied out in numpy: one multiply less per row
-    if power:
-        hold_us = hold_us_of(hold_s)
-        read = _where_time("event_time", None if since_us is None else since_us - hold_us, until_us)
-        query = (
-            "WITH s AS (SELECT key, epoch_us(event_time) AS u, battery_power_kw AS p, "  # noqa: S608  # integers only
-            f"frequency_hz AS f FROM audit_site_telemetry WHERE {read}), "
-            f"per_site AS (SELECT key, u // {b} AS k, arg_max(p, u) AS p, max(u) AS t "
-            "FROM s GROUP BY key, k), "
-            f"held AS (SELECT k, p, least((t + {hold_us}) // {b}, "
-            "coalesce(lead(k) OVER (PARTITION BY key ORDER BY k) - 1, k + 1 + "
-            f"{hold_us // b})) AS k_end FROM per_site), "
-            f"present AS (SELECT u // {b} AS k, sum(f) / count(f) AS fz, count(*) AS n FROM s "
-            f"WHERE {'true' if since_us is None else f'u >= {int(since_us)}'} GROUP BY k), "
-        )
-        if hold_us // b <= _EXPAND_BUCKETS:  # each sample into its few buckets: a hash join
-            query += (
-                "spread AS (SELECT unnest(generate_series(k, k_end)) AS k, p FROM held), "
-                "kw AS (SELECT k, sum(p) AS kw FROM spread SEMI JOIN present USING (k) "
-                "GROUP BY k) "
-                "SELECT present.k, kw.kw / 1000.0, present.fz, present.n "
-                "FROM present LEFT JOIN kw USING (k) ORDER BY present.k"
-            )
-        else:  # a hold over many (fine) buckets: a range join
-            query += (
-                "SELECT present.k, sum(held.p) / 1000.0, any_value(present.fz), "
-                "any_value(present.n) FROM present JOIN held "
-                "ON present.k >= held.k AND present.k <= held.k_end "
-                "GROUP BY present.k ORDER BY present.k"
-            )
-    else:
+    if not power:
         query = (
             f"SELECT epoch_us(event_time) // {b} AS k, CAST('nan' AS DOUBLE), "  # noqa: S608  # integers only
             "avg(frequency_hz), count(*) FROM audit_site_telemetry "
             f"WHERE {where} GROUP BY k ORDER BY k"
         )
+        rows = con.execute(query).fetchnumpy()
+        keys = list(rows)
+        if len(rows[keys[0]]) == 0:
+            raise AuditInputError("no site telemetry in the log for the requested time range")
+        return FleetFrame(
+            bucket_us=b,
+            t_us=np.asarray(rows[keys[0]], dtype=np.int64) * b,
+            power_mw=_nan_for_null(rows[keys[1]]),
+            freq_hz=_nan_for_null(rows[keys[2]]),
+            samples=np.asarray(rows[keys[3]], dtype=np.int64),
+        )
+    hold_us = hold_us_of(hold_s)
+    read = _where_time("event_time", None if since_us is None else since_us - hold_us, until_us)
+    values = ["p", *(f"x{i}" for i in range(len(EXTRA_FIELDS)))]  # fixed column names
+    typed = typed_extra_fields(con)  # the others are in no file: NULL, never parsed for
+    extra = ", ".join(
+        f"coalesce({name}, 0.0) AS x{i}" if name in typed else f"0.0 AS x{i}"
+        for i, name in enumerate(EXTRA_FIELDS)
+    )
+    names = ", ".join(values)
+    last_of = ", ".join(f"arg_max({v}, u) AS {v}" for v in values)
+    query = (
+        "WITH s AS (SELECT key, epoch_us(event_time) AS u, battery_power_kw AS p, "  # noqa: S608  # fixed names, integers
+        f"{extra}, frequency_hz AS f FROM audit_site_telemetry WHERE {read}), "
+        f"per_site AS (SELECT key, u // {b} AS k, {last_of}, max(u) AS t FROM s GROUP BY key, k), "
+        f"held AS (SELECT k, {names}, least((t + {hold_us}) // {b}, "
+        "coalesce(lead(k) OVER (PARTITION BY key ORDER BY k) - 1, k + 1 + "
+        f"{hold_us // b})) AS k_end FROM per_site), "
+        f"present AS (SELECT u // {b} AS k, sum(f) / count(f) AS fz, count(*) AS n FROM s "
+        f"WHERE {'true' if since_us is None else f'u >= {int(since_us)}'} GROUP BY k), "
+    )
+    if hold_us // b <= _EXPAND_BUCKETS:  # each sample into its few buckets: a hash join
+        sums = ", ".join(f"sum({v}) AS {v}" for v in values)
+        mw = ", ".join(f"kw.{v} / 1000.0 AS {v}" for v in values)
+        query += (
+            f"spread AS (SELECT unnest(generate_series(k, k_end)) AS k, {names} FROM held), "  # noqa: S608  # fixed names
+            f"kw AS (SELECT k, {sums} FROM spread SEMI JOIN present USING (k) GROUP BY k) "
+            f"SELECT present.k, present.fz, present.n, {mw} "
+            "FROM present LEFT JOIN kw USING (k) ORDER BY present.k"
+        )
+    else:  # a hold over many (fine) buckets: a range join
+        mw = ", ".join(f"sum(held.{v}) / 1000.0 AS {v}" for v in values)
+        query += (
+            f"SELECT present.k, any_value(present.fz) AS fz, any_value(present.n) AS n, {mw} "  # noqa: S608  # fixed names
+            "FROM present JOIN held ON present.k >= held.k AND present.k <= held.k_end "
+            "GROUP BY present.k ORDER BY present.k"
+        )
     rows = con.execute(query).fetchnumpy()
-    keys = list(rows)
-    if len(rows[keys[0]]) == 0:
+    if len(rows["k"]) == 0:
         raise AuditInputError("no site telemetry in the log for the requested time range")
+    totals = {name: _nan_for_null(rows[f"x{i}"]) for i, name in enumerate(EXTRA_FIELDS)}
+    reported, sites = (
+        _baseline_sites(con, since_us, until_us, hold_us) if BASELINE in typed else (0, 0)
+    )
     return FleetFrame(
         bucket_us=b,
-        t_us=np.asarray(rows[keys[0]], dtype=np.int64) * b,
-        power_mw=_nan_for_null(rows[keys[1]]),
-        freq_hz=_nan_for_null(rows[keys[2]]),
-        samples=np.asarray(rows[keys[3]], dtype=np.int64),
+        t_us=np.asarray(rows["k"], dtype=np.int64) * b,
+        power_mw=_nan_for_null(rows["p"]),
+        freq_hz=_nan_for_null(rows["fz"]),
+        samples=np.asarray(rows["n"], dtype=np.int64),
+        baseline_mw=np.nan_to_num(totals[BASELINE], nan=0.0) if reported else None,
+        armed_mw={
+            p: np.nan_to_num(totals[name], nan=0.0)
+            for p, name in ARMED_FIELDS.items()
+            if np.any(np.nan_to_num(totals[name], nan=0.0) != 0.0)
+        },
+        baseline_sites=reported,
+        sites=sites,
     )
+
+
+def _baseline_sites(
+    con: duckdb.DuckDBPyConnection, since_us: int | None, until_us: int | None, hold_us: int
+) -> tuple[int, int]:
+    """(sites that reported a baseline, sites with a sample) in [since, until): a baseline in
+    a sample there, or in the site's last sample before ``since`` if the hold carries it in
+    (:meth:`analytics.audit.window.WindowSamples.baseline_sites`, the same count)."""
+    inside = _where_time("event_time", since_us, until_us)
+    if since_us is None:
+        row = con.execute(
+            "SELECT count(DISTINCT key) FILTER (WHERE baseline_kw IS NOT NULL), "  # noqa: S608  # integers only
+            f"count(DISTINCT key) FROM audit_site_telemetry WHERE {inside}"
+        ).fetchone()
+        return (0, 0) if row is None else (int(row[0]), int(row[1]))
+    held = _where_time("event_time", since_us - hold_us, since_us)
+    row = con.execute(
+        "WITH w AS (SELECT key, count(*) FILTER (WHERE baseline_kw IS NOT NULL) AS b "  # noqa: S608  # integers only
+        f"FROM audit_site_telemetry WHERE {inside} GROUP BY key), "
+        "p AS (SELECT key, arg_max(baseline_kw IS NOT NULL, event_time) AS b "
+        f"FROM audit_site_telemetry WHERE {held} GROUP BY key) "
+        "SELECT count(*) FILTER (WHERE coalesce(w.b, 0) > 0 OR coalesce(p.b, false)), "
+        "count(w.key) FROM w FULL JOIN p USING (key)"
+    ).fetchone()
+    return (0, 0) if row is None else (int(row[0]), int(row[1]))
 
 
 def hold_us_of(hold_s: float) -> int:
@@ -425,87 +536,3 @@ def assignment_capacity(
         [product.value, at_us, at_us],
     ).fetchone()
     return None if row is None else (float(row[0]), None if row[1] is None else float(row[1]))
-
-
-def canonical_values(values: FloatArray, decimals: int = DECIMALS) -> FloatArray:
-    """Values exactly as they read back from the SvK CSV writer's text."""
-    rounded = np.round(values, decimals) + 0.0
-    return np.array([float(f"{v:.{decimals}f}") for v in rounded.tolist()], dtype=np.float64)
-
-
-def canonical(series: Series, decimals: int = DECIMALS) -> Series:
-    """``series`` on whole milliseconds with CSV-rounded values (see module doc)."""
-    if series.start is None:
-        raise SeriesError("a canonical series needs an absolute start")
-    start = series.start.astype("datetime64[ms]").astype("datetime64[us]")
-    shift = float((series.start - start).astype(np.int64)) / 1e6
-    ms = np.round((series.t + shift) * 1000).astype(np.int64)
-    signals: dict[str, object] = {}
-    for name in (
-        "power_mw",
-        "grid_freq_hz",
-        "applied_freq_hz",
-        "baseline_mw",
-        "capacity_mw",
-        "requested_mw",
-        "soc_pct",
-    ):
-        value = getattr(series, name)
-        if value is not None:
-            signals[name] = canonical_values(value, decimals)
-    extra = {k: canonical_values(v, decimals) for k, v in series.extra.items()}
-    return Series(
-        t=(ms - ms[0]).astype(np.float64) / 1000.0,
-        start=start + np.timedelta64(int(ms[0]), "ms"),
-        source=series.source,
-        extra=extra,
-        **signals,  # type: ignore[arg-type]  # keys are Series fields
-    )
-
-
-def fleet_series(
-    frame: FleetFrame,
-    activation: Activation,
-    *,
-    interval_s: float,
-    capacity_mw: float | None,
-    pre_s: float = PRE_S,
-) -> Series:
-    """The canonical fleet series of one activation (see module doc)."""
-    t0 = to_us(activation.start) - int(pre_s * 1e6)
-    t1 = to_us(activation.end)
-    inside = (frame.t_us >= t0) & (frame.t_us <= t1)
-    if np.count_nonzero(inside) < 2:
-        raise AuditInputError(
-            f"activation {activation.activation_id}: no fleet telemetry between "
-            f"{np.datetime64(t0, 'us')} and {activation.end}"
-        )
-    tu = frame.t_us[inside]
-    t = (tu - tu[0]).astype(np.float64) / 1e6
-    power = frame.power_mw[inside]
-    start_s = (to_us(activation.start) - int(tu[0])) / 1e6
-    if activation.baseline_mw is not None:
-        baseline = activation.baseline_mw
-    else:
-        pre = t < start_s
-        baseline = float(np.mean(power[pre])) if np.any(pre) else float(power[0])
-    signals: dict[str, FloatArray] = {
-        "power_mw": power,
-        "grid_freq_hz": frame.freq_hz[inside],
-        "baseline_mw": np.full(t.shape, baseline),
-    }
-    if capacity_mw is not None:
-        signals["capacity_mw"] = np.full(t.shape, abs(capacity_mw))
-    if activation.test_type is TestType.ACTIVATION and activation.product in (
-        Product.AFRR,
-        Product.MFRR,
-    ):
-        on = (t >= start_s) & (t < (t1 - int(tu[0])) / 1e6)
-        signals["requested_mw"] = np.where(on, activation.requested_mw, 0.0)
-    raw = Series(
-        t=t,
-        start=np.datetime64(int(tu[0]), "us"),
-        source=f"log:{activation.activation_id}",
-        **signals,  # type: ignore[arg-type]  # keys are Series fields
-    )
-    return canonical(raw.resample(interval_s))

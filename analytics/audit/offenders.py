@@ -2,9 +2,12 @@
 
 Kinds of offence (one row each, a site may have several):
 
-* ``WRONG_POLARITY``: the site's response has the wrong sign - the polarity rule of the
-  rule layer per site (:func:`analytics.rules.polarity_offenders`), with the site's share
-  of the fleet requirement (capacity / number of sites) and its own pre-window baseline;
+* ``WRONG_POLARITY``: the site's delivered response has the wrong sign - the polarity rule
+  of the rule layer per site (:func:`analytics.rules.polarity_offenders`), with the site's
+  share of the fleet requirement (capacity / number of sites), on the site's delivered
+  power: battery power - its own baseline (``baseline_kw``; 0 where it reports none) - the
+  expected responses of the other products armed at the site (:mod:`analytics.delivered`),
+  so a home that keeps covering its own load while armed responds 0, not "wrong";
 * ``STALE``: no telemetry in the window, or a gap between two samples longer than
   ``stale_s`` (the control state the audit sees is older than that);
 * ``LATE`` / ``NO_RESPONSE``: the gain-and-lag fit of :func:`analytics.freqresp.fit_gain_lag`
@@ -20,14 +23,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import duckdb
 import numpy as np
 
-from analytics.audit.extract import Activation, to_us
+from analytics.audit.extract import BASELINE, Activation, to_us
 from analytics.audit.window import LOOKBACK_S, WindowSamples, read_window
+from analytics.delivered import expected
 from analytics.rules import judge, polarity_offenders
 from analytics.rules.base import Context, Params
 from analytics.rules.common import expected_response
@@ -70,18 +74,36 @@ class Offender:
 
 @dataclass(frozen=True)
 class SiteAnalysis:
-    """Offenders of one activation and the mean response per site of each OEM (MW)."""
+    """Offenders of one activation; per OEM the mean delivered response and the mean
+    baseline per site (MW)."""
 
     offenders: list[Offender]
     oem_response: dict[str, FloatArray]
+    oem_baseline: dict[str, FloatArray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class SiteTrace:
+    """One site's samples at ``t_s`` (seconds from the fleet series' start), MW: its power,
+    its baseline (None: it reports none, 0) and ``others_mw``, the expected responses of the
+    products armed at it other than the judged one (None: none; :mod:`analytics.delivered`).
+    """
+
     site_id: str
     oem: str
-    t_s: FloatArray  # seconds from the fleet series start
+    t_s: FloatArray
     power_mw: FloatArray
+    baseline_mw: FloatArray | None = None
+    others_mw: FloatArray | None = None
+
+    @property
+    def reference_mw(self) -> FloatArray | None:
+        """What the judged product's response is measured from: baseline + others."""
+        if self.others_mw is None:
+            return self.baseline_mw
+        if self.baseline_mw is None:
+            return self.others_mw
+        return np.asarray(self.baseline_mw + self.others_mw, dtype=np.float64)
 
 
 def site_traces(
@@ -89,14 +111,16 @@ def site_traces(
     fleet: Series,
     lookback_s: float = LOOKBACK_S,
     window: WindowSamples | None = None,
+    product: Product | None = None,
 ) -> tuple[dict[str, SiteTrace], set[str]]:
     """Telemetry per site inside the fleet series' window, and every site seen shortly before.
 
     Sites with samples in [t0, t1] (the fleet series' first and last sample), in key order,
-    each with its samples there; and the sites with a sample in the ``lookback_s`` before
-    t0 or in the window. From ``window`` (the activation's samples, already read for its
-    fleet series) when it covers that range, else from a read of exactly that range
-    (:func:`analytics.audit.window.read_window`).
+    each with its samples there (power, baseline, and with ``product`` the other products'
+    expected responses at the fleet's frequency); and the sites with a sample in the
+    ``lookback_s`` before t0 or in the window. From ``window`` (the activation's samples,
+    already read for its fleet series) when it covers that range, else from a read of
+    exactly that range (:func:`analytics.audit.window.read_window`).
     """
     if fleet.start is None:
         raise ValueError("the fleet series needs an absolute start")
@@ -112,6 +136,16 @@ def site_traces(
         window.last_before_us >= t0 - int(lookback_s * 1e6)
     )
     idx, t_in, kw = site[inside], us[inside], window.power_kw[inside]  # (site, time) order
+    t_rel = (t_in - t0).astype(np.float64) / 1e6
+    base = window.extra.get(BASELINE)
+    reports = np.zeros(n, dtype=bool)
+    base_mw = None
+    if base is not None:
+        base_mw = base[inside] / 1000.0
+        missing = np.isnan(base_mw)
+        reports = np.bincount(idx[~missing], minlength=n) > 0
+        base_mw[missing] = 0.0
+    others_mw = _others_mw(window, inside, t_rel, fleet, product)
     bounds = np.searchsorted(idx, np.arange(n + 1))
     traces: dict[str, SiteTrace] = {}
     for k in np.flatnonzero(bounds[1:] > bounds[:-1]).tolist():
@@ -120,23 +154,47 @@ def site_traces(
         traces[window.sites[k]] = SiteTrace(
             window.sites[k],
             "?" if oem is None else oem,
-            (t_in[lo_i:hi_i] - t0).astype(np.float64) / 1e6,
+            t_rel[lo_i:hi_i],
             kw[lo_i:hi_i] / 1000.0,
+            None if base_mw is None or not reports[k] else base_mw[lo_i:hi_i],
+            None if others_mw is None else others_mw[lo_i:hi_i],
         )
     return traces, {window.sites[k] for k in np.flatnonzero(seen).tolist()}
 
 
-def site_series(trace: SiteTrace, fleet: Series, share: float, start_s: float) -> Series:
-    """The site's response on the fleet grid, with its share of the fleet requirement."""
-    power = np.interp(fleet.t, trace.t_s, trace.power_mw)
-    pre = fleet.t < start_s
-    baseline = float(np.mean(power[pre])) if np.any(pre) else float(power[0])
+def _others_mw(
+    window: WindowSamples,
+    inside: np.ndarray,
+    t_rel: FloatArray,
+    fleet: Series,
+    product: Product | None,
+) -> FloatArray | None:
+    """Per sample in the window: the expected responses of the products other than
+    ``product`` armed at its site, at the fleet's frequency then (MW; None: none)."""
+    armed = {p: a for p, a in window.armed_kw.items() if p is not product}
+    if product is None or not armed:
+        return None
+    f = np.interp(t_rel, fleet.t, fleet.frequency("site delivered response"))
+    total = np.zeros(t_rel.shape)
+    for other, kw in armed.items():
+        total += expected(other, kw[inside], f)
+    total /= 1000.0  # kW -> MW, in place
+    return total
+
+
+def site_series(trace: SiteTrace, fleet: Series, share: float) -> Series:
+    """The site on the fleet grid, with its share of the fleet requirement: ``baseline_mw``
+    is what the judged product's response is measured from (its baseline, 0 where it reports
+    none, plus the other products' expected responses), so the rule layer sees the site's
+    delivered response for that product (:mod:`analytics.delivered`)."""
+    t = fleet.t
+    reference = trace.reference_mw
     return Series(
-        t=fleet.t,
-        power_mw=power,
+        t=t,
+        power_mw=np.interp(t, trace.t_s, trace.power_mw),
         grid_freq_hz=fleet.grid_freq_hz,
         applied_freq_hz=fleet.applied_freq_hz,
-        baseline_mw=np.full(fleet.t.shape, baseline),
+        baseline_mw=np.zeros(t.shape) if reference is None else np.interp(t, trace.t_s, reference),
         capacity_mw=None if fleet.capacity_mw is None else fleet.capacity_mw * share,
         requested_mw=None if fleet.requested_mw is None else fleet.requested_mw * share,
         start=fleet.start,
@@ -212,27 +270,40 @@ def gain_lag_many(
 
 @dataclass(frozen=True)
 class SiteMatrix:
-    """Every usable site's response on the fleet grid, one row per site (MW)."""
+    """Every usable site on the fleet grid, one row per site (MW): its power, its baseline
+    and the reference its response to the judged product is measured from (the baseline
+    plus the other products' expected responses)."""
 
     sites: list[str]
     oems: list[str]
     power_mw: FloatArray  # (sites, samples)
-    baseline_mw: FloatArray  # (sites,)
+    baseline_mw: FloatArray  # (sites, samples)
+    reference_mw: FloatArray  # (sites, samples)
 
     @property
     def response_mw(self) -> FloatArray:
-        return self.power_mw - self.baseline_mw[:, None]
+        """The delivered response attributed to the judged product, per site."""
+        return self.power_mw - self.reference_mw
 
 
-def site_matrix(traces: Mapping[str, SiteTrace], fleet: Series, start_s: float) -> SiteMatrix:
-    """:func:`site_series` for many sites at once (power interpolated, pre-window baseline)."""
+def site_matrix(traces: Mapping[str, SiteTrace], fleet: Series) -> SiteMatrix:
+    """:func:`site_series` for many sites at once: power, baseline and reference interpolated
+    onto the fleet grid."""
     sites = sorted(s for s, tr in traces.items() if tr.t_s.size >= 2)
-    power = np.empty((len(sites), fleet.t.size))
+    t = fleet.t
+    power = np.empty((len(sites), t.size))
+    baseline = np.zeros((len(sites), t.size))
+    reference = np.zeros((len(sites), t.size))
     for k, site in enumerate(sites):
-        power[k] = np.interp(fleet.t, traces[site].t_s, traces[site].power_mw)
-    pre = fleet.t < start_s
-    baseline = power[:, pre].mean(axis=1) if np.any(pre) else power[:, 0].copy()
-    return SiteMatrix(sites, [traces[s].oem for s in sites], power, baseline)
+        trace = traces[site]
+        power[k] = np.interp(t, trace.t_s, trace.power_mw)
+        if trace.baseline_mw is not None:
+            baseline[k] = np.interp(t, trace.t_s, trace.baseline_mw)
+        if trace.others_mw is None:
+            reference[k] = baseline[k]
+        else:
+            reference[k] = baseline[k] + np.interp(t, trace.t_s, trace.others_mw)
+    return SiteMatrix(sites, [traces[s].oem for s in sites], power, baseline, reference)
 
 
 def polarity_many(
@@ -257,7 +328,8 @@ def polarity_many(
     )
     if not math.isclose(float(gains[0]), verdict.measured, rel_tol=1e-9, abs_tol=1e-12):
         series = {
-            s: site_series(_trace(matrix, k), first, 1.0, 0.0) for k, s in enumerate(matrix.sites)
+            s: replace(first, power_mw=matrix.power_mw[k], baseline_mw=matrix.reference_mw[k])
+            for k, s in enumerate(matrix.sites)
         }
         return set(polarity_offenders(series, product, test_type, **params))
     return {
@@ -265,10 +337,6 @@ def polarity_many(
         for site, gain in zip(matrix.sites, gains.tolist(), strict=True)
         if not replace_measured(verdict, gain).passed
     }
-
-
-def _trace(matrix: SiteMatrix, k: int) -> SiteTrace:
-    return SiteTrace(matrix.sites[k], matrix.oems[k], np.array([]), matrix.power_mw[k])
 
 
 def replace_measured(verdict: Verdict, measured: float) -> Verdict:
@@ -303,11 +371,8 @@ def find_offenders(
     ``window``: the activation's telemetry if already read (:func:`site_traces`).
     """
     params = dict(judge_params or {})
-    traces, seen = site_traces(con, fleet, window=window)
+    traces, seen = site_traces(con, fleet, window=window, product=activation.product)
     aid = activation.activation_id
-    if fleet.start is None:
-        raise ValueError("the fleet series needs an absolute start")
-    start_s = float(fleet.t[0]) + (to_us(activation.start) - to_us(fleet.start)) / 1e6
     out: list[Offender] = [
         Offender(aid, site, "?", "STALE", "no telemetry in the activation window")
         for site in sorted(seen - set(traces))
@@ -322,23 +387,27 @@ def find_offenders(
                     aid, site, trace.oem, "STALE", f"telemetry gap of {gap:.1f} s > {stale_s} s"
                 )
             )
-    matrix = site_matrix(traces, fleet, start_s)
+    matrix = site_matrix(traces, fleet)
     if not matrix.sites:
         return SiteAnalysis(out + command_offenders(con, activation, fleet, oems), {})
     response = matrix.response_mw
-    oem_response = {
-        o: response[[k for k, x in enumerate(matrix.oems) if x == o]].mean(axis=0)
-        for o in sorted(set(matrix.oems))
-    }
+    groups = {o: [k for k, x in enumerate(matrix.oems) if x == o] for o in sorted(set(matrix.oems))}
+    oem_response = {o: response[rows].mean(axis=0) for o, rows in groups.items()}
+    reported = any(traces[s].baseline_mw is not None for s in matrix.sites)
+    oem_baseline = (
+        {o: matrix.baseline_mw[rows].mean(axis=0) for o, rows in groups.items()} if reported else {}
+    )
     share = 1.0 / max(len(seen), 1)
-    first = site_series(traces[matrix.sites[0]], fleet, share, start_s)
+    first = site_series(traces[matrix.sites[0]], fleet, share)
     wrong = polarity_many(matrix, first, activation, params)
     out += [
-        Offender(aid, site, oems[site], "WRONG_POLARITY", "response has the wrong sign")
+        Offender(aid, site, oems[site], "WRONG_POLARITY", "delivered response has the wrong sign")
         for site in sorted(wrong)
     ]
     out += _late_or_silent(activation, matrix, first, wrong=wrong, params=params, min_gain=min_gain)
-    return SiteAnalysis(out + command_offenders(con, activation, fleet, oems), oem_response)
+    return SiteAnalysis(
+        out + command_offenders(con, activation, fleet, oems), oem_response, oem_baseline
+    )
 
 
 def _late_or_silent(

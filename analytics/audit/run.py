@@ -30,7 +30,7 @@ from analytics.audit.extract import (
     assignment_capacity,
     detect_frequency_events,
     fleet_frame,
-    fleet_series,
+    fleet_ids,
     hold_rule,
     hold_us_of,
     logged_activations,
@@ -40,6 +40,7 @@ from analytics.audit.extract import (
     to_us,
 )
 from analytics.audit.offenders import Offender, find_offenders
+from analytics.audit.series import baseline_note, fleet_series
 from analytics.audit.window import (
     LOOKBACK_S,
     WindowSamples,
@@ -47,6 +48,8 @@ from analytics.audit.window import (
     window_bounds,
     window_fleet_frame,
 )
+from analytics.delivered import activated_column, other_products
+from analytics.delivered import method_lines as delivered_method
 from analytics.freqresp import T_FME_DEFAULT_S, PeriodFit
 from analytics.rules import (
     REGISTRY,
@@ -98,6 +101,8 @@ class ActivationResult:
     rule_errors: list[tuple[str, str]] = field(default_factory=list)  # (rule id, why)
     offenders: list[Offender] = field(default_factory=list)
     oem_response: dict[str, FloatArray] = field(default_factory=dict)
+    oem_baseline: dict[str, FloatArray] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # how its series was built (the report)
 
 
 @dataclass(frozen=True)
@@ -318,7 +323,11 @@ def scan_log(
     activations = logged_activations(con, opts.since_us, opts.until_us)
     covered = [(to_us(a.start), to_us(a.end)) for a in activations]
     wanted = set(MARKET_PRODUCTS) if opts.product is None else {opts.product}
-    activations += detect_frequency_events(frame, covered, wanted)
+    fleets = fleet_ids(con, opts.since_us, opts.until_us)
+    activations += [
+        replace(a, fleet_id=fleets[0] if len(fleets) == 1 else None)
+        for a in detect_frequency_events(frame, covered, wanted)
+    ]
     chosen = sorted(
         (a for a in activations if a.product in wanted), key=lambda a: (a.start, a.activation_id)
     )
@@ -333,6 +342,7 @@ class ActivationData:
     series: Series
     opts: AuditOptions
     window: WindowSamples | None  # None: not read (the series came from the SQL frame)
+    notes: tuple[str, ...] = ()  # where its baseline came from, what was taken off
 
 
 def activation_data(
@@ -361,14 +371,29 @@ def activation_data(
         local = replace(opts, ffr_activation_hz=assigned[1])
     bucket_ms = round(scan.interval_s * 1000)
     lo, hi = window_bounds(bucket_ms, act, since_us=opts.since_us, until_us=opts.until_us)
-    window = read_window(con, lo, hi, max(LOOKBACK_S, opts.hold_s)) if samples else None
+    window = (
+        read_window(con, lo, hi, max(LOOKBACK_S, opts.hold_s), opts.hold_s) if samples else None
+    )
     frame = (
         fleet_frame(con, bucket_ms, lo, hi, hold_s=opts.hold_s)
         if window is None
         else window_fleet_frame(window, bucket_ms, opts.hold_s)
     )
     series = fleet_series(frame, act, interval_s=scan.interval_s, capacity_mw=capacity)
-    return ActivationData(series, local, window)
+    return ActivationData(series, local, window, series_notes(frame, act, series))
+
+
+def series_notes(frame: FleetFrame, act: Activation, series: Series) -> tuple[str, ...]:
+    """The report's lines on how ``act``'s series was built: baseline, other products."""
+    notes = [baseline_note(frame, act)]
+    others = other_products(series, act.product)
+    if others:
+        names = ", ".join(p.value for p in others)
+        notes.append(
+            f"also armed at the sites: {names}; their expected responses are taken off "
+            f"before {act.product.value} is judged (Activated_* columns)"
+        )
+    return tuple(notes)
 
 
 def activation_series(
@@ -409,7 +434,7 @@ def audit_log(archive_dir: Path, opts: AuditOptions, progress: Progress = _quiet
         sites, oems = fit_chains(con, opts.since_us, opts.until_us)
     finally:
         con.close()
-    method = [hold_rule(opts.hold_s), *audit_method(results, opts)]
+    method = [hold_rule(opts.hold_s), *delivered_method(), *audit_method(results, opts)]
     return AuditResult(str(archive_dir), results, _sine_sets(results, opts), sites, oems, method)
 
 
@@ -425,6 +450,7 @@ def _audit_one(
     if series.start is not None:  # a TR25 test: ramps/steps from its schedule
         params.update(scheduled_params(act, series.start))
     result = judge_activation(act, series, local, params)
+    result.notes = list(data.notes)
     if opts.offenders:
         try:
             analysis = find_offenders(con, act, series, judge_params=params, window=data.window)
@@ -433,6 +459,7 @@ def _audit_one(
         else:
             result.offenders = analysis.offenders
             result.oem_response = analysis.oem_response
+            result.oem_baseline = analysis.oem_baseline
     return result
 
 
@@ -459,15 +486,37 @@ def audit_csv(
             start=start,
             end=end,
             period_s=rec.name.period_s,
+            fleet_id=rec.name.resource,
         )
-        results.append(judge_activation(act, rec.series, local, judge_params(act, local)))
+        result = judge_activation(act, rec.series, local, judge_params(act, local))
+        result.notes = csv_notes(rec.series, act.product)
+        results.append(result)
     progress(len(records), len(records), "files judged")
     return AuditResult(
         ", ".join(str(p) for p in paths),
         results,
         _sine_sets(results, opts),
-        method=audit_method(results, opts),
+        method=[*delivered_method(), *audit_method(results, opts)],
     )
+
+
+def csv_notes(series: Series, product: Product) -> list[str]:
+    """The report's lines on what an SvK CSV file's response is measured from."""
+    if series.baseline_mw is not None:
+        notes = ["baseline: the file's CalcBaseline column (delivered = InsAcPow - CalcBaseline)"]
+    else:
+        notes = [
+            "baseline: the file has no CalcBaseline column; changes are measured against the "
+            "pre-event level and polarity fits a constant offset"
+        ]
+    others = other_products(series, product)
+    if others:
+        columns = ", ".join(activated_column(p) for p in others)
+        notes.append(
+            f"other products' activated reserve taken off before {product.value} is judged: "
+            f"{columns}"
+        )
+    return notes
 
 
 def ffr_level(record: SvkRecord, option_hz: float | None) -> float | None:

@@ -29,12 +29,15 @@ site's last sample.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import duckdb
 import numpy as np
 
 from analytics.audit.extract import (
+    BASELINE,
+    EXTRA_FIELDS,
     HOLD_S,
     PRE_S,
     Activation,
@@ -42,8 +45,11 @@ from analytics.audit.extract import (
     FleetFrame,
     hold_us_of,
     to_us,
+    typed_extra_fields,
 )
+from analytics.delivered import ARMED_FIELDS
 from analytics.timeseries import FloatArray
+from contract.enums import Product
 
 LOOKBACK_S = 900.0  # a site seen this long before a window and silent in it is STALE
 _NO_SAMPLE = np.iinfo(np.int64).min
@@ -59,6 +65,10 @@ class WindowSamples:
     ``last_before_us``: its last sample time in [back_us, lo_us) (int64 minimum: none),
     ``last_before_kw`` that sample's battery power (NaN: none; held into the first buckets).
     The samples (``site`` numbers into ``sites``) are in (site, event time) order.
+    ``extra``: per sample, the site's ``baseline_kw`` (NaN: not reported) and the
+    ``armed_*_kw`` / ``order_*_kw`` fields of :data:`EXTRA_FIELDS` that some site reports
+    (:data:`analytics.delivered.ARMED_FIELDS`); ``extra_before``: the same fields of each
+    site's last sample in [``extra_from_us``, lo) (held into the window like its power).
     """
 
     lo_us: int
@@ -72,6 +82,27 @@ class WindowSamples:
     t_us: np.ndarray
     power_kw: FloatArray
     freq_hz: FloatArray
+    extra: Mapping[str, FloatArray] = field(default_factory=dict)
+    extra_before: Mapping[str, FloatArray] = field(default_factory=dict)
+    extra_from_us: int = 0  # ``extra_before`` covers last samples at or after this
+
+    @property
+    def armed_kw(self) -> dict[Product, FloatArray]:
+        """Per sample, each product armed (or ordered) somewhere in the window, kW."""
+        return {p: self.extra[name] for p, name in ARMED_FIELDS.items() if name in self.extra}
+
+    def baseline_sites(self, hold_us: int = 0) -> int:
+        """How many sites reported a baseline in the window, or in their last sample before
+        it if that is at most ``hold_us`` before it (a sample the window's first buckets
+        hold)."""
+        b = self.extra.get(BASELINE)
+        if b is None:
+            return 0
+        reported = np.bincount(self.site[~np.isnan(b)], minlength=len(self.sites)) > 0
+        before = self.extra_before.get(BASELINE)
+        if before is not None:
+            reported |= (self.last_before_us >= self.lo_us - hold_us) & ~np.isnan(before)
+        return int(np.count_nonzero(reported))
 
     def covers(self, t0_us: int, t1_us: int, lookback_s: float = LOOKBACK_S) -> bool:
         """Whether [t0, t1] and the ``lookback_s`` before it are inside what was read."""
@@ -107,16 +138,26 @@ def window_bounds(
 
 
 def read_window(
-    con: duckdb.DuckDBPyConnection, lo_us: int, hi_us: int, lookback_s: float = LOOKBACK_S
+    con: duckdb.DuckDBPyConnection,
+    lo_us: int,
+    hi_us: int,
+    lookback_s: float = LOOKBACK_S,
+    hold_s: float = HOLD_S,
 ) -> WindowSamples:
     """The samples of [lo, hi) and the sites seen from ``lookback_s`` before (module doc).
 
     Reads the view ``audit_site_telemetry`` (:func:`analytics.audit.extract.scope_views`).
+    Of the :data:`~analytics.audit.extract.EXTRA_FIELDS` only those some site reports in
+    [lo - hold_s, hi) are read (a baseline, a capacity other than 0): an archive written
+    before baselines costs one aggregate more. Their values in each site's last sample
+    before the window come with the samples of [lo - hold_s, lo) (what a hold of
+    ``hold_s`` takes), read with the window's.
     """
     if hi_us <= lo_us:
         raise AuditInputError(f"empty telemetry window [{lo_us}, {hi_us}) µs")
     if lookback_s < 0:
         raise AuditInputError(f"lookback must be >= 0 s, got {lookback_s}")
+    hold_us = hold_us_of(hold_s)
     back = lo_us - int(lookback_s * 1e6)
     rows = con.execute(
         "SELECT decode(key), hash(key), "
@@ -129,16 +170,26 @@ def read_window(
         "GROUP BY key ORDER BY key",
         [back, lo_us, hi_us],
     ).fetchall()
+    fields = reported_fields(con, lo_us - hold_us, hi_us)
     counts = np.array([int(r[3]) for r in rows], dtype=np.int64)
-    active = np.flatnonzero(counts > 0)
+    # with extra fields, the samples of [lo - hold, lo) come too: their last one per site is
+    # what the hold carries into the window (one query, not two); any site seen may have one
+    start = lo_us - hold_us if fields else lo_us
+    active = np.arange(len(rows)) if fields else np.flatnonzero(counts > 0)
     hashes = np.array([int(rows[k][1]) for k in active], dtype=np.uint64)
     by_hash = hashes if np.unique(hashes).size == hashes.size else None
-    site, us, kw, hz = site_samples(con, lo_us, hi_us, back, active=active, hashes=by_hash)
-    if site.size != int(counts.sum()):
+    site, us, kw, hz, extra = site_samples(
+        con, start, hi_us, back, active=active, hashes=by_hash, fields=fields
+    )
+    inside = int(np.count_nonzero(us >= lo_us)) if fields else site.size
+    if inside != int(counts.sum()):
         raise AuditInputError(
             f"the archive changed while the window [{lo_us}, {hi_us}) µs was read: run again"
         )
-    site, us, kw, hz = _site_time_order(site, us, kw, hz, len(rows))
+    order = _site_time_order(site, us, len(rows))
+    extra_before = _last_before(site, us, extra, order=order, lo_us=lo_us, sites=len(rows))
+    if fields:
+        order = order[us[order] >= lo_us]
     return WindowSamples(
         lo_us=lo_us,
         hi_us=hi_us,
@@ -151,11 +202,55 @@ def read_window(
         last_before_kw=np.array(
             [np.nan if r[5] is None else float(r[5]) for r in rows], dtype=np.float64
         ),
-        site=site,
-        t_us=us,
-        power_kw=kw,
-        freq_hz=hz,
+        site=site[order],
+        t_us=us[order],
+        power_kw=kw[order],
+        freq_hz=hz[order],
+        extra={name: values[order] for name, values in extra.items()},
+        extra_before=extra_before,
+        extra_from_us=start,
     )
+
+
+def _last_before(
+    site: np.ndarray,
+    us: np.ndarray,
+    extra: Mapping[str, FloatArray],
+    *,
+    order: np.ndarray,
+    lo_us: int,
+    sites: int,
+) -> dict[str, FloatArray]:
+    """Per site the ``extra`` values of its last sample before ``lo_us`` among the samples
+    (``order``: their (site, time) order); NaN (baseline) or 0 (capacity) where none."""
+    out = {name: np.full(sites, _null_as(name)) for name in extra}
+    if not extra:
+        return out
+    s, before = site[order], us[order] < lo_us
+    last = before.copy()  # a site's samples before lo come first: the last is followed by
+    last[:-1] &= ~(before[1:] & (s[1:] == s[:-1]))  # one in the window or another site's
+    at = order[last]
+    for name, values in extra.items():
+        out[name][site[at]] = values[at]
+    return out
+
+
+def reported_fields(con: duckdb.DuckDBPyConnection, lo_us: int, hi_us: int) -> list[str]:
+    """The :data:`~analytics.audit.extract.EXTRA_FIELDS` some sample in [lo, hi) reports: a
+    baseline that is not NULL, a capacity other than 0 (one aggregate over the range)."""
+    candidates = typed_extra_fields(con)
+    if not candidates:  # telemetry written before baselines: nothing to look for
+        return []
+    tests = ", ".join(
+        f"bool_or({name} IS NOT NULL)" if name == BASELINE else f"bool_or({name} <> 0)"
+        for name in candidates
+    )
+    row = con.execute(
+        f"SELECT {tests} FROM audit_site_telemetry "  # noqa: S608  # fixed field names
+        "WHERE event_time >= make_timestamp($1) AND event_time < make_timestamp($2)",
+        [lo_us, hi_us],
+    ).fetchone()
+    return [name for name, found in zip(candidates, row or (), strict=False) if found]
 
 
 def site_samples(
@@ -166,16 +261,23 @@ def site_samples(
     *,
     active: np.ndarray,
     hashes: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray, FloatArray, FloatArray]:
-    """(site number, µs, kW, Hz) of every sample in [lo, hi), in the log's order.
+    fields: Sequence[str] = (),
+) -> tuple[np.ndarray, np.ndarray, FloatArray, FloatArray, dict[str, FloatArray]]:
+    """(site number, µs, kW, Hz, extra) of every sample in [lo, hi), in the log's order.
 
     Sites are numbered in key order over every key seen in [back, hi). ``active``: the
     numbers of the sites with samples in [lo, hi); ``hashes``: their distinct DuckDB
     ``hash(key)`` (each sample's hash is mapped to its number in numpy), or None to number
     the samples by a join on the key instead (two sites' hashes collide). A NULL frequency
     is NaN; a NULL battery power is an :class:`AuditInputError` (the schema forbids it).
+    ``extra``: each of ``fields`` (of :data:`EXTRA_FIELDS`) per sample (a NULL baseline
+    NaN, a NULL capacity 0).
     """
-    values = "epoch_us(event_time) AS u, battery_power_kw AS p, frequency_hz AS f"
+    if not set(fields) <= set(EXTRA_FIELDS):
+        raise AuditInputError(f"not a SiteTelemetry value the audit sums: {sorted(fields)}")
+    values = "epoch_us(event_time) AS u, battery_power_kw AS p, frequency_hz AS f" + "".join(
+        f", coalesce({name}, {_null_sql(name)}) AS x{k}" for k, name in enumerate(fields)
+    )
     if hashes is not None:
         cols = con.execute(
             f"SELECT hash(key) AS h, {values} FROM audit_site_telemetry "  # noqa: S608  # fixed text
@@ -183,13 +285,12 @@ def site_samples(
             [lo_us, hi_us],
         ).fetchnumpy()
         h = np.asarray(cols["h"], dtype=np.uint64)
-        by_hash = np.argsort(hashes)
-        found = np.minimum(np.searchsorted(hashes[by_hash], h), max(hashes.size - 1, 0))
-        if h.size and (hashes.size == 0 or np.any(hashes[by_hash][found] != h)):
+        found = hash_positions(hashes, h)
+        if h.size and (hashes.size == 0 or np.any(hashes[found] != h)):
             raise AuditInputError(
                 f"the archive changed while the window [{lo_us}, {hi_us}) µs was read: run again"
             )
-        site = np.asarray(active, dtype=np.int64)[by_hash[found]] if h.size else h.astype(np.int64)
+        site = np.asarray(active, dtype=np.int64)[found] if h.size else h.astype(np.int64)
     else:
         cols = con.execute(
             "WITH k AS (SELECT key, row_number() OVER (ORDER BY key) - 1 AS idx "  # noqa: S608  # fixed text
@@ -207,18 +308,62 @@ def site_samples(
             "the archive does not follow SiteTelemetry.avsc"
         )
     freq = np.ma.filled(np.ma.asarray(cols["f"], dtype=np.float64), np.nan)
+    extra = {
+        name: np.asarray(np.ma.getdata(cols[f"x{k}"]), dtype=np.float64)
+        for k, name in enumerate(fields)
+    }
     return (
         site,
         np.asarray(cols["u"], dtype=np.int64),
         np.asarray(np.ma.getdata(power), dtype=np.float64),
         np.asarray(freq, dtype=np.float64),
+        extra,
     )
 
 
-def _site_time_order(
-    site: np.ndarray, us: np.ndarray, kw: FloatArray, hz: FloatArray, sites: int
-) -> tuple[np.ndarray, np.ndarray, FloatArray, FloatArray]:
-    """The samples in (site, time) order, the log's order kept among equal times.
+_TABLE_BITS = 20  # a 4 MB table: 1,300 hashes' slots are all distinct for most bit windows
+
+
+def hash_positions(hashes: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """For each of ``h`` its position in ``hashes`` (distinct ``uint64``), if it is there
+    (the caller checks ``hashes[pos] == h``; a value not among them gets any position).
+
+    A direct table over a window of the hash's bits in which every one of ``hashes`` has
+    a slot of its own: one gather per sample instead of a binary search (5x faster for a
+    1.6 M-sample window of 1,300 sites); a binary search where no window has that.
+    """
+    size = 1 << _TABLE_BITS
+    if hashes.size and hashes.size * 8 <= size:
+        mask = np.uint64(size - 1)
+        for shift in range(0, 64 - _TABLE_BITS + 1, 4):
+            slots = ((hashes >> np.uint64(shift)) & mask).astype(np.int64)
+            if np.unique(slots).size == slots.size:
+                table = np.zeros(size, dtype=np.int64)
+                table[slots] = np.arange(hashes.size)
+                return np.asarray(table[((h >> np.uint64(shift)) & mask).astype(np.int64)])
+    by_hash = np.argsort(hashes)
+    found = np.minimum(np.searchsorted(hashes[by_hash], h), max(hashes.size - 1, 0))
+    return np.asarray(by_hash[found] if hashes.size else found)
+
+
+def _zero_nan(values: FloatArray) -> FloatArray:
+    """``values`` with NaN (a baseline not reported) as 0, for a sum."""
+    nan = np.isnan(values)
+    return values if not nan.any() else np.where(nan, 0.0, values)
+
+
+def _null_as(name: str) -> float:
+    """What a NULL of ``name`` reads as: a baseline not reported (NaN), a capacity 0."""
+    return np.nan if name == BASELINE else 0.0
+
+
+def _null_sql(name: str) -> str:
+    return "CAST('NaN' AS DOUBLE)" if name == BASELINE else "0.0"
+
+
+def _site_time_order(site: np.ndarray, us: np.ndarray, sites: int) -> np.ndarray:
+    """The order that puts the samples in (site, time) order, the log's order kept among
+    equal times.
 
     The log holds each site's samples in time order almost always: a stable sort by site
     alone (a radix sort on small integers) then suffices; otherwise a stable sort by
@@ -229,10 +374,8 @@ def _site_time_order(
     site, us = site[order], us[order]
     back_in_time = (site[1:] == site[:-1]) & (us[1:] < us[:-1])
     if np.any(back_in_time):
-        again = np.lexsort((us, site))  # stable: equal times keep the order they had
-        order = order[again]
-        site, us = site[again], us[again]
-    return site, us, kw[order], hz[order]
+        order = order[np.lexsort((us, site))]  # stable: equal times keep the order they had
+    return np.asarray(order, dtype=np.int64)
 
 
 def window_fleet_frame(window: WindowSamples, bucket_ms: int, hold_s: float = HOLD_S) -> FleetFrame:
@@ -241,7 +384,9 @@ def window_fleet_frame(window: WindowSamples, bucket_ms: int, hold_s: float = HO
     The buckets are those with a sample in the window. A site's power in bucket [s, s + b)
     is its last sample before s + b if that sample is at or after s - ``hold_s``
     (:data:`HOLD_S`; the module doc); 0 otherwise. The site's last sample before the
-    window (``last_before_kw``) is held into its first buckets the same way.
+    window (``last_before_kw``) is held into its first buckets the same way. The same hold
+    sums the sites' baselines (a baseline not reported counts 0; None when no site reported
+    one) and each product's armed capacity or order (``FleetFrame.armed_mw``).
     """
     b = int(bucket_ms) * 1000
     if b < 1000:
@@ -270,49 +415,90 @@ def window_fleet_frame(window: WindowSamples, bucket_ms: int, hold_s: float = HO
     m = buckets.size
     last = np.ones(n, dtype=bool)
     last[:-1] = (window.site[1:] != window.site[:-1]) | (bucket[1:] != bucket[:-1])
+    names = list(window.extra)
+    columns = [window.power_kw, *(_zero_nan(window.extra[k]) for k in names)]
     if hold_us == 0:
-        power_kw: FloatArray = np.asarray(
-            np.bincount(inv[last], weights=window.power_kw[last], minlength=m), dtype=np.float64
-        )
+        inv_last = inv[last]
+        sums = [
+            np.asarray(np.bincount(inv_last, weights=c[last], minlength=m), dtype=np.float64)
+            for c in columns
+        ]
     else:
-        power_kw = _held_power_kw(
-            window, b, hold_us=hold_us, bucket=bucket, last=last, buckets=buckets, inv=inv
+        if names and window.lo_us - hold_us < window.extra_from_us:
+            raise AuditInputError(
+                f"hold {hold_s} s is longer than the window was read for "
+                f"({(window.lo_us - window.extra_from_us) / 1e6} s)"
+            )
+        befores = [window.last_before_kw]
+        befores += [_zero_nan(window.extra_before[k]) for k in names]
+        sums = _held_sums(
+            window,
+            b,
+            list(zip(columns, befores, strict=True)),
+            hold_us=hold_us,
+            bucket=bucket,
+            last=last,
+            buckets=buckets,
+            inv=inv,
         )
+    totals = dict(zip(names, sums[1:], strict=True))
     has_f = ~np.isnan(window.freq_hz)
     f_sum = np.bincount(inv[has_f], weights=window.freq_hz[has_f], minlength=m)
     f_n = np.bincount(inv[has_f], minlength=m)
     with np.errstate(invalid="ignore", divide="ignore"):
         freq = f_sum / f_n  # NaN where no sample of the bucket has a frequency
+    reported = window.baseline_sites(hold_us)
     return FleetFrame(
         bucket_us=b,
         t_us=np.asarray(buckets * b, dtype=np.int64),
-        power_mw=np.asarray(power_kw / 1000.0, dtype=np.float64),
+        power_mw=np.asarray(sums[0] / 1000.0, dtype=np.float64),
         freq_hz=np.asarray(freq, dtype=np.float64),
         samples=np.bincount(inv, minlength=m).astype(np.int64),
+        baseline_mw=totals[BASELINE] / 1000.0 if reported else None,
+        armed_mw={
+            p: totals[name] / 1000.0
+            for p, name in ARMED_FIELDS.items()
+            if name in totals and np.any(totals[name] != 0.0)
+        },
+        baseline_sites=reported,
+        sites=sum(oem is not None for oem in window.oems),
     )
 
 
-def _held_power_kw(
+def _held_sums(
     window: WindowSamples,
     b: int,
+    columns: list[tuple[FloatArray, FloatArray]],
     *,
     hold_us: int,
     bucket: np.ndarray,
     last: np.ndarray,
     buckets: np.ndarray,
     inv: np.ndarray,
-) -> FloatArray:
-    """Sum per output bucket of each site's held sample (see :func:`window_fleet_frame`).
+) -> list[FloatArray]:
+    """Sum per output bucket of each site's held sample (see :func:`window_fleet_frame`),
+    for each (per-sample value, per-site value before the window) of ``columns``.
 
     Each site's last sample of a bucket k (and its last sample before the window, if at or
     after lo - hold) holds from k to the bucket before the site's next sample, but not past
     the last bucket starting within ``hold_us`` of it; only the output ``buckets`` (sorted)
     take it. A sample counts in its own bucket (one bincount, as without hold); only the
     few samples followed by a missed bucket are spread further. One site's hold ranges do
-    not overlap: at most one value per (site, output bucket).
+    not overlap: at most one value per (site, output bucket). The ranges are found once
+    and every column is summed over them.
     """
-    site, t, kw, k = window.site[last], window.t_us[last], window.power_kw[last], bucket[last]
-    own = np.bincount(inv[last], weights=kw, minlength=buckets.size)
+    every = bool(last.all())  # one sample per site and bucket: no gather needed
+    rows = np.arange(last.size) if every else np.flatnonzero(last)
+    site, t, k = (
+        (window.site, window.t_us, bucket)
+        if every
+        else (
+            window.site[rows],
+            window.t_us[rows],
+            bucket[rows],
+        )
+    )
+    inv_last = inv if every else inv[rows]
     never = np.iinfo(np.int64).max
     k_next = np.full(site.size, never, dtype=np.int64)
     same = site[1:] == site[:-1]
@@ -331,14 +517,22 @@ def _held_power_kw(
     k_pre_next = np.where(in_window, k[first] if site.size else never, never)
     starts = np.concatenate([k[gap] + 1, t_pre // b])
     ends = np.concatenate([k_end[gap], np.minimum(k_pre_next - 1, (t_pre + hold_us) // b)])
-    values = np.concatenate([kw[gap], window.last_before_kw[before]])
     lo_idx = np.searchsorted(buckets, starts, side="left")
     hi_idx = np.searchsorted(buckets, ends, side="right")
     length = np.maximum(hi_idx - lo_idx, 0)
     row = np.repeat(np.arange(length.size), length)
     offset = np.arange(row.size) - np.repeat(np.cumsum(length) - length, length)
-    held = np.bincount(lo_idx[row] + offset, weights=values[row], minlength=buckets.size)
-    return np.asarray(own + held, dtype=np.float64)
+    target = lo_idx[row] + offset
+    out = []
+    at_gap = gap if every else rows[gap]
+    for per_sample, per_site in columns:
+        own = np.bincount(
+            inv_last, weights=per_sample if every else per_sample[rows], minlength=buckets.size
+        )
+        values = np.concatenate([per_sample[at_gap], per_site[before]])
+        held = np.bincount(target, weights=values[row], minlength=buckets.size)
+        out.append(np.asarray(own + held, dtype=np.float64))
+    return out
 
 
 def window_frame(
@@ -353,4 +547,6 @@ def window_frame(
 ) -> FleetFrame:
     """The frame (with power) of the buckets the fleet series of ``activation`` takes."""
     lo, hi = window_bounds(bucket_ms, activation, since_us=since_us, until_us=until_us, pre_s=pre_s)
-    return window_fleet_frame(read_window(con, lo, hi), bucket_ms, hold_s)
+    return window_fleet_frame(
+        read_window(con, lo, hi, max(LOOKBACK_S, hold_s), hold_s), bucket_ms, hold_s
+    )

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from analytics.delivered import delivered_mw
 from analytics.timeseries import (
     FCRD_TEST_RATE,
     FCRN_TEST_RATE,
@@ -190,7 +191,9 @@ class Context:
         return value
 
     def response(self) -> FloatArray:
-        return self.series.response_mw()
+        """The response attributed to this product: power - baseline - the other products'
+        expected responses (:func:`analytics.delivered.delivered_mw`)."""
+        return self.cached("response", lambda c: delivered_mw(c.series, c.product))
 
     def pre_level(self, t_event: float, what: str, *, clamp: bool = False) -> float:
         """Mean response over the pre-window before ``t_event`` (the pre-event baseline).

@@ -100,6 +100,18 @@ class Outgoing:
     ref: Any = None
 
 
+@dataclass
+class DeliveryCounts:
+    """What a service's senders did, summed over their lives: the service keeps one and hands
+    it to each sender it makes (a replaced sender's counts stay), and its ``/metrics`` read it
+    (counters never go back while the process runs)."""
+
+    acked: int = 0  #: records acknowledged by Kafka
+    failed_batches: int = 0  #: batches Kafka did not acknowledge (their records resent)
+    rejected: int = 0  #: records Kafka can never take (dropped, named in the log)
+    replaced_producers: int = 0  #: broken producers replaced by a fresh one
+
+
 class DeliveryError(Exception):
     """Records that were not acknowledged (``unacked``), and why."""
 
@@ -131,6 +143,8 @@ class AckedSender:
     ``on_reject(record, reason)`` for a record that can never be sent (larger than a batch,
     a partition the topic does not have). ``producer_factory`` (optional) makes a started
     replacement when the producer breaks; without it the same producer is kept.
+    ``counts``: where to count acknowledged, failed and rejected records (a service's one
+    :class:`DeliveryCounts` over all its senders; a fresh one by default).
     """
 
     def __init__(
@@ -144,8 +158,10 @@ class AckedSender:
         backoff_s: float = 0.1,
         max_backoff_s: float = 5.0,
         max_batch_records: int = 10_000,
+        counts: DeliveryCounts | None = None,
     ) -> None:
         self.producer = producer
+        self.counts = counts if counts is not None else DeliveryCounts()
         self.name = name
         self.on_ack = on_ack
         self.on_reject = on_reject
@@ -328,6 +344,7 @@ class AckedSender:
             return
         except Exception as exc:  # any failure: retry this batch only
             retry_at = self.ledger.failed(lane, loop.time())
+            self.counts.failed_batches += 1
             self._note_error(f"{topic}[{partition}]: {type(exc).__name__}: {exc}")
             log.warning(
                 "%s: %d record(s) for %s[%d] not acknowledged (%s: %s); resending in %.1f s",
@@ -351,6 +368,7 @@ class AckedSender:
         rejected; in a batch, the batch's records go one by one to find it."""
         loop = asyncio.get_running_loop()
         self.ledger.failed(lane, loop.time())
+        self.counts.failed_batches += 1
         if count > 1:
             self._solo[lane] = count
             return
@@ -359,6 +377,7 @@ class AckedSender:
         self._finish_rejected(entry, f"refused by the broker: {type(exc).__name__}: {exc}")
 
     def _finish_acked(self, done: list[_Entry], metadata: Any) -> None:
+        self.counts.acked += len(done)
         if self.on_ack is not None:
             try:
                 self.on_ack([e.record for e in done])
@@ -370,6 +389,7 @@ class AckedSender:
             self._idle.set()
 
     def _finish_rejected(self, entry: _Entry, reason: str) -> None:
+        self.counts.rejected += 1
         log.error("%s: %s: record never sent: %s", self.name, entry.record.topic, reason)
         if self.on_reject is not None:
             try:
@@ -417,6 +437,7 @@ class AckedSender:
                 return
             self.producer = fresh
             self.replaced_producers += 1
+            self.counts.replaced_producers += 1
         asyncio.get_running_loop().create_task(stop_within(broken, 5.0))
 
     # -------------------------------------------------------------- draining
@@ -495,7 +516,25 @@ async def stop_within(client: Any, timeout_s: float) -> bool:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(fetcher.close(), 1.0)
     await force_close(getattr(client, "client", None) or getattr(client, "_client", None))
+    # what the client's own stop started and could not end (the producer's accumulator
+    # close, the sender's in-flight produce requests, which its cancelled routine awaits)
+    await _end_tasks_of(client, sender, getattr(client, "_message_accumulator", None))
     return False
+
+
+async def _end_tasks_of(*owners: Any, timeout_s: float = 1.0) -> None:
+    """Cancel every task running a method of one of ``owners`` and wait (bounded) for them:
+    none is left pending on a loop that is about to close."""
+    ids = {id(owner) for owner in owners if owner is not None}
+    me = asyncio.current_task()
+    tasks = []
+    for task in asyncio.all_tasks():
+        frame = getattr(task.get_coro(), "cr_frame", None)
+        if task is not me and frame is not None and id(frame.f_locals.get("self")) in ids:
+            task.cancel()
+            tasks.append(task)
+    if tasks:
+        await asyncio.wait(tasks, timeout=timeout_s)
 
 
 async def finish(cleanup: Coroutine[Any, Any, Any]) -> None:

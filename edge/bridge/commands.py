@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 Persisted = Callable[[Tracking | None], None]
 
 Trace = Callable[[CommandTrace], None]
+Reported = Callable[[Outcome], None]
 
 
 class Targeting(Protocol):
@@ -102,6 +103,7 @@ class CommandPipeline:
         self._sink = sink
         self._on_persisted = on_persisted or (lambda _t: None)
         self.on_trace: Trace | None = None  # per command: stage instants (time.monotonic)
+        self.on_outcome: Reported | None = None  # per outcome reported (edge.bridge.metrics)
         self._queue = CommandQueue()
         self._received: dict[str, float] = {}
         self._tracking: dict[str, Tracking | None] = {}
@@ -218,6 +220,8 @@ class CommandPipeline:
         self._durable[outcome.command_id] = done
         trackings = [tracking, *self._dups.pop(outcome.command_id, [])]
         done.add_done_callback(lambda f: self._persisted(outcome.command_id, f, trackings))
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
 
     def _persisted(
         self, command_id: str, done: asyncio.Future[None], trackings: list[Tracking | None]

@@ -23,6 +23,7 @@ import functools
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -40,7 +41,7 @@ from contract.deadletter import build_dead_letter
 from contract.errors import EventDecodeError
 from contract.kafka import clients
 from contract.kafka.admin import report_replication
-from contract.kafka.delivery import AckedSender, Outgoing, finish, stop_within
+from contract.kafka.delivery import AckedSender, DeliveryCounts, Outgoing, finish, stop_within
 from contract.kafka.settings import KafkaSettings
 from edge.bridge.config import BridgeConfig, ConfigError, SiteConfig, Transport
 from edge.bridge.diskwriter import DiskWriter
@@ -121,6 +122,8 @@ class BridgeStats:
     kafka_up: bool = False
     last_kafka_error: str | None = None
     seen_partitions: set[int] = field(default_factory=set)
+    #: dead letters by (consumer, error type), as the DeadLetter names them
+    dead_letter_types: Counter[tuple[str, str]] = field(default_factory=Counter)
 
 
 class Bridge:
@@ -159,6 +162,11 @@ class Bridge:
         self.sink = EventSink(self.outbox, self.topics)
         self.offsets = OffsetTracker()
         self.stats = BridgeStats()
+        # for /metrics (edge.bridge.metrics): the uplink's delivery over every sender, the
+        # command consumer of this session and the offsets it committed
+        self.delivery = DeliveryCounts()
+        self.consumer: AIOKafkaConsumer | None = None
+        self.committed: dict[TopicPartition, int] = {}
         self.mqtt: MqttLink | None = None
         if config.uplink is Transport.MQTT and config.mqtt is not None:
             self.mqtt = MqttLink(
@@ -203,6 +211,11 @@ class Bridge:
         are named in the log, with the commands that fix them (never fatal)."""
         topics = [self.topics.command_topic, *self.topics.outgoing()]
         await report_replication(self.kafka, topics, f"bridge {self.config.bridge_id}", log)
+
+    @property
+    def sending(self) -> int:
+        """Outbox records handed to Kafka and not acknowledged yet (Kafka uplink)."""
+        return 0 if self._sender is None else self._sender.pending
 
     def _write_trace(self, trace: CommandTrace) -> None:
         """One line per applied command (buffered; the file is closed with the bridge)."""
@@ -297,6 +310,7 @@ class Bridge:
                 auto_offset_reset=self.auto_offset_reset,
             )
             self.offsets = OffsetTracker()  # a new session starts at the committed offsets
+            self.consumer, self.committed = consumer, {}
             try:
                 await clients.start(consumer, self.kafka)
                 backoff = 0.5
@@ -339,7 +353,9 @@ class Bridge:
             await asyncio.sleep(every_s)
             commit = self.offsets.committable()
             if commit:
-                await consumer.commit({TopicPartition(topic, p): o for p, o in commit.items()})
+                offsets = {TopicPartition(topic, p): o for p, o in commit.items()}
+                await consumer.commit(offsets)
+                self.committed.update(offsets)
                 self.stats.commits += 1
 
     def _on_message(self, rec: ConsumerRecord[bytes, bytes]) -> None:
@@ -395,6 +411,7 @@ class Bridge:
             log.exception("bridge: could not dead-letter %s/%s", rec.partition, rec.offset)
             return
         self.stats.dead_letters += 1
+        self.stats.dead_letter_types[(self.group_id, type(exc).__name__)] += 1
         log.warning(
             "bridge: undecodable command at %s/%s -> deadletter: %s: %s",
             rec.partition,
@@ -466,6 +483,7 @@ class Bridge:
                 on_ack=self._delivered,
                 on_reject=self._never_sent,
                 producer_factory=self._started_producer,
+                counts=self.delivery,
             )
             self._sender = sender
             try:

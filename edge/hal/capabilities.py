@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -73,6 +74,26 @@ class EconomicalWrites(Protocol):
     async def write(self, plan: WritePlan, now: datetime) -> None: ...
 
     def forget_held(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class LinkCounts:
+    """How a device's link has fared since the bridge started: requests sent, failed calls by
+    kind (``edge.hal.errors``: timeout, unreachable, exception, malformed), connection
+    attempts, and the round trips of the answered requests."""
+
+    requests: int = 0
+    errors: Mapping[str, int] = field(default_factory=dict)
+    connects: int = 0
+    replies: int = 0
+    rtt_sum_s: float = 0.0
+
+
+@runtime_checkable
+class LinkCounters(Protocol):
+    """A device that counts its link's requests and failures (the bridge's /metrics)."""
+
+    def link_counts(self) -> LinkCounts: ...
 
 
 @runtime_checkable

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from edge.hal.blocks import Block, Span, plan_blocks
+from edge.hal.capabilities import LinkCounts
 from edge.hal.control import ControlPolicy, WriteBook
 from edge.hal.decode import (
     Value,
@@ -247,6 +248,11 @@ class Device:
         """The registers may not hold our values any more (the inverter left remote control, a
         read-back disagreed): the next update writes its whole sequence."""
         self.book.failed()
+
+    def link_counts(self) -> LinkCounts:
+        """The transport's counts (``LinkCounters``: the bridge's /metrics)."""
+        st = self.transport.stats
+        return LinkCounts(st.requests, dict(st.errors), st.connects, st.replies, st.rtt_sum_s)
 
     def _heartbeat(self) -> WritePlan | None:
         try:

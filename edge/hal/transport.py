@@ -78,6 +78,8 @@ class TransportStats:
     connects: int = 0
     last_error: str | None = None
     last_rtt_s: float | None = None
+    replies: int = 0  # requests answered (a Modbus exception reply included)
+    rtt_sum_s: float = 0.0  # their round trips, summed
 
 
 @dataclass(frozen=True)
@@ -330,7 +332,10 @@ class ModbusTransport:
                 self._last_write_done = done
                 self._next_write_at = done + self.connection.write_gap_s
                 self._next_holding_read_at = done + self.connection.readback_settle_s
-        self.stats.last_rtt_s = done - started
+        stats = self.stats
+        stats.last_rtt_s = done - started
+        stats.replies += 1
+        stats.rtt_sum_s += stats.last_rtt_s
         if reply.isError():
             code = int(getattr(reply, "exception_code", 0))
             raise self._fail(

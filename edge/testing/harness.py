@@ -4,7 +4,9 @@
 their own event loop on a daemon thread; the caller talks Kafka from its own loop with
 :func:`produce_commands` / :func:`read_events`. Real broker, real Modbus TCP, nothing faked.
 With ``mqtt`` the bridge talks MQTT (each site its own client certificate) and a gateway
-must run between the MQTT broker and Kafka.
+must run between the MQTT broker and Kafka. With ``metrics`` the bridge serves ``/metrics``
+on a free loopback port of its loop (``SimBridge.metrics_url``), as ``flowerhub bridge run
+--metrics-port 0`` does.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from contract.enums import CommandKind, Product
 from contract.kafka import clients
 from contract.kafka.cliargs import options_of
 from contract.kafka.settings import KafkaSettings
+from contract.metrics import MetricsServer, metrics_settings
 from contract.records import ReserveArm
 from edge.bridge.config import (
     BatteryLimits,
@@ -35,6 +38,7 @@ from edge.bridge.config import (
     Transport,
 )
 from edge.bridge.events import COMMAND, command_record
+from edge.bridge.metrics import BridgeMetrics
 from edge.bridge.model import BridgeCommand
 from edge.bridge.runtime import Bridge
 from edge.bridge.sink import BridgeTopics
@@ -100,6 +104,7 @@ class SimBridge:
         battery: BatteryParams | None = None,
         mqtt: MqttConfig | None = None,
         start_time_of_day_s: float = 12 * 3600.0,
+        metrics: bool = False,
     ) -> None:
         self.specs = list(specs)
         self.mqtt = mqtt  # given: the bridge talks MQTT (through a gateway), else Kafka
@@ -112,6 +117,9 @@ class SimBridge:
         self.start_time_of_day_s = start_time_of_day_s  # the simulated homes' clock (PV, load)
         self.sims: dict[str, SimInverter] = {}
         self.bridge: Bridge | None = None
+        self.metrics = metrics
+        self.metrics_url: str | None = None  #: while the bridge runs, with ``metrics``
+        self._metrics_server: MetricsServer | None = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._stop: asyncio.Event | None = None
@@ -167,7 +175,13 @@ class SimBridge:
         """(Re)start the bridge process part; returns once its consumer owns its partitions."""
 
         async def make() -> tuple[Bridge, asyncio.Event]:
-            return Bridge(self.config(), topics=self.topics, kafka=self.kafka), asyncio.Event()
+            bridge = Bridge(self.config(), topics=self.topics, kafka=self.kafka)
+            if self.metrics:
+                registry = BridgeMetrics(bridge).registry
+                server = MetricsServer(registry, metrics_settings(port=0), "bridge")
+                self.metrics_url = await server.start()
+                self._metrics_server = server
+            return bridge, asyncio.Event()
 
         bridge, stop = self.call(make())
         self.bridge, self._stop = bridge, stop
@@ -180,6 +194,9 @@ class SimBridge:
             stop = self._stop
             self._loop.call_soon_threadsafe(stop.set)
             self._run.result(60)
+        server, self._metrics_server, self.metrics_url = self._metrics_server, None, None
+        if server is not None:
+            self.call(server.stop())
         self.bridge, self._stop, self._run = None, None, None
 
     def close(self) -> None:

@@ -23,6 +23,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -67,6 +68,15 @@ def _positive(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
+
+
+def _ui_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise argparse.ArgumentTypeError(
+            f"not the address of flowerhub ui (http(s)://host:port/): {text!r}"
+        )
+    return text
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -137,6 +147,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="print every figure the rules judge with, and its source, then exit",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument(
+        "--ui-url",
+        type=_ui_url,
+        metavar="URL",
+        help="the operations view (flowerhub ui) the report's offenders link to, e.g. "
+        "http://127.0.0.1:8765/ (default: links work where flowerhub ui serves the report)",
+    )
     parser.add_argument("--out", type=Path, metavar="DIR", help="output directory (required)")
     parser.set_defaults(func=cmd_audit)
     verbs = parser.add_subparsers(dest="audit_verb", metavar="[export-svk]")
@@ -212,7 +229,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
                 print(f"{name} = {value:g}  # {source}")
         return 0
     result = run_audit(args)
-    write_report(result, args.out)
+    write_report(result, args.out, ui_url=args.ui_url)
     rows = result.rows()
     if args.json:
         print(json.dumps(rows, indent=2, sort_keys=True))

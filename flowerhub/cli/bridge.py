@@ -1,4 +1,6 @@
-"""`flowerhub bridge run --config FILE`: run the edge bridge for the sites in a config file."""
+"""`flowerhub bridge run --config FILE`: run the edge bridge for the sites in a config file;
+with ``--metrics-port`` (or ``FLOWERHUB_METRICS_PORT``) it serves Prometheus ``/metrics``
+(``edge.bridge.metrics``)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import logging
 import signal
 from typing import Any
 
+from contract.metrics import MetricsConfigError, add_metrics_arguments, settings_from_args
 from flowerhub.cli.kafka import add_connection, connection
 from flowerhub.gcpolicy import quiet_gc
 
@@ -31,10 +34,12 @@ def register_run(subparsers: Any) -> None:
     add_connection(run)
     run.add_argument("--topic-prefix", default="", help="namespace for every topic name")
     run.add_argument("--log-level", default="INFO")
+    add_metrics_arguments(run, "bridge")
     run.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    from contract.metrics import MetricsServer
     from edge.bridge.config import ConfigError, load_config
     from edge.bridge.runtime import Bridge
     from edge.bridge.sink import BridgeTopics
@@ -43,7 +48,8 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     try:
         config = load_config(args.config)
-    except ConfigError as exc:
+        metrics = settings_from_args(args)
+    except (ConfigError, MetricsConfigError) as exc:
         raise CliError(str(exc)) from exc
     kafka = connection(args, base=config.kafka_options)
 
@@ -64,11 +70,26 @@ def _run(args: argparse.Namespace) -> int:
             f"outbox {config.outbox.dir}",
             flush=True,
         )
-        await bridge.run(stop)
+        server = None
+        if metrics.enabled:
+            from edge.bridge.metrics import BridgeMetrics
+
+            server = MetricsServer(BridgeMetrics(bridge).registry, metrics, "bridge")
+            try:
+                url = await server.start()
+            except MetricsConfigError:
+                await bridge.close()
+                raise
+            print(f"bridge {config.bridge_id}: metrics at {url}", flush=True)
+        try:
+            await bridge.run(stop)
+        finally:
+            if server is not None:
+                await server.stop()
 
     try:
         asyncio.run(main())
-    except ConfigError as exc:  # e.g. a site's MQTT certificate file is missing
+    except (ConfigError, MetricsConfigError) as exc:  # e.g. a missing MQTT certificate
         raise CliError(str(exc)) from exc
     return 0
 

@@ -1,4 +1,6 @@
-"""`flowerhub gateway run`: the MQTT <-> Kafka gateway (see flowerhub.gateway.service)."""
+"""`flowerhub gateway run`: the MQTT <-> Kafka gateway (see flowerhub.gateway.service); with
+``--metrics-port`` (or ``FLOWERHUB_METRICS_PORT``) it serves Prometheus ``/metrics``
+(``flowerhub.gateway.metrics``)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import logging
 import signal
 from typing import Any
 
+from contract.metrics import MetricsConfigError, add_metrics_arguments, settings_from_args
 from flowerhub.cli.kafka import add_connection, connection
 from flowerhub.cli.mqtt import add_mqtt_arguments, mqtt_settings
 
@@ -36,12 +39,15 @@ def register(subparsers: Any) -> None:
     add_mqtt_arguments(run)
     add_connection(run)
     run.add_argument("--log-level", default="INFO")
+    add_metrics_arguments(run, "gateway")
     run.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    from contract.metrics import MetricsServer
     from contract.mqtt.layout import LayoutError, gateway_identity
     from flowerhub.cli import CliError
+    from flowerhub.gateway.metrics import gateway_registry
     from flowerhub.gateway.service import Gateway
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
@@ -56,6 +62,10 @@ def _run(args: argparse.Namespace) -> int:
             "or --mqtt-cert/--mqtt-key"
         )
     kafka = connection(args)
+    try:
+        metrics = settings_from_args(args)
+    except MetricsConfigError as exc:
+        raise CliError(str(exc)) from exc
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -68,8 +78,19 @@ def _run(args: argparse.Namespace) -> int:
             f"prefix {args.topic_prefix!r}",
             flush=True,
         )
-        await gateway.run(stop)
+        server = None
+        if metrics.enabled:
+            server = MetricsServer(gateway_registry(gateway), metrics, f"gateway {identity}")
+            print(f"gateway {identity}: metrics at {await server.start()}", flush=True)
+        try:
+            await gateway.run(stop)
+        finally:
+            if server is not None:
+                await server.stop()
         print(f"gateway {identity}: stopped; {gateway.stats}", flush=True)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except MetricsConfigError as exc:  # e.g. the metrics port is taken
+        raise CliError(str(exc)) from exc
     return 0

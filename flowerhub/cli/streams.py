@@ -2,9 +2,10 @@
 
 ``worker`` reads ``StreamsSettings`` from the environment (``FLOWERHUB_*``), applies the
 flags on top, creates every topic (the table's, prefixed, and the app's internal ones) and
-runs the Faust worker until SIGINT/SIGTERM. ``send TOPIC JSON`` encodes a JSON object as
-the topic's event (``event_id``/``event_time`` filled in when missing) and produces it keyed
-per the topic table.
+runs the Faust worker until SIGINT/SIGTERM; with ``--metrics-port`` (or
+``FLOWERHUB_METRICS_PORT``) it serves Prometheus ``/metrics`` (``streams.metrics``).
+``send TOPIC JSON`` encodes a JSON object as the topic's event (``event_id``/``event_time``
+filled in when missing) and produces it keyed per the topic table.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import sys
 from typing import Any
 
+from contract.metrics import MetricsConfigError, add_metrics_arguments, settings_from_args
 from flowerhub.cli import CliError
 from flowerhub.cli.kafka import add_connection, connection_as
 
@@ -55,6 +57,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         choices=("crit", "error", "warn", "info", "debug"),
         help="worker log level (default info)",
     )
+    add_metrics_arguments(worker, "streams")
     worker.set_defaults(func=cmd_worker)
 
     send = verbs.add_parser("send", help="encode a JSON object as TOPIC's event and send it")
@@ -85,9 +88,14 @@ def settings_from(args: argparse.Namespace) -> Any:
 def cmd_worker(args: argparse.Namespace) -> int:
     from contract.topics import TopicError
     from flowerhub.gcpolicy import quiet_gc
-    from streams.app import create_app, prepare_topics
+    from streams.app import build, prepare_topics
+    from streams.metrics import serve
 
     settings = settings_from(args)
+    try:
+        metrics = settings_from_args(args)
+    except MetricsConfigError as exc:
+        raise CliError(str(exc)) from exc
     if args.partitions is not None and args.partitions < 1:
         raise CliError(f"--partitions must be >= 1, got {args.partitions}")
     if args.replication_factor is not None and args.replication_factor < 1:
@@ -112,9 +120,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
         f"min.insync.replicas {data.min_insync_replicas})"
     )
     # the start-up heap (Faust, aiokafka, numpy...) out of full collections once ready
-    app = create_app(settings, partitions=args.partitions, on_ready=quiet_gc)
+    built = build(settings, partitions=args.partitions, on_ready=quiet_gc)
+    serve(built, metrics)  # logs its URL once it listens
     sys.argv = [sys.argv[0], "worker", f"--loglevel={args.loglevel}", "--without-web"]
-    app.main()  # runs until a signal and exits the process itself (NoReturn)
+    built.app.main()  # runs until a signal and exits the process itself (NoReturn)
 
 
 def cmd_send(args: argparse.Namespace) -> int:

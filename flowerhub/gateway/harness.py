@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -43,12 +44,22 @@ async def connected(mq: MosquittoState, identity: str, **kwargs: Any) -> MqttCli
 
 
 class GatewayProcess:
-    """``flowerhub gateway run`` as a child process (it can be killed with -9)."""
+    """``flowerhub gateway run`` as a child process (it can be killed with -9); ``metrics``:
+    with ``--metrics-port 0``, its URL in :attr:`metrics_url` once started."""
 
     def __init__(
-        self, mq: MosquittoState, kafka: KafkaSettings, prefix: str, log: Path, name: str = "t1"
+        self,
+        mq: MosquittoState,
+        kafka: KafkaSettings,
+        prefix: str,
+        log: Path,
+        name: str = "t1",
+        *,
+        metrics: bool = False,
     ) -> None:
         self.mq, self.kafka, self.prefix, self.log, self.name = mq, kafka, prefix, log, name
+        self.metrics = metrics
+        self.metrics_url: str | None = None
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> GatewayProcess:
@@ -59,6 +70,7 @@ class GatewayProcess:
             *("--mqtt-cert", str(files.cert), "--mqtt-key", str(files.key)),
             *self.kafka.arguments(),
             *("--topic-prefix", self.prefix, "--group-id", f"gw-{self.prefix}"),
+            *(("--metrics-port", "0") if self.metrics else ()),
         ]
         start_at = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
@@ -66,8 +78,16 @@ class GatewayProcess:
         deadline = time.monotonic() + timeout
         while b"connected to" not in self.log.read_bytes()[start_at:]:
             if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()  # never left running behind a failed start
                 raise AssertionError(f"gateway did not connect:\n{self.log.read_text()[-3000:]}")
             time.sleep(0.1)
+        if self.metrics:  # printed before the session starts
+            text = self.log.read_bytes()[start_at:].decode(errors="replace")
+            found = re.search(r"metrics at (http://\S+)", text)
+            if found is None:
+                self.stop()
+                raise AssertionError(f"gateway printed no metrics URL:\n{text[-3000:]}")
+            self.metrics_url = found.group(1)
         return self
 
     def alive(self) -> bool:

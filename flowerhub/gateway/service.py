@@ -30,7 +30,7 @@ import contextlib
 import logging
 import random
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,6 +79,9 @@ class GatewayStats:
     sessions: int = 0
     last_error: str | None = None
     by_topic: dict[str, int] = field(default_factory=dict)
+    #: dead letters by (consumer, error type); sessions ended by an error, by its type
+    dead_letter_types: Counter[tuple[str, str]] = field(default_factory=Counter)
+    session_failures: Counter[str] = field(default_factory=Counter)
 
 
 def backoff_delays(low: float = BACKOFF_MIN_S, high: float = BACKOFF_MAX_S) -> Any:
@@ -118,10 +121,14 @@ class Gateway:
         self.commands_topic = topic("site.commands").full_name(prefix)
         self.stats = GatewayStats()
         self.ready = asyncio.Event()  # set once a session is connected and subscribed
+        # for /metrics (flowerhub.gateway.metrics): this session's command consumer and the
+        # offsets it committed
+        self.consumer: Any = None
+        self.committed: dict[TopicPartition, int] = {}
         self._pending: deque[tuple[MqttMessage, Awaitable[Any]]] = deque()
 
     @property
-    def _in_hand(self) -> int:
+    def in_hand(self) -> int:
         """Uplink messages taken from the broker and not yet acknowledged to it."""
         return len(self._pending)
 
@@ -144,9 +151,11 @@ class Gateway:
                     delays = backoff_delays()
                 except (MqttError, KafkaError, clients.KafkaUnreachableError, OSError) as exc:
                     self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                    self.stats.session_failures[type(exc).__name__] += 1
                     log.warning("gateway %s: session ended: %s", self.name, exc)
                 except Exception as exc:  # a bug must not stop the boundary: logged, retried
                     self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                    self.stats.session_failures[type(exc).__name__] += 1
                     log.exception("gateway %s: session failed", self.name)
             self.ready.clear()
             if not stop.is_set():
@@ -183,6 +192,7 @@ class Gateway:
                     client_id=self.identity,
                     auto_offset_reset="earliest",
                 )
+                self.consumer, self.committed = consumer, {}
                 await clients.start(consumer, self.kafka)
                 tasks.append(asyncio.create_task(self._downlink(consumer, client, producer)))
             self.ready.set()
@@ -209,6 +219,7 @@ class Gateway:
             with contextlib.suppress(Exception):
                 await client.disconnect()
             if consumer is not None:
+                self.consumer = None
                 await clients.stop(consumer)
             await clients.stop(producer)
 
@@ -221,7 +232,7 @@ class Gateway:
             with contextlib.suppress(MqttError, TimeoutError):
                 await client.unsubscribe([shared_filter(c) for c in UPLINK])
             for _ in range(int(LEAVE_S / 0.02)):  # polled: the acks come from Kafka's side
-                if not (client.messages.qsize() or self._in_hand):
+                if not (client.messages.qsize() or self.in_hand):
                     break
                 await asyncio.sleep(0.02)
         await client.disconnect(end_session=True)
@@ -282,6 +293,8 @@ class Gateway:
 
     async def _send_dead_letter(self, producer: Any, rejected: Rejected) -> Awaitable[Any]:
         self.stats.dead_letters += 1
+        record = rejected.record
+        self.stats.dead_letter_types[(str(record["consumer"]), str(record["error_type"]))] += 1
         log.warning(
             "gateway %s: dead letter from %s: %s: %s",
             self.name,
@@ -328,9 +341,9 @@ class Gateway:
                 last_commit = time.monotonic()
                 commit = offsets.committable()
                 if commit:
-                    await consumer.commit(
-                        {TopicPartition(self.commands_topic, p): o for p, o in commit.items()}
-                    )
+                    done = {TopicPartition(self.commands_topic, p): o for p, o in commit.items()}
+                    await consumer.commit(done)
+                    self.committed.update(done)
                     self.stats.commits += 1
 
     async def _publish_command(self, client: MqttClient, producer: Any, rec: Any) -> Any:

@@ -38,6 +38,7 @@ from aiokafka.errors import KafkaError  # type: ignore[import-untyped, unused-ig
 
 from contract.kafka import clients
 from contract.kafka.admin import topic_partitions
+from contract.kafka.delivery import stop_within
 from contract.kafka.settings import KafkaSettings
 from flowerhub.ui.fold import TOPIC_ORDER, Folder, unprefixed
 from flowerhub.ui.views import FeedState
@@ -48,6 +49,7 @@ POLL_MS = 200
 MAX_RECORDS = 20_000
 RECHECK_S = 5.0  # how often missing topics are looked for
 BACKOFF_S = (1.0, 30.0)  # first and longest wait before reconnecting
+CONSUMER_STOP_S = 2.0  # the consumer's stop, bounded (contract.kafka.delivery.stop_within)
 #: where each topic starts: "window" (now - window_s), "lookback" (now - lookback_s), "beginning"
 START_POLICY: dict[str, str] = {
     "fleet.state": "window",
@@ -128,9 +130,8 @@ class KafkaFeed:
             except Exception as exc:  # a bug: shown, logged with its traceback, retried
                 self.state.error = f"UI feed failed: {type(exc).__name__}: {exc}"
                 log.exception("UI feed failed; restarting it in %.0f s", backoff)
-            finally:
-                with contextlib.suppress(KafkaError, OSError):
-                    await consumer.stop()
+            finally:  # bounded: with the brokers frozen a consumer's stop has no end
+                await stop_within(consumer, CONSUMER_STOP_S)
             self.notify()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), backoff)

@@ -9,7 +9,8 @@ and serves its files read-only: a path outside the report directory is refused.
 
 Scanning is cheap (a glob and the JSON of each report, re-read only when its mtime changes),
 so the index is refreshed on each request: a report written while the UI runs shows up.
-A broken ``verdicts.json`` is listed with its error, never hidden.
+A broken ``verdicts.json`` is listed with its error, never hidden. A report is titled as the
+audit titled it (``summary.json``: the activation and fleet), else by where it sits.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 VERDICTS = "verdicts.json"
+SUMMARY = "summary.json"  # the audit's title and overall verdict (analytics.audit.report)
 MAX_DEPTH = 3
 MAX_REPORTS = 500
 _RANK = {"PASS": 0, "WARN": 1, "ERROR": 2, "FAIL": 2}
@@ -82,11 +84,22 @@ def _activations(rows: Sequence[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
     return tuple(by_id.values())
 
 
+def report_title(path: Path, fallback: str) -> str:
+    """The title the audit gave the report (``summary.json``: the activation and fleet),
+    else ``fallback`` (where it sits); a broken summary falls back too."""
+    try:
+        title = json.loads((path / SUMMARY).read_text(encoding="utf-8")).get("title")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return fallback
+    return title if isinstance(title, str) and title.strip() else fallback
+
+
 def read_report(path: Path, report_id: str, title: str) -> Report:
     """The report in directory ``path`` (its ``verdicts.json`` checked to be a list of rows)."""
     verdicts = path / VERDICTS
     mtime = verdicts.stat().st_mtime
     has_html = (path / "report.html").is_file()
+    title = report_title(path, title)
     try:
         data = json.loads(verdicts.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

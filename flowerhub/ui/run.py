@@ -21,7 +21,7 @@ from aiohttp import web
 from contract.kafka.settings import KafkaSettings
 from flowerhub.ui.archive import load_archive
 from flowerhub.ui.auth import Access, check_bind, is_loopback
-from flowerhub.ui.feed import FeedConfig, KafkaFeed
+from flowerhub.ui.feed import CONSUMER_STOP_S, FeedConfig, KafkaFeed
 from flowerhub.ui.fold import Folder
 from flowerhub.ui.model import ViewModel
 from flowerhub.ui.reports import ReportIndex
@@ -31,7 +31,12 @@ from flowerhub.ui.views import FeedState, Source
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8765
-SHUTDOWN_S = 2.0
+SHUTDOWN_S = 2.0  # open SSE streams and requests get this long to end
+FEED_STOP_S = 3.0  # the Kafka feed ends by itself within this, else it is cancelled
+# SIGTERM -> exit, even with Kafka frozen or gone (issue 15): the feed (cancelled at
+# FEED_STOP_S, its consumer then stopped within CONSUMER_STOP_S and 1 s to close its
+# connections), then the server's open requests
+UI_STOP_S = FEED_STOP_S + CONSUMER_STOP_S + 1.0 + SHUTDOWN_S
 
 
 class UiError(RuntimeError):
@@ -173,6 +178,16 @@ async def serve(
     finally:
         stop.set()
         if feed_task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await feed_task
+            await _stop_feed(feed_task)
         await runner.cleanup()
+
+
+async def _stop_feed(task: asyncio.Task[None]) -> None:
+    """Wait for the feed to stop, at most ``FEED_STOP_S`` (then it is cancelled: a consumer
+    still starting against an unreachable broker)."""
+    done, _ = await asyncio.wait({task}, timeout=FEED_STOP_S)
+    if not done:
+        log.warning("the Kafka feed did not stop within %g s: cancelled", FEED_STOP_S)
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task

@@ -82,14 +82,25 @@ class SiteHistory:
         ]
 
     @property
+    def first_time(self) -> int | None:
+        """The oldest sample's time (µs), None when empty."""
+        return int(self._times[self.start]) if self.count else None
+
+    @property
     def last_time(self) -> int | None:
         if not self.count:
             return None
         return int(self._times[(self.start + self.count - 1) % len(self._times)])
 
-    def since(self, after_us: int | None, not_before_us: int | None = None) -> dict[str, list[Any]]:
-        """Columns of the samples newer than ``after_us`` (all: None) and not older than
-        ``not_before_us``: ``{"t": [us...], "power_kw": [...], ...}``, None for missing."""
+    def since(
+        self,
+        after_us: int | None,
+        not_before_us: int | None = None,
+        until_us: int | None = None,
+    ) -> dict[str, list[Any]]:
+        """Columns of the samples newer than ``after_us`` (all: None), not older than
+        ``not_before_us`` and not newer than ``until_us``: ``{"t": [us...], "power_kw":
+        [...], ...}``, None for missing."""
         size = len(self._times)
         order = (self.start + np.arange(self.count)) % size
         times = self._times[order]
@@ -98,6 +109,8 @@ class SiteHistory:
             keep &= times > after_us
         if not_before_us is not None:
             keep &= times >= not_before_us
+        if until_us is not None:
+            keep &= times <= until_us
         rows = order[keep]
         out: dict[str, list[Any]] = {"t": self._times[rows].tolist()}
         values = self._values[rows]

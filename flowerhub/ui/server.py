@@ -7,7 +7,8 @@ Routes (GET/HEAD only; see :mod:`flowerhub.ui.auth` for who may read them):
   installed by ``make ui``);
 - ``/api/status``, ``/api/fleet``, ``/api/sites``, ``/api/site/{id}``, ``/api/activations``:
   each view's snapshot as JSON (:mod:`flowerhub.ui.views`);
-- ``/api/stream?view=fleet|sites|site|activations[&site=ID][&activation=ID]``: the view as
+- ``/api/stream?view=fleet|sites|site|activations[&site=ID][&activation=ID]``
+  (``&from=...&to=...``: the Site view over a time range, ISO-8601 or µs): the view as
   server-sent events: one ``snapshot`` event, then a ``delta`` event with what changed,
   pushed as soon as the feed folds a batch (at most every ``MIN_PUSH_S``), and at least
   every ``HEARTBEAT_S`` (the status line's clock and the "last seen" ages tick);
@@ -41,7 +42,7 @@ from aiohttp import web
 from flowerhub.ui.auth import COOKIE, Access, Decision, decide
 from flowerhub.ui.model import ViewModel
 from flowerhub.ui.reports import ReportIndex
-from flowerhub.ui.views import VIEWS, Cursor, FeedState, Payload, Source, status
+from flowerhub.ui.views import VIEWS, Cursor, FeedState, Payload, Source, TimeRange, status
 
 log = logging.getLogger(__name__)
 
@@ -194,8 +195,18 @@ async def api_status(request: web.Request) -> web.StreamResponse:
     return web.json_response(request.app[STATE].status(), dumps=JSON_DUMPS)
 
 
+def _checked(name: str, query: Mapping[str, str]) -> None:
+    """A bad parameter of a view (the Site view's time range) is a 400 naming it."""
+    if name == "site":
+        try:
+            TimeRange.of(query)
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=f"{exc}\n") from None
+
+
 def _view(request: web.Request, name: str, query: Mapping[str, str]) -> web.StreamResponse:
     state = request.app[STATE]
+    _checked(name, query)
     payload, _ = VIEWS[name](state.model, Cursor(), query)
     if name == "site" and payload["site"] is None:
         raise web.HTTPNotFound(text=f"no site {query.get('site')!r} seen\n")
@@ -211,7 +222,7 @@ async def api_view(request: web.Request) -> web.StreamResponse:
 
 
 async def api_site(request: web.Request) -> web.StreamResponse:
-    return _view(request, "site", {"site": request.match_info["site"]})
+    return _view(request, "site", {**request.query, "site": request.match_info["site"]})
 
 
 async def api_reports(request: web.Request) -> web.StreamResponse:
@@ -240,6 +251,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     name = request.query.get("view", "")
     if name not in VIEWS:
         raise web.HTTPBadRequest(text=f"view must be one of {', '.join(VIEWS)}\n")
+    _checked(name, request.query)
     if len(state.streams) >= MAX_STREAMS:
         raise web.HTTPServiceUnavailable(text=f"{MAX_STREAMS} streams open already\n")
     response = web.StreamResponse(

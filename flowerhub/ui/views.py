@@ -9,8 +9,10 @@ gets. Every payload carries ``status`` (source, loading, now, the feed's counter
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from flowerhub.ui.model import ViewModel
@@ -92,20 +94,85 @@ def sites_view(model: ViewModel, cursor: Cursor) -> tuple[Payload, Cursor]:
     return payload, Cursor(model.seq)
 
 
-def site_view(model: ViewModel, cursor: Cursor, site_id: str) -> tuple[Payload, Cursor]:
+@dataclass(frozen=True)
+class TimeRange:
+    """The Site view's time range (``#/site/<id>?from=...&to=...``, as an audit report
+    links it), µs since the epoch; either end may be open."""
+
+    from_us: int | None = None
+    to_us: int | None = None
+
+    @classmethod
+    def of(cls, query: Mapping[str, str]) -> TimeRange:
+        """From the ``from``/``to`` parameters: ISO-8601 (``2026-09-21T14:15:00Z``, UTC when
+        no offset is given) or µs since the epoch; a bad value is a :class:`ValueError`."""
+        got = cls(_instant(query.get("from"), "from"), _instant(query.get("to"), "to"))
+        if got.from_us is not None and got.to_us is not None and got.to_us <= got.from_us:
+            raise ValueError("the time range's 'to' must be after its 'from'")
+        return got
+
+    @property
+    def given(self) -> bool:
+        return self.from_us is not None or self.to_us is not None
+
+    def holds(self, t_us: int) -> bool:
+        return (self.from_us is None or t_us >= self.from_us) and (
+            self.to_us is None or t_us <= self.to_us
+        )
+
+
+def _instant(text: str | None, name: str) -> int | None:
+    if text is None or text.strip() == "":
+        return None
+    text = text.strip()
+    if re.fullmatch(r"-?\d+", text):
+        return int(text)
+    # a "+02:00" offset arrives as " 02:00" when a query string is decoded as a form
+    text = re.sub(r"(T[\d:.]+) (\d\d:?\d\d)$", r"\1+\2", text)
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"'{name}' must be an ISO-8601 time (2026-09-21T14:15:00Z) or µs since the epoch, "
+            f"got {text!r}"
+        ) from None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return round(stamp.timestamp() * 1e6)
+
+
+def site_view(
+    model: ViewModel, cursor: Cursor, site_id: str, span: TimeRange = TimeRange()
+) -> tuple[Payload, Cursor]:
+    """One site: its facts, its samples (the window, or ``span`` when given) and timeline."""
     site = model.sites.get(site_id)
     if site is None:
         return {"site": None, "history": None, "timeline": []}, Cursor(model.seq, cursor.t)
     history = site.history
-    samples = history.since(cursor.t, model.horizon()) if history is not None else None
+    samples = None
+    if history is not None:
+        if span.given:  # whatever the model still holds of the range
+            samples = history.since(cursor.t, span.from_us, span.to_us)
+        else:
+            samples = history.since(cursor.t, model.horizon())
     newest = cursor.t
     if samples and samples["t"]:
         newest = int(samples["t"][-1])
-    timeline = [e.as_json() for e in site.timeline if e.seq > cursor.seq]
-    return (
-        {"site": site.detail(), "history": samples, "timeline": timeline},
-        Cursor(model.seq, newest),
-    )
+    timeline = [
+        e.as_json()
+        for e in site.timeline
+        if e.seq > cursor.seq and (not span.given or span.holds(e.t))
+    ]
+    payload: Payload = {"site": site.detail(), "history": samples, "timeline": timeline}
+    if span.given:
+        held = history.first_time if history is not None else None
+        payload["range"] = {
+            "from": span.from_us,
+            "to": span.to_us,
+            "held_from": held,
+            "partial": held is None or (span.from_us is not None and span.from_us < held),
+        }
+    return payload, Cursor(model.seq, newest)
 
 
 def activations_view(
@@ -130,6 +197,6 @@ ViewFn = Callable[[ViewModel, Cursor, Mapping[str, str]], tuple[Payload, Cursor]
 VIEWS: Mapping[str, ViewFn] = {
     "fleet": lambda m, c, q: fleet_view(m, c),
     "sites": lambda m, c, q: sites_view(m, c),
-    "site": lambda m, c, q: site_view(m, c, q.get("site", "")),
+    "site": lambda m, c, q: site_view(m, c, q.get("site", ""), TimeRange.of(q)),
     "activations": lambda m, c, q: activations_view(m, c, q.get("activation") or None),
 }

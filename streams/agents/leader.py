@@ -41,6 +41,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -95,6 +96,8 @@ class FleetLeader(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # 
         self.terms = 0  #: leads started
         self.fenced = 0  #: leads ended by fencing
         self.since: float | None = None  #: wall time the current lead began (election)
+        #: the leads' dead letters, by (consumer, error type) (``streams.metrics``)
+        self.dead_letters: Counter[tuple[str, str]] = Counter()
         self._consumer: Any = None
         self._poll_task: asyncio.Task[None] | None = None
         self._lead_task: asyncio.Task[None] | None = None
@@ -190,7 +193,9 @@ class FleetLeader(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # 
         while self.elected and not self._closing:
             self.terms += 1
             self.since = time.time()
-            leading = self.leading = Leading(self.app, self.settings, partitions=self.partitions)
+            leading = self.leading = Leading(
+                self.app, self.settings, partitions=self.partitions, dead_letters=self.dead_letters
+            )
             try:
                 await leading.run()
                 return

@@ -38,6 +38,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -102,9 +103,20 @@ class Leading:
     """One term of the lead (see the module doc)."""
 
     def __init__(
-        self, app: faust.App, settings: StreamsSettings, *, partitions: int | None = None
+        self,
+        app: faust.App,
+        settings: StreamsSettings,
+        *,
+        partitions: int | None = None,
+        dead_letters: Counter[tuple[str, str]] | None = None,
     ) -> None:
         self.app = app
+        #: dead letters committed, by (consumer, error type) (the worker's, over its leads)
+        self.dead_letters: Counter[tuple[str, str]] = (
+            dead_letters if dead_letters is not None else Counter()
+        )
+        #: the inputs' positions after the last fetch, by ``TopicPartition`` (lag)
+        self.positions: dict[Any, int] = {}
         self.settings = settings
         self.transactional_id = transactional_id(settings)
         self.active = True
@@ -187,6 +199,11 @@ class Leading:
         await asyncio.gather(
             *(stop_within(c, CLIENT_STOP_S) for c in (consumer, producer) if c is not None)
         )
+
+    @property
+    def consumer(self) -> Any:
+        """The inputs' consumer (no group: the positions are the lead's own) while leading."""
+        return self._consumer
 
     def unacked(self) -> list[Outgoing]:
         """The records of the transaction in progress (none between transactions)."""
@@ -324,8 +341,8 @@ class Leading:
             high = consumer.last_stable_offset(tp)
             if high is None:
                 high = consumer.highwater(tp)
-            caught = high is not None and await consumer.position(tp) >= high
-            self.merge.fetched(key, caught_up=caught)
+            position = self.positions[tp] = await consumer.position(tp)
+            self.merge.fetched(key, caught_up=high is not None and position >= high)
 
     def _taken(self, record: Any) -> None:
         self.offsets[f"{record.topic}:{record.partition}"] = record.offset + 1
@@ -416,6 +433,7 @@ class Leading:
             await asyncio.gather(*futures)
         self._open = []
         for letter in letters:
+            self.dead_letters[(str(letter["consumer"]), str(letter["error_type"]))] += 1
             log.warning(
                 "%s: %s[%d]@%d -> deadletter: %s: %s",
                 NAME,

@@ -41,6 +41,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,12 +65,13 @@ from mode import Service
 
 from contract.codec import encode
 from contract.kafka import clients
-from contract.kafka.delivery import AckedSender, Outgoing, stop_within
+from contract.kafka.delivery import AckedSender, DeliveryCounts, Outgoing, stop_within
 from contract.topics import topic as topic_row
 from streams.agents.filter_store import ChangelogStandby, changelog_entry
 from streams.settings import StreamsSettings
 from streams.steps import slices
 from streams.steps.filter_partition import FilterOutcome, FilterPartition
+from streams.steps.setpoint_filter import FilterReason
 from streams.steps.site_partition import PartitionTelemetry
 
 log = logging.getLogger(__name__)
@@ -141,6 +143,7 @@ class _Batch:
     filtered: list[tuple[int, FilterOutcome]] = field(default_factory=list)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     commits: dict[Any, int] = field(default_factory=dict)
+    read: Counter[str] = field(default_factory=Counter)  # records read, by topic
 
 
 class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # untyped bases
@@ -175,6 +178,22 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
         self.records = 0
         self.commands_sent = 0
         self.late_logged = 0
+        # plain counts, read by ``streams.metrics`` when Prometheus scrapes; each counted
+        # once the cycle's outputs were acknowledged
+        #: what the filter did with each setpoint, by reason
+        self.reasons: Counter[FilterReason] = Counter()
+        #: dead letters sent, by (consumer, error type)
+        self.dead_letters: Counter[tuple[str, str]] = Counter()
+        #: records read and done (outputs acknowledged, commit attempted), by topic
+        self.records_done: Counter[str] = Counter()
+        #: the offsets this worker committed, by ``TopicPartition`` (its lag)
+        self.committed: dict[Any, int] = {}
+        #: telemetry records dropped as late over this worker's life (every partition it
+        #: owned); ``late`` counts the partitions owned now
+        self.late_total = 0
+        self._late_seen: dict[int, int] = {}
+        #: the outputs' delivery over every producer the sender had
+        self.delivery = DeliveryCounts()
         #: CPU seconds of the folding and filtering (not of the Kafka clients), for the bench
         self.cpu_s = 0.0
         self._consumer: Any = None
@@ -194,6 +213,7 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
             await self._started_producer(),
             name=f"{group_id(settings)} outputs",
             producer_factory=self._started_producer,
+            counts=self.delivery,
         )
         await self.standby.start()
         self._probe = clients.consumer(settings, group_id=None, client_id=self.slices_topic)
@@ -241,7 +261,7 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
             NAME,
             self.records,
             self.commands_sent,
-            self.late,
+            self.late_total,
             self.cpu_s,
         )
         task, self._task = self._task, None
@@ -280,7 +300,9 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
         async with self._lock:
             for tp in revoked:
                 if tp.topic == self.telemetry_topic and tp.partition in self.owned:
+                    self._note_late()
                     del self.owned[tp.partition]
+                    self._late_seen.pop(tp.partition, None)
                 elif tp.topic == self.setpoints_topic and tp.partition in self.filters:
                     owned = self.filters.pop(tp.partition)
                     self.standby.give_back(tp.partition, owned.partition.store)
@@ -412,6 +434,7 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
         for p, records in by_partition.items():
             self._fold(p, records, stamp, now, batch)
             self.records += len(records)
+            batch.read[self.telemetry_topic] += len(records)
         for p, records in setpoints.items():
             owned = self.filters[p]
             tel = self.owned.get(p)
@@ -420,6 +443,7 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
             owned.input_at, owned.input_clock = now, owned.partition.clock
             batch.commits[TopicPartition(self.setpoints_topic, p)] = records[-1].offset + 1
             self.records += len(records)
+            batch.read[self.setpoints_topic] += len(records)
         self.cpu_s += time.process_time() - cpu
         await self._idle(batch, setpoints.keys(), now)
         await self._send(batch)
@@ -538,8 +562,12 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
             )
         await self._sender.deliver(out)
         self.commands_sent += len(filtered.commands)
+        self.reasons.update(filtered.reasons)
+        for letter in [*batch.dead_letters, *filtered.dead_letters]:
+            self.dead_letters[(str(letter["consumer"]), str(letter["error_type"]))] += 1
         await self._save(batch.filtered)
         await self._commit(batch.commits)
+        self.records_done.update(batch.read)
         self.cycles += 1
         self._log_late()
 
@@ -564,8 +592,23 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
             await self._consumer.commit(dict(offsets))
         except (CommitFailedError, IllegalStateError, RebalanceInProgressError, KafkaError) as exc:
             log.warning("%s: offsets not committed (read again later): %r", NAME, exc)
+            return
+        self.committed.update(offsets)
+
+    @property
+    def consumer(self) -> Any:
+        """The group's ``AIOKafkaConsumer`` while the service runs, else None."""
+        return self._consumer
+
+    def _note_late(self) -> None:
+        """Add each owned partition's new late drops to ``late_total``."""
+        for p, owned in self.owned.items():
+            now = owned.telemetry.late
+            self.late_total += max(0, now - self._late_seen.get(p, 0))
+            self._late_seen[p] = now
 
     def _log_late(self) -> None:
+        self._note_late()
         late = sum(o.telemetry.late for o in self.owned.values())
         if late > self.late_logged:
             log.warning(

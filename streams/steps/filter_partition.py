@@ -42,7 +42,7 @@ from contract.errors import InvalidEventError, InvalidRecordError
 from streams.steps.deadletter import ConsumedRecord, dead_letter_of
 from streams.steps.filter_state import FilterConfig, FilterState, SiteLimits
 from streams.steps.plain import setpoint_of_plain
-from streams.steps.setpoint_filter import FilterReason, filter_setpoint, next_due, tick
+from streams.steps.setpoint_filter import FilterReason, filter_setpoint, next_due, tick_with_reasons
 
 NAME = "setpoint-filter"
 #: the store key of the partition's clock (no site id is empty)
@@ -165,15 +165,14 @@ class FilterPartition:
             self._last_tick = due
             now = due if self.clock is None else max(due, self.clock)
             state = self.state_of(site_id)
-            new_state, commands = tick(state, now, self.config)
+            new_state, commands, settled = tick_with_reasons(state, now, self.config)
             self._move_clock(now, out)
             if new_state != state:
                 self._set(site_id, new_state, out)
             else:
                 self._schedule(site_id, new_state)
-            for command in commands:
-                out.commands.append(command.to_record())
-                out.reasons[FilterReason.DEFERRED] += 1
+            out.commands += [command.to_record() for command in commands]
+            out.reasons.update(settled)  # DEFERRED, REFRESH, or EXPIRED before its gate
 
     def tick(self, estimate: int | None) -> FilterOutcome:
         """Due writes up to ``estimate - hold`` (``estimate``: the clock as the worker

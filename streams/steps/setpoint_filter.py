@@ -94,6 +94,7 @@ __all__ = [
     "next_due",
     "tick",
     "tick_lane",
+    "tick_with_reasons",
 ]
 
 
@@ -122,6 +123,20 @@ class FilterReason(StrEnum):
     @property
     def written(self) -> bool:
         return self in _WRITTEN
+
+    @property
+    def outcome(self) -> str:
+        """What became of the setpoint: ``written`` (a command now), ``held`` (held back
+        as its lane's pending setpoint: written later as DEFERRED or REFRESH, or EXPIRED),
+        ``unchanged`` (nothing new to write) or ``dropped`` (DUPLICATE, STALE,
+        OUT_OF_ORDER, EXPIRED)."""
+        if self in _WRITTEN:
+            return "written"
+        if self is FilterReason.SUPPRESSED:
+            return "held"
+        if self is FilterReason.UNCHANGED:
+            return "unchanged"
+        return "dropped"
 
 
 _WRITTEN = frozenset(
@@ -533,14 +548,28 @@ def tick(
 ) -> tuple[FilterState, list[SiteCommand]]:
     """``tick_lane`` of every lane holding a pending setpoint: the new state and the
     commands written (site lane first, then the product lanes in product order)."""
+    state, commands, _ = tick_with_reasons(state, now, config)
+    return state, commands
+
+
+def tick_with_reasons(
+    state: FilterState, now: int, config: FilterConfig
+) -> tuple[FilterState, list[SiteCommand], list[FilterReason]]:
+    """:func:`tick`, and the reason of each pending setpoint this tick settled: written
+    (DEFERRED, REFRESH) or dropped because it expired first (EXPIRED); a pending setpoint
+    still waiting gives none."""
     commands: list[SiteCommand] = []
+    settled: list[FilterReason] = []
     lanes: list[Product | None] = [None] if state.pending is not None else []
     lanes += [lane.product for lane in state.lanes if lane.pending is not None]
     for product in lanes:
-        state, command, _ = tick_lane(state, product, now, config)
+        state, command, reason = tick_lane(state, product, now, config)
         if command is not None:
             commands.append(command)
-    return state, commands
+            settled.append(reason)
+        elif reason is FilterReason.EXPIRED:
+            settled.append(reason)
+    return state, commands, settled
 
 
 def _lane_due(w: Lane, config: FilterConfig) -> int | None:

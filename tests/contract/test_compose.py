@@ -30,6 +30,7 @@ from flowerhub.cli import build_parser
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 KAFKA = ("kafka-1", "kafka-2", "kafka-3")
+GRAFANA = ROOT / "deploy" / "grafana"
 
 
 @pytest.fixture(scope="module")
@@ -231,3 +232,44 @@ def test_homes_reach_kafka_only_through_mosquitto_and_the_gateways(
         assert config.mqtt is not None
         assert config.mqtt.host == "mosquitto"
         assert {s.site_id for s in config.sites} <= set(certs.site), f"{oem}: a site lacks a cert"
+
+
+def test_prometheus_and_grafana_services(compose: dict[str, Any]) -> None:
+    """Prometheus with deploy/prometheus.yml (its contents: tests/contract/test_deploy.py) and
+    its data on a volume; Grafana provisioned from deploy/grafana/, with an admin password
+    compose insists on and no anonymous access; both on the host's loopback only."""
+    services = compose["services"]
+    prom = services["prometheus"]
+    assert prom["image"].startswith("prom/prometheus:v")
+    config_file = next(a for a in prom["command"] if a.startswith("--config.file="))
+    mount = f"./deploy/prometheus.yml:{config_file.split('=', 1)[1]}:ro"
+    assert mount in prom["volumes"]
+    assert any(v.startswith("prometheus:") for v in prom["volumes"])  # its TSDB on a volume
+    assert prom["ports"] == ["127.0.0.1:9090:9090"]  # the host's loopback only
+    assert "/-/ready" in " ".join(prom["healthcheck"]["test"])
+
+    grafana = services["grafana"]
+    assert grafana["image"].startswith("grafana/grafana:")
+    assert grafana["ports"] == ["127.0.0.1:3000:3000"]
+    env = grafana["environment"]
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert env["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in grafana["volumes"]}
+    provisioning = ROOT / mounts["/etc/grafana/provisioning"]
+    assert provisioning == GRAFANA / "provisioning"
+    providers = yaml.safe_load(
+        (GRAFANA / "provisioning" / "dashboards" / "flowerhub.yml").read_text(encoding="utf-8")
+    )["providers"]
+    dashboards_dir = providers[0]["options"]["path"]
+    assert ROOT / mounts[dashboards_dir] == GRAFANA / "dashboards"
+    home = env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home == f"{dashboards_dir}/flowerhub.json"
+    assert grafana["depends_on"]["prometheus"] == {"condition": "service_healthy"}
+    for volume in ("prometheus", "grafana"):
+        assert volume in compose["volumes"]
+    # Grafana reaches Prometheus by its compose name, on Prometheus' port
+    source = yaml.safe_load(
+        (GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text(encoding="utf-8")
+    )["datasources"][0]
+    assert source["type"] == "prometheus"
+    assert source["url"] == "http://prometheus:9090"

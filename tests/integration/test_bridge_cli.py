@@ -1,9 +1,10 @@
 """`flowerhub bridge run --config FILE` as a real process: serves a simulated site, answers a
-command, stops cleanly on SIGTERM."""
+command, serves /metrics (``--metrics-port 0``: it prints where), stops cleanly on SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import yaml
 from contract.enums import CommandKind
 from contract.kafka.admin import create_named_topics_sync as create_topics
 from contract.kafka.settings import KafkaSettings
+from contract.testing.metrics import scrape
 from edge.bridge.sink import BridgeTopics
 from edge.testing.harness import SimBridge, SimSpec, new_command, produce_commands, read_events
 
@@ -34,8 +36,14 @@ def test_bridge_run_cli_serves_a_site(kafka: KafkaSettings, tmp_path: Path) -> N
         path.write_text(yaml.safe_dump(config))
         args = [sys.executable, "-m", "flowerhub.cli", "bridge", "run", "--config", str(path)]
         args += ["--topic-prefix", topics.prefix, "--log-level", "WARNING"]
+        args += ["--metrics-port", "0"]
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
+            assert proc.stdout is not None
+            printed = [proc.stdout.readline(), proc.stdout.readline()]  # start, then metrics
+            found = re.search(r"metrics at (http://127\.0\.0\.1:\d+/metrics)", printed[1])
+            assert found, printed
+            url = found.group(1)
             cmd = new_command("cli1", CommandKind.SET_POWER, 1.5)
             asyncio.run(produce_commands(kafka, topics.command_topic, [cmd]))
 
@@ -48,11 +56,17 @@ def test_bridge_run_cli_serves_a_site(kafka: KafkaSettings, tmp_path: Path) -> N
             assert got, "no CommandResult from the bridge process"
             assert got[0]["status"] == "APPLIED"
             assert sims.do(lambda: len(sims.sims["cli1"].write_log)) >= 1
+            page = scrape(url)  # the process's own page, parsed by prometheus_client
+            assert page.value("flowerhub_bridge_command_latency_seconds_count", oem="huawei") == 1
+            assert page.value("flowerhub_modbus_requests_total", oem="huawei") > 0
+            assert page.value("flowerhub_bridge_sites", oem="huawei", state="ONLINE") == 1
+            assert page.samples("flowerhub_outbox_events")
+            assert page.value("process_resident_memory_bytes") > 0
         finally:
             proc.send_signal(signal.SIGTERM)
-            out, err = proc.communicate(timeout=30)
+            _out, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
-        assert "bridge " in out
+        assert "bridge " in printed[0]
         assert (tmp_path / "state" / "idempotency.sqlite").exists()
     finally:
         sims.close()

@@ -1,5 +1,7 @@
 """Edge bridge on a real broker against real simulated inverters (Modbus TCP): commands in,
-register writes, CommandResult out. One bridge process serves five simulated sites."""
+register writes, CommandResult out. One bridge process serves five simulated sites, with its
+``/metrics`` served (parsed with prometheus_client's parser: the series move as things
+happen)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from contract.enums import CommandKind, Product
 from contract.kafka.admin import create_named_topics_sync as create_topics
 from contract.kafka.settings import KafkaSettings
 from contract.records import ReserveArm
+from contract.testing.metrics import Scrape, scrape
 from edge.bridge.model import BridgeCommand
 from edge.bridge.sink import BridgeTopics
 from edge.sim.battery import BatteryParams
@@ -63,6 +66,7 @@ def fleet(kafka: KafkaSettings, tmp_path_factory: pytest.TempPathFactory) -> Ite
         telemetry_interval_s=0.25,
         # a brisk battery keeps the suite fast; OEM time constants are exercised in the bench
         battery=BatteryParams(tau_s=0.4, dead_time_s=0.2),
+        metrics=True,
     )
     with leakcheck.shared_service("bridge fleet"), harness:
         yield harness
@@ -89,13 +93,31 @@ def writes(fleet: SimBridge, site: str) -> int:
     return fleet.do(lambda: len(fleet.sims[site].write_log))
 
 
+def metrics(fleet: SimBridge) -> Scrape:
+    assert fleet.metrics_url is not None
+    return scrape(fleet.metrics_url)
+
+
+LATENCY = "flowerhub_bridge_command_latency_seconds_count"
+RESULTS = "flowerhub_bridge_command_results_total"
+
+
 @pytest.mark.parametrize("site", sorted(OEM_SITES))
 def test_command_to_modbus_writes_to_result_each_oem(fleet: SimBridge, site: str) -> None:
-    before = writes(fleet, site)
+    before, seen = writes(fleet, site), metrics(fleet)
+    oem = OEM_SITES[site]
     cmd = new_command(site, CommandKind.SET_POWER, 2.0)
     send(fleet, [cmd])
     res = results(fleet, {cmd.command_id})[cmd.command_id]
     assert res["status"] == "APPLIED", (res["status"], res["reason"])
+    now = metrics(fleet)
+    assert now.value(LATENCY, oem=oem) == seen.value(LATENCY, oem=oem) + 1
+    assert now.value(RESULTS, oem=oem, status="APPLIED") == (
+        seen.value(RESULTS, oem=oem, status="APPLIED") + 1
+    )
+    assert now.value("flowerhub_modbus_requests_total", oem=oem) > seen.value(
+        "flowerhub_modbus_requests_total", oem=oem
+    )
     assert res["written_kw"] == 2.0
     assert res["register_writes"] >= 1
     assert writes(fleet, site) - before >= res["register_writes"]
@@ -249,13 +271,24 @@ def test_modbus_loss_is_reported_then_recovered(fleet: SimBridge) -> None:
     assert bridge is not None
     site, sim = bridge.sites["mb"], fleet.sims["mb"]
     _wait(lambda: fleet.do(site.link_state) == "ONLINE", 30, "the first poll")
+    errors = "flowerhub_modbus_errors_total"
+    up = metrics(fleet)
     fleet.call(sim.stop())
     try:
         _wait(lambda: fleet.do(site.link_state) == "OFFLINE", 30, "the link to go OFFLINE")
         assert fleet.do(lambda: site.shared.link.errors) >= 3
+        down = metrics(fleet)
     finally:
         fleet.call(sim.start())
     _wait(lambda: fleet.do(site.link_state) == "ONLINE", 30, "the link to come back")
+    # the Modbus errors of the site's OEM moved (the other OEMs' did not); the site counted
+    # OFFLINE while it was, ONLINE again after
+    assert down.value(errors, oem="saj") >= up.value(errors, oem="saj") + 3
+    assert down.value(errors, oem="saj", kind="unreachable") > 0
+    for oem in ("huawei", "sungrow"):
+        assert down.value(errors, oem=oem) == up.value(errors, oem=oem), oem
+    assert down.value("flowerhub_bridge_sites", oem="saj", state="OFFLINE") == 1
+    assert metrics(fleet).value("flowerhub_bridge_sites", oem="saj", state="OFFLINE") == 0
 
     def seen(recs: list[dict[str, Any]]) -> list[str]:
         return [r["state"] for r in recs if r["site_id"] == "mb"]
@@ -316,6 +349,7 @@ def test_undecodable_bytes_become_a_dead_letter_with_the_original(fleet: SimBrid
     reason and the original bytes (as the streams worker does), nothing applied, and the
     bridge goes on serving commands."""
     garbage = bytes(range(256)) * 3 + uuid.uuid4().bytes
+    seen = metrics(fleet).value("flowerhub_dead_letters_total")
 
     async def produce() -> None:
         from contract.kafka import clients
@@ -337,7 +371,42 @@ def test_undecodable_bytes_become_a_dead_letter_with_the_original(fleet: SimBrid
     assert letter["consumer"].startswith("edge-bridge-")
     assert letter["error_type"], letter
     assert letter["reason"], letter
+    page = metrics(fleet)  # counted by its consumer and error type
+    labels = {"consumer": letter["consumer"], "error_type": letter["error_type"]}
+    assert page.value("flowerhub_dead_letters_total") == seen + 1
+    assert page.value("flowerhub_dead_letters_total", **labels) >= 1
+    assert page.value("flowerhub_bridge_commands_received_total", outcome="undecodable") >= 1
     # the bridge still answers a valid command afterwards
     cmd = new_command("hw", CommandKind.SET_POWER, 0.5)
     send(fleet, [cmd])
     assert results(fleet, {cmd.command_id})[cmd.command_id]["status"] in ("APPLIED", "CLAMPED")
+
+
+def test_metrics_has_every_series_of_the_bridge(fleet: SimBridge) -> None:
+    """One page of the running bridge's /metrics: per OEM Modbus requests and errors, sites
+    by link state, outbox, uplink delivery, command consumer lag, command stages."""
+    cmd = new_command("stp", CommandKind.SET_POWER, 1.0)
+    send(fleet, [cmd])
+    results(fleet, {cmd.command_id})
+    page = metrics(fleet)
+    for oem in ("huawei", "sungrow", "saj"):
+        assert page.value("flowerhub_modbus_requests_total", oem=oem) > 0, oem
+        assert page.value("flowerhub_modbus_request_duration_seconds_count", oem=oem) > 0
+        for kind in ("timeout", "unreachable", "exception", "malformed"):
+            assert page.samples("flowerhub_modbus_errors_total", oem=oem, kind=kind), kind
+        assert page.value("flowerhub_bridge_sites", oem=oem) == sum(
+            1 for s in SPECS if s.oem == oem
+        )
+    assert page.types["flowerhub_bridge_command_latency_seconds"] == "histogram"
+    for stage in ("claim", "plan", "write"):
+        assert page.value("flowerhub_bridge_command_stage_seconds_count", stage=stage) >= 1
+    for gauge in ("flowerhub_outbox_events", "flowerhub_outbox_bytes"):
+        assert page.samples(gauge), gauge
+    assert page.value("flowerhub_outbox_limit_events") == 200_000
+    assert page.value("flowerhub_bridge_uplink_events_total") > 0
+    assert page.value("flowerhub_bridge_uplink_up") == 1
+    assert page.value("flowerhub_kafka_records_acked_total") > 0
+    lag = page.samples("flowerhub_consumer_lag_records", topic=fleet.topics.command_topic)
+    assert lag, "no lag series for the command topic"
+    assert page.value("flowerhub_bridge_commands_received_total", outcome="accepted") >= 1
+    assert page.value("flowerhub_bridge_info", uplink="kafka") == 1

@@ -5,7 +5,8 @@ Its own single-node broker (it is frozen), never the session one. Services: the 
 worker (``flowerhub streams worker``, a process: bound ``streams.shutdown.WORKER_STOP_S``),
 the archiver (``flowerhub archive``, a process: ``ARCHIVER_STOP_S``) and a bridge serving two
 simulated sites (in-process, the same stop path as ``flowerhub bridge run``:
-``edge.bridge.runtime.STOP_BOUND_S``), all on the same topics.
+``edge.bridge.runtime.STOP_BOUND_S``) and the operations view (``flowerhub ui``, a process:
+``flowerhub.ui.run.UI_STOP_S``), all on the same topics.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from edge.bridge.runtime import STOP_BOUND_S as BRIDGE_STOP_S
 from edge.bridge.sink import BridgeTopics
 from edge.testing.harness import SimBridge, SimSpec
 from flowerhub.broker.launcher import local_cluster
+from flowerhub.ui.run import UI_STOP_S
 from streams.settings import StreamsSettings
 from streams.shutdown import EXIT_FORCED, WORKER_STOP_S
 from streams.worker_process import streams_worker
@@ -92,6 +94,14 @@ def test_every_service_stops_within_its_bound_with_the_broker_frozen(tmp_path: P
                 stderr=subprocess.STDOUT,
                 cwd=tmp_path,
             )
+            ui_log = (tmp_path / "ui.log").open("wb")
+            ui = subprocess.Popen(
+                [sys.executable, "-m", "flowerhub.cli", "ui", "--bootstrap", cluster.bootstrap,
+                 "--prefix", prefix, "--port", "0"],
+                stdout=ui_log,
+                stderr=subprocess.STDOUT,
+                cwd=tmp_path,
+            )  # fmt: skip
             h = SimBridge(
                 [SimSpec("f1", "huawei"), SimSpec("f2", "sungrow")],
                 kafka=kafka,
@@ -107,38 +117,48 @@ def test_every_service_stops_within_its_bound_with_the_broker_frozen(tmp_path: P
                     wait_until(
                         lambda: any((tmp_path / "archive").rglob("part-*")), 30, "a part file"
                     )
+                    wait_until(
+                        lambda: "serving" in (tmp_path / "ui.log").read_text(errors="replace"),
+                        60,
+                        "the UI to serve",
+                    )
                     os.kill(broker_pid, signal.SIGSTOP)
                     frozen = True
                     time.sleep(2.0)  # records pile up in the outbox meanwhile
                     began = time.monotonic()
                     worker.proc.send_signal(signal.SIGTERM)
                     archiver.send_signal(signal.SIGTERM)
+                    ui.send_signal(signal.SIGTERM)
                     h.stop_bridge()
                     bridge_s = time.monotonic() - began
                     depth = bridge.outbox.depth
                     exits = wait_exits(
-                        {"worker": worker.proc, "archiver": archiver},
+                        {"worker": worker.proc, "archiver": archiver, "ui": ui},
                         began,
-                        max(WORKER_STOP_S, ARCHIVER_STOP_S) + SLACK_S + 5,
+                        max(WORKER_STOP_S, ARCHIVER_STOP_S, UI_STOP_S) + SLACK_S + 5,
                     )
                     (worker_rc, worker_s), (archiver_rc, archiver_s) = (
                         exits["worker"],
                         exits["archiver"],
                     )
+                    ui_rc, ui_s = exits["ui"]
             finally:
                 if frozen:
                     os.kill(broker_pid, signal.SIGCONT)
-                if archiver.poll() is None:
-                    archiver.kill()
-                    archiver.wait()
+                for proc in (archiver, ui):
+                    if proc.poll() is None:
+                        proc.kill()
+                        proc.wait()
                 archive_log.close()
+                ui_log.close()
             worker_log = worker.log()
         archiver_log = (tmp_path / "archiver.log").read_text(errors="replace")
 
     print(  # noqa: T201  # shown with -s: the measured stop times
         f"stop with the broker frozen: bridge {bridge_s:.1f} s (bound {BRIDGE_STOP_S:g}), "
         f"worker {worker_s:.1f} s rc {worker_rc} (bound {WORKER_STOP_S:g}), "
-        f"archiver {archiver_s:.1f} s (bound {ARCHIVER_STOP_S:g}), outbox kept {depth}"
+        f"archiver {archiver_s:.1f} s (bound {ARCHIVER_STOP_S:g}), "
+        f"ui {ui_s:.1f} s (bound {UI_STOP_S:g}), outbox kept {depth}"
     )
     assert bridge_s <= BRIDGE_STOP_S + SLACK_S, f"bridge stopped after {bridge_s:.1f} s"
     assert worker_s <= WORKER_STOP_S + SLACK_S, f"worker stopped after {worker_s:.1f} s"
@@ -147,6 +167,9 @@ def test_every_service_stops_within_its_bound_with_the_broker_frozen(tmp_path: P
         assert "graceful stop not done within" in worker_log
     assert archiver_s <= ARCHIVER_STOP_S + SLACK_S, f"archiver stopped after {archiver_s:.1f} s"
     assert archiver_rc == 0, archiver_log[-3000:]
+    ui_text = (tmp_path / "ui.log").read_text(errors="replace")
+    assert ui_s <= UI_STOP_S + SLACK_S, f"UI stopped after {ui_s:.1f} s:\n{ui_text[-3000:]}"
+    assert ui_rc == 0, ui_text[-3000:]
 
     # the bridge's undelivered events are on disk, whole, and were named in its log
     assert depth > 0

@@ -24,6 +24,7 @@ from contract.kafka.admin import create_named_topics_sync
 from contract.kafka.settings import KafkaSettings
 from contract.mqtt.client import MqttClient, MqttConnectError, MqttRefusedError
 from contract.mqtt.layout import Channel, site_topic
+from contract.testing.metrics import Scrape, scrape
 from contract.testing.strategies import site_telemetry_example
 from contract.topics import TOPICS
 from edge.bridge.config import MqttConfig
@@ -68,7 +69,7 @@ def prefix(kafka: KafkaSettings, unique_name: Any) -> str:
 def gateway(
     mosquitto: MosquittoState, kafka: KafkaSettings, prefix: str, tmp_path: Path
 ) -> Iterator[GatewayProcess]:
-    gw = GatewayProcess(mosquitto, kafka, prefix, tmp_path / "gateway.log").start()
+    gw = GatewayProcess(mosquitto, kafka, prefix, tmp_path / "gateway.log", metrics=True).start()
     try:
         yield gw
     finally:
@@ -138,6 +139,13 @@ def test_a_home_can_neither_read_nor_write_another_homes_topics(
     assert got_b[0].topic == "fh/v1/site/home-b/commands"
     assert got_a == []  # A's subscriptions to B's commands delivered nothing
     assert [r.key for r in tel] == [b"home-a"]  # B's "telemetry" from A never reached Kafka
+    # /metrics: the one command consumed and published, the one uplink acknowledged
+    assert gateway.metrics_url is not None
+    page = scrape(gateway.metrics_url)
+    assert page.value("flowerhub_gateway_downlink_received_total") == 1
+    assert page.value("flowerhub_gateway_downlink_published_total") == 1
+    assert page.value("flowerhub_gateway_uplink_acknowledged_total") == 1
+    assert page.value("flowerhub_dead_letters_total") == 0
 
 
 def test_no_certificate_a_wrong_ca_or_plain_tcp_is_refused(
@@ -208,6 +216,32 @@ def test_bad_uplinks_are_dead_lettered_and_nothing_else_is_lost(
     assert "SiteMismatchError: topic names site 'home-d'" in reasons[3]
     assert all(d["consumer"] == "gateway@t1" for d in letters)
     assert gateway.alive()
+    # the gateway's /metrics (parsed by prometheus_client): dead letters by error type, the
+    # uplink's counts; every message PUBACKed once Kafka acknowledged it
+    assert gateway.metrics_url is not None
+    url = gateway.metrics_url
+    sent = len(good) + len(bad)
+    pages: list[Scrape] = []
+
+    def acknowledged() -> bool:
+        pages.append(scrape(url))
+        return pages[-1].value("flowerhub_gateway_uplink_acknowledged_total") == sent
+
+    wait_for(acknowledged, 15, "every uplink acknowledged on /metrics")
+    now = pages[-1]
+    dlq = "flowerhub_dead_letters_total"
+    assert now.value(dlq, consumer="gateway@t1") == len(bad)
+    assert now.value(dlq, error_type="WrongChannelError") == 1
+    assert now.value(dlq, error_type="SiteMismatchError") == 1
+    assert now.value("flowerhub_gateway_uplink_received_total") == sent
+    produced = now.value("flowerhub_gateway_uplink_produced_total", topic=f"{prefix}site.telemetry")
+    assert produced == len(good)
+    assert now.value("flowerhub_gateway_uplink_in_hand") == 0
+    assert now.value("flowerhub_gateway_connected") == 1
+    assert now.value("flowerhub_gateway_sessions_total") == 1
+    assert now.has("flowerhub_gateway_session_failures")
+    assert now.has("flowerhub_consumer_lag_records")
+    assert now.value("flowerhub_gateway_info", name="t1", identity="gateway@t1") == 1
 
 
 def _command_bytes(site_id: str) -> bytes:

@@ -24,6 +24,7 @@ import pytest
 
 from contract.codec import decode, encode
 from contract.kafka.settings import KafkaSettings
+from contract.testing.metrics import Scrape, scrape
 from flowerhub.broker.probe import Record, group_lag, produce, read_to_end
 from flowerhub.cli import main
 from streams.agents.batching import murmur2_partition
@@ -32,7 +33,7 @@ from streams.app import prepare_topics, settings_with
 from streams.settings import StreamsSettings
 from streams.steps.setpoint_filter import FilterState
 from streams.testing.agents import fleet_setpoint_record, setpoint_record, telemetry_record
-from streams.worker_process import Worker, wait_for
+from streams.worker_process import Worker, metrics_url, wait_for
 from streams.worker_process import streams_worker as run_streams_worker
 
 S = 1_000_000
@@ -49,13 +50,17 @@ def settings_for(bootstrap: str, app_id: str) -> StreamsSettings:
 
 @contextmanager
 def streams_worker(
-    settings: StreamsSettings, workdir: Path, env: Mapping[str, str] | None = None
+    settings: StreamsSettings,
+    workdir: Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    metrics: bool = False,
 ) -> Iterator[Worker]:
     """``streams.worker_process.streams_worker`` with this module's partitions; the log level
     from FLOWERHUB_TEST_WORKER_LOGLEVEL (default info)."""
     loglevel = os.environ.get("FLOWERHUB_TEST_WORKER_LOGLEVEL", "info")
     with run_streams_worker(
-        settings, workdir, partitions=PARTITIONS, loglevel=loglevel, env=env
+        settings, workdir, partitions=PARTITIONS, loglevel=loglevel, env=env, metrics=metrics
     ) as worker:
         yield worker
 
@@ -226,11 +231,18 @@ def test_garbage_goes_to_deadletter_while_good_events_flow(
     setpoints_topic = topic(settings, "site.setpoints")
     telemetry_topic = topic(settings, "site.telemetry")
     garbage = [b"not avro at all", b"\xc3\x01" + b"\xff" * 8 + b"body", b""]
-    with streams_worker(settings, tmp_path, {"FLOWERHUB_FILTER__MAX_AGE_S": "120"}) as worker:
+    env = {"FLOWERHUB_FILTER__MAX_AGE_S": "120"}
+    with streams_worker(settings, tmp_path, env, metrics=True) as worker:
+        url = metrics_url(worker)
+        before = scrape(url)  # served from the start: every filter reason at 0
+        assert before.value("flowerhub_filter_setpoints_total") == 0
         t = now_us()
         good = [setpoint_record(f"site-{i}", f"sp-{i}", t, 2.0, t + 60 * S) for i in range(4)]
+        stale = setpoint_record("site-s", "sp-s", t - 300 * S, 2.0, t + 60 * S)
         pairs = encoded("SiteSetpoint", good, "site_id")
+        dropped = encoded("SiteSetpoint", [good[0], stale], "site_id")  # DUPLICATE, STALE
         mixed = [pairs[0], (b"site-x", garbage[0]), pairs[1], (b"site-y", garbage[1]), *pairs[2:]]
+        mixed += dropped
         asyncio.run(produce(settings, setpoints_topic, mixed))
         asyncio.run(produce(settings, telemetry_topic, [(b"site-z", garbage[2])]))
         # one more good setpoint through `flowerhub streams send` (event_id, event_time filled)
@@ -261,8 +273,38 @@ def test_garbage_goes_to_deadletter_while_good_events_flow(
                 else None
             ),
         )
+
+        def settled() -> Scrape | None:
+            page = scrape(url)
+            done = page.value("flowerhub_filter_setpoints_total") >= len(good) + 3
+            return page if done else None
+
+        page = wait_for("the filter's counts on /metrics", worker, settled)
         worker.check_alive()
     by_original = {d["original"]: d for d in dead}
+    # /metrics of the running worker, parsed by prometheus_client: what the filter did with
+    # each setpoint, the dead letters by reason, the consumers' lag and records
+    filtered = "flowerhub_filter_setpoints_total"
+    assert page.value(filtered, reason="FIRST", outcome="written") == len(good) + 1
+    assert page.value(filtered, reason="DUPLICATE", outcome="dropped") == 1
+    assert page.value(filtered, reason="STALE", outcome="dropped") == 1
+    assert page.value(filtered, outcome="held") == 0
+    dlq = "flowerhub_dead_letters_total"
+    assert page.value(dlq, consumer="setpoint-filter", error_type="BadMagicError") == 1
+    assert page.value(dlq, error_type="UnknownFingerprintError") == 1
+    assert page.value(dlq, error_type="TruncatedEventError") == 1  # the telemetry's
+    # one group for the per-site work of every worker (telemetry and setpoints partitions)
+    sites = f"{settings.app_id}-sites"
+    groups = {s.labels["group"] for s in page.samples("flowerhub_consumer_lag_records")}
+    assert sites in groups
+    records = page.value("flowerhub_consumer_records_total", group=sites, topic=setpoints_topic)
+    assert records == len(mixed) + 1  # and the one `flowerhub streams send` sent
+    assert page.value("flowerhub_worker_leading") == 1  # the only worker leads
+    assert page.value("flowerhub_telemetry_late_records_total") == 0
+    assert page.value("flowerhub_kafka_records_acked_total") >= len(good) + 1 + len(garbage)
+    assert page.value("flowerhub_kafka_records_rejected_total") == 0
+    assert page.has("flowerhub_fleet_sites")
+    assert page.value("process_cpu_seconds_total") > 0
     assert set(by_original) == set(garbage)
     assert by_original[garbage[0]]["source_topic"] == setpoints_topic
     assert by_original[garbage[0]]["key"] == b"site-x"

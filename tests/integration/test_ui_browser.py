@@ -286,6 +286,33 @@ def test_filtering_the_sites_view_by_oem(rig: Rig) -> None:
     )
 
 
+def test_the_site_view_shows_the_time_range_an_audit_report_links(rig: Rig) -> None:
+    """An audit report links an offender as ``#/site/<id>?from=...&to=...``: the Site view
+    draws that range (its time axis), says which it is and offers the live view."""
+    end = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(seconds=5)
+    start = end - dt.timedelta(seconds=40)
+    iso = [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in (start, end)]
+    rig.open(f"site/{CLAMP_SITE}?from={iso[0]}&to={iso[1]}")
+    span = f"{start:%Y-%m-%d %H:%M:%S} UTC to {end:%Y-%m-%d %H:%M:%S} UTC"
+    wait_text(rig, "#site-range-span", lambda t: t == span, 10, "the Site view's range")
+    rig.page.wait_for_function(
+        "document.querySelector('#main .chart-body') && "
+        "document.querySelector('#main .chart-body').dataset.xMin"
+    )
+    axis = rig.page.evaluate(
+        "(() => { const d = document.querySelector('#main .chart-body').dataset;"
+        " return [Number(d.xMin), Number(d.xMax)]; })()"
+    )
+    assert axis == [start.timestamp(), end.timestamp()]
+    assert rig.page.locator("#site-range a").get_attribute("href") == f"#/site/{CLAMP_SITE}"
+    rig.shot("site-range")
+    # a bad range is refused by the server, named
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{rig.url}api/site/{CLAMP_SITE}?from=yesterday", timeout=5)  # noqa: S310  # the rig's loopback URL
+    assert refused.value.code == 400
+    assert "'from' must be an ISO-8601 time" in refused.value.read().decode()
+
+
 def test_fleet_power_and_frequency_change_on_screen_while_a_scenario_plays(rig: Rig) -> None:
     rig.open("fleet")
     before = wait_text(rig, "#tile-power .value", lambda t: "MW" in t, 30, "fleet power")

@@ -19,6 +19,7 @@ from streams.steps.setpoint_filter import (
     filter_setpoint,
     lane_of,
     tick,
+    tick_with_reasons,
 )
 
 S = 1_000_000
@@ -318,3 +319,26 @@ def test_replay_gives_the_same_commands(stream: list[Step]) -> None:
     first = [e.commands for e in run(stream)]
     second = [e.commands for e in run(stream)]
     assert first == second
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps)
+def test_a_tick_names_each_pending_setpoint_it_settles(stream: list[Step]) -> None:
+    """``tick_with_reasons`` is ``tick`` plus a reason per pending setpoint settled: one
+    DEFERRED or REFRESH per command written, one EXPIRED per pending setpoint that expired
+    before its gate opened (what the worker's /metrics count); nothing for those still
+    waiting."""
+    for e in run(stream):
+        if e.setpoint is not None:
+            continue
+        state, commands, reasons = tick_with_reasons(e.before, e.now, CONFIG)
+        assert (state, commands) == tick(e.before, e.now, CONFIG)
+        assert tuple(commands) == e.commands
+        written = [r for r in reasons if r.written]
+        assert len(written) == len(commands)
+        assert set(written) <= {FilterReason.DEFERRED, FilterReason.REFRESH}
+        lanes: list[Product | None] = [None, *(lane.product for lane in e.before.lanes)]
+        pendings = [_lane(e.before, product).pending for product in lanes]
+        expired = [p for p in pendings if p is not None and p.valid_until <= e.now]
+        assert reasons.count(FilterReason.EXPIRED) == len(expired)
+        assert len(reasons) == len(written) + len(expired)

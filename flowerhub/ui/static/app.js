@@ -57,10 +57,14 @@ function openStream(name, params, view) {
   return source;
 }
 
+// #/site/<id>?from=<ISO>&to=<ISO>: a view, its argument and its query (the Site view's
+// time range, as an audit report links an offender)
 function route() {
-  const [, name = "fleet", ...rest] = (location.hash || "#/fleet").split("/");
+  const [path, search = ""] = (location.hash || "#/fleet").split("?");
+  const [, name = "fleet", ...rest] = path.split("/");
   const viewName = VIEWS[name] ? name : "fleet";
   const arg = rest.length ? decodeURIComponent(rest.join("/")) : null;
+  const query = Object.fromEntries(new URLSearchParams(search));
   if (current) {
     current.source.close();
     current.view.destroy();
@@ -72,12 +76,15 @@ function route() {
   }
   const ctx = {
     arg,
+    query,
     reopen(params) {
       current.source.close();
       current.source = openStream(viewName, { ...baseParams, ...params }, current.view);
     },
   };
-  const baseParams = viewName === "site" ? { site: arg || "" } : {};
+  const range = {};
+  for (const key of ["from", "to"]) if (query[key]) range[key] = query[key];
+  const baseParams = viewName === "site" ? { site: arg || "", ...range } : {};
   const view = VIEWS[viewName].mount(main, ctx);
   current = { view, source: openStream(viewName, { ...baseParams, ...(view.params || {}) }, view) };
 }

@@ -63,6 +63,15 @@ export class TimeChart {
 
   setData(xs, ...ys) {
     this.plot.setData([xs, ...ys]);
+    if (this.xRange) {
+      this.plot.setScale("x", { min: this.xRange[0], max: this.xRange[1] });
+      [this.body.dataset.xMin, this.body.dataset.xMax] = this.xRange;  // what the axis spans
+    }
+  }
+
+  // A fixed time axis [min, max] (seconds since the epoch) instead of the data's span.
+  setXRange(min, max) {
+    this.xRange = [min, max];
   }
 
   destroy() {

@@ -5,8 +5,18 @@ import { age, badge, esc, h, kw, modeName, num, pct, stamp } from "/static/forma
 
 const fact = (label, id) => h("div", { class: "fact" }, h("div", { class: "fact-label" }, label), h("div", { class: "fact-value", id }, "–"));
 
+// The time range of #/site/<id>?from=...&to=... (ISO-8601 or µs since the epoch), in s.
+function rangeOf(query) {
+  const at = (v) => (v === undefined || v === "" ? null
+    : /^-?\d+$/.test(v) ? Number(v) / 1e6 : Date.parse(v) / 1e3);
+  const from = at(query?.from), to = at(query?.to);
+  if (from === null && to === null) return null;
+  return { from, to };
+}
+
 export function mount(main, ctx) {
   const siteId = ctx.arg || "";
+  const range = rangeOf(ctx.query);
   const header = h("div", { class: "site-head" },
     h("a", { href: "#/sites", class: "back" }, "← Sites"),
     h("h2", { class: "view-title" }, "Site ", h("span", { id: "site-id" }, siteId)),
@@ -20,12 +30,13 @@ export function mount(main, ctx) {
   const link = h("section", { class: "card", id: "site-link" }, h("h3", {}, "Edge link"), h("div", { class: "body" }));
   const missing = h("p", { class: "card muted", id: "site-missing", hidden: true },
     `No event of site ${siteId} has been seen in the window.`);
+  const rangeNote = h("p", { class: "card range-note", id: "site-range", hidden: !range });
   const charts = h("div", { class: "grid1" });
   const timeline = h("section", { class: "card" }, h("h3", {}, "Timeline (newest first)"),
     h("div", { class: "table-wrap" }, h("table", { class: "plain", id: "site-timeline" },
       h("thead", {}, h("tr", {}, h("th", {}, "Time"), h("th", {}, "Event"), h("th", {}, "Status"), h("th", {}, "Detail"))),
       h("tbody"))));
-  main.append(header, missing, facts, h("div", { class: "grid3" }, command, faults, link), charts, timeline);
+  main.append(header, rangeNote, missing, facts, h("div", { class: "grid3" }, command, faults, link), charts, timeline);
 
   const power = new TimeChart(charts, {
     title: "Commanded vs measured battery power, and baseline", unit: "kW", digits: 2,
@@ -48,6 +59,21 @@ export function mount(main, ctx) {
     series: [{ label: "faults", stroke: COLORS.faults }], stepped: [0],
     range: (u, min, max) => [0, Math.max(3, (max ?? 0) + 1)] });
   const data = { t: [], power_kw: [], setpoint_kw: [], baseline_kw: [], soc_pct: [], faults: [] };
+  if (range) {
+    const lo = range.from ?? range.to - 900, hi = range.to ?? range.from + 900;
+    for (const c of [power, soc, faultChart]) c.setXRange(lo, hi);
+  }
+
+  function renderRange(r) {
+    if (!r) return;
+    const span = `${r.from === null ? "…" : stamp(r.from)} to ${r.to === null ? "now" : stamp(r.to)}`;
+    const held = r.held_from === null ? "The UI holds no sample of this site yet."
+      : r.partial ? `The UI holds this site's samples from ${stamp(r.held_from)} on: the range starts earlier.`
+      : "";
+    rangeNote.innerHTML = `Time range <b id="site-range-span">${esc(span)}</b> (linked from an audit report). `
+      + `<a href="#/site/${encodeURIComponent(siteId)}">Show live</a>`
+      + (held ? `<br><span class="muted" id="site-range-held">${esc(held)}</span>` : "");
+  }
   const events = [];
 
   function set(id, html) { main.querySelector(`#${id}`).innerHTML = html; }
@@ -81,7 +107,7 @@ export function mount(main, ctx) {
   }
 
   function renderCharts(now, windowS) {
-    const oldest = now - windowS * 1e6;
+    const oldest = range ? -Infinity : now - windowS * 1e6;  // a range keeps what it asked for
     let drop = 0;
     while (drop < data.t.length && data.t[drop] < oldest) drop++;
     if (drop) for (const k of Object.keys(data)) data[k].splice(0, drop);
@@ -104,6 +130,7 @@ export function mount(main, ctx) {
       if (p.history) for (const k of Object.keys(data)) data[k].push(...p.history[k]);
       events.push(...p.timeline);
       renderHead(p.site, p.status.now);
+      renderRange(p.range);
       renderCharts(p.status.now, p.status.window_s);
       if (snapshot || p.timeline.length) renderTimeline();
     },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import io
 import json
@@ -81,20 +82,20 @@ def test_log_audit_json_matches_verdicts_json_and_exit_code(
     assert len(csv_lines) == len(rows) + 1
 
 
-def test_report_html_references_existing_pngs(
+def test_report_html_embeds_the_plots_and_md_links_them(
     log: Scenario, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, _ = run(["--log", str(log.root), "--allow-1hz", "--out", str(tmp_path)], capsys)
     assert code == 0
     assert "FCRD_UP.REQ2.DP75" in out
     html = (tmp_path / "report.html").read_text()
-    images = re.findall(r'<img src="([^"]+)"', html)
-    assert len(images) >= 2
-    for src in images:
-        png = tmp_path / src
-        assert png.is_file()
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', html)
+    assert len(images) >= 2  # one file to send around: the plots are in it
+    for data in images:
+        assert base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n"
     md = (tmp_path / "report.md").read_text()
+    for src in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md):
+        assert (tmp_path / src).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert log.wrong_polarity is not None
     assert log.overridden is not None
     assert log.wrong_polarity in md
@@ -104,6 +105,20 @@ def test_report_html_references_existing_pngs(
     assert "Dispatch chain" in md
     assert "## Method" in md
     assert "last battery_power_kw sample before the bucket's end, held at most 2 s" in md
+
+
+def test_ui_url_links_the_offenders_and_a_bad_one_exits_2(
+    log: Scenario, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--log", str(log.root), "--allow-1hz"]
+    code, _, _ = run([*argv, "--ui-url", "http://127.0.0.1:8765/", "--out", str(tmp_path)], capsys)
+    assert code == 0
+    html = (tmp_path / "report.html").read_text()
+    assert f'href="http://127.0.0.1:8765/#/site/{log.wrong_polarity}?from=' in html
+    with pytest.raises(SystemExit) as exited:
+        run([*argv, "--ui-url", "127.0.0.1:8765", "--out", str(tmp_path)], capsys)
+    assert exited.value.code == 2
+    assert "not the address of flowerhub ui" in capsys.readouterr().err
 
 
 def test_hold_option_reaches_the_report_and_a_bad_hold_exits_2(
@@ -275,7 +290,8 @@ def test_sine_csv_files_give_req8_req9_and_bode_nyquist(
     assert len(linearity) == 3
     assert (out / "plots" / "bode-FCR_N.png").is_file()
     assert (out / "plots" / "nyquist-FCR_N.png").is_file()
-    assert "plots/nyquist-FCR_N.png" in (out / "report.html").read_text()
+    assert "plots/nyquist-FCR_N.png" in (out / "report.md").read_text()
+    assert "Sine tests, FCR-N" in (out / "report.html").read_text()
 
 
 def test_progress_bar_plain_text() -> None:

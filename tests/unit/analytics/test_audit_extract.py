@@ -11,10 +11,9 @@ from analytics.audit.extract import (
     AuditInputError,
     FleetFrame,
     activation_test_type,
-    canonical,
-    canonical_values,
     detect_frequency_events,
 )
+from analytics.audit.series import canonical, canonical_values
 from analytics.svkcsv import read_csv, write_csv
 from analytics.timeseries import Series
 from analytics.verdicts import TestType

@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analytics.audit.extract import AuditInputError, canonical
+from analytics.audit.extract import AuditInputError
 from analytics.audit.offenders import gain_lag_many
 from analytics.audit.run import AuditOptions, AuditResult, audit_log
+from analytics.audit.series import canonical
 from analytics.freqresp import fit_gain_lag
 from analytics.rules import judge
 from analytics.rules.base import EAM25, SVK_LEGACY

@@ -21,6 +21,7 @@ from analytics.audit.offenders import (
     site_series,
 )
 from analytics.audit.window import site_samples
+from analytics.delivered import delivered_mw
 from analytics.rules import polarity_offenders
 from analytics.rules.base import RuleError
 from analytics.testing.synthetic import SyntheticLog, synthetic_records
@@ -63,14 +64,27 @@ def _fleet(product: Product, sites: int) -> tuple[Series, Activation]:
     return fleet, act
 
 
-def _traces(gains: list[float], seed: int) -> dict[str, SiteTrace]:
+FCRN_MW = 0.003  # FCR-N armed at every site besides the judged product
+
+
+def _traces(gains: list[float], seed: int, product: Product) -> dict[str, SiteTrace]:
+    """Sites whose baseline follows their household load while FCR-N is armed beside
+    ``product``: power = baseline + FCR-N's expected response + gain x the judged step."""
     rng = np.random.default_rng(seed)
     out = {}
     for k, gain in enumerate(gains):
         t = np.sort(rng.uniform(0.0, 120.0, 150))
+        baseline = 0.001 + 0.0008 * np.sin(t / 9.0 + k)  # self-consumption moves with load
         step = np.where(t >= EVENT_S + 2.0, 0.0025, 0.0)
-        power = 0.001 + gain * step + rng.normal(0.0, 0.0002, t.size)
-        out[f"site-{k:03d}"] = SiteTrace(f"site-{k:03d}", ["huawei", "saj"][k % 2], t, power)
+        fcrn = None
+        if product is not Product.FCR_N:  # FCR-N armed beside it, at its expected response
+            f = np.where(t >= EVENT_S, 49.7 if product is not Product.MFRR else 50.0, 50.0)
+            fcrn = FCRN_MW * np.clip((50.0 - f) / 0.1, -1.0, 1.0)
+        power = baseline + (0.0 if fcrn is None else fcrn) + gain * step
+        power += rng.normal(0.0, 0.0002, t.size)
+        out[f"site-{k:03d}"] = SiteTrace(
+            f"site-{k:03d}", ["huawei", "saj"][k % 2], t, power, baseline, fcrn
+        )
     return out
 
 
@@ -83,32 +97,50 @@ def _traces(gains: list[float], seed: int) -> dict[str, SiteTrace]:
 def test_polarity_for_all_sites_at_once_equals_site_by_site(
     gains: list[float], product: Product, seed: int
 ) -> None:
-    traces = _traces(gains, seed)
+    traces = _traces(gains, seed, product)
     fleet, act = _fleet(product, len(traces))
     share = 1.0 / len(traces)
-    matrix = site_matrix(traces, fleet, EVENT_S)
-    first = site_series(traces[matrix.sites[0]], fleet, share, EVENT_S)
-    one_by_one = {s: site_series(tr, fleet, share, EVENT_S) for s, tr in traces.items()}
+    matrix = site_matrix(traces, fleet)
+    first = site_series(traces[matrix.sites[0]], fleet, share)
+    one_by_one = {s: site_series(tr, fleet, share) for s, tr in traces.items()}
     assert polarity_many(matrix, first, act, {}) == set(
         polarity_offenders(one_by_one, act.product, act.test_type)
     )
-    for k, site in enumerate(matrix.sites):  # the matrix rows are the site series
-        np.testing.assert_allclose(matrix.response_mw[k], one_by_one[site].response_mw())
+    for k, site in enumerate(matrix.sites):  # the matrix rows are the sites' delivered power
+        np.testing.assert_allclose(
+            matrix.response_mw[k], delivered_mw(one_by_one[site], product), atol=1e-12
+        )
 
 
-def test_mirrored_sites_are_found() -> None:
-    traces = _traces([1.0, -1.0, 0.9, -0.5], seed=1)
+def test_mirrored_sites_are_found_on_delivered_power() -> None:
+    traces = _traces([1.0, -1.0, 0.9, -0.5], seed=1, product=Product.FCR_D_UP)
     fleet, act = _fleet(Product.FCR_D_UP, len(traces))
-    matrix = site_matrix(traces, fleet, EVENT_S)
-    first = site_series(traces[matrix.sites[0]], fleet, 0.25, EVENT_S)
+    matrix = site_matrix(traces, fleet)
+    first = site_series(traces[matrix.sites[0]], fleet, 0.25)
     assert polarity_many(matrix, first, act, {}) == {"site-001", "site-003"}
+    # the FCR-N response beside it is the other product's, not FCR-D up's: taken off
+    np.testing.assert_allclose(matrix.response_mw[0][fleet.t >= EVENT_S + 5.0], 0.0025, atol=0.0008)
+
+
+def test_a_home_covering_its_load_while_armed_is_no_offender() -> None:
+    """Power follows the baseline (load) and FCR-N's response, no FCR-D up response is
+    asked at 50 Hz... and at 49.7 Hz each site delivers its share: nobody is wrong."""
+    traces = _traces([1.0] * 6, seed=3, product=Product.FCR_D_UP)
+    fleet, act = _fleet(Product.FCR_D_UP, len(traces))
+    matrix = site_matrix(traces, fleet)
+    first = site_series(traces[matrix.sites[0]], fleet, 1 / 6)
+    assert polarity_many(matrix, first, act, {}) == set()
+    # measured from 0 instead (no baseline, nothing taken off) the load swings and FCR-N's
+    # response would read as FCR-D up's
+    raw = np.asarray(matrix.power_mw)
+    assert not np.allclose(raw, matrix.response_mw, atol=0.0005)
 
 
 def test_no_activation_raises_as_the_rule_does() -> None:
-    traces = _traces([1.0, 1.0], seed=2)
+    traces = _traces([1.0, 1.0], seed=2, product=Product.FCR_D_DOWN)
     fleet, act = _fleet(Product.FCR_D_DOWN, len(traces))  # 49.7 Hz: FCR-D down asks nothing
-    matrix = site_matrix(traces, fleet, EVENT_S)
-    first = site_series(traces[matrix.sites[0]], fleet, 0.5, EVENT_S)
+    matrix = site_matrix(traces, fleet)
+    first = site_series(traces[matrix.sites[0]], fleet, 0.5)
     with pytest.raises(RuleError):
         polarity_many(matrix, first, act, {})
 
@@ -133,7 +165,9 @@ def test_window_samples_by_hash_and_by_join_agree(tmp_path: Path) -> None:
     by_hash = site_samples(con, t0, t1 + 1, t0, active=active, hashes=hashes)
     by_join = site_samples(con, t0, t1 + 1, t0, active=active, hashes=None)  # "collisions"
 
-    def rows(got: tuple[np.ndarray, ...]) -> list[tuple[int, int, float]]:
+    def rows(
+        got: tuple[np.ndarray, np.ndarray, np.ndarray, object, object],
+    ) -> list[tuple[int, int, float]]:
         return sorted(zip(*(a.tolist() for a in got[:3]), strict=True))
 
     assert rows(by_hash) == rows(by_join)

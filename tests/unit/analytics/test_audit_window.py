@@ -27,12 +27,18 @@ from analytics.audit.extract import (
     FleetFrame,
     first_telemetry_us,
     fleet_frame,
-    fleet_series,
     to_us,
 )
 from analytics.audit.offenders import find_offenders, site_traces
 from analytics.audit.run import AuditOptions, activation_data, audit_connection, scan_log
-from analytics.audit.window import read_window, window_bounds, window_fleet_frame
+from analytics.audit.series import fleet_series
+from analytics.audit.window import (
+    hash_positions,
+    read_window,
+    window_bounds,
+    window_fleet_frame,
+)
+from analytics.delivered import ARMED_FIELDS
 from analytics.rules import judge
 from analytics.testing.scenario import START_MS, LogBuilder, activation, telemetry
 from analytics.timeseries import Series, SeriesError
@@ -52,14 +58,15 @@ def _table(samples: Sequence[Sample]) -> duckdb.DuckDBPyConnection:
     """A connection whose ``audit_site_telemetry`` holds ``samples`` in the given order."""
     con = duckdb.connect()
     con.execute("SET threads = 1")  # one thread: rows come back in insertion (log) order
+    armed = ", ".join(f"{name} DOUBLE DEFAULT 0.0" for name in ARMED_FIELDS.values())
     con.execute(
         "CREATE TABLE audit_site_telemetry (key BLOB, event_time TIMESTAMP, oem VARCHAR, "
-        "battery_power_kw DOUBLE, frequency_hz DOUBLE)"
+        f"battery_power_kw DOUBLE, frequency_hz DOUBLE, baseline_kw DOUBLE, {armed})"
     )
     if samples:
         con.executemany(
-            "INSERT INTO audit_site_telemetry VALUES (encode($1), make_timestamp($2), "
-            "'oem-' || $1, $3, $4)",
+            "INSERT INTO audit_site_telemetry (key, event_time, oem, battery_power_kw, "
+            "frequency_hz) VALUES (encode($1), make_timestamp($2), 'oem-' || $1, $3, $4)",
             [[s, T0_US + ms * 1000, kw, hz] for s, ms, kw, hz in samples],
         )
     return con
@@ -273,7 +280,8 @@ def test_bad_windows_are_refused() -> None:
     with pytest.raises(AuditInputError, match="bucket"):
         window_fleet_frame(read_window(con, T0_US, T0_US + 1_000_000), 0)
     con.execute(
-        "INSERT INTO audit_site_telemetry VALUES (encode('b'), make_timestamp(?), 'x', NULL, 50.0)",
+        "INSERT INTO audit_site_telemetry (key, event_time, oem, battery_power_kw, frequency_hz) "
+        "VALUES (encode('b'), make_timestamp(?), 'x', NULL, 50.0)",
         [T0_US + 10],
     )
     with pytest.raises(AuditInputError, match="battery_power_kw"):
@@ -438,6 +446,7 @@ def _order_log(root: Path, missing: tuple[int, int] | None = None) -> Activation
         np.datetime64(start_us, "us"),
         np.datetime64(end_us, "us"),
         requested_mw=0.06,
+        fleet_id="fleet-1",
     )
 
 
@@ -511,3 +520,86 @@ def test_a_bucket_without_frequency_is_refused_not_judged_at_0_hz() -> None:
     assert np.isnan(frame.freq_hz[frame.t_us == T0_US + 40_000_000]).all()
     with pytest.raises(SeriesError, match="grid_freq_hz is not finite"):
         fleet_series(frame, act, interval_s=1.0, capacity_mw=0.01)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    keys=st.sets(st.integers(0, 2**64 - 1), min_size=1, max_size=300),
+    picks=st.lists(st.integers(0, 10_000), max_size=200),
+)
+def test_hash_positions_find_every_site(keys: set[int], picks: list[int]) -> None:
+    """The direct table and the binary search agree; a hash not among the sites is caught
+    by the caller's check (its position holds another hash)."""
+    hashes = np.array(sorted(keys), dtype=np.uint64)
+    rng = np.random.default_rng(len(picks))
+    rng.shuffle(hashes)
+    h = hashes[[p % hashes.size for p in picks]]
+    assert (hashes[hash_positions(hashes, h)] == h).all()
+    stranger = np.array([next(x for x in range(2**64 - 1, 0, -1) if x not in keys)], np.uint64)
+    assert hashes[hash_positions(hashes, stranger)][0] != stranger[0]
+
+
+def test_hash_positions_fall_back_when_no_bit_window_separates_the_sites() -> None:
+    """Two pairs, one differing in bit 0 only, one in bit 30 only: every 20-bit window
+    holds a pair in one slot, so the binary search finds them."""
+    x, y = 0x0123456789ABCDEF, 0x0FEDCBA987654321
+    hashes = np.array([x, x ^ 1, y, y ^ (1 << 30)], dtype=np.uint64)
+    h = hashes[[3, 1, 2, 0, 1]]
+    assert (hashes[hash_positions(hashes, h)] == h).all()
+
+
+# (site, ms from T0, kW, baseline kW or None, FCR-N armed kW)
+Stacked = tuple[str, int, float, float | None, float]
+
+
+def _stacked_table(samples: Sequence[Stacked]) -> duckdb.DuckDBPyConnection:
+    con = _table([])
+    con.executemany(
+        "INSERT INTO audit_site_telemetry (key, event_time, oem, battery_power_kw, "
+        "frequency_hz, baseline_kw, armed_fcr_n_kw) VALUES "
+        "(encode($1), make_timestamp($2), 'oem-' || $1, $3, 50.0, $4, $5)",
+        [[s, T0_US + ms * 1000, kw, b, a] for s, ms, kw, b, a in samples],
+    )
+    return con
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    samples=st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c"]),
+            st.integers(-3000, 9000),
+            st.floats(-5, 5).map(lambda x: round(x, 3)),
+            st.one_of(st.none(), st.floats(-3, 3).map(lambda x: round(x, 3))),
+            st.sampled_from([0.0, 2.0]),
+        ),
+        min_size=1,
+        max_size=40,
+        unique_by=lambda s: (s[0], s[1]),
+    ),
+    hold_s=st.sampled_from([0.0, 1.0, 2.0]),
+)
+def test_baselines_and_armed_capacities_are_held_as_power_is(
+    samples: list[Stacked], hold_s: float
+) -> None:
+    """The window read sums the sites' baselines and armed capacities with the same hold as
+    power (a sample before the window held into it), exactly as the SQL frame does, and a
+    baseline that is not reported counts 0 (None only when no site reported one)."""
+    con = _stacked_table(samples)
+    lo, hi = T0_US, T0_US + 6_000_000
+    if not any(0 <= ms < 6000 for _s, ms, *_ in samples):
+        return  # no sample in the window: both refuse it (test_bad_windows_are_refused)
+    window = read_window(con, lo, hi, hold_s=hold_s)
+    got = window_fleet_frame(window, 1000, hold_s)
+    want = fleet_frame(con, 1000, lo, hi, hold_s=hold_s)
+    _assert_same_frame(got, want)
+    assert (got.baseline_mw is None) == (want.baseline_mw is None)
+    if got.baseline_mw is not None and want.baseline_mw is not None:
+        np.testing.assert_allclose(got.baseline_mw, want.baseline_mw, atol=1e-12)
+        as_power = [(s, ms, b or 0.0, 50.0) for s, ms, _kw, b, _a in samples]
+        reference = _reference_kw(as_power, 1000, 0, 6000, round(hold_s * 1000))
+        np.testing.assert_allclose(got.baseline_mw * 1000, list(reference.values()), atol=1e-9)
+    assert set(got.armed_mw) == set(want.armed_mw)
+    for product, armed in got.armed_mw.items():
+        np.testing.assert_allclose(armed, want.armed_mw[product], atol=1e-12)
+    assert got.baseline_sites == want.baseline_sites

@@ -21,7 +21,15 @@ from flowerhub.testing.ui import (
     verdict,
 )
 from flowerhub.ui.model import ViewModel
-from flowerhub.ui.views import Cursor, activations_view, fleet_view, site_view, sites_view
+from flowerhub.ui.views import (
+    VIEWS,
+    Cursor,
+    TimeRange,
+    activations_view,
+    fleet_view,
+    site_view,
+    sites_view,
+)
 
 
 def model(*events: tuple[str, dict[str, Any]], clock: int | None = None) -> ViewModel:
@@ -267,6 +275,55 @@ def test_site_view_history_and_timeline_deltas() -> None:
     assert second["site"]["last_result"]["measured_kw"] == 3.0
     missing, _ = site_view(m, Cursor(), "nope")
     assert missing["site"] is None
+
+
+@pytest.mark.parametrize(
+    ("query", "want"),
+    [
+        ({}, TimeRange()),
+        ({"from": "2026-09-21T14:15:00Z"}, TimeRange(1_790_000_100_000_000)),
+        ({"from": "2026-09-21T14:15:00"}, TimeRange(1_790_000_100_000_000)),  # UTC
+        ({"from": "2026-09-21T16:15:00 02:00"}, TimeRange(1_790_000_100_000_000)),  # '+' as ' '
+        (
+            {"from": "1790000100000000", "to": "1790000160000000"},
+            TimeRange(1_790_000_100_000_000, 1_790_000_160_000_000),
+        ),
+        ({"to": "2026-09-21T14:15:00.5Z"}, TimeRange(None, 1_790_000_100_500_000)),
+    ],
+)
+def test_the_site_views_time_range_reads_iso_or_microseconds(
+    query: dict[str, str], want: TimeRange
+) -> None:
+    assert TimeRange.of(query) == want
+
+
+@pytest.mark.parametrize(
+    ("query", "match"),
+    [
+        ({"from": "yesterday"}, "'from' must be an ISO-8601 time"),
+        ({"from": "2026-09-21T14:15:00Z", "to": "2026-09-21T14:14:00Z"}, "'to' must be after"),
+    ],
+)
+def test_a_bad_time_range_is_refused_named(query: dict[str, str], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        TimeRange.of(query)
+
+
+def test_site_view_over_a_time_range_sends_the_range_and_says_what_is_held() -> None:
+    m = model(*(("SiteTelemetry", telemetry(t=T0 + k * S)) for k in range(10)))
+    m.apply("CommandResult", command_result(t=T0 + 2 * S))
+    m.apply("CommandResult", command_result(t=T0 + 8 * S))
+    span = TimeRange(T0 + 3 * S, T0 + 6 * S)
+    got, _ = site_view(m, Cursor(), "site-1", span)
+    assert got["history"]["t"] == [T0 + k * S for k in (3, 4, 5, 6)]
+    assert got["timeline"] == []  # both results are outside the range
+    assert got["range"] == {"from": T0 + 3 * S, "to": T0 + 6 * S, "held_from": T0, "partial": False}
+    early, _ = site_view(m, Cursor(), "site-1", TimeRange(T0 - 60 * S, T0 + 2 * S))
+    assert early["range"]["partial"]  # the range starts before the first sample held
+    assert [e["status"] for e in early["timeline"]] == ["CLAMPED"]
+    live, _ = VIEWS["site"](m, Cursor(), {"site": "site-1"})
+    assert "range" not in live
+    assert len(live["history"]["t"]) == 10
 
 
 def test_fleet_view_resends_a_point_whose_target_arrived_later() -> None:

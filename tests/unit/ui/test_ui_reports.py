@@ -90,3 +90,18 @@ def test_a_report_written_later_and_a_changed_one_show_up(tmp_path: Path) -> Non
 
 def test_missing_root_is_no_reports(tmp_path: Path) -> None:
     assert ReportIndex([tmp_path / "nope"]).scan() == []
+
+
+def test_a_report_is_titled_as_the_audit_titled_it(tmp_path: Path) -> None:
+    named = write_report(tmp_path / "run-1" / "report", ROWS)
+    (named / "summary.json").write_text(
+        json.dumps({"title": "FCR-D up ramp test t-1 · fleet f-1", "status": "FAIL"}),
+        encoding="utf-8",
+    )
+    broken = write_report(tmp_path / "run-2" / "report", ROWS)
+    (broken / "summary.json").write_text("[not json", encoding="utf-8")
+    titles = {r.path.parent.name: r.title for r in ReportIndex([tmp_path]).scan()}
+    assert titles == {
+        "run-1": "FCR-D up ramp test t-1 · fleet f-1",
+        "run-2": f"{tmp_path.name}/run-2/report",  # where it sits, as before
+    }
