@@ -62,7 +62,7 @@ from contract.metrics import (
     lag_family,
     service_registry,
 )
-from streams.agents.site_tasks import group_id
+from streams.agents.groups import group_id
 from streams.app import StreamsApp
 from streams.steps.leader_core import LeaderCore
 from streams.steps.setpoint_filter import FilterReason

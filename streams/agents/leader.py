@@ -59,8 +59,8 @@ from mode import Service
 from contract.kafka import clients
 from contract.kafka.delivery import Outgoing, finish, stop_within
 from streams.agents.election import sticky_election
+from streams.agents.groups import session_timeout_refused
 from streams.agents.leading import CLIENT_STOP_S, Leading, election_topic
-from streams.agents.site_tasks import session_timeout_refused
 from streams.settings import StreamsSettings
 
 log = logging.getLogger(__name__)

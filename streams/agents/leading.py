@@ -53,7 +53,7 @@ from contract.kafka import clients
 from contract.kafka.delivery import Outgoing, stop_within
 from contract.topics import topic as topic_row
 from streams.agents.batching import murmur2_partition
-from streams.agents.site_tasks import slices_topic, wall_micros
+from streams.agents.groups import caught_up, slices_topic, wall_micros
 from streams.settings import StreamsSettings
 from streams.steps import slices
 from streams.steps.allocation import Allocation
@@ -71,6 +71,7 @@ POLL_MS = 100
 MAX_RECORDS = 20_000
 READ_TIMEOUT_S = 30.0
 CLIENT_STOP_S = 2.0
+ENDS_EVERY_S = 0.2  # the telemetry partitions' ends asked again after this
 #: the fleet requests, in the order they are taken at the same instant
 FLEET_TOPICS = ("reserve.assignments", "market.activations", "market.fleet-setpoints")
 _SLICE, _RESULT, _FLEET = "slice", "result", "fleet"
@@ -141,6 +142,8 @@ class Leading:
         self._sources: dict[Any, tuple[str, Any]] = {}  # TopicPartition -> (kind, merge key)
         self._written_allocations: object | None = None
         self._offsets_dirty = False
+        self._telemetry: list[Any] = []  # the telemetry partitions (their ends)
+        self._ends_at = -ENDS_EVERY_S
 
     def _count(self, name: str) -> int:
         return self.partitions or topic_row(name).partitions
@@ -231,6 +234,10 @@ class Leading:
         self._consumer = consumer
         tps: list[Any] = []
         merge = self.merge
+        self._telemetry = [
+            TopicPartition(settings.topic("site.telemetry"), p)
+            for p in range(self._count("site.telemetry"))
+        ]
         for p in range(self._count("site.telemetry")):
             tp = TopicPartition(slices_topic(settings), p)
             self._sources[tp] = (_SLICE, (_SLICE, p))
@@ -315,7 +322,9 @@ class Leading:
                         if decoded.slice is not None:
                             ts = slices.close_time(decoded.slice, grace)
                             merge.push(key, ts, (kind, decoded.slice, record))
-                        merge.set_progress(key, progress.clock, idle=progress.idle)
+                        merge.set_progress(
+                            key, progress.clock, idle=progress.idle, offset=progress.offset
+                        )
                         continue
                     value = record.value
                     if not isinstance(value, bytes):
@@ -338,11 +347,22 @@ class Leading:
     async def _note_fetched(self) -> None:
         consumer = self._consumer
         for tp, (_, key) in self._sources.items():
-            high = consumer.last_stable_offset(tp)
-            if high is None:
-                high = consumer.highwater(tp)
-            position = self.positions[tp] = await consumer.position(tp)
-            self.merge.fetched(key, caught_up=high is not None and position >= high)
+            at = await caught_up(consumer, tp)
+            self.positions[tp] = at if at is not None else await consumer.position(tp)
+            self.merge.fetched(key, caught_up=at is not None)
+        await self._note_telemetry_ends()
+
+    async def _note_telemetry_ends(self) -> None:
+        """The telemetry partitions' ends (last stable offsets), every ``ENDS_EVERY_S``: a
+        partition whose owner says idle counts as idle only once it has read to the end
+        (a backlog committed after the owner said so: its slices are still to come)."""
+        now = time.monotonic()
+        if now - self._ends_at < ENDS_EVERY_S:
+            return
+        self._ends_at = now
+        ends = await self._consumer.end_offsets(self._telemetry)
+        for tp, end in ends.items():
+            self.merge.set_end((_SLICE, tp.partition), int(end))
 
     def _taken(self, record: Any) -> None:
         self.offsets[f"{record.topic}:{record.partition}"] = record.offset + 1

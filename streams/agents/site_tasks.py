@@ -68,6 +68,13 @@ from contract.kafka import clients
 from contract.kafka.delivery import AckedSender, DeliveryCounts, Outgoing, stop_within
 from contract.topics import topic as topic_row
 from streams.agents.filter_store import ChangelogStandby, changelog_entry
+from streams.agents.groups import (
+    caught_up,
+    group_id,
+    session_timeout_refused,
+    slices_topic,
+    wall_micros,
+)
 from streams.settings import StreamsSettings
 from streams.steps import slices
 from streams.steps.filter_partition import FilterOutcome, FilterPartition
@@ -86,35 +93,6 @@ DRAIN_S = 2.0
 CLIENT_STOP_S = 2.0
 #: a partition's progress is published at least this often (wall seconds) while it moves
 PROGRESS_EVERY_S = 0.2
-
-
-class SessionTimeoutRefusedError(RuntimeError):
-    """The brokers do not allow the workers' session timeout."""
-
-
-def session_timeout_refused(settings: StreamsSettings, group: str) -> SessionTimeoutRefusedError:
-    """The error that says which setting the brokers refused and how to fix it."""
-    ms = round(settings.workers.session_timeout_s * 1000)
-    return SessionTimeoutRefusedError(
-        f"consumer group {group}: the brokers refuse a session timeout of {ms} ms "
-        f"(FLOWERHUB_WORKERS__SESSION_TIMEOUT_S): their group.min.session.timeout.ms is "
-        "higher (Kafka's default is 6000). Lower it on the brokers (the project's own "
-        "brokers allow 1000), or raise the workers' session timeout (a killed worker's "
-        "partitions and lead then move later)"
-    )
-
-
-def group_id(settings: StreamsSettings) -> str:
-    return f"{settings.app_id}-sites"
-
-
-def slices_topic(settings: StreamsSettings) -> str:
-    return f"{settings.app_id}-site-slices"
-
-
-def wall_micros() -> int:
-    """A monotonic clock in microseconds (processing time: estimates and idle bounds)."""
-    return time.monotonic_ns() // 1000
 
 
 @dataclass
@@ -480,10 +458,14 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
         for p, owned in self.owned.items():
             tp = TopicPartition(self.telemetry_topic, p)
             part = owned.telemetry
-            if await self._caught_up(consumer, tp):
+            position = await self._caught_up(consumer, tp)
+            if position is not None:
                 if part.clock is None:
+                    # nothing to fold up to here (transaction markers, aborted records): the
+                    # leader trusts "idle" only once this offset reaches the partition's end
+                    part.next_offset = max(part.next_offset, position)
                     progress = part.progress(idle=True)
-                    key = (None, (), True, progress.late)
+                    key = (None, (), True, progress.late, progress.offset)
                     if key != owned.published or now - owned.published_at >= 1e6:
                         batch.slices.append((p, slices.SliceRecord(progress), 0))
                         owned.published, owned.published_at = key, now
@@ -496,7 +478,7 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
         fed_set = set(fed)
         for p, owned_filter in self.filters.items():
             tp = TopicPartition(self.setpoints_topic, p)
-            if p in fed_set or not await self._caught_up(consumer, tp):
+            if p in fed_set or await self._caught_up(consumer, tp) is None:
                 continue
             clock = owned_filter.input_clock
             if clock is None:
@@ -506,16 +488,11 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
                 batch.filtered.append((p, ticked))
 
     @staticmethod
-    async def _caught_up(consumer: Any, tp: Any) -> bool:
-        high = consumer.last_stable_offset(tp)
-        if high is None:
-            high = consumer.highwater(tp)
-        if high is None:
-            return False
-        try:
-            return bool(await consumer.position(tp) >= high)
-        except IllegalStateError:  # no longer assigned
-            return False
+    async def _caught_up(consumer: Any, tp: Any) -> int | None:
+        """The position when the partition is read to its end as of a fetch in the last
+        ``FRESH_S`` (else None: behind, or the broker not heard from: an outage's backlog
+        must not find its windows closed by the wall clock)."""
+        return await caught_up(consumer, tp)
 
     async def _send(self, batch: _Batch) -> None:
         """The cycle's slices, commands and dead letters, then the changed filter states,

@@ -16,7 +16,10 @@ bring an earlier one:
 - an empty *progress* source (a partition's slices) is known up to its owner's stream time
   (``set_progress``): every slice still to come closes after it; a partition whose owner
   reports it idle without any stream time (nothing ever read) is not waited for, unless it
-  had a stream time before (a new owner that has not read it yet is not idle);
+  had a stream time before (a new owner that has not read it yet is not idle) or its input
+  partition's end (``set_end``, asked of the broker after the records in hand were
+  written) is past what the owner had read when it said so: a backlog committed after an
+  owner said idle holds the merge until that owner reports on it;
 - an empty, caught-up *event* source (activations, ...) is bounded by the current event
   time less ``hold``: a record of it is expected no later than ``hold`` after its event
   time (Kafka Streams' ``max.task.idle.ms``, here in event time). The current event time is
@@ -58,7 +61,9 @@ class _Source:
     buffer: deque[tuple[int, int, Any]] = field(default_factory=deque)
     caught_up: bool = False
     bound: int | None = None  # PROGRESS: every later record is after it (None: unknown)
-    idle: bool = False  # PROGRESS without a clock: not waited for
+    idle: bool = False  # PROGRESS without a clock: not waited for (see ``offset``, ``end``)
+    offset: int | None = None  # PROGRESS: the owner read its input partition up to here
+    end: int | None = None  # PROGRESS: the input partition's end, as the merge last heard
     newest: int | None = None
     seen_at: int = 0  # wall micros when ``newest`` was read
 
@@ -110,15 +115,26 @@ class EventMerge:
         """After a fetch: whether the source holds nothing more on the broker."""
         self._source(key).caught_up = caught_up
 
-    def set_progress(self, key: Hashable, bound: int | None, *, idle: bool = False) -> None:
+    def set_progress(
+        self, key: Hashable, bound: int | None, *, idle: bool = False, offset: int | None = None
+    ) -> None:
         """A progress source's owner is at ``bound`` (its records to come are later);
-        ``idle``: it has no stream time and is not to be waited for."""
+        ``idle``: it has no stream time and is not to be waited for; ``offset``: how far the
+        owner read its input (with :meth:`set_end`: idle only once read to the end)."""
         source = self._source(key)
+        if offset is not None:
+            source.offset = offset
         if bound is not None and (source.bound is None or bound > source.bound):
             source.bound = bound
             self._saw(source, bound)
         # a source that once had a bound stays waited for (its owner moved, say)
         source.idle = idle and bound is None and source.bound is None
+
+    def set_end(self, key: Hashable, end: int) -> None:
+        """The end of a progress source's input partition, as just asked of the broker: an
+        idle owner whose ``offset`` is short of it has records to read (a backlog that came
+        after it said idle), so its slices are still to come and it is waited for."""
+        self._source(key).end = end
 
     def buffered(self) -> int:
         return sum(len(s.buffer) for s in self._sources.values())
@@ -145,7 +161,7 @@ class EventMerge:
             if source.buffer:
                 continue
             if source.kind is SourceKind.PROGRESS:
-                if source.idle:
+                if source.idle and _read_to_end(source):
                     continue
                 if source.bound is None:
                     return None
@@ -197,3 +213,11 @@ class EventMerge:
 
 
 _UNBOUNDED = 2**63 - 1
+
+
+def _read_to_end(source: _Source) -> bool:
+    """An idle progress source's owner read its input to the end the merge knows of (no
+    end known: taken at its word)."""
+    if source.end is None:
+        return True
+    return source.offset is not None and source.offset >= source.end

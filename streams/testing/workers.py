@@ -5,12 +5,15 @@
 their logs: the worker whose last word on the lead is "leading" (not "no longer leading"
 or "FENCED OUT") and that is alive. ``outputs(kafka, topic)`` decodes a topic as a
 ``read_committed`` reader sees it (the leader's aborted transactions left out).
+``produce_at_once`` writes records in one transaction: a backlog that ``read_committed``
+readers (the workers) see all at once, for workers already running.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -107,3 +110,15 @@ def outputs(kafka: KafkaSettings, topic: str) -> list[dict[str, Any]]:
         assert r.value is not None  # noqa: S101  # the workers write no tombstone here
         out.append(decode_raw(r.value).record)
     return out
+
+
+async def produce_at_once(
+    kafka: KafkaSettings, records: Sequence[tuple[str, bytes, bytes]]
+) -> None:
+    """``(topic, key, value)`` records in one transaction (see the module doc)."""
+    producer = clients.producer(
+        kafka, transactional_id=f"backlog-{uuid.uuid4().hex[:8]}", linger_ms=20
+    )
+    async with clients.running(producer, kafka), producer.transaction():
+        futures = [await producer.send(topic, value, key=key) for topic, key, value in records]
+        await asyncio.gather(*futures)

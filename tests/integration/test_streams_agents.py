@@ -28,7 +28,7 @@ from contract.testing.metrics import Scrape, scrape
 from flowerhub.broker.probe import Record, group_lag, produce, read_to_end
 from flowerhub.cli import main
 from streams.agents.batching import murmur2_partition
-from streams.agents.site_tasks import group_id as telemetry_group
+from streams.agents.groups import group_id as telemetry_group
 from streams.app import prepare_topics, settings_with
 from streams.settings import StreamsSettings
 from streams.steps.setpoint_filter import FilterState

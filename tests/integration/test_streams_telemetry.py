@@ -23,7 +23,7 @@ import pytest
 from contract.codec import decode_raw, encode
 from contract.kafka.settings import KafkaSettings
 from flowerhub.broker.probe import group_lag, produce, read_to_end
-from streams.agents.site_tasks import group_id
+from streams.agents.groups import group_id
 from streams.app import prepare_topics, settings_with
 from streams.settings import StreamsSettings
 from streams.testing.agents import fleet_setpoint_record, telemetry_record

@@ -4,7 +4,9 @@ results from one worker or two, live or from a backlog.
 One recorded input (sites reporting once a second for 12 s, an mFRR order and a fleet
 setpoint in between, every record stamped in advance) is read three times, each under its
 own prefix and app: live (produced at its own instants while two workers run), and as a
-backlog (produced at once, then read) by one worker and by two. The FleetStates, the site
+backlog: by one worker started on it, and by two idle workers that get it all at once (one
+transaction: every partition's records become readable together, after the workers had
+said their partitions were idle). The FleetStates, the site
 setpoints and the commands of the three runs must be the same records, and no worker may
 drop a record as late.
 """
@@ -28,7 +30,7 @@ from flowerhub.broker.probe import produce
 from streams.app import prepare_topics, settings_with
 from streams.settings import StreamsSettings
 from streams.testing.agents import activation_record, fleet_setpoint_record, telemetry_record
-from streams.testing.workers import outputs, wait_leader, workers
+from streams.testing.workers import outputs, produce_at_once, wait_leader, workers
 from streams.worker_process import Worker, wait_for
 
 pytestmark = pytest.mark.integration
@@ -177,12 +179,17 @@ def test_one_or_two_workers_live_or_backlog_give_the_same_results(
     assert all(owned), "each of the two workers owned partitions"
 
     backlog = {n: app(kafka, unique_name, f"backlog{n}") for n in (1, 2)}
-    for settings in backlog.values():
-        produce_all(kafka, settings, log)
+    produce_all(kafka, backlog[1], log)  # one worker starts on a backlog
 
     def run(n: int) -> tuple[dict[str, Any], list[str]]:
         settings = backlog[n]
         with workers(settings, tmp_path / f"backlog{n}", n, partitions=PARTITIONS) as running:
+            if n == 2:  # two idle workers get the backlog at once (one transaction)
+                for w in running:
+                    wait_for("its partitions", w, owns_partitions(w))
+                wait_leader(running)
+                at_once = [(settings.topic(name), key, value) for _, name, key, value in log]
+                asyncio.run(produce_at_once(kafka, at_once))
             return wait_results(kafka, settings, running), late_lines(running)
 
     with ThreadPoolExecutor(2) as pool:

@@ -191,3 +191,19 @@ def test_a_progress_source_that_had_a_bound_is_never_taken_as_idle() -> None:
     assert merge.pop() is None  # p1 is known only up to 60
     merge.set_progress("p1", 80)
     assert merge.pop() == (70, "y")
+
+
+def test_an_idle_source_short_of_its_inputs_end_is_waited_for() -> None:
+    merge = EventMerge(0, lambda: 0)
+    merge.add_source("p0", 0, SourceKind.PROGRESS)
+    merge.add_source("p1", 0, SourceKind.PROGRESS)
+    merge.set_progress("p1", None, idle=True, offset=10)  # said idle at offset 10
+    merge.set_end("p1", 10)
+    merge.set_progress("p0", 100, offset=500)
+    merge.push("p0", 50, "x")
+    assert merge.pop() == (50, "x")  # p1 read to its end: idle
+    merge.set_end("p1", 5_010)  # a backlog came after it said so
+    merge.push("p0", 60, "y")
+    assert merge.pop() is None  # its slices are still to come
+    merge.set_progress("p1", 70, offset=5_010)  # its owner read it
+    assert merge.pop() == (60, "y")

@@ -7,8 +7,8 @@ import pytest
 from contract.topics import TOPICS
 from flowerhub.cli import main
 from streams.agents.filter_store import changelog_topic
+from streams.agents.groups import slices_topic
 from streams.agents.leading import election_topic, state_topic
-from streams.agents.site_tasks import slices_topic
 from streams.app import internal_topics, settings_with
 
 
