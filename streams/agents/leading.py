@@ -177,7 +177,9 @@ class Leading:
             cpu = time.process_time()
             letters = self._ingest(batches)
             self.cpu_s += time.process_time() - cpu
-            await self._note_fetched()
+            await self._note_fetched(
+                any(self._sources[tp][0] == _SLICE and records for tp, records in batches.items())
+            )
             cpu = time.process_time()
             out = self._step(letters)
             self.cpu_s += time.process_time() - cpu
@@ -344,20 +346,23 @@ class Leading:
                         self._taken(record)
         return letters
 
-    async def _note_fetched(self) -> None:
+    async def _note_fetched(self, slices_came: bool) -> None:
         consumer = self._consumer
         for tp, (_, key) in self._sources.items():
             at = await caught_up(consumer, tp)
             self.positions[tp] = at if at is not None else await consumer.position(tp)
             self.merge.fetched(key, caught_up=at is not None)
-        await self._note_telemetry_ends()
+        await self._note_telemetry_ends(force=slices_came)
 
-    async def _note_telemetry_ends(self) -> None:
-        """The telemetry partitions' ends (last stable offsets), every ``ENDS_EVERY_S``: a
-        partition whose owner says idle counts as idle only once it has read to the end
-        (a backlog committed after the owner said so: its slices are still to come)."""
+    async def _note_telemetry_ends(self, *, force: bool) -> None:
+        """The telemetry partitions' ends (last stable offsets): a partition whose owner
+        says idle counts as idle only once it has read to the end (a backlog committed after
+        the owner said so: its slices are still to come). Asked after every fetch that
+        brought slices, before they are merged (a slice read means its telemetry was
+        committed before this request: the request sees every partition's share of the
+        same backlog), and at least every ``ENDS_EVERY_S``."""
         now = time.monotonic()
-        if now - self._ends_at < ENDS_EVERY_S:
+        if not force and now - self._ends_at < ENDS_EVERY_S:
             return
         self._ends_at = now
         ends = await self._consumer.end_offsets(self._telemetry)

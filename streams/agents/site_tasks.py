@@ -43,7 +43,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import faust
@@ -439,16 +439,22 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
     def _publish(
         self, p: int, owned: _Owned, closed: list[slices.WindowSlice], batch: _Batch, now: int
     ) -> None:
+        """The cycle's closed windows of partition ``p`` (in close order), then its progress.
+        A slice's record says the partition is at that slice's close, not at the cycle's
+        clock: the leader may read the cycle's records over several fetches, and a bound
+        beyond the slices still to come would let it close their windows without them."""
         part = owned.telemetry
         progress = part.progress(idle=False)
         grace = part.grace
         for s in closed:
-            batch.slices.append((p, slices.SliceRecord(progress, s), slices.close_time(s, grace)))
+            close = slices.close_time(s, grace)
+            clock = progress.clock
+            at = progress if clock is None or clock <= close else replace(progress, clock=close)
+            batch.slices.append((p, slices.SliceRecord(at, s), close))
         key = (progress.clock, tuple(sorted(progress.closed.items())), progress.idle, progress.late)
         if closed or key != owned.published or now - owned.published_at >= PROGRESS_EVERY_S * 1e6:
-            if not closed:
-                ts = progress.clock if progress.clock is not None else 0
-                batch.slices.append((p, slices.SliceRecord(progress), ts))
+            ts = progress.clock if progress.clock is not None else 0
+            batch.slices.append((p, slices.SliceRecord(progress), ts))
             owned.published, owned.published_at = key, now
 
     async def _idle(self, batch: _Batch, fed: Iterable[int], now: int) -> None:
