@@ -2,26 +2,27 @@
 
 (a) ``telemetry_worker``: ``EVENTS`` SiteTelemetry events (1,000 sites, 1 Hz) in a
 12-partition topic, read by the real worker, i.e. the app ``flowerhub streams worker`` runs,
-under ``faust.Worker`` in a child process (``bench.streams_worker_rate``): its telemetry
-service (``streams.agents.telemetry_service``: aiokafka ``getmany`` batches -> column-wise
-decode and checks, site book, 1 s and 10 s windows -> FleetStates sent and acknowledged ->
-offsets committed). Baseline, same run, same topic: a raw aiokafka consumer (manual assignment,
+under ``faust.Worker`` in a child process (``bench.streams_worker_rate``): its site tasks
+(``streams.agents.site_tasks``: aiokafka ``getmany`` batches -> per partition column-wise
+decode and checks, 1 s and 10 s windows -> slices and progress for the leader sent and
+acknowledged -> offsets committed; the leader merging them into FleetStates in the same
+process). Baseline, same run, same topic: a raw aiokafka consumer (manual assignment,
 ``getmany``) reading every event without decoding, best of the rounds before and after.
 Goal: >= 0.5x the raw consumer and >= 50,000 events/s. This is the headline figure.
 
 ``telemetry_decode_aggregate``: the same raw consumer feeding every ``getmany`` (all its
-partitions' records, as the worker's service does) to the worker's batch step in this
-process (``TelemetryAggregator.add_batch``, no producer, no commit): the ceiling of the
-step's own work, same baseline and goal.
+partitions' records) to the batch step in this process (``TelemetryAggregator.add_batch``,
+the step the worker runs per partition; no producer, no commit): the ceiling of the step's
+own work, same baseline and goal.
 
 (b) ``fleet_setpoint_to_10k_commands``: one FleetSetpoint over 10,000 known sites -> the
-allocator (``AllocatorAgent.allocate``) -> 10,000 SiteSetpoints produced to
+leader's step (``LeaderCore.handle_fleet``) -> 10,000 SiteSetpoints produced to
 ``site.setpoints`` -> consumed back -> setpoint filter (``setpoint_of_plain`` +
-``filter_setpoint``, fresh state per site, as the agent) -> 10,000 SiteCommands produced to
+``filter_setpoint``, fresh state per site, as the filter) -> 10,000 SiteCommands produced to
 ``site.commands``, clock stopped when Kafka acknowledged the last command (acks=all). Both
 hops encode with the raw codec and produce in per-partition batches
 (``streams.agents.batching.KeyedBatchSender``). The hops are this bench's own loop, not
-the Faust agents (the real worker's figure: ``fleet_setpoint_to_10k_commands_worker``).
+the worker's services (the real worker's figure: ``fleet_setpoint_to_10k_commands_worker``).
 Baseline, same run: 10,000 pre-encoded commands produced the same batched way (the Kafka
 floor of one hop); the note also gives one ``send()`` per record. Goal: <= 1 s.
 
@@ -51,12 +52,20 @@ from contract.codec import encode, raw_codec
 from contract.kafka import clients
 from contract.kafka.admin import create_topics
 from contract.kafka.settings import KafkaSettings
+from contract.records import SiteTelemetry
 from contract.topics import topic
 from flowerhub.broker.probe import produce
 from streams.agents.batching import KeyedBatchSender
-from streams.app import StreamsApp, build, prepare_topics, settings_with
+from streams.agents.leading import leader_config
+from streams.app import prepare_topics, settings_with
+from streams.settings import StreamsSettings
+from streams.steps.fleet_aggregation import sample_of
+from streams.steps.leader_core import LeaderCore
 from streams.steps.plain import setpoint_of_plain
 from streams.steps.setpoint_filter import FilterState, filter_setpoint
+from streams.steps.sitebook import SiteBook
+from streams.steps.slices import slice_of_samples
+from streams.steps.telemetry_step import TelemetryAggregator
 from streams.testing.agents import fleet_setpoint_record, telemetry_record
 
 S = 1_000_000
@@ -67,10 +76,8 @@ ROUNDS = 2
 CHUNK = 2_500  # setpoints encoded and queued per send_all
 
 
-def _app(kafka: KafkaSettings, prefix: str) -> StreamsApp:
-    return build(
-        settings_with(bootstrap=kafka.bootstrap_servers, app_id=f"{prefix}app", prefix=prefix)
-    )
+def _settings(kafka: KafkaSettings, prefix: str) -> StreamsSettings:
+    return settings_with(bootstrap=kafka.bootstrap_servers, app_id=f"{prefix}app", prefix=prefix)
 
 
 async def _consume_all(
@@ -143,7 +150,7 @@ async def _worker_child(
 
 async def _worker_commands(kafka: KafkaSettings, mode: str = "commands") -> dict[str, float]:
     """One FleetSetpoint -> 10,000 commands (``reserves``: three ReserveAssignments -> 30,000)
-    through the real worker's agents."""
+    through the real worker's services."""
     prefix = f"bench-streams-{uuid.uuid4().hex[:8]}."
     now = time.time_ns() // 1000
     telemetry = [
@@ -189,12 +196,12 @@ async def _telemetry(kafka: KafkaSettings) -> list[BenchResult]:
     raw_rates: list[float] = []
     agg_rates: list[float] = []
     states: list[int] = []
-    for _ in range(ROUNDS):  # alternating, best of each; a fresh app (empty windows) each
-        built = _app(kafka, prefix)
+    for _ in range(ROUNDS):  # alternating, best of each; a fresh step (empty windows) each
+        step = TelemetryAggregator(_settings(kafka, prefix), SiteBook())
         states.clear()
 
-        def decode_aggregate(records: list[Any], built: StreamsApp = built) -> None:
-            states.append(len(built.aggregator.add_batch(records, 0).states))
+        def decode_aggregate(records: list[Any], step: TelemetryAggregator = step) -> None:
+            states.append(len(step.add_batch(records, 0).states))
 
         raw_s, raw_n = await _consume_all(kafka, name, parts, EVENTS, None)
         agg_s, agg_n = await _consume_all(kafka, name, parts, EVENTS, decode_aggregate)
@@ -249,23 +256,26 @@ class _Hop:
     commands: KeyedBatchSender
 
 
-async def _pipeline_once(built: StreamsApp, hop: _Hop, tag: str) -> tuple[float, float, float, int]:
+async def _pipeline_once(
+    settings: StreamsSettings, hop: _Hop, tag: str
+) -> tuple[float, float, float, int]:
     """One fleet setpoint through allocate -> setpoints -> filter -> commands (acked):
     (total seconds, seconds until the setpoints were acked, this process's CPU seconds,
     commands)."""
     now = time.time_ns() // 1000
+    core = LeaderCore(leader_config(settings))  # the leader's step, as in the worker
+    rows = []
     for i in range(COMMAND_SITES):  # fresh telemetry for every site (outside the clock)
-        built.book.update_telemetry(
-            telemetry_record(f"site-{i:05d}", now - S, headroom_up_kw=3.0 + i % 5)
-        )
+        site = f"site-{i:05d}"
+        tel = SiteTelemetry.from_record(telemetry_record(site, now - S, headroom_up_kw=3.0 + i % 5))
+        rows.append((site, sample_of(tel)))
+    core.book.note_slice(slice_of_samples(0, 1, now - S, rows))
     order = fleet_setpoint_record("flowerhub", tag, now, 35.0, now + 60 * S)
-    config = built.setpoint_filter.config
+    config = settings.filter.to_config()
     codec = raw_codec()  # the hot-path codec: int micros and str uuids, as to_record gives
 
     started, cpu = time.perf_counter(), time.process_time()
-    allocation = built.allocator.allocate("FleetSetpoint", order)
-    assert allocation is not None  # a FleetSetpoint always allocates
-    setpoints = allocation.setpoints
+    setpoints = core.handle_fleet("FleetSetpoint", order, now).setpoints
     # the broker gets a chunk while we encode the next
     sent = [
         await hop.setpoints.send_all(
@@ -280,13 +290,13 @@ async def _pipeline_once(built: StreamsApp, hop: _Hop, tag: str) -> tuple[float,
     acked.add_done_callback(lambda _: acked_at.append(time.perf_counter()))
     futures = []
     received = commands = 0
-    while received < len(allocation.setpoints):
+    while received < len(setpoints):
         batches = await hop.consumer.getmany(timeout_ms=1000, max_records=10_000)
         out = []
         for records in batches.values():
             received += len(records)
             for r in records:
-                sp = setpoint_of_plain(codec.decode(r.value).record)  # as the agent
+                sp = setpoint_of_plain(codec.decode(r.value).record)  # as the filter
                 _, command, _ = filter_setpoint(FilterState(), sp, now, config)
                 if command is not None:
                     out.append(
@@ -321,7 +331,7 @@ async def _commands(kafka: KafkaSettings) -> list[BenchResult]:
     prefix = f"bench-streams-{uuid.uuid4().hex[:8]}."
     rows = [topic("site.setpoints"), topic("site.commands")]
     await create_topics(kafka, prefix, topics=rows)
-    built = _app(kafka, prefix)
+    settings = _settings(kafka, prefix)
     producer = clients.producer(
         kafka, enable_idempotence=False, linger_ms=10, max_batch_size=1024 * 1024
     )
@@ -343,7 +353,7 @@ async def _commands(kafka: KafkaSettings) -> list[BenchResult]:
         raws = []
         singles = []
         for n in range(ROUNDS):  # alternating, best of each
-            runs.append(await _pipeline_once(built, hop, f"bench-{n}"))
+            runs.append(await _pipeline_once(settings, hop, f"bench-{n}"))
             raws.append(await _raw_once(hop, batched=True))
             singles.append(await _raw_once(hop, batched=False))
     finally:
@@ -365,8 +375,8 @@ async def _commands(kafka: KafkaSettings) -> list[BenchResult]:
             goal="<= 1 s",
             higher_is_better=False,
             note=f"the real worker holding {COMMAND_SITES} sites: three ReserveAssignments "
-            f"(FCR-N, FCR-D up, FCR-D down on the same homes) produced at once -> allocator "
-            f"agent (each split from the room the others leave) -> 30,000 site setpoints -> "
+            f"(FCR-N, FCR-D up, FCR-D down on the same homes) produced at once -> the "
+            f"leader (each split from the room the others leave) -> 30,000 site setpoints -> "
             f"setpoint filter (three lanes per home) -> {stacked['commands']:.0f} SiteCommands "
             f"read back; the split (30,000 setpoints acknowledged by Kafka) took "
             f"{stacked['split_s']:.3f} s of it against {worker['split_s']:.3f} s for one "
@@ -382,7 +392,7 @@ async def _commands(kafka: KafkaSettings) -> list[BenchResult]:
             goal="<= 1 s",
             higher_is_better=False,
             note="the same run's split alone: three ReserveAssignments produced -> the real "
-            "worker's allocator agent -> 30,000 site setpoints acknowledged by Kafka; "
+            "worker's leader -> 30,000 site setpoints acknowledged by Kafka; "
             "baseline: one FleetSetpoint's 10,000 setpoints in the single-product run",
         ),
         BenchResult(
@@ -394,7 +404,7 @@ async def _commands(kafka: KafkaSettings) -> list[BenchResult]:
             higher_is_better=False,
             note=f"the real worker (streams.app.build run by faust.Worker, as `flowerhub "
             f"streams worker`) holding {COMMAND_SITES} sites: one FleetSetpoint produced -> "
-            f"allocator agent (setpoints in per-partition batches, acked) -> site.setpoints -> "
+            f"leader (setpoints in per-partition batches, acked) -> site.setpoints -> "
             f"setpoint filter (its batch consumer's getmany batches; commands, then the "
             f"Faust table's changelog, in per-partition batches, acked; offsets committed) -> "
             f"{worker['commands']:.0f} SiteCommands read back; the worker child's CPU "

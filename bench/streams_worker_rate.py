@@ -9,22 +9,22 @@ the settings for BOOTSTRAP, PREFIX, APP_ID) and run it with ``faust.Worker`` in 
 (its own consumer group: topics are read from the start). A child process because a Faust
 worker takes over logging, signals and the event loop.
 
-- ``telemetry``: the worker's telemetry service (``streams.agents.telemetry_service``:
-  batched consumer -> decode, book, windows -> FleetStates acknowledged -> commit), timed
+- ``telemetry``: the worker's site tasks (``streams.agents.site_tasks``: batched consumer ->
+  per partition decode, windows -> slices for the leader acknowledged -> commit), timed
   from the end of its first batch to the batch that completes EVENTS records (the records
   of the first batch are not counted). Writes ``{"rate", "events", "seconds", "startup_s",
-  "batches"}``.
-- ``commands``: once the book holds SITES sites (telemetry the parent produced), one
-  FleetSetpoint is produced and the clock runs until SITES SiteCommands were read back from
-  ``site.commands`` (allocator agent -> ``site.setpoints`` -> setpoint filter batch consumer ->
+  "batches", "late"}``.
+- ``commands``: once the leader's book holds SITES sites (telemetry the parent produced),
+  one FleetSetpoint is produced and the clock runs until SITES SiteCommands were read back
+  from ``site.commands`` (the leader -> ``site.setpoints`` -> the site tasks' filter ->
   ``site.commands``, all in the worker). Writes ``{"seconds", "commands", "startup_s",
   "cpu_s"}`` (``cpu_s``: this process's CPU time over the same span: worker, this reader
   and the producer of the order; the broker runs apart).
 - ``reserves``: the same, with three ReserveAssignments produced at once (FCR-N, FCR-D up,
   FCR-D down on the same homes: ``RESERVE_KW_PER_SITE``) instead of the FleetSetpoint; the
   clock runs until 3 x SITES SiteCommands were read back. Both also write ``split_s``: when
-  the allocator agent's site setpoints were all acknowledged by Kafka (its
-  ``setpoints_sent``, looked at every ``POLL_S``).
+  the leader's site setpoints were all committed (its ``setpoints_sent``, looked at every
+  ``POLL_S``).
 """
 
 from __future__ import annotations
@@ -101,14 +101,15 @@ async def until(what: str, done: Callable[[], bool | Awaitable[bool]], deadline:
 
 async def measure_telemetry(kafka: KafkaSettings, prefix: str, app_id: str, events: int) -> Any:
     built = build(settings_with(bootstrap=kafka.bootstrap_servers, app_id=app_id, prefix=prefix))
-    service = built.telemetry
+    service = built.site_tasks
     async with running(built) as launched:
         deadline = launched + TIMEOUT_S
         await until("first telemetry batch", lambda: service.records > 0, deadline)
-        first, first_count, first_batches = time.perf_counter(), service.records, service.batches
+        first, first_count, first_batches = time.perf_counter(), service.records, service.cycles
         await until(f"{events} telemetry events", lambda: service.records >= events, deadline)
         last, last_count = time.perf_counter(), service.records
-        batches = service.batches - first_batches
+        batches = service.cycles - first_batches
+        late = service.late
     counted = last_count - first_count
     return {
         "rate": counted / (last - first),
@@ -116,7 +117,18 @@ async def measure_telemetry(kafka: KafkaSettings, prefix: str, app_id: str, even
         "seconds": last - first,
         "startup_s": first - launched,
         "batches": batches,
+        "late": late,
     }
+
+
+def leader_book_size(built: StreamsApp) -> int:
+    leading = built.leader.leading
+    return 0 if leading is None else len(leading.core.book)
+
+
+def leader_setpoints(built: StreamsApp) -> int:
+    leading = built.leader.leading
+    return 0 if leading is None else leading.setpoints_sent
 
 
 def _orders(
@@ -170,7 +182,11 @@ async def measure_commands(
             await consumer.position(tp)
         async with running(built) as launched:
             deadline = launched + TIMEOUT_S
-            await until(f"{sites} sites in the book", lambda: built.book.version >= sites, deadline)
+            await until(
+                f"{sites} sites in the leader's book",
+                lambda: leader_book_size(built) >= sites,
+                deadline,
+            )
             ready = time.perf_counter()
             now = time.time_ns() // 1000
             orders = _orders(settings, mode, sites, now)
@@ -180,11 +196,10 @@ async def measure_commands(
                 for topic, event, record in orders
             ]
             await asyncio.gather(*sends)
-            allocator = built.allocator
             split: list[float] = []
 
             async def split_done() -> None:
-                await until("setpoints", lambda: allocator.setpoints_sent >= expected, deadline)
+                await until("setpoints", lambda: leader_setpoints(built) >= expected, deadline)
                 split.append(time.perf_counter() - started)
 
             watching = asyncio.ensure_future(split_done())

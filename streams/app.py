@@ -1,20 +1,23 @@
-"""The Faust app factory: ``create_app(settings) -> faust.App`` (no module-global app).
+"""The streams worker: ``build(settings)`` -> the Faust app hosting the worker's two services.
 
-``flowerhub streams worker`` runs it (``flowerhub.cli.streams``). Every topic is pre-created by the
-project before the worker starts (``prepare_topics``): the table's topics under the
-settings' prefix, and the app's internal topics (``internal_topics``: each table's
-changelog ``<app_id>-<table>-changelog`` and the assignor's leader topic), so the app sets
-``topic_allow_declare=False`` and never relies on broker auto-creation.
+``flowerhub streams worker`` runs it (``flowerhub.cli.streams``); run as many as the fleet
+needs (README "How to run at scale"). Each worker runs:
 
-Agents (``streams.agents``): allocator (+ command results), live compliance. The two bulk
-inputs are not Faust agents (Faust's per-event delivery is far slower than they arrive):
-the app's ``TelemetryService`` (``streams.agents.telemetry_service``) consumes telemetry in
-batches into the pure aggregation step (consumer group ``<app_id>-telemetry``), and the
-setpoint filter's ``BatchConsumer`` (``streams.agents.batch_consumer``, group
-``<app_id>-setpoints``) feeds ``site.setpoints`` in batches to the filter, whose state is a
-Faust table; both start after table recovery and stop with the app. Tables live in the
-memory store, rebuilt from their changelogs on start. Topics carry raw bytes; the agents
-apply the project's Avro codec.
+- :class:`~streams.agents.site_tasks.SiteTasks`: the per-site work of the
+  ``site.telemetry``/``site.setpoints`` partitions the group ``<app_id>-sites`` gives it
+  (telemetry decode and per-partition windows -> slices for the leader; the setpoint
+  filter and its changelog; a warm standby copy of the other partitions' filter state);
+- :class:`~streams.agents.leader.FleetLeader`: the election; on the one worker elected,
+  the fleet-level work (FleetStates from the slices, allocation, live compliance), its
+  state restored from Kafka on every takeover and every output in a transaction that
+  fences the previous leader.
+
+Faust hosts them (worker lifecycle, signals, logging); neither is a Faust agent: Faust's
+per-event delivery is far slower than the inputs arrive, its tables cannot be co-assigned
+with batched consumers, and its leader election cannot fence a resumed leader (see the
+services' docs). Every topic is pre-created by the project before the worker starts
+(``prepare_topics``): the table's topics under the settings' prefix, and the app's internal
+ones (``internal_topics``).
 """
 
 from __future__ import annotations
@@ -28,32 +31,26 @@ import faust
 
 from contract.kafka.admin import CreateReport, create_topics, warn_under_replicated
 from contract.topics import TOPICS, Topic
-from streams.agents import allocator, compliance, setpoint_filter
-from streams.agents.aggregator import TelemetryAggregator
-from streams.agents.base import AgentContext, wall_clock_micros
-from streams.agents.sitebook import SiteBook
-from streams.agents.telemetry_service import TelemetryService
+from streams.agents.leader import FleetLeader
+from streams.agents.site_tasks import SiteTasks
 from streams.settings import StreamsSettings
 from streams.shutdown import BoundedWorker, report_pending
 
 log = logging.getLogger(__name__)
 
 READY_MESSAGE = "flowerhub streams worker ready"
-TABLES = (setpoint_filter.TABLE, compliance.TABLE)
+#: how long the partitions' slices stay (a leader absent longer loses those windows)
+SLICES_RETENTION_MS = 6 * 3600 * 1000
 
 
 @dataclass(frozen=True)
 class StreamsApp:
-    """A built app and its agents (tests and benches reach the agents through it)."""
+    """A built worker: the Faust app and its two services (tests and benches reach them)."""
 
     app: faust.App
-    ctx: AgentContext
-    book: SiteBook
-    setpoint_filter: setpoint_filter.SetpointFilter
-    allocator: allocator.AllocatorAgent
-    aggregator: TelemetryAggregator
-    compliance: compliance.ComplianceAgent
-    telemetry: TelemetryService
+    settings: StreamsSettings
+    site_tasks: SiteTasks
+    leader: FleetLeader
 
 
 def broker_credentials(settings: StreamsSettings) -> Any:
@@ -93,64 +90,36 @@ def build(
     settings: StreamsSettings,
     *,
     partitions: int | None = None,
-    clock: Callable[[], int] = wall_clock_micros,
-    store: str = "memory://",
     on_ready: Callable[[], None] | None = None,
 ) -> StreamsApp:
-    """The app with every agent registered. ``partitions`` overrides every topic's partition
-    count (topics created with ``create_topics(..., partitions=n)``); ``clock`` is the
-    processing-time clock (int microseconds); ``on_ready`` runs once the worker is ready (the
-    CLI passes its process-wide GC policy)."""
+    """The worker. ``partitions`` overrides every topic's partition count (topics created
+    with ``create_topics(..., partitions=n)``); ``on_ready`` runs once the worker is ready
+    (the CLI passes its process-wide GC policy)."""
     app = faust.App(
         settings.app_id,
         broker=settings.broker_urls(),
         broker_credentials=broker_credentials(settings),
-        store=store,
+        store="memory://",
         autodiscover=False,
         topic_allow_declare=False,
         web_enabled=False,
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
-        table_standby_replicas=0,
-        # per-partition batches of a fan-out (streams.agents.batching) of up to 512 KiB: one
-        # partition has one batch in flight at a time, so 16 KiB (the default) meant a dozen
-        # round trips per partition for one fleet setpoint's 10,000 commands
-        producer_max_batch_size=512 * 1024,
-        broker_commit_every=100,
-        broker_commit_interval=1.0,
-        # a killed worker's partitions move to the others after 10 s (Faust's default: 60 s)
         broker_session_timeout=10.0,
         broker_heartbeat_interval=3.0,
         # SIGTERM -> gone within WORKER_STOP_S even with Kafka unreachable (streams.shutdown)
         Worker=BoundedWorker,
     )
-    ctx = AgentContext(app, settings, partitions, clock)
-    book = SiteBook()
-    aggregator = TelemetryAggregator(settings, book)
-    telemetry = TelemetryService(
-        app, settings, aggregator, clock=clock, sender=ctx.sender, beacon=app.beacon
-    )
-    app.service(telemetry)  # type: ignore[arg-type]  # an instance: Faust starts it as is
-    report_pending(ctx.unacked)
-
-    async def close_outputs(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        await ctx.close_sender()
-
-    app.on_before_shutdown.connect(close_outputs)
-
-    built = StreamsApp(
-        app,
-        ctx,
-        book,
-        setpoint_filter.register(ctx, book),
-        allocator.register(ctx, book),
-        aggregator,
-        compliance.register(ctx, book),
-        telemetry,
-    )
+    site_tasks = SiteTasks(app, settings, partitions=partitions, beacon=app.beacon)
+    leader = FleetLeader(app, settings, partitions=partitions, beacon=app.beacon)
+    app.service(site_tasks)  # an instance: Faust starts it as it is
+    app.service(leader)
+    # what the stop watchdog names if the stop runs out of time (streams.shutdown)
+    report_pending(site_tasks.unacked)
+    report_pending(leader.unacked)
+    built = StreamsApp(app, settings, site_tasks, leader)
 
     async def announce_ready() -> None:
-        # app tasks start once table recovery is over and partitions are sought
         undo_spinner_debug(logging.getLogger())
         if on_ready is not None:
             on_ready()
@@ -182,37 +151,58 @@ def create_app(
     partitions: int | None = None,
     on_ready: Callable[[], None] | None = None,
 ) -> faust.App:
-    """The streams Faust app for ``settings`` (see ``build`` for the agents)."""
+    """The streams Faust app for ``settings`` (see ``build``)."""
     return build(settings, partitions=partitions, on_ready=on_ready).app
 
 
 def internal_topics(app_id: str, partitions: int | None = None) -> tuple[Topic, ...]:
-    """The app's own topics: one compacted changelog per table, partitioned like the
-    table's source topic, and the assignor leader topic (one partition)."""
-    sources = {setpoint_filter.TABLE: "site.setpoints", compliance.TABLE: "fleet.state"}
+    """The app's own topics: the filter's compacted changelog (partitioned like
+    ``site.setpoints``), the partitions' slices for the leader (like ``site.telemetry``),
+    the election topic and the leader's compacted snapshot (one partition each), and
+    Faust's assignor topic."""
     by_name = {t.name: t for t in TOPICS}
-    rows = [
+    return (
         Topic(
-            f"{app_id}-{table}-changelog",
+            f"{app_id}-filter-state-changelog",
             None,
-            "faust-table-json",
-            partitions or by_name[sources[table]].partitions,
+            "filter-state-json",
+            partitions or by_name["site.setpoints"].partitions,
             cleanup_policy="compact",
             retention_ms=None,
-            doc=f"Changelog of the {table} table.",
-        )
-        for table in TABLES
-    ]
-    rows.append(
+            doc="Changelog of the setpoint filter's state per site.",
+        ),
+        Topic(
+            f"{app_id}-site-slices",
+            None,
+            "window-slice-json",
+            partitions or by_name["site.telemetry"].partitions,
+            retention_ms=SLICES_RETENTION_MS,
+            doc="Each telemetry partition's closed windows and progress, for the leader.",
+        ),
+        Topic(
+            f"{app_id}-leader",
+            None,
+            "election",
+            1,
+            doc="The leader election: the member holding partition 0 leads.",
+        ),
+        Topic(
+            f"{app_id}-leader-state",
+            None,
+            "leader-state-json",
+            1,
+            cleanup_policy="compact",
+            retention_ms=None,
+            doc="The leader's snapshot (allocations, compliance, windows emitted, offsets).",
+        ),
         Topic(
             f"{app_id}-__assignor-__leader",
             None,
             "faust-internal",
             1,
             doc="Faust's assignor leader topic.",
-        )
+        ),
     )
-    return tuple(rows)
 
 
 async def prepare_topics(

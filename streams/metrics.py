@@ -3,29 +3,40 @@
 ``flowerhub streams worker --metrics-port PORT`` (or ``FLOWERHUB_METRICS_PORT``; see
 :mod:`contract.metrics` for the host, ``0`` and ``off``) serves them at ``/metrics``.
 
-Nothing is counted here: the agents keep plain counts where things happen (the setpoint
-filter's reasons, the dead letters of every agent and of the telemetry service, the batch
-consumers' records and commits, the outputs' delivery), and :class:`WorkerCollector` reads
-them, the consumers' positions and the site book when Prometheus scrapes. So the hot paths
-pay one dict increment per setpoint at most, and the worker's figures stay the bench's.
+Nothing is counted here: the worker's two services keep plain counts where things happen
+(``SiteTasks``: the setpoint filter's reasons, dead letters, records done, late telemetry,
+its committed offsets and its outputs' delivery; ``FleetLeader``: its leads' dead letters,
+the lead itself and the leader's book), and :class:`WorkerCollector` reads them, the
+consumers' positions and the book when Prometheus scrapes. So the hot paths pay one dict
+increment per cycle at most, and the worker's figures stay the bench's.
+
+Every worker of an app serves its own page; sum over the workers for the fleet (each
+setpoint, record and dead letter is counted by the one worker that handled it; the fleet's
+sites by the leader only).
 
 Series (``flowerhub_`` prefix; counters end in ``_total`` in the exposition):
 
-- ``flowerhub_filter_setpoints_total{reason, outcome}``: every site setpoint the filter
-  decided on, by :class:`~streams.steps.setpoint_filter.FilterReason` and what became of it:
-  ``written``, ``held`` (held back as its lane's pending setpoint: later DEFERRED, REFRESH or
-  EXPIRED, each counted again then), ``unchanged``, ``dropped`` (DUPLICATE, STALE,
-  OUT_OF_ORDER, EXPIRED). Every reason is there from the start, at 0;
-- ``flowerhub_dead_letters_total{consumer, error_type}`` (:mod:`contract.metrics`);
-- ``flowerhub_consumer_lag_records{group, topic, partition}``: the batch consumers'
-  (``<app_id>-telemetry``, ``<app_id>-setpoints``) and the Faust agents' (``<app_id>``);
-- ``flowerhub_consumer_records_total{group, topic}``: records the batch consumers processed
+- ``flowerhub_filter_setpoints_total{reason, outcome}``: every site setpoint the filter of
+  this worker's partitions decided on, by :class:`~streams.steps.setpoint_filter.FilterReason`
+  and what became of it: ``written``, ``held`` (held back as its lane's pending setpoint:
+  later DEFERRED, REFRESH or EXPIRED, each counted again then), ``unchanged``, ``dropped``
+  (DUPLICATE, STALE, OUT_OF_ORDER, EXPIRED). Every reason is there from the start, at 0;
+- ``flowerhub_dead_letters_total{consumer, error_type}`` (:mod:`contract.metrics`): the
+  site tasks' (``site-tasks``'s telemetry decoder ``fleet-aggregator``, the
+  ``setpoint-filter``) and the leader's (``fleet-leader``);
+- ``flowerhub_consumer_lag_records{group, topic, partition}``: the site tasks' group
+  (``<app_id>-sites``: records past its committed offset) and, on the worker that leads, its
+  inputs (group label ``<app_id>-leader``: records past the lead's position);
+- ``flowerhub_consumer_records_total{group, topic}``: records the site tasks processed
   (outputs acknowledged, offsets committed);
-- ``flowerhub_fleet_sites{state}``: sites in the worker's site book, ``online`` when their
-  telemetry is newer than ``allocator.telemetry_max_age_s`` (what the allocator counts),
-  else ``offline``;
-- ``flowerhub_kafka_*{sender}``: the outputs' per-record acknowledged delivery
-  (:func:`contract.metrics.delivery_families`);
+- ``flowerhub_telemetry_late_records_total``: telemetry records dropped as late (their
+  window had closed in their partition's stream time) on the partitions this worker owned;
+- ``flowerhub_worker_leading``: 1 on the worker that leads the fleet-level work now, else 0;
+- ``flowerhub_fleet_sites{state}``: on the worker that leads, the sites in the leader's
+  book, ``online`` when their telemetry is newer than ``allocator.telemetry_max_age_s`` at
+  the lead's event time (what the allocator counts), else ``offline``; 0 on the others;
+- ``flowerhub_kafka_*{sender}``: the site tasks' per-record acknowledged delivery
+  (:func:`contract.metrics.delivery_families`; the leader's outputs are transactional);
 - the process, platform and GC series of :func:`contract.metrics.service_registry`.
 """
 
@@ -36,7 +47,6 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-import faust
 from mode import Service
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -52,23 +62,15 @@ from contract.metrics import (
     lag_family,
     service_registry,
 )
+from streams.agents.groups import group_id
 from streams.app import StreamsApp
+from streams.steps.leader_core import LeaderCore
 from streams.steps.setpoint_filter import FilterReason
 
 log = logging.getLogger(__name__)
 
 #: the log line naming the URL (WARNING, like the ready line: shown at every log level)
 SERVING = "flowerhub streams worker metrics at"
-
-
-def faust_consumer_lag(app: faust.App, group: str) -> Iterator[LagRow]:
-    """The Faust agents' consumer (Faust 0.15.3 internals, read only: ``App._consumer``,
-    created when the app starts, and its ``_committed_offset`` by partition, what Faust
-    committed last; no public accessor exists)."""
-    consumer = getattr(app, "_consumer", None)
-    committed = getattr(consumer, "_committed_offset", None)
-    if consumer is not None and committed is not None:
-        yield from consumer_lag(consumer, committed, group)
 
 
 class WorkerCollector(Collector):
@@ -79,28 +81,40 @@ class WorkerCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         built = self.built
-        ctx = built.ctx
-        yield self._filter(built.setpoint_filter.reasons)
-        yield dead_letter_family(ctx.dead_letters + built.telemetry.dead_letters)
-        consumers = [built.telemetry, built.setpoint_filter.consumer]
-        rows: list[LagRow] = []
+        tasks, leader = built.site_tasks, built.leader
+        app_id = built.settings.app_id
+        leading = leader.leading if leader.is_leader else None
+        yield self._filter(tasks.reasons)
+        yield dead_letter_family(tasks.dead_letters + leader.dead_letters)
+        group = group_id(built.settings)
+        rows: list[LagRow] = list(consumer_lag(tasks.consumer, tasks.committed, group))
+        if leading is not None:
+            rows += consumer_lag(leading.consumer, leading.positions, f"{app_id}-leader")
+        yield lag_family(rows)
         records = CounterMetricFamily(
             "flowerhub_consumer_records",
-            "Records the worker's batch consumers processed (outputs acknowledged by Kafka, "
+            "Records the worker's site tasks processed (outputs acknowledged by Kafka, "
             "offsets committed)",
             labels=["group", "topic"],
         )
-        for consumer in consumers:
-            if consumer is None:
-                continue
-            rows += consumer_lag(consumer.kafka_consumer, consumer.committed, consumer.group)
-            records.add_metric([consumer.group, consumer.topic], consumer.records)
-        rows += faust_consumer_lag(built.app, ctx.settings.app_id)
-        yield lag_family(rows)
+        for topic in (tasks.telemetry_topic, tasks.setpoints_topic):
+            records.add_metric([group, topic], tasks.records_done[topic])
         yield records
-        yield self._sites()
-        name = f"{ctx.settings.app_id} outputs"
-        yield from delivery_families([(name, ctx.delivery, len(ctx.unacked()))])
+        yield CounterMetricFamily(
+            "flowerhub_telemetry_late_records",
+            "Telemetry records dropped as late: their window had closed in their partition's "
+            "stream time (aggregation.idle_s after the partition fell silent)",
+            value=tasks.late_total,
+        )
+        yield GaugeMetricFamily(
+            "flowerhub_worker_leading",
+            "1 on the worker that leads the fleet-level work (FleetStates, allocation, live "
+            "compliance) now, else 0",
+            value=1 if leading is not None else 0,
+        )
+        yield self._sites(leading.core if leading is not None else None)
+        name = f"{group} outputs"
+        yield from delivery_families([(name, tasks.delivery, len(tasks.unacked()))])
 
     @staticmethod
     def _filter(reasons: Counter[FilterReason]) -> CounterMetricFamily:
@@ -114,26 +128,27 @@ class WorkerCollector(Collector):
             family.add_metric([reason.value, reason.outcome], reasons.get(reason, 0))
         return family
 
-    def _sites(self) -> GaugeMetricFamily:
-        ctx = self.built.ctx
-        max_age = ctx.settings.allocator.telemetry_max_age_s * MICROS_PER_S
-        now = ctx.clock()
-        seen = self.built.book.last_seen
-        online = sum(1 for t in seen.values() if now - t <= max_age)
+    def _sites(self, core: LeaderCore | None) -> GaugeMetricFamily:
+        online = offline = 0
+        if core is not None and core.clock is not None:
+            max_age = round(self.built.settings.allocator.telemetry_max_age_s * MICROS_PER_S)
+            stale = len(core.book.stale(core.clock - max_age))
+            online, offline = len(core.book) - stale, stale
         family = GaugeMetricFamily(
             "flowerhub_fleet_sites",
-            "Sites in the worker's site book: online when their telemetry is newer than "
-            "allocator.telemetry_max_age_s (the sites the allocator can use), else offline",
+            "Sites in the leader's book (0 on a worker that does not lead): online when their "
+            "telemetry is newer than allocator.telemetry_max_age_s at the lead's event time "
+            "(the sites the allocator can use), else offline",
             labels=["state"],
         )
         family.add_metric(["online"], online)
-        family.add_metric(["offline"], len(seen) - online)
+        family.add_metric(["offline"], offline)
         return family
 
 
 class MetricsService(Service):
-    """``/metrics`` of a built worker on the worker's loop, started with the app (before the
-    tables recover: a worker recovering is visible too) and stopped after it."""
+    """``/metrics`` of a built worker on the worker's loop, started with the app and stopped
+    after it."""
 
     def __init__(self, built: StreamsApp, settings: MetricsSettings, **kwargs: Any) -> None:
         self.registry = service_registry()

@@ -38,6 +38,7 @@ __all__ = [
     "SaslMechanism",
     "SecurityProtocol",
     "StreamsSettings",
+    "WorkersSettings",
 ]
 
 _TOPIC_PREFIX = re.compile(r"^[A-Za-z0-9._-]*$")
@@ -55,11 +56,12 @@ class FilterSettings(_Group):
     min_interval_s: float = Field(default=10.0, ge=0, allow_inf_nan=False)
     refresh_before_s: float = Field(default=15.0, ge=0, allow_inf_nan=False)
     stop_min_validity_s: float = Field(default=60.0, ge=0, allow_inf_nan=False)
-    #: Period of the agent's timer that calls ``setpoint_filter.tick`` over the table.
-    tick_interval_s: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    #: How late (after its event time) a setpoint may still reach the filter before a held-
+    #: back write due earlier is made without waiting for it (``steps.filter_partition``).
+    hold_s: float = Field(default=1.0, ge=0, allow_inf_nan=False)
 
     def to_config(self) -> FilterConfig:
-        return FilterConfig(**self.model_dump(exclude={"tick_interval_s"}))
+        return FilterConfig(**self.model_dump(exclude={"hold_s"}))
 
 
 class AllocatorSettings(_Group):
@@ -75,10 +77,14 @@ class AllocatorSettings(_Group):
 
 
 class AggregationSettings(_Group):
-    """Fleet aggregation windows (seconds) and the late-event grace period."""
+    """Fleet aggregation windows (seconds), the late-event grace period (per partition, in
+    its own stream time), and how long a caught-up partition may be silent before its
+    stream time follows the clock (``steps.site_partition``: the bound on what a silent
+    partition holds back)."""
 
     windows_s: tuple[int, ...] = (1, 10)
     grace_s: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+    idle_s: float = Field(default=2.0, gt=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _windows(self) -> Self:
@@ -96,6 +102,29 @@ class ComplianceSettings(_Group):
 
     def to_config(self) -> ComplianceConfig:
         return ComplianceConfig(**self.model_dump())
+
+
+class WorkersSettings(_Group):
+    """How N workers share the work (``streams.agents.site_tasks``, ``streams.agents.leader``).
+
+    ``session_timeout_s``: a worker that stops heartbeating (killed, frozen) loses its
+    partitions and, if it led, the lead after this long (the brokers'
+    ``group.min.session.timeout.ms`` must allow it: Kafka's default is 6 s; the project's
+    brokers allow 1 s). ``hold_s``: how late after its event time a fleet request or a
+    command result may reach the leader and still be taken in event-time order.
+    ``lookback_s``: how far back a new leader re-reads the partitions' slices and the
+    command results (the sites' availability, derating)."""
+
+    session_timeout_s: float = Field(default=3.0, gt=0, allow_inf_nan=False)
+    heartbeat_interval_s: float = Field(default=0.5, gt=0, allow_inf_nan=False)
+    hold_s: float = Field(default=0.5, ge=0, allow_inf_nan=False)
+    lookback_s: float = Field(default=30.0, gt=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _heartbeat(self) -> Self:
+        if self.heartbeat_interval_s * 2 > self.session_timeout_s:
+            raise ValueError("heartbeat_interval_s must be at most half of session_timeout_s")
+        return self
 
 
 class StreamsSettings(KafkaSettings):
@@ -118,6 +147,7 @@ class StreamsSettings(KafkaSettings):
     allocator: AllocatorSettings = Field(default_factory=AllocatorSettings)
     aggregation: AggregationSettings = Field(default_factory=AggregationSettings)
     compliance: ComplianceSettings = Field(default_factory=ComplianceSettings)
+    workers: WorkersSettings = Field(default_factory=WorkersSettings)
 
     @model_validator(mode="after")
     def _topic_prefix(self) -> Self:

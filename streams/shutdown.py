@@ -8,9 +8,11 @@ stop has not ended within :data:`WORKER_STOP_S`, the watchdog names what was not
 acknowledged (the outputs still out, per topic-partition) and ends the process.
 
 Nothing is lost by that: the worker commits an input's offset only after its outputs were
-acknowledged (``AgentContext.send_many``), so the inputs of unacknowledged outputs are read
-again by the next worker (at-least-once; the outputs carry derived ids, readers dedupe by
-``event_id``). Its table state comes back from the changelogs.
+acknowledged (``SiteTasks``: per record, ``contract.kafka.delivery``; the leader: its
+transaction's commit), so the inputs of unacknowledged outputs are read again by the next
+owner (at-least-once for the per-site outputs, whose ids are derived: readers dedupe by
+``event_id``; an open transaction of the leader is aborted, and the next lead redoes it from
+its snapshot). The filter state comes back from its changelog.
 """
 
 from __future__ import annotations

@@ -90,6 +90,7 @@ def _container_broker() -> Iterator[str]:
         .with_env("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
         .with_env("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1")
         .with_env("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0")
+        .with_env("KAFKA_GROUP_MIN_SESSION_TIMEOUT_MS", "1000")
     )
     with container:
         bootstrap = f"127.0.0.1:{port}"

@@ -255,6 +255,9 @@ def server_properties(plan: ClusterPlan, node_id: int) -> dict[str, str]:
         "broker.session.timeout.ms": "3000",
         # Tests and the demo start consumer groups right away: no 3 s wait for more members.
         "group.initial.rebalance.delay.ms": "0",
+        # The streams workers' groups fail over on a 3 s session timeout (a killed leader's
+        # successor acts within 5 s); Kafka's default floor is 6 s.
+        "group.min.session.timeout.ms": "1000",
         "num.network.threads": "2",
         "num.io.threads": "4",
         "num.recovery.threads.per.data.dir": "1",

@@ -23,11 +23,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Start a local Kafka broker (or use an existing cluster: --bootstrap or "
         "FLOWERHUB_BOOTSTRAP_SERVERS / KAFKA_BOOTSTRAP_SERVERS), simulated homes, their "
         "edge bridges (over a local Mosquitto and the gateway unless --transport kafka), "
-        "the streams worker and the archiver; play a scenario; stop everything; "
-        "audit the event log and compare the verdicts with the scenario's expectations. "
-        "Exit status: 0 every expectation met, 1 not, 4 the streams worker died during the "
-        "scenario, 5 the archiver, 6 an edge bridge, 7 the UI, 8 the gateway (reported at "
-        "once on the progress line).",
+        "the streams workers (two by default: one that dies is restarted) and the archiver; "
+        "play a scenario; stop everything; audit the event log and compare the verdicts "
+        "with the scenario's expectations. Exit status: 0 every expectation met, 1 not, 4 a "
+        "streams worker died and could not be restarted, 5 the archiver, 6 an edge bridge, "
+        "7 the UI, 8 the gateway (reported at once on the progress line).",
     )
     parser.add_argument("--sites", type=int, help="fleet size (default: the scenario's, 60)")
     parser.add_argument(
@@ -46,6 +46,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default="mqtt",
         help="how the homes' bridges reach the cloud: mqtt (default: a local Mosquitto with "
         "one certificate per home and the MQTT<->Kafka gateway) or kafka (directly)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="streams workers of the one app (default 2: they share the sites' partitions, "
+        "one leads the fleet-level work; one that dies is restarted)",
     )
     add_connection(parser)
     parser.add_argument("--out", type=Path, default=Path("demo-out"), help="run directory root")
@@ -146,6 +153,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             ui=not args.no_ui,
             ui_port=args.ui_port,
             transport=args.transport,
+            workers=args.workers,
         )
         result = run_demo(options, progress=sys.stderr)
     except (ScenarioError, DemoError, ChildError) as exc:
@@ -199,6 +207,8 @@ def _children_code(result: Any, code: int) -> int:
     if result.leftover_pids:
         print(f"left running: pids {result.leftover_pids}")
         code = 1
+    for restart in result.restarts:
+        print(restart.describe())
     for death in result.died:
         print(death.describe())
     return exit_code_for(result.died[0].name) if result.died else code

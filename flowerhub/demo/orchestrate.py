@@ -11,12 +11,14 @@
    ``<run>/mqtt/certs``) and the gateway (``gateway run``) between it and Kafka;
    ``transport="kafka"``: the bridges talk to Kafka directly, as before;
 5. child processes, each a real ``flowerhub`` verb: one edge bridge per OEM map
-   (``bridge run``; each site its own MQTT client), the streams worker (``streams worker``)
-   the archiver (``archive``) and the operations view (``ui``, its URL printed:
-   ``flowerhub.demo.uichild``);
-6. the scenario: frequency traces fed to every simulator plus a TEST / FREQUENCY_EVENT
-   ``MarketActivation`` (the allocator arms the sites' droop), activation orders
-   (``MarketActivation`` ORDER, the allocator sets site powers), incidents on their time;
+   (``bridge run``; each site its own MQTT client), ``workers`` streams workers of one app
+   (``streams worker``; two by default: they share the sites' partitions, one leads, and
+   one that dies is restarted: ``flowerhub.demo.workers``), the archiver (``archive``) and
+   the operations view (``ui``, its URL printed: ``flowerhub.demo.uichild``);
+6. the scenario (``flowerhub.demo.driver``): frequency traces fed to every simulator plus a
+   TEST / FREQUENCY_EVENT ``MarketActivation`` (the allocator arms the sites' droop),
+   activation orders (``MarketActivation`` ORDER, the allocator sets site powers),
+   incidents on their time (``worker_crash``: the leading worker killed);
 7. everything stopped (SIGTERM: the archiver flushes), the brokers too when they are ours;
 8. ``flowerhub audit --log <archive> --out <report>``; the verdicts are compared with the
    scenario's expectations (``flowerhub.demo.results``).
@@ -31,31 +33,23 @@ import contextlib
 import datetime as dt
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from contract.kafka import clients
 from contract.kafka.settings import KafkaSettings
 from edge.bridge.config import MqttConfig
-from flowerhub.demo.armed import (
-    ImportMeter,
-    arm,
-    armed_kw,
-    hold,
-    worker_environment,
-)
+from flowerhub.demo.driver import Driver, DriverError, Producer, wait_for_telemetry
 from flowerhub.demo.fleet import SiteSpec, compose_fleet, describe, map_models
-from flowerhub.demo.processes import Child, MemoryMeter, spawn
+from flowerhub.demo.processes import Child, ChildError, MemoryMeter, spawn
+from flowerhub.demo.armed import worker_environment
 from flowerhub.demo.results import AuditOutcome, SelfConsumption, run_audit
-from flowerhub.demo.scenario import FrequencyPhase, HoldPhase, OrderPhase, Scenario
+from flowerhub.demo.scenario import IncidentKind, Scenario
 from flowerhub.demo.sims import SimFleet, SimStartError
 from flowerhub.demo.testlog import RigLog, RigLogError, RigOutcome, judge_rig, write_rig_csv
 from flowerhub.demo.watch import Death, watch_children
+from flowerhub.demo.workers import Restart, WorkerPool, cancel
 
-FLEET_ID = "flowerhub"
-STEP_S = 0.1  # frequency trace update period (the simulators' register, read at each poll)
 WARMUP_S = 6.0  # telemetry from every site before the first order (the allocator's site book)
 
 
@@ -76,6 +70,7 @@ class DemoOptions:
     ui: bool = True  # flowerhub ui on the run's topics while it plays
     ui_port: int = 0  # 0: any free port
     transport: str = "mqtt"  # homes through Mosquitto and the gateway; "kafka": directly
+    workers: int = 2  # streams workers of the one app (supervised: one that dies restarts)
 
 
 @dataclass
@@ -93,6 +88,7 @@ class DemoResult:
     ui_url: str | None = None
     died: list[Death] = field(default_factory=list)  # children that exited while it played
     self_consumption: SelfConsumption | None = None  # over the hold phases (armed homes)
+    restarts: list[Restart] = field(default_factory=list)  # streams workers started again
 
 
 class Progress:
@@ -107,224 +103,6 @@ class Progress:
             print(f"[{time.monotonic() - self.t0:6.1f}s] {message}", file=self.out, flush=True)
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-class Producer:
-    """Encodes events with the project codec and sends them keyed per the topic table."""
-
-    def __init__(self, kafka: KafkaSettings, prefix: str) -> None:
-        self.prefix = prefix
-        self.kafka = kafka
-        self._producer = clients.producer(kafka)
-
-    async def start(self) -> None:
-        await clients.start(self._producer, self.kafka)
-
-    async def stop(self) -> None:
-        await clients.stop(self._producer)
-
-    async def send(self, event: str, **fields: Any) -> dict[str, Any]:
-        from contract.codec import encode, new_event
-        from contract.topics import topic_for_event
-
-        record = new_event(event, **fields)
-        row = topic_for_event(event)
-        await self._producer.send_and_wait(
-            row.full_name(self.prefix), value=encode(event, record), key=row.key_of(record)
-        )
-        return record
-
-
-class Driver:
-    """Plays the scenario against the running fleet."""
-
-    def __init__(
-        self,
-        scenario: Scenario,
-        fleet: SimFleet,
-        producer: Producer,
-        progress: Callable[[str], None],
-        speed: float,
-    ) -> None:
-        self.scenario = scenario
-        self.fleet = fleet
-        self.producer = producer
-        self.progress = progress
-        self.speed = speed
-        self.sent: list[dict[str, Any]] = []
-        self.rigs: list[RigLog] = []  # applied frequency + simulators' power, per phase
-        self.meter = ImportMeter()  # the armed homes' import over the hold phases
-
-    def _sleep_s(self, scenario_s: float) -> float:
-        return max(0.0, scenario_s / self.speed)
-
-    async def run(self) -> None:
-        incidents = sorted(self.scenario.incidents, key=lambda i: i.at_s)
-        t0 = time.monotonic()
-        pending = asyncio.create_task(self._incidents(incidents, t0))
-        try:
-            n, span = len(self.fleet.specs), self._sleep_s(self.scenario.duration_s)
-            self.sent += await arm(
-                self.scenario.reserves,
-                self.producer,
-                fleet_id=FLEET_ID,
-                sites=n,
-                duration_s=span,
-                progress=self.progress,
-            )
-            for start, phase in self.scenario.phase_starts():
-                wait = t0 + self._sleep_s(start) - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                if isinstance(phase, FrequencyPhase):
-                    await self._frequency(phase)
-                elif isinstance(phase, HoldPhase):
-                    await hold(phase, self.fleet, self.meter, self.progress, self.speed)
-                else:
-                    await self._order(phase)
-            end = t0 + self._sleep_s(self.scenario.duration_s) - time.monotonic()
-            if end > 0:
-                await asyncio.sleep(end)
-            await pending
-        finally:
-            pending.cancel()
-            self.fleet.set_frequency(50.0)
-
-    async def _incidents(self, incidents: list[Any], t0: float) -> None:
-        for incident in incidents:
-            wait = t0 + self._sleep_s(incident.at_s) - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            self.progress(f"incident: {await self.fleet.apply(incident)}")
-
-    async def _frequency(self, phase: FrequencyPhase) -> None:
-        n = len(self.fleet.specs)
-        capacity_mw = phase.capacity_kw_per_site * n / 1000.0
-        start = _now()
-        duration = dt.timedelta(seconds=self._sleep_s(phase.duration_s))
-        kind = "FREQUENCY_EVENT" if phase.product.value == "FFR" else "TEST"
-        self.fleet.set_frequency(phase.frequency_at(0.0))
-        if phase.ffr_activation_hz is not None:
-            self.sent.append(
-                await self.producer.send(
-                    "ReserveAssignment",
-                    fleet_id=FLEET_ID,
-                    assignment_id=f"demo-{phase.name}-{uuid.uuid4().hex[:8]}",
-                    product=phase.product.value,
-                    capacity_mw=capacity_mw,
-                    valid_from=start,
-                    valid_until=start + duration,
-                    f_start_hz=phase.ffr_activation_hz,
-                    f_full_hz=phase.ffr_activation_hz,
-                    deadband_hz=0.0,
-                )
-            )
-        record = await self.producer.send(
-            "MarketActivation",
-            fleet_id=FLEET_ID,
-            activation_id=f"demo-{phase.name}-{uuid.uuid4().hex[:8]}",
-            product=phase.product.value,
-            kind=kind,
-            requested_mw=capacity_mw,
-            start_time=start,
-            end_time=start + duration,
-            test_name=phase.name,
-            baseline_mw=0.0,
-        )
-        self.sent.append(record)
-        self.progress(
-            f"phase {phase.name}: {phase.product.value} {kind}, {capacity_mw:.3f} MW armed, "
-            f"{phase.duration_s:.0f} s trace"
-        )
-        rig = self._rig(phase, kind, capacity_mw)
-        t_start = time.monotonic()
-        last_report = -10.0
-        while True:
-            t = (time.monotonic() - t_start) * self.speed
-            if t > phase.duration_s:
-                break
-            f = phase.frequency_at(t)
-            self.fleet.set_frequency(f)
-            if rig is not None:
-                rig.add(
-                    time.monotonic() - t_start, f, self.fleet.power_kw(), self.fleet.own_mode_kw()
-                )
-            if t - last_report >= 10.0:
-                last_report = t
-                self.progress(
-                    f"  {phase.name} {100 * t / phase.duration_s:3.0f}%  f={f:.3f} Hz  "
-                    f"fleet {self.fleet.power_kw() / 1000:+.4f} MW"
-                )
-            await asyncio.sleep(STEP_S)
-        self.fleet.set_frequency(phase.frequency_at(phase.duration_s))
-
-    def _rig(self, phase: FrequencyPhase, kind: str, capacity_mw: float) -> RigLog | None:
-        """The phase's test rig log (``flowerhub.demo.testlog``), t = 0 now."""
-        from analytics.audit.extract import AuditInputError, activation_test_type
-        from contract.enums import Product
-
-        product = Product(phase.product.value)
-        try:
-            test_type, period = activation_test_type(kind, product, phase.name)
-        except AuditInputError as exc:
-            self.progress(f"  {phase.name}: no test rig log ({exc})")
-            return None
-        start_us = round(_now().timestamp() * 1e6)
-        others = armed_kw(self.scenario.reserves, len(self.fleet.specs))
-        rig = RigLog(phase.name, product, test_type, capacity_mw, start_us, period, others)
-        self.rigs.append(rig)
-        return rig
-
-    async def _order(self, phase: OrderPhase) -> None:
-        n = len(self.fleet.specs)
-        self.fleet.set_frequency(50.0)
-        await asyncio.sleep(self._sleep_s(phase.lead_in_s))
-        requested_mw = phase.requested_kw_per_site * n / 1000.0
-        baseline_mw = self.fleet.power_kw() / 1000.0
-        start = _now()
-        record = await self.producer.send(
-            "MarketActivation",
-            fleet_id=FLEET_ID,
-            activation_id=f"demo-{phase.name}-{uuid.uuid4().hex[:8]}",
-            product=phase.product.value,
-            kind="ORDER",
-            requested_mw=requested_mw,
-            start_time=start,
-            end_time=start + dt.timedelta(seconds=self._sleep_s(phase.duration_s)),
-            test_name=None,
-            baseline_mw=round(baseline_mw, 6),
-        )
-        self.sent.append(record)
-        self.progress(
-            f"phase {phase.name}: {phase.product.value} ORDER {requested_mw:+.3f} MW on a "
-            f"baseline of {baseline_mw:+.4f} MW for {phase.duration_s:.0f} s"
-        )
-        t_start = time.monotonic()
-        while (elapsed := time.monotonic() - t_start) < self._sleep_s(phase.duration_s):
-            self.progress(
-                f"  {phase.name} {elapsed:5.0f} s  fleet {self.fleet.power_kw() / 1000:+.4f} MW"
-            )
-            await asyncio.sleep(min(10.0, self._sleep_s(phase.duration_s) - elapsed))
-
-
-async def _wait_for_telemetry(
-    kafka: KafkaSettings, topic: str, sites: int, timeout_s: float
-) -> int:
-    """Until the telemetry topic holds at least 2 events per site; returns the count."""
-    from flowerhub.broker.probe import end_offsets
-
-    deadline = time.monotonic() + timeout_s
-    count = 0
-    while time.monotonic() < deadline:
-        count = sum((await end_offsets(kafka, topic)).values())
-        if count >= 2 * sites:
-            return count
-        await asyncio.sleep(0.5)
-    raise DemoError(f"only {count} telemetry events from {sites} sites in {timeout_s:.0f} s")
-
-
 class Demo:
     """One demo run: owns the broker (when started here), the simulators and the children."""
 
@@ -336,6 +114,7 @@ class Demo:
         self.run_dir = (options.out / f"{options.scenario.name}-{run_id}").resolve()
         self.prefix = f"demo-{run_id.lower()}."
         self.children: list[Child] = []
+        self.workers: WorkerPool | None = None
         self.died: list[Death] = []
         self.broker_dir: Path | None = None
         self.broker_pids: list[int] = []
@@ -344,11 +123,15 @@ class Demo:
         self.meter = MemoryMeter(self._pids)
         self.ui_url: str | None = None
 
+    def _running(self) -> list[Child]:
+        return self.children + ([] if self.workers is None else self.workers.children)
+
     def _pids(self) -> list[int]:
-        return [c.pid for c in self.children if c.alive()] + self.broker_pids + self.mqtt_pids
+        alive = [c.pid for c in self._running() if c.alive()]
+        return alive + self.broker_pids + self.mqtt_pids
 
     def _sample(self) -> None:
-        names = {c.pid: c.name for c in self.children}
+        names = {c.pid: c.name for c in self._running()}
         names.update(dict.fromkeys(self.broker_pids, "kafka"))
         names.update(dict.fromkeys(self.mqtt_pids, "mosquitto"))
         self.meter.sample(names)
@@ -413,6 +196,14 @@ class Demo:
         o, say = self.o, self.progress
         sites_n = o.sites or o.scenario.fleet.sites
         o.scenario.check_fleet_size(sites_n)
+        crashes = [i for i in o.scenario.incidents if i.kind is IncidentKind.WORKER_CRASH]
+        if crashes and o.workers < 2:
+            raise DemoError(
+                f"scenario {o.scenario.name} kills the leading streams worker: it needs "
+                f"--workers 2 or more (got {o.workers})"
+            )
+        if o.workers < 1:
+            raise DemoError(f"--workers must be >= 1, got {o.workers}")
         specs = compose_fleet(sites_n, seed=o.seed or o.scenario.fleet.seed, models=map_models())
         self.run_dir.mkdir(parents=True, exist_ok=True)
         archive, report = self.run_dir / "archive", self.run_dir / "report"
@@ -427,6 +218,7 @@ class Demo:
         rigs: list[RigLog] = []
         driver: Driver | None = None
         watcher: asyncio.Task[None] | None = None
+        supervisor: asyncio.Task[None] | None = None
         try:
             if o.kafka is not None:
                 kafka = o.kafka
@@ -450,26 +242,38 @@ class Demo:
                 )
             await self._start_children(kafka, fleet, archive, mqtt)
             watcher = asyncio.create_task(watch_children(self.children, say, self.died))
+            assert self.workers is not None  # noqa: S101  # started with the children
+            supervisor = asyncio.create_task(self.workers.supervise())
             from contract.topics import topic
 
             telemetry = topic("site.telemetry").full_name(self.prefix)
-            await _wait_for_telemetry(kafka, telemetry, len(specs), 60.0)
+            try:
+                await wait_for_telemetry(kafka, telemetry, len(specs), 60.0)
+            except DriverError as exc:
+                raise DemoError(str(exc)) from exc
             await asyncio.sleep(WARMUP_S)
             say("telemetry flowing; playing the scenario")
             producer = Producer(kafka, self.prefix)
             await producer.start()
             try:
-                driver = Driver(o.scenario, fleet, producer, say, o.speed)
+                driver = Driver(
+                    o.scenario,
+                    fleet,
+                    producer,
+                    say,
+                    o.speed,
+                    on_worker_crash=self.workers.kill_leader,
+                )
                 rigs = driver.rigs
                 await driver.run()
+            except (DriverError, ChildError) as exc:
+                raise DemoError(f"scenario: {exc}") from exc
             finally:
                 await producer.stop()
-            say("scenario done; stopping bridges, streams worker, archiver")
+            say("scenario done; stopping bridges, streams workers, archiver")
         finally:
-            if watcher is not None:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
+            await cancel(watcher)
+            await cancel(supervisor)
             leftovers = await self._shutdown(fleet)
             meter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -493,7 +297,8 @@ class Demo:
             notes=notes,
             rig=rig,
             ui_url=self.ui_url,
-            died=self.died,
+            died=self.died + ([] if self.workers is None else self.workers.died),
+            restarts=[] if self.workers is None else self.workers.restarts,
             self_consumption=None if driver is None else driver.meter.result(),
         )
 
@@ -517,29 +322,27 @@ class Demo:
         # every child gets the whole connection as flags, the password (if any) in its env
         say, logs, env = self.progress, self.run_dir / "logs", kafka.environment()
         connect = kafka.arguments()
-        self.children.append(
-            spawn(
-                "streams-worker",
-                [
-                    "streams",
-                    "worker",
-                    *connect,
-                    "--prefix",
-                    self.prefix,
-                    "--app-id",
-                    f"demo-{self.run_id.lower()}",
-                    "--loglevel",
-                    "warn",
-                ],
-                logs,
-                cwd=self.run_dir,
-                env={**env, **worker_environment()},
-            )
+        self.workers = WorkerPool(
+            self.o.workers,
+            [
+                *connect,
+                *("--prefix", self.prefix, "--app-id", f"demo-{self.run_id.lower()}"),
+                *("--loglevel", "warn"),
+            ],
+            logs,
+            self.run_dir,
+            {**env, **worker_environment()},
+            say,
         )
-        from streams.app import READY_MESSAGE
-
-        await asyncio.to_thread(self.children[-1].wait_for, READY_MESSAGE, 120.0)
-        say("streams worker ready (topics created, agents running)")
+        try:
+            await self.workers.start()
+        except ChildError as exc:
+            raise DemoError(f"streams workers: {exc}") from exc
+        leader = self.workers.leader()
+        say(
+            f"streams workers ready: {self.o.workers} sharing the sites' partitions, "
+            f"{leader.name if leader else '?'} leads (a worker that dies is restarted)"
+        )
         archiver = spawn(
             "archiver",
             [
@@ -608,18 +411,25 @@ class Demo:
         """Stop children (bridges first, then the gateway, archiver last), simulators, our
         brokers."""
         say = self.progress
-        rank = {"gateway": 1, "streams-worker": 2, "archiver": 3}
+        rank = {"gateway": 1, "archiver": 3}
         order = sorted(self.children, key=lambda c: rank.get(c.name, 0))
         for child in order:
             if child.name == "archiver":
+                if self.workers is not None:  # the workers before the archiver
+                    for name, code in await self.workers.stop(30.0):
+                        say(f"stopped {name} (exit {code})")
                 await asyncio.sleep(3.0)  # the last telemetry and results reach the topics
             code = await asyncio.to_thread(
                 child.stop, 10.0 if child.name.startswith("bridge") else 30.0
             )
             say(f"stopped {child.name} (exit {code})")
+        if self.workers is not None:  # no archiver (it never started): the workers now
+            for name, code in await self.workers.stop(30.0):
+                say(f"stopped {name} (exit {code})")
         if fleet is not None:
             await fleet.stop()
         pids = [c.pid for c in self.children] + self.mqtt_pids
+        pids += [] if self.workers is None else self.workers.every_pid()
         if self.mqtt_dir is not None:
             await asyncio.to_thread(self._stop_mqtt)
             say("MQTT broker stopped")

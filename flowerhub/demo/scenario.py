@@ -19,6 +19,8 @@ on a timeline in seconds from the scenario start:
   also to every n-th site after it, so a scenario scales with ``--sites``): a MAJOR fault bit,
   a home that drops offline, an inverter whose firmware ignores remote commands, or a load
   (a sauna, an EV charger: ``load_kw``) that switches on in the home (0 switches it off);
+  or, with no site, ``worker_crash``: the streams worker that leads is killed (SIGKILL; the
+  demo's supervisor starts it again and another worker takes the lead);
 * ``expected``: audit verdicts by rule id (PASS/FAIL), the sites expected among offenders
   (``only_these_offenders``: and no other site: an empty table when none is expected), and
   the most extra grid import the armed homes may cause (``max_extra_import_pct``, % of their
@@ -202,14 +204,16 @@ class IncidentKind(StrEnum):
     OFFLINE = "offline"  # the home's Modbus server stops (router down, dongle unplugged)
     OVERRIDE = "override"  # the inverter's firmware ignores remote commands from now on
     LOAD = "load"  # an appliance of load_kw switches on in the home (0: off again)
+    WORKER_CRASH = "worker_crash"  # the streams worker that leads is killed (SIGKILL)
 
 
 class Incident(_Strict):
-    """Something that happens to one site (``site``: index in the fleet) at ``at_s``; with
-    ``every``, to every ``every``-th site from ``site`` on as well (:meth:`sites`)."""
+    """Something that happens at ``at_s`` to one site (``site``: index in the fleet; with
+    ``every``, to every ``every``-th site from ``site`` on as well: :meth:`sites`), or, for
+    ``worker_crash``, to the streams worker that leads (no site)."""
 
     at_s: _Seconds
-    site: Annotated[int, Field(ge=0)]
+    site: Annotated[int, Field(ge=0)] | None = None
     every: Annotated[int, Field(ge=1)] | None = None
     kind: IncidentKind
     point: str | None = None
@@ -219,6 +223,8 @@ class Incident(_Strict):
     @model_validator(mode="after")
     def _fault_target(self) -> Incident:
         has_target = self.point is not None and self.bit is not None
+        if (self.kind is IncidentKind.WORKER_CRASH) != (self.site is None):
+            raise ValueError("every incident but worker_crash names its site; worker_crash none")
         if self.kind is IncidentKind.FAULT and not has_target:
             raise ValueError("a fault incident needs point and bit")
         if self.kind is not IncidentKind.FAULT and (self.point is not None or self.bit is not None):
@@ -228,7 +234,10 @@ class Incident(_Strict):
         return self
 
     def sites(self, fleet_size: int) -> list[int]:
-        """The fleet indices it happens to in a fleet of ``fleet_size``."""
+        """The fleet indices it happens to in a fleet of ``fleet_size`` (none for
+        ``worker_crash``: the workers', not a site's)."""
+        if self.site is None:
+            return []
         if self.every is None:
             return [self.site]
         return list(range(self.site, fleet_size, self.every))
@@ -296,7 +305,8 @@ class Scenario(_Strict):
 
     def check_fleet_size(self, sites: int) -> None:
         """Raise ScenarioError when an incident or expectation names a site beyond ``sites``."""
-        used = [i.site for i in self.incidents] + list(self.expected.offender_sites)
+        used = [i.site for i in self.incidents if i.site is not None]
+        used += self.expected.offender_sites
         if used and max(used) >= sites:
             raise ScenarioError(
                 f"scenario {self.name} refers to site index {max(used)}, "

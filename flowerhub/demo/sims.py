@@ -217,6 +217,8 @@ class SimFleet:
 
     async def apply(self, incident: Incident) -> str:
         """Apply one incident (at each of its sites); returns a line for the progress log."""
+        if incident.site is None:
+            raise ScenarioError(f"a {incident.kind.value} incident is not a site's")
         lines = [await self._apply(incident, i) for i in incident.sites(len(self.specs))]
         return "; ".join(lines)
 

@@ -27,6 +27,14 @@ from aiokafka.partitioner import DefaultPartitioner  # type: ignore[import-untyp
 from contract.kafka.delivery import AckedSender, Outgoing
 
 
+def murmur2_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner picks for ``key`` (Java/aiokafka murmur2)."""
+    # aiokafka ships no type information
+    from aiokafka.partitioner import murmur2  # type: ignore[import-untyped, unused-ignore]
+
+    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
+
+
 class KeyedBatchSender:
     """Sends keyed records to ``topic`` through ``producer`` (a started ``AIOKafkaProducer``)
     or through a shared ``sender``; ``partitions`` is the topic's partition count."""

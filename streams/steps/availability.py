@@ -45,11 +45,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
+from typing import Protocol
 
 from contract.enums import CommandStatus, Product, SiteMode
 from contract.errors import InvalidConfigError
 from contract.fields import MICROS_PER_S
-from contract.records import CommandResult, SiteTelemetry
+from contract.records import CommandResult
 from streams.steps.setpoint_filter import SiteLimits
 
 _DERATING = frozenset({CommandStatus.CLAMPED, CommandStatus.OVERRIDDEN})
@@ -134,13 +135,49 @@ class AllocatorConfig:
         return round(1.0 / self.resolution_kw)
 
 
+class Reading(Protocol):
+    """The part of a site's telemetry the room needs: a ``SiteTelemetry``, or the leader's
+    ``sitebook.SampleReading`` (a partition's slice row)."""
+
+    @property
+    def event_time(self) -> int: ...
+    @property
+    def battery_power_kw(self) -> float: ...
+    @property
+    def headroom_up_kw(self) -> float: ...
+    @property
+    def headroom_down_kw(self) -> float: ...
+    @property
+    def max_discharge_kw(self) -> float: ...
+    @property
+    def max_charge_kw(self) -> float: ...
+    @property
+    def faulted(self) -> bool: ...
+    @property
+    def mode(self) -> SiteMode: ...
+    @property
+    def baseline_kw(self) -> float | None: ...
+    @property
+    def armed_fcr_n_kw(self) -> float: ...
+    @property
+    def armed_fcr_d_up_kw(self) -> float: ...
+    @property
+    def armed_fcr_d_down_kw(self) -> float: ...
+    @property
+    def armed_ffr_kw(self) -> float: ...
+    @property
+    def order_afrr_kw(self) -> float: ...
+    @property
+    def order_mfrr_kw(self) -> float: ...
+
+
 @dataclass(frozen=True, slots=True)
 class SiteStatus:
     """What the allocator knows about one site: its latest telemetry and command result, and
     the limits from its site configuration (``None`` = no extra limit)."""
 
     site_id: str
-    telemetry: SiteTelemetry | None
+    telemetry: Reading | None
     last_result: CommandResult | None = None
     limits: SiteLimits | None = None
 
@@ -192,7 +229,7 @@ def use_of(product: Product, share_kw: float, reference_kw: float = 0.0) -> tupl
     return (share_kw, 0.0) if share_kw >= 0 else (0.0, -share_kw)
 
 
-def held_of(tel: SiteTelemetry) -> Mapping[Product, tuple[float, float]]:
+def held_of(tel: Reading) -> Mapping[Product, tuple[float, float]]:
     """What the site reports holding per product, (up, down) kW; only products holding some."""
     held: dict[Product, tuple[float, float]] = {}
     if tel.armed_fcr_n_kw > 0:

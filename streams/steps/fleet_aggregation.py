@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -66,6 +66,10 @@ class SiteSample(NamedTuple):
     #: the site's armed capacities and order changes (``expected.STACK_FIELDS`` order), None
     #: when it holds none (the common case stays a short tuple)
     stack: tuple[float, ...] | None = None
+    #: the site's power limits (what the allocator's room needs besides the figures above;
+    #: None in window snapshots written before they were carried)
+    max_discharge_kw: float | None = None
+    max_charge_kw: float | None = None
 
 
 def stack_of(values: tuple[float, ...]) -> tuple[float, ...] | None:
@@ -103,6 +107,8 @@ def sample_of(tel: SiteTelemetry) -> SiteSample:
                 tel.order_mfrr_kw,
             )
         ),
+        tel.max_discharge_kw,
+        tel.max_charge_kw,
     )
 
 
@@ -126,12 +132,39 @@ def sample_of_record(rec: Mapping[str, Any]) -> SiteSample:
                 *(f.number(rec, n, name, default=0.0) for name in ORDER_FIELDS),
             )
         ),
+        f.nonneg(rec, n, "max_discharge_kw"),
+        f.nonneg(rec, n, "max_charge_kw"),
     )
 
 
 _FAULT = SiteMode.FAULT.value
 _new_tuple = tuple.__new__
-_NOTHING: tuple[FleetState, ...] = ()
+_NOTHING: tuple[Any, ...] = ()
+
+
+class WindowResult(Protocol):
+    """A closed window's result names its window."""
+
+    @property
+    def window_start(self) -> int: ...
+
+
+R = TypeVar("R", bound=WindowResult)
+R_co = TypeVar("R_co", bound=WindowResult, covariant=True)
+
+
+class WindowAggregator(Protocol[R_co]):
+    """What ``TumblingWindows`` closes a window with: ``FleetAggregator`` (a FleetState),
+    or ``slices.SliceAggregator`` (a partition's rows for the leader). ``result`` takes
+    the window's ``{site: last sample}``, ``result_of_columns`` the same column-wise
+    (``window_fold``: a window opened and closed within one batch)."""
+
+    @property
+    def window_s(self) -> int: ...
+
+    def result(self, state: WindowState, window_start: int) -> R_co: ...
+
+    def result_of_columns(self, cols: WindowColumns, window_start: int) -> R_co: ...
 
 
 def sample_of_plain(rec: Mapping[str, Any]) -> SiteSample:
@@ -158,6 +191,8 @@ def sample_of_plain(rec: Mapping[str, Any]) -> SiteSample:
                     rec["order_mfrr_kw"],
                 )
             ),
+            rec["max_discharge_kw"],
+            rec["max_charge_kw"],
         ),
     )
 
@@ -187,6 +222,12 @@ class WindowColumns(NamedTuple):
     has_baseline: npt.NDArray[np.bool_]
     armed: npt.NDArray[np.float64] | None
     orders: npt.NDArray[np.float64] | None
+    #: the rows' site ids, event times and power limits (kW), where the maker knew them
+    #: (the batch path): what a partition's slice carries besides the figures
+    site_ids: Sequence[str] | None = None
+    max_discharge_kw: npt.NDArray[np.float64] | None = None
+    max_charge_kw: npt.NDArray[np.float64] | None = None
+    event_time: npt.NDArray[np.int64] | None = None
 
 
 def window_columns(samples: Sequence[SiteSample]) -> WindowColumns:
@@ -323,14 +364,16 @@ def _restored(fields: Any) -> SiteSample:
     return sample
 
 
-class TumblingWindows:
-    """Event-time tumbling windows over a ``FleetAggregator`` with a grace period.
+class TumblingWindows(Generic[R]):
+    """Event-time tumbling windows over an aggregator (``FleetAggregator``: FleetStates)
+    with a grace period.
 
-    ``add``/``add_record`` return the FleetStates of the windows the new watermark closed,
-    oldest first; ``flush`` closes all open windows (end of stream, shutdown).
+    ``add``/``add_record`` return the results of the windows the new watermark closed,
+    oldest first; ``advance`` moves the watermark without an event (a silent partition's
+    stream time, ``steps.site_partition``); ``flush`` closes all open windows.
     """
 
-    def __init__(self, aggregator: FleetAggregator, grace_s: float = 0.0) -> None:
+    def __init__(self, aggregator: WindowAggregator[R], grace_s: float = 0.0) -> None:
         if not math.isfinite(grace_s) or grace_s < 0:
             raise InvalidConfigError(f"grace_s must be finite and >= 0, got {grace_s}")
         self.aggregator = aggregator
@@ -352,10 +395,14 @@ class TumblingWindows:
             close = start + self.size + self.grace
             if not self.open or close < self._first_close:
                 self._first_close = close
-            state = self.open[start] = self.aggregator.initialize()
+            state = self.open[start] = {}
         return state
 
-    def _advance(self, event_time: int) -> list[FleetState]:
+    def advance(self, stream_time: int) -> list[R]:
+        """Move the watermark to ``stream_time`` (if later); the results it closed."""
+        return self._advance(stream_time)
+
+    def _advance(self, event_time: int) -> list[R]:
         if self.watermark is None or event_time > self.watermark:
             self.watermark = event_time
         if not self.open or self._first_close > self.watermark:
@@ -370,13 +417,13 @@ class TumblingWindows:
                 self.closed_before = last_end
         return out
 
-    def add(self, telemetry: SiteTelemetry) -> list[FleetState]:
+    def add(self, telemetry: SiteTelemetry) -> list[R]:
         state = self._window_for(telemetry.event_time)
         if state is not None:
-            self.aggregator.agg(state, telemetry, telemetry.event_time)
+            _put(state, telemetry.site_id, sample_of(telemetry))
         return self._advance(telemetry.event_time)
 
-    def add_record(self, record: Mapping[str, Any]) -> list[FleetState]:
+    def add_record(self, record: Mapping[str, Any]) -> list[R]:
         sample = sample_of_record(record)
         site_id = f.nonempty_text(record, "SiteTelemetry", "site_id")
         state = self._window_for(sample.event_time)
@@ -384,7 +431,7 @@ class TumblingWindows:
             _put(state, site_id, sample)
         return self._advance(sample.event_time)
 
-    def add_sample(self, site_id: str, sample: SiteSample) -> Sequence[FleetState]:
+    def add_sample(self, site_id: str, sample: SiteSample) -> Sequence[R]:
         """``add`` of a ready sample (the agent's hot path: one sample shared by every window
         length; an empty tuple, not a new list, when no window closes)."""
         event_time = sample.event_time
@@ -444,7 +491,7 @@ class TumblingWindows:
                 self._first_close = close
             self.open[start] = state
 
-    def flush(self) -> list[FleetState]:
+    def flush(self) -> list[R]:
         starts = sorted(self.open)
         out = [self.aggregator.result(self.open.pop(s), s) for s in starts]
         if starts:

@@ -91,6 +91,7 @@ __all__ = [
     "SiteLimits",
     "filter_setpoint",
     "lane_of",
+    "next_due",
     "tick",
     "tick_lane",
     "tick_with_reasons",
@@ -569,3 +570,30 @@ def tick_with_reasons(
         elif reason is FilterReason.EXPIRED:
             settled.append(reason)
     return state, commands, settled
+
+
+def _lane_due(w: Lane, config: FilterConfig) -> int | None:
+    """When ``tick_lane`` first changes lane ``w`` (module doc, rule 6; None: it never
+    does, nothing pending): the pending setpoint expires, the lane's last write expires,
+    or the gate opens (an extension ``refresh_before_s`` before the write expires, a
+    change ``min_interval_s`` after the write)."""
+    pending = w.pending
+    if pending is None:
+        return None
+    if w.written_at is None or w.valid_until is None:
+        return 0  # nothing written yet: at once
+    if _same_payload(pending, w):
+        gate = w.valid_until - _micros(config.refresh_before_s)
+    else:
+        gate = w.written_at + _micros(config.min_interval_s)
+    return min(pending.valid_until, w.valid_until, gate)
+
+
+def next_due(state: FilterState, config: FilterConfig) -> int | None:
+    """The earliest instant at which ``tick`` writes or drops something for this site
+    (None: nothing pending). Ticking exactly at it changes the state; ticking earlier does
+    not: an event-time scheduler ticks each site at its due instants only."""
+    dues = [_lane_due(_site_lane(state), config)] if state.pending is not None else []
+    dues += [_lane_due(lane, config) for lane in state.lanes if lane.pending is not None]
+    found = [d for d in dues if d is not None]
+    return min(found) if found else None

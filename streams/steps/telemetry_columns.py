@@ -63,6 +63,8 @@ class SampleColumns:
     armed: F64 | None  # rows x expected.ARMED_COLUMNS, kW; None: no row holds any
     orders: F64 | None  # rows x expected.ORDER_COLUMNS, kW; None: no row holds any
     stacked: Bools | None  # rows holding some (None: none does)
+    max_discharge_kw: F64
+    max_charge_kw: F64
 
     def samples(self, rows: Rows) -> list[SiteSample]:
         """The rows' SiteSamples (as ``sample_of_plain`` builds them from the records)."""
@@ -77,6 +79,8 @@ class SampleColumns:
             _optional_values(self.frequency_hz[rows], self.has_frequency[rows]),
             _optional_values(self.baseline_kw[rows], self.has_baseline[rows]),
             self._stacks(rows),
+            self.max_discharge_kw[rows].tolist(),
+            self.max_charge_kw[rows].tolist(),
         ]
         return [_new_tuple(SiteSample, row) for row in zip(*columns, strict=True)]
 
@@ -213,6 +217,8 @@ def telemetry_columns(batch: ColumnBatch) -> TelemetryColumns:
         np.where(has_baseline, baseline.values, np.nan),
         has_baseline,
         *_stack_columns(batch, fast),
+        col["max_discharge_kw"].values,
+        col["max_charge_kw"].values,
     )
     return TelemetryColumns(batch, fast, samples)
 

@@ -32,19 +32,19 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from contract.records import FleetState
-from streams.steps.fleet_aggregation import SiteSample, TumblingWindows, WindowColumns
+from streams.steps.fleet_aggregation import R, SiteSample, TumblingWindows, WindowColumns
 from streams.steps.telemetry_columns import Rows, SampleColumns
 
 _NO_TIME = np.iinfo(np.int64).min
 
-Closed = list[tuple[int, int, FleetState]]  # (row at which it closed, window start, state)
+#: (row at which it closed, window start, result)
+Closed = list[tuple[int, int, R]]
 
 
-def fold_rows(windows: TumblingWindows, samples: SampleColumns, rows: Rows) -> Closed:
-    """``windows.add_sample`` of every row of ``rows`` in order; the closed windows' states
+def fold_rows(windows: TumblingWindows[R], samples: SampleColumns, rows: Rows) -> Closed[R]:
+    """``windows.add_sample`` of every row of ``rows`` in order; the closed windows' results
     with the row that closed each (oldest window first at a row)."""
-    out: Closed = []
+    out: Closed[R] = []
     if not len(rows):
         return out
     if windows.closed_before is not None and windows.closed_before % windows.size:
@@ -83,7 +83,9 @@ def fold_rows(windows: TumblingWindows, samples: SampleColumns, rows: Rows) -> C
     return out
 
 
-def _one_by_one(windows: TumblingWindows, samples: SampleColumns, rows: Rows, out: Closed) -> None:
+def _one_by_one(
+    windows: TumblingWindows[R], samples: SampleColumns, rows: Rows, out: Closed[R]
+) -> None:
     names = samples.site_names
     for row, site, sample in zip(
         rows.tolist(), samples.site[rows].tolist(), samples.samples(rows), strict=True
@@ -92,7 +94,7 @@ def _one_by_one(windows: TumblingWindows, samples: SampleColumns, rows: Rows, ou
 
 
 def _fold_timely(
-    windows: TumblingWindows,
+    windows: TumblingWindows[R],
     samples: SampleColumns,
     rows: Rows,
     *,
@@ -100,13 +102,14 @@ def _fold_timely(
     starts: npt.NDArray[np.int64],
     closes: npt.NDArray[np.intp],
     mark: npt.NDArray[np.int64],
-) -> Closed:
+) -> Closed[R]:
     """Fold the rows at positions ``kept`` of ``rows`` (the rows that are not late;
     ``starts``, ``closes``: theirs; ``mark``: the watermark after each row of ``rows``)."""
     n = len(rows)  # as a closing position: not in this run
     size, grace = windows.size, windows.grace
-    out: Closed = []
-    closing: list[tuple[int, int, FleetState | None]] = []
+    aggregator = windows.aggregator
+    out: Closed[R] = []
+    closing: list[tuple[int, int, R | None]] = []
     if len(kept):
         taken = rows[kept]
         times = samples.event_time[taken]
@@ -127,7 +130,7 @@ def _fold_timely(
             state = windows.open.get(start)
             group_rows = taken[group]
             if state is None and close < n:  # opened and closed within the run: columns
-                result = windows.aggregator.result_of_columns(_columns(samples, group_rows), start)
+                result = aggregator.result_of_columns(_columns(samples, group_rows), start)
                 closing.append((close, start, result))
                 continue
             if state is None:
@@ -146,7 +149,7 @@ def _fold_timely(
     closing.sort(key=lambda c: (c[0], c[1]))
     for close, start, ready in closing:
         state_now = windows.open.pop(start, {})  # there: merged above or open before
-        done = ready if ready is not None else windows.aggregator.result(state_now, start)
+        done = ready if ready is not None else aggregator.result(state_now, start)
         out.append((int(rows[close]), start, done))
     return out
 
@@ -165,6 +168,10 @@ def _columns(samples: SampleColumns, rows: Rows) -> WindowColumns:
         samples.has_baseline[rows],
         None if samples.armed is None else samples.armed[rows],
         None if samples.orders is None else samples.orders[rows],
+        [samples.site_names[c] for c in samples.site[rows].tolist()],
+        samples.max_discharge_kw[rows],
+        samples.max_charge_kw[rows],
+        samples.event_time[rows],
     )
 
 

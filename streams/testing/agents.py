@@ -1,10 +1,8 @@
-"""Helpers to run the agents in Faust's test context (no broker): in-memory outputs.
+"""Test records for the streams steps and workers (no broker).
 
-``memory_outputs(built)`` points every output of the app at an in-memory ``app.channel()``
-(Faust's test context starts no producer); ``drain(channel)`` returns what an agent sent
-there, decoded with the project codec. ``consumed(messages)`` gives raw messages as the
-consumed records the batch steps read (``steps.deadletter.ConsumedRecord``). Used by
-tests/unit/streams/test_agents_*.py.
+``consumed(messages)`` gives raw messages as the consumed records the batch steps read
+(``steps.deadletter.ConsumedRecord``); the ``*_record`` builders give valid events as
+dicts (int microseconds); ``ManualClock`` is a settable clock.
 """
 
 from __future__ import annotations
@@ -12,11 +10,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
-from faust.types import ChannelT
-
-from contract.codec import decode
 from streams.steps.ids import derived_id
 
 #: SiteTelemetry's per-product fields (``telemetry_record(stacked=...)``)
@@ -27,13 +22,6 @@ STACKED_FIELDS = (
     "armed_ffr_kw",
     "order_afrr_kw",
     "order_mfrr_kw",
-)
-OUTPUTS = (
-    "site.setpoints",
-    "site.commands",
-    "fleet.state",
-    "compliance.verdicts",
-    "deadletter",
 )
 
 
@@ -62,41 +50,6 @@ def consumed(
         Consumed(topic, partition, first_offset + i, key, value, timestamp)
         for i, (key, value) in enumerate(messages)
     ]
-
-
-class Sent(NamedTuple):
-    """One record an agent sent: its key, event name and decoded record."""
-
-    key: bytes | None
-    name: str
-    record: dict[str, Any]
-
-
-def memory_outputs(built: Any) -> dict[str, ChannelT[Any]]:
-    """Replace the outputs of a ``streams.app.StreamsApp`` by in-memory channels."""
-    channels: dict[str, ChannelT[Any]] = {}
-    # a channel's put waits while the app's flow control is suspended, which it is until a
-    # worker (or an agent's test context) resumes it
-    built.app.flow_control.resume()
-    for name in OUTPUTS:
-        channel = built.app.channel()
-        # subscribe now, so nothing sent before the first drain is lost
-        channels[name] = built.ctx.outputs[name] = channel.clone(is_iterator=True)
-    return channels
-
-
-def drain(channel: ChannelT[Any]) -> list[Sent]:
-    """Everything sent to ``channel`` so far (its queue emptied), decoded."""
-    out: list[Sent] = []
-    queue = channel.queue
-    while not queue.empty():
-        event = queue.get_nowait()
-        value = event.value
-        if not isinstance(value, bytes):
-            raise TypeError(f"expected bytes on an output, got {type(value).__name__}")
-        decoded = decode(value)
-        out.append(Sent(event.key, decoded.name, decoded.record))
-    return out
 
 
 def telemetry_record(
@@ -172,15 +125,6 @@ def fleet_setpoint_record(
     }
 
 
-async def feed(built: Any, agent_name: str, messages: Sequence[tuple[bytes | None, bytes]]) -> None:
-    """Put raw ``(key, value)`` messages through one agent in Faust's test context (no
-    broker), each processed before the next is put."""
-    agent = built.app.agents[agent_name]
-    async with agent.test_context() as tested:
-        for key, value in messages:
-            await tested.put(value, key=key)
-
-
 def activation_record(
     fleet_id: str,
     activation_id: str,
@@ -208,9 +152,9 @@ def activation_record(
 
 def close_app(built: Any) -> None:
     """Close what Faust created without starting it: the event loop of the consumer thread
-    (made when a table checks its source partitions; the thread never runs in tests), and
-    the app's own loop when the app made it outside a running loop (``app.loop`` then
-    creates the thread's current loop, which nothing else would close)."""
+    (when one was made; the thread never runs in tests), and the app's own loop when the app
+    made it outside a running loop (``app.loop`` then creates the thread's current loop,
+    which nothing else would close)."""
     consumer = getattr(built.app, "_consumer", None)
     thread = getattr(consumer, "_thread", None)
     loop = getattr(thread, "thread_loop", None)

@@ -2,8 +2,9 @@
 
 The file is parsed as YAML (anchors and merge keys resolved as compose does) and checked for
 the deployment's shape: three KRaft brokers with a quorum of three, replication 3 and min
-ISR 2; a topics job the Python services wait for; one streams worker per fleet (its site
-book needs every site); the archiver; a simulator and a bridge per OEM register map; every
+ISR 2; a topics job the Python services wait for; two streams workers restarted when they
+die (they share the partitions and elect a leader), on brokers that allow their session;
+the archiver; a simulator and a bridge per OEM register map; every
 command a real `flowerhub` verb that the CLI parser accepts; healthchecks where a
 dependency waits for health; bridge configs that load and point at their simulators.
 """
@@ -140,14 +141,25 @@ def test_topics_job_first_with_replication_three(services: dict[str, dict[str, A
         assert dep == {"condition": "service_completed_successfully"}, name
 
 
-def test_one_streams_worker_per_fleet(services: dict[str, dict[str, Any]]) -> None:
+def test_two_streams_workers_restarted_when_they_die(
+    services: dict[str, dict[str, Any]],
+) -> None:
     worker = services["streams-worker"]
     args = _parse(worker["command"])
     assert args.verb == "worker"
     assert args.replication_factor == 3, "internal changelogs need RF 3 with min ISR 2"
-    # The site book (allocation, fleet aggregates) is per worker memory: one worker per fleet.
-    assert worker["deploy"]["replicas"] == 1
+    # N workers share the partitions and elect one leader (streams.agents.leader): two, so
+    # one can die; each restarted by the engine
+    assert worker["deploy"]["replicas"] == 2
+    assert worker["restart"] == "unless-stopped"
     assert "container_name" not in worker, "a fixed container name cannot be rescheduled"
+    # the workers' group session (3 s) must be allowed by every broker (default floor 6 s)
+    from streams.settings import StreamsSettings
+
+    session_ms = StreamsSettings().workers.session_timeout_s * 1000
+    for name in KAFKA:
+        floor = services[name]["environment"]["KAFKA_GROUP_MIN_SESSION_TIMEOUT_MS"]
+        assert int(floor) <= session_ms, name
 
 
 def test_archiver_keeps_its_files_on_a_volume(

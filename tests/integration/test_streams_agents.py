@@ -27,8 +27,8 @@ from contract.kafka.settings import KafkaSettings
 from contract.testing.metrics import Scrape, scrape
 from flowerhub.broker.probe import Record, group_lag, produce, read_to_end
 from flowerhub.cli import main
-from streams.agents.setpoint_filter import murmur2_partition
-from streams.agents.telemetry_service import group_id as telemetry_group
+from streams.agents.batching import murmur2_partition
+from streams.agents.groups import group_id as telemetry_group
 from streams.app import prepare_topics, settings_with
 from streams.settings import StreamsSettings
 from streams.steps.setpoint_filter import FilterState
@@ -144,9 +144,13 @@ def test_a_fleet_setpoint_becomes_commands_for_1000_sites(
     for c, tel in zip(sorted(commands, key=lambda c: c["site_id"]), telemetry, strict=True):
         assert 0 < c["power_kw"] <= tel["headroom_up_kw"] + 1e-9
     # the filter's batched changelog: one record per site, Faust's JSON key and value, on
-    # the partition of the site's setpoint (the table is partitioned like site.setpoints)
+    # the partition of the site's setpoint (the table is partitioned like site.setpoints),
+    # and each partition's clock under the key ""
     changelog = asyncio.run(read_to_end(settings, [f"{settings.app_id}-filter-state-changelog"]))
     by_site = {json.loads(r.key or b"null"): r for r in changelog}
+    clocks = {r.partition for r in changelog if r.key == b'""'}
+    assert clocks == set(range(PARTITIONS))
+    by_site.pop("")
     assert sorted(by_site) == sites
     for site, r in by_site.items():
         assert r.partition == murmur2_partition(site.encode(), PARTITIONS)
@@ -289,10 +293,14 @@ def test_garbage_goes_to_deadletter_while_good_events_flow(
     assert page.value(dlq, consumer="setpoint-filter", error_type="BadMagicError") == 1
     assert page.value(dlq, error_type="UnknownFingerprintError") == 1
     assert page.value(dlq, error_type="TruncatedEventError") == 1  # the telemetry's
+    # one group for the per-site work of every worker (telemetry and setpoints partitions)
+    sites = f"{settings.app_id}-sites"
     groups = {s.labels["group"] for s in page.samples("flowerhub_consumer_lag_records")}
-    assert f"{settings.app_id}-setpoints" in groups
-    records = page.value("flowerhub_consumer_records_total", group=f"{settings.app_id}-setpoints")
+    assert sites in groups
+    records = page.value("flowerhub_consumer_records_total", group=sites, topic=setpoints_topic)
     assert records == len(mixed) + 1  # and the one `flowerhub streams send` sent
+    assert page.value("flowerhub_worker_leading") == 1  # the only worker leads
+    assert page.value("flowerhub_telemetry_late_records_total") == 0
     assert page.value("flowerhub_kafka_records_acked_total") >= len(good) + 1 + len(garbage)
     assert page.value("flowerhub_kafka_records_rejected_total") == 0
     assert page.has("flowerhub_fleet_sites")

@@ -13,8 +13,7 @@ import pytest
 from contract.kafka import clients
 from contract.kafka.settings import KafkaSettings
 from flowerhub.broker.probe import Record, read_to_end
-from streams.agents.batching import KeyedBatchSender
-from streams.agents.setpoint_filter import murmur2_partition
+from streams.agents.batching import KeyedBatchSender, murmur2_partition
 
 PARTITIONS = 6
 

@@ -20,7 +20,7 @@ import pytest
 from contract.codec import decode, encode
 from contract.kafka.settings import KafkaSettings
 from flowerhub.broker.probe import group_lag, produce, read_to_end
-from streams.agents.telemetry_service import group_id as telemetry_group
+from streams.agents.groups import group_id as telemetry_group
 from streams.app import prepare_topics, settings_with
 from streams.settings import StreamsSettings
 from streams.steps.ids import derived_id

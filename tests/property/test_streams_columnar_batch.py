@@ -20,10 +20,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contract.codec import encode
-from streams.agents.aggregator import BatchOutcome, TelemetryAggregator
-from streams.agents.sitebook import SiteBook
+from contract.records import FleetState
 from streams.app import settings_with
 from streams.settings import AggregationSettings, StreamsSettings
+from streams.steps.sitebook import SiteBook
+from streams.steps.telemetry_step import BatchOutcome, TelemetryAggregator
 from streams.testing.agents import STACKED_FIELDS, consumed, setpoint_record, telemetry_record
 
 S = 1_000_000
@@ -134,9 +135,9 @@ def _run(
     sizes: list[int],
     *,
     columnar: bool,
-) -> BatchOutcome:
+) -> BatchOutcome[FleetState]:
     records = consumed([(b"k", v) for v in values])
-    total = BatchOutcome()
+    total: BatchOutcome[FleetState] = BatchOutcome()
     first, turn = 0, 0
     while first < len(records):
         size = sizes[turn % len(sizes)]

@@ -13,7 +13,6 @@ codec, as the agent sees them. Properties:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,12 +23,11 @@ from contract import Codec, SchemaRegistry
 from contract.errors import InvalidRecordError
 from contract.records import SiteTelemetry
 from contract.testing.strategies import records, site_telemetry_example
-from streams.agents.aggregator import TelemetryAggregator
-from streams.agents.sitebook import SiteBook
-from streams.app import StreamsApp, build, settings_with
+from streams.app import settings_with
 from streams.steps.fleet_aggregation import sample_of, sample_of_plain
 from streams.steps.plain import telemetry_plainly_valid
-from streams.testing.agents import close_app
+from streams.steps.sitebook import SiteBook
+from streams.steps.telemetry_step import TelemetryAggregator
 
 REGISTRY = SchemaRegistry.load()
 SCHEMA = REGISTRY.current("SiteTelemetry").raw
@@ -104,11 +102,7 @@ def _valid(**fields: Any) -> dict[str, Any]:
     return site_telemetry_example(**({"event_time": T0} | fields))
 
 
-@pytest.fixture(scope="module")
-def built() -> Iterator[StreamsApp]:
-    app = build(settings_with(bootstrap="localhost:9092", app_id="prop-plain-telemetry"))
-    yield app
-    close_app(app)
+SETTINGS = settings_with(bootstrap="localhost:9092", app_id="prop-plain-telemetry")
 
 
 def _feed(agent: TelemetryAggregator, records: list[dict[str, Any]]) -> list[Any]:
@@ -135,9 +129,7 @@ def _feed(agent: TelemetryAggregator, records: list[dict[str, Any]]) -> list[Any
         max_size=60,
     )
 )
-def test_agent_fast_and_full_paths_agree(
-    built: StreamsApp, rows: list[tuple[int, int, float, float, bool]]
-) -> None:
+def test_agent_fast_and_full_paths_agree(rows: list[tuple[int, int, float, float, bool]]) -> None:
     records = [
         _valid(
             site_id=f"site-{site}",
@@ -148,8 +140,8 @@ def test_agent_fast_and_full_paths_agree(
         )
         for site, offset, power, soc, faulted in rows
     ]
-    fast = TelemetryAggregator(built.aggregator.settings, SiteBook())
-    full = TelemetryAggregator(built.aggregator.settings, SiteBook())
+    fast = TelemetryAggregator(SETTINGS, SiteBook())
+    full = TelemetryAggregator(SETTINGS, SiteBook())
     fast_out = _feed(fast, [_raw(r) for r in records])
     full_out = _feed(
         full, [LOGICAL.decode(LOGICAL.encode("SiteTelemetry", r)).record for r in records]

@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from contract import Codec, SchemaRegistry
 from contract.columnar import ColumnarDecoder
 from contract.testing.strategies import records
-from streams.agents.sitebook import SiteBook
 from streams.steps.fleet_aggregation import sample_of_plain
 from streams.steps.plain import telemetry_plainly_valid
+from streams.steps.sitebook import SiteBook
 from streams.steps.telemetry_columns import latest_per_site, telemetry_columns
 
 REGISTRY = SchemaRegistry.load()

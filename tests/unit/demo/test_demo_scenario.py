@@ -33,6 +33,7 @@ REQUIRED = {
     "inverter_override",
     "home_offline",
     "load_spike",
+    "worker_crash",
 }
 RULE_IDS = {r.rule_id for r in REGISTRY._rules}
 
@@ -264,6 +265,8 @@ BASE: dict[str, Any] = {
             {"incidents": [{"at_s": 1.0, "site": 0, "kind": "load", "load_kw": -1.0}]},
             "load_kw",
         ),
+        ({"incidents": [{"at_s": 1.0, "kind": "offline"}]}, "names its site"),
+        ({"incidents": [{"at_s": 1.0, "site": 0, "kind": "worker_crash"}]}, "names its site"),
         ({"expected": {"verdicts": {"MFRR.FAT": "MAYBE"}}}, "PASS"),
         ({"expected": {"unjudgeable": {"nope": "Error"}}}, "names no phase"),
         ({"expected": {"max_extra_import_pct": 2.0}}, "needs a hold phase"),
@@ -357,3 +360,13 @@ def test_load_by_path_and_errors(tmp_path: Path) -> None:
         load_scenario(str(bad))
     with pytest.raises(ScenarioError, match=r"built-in: .*fcrd_up_ramp"):
         load_scenario("no_such_scenario")
+
+
+def test_worker_crash_kills_the_leader_mid_order() -> None:
+    scenario = load_scenario("worker_crash")
+    (crash,) = scenario.incidents
+    assert crash.site is None
+    start, order = scenario.phase_starts()[0]
+    assert isinstance(order, OrderPhase)
+    begins = start + order.lead_in_s
+    assert begins < crash.at_s < begins + order.duration_s  # during the order

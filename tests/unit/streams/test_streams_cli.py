@@ -6,20 +6,29 @@ import pytest
 
 from contract.topics import TOPICS
 from flowerhub.cli import main
+from streams.agents.filter_store import changelog_topic
+from streams.agents.groups import slices_topic
+from streams.agents.leading import election_topic, state_topic
 from streams.app import internal_topics, settings_with
 
 
-def test_internal_topics_follow_faust_naming_and_the_source_partitions() -> None:
+def test_internal_topics_are_the_services_and_follow_the_source_partitions() -> None:
     rows = {t.name: t for t in internal_topics("fh-1")}
+    settings = settings_with(bootstrap="h:1", app_id="fh-1")
     assert set(rows) == {
-        "fh-1-filter-state-changelog",
-        "fh-1-compliance-state-changelog",
+        changelog_topic(settings),
+        slices_topic(settings),
+        election_topic(settings),
+        state_topic(settings),
         "fh-1-__assignor-__leader",
     }
-    setpoints = next(t for t in TOPICS if t.name == "site.setpoints")
-    assert rows["fh-1-filter-state-changelog"].partitions == setpoints.partitions
+    by_name = {t.name: t for t in TOPICS}
+    assert rows["fh-1-filter-state-changelog"].partitions == by_name["site.setpoints"].partitions
     assert rows["fh-1-filter-state-changelog"].cleanup_policy == "compact"
-    assert rows["fh-1-__assignor-__leader"].partitions == 1
+    assert rows["fh-1-site-slices"].partitions == by_name["site.telemetry"].partitions
+    assert rows["fh-1-site-slices"].cleanup_policy == "delete"
+    assert rows["fh-1-leader-state"].cleanup_policy == "compact"
+    assert rows["fh-1-leader"].partitions == rows["fh-1-leader-state"].partitions == 1
     assert {t.partitions for t in internal_topics("fh-1", 3)} == {3, 1}
 
 

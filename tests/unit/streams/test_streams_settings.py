@@ -27,7 +27,9 @@ def test_defaults() -> None:
         "client_id": "flowerhub",
     }
     assert s.filter.to_config().threshold_kw == 0.5
-    assert s.filter.tick_interval_s == 1.0
+    assert s.filter.hold_s == 1.0
+    assert s.workers.session_timeout_s == 3.0
+    assert s.aggregation.idle_s == 2.0
     assert s.aggregation.windows_s == (1, 10)
 
 

@@ -1,26 +1,22 @@
-"""The telemetry batch step (``TelemetryAggregator.add_batch``, what the worker's telemetry
-service calls per ``getmany``): SiteTelemetry bytes -> FleetState over 1 s and 10 s windows
-(each closed window emitted once), the site book, dead letters. The service itself, on the
-real broker: tests/integration/test_streams_telemetry.py."""
+"""The telemetry batch step (``TelemetryAggregator.add_batch``; the worker runs the same step
+per partition, ``steps.site_partition``): SiteTelemetry bytes -> FleetState over 1 s and
+10 s windows (each closed window emitted once), the site book, dead letters. The workers on
+the real broker: tests/integration/test_streams_workers.py."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from contract.codec import decode, encode
-from streams.agents.aggregator import NAME, BatchOutcome
-from streams.app import StreamsApp, build, settings_with
-from streams.testing.agents import (
-    ManualClock,
-    close_app,
-    consumed,
-    setpoint_record,
-    telemetry_record,
-)
+from contract.records import FleetState
+from streams.app import settings_with
+from streams.steps.sitebook import SiteBook
+from streams.steps.telemetry_step import NAME, BatchOutcome, TelemetryAggregator
+from streams.testing.agents import consumed, setpoint_record, telemetry_record
 
 S = 1_000_000
 T0 = 1_700_000_000 * S  # a multiple of 10 s: windows start on it
@@ -29,21 +25,28 @@ POWER = {"site-a": 2.0, "site-b": -1.5, "site-c": 4.25}
 OEM = {"site-a": "huawei", "site-b": "saj", "site-c": "huawei"}
 
 
+class Built:
+    """The step and its book, as the tests below address them."""
+
+    def __init__(self, aggregator: TelemetryAggregator) -> None:
+        self.aggregator = aggregator
+        self.book: SiteBook = aggregator.book
+
+
 @pytest.fixture(params=["columnar", "record-by-record"])
-def built(request: pytest.FixtureRequest) -> Iterator[StreamsApp]:
-    """The app's step, taking every batch column-wise, or every batch record by record."""
-    app = build(settings_with(bootstrap="localhost:9092", app_id="unit-agg"), clock=ManualClock(T0))
-    app.aggregator.columnar_from = 1 if request.param == "columnar" else 10**9
-    yield app
-    close_app(app)
+def built(request: pytest.FixtureRequest) -> Built:
+    """The step, taking every batch column-wise, or every batch record by record."""
+    settings = settings_with(bootstrap="localhost:9092", app_id="unit-agg")
+    columnar_from = 1 if request.param == "columnar" else 10**9
+    return Built(TelemetryAggregator(settings, SiteBook(), columnar_from=columnar_from))
 
 
 def run(
-    built: StreamsApp, messages: Sequence[tuple[bytes | None, bytes | None]], batch: int = 5
-) -> BatchOutcome:
+    built: Built, messages: Sequence[tuple[bytes | None, bytes | None]], batch: int = 5
+) -> BatchOutcome[FleetState]:
     """The messages as consecutive records of one partition, in batches of ``batch``."""
     records = consumed(messages)
-    total = BatchOutcome()
+    total: BatchOutcome[FleetState] = BatchOutcome()
     for first in range(0, len(records), batch):
         out = built.aggregator.add_batch(records[first : first + batch], NOW)
         total.states += out.states
@@ -52,7 +55,7 @@ def run(
     return total
 
 
-def state_records(out: BatchOutcome) -> list[dict[str, Any]]:
+def state_records(out: BatchOutcome[FleetState]) -> list[dict[str, Any]]:
     """The FleetStates as the service sends them (encoded, decoded back)."""
     return [decode(encode("FleetState", s.to_record())).record for s in out.states]
 
@@ -73,7 +76,7 @@ def second(k: int) -> list[tuple[bytes, bytes]]:
 
 
 @pytest.mark.parametrize("batch", [1, 4, 36])
-def test_telemetry_closes_1s_and_10s_windows_once(built: StreamsApp, batch: int) -> None:
+def test_telemetry_closes_1s_and_10s_windows_once(built: Built, batch: int) -> None:
     messages = [m for k in range(12) for m in second(k)]
     out = run(built, messages, batch)
     assert out.dead_letters == []
@@ -101,7 +104,7 @@ def test_telemetry_closes_1s_and_10s_windows_once(built: StreamsApp, batch: int)
     assert built.book.last_seen["site-a"] == T0 + 11 * S + S // 5
 
 
-def test_bad_telemetry_is_dead_lettered_and_not_counted(built: StreamsApp) -> None:
+def test_bad_telemetry_is_dead_lettered_and_not_counted(built: Built) -> None:
     bad_soc = telemetry_record("site-x", T0 + S // 5)
     bad_soc["soc_pct"] = 130.0
     messages = [
@@ -151,7 +154,7 @@ def test_bad_telemetry_is_dead_lettered_and_not_counted(built: StreamsApp) -> No
     ],
 )
 def test_semantically_bad_telemetry_is_dead_lettered(
-    built: StreamsApp, field: str, value: object
+    built: Built, field: str, value: object
 ) -> None:
     """Avro-valid but not a valid SiteTelemetry: the fast path must not let it through."""
     bad = telemetry_record("site-x", T0 + S // 5) | {field: value}
@@ -166,7 +169,7 @@ def test_semantically_bad_telemetry_is_dead_lettered(
     assert "site-x" not in built.book.last_seen
 
 
-def test_a_broker_timestamp_is_the_dead_letters_event_time(built: StreamsApp) -> None:
+def test_a_broker_timestamp_is_the_dead_letters_event_time(built: Built) -> None:
     (record,) = consumed([(b"k", b"garbage")], partition=3, first_offset=41, timestamp=1_234)
     out = built.aggregator.add_batch([record], NOW)
     (letter,) = out.dead_letters
@@ -177,7 +180,7 @@ def test_a_broker_timestamp_is_the_dead_letters_event_time(built: StreamsApp) ->
     assert out.accepted == 0
 
 
-def test_a_batch_read_again_changes_nothing(built: StreamsApp) -> None:
+def test_a_batch_read_again_changes_nothing(built: Built) -> None:
     """At-least-once redelivery (a batch not committed before a restart of the consumer, the
     windows kept): the book keeps the newest, closed windows are not emitted again."""
     messages = [m for k in range(12) for m in second(k)]
