@@ -39,10 +39,10 @@ from typing import Any, TextIO
 
 from contract.kafka.settings import KafkaSettings
 from edge.bridge.config import MqttConfig
+from flowerhub.demo.armed import worker_environment
 from flowerhub.demo.driver import Driver, DriverError, Producer, wait_for_telemetry
 from flowerhub.demo.fleet import SiteSpec, compose_fleet, describe, map_models
 from flowerhub.demo.processes import Child, ChildError, MemoryMeter, spawn
-from flowerhub.demo.armed import worker_environment
 from flowerhub.demo.results import AuditOutcome, SelfConsumption, run_audit
 from flowerhub.demo.scenario import IncidentKind, Scenario
 from flowerhub.demo.sims import SimFleet, SimStartError
