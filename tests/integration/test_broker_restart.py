@@ -109,6 +109,8 @@ def test_services_resume_after_a_broker_stop_and_start(tmp_path: Path) -> None:
                     bridge = h.bridge
                     assert bridge is not None
                     wait_until(lambda: bridge.stats.sent > 5, 30, "telemetry to flow")
+                    # the archiver is up first (it refuses to start without a broker)
+                    wait_until(lambda: any(archive.rglob("part-*")), 60, "a part file")
                     stop_cluster(data)
                     time.sleep(3.0)
                     second = start_cluster(1, data)
