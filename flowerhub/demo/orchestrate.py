@@ -49,8 +49,24 @@ from flowerhub.demo.sims import SimFleet, SimStartError
 from flowerhub.demo.testlog import RigLog, RigLogError, RigOutcome, judge_rig, write_rig_csv
 from flowerhub.demo.watch import Death, watch_children
 from flowerhub.demo.workers import Restart, WorkerPool, cancel
+from streams.settings import AggregationSettings
 
 WARMUP_S = 6.0  # telemetry from every site before the first order (the allocator's site book)
+#: The streams workers' settings of the run (``KEY=VALUE`` lines) in its run directory: a
+#: worker re-run on a replay of the archive needs them to take the same decisions (README
+#: "How to replay and debug").
+WORKER_ENV_FILE = "streams-worker.env"
+
+
+def drain_s(settings: AggregationSettings) -> float:
+    """How long the workers keep running once the bridges and the gateway stopped: the last
+    telemetry's windows close when their partitions' stream time passes their end plus the
+    grace, and a silent partition's stream time follows the clock after ``idle_s``
+    (``streams.steps.site_partition``), so the longest window that holds the last record
+    closes at most ``max(windows_s) + grace_s`` after it; 2 s more for the slices to reach
+    the leader and its transaction to commit. A run stopped sooner lacks the FleetStates of
+    its last windows, which a worker re-run on its replayed archive does emit."""
+    return max(settings.windows_s) + settings.grace_s + 2.0
 
 
 class DemoError(RuntimeError):
@@ -322,6 +338,10 @@ class Demo:
         # every child gets the whole connection as flags, the password (if any) in its env
         say, logs, env = self.progress, self.run_dir / "logs", kafka.environment()
         connect = kafka.arguments()
+        settings = worker_environment()
+        (self.run_dir / WORKER_ENV_FILE).write_text(
+            "".join(f"{k}={v}\n" for k, v in sorted(settings.items())), encoding="utf-8"
+        )
         self.workers = WorkerPool(
             self.o.workers,
             [
@@ -331,7 +351,7 @@ class Demo:
             ],
             logs,
             self.run_dir,
-            {**env, **worker_environment()},
+            {**env, **settings},
             say,
         )
         try:
@@ -408,14 +428,17 @@ class Demo:
         self.progress("gateway running (MQTT <-> Kafka)")
 
     async def _shutdown(self, fleet: SimFleet | None) -> list[int]:
-        """Stop children (bridges first, then the gateway, archiver last), simulators, our
-        brokers."""
+        """Stop children (bridges first, then the gateway; the workers once they closed the
+        last windows: ``drain_s``; the archiver last), simulators, our brokers."""
         say = self.progress
         rank = {"gateway": 1, "archiver": 3}
         order = sorted(self.children, key=lambda c: rank.get(c.name, 0))
         for child in order:
             if child.name == "archiver":
                 if self.workers is not None:  # the workers before the archiver
+                    drain = drain_s(AggregationSettings())
+                    say(f"streams workers: closing the last windows ({drain:.0f} s)")
+                    await asyncio.sleep(drain)
                     for name, code in await self.workers.stop(30.0):
                         say(f"stopped {name} (exit {code})")
                 await asyncio.sleep(3.0)  # the last telemetry and results reach the topics

@@ -9,7 +9,10 @@ and the FCR-D ramp's Req 2/3 (once marginal, issue 7) must clear their threshold
 margin, in the 1 Hz event-log audit and in the demo's 10 Hz test rig log. A second run plays
 ``inverter_override`` (the overriding site must be among the audit's offenders), then
 ``load_spike`` (a 6 kW load at a third of the armed homes: the order after it passes with no
-offender, self-consumption kept). No process of a run may be left behind.
+offender, self-consumption kept). No process of a run may be left behind. The default run's
+archive then goes through the README's replay flow (its inputs replayed with ``--max``, a
+streams worker re-run on the copy, ``replay diff``): no difference in FleetStates, site
+setpoints or commands (issue 18).
 
 The default runs beside the other two (each under its own topic prefix, consumer groups and
 run directory), so the set takes the time of the longest: about 5 minutes, most of it the
@@ -18,18 +21,27 @@ FCR-D ramp test, which the audit judges in real time.
 
 from __future__ import annotations
 
+import asyncio
 import io
+import json
+import os
+import sys
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from analytics.replay.diff_sources import DiffSide, read_archive_side, read_kafka_side
 from contract.kafka.settings import KafkaSettings
-from flowerhub.demo.orchestrate import DemoOptions, DemoResult, run_demo
+from flowerhub.cli import main as flowerhub
+from flowerhub.demo.orchestrate import WORKER_ENV_FILE, DemoOptions, DemoResult, run_demo
 from flowerhub.demo.results import compare, margin, rule_status
 from flowerhub.demo.scenario import DEFAULT_SCENARIO, load_scenario
+from streams.agents.leading import LEADING_LINE
+from streams.worker_process import PROJECT_ROOT, run_worker, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -145,3 +157,77 @@ def test_load_spike_moves_shares_and_keeps_self_consumption(
     assert result.self_consumption is not None
     assert result.self_consumption.extra_pct <= 2.0, result.self_consumption.describe()
     assert result.leftover_pids == [], log
+
+
+#: README "How to replay and debug": the inputs of a run (a topic the run never wrote is
+#: not in its archive and is skipped) and the outputs compared
+REPLAYED = (
+    "market.activations",
+    "market.fleet-setpoints",
+    "reserve.assignments",
+    "site.telemetry",
+    "site.device-status",
+    "site.command-results",
+    "site.faults",
+)
+COMPARED = ("fleet.state", "site.setpoints", "site.commands")
+
+
+def _archived_prefix(archive: Path) -> str:
+    (found,) = [
+        d.name.removeprefix("topic=").removesuffix("site.telemetry")
+        for d in archive.glob("topic=*site.telemetry")
+    ]
+    return found
+
+
+def _worker_env(run_dir: Path) -> dict[str, str]:
+    lines = (run_dir / WORKER_ENV_FILE).read_text(encoding="utf-8").splitlines()
+    return dict(line.split("=", 1) for line in lines if line)
+
+
+def test_the_readme_replay_flow_reproduces_the_default_run(
+    runs: dict[str, tuple[DemoResult, str]],
+    kafka: KafkaSettings,
+    unique_name: Callable[[str], str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The default run's archive: its inputs replayed with ``--max`` into a new prefix, a
+    streams worker (with the run's settings) re-run on the copy, then ``replay diff``
+    against the run's archive: the same FleetStates, site setpoints and commands (ids and
+    ingest times aside), as the README's flow promises (issue 18)."""
+    from streams.app import READY_MESSAGE  # imports Faust: only here
+
+    result, _ = runs[DEFAULT_SCENARIO]
+    source = _archived_prefix(result.archive)
+    copy = unique_name("replay") + "."
+    connect = ["--bootstrap", kafka.bootstrap_servers]
+    replay = ["replay", *connect, "--log", str(result.archive), "--source-prefix", source]
+    assert flowerhub([*replay, "--prefix", copy, "--max", "--topics", *REPLAYED]) == 0
+    assert f"into {copy}*" in capsys.readouterr().out
+    diff_json = tmp_path / "diff.json"
+    diff = [
+        *("replay", "diff", *connect, "--topics", *COMPARED, "--json", str(diff_json)),
+        *("--left", f"archive:{result.archive}:{source}", "--right", f"kafka:{copy}"),
+    ]
+    left = read_archive_side(DiffSide(source, result.archive), COMPARED)
+    counts = Counter(e.topic for e in left)
+    assert all(counts[t] > 0 for t in COMPARED), counts
+    command = [sys.executable, "-m", "flowerhub.cli", "streams", "worker", *connect]
+    command += ["--prefix", copy, "--app-id", copy.rstrip("."), "--loglevel", "warn"]
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **_worker_env(result.run_dir)}
+    with run_worker(command, tmp_path, lambda w: READY_MESSAGE in w.log(), env=env) as worker:
+
+        def caught_up() -> bool:  # every output of the run has its counterpart by now
+            right = asyncio.run(read_kafka_side(DiffSide(copy), kafka, COMPARED))
+            return Counter(e.topic for e in right) >= counts
+
+        wait_for("the re-run's outputs", worker, caught_up, timeout_s=120)
+        time.sleep(3.0)  # anything more (a window twice, a late setpoint) would show now
+        code = flowerhub(diff)
+        worker_log = worker.log()
+    report = json.loads(diff_json.read_text(encoding="utf-8"))
+    assert code == 0, f"{capsys.readouterr().out}\n{worker_log[-4000:]}"
+    assert report["identical"] is True
+    assert worker_log.count(LEADING_LINE) == 1, worker_log[-4000:]
