@@ -43,7 +43,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import faust
@@ -75,6 +75,13 @@ from streams.agents.groups import (
     slices_topic,
     wall_micros,
 )
+from streams.agents.site_work import (
+    CycleBatch,
+    OwnedFilter,
+    OwnedTelemetry,
+    describe_partitions,
+    no_limits,
+)
 from streams.settings import StreamsSettings
 from streams.steps import slices
 from streams.steps.filter_partition import FilterOutcome, FilterPartition
@@ -93,35 +100,6 @@ DRAIN_S = 2.0
 CLIENT_STOP_S = 2.0
 #: a partition's progress is published at least this often (wall seconds) while it moves
 PROGRESS_EVERY_S = 0.2
-
-
-@dataclass
-class _Owned:
-    """One owned telemetry partition and the wall time of its last progress."""
-
-    telemetry: PartitionTelemetry
-    moved_at: int  # wall micros when a record last moved its clock
-    record_clock: int | None = None  # its clock then
-    published: tuple[Any, ...] | None = None
-    published_at: int = 0
-
-
-@dataclass
-class _Filter:
-    partition: FilterPartition
-    input_at: int  # wall micros of its last setpoint (or restore)
-    input_clock: int | None = None
-
-
-@dataclass
-class _Batch:
-    """One cycle's outputs and offsets."""
-
-    slices: list[tuple[int, slices.SliceRecord, int]] = field(default_factory=list)
-    filtered: list[tuple[int, FilterOutcome]] = field(default_factory=list)
-    dead_letters: list[dict[str, Any]] = field(default_factory=list)
-    commits: dict[Any, int] = field(default_factory=dict)
-    read: Counter[str] = field(default_factory=Counter)  # records read, by topic
 
 
 class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # untyped bases
@@ -149,8 +127,8 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
         self.idle_s = agg.idle_s
         self.filter_config = settings.filter.to_config()
         self.filter_hold = round(settings.filter.hold_s * 1_000_000)
-        self.owned: dict[int, _Owned] = {}
-        self.filters: dict[int, _Filter] = {}
+        self.owned: dict[int, OwnedTelemetry] = {}
+        self.filters: dict[int, OwnedFilter] = {}
         self.standby = ChangelogStandby(settings, self.partitions)
         self.cycles = 0  #: cycles done (outputs acknowledged, commit attempted)
         self.records = 0
@@ -285,7 +263,9 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
                     owned = self.filters.pop(tp.partition)
                     self.standby.give_back(tp.partition, owned.partition.store)
             if revoked:
-                log.warning("%s: gave up %s", NAME, _describe(revoked, self.telemetry_topic))
+                log.warning(
+                    "%s: gave up %s", NAME, describe_partitions(revoked, self.telemetry_topic)
+                )
 
     async def on_partitions_assigned(self, assigned: Iterable[Any]) -> None:
         async with self._lock:
@@ -309,7 +289,7 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
                 log.warning(
                     "%s: now owns %s (restored in %.2f s)",
                     NAME,
-                    _describe(tps, self.telemetry_topic),
+                    describe_partitions(tps, self.telemetry_topic),
                     time.monotonic() - began,
                 )
 
@@ -326,7 +306,7 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
             part = PartitionTelemetry(tp.partition, self.windows_s, self.grace_s, self.idle_s)
             last = progress.get(tp.partition)
             part.restore(last, committed)
-            self.owned[tp.partition] = _Owned(part, self.wall())
+            self.owned[tp.partition] = OwnedTelemetry(part, self.wall())
             if last is not None:
                 log.info(
                     "%s: telemetry[%d] resumes at offset %d after the last progress (offset "
@@ -371,7 +351,7 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
         for partition, entries in (await self.standby.take(partitions)).items():
             part = FilterPartition(partition, self.filter_config, self.filter_hold)
             sites = part.restore(entries)
-            self.filters[partition] = _Filter(part, self.wall(), part.clock)
+            self.filters[partition] = OwnedFilter(part, self.wall(), part.clock)
             log.info(
                 "%s: filter[%d] restored: %d site(s), clock %s", NAME, partition, sites, part.clock
             )
@@ -397,7 +377,7 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
     async def cycle(self, batches: Mapping[Any, list[Any]]) -> None:
         """One ``getmany`` result (see the module doc)."""
         cpu = time.process_time()
-        batch = _Batch()
+        batch = CycleBatch()
         stamp = time.time_ns() // 1000  # processing time: dead letters only
         by_partition: dict[int, list[Any]] = {}
         setpoints: dict[int, list[Any]] = {}
@@ -416,7 +396,7 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
         for p, records in setpoints.items():
             owned = self.filters[p]
             tel = self.owned.get(p)
-            limits = tel.telemetry.limits_at if tel is not None else _no_limits
+            limits = tel.telemetry.limits_at if tel is not None else no_limits
             batch.filtered.append((p, owned.partition.process(records, limits, stamp)))
             owned.input_at, owned.input_clock = now, owned.partition.clock
             batch.commits[TopicPartition(self.setpoints_topic, p)] = records[-1].offset + 1
@@ -426,7 +406,7 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
         await self._idle(batch, setpoints.keys(), now)
         await self._send(batch)
 
-    def _fold(self, p: int, records: list[Any], stamp: int, now: int, batch: _Batch) -> None:
+    def _fold(self, p: int, records: list[Any], stamp: int, now: int, batch: CycleBatch) -> None:
         owned = self.owned[p]
         part = owned.telemetry
         outcome = part.add(records, stamp)
@@ -437,7 +417,12 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
         batch.commits[TopicPartition(self.telemetry_topic, p)] = part.commit_offset()
 
     def _publish(
-        self, p: int, owned: _Owned, closed: list[slices.WindowSlice], batch: _Batch, now: int
+        self,
+        p: int,
+        owned: OwnedTelemetry,
+        closed: list[slices.WindowSlice],
+        batch: CycleBatch,
+        now: int,
     ) -> None:
         """The cycle's closed windows of partition ``p`` (in close order), then its progress.
         A slice's record says the partition is at that slice's close, not at the cycle's
@@ -457,7 +442,7 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
             batch.slices.append((p, slices.SliceRecord(progress), ts))
             owned.published, owned.published_at = key, now
 
-    async def _idle(self, batch: _Batch, fed: Iterable[int], now: int) -> None:
+    async def _idle(self, batch: CycleBatch, fed: Iterable[int], now: int) -> None:
         """Silent caught-up partitions: their clock follows the wall (windows close); the
         filters' due writes up to their estimated clock."""
         consumer = self._consumer
@@ -500,7 +485,7 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
         must not find its windows closed by the wall clock)."""
         return await caught_up(consumer, tp)
 
-    async def _send(self, batch: _Batch) -> None:
+    async def _send(self, batch: CycleBatch) -> None:
         """The cycle's slices, commands and dead letters, then the changed filter states,
         each group acknowledged record by record (``contract.kafka.delivery``) before the
         next; the offsets last."""
@@ -606,12 +591,3 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
     def late(self) -> int:
         """Telemetry records dropped as late in the partitions owned now."""
         return sum(o.telemetry.late for o in self.owned.values())
-
-
-def _no_limits(site_id: str, at: int) -> None:
-    return None
-
-
-def _describe(tps: Iterable[Any], telemetry_topic: str) -> str:
-    parts = sorted(tp.partition for tp in tps if tp.topic == telemetry_topic)
-    return f"partitions {parts}" if parts else "no telemetry partition"
