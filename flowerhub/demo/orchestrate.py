@@ -49,7 +49,7 @@ from flowerhub.demo.sims import SimFleet, SimStartError
 from flowerhub.demo.testlog import RigLog, RigLogError, RigOutcome, judge_rig, write_rig_csv
 from flowerhub.demo.watch import Death, watch_children
 from flowerhub.demo.workers import Restart, WorkerPool, cancel
-from streams.settings import AggregationSettings
+from streams.settings import AggregationSettings, AllocatorSettings
 
 WARMUP_S = 6.0  # telemetry from every site before the first order (the allocator's site book)
 #: The streams workers' settings of the run (``KEY=VALUE`` lines) in its run directory: a
@@ -58,15 +58,19 @@ WARMUP_S = 6.0  # telemetry from every site before the first order (the allocato
 WORKER_ENV_FILE = "streams-worker.env"
 
 
-def drain_s(settings: AggregationSettings) -> float:
-    """How long the workers keep running once the bridges and the gateway stopped: the last
-    telemetry's windows close when their partitions' stream time passes their end plus the
-    grace, and a silent partition's stream time follows the clock after ``idle_s``
-    (``streams.steps.site_partition``), so the longest window that holds the last record
-    closes at most ``max(windows_s) + grace_s`` after it; 2 s more for the slices to reach
-    the leader and its transaction to commit. A run stopped sooner lacks the FleetStates of
-    its last windows, which a worker re-run on its replayed archive does emit."""
-    return max(settings.windows_s) + settings.grace_s + 2.0
+def drain_s(settings: AggregationSettings, allocator: AllocatorSettings) -> float:
+    """How long the workers keep running once the bridges and the gateway stopped, so that
+    a worker re-run on the run's replayed archive (which runs on) takes no decision the run
+    did not: the last telemetry's windows close when their partitions' stream time passes
+    their end plus the grace, and a silent partition's stream time follows the clock after
+    ``idle_s`` (``streams.steps.site_partition``), so the longest window that holds the last
+    record closes ``max(windows_s) + grace_s + idle_s`` after it at most; the homes, silent
+    since the bridges stopped, give up their shares once their telemetry is older than
+    ``telemetry_max_age_s`` (at the next whole-second re-split: 1 s more); 2 s more for the
+    slices to reach the leader and its transaction to commit."""
+    windows = max(settings.windows_s) + settings.grace_s + settings.idle_s
+    stale = allocator.telemetry_max_age_s + settings.grace_s + settings.idle_s + 1.0
+    return max(windows, stale) + 2.0
 
 
 class DemoError(RuntimeError):
@@ -436,7 +440,7 @@ class Demo:
         for child in order:
             if child.name == "archiver":
                 if self.workers is not None:  # the workers before the archiver
-                    drain = drain_s(AggregationSettings())
+                    drain = drain_s(AggregationSettings(), AllocatorSettings())
                     say(f"streams workers: closing the last windows ({drain:.0f} s)")
                     await asyncio.sleep(drain)
                     for name, code in await self.workers.stop(30.0):

@@ -40,6 +40,7 @@ class Child:
     args: list[str]
     log: Path
     proc: subprocess.Popen[bytes]
+    terminated: bool = False  #: SIGTERM sent (once: ``terminate`` or ``stop``)
 
     @property
     def pid(self) -> int:
@@ -63,10 +64,16 @@ class Child:
                 raise ChildError(f"{self.name} not ready in {timeout_s:.0f} s:\n{tail(self.log)}")
             time.sleep(0.1)
 
-    def stop(self, timeout_s: float = 30.0) -> int:
-        """SIGTERM, wait, SIGKILL; returns the exit code."""
-        if self.alive():
+    def terminate(self) -> None:
+        """SIGTERM without waiting (``stop`` waits); sent once."""
+        if self.alive() and not self.terminated:
             self.proc.send_signal(signal.SIGTERM)
+            self.terminated = True
+
+    def stop(self, timeout_s: float = 30.0) -> int:
+        """SIGTERM (unless sent), wait, SIGKILL; returns the exit code."""
+        if self.alive():
+            self.terminate()
             try:
                 self.proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:

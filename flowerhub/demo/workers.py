@@ -155,15 +155,19 @@ class WorkerPool:
 
     async def stop(self, timeout_s: float = 30.0) -> list[tuple[str, int]]:
         """Stop supervising, then every worker (SIGTERM; SIGKILL after ``timeout_s``);
-        each name with its exit status."""
+        each name with its exit status. Every worker gets its SIGTERM at once: stopped one
+        after another, a survivor would take over the lead for the last moment and re-split
+        the reserves over a fleet whose bridges stopped (outputs of the shutdown, not of the
+        run, that a re-run of the run's log does not make)."""
         if self._stopping:
             return []
         self._stopping = True
-        out = []
         for child in self.children:
-            code = await asyncio.to_thread(child.stop, timeout_s)
-            out.append((child.name, code))
-        return out
+            child.terminate()
+        codes = await asyncio.gather(
+            *(asyncio.to_thread(child.stop, timeout_s) for child in self.children)
+        )
+        return [(child.name, code) for child, code in zip(self.children, codes, strict=True)]
 
     def pids(self) -> list[int]:
         return [c.pid for c in self.children if c.alive()]

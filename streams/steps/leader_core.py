@@ -19,7 +19,10 @@ leader and a replay of the log decide alike:
   FleetState one worker reading every partition computes) and judged by live compliance
   against the obligations in force, with the sites stale at its end; at every whole
   second the allocations are refreshed (expired ones dropped, sticky re-splits where the
-  book no longer lets one stand: ``fleet_allocations.refresh``). Window closes come before
+  book no longer lets one stand: ``fleet_allocations.refresh``), whenever the book changed,
+  an allocation expired, or a site's telemetry grew older than ``telemetry_max_age_s`` in
+  event time (a silent home gives up its share; a new leader, whose first re-split looks at
+  the rebuilt book, decides the same). Window closes come before
   the re-split of the same instant.
 
 The state a new leader needs that is not in the inputs it re-reads is
@@ -127,6 +130,7 @@ class LeaderCore:
         self.clock: int | None = None  # time advanced to (closes and re-splits done)
         self.next_tick: int | None = None
         self.book_version = -1  # the book's version at the last re-split check
+        self.stale: tuple[str, ...] = ()  # the sites too old to allocate to, then
         self.catch_up_until: int | None = None  # restored: inputs up to it were handled
         self.late_slices = 0
         self.dirty = False  # the snapshot changed since it was last taken
@@ -252,9 +256,13 @@ class LeaderCore:
         if not by_slot:
             return
         expired = any(a.request.valid_until <= now for a in by_slot.values())
-        if self.book.version == self.book_version and not expired:
+        # a site whose telemetry grew too old (in event time) gives up its share: the book
+        # did not change, time did
+        max_age = round(self.config.allocator.telemetry_max_age_s * MICROS_PER_S)
+        stale = tuple(self.book.stale(now - max_age))
+        if self.book.version == self.book_version and not expired and stale == self.stale:
             return
-        self.book_version = self.book.version
+        self.book_version, self.stale = self.book.version, stale
         self.allocations, done = refresh(
             self.allocations, self.book.statuses(), now, self.config.allocator
         )
