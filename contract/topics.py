@@ -38,6 +38,9 @@ class Topic:
     ``key_field`` is the value's field used as the Kafka key (None: the producer passes the
     key through, as ``deadletter`` keeps the original key). ``cleanup_policy="compact"``
     keeps the latest value per key forever; ``"delete"`` keeps ``retention_ms``.
+    ``also_carries``: events besides ``value_event`` written into the topic, without a key
+    (``site.telemetry``: the streams workers' ``TelemetryWatermark``); a reader that wants
+    only ``value_event`` skips them by their event name.
     """
 
     name: str
@@ -48,6 +51,7 @@ class Topic:
     retention_ms: int | None = 7 * DAY_MS
     doc: str = ""
     extra_configs: Mapping[str, str] = field(default_factory=dict)
+    also_carries: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_topic_name(self.name)
@@ -138,7 +142,9 @@ TOPICS: tuple[Topic, ...] = (
         "SiteTelemetry",
         SITE_PARTITIONS,
         retention_ms=3 * DAY_MS,
-        doc="Periodic site measurements (the archiver keeps the long history).",
+        doc="Periodic site measurements (the archiver keeps the long history), and the "
+        "watermarks of silent partitions the streams workers write into it.",
+        also_carries=("TelemetryWatermark",),
     ),
     Topic(
         "site.faults",
@@ -196,8 +202,9 @@ def topic(name: str) -> Topic:
 
 
 def topic_for_event(value_event: str) -> Topic:
-    """The topic carrying ``value_event`` (each event type has exactly one topic)."""
-    matches = [t for t in TOPICS if t.value_event == value_event]
+    """The topic carrying ``value_event`` (each event type has exactly one topic; an event a
+    topic ``also_carries`` included)."""
+    matches = [t for t in TOPICS if value_event in (t.value_event, *t.also_carries)]
     if len(matches) != 1:
         raise TopicError(f"{len(matches)} topics carry {value_event!r}, expected exactly one")
     return matches[0]

@@ -19,6 +19,7 @@ from contract.records.site_command import ReserveArm, SiteCommand
 from contract.records.site_fault import FaultCode, SiteFault
 from contract.records.site_setpoint import SiteSetpoint
 from contract.records.site_telemetry import SiteTelemetry
+from contract.records.telemetry_watermark import TelemetryWatermark
 
 RECORDS = {
     "CommandResult": CommandResult,
@@ -33,6 +34,7 @@ RECORDS = {
     "SiteFault": SiteFault,
     "SiteSetpoint": SiteSetpoint,
     "SiteTelemetry": SiteTelemetry,
+    "TelemetryWatermark": TelemetryWatermark,
 }
 
 __all__ = [
@@ -53,4 +55,5 @@ __all__ = [
     "SiteFault",
     "SiteSetpoint",
     "SiteTelemetry",
+    "TelemetryWatermark",
 ]

@@ -19,7 +19,8 @@ Per owned partition p:
   standby copy of the partitions it does not own).
 
 Per ``getmany`` (at most ``MAX_RECORDS``): fold and filter, then make the due writes and
-close the windows of silent partitions; send the slices, progress, commands and dead
+write a watermark into each silent partition (its windows close when it is read back:
+``steps.site_partition``); send the slices, progress, commands and dead
 letters and wait for Kafka's acknowledgements; then write the changed filter states to
 the changelog and wait again; only then commit the offsets (telemetry: the partition's
 low-water offset, the first record an open window may still need; setpoints: after the
@@ -75,6 +76,7 @@ from streams.agents.groups import (
     slices_topic,
     wall_micros,
 )
+from streams.agents.site_clock import PartitionClocks, last_progress
 from streams.agents.site_work import (
     CycleBatch,
     OwnedFilter,
@@ -86,7 +88,7 @@ from streams.settings import StreamsSettings
 from streams.steps import slices
 from streams.steps.filter_partition import FilterOutcome, FilterPartition
 from streams.steps.setpoint_filter import FilterReason
-from streams.steps.site_partition import PartitionTelemetry
+from streams.steps.site_partition import WATERMARK_EVENT, PartitionTelemetry, watermark_record
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +127,7 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
         self.windows_s = tuple(agg.windows_s)
         self.grace_s = agg.grace_s
         self.idle_s = agg.idle_s
+        self.clocks = PartitionClocks(self.windows_s, self.partitions, self._read_progress)
         self.filter_config = settings.filter.to_config()
         self.filter_hold = round(settings.filter.hold_s * 1_000_000)
         self.owned: dict[int, OwnedTelemetry] = {}
@@ -297,7 +300,7 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
         """New telemetry partitions: each from its last published progress and the group's
         committed offset (see the module doc)."""
         consumer = self._consumer
-        progress = await self._last_progress([tp.partition for tp in tps])
+        progress = await last_progress(self._probe, self.slices_topic, [tp.partition for tp in tps])
         begins = await consumer.beginning_offsets(tps)
         for tp in tps:
             committed = await consumer.committed(tp)
@@ -318,32 +321,8 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
                     last.closed,
                 )
 
-    async def _last_progress(self, partitions: list[int]) -> dict[int, slices.PartitionProgress]:
-        """The progress in the last record of each of the slices topic's ``partitions``
-        (absent: nothing published there), with the worker's probe consumer."""
-        tps = [TopicPartition(self.slices_topic, p) for p in partitions]
-        consumer = self._probe
-        found: dict[int, slices.PartitionProgress] = {}
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        begins = await consumer.beginning_offsets(tps)
-        wanted = {tp for tp in tps if ends[tp] > begins[tp]}
-        for tp in wanted:
-            consumer.seek(tp, ends[tp] - 1)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 10.0
-        while wanted:
-            if loop.time() > deadline:
-                raise TimeoutError(f"could not read the last records of {sorted(wanted)}")
-            for tp, records in (await consumer.getmany(*wanted, timeout_ms=500)).items():
-                if not records:
-                    continue
-                wanted.discard(tp)
-                try:
-                    found[tp.partition] = slices.decode(records[-1].value).progress
-                except Exception:  # not ours: that partition starts afresh, said here
-                    log.warning("%s: the last record of %s is not a slice", NAME, tp)
-        return found
+    async def _read_progress(self, partitions: list[int]) -> dict[int, slices.PartitionProgress]:
+        return await last_progress(self._probe, self.slices_topic, partitions)
 
     async def _restore_filters(self, partitions: list[int]) -> None:
         """New setpoints partitions: the filter state from the standby copy, read to the
@@ -410,8 +389,8 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
         owned = self.owned[p]
         part = owned.telemetry
         outcome = part.add(records, stamp)
-        if part.clock != owned.record_clock:
-            owned.record_clock, owned.moved_at = part.clock, now
+        if part.data_clock != owned.record_clock:
+            owned.record_clock, owned.moved_at = part.data_clock, now
         self._publish(p, owned, outcome.states, batch, now)
         batch.dead_letters += outcome.dead_letters
         batch.commits[TopicPartition(self.telemetry_topic, p)] = part.commit_offset()
@@ -446,26 +425,28 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
         """Silent caught-up partitions: their clock follows the wall (windows close); the
         filters' due writes up to their estimated clock."""
         consumer = self._consumer
+        clocks = self.clocks
+        estimate = await clocks.estimate(self.owned, now)
         for p, owned in self.owned.items():
             tp = TopicPartition(self.telemetry_topic, p)
             part = owned.telemetry
             position = await self._caught_up(consumer, tp)
-            if position is not None:
-                if part.clock is None:
-                    # nothing to fold up to here (transaction markers, aborted records): the
-                    # leader trusts "idle" only once this offset reaches the partition's end
-                    part.next_offset = max(part.next_offset, position)
-                    progress = part.progress(idle=True)
-                    key = (None, (), True, progress.late, progress.offset)
-                    if key != owned.published or now - owned.published_at >= 1e6:
-                        batch.slices.append((p, slices.SliceRecord(progress), 0))
-                        owned.published, owned.published_at = key, now
-                    continue
-                base = owned.record_clock if owned.record_clock is not None else part.clock
-                closed = part.advance(base + (now - owned.moved_at))
-                if closed:
-                    batch.commits[tp] = part.commit_offset()
-                self._publish(p, owned, closed, batch, now)
+            if position is None:
+                continue
+            if part.clock is None:
+                # nothing to fold up to here (transaction markers, aborted records): the
+                # leader trusts "idle" only once this offset reaches the partition's end
+                part.next_offset = max(part.next_offset, position)
+                progress = part.progress(idle=True)
+                key = (None, (), True, progress.late, progress.offset)
+                if key != owned.published or now - owned.published_at >= 1e6:
+                    batch.slices.append((p, slices.SliceRecord(progress), 0))
+                    owned.published, owned.published_at = key, now
+            elif owned.record_clock is not None:
+                clocks.watermark(p, owned, owned.record_clock + (now - owned.moved_at), batch, now)
+                continue
+            if estimate is not None:  # no record of its own yet: the worker's estimate
+                clocks.watermark(p, owned, estimate, batch, now)
         fed_set = set(fed)
         for p, owned_filter in self.filters.items():
             tp = TopicPartition(self.setpoints_topic, p)
@@ -490,7 +471,18 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
         each group acknowledged record by record (``contract.kafka.delivery``) before the
         next; the offsets last."""
         assert self._sender is not None  # noqa: S101  # set by on_start
+        app_id = self.settings.app_id
         out = [
+            Outgoing(
+                self.telemetry_topic,
+                encode(WATERMARK_EVENT, watermark_record(app_id, p, at)),
+                None,
+                p,
+                timestamp_ms=at // 1000,
+            )
+            for p, at in batch.watermarks
+        ]
+        out += [
             Outgoing(
                 self.slices_topic,
                 slices.encode(record),

@@ -18,10 +18,12 @@ class OwnedTelemetry:
     """One owned telemetry partition and the wall time of its last progress."""
 
     telemetry: PartitionTelemetry
-    moved_at: int  # wall micros when a record last moved its clock
+    moved_at: int  # wall micros when a record (not a watermark) last moved its clock
     record_clock: int | None = None  # its clock then
     published: tuple[Any, ...] | None = None
     published_at: int = 0
+    watermark_sent: int | None = None  # the last watermark written (until read back)
+    watermark_sent_at: int = 0  # wall micros
 
 
 @dataclass
@@ -36,6 +38,7 @@ class CycleBatch:
     """One cycle's outputs and offsets."""
 
     slices: list[tuple[int, slices.SliceRecord, int]] = field(default_factory=list)
+    watermarks: list[tuple[int, int]] = field(default_factory=list)  # (partition, instant)
     filtered: list[tuple[int, FilterOutcome]] = field(default_factory=list)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     commits: dict[Any, int] = field(default_factory=dict)

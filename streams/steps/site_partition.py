@@ -9,12 +9,19 @@ closes the fleet's window once every partition's clock has passed it (``leader_c
 
 A silent partition (every site on it quiet, or no site at all) must not hold the fleet's
 windows back for ever: once the owner has read everything the partition holds (caught up)
-and ``idle_s`` has passed without a record, :meth:`PartitionTelemetry.advance` moves its
-clock along with the owner's estimate of event time (the newest event time it has read on
-any partition plus the wall time since), less ``idle_s``. A record that arrives later than
-that for a window already closed is late: dropped and counted (``late``). A partition that
-never had a record has no clock: its progress says ``idle`` and the leader does not wait for
-it.
+and ``idle_s`` has passed without a record, the owner moves its clock along with its
+estimate of event time (the newest event time it has read plus the wall time since), less
+``idle_s``. That is the one decision taken on the wall clock, so it is written into the
+log: the owner appends a ``TelemetryWatermark`` (no key) to the partition itself
+(:func:`watermark_record`), and the clock moves when the watermark is read back, at its
+place among the records (:meth:`PartitionTelemetry.add`: every window it passes closes, and
+a record after it for a window that closed is late: dropped and counted, ``late``). Whoever
+reads the partition again (a new owner, a worker re-run on a replay of the log) meets the
+same watermark between the same records and decides the same, so reading a log live or
+afterwards gives the same windows (Flink and Beam put watermarks into the stream for this).
+A partition that never had a record nor a watermark has no clock: its progress says
+``idle`` and the leader does not wait for it (only until its owner, having an estimate from
+any partition, writes it a watermark).
 
 Restart without a changelog: the owner commits, per partition, the *low-water* offset, the
 first offset of the oldest batch that may still hold a record of an open window
@@ -32,10 +39,13 @@ from __future__ import annotations
 
 import bisect
 import math
+import uuid
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from contract.codec import decode_raw
+from contract.errors import EventDecodeError
 from contract.fields import MICROS_PER_S
 from streams.steps.deadletter import ConsumedRecord
 from streams.steps.filter_state import SiteLimits
@@ -45,6 +55,37 @@ from streams.steps.telemetry_step import BatchOutcome, TelemetryStep
 
 #: how long a site's limits history reaches back (older entries are pruned but the last)
 LIMITS_HISTORY_S = 120
+#: the event a worker writes into a silent telemetry partition (see the module doc)
+WATERMARK_EVENT = "TelemetryWatermark"
+#: the watermark's id: one per (app, partition, instant), so a repeat is a duplicate
+_WATERMARK_NS = uuid.UUID("6f1d3c2a-9b7e-5e41-8c0d-2f4a6b8e0c17")
+
+
+def watermark_record(app_id: str, partition: int, at: int) -> dict[str, object]:
+    """The ``TelemetryWatermark`` record saying partition ``partition`` is at ``at``."""
+    event_id = uuid.uuid5(_WATERMARK_NS, f"{app_id}/{partition}/{at}")
+    return {"event_id": str(event_id), "event_time": at, "partition": partition, "app_id": app_id}
+
+
+def watermark_of(record: ConsumedRecord) -> int | None:
+    """The instant of a ``TelemetryWatermark`` record (None: any other record; a watermark
+    has no key, a site's telemetry always has one)."""
+    value = record.value
+    if record.key is not None or not isinstance(value, bytes):
+        return None
+    try:
+        event = decode_raw(value)
+    except EventDecodeError:
+        return None  # not ours: the telemetry step makes it a dead letter
+    if event.name != WATERMARK_EVENT:
+        return None
+    return int(event.record["event_time"])
+
+
+def close_grid(at: int, size: int, grace: int) -> int:
+    """The latest instant at or before ``at`` at which a window of ``size`` closes (its end
+    plus ``grace``): a watermark there closes as much as one at ``at``."""
+    return (at - grace) // size * size + grace
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +124,9 @@ class PartitionTelemetry:
         self._limits: dict[str, list[tuple[int, float, float]]] = {}
         self.replayed = 0  #: records read again after a restore
         self._restored_clock: int | None = None  # the previous owner's stream time
+        #: the stream time records (not watermarks) moved the clock to last
+        self.data_clock: int | None = None
+        self.watermarks = 0  #: watermarks read
 
     # ------------------------------------------------------------------ state
     @property
@@ -148,10 +192,52 @@ class PartitionTelemetry:
 
     # ------------------------------------------------------------------ folding
     def add(self, records: Sequence[ConsumedRecord], now: int) -> BatchOutcome[WindowSlice]:
-        """Fold a batch of this partition's records (offset order); dead letters stamped
-        ``now``."""
+        """Fold a batch of this partition's records (offset order), watermarks at their
+        place; dead letters stamped ``now``."""
         if not records:
             return BatchOutcome()
+        if all(r.key is not None for r in records):
+            return self._add(records, now)
+        outcome: BatchOutcome[WindowSlice] = BatchOutcome()
+        run: list[ConsumedRecord] = []
+        for record in records:
+            at = watermark_of(record)
+            if at is None:
+                run.append(record)
+                continue
+            if run:
+                _merge(outcome, self._add(run, now))
+                run = []
+            outcome.states += self.watermark_to(at)
+            self.watermarks += 1
+            self.next_offset = record.offset + 1
+        if run:
+            _merge(outcome, self._add(run, now))
+        outcome.states.sort(key=_closing)
+        return outcome
+
+    def watermark_to(self, at: int) -> list[WindowSlice]:
+        """Move the clock to ``at`` (never back): every window whose close it passes closes,
+        including those no record opened (a record of one later is late: the leader may
+        have closed it with this partition's progress); the slices that closes."""
+        slices: list[WindowSlice] = []
+        for windows in self.step.windows:
+            slices += windows.advance(at)
+            end = (at - windows.grace) // windows.size * windows.size
+            if windows.closed_before is None or end > windows.closed_before:
+                windows.closed_before = end
+        slices.sort(key=_closing)
+        self._note_limits(slices)
+        return slices
+
+    def _add(self, records: Sequence[ConsumedRecord], now: int) -> BatchOutcome[WindowSlice]:
+        before = self.clock
+        outcome = self._fold(records, now)
+        if self.clock != before:
+            self.data_clock = self.clock
+        return outcome
+
+    def _fold(self, records: Sequence[ConsumedRecord], now: int) -> BatchOutcome[WindowSlice]:
         first = records[0].offset
         replay = [r for r in records if r.offset < self._replay_until]
         fresh = records[len(replay) :] if replay else records
@@ -180,18 +266,16 @@ class PartitionTelemetry:
         return outcome
 
     def advance(self, estimate: int) -> list[WindowSlice]:
-        """A caught-up, silent partition: move the clock to ``estimate - idle_s`` (never
-        back; nothing when the partition has no clock yet); the slices that closes."""
+        """A caught-up, silent partition read in one process (``streams.testing.pipeline``):
+        the watermark its owner would write, ``estimate - idle_s`` (never back; nothing when
+        the partition has no clock yet), applied at once; the slices that closes."""
         clock = self.clock
         if clock is None:
             return []
         target = estimate - self.idle
         if target <= clock:
             return []
-        slices = [s for windows in self.step.windows for s in windows.advance(target)]
-        slices.sort(key=_closing)
-        self._note_limits(slices)
-        return slices
+        return self.watermark_to(target)
 
     def records(
         self, slices: Sequence[WindowSlice], progress: PartitionProgress
@@ -237,3 +321,9 @@ class PartitionTelemetry:
     def known_limits(self) -> Mapping[str, SiteLimits]:
         """Each site's latest limits (tests, diagnostics)."""
         return {site: SiteLimits(h[-1][1], h[-1][2]) for site, h in self._limits.items() if h}
+
+
+def _merge(into: BatchOutcome[WindowSlice], more: BatchOutcome[WindowSlice]) -> None:
+    into.states += more.states
+    into.dead_letters += more.dead_letters
+    into.accepted += more.accepted

@@ -17,7 +17,7 @@ EVENTS = REGISTRY.names()
 
 
 def test_every_event_type_is_covered() -> None:
-    assert len(EVENTS) == 12
+    assert len(EVENTS) == 13
     assert {"SiteTelemetry", "SiteCommand", "DeadLetter", "FleetState"} <= set(EVENTS)
 
 
