@@ -41,7 +41,7 @@ from flowerhub.demo.orchestrate import WORKER_ENV_FILE, DemoOptions, DemoResult,
 from flowerhub.demo.results import compare, margin, rule_status
 from flowerhub.demo.scenario import DEFAULT_SCENARIO, load_scenario
 from streams.agents.leading import LEADING_LINE
-from streams.worker_process import PROJECT_ROOT, WorkerTimeoutError, run_worker, wait_for
+from streams.worker_process import PROJECT_ROOT, run_worker, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -186,9 +186,6 @@ def _worker_env(run_dir: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in lines if line)
 
 
-LATE_LINE = "late telemetry record(s) dropped"
-
-
 def test_the_readme_replay_flow_reproduces_the_default_run(
     runs: dict[str, tuple[DemoResult, str]],
     kafka: KafkaSettings,
@@ -226,15 +223,7 @@ def test_the_readme_replay_flow_reproduces_the_default_run(
             right = asyncio.run(read_kafka_side(DiffSide(copy), kafka, COMPARED))
             return Counter(e.topic for e in right) >= counts
 
-        try:
-            wait_for("the re-run's outputs", worker, caught_up, timeout_s=120)
-        except WorkerTimeoutError:
-            if LATE_LINE in worker.log():  # the known gap, named: not a pass
-                pytest.xfail(
-                    "known gap (issue 18): the re-run dropped a telemetry record as late that "
-                    "the live run counted, so a window differs: " + LATE_LINE
-                )
-            raise
+        wait_for("the re-run's outputs", worker, caught_up, timeout_s=120)
         time.sleep(3.0)  # anything more (a window twice, a late setpoint) would show now
         code = flowerhub(diff)
         worker_log = worker.log()

@@ -19,6 +19,8 @@ from streams.steps.site_partition import (
     watermark_of,
     watermark_record,
 )
+from streams.steps.slices import WindowSlice
+from streams.steps.telemetry_step import BatchOutcome
 from streams.testing.agents import Consumed, telemetry_record
 
 S = 1_000_000
@@ -44,8 +46,8 @@ def part(columnar: bool) -> PartitionTelemetry:
     return p
 
 
-def windows(out: object) -> list[tuple[int, int, list[str]]]:
-    states = getattr(out, "states", out)
+def windows(out: BatchOutcome[WindowSlice] | list[WindowSlice]) -> list[tuple[int, int, list[str]]]:
+    states = out.states if isinstance(out, BatchOutcome) else out
     return [(s.window_s, (s.window_start - T0) // S, list(s.site_ids)) for s in states]
 
 
