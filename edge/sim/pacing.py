@@ -66,10 +66,16 @@ class _PacedHandler(ServerRequestHandler):
             busy = ExceptionResponse(pdu.function_code, ExcCodes.DEVICE_BUSY)
             busy.transaction_id = pdu.transaction_id
             busy.dev_id = pdu.dev_id
-            self.server_send(busy, self.last_addr)  # type: ignore[no-untyped-call]  # pymodbus
+            self.server_send(busy, self.last_addr)
         else:
             await super().handle_request()  # type: ignore[no-untyped-call]  # pymodbus
+
+    def server_send(self, pdu: Any, addr: Any) -> None:
+        """Every reply goes out here: its instant is noted first, so no client can see the
+        reply before the simulator counts it sent (with the client in another thread, the
+        note taken after the send could come later than the client's next request)."""
         self.pacing.replied(time.monotonic())
+        super().server_send(pdu, addr)  # type: ignore[no-untyped-call]  # pymodbus
 
 
 class PacedTcpServer(ModbusTcpServer):
