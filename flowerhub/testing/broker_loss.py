@@ -60,6 +60,9 @@ class LossReport:
     rounds: list[KillRound]
     gap_s: dict[str, list[float]]  # topic -> per kill: last ack before -> first ack after
     max_site_gap_s: float  # the longest gap between two acked telemetry records of a site
+    #: the longest such gap with no kill inside it: what the machine's own load stalls a
+    #: site, the floor the gaps around a kill are judged above
+    max_quiet_gap_s: float
     max_delay_s: float  # the longest event (poll) -> Kafka ack delay of any telemetry record
     emitted: int  # telemetry events the bridge made
     archived: int  # distinct telemetry event ids in the archive
@@ -210,9 +213,10 @@ def _gaps(acks: list[tuple[float, str, str, int]], kills: list[float]) -> dict[s
 
 def _site_figures(
     acks: list[tuple[float, str, str, int]], kills: list[float]
-) -> tuple[float, float]:
-    """The longest gap between a site's consecutive telemetry acks, and the longest
-    poll -> ack delay, over the rounds (from the first kill on)."""
+) -> tuple[float, float, float]:
+    """The longest gap between a site's consecutive telemetry acks, the longest of those
+    with no kill inside, and the longest poll -> ack delay, over the rounds (from the first
+    kill on)."""
     start = kills[0] - 5.0 if kills else 0.0
     per_site: dict[str, list[float]] = defaultdict(list)
     delay = 0.0
@@ -222,11 +226,14 @@ def _site_figures(
             continue
         per_site[site].append(t)
         delay = max(delay, t + offset - event_us / 1_000_000)
-    gap = 0.0
+    gap = quiet = 0.0
     for times in per_site.values():
         times.sort()
-        gap = max([gap, *(b - a for a, b in itertools.pairwise(times))])
-    return gap, delay
+        for a, b in itertools.pairwise(times):
+            gap = max(gap, b - a)
+            if not any(a <= k <= b for k in kills):
+                quiet = max(quiet, b - a)
+    return gap, quiet, delay
 
 
 def _log_duplicates(kafka: KafkaSettings, topics: list[str]) -> dict[str, int]:
@@ -382,12 +389,13 @@ def run_broker_loss(
             archive_log.close()
     archived, archive_dups = _archived(archive)
     kills = [r.killed_at for r in rounds]
-    gap, delay = _site_figures(cap.acks, kills)
+    gap, quiet, delay = _site_figures(cap.acks, kills)
     return LossReport(
         sites=sites,
         rounds=rounds,
         gap_s=_gaps(cap.acks, kills),
         max_site_gap_s=gap,
+        max_quiet_gap_s=quiet,
         max_delay_s=delay,
         emitted=len(cap.emitted_ids),
         archived=len(archived),

@@ -298,8 +298,14 @@ def test_a_broker_killed_under_the_pipeline_costs_only_the_election(
     for r in report.rounds:
         assert r.order_sites == SITES, f"{r.role}: {r.order_sites} of {SITES} sites answered"
     election = max(r.election_s for r in report.rounds)
-    # a site polls every INTERVAL_S: its records are INTERVAL_S apart when nothing stalls
-    assert report.max_site_gap_s <= election + 2.0 + INTERVAL_S, (report.max_site_gap_s, election)
+    # a site polls every INTERVAL_S: its records are INTERVAL_S apart when nothing stalls,
+    # and no more apart than the machine's own stalls away from a kill (a loaded CI runner)
+    floor = max(INTERVAL_S, report.max_quiet_gap_s)
+    assert report.max_site_gap_s <= election + 2.0 + floor, (
+        report.max_site_gap_s,
+        election,
+        report.max_quiet_gap_s,
+    )
     assert report.emitted > SITES * 20
     assert report.lost == 0, f"{report.lost} of {report.emitted} telemetry events not archived"
     assert report.archived == report.emitted
