@@ -42,6 +42,8 @@ from flowerhub.broker.state import ClusterState
 TELEMETRY = "SiteTelemetry"
 FLOWING_S = 6.0  # a topic counts as flowing when a record was acked this soon before a kill
 OEMS = ("huawei", "sungrow", "saj")
+#: how long the archiver may take to archive the last telemetry once the bridge stopped
+ARCHIVE_WAIT_S = 30.0
 
 
 @dataclass
@@ -236,6 +238,22 @@ def _site_figures(
     return gap, quiet, delay
 
 
+def _archiver_caught_up(archive: Path, emitted: set[str], within_s: float) -> None:
+    """Wait (up to ``within_s``) until the archive holds every telemetry event emitted: the
+    archiver flushes every second, later on a loaded machine; what is still missing then
+    counts as lost."""
+    deadline = time.monotonic() + within_s
+    time.sleep(2.0)  # at least one flush after the last record
+    while time.monotonic() < deadline:
+        try:
+            archived, _ = _archived(archive)
+        except Exception:  # no part file yet, or one being renamed: again
+            archived = set()
+        if emitted <= archived:
+            return
+        time.sleep(1.0)
+
+
 def _log_duplicates(kafka: KafkaSettings, topics: list[str]) -> dict[str, int]:
     from flowerhub.broker.probe import read_to_end
 
@@ -377,7 +395,7 @@ def run_broker_loss(
                     restart_node(data_dir, rounds[-1].victim)
                     time.sleep(settle_s)
                 h.stop_bridge()
-            time.sleep(3.0)  # the archiver's last flush (every second)
+            _archiver_caught_up(archive, cap.emitted_ids, ARCHIVE_WAIT_S)
         finally:
             archiver.send_signal(signal.SIGTERM)
             try:

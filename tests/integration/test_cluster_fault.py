@@ -131,11 +131,16 @@ async def wait_for_full_isr(kafka: KafkaSettings, topic: str, within: float = 60
     await clients.start(admin, kafka)
     try:
         deadline = time.monotonic() + within
+        isr: list[int] | str = "not described yet"
         while True:
-            (described,) = await admin.describe_topics([topic])
-            isr = sorted(len(p["isr"]) for p in described["partitions"])
-            if isr == [3] * PARTITIONS:
-                return
+            try:
+                (described,) = await admin.describe_topics([topic])
+            except KafkaError as exc:  # the restarted node asked before it listens: again
+                isr = repr(exc)
+            else:
+                isr = sorted(len(p["isr"]) for p in described["partitions"])
+                if isr == [3] * PARTITIONS:
+                    return
             assert time.monotonic() < deadline, f"ISR sizes {isr} never all reached 3"
             await asyncio.sleep(0.25)
     finally:

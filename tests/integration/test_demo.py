@@ -43,7 +43,9 @@ from flowerhub.demo.scenario import DEFAULT_SCENARIO, load_scenario
 from streams.agents.leading import LEADING_LINE
 from streams.worker_process import PROJECT_ROOT, run_worker, wait_for
 
-pytestmark = pytest.mark.integration
+#: the three demo runs (one, then two side by side) are the first test's setup: on a loaded
+#: 2-core runner they take longer than the suite's per-test timeout
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 
 SITES = 6
 MIN_MARGIN = 0.05  # Req 2/3 above their thresholds by at least 5 % of the threshold
