@@ -8,7 +8,9 @@ likely cause (:func:`edge.bridge.override.classify`). The command pipeline repor
 Between commands the reserve loop re-writes the target as the home's baseline and the
 frequency move. A write after the command's own restarts the wait (the response time from the
 latest write, at most :data:`MAX_WAIT_SETTLES` response times in all) and the read-back judges
-the power in force then; a target that keeps moving that long is reported, not judged.
+the target in force then, as a step from the target before it (what the battery followed when
+it moved; not the battery power before the command) over the time since it moved; a target
+that keeps moving that long is reported, not judged.
 """
 
 from __future__ import annotations
@@ -115,7 +117,8 @@ async def observe(
             measured_soc_pct=tel.soc_pct,
             reason=_also(decision.reason, "written; superseded before the response time passed"),
         )
-    since = shared.path.written_mono > w.acked_mono  # the reserve loop wrote after it
+    sp = shared.setpoint
+    since = sp.changed_at is not None and sp.changed_at > w.acked  # the target moved after it
     if not settled:
         return replace(
             base,
@@ -128,13 +131,16 @@ async def observe(
                 f"{MAX_WAIT_SETTLES * timing.settle_s:.1f} s, now {holding:.3f} kW: not judged",
             ),
         )
-    if since:  # judge what is in force now, from its own write
-        elapsed = (shared.clock() - (shared.path.written_at or w.acked)).total_seconds()
+    start = w.start_kw
+    if since:  # judge the target in force now, from its own write and the target before it
+        assert sp.changed_at is not None  # noqa: S101  # since says so
+        elapsed = (shared.clock() - sp.changed_at).total_seconds()
         written = holding
+        start = w.start_kw if sp.before_last_kw is None else sp.before_last_kw
     site = shared.site
     verdict = classify(
         written,
-        w.start_kw,
+        start,
         Observation(measured, tel.soc_pct, tel.mode, elapsed, readback, tuple(faults)),
         timing=timing,
         soc_min_pct=site.soc_reserve_min_pct,
