@@ -109,7 +109,15 @@ class TelemetryLoop:
             await asyncio.sleep(delay)
 
     async def tick(self) -> None:
-        """One poll: read, publish, enforce expiry, run the droop."""
+        """One poll: read, publish, enforce expiry, run the droop.
+
+        The sample is stamped the instant its registers were read (the clock when the
+        read's last reply came in: the newest value in it is from then, none is younger),
+        and it reports what was in force then: the expiry due by that instant is applied
+        first, and what the poll then writes (the target, a re-assertion, a return to safe
+        mode) shows in the next sample. A command applied while the poll runs is never in
+        a sample stamped before it.
+        """
         sh = self._shared
         now = sh.clock()
         t0 = asyncio.get_running_loop().time()
@@ -117,6 +125,7 @@ class TelemetryLoop:
             if sh.identity is None:
                 sh.identity = await sh.device.identify()
             tel = await sh.device.read_due_telemetry()
+            now = sh.clock()  # the registers were read: the sample's instant
             faults = self.faults
             if _since(now, self._faults_at) >= sh.site.fault_interval_s:
                 faults, self._faults_at = await sh.device.read_faults(), now
@@ -135,18 +144,20 @@ class TelemetryLoop:
             self._writer.sync(bulk=False).add_done_callback(log_failure)  # critical: on disk now
             self.faults = list(faults)
         within = sh.bounds(limits)
+        self._expire(now)
+        # what was in force at the sample's instant, before this poll's own writes
+        in_force, written_kw = sh.setpoint.in_force, sh.setpoint.last_written_kw
+        active = sh.setpoint.state.active
         await self._enforce(now, tel, within)
-        in_force = sh.setpoint.in_force
         base_kw = sh.baseline(now, in_force, within).kw
         up, down = headroom(within, base_kw, in_force)
         self._report_shortfalls(within, base_kw)
-        active = sh.setpoint.state.active
         ctx = TelemetryContext(
             headroom_up_kw=up,
             headroom_down_kw=down,
             max_discharge_kw=limits.max_discharge_kw,
             max_charge_kw=limits.max_charge_kw,
-            setpoint_kw=sh.setpoint.last_written_kw,
+            setpoint_kw=written_kw,
             active_command_id=active.command_id if active else None,
             reserve_armed=in_force.first_armed(),
             faulted=bool(self.faults),
@@ -177,11 +188,16 @@ class TelemetryLoop:
         else:
             log.info("site %s: every product's full activation fits again", sh.site.site_id)
 
-    async def _enforce(self, now: datetime, tel: Telemetry, within: Bounds) -> None:
-        """Expiry (back to safe mode when nothing is left), the keep-alive, the target."""
+    def _expire(self, now: datetime) -> None:
+        """Drop what expired by ``now``."""
         sh = self._shared
         for gone in sh.setpoint.expire(now):
             log.info("site %s: %s %s expired", sh.site.site_id, gone.kind, gone.command_id)
+
+    async def _enforce(self, now: datetime, tel: Telemetry, within: Bounds) -> None:
+        """Back to safe mode when nothing is left in force (expiry: :meth:`_expire`), the
+        keep-alive, the target."""
+        sh = self._shared
         if decide(sh.setpoint.state, now, self._queued()) is Action.REVERT_TO_SAFE_MODE:
             log.info("site %s: nothing in force, back to safe mode", sh.site.site_id)
             await sh.path.write(sh.safe_command())

@@ -71,7 +71,9 @@ def test_the_target_before_the_last_change_is_kept(
     assert (sp.last_written_kw, sp.before_last_kw) == (last, before)
     assert sp.changed_at == T0 + timedelta(seconds=at_s)
     sp.to_safe_mode()
-    assert (sp.last_written_kw, sp.before_last_kw, sp.changed_at) == (None, None, None)
+    assert sp.last_written_kw is None
+    assert sp.before_last_kw is None
+    assert sp.changed_at is None
 
 
 # (command kind, power its writes hold, predetermined setpoint after (None: the site's own
