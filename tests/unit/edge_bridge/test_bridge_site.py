@@ -95,7 +95,9 @@ def test_expired_command_reverts_to_safe_mode(tmp_path: Path) -> None:
     async def body() -> None:
         async with controller(tmp_path) as (ctl, _sim):
             await until(lambda: ctl.shared.telemetry is not None)
-            cmd = new_command("s1", CommandKind.SET_POWER, 2.0, valid_s=1.5)
+            # valid for longer than its write and read-back take here (about 2 s: samples are
+            # stamped when read, so expiry is judged on time, not a poll late)
+            cmd = new_command("s1", CommandKind.SET_POWER, 2.0, valid_s=3.0)
             ctl.submit(cmd)
             await ctl.drain()
             assert results(ctl)[cmd.command_id]["status"] == "APPLIED"
