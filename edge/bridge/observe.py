@@ -23,8 +23,8 @@ from datetime import datetime
 from contract.enums import CommandStatus
 from edge.bridge.events import Outcome
 from edge.bridge.idempotency import Tracking
-from edge.bridge.model import BridgeCommand
-from edge.bridge.override import Observation, classify
+from edge.bridge.model import BridgeCommand, Cause
+from edge.bridge.override import Observation, Verdict, classify
 from edge.bridge.safety import Accepted
 from edge.bridge.shared import SiteShared
 from edge.hal.errors import HalError
@@ -156,7 +156,29 @@ async def observe(
         measured_kw=measured,
         measured_soc_pct=tel.soc_pct,
         cause=verdict.cause,
-        reason=_also(decision.reason, moved + verdict.reason),
+        reason=_also(decision.reason, moved + verdict.reason + _ceiling(shared, verdict, written)),
+    )
+
+
+def _ceiling(shared: SiteShared, verdict: Verdict, written_kw: float) -> str:
+    """An inverter that does not follow: what it delivers beyond the baseline becomes the
+    site's ceiling (:mod:`edge.bridge.ceiling`); the words for the result's reason."""
+    if verdict.follows:
+        return ""
+    base = shared.last_baseline_kw
+    ceiling = shared.watch.observed(
+        shared.clock(),
+        written_kw,
+        base,
+        verdict.measured_kw,
+        tolerance_kw=shared.timing.tolerance(written_kw),
+        cause=verdict.cause or Cause.UNKNOWN,
+    )
+    if ceiling is None:
+        return ""
+    return (
+        f"; delivers {ceiling.kw:.3f} kW of the {ceiling.asked_kw:.3f} kW asked beyond its "
+        f"baseline {base:.3f} kW: headroom reported within that until it follows again"
     )
 
 

@@ -25,6 +25,7 @@ from datetime import datetime
 from contract.enums import DeviceState
 from edge.bridge.baseline import Baseline, baseline, scheduled_kw
 from edge.bridge.bounds import Bounds, EnergyRoom, bounds
+from edge.bridge.ceiling import DeliveryWatch
 from edge.bridge.config import SafeMode, SiteConfig
 from edge.bridge.link import Link
 from edge.bridge.model import BridgeCommand, PowerLimits
@@ -172,6 +173,7 @@ class SiteShared:
         self.telemetry: Telemetry | None = None
         self.limits: PowerLimits | None = None
         self.last_baseline_kw = 0.0  # the baseline when load or PV is not measured
+        self.watch = DeliveryWatch()  # what the battery showed it can deliver (ceilings)
 
     def live_limits(self) -> PowerLimits:
         """The site's bounds now: config, rated power, BMS limits and SoC reserve."""

@@ -12,9 +12,12 @@ spread over the interval) one :meth:`TelemetryLoop.tick`:
   others stay); nothing left in force and nothing queued to succeed it: back to safe mode;
   else the keep-alive (:mod:`edge.bridge.keepalive`), else the target (baseline following the
   home's load and PV, plus the armed responses and orders) at the poll's rate;
+* judges whether the battery delivers the target it was written (:mod:`edge.bridge.ceiling`:
+  an inverter that clamps or overrides shows a ceiling beyond its baseline);
 * publishes with every sample the baseline, what is armed and ordered per product, and the
-  headroom left beyond all of it (:func:`edge.bridge.headroom.headroom`); logs when a
-  product's full activation no longer fits (:func:`edge.bridge.headroom.shortfalls`).
+  headroom left beyond all of it (:func:`edge.bridge.headroom.headroom`), both within a
+  standing ceiling (what the site can actually deliver); logs when a product's full
+  activation no longer fits (:func:`edge.bridge.headroom.shortfalls`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from datetime import datetime
 from typing import Protocol
 
 from edge.bridge.bounds import Bounds
+from edge.bridge.ceiling import DETECT_SETTLES, held_within
 from edge.bridge.diskwriter import DiskWriter, log_failure
 from edge.bridge.events import (
     FAULT,
@@ -40,7 +44,8 @@ from edge.bridge.events import (
 from edge.bridge.headroom import headroom, shortfalls
 from edge.bridge.keepalive import KeepAlive
 from edge.bridge.link import CONTROLLED
-from edge.bridge.model import FREQUENCY_PRODUCTS, ORDER_PRODUCTS
+from edge.bridge.model import FREQUENCY_PRODUCTS, ORDER_PRODUCTS, Cause
+from edge.bridge.override import Observation, likely_cause
 from edge.bridge.scheduler import Action, decide
 from edge.bridge.shared import SiteShared
 from edge.bridge.sink import EventSink
@@ -150,8 +155,15 @@ class TelemetryLoop:
         active = sh.setpoint.state.active
         await self._enforce(now, tel, within)
         base_kw = sh.baseline(now, in_force, within).kw
-        up, down = headroom(within, base_kw, in_force)
+        reported = self._watch_delivery(now, tel, written_kw, base_kw, within)
+        up, down = headroom(reported, base_kw, in_force)
         self._report_shortfalls(within, base_kw)
+        armed = {p: in_force.armed_kw(p) for p in FREQUENCY_PRODUCTS}
+        orders = {p: in_force.order_kw(p) for p in ORDER_PRODUCTS}
+        if reported != within:  # a ceiling stands: each product holds what still fits
+            held_armed, held_orders = held_within(in_force, shortfalls(reported, base_kw, in_force))
+            armed |= held_armed
+            orders |= held_orders
         ctx = TelemetryContext(
             headroom_up_kw=up,
             headroom_down_kw=down,
@@ -162,11 +174,42 @@ class TelemetryLoop:
             reserve_armed=in_force.first_armed(),
             faulted=bool(self.faults),
             baseline_kw=base_kw,
-            armed_kw={p: in_force.armed_kw(p) for p in FREQUENCY_PRODUCTS},
-            order_kw={p: in_force.order_kw(p) for p in ORDER_PRODUCTS},
+            armed_kw=armed,
+            order_kw=orders,
         )
         self._sink.emit(TELEMETRY, telemetry_record(sh.site.site_id, sh.identity, tel, ctx, now))
         self._publish_status(now)
+
+    def _watch_delivery(
+        self,
+        now: datetime,
+        tel: Telemetry,
+        written_kw: float | None,
+        baseline_kw: float,
+        within: Bounds,
+    ) -> Bounds:
+        """Judge whether the battery delivers the target (:mod:`edge.bridge.ceiling`); the
+        bounds the site's room is reported with (``within`` narrowed by a standing ceiling)."""
+        sh = self._shared
+        measured, timing, site = tel.battery_power_kw, sh.timing, sh.site
+        cause = Cause.UNKNOWN
+        if written_kw is not None and measured is not None:
+            obs = Observation(measured, tel.soc_pct, tel.mode, timing.settle_s, None, self.faults)
+            cause = likely_cause(
+                obs, written_kw, site.soc_reserve_min_pct, site.soc_reserve_max_pct
+            )
+        changes = sh.watch.sample(
+            now,
+            written_kw,
+            baseline_kw,
+            measured,
+            tolerance_kw=timing.tolerance(written_kw or 0.0),
+            window_s=DETECT_SETTLES * timing.settle_s,
+            cause=cause,
+        )
+        for line in changes:
+            log.warning("site %s: %s", site.site_id, line)
+        return sh.watch.narrow(within, baseline_kw, now)
 
     def _report_shortfalls(self, within: Bounds, baseline_kw: float) -> None:
         """A warning when the products whose full activation no longer fits change."""
