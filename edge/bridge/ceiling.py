@@ -16,7 +16,8 @@ site's :class:`DeliveryWatch`:
   what it delivered then, at once.
 
 A ceiling stands while the site is seen short and for ``CEILING_HOLD_S`` after it last was,
-and goes as soon as the battery delivers beyond it (the inverter follows again). While it
+and goes as soon as the battery follows a target beyond it (within the tolerance: the
+inverter does what it is told again). While it
 stands, the bridge reports the site's room with it (:meth:`DeliveryWatch.narrow`: the bounds
 the headroom and each product's shortfall are computed with), so the published headroom and
 what each armed product and order is reported to hold (:func:`held_within`) say what the site
@@ -122,12 +123,11 @@ class DeliveryWatch:
 
     def ceilings(self, now: datetime) -> tuple[Ceiling | None, Ceiling | None]:
         """(up, down) standing at ``now``."""
-        return tuple(  # type: ignore[return-value]  # two sides, two values
-            s.ceiling
-            if s.ceiling is not None and (now - s.ceiling.seen_at).total_seconds() <= self.hold_s
-            else None
-            for s in (self.up, self.down)
-        )
+        return self._standing(self.up, now), self._standing(self.down, now)
+
+    def _standing(self, side: _Side, now: datetime) -> Ceiling | None:
+        c = side.ceiling
+        return c if c is not None and (now - c.seen_at).total_seconds() <= self.hold_s else None
 
     def narrow(self, bounds: Bounds, baseline_kw: float, now: datetime) -> Bounds:
         """``bounds`` with the standing ceilings around ``baseline_kw`` (what the site's
@@ -175,7 +175,9 @@ def _judge(
             f"for {window_s:.1f} s ({cause}): ceiling {side.ceiling.kw:.3f} kW reported"
         ]
     side.short_since, side.best_kw = None, 0.0
-    if c is not None and got > c.kw + tol:  # delivers beyond it: the inverter follows again
+    if c is not None and asked > c.kw + tol and abs(got - asked) <= tol:
+        # it follows a target beyond the ceiling: the inverter does what it is told again
+        # (a battery lagging a baseline that moved is not asked beyond it: no lift)
         side.ceiling = None
         return [f"{_name(side)}: delivers {got:.3f} kW beyond its baseline again: ceiling lifted"]
     return []

@@ -86,6 +86,11 @@ CASES = [
         (None, None),
     ),
     (
+        "short, then a lagging battery above a falling baseline: not following, no lift",
+        [*overridden(9), *[(t, 0.6, 0.6, 1.5) for t in range(9, 11)]],
+        (0.0, None),
+    ),
+    (
         "short, then not asked (share moved away) for less than the hold time",
         [*overridden(9), *[(t, 0.6, 0.6, 0.6) for t in range(9, 60)]],
         (0.0, None),
