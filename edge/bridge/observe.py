@@ -16,6 +16,7 @@ that keeps moving that long is reported, not judged.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -29,6 +30,8 @@ from edge.bridge.safety import Accepted
 from edge.bridge.shared import SiteShared
 from edge.hal.errors import HalError
 from edge.hal.points import Command
+
+log = logging.getLogger(__name__)
 
 #: The longest a read-back waits for the target to hold still, in OEM response times.
 MAX_WAIT_SETTLES = 4.0
@@ -176,10 +179,12 @@ def _ceiling(shared: SiteShared, verdict: Verdict, written_kw: float) -> str:
     )
     if ceiling is None:
         return ""
-    return (
-        f"; delivers {ceiling.kw:.3f} kW of the {ceiling.asked_kw:.3f} kW asked beyond its "
+    words = (
+        f"delivers {ceiling.kw:.3f} kW of the {ceiling.asked_kw:.3f} kW asked beyond its "
         f"baseline {base:.3f} kW: headroom reported within that until it follows again"
     )
+    log.warning("site %s: %s %s", shared.site.site_id, verdict.status, words)
+    return "; " + words
 
 
 async def _settled(
