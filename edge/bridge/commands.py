@@ -352,7 +352,7 @@ class CommandPipeline:
             )
         latency_ms = (acked - cmd.event_time).total_seconds() * 1000.0
         written = None if eff.in_force.empty else hal_cmd.power_kw  # None: handed back
-        sh.setpoint.commanded(cmd, eff.in_force, written)
+        sh.setpoint.commanded(cmd, eff.in_force, written, acked)
         self._reserve.in_force()  # the fast loop starts once an arm is in force
         self.applied += 1
         accepted = _accepted(cmd, eff, target, written)

@@ -8,12 +8,15 @@ likely cause (:func:`edge.bridge.override.classify`). The command pipeline repor
 Between commands the reserve loop re-writes the target as the home's baseline and the
 frequency move. A write after the command's own restarts the wait (the response time from the
 latest write, at most :data:`MAX_WAIT_SETTLES` response times in all) and the read-back judges
-the power in force then; a target that keeps moving that long is reported, not judged.
+the target in force then, as a step from the target before it (what the battery followed when
+it moved; not the battery power before the command) over the time since it moved; a target
+that keeps moving that long is reported, not judged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -21,12 +24,14 @@ from datetime import datetime
 from contract.enums import CommandStatus
 from edge.bridge.events import Outcome
 from edge.bridge.idempotency import Tracking
-from edge.bridge.model import BridgeCommand
-from edge.bridge.override import Observation, classify
+from edge.bridge.model import BridgeCommand, Cause
+from edge.bridge.override import Observation, Verdict, classify
 from edge.bridge.safety import Accepted
 from edge.bridge.shared import SiteShared
 from edge.hal.errors import HalError
 from edge.hal.points import Command
+
+log = logging.getLogger(__name__)
 
 #: The longest a read-back waits for the target to hold still, in OEM response times.
 MAX_WAIT_SETTLES = 4.0
@@ -115,7 +120,8 @@ async def observe(
             measured_soc_pct=tel.soc_pct,
             reason=_also(decision.reason, "written; superseded before the response time passed"),
         )
-    since = shared.path.written_mono > w.acked_mono  # the reserve loop wrote after it
+    sp = shared.setpoint
+    since = sp.changed_at is not None and sp.changed_at > w.acked  # the target moved after it
     if not settled:
         return replace(
             base,
@@ -128,13 +134,16 @@ async def observe(
                 f"{MAX_WAIT_SETTLES * timing.settle_s:.1f} s, now {holding:.3f} kW: not judged",
             ),
         )
-    if since:  # judge what is in force now, from its own write
-        elapsed = (shared.clock() - (shared.path.written_at or w.acked)).total_seconds()
+    start = w.start_kw
+    if since:  # judge the target in force now, from its own write and the target before it
+        assert sp.changed_at is not None  # noqa: S101  # since says so
+        elapsed = (shared.clock() - sp.changed_at).total_seconds()
         written = holding
+        start = w.start_kw if sp.before_last_kw is None else sp.before_last_kw
     site = shared.site
     verdict = classify(
         written,
-        w.start_kw,
+        start,
         Observation(measured, tel.soc_pct, tel.mode, elapsed, readback, tuple(faults)),
         timing=timing,
         soc_min_pct=site.soc_reserve_min_pct,
@@ -150,8 +159,32 @@ async def observe(
         measured_kw=measured,
         measured_soc_pct=tel.soc_pct,
         cause=verdict.cause,
-        reason=_also(decision.reason, moved + verdict.reason),
+        reason=_also(decision.reason, moved + verdict.reason + _ceiling(shared, verdict, written)),
     )
+
+
+def _ceiling(shared: SiteShared, verdict: Verdict, written_kw: float) -> str:
+    """An inverter that does not follow: what it delivers beyond the baseline becomes the
+    site's ceiling (:mod:`edge.bridge.ceiling`); the words for the result's reason."""
+    if verdict.follows:
+        return ""
+    base = shared.last_baseline_kw
+    ceiling = shared.watch.observed(
+        shared.clock(),
+        written_kw,
+        base,
+        verdict.measured_kw,
+        tolerance_kw=shared.timing.tolerance(written_kw),
+        cause=verdict.cause or Cause.UNKNOWN,
+    )
+    if ceiling is None:
+        return ""
+    words = (
+        f"delivers {ceiling.kw:.3f} kW of the {ceiling.asked_kw:.3f} kW asked beyond its "
+        f"baseline {base:.3f} kW: headroom reported within that until it follows again"
+    )
+    log.warning("site %s: %s %s", shared.site.site_id, verdict.status, words)
+    return "; " + words
 
 
 async def _settled(

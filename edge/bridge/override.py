@@ -80,10 +80,14 @@ class Observation:
 
 @dataclass(frozen=True)
 class Verdict:
+    """``follows``: the inverter does what was written (APPLIED, or CLAMPED by the bridge's
+    own gate before the write); else it clamped or overrode it."""
+
     status: CommandStatus
     measured_kw: float
     cause: Cause | None
     reason: str
+    follows: bool = False
 
 
 def likely_cause(
@@ -135,8 +139,11 @@ def classify(
                 measured,
                 gate_cause,
                 f"limited to {written_kw:.3f} kW by {gate_cause}; inverter follows",
+                follows=True,
             )
-        return Verdict(CommandStatus.APPLIED, measured, None, "inverter follows the setpoint")
+        return Verdict(
+            CommandStatus.APPLIED, measured, None, "inverter follows the setpoint", follows=True
+        )
     cause = likely_cause(obs, written_kw, soc_min_pct, soc_max_pct)
     moving_right_way = (expected - start_kw) * (measured - start_kw) > 0
     short = abs(measured - start_kw) < abs(expected - start_kw)

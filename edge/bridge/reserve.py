@@ -123,5 +123,5 @@ class ReserveLoop:
     async def _write(self, target_kw: float) -> None:
         """Write the target (only what changes) and remember it."""
         if await self._shared.path.write(Command.set_power(target_kw), trim=True):
-            self._shared.setpoint.last_written_kw = target_kw
+            self._shared.setpoint.wrote(target_kw, self._shared.path.written_at)
             self.droop_writes += 1

@@ -25,6 +25,7 @@ from datetime import datetime
 from contract.enums import DeviceState
 from edge.bridge.baseline import Baseline, baseline, scheduled_kw
 from edge.bridge.bounds import Bounds, EnergyRoom, bounds
+from edge.bridge.ceiling import DeliveryWatch
 from edge.bridge.config import SafeMode, SiteConfig
 from edge.bridge.link import Link
 from edge.bridge.model import BridgeCommand, PowerLimits
@@ -40,23 +41,41 @@ from edge.hal.points import Command, Identity, Telemetry, WritePlan
 @dataclass
 class Setpoint:
     """What the site holds now: what is in force (:class:`edge.bridge.stack.InForce`), the
-    newest command among it or safe mode (:attr:`state`), and the last power written (None:
-    the OEM's own mode)."""
+    newest command among it or safe mode (:attr:`state`), the last power written (None:
+    the OEM's own mode), when it last changed (clock time of the write's acknowledgement) and
+    the power before that change: what the battery was following when the target moved, so a
+    read-back judges a re-written target from there (:mod:`edge.bridge.observe`)."""
 
     state: SiteState = field(default_factory=SiteState)
     in_force: InForce = field(default_factory=InForce)
     last_written_kw: float | None = None
+    before_last_kw: float | None = None
+    changed_at: datetime | None = None
 
-    def commanded(self, cmd: BridgeCommand, in_force: InForce, written_kw: float | None) -> None:
-        """``cmd``'s writes went out: ``in_force`` holds now, its power ``written_kw`` (None or
-        nothing in force: the site was handed back to its own mode). The active command is
+    def wrote(self, kw: float, at: datetime | None) -> None:
+        """``kw`` was written as the target, acknowledged at ``at``; a re-write of the same
+        power (a re-assertion) is no change."""
+        if kw != self.last_written_kw:
+            self.before_last_kw, self.last_written_kw = self.last_written_kw, kw
+            self.changed_at = at
+
+    def commanded(
+        self,
+        cmd: BridgeCommand,
+        in_force: InForce,
+        written_kw: float | None,
+        at: datetime | None = None,
+    ) -> None:
+        """``cmd``'s writes went out (acknowledged at ``at``): ``in_force`` holds now, its power
+        ``written_kw`` (None or nothing in force: the site was handed back to its own mode). The
+        active command is
         ``cmd`` while it is in force itself (a disarm or an order's end is not: then the
         newest command that is)."""
         if in_force.empty or written_kw is None:
             self.to_safe_mode()
             return
         self.in_force = in_force
-        self.last_written_kw = written_kw
+        self.wrote(written_kw, at)
         ids = {c.command_id for c in in_force.commands()}
         active = cmd if cmd.command_id in ids else in_force.newest()
         self.state = SiteState(active, in_safe_mode=False)
@@ -78,7 +97,8 @@ class Setpoint:
     def to_safe_mode(self) -> None:
         self.state = SiteState(None, in_safe_mode=True)
         self.in_force = InForce()
-        self.last_written_kw = None
+        self.last_written_kw = self.before_last_kw = None
+        self.changed_at = None
 
 
 class WritePath:
@@ -153,6 +173,7 @@ class SiteShared:
         self.telemetry: Telemetry | None = None
         self.limits: PowerLimits | None = None
         self.last_baseline_kw = 0.0  # the baseline when load or PV is not measured
+        self.watch = DeliveryWatch()  # what the battery showed it can deliver (ceilings)
 
     def live_limits(self) -> PowerLimits:
         """The site's bounds now: config, rated power, BMS limits and SoC reserve."""

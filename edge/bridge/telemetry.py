@@ -12,9 +12,12 @@ spread over the interval) one :meth:`TelemetryLoop.tick`:
   others stay); nothing left in force and nothing queued to succeed it: back to safe mode;
   else the keep-alive (:mod:`edge.bridge.keepalive`), else the target (baseline following the
   home's load and PV, plus the armed responses and orders) at the poll's rate;
+* judges whether the battery delivers the target it was written (:mod:`edge.bridge.ceiling`:
+  an inverter that clamps or overrides shows a ceiling beyond its baseline);
 * publishes with every sample the baseline, what is armed and ordered per product, and the
-  headroom left beyond all of it (:func:`edge.bridge.headroom.headroom`); logs when a
-  product's full activation no longer fits (:func:`edge.bridge.headroom.shortfalls`).
+  headroom left beyond all of it (:func:`edge.bridge.headroom.headroom`), both within a
+  standing ceiling (what the site can actually deliver); logs when a product's full
+  activation no longer fits (:func:`edge.bridge.headroom.shortfalls`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from datetime import datetime
 from typing import Protocol
 
 from edge.bridge.bounds import Bounds
+from edge.bridge.ceiling import DETECT_SETTLES, held_within
 from edge.bridge.diskwriter import DiskWriter, log_failure
 from edge.bridge.events import (
     FAULT,
@@ -40,7 +44,8 @@ from edge.bridge.events import (
 from edge.bridge.headroom import headroom, shortfalls
 from edge.bridge.keepalive import KeepAlive
 from edge.bridge.link import CONTROLLED
-from edge.bridge.model import FREQUENCY_PRODUCTS, ORDER_PRODUCTS
+from edge.bridge.model import FREQUENCY_PRODUCTS, ORDER_PRODUCTS, Cause
+from edge.bridge.override import Observation, likely_cause
 from edge.bridge.scheduler import Action, decide
 from edge.bridge.shared import SiteShared
 from edge.bridge.sink import EventSink
@@ -109,7 +114,15 @@ class TelemetryLoop:
             await asyncio.sleep(delay)
 
     async def tick(self) -> None:
-        """One poll: read, publish, enforce expiry, run the droop."""
+        """One poll: read, publish, enforce expiry, run the droop.
+
+        The sample is stamped the instant its registers were read (the clock when the
+        read's last reply came in: the newest value in it is from then, none is younger),
+        and it reports what was in force then: the expiry due by that instant is applied
+        first, and what the poll then writes (the target, a re-assertion, a return to safe
+        mode) shows in the next sample. A command applied while the poll runs is never in
+        a sample stamped before it.
+        """
         sh = self._shared
         now = sh.clock()
         t0 = asyncio.get_running_loop().time()
@@ -117,6 +130,7 @@ class TelemetryLoop:
             if sh.identity is None:
                 sh.identity = await sh.device.identify()
             tel = await sh.device.read_due_telemetry()
+            now = sh.clock()  # the registers were read: the sample's instant
             faults = self.faults
             if _since(now, self._faults_at) >= sh.site.fault_interval_s:
                 faults, self._faults_at = await sh.device.read_faults(), now
@@ -135,27 +149,67 @@ class TelemetryLoop:
             self._writer.sync(bulk=False).add_done_callback(log_failure)  # critical: on disk now
             self.faults = list(faults)
         within = sh.bounds(limits)
-        await self._enforce(now, tel, within)
-        in_force = sh.setpoint.in_force
-        base_kw = sh.baseline(now, in_force, within).kw
-        up, down = headroom(within, base_kw, in_force)
-        self._report_shortfalls(within, base_kw)
+        self._expire(now)
+        # what was in force at the sample's instant, before this poll's own writes
+        in_force, written_kw = sh.setpoint.in_force, sh.setpoint.last_written_kw
         active = sh.setpoint.state.active
+        await self._enforce(now, tel, within)
+        base_kw = sh.baseline(now, in_force, within).kw
+        reported = self._watch_delivery(now, tel, written_kw, base_kw, within)
+        up, down = headroom(reported, base_kw, in_force)
+        self._report_shortfalls(within, base_kw)
+        armed = {p: in_force.armed_kw(p) for p in FREQUENCY_PRODUCTS}
+        orders = {p: in_force.order_kw(p) for p in ORDER_PRODUCTS}
+        if reported != within:  # a ceiling stands: each product holds what still fits
+            held_armed, held_orders = held_within(in_force, shortfalls(reported, base_kw, in_force))
+            armed |= held_armed
+            orders |= held_orders
         ctx = TelemetryContext(
             headroom_up_kw=up,
             headroom_down_kw=down,
             max_discharge_kw=limits.max_discharge_kw,
             max_charge_kw=limits.max_charge_kw,
-            setpoint_kw=sh.setpoint.last_written_kw,
+            setpoint_kw=written_kw,
             active_command_id=active.command_id if active else None,
             reserve_armed=in_force.first_armed(),
             faulted=bool(self.faults),
             baseline_kw=base_kw,
-            armed_kw={p: in_force.armed_kw(p) for p in FREQUENCY_PRODUCTS},
-            order_kw={p: in_force.order_kw(p) for p in ORDER_PRODUCTS},
+            armed_kw=armed,
+            order_kw=orders,
         )
         self._sink.emit(TELEMETRY, telemetry_record(sh.site.site_id, sh.identity, tel, ctx, now))
         self._publish_status(now)
+
+    def _watch_delivery(
+        self,
+        now: datetime,
+        tel: Telemetry,
+        written_kw: float | None,
+        baseline_kw: float,
+        within: Bounds,
+    ) -> Bounds:
+        """Judge whether the battery delivers the target (:mod:`edge.bridge.ceiling`); the
+        bounds the site's room is reported with (``within`` narrowed by a standing ceiling)."""
+        sh = self._shared
+        measured, timing, site = tel.battery_power_kw, sh.timing, sh.site
+        cause = Cause.UNKNOWN
+        if written_kw is not None and measured is not None:
+            obs = Observation(measured, tel.soc_pct, tel.mode, timing.settle_s, None, self.faults)
+            cause = likely_cause(
+                obs, written_kw, site.soc_reserve_min_pct, site.soc_reserve_max_pct
+            )
+        changes = sh.watch.sample(
+            now,
+            written_kw,
+            baseline_kw,
+            measured,
+            tolerance_kw=timing.tolerance(written_kw or 0.0),
+            window_s=DETECT_SETTLES * timing.settle_s,
+            cause=cause,
+        )
+        for line in changes:
+            log.warning("site %s: %s", site.site_id, line)
+        return sh.watch.narrow(within, baseline_kw, now)
 
     def _report_shortfalls(self, within: Bounds, baseline_kw: float) -> None:
         """A warning when the products whose full activation no longer fits change."""
@@ -177,11 +231,16 @@ class TelemetryLoop:
         else:
             log.info("site %s: every product's full activation fits again", sh.site.site_id)
 
-    async def _enforce(self, now: datetime, tel: Telemetry, within: Bounds) -> None:
-        """Expiry (back to safe mode when nothing is left), the keep-alive, the target."""
+    def _expire(self, now: datetime) -> None:
+        """Drop what expired by ``now``."""
         sh = self._shared
         for gone in sh.setpoint.expire(now):
             log.info("site %s: %s %s expired", sh.site.site_id, gone.kind, gone.command_id)
+
+    async def _enforce(self, now: datetime, tel: Telemetry, within: Bounds) -> None:
+        """Back to safe mode when nothing is left in force (expiry: :meth:`_expire`), the
+        keep-alive, the target."""
+        sh = self._shared
         if decide(sh.setpoint.state, now, self._queued()) is Action.REVERT_TO_SAFE_MODE:
             log.info("site %s: nothing in force, back to safe mode", sh.site.site_id)
             await sh.path.write(sh.safe_command())

@@ -6,7 +6,7 @@
   ``slot`` is what it replaces: a request replaces the earlier one of the same slot (energy
   dispatch is one slot, each reserve and order product its own);
 - ``Allocation``: one split of a request: the share per eligible site, exclusions, the
-  shortfall, and the setpoints to send;
+  shortfall, the setpoints to send, and on a re-split the sites that gave up share and why;
 - the request of each fleet-level event (``fleet_setpoint_request``, ``activation_request``,
   ``reserve_request``).
 """
@@ -116,6 +116,7 @@ class Allocation:
     excluded: Mapping[str, Exclusion]
     derated: tuple[str, ...]
     setpoints: tuple[SiteSetpoint, ...] = field(default=())
+    moved: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def to_dict(self) -> dict[str, Any]:
         """What ``reallocate`` needs later (request, revision, shares), for a Faust table.
@@ -128,6 +129,7 @@ class Allocation:
             "per_site_kw": dict(self.per_site_kw),
             "excluded": {site: reason.value for site, reason in self.excluded.items()},
             "derated": list(self.derated),
+            "moved": dict(self.moved),
         }
 
     @classmethod
@@ -143,6 +145,9 @@ class Allocation:
             raise InvalidRecordError(n, "per_site_kw", "expected mappings of site -> value")
         if not isinstance(derated, list):
             raise InvalidRecordError(n, "derated", "expected a list")
+        moved = data.get("moved", {})
+        if not isinstance(moved, Mapping) or not all(isinstance(v, str) for v in moved.values()):
+            raise InvalidRecordError(n, "moved", "expected a mapping of site -> reason")
         return cls(
             request=AllocationRequest.from_dict(request),
             revision=f.integer(data, n, "revision"),
@@ -153,6 +158,7 @@ class Allocation:
             ),
             excluded=MappingProxyType({str(k): _exclusion(v) for k, v in excluded.items()}),
             derated=tuple(str(d) for d in derated),
+            moved=MappingProxyType({str(k): v for k, v in moved.items()}),
         )
 
     @property
@@ -175,6 +181,7 @@ class Allocation:
             "sites_excluded": {reason.value: n for reason, n in _count(self.excluded).items()},
             "sites_derated": len(self.derated),
             "setpoints": len(self.setpoints),
+            **({"gave_up_share": dict(self.moved)} if self.moved else {}),
         }
 
 

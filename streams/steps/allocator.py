@@ -30,8 +30,14 @@ Shortfall: ``shortfall_kw = target_kw - allocated_kw`` (signed like the target),
 ``ALLOCATION_EPSILON_KW``.
 
 Sticky: a split is redone only when the site book changed in a way it cannot absorb
-(``reallocation_needed``), per product; then only the sites whose share changed get a
-setpoint (``reallocate``), and sites that left the split get 0 (DISARM, ORDER 0, SET_POWER 0).
+(``reallocation_needed``), per product; then every site keeps its share as far as it still
+can hold it, and only what sites gave up (a load spike, an SoC or power limit, a clamp or an
+override the bridge reports, a site gone offline or faulted) and any shortfall moves, to the
+sites with capacity left beyond their shares, by that capacity (``split_sticky``: the same
+integer largest-remainder rule). Only the sites whose share changed get a setpoint
+(``reallocate``: the next revision), sites that left the split get 0 (DISARM, ORDER 0,
+SET_POWER 0), and the allocation names each site that gave up share and why (``moved``, in
+its report: the leader's log line).
 """
 
 from __future__ import annotations
@@ -83,6 +89,7 @@ __all__ = [
     "reallocation_needed",
     "rooms_of",
     "split_proportional",
+    "split_sticky",
 ]
 
 #: Tolerance of ``fsum(per-site kW) + shortfall_kw == target_kw`` (1 mW; floats, not units).
@@ -93,14 +100,51 @@ SHORTFALL_RECOVERY_FRACTION = 0.02
 _CAP_TOLERANCE_UNITS = 1e-7
 
 
+def _units(kw: float, scale: int) -> int:
+    """Whole units of ``|kw|`` (rounded down, float noise forgiven)."""
+    return int(abs(kw) * scale + _CAP_TOLERANCE_UNITS)
+
+
 def split_proportional(
     target_kw: float, caps_kw: Sequence[float], config: AllocatorConfig
 ) -> tuple[list[int], int]:
     """Split ``|target_kw|`` over ``caps_kw`` (>= 0, in a fixed order) in integer units of
     ``config.resolution_kw``. Returns (units per site, total units); see the module doc."""
     scale = config.scale
-    total = int(abs(target_kw) * scale + _CAP_TOLERANCE_UNITS)
-    caps = [int(c * scale + _CAP_TOLERANCE_UNITS) if c > 0 else 0 for c in caps_kw]
+    caps = [_units(c, scale) if c > 0 else 0 for c in caps_kw]
+    return _split_units(_units(target_kw, scale), caps)
+
+
+def split_sticky(
+    target_kw: float,
+    caps_kw: Sequence[float],
+    kept_kw: Sequence[float],
+    config: AllocatorConfig,
+) -> tuple[list[int], int]:
+    """Re-split ``|target_kw|`` keeping each site's earlier share ``kept_kw`` (signed like the
+    target; the opposite sign counts as none) as far as its capacity ``caps_kw`` still holds
+    it; only the rest (what sites gave up, and any shortfall) is split over the capacity the
+    sites have left beyond their kept shares (:func:`split_proportional`'s rule). Kept
+    shares above the target (it cannot happen for the same request) are split down
+    proportionally instead. Returns (units per site, total units)."""
+    scale = config.scale
+    sign = -1.0 if target_kw < 0 else 1.0
+    total = _units(target_kw, scale)
+    caps = [_units(c, scale) if c > 0 else 0 for c in caps_kw]
+    kept = [
+        min(_units(k, scale), cap) if sign * k > 0 else 0
+        for k, cap in zip(kept_kw, caps, strict=True)
+    ]
+    kept_sum = sum(kept)
+    if kept_sum >= total:
+        return _split_units(total, kept)
+    spare = [cap - k for cap, k in zip(caps, kept, strict=True)]
+    more, added = _split_units(total - kept_sum, spare)
+    return [k + m for k, m in zip(kept, more, strict=True)], kept_sum + added
+
+
+def _split_units(total: int, caps: list[int]) -> tuple[list[int], int]:
+    """``total`` units over ``caps`` (units >= 0): the module doc's largest-remainder rule."""
     cap_sum = sum(caps)
     if total >= cap_sum:
         return caps, cap_sum
@@ -232,8 +276,13 @@ def allocate_rooms(
     previous: Mapping[str, float] | None = None,
     changed_only: bool = True,
     others: Sequence[ProductUse] = (),
+    sticky: bool = False,
 ) -> Allocation:
-    """Split ``request`` over the sites' ``rooms`` (sorted by site_id).
+    """Split ``request`` over the sites' ``rooms`` (sorted by site_id); with ``sticky`` and
+    ``previous`` (a re-split of the same request) the sites keep their earlier shares as far
+    as they still can hold them and only the rest moves (:func:`split_sticky`), else the
+    whole target is split afresh (:func:`split_proportional`). ``Allocation.moved`` names
+    each site that gave up share, and why.
 
     Setpoints: without ``previous``, one per site with a share (energy dispatch: one per
     eligible site, 0 included: it is an absolute power). With ``previous`` (site -> kW of
@@ -245,11 +294,25 @@ def allocate_rooms(
     eligible, caps, excluded, derated = _capacities(request, rooms, others)
     if request.valid_until <= now:
         caps = [0.0] * len(caps)
-    units, total = split_proportional(request.target_kw, caps, config)
+    if sticky and previous is not None:
+        kept = [previous.get(site_id, 0.0) for site_id in eligible]
+        units, total = split_sticky(request.target_kw, caps, kept, config)
+    else:
+        units, total = split_proportional(request.target_kw, caps, config)
     scale = config.scale
     sign = -1.0 if request.target_kw < 0 else 1.0
     per_site = {site_id: sign * u / scale for site_id, u in zip(eligible, units, strict=True)}
     allocated = sign * total / scale
+    moved: dict[str, str] = {}
+    if sticky and previous is not None:
+        capacity = dict(zip(eligible, caps, strict=True))
+        by_site = {room.site_id: room for room in rooms}
+        for site_id, kw in sorted(previous.items()):
+            now_kw = per_site.get(site_id, 0.0)
+            if abs(now_kw) < abs(kw) and request.valid_until > now:
+                moved[site_id] = _why_moved(
+                    by_site.get(site_id), request, abs(kw), capacity.get(site_id)
+                )
     setpoints: tuple[SiteSetpoint, ...] = ()
     if request.valid_until > now:
         absolute = request.kind is CommandKind.SET_POWER
@@ -280,7 +343,27 @@ def allocate_rooms(
         excluded=MappingProxyType(excluded),
         derated=tuple(derated),
         setpoints=setpoints,
+        moved=MappingProxyType(moved),
     )
+
+
+def _why_moved(
+    room: SiteRoom | None, request: AllocationRequest, share_kw: float, capacity: float | None
+) -> str:
+    """Why a site gave up (part of) its ``share_kw`` of ``request``: for the log."""
+    if room is None:
+        return "no longer in the site book"
+    if room.excluded is not None:
+        return f"excluded: {room.excluded}"
+    if capacity is None or capacity >= share_kw:
+        return "the split moved (a new request or a re-split)"
+    why = f"{request.slot} may take {capacity:.3f} kW there, its share was {share_kw:.3f} kW"
+    held = room.held.get(request.slot)
+    if held is not None:
+        why += f"; it reports holding {max(held):.3f} kW"
+    if room.clamp is not None:
+        why += f"; {room.clamp}"
+    return why
 
 
 def reallocate(
@@ -310,6 +393,7 @@ def reallocate_rooms(
         revision=previous.revision + 1,
         previous=previous.per_site_kw,
         others=others,
+        sticky=True,
     )
 
 

@@ -32,10 +32,14 @@ replaces the baseline, the other products on top. Its availability is a battery 
 ``reference + room up - other products' use up`` discharging, ``room down - other products'
 use down - reference`` charging, within the battery limits; a CommandResult CLAMPED or
 OVERRIDDEN within ``clamp_window_s`` derates the direction it asked for to the power
-measured (or written): the site showed it cannot go further right now. Reserve arms and
-orders are not derated by results (a result's powers are absolute battery powers, not
-deltas): a clamped arm or order shows in the telemetry, as a smaller ``armed_*``/``order_*``
-than the share, or as limits that no longer hold it.
+measured (or written): the site showed it cannot go further right now (``derated``: energy
+dispatch only). Reserve arms and orders are not derated by results (a result's powers are
+absolute battery powers, not deltas against the baseline the site had then): the bridge
+reports what a clamping or overriding inverter can deliver in its telemetry
+(``edge.bridge.ceiling``: the headroom, and each ``armed_*``/``order_*`` held, within the
+ceiling it observed), so the room above shrinks and the allocator moves the share
+(``allocator.needed``, ``split_sticky``); a recent such result is named in the room
+(``clamp``) for the log line of that move.
 """
 
 from __future__ import annotations
@@ -201,6 +205,7 @@ class SiteRoom:
     energy_up_kw: float = 0.0
     energy_down_kw: float = 0.0
     derated: bool = False
+    clamp: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,13 +274,14 @@ def site_room(status: SiteStatus, now: int, config: AllocatorConfig) -> SiteRoom
         held_down += h_down
     up = max(0.0, min(tel.headroom_up_kw + held_up, max_out - ref))
     down = max(0.0, min(tel.headroom_down_kw + held_down, max_in + ref))
-    energy_up, energy_down, derated = max_out, max_in, False
+    energy_up, energy_down, derated, clamp = max_out, max_in, False, None
     result = status.last_result
     if (
         result is not None
         and result.status in _DERATING
         and now - result.event_time <= config.clamp_window_s * MICROS_PER_S
     ):
+        clamp = _clamp_words(result, now)
         achieved = result.measured_kw if result.measured_kw is not None else result.written_kw
         achieved = 0.0 if achieved is None else achieved
         asked = result.requested_kw if result.requested_kw is not None else achieved
@@ -283,7 +289,15 @@ def site_room(status: SiteStatus, now: int, config: AllocatorConfig) -> SiteRoom
             energy_up, derated = min(energy_up, max(achieved, 0.0)), True
         elif asked < 0:
             energy_down, derated = min(energy_down, max(-achieved, 0.0)), True
-    return SiteRoom(site_id, None, ref, up, down, held, energy_up, energy_down, derated)
+    return SiteRoom(site_id, None, ref, up, down, held, energy_up, energy_down, derated, clamp)
+
+
+def _clamp_words(result: CommandResult, now: int) -> str:
+    """A recent CLAMPED/OVERRIDDEN result in words (why a site gave up share: the log)."""
+    age = (now - result.event_time) / MICROS_PER_S
+    cause = f" ({result.likely_cause})" if result.likely_cause else ""
+    measured = "" if result.measured_kw is None else f", measured {result.measured_kw:.3f} kW"
+    return f"{result.status}{cause} {age:.1f} s ago{measured}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,33 @@ def applied(sp: Setpoint, cmd: BridgeCommand, written: float) -> None:
     sp.commanded(cmd, eff.in_force, None if eff.in_force.empty else written)
 
 
+# writes (kW, seconds after T0) -> (last written, the one before it, when it last changed):
+# a re-write of the same power (a re-assertion) is no change, so a read-back still judges
+# the target from the power the battery followed before it moved
+WROTE = [
+    ([(1.0, 0)], (1.0, None, 0)),
+    ([(1.0, 0), (1.5, 2)], (1.5, 1.0, 2)),
+    ([(1.0, 0), (1.5, 2), (1.5, 5)], (1.5, 1.0, 2)),
+    ([(1.0, 0), (1.5, 2), (0.5, 3)], (0.5, 1.5, 3)),
+]
+
+
+@pytest.mark.parametrize(("writes", "after"), WROTE)
+def test_the_target_before_the_last_change_is_kept(
+    writes: list[tuple[float, int]], after: tuple[float, float | None, int]
+) -> None:
+    sp = Setpoint()
+    for kw, at_s in writes:
+        sp.wrote(kw, T0 + timedelta(seconds=at_s))
+    last, before, at_s = after
+    assert (sp.last_written_kw, sp.before_last_kw) == (last, before)
+    assert sp.changed_at == T0 + timedelta(seconds=at_s)
+    sp.to_safe_mode()
+    assert sp.last_written_kw is None
+    assert sp.before_last_kw is None
+    assert sp.changed_at is None
+
+
 # (command kind, power its writes hold, predetermined setpoint after (None: the site's own
 #  mode is the baseline), last written kW after, in safe mode, armed after)
 COMMANDED = [

@@ -95,7 +95,9 @@ def test_expired_command_reverts_to_safe_mode(tmp_path: Path) -> None:
     async def body() -> None:
         async with controller(tmp_path) as (ctl, _sim):
             await until(lambda: ctl.shared.telemetry is not None)
-            cmd = new_command("s1", CommandKind.SET_POWER, 2.0, valid_s=1.5)
+            # valid for longer than its write and read-back take here (about 2 s: samples are
+            # stamped when read, so expiry is judged on time, not a poll late)
+            cmd = new_command("s1", CommandKind.SET_POWER, 2.0, valid_s=3.0)
             ctl.submit(cmd)
             await ctl.drain()
             assert results(ctl)[cmd.command_id]["status"] == "APPLIED"
@@ -314,5 +316,53 @@ def test_an_arm_is_judged_on_the_target_in_force_when_the_baseline_moved(tmp_pat
             assert res["status"] == "APPLIED", res["reason"]
             assert "target re-written to" in res["reason"]
             assert res["written_kw"] == pytest.approx(first)  # what the arm itself wrote
+
+    run(body)
+
+
+def test_a_sample_is_stamped_when_its_registers_were_read(tmp_path: Path) -> None:
+    """Over a slow link (each telemetry read takes 150 ms) a sample carries the instant its
+    registers were read, not when the poll started; and a command applied while a poll ran
+    shows only in samples stamped after it was written."""
+    slow_s = 0.15
+    reads: list[tuple[datetime, datetime]] = []
+
+    async def body() -> None:
+        async with controller(tmp_path) as (ctl, _sim):
+            device = ctl.shared.device
+            read = device.read_due_telemetry
+
+            async def slow_read() -> Any:
+                start = datetime.now(UTC)
+                await asyncio.sleep(slow_s)
+                tel = await read()
+                reads.append((start, datetime.now(UTC)))
+                return tel
+
+            device.read_due_telemetry = slow_read  # type: ignore[method-assign]
+            await until(lambda: len(reads) >= 3)
+            cmd = new_command("s1", CommandKind.SET_POWER, 1.5)
+            ctl.submit(cmd)
+            await ctl.drain()
+            written_at = ctl.shared.setpoint.changed_at
+            assert written_at is not None
+            await until(lambda: len(reads) >= 12)
+            codec = ctl.sink.codec
+            samples = [
+                rec
+                for r in ctl.sink.outbox.pending(10_000)
+                if "battery_power_kw" in (rec := codec.decode(r.value).record)
+            ]
+            ends = sorted(end for _, end in reads)
+            slow = [s for s in samples if s["event_time"] > reads[0][0]]
+            assert len(slow) >= 8, samples
+            for s in slow:
+                stamp = s["event_time"]
+                end = max((e for e in ends if e <= stamp), default=None)
+                assert end is not None, (stamp, reads)
+                assert (stamp - end).total_seconds() < slow_s / 3, (stamp, end)
+                if s["active_command_id"] == cmd.command_id:
+                    assert stamp >= written_at, (stamp, written_at)
+            assert any(s["active_command_id"] == cmd.command_id for s in slow)
 
     run(body)

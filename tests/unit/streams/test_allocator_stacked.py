@@ -8,9 +8,9 @@ from dataclasses import replace
 
 import pytest
 
-from contract.enums import CommandKind, Product, SiteMode
+from contract.enums import CommandKind, CommandStatus, Product, SiteMode
 from contract.errors import InvalidRecordError
-from contract.records import ReserveArm, SiteTelemetry
+from contract.records import CommandResult, ReserveArm, SiteTelemetry
 from streams.steps.allocation import AllocationRequest
 from streams.steps.allocator import (
     rooms_of,
@@ -276,8 +276,9 @@ def test_reserves_held_at_a_site_without_an_allocation_still_count() -> None:
 
 def test_a_load_spike_moves_share_to_the_other_homes() -> None:
     """A sauna and an EV charger at site a: its baseline covers them (discharging 9 kW of
-    its 10), the room for FCR-D up shrinks below its share; that product is re-split (in
-    proportion to what each site can take now), FCR-D down is not."""
+    its 10), the room for FCR-D up shrinks below its share; that product is re-split, FCR-D
+    down is not. Sticky: site a keeps what it can still take (1 kW), only the 1 kW it gave
+    up moves, to the others by the room they have left; the allocation says why."""
     book = statuses()
     state = FleetAllocations()
     state, _ = apply_request(state, arm(Product.FCR_D_DOWN, 0.003, "down-1"), book, NOW, CONFIG)
@@ -291,7 +292,10 @@ def test_a_load_spike_moves_share_to_the_other_homes() -> None:
     state, done = refresh(same, after, NOW + 2 * S, CONFIG)
     assert [a.request.product for a in done] == [Product.FCR_D_UP]
     resplit = done[0]
-    assert dict(resplit.per_site_kw) == {"a": 0.546, "b": 2.727, "c": 2.727}  # a: 10 - 9 left
+    assert dict(resplit.per_site_kw) == {"a": 1.0, "b": 2.5, "c": 2.5}  # a: 10 - 9 left
+    assert set(resplit.moved) == {"a"}
+    assert "FCR_D_UP may take 1.000 kW there, its share was 2.000 kW" in resplit.moved["a"]
+    assert resplit.report()["gave_up_share"] == dict(resplit.moved)
     assert math.fsum(resplit.per_site_kw.values()) == pytest.approx(6.0)
     assert {sp.site_id for sp in resplit.setpoints} <= set(SITES)
     for room in rooms_of(after, NOW + 2 * S, CONFIG):  # the new shares fit (the old arm at
@@ -313,8 +317,10 @@ def test_a_clamped_arm_shows_in_the_telemetry_and_is_re_split() -> None:
     )
     state, done = refresh(state, clamped, NOW + S, CONFIG)
     assert len(done) == 1
-    assert dict(done[0].per_site_kw) == {"a": 3.913, "b": 1.174, "c": 3.913}
-    assert done[0].per_site_kw["b"] <= 1.5
+    # b keeps what it holds, the 1.5 kW it gave up goes to a and c (only their shares move)
+    assert dict(done[0].per_site_kw) == {"a": 3.75, "b": 1.5, "c": 3.75}
+    assert {sp.site_id for sp in done[0].setpoints} == {"a", "b", "c"}
+    assert "it reports holding 1.500 kW" in done[0].moved["b"]
 
 
 def test_expired_allocations_are_dropped_and_free_their_room() -> None:
@@ -399,3 +405,46 @@ def test_requests_that_do_not_fit_their_kind_are_typed_errors(
     reserve = ReserveArm(product, 0.0, 50.0, 49.9) if with_reserve else None
     with pytest.raises(InvalidRecordError):
         AllocationRequest("s", "f", kind, product, target, NOW, reserve)
+
+
+def test_an_overriding_home_gives_up_its_order_share_and_the_others_take_it() -> None:
+    """Site b's inverter overrides: the bridge reports it holds nothing of its 1 kW mFRR
+    order and has no headroom up (its delivery ceiling); the order is re-split: a and c
+    keep their shares and take b's, b gets ORDER 0, and the allocation names b and why
+    (with the OVERRIDDEN result the leader has)."""
+    state, first = apply_request(
+        FleetAllocations(), order(Product.MFRR, 0.003, "m-1"), statuses(), NOW, CONFIG
+    )
+    assert dict(first.per_site_kw) == {"a": 1.0, "b": 1.0, "c": 1.0}
+    held = {s: tel(s, up=4.0, mfrr=1.0) for s in SITES}
+    same, none = refresh(state, [SiteStatus(s, t) for s, t in held.items()], NOW + S, CONFIG)
+    assert none == []
+    held["b"] = tel("b", up=0.0, mfrr=0.0)  # the bridge's ceiling: 0 kW beyond the baseline
+    overridden = CommandResult(
+        event_id=UUID,
+        event_time=NOW,
+        site_id="b",
+        command_id="cmd-b",
+        status=CommandStatus.OVERRIDDEN,
+        requested_kw=1.0,
+        written_kw=1.0,
+        measured_kw=0.0,
+        likely_cause="UNKNOWN",
+    )
+    book = [SiteStatus(s, t, overridden if s == "b" else None) for s, t in held.items()]
+    state, done = refresh(same, book, NOW + 2 * S, CONFIG)
+    (resplit,) = done
+    assert dict(resplit.per_site_kw) == {"a": 1.5, "b": 0.0, "c": 1.5}
+    assert resplit.shortfall_kw == 0.0
+    assert resplit.revision == first.revision + 1
+    assert {(sp.site_id, sp.power_kw) for sp in resplit.setpoints} == {
+        ("a", 1.5),
+        ("b", 0.0),
+        ("c", 1.5),
+    }
+    assert set(resplit.moved) == {"b"}
+    assert "MFRR may take 0.000 kW there, its share was 1.000 kW" in resplit.moved["b"]
+    assert "OVERRIDDEN (UNKNOWN) 2.0 s ago" in resplit.moved["b"]
+    # the next refresh with the same book leaves the split alone (sticky)
+    _, again = refresh(state, book, NOW + 3 * S, CONFIG)
+    assert again == []
