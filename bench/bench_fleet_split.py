@@ -86,6 +86,8 @@ class _Run:
     cpu_s: float
     setpoints: int
     commands: int
+    first_setpoint_s: float
+    first_command_s: float
 
 
 def _cpu_s(pid: int) -> float:
@@ -151,15 +153,19 @@ async def _at_end(kafka: KafkaSettings, topic: str) -> Any:
     return consumer
 
 
-async def _count(consumer: Any, expected: int, deadline: float) -> tuple[float, int]:
-    """(perf_counter when ``expected`` records were read, records read)."""
+async def _count(consumer: Any, expected: int, deadline: float) -> tuple[float, float, int]:
+    """(perf_counter when the first and when ``expected`` records were read, records read)."""
     seen = 0
+    first: float | None = None
     while seen < expected:
         if time.perf_counter() > deadline:
             raise TimeoutError(f"{seen}/{expected} records in {RUN_TIMEOUT_S:g} s")
         batches = await consumer.getmany(timeout_ms=100, max_records=20_000)
         seen += sum(len(records) for records in batches.values())
-    return time.perf_counter(), seen
+        if first is None and seen:
+            first = time.perf_counter()
+    assert first is not None  # expected > 0
+    return first, time.perf_counter(), seen
 
 
 async def _all_online(kafka: KafkaSettings, topic: str, worker: Worker) -> None:
@@ -196,7 +202,7 @@ async def _measure(
             await asyncio.gather(*sends)
             started, wall, cpu = time.perf_counter(), time.time(), _cpu_s(worker.proc.pid)
             deadline = started + RUN_TIMEOUT_S
-            (sp_at, sp_n), (cmd_at, cmd_n) = await asyncio.gather(
+            (sp_first, sp_at, sp_n), (cmd_first, cmd_at, cmd_n) = await asyncio.gather(
                 _count(setpoints, expected, deadline), _count(commands, expected, deadline)
             )
             cpu = _cpu_s(worker.proc.pid) - cpu
@@ -206,7 +212,16 @@ async def _measure(
     if len(lines) < len(orders):
         raise RuntimeError(f"{len(lines)} allocation log line(s) for {len(orders)} order(s)")
     allocated = _log_time(lines[-1]) - wall
-    return _Run(sp_at - started, cmd_at - started, allocated, cpu, sp_n, cmd_n)
+    return _Run(
+        sp_at - started,
+        cmd_at - started,
+        allocated,
+        cpu,
+        sp_n,
+        cmd_n,
+        sp_first - started,
+        cmd_first - started,
+    )
 
 
 def _run_once(kafka: KafkaSettings, mode: str, workdir: Path) -> _Run:
