@@ -85,6 +85,7 @@ from streams.agents.site_work import (
 from streams.settings import StreamsSettings
 from streams.steps import slices
 from streams.steps.filter_partition import FilterOutcome, FilterPartition
+from streams.steps.plain import branch_encoder
 from streams.steps.setpoint_filter import FilterReason
 from streams.steps.site_partition import PartitionTelemetry
 
@@ -126,6 +127,8 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
         self.grace_s = agg.grace_s
         self.idle_s = agg.idle_s
         self.filter_config = settings.filter.to_config()
+        #: the commands' encoder (``to_record`` form: the raw codec, the reserve union named)
+        self.encode_command = branch_encoder("SiteCommand")
         self.filter_hold = round(settings.filter.hold_s * 1_000_000)
         self.owned: dict[int, OwnedTelemetry] = {}
         self.filters: dict[int, OwnedFilter] = {}
@@ -504,9 +507,9 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
         for _, outcome in batch.filtered:
             filtered.extend(outcome)
         commands = self.commands_topic
+        encode_command = self.encode_command
         out += [
-            Outgoing(commands, encode("SiteCommand", c), c["site_id"].encode())
-            for c in filtered.commands
+            Outgoing(commands, encode_command(c), c["site_id"].encode()) for c in filtered.commands
         ]
         for letter in [*batch.dead_letters, *filtered.dead_letters]:
             out.append(Outgoing(self.deadletter_topic, encode("DeadLetter", letter), letter["key"]))
