@@ -147,6 +147,41 @@ def test_limits_are_taken_as_of_the_setpoints_event_time() -> None:
     assert out.commands[0]["power_kw"] == 1.5
 
 
+def _arm(site: str, n: int, product: str, kw: float) -> tuple[bytes, bytes]:
+    record = {
+        **setpoint_record(site, f"sp-{n}", T0, 0.0, T0 + 300 * S),
+        "kind": "ARM_RESERVE",
+        "power_kw": None,
+        "reserve": {
+            "product": product,
+            "capacity_kw": kw,
+            "f_start_hz": 49.9,
+            "f_full_hz": 49.5,
+            "deadband_hz": 0.0,
+            "symmetric": False,
+        },
+    }
+    return site.encode(), encode("SiteSetpoint", record)
+
+
+def test_a_homes_lanes_changed_in_one_batch_are_one_change_of_its_final_state() -> None:
+    part = FilterPartition(0, CONFIG, hold_us=S)
+    products = ("FCR_N", "FCR_D_UP", "FCR_D_DOWN")
+    messages = [_arm(site, i, p, 1.0) for i, p in enumerate(products) for site in ("a", "b")]
+    out = feed(part, messages)
+    assert len(out.commands) == 6
+    assert sorted(out.changes) == [CLOCK_KEY, "a", "b"]
+    for site in ("a", "b"):
+        assert out.changes[site] is part.store[site]
+        assert sorted(lane["product"] for lane in out.changes[site]["lanes"]) == sorted(products)
+        assert part.state_of(site).to_dict() == out.changes[site]
+    # what the changelog holds restores the same filter
+    restored = FilterPartition(0, CONFIG, hold_us=S)
+    assert restored.restore(dict(out.changes)) == 2
+    again = [_arm("a", 9, "FCR_N", 1.0)]
+    assert feed(restored, again, first=6).reasons == feed(part, again, first=6).reasons
+
+
 def test_commands_encode_to_the_codecs_bytes_with_the_site_tasks_encoder() -> None:
     """The site tasks encode the filter's command records with ``branch_encoder`` (raw
     codec, reserve union named): the same bytes as ``contract.codec.encode``, for a
