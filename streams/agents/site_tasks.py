@@ -92,7 +92,7 @@ from streams.steps.site_partition import PartitionTelemetry
 log = logging.getLogger(__name__)
 
 NAME = "site-tasks"
-MAX_RECORDS = 5_000
+MAX_RECORDS = 20_000
 POLL_MS = 100
 #: at a stop: the batch in hand, then the outputs' acknowledgements and every client at once
 #: (the worker's whole stop is bounded by ``streams.shutdown.WORKER_STOP_S``)
