@@ -93,6 +93,8 @@ log = logging.getLogger(__name__)
 
 NAME = "site-tasks"
 MAX_RECORDS = 20_000
+#: a setpoints batch this long lets the loop run after it (30,000 can outlast the session)
+YIELD_AFTER = 500
 POLL_MS = 100
 #: at a stop: the batch in hand, then the outputs' acknowledgements and every client at once
 #: (the worker's whole stop is bounded by ``streams.shutdown.WORKER_STOP_S``)
@@ -127,8 +129,7 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
         self.grace_s = agg.grace_s
         self.idle_s = agg.idle_s
         self.filter_config = settings.filter.to_config()
-        #: the commands' encoder (``to_record`` form: the raw codec, the reserve union named)
-        self.encode_command = branch_encoder("SiteCommand")
+        self.encode_command = branch_encoder("SiteCommand")  # raw codec, reserve union named
         self.filter_hold = round(settings.filter.hold_s * 1_000_000)
         self.owned: dict[int, OwnedTelemetry] = {}
         self.filters: dict[int, OwnedFilter] = {}
@@ -405,6 +406,10 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
             batch.commits[TopicPartition(self.setpoints_topic, p)] = records[-1].offset + 1
             self.records += len(records)
             batch.read[self.setpoints_topic] += len(records)
+            if len(records) >= YIELD_AFTER:  # a fan-out: heartbeats and the leader run
+                self.cpu_s += time.process_time() - cpu
+                await asyncio.sleep(0)
+                cpu = time.process_time()
         self.cpu_s += time.process_time() - cpu
         await self._idle(batch, setpoints.keys(), now)
         await self._send(batch)
@@ -507,10 +512,8 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
         for _, outcome in batch.filtered:
             filtered.extend(outcome)
         commands = self.commands_topic
-        encode_command = self.encode_command
-        out += [
-            Outgoing(commands, encode_command(c), c["site_id"].encode()) for c in filtered.commands
-        ]
+        to_bytes = self.encode_command
+        out += [Outgoing(commands, to_bytes(c), c["site_id"].encode()) for c in filtered.commands]
         for letter in [*batch.dead_letters, *filtered.dead_letters]:
             out.append(Outgoing(self.deadletter_topic, encode("DeadLetter", letter), letter["key"]))
             log.warning(
