@@ -252,7 +252,10 @@ def _run_once(kafka: KafkaSettings, mode: str, workdir: Path) -> _Run:
         worker = stack.enter_context(
             streams_worker(settings, workdir, partitions=PARTITIONS, env=env)
         )
-        return asyncio.run(_measure(kafka, settings, mode, worker))
+        try:
+            return asyncio.run(_measure(kafka, settings, mode, worker))
+        except TimeoutError as exc:
+            raise TimeoutError(f"{mode}: {exc}\n{worker.tail()}") from exc
 
 
 def _load() -> str:
