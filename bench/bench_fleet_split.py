@@ -79,6 +79,7 @@ RESERVE_KW_PER_SITE: tuple[tuple[str, float, float, float], ...] = (
     ("FCR_D_DOWN", 2.0, 50.1, 50.5),
 )
 TICKS = os.sysconf("SC_CLK_TCK")
+SHORT = "allocation short of target"  # the leader's log line (streams.agents.leading)
 ALLOCATION = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\].*\ballocation: ", re.M)
 
 
@@ -255,7 +256,10 @@ def _run_once(kafka: KafkaSettings, mode: str, workdir: Path) -> _Run:
         try:
             return asyncio.run(_measure(kafka, settings, mode, worker))
         except TimeoutError as exc:
-            raise TimeoutError(f"{mode}: {exc}\n{worker.tail()}") from exc
+            why = ""
+            if SHORT in worker.log():  # its sites' telemetry too old at the orders' time
+                why = " (the leader split short: the worker fell behind the live telemetry)"
+            raise TimeoutError(f"{mode}: {exc}{why}\n{worker.tail()}") from exc
 
 
 def _load() -> str:
