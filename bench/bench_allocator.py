@@ -14,21 +14,35 @@ from the room the others leave at every home), then the filter for the 30,000 si
 encoding) of the 30,000 commands. Baseline, same run: the single-product figure above
 (today's path for one fleet setpoint), so the ratio is the cost of three stacked products
 against one. Best of ``REPEATS`` runs each.
+
+``three_products_worker_steps_cpu``: the floor of the real worker's figures
+(``bench_fleet_split``) on one core: the same three splits, then the worker's own per-record
+steps in this process, CPU seconds each (the leader's setpoint encoding; the site tasks'
+filter of the encoded setpoints: decode, lanes, ``to_record``; their command encoding and
+changelog entries). Kafka, the leader's hold and the live telemetry come on top in the worker.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from bench import BenchResult
 from contract.codec import encode
 from contract.enums import CommandKind, Product, SiteMode
 from contract.records import ReserveArm, SiteSetpoint, SiteTelemetry
+from streams.agents.filter_store import changelog_entry
 from streams.steps.allocator import AllocationRequest, allocate
 from streams.steps.availability import AllocatorConfig, SiteStatus
+from streams.steps.filter_partition import FilterPartition
 from streams.steps.fleet_allocations import FleetAllocations, apply_request
+from streams.steps.plain import branch_encoder
 from streams.steps.setpoint_filter import FilterConfig, FilterState, filter_setpoint
+from streams.testing.agents import consumed
 
 SITES = 10_000
 REPEATS = 3
@@ -62,6 +76,28 @@ def _statuses() -> list[SiteStatus]:
     return out
 
 
+def _finish(started: float, setpoints: Iterable[SiteSetpoint], encoded: bool) -> tuple[float, int]:
+    """The measuring loops' common end: the setpoint filter (one state per home through
+    its lanes) and ``to_record`` of every command, encoded too when ``encoded``; (seconds
+    since ``started``, commands)."""
+    fconfig = FilterConfig()
+    empty = FilterState()
+    filters: dict[str, FilterState] = {}
+    records = []
+    for sp in setpoints:
+        filters[sp.site_id], command, _ = filter_setpoint(
+            filters.get(sp.site_id, empty), sp, NOW, fconfig
+        )
+        if command is not None:
+            records.append(command.to_record())
+    return _done(started, records, encoded)
+
+
+def _done(started: float, records: list[dict[str, Any]], encoded: bool) -> tuple[float, int]:
+    count = len([encode("SiteCommand", r) for r in records]) if encoded else len(records)
+    return time.perf_counter() - started, count
+
+
 def _pipeline(
     statuses: list[SiteStatus], target_kw: float, *, encoded: bool = False
 ) -> tuple[float, int]:
@@ -74,17 +110,9 @@ def _pipeline(
         valid_until=NOW + 60 * S,
     )
     config = AllocatorConfig()
-    fconfig = FilterConfig()
     started = time.perf_counter()
     alloc = allocate(request, statuses, NOW, config)
-    empty = FilterState()
-    records = []
-    for sp in alloc.setpoints:
-        _, command, _ = filter_setpoint(empty, sp, NOW, fconfig)
-        if command is not None:
-            records.append(command.to_record())
-    count = len([encode("SiteCommand", r) for r in records]) if encoded else len(records)
-    return time.perf_counter() - started, count
+    return _finish(started, alloc.setpoints, encoded)
 
 
 def _naive(
@@ -93,7 +121,7 @@ def _naive(
     started = time.perf_counter()
     caps = [s.telemetry.headroom_up_kw if s.telemetry else 0.0 for s in statuses]
     total = sum(caps)
-    records = []
+    records: list[dict[str, Any]] = []
     for status, cap in zip(statuses, caps, strict=True):
         records.append(
             {
@@ -110,8 +138,7 @@ def _naive(
                 "issued_by": "",
             }
         )
-    count = len([encode("SiteCommand", r) for r in records]) if encoded else len(records)
-    return time.perf_counter() - started, count
+    return _done(started, records, encoded)
 
 
 #: (product, fleet capacity kW, droop band) of the three reserves armed on every home
@@ -122,10 +149,8 @@ RESERVES = (
 )
 
 
-def _three_products(statuses: list[SiteStatus], *, encoded: bool = False) -> tuple[float, int]:
-    config = AllocatorConfig()
-    fconfig = FilterConfig()
-    requests = [
+def _requests() -> list[AllocationRequest]:
+    return [
         AllocationRequest(
             source_id=f"bench-{product.value}",
             fleet_id="fleet",
@@ -137,7 +162,11 @@ def _three_products(statuses: list[SiteStatus], *, encoded: bool = False) -> tup
         )
         for product, target_kw, band in RESERVES
     ]
-    started = time.perf_counter()
+
+
+def _split(statuses: list[SiteStatus], requests: list[AllocationRequest]) -> list[SiteSetpoint]:
+    """The three requests, one after the other, each from the room the others leave."""
+    config = AllocatorConfig()
     state = FleetAllocations()
     setpoints: list[SiteSetpoint] = []
     for request in requests:
@@ -145,17 +174,56 @@ def _three_products(statuses: list[SiteStatus], *, encoded: bool = False) -> tup
         if abs(allocation.shortfall_kw) > 1e-6:
             raise RuntimeError(f"{request.product}: short by {allocation.shortfall_kw} kW")
         setpoints.extend(allocation.setpoints)
-    filters: dict[str, FilterState] = {}
-    records = []
-    empty = FilterState()
-    for sp in setpoints:
-        filters[sp.site_id], command, _ = filter_setpoint(
-            filters.get(sp.site_id, empty), sp, NOW, fconfig
+    return setpoints
+
+
+def _three_products(statuses: list[SiteStatus], *, encoded: bool = False) -> tuple[float, int]:
+    requests = _requests()
+    started = time.perf_counter()
+    return _finish(started, _split(statuses, requests), encoded)
+
+
+@dataclass(frozen=True)
+class _Hops:
+    """CPU seconds of each step of the worker's path for the three products (one core)."""
+
+    split: float
+    encode_setpoints: float
+    filter: float
+    encode_commands: float
+    changelog: float
+    commands: int
+
+    @property
+    def total(self) -> float:
+        return (
+            self.split + self.encode_setpoints + self.filter + self.encode_commands + self.changelog
         )
-        if command is not None:
-            records.append(command.to_record())
-    count = len([encode("SiteCommand", r) for r in records]) if encoded else len(records)
-    return time.perf_counter() - started, count
+
+
+def _worker_path(statuses: list[SiteStatus]) -> _Hops:
+    """The worker's own per-record steps for the three products, in this process: the
+    leader's split and its setpoint encoding (raw codec, ``branch_encoder``), then the
+    site tasks' filter of the encoded setpoints (``FilterPartition.process``: decode,
+    three lanes per home, ``to_record``), their command encoding and changelog entries.
+    What the worker adds (Kafka, the merge's hold, the live telemetry) is not in it."""
+    requests = _requests()
+    encode_setpoint = branch_encoder("SiteSetpoint")
+    encode_command = branch_encoder("SiteCommand")
+    marks = [time.process_time()]
+    setpoints = _split(statuses, requests)
+    marks.append(time.process_time())
+    values = [(sp.site_id.encode(), encode_setpoint(sp.to_record())) for sp in setpoints]
+    marks.append(time.process_time())
+    part = FilterPartition(0, FilterConfig(), S)
+    out = part.process(consumed(values, topic="site.setpoints"), lambda site, at: None, NOW)
+    marks.append(time.process_time())
+    commands = [encode_command(c) for c in out.commands]
+    marks.append(time.process_time())
+    _ = [changelog_entry(site, data) for site, data in out.changes.items()]
+    marks.append(time.process_time())
+    split, enc_sp, filt, enc_cmd, log = (b - a for a, b in itertools.pairwise(marks))
+    return _Hops(split, enc_sp, filt, enc_cmd, log, len(commands))
 
 
 def run() -> list[BenchResult]:
@@ -167,6 +235,9 @@ def run() -> list[BenchResult]:
     naive_enc = min(_naive(statuses, target_kw, encoded=True) for _ in range(REPEATS))
     stacked = min(_three_products(statuses) for _ in range(REPEATS))
     stacked_enc = min(_three_products(statuses, encoded=True) for _ in range(REPEATS))
+    hops = min((_worker_path(statuses) for _ in range(REPEATS)), key=lambda h: h.total)
+    if hops.commands != 3 * SITES:
+        raise RuntimeError(f"expected {3 * SITES} commands, got {hops.commands}")
     for got in (ours, naive, ours_enc, naive_enc):
         if got[1] != SITES:
             raise RuntimeError(f"expected {SITES} commands, got {got[1]}")
@@ -174,6 +245,25 @@ def run() -> list[BenchResult]:
         if got[1] != 3 * SITES:
             raise RuntimeError(f"expected {3 * SITES} commands, got {got[1]}")
     return [
+        BenchResult(
+            name="three_products_worker_steps_cpu",
+            value=hops.total,
+            unit="CPU s",
+            baseline=stacked_enc[0],
+            goal="<= 1 s (the floor of three_products_to_30k_commands_worker on one core)",
+            higher_is_better=False,
+            note=(
+                "the worker's own per-record steps for the three products in one process "
+                f"(bench_fleet_split adds Kafka, the leader's hold, the live telemetry): split "
+                f"{hops.split:.3f}, setpoints encoded {hops.encode_setpoints:.3f} (the leader: "
+                f"three_products_split_worker's floor {hops.split + hops.encode_setpoints:.3f}),"
+                f" filter of the encoded setpoints {hops.filter:.3f} (decode, three lanes, "
+                f"to_record), commands encoded {hops.encode_commands:.3f}, changelog entries "
+                f"{hops.changelog:.3f}; baseline: three_products_to_30k_encoded_site_commands "
+                f"(the pure path, no setpoint hop); "
+                f"{'PASS' if hops.total <= 1.0 else 'FAIL'}"
+            ),
+        ),
         BenchResult(
             name="three_products_to_30k_site_commands",
             value=stacked[0],

@@ -22,7 +22,7 @@ leader's step (``LeaderCore.handle_fleet``) -> 10,000 SiteSetpoints produced to
 ``site.commands``, clock stopped when Kafka acknowledged the last command (acks=all). Both
 hops encode with the raw codec and produce in per-partition batches
 (``streams.agents.batching.KeyedBatchSender``). The hops are this bench's own loop, not
-the worker's services (the real worker's figure: ``fleet_setpoint_to_10k_commands_worker``).
+the worker's services (the real worker's figures: ``bench_fleet_split``).
 Baseline, same run: 10,000 pre-encoded commands produced the same batched way (the Kafka
 floor of one hop); the note also gives one ``send()`` per record. Goal: <= 1 s.
 
@@ -146,29 +146,6 @@ async def _worker_child(
             raise RuntimeError(f"worker {mode} child failed: {done.stderr.decode()[-2000:]}")
         result: dict[str, float] = json.loads(out.read_text())
     return result
-
-
-async def _worker_commands(kafka: KafkaSettings, mode: str = "commands") -> dict[str, float]:
-    """One FleetSetpoint -> 10,000 commands (``reserves``: three ReserveAssignments -> 30,000)
-    through the real worker's services."""
-    prefix = f"bench-streams-{uuid.uuid4().hex[:8]}."
-    now = time.time_ns() // 1000
-    telemetry = [
-        (
-            f"site-{i:05d}".encode(),
-            encode(
-                "SiteTelemetry", telemetry_record(f"site-{i:05d}", now, headroom_up_kw=3.0 + i % 5)
-            ),
-        )
-        for i in range(COMMAND_SITES)
-    ]
-    await prepare_topics(
-        settings_with(bootstrap=kafka.bootstrap_servers, app_id=f"{prefix}worker", prefix=prefix)
-    )
-    await produce(kafka, topic("site.telemetry").full_name(prefix), telemetry)
-    # the worker needs seconds to read the telemetry first: age limits are not under test
-    ages = {"FLOWERHUB_ALLOCATOR__TELEMETRY_MAX_AGE_S": "600", "FLOWERHUB_FILTER__MAX_AGE_S": "120"}
-    return await _worker_child(mode, kafka, prefix, COMMAND_SITES, ages)
 
 
 async def _telemetry(kafka: KafkaSettings) -> list[BenchResult]:
@@ -362,54 +339,7 @@ async def _commands(kafka: KafkaSettings) -> list[BenchResult]:
     pipeline_s, setpoints_s, cpu_s, commands = min(runs)
     if commands != COMMAND_SITES:
         raise RuntimeError(f"expected {COMMAND_SITES} commands, got {commands}")
-    worker = await _worker_commands(kafka)
-    stacked = await _worker_commands(kafka, "reserves")
-    if stacked["commands"] != 3 * COMMAND_SITES:
-        raise RuntimeError(f"expected {3 * COMMAND_SITES} commands, got {stacked['commands']}")
     return [
-        BenchResult(
-            name="three_products_to_30k_commands_worker",
-            value=stacked["seconds"],
-            unit="s",
-            baseline=worker["seconds"],
-            goal="<= 1 s",
-            higher_is_better=False,
-            note=f"the real worker holding {COMMAND_SITES} sites: three ReserveAssignments "
-            f"(FCR-N, FCR-D up, FCR-D down on the same homes) produced at once -> the "
-            f"leader (each split from the room the others leave) -> 30,000 site setpoints -> "
-            f"setpoint filter (three lanes per home) -> {stacked['commands']:.0f} SiteCommands "
-            f"read back; the split (30,000 setpoints acknowledged by Kafka) took "
-            f"{stacked['split_s']:.3f} s of it against {worker['split_s']:.3f} s for one "
-            f"product's 10,000; the worker child's CPU {stacked['cpu_s']:.2f} s; baseline: the "
-            f"single-product figure of this run (fleet_setpoint_to_10k_commands_worker); "
-            f"{_load()}",
-        ),
-        BenchResult(
-            name="three_products_split_worker",
-            value=stacked["split_s"],
-            unit="s",
-            baseline=worker["split_s"],
-            goal="<= 1 s",
-            higher_is_better=False,
-            note="the same run's split alone: three ReserveAssignments produced -> the real "
-            "worker's leader -> 30,000 site setpoints acknowledged by Kafka; "
-            "baseline: one FleetSetpoint's 10,000 setpoints in the single-product run",
-        ),
-        BenchResult(
-            name="fleet_setpoint_to_10k_commands_worker",
-            value=worker["seconds"],
-            unit="s",
-            baseline=min(raws),
-            goal="<= 1 s",
-            higher_is_better=False,
-            note=f"the real worker (streams.app.build run by faust.Worker, as `flowerhub "
-            f"streams worker`) holding {COMMAND_SITES} sites: one FleetSetpoint produced -> "
-            f"leader (setpoints in per-partition batches, acked) -> site.setpoints -> "
-            f"setpoint filter (its batch consumer's getmany batches; commands, then the "
-            f"Faust table's changelog, in per-partition batches, acked; offsets committed) -> "
-            f"{worker['commands']:.0f} SiteCommands read back; the worker child's CPU "
-            f"{worker['cpu_s']:.2f} s of it; baseline as below; {_load()}",
-        ),
         BenchResult(
             name="fleet_setpoint_to_10k_commands",
             value=pipeline_s,

@@ -87,6 +87,7 @@ from streams.agents.site_work import (
 from streams.settings import StreamsSettings
 from streams.steps import slices
 from streams.steps.filter_partition import FilterOutcome, FilterPartition
+from streams.steps.plain import branch_encoder
 from streams.steps.setpoint_filter import FilterReason
 from streams.steps.site_partition import WATERMARK_EVENT, PartitionTelemetry, watermark_record
 
@@ -94,6 +95,8 @@ log = logging.getLogger(__name__)
 
 NAME = "site-tasks"
 MAX_RECORDS = 20_000
+#: a setpoints batch this long lets the loop run after it (30,000 can outlast the session)
+YIELD_AFTER = 500
 POLL_MS = 100
 #: at a stop: the batch in hand, then the outputs' acknowledgements and every client at once
 #: (the worker's whole stop is bounded by ``streams.shutdown.WORKER_STOP_S``)
@@ -129,6 +132,7 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
         self.idle_s = agg.idle_s
         self.clocks = PartitionClocks(self.windows_s, self.partitions, self._read_progress)
         self.filter_config = settings.filter.to_config()
+        self.encode_command = branch_encoder("SiteCommand")  # raw codec, reserve union named
         self.filter_hold = round(settings.filter.hold_s * 1_000_000)
         self.owned: dict[int, OwnedTelemetry] = {}
         self.filters: dict[int, OwnedFilter] = {}
@@ -381,6 +385,10 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
             batch.commits[TopicPartition(self.setpoints_topic, p)] = records[-1].offset + 1
             self.records += len(records)
             batch.read[self.setpoints_topic] += len(records)
+            if len(records) >= YIELD_AFTER:  # a fan-out: heartbeats and the leader run
+                self.cpu_s += time.process_time() - cpu
+                await asyncio.sleep(0)
+                cpu = time.process_time()
         self.cpu_s += time.process_time() - cpu
         await self._idle(batch, setpoints.keys(), now)
         await self._send(batch)
@@ -496,10 +504,8 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
         for _, outcome in batch.filtered:
             filtered.extend(outcome)
         commands = self.commands_topic
-        out += [
-            Outgoing(commands, encode("SiteCommand", c), c["site_id"].encode())
-            for c in filtered.commands
-        ]
+        to_bytes = self.encode_command
+        out += [Outgoing(commands, to_bytes(c), c["site_id"].encode()) for c in filtered.commands]
         for letter in [*batch.dead_letters, *filtered.dead_letters]:
             out.append(Outgoing(self.deadletter_topic, encode("DeadLetter", letter), letter["key"]))
             log.warning(

@@ -85,6 +85,9 @@ class FilterPartition:
         self.clock: int | None = None
         self.late = 0  #: setpoints filtered after a due write later than themselves
         self._parsed: dict[str, tuple[Mapping[str, Any], FilterState]] = {}
+        #: states changed by the batch or tick in progress, made dicts once at its end (a
+        #: home's three lanes change it three times in one fan-out: one dict, not three)
+        self._unwritten: dict[str, FilterState] = {}
         self._due: list[tuple[int, str]] = []  # heap of (due instant, site); lazily stale
         self._due_of: dict[str, int] = {}
         self._last_tick: int | None = None  # the due instant of the last due write run
@@ -118,6 +121,9 @@ class FilterPartition:
         return sites
 
     def state_of(self, site_id: str) -> FilterState:
+        unwritten = self._unwritten.get(site_id)
+        if unwritten is not None:
+            return unwritten
         data = self.store.get(site_id)
         if data is None:
             return FilterState()
@@ -128,12 +134,18 @@ class FilterPartition:
         self._parsed[site_id] = (data, state)
         return state
 
-    def _set(self, site_id: str, state: FilterState, out: FilterOutcome) -> None:
-        data = state.to_dict()
-        self.store[site_id] = data
-        self._parsed[site_id] = (data, state)
-        out.changes[site_id] = data
+    def _set(self, site_id: str, state: FilterState) -> None:
+        self._unwritten[site_id] = state
         self._schedule(site_id, state)
+
+    def _write(self, out: FilterOutcome) -> None:
+        """The states the batch or tick changed: to the store and ``out.changes``."""
+        for site_id, state in self._unwritten.items():
+            data = state.to_dict()
+            self.store[site_id] = data
+            self._parsed[site_id] = (data, state)
+            out.changes[site_id] = data
+        self._unwritten.clear()
 
     def _schedule(self, site_id: str, state: FilterState) -> None:
         due = next_due(state, self.config)
@@ -168,7 +180,7 @@ class FilterPartition:
             new_state, commands, settled = tick_with_reasons(state, now, self.config)
             self._move_clock(now, out)
             if new_state != state:
-                self._set(site_id, new_state, out)
+                self._set(site_id, new_state)
             else:
                 self._schedule(site_id, new_state)
             out.commands += [command.to_record() for command in commands]
@@ -179,7 +191,10 @@ class FilterPartition:
         estimates it now; None: not known, nothing is written)."""
         out = FilterOutcome()
         if estimate is not None:
-            self._run_due(estimate - self.hold, out)
+            try:
+                self._run_due(estimate - self.hold, out)
+            finally:
+                self._write(out)
         return out
 
     # ------------------------------------------------------------------ setpoints
@@ -189,6 +204,19 @@ class FilterPartition:
         """Filter consumed records of this partition in offset order. A record that is not
         a valid SiteSetpoint becomes a dead letter (stamped ``stamp``, processing time)."""
         out = FilterOutcome()
+        try:
+            self._process(records, limits_at, stamp, out)
+        finally:
+            self._write(out)
+        return out
+
+    def _process(
+        self,
+        records: Sequence[ConsumedRecord],
+        limits_at: LimitsAt,
+        stamp: int,
+        out: FilterOutcome,
+    ) -> None:
         config = self.config
         for record in records:
             try:
@@ -220,10 +248,9 @@ class FilterPartition:
                 continue
             self._move_clock(now, out)
             if new_state != state:
-                self._set(site_id, new_state, out)
+                self._set(site_id, new_state)
             if command is not None:
                 out.commands.append(command.to_record())
             out.reasons[reason] += 1
             if reason in LATE_REASONS:
                 out.dropped.append((site_id, setpoint.setpoint_id, reason, event_time, now))
-        return out

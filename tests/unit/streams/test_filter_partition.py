@@ -11,6 +11,7 @@ import pytest
 from contract.codec import encode
 from streams.steps.filter_partition import CLOCK_KEY, FilterPartition
 from streams.steps.filter_state import FilterConfig, SiteLimits
+from streams.steps.plain import branch_encoder
 from streams.steps.setpoint_filter import FilterReason
 from streams.testing.agents import consumed, fleet_setpoint_record, setpoint_record
 
@@ -144,3 +145,63 @@ def test_limits_are_taken_as_of_the_setpoints_event_time() -> None:
     out = part.process(consumed([sp("a", 1, T0, 2.0)], topic="site.setpoints"), limits_at, STAMP)
     assert asked == [("a", T0)]
     assert out.commands[0]["power_kw"] == 1.5
+
+
+def _arm(site: str, n: int, product: str, kw: float) -> tuple[bytes, bytes]:
+    record = {
+        **setpoint_record(site, f"sp-{n}", T0, 0.0, T0 + 300 * S),
+        "kind": "ARM_RESERVE",
+        "power_kw": None,
+        "reserve": {
+            "product": product,
+            "capacity_kw": kw,
+            "f_start_hz": 49.9,
+            "f_full_hz": 49.5,
+            "deadband_hz": 0.0,
+            "symmetric": False,
+        },
+    }
+    return site.encode(), encode("SiteSetpoint", record)
+
+
+def test_a_homes_lanes_changed_in_one_batch_are_one_change_of_its_final_state() -> None:
+    part = FilterPartition(0, CONFIG, hold_us=S)
+    products = ("FCR_N", "FCR_D_UP", "FCR_D_DOWN")
+    messages = [_arm(site, i, p, 1.0) for i, p in enumerate(products) for site in ("a", "b")]
+    out = feed(part, messages)
+    assert len(out.commands) == 6
+    assert sorted(out.changes) == [CLOCK_KEY, "a", "b"]
+    for site in ("a", "b"):
+        assert out.changes[site] is part.store[site]
+        assert sorted(lane["product"] for lane in out.changes[site]["lanes"]) == sorted(products)
+        assert part.state_of(site).to_dict() == out.changes[site]
+    # what the changelog holds restores the same filter
+    restored = FilterPartition(0, CONFIG, hold_us=S)
+    assert restored.restore(dict(out.changes)) == 2
+    again = [_arm("a", 9, "FCR_N", 1.0)]
+    assert feed(restored, again, first=6).reasons == feed(part, again, first=6).reasons
+
+
+def test_commands_encode_to_the_codecs_bytes_with_the_site_tasks_encoder() -> None:
+    """The site tasks encode the filter's command records with ``branch_encoder`` (raw
+    codec, reserve union named): the same bytes as ``contract.codec.encode``, for a
+    SET_POWER and for an ARM_RESERVE command (the reserve union's record branch)."""
+    arm = {
+        **setpoint_record("b", "sp-2", T0, 0.0, T0 + 300 * S),
+        "kind": "ARM_RESERVE",
+        "power_kw": None,
+        "reserve": {
+            "product": "FCR_D_UP",
+            "capacity_kw": 1.5,
+            "f_start_hz": 49.9,
+            "f_full_hz": 49.5,
+            "deadband_hz": 0.0,
+            "symmetric": False,
+        },
+    }
+    part = FilterPartition(0, CONFIG, hold_us=S)
+    out = feed(part, [sp("a", 1, T0, 2.0), (b"b", encode("SiteSetpoint", arm))])
+    assert [c["kind"] for c in out.commands] == ["SET_POWER", "ARM_RESERVE"]
+    encoder = branch_encoder("SiteCommand")
+    for command in out.commands:
+        assert encoder(command) == encode("SiteCommand", command)
