@@ -42,8 +42,11 @@ def canonical(series: Series, decimals: int = DECIMALS) -> Series:
     if series.start is None:
         raise SeriesError("a canonical series needs an absolute start")
     start = series.start.astype("datetime64[ms]").astype("datetime64[us]")
-    shift = float((series.start - start).astype(np.int64)) / 1e6
-    ms = np.round((series.t + shift) * 1000).astype(np.int64)
+    shift_us = int((series.start - start).astype(np.int64))
+    # whole microseconds first, then half up to milliseconds in integers: evenly spaced
+    # samples stay evenly spaced (float rounding of t + shift could make one 1,001 ms step)
+    us = np.round(series.t * 1e6).astype(np.int64) + shift_us
+    ms = (us + 500) // 1000
     signals: dict[str, object] = {}
     for name in (
         "power_mw",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from analytics.audit.extract import (
@@ -93,6 +93,8 @@ def test_detect_only_the_wanted_products() -> None:
     ),
     offset_us=st.integers(min_value=0, max_value=999_999),
 )
+@example(values=[0.0] * 30, offset_us=24_500)  # a half millisecond: one 1,001 ms step once
+@example(values=[1.0] * 30, offset_us=500)
 def test_canonical_series_round_trips_through_the_csv_writer_exactly(
     values: list[float], offset_us: int, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
