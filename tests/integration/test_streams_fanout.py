@@ -1,0 +1,212 @@
+"""A rebalance of the site partitions while fleet setpoints' fan-outs are being filtered
+(issue 18, item 5), on the real broker with real worker processes.
+
+Worker A runs alone (leader and every site partition) with sites reporting live; fleet
+setpoints follow each other every ``EVERY_S``, each fanned out by the leader into one
+setpoint per site (one transaction), which the per-partition filters turn into commands.
+While they flow, worker B joins (the partitions are split between A and B) and then leaves
+(they all go back to A). Afterwards, as a ``read_committed`` reader sees the topics: every
+fleet setpoint was split once (one setpoint per site, one split version), every site
+setpoint became exactly one command (its id ``command_id_for(site, setpoint)``, never
+written twice), both workers filtered some of them, both said so in their logs, and nothing
+went to the dead letters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from contract.codec import encode
+from contract.kafka import clients
+from contract.kafka.settings import KafkaSettings
+from streams.app import prepare_topics, settings_with
+from streams.settings import StreamsSettings
+from streams.steps.ids import command_id_for
+from streams.testing.agents import fleet_setpoint_record
+from streams.testing.live import LiveTelemetry
+from streams.testing.workers import outputs, wait_leader, workers
+from streams.worker_process import Worker, wait_for
+
+pytestmark = pytest.mark.integration
+
+S = 1_000_000
+PARTITIONS = 4
+#: enough sites that each fan-out is a few hundred setpoints on every partition
+SITES = [f"home-{i:04d}" for i in range(800)]
+#: a fleet setpoint this often while the partitions move; targets alternate between
+#: +TARGET_MW and -TARGET_MW, so every site's share moves by 2 kW (above the filter's
+#: 0.5 kW threshold): each site setpoint is written at once (RAMP_STEP), none held back
+EVERY_S = 0.4
+TARGET_MW = len(SITES) / 1000.0
+OWNS = "site-tasks: now owns partitions"
+GAVE_UP = "site-tasks: gave up partitions"
+SENT = re.compile(r"site-tasks: stopping: \d+ record\(s\) read, (\d+) command\(s\) sent")
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class FanOuts:
+    """Fleet setpoints ``fsp-0``, ``fsp-1``, ... every ``EVERY_S`` from a thread with its own
+    loop and producer until stopped; ``sent`` lists the ids Kafka acknowledged."""
+
+    def __init__(self, kafka: KafkaSettings, topic: str) -> None:
+        self.kafka, self.topic = kafka, topic
+        self.sent: list[str] = []
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="fan-outs", daemon=True)
+
+    def __enter__(self) -> FanOuts:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        if self.error is not None:
+            raise RuntimeError(f"fan-outs failed: {self.error!r}") from self.error
+
+    def wait_more(self, worker: Worker, n: int) -> None:
+        """Until ``n`` more fleet setpoints than now were sent."""
+        target = len(self.sent) + n
+        wait_for(f"{n} more fleet setpoints", worker, lambda: len(self.sent) >= target)
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._run())
+        except BaseException as exc:  # reported by stop()
+            self.error = exc
+
+    async def _run(self) -> None:
+        producer = clients.producer(self.kafka, linger_ms=0)
+        async with clients.running(producer, self.kafka):
+            while not self._stop.is_set():
+                k = len(self.sent)
+                t = now_us()
+                target = TARGET_MW if k % 2 == 0 else -TARGET_MW
+                record = fleet_setpoint_record("flowerhub", f"fsp-{k}", t, target, t + 120 * S)
+                await (
+                    await producer.send(
+                        self.topic, encode("FleetSetpoint", record), key=b"flowerhub"
+                    )
+                )
+                self.sent.append(f"fsp-{k}")
+                # a threading.Event set from another thread: looked at every 0.1 s
+                until = time.monotonic() + EVERY_S
+                while not self._stop.is_set() and (left := until - time.monotonic()) > 0:  # noqa: ASYNC110
+                    await asyncio.sleep(min(left, 0.1))
+
+
+@contextmanager
+def fleet(kafka: KafkaSettings, unique_name: Callable[[str], str]) -> Iterator[StreamsSettings]:
+    app_id = unique_name("fanout")
+    settings = settings_with(bootstrap=kafka.bootstrap_servers, app_id=app_id, prefix=f"{app_id}.")
+    asyncio.run(prepare_topics(settings, partitions=PARTITIONS))
+    with LiveTelemetry(kafka, settings.topic("site.telemetry"), SITES):
+        yield settings
+
+
+def all_online(kafka: KafkaSettings, settings: StreamsSettings) -> bool:
+    return any(
+        s["sites_online"] == len(SITES) for s in outputs(kafka, settings.topic("fleet.state"))
+    )
+
+
+def commands_sent(worker: Worker) -> int:
+    """The commands a stopped worker said it sent over its life (its stop line)."""
+    found = SENT.findall(worker.log())
+    assert found, worker.tail()
+    return int(found[-1])
+
+
+def setpoints_of(
+    kafka: KafkaSettings, settings: StreamsSettings, sources: list[str]
+) -> list[dict[str, Any]]:
+    wanted = set(sources)
+    return [
+        sp for sp in outputs(kafka, settings.topic("site.setpoints")) if sp["source_id"] in wanted
+    ]
+
+
+def check_split(
+    kafka: KafkaSettings, settings: StreamsSettings, sources: list[str]
+) -> list[dict[str, Any]]:
+    """The fan-outs' setpoints, each fleet setpoint split once (one setpoint per site), as
+    a ``read_committed`` reader sees them."""
+    setpoints = setpoints_of(kafka, settings, sources)
+    per_split = Counter((sp["source_id"], sp["site_id"]) for sp in setpoints)
+    twice = [k for k, n in per_split.items() if n > 1]
+    assert twice == [], f"split more than once: {twice[:5]} ({len(twice)})"
+    per_source = Counter(sp["source_id"] for sp in setpoints)
+    short = {s: per_source[s] for s in sources if per_source[s] != len(SITES)}
+    assert short == {}, f"fleet setpoints not split over all {len(SITES)} sites: {short}"
+    return setpoints
+
+
+def commands_of(kafka: KafkaSettings, settings: StreamsSettings) -> Counter[str]:
+    """How often each command id is in ``site.commands``."""
+    return Counter(c["command_id"] for c in outputs(kafka, settings.topic("site.commands")))
+
+
+def test_a_rebalance_during_fan_outs_loses_and_repeats_no_command(
+    kafka: KafkaSettings, unique_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    with (
+        fleet(kafka, unique_name) as settings,
+        workers(settings, tmp_path / "a", 1, partitions=PARTITIONS) as (a,),
+    ):
+        wait_leader([a])
+        wait_for("every site online", a, lambda: all_online(kafka, settings), timeout_s=60)
+        with FanOuts(kafka, settings.topic("market.fleet-setpoints")) as fan_outs:
+            fan_outs.wait_more(a, 2)
+            with workers(settings, tmp_path / "b", 1, partitions=PARTITIONS) as (b,):
+                wait_for("B owns partitions", b, lambda: OWNS in b.log())
+                wait_for("A gave some up", a, lambda: a.log().count(OWNS) >= 2)
+                fan_outs.wait_more(b, 4)
+            # B left (SIGTERM): its partitions go back to A while the fan-outs go on
+            wait_for("A owns them again", a, lambda: a.log().count(OWNS) >= 3)
+            fan_outs.wait_more(a, 4)
+        sources = fan_outs.sent
+
+        def split() -> list[dict[str, Any]] | None:
+            found = setpoints_of(kafka, settings, sources)
+            return found if len(found) >= len(sources) * len(SITES) else None
+
+        wait_for("every fan-out split", a, split, timeout_s=60)
+        expected = {
+            command_id_for(sp["site_id"], sp["setpoint_id"])
+            for sp in check_split(kafka, settings, sources)
+        }
+
+        def written() -> Counter[str] | None:
+            found = commands_of(kafka, settings)
+            return found if expected <= found.keys() else None
+
+        commands = wait_for("every fan-out's commands", a, written, timeout_s=60)
+        time.sleep(1.0)  # anything written twice would show up now
+        check_split(kafka, settings, sources)
+        commands = commands_of(kafka, settings)
+        letters = outputs(kafka, settings.topic("deadletter"))
+    assert len(expected) == len(sources) * len(SITES)
+    assert commands.keys() == expected
+    twice = [c for c, n in commands.items() if n > 1]
+    assert twice == [], f"{len(twice)} command id(s) written more than once"
+    assert letters == []
+    assert GAVE_UP in a.log()
+    assert commands_sent(b) > 0, "B filtered part of the fan-outs"
+    assert commands_sent(a) > 0
