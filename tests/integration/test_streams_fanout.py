@@ -18,6 +18,14 @@ open fan-out is aborted: its records are in the log, invisible to ``read_committ
 takes its partitions and redoes the fan-out from the last snapshot: again each fleet
 setpoint split once and every site setpoint one command (repeated only with the same id and
 content: the killed worker's own filter may have sent a command it had not committed).
+
+A worker frozen (SIGSTOP) past its session while it filters the fan-outs, then resumed:
+the leader takes its partitions and their fan-outs meanwhile; on resuming it drops what it
+read or filtered while no longer a member (``streams.agents.groups.still_member`` and
+``expelled``: asked of the broker, said in its log) instead of writing commands for
+partitions it lost; it rejoins and filters again. Every site setpoint is one command; a
+repeat (the one cycle the freeze cut in the middle of its sends, at least once by design)
+has the same id and content.
 """
 
 from __future__ import annotations
@@ -42,13 +50,14 @@ from contract.codec import decode_raw, encode
 from contract.kafka import clients
 from contract.kafka.admin import topic_partitions
 from contract.kafka.settings import KafkaSettings
+from contract.testing.metrics import scrape
 from streams.app import prepare_topics, settings_with
 from streams.settings import StreamsSettings
 from streams.steps.ids import command_id_for
 from streams.testing.agents import fleet_setpoint_record
 from streams.testing.live import LiveTelemetry
 from streams.testing.workers import leads, outputs, wait_leader, workers
-from streams.worker_process import Worker, wait_for
+from streams.worker_process import Worker, metrics_url, streams_worker, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -61,8 +70,15 @@ SITES = [f"home-{i:04d}" for i in range(800)]
 #: 0.5 kW threshold): each site setpoint is written at once (RAMP_STEP), none held back
 EVERY_S = 0.4
 TARGET_MW = len(SITES) / 1000.0
+FILTERED = "flowerhub_filter_setpoints_total"
 OWNS = "site-tasks: now owns partitions"
 GAVE_UP = "site-tasks: gave up partitions"
+#: what a worker resuming past its session says (``streams.agents.groups``, ``site_tasks``)
+RESUMED = (
+    "not confirmed as a member of the group",
+    "no longer a member of the group: its outputs are dropped",
+    "offsets not committed (read again later)",
+)
 SENT = re.compile(r"site-tasks: stopping: \d+ record\(s\) read, (\d+) command\(s\) sent")
 
 
@@ -140,6 +156,12 @@ def all_online(kafka: KafkaSettings, settings: StreamsSettings) -> bool:
     )
 
 
+def owns_now(worker: Worker) -> str | None:
+    """The partitions of the worker's last "now owns" line (``[0, 1]``), None before one."""
+    found = re.findall(re.escape(OWNS) + r" (\[[\d, ]*\])", worker.log())
+    return found[-1] if found else None
+
+
 def commands_sent(worker: Worker) -> int:
     """The commands a stopped worker said it sent over its life (its stop line)."""
     found = SENT.findall(worker.log())
@@ -176,6 +198,35 @@ def commands_of(kafka: KafkaSettings, settings: StreamsSettings) -> Counter[str]
     return Counter(c["command_id"] for c in outputs(kafka, settings.topic("site.commands")))
 
 
+def wait_commands(
+    kafka: KafkaSettings, settings: StreamsSettings, sources: list[str], worker: Worker
+) -> Counter[str]:
+    """Once every fleet setpoint of ``sources`` was split (once) and each of its site
+    setpoints became a command, and a second more (anything written twice would show up):
+    the commands by id; every one of them is of those setpoints."""
+
+    def split() -> list[dict[str, Any]] | None:
+        found = setpoints_of(kafka, settings, sources)
+        return found if len(found) >= len(sources) * len(SITES) else None
+
+    wait_for("every fan-out split", worker, split, timeout_s=60)
+    expected = {
+        command_id_for(sp["site_id"], sp["setpoint_id"])
+        for sp in check_split(kafka, settings, sources)
+    }
+    wait_for(
+        "every fan-out's commands",
+        worker,
+        lambda: expected <= commands_of(kafka, settings).keys(),
+        timeout_s=60,
+    )
+    time.sleep(1.0)  # anything written twice would show up now
+    check_split(kafka, settings, sources)
+    commands = commands_of(kafka, settings)
+    assert commands.keys() == expected
+    return commands
+
+
 def test_a_rebalance_during_fan_outs_loses_and_repeats_no_command(
     kafka: KafkaSettings, unique_name: Callable[[str], str], tmp_path: Path
 ) -> None:
@@ -187,10 +238,13 @@ def test_a_rebalance_during_fan_outs_loses_and_repeats_no_command(
         wait_for("every site online", a, lambda: all_online(kafka, settings), timeout_s=60)
         with FanOuts(kafka, settings.topic("market.fleet-setpoints")) as fan_outs:
             fan_outs.wait_more(a, 2)
-            with workers(settings, tmp_path / "b", 1, partitions=PARTITIONS) as (b,):
+            (tmp_path / "b").mkdir()
+            with streams_worker(settings, tmp_path / "b", partitions=PARTITIONS, metrics=True) as b:
                 wait_for("B owns partitions", b, lambda: OWNS in b.log())
                 wait_for("A gave some up", a, lambda: a.log().count(OWNS) >= 2)
-                fan_outs.wait_more(b, 4)
+                url = metrics_url(b)
+                wait_for("B filters", b, lambda: scrape(url).value(FILTERED, outcome="written"))
+                fan_outs.wait_more(b, 2)
             # B left (SIGTERM): its partitions go back to A while the fan-outs go on
             wait_for("A owns them again", a, lambda: a.log().count(OWNS) >= 3)
             fan_outs.wait_more(a, 4)
@@ -347,4 +401,44 @@ def test_the_leader_killed_inside_a_fan_out_transaction_is_redone_once_by_the_su
     # the killed worker's own filter may repeat a command it sent but had not committed,
     # with the same id and content (the edge bridge applies a command id once)
     assert all(all(c == same[0] for c in same) for same in by_id.values())
+    assert letters == []
+
+
+def test_a_worker_frozen_past_its_session_during_fan_outs_loses_no_command(
+    kafka: KafkaSettings, unique_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    with (
+        fleet(kafka, unique_name) as settings,
+        workers(settings, tmp_path, 2, partitions=PARTITIONS) as running,
+    ):
+        leader = wait_leader(running)
+        frozen = next(w for w in running if w is not leader)
+        wait_for("its partitions", frozen, lambda: OWNS in frozen.log())
+        wait_for("every site online", leader, lambda: all_online(kafka, settings), timeout_s=60)
+        with FanOuts(kafka, settings.topic("market.fleet-setpoints")) as fan_outs:
+            fan_outs.wait_more(leader, 3)
+            owned = leader.log().count(OWNS)
+            frozen.proc.send_signal(signal.SIGSTOP)  # while it filters the fan-outs
+            try:
+                wait_for(
+                    "the leader takes every partition",
+                    leader,
+                    lambda: leader.log().count(OWNS) > owned and owns_now(leader) == "[0, 1, 2, 3]",
+                )
+                fan_outs.wait_more(leader, 2)
+            finally:
+                frozen.proc.send_signal(signal.SIGCONT)
+            wait_for("the resumed worker gives up", frozen, lambda: GAVE_UP in frozen.log())
+            wait_for("it owns partitions again", frozen, lambda: frozen.log().count(OWNS) >= 2)
+            fan_outs.wait_more(leader, 3)
+        commands = wait_commands(kafka, settings, fan_outs.sent, leader)
+        letters = outputs(kafka, settings.topic("deadletter"))
+        found = outputs(kafka, settings.topic("site.commands"))
+        last = {c["command_id"]: c for c in found}
+        same = all(c == last[c["command_id"]] for c in found)
+    # on resuming, it drops what it read or filtered while it was no longer a member (its
+    # partitions' owners read it again); a cycle the freeze cut in the middle of its sends is
+    # repeated by the new owner with the same ids and content (the edge applies an id once)
+    assert any(line in frozen.log() for line in RESUMED), frozen.tail()
+    assert same, f"{sum(n > 1 for n in commands.values())} id(s) repeated with other content"
     assert letters == []
