@@ -64,7 +64,7 @@ pytestmark = pytest.mark.integration
 S = 1_000_000
 PARTITIONS = 4
 #: enough sites that each fan-out is a few hundred setpoints on every partition
-SITES = [f"home-{i:04d}" for i in range(800)]
+SITES = [f"home-{i:04d}" for i in range(1200)]
 #: a fleet setpoint this often while the partitions move; targets alternate between
 #: +TARGET_MW and -TARGET_MW, so every site's share moves by 2 kW (above the filter's
 #: 0.5 kW threshold): each site setpoint is written at once (RAMP_STEP), none held back
@@ -280,7 +280,7 @@ def test_a_rebalance_during_fan_outs_loses_and_repeats_no_command(
 
 
 async def freeze_in_open_transaction(
-    kafka: KafkaSettings, topic: str, leader: Worker, timeout_s: float = 60.0
+    kafka: KafkaSettings, topic: str, leader: Worker, timeout_s: float = 90.0
 ) -> int:
     """SIGSTOP ``leader`` while a transaction of its is open on ``topic`` (a partition's high
     watermark past its last stable offset, seen by a ``read_committed`` reader at the end),
