@@ -29,10 +29,11 @@ setpoint), dead letters per topic/partition/offset): the leader merges a repeate
 into the same window, the edge bridge applies a command id once.
 
 A rebalance waits for the batch in hand (``on_partitions_revoked`` takes the same lock),
-then drops the partitions given up (their filter stores go back to the standby copy); a
-new partition is restored first (``on_partitions_assigned``): telemetry from the last
-progress its previous owner published and the group's committed offset, the filter from
-the standby copy read to the changelog's end.
+then drops the partitions given up (the standby copy tails their changelog again); a new
+partition is restored first (``on_partitions_assigned``): telemetry from the last progress
+its previous owner published and the group's committed offset, the filter from the standby
+copy read to the changelog's end. Back from a freeze past the session timeout, a worker
+writes nothing until the group confirms it still owns its partitions (``groups``).
 """
 
 from __future__ import annotations
