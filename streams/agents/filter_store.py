@@ -150,9 +150,11 @@ class ChangelogStandby:
         self._owned.update(partitions)
         return {p: self.stores[p] for p in partitions}
 
-    def give_back(self, partition: int, store: Mapping[str, Any]) -> None:
-        """Stop owning ``partition``: keep the owner's last ``store`` and tail it again."""
-        self.stores[partition] = dict(store)
+    def give_back(self, partition: int) -> None:
+        """Stop owning ``partition`` and tail it again from where :meth:`take` paused it:
+        the copy becomes what the owner wrote to the changelog, not the owner's memory (a
+        cycle of a worker that was expelled while frozen changed its memory, never the
+        changelog, and is read again by the partition's next owner)."""
         self._owned.discard(partition)
         if self._consumer is not None:
             self._consumer.resume(TopicPartition(self.topic, partition))

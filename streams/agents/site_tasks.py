@@ -30,10 +30,11 @@ setpoint), dead letters per topic/partition/offset): the leader merges a repeate
 into the same window, the edge bridge applies a command id once.
 
 A rebalance waits for the batch in hand (``on_partitions_revoked`` takes the same lock),
-then drops the partitions given up (their filter stores go back to the standby copy); a
-new partition is restored first (``on_partitions_assigned``): telemetry from the last
-progress its previous owner published and the group's committed offset, the filter from
-the standby copy read to the changelog's end.
+then drops the partitions given up (the standby copy tails their changelog again); a new
+partition is restored first (``on_partitions_assigned``): telemetry from the last progress
+its previous owner published and the group's committed offset, the filter from the standby
+copy read to the changelog's end. Back from a freeze past the session timeout, a worker
+writes nothing until the group confirms it still owns its partitions (``groups``).
 """
 
 from __future__ import annotations
@@ -71,9 +72,11 @@ from contract.topics import topic as topic_row
 from streams.agents.filter_store import ChangelogStandby, changelog_entry
 from streams.agents.groups import (
     caught_up,
+    expelled,
     group_id,
     session_timeout_refused,
     slices_topic,
+    still_member,
     wall_micros,
 )
 from streams.agents.site_clock import PartitionClocks, last_progress
@@ -165,6 +168,7 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
         self.commands_topic = settings.topic("site.commands")
         self.deadletter_topic = settings.topic("deadletter")
         self._lock = asyncio.Lock()
+        self._polled = time.monotonic()  # a poll it was surely a group member at
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         Service.__init__(self, **kwargs)
@@ -267,8 +271,8 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
                     del self.owned[tp.partition]
                     self._late_seen.pop(tp.partition, None)
                 elif tp.topic == self.setpoints_topic and tp.partition in self.filters:
-                    owned = self.filters.pop(tp.partition)
-                    self.standby.give_back(tp.partition, owned.partition.store)
+                    del self.filters[tp.partition]
+                    self.standby.give_back(tp.partition)
             if revoked:
                 log.warning(
                     "%s: gave up %s", NAME, describe_partitions(revoked, self.telemetry_topic)
@@ -342,10 +346,17 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
     # ------------------------------------------------------------------ the loop
     async def _run(self) -> None:
         consumer = self._consumer
+        session_s = self.settings.workers.session_timeout_s
+        self._polled = time.monotonic()
         try:
             while not self._closing:
                 batches = await consumer.getmany(timeout_ms=POLL_MS, max_records=MAX_RECORDS)
+                polled = time.monotonic()
+                away = polled - self._polled  # since a poll it was surely a member at
                 async with self._lock:
+                    if away > session_s and not await still_member(consumer, batches, away, NAME):
+                        continue  # (asked again at the next poll, until the rebalance)
+                    self._polled = polled
                     await self.cycle(batches)
         except asyncio.CancelledError:
             raise
@@ -430,15 +441,15 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
             owned.published, owned.published_at = key, now
 
     async def _idle(self, batch: CycleBatch, fed: Iterable[int], now: int) -> None:
-        """Silent caught-up partitions: their clock follows the wall (windows close); the
-        filters' due writes up to their estimated clock."""
+        """Silent caught-up partitions: a watermark each (``site_clock``); the filters' due
+        writes up to their estimated clock."""
         consumer = self._consumer
         clocks = self.clocks
         estimate = await clocks.estimate(self.owned, now)
         for p, owned in self.owned.items():
             tp = TopicPartition(self.telemetry_topic, p)
             part = owned.telemetry
-            position = await self._caught_up(consumer, tp)
+            position = await caught_up(consumer, tp)
             if position is None:
                 continue
             if part.clock is None:
@@ -458,7 +469,7 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
         fed_set = set(fed)
         for p, owned_filter in self.filters.items():
             tp = TopicPartition(self.setpoints_topic, p)
-            if p in fed_set or await self._caught_up(consumer, tp) is None:
+            if p in fed_set or await caught_up(consumer, tp) is None:
                 continue
             clock = owned_filter.input_clock
             if clock is None:
@@ -467,18 +478,16 @@ class SiteTasks(Service, ConsumerRebalanceListener):  # type: ignore[misc]  # un
             if ticked.commands or ticked.changes:
                 batch.filtered.append((p, ticked))
 
-    @staticmethod
-    async def _caught_up(consumer: Any, tp: Any) -> int | None:
-        """The position when the partition is read to its end as of a fetch in the last
-        ``FRESH_S`` (else None: behind, or the broker not heard from: an outage's backlog
-        must not find its windows closed by the wall clock)."""
-        return await caught_up(consumer, tp)
-
     async def _send(self, batch: CycleBatch) -> None:
         """The cycle's slices, commands and dead letters, then the changed filter states,
         each group acknowledged record by record (``contract.kafka.delivery``) before the
-        next; the offsets last."""
+        next; the offsets last. None of it from a worker expelled while frozen in the cycle."""
         assert self._sender is not None  # noqa: S101  # set by on_start
+        away = time.monotonic() - self._polled
+        if away > self.settings.workers.session_timeout_s and await expelled(
+            self._consumer, away, NAME
+        ):
+            return
         app_id = self.settings.app_id
         out = [
             Outgoing(
