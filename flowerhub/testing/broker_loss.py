@@ -10,7 +10,7 @@ site, through the worker's filter) and waits for every site's CommandResult, and
 broker. At the end it reads what happened from the bridge's acknowledgements, the log and the
 archive: per topic the longest gap between acknowledged records around each kill, each
 site's longest event-to-ack delay, duplicates in the log and in the archive, and telemetry
-events lost (emitted by the bridge, not archived).
+events lost (emitted by the bridge, neither archived nor still in its durable outbox).
 
 Used by the cluster fault test (tests/integration/test_cluster_fault.py) and the benchmark
 (bench/bench_broker_loss.py).
@@ -68,7 +68,10 @@ class LossReport:
     max_delay_s: float  # the longest event (poll) -> Kafka ack delay of any telemetry record
     emitted: int  # telemetry events the bridge made
     archived: int  # distinct telemetry event ids in the archive
-    lost: int  # emitted, never archived
+    lost: int  # emitted, never archived and not in the bridge's outbox either
+    #: emitted and still in the bridge's durable outbox when it stopped (its stop is bounded:
+    #: they go out at its next start, with their event ids): not lost
+    in_outbox: int
     log_duplicates: dict[str, int]  # topic -> records whose event id was already in the log
     archive_duplicates: int  # telemetry rows sharing an event id in the archive
     notes: list[str] = field(default_factory=list)
@@ -236,6 +239,19 @@ def _site_figures(
             if not any(a <= k <= b for k in kills):
                 quiet = max(quiet, b - a)
     return gap, quiet, delay
+
+
+def _in_outbox(directory: Path) -> set[str]:
+    """The event ids still in the stopped bridge's durable outbox."""
+    from edge.bridge.outbox import Outbox
+
+    if not directory.is_dir():
+        return set()
+    outbox = Outbox(directory)
+    try:
+        return {r.event_id for r in outbox.pending()}
+    finally:
+        outbox.close()
 
 
 def _archiver_caught_up(archive: Path, emitted: set[str], within_s: float) -> None:
@@ -406,6 +422,7 @@ def run_broker_loss(
                 notes.append("archiver killed after 30 s")
             archive_log.close()
     archived, archive_dups = _archived(archive)
+    pending = _in_outbox(workdir / "bridge" / "outbox") - archived
     kills = [r.killed_at for r in rounds]
     gap, quiet, delay = _site_figures(cap.acks, kills)
     return LossReport(
@@ -417,7 +434,8 @@ def run_broker_loss(
         max_delay_s=delay,
         emitted=len(cap.emitted_ids),
         archived=len(archived),
-        lost=len(cap.emitted_ids - archived),
+        lost=len(cap.emitted_ids - archived - pending),
+        in_outbox=len(pending),
         log_duplicates=_log_duplicates(kafka, [topics.telemetry_topic(), topics.command_topic]),
         archive_duplicates=archive_dups,
         notes=notes,

@@ -313,5 +313,8 @@ def test_a_broker_killed_under_the_pipeline_costs_only_the_election(
     )
     assert report.emitted > SITES * 20
     assert report.lost == 0, f"{report.lost} of {report.emitted} telemetry events not archived"
-    assert report.archived == report.emitted
+    # the bridge's stop is bounded: what a loaded runner left unsent is in its durable outbox
+    # (at most the last poll round), sent at its next start with the same event ids
+    assert report.in_outbox <= SITES, report.in_outbox
+    assert report.archived + report.in_outbox == report.emitted
     assert report.archive_duplicates == 0
