@@ -215,7 +215,10 @@ def test_one_partition_unavailable_the_others_keep_flowing(cluster: ClusterState
     frozen = cluster.node(3).pid
 
     async def started() -> object:
-        producer = clients.producer(kafka, request_timeout_ms=5000, linger_ms=2)
+        # a request to the frozen broker (a produce, or the metadata refresh that partition
+        # 2's missing leader asks for, which the other partitions' sends wait on) gives up
+        # after 1.5 s: the 2 s below is the live partitions' bound, not the client's timeout
+        producer = clients.producer(kafka, request_timeout_ms=1500, linger_ms=2)
         await clients.start(producer, kafka)
         return producer
 
